@@ -1,0 +1,37 @@
+"""diffjpeg: JPEG as a differentiable PyTorch layer, bit-exact with libjpeg-turbo.
+
+Stages, one module each, in pipeline order:
+
+=================  =====================================  ======================
+module             stage                                  libjpeg-turbo source
+=================  =====================================  ======================
+``color``          RGB <-> YCbCr                          jccolor.c, jdcolor.c
+``sampling``       chroma down- and upsampling            jcsample.c, jdsample.c
+``blocks``         edge padding, 8x8 blocks               jcprepct.c, jdmainct.c
+``dct``            level shift, DCT and IDCT              jfdctint.c, jidctint.c
+``quality``        quality-scaled quantization tables     jcparam.c
+``quantize``       quantization and dequantization        jcdctmgr.c
+``rounding``       surrogate gradients
+``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
+=================  =====================================  ======================
+"""
+from . import blocks, color, dct, quality, quantize, rounding, sampling
+from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
+from .coefficients import Coefficients
+from .quality import quality_tables, standard_tables
+from .rounding import ROUNDINGS, soft_round
+
+__all__ = [
+    "Coefficients",
+    "DiffJPEG",
+    "JPEGDecoder",
+    "JPEGEncoder",
+    "ROUNDINGS",
+    "decode",
+    "encode",
+    "jpeg",
+    "quality_tables",
+    "soft_round",
+    "standard_tables",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,436 @@
+"""The JPEG pipeline, composed from its stages.
+
+encode: 8-bit samples -> RGB to YCbCr (color) -> edge padding (blocks) ->
+chroma downsampling (sampling) -> 8x8 blocks -> level shift and DCT (dct) ->
+quantization (quantize) -> :class:`Coefficients`.
+
+decode: dequantization -> IDCT -> crop -> chroma upsampling -> YCbCr to RGB.
+
+Forward modes, and the gradient each one gives:
+
+* ``"exact"``: libjpeg-turbo's integer encoder and decoder (ISLOW DCT, fancy
+  upsampling), bit for bit what saving and loading the JPEG gives. Backward:
+  per stage, the derivative of the real-valued stage at the exact stage input;
+  the quantizer uses the chosen rounding surrogate, the 8-bit steps and clamps
+  are straight-through.
+* ``"float"``: real-valued JPEG: real DCT, true rounding of coefficients and of
+  8-bit samples. Backward: as exact.
+* ``"soft"``: real-valued JPEG with the rounding surrogate in the forward pass
+  too and no 8-bit rounding; smooth, and its backward is its true gradient.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor, nn
+
+from . import color
+from .blocks import merge_blocks, replicate_edges, split_blocks
+from .coefficients import SUBSAMPLINGS, Coefficients, component_geometry
+from .dct import fdct, idct
+from .quality import quality_tables, standard_tables
+from .quantize import dequantize, quantize
+from .rounding import (
+    DEFAULT_FOURIER_ORDER,
+    DEFAULT_TEMPERATURE,
+    check_rounding,
+    clamp_ste,
+    round_ste,
+)
+from .sampling import downsample, upsample
+
+FORWARDS = ("exact", "float", "soft")
+DEFAULT_QUALITY = 75  # libjpeg's default
+
+
+# ---------------------------------------------------------------- validation
+def _check_choice(name: str, value, allowed) -> None:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+
+
+def _checking_values() -> bool:
+    """Value checks read tensors back to Python: done eagerly, skipped while
+    ``torch.compile`` traces (shape and type checks always run)."""
+    return not torch.compiler.is_compiling()
+
+
+def _check_finite(name: str, t: Tensor) -> None:
+    if _checking_values() and t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+
+
+def _check_image(image) -> tuple[torch.Size, int, int, int]:
+    if not isinstance(image, Tensor):
+        raise TypeError(f"image must be a torch.Tensor of shape (..., C, H, W), got {type(image).__name__}")
+    if image.dim() < 3:
+        raise ValueError(f"image must have shape (..., C, H, W) with C = 1 or 3, got shape {tuple(image.shape)}")
+    *batch, channels, height, width = image.shape
+    if channels not in (1, 3):
+        raise ValueError(f"image must have 1 (grayscale) or 3 (RGB) channels, got {channels} in shape {tuple(image.shape)}")
+    if image.numel() == 0:
+        raise ValueError(f"image is empty: shape {tuple(image.shape)}")
+    if image.dtype != torch.uint8 and not image.is_floating_point():
+        raise TypeError(f"image must be float in [0, 1] or uint8, got dtype {image.dtype}")
+    _check_finite("image", image)
+    return torch.Size(batch), channels, height, width
+
+
+def _per_image(name: str, value: Tensor, batch: torch.Size, tail: tuple[int, ...]) -> Tensor:
+    """Reshape ``value`` (shared, per image over ``batch``, or flat ``(B, ...)``) to ``(B, *tail)``."""
+    count = math.prod(batch)
+    shape = tuple(value.shape)
+    if shape == tail:
+        return value.expand((count,) + tail)
+    if shape == tuple(batch) + tail or shape == (count,) + tail:
+        return value.reshape((count,) + tail)
+    allowed = [tail, tuple(batch) + tail, (count,) + tail]
+    raise ValueError(f"{name} has shape {shape}; expected one of {sorted(set(allowed))}")
+
+
+def _quality_tensor(quality, batch: torch.Size, dtype, device) -> Tensor:
+    if isinstance(quality, bool) or not isinstance(quality, (int, float, Tensor)):
+        raise TypeError(f"quality must be a number or a tensor, got {type(quality).__name__}")
+    q = quality if isinstance(quality, Tensor) else torch.tensor(float(quality))
+    if not q.is_floating_point():
+        q = q.to(dtype)
+    _check_finite("quality", q)
+    if _checking_values() and bool(((q.detach() < 0) | (q.detach() > 100)).any()):
+        raise ValueError(f"quality must be in [0, 100], got {q.detach().flatten()[:8].tolist()}")
+    if q.dim() == 0 or q.numel() == 1:
+        q = q.reshape(())
+    return _per_image("quality", q.to(device=device, dtype=dtype), batch, ())
+
+
+def _qtables_tensor(qtables, batch: torch.Size, dtype, device) -> Tensor:
+    if not isinstance(qtables, Tensor):
+        raise TypeError(f"qtables must be a torch.Tensor of shape (2, 8, 8) or (B, 2, 8, 8), got {type(qtables).__name__}")
+    if not qtables.is_floating_point():
+        qtables = qtables.to(dtype)
+    _check_finite("qtables", qtables)
+    if qtables.shape[-3:] != (2, 8, 8):
+        raise ValueError(f"qtables must have shape (2, 8, 8) or (B, 2, 8, 8) (luma, chroma), got {tuple(qtables.shape)}")
+    if _checking_values() and bool((qtables.detach() <= 0).any()):
+        raise ValueError("qtables entries must be > 0 (they are divisors)")
+    return _per_image("qtables", qtables.to(device=device, dtype=dtype), batch, (2, 8, 8))
+
+
+def _matrix_tensor(name: str, matrix, batch: torch.Size, dtype, device) -> Tensor | None:
+    if matrix is None:
+        return None
+    if not isinstance(matrix, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (3, 3) or (B, 3, 3), got {type(matrix).__name__}")
+    _check_finite(name, matrix)
+    m = matrix.to(device=device, dtype=dtype)
+    if m.shape == (3, 3):
+        return m
+    return _per_image(name, m, batch, (3, 3))
+
+
+def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, device) -> Tensor:
+    """The ``(B, 2, 8, 8)`` tables a call quantizes with (see :func:`encode`)."""
+    if quality is None and qtables is None:
+        quality = DEFAULT_QUALITY
+    base = None if qtables is None else _qtables_tensor(qtables, batch, dtype, device)
+    if exact and base is not None:
+        base = round_ste(base)
+    if quality is None:
+        return clamp_ste(base, 1.0, 255.0)
+    q = _quality_tensor(quality, batch, dtype, device)
+    if base is None:
+        base = standard_tables(dtype, device)
+    return quality_tables(q, base, exact)
+
+
+# ---------------------------------------------------------------- pipeline
+def encode(
+    image: Tensor,
+    quality: float | Tensor | None = None,
+    qtables: Tensor | None = None,
+    subsampling: str = "4:2:0",
+    forward: str = "exact",
+    rounding: str = "polynomial",
+    fourier_order: int = DEFAULT_FOURIER_ORDER,
+    temperature: float = DEFAULT_TEMPERATURE,
+    rgb_to_ycbcr: Tensor | None = None,
+) -> Coefficients:
+    """Encode images to quantized DCT coefficients, as a JPEG encoder does.
+
+    Args:
+        image: ``(..., C, H, W)``, C = 3 (RGB) or 1 (grayscale), float in [0, 1]
+            (values outside are clipped, straight-through) or uint8. Any batch
+            shape, any H, W >= 1. Rounded to 8 bits first except in soft mode.
+        quality: a number or tensor (one value, or one per image) in [0, 100],
+            fractional allowed, may require grad; libjpeg's scaling. Exact mode
+            rounds it to the nearest integer forward. Default 75 when neither
+            ``quality`` nor ``qtables`` is given.
+        qtables: base tables ``(2, 8, 8)`` or ``(B, 2, 8, 8)`` (luma, chroma;
+            natural order), entries > 0, may require grad. Without ``quality``
+            they are used as given (rounded and clamped to [1, 255] as a baseline
+            JPEG stores them); with it they are scaled like libjpeg's tables.
+        subsampling: ``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"`` (ignored for grayscale).
+        forward: ``"exact"``, ``"float"`` or ``"soft"`` (module docstring).
+        rounding: quantizer surrogate: ``"linear"``, ``"polynomial"``,
+            ``"fourier"`` or ``"sigmoid"``.
+        fourier_order, temperature: parameters of the fourier and sigmoid surrogates.
+        rgb_to_ycbcr: ``(3, 3)`` or ``(B, 3, 3)`` color matrix (rows Y, Cb, Cr);
+            libjpeg's if ``None``. May require grad.
+
+    Returns:
+        :class:`Coefficients` with the image's batch shape.
+
+    Example:
+        >>> c = encode(torch.rand(3, 17, 33), quality=90, subsampling="4:2:2")
+        >>> c.y.shape, c.cb.shape
+        (torch.Size([3, 5, 8, 8]), torch.Size([3, 3, 8, 8]))
+    """
+    batch, channels, height, width = _check_image(image)
+    _check_choice("forward", forward, FORWARDS)
+    _check_choice("subsampling", subsampling, SUBSAMPLINGS)
+    check_rounding(rounding, fourier_order, temperature)
+    dtype = image.dtype if image.is_floating_point() else torch.float32
+    device = image.device
+    count = math.prod(batch)
+    tables = resolve_tables(quality, qtables, batch, forward == "exact", dtype, device)
+    matrix = _matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, dtype, device)
+
+    x = image.reshape(count, channels, height, width)
+    samples = x.to(dtype) if image.dtype == torch.uint8 else clamp_ste(x, 0.0, 1.0) * 255.0
+    if forward != "soft":
+        samples = round_ste(samples)
+    planes = color.rgb_to_ycbcr(samples, matrix, forward) if channels == 3 else samples
+
+    luma = (1, 1) if channels == 1 else SUBSAMPLINGS[subsampling]
+    factors = [luma] + [(1, 1)] * (channels - 1)
+    blocks = []
+    for ci, f in enumerate(factors):
+        geo = component_geometry((height, width), f, luma)
+        plane = replicate_edges(planes[:, ci], *geo.padded)
+        plane = downsample(plane, geo.scale[0], geo.scale[1], forward)
+        plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
+        coefficients = fdct(split_blocks(plane), forward)
+        table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
+        quantized = quantize(coefficients, table, forward, rounding, fourier_order, temperature)
+        blocks.append(quantized.reshape(batch + quantized.shape[1:]))
+    if channels == 1:
+        blocks += [None, None]
+    return Coefficients(
+        y=blocks[0],
+        cb=blocks[1],
+        cr=blocks[2],
+        qtables=tables.reshape(batch + (2, 8, 8)),
+        subsampling=subsampling,
+        size=(height, width),
+    )
+
+
+def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Tensor | None = None) -> Tensor:
+    """Decode quantized DCT coefficients to images, as a JPEG decoder does.
+
+    Args:
+        coefficients: :class:`Coefficients` from :func:`encode` (or built by hand).
+        forward: ``"exact"`` (libjpeg-turbo's default decoder; coefficients are
+            rounded to integers first), ``"float"`` or ``"soft"``.
+        ycbcr_to_rgb: ``(3, 3)`` or ``(B, 3, 3)`` matrix on ``(Y, Cb-128, Cr-128)``;
+            libjpeg's decoder constants if ``None``. May require grad.
+
+    Returns:
+        ``(*batch, C, H, W)`` float images in [0, 1], dtype of the coefficients.
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> decode(encode(x, quality=75)).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    if not isinstance(coefficients, Coefficients):
+        raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
+    _check_choice("forward", forward, FORWARDS)
+    c = coefficients
+    _check_choice("subsampling", c.subsampling, SUBSAMPLINGS)
+    batch = c.batch_shape
+    count = math.prod(batch)
+    height, width = c.size
+    tables = c.qtables.reshape(count, 2, 8, 8)
+    dtype = c.y.dtype if c.y.is_floating_point() else torch.float32
+    geometries = c.geometries()
+    planes = []
+    for ci, (blocks, geo) in enumerate(zip(c.components, geometries)):
+        expected = batch + geo.blocks + (8, 8)
+        if blocks.shape != expected:
+            raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
+        q = blocks.reshape(count, *geo.blocks, 8, 8).to(dtype)
+        if forward == "exact":
+            q = round_ste(q)
+        samples = idct(dequantize(q, tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8).to(dtype)), forward)
+        plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
+        plane = upsample(plane, geo.scale[0], geo.scale[1], forward)
+        planes.append(plane[..., :height, :width])
+    ycc = torch.stack(planes, dim=1)
+    if len(planes) == 3:
+        matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, dtype, ycc.device)
+        ycc = color.ycbcr_to_rgb(ycc, matrix, forward)
+    return (ycc / 255.0).reshape(batch + ycc.shape[1:])
+
+
+def jpeg(
+    image: Tensor,
+    quality: float | Tensor | None = None,
+    qtables: Tensor | None = None,
+    subsampling: str = "4:2:0",
+    forward: str = "exact",
+    rounding: str = "polynomial",
+    fourier_order: int = DEFAULT_FOURIER_ORDER,
+    temperature: float = DEFAULT_TEMPERATURE,
+    rgb_to_ycbcr: Tensor | None = None,
+    ycbcr_to_rgb: Tensor | None = None,
+) -> Tensor:
+    """Compress and decompress: ``decode(encode(image))``, differentiably.
+
+    Arguments as in :func:`encode` and :func:`decode`. With ``forward="exact"``
+    the result equals saving the image as a JPEG with libjpeg-turbo (Pillow,
+    OpenCV) and loading it again, pixel for pixel.
+
+    Returns:
+        Same shape, dtype and device as ``image``; uint8 in, uint8 out.
+
+    Example:
+        >>> x = torch.rand(4, 3, 32, 32, requires_grad=True)
+        >>> y = jpeg(x, quality=50)
+        >>> y.sum().backward(); x.grad.shape
+        torch.Size([4, 3, 32, 32])
+    """
+    coefficients = encode(image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr)
+    out = decode(coefficients, forward, ycbcr_to_rgb)
+    if image.dtype == torch.uint8:
+        return torch.round(out.detach() * 255.0).to(torch.uint8)
+    return out
+
+
+# ---------------------------------------------------------------- modules
+LEARNABLE = ("quality", "qtables", "color")
+
+
+class DiffJPEG(nn.Module):
+    """Differentiable JPEG as a layer, optionally with learnable parameters.
+
+    Args:
+        quality: initial quality in [0, 100]; ``None`` with ``qtables`` uses the
+            tables as given.
+        qtables: initial base tables ``(2, 8, 8)``; Annex K if ``None``.
+        subsampling, forward, rounding, fourier_order, temperature: see :func:`encode`.
+        learnable: ``False``, ``True`` (all of quality, qtables and color), or
+            an iterable of those names. Learnable values are kept in range in the
+            forward pass by straight-through clamps (quality to [0, 100], tables
+            to [1, 255]); the color matrices start at libjpeg's.
+
+    Example:
+        >>> layer = DiffJPEG(quality=75, learnable=True)
+        >>> y = layer(torch.rand(2, 3, 24, 24))
+        >>> y.mean().backward(); layer.quality.grad is not None
+        True
+    """
+
+    def __init__(
+        self,
+        quality: float | None = DEFAULT_QUALITY,
+        qtables: Tensor | None = None,
+        subsampling: str = "4:2:0",
+        forward: str = "exact",
+        rounding: str = "polynomial",
+        fourier_order: int = DEFAULT_FOURIER_ORDER,
+        temperature: float = DEFAULT_TEMPERATURE,
+        learnable: bool | Iterable[str] = False,
+    ):
+        super().__init__()
+        _check_choice("forward", forward, FORWARDS)
+        _check_choice("subsampling", subsampling, SUBSAMPLINGS)
+        check_rounding(rounding, fourier_order, temperature)
+        if learnable is True:
+            names = set(LEARNABLE)
+        elif learnable is False or learnable is None:
+            names = set()
+        elif isinstance(learnable, str):
+            raise TypeError(f"learnable must be a bool or an iterable of {LEARNABLE}, got the string {learnable!r}")
+        else:
+            names = set(learnable)
+            unknown = names - set(LEARNABLE)
+            if unknown:
+                raise ValueError(f"learnable names must be among {LEARNABLE}, got {sorted(unknown)}")
+        if quality is None and qtables is None:
+            raise ValueError("give quality, qtables or both")
+        if quality is not None:
+            _quality_tensor(quality, torch.Size(), torch.float32, "cpu")
+        self.subsampling, self.forward_mode, self.rounding = subsampling, forward, rounding
+        self.fourier_order, self.temperature = fourier_order, temperature
+
+        group = {"quality": "quality", "qtables": "qtables", "rgb_to_ycbcr": "color", "ycbcr_to_rgb": "color"}
+
+        def hold(name: str, value: Tensor | None):
+            if value is not None and group[name] in names:
+                setattr(self, name, nn.Parameter(value.detach().clone().float()))
+            else:
+                self.register_buffer(name, None if value is None else value.detach().clone().float())
+
+        hold("quality", None if quality is None else torch.tensor(float(quality)))
+        if qtables is not None:
+            _qtables_tensor(qtables, torch.Size(), torch.float32, qtables.device)
+        elif "qtables" in names:
+            qtables = standard_tables()
+        hold("qtables", qtables)
+        use_color = "color" in names
+        hold("rgb_to_ycbcr", color.rgb_to_ycbcr_matrix() if use_color else None)
+        hold("ycbcr_to_rgb", color.ycbcr_to_rgb_matrix() if use_color else None)
+
+    def forward(self, image: Tensor) -> Tensor:
+        quality = None if self.quality is None else clamp_ste(self.quality, 0.0, 100.0)
+        qtables = None if self.qtables is None else clamp_ste(self.qtables, 1.0, 255.0)
+        return jpeg(
+            image,
+            quality,
+            qtables,
+            self.subsampling,
+            self.forward_mode,
+            self.rounding,
+            self.fourier_order,
+            self.temperature,
+            self.rgb_to_ycbcr,
+            self.ycbcr_to_rgb,
+        )
+
+    def extra_repr(self) -> str:
+        return f"subsampling={self.subsampling!r}, forward={self.forward_mode!r}, rounding={self.rounding!r}"
+
+
+class JPEGEncoder(nn.Module):
+    """Module form of :func:`encode`; keyword arguments as there.
+
+    Example:
+        >>> JPEGEncoder(quality=50)(torch.rand(1, 3, 8, 8)).y.shape
+        torch.Size([1, 1, 1, 8, 8])
+    """
+
+    def __init__(self, **options):
+        super().__init__()
+        self.options = options
+
+    def forward(self, image: Tensor) -> Coefficients:
+        return encode(image, **self.options)
+
+
+class JPEGDecoder(nn.Module):
+    """Module form of :func:`decode`.
+
+    Example:
+        >>> JPEGDecoder()(encode(torch.rand(1, 3, 8, 8))).shape
+        torch.Size([1, 3, 8, 8])
+    """
+
+    def __init__(self, forward: str = "exact"):
+        super().__init__()
+        _check_choice("forward", forward, FORWARDS)
+        self.forward_mode = forward
+
+    def forward(self, coefficients: Coefficients) -> Tensor:
+        return decode(coefficients, self.forward_mode)
