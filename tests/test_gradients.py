@@ -19,16 +19,16 @@ def test_gradients_finite_and_nonzero(forward, rounding):
     for q0 in (1.0, 37.5, 100.0):
         x = image().requires_grad_()
         quality = torch.tensor(q0, requires_grad=True)
-        layer_in = dict(forward=forward, rounding=rounding)
-        y = diffjpeg.jpeg(x, quality=quality, **layer_in)
+        options = dict(forward=forward, rounding=rounding)
+        y = diffjpeg.jpeg(x, quality=quality, **options)
         loss = ((y - x.detach()) ** 2).mean() + y.mean()
         loss.backward()
         assert torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
         assert torch.isfinite(quality.grad) and quality.grad != 0, (q0, quality.grad)
     tables = diffjpeg.standard_tables().requires_grad_()
-    enc = torch.eye(3).mul(0.0).add(torch.tensor(diffjpeg.color.JFIF_RGB_TO_YCBCR)).requires_grad_()
+    enc = torch.tensor(diffjpeg.color.JFIF_RGB_TO_YCBCR).requires_grad_()
     dec = torch.tensor(diffjpeg.color.JFIF_YCBCR_TO_RGB).requires_grad_()
-    y = diffjpeg.jpeg(image(1), qtables=tables, quality=60.0, rgb_to_ycbcr=enc, ycbcr_to_rgb=dec, **layer_in)
+    y = diffjpeg.jpeg(image(1), qtables=tables, quality=60.0, rgb_to_ycbcr=enc, ycbcr_to_rgb=dec, **options)
     ((y - image(1)) ** 2).mean().backward()
     for t in (tables, enc, dec):
         assert torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
