@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from . import color
 from .blocks import merge_blocks, replicate_edges, split_blocks
-from .coefficients import SUBSAMPLINGS, Coefficients, component_geometry
+from .coefficients import SUBSAMPLINGS, Coefficients, component_geometry, subsampling_factors
 from .dct import fdct, idct
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, quantize
@@ -202,11 +202,10 @@ def encode(
         samples = round_ste(samples)
     planes = color.rgb_to_ycbcr(samples, matrix, forward) if channels == 3 else samples
 
-    luma = (1, 1) if channels == 1 else SUBSAMPLINGS[subsampling]
-    factors = [luma] + [(1, 1)] * (channels - 1)
+    factors = subsampling_factors(subsampling, channels)
     blocks = []
     for ci, f in enumerate(factors):
-        geo = component_geometry((height, width), f, luma)
+        geo = component_geometry((height, width), f, factors[0])
         plane = replicate_edges(planes[:, ci], *geo.padded)
         plane = downsample(plane, geo.scale[0], geo.scale[1], forward)
         plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
@@ -221,7 +220,7 @@ def encode(
         cb=blocks[1],
         cr=blocks[2],
         qtables=tables.reshape(batch + (2, 8, 8)),
-        subsampling=subsampling,
+        sampling=factors,
         size=(height, width),
     )
 
@@ -230,7 +229,8 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
     """Decode quantized DCT coefficients to images, as a JPEG decoder does.
 
     Args:
-        coefficients: :class:`Coefficients` from :func:`encode` (or built by hand).
+        coefficients: :class:`Coefficients` from :func:`encode`, :func:`diffjpeg.read`
+            or built by hand; any sampling factors libjpeg decodes.
         forward: ``"exact"`` (libjpeg-turbo's default decoder; coefficients are
             rounded to integers first), ``"float"`` or ``"soft"``.
         ycbcr_to_rgb: ``(3, 3)`` or ``(B, 3, 3)`` matrix on ``(Y, Cb-128, Cr-128)``;
@@ -248,11 +248,10 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
     _check_choice("forward", forward, FORWARDS)
     c = coefficients
-    _check_choice("subsampling", c.subsampling, SUBSAMPLINGS)
     batch = c.batch_shape
     count = math.prod(batch)
     height, width = c.size
-    tables = c.qtables.reshape(count, 2, 8, 8)
+    tables = c.component_qtables().reshape(count, -1, 8, 8)
     dtype = c.y.dtype if c.y.is_floating_point() else torch.float32
     geometries = c.geometries()
     planes = []
@@ -263,7 +262,7 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
         q = blocks.reshape(count, *geo.blocks, 8, 8).to(dtype)
         if forward == "exact":
             q = round_ste(q)
-        samples = idct(dequantize(q, tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8).to(dtype)), forward)
+        samples = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8).to(dtype)), forward)
         plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample(plane, geo.scale[0], geo.scale[1], forward)
         planes.append(plane[..., :height, :width])

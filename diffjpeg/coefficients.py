@@ -41,6 +41,20 @@ def component_geometry(size: tuple[int, int], factors: tuple[int, int], max_fact
     return ComponentGeometry(factors, scale, down, blocks, padded)
 
 
+def subsampling_factors(subsampling: str, components: int = 3) -> tuple[tuple[int, int], ...]:
+    """Sampling factors ``(h, v)`` per component for a subsampling name.
+
+    Example:
+        >>> subsampling_factors("4:2:0")
+        ((2, 2), (1, 1), (1, 1))
+    """
+    if not isinstance(subsampling, str) or subsampling not in SUBSAMPLINGS:
+        raise ValueError(f"subsampling must be one of {tuple(SUBSAMPLINGS)}, got {subsampling!r}")
+    if components == 1:
+        return ((1, 1),)
+    return (SUBSAMPLINGS[subsampling],) + ((1, 1),) * (components - 1)
+
+
 @dataclass
 class Coefficients:
     """Quantized DCT blocks of each component, with what is needed to decode them.
@@ -48,28 +62,59 @@ class Coefficients:
     Attributes:
         y: luma blocks ``(*batch, rows, cols, 8, 8)``, natural order within a block.
         cb, cr: chroma blocks, same layout, ``None`` for grayscale.
-        qtables: ``(*batch, 2, 8, 8)`` quantization tables (luma, chroma) the blocks
-            were quantized with, natural order.
-        subsampling: ``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"``.
+        qtables: ``(*batch, T, 8, 8)`` quantization tables, natural order; the
+            encoder writes ``T = 2`` (luma, chroma).
+        sampling: sampling factors ``(h, v)`` of each component, as in the
+            frame header: ``((2, 2), (1, 1), (1, 1))`` is 4:2:0. A subsampling
+            name (``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``) is accepted too.
         size: ``(height, width)`` of the image.
+        qtable_index: which of ``qtables`` each component uses (JPEG's Tq);
+            default ``(0, 1, 1)``, ``(0,)`` for grayscale.
 
     Values are float tensors (integer-valued except from the soft encoder) that
-    may carry gradients. ``rows, cols`` are each component's own block counts,
-    without libjpeg's MCU padding.
+    may carry gradients. ``rows, cols`` are each component's own block counts
+    (``ceil`` of its downsampled size / 8), without libjpeg's MCU padding.
 
     Example:
         >>> import diffjpeg
         >>> c = diffjpeg.encode(torch.rand(2, 3, 20, 30), quality=50)
-        >>> c.y.shape, c.cb.shape, c.size
-        (torch.Size([2, 3, 4, 8, 8]), torch.Size([2, 2, 2, 8, 8]), (20, 30))
+        >>> c.y.shape, c.cb.shape, c.size, c.subsampling
+        (torch.Size([2, 3, 4, 8, 8]), torch.Size([2, 2, 2, 8, 8]), (20, 30), '4:2:0')
     """
 
     y: Tensor
     cb: Tensor | None
     cr: Tensor | None
     qtables: Tensor
-    subsampling: str = "4:2:0"
+    sampling: tuple[tuple[int, int], ...] | str = "4:2:0"
     size: tuple[int, int] = (0, 0)
+    qtable_index: tuple[int, ...] | None = None
+
+    def __post_init__(self):
+        count = 1 if self.cb is None else 3
+        if isinstance(self.sampling, str):
+            self.sampling = subsampling_factors(self.sampling, count)
+        self.sampling = tuple((int(h), int(v)) for h, v in self.sampling)
+        if len(self.sampling) != count:
+            raise ValueError(f"sampling must give (h, v) for each of the {count} components, got {self.sampling}")
+        for h, v in self.sampling:
+            if not (1 <= h <= 4 and 1 <= v <= 4):
+                raise ValueError(f"sampling factors must be in 1..4, got {self.sampling}")
+        h_max = max(h for h, _ in self.sampling)
+        v_max = max(v for _, v in self.sampling)
+        if any(h_max % h or v_max % v for h, v in self.sampling):
+            raise ValueError(f"sampling factors must divide the largest ones (libjpeg upsamples by integer ratios), got {self.sampling}")
+        if count > 1 and sum(h * v for h, v in self.sampling) > 10:
+            raise ValueError(f"sampling {self.sampling} puts more than 10 blocks in an MCU, which JPEG forbids")
+        if self.qtable_index is None:
+            self.qtable_index = (0, 1, 1)[:count]
+        self.qtable_index = tuple(int(i) for i in self.qtable_index)
+        tables = self.qtables.shape[-3] if self.qtables.dim() >= 3 else 0
+        if len(self.qtable_index) != count or any(not 0 <= i < tables for i in self.qtable_index):
+            raise ValueError(
+                f"qtable_index must give a table in 0..{tables - 1} for each of the {count} components, got {self.qtable_index}"
+            )
+        self.size = (int(self.size[0]), int(self.size[1]))
 
     @property
     def components(self) -> list[Tensor]:
@@ -81,15 +126,31 @@ class Coefficients:
         return self.cb is None
 
     @property
+    def subsampling(self) -> str | None:
+        """``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"``; ``None`` for other sampling factors."""
+        if self.is_grayscale:
+            return "4:4:4"
+        for name, luma in SUBSAMPLINGS.items():
+            if self.sampling == (luma, (1, 1), (1, 1)):
+                return name
+        return None
+
+    @property
+    def max_factors(self) -> tuple[int, int]:
+        """``(h_max, v_max)`` over the components."""
+        return max(h for h, _ in self.sampling), max(v for _, v in self.sampling)
+
+    @property
     def batch_shape(self) -> torch.Size:
         return self.qtables.shape[:-3]
 
     def geometries(self) -> list[ComponentGeometry]:
         """Geometry of each component, luma first."""
-        if self.is_grayscale:
-            return [component_geometry(self.size, (1, 1), (1, 1))]
-        luma = SUBSAMPLINGS[self.subsampling]
-        return [component_geometry(self.size, f, luma) for f in (luma, (1, 1), (1, 1))]
+        return [component_geometry(self.size, f, self.max_factors) for f in self.sampling]
+
+    def component_qtables(self) -> Tensor:
+        """``(*batch, C, 8, 8)``: the table of each component."""
+        return self.qtables[..., list(self.qtable_index), :, :]
 
     def _map(self, fn) -> "Coefficients":
         opt = lambda t: None if t is None else fn(t)  # noqa: E731

@@ -10,8 +10,13 @@ Facts from libjpeg-turbo that the exact forms rely on:
 * h2v1 fancy: ``(3 x[j] + x[j-1] + 1) >> 2`` and ``(3 x[j] + x[j+1] + 2) >> 2``.
 * h2v2 fancy: column sums ``3 * nearer row + farther row``, then
   ``(3 s[j] + s[j-1] + 8) >> 4`` and ``(3 s[j] + s[j+1] + 7) >> 4``.
-* Both work on the real downsampled width and height and repeat the first and
+* h1v2 fancy (libjpeg-turbo >= 2.1; files from lossless transposes of 4:2:2):
+  ``(3 x[i] + x[i-1] + 1) >> 2`` and ``(3 x[i] + x[i+1] + 2) >> 2`` down each
+  column, at any width.
+* All work on the real downsampled width and height and repeat the first and
   last rows and columns at the edges (jdmainct.c supplies the context rows).
+* Any other integer ratio (h4v1, h4v2, ...) replicates samples (int_upsample);
+  ratios are per component: ``max factor / component factor``.
 
 The soft forms use the same weights without rounding; the float forms round
 with libjpeg's biases (on integer samples they equal the exact forms, and
@@ -26,12 +31,13 @@ from torch import Tensor, nn
 
 from .rounding import straight_through
 
-FACTORS = (1, 2)
+FACTORS = (1, 2)  # what the encoder offers (4:4:4, 4:2:2, 4:2:0)
+UPSAMPLING_FACTORS = (1, 2, 3, 4)  # JPEG sampling factors are 1..4, so are their ratios
 
 
-def _check_factors(h_factor: int, v_factor: int) -> None:
-    if h_factor not in FACTORS or v_factor not in FACTORS:
-        raise ValueError(f"sampling factors must be 1 or 2, got {h_factor}x{v_factor}")
+def _check_factors(h_factor: int, v_factor: int, allowed=FACTORS) -> None:
+    if h_factor not in allowed or v_factor not in allowed:
+        raise ValueError(f"sampling factors must be in {allowed}, got {h_factor}x{v_factor}")
 
 
 def _alternating(n: int, even: float, odd: float, like: Tensor) -> Tensor:
@@ -97,8 +103,8 @@ def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -
     Args:
         plane: ``(..., h, w)`` float samples in [0, 255] at their real downsampled
             size (cropped from the padded blocks, not padded).
-        h_factor, v_factor: 1 or 2; h2v2 and h2v1 use the triangle filter when
-            ``w > 2``; everything else replicates samples.
+        h_factor, v_factor: upsampling ratios, 1 to 4; h2v2 and h2v1 use the
+            triangle filter when ``w > 2``, h1v2 always; others replicate samples.
         mode: ``"exact"`` and ``"float"`` (libjpeg's integer filter with its
             rounding biases) or ``"soft"`` (the real filter). Gradient: the real
             filter's.
@@ -110,15 +116,19 @@ def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -
         >>> upsample(torch.tensor([[0.0, 4.0, 8.0]]), 2, 1, "exact")
         tensor([[0., 1., 3., 5., 7., 8.]])
     """
-    _check_factors(h_factor, v_factor)
+    _check_factors(h_factor, v_factor, UPSAMPLING_FACTORS)
     if h_factor == v_factor == 1:
         return plane
-    fancy = h_factor == 2 and plane.shape[-1] > 2
+    fancy = (h_factor, v_factor) in ((2, 1), (2, 2)) and plane.shape[-1] > 2 or (h_factor, v_factor) == (1, 2)
     if not fancy:
-        # h1v2 fancy upsampling exists in libjpeg but no sampling offered here needs it
         return plane.repeat_interleave(v_factor, dim=-2).repeat_interleave(h_factor, dim=-1)
 
     def filtered(x: Tensor, exact: bool) -> Tensor:
+        if h_factor == 1:  # h1v2
+            above = 3 * x + _shifted(x, -2, -1) + (1.0 if exact else 0.0)
+            below = 3 * x + _shifted(x, -2, 1) + (2.0 if exact else 0.0)
+            sums = torch.stack((above, below), dim=-2).flatten(-3, -2) / 4
+            return torch.floor(sums) if exact else sums
         if v_factor == 2:
             above = 3 * x + _shifted(x, -2, -1)
             below = 3 * x + _shifted(x, -2, 1)
@@ -164,7 +174,7 @@ class Upsample(nn.Module):
 
     def __init__(self, h_factor: int = 2, v_factor: int = 2, mode: str = "float"):
         super().__init__()
-        _check_factors(h_factor, v_factor)
+        _check_factors(h_factor, v_factor, UPSAMPLING_FACTORS)
         self.h_factor, self.v_factor, self.mode = h_factor, v_factor, mode
 
     def forward(self, plane: Tensor) -> Tensor:

@@ -166,7 +166,7 @@ def test_decode_saturates_like_libjpeg_turbo_simd(tmp_path):
             cb=None,
             cr=None,
             qtables=torch.stack([table, table])[None],
-            subsampling="4:4:4",
+            sampling="4:4:4",
             size=(16, 16),
         )
         mine = torch.round(diffjpeg.decode(c)[0, 0] * 255).to(torch.uint8).numpy()
