@@ -146,8 +146,13 @@ def round_with_surrogate(
 
 
 def straight_through(x: Tensor, value: Tensor) -> Tensor:
-    """``value`` forward, identity backward (gradient of ``x``)."""
-    return x + (value.to(x.dtype) - x).detach()
+    """``value`` forward, identity backward (gradient of ``x``).
+
+    Written as ``value + (x - x)`` rather than ``x + (value - x)``: the latter
+    loses ``value``'s low bits when ``|x|`` is large (float32: 255 came out
+    as 255.0005 next to an x of 1e5 from a hostile file).
+    """
+    return value.to(x.dtype).detach() + (x - x.detach())
 
 
 def round_ste(x: Tensor) -> Tensor:
