@@ -13,11 +13,17 @@ module             stage                                  libjpeg-turbo source
 ``quantize``       quantization and dequantization        jcdctmgr.c
 ``rounding``       surrogate gradients
 ``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
+``huffman``        entropy coding, exact bit counts       jchuff.c
+``markers``        file structure checks, JPEGError       jdmarker.c
+``files``          read and write real .jpg files         (libjpeg via jpeglib)
 =================  =====================================  ======================
 """
-from . import blocks, color, dct, quality, quantize, rounding, sampling
+from . import blocks, color, dct, huffman, markers, quality, quantize, rounding, sampling
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients
+from .files import read, read_batch, write
+from .huffman import bits
+from .markers import JPEGError
 from .quality import quality_tables, standard_tables
 from .rounding import ROUNDINGS, soft_round
 
@@ -26,12 +32,17 @@ __all__ = [
     "DiffJPEG",
     "JPEGDecoder",
     "JPEGEncoder",
+    "JPEGError",
     "ROUNDINGS",
+    "bits",
     "decode",
     "encode",
     "jpeg",
     "quality_tables",
+    "read",
+    "read_batch",
     "soft_round",
     "standard_tables",
+    "write",
 ]
 __version__ = "0.1.0"

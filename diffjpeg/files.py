@@ -1,0 +1,346 @@
+"""Real JPEG files: read their quantized DCT coefficients, write them back.
+
+The entropy coding runs in real libjpeg-turbo (through jpeglib's builds of it),
+so a file read here holds exactly the coefficients any libjpeg decoder sees,
+and a file written here is what libjpeg writes for those coefficients.
+:func:`diffjpeg.decode` of what :func:`read` returns equals Pillow's decoding
+of the file, pixel for pixel (``forward="exact"``).
+
+Before libjpeg sees a file, :func:`diffjpeg.markers.parse_structure` checks
+its structure and size in Python; libjpeg's own errors, and by default its
+warnings about corrupt data (which Pillow decodes silently), become
+:class:`JPEGError`.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import tempfile
+import threading
+from contextlib import contextmanager
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .coefficients import Coefficients
+from .huffman import check_codable
+from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
+
+LIBJPEG = "turbo210"  # the newest libjpeg-turbo jpeglib carries (2.1), the codec of Pillow and OpenCV
+_libjpeg_lock = threading.Lock()  # jpeglib's version switch and fd 2 are process-wide
+
+
+@contextmanager
+def _libjpeg_messages():
+    """Run libjpeg with the C stderr (fd 2), where it prints its messages,
+    captured; yields a list that holds the message lines afterwards."""
+    import sys
+
+    messages: list[str] = []
+    with _libjpeg_lock, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield messages
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            messages.extend(line for line in captured.read().decode("latin-1").splitlines() if line.strip())
+
+
+def _jpeglib():
+    try:
+        import jpeglib
+    except ImportError as e:  # pragma: no cover - a declared dependency
+        raise ImportError("reading and writing files needs jpeglib: pip install jpeglib") from e
+    return jpeglib
+
+
+def _source_bytes(source) -> bytes:
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return bytes(source)
+    if isinstance(source, (str, os.PathLike)):
+        with open(source, "rb") as f:
+            return f.read()
+    if hasattr(source, "read"):
+        data = source.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise TypeError(f"source file object must be opened in binary mode, read() gave {type(data).__name__}")
+        return bytes(data)
+    raise TypeError(f"source must be a path, bytes or a binary file object, got {type(source).__name__}")
+
+
+def _check_plausible_size(structure) -> None:
+    """Refuse a sequential Huffman file whose scans are too short for its
+    blocks before libjpeg allocates them: every block costs at least 2 bits
+    there (a DC code and an EOB, or 63 AC codes). Progressive and arithmetic
+    files can code many blocks in a few bits, so they are not checked."""
+    if structure.process not in ("baseline", "extended sequential"):
+        return
+    h_max = max(c.h for c in structure.components)
+    v_max = max(c.v for c in structure.components)
+    blocks = sum(
+        math.ceil(math.ceil(structure.height * c.v / v_max) / 8) * math.ceil(math.ceil(structure.width * c.h / h_max) / 8)
+        for c in structure.components
+    )
+    available = 8 * sum(end - start for start, end in (s.data for s in structure.scans))
+    if available < 2 * blocks:
+        raise JPEGError(
+            f"truncated or corrupt: {structure.width}x{structure.height} needs {blocks} blocks, "
+            f"at least {2 * blocks} bits, but the scans hold {available}"
+        )
+
+
+def read(
+    source,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    strict: bool = True,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str | None = None,
+) -> Coefficients:
+    """Read the quantized DCT coefficients and tables of a JPEG file.
+
+    Args:
+        source: a path, the file's bytes, or a binary file object.
+        max_pixels: largest ``height * width`` accepted (default Pillow's
+            decompression-bomb limit, 89,478,485); ``None`` for no limit.
+        strict: if ``True`` (default), libjpeg's warnings about corrupt data
+            ("premature end of data segment", ...) raise :class:`JPEGError`;
+            if ``False`` the file decodes as libjpeg (and Pillow) decode it anyway.
+        dtype, device: of the returned tensors.
+
+    Returns:
+        :class:`Coefficients` with no batch dimensions: ``y`` is
+        ``(rows, cols, 8, 8)``, ``qtables`` ``(T, 8, 8)``. Baseline,
+        extended or progressive (Huffman or arithmetic), grayscale or YCbCr,
+        any sampling factors libjpeg decodes.
+
+    Raises:
+        JPEGError: not a JPEG, truncated, corrupt, over ``max_pixels``, or not
+            supported (12-bit, lossless, hierarchical, CMYK, RGB-coded).
+
+    Example:
+        >>> import io, diffjpeg
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("RGB", (40, 30), "teal").save(buf, "JPEG")
+        >>> c = diffjpeg.read(buf.getvalue())
+        >>> c.size, c.subsampling, tuple(c.y.shape), diffjpeg.decode(c).shape
+        ((30, 40), '4:2:0', (4, 5, 8, 8), torch.Size([3, 30, 40]))
+    """
+    if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
+        raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+    data = _source_bytes(source)
+    structure = parse_structure(data, max_pixels)
+    if structure.color_space == "RGB":
+        raise JPEGError("RGB-coded JPEG (no YCbCr transform: Adobe transform 0 or component ids R, G, B) is not supported")
+    if strict:
+        _check_plausible_size(structure)
+    jpeglib = _jpeglib()
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "in.jpg")
+        with open(path, "wb") as f:
+            f.write(data[: structure.end])
+        failed = None
+        with _libjpeg_messages() as messages:
+            try:
+                with jpeglib.version(LIBJPEG):
+                    image = jpeglib.read_dct(path)
+                    image.load()
+            except Exception as e:  # jpeglib turns every libjpeg error into an exception
+                failed = e
+    if failed is not None:
+        reason = "; ".join(messages) or str(failed)
+        raise JPEGError(f"libjpeg could not decode the file: {reason}") from failed
+    if strict and messages:
+        raise JPEGError(f"corrupt JPEG data (libjpeg: {'; '.join(messages)}); pass strict=False to decode it as libjpeg would")
+
+    components = [image.Y] if structure.color_space == "grayscale" else [image.Y, image.Cb, image.Cr]
+    geometry_check = [c.shape for c in components]
+    used = sorted(set(int(i) for i in image.quant_tbl_no[: len(components)]))
+    qt = np.asarray(image.qt)
+    tables = np.stack([qt[i] for i in used]).astype(np.float32)
+    index = tuple(used.index(int(i)) for i in image.quant_tbl_no[: len(components)])
+    as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).to(dtype)  # noqa: E731
+    blocks = [as_tensor(c) for c in components] + [None, None][: 3 - len(components)]
+    c = Coefficients(
+        y=blocks[0],
+        cb=blocks[1],
+        cr=blocks[2],
+        qtables=as_tensor(tables),
+        sampling=structure.sampling,
+        size=(structure.height, structure.width),
+        qtable_index=index,
+    )
+    expected = [g.blocks + (8, 8) for g in c.geometries()]
+    if geometry_check != expected:  # libjpeg and the frame header must agree
+        raise JPEGError(f"block arrays {geometry_check} do not match the frame header's {expected}")
+    return c
+
+
+def read_batch(sources: Sequence, **options) -> Coefficients:
+    """Read several JPEG files of the same size and sampling into one batch.
+
+    Args:
+        sources: paths, bytes or file objects.
+        options: as :func:`read`.
+
+    Returns:
+        :class:`Coefficients` with batch shape ``(len(sources),)``; each image
+        keeps its own quantization tables.
+
+    Raises:
+        JPEGError: as :func:`read`; ValueError if sizes, sampling or table
+        assignment differ between files.
+
+    Example:
+        >>> import io, diffjpeg
+        >>> from PIL import Image
+        >>> files = []
+        >>> for q in (30, 90):
+        ...     buf = io.BytesIO(); Image.new("L", (16, 16)).save(buf, "JPEG", quality=q); files.append(buf.getvalue())
+        >>> diffjpeg.read_batch(files).qtables.shape
+        torch.Size([2, 1, 8, 8])
+    """
+    if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence) or not sources:
+        raise TypeError("sources must be a non-empty list of paths, bytes or file objects")
+    items = [read(s, **options) for s in sources]
+    first = items[0]
+    for i, c in enumerate(items[1:], 1):
+        if (c.size, c.sampling, c.qtable_index, c.qtables.shape) != (first.size, first.sampling, first.qtable_index, first.qtables.shape):
+            raise ValueError(
+                f"file {i} has size {c.size}, sampling {c.sampling}, tables {c.qtable_index}; "
+                f"file 0 has {first.size}, {first.sampling}, {first.qtable_index}: read them one by one"
+            )
+    stack = lambda ts: None if ts[0] is None else torch.stack(ts)  # noqa: E731
+    return Coefficients(
+        y=stack([c.y for c in items]),
+        cb=stack([c.cb for c in items]),
+        cr=stack([c.cr for c in items]),
+        qtables=torch.stack([c.qtables for c in items]),
+        sampling=first.sampling,
+        size=first.size,
+        qtable_index=first.qtable_index,
+    )
+
+
+def _integer_blocks(t: Tensor, name: str) -> np.ndarray:
+    values = t.detach().to("cpu", torch.float64)
+    if not bool(torch.isfinite(values).all()):
+        raise ValueError(f"{name} contains NaN or Inf")
+    return np.rint(values.numpy()).astype(np.int16 if name != "qtables" else np.int64)
+
+
+def _destinations(destination, count: int, batched: bool) -> list:
+    if not batched:
+        return [destination]
+    if isinstance(destination, str):
+        if not re.search(r"\{[^}]*\}", destination):
+            raise ValueError(f"destination for a batch of {count} images must be a pattern with {{}} (e.g. 'out_{{:03d}}.jpg') or a list, got {destination!r}")
+        return [destination.format(i) for i in range(count)]
+    if isinstance(destination, Sequence) and len(destination) == count:
+        return list(destination)
+    raise ValueError(f"destination for a batch of {count} images must be a pattern string or a list of {count} paths or file objects")
+
+
+def write(coefficients: Coefficients, destination=None, *, optimize: bool = False, progressive: bool = False):
+    """Write coefficients as real JPEG files, one per image of the batch.
+
+    Coefficients are rounded to integers (the soft encoder's are not); tables
+    are rounded and must lie in 1..65535 (over 255 makes an extended, not a
+    baseline, file, as libjpeg does).
+
+    Args:
+        coefficients: :class:`Coefficients` of any batch shape.
+        destination: for one image, a path or binary file object, or ``None``
+            to only return the bytes; for a batch, a pattern like
+            ``"out_{:03d}.jpg"`` (formatted with the flat image index) or a list
+            of paths / file objects, or ``None``.
+        optimize: optimized Huffman tables (libjpeg's ``optimize_coding``,
+            Pillow's ``optimize=True``) instead of the standard ones.
+        progressive: not supported yet; raises ValueError if ``True``.
+
+    Returns:
+        The file's bytes; a list of them for a batch.
+
+    Example:
+        >>> import io, diffjpeg
+        >>> from PIL import Image
+        >>> c = diffjpeg.encode(torch.rand(3, 32, 48), quality=80)
+        >>> data = diffjpeg.write(c)
+        >>> Image.open(io.BytesIO(data)).size
+        (48, 32)
+    """
+    if not isinstance(coefficients, Coefficients):
+        raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
+    if not isinstance(optimize, bool) or not isinstance(progressive, bool):
+        raise TypeError("optimize and progressive must be bool")
+    if progressive:
+        raise ValueError("progressive=True: writing progressive files is not supported yet; use progressive=False")
+    c = coefficients
+    batch = c.batch_shape
+    count = math.prod(batch)
+    targets = _destinations(destination, count, batched=len(batch) > 0)
+    check_codable(c)
+    tables = _integer_blocks(c.qtables, "qtables").reshape(count, -1, 8, 8)
+    if tables.min() < 1 or tables.max() > 65535:
+        raise ValueError(f"qtables entries must round to 1..65535, got {tables.min()}..{tables.max()}")
+    planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr"))]
+    outputs = []
+    for i in range(count):
+        data = _write_one(c, [p[i] for p in planes], tables[i], optimize)
+        target = targets[i]
+        if target is not None:
+            if hasattr(target, "write"):
+                target.write(data)
+            else:
+                with open(target, "wb") as f:
+                    f.write(data)
+        outputs.append(data)
+    return outputs if len(batch) else outputs[0]
+
+
+def _write_one(c: Coefficients, planes: list[np.ndarray], tables: np.ndarray, optimize: bool) -> bytes:
+    jpeglib = _jpeglib()
+    from jpeglib._cenum import Colorspace
+    from jpeglib.dct_jpeg import DCTJPEG
+
+    gray = len(planes) == 1
+    image = DCTJPEG(
+        path=None,
+        content=None,
+        height=c.size[0],
+        width=c.size[1],
+        block_dims=np.array([p.shape[:2] for p in planes]),
+        samp_factor=np.array([(v, h) for h, v in c.sampling]),  # jpeglib's rows are (v, h)
+        markers=None,
+        huffmans=None,
+        jpeg_color_space=Colorspace.JCS_GRAYSCALE if gray else Colorspace.JCS_YCbCr,
+        progressive_mode=False,
+        num_scans=1,
+        Y=np.ascontiguousarray(planes[0]),
+        Cb=None if gray else np.ascontiguousarray(planes[1]),
+        Cr=None if gray else np.ascontiguousarray(planes[2]),
+        K=None,
+        qt=np.ascontiguousarray(tables.astype(np.uint16)),
+        quant_tbl_no=np.array(c.qtable_index),
+    )
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "out.jpg")
+        failed = None
+        with _libjpeg_messages() as messages:
+            try:
+                with jpeglib.version(LIBJPEG):
+                    image.write_dct(path, flags=["+OPTIMIZE_CODING" if optimize else "-OPTIMIZE_CODING"])
+            except Exception as e:
+                failed = e
+        if failed is not None or messages:
+            raise ValueError(f"libjpeg could not write the coefficients: {'; '.join(messages) or failed}")
+        with open(path, "rb") as f:
+            return f.read()

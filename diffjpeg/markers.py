@@ -1,0 +1,338 @@
+"""The JPEG file structure: markers and segments (libjpeg's jdmarker.c).
+
+Files from outside are hostile until proven otherwise, so :func:`parse_structure`
+walks every marker segment in pure Python, with every length and field checked,
+before any C code sees the data. It rejects what this library does not decode
+(12-bit, lossless, hierarchical, CMYK and RGB-coded files) and images over a
+pixel limit, and it finds the scans, so that a truncated file is caught here.
+
+Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
+
+* A file is SOI, then segments ``FF xx <16-bit length including itself>``,
+  then EOI. SOI, EOI, RST0-7 and TEM have no length. ``FF`` may be padded
+  with more ``FF`` fill bytes before a marker.
+* Inside entropy-coded data a ``FF`` byte is followed by a stuffed ``00``;
+  ``FF D0``-``FF D7`` are restart markers; any other ``FF xx`` ends the scan.
+* libjpeg refuses a missing quantization table, sampling factors outside
+  1..4, more than 10 blocks in an MCU, and image sides over 65500 (JPEG_MAX_DIMENSION).
+* Three-component color space (jdapimin.c default_decompression_parms): JFIF
+  means YCbCr; else an Adobe marker's transform flag (0 = RGB, 1 = YCbCr);
+  else component ids ``R, G, B`` (82, 71, 66) mean RGB; else YCbCr.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit: 2**28 // 3
+JPEG_MAX_DIMENSION = 65500  # libjpeg's limit on each side
+
+SOI, EOI, SOS, DQT, DHT, DRI, DNL, COM = 0xD8, 0xD9, 0xDA, 0xDB, 0xC4, 0xDD, 0xDC, 0xFE
+APP0, APP14 = 0xE0, 0xEE
+SOF_SUPPORTED = {0xC0: "baseline", 0xC1: "extended sequential", 0xC2: "progressive",
+                 0xC9: "arithmetic sequential", 0xCA: "arithmetic progressive"}
+SOF_UNSUPPORTED = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical progressive",
+                   0xC7: "hierarchical lossless", 0xCB: "arithmetic lossless",
+                   0xCD: "hierarchical arithmetic", 0xCE: "hierarchical arithmetic progressive",
+                   0xCF: "hierarchical arithmetic lossless"}
+DAC, TEM = 0xCC, 0x01
+RST = range(0xD0, 0xD8)
+
+
+class JPEGError(ValueError):
+    """The data is not a JPEG file this library can read, with the reason.
+
+    Example:
+        >>> import diffjpeg
+        >>> try:
+        ...     diffjpeg.read(b"GIF89a")
+        ... except diffjpeg.JPEGError as e:
+        ...     print(e)
+        not a JPEG file: starts with 47 49, not FF D8 (SOI)
+    """
+
+
+@dataclass(frozen=True)
+class FrameComponent:
+    """One component of the frame header (SOF)."""
+
+    id: int
+    h: int  # horizontal sampling factor
+    v: int  # vertical sampling factor
+    tq: int  # quantization table selector
+
+
+@dataclass(frozen=True)
+class Scan:
+    """One scan: its SOS header and where its entropy-coded data lies."""
+
+    component_ids: tuple[int, ...]
+    ss: int  # spectral selection start
+    se: int  # spectral selection end
+    ah: int  # successive approximation, previous bit position
+    al: int  # successive approximation, this bit position
+    header: tuple[int, int]  # [start, end) of the SOS segment, marker included
+    data: tuple[int, int]  # [start, end) of the entropy-coded data
+
+
+@dataclass
+class Structure:
+    """What :func:`parse_structure` found in a file."""
+
+    process: str  # "baseline", "progressive", ...
+    precision: int
+    height: int
+    width: int
+    components: tuple[FrameComponent, ...]
+    color_space: str  # "grayscale", "YCbCr" or "RGB"
+    scans: list[Scan] = field(default_factory=list)
+    qtables: dict[int, tuple[int, ...]] = field(default_factory=dict)  # as stored: zigzag order
+    restart_interval: int = 0
+    end: int = 0  # offset just past EOI
+
+    @property
+    def progressive(self) -> bool:
+        return "progressive" in self.process
+
+    @property
+    def sampling(self) -> tuple[tuple[int, int], ...]:
+        return tuple((c.h, c.v) for c in self.components)
+
+
+def _u16(data: bytes, offset: int) -> int:
+    return struct.unpack_from(">H", data, offset)[0]
+
+
+def _scan_data_end(data: bytes, start: int) -> int:
+    """Offset of the first marker after entropy-coded data starting at ``start``.
+
+    Returns ``len(data)`` if there is none (a truncated file).
+    """
+    position = start
+    while True:
+        position = data.find(b"\xff", position)
+        if position < 0 or position + 1 >= len(data):
+            return len(data)
+        following = data[position + 1]
+        if following == 0x00 or following in RST:
+            position += 2
+        elif following == 0xFF:  # fill byte before a marker
+            position += 1
+        else:
+            return position
+
+
+def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
+    if len(body) < 6:
+        raise JPEGError(f"frame header (SOF) is {len(body)} bytes, needs at least 6")
+    precision, height, width, count = struct.unpack_from(">BHHB", body)
+    if precision != 8:
+        raise JPEGError(f"{precision}-bit samples are not supported (only 8-bit JPEG)")
+    if height == 0:
+        raise JPEGError("image height 0 (defined by a DNL marker) is not supported")
+    if width == 0:
+        raise JPEGError("image width is 0")
+    if height > JPEG_MAX_DIMENSION or width > JPEG_MAX_DIMENSION:
+        raise JPEGError(f"image is {width}x{height}; libjpeg's limit is {JPEG_MAX_DIMENSION} per side")
+    if max_pixels is not None and height * width > max_pixels:
+        raise JPEGError(
+            f"image is {width}x{height} = {height * width} pixels, over the limit max_pixels={max_pixels} "
+            "(a guard against decompression bombs; raise it if you trust the file)"
+        )
+    if count not in (1, 3):
+        kind = "CMYK/YCCK" if count == 4 else f"{count}-component"
+        raise JPEGError(f"{kind} JPEG is not supported (1 or 3 components only), the frame has {count}")
+    if len(body) != 6 + 3 * count:
+        raise JPEGError(f"frame header (SOF) length {len(body) + 2} does not match its {count} components")
+    components = []
+    for i in range(count):
+        cid, hv, tq = struct.unpack_from(">BBB", body, 6 + 3 * i)
+        h, v = hv >> 4, hv & 15
+        if not (1 <= h <= 4 and 1 <= v <= 4):
+            raise JPEGError(f"component {cid} has sampling factors {h}x{v}; JPEG allows 1..4")
+        if tq > 3:
+            raise JPEGError(f"component {cid} selects quantization table {tq}; JPEG allows 0..3")
+        components.append(FrameComponent(cid, h, v, tq))
+    if len({c.id for c in components}) != count:
+        raise JPEGError(f"component ids repeat: {[c.id for c in components]}")
+    h_max = max(c.h for c in components)
+    v_max = max(c.v for c in components)
+    if count == 3:
+        if any(h_max % c.h or v_max % c.v for c in components):
+            raise JPEGError(f"sampling factors {[(c.h, c.v) for c in components]} need fractional upsampling, which libjpeg does not do")
+        if sum(c.h * c.v for c in components) > 10:
+            raise JPEGError(f"sampling factors {[(c.h, c.v) for c in components]} put more than 10 blocks in an MCU")
+    return Structure(SOF_SUPPORTED[marker], precision, height, width, tuple(components), "grayscale")
+
+
+def _parse_dqt(body: bytes, tables: dict) -> None:
+    offset = 0
+    while offset < len(body):
+        pq, tq = body[offset] >> 4, body[offset] & 15
+        if pq > 1 or tq > 3:
+            raise JPEGError(f"quantization table (DQT) with precision {pq} and slot {tq}; allowed 0..1 and 0..3")
+        size = 64 * (pq + 1)
+        if offset + 1 + size > len(body):
+            raise JPEGError("quantization table (DQT) segment is shorter than its tables")
+        fmt = ">64H" if pq else ">64B"
+        values = struct.unpack_from(fmt, body, offset + 1)
+        if 0 in values:
+            raise JPEGError(f"quantization table {tq} has a zero entry")
+        tables[tq] = values
+        offset += 1 + size
+
+
+def _parse_dht(body: bytes) -> None:
+    offset = 0
+    while offset < len(body):
+        if offset + 17 > len(body):
+            raise JPEGError("Huffman table (DHT) segment is shorter than its counts")
+        tc, th = body[offset] >> 4, body[offset] & 15
+        if tc > 1 or th > 3:
+            raise JPEGError(f"Huffman table (DHT) of class {tc} and slot {th}; allowed 0..1 and 0..3")
+        count = sum(body[offset + 1 : offset + 17])
+        if count > 256 or offset + 17 + count > len(body):
+            raise JPEGError(f"Huffman table (DHT) claims {count} symbols, more than it holds")
+        offset += 17 + count
+
+
+def _parse_sos(body: bytes, frame: Structure, header: tuple[int, int]) -> Scan:
+    if not body:
+        raise JPEGError("scan header (SOS) is empty")
+    count = body[0]
+    if not 1 <= count <= 4 or len(body) != 4 + 2 * count:
+        raise JPEGError(f"scan header (SOS) with {count} components has length {len(body) + 2}")
+    ids = tuple(body[1 + 2 * i] for i in range(count))
+    known = {c.id for c in frame.components}
+    if any(i not in known for i in ids) or len(set(ids)) != count:
+        raise JPEGError(f"scan names components {list(ids)}, the frame has {sorted(known)}")
+    ss, se, a = body[1 + 2 * count], body[2 + 2 * count], body[3 + 2 * count]
+    ah, al = a >> 4, a & 15
+    if frame.progressive:
+        if ss > se or se > 63 or ah > 13 or al > 13 or (ss == 0) != (se == 0) or (ss > 0 and count != 1):
+            raise JPEGError(f"progressive scan parameters Ss={ss} Se={se} Ah={ah} Al={al} for {count} components are invalid")
+    return Scan(ids, ss, se, ah, al, header, (header[1], header[1]))
+
+
+def _color_space(frame: Structure, jfif: bool, adobe_transform: int | None) -> str:
+    if len(frame.components) == 1:
+        return "grayscale"
+    if jfif:
+        return "YCbCr"
+    if adobe_transform is not None:
+        return "RGB" if adobe_transform == 0 else "YCbCr"
+    if tuple(c.id for c in frame.components) == (82, 71, 66):
+        return "RGB"
+    return "YCbCr"
+
+
+def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Structure:
+    """Check the marker structure of a JPEG file and describe it.
+
+    Args:
+        data: the whole file.
+        max_pixels: largest ``height * width`` accepted, ``None`` for no limit
+            (libjpeg's own 65500 per side still applies).
+
+    Returns:
+        :class:`Structure`: frame header, scans with their data ranges, tables.
+
+    Raises:
+        JPEGError: not a JPEG, truncated, malformed, or not supported here.
+
+    Example:
+        >>> import io
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("RGB", (20, 10)).save(buf, "JPEG")
+        >>> s = parse_structure(buf.getvalue())
+        >>> s.process, s.width, s.height, s.sampling, len(s.scans)
+        ('baseline', 20, 10, ((2, 2), (1, 1), (1, 1)), 1)
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"data must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) < 4:
+        raise JPEGError(f"not a JPEG file: {len(data)} bytes")
+    if data[0] != 0xFF or data[1] != SOI:
+        raise JPEGError(f"not a JPEG file: starts with {data[0]:02X} {data[1]:02X}, not FF D8 (SOI)")
+    frame: Structure | None = None
+    qtables: dict[int, tuple[int, ...]] = {}
+    restart_interval = 0
+    jfif, adobe_transform = False, None
+    scans: list[Scan] = []
+    position = 2
+    while True:
+        if position >= len(data):
+            raise JPEGError(f"truncated: the file ends at byte {len(data)} without an EOI marker")
+        if data[position] != 0xFF:
+            raise JPEGError(f"expected a marker at byte {position}, found {data[position]:02X}")
+        while position < len(data) and data[position] == 0xFF:  # fill bytes
+            position += 1
+        if position >= len(data):
+            raise JPEGError("truncated: the file ends inside a marker")
+        marker = data[position]
+        start = position - 1
+        position += 1
+        if marker == EOI:
+            break
+        if marker == TEM:
+            continue
+        if marker in RST or marker == SOI or marker == 0x00:
+            raise JPEGError(f"unexpected marker FF {marker:02X} at byte {start}")
+        if position + 2 > len(data):
+            raise JPEGError(f"truncated: segment FF {marker:02X} at byte {start} has no length")
+        length = _u16(data, position)
+        if length < 2:
+            raise JPEGError(f"segment FF {marker:02X} at byte {start} has length {length} (< 2)")
+        if position + length > len(data):
+            raise JPEGError(f"truncated: segment FF {marker:02X} at byte {start} needs {length} bytes, {len(data) - position} are left")
+        body = data[position + 2 : position + length]
+        position += length
+        if marker in SOF_SUPPORTED:
+            if frame is not None:
+                raise JPEGError(f"second frame header (SOF) at byte {start}")
+            frame = _parse_frame(marker, body, max_pixels)
+        elif marker in SOF_UNSUPPORTED:
+            raise JPEGError(f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) is not supported")
+        elif marker == DQT:
+            _parse_dqt(body, qtables)
+        elif marker == DHT:
+            _parse_dht(body)
+        elif marker == DRI:
+            if len(body) != 2:
+                raise JPEGError(f"restart interval (DRI) segment has length {length}, expected 4")
+            restart_interval = _u16(body, 0)
+        elif marker == SOS:
+            if frame is None:
+                raise JPEGError(f"scan (SOS) at byte {start} before any frame header (SOF)")
+            scan = _parse_sos(body, frame, (start, position))
+            end = _scan_data_end(data, position)
+            if end >= len(data):
+                raise JPEGError(f"truncated: the data of scan {len(scans) + 1} runs to the end of the file without an EOI marker")
+            scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, end)))
+            position = end
+        elif marker == DNL:
+            raise JPEGError("DNL marker (height defined after the scan) is not supported")
+        elif marker == APP0 and body.startswith(b"JFIF\x00"):
+            jfif = True
+        elif marker == APP14 and body.startswith(b"Adobe") and len(body) >= 12:
+            adobe_transform = body[11]
+        elif not (0xE0 <= marker <= 0xEF or marker in (COM, DAC) or 0xF0 <= marker <= 0xFD):
+            raise JPEGError(f"unknown marker FF {marker:02X} at byte {start}")
+    if frame is None:
+        raise JPEGError("no frame header (SOF) before EOI")
+    if not scans:
+        raise JPEGError("no scan (SOS) before EOI")
+    covered = {i for s in scans for i in s.component_ids}
+    missing = [c.id for c in frame.components if c.id not in covered]
+    if missing:
+        raise JPEGError(f"no scan codes component(s) {missing}")
+    for c in frame.components:
+        if c.tq not in qtables:
+            raise JPEGError(f"component {c.id} uses quantization table {c.tq}, which the file does not define")
+    frame.color_space = _color_space(frame, jfif, adobe_transform)
+    frame.scans = scans
+    frame.qtables = qtables
+    frame.restart_interval = restart_interval
+    frame.end = position
+    return frame

@@ -1,0 +1,297 @@
+"""Real files: read, decode, write and count bits, against libjpeg itself."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import diffjpeg
+from diffjpeg.huffman import STANDARD_TABLES, HuffmanTable, huffman_tables
+from diffjpeg.markers import parse_structure
+
+PIL_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+QUALITIES = (1, 5, 20, 50, 75, 90, 100)
+
+
+def photo(name="astronaut", h=61, w=83, top=100, left=150):
+    from skimage import data
+
+    a = getattr(data, name)()
+    a = a[..., :3] if a.ndim == 3 else a
+    return np.ascontiguousarray(a[top : top + h, left : left + w])
+
+
+def pillow_file(a, **options) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", **options)
+    return buf.getvalue()
+
+
+def pillow_decode(data: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(data)))
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    a = torch.round(x * 255).to(torch.uint8)
+    return a[0].numpy() if a.shape[0] == 1 else a.permute(1, 2, 0).numpy()
+
+
+def assert_decodes_like_pillow(data: bytes):
+    mine = to_uint8(diffjpeg.decode(diffjpeg.read(data)))
+    reference = pillow_decode(data)
+    assert mine.shape == reference.shape
+    differ = mine != reference
+    assert not differ.any(), f"{differ.sum()} of {differ.size} values differ"
+
+
+def scan_bits(data: bytes) -> int:
+    """8 x the length of the file's entropy-coded data (one scan)."""
+    scans = parse_structure(data).scans
+    assert len(scans) == 1
+    start, end = scans[0].data
+    return 8 * (end - start)
+
+
+def same_coefficients(a: diffjpeg.Coefficients, b: diffjpeg.Coefficients) -> bool:
+    return (
+        all(torch.equal(x, y) for x, y in zip(a.components, b.components))
+        and torch.equal(a.component_qtables(), b.component_qtables())
+        and a.sampling == b.sampling
+        and a.size == b.size
+    )
+
+
+# ---------------------------------------------------------------- decoding files
+@pytest.mark.parametrize("quality", QUALITIES)
+@pytest.mark.parametrize("subsampling", tuple(PIL_SUBSAMPLING))
+@pytest.mark.parametrize("optimize,progressive", [(False, False), (True, False), (False, True), (True, True)])
+def test_pillow_files_decode_identically(quality, subsampling, optimize, progressive):
+    data = pillow_file(photo(), quality=quality, subsampling=PIL_SUBSAMPLING[subsampling], optimize=optimize, progressive=progressive)
+    assert_decodes_like_pillow(data)
+
+
+@pytest.mark.parametrize("quality", (10, 75, 100))
+@pytest.mark.parametrize("progressive", (False, True))
+def test_pillow_grayscale_files_decode_identically(quality, progressive):
+    assert_decodes_like_pillow(pillow_file(photo("camera", 45, 77), quality=quality, progressive=progressive))
+
+
+@pytest.mark.parametrize("quality", (15, 85))
+@pytest.mark.parametrize("flags", [(0x221111, 0, 0), (0x211111, 1, 0), (0x111111, 0, 1)])
+def test_opencv_files_decode_identically(quality, flags):
+    cv2 = pytest.importorskip("cv2")
+    sampling, optimize, progressive = flags
+    ok, encoded = cv2.imencode(
+        ".jpg",
+        photo("coffee")[..., ::-1],
+        [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling,
+         cv2.IMWRITE_JPEG_OPTIMIZE, optimize, cv2.IMWRITE_JPEG_PROGRESSIVE, progressive],
+    )
+    assert ok
+    assert_decodes_like_pillow(encoded.tobytes())
+
+
+@pytest.mark.parametrize("version", ["6b", "9f", "mozjpeg403", "turbo210"])
+def test_other_libjpeg_builds_decode_identically(version, tmp_path):
+    """Files written by other encoders (mozjpeg: progressive, trellis quantization)."""
+    jpeglib = pytest.importorskip("jpeglib")
+    path = tmp_path / "x.jpg"
+    with jpeglib.version(version):
+        jpeglib.from_spatial(photo("chelsea")).write_spatial(str(path), qt=70)
+    assert_decodes_like_pillow(path.read_bytes())
+
+
+SAMPLINGS = {
+    "h1v2 (4:4:0)": ((1, 2), (1, 1), (1, 1)),
+    "h4v1 (4:1:1)": ((4, 1), (1, 1), (1, 1)),
+    "mixed h2v1 and h1v2 chroma": ((2, 2), (1, 2), (2, 1)),
+    "luma upsampled": ((1, 1), (2, 2), (2, 2)),
+    "ratio 3": ((3, 1), (1, 1), (1, 1)),
+    "h4v2 (4:1:0)": ((4, 2), (1, 1), (1, 1)),
+}
+
+
+def handmade(sampling, size=(37, 53), seed=0) -> diffjpeg.Coefficients:
+    """Smooth random coefficients for any sampling factors."""
+    rng = np.random.default_rng(seed)
+    c = diffjpeg.Coefficients(
+        y=torch.zeros(1, 1, 8, 8), cb=torch.zeros(1, 1, 8, 8), cr=torch.zeros(1, 1, 8, 8),
+        qtables=torch.full((2, 8, 8), 4.0), sampling=sampling, size=size,
+    )
+    blocks = []
+    for geometry in c.geometries():
+        b = rng.normal(0, 1, geometry.blocks + (8, 8)) * 24 / (1 + np.add.outer(np.arange(8), np.arange(8)))[None, None] ** 1.5
+        b[..., 0, 0] = rng.integers(-25, 25, geometry.blocks)
+        blocks.append(torch.tensor(np.round(b), dtype=torch.float32))
+    return diffjpeg.Coefficients(*blocks, qtables=c.qtables, sampling=sampling, size=size)
+
+
+@pytest.mark.parametrize("name", list(SAMPLINGS))
+def test_any_sampling_factors(name):
+    """Written by libjpeg, decoded by Pillow and by us; bits match the file."""
+    c = handmade(SAMPLINGS[name])
+    data = diffjpeg.write(c)
+    assert same_coefficients(diffjpeg.read(data), c)
+    assert_decodes_like_pillow(data)
+    assert int(diffjpeg.bits(c)) == scan_bits(data)
+    assert int(diffjpeg.bits(c, "optimized")) == scan_bits(diffjpeg.write(c, optimize=True))
+
+
+# ---------------------------------------------------------------- writing
+@pytest.mark.parametrize("kind", ["baseline", "optimized", "progressive", "grayscale", "4:2:2"])
+def test_write_read_keeps_every_coefficient(kind):
+    options = {"optimized": {"optimize": True}, "progressive": {"progressive": True}, "4:2:2": {"subsampling": 1}}.get(kind, {})
+    a = photo("camera") if kind == "grayscale" else photo()
+    original = diffjpeg.read(pillow_file(a, quality=65, **options))
+    for optimize in (False, True):
+        again = diffjpeg.read(diffjpeg.write(original, optimize=optimize))
+        assert same_coefficients(again, original)
+
+
+@pytest.mark.parametrize("subsampling", tuple(PIL_SUBSAMPLING))
+@pytest.mark.parametrize("optimize", (False, True))
+def test_encode_write_equals_exact_jpeg(subsampling, optimize):
+    x = torch.from_numpy(photo("rocket")).permute(2, 0, 1).contiguous()
+    c = diffjpeg.encode(x, quality=40, subsampling=subsampling)
+    decoded_by_pillow = pillow_decode(diffjpeg.write(c, optimize=optimize))
+    ours = diffjpeg.jpeg(x, quality=40, subsampling=subsampling).permute(1, 2, 0).numpy()
+    np.testing.assert_array_equal(decoded_by_pillow, ours)
+
+
+def test_encode_matches_pillows_coefficients():
+    a = photo("coffee")
+    for quality, subsampling in ((30, "4:2:0"), (92, "4:4:4")):
+        mine = diffjpeg.encode(torch.from_numpy(a).permute(2, 0, 1).contiguous(), quality=quality, subsampling=subsampling)
+        theirs = diffjpeg.read(pillow_file(a, quality=quality, subsampling=PIL_SUBSAMPLING[subsampling]))
+        assert same_coefficients(mine, theirs)
+
+
+def test_write_batch_to_pattern_list_and_file_objects(tmp_path):
+    c = diffjpeg.encode(torch.rand(2, 3, 3, 20, 12), quality=50)
+    written = diffjpeg.write(c, str(tmp_path / "img_{:02d}.jpg"))
+    assert len(written) == 6 and (tmp_path / "img_05.jpg").read_bytes() == written[5]
+    buffers = [io.BytesIO() for _ in range(6)]
+    diffjpeg.write(c, buffers, optimize=True)
+    batch = diffjpeg.read_batch([b.getvalue() for b in buffers])
+    assert torch.equal(batch.y, c.y.reshape(6, *c.y.shape[2:]))
+    path = tmp_path / "one.jpg"
+    single = diffjpeg.encode(torch.rand(3, 9, 9))
+    diffjpeg.write(single, path)
+    with open(path, "rb") as f:
+        assert same_coefficients(diffjpeg.read(f), diffjpeg.read(str(path)))
+
+
+def test_read_gives_the_files_tables():
+    data = pillow_file(photo(), quality=37)
+    c = diffjpeg.read(data)
+    zigzag = parse_structure(data).qtables
+    natural = torch.zeros(2, 64)
+    for slot in (0, 1):
+        natural[slot, list(diffjpeg.huffman.ZIGZAG)] = torch.tensor(zigzag[slot], dtype=torch.float32)
+    assert torch.equal(c.qtables, natural.reshape(2, 8, 8))
+    assert torch.equal(c.qtables, diffjpeg.quality_tables(torch.tensor(37.0), diffjpeg.standard_tables(), exact=True))
+
+
+def test_coefficients_carry_gradients_from_a_file():
+    c = diffjpeg.read(pillow_file(photo(), quality=50))
+    c.y.requires_grad_()
+    diffjpeg.decode(c, forward="float").mean().backward()
+    assert c.y.grad is not None and torch.isfinite(c.y.grad).all() and c.y.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------- bits
+@pytest.mark.parametrize("name", ["astronaut", "coffee", "chelsea"])
+@pytest.mark.parametrize("subsampling", tuple(PIL_SUBSAMPLING))
+def test_bits_equal_libjpeg_scan_length(name, subsampling):
+    """For Pillow's own files: standard tables and optimize=True, every quality in a spread."""
+    a = photo(name, 96, 131, 40, 60)
+    for quality in (1, 5, 25, 50, 75, 95, 100):
+        for optimize, huffman in ((False, "standard"), (True, "optimized")):
+            data = pillow_file(a, quality=quality, subsampling=PIL_SUBSAMPLING[subsampling], optimize=optimize)
+            assert int(diffjpeg.bits(diffjpeg.read(data), huffman)) == scan_bits(data), (quality, huffman)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (8, 8), (9, 17), (16, 16), (33, 47)])
+def test_bits_at_edge_sizes(size):
+    """MCU padding (dummy blocks) at every edge configuration, and grayscale."""
+    x = torch.rand(3, *size, generator=torch.Generator().manual_seed(1))
+    for subsampling in PIL_SUBSAMPLING:
+        c = diffjpeg.encode(x, quality=80, subsampling=subsampling)
+        for optimize, huffman in ((False, "standard"), (True, "optimized")):
+            assert int(diffjpeg.bits(c, huffman)) == scan_bits(diffjpeg.write(c, optimize=optimize))
+    gray = diffjpeg.encode(x[:1], quality=80)
+    assert int(diffjpeg.bits(gray)) == scan_bits(diffjpeg.write(gray))
+
+
+def test_bits_count_byte_stuffing():
+    """Noise at quality 100 puts many FF bytes in the scan."""
+    noise = np.random.default_rng(3).integers(0, 256, (40, 40, 3), dtype=np.uint8)
+    data = pillow_file(noise, quality=100, subsampling=0)
+    start, end = parse_structure(data).scans[0].data
+    assert data[start:end].count(b"\xff\x00") > 10
+    assert int(diffjpeg.bits(diffjpeg.read(data))) == scan_bits(data)
+
+
+def test_bits_batched_and_per_image():
+    x = torch.rand(2, 3, 3, 24, 40)
+    qualities = [[10, 50, 90], [20, 60, 95]]
+    n = diffjpeg.bits(diffjpeg.encode(x, quality=torch.tensor(qualities, dtype=torch.float32)))
+    assert n.shape == (2, 3)
+    assert n[0, 0] < n[0, 1] < n[0, 2]
+    for i in range(2):
+        for j in range(3):
+            assert int(diffjpeg.bits(diffjpeg.encode(x[i, j], quality=qualities[i][j]))) == int(n[i, j])
+
+
+def test_standard_and_optimized_tables_are_libjpegs():
+    """The DHT segments libjpeg writes hold the same tables."""
+    a = photo()
+    for optimize, huffman in ((False, "standard"), (True, "optimized")):
+        data = pillow_file(a, quality=70, optimize=optimize)
+        written = dht_tables(data)
+        ours = huffman_tables(diffjpeg.read(data), huffman)[0]
+        assert ours == written
+    assert {("dc", 0): STANDARD_TABLES[0][0], ("ac", 0): STANDARD_TABLES[0][1],
+            ("dc", 1): STANDARD_TABLES[1][0], ("ac", 1): STANDARD_TABLES[1][1]} == dht_tables(pillow_file(a))
+
+
+def dht_tables(data: bytes) -> dict:
+    tables, position = {}, 2
+    while data[position + 1] != 0xDA:  # up to SOS
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        if data[position + 1] == 0xC4:
+            body = data[position + 4 : position + 2 + length]
+            while body:
+                counts = tuple(body[1:17])
+                values = tuple(body[17 : 17 + sum(counts)])
+                tables[("ac" if body[0] >> 4 else "dc", body[0] & 15)] = HuffmanTable(counts, values)
+                body = body[17 + sum(counts) :]
+        position += 2 + length
+    return tables
+
+
+# ---------------------------------------------------------------- arguments
+def test_argument_errors():
+    c = diffjpeg.encode(torch.rand(3, 8, 8))
+    with pytest.raises(ValueError, match="huffman"):
+        diffjpeg.bits(c, "fast")
+    with pytest.raises(ValueError, match="progressive"):
+        diffjpeg.write(c, progressive=True)
+    with pytest.raises(TypeError, match="source"):
+        diffjpeg.read(123)
+    with pytest.raises(ValueError, match="max_pixels"):
+        diffjpeg.read(b"\xff\xd8", max_pixels=0)
+    with pytest.raises(ValueError, match="pattern"):
+        diffjpeg.write(diffjpeg.encode(torch.rand(2, 3, 8, 8)), "no_placeholder.jpg")
+    big = diffjpeg.Coefficients(c.y * 0 + 2000, c.cb, c.cr, c.qtables, c.sampling, c.size)
+    with pytest.raises(ValueError, match="1023"):
+        diffjpeg.write(big)
+    with pytest.raises(ValueError, match="1023"):
+        diffjpeg.bits(big)
+    with pytest.raises(ValueError, match="sampling"):
+        diffjpeg.Coefficients(c.y, c.cb, c.cr, c.qtables, ((3, 1), (2, 1), (1, 1)), c.size)
+    with pytest.raises(ValueError, match="MCU"):
+        diffjpeg.Coefficients(c.y, c.cb, c.cr, c.qtables, ((4, 2), (2, 1), (2, 2)), c.size)
+    with pytest.raises(ValueError, match="read them one by one"):
+        diffjpeg.read_batch([pillow_file(photo(h=16, w=16)), pillow_file(photo(h=16, w=24))])
