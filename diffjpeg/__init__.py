@@ -14,15 +14,17 @@ module             stage                                  libjpeg-turbo source
 ``rounding``       surrogate gradients
 ``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
 ``huffman``        entropy coding, exact bit counts       jchuff.c
+``rate``           differentiable estimate of the bits
 ``markers``        file structure checks, JPEGError       jdmarker.c
 ``files``          read and write real .jpg files         (libjpeg via jpeglib)
 =================  =====================================  ======================
 """
-from . import blocks, color, dct, huffman, markers, quality, quantize, rounding, sampling
+from . import blocks, color, dct, huffman, markers, quality, quantize, rate as _rate_module, rounding, sampling
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients
 from .files import read, read_batch, write
 from .huffman import bits
+from .rate import Rate, rate
 from .markers import JPEGError
 from .quality import quality_tables, standard_tables
 from .rounding import ROUNDINGS, soft_round
@@ -34,11 +36,13 @@ __all__ = [
     "JPEGEncoder",
     "JPEGError",
     "ROUNDINGS",
+    "Rate",
     "bits",
     "decode",
     "encode",
     "jpeg",
     "quality_tables",
+    "rate",
     "read",
     "read_batch",
     "soft_round",
