@@ -4,7 +4,10 @@ The entropy coding runs in real libjpeg-turbo (through jpeglib's builds of it),
 so a file read here holds exactly the coefficients any libjpeg decoder sees,
 and a file written here is what libjpeg writes for those coefficients.
 :func:`diffjpeg.decode` of what :func:`read` returns equals Pillow's decoding
-of the file, pixel for pixel (``forward="exact"``).
+of the file, pixel for pixel (``forward="exact"``), for every file whose
+dequantized coefficients fit in 16 bits, which is every file an 8-bit encoder
+writes. Beyond that (crafted or corrupted files) libjpeg-turbo's SIMD inverse
+DCT wraps around in 16-bit arithmetic, and ``decode`` does not model the wrap.
 
 Before libjpeg sees a file, :func:`diffjpeg.markers.parse_structure` checks
 its structure and size in Python; libjpeg's own errors, and by default its

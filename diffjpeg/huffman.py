@@ -341,29 +341,25 @@ def check_codable(c: Coefficients) -> None:
             raise ValueError(f"coefficients.{name} has a DC value of {float(dc.abs().max()):.0f}; 8-bit JPEG allows -1024..1023 after quantization, so that differences fit 11 bits")
 
 
-def _tables_for(symbols: ScanSymbols, huffman: str) -> dict:
-    """``{(table, is_dc): (lengths, codes)}`` as tensors on the symbols' device."""
-    out = {}
+def scan_tables(symbols: ScanSymbols, huffman: str) -> dict:
+    """``{(slot, is_dc): HuffmanTable}`` libjpeg codes these symbols with:
+    Annex K's, or the optimal ones for their counts; unused tables left out."""
+    tables = {}
     for slot in (0, 1):
         for dc in (True, False):
-            if not bool(((symbols.table == slot) & (symbols.is_dc == dc)).any()):
+            frequencies = symbols.frequencies(slot, dc)
+            if frequencies.sum() == 0:
                 continue  # a table no component uses
-            if huffman == "standard":
-                spec = STANDARD_TABLES[slot][0 if dc else 1]
-            else:
-                spec = optimal_table(symbols.frequencies(slot, dc))
-            lengths, codes = spec.code_lengths_and_codes()
-            device = symbols.symbol.device
-            out[(slot, dc)] = (torch.as_tensor(lengths, device=device), torch.as_tensor(codes, device=device))
-    return out
+            tables[(slot, dc)] = STANDARD_TABLES[slot][0 if dc else 1] if huffman == "standard" else optimal_table(frequencies)
+    return tables
 
 
 def _code(symbols: ScanSymbols, huffman: str) -> tuple[Tensor, Tensor]:
     """Each symbol's code and extra bits as one ``(value, length)`` pair."""
-    tables = _tables_for(symbols, huffman)
     length = torch.zeros_like(symbols.symbol)
     code = torch.zeros_like(symbols.symbol)
-    for (slot, dc), (lengths, codes) in tables.items():
+    for (slot, dc), table in scan_tables(symbols, huffman).items():
+        lengths, codes = (torch.as_tensor(t, device=symbols.symbol.device) for t in table.code_lengths_and_codes())
         pick = (symbols.table == slot) & (symbols.is_dc == dc)
         length = torch.where(pick, lengths[symbols.symbol], length)
         code = torch.where(pick, codes[symbols.symbol], code)
@@ -454,15 +450,7 @@ def bits(c: Coefficients, huffman: str = "standard") -> Tensor:
 def huffman_tables(c: Coefficients, huffman: str = "standard") -> list[dict]:
     """The tables libjpeg uses for each image: ``{("dc"|"ac", slot): HuffmanTable}``."""
     _check_huffman(huffman)
-    out = []
-    for s in scan_symbols(c):
-        tables = {}
-        for slot in (0, 1):
-            for kind, dc in (("dc", True), ("ac", False)):
-                if not bool(((s.table == slot) & (s.is_dc == dc)).any()):
-                    continue
-                tables[(kind, slot)] = (
-                    STANDARD_TABLES[slot][0 if dc else 1] if huffman == "standard" else optimal_table(s.frequencies(slot, dc))
-                )
-        out.append(tables)
-    return out
+    return [
+        {("dc" if dc else "ac", slot): table for (slot, dc), table in scan_tables(s, huffman).items()}
+        for s in scan_symbols(c)
+    ]

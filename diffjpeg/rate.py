@@ -41,8 +41,8 @@ from .huffman import (
     _check_huffman,
     _coding_order,
     _zigzag_index,
-    optimal_table,
     scan_symbols,
+    scan_tables,
 )
 
 STUFFING = 1 + 1 / 256  # expected share of FF bytes in random data
@@ -105,21 +105,6 @@ def _gather_rows(rows: Tensor, col: Tensor) -> Tensor:
     weight = col - low
     pick = lambda i: rows.gather(-1, i.unsqueeze(-1)).squeeze(-1)  # noqa: E731
     return pick(low) * (1 - weight) + pick(low + 1) * weight
-
-
-def _image_tables(symbols, huffman: str) -> dict:
-    tables = {}
-    for slot in (0, 1):
-        for dc in (True, False):
-            if huffman == "standard":
-                spec = STANDARD_TABLES[slot][0 if dc else 1]
-            else:
-                frequencies = symbols.frequencies(slot, dc)
-                if frequencies.sum() == 0:
-                    continue
-                spec = optimal_table(frequencies)
-            tables[(slot, dc)] = _code_lengths(spec)
-    return tables
 
 
 def _component_bits(blocks: Tensor, tables: dict, slot: int, sampling, mcus, dtype) -> Tensor:
@@ -185,10 +170,14 @@ def rate(c: Coefficients, huffman: str = "standard") -> Tensor:
     h_max, v_max = c.max_factors
     height, width = c.size
     mcus = (math.ceil(height / (8 * v_max)), math.ceil(width / (8 * h_max))) if interleaved else None
+    standard = {(slot, dc): _code_lengths(STANDARD_TABLES[slot][0 if dc else 1]) for slot in (0, 1) for dc in (True, False)}
     symbols = scan_symbols(c) if huffman == "optimized" else [None] * count
     totals = []
     for image in range(count):
-        tables = _image_tables(symbols[image], huffman)
+        if huffman == "standard":
+            tables = standard
+        else:  # libjpeg's tables for the rounded coefficients, held constant
+            tables = {key: _code_lengths(table) for key, table in scan_tables(symbols[image], huffman).items()}
         bits = sum(
             _component_bits(blocks[image], tables, 0 if ci == 0 else 1, c.sampling[ci], mcus, dtype)
             for ci, blocks in enumerate(components)
