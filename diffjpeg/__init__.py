@@ -17,6 +17,7 @@ module             stage                                  libjpeg-turbo source
 ``rate``           differentiable estimate of the bits
 ``markers``        file structure checks, JPEGError       jdmarker.c
 ``files``          read and write real .jpg files         (libjpeg via jpeglib)
+``progressive``    progressive scans for ``write``        jcphuff.c, jcparam.c
 =================  =====================================  ======================
 """
 from . import blocks, color, dct, huffman, markers, quality, quantize, rate as _rate_module, rounding, sampling

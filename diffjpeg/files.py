@@ -30,7 +30,8 @@ import torch
 from torch import Tensor
 
 from .coefficients import Coefficients
-from .huffman import check_codable
+from .huffman import _coding_order, check_codable
+from .progressive import progressive_file
 from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
 
 LIBJPEG = "turbo210"  # the newest libjpeg-turbo jpeglib carries (2.1), the codec of Pillow and OpenCV
@@ -267,7 +268,9 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
             of paths / file objects, or ``None``.
         optimize: optimized Huffman tables (libjpeg's ``optimize_coding``,
             Pillow's ``optimize=True``) instead of the standard ones.
-        progressive: not supported yet; raises ValueError if ``True``.
+        progressive: a progressive file with libjpeg's default scan script
+            (jpeg_simple_progression); its Huffman tables are always
+            optimized, as libjpeg's are, so ``optimize`` does not matter then.
 
     Returns:
         The file's bytes; a list of them for a batch.
@@ -284,8 +287,6 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
     if not isinstance(optimize, bool) or not isinstance(progressive, bool):
         raise TypeError("optimize and progressive must be bool")
-    if progressive:
-        raise ValueError("progressive=True: writing progressive files is not supported yet; use progressive=False")
     c = coefficients
     batch = c.batch_shape
     count = math.prod(batch)
@@ -297,7 +298,10 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
     planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr"))]
     outputs = []
     for i in range(count):
-        data = _write_one(c, [p[i] for p in planes], tables[i], optimize)
+        if progressive:
+            data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index, _dc_order(c))
+        else:
+            data = _write_one(c, [p[i] for p in planes], tables[i], optimize)
         target = targets[i]
         if target is not None:
             if hasattr(target, "write"):
@@ -307,6 +311,21 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
                     f.write(data)
         outputs.append(data)
     return outputs if len(batch) else outputs[0]
+
+
+def _dc_order(c: Coefficients):
+    """DC values of a component in interleaved coding order, padding blocks
+    repeating the previous DC (what libjpeg puts in them)."""
+    h_max, v_max = c.max_factors
+    mcus = (math.ceil(c.size[0] / (8 * v_max)), math.ceil(c.size[1] / (8 * h_max)))
+
+    def order(zigzag: np.ndarray, factors) -> np.ndarray:
+        ordered, real = _coding_order(torch.from_numpy(zigzag), factors, mcus)
+        real = real.flatten()
+        last_real = torch.where(real, torch.arange(real.numel()), 0).cummax(0).values
+        return ordered[..., 0].flatten()[last_real].reshape(ordered.shape[:2]).numpy()
+
+    return order
 
 
 def _write_one(c: Coefficients, planes: list[np.ndarray], tables: np.ndarray, optimize: bool) -> bytes:

@@ -327,7 +327,7 @@ def _block_symbols(diff: Tensor, ac: Tensor, table: Tensor) -> ScanSymbols:
 
 def check_codable(c: Coefficients) -> None:
     """Raise ValueError if libjpeg could not code ``c`` in a baseline scan:
-    non-finite values, AC over 10 bits (|x| > 1023), DC over 11 bits."""
+    non-finite values, AC over 10 bits (|x| > 1023), DC outside -1024..1023."""
     for name, blocks in zip(("y", "cb", "cr"), c.components):
         b = blocks.detach()
         if b.is_floating_point() and not bool(torch.isfinite(b).all()):
@@ -337,8 +337,11 @@ def check_codable(c: Coefficients) -> None:
         if ac.numel() and float(ac.abs().max()) > 1023:
             raise ValueError(f"coefficients.{name} has an AC value of {float(ac.abs().max()):.0f}; JPEG codes at most 1023 (10 bits)")
         dc = r[..., 0, 0]
-        if dc.numel() and float(dc.abs().max()) > 1023:
-            raise ValueError(f"coefficients.{name} has a DC value of {float(dc.abs().max()):.0f}; 8-bit JPEG allows -1024..1023 after quantization, so that differences fit 11 bits")
+        if dc.numel() and (float(dc.min()) < -1024 or float(dc.max()) > 1023):
+            raise ValueError(
+                f"coefficients.{name} has DC values in {float(dc.min()):.0f}..{float(dc.max()):.0f}; "
+                "allowed -1024..1023 (an 8-bit encoder's range), so that differences fit 11 bits"
+            )
 
 
 def scan_tables(symbols: ScanSymbols, huffman: str) -> dict:

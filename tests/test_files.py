@@ -134,6 +134,9 @@ def test_any_sampling_factors(name):
     data = diffjpeg.write(c)
     assert same_coefficients(diffjpeg.read(data), c)
     assert_decodes_like_pillow(data)
+    progressive = diffjpeg.write(c, progressive=True)
+    assert same_coefficients(diffjpeg.read(progressive), c)
+    assert_decodes_like_pillow(progressive)
     assert int(diffjpeg.bits(c)) == scan_bits(data)
     assert int(diffjpeg.bits(c, "optimized")) == scan_bits(diffjpeg.write(c, optimize=True))
 
@@ -144,19 +147,38 @@ def test_write_read_keeps_every_coefficient(kind):
     options = {"optimized": {"optimize": True}, "progressive": {"progressive": True}, "4:2:2": {"subsampling": 1}}.get(kind, {})
     a = photo("camera") if kind == "grayscale" else photo()
     original = diffjpeg.read(pillow_file(a, quality=65, **options))
-    for optimize in (False, True):
-        again = diffjpeg.read(diffjpeg.write(original, optimize=optimize))
-        assert same_coefficients(again, original)
+    for written in ({"optimize": False}, {"optimize": True}, {"progressive": True}):
+        again = diffjpeg.read(diffjpeg.write(original, **written))
+        assert same_coefficients(again, original), written
 
 
 @pytest.mark.parametrize("subsampling", tuple(PIL_SUBSAMPLING))
-@pytest.mark.parametrize("optimize", (False, True))
-def test_encode_write_equals_exact_jpeg(subsampling, optimize):
+@pytest.mark.parametrize("written", [{"optimize": False}, {"optimize": True}, {"progressive": True}])
+def test_encode_write_equals_exact_jpeg(subsampling, written):
     x = torch.from_numpy(photo("rocket")).permute(2, 0, 1).contiguous()
     c = diffjpeg.encode(x, quality=40, subsampling=subsampling)
-    decoded_by_pillow = pillow_decode(diffjpeg.write(c, optimize=optimize))
+    decoded_by_pillow = pillow_decode(diffjpeg.write(c, **written))
     ours = diffjpeg.jpeg(x, quality=40, subsampling=subsampling).permute(1, 2, 0).numpy()
     np.testing.assert_array_equal(decoded_by_pillow, ours)
+
+
+@pytest.mark.parametrize("quality", (1, 10, 50, 90, 100))
+@pytest.mark.parametrize("subsampling", tuple(PIL_SUBSAMPLING))
+def test_progressive_files_are_byte_identical_to_libjpegs(quality, subsampling):
+    """Same scan script, same Huffman tables, same bits as Pillow's progressive=True."""
+    reference = pillow_file(photo(), quality=quality, subsampling=PIL_SUBSAMPLING[subsampling], progressive=True)
+    assert diffjpeg.write(diffjpeg.read(reference), progressive=True) == reference
+    gray = pillow_file(photo("camera"), quality=quality, progressive=True)
+    assert diffjpeg.write(diffjpeg.read(gray), progressive=True) == gray
+
+
+def test_progressive_stress():
+    """Noise at quality 100 (long EOB runs, many correction bits) and a huge image of zeros (EOB runs over 32767)."""
+    noise = np.random.default_rng(5).integers(0, 256, (70, 90, 3), dtype=np.uint8)
+    reference = pillow_file(noise, quality=100, subsampling=0, progressive=True)
+    assert diffjpeg.write(diffjpeg.read(reference), progressive=True) == reference
+    flat = pillow_file(np.full((8 * 200, 8 * 200), 77, np.uint8), quality=90, progressive=True)
+    assert diffjpeg.write(diffjpeg.read(flat), progressive=True) == flat
 
 
 def test_encode_matches_pillows_coefficients():
@@ -276,8 +298,8 @@ def test_argument_errors():
     c = diffjpeg.encode(torch.rand(3, 8, 8))
     with pytest.raises(ValueError, match="huffman"):
         diffjpeg.bits(c, "fast")
-    with pytest.raises(ValueError, match="progressive"):
-        diffjpeg.write(c, progressive=True)
+    with pytest.raises(TypeError, match="progressive"):
+        diffjpeg.write(c, progressive=1)
     with pytest.raises(TypeError, match="source"):
         diffjpeg.read(123)
     with pytest.raises(ValueError, match="max_pixels"):
