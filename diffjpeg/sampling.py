@@ -66,13 +66,14 @@ def downsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float")
     if h_factor == v_factor == 1:
         return plane
     *lead, h, w = plane.shape
-    windows = plane.reshape(*lead, h // v_factor, v_factor, w // h_factor, h_factor)
-    mean = windows.mean(dim=(-3, -1))
+    # avg_pool2d: a strided reshape-and-mean is about 3x slower on the CPU
+    flat = plane.reshape(-1, 1, h, w)
+    mean = torch.nn.functional.avg_pool2d(flat, (v_factor, h_factor)).reshape(*lead, h // v_factor, w // h_factor)
     if mode == "soft":
         return mean
     # exact and float round alike: libjpeg's biases are its rounding rule
-    total = windows.detach().sum(dim=(-3, -1))
     count = h_factor * v_factor
+    total = mean.detach() * count  # exact: integer sums, a power-of-two or 1x2 count
     if h_factor == 2 and v_factor == 2:
         bias = _alternating(total.shape[-1], 1.0, 2.0, total)
     elif h_factor == 2:
