@@ -37,6 +37,7 @@ from .rounding import (
     DEFAULT_TEMPERATURE,
     check_rounding,
     clamp_ste,
+    round_clamp_ste,
     round_ste,
 )
 from .sampling import downsample, upsample
@@ -197,9 +198,12 @@ def encode(
     matrix = _matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, dtype, device)
 
     x = image.reshape(count, channels, height, width)
-    samples = x.to(dtype) if image.dtype == torch.uint8 else clamp_ste(x, 0.0, 1.0) * 255.0
-    if forward != "soft":
-        samples = round_ste(samples)
+    if image.dtype == torch.uint8:
+        samples = x.to(dtype)
+    elif forward == "soft":
+        samples = clamp_ste(x * 255.0, 0.0, 255.0)
+    else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
+        samples = round_clamp_ste(x * 255.0, 0.0, 255.0)
     planes = color.rgb_to_ycbcr(samples, matrix, forward) if channels == 3 else samples
 
     factors = subsampling_factors(subsampling, channels)

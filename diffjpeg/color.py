@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .rounding import clamp_ste, round_ste, straight_through
+from .rounding import clamp_ste, round_clamp_ste, straight_through
 
 # Rows Y, Cb, Cr; columns R, G, B (jccolor.c's constants).
 JFIF_RGB_TO_YCBCR = (
@@ -65,15 +65,17 @@ def _fix(matrix: Tensor) -> Tensor:
     return torch.sign(m) * torch.floor(m.abs() * (1 << _SCALEBITS) + 0.5)
 
 
-def _apply(matrix: Tensor, x: Tensor) -> Tensor:
-    """``matrix @ x`` over the channel axis of ``x`` (..., 3, H, W); matrix (3, 3) or (B, 3, 3)."""
-    m = matrix.to(x.dtype)
-    if m.dim() == 2:
-        # three multiply-adds per output channel: einsum would permute the
-        # image into a batched 3x3 product, slower on the CPU
-        planes = x.unbind(-3)
-        return torch.stack([m[i, 0] * planes[0] + m[i, 1] * planes[1] + m[i, 2] * planes[2] for i in range(3)], dim=-3)
-    return torch.einsum("bij,bjhw->bihw", m, x)
+def _apply(matrix: Tensor, x: Tensor, offset: Tensor) -> Tensor:
+    """``matrix @ x + offset`` over the channel axis of ``x`` (B, 3, H, W).
+
+    ``matrix`` is (3, 3) or (B, 3, 3), ``offset`` (3,) or (B, 3). One batched
+    product on the (B, 3, H*W) view: no copies, and on the CPU 5-10x faster
+    than three multiply-adds per channel or an einsum that permutes the image.
+    """
+    b = x.shape[0]
+    m = matrix.to(x.dtype).expand(b, 3, 3)
+    out = torch.baddbmm(offset.to(x.dtype).reshape(-1, 3, 1), m, x.reshape(b, 3, -1))
+    return out.view(x.shape)
 
 
 def _check_mode(mode: str) -> None:
@@ -103,20 +105,20 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     _check_mode(mode)
     if matrix is None:
         matrix = rgb_to_ycbcr_matrix(image.dtype, image.device)
-    offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device).view(3, 1, 1)
-    real = _apply(matrix, image) + offset
+    offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
+    real = _apply(matrix, image, offset)
     if mode == "soft":
         return clamp_ste(real, 0.0, 255.0)
     if mode == "float":
-        return clamp_ste(round_ste(real), 0.0, 255.0)
+        return round_clamp_ste(real, 0.0, 255.0)
     fixed = _fix(matrix)
     rounding = torch.tensor(
         [_ONE_HALF, _CBCR_OFFSET + _ONE_HALF - 1, _CBCR_OFFSET + _ONE_HALF - 1],
         dtype=torch.float64,
         device=image.device,
-    ).view(3, 1, 1)
-    acc = _apply(fixed, image.detach().to(torch.float64))
-    value = torch.floor((acc + rounding) / (1 << _SCALEBITS)).clamp(0, 255)
+    )
+    acc = _apply(fixed, image.detach().to(torch.float64), rounding)  # integers below 2**53: exact
+    value = acc.mul_(1.0 / (1 << _SCALEBITS)).floor_().clamp_(0, 255)  # >> 16
     return straight_through(real, value)
 
 
@@ -140,15 +142,16 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     _check_mode(mode)
     if matrix is None:
         matrix = ycbcr_to_rgb_matrix(image.dtype, image.device)
-    offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device).view(3, 1, 1)
-    real = _apply(matrix, image - offset)
+    offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
+    # matrix @ (x - offset) as one product: matrix @ x - matrix @ offset
+    real = _apply(matrix, image, -(matrix.to(image.dtype) @ offset))
     if mode == "soft":
         return clamp_ste(real, 0.0, 255.0)
     if mode == "float":
-        return clamp_ste(round_ste(real), 0.0, 255.0)
+        return round_clamp_ste(real, 0.0, 255.0)
     fixed = _fix(matrix)
-    acc = _apply(fixed, image.detach().to(torch.float64) - offset.to(torch.float64))
-    value = torch.floor((acc + _ONE_HALF) / (1 << _SCALEBITS)).clamp(0, 255)
+    acc = _apply(fixed, image.detach().to(torch.float64), _ONE_HALF - fixed @ offset.to(torch.float64))
+    value = acc.mul_(1.0 / (1 << _SCALEBITS)).floor_().clamp_(0, 255)  # >> 16
     return straight_through(real, value)
 
 

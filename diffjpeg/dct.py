@@ -32,7 +32,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor, nn
 
-from .rounding import clamp_ste, round_ste, straight_through
+from .rounding import clamp_ste, round_clamp_ste, straight_through
 
 CONST_BITS = 13
 PASS1_BITS = 2
@@ -218,7 +218,7 @@ def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
     if mode == "soft":
         return clamp_ste(real, 0.0, 255.0)
     if mode == "float":
-        return clamp_ste(round_ste(real), 0.0, 255.0)
+        return round_clamp_ste(real, 0.0, 255.0)
     return straight_through(real, idct_islow(coefficients.detach().to(torch.float64)))
 
 

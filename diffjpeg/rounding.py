@@ -118,7 +118,7 @@ class _RoundWithSurrogateGradient(torch.autograd.Function):
     def forward(ctx, x, value, rounding, fourier_order, temperature):
         ctx.save_for_backward(x)
         ctx.params = (rounding, fourier_order, temperature)
-        return value.clone()
+        return value
 
     @staticmethod
     def backward(ctx, grad):
@@ -139,32 +139,68 @@ def round_with_surrogate(
     gradient is the surrogate's at the real-valued point ``x``.
     """
     if value is None:
-        value = torch.round(x)
-    if rounding == "linear":
-        return x + (value - x).detach()
+        value = torch.round(x.detach())
+    if rounding == "linear" or not x.requires_grad:
+        return straight_through(x, value)
     return _RoundWithSurrogateGradient.apply(x, value.detach(), rounding, fourier_order, temperature)
 
 
-def straight_through(x: Tensor, value: Tensor) -> Tensor:
-    """``value`` forward, identity backward (gradient of ``x``).
+class _StraightThrough(torch.autograd.Function):
+    """``value`` forward, the incoming gradient unchanged to ``x`` backward.
 
-    Written as ``value + (x - x)`` rather than ``x + (value - x)``: the latter
-    loses ``value``'s low bits when ``|x|`` is large (float32: 255 came out
-    as 255.0005 next to an x of 1e5 from a hostile file).
+    A Function rather than ``value + (x - x.detach())``: one pass instead of
+    three, nothing saved, and ``value`` comes out bit for bit (the expression
+    loses ``value``'s low bits when ``|x|`` is large: float32 255 came out as
+    255.0005 next to an x of 1e5 from a hostile file).
     """
-    return value.to(x.dtype).detach() + (x - x.detach())
+
+    @staticmethod
+    def forward(ctx, x, value):
+        return value
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None
+
+
+class _RoundClamp(torch.autograd.Function):
+    """``clamp(round(x), lo, hi)`` (either step optional) forward, identity backward."""
+
+    @staticmethod
+    def forward(ctx, x, do_round, lo, hi):
+        y = torch.round(x) if do_round else x
+        if lo is not None:
+            y = y.clamp_(lo, hi) if do_round else y.clamp(lo, hi)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad, None, None, None
+
+
+def straight_through(x: Tensor, value: Tensor) -> Tensor:
+    """``value`` forward, identity backward (gradient of ``x``)."""
+    value = value.detach().to(x.dtype)
+    if not x.requires_grad:
+        return value
+    return _StraightThrough.apply(x, value)
 
 
 def round_ste(x: Tensor) -> Tensor:
     """Round half to even forward, identity backward."""
-    return straight_through(x, torch.round(x))
+    return _RoundClamp.apply(x, True, None, None) if x.requires_grad else torch.round(x)
 
 
 def floor_ste(x: Tensor) -> Tensor:
     """Floor forward, identity backward."""
-    return straight_through(x, torch.floor(x))
+    return straight_through(x, torch.floor(x.detach()))
 
 
 def clamp_ste(x: Tensor, lo: float, hi: float) -> Tensor:
     """Clamp forward, identity backward."""
-    return straight_through(x, x.clamp(lo, hi))
+    return _RoundClamp.apply(x, False, lo, hi) if x.requires_grad else x.clamp(lo, hi)
+
+
+def round_clamp_ste(x: Tensor, lo: float, hi: float) -> Tensor:
+    """Round half to even and clamp forward (8-bit samples), identity backward."""
+    return _RoundClamp.apply(x, True, lo, hi) if x.requires_grad else torch.round(x).clamp_(lo, hi)
