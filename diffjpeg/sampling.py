@@ -65,37 +65,107 @@ def downsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float")
     _check_factors(h_factor, v_factor)
     if h_factor == v_factor == 1:
         return plane
-    *lead, h, w = plane.shape
-    # avg_pool2d: a strided reshape-and-mean is about 3x slower on the CPU
-    flat = plane.reshape(-1, 1, h, w)
-    mean = torch.nn.functional.avg_pool2d(flat, (v_factor, h_factor)).reshape(*lead, h // v_factor, w // h_factor)
-    if mode == "soft":
-        return mean
-    # exact and float round alike: libjpeg's biases are its rounding rule
-    count = h_factor * v_factor
-    total = mean.detach() * count  # exact: integer sums, a power-of-two or 1x2 count
-    if h_factor == 2 and v_factor == 2:
-        bias = _alternating(total.shape[-1], 1.0, 2.0, total)
-    elif h_factor == 2:
-        bias = _alternating(total.shape[-1], 0.0, 1.0, total)
-    else:  # h1v2 goes through jcsample.c's int_downsample: add count / 2
-        bias = torch.full((total.shape[-1],), count // 2, dtype=total.dtype, device=total.device)
-    return straight_through(mean, torch.floor((total + bias) / count))
+    return _Downsample.apply(plane, h_factor, v_factor, mode != "soft")
 
 
-def _shifted(x: Tensor, dim: int, step: int) -> Tensor:
-    """``x`` moved by one sample (``step`` -1 or 1) along ``dim``, the edge sample repeated."""
-    if step < 0:
-        return torch.cat((x.narrow(dim, 0, 1), x.narrow(dim, 0, x.shape[dim] - 1)), dim)
-    return torch.cat((x.narrow(dim, 1, x.shape[dim] - 1), x.narrow(dim, x.shape[dim] - 1, 1)), dim)
+class _Downsample(torch.autograd.Function):
+    """Window mean forward (libjpeg's biased integer average if ``biased``);
+    backward spreads the gradient evenly, saving nothing (avg_pool2d's own
+    backward keeps its whole input alive)."""
+
+    @staticmethod
+    def forward(ctx, plane, h_factor, v_factor, biased):
+        *lead, h, w = plane.shape
+        ctx.factors = (h_factor, v_factor)
+        # avg_pool2d: a strided reshape-and-mean is about 3x slower on the CPU
+        flat = plane.reshape(-1, 1, h, w)
+        mean = torch.nn.functional.avg_pool2d(flat, (v_factor, h_factor)).reshape(*lead, h // v_factor, w // h_factor)
+        if not biased:
+            return mean
+        # exact and float round alike: libjpeg's biases are its rounding rule;
+        # mean * count gives back the integer sums (a power-of-two count or 1x2)
+        count = h_factor * v_factor
+        if h_factor == 2 and v_factor == 2:
+            bias = _alternating(mean.shape[-1], 1.0, 2.0, mean)
+        elif h_factor == 2:
+            bias = _alternating(mean.shape[-1], 0.0, 1.0, mean)
+        else:  # h1v2 goes through jcsample.c's int_downsample: add count / 2
+            bias = torch.full((mean.shape[-1],), count // 2, dtype=mean.dtype, device=mean.device)
+        return mean.mul_(count).add_(bias).div_(count).floor_()
+
+    @staticmethod
+    def backward(ctx, grad):
+        h_factor, v_factor = ctx.factors
+        *lead, h, w = grad.shape
+        spread = grad.reshape(*lead, h, 1, w, 1).expand(*lead, h, v_factor, w, h_factor)
+        return spread.reshape(*lead, h * v_factor, w * h_factor) / (h_factor * v_factor), None, None, None
 
 
-def _fancy_h2(x: Tensor, scale: float, bias_even: float, bias_odd: float) -> Tensor:
-    """Horizontal triangle filter on (already vertically filtered) sums."""
-    left, right = _shifted(x, -1, -1), _shifted(x, -1, 1)
-    even = 3 * x + left + bias_even
-    odd = 3 * x + right + bias_odd
-    return torch.stack((even, odd), dim=-1).flatten(-2) / scale
+def _triangle(x: Tensor, dim: int) -> Tensor:
+    """Fancy upsampling's sums along ``dim``: ``3 x[j] + x[j-1]`` and ``3 x[j] + x[j+1]``
+    interleaved (``dim`` doubles), edge samples repeated. Written into one
+    preallocated tensor through strided views: no shifted copies, no stack."""
+    dim = dim % x.dim()
+    n = x.shape[dim]
+    shape = list(x.shape)
+    shape[dim : dim + 1] = [n, 2]
+    out = x.new_empty(shape)
+    near = 3 * x
+    even, odd = out.select(dim + 1, 0), out.select(dim + 1, 1)
+    if n > 1:
+        torch.add(near.narrow(dim, 1, n - 1), x.narrow(dim, 0, n - 1), out=even.narrow(dim, 1, n - 1))
+        torch.add(near.narrow(dim, 0, n - 1), x.narrow(dim, 1, n - 1), out=odd.narrow(dim, 0, n - 1))
+    torch.add(near.narrow(dim, 0, 1), x.narrow(dim, 0, 1), out=even.narrow(dim, 0, 1))
+    torch.add(near.narrow(dim, n - 1, 1), x.narrow(dim, n - 1, 1), out=odd.narrow(dim, n - 1, 1))
+    return out.flatten(dim, dim + 1)
+
+
+def _triangle_adjoint(grad: Tensor, dim: int) -> Tensor:
+    """The transpose of :func:`_triangle` (its backward)."""
+    dim = dim % grad.dim()
+    n = grad.shape[dim] // 2
+    pairs = grad.unflatten(dim, (n, 2))
+    even, odd = pairs.select(dim + 1, 0), pairs.select(dim + 1, 1)
+    out = (even + odd).mul_(3)
+    if n > 1:
+        out.narrow(dim, 0, n - 1).add_(even.narrow(dim, 1, n - 1))  # x[j-1] feeds even output j
+        out.narrow(dim, 1, n - 1).add_(odd.narrow(dim, 0, n - 1))  # x[j+1] feeds odd output j
+    out.narrow(dim, 0, 1).add_(even.narrow(dim, 0, 1))
+    out.narrow(dim, n - 1, 1).add_(odd.narrow(dim, n - 1, 1))
+    return out
+
+
+# (dims filtered, scale, rounding biases of the even and odd outputs along the last dim filtered)
+_FANCY = {(2, 1): ((-1,), 4.0, (1.0, 2.0)), (1, 2): ((-2,), 4.0, (1.0, 2.0)), (2, 2): ((-2, -1), 16.0, (8.0, 7.0))}
+
+
+class _FancyUpsample(torch.autograd.Function):
+    """The triangle filter forward, rounded with libjpeg's biases if ``biased``;
+    the real filter's transpose backward (nothing saved)."""
+
+    @staticmethod
+    def forward(ctx, plane, factors, biased):
+        dims, scale, (b_even, b_odd) = _FANCY[factors]
+        ctx.factors = factors
+        x = plane
+        if biased and plane.dtype not in (torch.float32, torch.float64):
+            x = plane.to(torch.float32)  # sums up to 16 * 255 + 8 must stay exact
+        for d in dims:
+            x = _triangle(x, d)
+        if not biased:
+            return x.mul_(1.0 / scale)
+        n = x.shape[dims[-1]]
+        bias = torch.tensor([b_even, b_odd], dtype=x.dtype, device=x.device).repeat(n // 2)
+        if dims[-1] == -2:
+            bias = bias.unsqueeze(-1)
+        return x.add_(bias).mul_(1.0 / scale).floor_().to(plane.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        dims, scale, _ = _FANCY[ctx.factors]
+        for d in reversed(dims):
+            grad = _triangle_adjoint(grad, d)
+        return grad.mul_(1.0 / scale), None, None
 
 
 def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -> Tensor:
@@ -123,29 +193,8 @@ def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -
     fancy = (h_factor, v_factor) in ((2, 1), (2, 2)) and plane.shape[-1] > 2 or (h_factor, v_factor) == (1, 2)
     if not fancy:
         return plane.repeat_interleave(v_factor, dim=-2).repeat_interleave(h_factor, dim=-1)
-
-    def filtered(x: Tensor, exact: bool) -> Tensor:
-        if h_factor == 1:  # h1v2
-            above = 3 * x + _shifted(x, -2, -1) + (1.0 if exact else 0.0)
-            below = 3 * x + _shifted(x, -2, 1) + (2.0 if exact else 0.0)
-            sums = torch.stack((above, below), dim=-2).flatten(-3, -2) / 4
-            return torch.floor(sums) if exact else sums
-        if v_factor == 2:
-            above = 3 * x + _shifted(x, -2, -1)
-            below = 3 * x + _shifted(x, -2, 1)
-            sums = torch.stack((above, below), dim=-2).flatten(-3, -2)
-            if exact:
-                return torch.floor(_fancy_h2(sums, 16.0, 8.0, 7.0))
-            return _fancy_h2(sums, 16.0, 0.0, 0.0)
-        if exact:
-            return torch.floor(_fancy_h2(x, 4.0, 1.0, 2.0))
-        return _fancy_h2(x, 4.0, 0.0, 0.0)
-
-    real = filtered(plane, exact=False)
-    if mode == "soft":
-        return real
     # exact and float round alike: libjpeg's biases are its rounding rule
-    return straight_through(real, filtered(plane.detach().to(torch.float64), exact=True))
+    return _FancyUpsample.apply(plane, (h_factor, v_factor), mode != "soft")
 
 
 class Downsample(nn.Module):
