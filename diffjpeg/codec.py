@@ -37,6 +37,7 @@ from .rounding import (
     DEFAULT_TEMPERATURE,
     check_rounding,
     clamp_ste,
+    needs_grad,
     round_clamp_ste,
     round_ste,
 )
@@ -58,8 +59,16 @@ def _checking_values() -> bool:
     return not torch.compiler.is_compiling()
 
 
+def _all_finite(t: Tensor) -> bool:
+    # min and max propagate NaN: one pass instead of isfinite's four
+    if t.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(t)
+    return bool(torch.isfinite(lo) & torch.isfinite(hi))
+
+
 def _check_finite(name: str, t: Tensor) -> None:
-    if _checking_values() and t.is_floating_point() and not bool(torch.isfinite(t.detach()).all()):
+    if _checking_values() and t.is_floating_point() and not _all_finite(t.detach()):
         raise ValueError(f"{name} contains NaN or Inf")
 
 
@@ -145,6 +154,15 @@ def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, devi
     return quality_tables(q, base, exact)
 
 
+def _working_dtype(forward: str, dtype, *tensors) -> torch.dtype:
+    """The dtype the stages run in. Exact values are integers; without a
+    backward pass they travel in float64 from end to end (exact below 2**53),
+    which saves each exact stage a round trip through ``dtype``."""
+    if forward == "exact" and not needs_grad(*tensors):
+        return torch.float64
+    return dtype
+
+
 # ---------------------------------------------------------------- pipeline
 def encode(
     image: Tensor,
@@ -196,14 +214,15 @@ def encode(
     count = math.prod(batch)
     tables = resolve_tables(quality, qtables, batch, forward == "exact", dtype, device)
     matrix = _matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, dtype, device)
+    work = _working_dtype(forward, dtype, image, tables, matrix)
 
     x = image.reshape(count, channels, height, width)
     if image.dtype == torch.uint8:
-        samples = x.to(dtype)
+        samples = x.to(work)
     elif forward == "soft":
         samples = clamp_ste(x * 255.0, 0.0, 255.0)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        samples = round_clamp_ste(x * 255.0, 0.0, 255.0)
+        samples = round_clamp_ste(x * 255.0, 0.0, 255.0).to(work)
     planes = color.rgb_to_ycbcr(samples, matrix, forward) if channels == 3 else samples
 
     factors = subsampling_factors(subsampling, channels)
@@ -216,7 +235,7 @@ def encode(
         coefficients = fdct(split_blocks(plane), forward)
         table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
         quantized = quantize(coefficients, table, forward, rounding, fourier_order, temperature)
-        blocks.append(quantized.reshape(batch + quantized.shape[1:]))
+        blocks.append(quantized.reshape(batch + quantized.shape[1:]).to(dtype))
     if channels == 1:
         blocks += [None, None]
     return Coefficients(
@@ -257,24 +276,27 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
     height, width = c.size
     tables = c.component_qtables().reshape(count, -1, 8, 8)
     dtype = c.y.dtype if c.y.is_floating_point() else torch.float32
+    matrix = None
+    if len(c.components) == 3:
+        matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, dtype, c.y.device)
+    work = _working_dtype(forward, dtype, *c.components, tables, matrix)
     geometries = c.geometries()
     planes = []
     for ci, (blocks, geo) in enumerate(zip(c.components, geometries)):
         expected = batch + geo.blocks + (8, 8)
         if blocks.shape != expected:
             raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
-        q = blocks.reshape(count, *geo.blocks, 8, 8).to(dtype)
+        q = blocks.reshape(count, *geo.blocks, 8, 8).to(work)
         if forward == "exact":
             q = round_ste(q)
-        samples = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8).to(dtype)), forward)
+        samples = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8).to(work)), forward)
         plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample(plane, geo.scale[0], geo.scale[1], forward)
         planes.append(plane[..., :height, :width])
     ycc = torch.stack(planes, dim=1)
     if len(planes) == 3:
-        matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, dtype, ycc.device)
         ycc = color.ycbcr_to_rgb(ycc, matrix, forward)
-    return (ycc / 255.0).reshape(batch + ycc.shape[1:])
+    return (ycc.to(dtype) / 255.0).reshape(batch + ycc.shape[1:])
 
 
 def jpeg(

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .rounding import clamp_ste, round_clamp_ste, straight_through
+from .rounding import clamp_ste, needs_grad, round_clamp_ste, straight_through
 
 # Rows Y, Cb, Cr; columns R, G, B (jccolor.c's constants).
 JFIF_RGB_TO_YCBCR = (
@@ -106,11 +106,9 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     if matrix is None:
         matrix = rgb_to_ycbcr_matrix(image.dtype, image.device)
     offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
-    real = _apply(matrix, image, offset)
-    if mode == "soft":
-        return clamp_ste(real, 0.0, 255.0)
-    if mode == "float":
-        return round_clamp_ste(real, 0.0, 255.0)
+    if mode != "exact":
+        real = _apply(matrix, image, offset)
+        return clamp_ste(real, 0.0, 255.0) if mode == "soft" else round_clamp_ste(real, 0.0, 255.0)
     fixed = _fix(matrix)
     rounding = torch.tensor(
         [_ONE_HALF, _CBCR_OFFSET + _ONE_HALF - 1, _CBCR_OFFSET + _ONE_HALF - 1],
@@ -119,7 +117,9 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     )
     acc = _apply(fixed, image.detach().to(torch.float64), rounding)  # integers below 2**53: exact
     value = acc.mul_(1.0 / (1 << _SCALEBITS)).floor_().clamp_(0, 255)  # >> 16
-    return straight_through(real, value)
+    if not needs_grad(image, matrix):
+        return value.to(image.dtype)
+    return straight_through(_apply(matrix, image, offset), value)
 
 
 def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
@@ -144,15 +144,16 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float
         matrix = ycbcr_to_rgb_matrix(image.dtype, image.device)
     offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
     # matrix @ (x - offset) as one product: matrix @ x - matrix @ offset
-    real = _apply(matrix, image, -(matrix.to(image.dtype) @ offset))
-    if mode == "soft":
-        return clamp_ste(real, 0.0, 255.0)
-    if mode == "float":
-        return round_clamp_ste(real, 0.0, 255.0)
+    shift = -(matrix.to(image.dtype) @ offset)
+    if mode != "exact":
+        real = _apply(matrix, image, shift)
+        return clamp_ste(real, 0.0, 255.0) if mode == "soft" else round_clamp_ste(real, 0.0, 255.0)
     fixed = _fix(matrix)
     acc = _apply(fixed, image.detach().to(torch.float64), _ONE_HALF - fixed @ offset.to(torch.float64))
     value = acc.mul_(1.0 / (1 << _SCALEBITS)).floor_().clamp_(0, 255)  # >> 16
-    return straight_through(real, value)
+    if not needs_grad(image, matrix):
+        return value.to(image.dtype)
+    return straight_through(_apply(matrix, image, shift), value)
 
 
 class RGBToYCbCr(nn.Module):

@@ -32,7 +32,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor, nn
 
-from .rounding import clamp_ste, round_clamp_ste, straight_through
+from .rounding import clamp_ste, needs_grad, round_clamp_ste, straight_through
 
 CONST_BITS = 13
 PASS1_BITS = 2
@@ -190,11 +190,12 @@ def fdct(blocks: Tensor, mode: str = "float") -> Tensor:
         >>> fdct(torch.full((8, 8), 255.0), "exact")[0, 0].item()
         1016.0
     """
-    real = _separable(blocks - 128.0, "orthonormal_2d")
     if mode != "exact":
-        return real
-    value = fdct_islow(blocks.detach().to(torch.float64) - 128.0) / 8.0
-    return straight_through(real, value)
+        return _separable(blocks - 128.0, "orthonormal_2d")
+    value = fdct_islow(blocks.detach().to(torch.float64) - 128.0).mul_(0.125)
+    if not needs_grad(blocks):
+        return value.to(blocks.dtype)
+    return straight_through(_separable(blocks - 128.0, "orthonormal_2d"), value)
 
 
 def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
@@ -214,12 +215,13 @@ def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
         >>> idct(torch.zeros(8, 8), "exact")[0, 0].item()
         128.0
     """
-    real = _separable(coefficients, "orthonormal_2d_inverse") + 128.0
-    if mode == "soft":
-        return clamp_ste(real, 0.0, 255.0)
-    if mode == "float":
-        return round_clamp_ste(real, 0.0, 255.0)
-    return straight_through(real, idct_islow(coefficients.detach().to(torch.float64)))
+    if mode != "exact":
+        real = _separable(coefficients, "orthonormal_2d_inverse") + 128.0
+        return clamp_ste(real, 0.0, 255.0) if mode == "soft" else round_clamp_ste(real, 0.0, 255.0)
+    value = idct_islow(coefficients.detach().to(torch.float64))
+    if not needs_grad(coefficients):
+        return value.to(coefficients.dtype)
+    return straight_through(_separable(coefficients, "orthonormal_2d_inverse") + 128.0, value)
 
 
 class FDCT(nn.Module):

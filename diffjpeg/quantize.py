@@ -20,6 +20,7 @@ from torch import Tensor, nn
 from .rounding import (
     DEFAULT_FOURIER_ORDER,
     DEFAULT_TEMPERATURE,
+    needs_grad,
     round_with_surrogate,
     soft_round,
 )
@@ -50,9 +51,12 @@ def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
     q = torch.where(power_of_two, q // 2, torch.where(rem <= d // 2, q, q + 1))
     r = torch.where(power_of_two, r - 1, r)
     c = torch.where(~power_of_two & (rem <= d // 2), c + 1, c)
-    x = values.to(torch.int64)
-    magnitude = torch.bitwise_right_shift((x.abs() + c) * q, r)
-    return torch.where(x < 0, -magnitude, magnitude).to(torch.float64)
+    # per element in float64, exact: (|x| + c) * q < 2**53 for |x| < 2**30,
+    # and >> r is a multiplication by 2**-r and a floor
+    x = values.to(torch.float64)
+    scale = torch.pow(2.0, -r.to(torch.float64))
+    magnitude = (x.abs() + c.to(torch.float64)).mul_(q.to(torch.float64)).mul_(scale).floor_()
+    return magnitude.copysign_(x).add_(0.0)  # no -0.0
 
 
 def quantize(
@@ -83,15 +87,16 @@ def quantize(
         >>> quantize(torch.full((8, 8), 20.0), torch.full((8, 8), 8.0), "exact")[0, 0].item()
         3.0
     """
-    ratio = coefficients / table
     if mode == "soft":
-        return soft_round(ratio, rounding, fourier_order, temperature)
+        return soft_round(coefficients / table, rounding, fourier_order, temperature)
     value = None
     if mode == "exact":
         dct_out = torch.round(coefficients.detach().to(torch.float64) * 8.0)
         divisors = torch.round(table.detach().to(torch.float64)) * 8.0
         value = reciprocal_divide(dct_out, divisors).to(coefficients.dtype)
-    return round_with_surrogate(ratio, rounding, value, fourier_order, temperature)
+        if not needs_grad(coefficients, table):
+            return value
+    return round_with_surrogate(coefficients / table, rounding, value, fourier_order, temperature)
 
 
 def dequantize(quantized: Tensor, table: Tensor) -> Tensor:

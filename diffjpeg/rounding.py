@@ -145,6 +145,13 @@ def round_with_surrogate(
     return _RoundWithSurrogateGradient.apply(x, value.detach(), rounding, fourier_order, temperature)
 
 
+def needs_grad(*tensors) -> bool:
+    """Whether autograd will want a gradient through any of ``tensors``: the
+    exact forms skip their real-valued twin (needed only for the backward)
+    when it will not."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
 class _StraightThrough(torch.autograd.Function):
     """``value`` forward, the incoming gradient unchanged to ``x`` backward.
 
