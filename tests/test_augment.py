@@ -1,5 +1,6 @@
 """RandomJPEG: draw statistics, agreement with jpeg() and Pillow, randomness, workers, devices, compile."""
 import math
+import multiprocessing
 
 import numpy as np
 import pytest
@@ -186,13 +187,15 @@ class _Photos(torch.utils.data.Dataset):
 
 def _qualities_by_worker(seed):
     torch.manual_seed(seed)
-    loader = torch.utils.data.DataLoader(_Photos(), batch_size=None, num_workers=2)
+    # fork: the test module, imported by pytest under its own name, need not be importable in the workers
+    loader = torch.utils.data.DataLoader(_Photos(), batch_size=None, num_workers=2, multiprocessing_context="fork")
     seen = {0: [], 1: []}
     for quality, worker in loader:
         seen[int(worker)].append(int(quality))
     return seen
 
 
+@pytest.mark.skipif("fork" not in multiprocessing.get_all_start_methods(), reason="needs fork")
 def test_dataloader_workers_distinct_and_reproducible():
     first, again, other = _qualities_by_worker(0), _qualities_by_worker(0), _qualities_by_worker(1)
     assert len(first[0]) == len(first[1]) == 4
@@ -288,6 +291,24 @@ def test_torch_compile_matches_eager():
     assert params.applied.any() and not params.applied.all()
     assert torch.equal(params.quality, eager_params.quality) and torch.equal(params.applied, eager_params.applied)
     assert torch.allclose(y, eager, atol=1e-5) and torch.allclose(grad, x.grad, atol=1e-4)
+
+
+def test_torch_compile_exact_traces_and_matches_eager():
+    """Exact forward through dynamo and AOT autograd (no inductor code generation,
+    which takes minutes for the integer codec): bit for bit the eager result,
+    with two subsamplings selected per sample inside the graph."""
+    augment = RandomJPEG((20, 90), p=0.5, subsampling=("4:2:0", "4:4:4"))
+    compiled = torch.compile(augment, backend="aot_eager")
+    x = image(20, (4, 3, 16, 16)).requires_grad_()
+    torch.manual_seed(1)
+    y, params = compiled(x, return_params=True)
+    y.sum().backward()
+    grad, x.grad = x.grad, None
+    torch.manual_seed(1)
+    eager = augment(x)
+    eager.sum().backward()
+    assert params.applied.any() and not params.applied.all()
+    assert torch.equal(y, eager) and torch.allclose(grad, x.grad)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
