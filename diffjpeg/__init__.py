@@ -18,9 +18,11 @@ module             stage                                  libjpeg-turbo source
 ``markers``        file structure checks, JPEGError       jdmarker.c
 ``files``          read and write real .jpg files         (libjpeg via jpeglib)
 ``progressive``    progressive scans for ``write``        jcphuff.c, jcparam.c
+``augment``        random JPEG augmentation: RandomJPEG
 =================  =====================================  ======================
 """
 from . import blocks, color, dct, huffman, markers, quality, quantize, rate as _rate_module, rounding, sampling
+from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients
 from .files import read, read_batch, write
@@ -37,12 +39,15 @@ __all__ = [
     "JPEGEncoder",
     "JPEGError",
     "ROUNDINGS",
+    "RandomJPEG",
+    "RandomJPEGParams",
     "Rate",
     "bits",
     "decode",
     "encode",
     "jpeg",
     "quality_tables",
+    "random_jpeg",
     "rate",
     "read",
     "read_batch",
