@@ -38,24 +38,26 @@ def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
     Returns:
         Integer-valued float64 quotients, same shape as the broadcast.
     """
-    d = divisors.to(torch.int64)
-    b = torch.floor(torch.log2(d.to(torch.float64))).to(torch.int64)
-    # guard log2's float rounding near powers of two
-    b = b - (torch.bitwise_left_shift(torch.ones_like(b), b) > d).to(torch.int64)
-    b = b + (torch.bitwise_left_shift(torch.ones_like(b), b + 1) <= d).to(torch.int64)
+    # The constants per divisor in float64, where every value here is an exact
+    # integer (no integer division: inductor's CPU kernels raised
+    # ZeroDivisionError on it under torch.compile).
+    d = divisors.to(torch.float64)
+    b = torch.floor(torch.log2(d))
+    b = b - (torch.pow(2.0, b) > d).to(d.dtype)  # guard log2's rounding near powers of two
+    b = b + (torch.pow(2.0, b + 1) <= d).to(d.dtype)
     r = _DCTELEM_BITS + b
-    two_r = torch.bitwise_left_shift(torch.ones_like(r), r)
-    q, rem = two_r // d, two_r % d
-    c = d // 2
+    two_r = torch.pow(2.0, r)
+    q = torch.floor(two_r / d)  # quotients of integers below 2**28: floor is exact
+    rem = two_r - q * d
+    c = torch.floor(d / 2)
     power_of_two = rem == 0
-    q = torch.where(power_of_two, q // 2, torch.where(rem <= d // 2, q, q + 1))
+    q = torch.where(power_of_two, torch.floor(q / 2), torch.where(rem <= c, q, q + 1))
     r = torch.where(power_of_two, r - 1, r)
-    c = torch.where(~power_of_two & (rem <= d // 2), c + 1, c)
-    # per element in float64, exact: (|x| + c) * q < 2**53 for |x| < 2**30,
-    # and >> r is a multiplication by 2**-r and a floor
+    c = torch.where(~power_of_two & (rem <= c), c + 1, c)
+    # per element, exact: (|x| + c) * q < 2**53 for |x| < 2**30, and >> r is
+    # a multiplication by 2**-r and a floor
     x = values.to(torch.float64)
-    scale = torch.pow(2.0, -r.to(torch.float64))
-    magnitude = (x.abs() + c.to(torch.float64)).mul_(q.to(torch.float64)).mul_(scale).floor_()
+    magnitude = (x.abs() + c).mul_(q).mul_(torch.pow(2.0, -r)).floor_()
     return magnitude.copysign_(x).add_(0.0)  # no -0.0
 
 
