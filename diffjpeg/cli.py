@@ -206,13 +206,13 @@ def compress(args) -> int:
         differ = np.abs(decoded.astype(np.int16) - reference.astype(np.int16))
         pixels = f"NOT identical: {np.count_nonzero(differ)} of {differ.size} samples differ, by up to {differ.max()}"
     if data == reference_file:
-        same_bytes = "identical"
+        same_bytes = "file bytes identical"
     elif len(data) == len(reference_file):
         differing = np.count_nonzero(np.frombuffer(data, np.uint8) != np.frombuffer(reference_file, np.uint8))
-        same_bytes = f"same length, {differing} bytes differ"
+        same_bytes = f"file bytes: {differing} of {len(data)} differ"
     else:
-        same_bytes = "different"
-    print(f"{codec}, same settings: {len(reference_file)} bytes; decoded pixels {pixels}; file bytes {same_bytes}")
+        same_bytes = "file sizes differ"
+    print(f"{codec}, same settings: {len(reference_file)} bytes; decoded pixels {pixels}; {same_bytes}")
     return 0
 
 
