@@ -263,7 +263,10 @@ def _comparison_options(p, default_output: str) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     top = _Parser(prog="diffjpeg", description="Differentiable JPEG, bit-exact with libjpeg-turbo.")
+    top.add_argument("--version", action="version", version=f"diffjpeg {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
 
     p = commands.add_parser("demo", help="the bundled photo through diffjpeg and Pillow, a quality recovery, a figure",

@@ -142,6 +142,7 @@ class Recovery:
     true_quality: list[int]
     found: list[float]  # the chosen end point of gradient descent
     identical: list[bool]  # exact codec at round(found) == Pillow's pixels
+    correct: list[bool]  # round(found) is the true quality (0 and 1 are the same in libjpeg)
     reached: list[int]  # how many starts ended within 0.5 of the true quality
     starts: list[float]
     trajectories: np.ndarray  # (steps + 1, targets, starts)
@@ -212,6 +213,7 @@ def recover_quality(a: np.ndarray, qualities, subsampling: str = "4:2:0", steps:
         true_quality=qualities,
         found=[float(ends[i, j]) for i, j in enumerate(chosen)],
         identical=[bool(exact_error[i, j] == 0) for i, j in enumerate(chosen)],
+        correct=[max(round(float(ends[i, j])), 1) == max(t, 1) for (i, j), t in zip(enumerate(chosen), qualities)],
         reached=[int(((ends[i] - t).abs() < 0.5).sum()) for i, t in enumerate(qualities)],
         starts=start_values,
         trajectories=torch.stack(history).reshape(steps + 1, n, k).numpy(),
@@ -355,7 +357,8 @@ def run(a: np.ndarray, output, qualities=(10, 50, 90), subsampling: str = "4:2:0
              "the end point with the smallest exact-codec error is kept:")
         recovery = recover_quality(part, qualities, subsampling, steps, starts)
         echo(format_recovery(recovery))
-        echo(f"recovered exactly: {sum(recovery.identical)} of {len(qualities)} ({recovery.seconds:.1f} s)")
+        echo(f"true quality found: {sum(recovery.correct)} of {len(qualities)}; pixels equal to Pillow's: "
+             f"{sum(recovery.identical)} of {len(qualities)} ({recovery.seconds:.1f} s)")
 
     title = f"diffjpeg vs Pillow on {name} ({describe(a)})"
     draw(output, a, shown, sweep_qualities, sweep, recovery, title)
