@@ -228,7 +228,14 @@ def _compare(args, path, name: str | None = None) -> int:
         for note in notes:
             print(f"diffjpeg: note: {note}", file=sys.stderr)
     _check_figure_path(args.output)
-    run(a, args.output, args.quality, args.subsampling, args.steps, args.starts, name=name or str(path))
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        run(a, args.output, args.quality, args.subsampling, args.steps, args.starts, name=name or str(path))
+    finally:
+        torch.set_num_threads(threads)
     return 0
 
 
@@ -260,6 +267,10 @@ def _comparison_options(p, default_output: str) -> None:
     p.add_argument("--steps", type=_count("steps", 0, 10000), default=30,
                    help="Adam steps of the quality recovery; 0 skips it (default 30)")
     p.add_argument("--starts", type=_count("starts", 1, 64), default=8, help="starting qualities of the recovery (default 8)")
+    # Many small tensor operations: torch's thread pool gains little on them
+    # and stalls badly when the cores are busy with other work.
+    p.add_argument("--threads", type=_count("threads", 1, 1024), default=1,
+                   help="CPU threads for torch (default 1: the work is many small operations)")
 
 
 def parser() -> argparse.ArgumentParser:

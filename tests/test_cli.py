@@ -83,7 +83,9 @@ def test_compress_converts_other_modes(tmp_path, capsys):
 # ---------------------------------------------------------------- demo, compare
 def test_demo_runs_on_the_bundled_photo(tmp_path, capsys):
     figure = tmp_path / "demo.png"
+    threads = torch.get_num_threads()
     assert cli.main(["demo", "-o", str(figure), "-q", "20", "75", "--steps", "2", "--starts", "2"]) == 0
+    assert torch.get_num_threads() == threads  # --threads (default 1) holds only during the command
     out = capsys.readouterr().out
     assert "every pixel identical to Pillow's at 2 of 2 qualities" in out
     assert "exact forward identical to Pillow at 14 of 14 qualities" in out
@@ -192,6 +194,7 @@ def test_mistakes_give_one_line_from_the_real_command(tmp_path, photo):
     (["demo", "-q", "10", "200"], "got '200'"),
     (["demo", "--steps", "-1"], "steps must be an integer"),
     (["demo", "--starts", "0"], "starts must be an integer"),
+    (["demo", "--threads", "0"], "threads must be an integer"),
     (["demo", "--image", "{cut}"], "cannot read"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     ([], "required"),
