@@ -57,7 +57,7 @@ def _count(name: str, lowest: int, highest: int):
 
 
 # ---------------------------------------------------------------- files
-def load_image(path) -> tuple["np.ndarray", list[str]]:  # noqa: F821
+def load_image(path) -> tuple:
     """Pixels of any image Pillow opens, as JPEG takes them.
 
     Returns:
