@@ -265,10 +265,8 @@ class RandomJPEG(nn.Module):
     the same values as without compiling. In a compiled graph every distinct
     subsampling choice is computed on the whole batch and selected with
     ``torch.where`` to keep shapes static; eagerly only the selected samples
-    are compressed. Known failure: ``forward="exact"`` with two subsampling
-    choices and an input that requires grad makes inductor's CPU code (torch
-    2.13) raise ``ZeroDivisionError``, as two exact :func:`~diffjpeg.jpeg`
-    calls in one graph do.
+    are compressed. Compiling the exact codec with inductor takes minutes on
+    the CPU.
 
     Example:
         >>> augment = RandomJPEG(quality=(30, 90), p=0.5, subsampling=("4:2:0", "4:4:4"))
