@@ -20,6 +20,9 @@ module             stage                                  libjpeg-turbo source
 ``progressive``    progressive scans for ``write``        jcphuff.c, jcparam.c
 ``augment``        random JPEG augmentation: RandomJPEG
 =================  =====================================  ======================
+
+Around the codec: ``cli`` (the ``diffjpeg`` command), ``demo`` (its demo and
+compare), ``benchmark`` (``diffjpeg bench``).
 """
 from . import blocks, color, dct, huffman, markers, quality, quantize, rate as _rate_module, rounding, sampling
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg

@@ -365,4 +365,31 @@ def _write_one(c: Coefficients, planes: list[np.ndarray], tables: np.ndarray, op
         if failed is not None or messages:
             raise ValueError(f"libjpeg could not write the coefficients: {'; '.join(messages) or failed}")
         with open(path, "rb") as f:
-            return f.read()
+            return _libjpeg_component_ids(f.read())
+
+
+def _libjpeg_component_ids(data: bytes) -> bytes:
+    """Renumber components 1, 2, 3 in the frame and scan headers.
+
+    jpeglib's writer numbers them from 0; libjpeg's ``jpeg_set_colorspace``
+    (jcparam.c), and so Pillow and OpenCV, number YCbCr components 1, 2, 3 and
+    a grayscale one 1. Decoders match scan to frame components by id, so this
+    changes no pixel, only makes the file byte for byte libjpeg's.
+    """
+    out = bytearray(data)
+    at = 2  # after SOI
+    while at + 4 <= len(out) and out[at] == 0xFF:
+        marker, length = out[at + 1], int.from_bytes(out[at + 2 : at + 4], "big")
+        if marker in (0xC0, 0xC1):  # SOF0, SOF1: Nf, then (C, HV, Tq) per component
+            count = out[at + 9]
+            ids = [out[at + 10 + 3 * k] for k in range(count)]
+            if ids != list(range(count)):
+                return data
+            for k in range(count):
+                out[at + 10 + 3 * k] = k + 1
+        elif marker == 0xDA:  # SOS: Ns, then (C, Td/Ta) per component
+            for k in range(out[at + 4]):
+                out[at + 5 + 2 * k] += 1
+            return bytes(out)
+        at += 2 + length
+    return data

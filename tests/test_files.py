@@ -172,6 +172,21 @@ def test_progressive_files_are_byte_identical_to_libjpegs(quality, subsampling):
     assert diffjpeg.write(diffjpeg.read(gray), progressive=True) == gray
 
 
+@pytest.mark.parametrize("quality", (1, 50, 95))
+@pytest.mark.parametrize("subsampling", tuple(PIL_SUBSAMPLING))
+@pytest.mark.parametrize("optimize", (False, True))
+def test_baseline_files_are_byte_identical_to_libjpegs(quality, subsampling, optimize):
+    """encode + write gives the very file Pillow writes (same headers, component ids 1, 2, 3, same scan)."""
+    a = photo()
+    x = torch.from_numpy(a).permute(2, 0, 1).contiguous()
+    c = diffjpeg.encode(x, quality=quality, subsampling=subsampling)
+    reference = pillow_file(a, quality=quality, subsampling=PIL_SUBSAMPLING[subsampling], optimize=optimize)
+    assert diffjpeg.write(c, optimize=optimize) == reference
+    gray = photo("camera")
+    reference = pillow_file(gray, quality=quality, optimize=optimize)  # Pillow writes gray as 1x1 at its default
+    assert diffjpeg.write(diffjpeg.encode(torch.from_numpy(gray)[None], quality=quality), optimize=optimize) == reference
+
+
 def test_progressive_stress():
     """Noise at quality 100 (long EOB runs, many correction bits) and a huge image of zeros (EOB runs over 32767)."""
     noise = np.random.default_rng(5).integers(0, 256, (70, 90, 3), dtype=np.uint8)
