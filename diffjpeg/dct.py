@@ -132,7 +132,14 @@ def dct_matrix(dtype=torch.float32, device=None) -> Tensor:
 
 def _descale(x: Tensor, bits: int) -> Tensor:
     """libjpeg's DESCALE on integer-valued float64 (in place: x is a temporary)."""
-    return x.add_(1 << (bits - 1)).div_(1 << bits).floor_()
+    return x.add_(1 << (bits - 1)).mul_(2.0**-bits).floor_()
+
+
+def _rows_descaled(x: Tensor, matrix: Tensor, bits: int) -> Tensor:
+    """``DESCALE(x @ matrix.T, bits)`` over the last axis, the rounding
+    constant added by the product itself (one pass fewer)."""
+    half = torch.tensor(float(1 << (bits - 1)), dtype=x.dtype, device=x.device)
+    return torch.addmm(half, x.reshape(-1, 8), matrix.T).mul_(2.0**-bits).floor_().view(x.shape)
 
 
 def _separable(x: Tensor, kind: str) -> Tensor:
@@ -151,7 +158,7 @@ def fdct_islow(samples: Tensor) -> Tensor:
         ``(..., 8, 8)`` integer-valued float64, 8 times the DCT, as libjpeg.
     """
     a = _matrices("islow_forward", torch.float64, samples.device)
-    rows = _descale(samples @ a.T, CONST_BITS - PASS1_BITS)
+    rows = _rows_descaled(samples, a, CONST_BITS - PASS1_BITS)
     return _descale(torch.einsum("ij,...jk->...ik", a, rows), CONST_BITS + PASS1_BITS)
 
 
@@ -169,7 +176,7 @@ def idct_islow(coefficients: Tensor) -> Tensor:
     """
     m = _matrices("islow_inverse", torch.float64, coefficients.device)
     columns = _descale(torch.einsum("ij,...jk->...ik", m, coefficients), CONST_BITS - PASS1_BITS).clamp_(-32768, 32767)  # packssdw
-    out = _descale(columns @ m.T, CONST_BITS + PASS1_BITS + 3)
+    out = _rows_descaled(columns, m, CONST_BITS + PASS1_BITS + 3)
     return out.clamp_(-128, 127).add_(128)  # packsswb, then + CENTERJSAMPLE
 
 

@@ -54,10 +54,12 @@ def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
     q = torch.where(power_of_two, torch.floor(q / 2), torch.where(rem <= c, q, q + 1))
     r = torch.where(power_of_two, r - 1, r)
     c = torch.where(~power_of_two & (rem <= c), c + 1, c)
-    # per element, exact: (|x| + c) * q < 2**53 for |x| < 2**30, and >> r is
-    # a multiplication by 2**-r and a floor
+    # per element, exact: ((|x| + c) * q) >> r is floor(|x| k + c k) with
+    # k = q 2**-r; both products and the sum are (|x| + c) q < 2**53 scaled by
+    # a power of two, so float64 holds them exactly (|x| < 2**30)
     x = values.to(torch.float64)
-    magnitude = (x.abs() + c).mul_(q).mul_(torch.pow(2.0, -r)).floor_()
+    k = q * torch.pow(2.0, -r)
+    magnitude = torch.addcmul((c * k).expand_as(x), x.abs(), k).floor_()
     return magnitude.copysign_(x).add_(0.0)  # no -0.0
 
 
