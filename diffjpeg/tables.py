@@ -51,7 +51,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pg
 CHECKPOINT_FORMAT = "diffjpeg.tables/1"
 # Defaults chosen by benchmarks/tables.py (learned tables scored with real files).
 DEFAULT_FORWARD = "exact"
-DEFAULT_ROUNDING = "polynomial"
+DEFAULT_ROUNDING = "sigmoid"
 DEFAULT_LAMBDA = 0.03
 
 
