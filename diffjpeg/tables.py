@@ -710,7 +710,7 @@ def _parser() -> argparse.ArgumentParser:
                 description="Learn JPEG quantization tables (luma, chroma) for the images in DIR, minimizing "
                             "bits per pixel + lambda * distortion. Runs under torchrun for several processes.")
     p.add_argument("dir", metavar="DIR", help="folder of images (png, jpg, bmp, tif, ...); all are used as RGB")
-    p.add_argument("--lambda", dest="lam", type=_positive_float, default=DEFAULT_LAMBDA,
+    p.add_argument("--lambda", dest="lam", metavar="LAMBDA", type=_positive_float, default=DEFAULT_LAMBDA,
                    help=f"weight of the distortion (MSE on 0..255, or 1-SSIM); larger = higher quality (default {DEFAULT_LAMBDA})")
     p.add_argument("--steps", type=_positive_int, default=200, help="optimizer steps (default 200)")
     p.add_argument("--batch-size", type=_positive_int, default=2, help="random crops per step, over all processes (default 2)")
