@@ -58,7 +58,8 @@ TEST = ("chelsea", "coffee", "immunohistochemistry", "hubble_deep_field")
 QUALITIES = (30, 40, 50, 60, 70, 80, 90, 95)
 SWEEP = (30, 50, 70, 85, 95)  # qualities whose lambda gets its own learned tables
 SELECT = [("exact", "polynomial"), ("float", "polynomial"), ("soft", "polynomial"),
-          ("exact", "linear"), ("exact", "fourier"), ("exact", "sigmoid")]
+          ("exact", "linear"), ("exact", "fourier"), ("exact", "sigmoid"),
+          ("float", "sigmoid"), ("soft", "sigmoid"), ("soft", "linear")]
 PER_IMAGE = ("chelsea", "immunohistochemistry")  # held-out photos that also get tables of their own
 RESULTS = Path(__file__).parent / "results"
 
