@@ -217,13 +217,13 @@ def main(argv=None) -> int:
     # 4. the report
     lines = ["# Learned quantization tables: BD-rate against the IJG tables, real files", ""]
     lines += [f"Written by `python benchmarks/tables.py` ({datetime.date.today().isoformat()}, {time.perf_counter() - started:.0f} s"
-              f"{' with tables reused from tables.json' if args.reuse else ''}). Machine: {platform.machine()}, "
+              f"{' with tables reused from tables.json, where each training run records its seconds' if args.reuse else ''}). Machine: {platform.machine()}, "
               f"{os.cpu_count()} CPU cores (shared), {platform.python_version()}, torch {torch.__version__}, "
               f"Pillow {__import__('PIL').__version__}, jpeglib {__import__('jpeglib').__version__}, "
               f"scikit-image {__import__('skimage').__version__}, diffjpeg {diffjpeg.__version__}.", ""]
     lines += ["Training photos (random 256x256 crops, 2 per step, "
-              f"{store['steps']} Adam steps, lr 0.05 cosine-decayed, seed {store['seed']}): " + ", ".join(TRAIN)
-              + " (left view). Held-out photos (whole, for the numbers below): " + ", ".join(TEST) + ". "
+              f"{store['steps']} Adam steps, lr 0.05 cosine-decayed, seed {store['seed']}): " + ", ".join(f"{n} (left view)" if n == "stereo_motorcycle" else n for n in TRAIN)
+              + ". Held-out photos (whole, for the numbers below): " + ", ".join(TEST) + ". "
               "All RGB, 4:2:0, files written and decoded by Pillow 4:2:0 with `optimize=True`; "
               "rate = total bits / total pixels, PSNR = mean over photos of the RGB PSNR.", ""]
     lines += ["## BD-rate against the IJG tables (negative = fewer bytes at equal PSNR)", "",
