@@ -21,7 +21,8 @@ module             stage                                  libjpeg-turbo source
 ``augment``        random JPEG augmentation: RandomJPEG
 =================  =====================================  ======================
 
-Around the codec: ``cli`` (the ``diffjpeg`` command), ``demo`` (its demo and
+Around the codec: ``tables`` (learned quantization tables, ``diffjpeg
+optimize-tables``), ``cli`` (the ``diffjpeg`` command), ``demo`` (its demo and
 compare), ``benchmark`` (``diffjpeg bench``).
 """
 from . import blocks, color, dct, huffman, markers, quality, quantize, rate as _rate_module, rounding, sampling
