@@ -146,9 +146,16 @@ def test_optimize_tables_without_the_module_is_one_line(monkeypatch, capsys):
 
 def test_optimize_tables_help_reaches_the_real_module(capsys):
     pytest.importorskip("diffjpeg.tables")
-    with pytest.raises(SystemExit) as e:
-        cli.main(["optimize-tables", "--help"])
-    assert e.value.code == 0 and "usage:" in capsys.readouterr().out
+    assert cli.main(["optimize-tables", "--help"]) == 0  # diffjpeg.tables.main returns its exit status
+    assert "usage: diffjpeg optimize-tables" in capsys.readouterr().out
+
+
+def test_optimize_tables_mistakes_are_one_line(tmp_path, capsys):
+    pytest.importorskip("diffjpeg.tables")
+    for argv in ([str(tmp_path / "missing")], [str(tmp_path), "--lambda", "-1"], [str(tmp_path)]):
+        assert cli.main(["optimize-tables", *argv]) != 0, argv
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, (argv, err)
 
 
 # ---------------------------------------------------------------- mistakes: one line, non-zero, no traceback
