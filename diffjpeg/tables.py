@@ -468,7 +468,7 @@ def load_checkpoint(path) -> dict:
     """Read a checkpoint written by :func:`learn_qtables` (a dict: ``step``, ``log_tables``,
     ``optimizer``, ``generator``, ``config``, ``history``, ``tables``)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = torch.load(path, map_location="cpu", weights_only=True)  # no pickled code from a file
     except Exception as e:
         raise ValueError(f"cannot read checkpoint {str(path)!r}: {e}") from e
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:

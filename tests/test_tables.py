@@ -247,3 +247,17 @@ def test_ssim_distortion_learns(small_images):
     history = []
     tables = T.learn_qtables(small_images[:1], lam=2.0, steps=2, crop=32, distortion="ssim", history=history)
     assert tables.shape == (2, 8, 8) and 0 < history[-1]["distortion"] < 1
+
+
+class _Payload:
+    """Stands for any pickled object: loading it would run code from the file."""
+
+    def __reduce__(self):
+        return (os.system, ("echo pickled code ran",))
+
+
+def test_checkpoints_never_unpickle_code(tmp_path):
+    path = tmp_path / "hostile.pt"
+    torch.save({"format": T.CHECKPOINT_FORMAT, "step": 1, "x": _Payload()}, path)
+    with pytest.raises(ValueError, match="cannot read checkpoint"):
+        T.load_checkpoint(path)
