@@ -14,7 +14,6 @@ import argparse
 import datetime
 import io
 import json
-import math
 import os
 import platform
 import subprocess
@@ -28,6 +27,7 @@ import torch
 from PIL import Image
 
 from . import __version__, jpeg
+from .demo import psnr
 from .rounding import ROUNDINGS
 
 QUALITIES = (1, 5, 10, 25, 50, 75, 90, 95, 100)
@@ -64,11 +64,6 @@ def opencv_jpeg(a: np.ndarray, quality: int, subsampling: str = "4:2:0") -> np.n
     flag = {"4:4:4": 0x111111, "4:2:2": 0x211111, "4:2:0": 0x221111}[subsampling]
     ok, data = cv2.imencode(".jpg", a[..., ::-1], [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_SAMPLING_FACTOR, flag])
     return cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1]
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)
 
 
 def to_tensor(a: np.ndarray) -> torch.Tensor:

@@ -38,7 +38,6 @@ from .rounding import (
     check_rounding,
     clamp_ste,
     needs_grad,
-    round_clamp_ste,
     round_ste,
 )
 from .sampling import downsample, upsample
@@ -219,10 +218,8 @@ def encode(
     x = image.reshape(count, channels, height, width)
     if image.dtype == torch.uint8:
         samples = x.to(work)
-    elif forward == "soft":
-        samples = clamp_ste(x * 255.0, 0.0, 255.0)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        samples = round_clamp_ste(x * 255.0, 0.0, 255.0).to(work)
+        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=forward != "soft").to(work)
     planes = color.rgb_to_ycbcr(samples, matrix, forward) if channels == 3 else samples
 
     factors = subsampling_factors(subsampling, channels)

@@ -23,7 +23,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .rounding import clamp_ste, needs_grad, round_clamp_ste, straight_through
+from .rounding import clamp_ste, exact_value
 
 # Rows Y, Cb, Cr; columns R, G, B (jccolor.c's constants).
 JFIF_RGB_TO_YCBCR = (
@@ -108,7 +108,7 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
     if mode != "exact":
         real = _apply(matrix, image, offset)
-        return clamp_ste(real, 0.0, 255.0) if mode == "soft" else round_clamp_ste(real, 0.0, 255.0)
+        return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
     fixed = _fix(matrix)
     rounding = torch.tensor(
         [_ONE_HALF, _CBCR_OFFSET + _ONE_HALF - 1, _CBCR_OFFSET + _ONE_HALF - 1],
@@ -117,9 +117,7 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     )
     acc = _apply(fixed, image.detach().to(torch.float64), rounding)  # integers below 2**53: exact
     value = acc.mul_(1.0 / (1 << _SCALEBITS)).floor_().clamp_(0, 255)  # >> 16
-    if not needs_grad(image, matrix):
-        return value.to(image.dtype)
-    return straight_through(_apply(matrix, image, offset), value)
+    return exact_value(value, image, lambda: _apply(matrix, image, offset), matrix)
 
 
 def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
@@ -147,13 +145,11 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     shift = -(matrix.to(image.dtype) @ offset)
     if mode != "exact":
         real = _apply(matrix, image, shift)
-        return clamp_ste(real, 0.0, 255.0) if mode == "soft" else round_clamp_ste(real, 0.0, 255.0)
+        return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
     fixed = _fix(matrix)
     acc = _apply(fixed, image.detach().to(torch.float64), _ONE_HALF - fixed @ offset.to(torch.float64))
     value = acc.mul_(1.0 / (1 << _SCALEBITS)).floor_().clamp_(0, 255)  # >> 16
-    if not needs_grad(image, matrix):
-        return value.to(image.dtype)
-    return straight_through(_apply(matrix, image, shift), value)
+    return exact_value(value, image, lambda: _apply(matrix, image, shift), matrix)
 
 
 class RGBToYCbCr(nn.Module):

@@ -32,7 +32,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor, nn
 
-from .rounding import clamp_ste, needs_grad, round_clamp_ste, straight_through
+from .rounding import clamp_ste, exact_value
 
 CONST_BITS = 13
 PASS1_BITS = 2
@@ -200,9 +200,7 @@ def fdct(blocks: Tensor, mode: str = "float") -> Tensor:
     if mode != "exact":
         return _separable(blocks - 128.0, "orthonormal_2d")
     value = fdct_islow(blocks.detach().to(torch.float64) - 128.0).mul_(0.125)
-    if not needs_grad(blocks):
-        return value.to(blocks.dtype)
-    return straight_through(_separable(blocks - 128.0, "orthonormal_2d"), value)
+    return exact_value(value, blocks, lambda: _separable(blocks - 128.0, "orthonormal_2d"))
 
 
 def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
@@ -224,11 +222,9 @@ def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
     """
     if mode != "exact":
         real = _separable(coefficients, "orthonormal_2d_inverse") + 128.0
-        return clamp_ste(real, 0.0, 255.0) if mode == "soft" else round_clamp_ste(real, 0.0, 255.0)
+        return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
     value = idct_islow(coefficients.detach().to(torch.float64))
-    if not needs_grad(coefficients):
-        return value.to(coefficients.dtype)
-    return straight_through(_separable(coefficients, "orthonormal_2d_inverse") + 128.0, value)
+    return exact_value(value, coefficients, lambda: _separable(coefficients, "orthonormal_2d_inverse") + 128.0)
 
 
 class FDCT(nn.Module):

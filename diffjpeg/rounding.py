@@ -27,6 +27,7 @@ quality 1 and 100, where the tables saturate.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -226,6 +227,16 @@ def straight_through(x: Tensor, value: Tensor) -> Tensor:
     return _StraightThrough.apply(x, value)
 
 
+def exact_value(value: Tensor, like: Tensor, real: Callable[[], Tensor], *inputs) -> Tensor:
+    """An exact stage's ``value`` forward, in ``like``'s dtype; backward, the
+    gradient of ``real()``, the real-valued stage at the same input. ``real``
+    is called only when autograd will want a gradient through ``like`` or
+    ``inputs``: without a backward pass it would be wasted work."""
+    if not needs_grad(like, *inputs):
+        return value.to(like.dtype)
+    return straight_through(real(), value)
+
+
 def round_ste(x: Tensor) -> Tensor:
     """Round half to even forward, identity backward."""
     return _RoundClamp.apply(x, True, None, None) if x.requires_grad else torch.round(x)
@@ -236,11 +247,9 @@ def floor_ste(x: Tensor) -> Tensor:
     return straight_through(x, torch.floor(x.detach()))
 
 
-def clamp_ste(x: Tensor, lo: float, hi: float) -> Tensor:
-    """Clamp forward, identity backward."""
-    return _RoundClamp.apply(x, False, lo, hi) if x.requires_grad else x.clamp(lo, hi)
-
-
-def round_clamp_ste(x: Tensor, lo: float, hi: float) -> Tensor:
-    """Round half to even and clamp forward (8-bit samples), identity backward."""
-    return _RoundClamp.apply(x, True, lo, hi) if x.requires_grad else torch.round(x).clamp_(lo, hi)
+def clamp_ste(x: Tensor, lo: float, hi: float, rounded: bool = False) -> Tensor:
+    """Clamp forward (rounded half to even first if ``rounded``: 8-bit
+    samples), identity backward."""
+    if x.requires_grad:
+        return _RoundClamp.apply(x, rounded, lo, hi)
+    return torch.round(x).clamp_(lo, hi) if rounded else x.clamp(lo, hi)

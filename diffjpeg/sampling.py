@@ -29,8 +29,6 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .rounding import straight_through
-
 FACTORS = (1, 2)  # what the encoder offers (4:4:4, 4:2:2, 4:2:0)
 UPSAMPLING_FACTORS = (1, 2, 3, 4)  # JPEG sampling factors are 1..4, so are their ratios
 
@@ -77,21 +75,22 @@ class _Downsample(torch.autograd.Function):
     def forward(ctx, plane, h_factor, v_factor, biased):
         *lead, h, w = plane.shape
         ctx.factors = (h_factor, v_factor)
-        # avg_pool2d: a strided reshape-and-mean is about 3x slower on the CPU
+        # window sums by avg_pool2d with divisor 1: a strided reshape-and-sum
+        # is about 3x slower on the CPU
         flat = plane.reshape(-1, 1, h, w)
-        mean = torch.nn.functional.avg_pool2d(flat, (v_factor, h_factor)).reshape(*lead, h // v_factor, w // h_factor)
-        if not biased:
-            return mean
-        # exact and float round alike: libjpeg's biases are its rounding rule;
-        # mean * count gives back the integer sums (a power-of-two count or 1x2)
+        total = torch.nn.functional.avg_pool2d(flat, (v_factor, h_factor), divisor_override=1)
+        total = total.reshape(*lead, h // v_factor, w // h_factor)
         count = h_factor * v_factor
+        if not biased:
+            return total.div_(count)
+        # exact and float round alike: libjpeg's biases are its rounding rule
         if h_factor == 2 and v_factor == 2:
-            bias = _alternating(mean.shape[-1], 1.0, 2.0, mean)
+            bias = _alternating(total.shape[-1], 1.0, 2.0, total)
         elif h_factor == 2:
-            bias = _alternating(mean.shape[-1], 0.0, 1.0, mean)
+            bias = _alternating(total.shape[-1], 0.0, 1.0, total)
         else:  # h1v2 goes through jcsample.c's int_downsample: add count / 2
-            bias = torch.full((mean.shape[-1],), count // 2, dtype=mean.dtype, device=mean.device)
-        return mean.mul_(count).add_(bias).div_(count).floor_()
+            bias = torch.full((total.shape[-1],), count // 2, dtype=total.dtype, device=total.device)
+        return total.add_(bias).div_(count).floor_()
 
     @staticmethod
     def backward(ctx, grad):

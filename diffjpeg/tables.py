@@ -41,6 +41,7 @@ from torch import Tensor, nn
 
 from .codec import FORWARDS, decode, encode
 from .coefficients import SUBSAMPLINGS
+from .demo import psnr
 from .huffman import _check_huffman
 from .quality import quality_tables, standard_tables
 from .rate import rate
@@ -590,9 +591,8 @@ def evaluate_qtables(images, qtables=None, quality=None, subsampling: str = "4:2
         buf = io.BytesIO()
         Image.fromarray(a).save(buf, "JPEG", **options)
         b = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
-        mse = float(np.mean((a.astype(np.float64) - b) ** 2))
         sizes.append(len(buf.getvalue()))
-        psnrs.append(math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse))
+        psnrs.append(psnr(a, b))
         pixels.append(a.shape[0] * a.shape[1])
     return {"bytes": sizes, "psnr": psnrs, "pixels": pixels, "bpp": 8 * sum(sizes) / sum(pixels), "mean_psnr": float(np.mean(psnrs))}
 
