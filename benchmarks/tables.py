@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import math
 import os
 import platform
 import sys
@@ -52,6 +51,7 @@ import torch
 
 import diffjpeg
 from diffjpeg import tables as T
+from diffjpeg.demo import psnr
 
 TRAIN = ("astronaut", "rocket", "stereo_motorcycle", "retina")  # stereo_motorcycle: the left view only
 TEST = ("chelsea", "coffee", "immunohistochemistry", "hubble_deep_field")
@@ -98,7 +98,7 @@ def mozjpeg_curve(images, qualities, progressive: bool) -> list[dict]:
                 data = diffjpeg.write(c, None, optimize=True)
             b = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
             sizes.append(len(data))
-            psnrs.append(10 * math.log10(255**2 / np.mean((a.astype(np.float64) - b) ** 2)))
+            psnrs.append(psnr(a, b))
             pixels.append(a.shape[0] * a.shape[1])
         if len(sizes) < len(images):  # tables above 255: no baseline file at this quality
             continue
@@ -240,8 +240,8 @@ def main(argv=None) -> int:
               f"lambda = {lam50:.5f} (the IJG slope at q 50), learning from the IJG q 50 tables; score = real-file "
               f"bpp + lambda * MSE on the training photos (IJG q 50 itself: {ijg50_objective:.4f}).", "",
               "| forward | rounding | objective | bpp | PSNR (dB) | training time (s) |", "|---|---|---:|---:|---:|---:|"]
-    for forward, rounding, objective, bpp, psnr, seconds in sorted(selection, key=lambda s: s[2]):
-        lines.append(f"| {forward} | {rounding} | {objective:.4f} | {bpp:.4f} | {psnr:.2f} | {seconds:.0f} |")
+    for forward, rounding, objective, bpp, mean_psnr, seconds in sorted(selection, key=lambda s: s[2]):
+        lines.append(f"| {forward} | {rounding} | {objective:.4f} | {bpp:.4f} | {mean_psnr:.2f} | {seconds:.0f} |")
     lines += ["", f"Chosen: forward=\"{best_forward}\", rounding=\"{best_rounding}\"."]
     lines += ["", "## Per-image tables (learned on the photo itself, scaled by quality)", "",
               f"Each photo learns its own tables at the lambda of q 50 (crops of itself, same settings), used as base "
