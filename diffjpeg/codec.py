@@ -26,7 +26,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from . import color
+from . import color, native
 from .blocks import merge_blocks, replicate_edges, split_blocks
 from .coefficients import SUBSAMPLINGS, Coefficients, component_geometry, subsampling_factors
 from .dct import fdct, idct
@@ -216,13 +216,16 @@ def encode(
     work = _working_dtype(forward, dtype, image, tables, matrix)
 
     x = image.reshape(count, channels, height, width)
+    factors = subsampling_factors(subsampling, channels)
+    if forward == "exact" and work == torch.float64 and native.encode_applies(x, matrix, tables):
+        blocks = [b.reshape(batch + b.shape[1:]) for b in native.encode(x, tables, factors, dtype)]
+        return _coefficients(blocks, tables, batch, factors, (height, width))
     if image.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
         samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=forward != "soft").to(work)
     planes = color.rgb_to_ycbcr(samples, matrix, forward) if channels == 3 else samples
 
-    factors = subsampling_factors(subsampling, channels)
     blocks = []
     for ci, f in enumerate(factors):
         geo = component_geometry((height, width), f, factors[0])
@@ -233,15 +236,19 @@ def encode(
         table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
         quantized = quantize(coefficients, table, forward, rounding, fourier_order, temperature)
         blocks.append(quantized.reshape(batch + quantized.shape[1:]).to(dtype))
-    if channels == 1:
-        blocks += [None, None]
+    return _coefficients(blocks, tables, batch, factors, (height, width))
+
+
+def _coefficients(blocks: list[Tensor], tables: Tensor, batch, factors, size) -> Coefficients:
+    if len(blocks) == 1:
+        blocks = blocks + [None, None]
     return Coefficients(
         y=blocks[0],
         cb=blocks[1],
         cr=blocks[2],
         qtables=tables.reshape(batch + (2, 8, 8)),
         sampling=factors,
-        size=(height, width),
+        size=size,
     )
 
 
@@ -278,11 +285,18 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
         matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, dtype, c.y.device)
     work = _working_dtype(forward, dtype, *c.components, tables, matrix)
     geometries = c.geometries()
-    planes = []
     for ci, (blocks, geo) in enumerate(zip(c.components, geometries)):
         expected = batch + geo.blocks + (8, 8)
         if blocks.shape != expected:
             raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
+    if forward == "exact" and work == torch.float64:
+        flat = [b.reshape(count, *b.shape[-4:]) for b in c.components]
+        if native.decode_applies(flat, tables, c.sampling, matrix):
+            out = native.decode(flat, tables, c.sampling, c.size)
+            if out is not None:
+                return out.reshape(batch + out.shape[1:])
+    planes = []
+    for ci, (blocks, geo) in enumerate(zip(c.components, geometries)):
         q = blocks.reshape(count, *geo.blocks, 8, 8).to(work)
         if forward == "exact":
             q = round_ste(q)

@@ -4,10 +4,21 @@ import pytest
 import torch
 
 import diffjpeg
+from diffjpeg import native
 
 QUALITIES = (1, 2, 5, 10, 25, 50, 75, 90, 95, 100)
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 RNG = np.random.default_rng(2026)
+
+
+@pytest.fixture(autouse=True, params=["native", "tensor"])
+def codec_path(request):
+    """Every test here runs on both exact paths: the compiled kernel and the tensor stages."""
+    if request.param == "native" and not native.compiled():
+        pytest.skip("the compiled kernel was not built (no C compiler at install time)")
+    previous = native.set_enabled(request.param == "native")
+    yield request.param
+    native.set_enabled(previous)
 
 
 def _photo(name, h=None, w=None):

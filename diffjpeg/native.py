@@ -1,0 +1,211 @@
+"""The exact codec's compiled path: ``encode`` and ``decode`` without gradients.
+
+``diffjpeg/_native.c`` runs, image by image, the same integer forms that the
+stage modules define (color, sampling, dct, quantize); the constants come from
+those modules, so this file and the C code hold no JPEG facts of their own.
+:func:`diffjpeg.encode` and :func:`diffjpeg.decode` take this path by
+themselves when it applies:
+
+* ``forward="exact"`` and no gradient wanted (values are all that is needed),
+* CPU tensors, uint8/float32/float64 images, float32/float64 coefficients,
+* libjpeg's color matrices, sampling ratios of 1 or 2 (4:4:4, 4:2:2, 4:2:0,
+  4:4:0, grayscale), integer tables,
+* not while ``torch.compile`` traces.
+
+Everything else, and any coefficient too large for exact integer arithmetic,
+goes through the tensor stages. The results are the same bit for bit
+(tests/test_native.py). The kernel is built at install time when a C compiler
+is there; without one, :func:`available` is ``False`` and nothing changes but
+speed. Set ``DIFFJPEG_NATIVE=0`` or call :func:`set_enabled` to turn it off.
+
+Batches are split across ``torch.get_num_threads()`` threads; the kernel
+releases the GIL.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import lru_cache
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from . import color
+from .coefficients import component_geometry
+from .dct import _butterfly
+
+try:
+    from . import _native as _kernel
+except ImportError:  # built without a C compiler
+    _kernel = None
+
+_enabled = os.environ.get("DIFFJPEG_NATIVE", "1") != "0"
+_KINDS = {torch.uint8: 0, torch.float32: 1, torch.float64: 2}
+_LIMIT = 1 << 35  # decode: larger dequantized values are left to the tensor path
+
+
+def compiled() -> bool:
+    """Whether the kernel was built at install time."""
+    return _kernel is not None
+
+
+def available() -> bool:
+    """Whether the compiled kernel was built and is enabled."""
+    return _kernel is not None and _enabled
+
+
+def set_enabled(enabled: bool) -> bool:
+    """Turn the compiled path on or off; returns the previous setting.
+
+    Example:
+        >>> previous = set_enabled(False); available()
+        False
+        >>> _ = set_enabled(previous)
+    """
+    global _enabled
+    previous, _enabled = _enabled, bool(enabled)
+    return previous
+
+
+def _usable(*tensors: Tensor) -> bool:
+    return (
+        available()
+        and not torch.compiler.is_compiling()
+        and all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
+    )
+
+
+@lru_cache(maxsize=None)
+def _constants(inverse: bool) -> np.ndarray:
+    """[9 color FIX values, 3 offsets, the ISLOW matrix, its transpose] as int32."""
+    if inverse:
+        fixed = color._fix(color.ycbcr_to_rgb_matrix(torch.float64))
+        offset = color._ONE_HALF - fixed @ torch.tensor([0.0, 128.0, 128.0], dtype=torch.float64)
+    else:
+        fixed = color._fix(color.rgb_to_ycbcr_matrix(torch.float64))
+        chroma = color._CBCR_OFFSET + color._ONE_HALF - 1
+        offset = torch.tensor([color._ONE_HALF, chroma, chroma], dtype=torch.float64)
+    matrix = _butterfly(inverse)
+    values = fixed.flatten().tolist() + offset.tolist() + [v for row in matrix for v in row] + [v for row in zip(*matrix) for v in row]
+    return np.array(values, dtype=np.int32)
+
+
+_pool: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    # a forked child inherits the pool object but not its threads: work
+    # submitted to it would wait forever (DataLoader workers fork)
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def _run(task, count: int) -> list:
+    """``task(start, stop)`` over chunks of ``count`` images, in parallel."""
+    global _pool
+    workers = max(1, min(count, torch.get_num_threads()))
+    if workers == 1:
+        return [task(0, count)]
+    if _pool is None or _pool._max_workers < workers:
+        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg")
+    bounds = [count * k // workers for k in range(workers + 1)]
+    futures = [_pool.submit(task, a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return [f.result() for f in futures]
+
+
+def encode_applies(image: Tensor, matrix, tables: Tensor) -> bool:
+    """Whether :func:`encode` can take ``image`` (the caller checked mode and grad)."""
+    if matrix is not None or image.dtype not in _KINDS or not _usable(image, tables):
+        return False
+    t = tables.detach()  # exact tables are whole numbers in [1, 255]; the kernel relies on it
+    return bool(torch.equal(t, torch.round(t)) and t.min() >= 1 and t.max() <= 255)
+
+
+def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype) -> list[Tensor]:
+    """Quantized blocks of each component, as the exact tensor stages give them.
+
+    Args:
+        image: ``(B, C, H, W)`` uint8, or float32/float64 in [0, 1]; C = 1 or 3.
+        tables: ``(B, 2, 8, 8)`` integer-valued tables in [1, 255].
+        factors: sampling factors per component (encoder: ratios 1 or 2).
+        out_dtype: float32 or float64.
+
+    Returns:
+        ``[(B, rows, cols, 8, 8)]`` per component, ``out_dtype``.
+    """
+    count, channels, height, width = image.shape
+    image = image.detach().contiguous()
+    max_factors = (max(h for h, _ in factors), max(v for _, v in factors))
+    geometry, outputs = [], []
+    for ci, f in enumerate(factors):
+        geo = component_geometry((height, width), f, max_factors)
+        geometry.append((geo.scale[0], geo.scale[1], geo.padded[0], geo.padded[1], geo.blocks[0], geo.blocks[1], min(ci, 1)))
+        outputs.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
+    geometry = np.array(geometry, dtype=np.int32)
+    tables = torch.round(tables.detach()).to(torch.int32).reshape(count, 128).contiguous().numpy()
+    pixels, constants = image.numpy(), _constants(False)
+    out_kind = _KINDS[out_dtype]
+
+    def task(start: int, stop: int) -> None:
+        _kernel.encode(
+            pixels[start:stop], _KINDS[image.dtype], stop - start, channels, height, width, constants,
+            tables[start:stop], geometry, tuple(o[start:stop].numpy() for o in outputs), out_kind,
+        )
+
+    _run(task, count)
+    return outputs
+
+
+def decode_applies(components: list[Tensor], tables: Tensor, factors, matrix) -> bool:
+    """Whether :func:`decode` can take these coefficients (the caller checked mode and grad)."""
+    if matrix is not None or not _usable(tables, *components):
+        return False
+    if components[0].dtype not in (torch.float32, torch.float64) or any(c.dtype != components[0].dtype for c in components):
+        return False
+    h_max, v_max = max(h for h, _ in factors), max(v for _, v in factors)
+    if any(h_max // h > 2 or v_max // v > 2 for h, v in factors):
+        return False
+    t = tables.detach()
+    return bool(torch.equal(t, torch.round(t)) and t.abs().max() <= 65535)
+
+
+def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, int]) -> Tensor | None:
+    """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
+    ``None`` when a dequantized value is not finite or beyond 2**35 (the tensor
+    path then decodes; it defines those cases).
+
+    Args:
+        components: ``(B, rows, cols, 8, 8)`` per component, float32 or float64.
+        tables: ``(B, C, 8, 8)`` each component's table, integer-valued.
+        factors: sampling factors per component; ratios 1 or 2.
+        size: ``(H, W)``.
+    """
+    height, width = size
+    count, channels = tables.shape[0], len(components)
+    dtype = components[0].dtype
+    max_factors = (max(h for h, _ in factors), max(v for _, v in factors))
+    geometry = []
+    for f in factors:
+        geo = component_geometry(size, f, max_factors)
+        geometry.append((geo.scale[0], geo.scale[1], geo.downsampled[0], geo.downsampled[1], geo.blocks[0], geo.blocks[1]))
+    geometry = np.array(geometry, dtype=np.int32)
+    blocks = [c.detach().contiguous().numpy() for c in components]
+    tables = tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy()
+    out = torch.empty(count, channels, height, width, dtype=dtype)
+    samples, constants, kind = out.numpy(), _constants(True), _KINDS[dtype]
+
+    def task(start: int, stop: int) -> bool:
+        return _kernel.decode(
+            tuple(b[start:stop] for b in blocks), kind, stop - start, height, width, constants,
+            tables[start:stop], geometry, samples[start:stop], kind,
+        )
+
+    return out if all(_run(task, count)) else None
+
+
+__all__ = ["available", "compiled", "set_enabled"]

@@ -1,0 +1,218 @@
+"""The compiled exact path (diffjpeg/_native.c) against the tensor stages, bit for bit.
+
+test_exact.py runs its Pillow and OpenCV comparisons on both paths; here the
+two paths meet on what Pillow cannot make: odd sizes, every input dtype,
+per-image tables, sampling from other encoders, hostile coefficients,
+threads and fork.
+"""
+import multiprocessing
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import diffjpeg
+from diffjpeg import Coefficients, native
+from diffjpeg.coefficients import component_geometry
+
+pytestmark = pytest.mark.skipif(not native.compiled(), reason="the compiled kernel was not built (no C compiler at install time)")
+
+
+def both_paths(fn):
+    """``fn()`` with the kernel, then with the tensor stages."""
+    previous = native.set_enabled(True)
+    try:
+        fast = fn()
+        native.set_enabled(False)
+        slow = fn()
+    finally:
+        native.set_enabled(previous)
+    return fast, slow
+
+
+def assert_same(a, b):
+    if isinstance(a, Coefficients):
+        assert a.sampling == b.sampling and a.size == b.size
+        assert torch.equal(a.qtables, b.qtables)
+        for x, y in zip(a.components, b.components):
+            assert_same(x, y)
+        return
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert torch.equal(a, b) or torch.allclose(a, b, rtol=0, atol=0, equal_nan=True), f"{(a != b).sum()} values differ"
+
+
+def image(shape, dtype, seed):
+    g = torch.Generator().manual_seed(seed)
+    if dtype == torch.uint8:
+        return torch.randint(0, 256, shape, generator=g, dtype=torch.uint8)
+    # beyond [0, 1] too: the 8-bit clamp is part of the path
+    return (torch.rand(shape, generator=g, dtype=torch.float64) * 1.2 - 0.1).to(dtype)
+
+
+SIZES = [(1, 1), (1, 17), (9, 1), (2, 3), (7, 9), (8, 8), (15, 17), (16, 16), (23, 40), (33, 65)]
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:2", "4:2:0"])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+def test_encode_and_decode_equal_tensor_stages(size, subsampling, dtype):
+    x = image((2, 3) + size, dtype, seed=size[0] * 100 + size[1])
+    quality = torch.tensor([1.0, 63.0])
+    c_fast, c_slow = both_paths(lambda: diffjpeg.encode(x, quality=quality, subsampling=subsampling))
+    assert_same(c_fast, c_slow)
+    y_fast, y_slow = both_paths(lambda: diffjpeg.decode(c_fast))
+    assert_same(y_fast, y_slow)
+    j_fast, j_slow = both_paths(lambda: diffjpeg.jpeg(x, quality=quality, subsampling=subsampling))
+    assert_same(j_fast, j_slow)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 3), (20, 31)])
+def test_grayscale_and_batch_shapes(size):
+    x = image((2, 2, 1) + size, torch.float32, seed=7)
+    quality = torch.tensor([[0.0, 100.0], [49.0, 50.0]])
+    c_fast, c_slow = both_paths(lambda: diffjpeg.encode(x, quality=quality))
+    assert_same(c_fast, c_slow)
+    assert_same(*both_paths(lambda: diffjpeg.decode(c_fast)))
+
+
+def test_per_image_tables():
+    g = torch.Generator().manual_seed(3)
+    x = image((3, 3, 24, 19), torch.float32, seed=3)
+    tables = torch.randint(1, 256, (3, 2, 8, 8), generator=g).float()
+    for kwargs in ({"qtables": tables}, {"qtables": tables, "quality": 30}, {"qtables": tables * 3, "quality": 90}):
+        c_fast, c_slow = both_paths(lambda: diffjpeg.encode(x, **kwargs))
+        assert_same(c_fast, c_slow)
+        assert_same(*both_paths(lambda: diffjpeg.decode(c_fast)))
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [((1, 2), (1, 1), (1, 1)), ((2, 2), (1, 2), (2, 1)), ((4, 1), (1, 1), (1, 1)), ((3, 1), (1, 1), (1, 1)), ((2, 1), (2, 1), (2, 1))],
+)
+@pytest.mark.parametrize("size", [(1, 1), (3, 5), (21, 34)])
+def test_decode_other_sampling_factors(sampling, size):
+    """Files from other encoders: ratios of 1 and 2 run compiled, others (4:1:1,
+    ratio 3) go to the tensor stages; both give the tensor stages' result."""
+    g = torch.Generator().manual_seed(11)
+    max_factors = (max(h for h, _ in sampling), max(v for _, v in sampling))
+    comps = []
+    for f in sampling:
+        blocks = component_geometry(size, f, max_factors).blocks
+        comps.append(torch.randint(-20, 21, (2, *blocks, 8, 8), generator=g).float())
+    tables = torch.randint(1, 30, (2, 2, 8, 8), generator=g).float()
+    c = Coefficients(y=comps[0], cb=comps[1], cr=comps[2], qtables=tables, sampling=sampling, size=size)
+    assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+
+
+def test_hostile_coefficients_give_the_tensor_result():
+    """Out-of-range values: int16 overflow (the kernel's int64 route), beyond
+    2**35, infinities and NaN (handed to the tensor stages), fractions."""
+    g = torch.Generator().manual_seed(5)
+    base = torch.randint(-50, 51, (5, 2, 2, 8, 8), generator=g).double()
+    base[0, 0, 0, 0, 0] = 40000.0  # dequantized beyond int16
+    base[1, 1, 1, 3, 4] = -(2.0**34)
+    base[2, 0, 1, 0, 0] = 2.0**40
+    base[3, 1, 0, 2, 2] = float("inf")
+    base[4, 0, 0, 1, 1] = float("nan")
+    base[:, :, :, 5, 5] += 0.5  # rounds half to even
+    tables = torch.randint(1, 256, (5, 2, 8, 8), generator=g).double()
+    for rows in ([0], [1], [2], [3], [4], [0, 1, 2, 3, 4]):
+        y = base[rows]
+        c = Coefficients(y=y, cb=y.clone(), cr=y.flip(1).contiguous(), qtables=tables[rows], sampling="4:4:4", size=(13, 16))
+        assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+
+
+def test_non_integer_tables_decode_on_tensor_stages():
+    x = torch.rand(1, 3, 16, 16)
+    c = diffjpeg.encode(x, qtables=torch.full((2, 8, 8), 7.3), forward="float")
+    assert not torch.equal(c.qtables, c.qtables.round())
+    assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+
+
+def test_mixed_component_dtypes():
+    c = diffjpeg.encode(torch.rand(2, 3, 16, 24), quality=40)
+    mixed = Coefficients(y=c.y.double(), cb=c.cb, cr=c.cr, qtables=c.qtables, sampling=c.sampling, size=c.size)
+    assert_same(*both_paths(lambda: diffjpeg.decode(mixed)))
+
+
+def test_gradients_take_the_tensor_stages():
+    """With a gradient wanted the kernel stays out; the forward values are the same."""
+    x = torch.rand(2, 3, 18, 18, requires_grad=True)
+    y = diffjpeg.jpeg(x, quality=60)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with torch.no_grad():
+        assert torch.equal(y.detach(), diffjpeg.jpeg(x, quality=60))
+
+
+def test_threads_do_not_change_results():
+    x = image((7, 3, 40, 33), torch.float32, seed=9)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = diffjpeg.jpeg(x, quality=35)
+        torch.set_num_threads(3)
+        three = diffjpeg.jpeg(x, quality=35)
+    finally:
+        torch.set_num_threads(previous)
+    assert torch.equal(one, three)
+
+
+def _child(queue):
+    torch.set_num_threads(2)
+    queue.put(diffjpeg.jpeg(torch.full((4, 3, 8, 8), 0.5), quality=50).sum().item())
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
+def test_forked_child_can_use_the_thread_pool():
+    """A child forked after the pool started would otherwise wait forever on it."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        expected = diffjpeg.jpeg(torch.full((4, 3, 8, 8), 0.5), quality=50).sum().item()  # starts the pool here
+        context = multiprocessing.get_context("fork")
+        queue = context.Queue()
+        child = context.Process(target=_child, args=(queue,))
+        child.start()
+        child.join(timeout=60)
+        alive = child.is_alive()
+        if alive:
+            child.kill()
+        assert not alive, "the forked child hung"
+        assert child.exitcode == 0
+        assert queue.get(timeout=5) == expected
+    finally:
+        torch.set_num_threads(previous)
+
+
+def test_environment_variable_turns_it_off():
+    code = "import diffjpeg.native as n; print(n.compiled(), n.available())"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "DIFFJPEG_NATIVE": "0"})
+    assert out.stdout.split() == ["True", "False"]
+
+
+def test_kernel_rejects_bad_calls():
+    """The kernel checks what it is given, whoever calls it."""
+    from diffjpeg import _native
+
+    img = np.zeros((1, 3, 8, 8), np.uint8)
+    constants = native._constants(False)
+    tables = np.ones((1, 128), np.int32)
+    good = np.array([[1, 1, 8, 8, 1, 1, 0]] * 3, np.int32)
+    outs = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
+    _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, outs, 1)
+    with pytest.raises(ValueError, match="image"):
+        _native.encode(img[:, :2].copy(), 0, 1, 3, 8, 8, constants, tables, good, outs, 1)
+    with pytest.raises(ValueError, match="geometry"):
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 1, 1, 9, 1], np.int32), outs, 1)
+    with pytest.raises(ValueError, match="output"):
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 2, 1, 2, 1], np.int32), outs, 1)
+    with pytest.raises(ValueError, match="1..255"):
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables * 0, good, outs, 1)
+    with pytest.raises(ValueError, match="bad arguments"):
+        _native.encode(img, 5, 1, 3, 8, 8, constants, tables, good, outs, 1)
+    with pytest.raises(BufferError):
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, tuple(o.copy() for o in outs[:2]) + (b"x" * 256,), 1)
