@@ -30,13 +30,31 @@
 /* The hot loops are also compiled for AVX2 (8 int32 lanes and a 32-bit
  * multiply, which SSE2 lacks) and picked at load time where the toolchain
  * supports it; the integer results are the same either way. */
-#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 6))
+#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 6)) && !defined(DIFFJPEG_NO_AVX2)
 #define HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define HOT
 #endif
 
 enum { KIND_U8 = 0, KIND_F32 = 1, KIND_F64 = 2 };
+
+/* Rows of 8 int32 lanes (GCC and Clang vector extensions; the build needs
+ * one of them). A scalar times a row broadcasts. */
+typedef int32_t row8 __attribute__((vector_size(32)));
+typedef int32_t row8_unaligned __attribute__((vector_size(32), aligned(4)));
+#define LOAD8(p) (*(const row8_unaligned *)(p))
+#define STORE8(p, x) (*(row8_unaligned *)(p) = (x))
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wpsabi"  /* always inlined: no call passes a row8 */
+#endif
+#define INLINE static inline __attribute__((always_inline))
+INLINE row8 splat(int32_t x) { return (row8){x, x, x, x, x, x, x, x}; }
+INLINE row8 clamp8(row8 x, int32_t lo, int32_t hi)
+{
+    row8 l = splat(lo), h = splat(hi), below = x < l, above = x > h;  /* lanes of 0 or -1 */
+    x = (x & ~below) | (l & below);
+    return (x & ~above) | (h & above);
+}
 
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 static inline int mini(int a, int b) { return a < b ? a : b; }
@@ -186,22 +204,20 @@ HOT static int upsample(const uint8_t *src, int dh, int dw, int stride, int sh, 
 /* Forward ISLOW on one block of level-shifted samples (|s| <= 128): rows
  * then columns, DESCALE by 11 then 15. Row sums of |A| are 65536 (dct.py's
  * _butterfly(False)), so pass 1 sums stay below 2**23 and pass 2 below 2**29.
- * AT is A transposed. Each inner loop is one 8-lane multiply-add of a row. */
+ * AT is A transposed. Each pass is rows of 8 lanes times broadcast scalars. */
 HOT static void fdct_islow(const int32_t *restrict s, const int32_t *restrict A, const int32_t *restrict AT,
                            int32_t *restrict out)
 {
-    int32_t rows[64];
-    for (int r = 0; r < 8; r++) {
-        int32_t acc[8] = {1 << 10, 1 << 10, 1 << 10, 1 << 10, 1 << 10, 1 << 10, 1 << 10, 1 << 10};
-        for (int k = 0; k < 8; k++)
-            for (int u = 0; u < 8; u++) acc[u] += s[r * 8 + k] * AT[k * 8 + u];
-        for (int u = 0; u < 8; u++) rows[r * 8 + u] = acc[u] >> 11;
+    row8 rows[8];
+    for (int r = 0; r < 8; r++) {  /* S A^T: row r is sum_k s[r][k] (A^T)_k */
+        row8 acc = splat(1 << 10);
+        for (int k = 0; k < 8; k++) acc += s[r * 8 + k] * LOAD8(AT + k * 8);
+        rows[r] = acc >> 11;
     }
-    for (int v = 0; v < 8; v++) {
-        int32_t acc[8] = {1 << 14, 1 << 14, 1 << 14, 1 << 14, 1 << 14, 1 << 14, 1 << 14, 1 << 14};
-        for (int j = 0; j < 8; j++)
-            for (int u = 0; u < 8; u++) acc[u] += A[v * 8 + j] * rows[j * 8 + u];
-        for (int u = 0; u < 8; u++) out[v * 8 + u] = acc[u] >> 15;
+    for (int v = 0; v < 8; v++) {  /* A rows */
+        row8 acc = splat(1 << 14);
+        for (int j = 0; j < 8; j++) acc += A[v * 8 + j] * rows[j];
+        STORE8(out + v * 8, acc >> 15);
     }
 }
 
@@ -272,7 +288,7 @@ HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v6
                            const int32_t *restrict MT, uint8_t *restrict out, int out_stride)
 {
     int32_t ws[64];
-    for (int i = 0; i < 8; i++) {
+    for (int i = 0; i < 8; i++) {  /* M V */
         if (wide) {
             for (int k = 0; k < 8; k++) {
                 int64_t acc = (int64_t)1 << 10;
@@ -282,16 +298,15 @@ HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v6
             }
             continue;
         }
-        int32_t acc[8] = {1 << 10, 1 << 10, 1 << 10, 1 << 10, 1 << 10, 1 << 10, 1 << 10, 1 << 10};
-        for (int j = 0; j < 8; j++)
-            for (int k = 0; k < 8; k++) acc[k] += M[i * 8 + j] * v[j * 8 + k];
-        for (int k = 0; k < 8; k++) ws[i * 8 + k] = clampi(acc[k] >> 11, -32768, 32767);
+        row8 acc = splat(1 << 10);
+        for (int j = 0; j < 8; j++) acc += M[i * 8 + j] * LOAD8(v + j * 8);
+        STORE8(ws + i * 8, clamp8(acc >> 11, -32768, 32767));
     }
-    for (int i = 0; i < 8; i++) {
-        int32_t acc[8] = {1 << 17, 1 << 17, 1 << 17, 1 << 17, 1 << 17, 1 << 17, 1 << 17, 1 << 17};
-        for (int j = 0; j < 8; j++)
-            for (int k = 0; k < 8; k++) acc[k] += ws[i * 8 + j] * MT[j * 8 + k];
-        for (int k = 0; k < 8; k++) out[i * out_stride + k] = (uint8_t)(clampi(acc[k] >> 18, -128, 127) + 128);
+    for (int i = 0; i < 8; i++) {  /* W M^T: row i is sum_j w[i][j] (M^T)_j */
+        row8 acc = splat(1 << 17);
+        for (int j = 0; j < 8; j++) acc += ws[i * 8 + j] * LOAD8(MT + j * 8);
+        row8 sample = clamp8(acc >> 18, -128, 127) + 128;
+        for (int k = 0; k < 8; k++) out[i * out_stride + k] = (uint8_t)sample[k];
     }
 }
 
@@ -336,6 +351,7 @@ static inline void store(void *out, int kind, size_t index, double value)
  */
 static PyObject *native_encode(PyObject *self, PyObject *args)
 {
+    (void)self;
     PyObject *image_obj, *constants_obj, *tables_obj, *geometry_obj, *outputs;
     int kind, n, channels, h, w, out_kind;
     if (!PyArg_ParseTuple(args, "OiiiiiOOOOi", &image_obj, &kind, &n, &channels, &h, &w, &constants_obj,
@@ -458,6 +474,7 @@ HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, voi
  */
 static PyObject *native_decode(PyObject *self, PyObject *args)
 {
+    (void)self;
     PyObject *components, *constants_obj, *tables_obj, *geometry_obj, *out_obj;
     int kind, n, h, w, out_kind;
     if (!PyArg_ParseTuple(args, "OiiiiOOOOi", &components, &kind, &n, &h, &w, &constants_obj, &tables_obj,
@@ -548,6 +565,8 @@ static PyMethodDef methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_native", NULL, -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, .m_name = "_native", .m_doc = NULL, .m_size = -1, .m_methods = methods,
+};
 
 PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
