@@ -1,8 +1,9 @@
 """The compiled exact-codec kernel (diffjpeg/_native.c).
 
-Optional: without a C compiler the install goes on and diffjpeg runs its
-pure-PyTorch path, with the same results (diffjpeg.native.available() says
-which is in use). Everything else is declared in pyproject.toml.
+Optional: it needs GCC or Clang (it uses their vector extensions). Without
+one the install goes on and diffjpeg runs its tensor stages, with the same
+results (diffjpeg.native.available() says which runs). Everything else is
+declared in pyproject.toml.
 """
 import sys
 
