@@ -342,35 +342,40 @@ static inline void store(void *out, int kind, size_t index, double value)
 }
 
 /* ------------------------------------------------------------ encode */
-/* encode(image, kind, n, channels, h, w, constants, tables, geometry, outputs, out_kind)
+/* encode(image, kind, n, channels, h, w, constants, tables, geometry, outputs, dct_outputs, out_kind)
  *   image: (n, channels, h, w) uint8 / float32 / float64
  *   constants: int32 [9 color FIX, 3 color offsets, forward ISLOW matrix (64), its transpose (64)]
  *   tables: int32 (n, 2, 64) quantization tables (entries >= 1)
  *   geometry: int32 (channels, 7): scale h, v, padded h, w, blocks h, w, table
- *   outputs: one writable buffer per component, (n, blocks h, blocks w, 8, 8)
+ *   outputs: one writable buffer per component, (n, blocks h, blocks w, 8, 8):
+ *     the quantized blocks, in `out_kind`
+ *   dct_outputs: None, or buffers as `outputs` for the DCT coefficients before
+ *     quantization (ISLOW / 8, dct.py's fdct): what the gradient needs
  */
 static PyObject *native_encode(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *image_obj, *constants_obj, *tables_obj, *geometry_obj, *outputs;
+    PyObject *image_obj, *constants_obj, *tables_obj, *geometry_obj, *outputs, *dct_outputs;
     int kind, n, channels, h, w, out_kind;
-    if (!PyArg_ParseTuple(args, "OiiiiiOOOOi", &image_obj, &kind, &n, &channels, &h, &w, &constants_obj,
-                          &tables_obj, &geometry_obj, &outputs, &out_kind))
+    if (!PyArg_ParseTuple(args, "OiiiiiOOOOOi", &image_obj, &kind, &n, &channels, &h, &w, &constants_obj,
+                          &tables_obj, &geometry_obj, &outputs, &dct_outputs, &out_kind))
         return NULL;
+    int with_dct = dct_outputs != Py_None;
     if (!PyTuple_Check(outputs) || PyTuple_GET_SIZE(outputs) != channels || (channels != 1 && channels != 3) ||
+        (with_dct && (!PyTuple_Check(dct_outputs) || PyTuple_GET_SIZE(dct_outputs) != channels)) ||
         n < 0 || h < 1 || w < 1 || kind < 0 || kind > 2 || (out_kind != KIND_F32 && out_kind != KIND_F64)) {
         PyErr_SetString(PyExc_ValueError, "encode: bad arguments");
         return NULL;
     }
     size_t pixels = (size_t)h * w, item = kind == KIND_U8 ? 1 : kind == KIND_F32 ? 4 : 8;
     size_t out_item = out_kind == KIND_F32 ? 4 : 8;
-    Buffer buf[7];
+    Buffer buf[10];
     memset(buf, 0, sizeof buf);
     if (get_buffer(image_obj, &buf[0], 0, "image", (Py_ssize_t)(n * channels * pixels * item)) < 0 ||
         get_buffer(constants_obj, &buf[1], 0, "constants", 140 * 4) < 0 ||
         get_buffer(tables_obj, &buf[2], 0, "tables", (Py_ssize_t)n * 128 * 4) < 0 ||
         get_buffer(geometry_obj, &buf[3], 0, "geometry", channels * 7 * 4) < 0) {
-        release(buf, 7);
+        release(buf, 10);
         return NULL;
     }
     const int32_t *geometry = (const int32_t *)buf[3].view.buf;
@@ -379,14 +384,15 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
         const int32_t *g = geometry + 7 * c;
         if (g[0] < 1 || g[0] > 2 || g[1] < 1 || g[1] > 2 || g[2] < g[1] || g[4] < 1 || g[5] < 1 ||
             g[3] != g[5] * 8 * g[0] || g[6] < 0 || g[6] > 1) {
-            release(buf, 7);
+            release(buf, 10);
             PyErr_SetString(PyExc_ValueError, "encode: bad geometry");
             return NULL;
         }
         blocks[c] = (size_t)g[4] * g[5];
         if (blocks[c] * 64 > grid_max) grid_max = blocks[c] * 64;
-        if (get_buffer(PyTuple_GET_ITEM(outputs, c), &buf[4 + c], 1, "output", (Py_ssize_t)(n * blocks[c] * 64 * out_item)) < 0) {
-            release(buf, 7);
+        if (get_buffer(PyTuple_GET_ITEM(outputs, c), &buf[4 + c], 1, "output", (Py_ssize_t)(n * blocks[c] * 64 * out_item)) < 0 ||
+            (with_dct && get_buffer(PyTuple_GET_ITEM(dct_outputs, c), &buf[7 + c], 1, "dct output", (Py_ssize_t)(n * blocks[c] * 64 * out_item)) < 0)) {
+            release(buf, 10);
             return NULL;
         }
     }
@@ -395,13 +401,13 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
     const int32_t *tables = (const int32_t *)buf[2].view.buf;
     for (size_t k = 0; k < (size_t)n * 128; k++)
         if (tables[k] < 1 || tables[k] > 255) {
-            release(buf, 7);
+            release(buf, 10);
             PyErr_SetString(PyExc_ValueError, "encode: quantization table entries must be in 1..255");
             return NULL;
         }
     uint8_t *scratch = malloc(2 * channels * pixels + grid_max);
     if (!scratch) {
-        release(buf, 7);
+        release(buf, 10);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
@@ -434,6 +440,8 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
                     fdct_islow(s, constants + 12, constants + 76, f);
                     quantize_block(f, rq, rc, rr, qv);
                     size_t at = base + ((size_t)by * g[5] + bx) * 64;
+                    if (with_dct)
+                        for (int k = 0; k < 64; k++) store(buf[7 + c].view.buf, out_kind, at + k, f[k] * 0.125);
                     if (out_kind == KIND_F32) {
                         memcpy((float *)buf[4 + c].view.buf + at, qv, sizeof qv);
                     } else {
@@ -445,7 +453,7 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
     free(scratch);
-    release(buf, 7);
+    release(buf, 10);
     Py_RETURN_NONE;
 }
 

@@ -39,6 +39,8 @@ from .rounding import (
     clamp_ste,
     needs_grad,
     round_ste,
+    round_with_surrogate,
+    straight_through,
 )
 from .sampling import downsample, upsample
 
@@ -217,24 +219,37 @@ def encode(
 
     x = image.reshape(count, channels, height, width)
     factors = subsampling_factors(subsampling, channels)
-    if forward == "exact" and work == torch.float64 and native.encode_applies(x, matrix, tables):
-        blocks = [b.reshape(batch + b.shape[1:]) for b in native.encode(x, tables, factors, dtype)]
-        return _coefficients(blocks, tables, batch, factors, (height, width))
+    kernel, stages = None, forward
+    if forward == "exact" and native.encode_applies(x, matrix, tables):
+        grad = needs_grad(image, tables, matrix)
+        kernel = native.encode(x, tables, factors, dtype, dct=grad)
+        if not grad:
+            blocks = [b.reshape(batch + b.shape[1:]) for b in kernel[0]]
+            return _coefficients(blocks, tables, batch, factors, (height, width))
+        # Values from the kernel, the graph from the real stages: after the
+        # 8-bit samples (exact in both) every stage up to the quantizer is
+        # linear, so its derivative at the exact input is its derivative
+        # anywhere, and the quantizer below is evaluated at the exact DCT.
+        stages = "float"
     if image.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
         samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=forward != "soft").to(work)
-    planes = color.rgb_to_ycbcr(samples, matrix, forward) if channels == 3 else samples
+    planes = color.rgb_to_ycbcr(samples, matrix, stages) if channels == 3 else samples
 
     blocks = []
     for ci, f in enumerate(factors):
         geo = component_geometry((height, width), f, factors[0])
         plane = replicate_edges(planes[:, ci], *geo.padded)
-        plane = downsample(plane, geo.scale[0], geo.scale[1], forward)
+        plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
         plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
-        coefficients = fdct(split_blocks(plane), forward)
+        coefficients = fdct(split_blocks(plane), stages)
         table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
-        quantized = quantize(coefficients, table, forward, rounding, fourier_order, temperature)
+        if kernel is None:
+            quantized = quantize(coefficients, table, forward, rounding, fourier_order, temperature)
+        else:  # as quantize(..., "exact") does with the exact DCT
+            coefficients = straight_through(coefficients, kernel[1][ci])
+            quantized = round_with_surrogate(coefficients / table, rounding, kernel[0][ci], fourier_order, temperature)
         blocks.append(quantized.reshape(batch + quantized.shape[1:]).to(dtype))
     return _coefficients(blocks, tables, batch, factors, (height, width))
 
@@ -289,25 +304,35 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
         expected = batch + geo.blocks + (8, 8)
         if blocks.shape != expected:
             raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
-    if forward == "exact" and work == torch.float64:
+    kernel, stages = None, forward
+    if forward == "exact":
         flat = [b.reshape(count, *b.shape[-4:]) for b in c.components]
         if native.decode_applies(flat, tables, c.sampling, matrix):
-            out = native.decode(flat, tables, c.sampling, c.size)
-            if out is not None:
-                return out.reshape(batch + out.shape[1:])
+            kernel = native.decode(flat, tables, c.sampling, c.size)
+        if kernel is not None:
+            if not needs_grad(*c.components, tables, matrix):
+                return kernel.reshape(batch + kernel.shape[1:])
+            # values from the kernel, the graph from the real stages: from the
+            # dequantized coefficients on, every stage is linear (its clamps
+            # straight-through), so its derivative does not depend on where
+            # it is taken; the color matrix, whose does, is not in play here
+            stages = "float"
     planes = []
     for ci, (blocks, geo) in enumerate(zip(c.components, geometries)):
         q = blocks.reshape(count, *geo.blocks, 8, 8).to(work)
         if forward == "exact":
             q = round_ste(q)
-        samples = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8).to(work)), forward)
+        samples = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8).to(work)), stages)
         plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
-        plane = upsample(plane, geo.scale[0], geo.scale[1], forward)
+        plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
         planes.append(plane[..., :height, :width])
     ycc = torch.stack(planes, dim=1)
     if len(planes) == 3:
-        ycc = color.ycbcr_to_rgb(ycc, matrix, forward)
-    return (ycc.to(dtype) / 255.0).reshape(batch + ycc.shape[1:])
+        ycc = color.ycbcr_to_rgb(ycc, matrix, stages)
+    out = ycc.to(dtype) / 255.0
+    if kernel is not None:
+        out = straight_through(out, kernel)
+    return out.reshape(batch + ycc.shape[1:])
 
 
 def jpeg(

@@ -1,4 +1,4 @@
-"""The exact codec's compiled path: ``encode`` and ``decode`` without gradients.
+"""The exact codec's compiled path: the values of ``encode`` and ``decode``.
 
 ``diffjpeg/_native.c`` runs, image by image, the same integer forms that the
 stage modules define (color, sampling, dct, quantize); the constants come from
@@ -6,17 +6,22 @@ those modules, so this file and the C code hold no JPEG facts of their own.
 :func:`diffjpeg.encode` and :func:`diffjpeg.decode` take this path by
 themselves when it applies:
 
-* ``forward="exact"`` and no gradient wanted (values are all that is needed),
-* CPU tensors, uint8/float32/float64 images, float32/float64 coefficients,
+* ``forward="exact"``, CPU tensors, uint8/float32/float64 images,
+  float32/float64 coefficients,
 * libjpeg's color matrices, sampling ratios of 1 or 2 (4:4:4, 4:2:2, 4:2:0,
   4:4:0, grayscale), integer tables,
 * not while ``torch.compile`` traces.
 
+Without a gradient the kernel's output is the result. With one, the kernel
+gives the values and the codec builds the graph from the real-valued stages
+(``codec.encode``/``codec.decode`` say why that gives the exact mode's
+gradient); values and gradients equal the tensor stages' bit for bit.
+
 Everything else, and any coefficient too large for exact integer arithmetic,
-goes through the tensor stages. The results are the same bit for bit
-(tests/test_native.py). The kernel is built at install time when a C compiler
-is there; without one, :func:`available` is ``False`` and nothing changes but
-speed. Set ``DIFFJPEG_NATIVE=0`` or call :func:`set_enabled` to turn it off.
+goes through the tensor stages (tests/test_native.py checks that both paths
+agree). The kernel is built at install time when a C compiler is there;
+without one, :func:`available` is ``False`` and nothing changes but speed.
+Set ``DIFFJPEG_NATIVE=0`` or call :func:`set_enabled` to turn it off.
 
 Batches are split across ``torch.get_num_threads()`` threads; the kernel
 releases the GIL.
@@ -69,11 +74,7 @@ def set_enabled(enabled: bool) -> bool:
 
 
 def _usable(*tensors: Tensor) -> bool:
-    return (
-        available()
-        and not torch.compiler.is_compiling()
-        and all(t.device.type == "cpu" and not t.requires_grad for t in tensors)
-    )
+    return available() and not torch.compiler.is_compiling() and all(t.device.type == "cpu" for t in tensors)
 
 
 @lru_cache(maxsize=None)
@@ -126,7 +127,7 @@ def encode_applies(image: Tensor, matrix, tables: Tensor) -> bool:
     return bool(torch.equal(t, torch.round(t)) and t.min() >= 1 and t.max() <= 255)
 
 
-def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype) -> list[Tensor]:
+def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype, dct: bool = False):
     """Quantized blocks of each component, as the exact tensor stages give them.
 
     Args:
@@ -134,18 +135,24 @@ def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype) -> li
         tables: ``(B, 2, 8, 8)`` integer-valued tables in [1, 255].
         factors: sampling factors per component (encoder: ratios 1 or 2).
         out_dtype: float32 or float64.
+        dct: also return the DCT coefficients before quantization
+            (:func:`diffjpeg.dct.fdct`'s exact values), which the quantizer's
+            gradient is evaluated at.
 
     Returns:
-        ``[(B, rows, cols, 8, 8)]`` per component, ``out_dtype``.
+        ``([(B, rows, cols, 8, 8)] per component, same or None)``, ``out_dtype``.
+        Gradients are not tracked (values only).
     """
     count, channels, height, width = image.shape
     image = image.detach().contiguous()
     max_factors = (max(h for h, _ in factors), max(v for _, v in factors))
-    geometry, outputs = [], []
+    geometry, outputs, coefficients = [], [], []
     for ci, f in enumerate(factors):
         geo = component_geometry((height, width), f, max_factors)
         geometry.append((geo.scale[0], geo.scale[1], geo.padded[0], geo.padded[1], geo.blocks[0], geo.blocks[1], min(ci, 1)))
         outputs.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
+        if dct:
+            coefficients.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
     geometry = np.array(geometry, dtype=np.int32)
     tables = torch.round(tables.detach()).to(torch.int32).reshape(count, 128).contiguous().numpy()
     pixels, constants = image.numpy(), _constants(False)
@@ -154,11 +161,12 @@ def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype) -> li
     def task(start: int, stop: int) -> None:
         _kernel.encode(
             pixels[start:stop], _KINDS[image.dtype], stop - start, channels, height, width, constants,
-            tables[start:stop], geometry, tuple(o[start:stop].numpy() for o in outputs), out_kind,
+            tables[start:stop], geometry, tuple(o[start:stop].numpy() for o in outputs),
+            tuple(o[start:stop].numpy() for o in coefficients) if dct else None, out_kind,
         )
 
     _run(task, count)
-    return outputs
+    return outputs, (coefficients if dct else None)
 
 
 def decode_applies(components: list[Tensor], tables: Tensor, factors, matrix) -> bool:
@@ -177,7 +185,7 @@ def decode_applies(components: list[Tensor], tables: Tensor, factors, matrix) ->
 def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, int]) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
     ``None`` when a dequantized value is not finite or beyond 2**35 (the tensor
-    path then decodes; it defines those cases).
+    path then decodes; it defines those cases). Values only: no gradient.
 
     Args:
         components: ``(B, rows, cols, 8, 8)`` per component, float32 or float64.

@@ -138,14 +138,41 @@ def test_mixed_component_dtypes():
     assert_same(*both_paths(lambda: diffjpeg.decode(mixed)))
 
 
-def test_gradients_take_the_tensor_stages():
-    """With a gradient wanted the kernel stays out; the forward values are the same."""
-    x = torch.rand(2, 3, 18, 18, requires_grad=True)
-    y = diffjpeg.jpeg(x, quality=60)
-    y.sum().backward()
-    assert x.grad is not None and x.grad.abs().sum() > 0
-    with torch.no_grad():
-        assert torch.equal(y.detach(), diffjpeg.jpeg(x, quality=60))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:2", "4:2:0"])
+@pytest.mark.parametrize("rounding", diffjpeg.ROUNDINGS)
+def test_gradients_equal_tensor_stages(dtype, subsampling, rounding):
+    """With gradients the kernel gives the values and the real stages the
+    graph; values and gradients (image, quality, tables) are the tensor
+    stages' bit for bit."""
+    g = torch.Generator().manual_seed(len(subsampling) + len(rounding))
+    x0 = torch.rand(2, 3, 21, 30, generator=g, dtype=dtype)
+    t0 = torch.rand(2, 8, 8, generator=g, dtype=dtype) * 40 + 1
+    weights = torch.randn(2, 3, 21, 30, generator=g, dtype=dtype)
+
+    def run():
+        x = x0.clone().requires_grad_()
+        q = torch.tensor([20.4, 77.0], dtype=dtype, requires_grad=True)
+        t = t0.clone().requires_grad_()
+        y = diffjpeg.jpeg(x, quality=q, qtables=t, subsampling=subsampling, rounding=rounding)
+        assert y.requires_grad
+        (y * weights).sum().backward()
+        return torch.cat([y.detach().flatten(), x.grad.flatten(), q.grad, t.grad.flatten()])
+
+    assert_same(*both_paths(run))
+
+
+def test_coefficient_gradients_equal_tensor_stages():
+    """Optimizing in the JPEG domain: gradients to the coefficients and the tables of decode."""
+    c0 = diffjpeg.encode(torch.rand(2, 3, 19, 26), quality=45)
+
+    def run():
+        y, cb, cr, t = (v.clone().requires_grad_() for v in (c0.y, c0.cb, c0.cr, c0.qtables))
+        out = diffjpeg.decode(Coefficients(y=y, cb=cb, cr=cr, qtables=t, sampling=c0.sampling, size=c0.size))
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        return torch.cat([out.detach().flatten()] + [v.grad.flatten() for v in (y, cb, cr, t)])
+
+    assert_same(*both_paths(run))
 
 
 def test_threads_do_not_change_results():
@@ -203,16 +230,20 @@ def test_kernel_rejects_bad_calls():
     tables = np.ones((1, 128), np.int32)
     good = np.array([[1, 1, 8, 8, 1, 1, 0]] * 3, np.int32)
     outs = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
-    _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, outs, 1)
+    _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, outs, None, 1)
     with pytest.raises(ValueError, match="image"):
-        _native.encode(img[:, :2].copy(), 0, 1, 3, 8, 8, constants, tables, good, outs, 1)
+        _native.encode(img[:, :2].copy(), 0, 1, 3, 8, 8, constants, tables, good, outs, None, 1)
     with pytest.raises(ValueError, match="geometry"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 1, 1, 9, 1], np.int32), outs, 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 1, 1, 9, 1], np.int32), outs, None, 1)
     with pytest.raises(ValueError, match="output"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 2, 1, 2, 1], np.int32), outs, 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 2, 1, 2, 1], np.int32), outs, None, 1)
     with pytest.raises(ValueError, match="1..255"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables * 0, good, outs, 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables * 0, good, outs, None, 1)
     with pytest.raises(ValueError, match="bad arguments"):
-        _native.encode(img, 5, 1, 3, 8, 8, constants, tables, good, outs, 1)
+        _native.encode(img, 5, 1, 3, 8, 8, constants, tables, good, outs, None, 1)
     with pytest.raises(BufferError):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, tuple(o.copy() for o in outs[:2]) + (b"x" * 256,), 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, tuple(o.copy() for o in outs[:2]) + (b"x" * 256,), None, 1)
+    with pytest.raises(ValueError, match="bad arguments"):
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, outs, outs[:2], 1)
+    with pytest.raises(ValueError, match="dct output"):
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, outs, outs[:2] + (np.zeros(3, np.float32),), 1)
