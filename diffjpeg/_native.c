@@ -67,11 +67,11 @@ static inline int mini(int a, int b) { return a < b ? a : b; }
 /* ------------------------------------------------------------ color.py */
 /* fix: 9 FIX()ed matrix entries (rows Y, Cb, Cr); add: the 3 rounding
  * offsets. JFIF's sums stay below 2**24, far inside int32. */
-HOT static void rgb_to_ycbcr(const uint8_t *restrict rgb, int count, const int32_t *fix, const int32_t *add,
+HOT static void rgb_to_ycbcr(const uint8_t *restrict rgb, size_t count, const int32_t *fix, const int32_t *add,
                          uint8_t *restrict y, uint8_t *restrict cb, uint8_t *restrict cr)
 {
-    const uint8_t *r = rgb, *g = rgb + count, *b = rgb + 2 * (size_t)count;
-    for (int i = 0; i < count; i++) {
+    const uint8_t *r = rgb, *g = rgb + count, *b = rgb + 2 * count;
+    for (size_t i = 0; i < count; i++) {
         int32_t R = r[i], G = g[i], B = b[i];
         y[i] = (uint8_t)clampi((fix[0] * R + fix[1] * G + fix[2] * B + add[0]) >> 16, 0, 255);
         cb[i] = (uint8_t)clampi((fix[3] * R + fix[4] * G + fix[5] * B + add[1]) >> 16, 0, 255);
@@ -81,10 +81,10 @@ HOT static void rgb_to_ycbcr(const uint8_t *restrict rgb, int count, const int32
 
 /* fix: FIX()ed matrix on (Y, Cb, Cr); add: ONE_HALF - fix @ (0, 128, 128). */
 HOT static void ycbcr_to_rgb(const uint8_t *restrict y, const uint8_t *restrict cb, const uint8_t *restrict cr,
-                         int count, const int32_t *fix, const int32_t *add, uint8_t *restrict rgb)
+                         size_t count, const int32_t *fix, const int32_t *add, uint8_t *restrict rgb)
 {
-    uint8_t *r = rgb, *g = rgb + count, *b = rgb + 2 * (size_t)count;
-    for (int i = 0; i < count; i++) {
+    uint8_t *r = rgb, *g = rgb + count, *b = rgb + 2 * count;
+    for (size_t i = 0; i < count; i++) {
         int32_t Y = y[i], Cb = cb[i], Cr = cr[i];
         r[i] = (uint8_t)clampi((fix[0] * Y + fix[1] * Cb + fix[2] * Cr + add[0]) >> 16, 0, 255);
         g[i] = (uint8_t)clampi((fix[3] * Y + fix[4] * Cb + fix[5] * Cr + add[1]) >> 16, 0, 255);
@@ -415,7 +415,7 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
     for (int i = 0; i < n; i++) {
         if (channels == 3) {
             samples_from_image(image, kind, (size_t)i * 3 * pixels, 3 * pixels, rgb);
-            rgb_to_ycbcr(rgb, (int)pixels, constants, constants + 9, planes, planes + pixels, planes + 2 * pixels);
+            rgb_to_ycbcr(rgb, pixels, constants, constants + 9, planes, planes + pixels, planes + 2 * pixels);
         } else {
             samples_from_image(image, kind, (size_t)i * pixels, pixels, planes);
         }
@@ -552,7 +552,7 @@ static PyObject *native_decode(PyObject *self, PyObject *args)
         if (!ok || !handled) break;
         const uint8_t *samples = planes;
         if (channels == 3) {
-            ycbcr_to_rgb(planes, planes + pixels, planes + 2 * pixels, (int)pixels, constants, constants + 9, rgb);
+            ycbcr_to_rgb(planes, planes + pixels, planes + 2 * pixels, pixels, constants, constants + 9, rgb);
             samples = rgb;
         }
         to_unit_range(samples, channels * pixels, out, out_kind, (size_t)i * channels * pixels);
