@@ -17,6 +17,9 @@ Forward modes, and the gradient each one gives:
   8-bit samples. Backward: as exact.
 * ``"soft"``: real-valued JPEG with the rounding surrogate in the forward pass
   too and no 8-bit rounding; smooth, and its backward is its true gradient.
+
+On the CPU the exact values come from the compiled kernel (:mod:`diffjpeg.native`)
+when it applies, with the same results as the tensor stages below.
 """
 from __future__ import annotations
 
