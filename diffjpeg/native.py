@@ -47,7 +47,6 @@ except ImportError:  # built without a C compiler
 
 _enabled = os.environ.get("DIFFJPEG_NATIVE", "1") != "0"
 _KINDS = {torch.uint8: 0, torch.float32: 1, torch.float64: 2}
-_LIMIT = 1 << 35  # decode: larger dequantized values are left to the tensor path
 
 
 def compiled() -> bool:
@@ -93,13 +92,14 @@ def _constants(inverse: bool) -> np.ndarray:
 
 
 _pool: ThreadPoolExecutor | None = None
+_pool_size = 0
 
 
 def _forget_pool() -> None:
     # a forked child inherits the pool object but not its threads: work
     # submitted to it would wait forever (DataLoader workers fork)
-    global _pool
-    _pool = None
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
 
 
 if hasattr(os, "register_at_fork"):
@@ -108,19 +108,21 @@ if hasattr(os, "register_at_fork"):
 
 def _run(task, count: int) -> list:
     """``task(start, stop)`` over chunks of ``count`` images, in parallel."""
-    global _pool
+    global _pool, _pool_size
     workers = max(1, min(count, torch.get_num_threads()))
     if workers == 1:
         return [task(0, count)]
-    if _pool is None or _pool._max_workers < workers:
-        _pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg")
+    if _pool_size < workers:
+        if _pool is not None:
+            _pool.shutdown(wait=False)
+        _pool, _pool_size = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg"), workers
     bounds = [count * k // workers for k in range(workers + 1)]
     futures = [_pool.submit(task, a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     return [f.result() for f in futures]
 
 
 def encode_applies(image: Tensor, matrix, tables: Tensor) -> bool:
-    """Whether :func:`encode` can take ``image`` (the caller checked mode and grad)."""
+    """Whether :func:`encode` can take ``image`` (the caller checked the mode)."""
     if matrix is not None or image.dtype not in _KINDS or not _usable(image, tables):
         return False
     t = tables.detach()  # exact tables are whole numbers in [1, 255]; the kernel relies on it
@@ -170,7 +172,7 @@ def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype, dct: 
 
 
 def decode_applies(components: list[Tensor], tables: Tensor, factors, matrix) -> bool:
-    """Whether :func:`decode` can take these coefficients (the caller checked mode and grad)."""
+    """Whether :func:`decode` can take these coefficients (the caller checked the mode)."""
     if matrix is not None or not _usable(tables, *components):
         return False
     if components[0].dtype not in (torch.float32, torch.float64) or any(c.dtype != components[0].dtype for c in components):
