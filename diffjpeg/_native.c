@@ -1,18 +1,18 @@
 /*
- * The exact codec's no-gradient forward as one compiled loop per image.
+ * The exact codec's values as one compiled loop per image.
  *
- * This file holds no JPEG facts of its own.  It executes, image by image and
- * block by block so that the data stays in cache, the integer forms that the
- * stage modules define and document:
+ * It executes, image by image and block by block so that the data stays in
+ * cache, the integer forms that the stage modules define and document; each
+ * section names the module whose facts it follows:
  *
  *   color.py     fixed-point RGB <-> YCbCr           (constants passed in)
  *   sampling.py  biased downsampling, fancy upsampling
  *   dct.py       ISLOW passes as integer matrices + DESCALE (matrices passed in)
  *   quantize.py  libjpeg-turbo's reciprocal division
  *
- * native.py builds the constants from those modules, decides when this path
- * applies (CPU, no gradient, libjpeg's color matrices, sampling ratios of 1
- * or 2) and checks it against the tensor path in tests/test_native.py.
+ * native.py builds the constants from those modules and decides when this
+ * path applies (CPU, libjpeg's color matrices, sampling ratios of 1 or 2);
+ * tests/test_native.py checks it against the tensor stages bit for bit.
  * Values that would leave the int32 ranges proven below make a block take the
  * int64 route; nothing here can overflow or read outside its buffers.
  */
