@@ -457,10 +457,13 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* codec.decode's samples / 255 in the output dtype (a true division, as torch's). */
+/* codec.decode's samples / 255 in the output dtype (a true division, as
+ * torch's), or the samples themselves (codec.jpeg on uint8 images). */
 HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, void *out, int kind, size_t at)
 {
-    if (kind == KIND_F32) {
+    if (kind == KIND_U8) {
+        memcpy((uint8_t *)out + at, samples, count);
+    } else if (kind == KIND_F32) {
         float *restrict o = (float *)out + at;
         for (size_t k = 0; k < count; k++) o[k] = (float)samples[k] / 255.0f;
     } else {
@@ -475,7 +478,7 @@ HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, voi
  *   constants: int32 [9 color FIX, 3 offsets, inverse ISLOW matrix (64), its transpose (64)]
  *   tables: int32 (n, channels, 64), each component's table
  *   geometry: int32 (channels, 6): scale h, v, downsampled h, w, blocks h, w
- *   out: (n, channels, h, w) float32/float64 (`out_kind`): samples / 255
+ *   out: (n, channels, h, w) float32/float64 (`out_kind`): samples / 255; or uint8: the samples
  * Returns False, having written nothing meaningful, if a coefficient is not
  * finite or too large for exact int64 arithmetic: the caller then decodes
  * with the tensor path, which defines those cases.
@@ -490,11 +493,12 @@ static PyObject *native_decode(PyObject *self, PyObject *args)
         return NULL;
     int channels = PyTuple_Check(components) ? (int)PyTuple_GET_SIZE(components) : 0;
     if ((channels != 1 && channels != 3) || n < 0 || h < 1 || w < 1 || (kind != KIND_F32 && kind != KIND_F64) ||
-        (out_kind != KIND_F32 && out_kind != KIND_F64)) {
+        out_kind < KIND_U8 || out_kind > KIND_F64) {
         PyErr_SetString(PyExc_ValueError, "decode: bad arguments");
         return NULL;
     }
-    size_t pixels = (size_t)h * w, item = kind == KIND_F32 ? 4 : 8, out_item = out_kind == KIND_F32 ? 4 : 8;
+    size_t pixels = (size_t)h * w, item = kind == KIND_F32 ? 4 : 8;
+    size_t out_item = out_kind == KIND_U8 ? 1 : out_kind == KIND_F32 ? 4 : 8;
     Buffer buf[8];
     memset(buf, 0, sizeof buf);
     if (get_buffer(constants_obj, &buf[0], 0, "constants", 140 * 4) < 0 ||

@@ -289,6 +289,11 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
         >>> decode(encode(x, quality=75)).shape
         torch.Size([2, 3, 16, 16])
     """
+    return _decode(coefficients, forward, ycbcr_to_rgb, as_uint8=False)
+
+
+def _decode(coefficients: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
+    """:func:`decode`; with ``as_uint8`` the 8-bit samples themselves (no gradient)."""
     if not isinstance(coefficients, Coefficients):
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
     _check_choice("forward", forward, FORWARDS)
@@ -311,9 +316,9 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
     if forward == "exact":
         flat = [b.reshape(count, *b.shape[-4:]) for b in c.components]
         if native.decode_applies(flat, tables, c.sampling, matrix):
-            kernel = native.decode(flat, tables, c.sampling, c.size)
+            kernel = native.decode(flat, tables, c.sampling, c.size, torch.uint8 if as_uint8 else None)
         if kernel is not None:
-            if not needs_grad(*c.components, tables, matrix):
+            if as_uint8 or not needs_grad(*c.components, tables, matrix):
                 return kernel.reshape(batch + kernel.shape[1:])
             # values from the kernel, the graph from the real stages: from the
             # dequantized coefficients on, every stage is linear (its clamps
@@ -335,6 +340,8 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
     out = ycc.to(dtype) / 255.0
     if kernel is not None:
         out = straight_through(out, kernel)
+    if as_uint8:  # round(v / 255 * 255) is v for every 8-bit v, in float32 and float64
+        out = torch.round(out.detach() * 255.0).to(torch.uint8)
     return out.reshape(batch + ycc.shape[1:])
 
 
@@ -365,11 +372,11 @@ def jpeg(
         >>> y.sum().backward(); x.grad.shape
         torch.Size([4, 3, 32, 32])
     """
-    coefficients = encode(image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr)
-    out = decode(coefficients, forward, ycbcr_to_rgb)
-    if image.dtype == torch.uint8:
-        return torch.round(out.detach() * 255.0).to(torch.uint8)
-    return out
+    arguments = (image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr)
+    if image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
+        with torch.no_grad():
+            return _decode(encode(*arguments), forward, ycbcr_to_rgb, as_uint8=True)
+    return decode(encode(*arguments), forward, ycbcr_to_rgb)
 
 
 # ---------------------------------------------------------------- modules

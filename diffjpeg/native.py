@@ -184,7 +184,7 @@ def decode_applies(components: list[Tensor], tables: Tensor, factors, matrix) ->
     return bool(torch.equal(t, torch.round(t)) and t.abs().max() <= 65535)
 
 
-def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, int]) -> Tensor | None:
+def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, int], out_dtype=None) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
     ``None`` when a dequantized value is not finite or beyond 2**35 (the tensor
     path then decodes; it defines those cases). Values only: no gradient.
@@ -194,6 +194,7 @@ def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, i
         tables: ``(B, C, 8, 8)`` each component's table, integer-valued.
         factors: sampling factors per component; ratios 1 or 2.
         size: ``(H, W)``.
+        out_dtype: ``torch.uint8`` for the 8-bit samples themselves (not / 255).
     """
     height, width = size
     count, channels = tables.shape[0], len(components)
@@ -206,13 +207,13 @@ def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, i
     geometry = np.array(geometry, dtype=np.int32)
     blocks = [c.detach().contiguous().numpy() for c in components]
     tables = tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy()
-    out = torch.empty(count, channels, height, width, dtype=dtype)
-    samples, constants, kind = out.numpy(), _constants(True), _KINDS[dtype]
+    out = torch.empty(count, channels, height, width, dtype=out_dtype or dtype)
+    samples, constants = out.numpy(), _constants(True)
 
     def task(start: int, stop: int) -> bool:
         return _kernel.decode(
-            tuple(b[start:stop] for b in blocks), kind, stop - start, height, width, constants,
-            tables[start:stop], geometry, samples[start:stop], kind,
+            tuple(b[start:stop] for b in blocks), _KINDS[dtype], stop - start, height, width, constants,
+            tables[start:stop], geometry, samples[start:stop], _KINDS[out.dtype],
         )
 
     return out if all(_run(task, count)) else None
