@@ -115,26 +115,37 @@ HOT static void samples_from_image(const void *image, int kind, size_t offset, s
 }
 
 /* ------------------------------------------------------------ sampling.py, blocks.py */
-/* One component's samples at its block grid: the full-resolution plane
- * (h x w) repeated out to `padded`, averaged over sh x sv windows with
- * libjpeg's biases, then its last row repeated down to the block grid
- * (codec.encode's replicate_edges / downsample / replicate_edges). */
-static void downsample_to_grid(const uint8_t *plane, int h, int w, const int32_t *geo, uint8_t *grid)
+/* Work goes in strips of MCU rows (v_max * 8 full-resolution rows), so that
+ * one image can be shared among threads; a strip's buffers hold only its
+ * rows. The index arithmetic below keeps every row it reads inside the strip
+ * (see the encoder and decoder); row_in clamps anyway, so that no mistake
+ * can read outside a buffer. */
+static inline const uint8_t *row_in(const uint8_t *rows, int first, int count, int stride, int row)
 {
-    int sh = geo[0], sv = geo[1], padded_h = geo[2], rows = geo[4] * 8, cols = geo[5] * 8;
-    int down_h = padded_h / sv;
-    for (int i = 0; i < rows; i++) {
+    int r = clampi(row - first, 0, count - 1);
+    return rows + (size_t)r * stride;
+}
+
+/* Rows [g0, g1) of one component's block grid: the full-resolution plane
+ * (h x w) repeated out to `padded`, averaged over sh x sv windows with
+ * libjpeg's biases, its last row repeated down to the grid (codec.encode's
+ * replicate_edges / downsample / replicate_edges). `plane` holds the
+ * full-resolution rows [y0, y0 + rows); `grid` receives rows g0.. */
+static void downsample_to_grid(const uint8_t *plane, int y0, int rows, int h, int w, const int32_t *geo,
+                               int g0, int g1, uint8_t *grid)
+{
+    int sh = geo[0], sv = geo[1], down_h = geo[2] / sv, cols = geo[5] * 8;
+    for (int i = g0; i < g1; i++) {
         int di = mini(i, down_h - 1);
-        uint8_t *out = grid + (size_t)i * cols;
+        uint8_t *out = grid + (size_t)(i - g0) * cols;
+        const uint8_t *r0 = row_in(plane, y0, rows, w, mini(di * sv, h - 1));
+        const uint8_t *r1 = row_in(plane, y0, rows, w, mini(di * sv + sv - 1, h - 1));
         if (sh == 1 && sv == 1) {
-            const uint8_t *src = plane + (size_t)mini(di, h - 1) * w;
             int n = mini(cols, w);
-            memcpy(out, src, (size_t)n);
-            memset(out + n, src[w - 1], (size_t)(cols - n));
+            memcpy(out, r0, (size_t)n);
+            memset(out + n, r0[w - 1], (size_t)(cols - n));
             continue;
         }
-        const uint8_t *r0 = plane + (size_t)mini(di * sv, h - 1) * w;
-        const uint8_t *r1 = plane + (size_t)mini(di * sv + sv - 1, h - 1) * w;
         for (int j = 0; j < cols; j++) {
             int c0 = mini(j * sh, w - 1), c1 = mini(j * sh + sh - 1, w - 1);
             if (sh == 2 && sv == 2)  /* bias 1, 2, 1, 2, ... */
@@ -147,26 +158,25 @@ static void downsample_to_grid(const uint8_t *plane, int h, int w, const int32_t
     }
 }
 
-/* Fancy upsampling of the downsampled plane (dh x dw, row stride `stride`)
- * to the first h x w samples of its upsampled plane; see sampling.py for the
- * filters and biases. Returns 0 if this ratio is not handled here. */
-HOT static int upsample(const uint8_t *src, int dh, int dw, int stride, int sh, int sv, int h, int w,
-                    uint8_t *out, int32_t *colsum)
+/* Output rows [y0, y1) (of w samples) of the upsampled plane, from the
+ * downsampled plane (dh x dw) whose rows [g0, g0 + grid_rows) are in `grid`
+ * (row stride `stride`); see sampling.py for the filters and biases.
+ * Returns 0 if this ratio is not handled here. */
+HOT static int upsample(const uint8_t *grid, int g0, int grid_rows, int stride, int dh, int dw, int sh, int sv,
+                        int y0, int y1, int w, uint8_t *out, int32_t *colsum)
 {
     int fancy_h = sh == 2 && dw > 2;
-    if (sv == 1 && sh == 1) {
-        for (int i = 0; i < h; i++)
-            memcpy(out + (size_t)i * w, src + (size_t)i * stride, (size_t)w);
-        return 1;
-    }
-    for (int i = 0; i < h; i++) {
-        uint8_t *o = out + (size_t)i * w;
+    if (sh > 2 || sv > 2) return 0;
+    for (int i = y0; i < y1; i++) {
+        uint8_t *o = out + (size_t)(i - y0) * w;
         int si = i / sv;
-        const uint8_t *x = src + (size_t)si * stride;
-        if (sv == 2 && (sh == 2 ? fancy_h : 1)) {
+        const uint8_t *x = row_in(grid, g0, grid_rows, stride, si);
+        if (sv == 1 && sh == 1) {
+            memcpy(o, x, (size_t)w);
+        } else if (sv == 2 && (sh == 2 ? fancy_h : 1)) {
             /* column sums 3 * nearer row + farther row (edge rows repeated) */
             int far = (i & 1) ? mini(si + 1, dh - 1) : (si > 0 ? si - 1 : 0);
-            const uint8_t *f = src + (size_t)far * stride;
+            const uint8_t *f = row_in(grid, g0, grid_rows, stride, far);
             if (sh == 1) {  /* h1v2: (3 x + far + 1 or 2) >> 2 */
                 int bias = (i & 1) ? 2 : 1;
                 for (int j = 0; j < w; j++)
@@ -190,11 +200,9 @@ HOT static int upsample(const uint8_t *src, int dh, int dw, int stride, int sh, 
                 if (2 * j < w) o[2 * j] = (uint8_t)((near3 + left + 1) >> 2);
                 if (2 * j + 1 < w) o[2 * j + 1] = (uint8_t)((near3 + right + 2) >> 2);
             }
-        } else if (sh <= 2) {  /* replication (narrow planes) */
+        } else {  /* replication (narrow planes) */
             for (int j = 0; j < w; j++)
                 o[j] = x[j / sh];
-        } else {
-            return 0;
         }
     }
     return 1;
@@ -341,24 +349,50 @@ static inline void store(void *out, int kind, size_t index, double value)
     else ((double *)out)[index] = value;
 }
 
+/* ------------------------------------------------------------ strips */
+/* items: int32 (k, 3) rows (image, first MCU row, end MCU row). Returns the
+ * largest strip height in full-resolution rows, or -1 (with ValueError) if
+ * an item is out of range. */
+static int check_items(const int32_t *items, Py_ssize_t k, int n, int h, int mcu_h)
+{
+    int mcu_rows = (h + mcu_h - 1) / mcu_h, most = 0;
+    for (Py_ssize_t t = 0; t < k; t++) {
+        const int32_t *it = items + 3 * t;
+        if (it[0] < 0 || it[0] >= n || it[1] < 0 || it[1] >= it[2] || it[2] > mcu_rows) {
+            PyErr_SetString(PyExc_ValueError, "items: (image, first MCU row, end MCU row) out of range");
+            return -1;
+        }
+        int rows = mini(it[2] * mcu_h, h) - it[1] * mcu_h;
+        if (rows > most) most = rows;
+    }
+    return most;
+}
+
 /* ------------------------------------------------------------ encode */
-/* encode(image, kind, n, channels, h, w, constants, tables, geometry, outputs, dct_outputs, out_kind)
+/* encode(image, kind, n, channels, h, w, constants, tables, geometry, items, outputs, dct_outputs, out_kind)
  *   image: (n, channels, h, w) uint8 / float32 / float64
  *   constants: int32 [9 color FIX, 3 color offsets, forward ISLOW matrix (64), its transpose (64)]
- *   tables: int32 (n, 2, 64) quantization tables (entries >= 1)
+ *   tables: int32 (n, 2, 64) quantization tables, entries in 1..255
  *   geometry: int32 (channels, 7): scale h, v, padded h, w, blocks h, w, table
+ *   items: int32 (k, 3): the strips to encode (see check_items)
  *   outputs: one writable buffer per component, (n, blocks h, blocks w, 8, 8):
  *     the quantized blocks, in `out_kind`
  *   dct_outputs: None, or buffers as `outputs` for the DCT coefficients before
  *     quantization (ISLOW / 8, dct.py's fdct): what the gradient needs
+ *
+ * A strip of MCU rows [m0, m1) reads only the image rows [y0, y1) =
+ * [m0 * mcu_h, min(m1 * mcu_h, h)): a component's block rows there are
+ * [m0 v, m1 v) with v = v_max / scale v, its grid rows times its scale v
+ * start at y0, and rows past y1 only occur in the last strip, where they are
+ * clamped to h - 1 < y1.
  */
 static PyObject *native_encode(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *image_obj, *constants_obj, *tables_obj, *geometry_obj, *outputs, *dct_outputs;
+    PyObject *image_obj, *constants_obj, *tables_obj, *geometry_obj, *items_obj, *outputs, *dct_outputs;
     int kind, n, channels, h, w, out_kind;
-    if (!PyArg_ParseTuple(args, "OiiiiiOOOOOi", &image_obj, &kind, &n, &channels, &h, &w, &constants_obj,
-                          &tables_obj, &geometry_obj, &outputs, &dct_outputs, &out_kind))
+    if (!PyArg_ParseTuple(args, "OiiiiiOOOOOOi", &image_obj, &kind, &n, &channels, &h, &w, &constants_obj,
+                          &tables_obj, &geometry_obj, &items_obj, &outputs, &dct_outputs, &out_kind))
         return NULL;
     int with_dct = dct_outputs != Py_None;
     if (!PyTuple_Check(outputs) || PyTuple_GET_SIZE(outputs) != channels || (channels != 1 && channels != 3) ||
@@ -369,30 +403,33 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
     }
     size_t pixels = (size_t)h * w, item = kind == KIND_U8 ? 1 : kind == KIND_F32 ? 4 : 8;
     size_t out_item = out_kind == KIND_F32 ? 4 : 8;
-    Buffer buf[10];
+    Buffer buf[11];
     memset(buf, 0, sizeof buf);
     if (get_buffer(image_obj, &buf[0], 0, "image", (Py_ssize_t)(n * channels * pixels * item)) < 0 ||
         get_buffer(constants_obj, &buf[1], 0, "constants", 140 * 4) < 0 ||
         get_buffer(tables_obj, &buf[2], 0, "tables", (Py_ssize_t)n * 128 * 4) < 0 ||
-        get_buffer(geometry_obj, &buf[3], 0, "geometry", channels * 7 * 4) < 0) {
-        release(buf, 10);
+        get_buffer(geometry_obj, &buf[3], 0, "geometry", channels * 7 * 4) < 0 ||
+        get_buffer(items_obj, &buf[10], 0, "items", 0) < 0) {
+        release(buf, 11);
         return NULL;
     }
     const int32_t *geometry = (const int32_t *)buf[3].view.buf;
-    size_t grid_max = 0, blocks[3];
+    size_t blocks[3];
+    int v_max = 1, cols_max = 8;
     for (int c = 0; c < channels; c++) {
         const int32_t *g = geometry + 7 * c;
-        if (g[0] < 1 || g[0] > 2 || g[1] < 1 || g[1] > 2 || g[2] < g[1] || g[4] < 1 || g[5] < 1 ||
+        if (g[0] < 1 || g[0] > 2 || g[1] < 1 || g[1] > 2 || g[2] < g[1] || g[2] % g[1] || g[4] < 1 || g[5] < 1 ||
             g[3] != g[5] * 8 * g[0] || g[6] < 0 || g[6] > 1) {
-            release(buf, 10);
+            release(buf, 11);
             PyErr_SetString(PyExc_ValueError, "encode: bad geometry");
             return NULL;
         }
         blocks[c] = (size_t)g[4] * g[5];
-        if (blocks[c] * 64 > grid_max) grid_max = blocks[c] * 64;
+        v_max = g[1] > v_max ? g[1] : v_max;
+        cols_max = g[5] * 8 > cols_max ? g[5] * 8 : cols_max;
         if (get_buffer(PyTuple_GET_ITEM(outputs, c), &buf[4 + c], 1, "output", (Py_ssize_t)(n * blocks[c] * 64 * out_item)) < 0 ||
             (with_dct && get_buffer(PyTuple_GET_ITEM(dct_outputs, c), &buf[7 + c], 1, "dct output", (Py_ssize_t)(n * blocks[c] * 64 * out_item)) < 0)) {
-            release(buf, 10);
+            release(buf, 11);
             return NULL;
         }
     }
@@ -401,27 +438,41 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
     const int32_t *tables = (const int32_t *)buf[2].view.buf;
     for (size_t k = 0; k < (size_t)n * 128; k++)
         if (tables[k] < 1 || tables[k] > 255) {
-            release(buf, 10);
+            release(buf, 11);
             PyErr_SetString(PyExc_ValueError, "encode: quantization table entries must be in 1..255");
             return NULL;
         }
-    uint8_t *scratch = malloc(2 * channels * pixels + grid_max);
+    const int32_t *items = (const int32_t *)buf[10].view.buf;
+    Py_ssize_t n_items = buf[10].view.len / (3 * (Py_ssize_t)sizeof(int32_t));
+    int mcu_h = v_max * 8, strip_max = check_items(items, n_items, n, h, mcu_h);
+    if (strip_max < 0) {
+        release(buf, 11);
+        return NULL;
+    }
+    size_t strip = (size_t)strip_max * w;
+    /* a strip's grid rows: its own rows, and under 8 more where the last
+     * block row runs past the image */
+    uint8_t *scratch = malloc(2 * channels * strip + ((size_t)strip_max + 16) * cols_max + 1);
     if (!scratch) {
-        release(buf, 10);
+        release(buf, 11);
         return PyErr_NoMemory();
     }
     Py_BEGIN_ALLOW_THREADS
-    uint8_t *planes = scratch, *rgb = scratch + channels * pixels, *grid = rgb + channels * pixels;
-    for (int i = 0; i < n; i++) {
-        if (channels == 3) {
-            samples_from_image(image, kind, (size_t)i * 3 * pixels, 3 * pixels, rgb);
-            rgb_to_ycbcr(rgb, pixels, constants, constants + 9, planes, planes + pixels, planes + 2 * pixels);
-        } else {
-            samples_from_image(image, kind, (size_t)i * pixels, pixels, planes);
-        }
+    uint8_t *planes = scratch, *rgb = scratch + channels * strip, *grid = rgb + channels * strip;
+    for (Py_ssize_t t = 0; t < n_items; t++) {
+        int i = items[3 * t], m0 = items[3 * t + 1], m1 = items[3 * t + 2];
+        int y0 = m0 * mcu_h, rows = mini(m1 * mcu_h, h) - y0;
+        size_t count = (size_t)rows * w;
+        for (int ch = 0; ch < channels; ch++)
+            samples_from_image(image, kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w, count,
+                               (channels == 3 ? rgb : planes) + ch * count);
+        if (channels == 3)
+            rgb_to_ycbcr(rgb, count, constants, constants + 9, planes, planes + count, planes + 2 * count);
         for (int c = 0; c < channels; c++) {
             const int32_t *g = geometry + 7 * c;
-            downsample_to_grid(planes + c * pixels, h, w, g, grid);
+            int v = v_max / g[1], b0 = m0 * v, b1 = mini(m1 * v, g[4]);
+            if (b0 >= b1) continue;
+            downsample_to_grid(planes + c * count, y0, rows, h, w, g, b0 * 8, b1 * 8, grid);
             const int32_t *table = tables + (size_t)i * 128 + 64 * g[6];
             uint32_t rq[64], rc[64], rr[64];
             for (int k = 0; k < 64; k++) {
@@ -430,14 +481,14 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
             }
             int cols = g[5] * 8;
             size_t base = (size_t)i * blocks[c] * 64;
-            for (int by = 0; by < g[4]; by++)
+            for (int by = b0; by < b1; by++)
                 for (int bx = 0; bx < g[5]; bx++) {
-                    int32_t s[64], f[64];
+                    int32_t sm[64], f[64];
                     float qv[64];
-                    const uint8_t *src = grid + (size_t)by * 8 * cols + bx * 8;
+                    const uint8_t *src = grid + (size_t)(by - b0) * 8 * cols + bx * 8;
                     for (int r = 0; r < 8; r++)
-                        for (int k = 0; k < 8; k++) s[r * 8 + k] = (int32_t)src[r * cols + k] - 128;
-                    fdct_islow(s, constants + 12, constants + 76, f);
+                        for (int k = 0; k < 8; k++) sm[r * 8 + k] = (int32_t)src[r * cols + k] - 128;
+                    fdct_islow(sm, constants + 12, constants + 76, f);
                     quantize_block(f, rq, rc, rr, qv);
                     size_t at = base + ((size_t)by * g[5] + bx) * 64;
                     if (with_dct)
@@ -453,7 +504,7 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
     }
     Py_END_ALLOW_THREADS
     free(scratch);
-    release(buf, 10);
+    release(buf, 11);
     Py_RETURN_NONE;
 }
 
@@ -473,12 +524,17 @@ HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, voi
 }
 
 /* ------------------------------------------------------------ decode */
-/* decode(components, kind, n, h, w, constants, tables, geometry, out, out_kind)
+/* decode(components, kind, n, h, w, constants, tables, geometry, items, out, out_kind)
  *   components: tuple of buffers (n, blocks h, blocks w, 8, 8), float32/float64 (`kind`)
  *   constants: int32 [9 color FIX, 3 offsets, inverse ISLOW matrix (64), its transpose (64)]
  *   tables: int32 (n, channels, 64), each component's table
  *   geometry: int32 (channels, 6): scale h, v, downsampled h, w, blocks h, w
+ *   items: int32 (k, 3): the strips to decode (see check_items)
  *   out: (n, channels, h, w) float32/float64 (`out_kind`): samples / 255; or uint8: the samples
+ * Output rows [y0, y1) of a strip need downsampled rows [y0 / v, (y1 - 1) / v]
+ * and, for fancy upsampling in v, one more on each side (clamped to the
+ * plane): the strip decodes the block rows that hold them, its neighbours'
+ * edge rows included.
  * Returns False, having written nothing meaningful, if a coefficient is not
  * finite or too large for exact int64 arithmetic: the caller then decodes
  * with the tensor path, which defines those cases.
@@ -486,10 +542,10 @@ HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, voi
 static PyObject *native_decode(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *components, *constants_obj, *tables_obj, *geometry_obj, *out_obj;
+    PyObject *components, *constants_obj, *tables_obj, *geometry_obj, *items_obj, *out_obj;
     int kind, n, h, w, out_kind;
-    if (!PyArg_ParseTuple(args, "OiiiiOOOOi", &components, &kind, &n, &h, &w, &constants_obj, &tables_obj,
-                          &geometry_obj, &out_obj, &out_kind))
+    if (!PyArg_ParseTuple(args, "OiiiiOOOOOi", &components, &kind, &n, &h, &w, &constants_obj, &tables_obj,
+                          &geometry_obj, &items_obj, &out_obj, &out_kind))
         return NULL;
     int channels = PyTuple_Check(components) ? (int)PyTuple_GET_SIZE(components) : 0;
     if ((channels != 1 && channels != 3) || n < 0 || h < 1 || w < 1 || (kind != KIND_F32 && kind != KIND_F64) ||
@@ -499,75 +555,96 @@ static PyObject *native_decode(PyObject *self, PyObject *args)
     }
     size_t pixels = (size_t)h * w, item = kind == KIND_F32 ? 4 : 8;
     size_t out_item = out_kind == KIND_U8 ? 1 : out_kind == KIND_F32 ? 4 : 8;
-    Buffer buf[8];
+    Buffer buf[9];
     memset(buf, 0, sizeof buf);
     if (get_buffer(constants_obj, &buf[0], 0, "constants", 140 * 4) < 0 ||
         get_buffer(tables_obj, &buf[1], 0, "tables", (Py_ssize_t)n * channels * 64 * 4) < 0 ||
         get_buffer(geometry_obj, &buf[2], 0, "geometry", channels * 6 * 4) < 0 ||
-        get_buffer(out_obj, &buf[3], 1, "out", (Py_ssize_t)(n * channels * pixels * out_item)) < 0) {
-        release(buf, 8);
+        get_buffer(out_obj, &buf[3], 1, "out", (Py_ssize_t)(n * channels * pixels * out_item)) < 0 ||
+        get_buffer(items_obj, &buf[8], 0, "items", 0) < 0) {
+        release(buf, 9);
         return NULL;
     }
     const int32_t *geometry = (const int32_t *)buf[2].view.buf;
-    size_t grid_total = 0, blocks[3], dw_max = 1;
+    size_t blocks[3], dw_max = 1, cols_max = 8;
+    int v_max = 1;
     for (int c = 0; c < channels; c++) {
         const int32_t *g = geometry + 6 * c;
         if (g[0] < 1 || g[0] > 2 || g[1] < 1 || g[1] > 2 || g[2] < 1 || g[3] < 1 || g[4] * 8 < g[2] ||
             g[5] * 8 < g[3] || (size_t)g[2] * g[1] < (size_t)h || (size_t)g[3] * g[0] < (size_t)w) {
-            release(buf, 8);
+            release(buf, 9);
             PyErr_SetString(PyExc_ValueError, "decode: bad geometry");
             return NULL;
         }
         blocks[c] = (size_t)g[4] * g[5];
-        grid_total += blocks[c] * 64;
         if ((size_t)g[3] > dw_max) dw_max = g[3];
+        if ((size_t)g[5] * 8 > cols_max) cols_max = (size_t)g[5] * 8;
+        v_max = g[1] > v_max ? g[1] : v_max;
         if (get_buffer(PyTuple_GET_ITEM(components, c), &buf[4 + c], 0, "component", (Py_ssize_t)(n * blocks[c] * 64 * item)) < 0) {
-            release(buf, 8);
+            release(buf, 9);
             return NULL;
         }
     }
     const int32_t *constants = (const int32_t *)buf[0].view.buf, *tables = (const int32_t *)buf[1].view.buf;
-    uint8_t *scratch = malloc(grid_total + 2 * channels * pixels + dw_max * sizeof(int32_t));
+    const int32_t *items = (const int32_t *)buf[8].view.buf;
+    Py_ssize_t n_items = buf[8].view.len / (3 * (Py_ssize_t)sizeof(int32_t));
+    int mcu_h = v_max * 8, strip_max = check_items(items, n_items, n, h, mcu_h);
+    if (strip_max < 0) {
+        release(buf, 9);
+        return NULL;
+    }
+    size_t strip = (size_t)strip_max * w;
+    /* a strip's grid: its downsampled rows, one more each side, rounded out to blocks */
+    size_t grid_rows = (size_t)strip_max + 2 + 16;
+    uint8_t *scratch = malloc(dw_max * sizeof(int32_t) + grid_rows * cols_max + 2 * channels * strip + 1);
     if (!scratch) {
-        release(buf, 8);
+        release(buf, 9);
         return PyErr_NoMemory();
     }
-    int ok = 1, handled = 1;
+    int ok = 1;
     Py_BEGIN_ALLOW_THREADS
     int32_t *colsum = (int32_t *)scratch;  /* first: malloc's alignment */
-    uint8_t *grids = scratch + dw_max * sizeof(int32_t), *planes = grids + grid_total, *rgb = planes + channels * pixels;
+    uint8_t *grid = scratch + dw_max * sizeof(int32_t), *planes = grid + grid_rows * cols_max;
+    uint8_t *rgb = planes + channels * strip;
     void *out = buf[3].view.buf;
-    for (int i = 0; i < n && ok && handled; i++) {
-        uint8_t *grid = grids;
+    for (Py_ssize_t t = 0; t < n_items && ok; t++) {
+        int i = items[3 * t], m0 = items[3 * t + 1], m1 = items[3 * t + 2];
+        int y0 = m0 * mcu_h, y1 = mini(m1 * mcu_h, h);
+        size_t count = (size_t)(y1 - y0) * w;
         for (int c = 0; c < channels && ok; c++) {
             const int32_t *g = geometry + 6 * c, *table = tables + ((size_t)i * channels + c) * 64;
-            int cols = g[5] * 8;
+            int sh = g[0], sv = g[1], dh = g[2], cols = g[5] * 8;
+            int d0 = y0 / sv, d1 = (y1 - 1) / sv;
+            if (sv == 2) d0 = d0 > 0 ? d0 - 1 : 0, d1 = mini(d1 + 1, dh - 1);
+            int b0 = d0 / 8, b1 = d1 / 8 + 1;
             const char *src = (const char *)buf[4 + c].view.buf + (size_t)i * blocks[c] * 64 * item;
-            for (size_t b = 0; b < blocks[c] && ok; b++) {
-                int32_t v[64];
-                int64_t v64[64];
-                int wide = dequantize_block(src, kind, b * 64, table, v, v64);
-                if (wide < 0) ok = 0;
-                else idct_islow(v, v64, wide, constants + 12, constants + 76, grid + (b / g[5]) * 8 * cols + (b % g[5]) * 8, cols);
-            }
-            if (ok) handled = upsample(grid, g[2], g[3], cols, g[0], g[1], h, w, planes + c * pixels, colsum);
-            grid += blocks[c] * 64;
+            for (int by = b0; by < b1 && ok; by++)
+                for (int bx = 0; bx < g[5]; bx++) {
+                    int32_t v[64];
+                    int64_t v64[64];
+                    size_t b = (size_t)by * g[5] + bx;
+                    int wide = dequantize_block(src, kind, b * 64, table, v, v64);
+                    if (wide < 0) {
+                        ok = 0;
+                        break;
+                    }
+                    idct_islow(v, v64, wide, constants + 12, constants + 76, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
+                }
+            if (ok && !upsample(grid, b0 * 8, (b1 - b0) * 8, cols, dh, g[3], sh, sv, y0, y1, w, planes + c * count, colsum))
+                ok = 0;  /* not reached: native.py sends ratios 1 and 2 only */
         }
-        if (!ok || !handled) break;
+        if (!ok) break;
         const uint8_t *samples = planes;
         if (channels == 3) {
-            ycbcr_to_rgb(planes, planes + pixels, planes + 2 * pixels, pixels, constants, constants + 9, rgb);
+            ycbcr_to_rgb(planes, planes + count, planes + 2 * count, count, constants, constants + 9, rgb);
             samples = rgb;
         }
-        to_unit_range(samples, channels * pixels, out, out_kind, (size_t)i * channels * pixels);
+        for (int ch = 0; ch < channels; ch++)
+            to_unit_range(samples + ch * count, count, out, out_kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w);
     }
     Py_END_ALLOW_THREADS
     free(scratch);
-    release(buf, 8);
-    if (!handled) {
-        PyErr_SetString(PyExc_ValueError, "decode: sampling ratio not handled");
-        return NULL;
-    }
+    release(buf, 9);
     return PyBool_FromLong(ok);
 }
 

@@ -28,6 +28,7 @@ releases the GIL.
 """
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
@@ -106,8 +107,22 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
 
 
+STRIP_MCU_ROWS = 8  # strips of at most this many MCU rows: a few hundred KiB of buffers
+
+
+def _items(count: int, height: int, factors) -> np.ndarray:
+    """The kernel's work: ``(image, first MCU row, end MCU row)`` strips.
+
+    Images are cut into strips of ``STRIP_MCU_ROWS`` MCU rows, so that a
+    strip's rows stay in cache through every stage and one large image is
+    shared among threads."""
+    mcu_rows = math.ceil(height / (8 * max(v for _, v in factors)))
+    starts = list(range(0, mcu_rows, STRIP_MCU_ROWS))
+    return np.array([(i, a, min(a + STRIP_MCU_ROWS, mcu_rows)) for i in range(count) for a in starts], dtype=np.int32).reshape(-1, 3)
+
+
 def _run(task, count: int) -> list:
-    """``task(start, stop)`` over chunks of ``count`` images, in parallel."""
+    """``task(start, stop)`` over ``count`` work items, in chunks, in parallel."""
     global _pool, _pool_size
     workers = max(1, min(count, torch.get_num_threads()))
     if workers == 1:
@@ -157,17 +172,17 @@ def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype, dct: 
             coefficients.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
     geometry = np.array(geometry, dtype=np.int32)
     tables = torch.round(tables.detach()).to(torch.int32).reshape(count, 128).contiguous().numpy()
-    pixels, constants = image.numpy(), _constants(False)
-    out_kind = _KINDS[out_dtype]
+    pixels, constants, items = image.numpy(), _constants(False), _items(count, height, factors)
+    quantized = tuple(o.numpy() for o in outputs)
+    unquantized = tuple(o.numpy() for o in coefficients) if dct else None
 
     def task(start: int, stop: int) -> None:
         _kernel.encode(
-            pixels[start:stop], _KINDS[image.dtype], stop - start, channels, height, width, constants,
-            tables[start:stop], geometry, tuple(o[start:stop].numpy() for o in outputs),
-            tuple(o[start:stop].numpy() for o in coefficients) if dct else None, out_kind,
+            pixels, _KINDS[image.dtype], count, channels, height, width, constants, tables, geometry,
+            items[start:stop], quantized, unquantized, _KINDS[out_dtype],
         )
 
-    _run(task, count)
+    _run(task, len(items))
     return outputs, (coefficients if dct else None)
 
 
@@ -208,15 +223,15 @@ def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, i
     blocks = [c.detach().contiguous().numpy() for c in components]
     tables = tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy()
     out = torch.empty(count, channels, height, width, dtype=out_dtype or dtype)
-    samples, constants = out.numpy(), _constants(True)
+    samples, constants, items = out.numpy(), _constants(True), _items(count, height, factors)
 
     def task(start: int, stop: int) -> bool:
         return _kernel.decode(
-            tuple(b[start:stop] for b in blocks), _KINDS[dtype], stop - start, height, width, constants,
-            tables[start:stop], geometry, samples[start:stop], _KINDS[out.dtype],
+            tuple(blocks), _KINDS[dtype], count, height, width, constants, tables, geometry,
+            items[start:stop], samples, _KINDS[out.dtype],
         )
 
-    return out if all(_run(task, count)) else None
+    return out if all(_run(task, len(items))) else None
 
 
 __all__ = ["available", "compiled", "set_enabled"]

@@ -175,6 +175,48 @@ def test_coefficient_gradients_equal_tensor_stages():
     assert_same(*both_paths(run))
 
 
+@pytest.mark.parametrize("strip", [1, 2, 3])
+@pytest.mark.parametrize("subsampling", ["4:4:4", "4:2:2", "4:2:0"])
+def test_strips_of_mcu_rows_join_seamlessly(strip, subsampling, monkeypatch):
+    """Images are cut into strips of MCU rows; with strips of 1 to 3 MCU rows
+    every seam (and every fancy-upsampling context row across one) is tested
+    on heights around multiples of 8 and 16."""
+    monkeypatch.setattr(native, "STRIP_MCU_ROWS", strip)
+    for height in (1, 7, 8, 9, 15, 16, 17, 31, 33, 47, 64, 65, 97):
+        x = image((2, 3, height, 13), torch.float32, seed=height)
+        c_fast, c_slow = both_paths(lambda: diffjpeg.encode(x, quality=70, subsampling=subsampling))
+        assert_same(c_fast, c_slow)
+        assert_same(*both_paths(lambda: diffjpeg.decode(c_fast)))
+        assert_same(*both_paths(lambda: diffjpeg.jpeg((x * 255).round().to(torch.uint8), quality=70, subsampling=subsampling)))
+
+
+@pytest.mark.parametrize("sampling", [((1, 2), (1, 1), (1, 1)), ((2, 2), (1, 2), (2, 1))])
+def test_strips_with_vertical_only_sampling(sampling, monkeypatch):
+    monkeypatch.setattr(native, "STRIP_MCU_ROWS", 1)
+    g = torch.Generator().manual_seed(13)
+    size = (45, 21)
+    max_factors = (max(h for h, _ in sampling), max(v for _, v in sampling))
+    comps = [torch.randint(-30, 31, (1, *component_geometry(size, f, max_factors).blocks, 8, 8), generator=g).float() for f in sampling]
+    c = Coefficients(y=comps[0], cb=comps[1], cr=comps[2], qtables=torch.full((1, 2, 8, 8), 3.0), sampling=sampling, size=size)
+    assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+
+
+def test_one_large_image_is_shared_among_threads():
+    """A single image's strips go to different threads; the result is the same."""
+    x = image((1, 3, 403, 77), torch.float32, seed=4)
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        three = diffjpeg.jpeg(x, quality=55)
+    finally:
+        torch.set_num_threads(previous)
+    native.set_enabled(False)
+    try:
+        assert torch.equal(three, diffjpeg.jpeg(x, quality=55))
+    finally:
+        native.set_enabled(True)
+
+
 def test_threads_do_not_change_results():
     x = image((7, 3, 40, 33), torch.float32, seed=9)
     previous = torch.get_num_threads()
@@ -229,21 +271,25 @@ def test_kernel_rejects_bad_calls():
     constants = native._constants(False)
     tables = np.ones((1, 128), np.int32)
     good = np.array([[1, 1, 8, 8, 1, 1, 0]] * 3, np.int32)
+    items = np.array([[0, 0, 1]], np.int32)
     outs = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
-    _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, outs, None, 1)
+    _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, items, outs, None, 1)
     with pytest.raises(ValueError, match="image"):
-        _native.encode(img[:, :2].copy(), 0, 1, 3, 8, 8, constants, tables, good, outs, None, 1)
+        _native.encode(img[:, :2].copy(), 0, 1, 3, 8, 8, constants, tables, good, items, outs, None, 1)
     with pytest.raises(ValueError, match="geometry"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 1, 1, 9, 1], np.int32), outs, None, 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 1, 1, 9, 1], np.int32), items, outs, None, 1)
     with pytest.raises(ValueError, match="output"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 2, 1, 2, 1], np.int32), outs, None, 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 2, 1, 2, 1], np.int32), items, outs, None, 1)
     with pytest.raises(ValueError, match="1..255"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables * 0, good, outs, None, 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables * 0, good, items, outs, None, 1)
     with pytest.raises(ValueError, match="bad arguments"):
-        _native.encode(img, 5, 1, 3, 8, 8, constants, tables, good, outs, None, 1)
+        _native.encode(img, 5, 1, 3, 8, 8, constants, tables, good, items, outs, None, 1)
     with pytest.raises(BufferError):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, tuple(o.copy() for o in outs[:2]) + (b"x" * 256,), None, 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, items, tuple(o.copy() for o in outs[:2]) + (b"x" * 256,), None, 1)
     with pytest.raises(ValueError, match="bad arguments"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, outs, outs[:2], 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, items, outs, outs[:2], 1)
     with pytest.raises(ValueError, match="dct output"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, outs, outs[:2] + (np.zeros(3, np.float32),), 1)
+        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, items, outs, outs[:2] + (np.zeros(3, np.float32),), 1)
+    for bad in ([[1, 0, 1]], [[0, 0, 2]], [[0, 1, 1]], [[-1, 0, 1]]):
+        with pytest.raises(ValueError, match="items"):
+            _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, np.array(bad, np.int32), outs, None, 1)
