@@ -117,8 +117,10 @@ def _items(count: int, height: int, factors) -> np.ndarray:
     strip's rows stay in cache through every stage and one large image is
     shared among threads."""
     mcu_rows = math.ceil(height / (8 * max(v for _, v in factors)))
-    starts = list(range(0, mcu_rows, STRIP_MCU_ROWS))
-    return np.array([(i, a, min(a + STRIP_MCU_ROWS, mcu_rows)) for i in range(count) for a in starts], dtype=np.int32).reshape(-1, 3)
+    starts = np.arange(0, mcu_rows, STRIP_MCU_ROWS)
+    ends = np.minimum(starts + STRIP_MCU_ROWS, mcu_rows)
+    images = np.repeat(np.arange(count), len(starts))
+    return np.stack([images, np.tile(starts, count), np.tile(ends, count)], axis=1).astype(np.int32)
 
 
 def _run(task, count: int) -> list:
@@ -127,12 +129,13 @@ def _run(task, count: int) -> list:
     workers = max(1, min(count, torch.get_num_threads()))
     if workers == 1:
         return [task(0, count)]
-    if _pool_size < workers:
-        if _pool is not None:
-            _pool.shutdown(wait=False)
-        _pool, _pool_size = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg"), workers
+    pool = _pool
+    if pool is None or _pool_size < workers:
+        # a bigger pool; the old one's threads end once no caller holds it
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg")
+        _pool, _pool_size = pool, workers
     bounds = [count * k // workers for k in range(workers + 1)]
-    futures = [_pool.submit(task, a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    futures = [pool.submit(task, a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
     return [f.result() for f in futures]
 
 

@@ -230,6 +230,23 @@ def test_threads_do_not_change_results():
     assert torch.equal(one, three)
 
 
+def test_concurrent_callers_get_their_own_results():
+    """Several user threads calling at once share the kernel's pool safely."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [image((3, 3, 40 + 8 * k, 24), torch.float32, seed=20 + k) for k in range(6)]
+    serial = [diffjpeg.jpeg(x, quality=40 + k) for k, x in enumerate(inputs)]
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with ThreadPoolExecutor(4) as pool:
+            parallel = list(pool.map(lambda k: diffjpeg.jpeg(inputs[k], quality=40 + k), range(6)))
+    finally:
+        torch.set_num_threads(previous)
+    for a, b in zip(serial, parallel):
+        assert torch.equal(a, b)
+
+
 def _child(queue):
     torch.set_num_threads(2)
     queue.put(diffjpeg.jpeg(torch.full((4, 3, 8, 8), 0.5), quality=50).sum().item())
