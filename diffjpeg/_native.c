@@ -59,10 +59,9 @@ INLINE row8 clamp8(row8 x, int32_t lo, int32_t hi)
 static inline int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 static inline int mini(int a, int b) { return a < b ? a : b; }
 
-/* DESCALE(x, n) = (x + 2**(n-1)) >> n; >> on negative ints is arithmetic in
- * every compiler Python supports (floor division, as dct.py's floor). */
-#define DESCALE(x, n) (((x) + ((int32_t)1 << ((n)-1))) >> (n))
-#define DESCALE64(x, n) (((x) + ((int64_t)1 << ((n)-1))) >> (n))
+/* DESCALE(x, n) = (x + 2**(n-1)) >> n, written out below as a rounding
+ * constant in the accumulator and a shift; >> on negative ints is arithmetic
+ * in every compiler Python supports (floor division, as dct.py's floor). */
 
 /* ------------------------------------------------------------ color.py */
 /* fix: 9 FIX()ed matrix entries (rows Y, Cb, Cr); add: the 3 rounding
