@@ -233,7 +233,9 @@ def encode(
         # 8-bit samples (exact in both) every stage up to the quantizer is
         # linear, so its derivative at the exact input is its derivative
         # anywhere, and the quantizer below is evaluated at the exact DCT.
-        stages = "float"
+        # The soft forms are those real stages without the roundings (whose
+        # values nobody reads here); their backward is the same.
+        stages = "soft"
     if image.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
@@ -324,7 +326,8 @@ def _decode(coefficients: Coefficients, forward: str, ycbcr_to_rgb: Tensor | Non
             # dequantized coefficients on, every stage is linear (its clamps
             # straight-through), so its derivative does not depend on where
             # it is taken; the color matrix, whose does, is not in play here
-            stages = "float"
+            # (soft: as in encode)
+            stages = "soft"
     planes = []
     for ci, (blocks, geo) in enumerate(zip(c.components, geometries)):
         q = blocks.reshape(count, *geo.blocks, 8, 8).to(work)
