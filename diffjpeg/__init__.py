@@ -13,7 +13,7 @@ module             stage                                  libjpeg-turbo source
 ``quantize``       quantization and dequantization        jcdctmgr.c
 ``rounding``       surrogate gradients
 ``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
-``native``         the exact no-gradient path, compiled (_native.c)
+``native``         the exact codec's values, compiled (_native.c)
 ``huffman``        entropy coding, exact bit counts       jchuff.c
 ``rate``           differentiable estimate of the bits
 ``markers``        file structure checks, JPEGError       jdmarker.c
