@@ -1,7 +1,7 @@
 /*
- * The exact codec's values as one compiled loop per image.
+ * The exact codec's values as one compiled loop per strip of MCU rows.
  *
- * It executes, image by image and block by block so that the data stays in
+ * It executes, strip by strip and block by block so that the data stays in
  * cache, the integer forms that the stage modules define and document; each
  * section names the module whose facts it follows:
  *

@@ -1,6 +1,6 @@
 """The exact codec's compiled path: the values of ``encode`` and ``decode``.
 
-``diffjpeg/_native.c`` runs, image by image, the same integer forms that the
+``diffjpeg/_native.c`` runs, strip by strip, the same integer forms that the
 stage modules define (color, sampling, dct, quantize); the constants come from
 those modules, so this file and the C code hold no JPEG facts of their own.
 :func:`diffjpeg.encode` and :func:`diffjpeg.decode` take this path by
@@ -23,8 +23,8 @@ agree). The kernel is built at install time when a C compiler is there;
 without one, :func:`available` is ``False`` and nothing changes but speed.
 Set ``DIFFJPEG_NATIVE=0`` or call :func:`set_enabled` to turn it off.
 
-Batches are split across ``torch.get_num_threads()`` threads; the kernel
-releases the GIL.
+Images are cut into strips of MCU rows (:data:`STRIP_MCU_ROWS`), shared
+among ``torch.get_num_threads()`` threads; the kernel releases the GIL.
 """
 from __future__ import annotations
 
