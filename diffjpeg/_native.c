@@ -349,11 +349,14 @@ static inline void store(void *out, int kind, size_t index, double value)
 }
 
 /* ------------------------------------------------------------ strips */
-/* items: int32 (k, 3) rows (image, first MCU row, end MCU row). Returns the
- * largest strip height in full-resolution rows, or -1 (with ValueError) if
- * an item is out of range. */
-static int check_items(const int32_t *items, Py_ssize_t k, int n, int h, int mcu_h)
+/* items: int32 (k, 3) rows (image, first MCU row, end MCU row), read from
+ * `b` into *items and *k. Returns the largest strip height in
+ * full-resolution rows, or -1 (with ValueError) if an item is out of range. */
+static int check_items(const Buffer *b, int n, int h, int mcu_h, const int32_t **items_out, Py_ssize_t *k_out)
 {
+    const int32_t *items = (const int32_t *)b->view.buf;
+    Py_ssize_t k = b->view.len / (3 * (Py_ssize_t)sizeof(int32_t));
+    *items_out = items, *k_out = k;
     int mcu_rows = (h + mcu_h - 1) / mcu_h, most = 0;
     for (Py_ssize_t t = 0; t < k; t++) {
         const int32_t *it = items + 3 * t;
@@ -441,9 +444,9 @@ static PyObject *native_encode(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_ValueError, "encode: quantization table entries must be in 1..255");
             return NULL;
         }
-    const int32_t *items = (const int32_t *)buf[10].view.buf;
-    Py_ssize_t n_items = buf[10].view.len / (3 * (Py_ssize_t)sizeof(int32_t));
-    int mcu_h = v_max * 8, strip_max = check_items(items, n_items, n, h, mcu_h);
+    const int32_t *items;
+    Py_ssize_t n_items;
+    int mcu_h = v_max * 8, strip_max = check_items(&buf[10], n, h, mcu_h, &items, &n_items);
     if (strip_max < 0) {
         release(buf, 11);
         return NULL;
@@ -585,9 +588,9 @@ static PyObject *native_decode(PyObject *self, PyObject *args)
         }
     }
     const int32_t *constants = (const int32_t *)buf[0].view.buf, *tables = (const int32_t *)buf[1].view.buf;
-    const int32_t *items = (const int32_t *)buf[8].view.buf;
-    Py_ssize_t n_items = buf[8].view.len / (3 * (Py_ssize_t)sizeof(int32_t));
-    int mcu_h = v_max * 8, strip_max = check_items(items, n_items, n, h, mcu_h);
+    const int32_t *items;
+    Py_ssize_t n_items;
+    int mcu_h = v_max * 8, strip_max = check_items(&buf[8], n, h, mcu_h, &items, &n_items);
     if (strip_max < 0) {
         release(buf, 9);
         return NULL;

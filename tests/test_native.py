@@ -201,48 +201,38 @@ def test_strips_with_vertical_only_sampling(sampling, monkeypatch):
     assert_same(*both_paths(lambda: diffjpeg.decode(c)))
 
 
-def test_one_large_image_is_shared_among_threads():
+@pytest.fixture
+def set_threads():
+    """``torch.set_num_threads`` for one test, restored after it."""
+    previous = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(previous)
+
+
+def test_one_large_image_is_shared_among_threads(set_threads):
     """A single image's strips go to different threads; the result is the same."""
+    set_threads(3)
     x = image((1, 3, 403, 77), torch.float32, seed=4)
-    previous = torch.get_num_threads()
-    try:
-        torch.set_num_threads(3)
-        three = diffjpeg.jpeg(x, quality=55)
-    finally:
-        torch.set_num_threads(previous)
-    native.set_enabled(False)
-    try:
-        assert torch.equal(three, diffjpeg.jpeg(x, quality=55))
-    finally:
-        native.set_enabled(True)
+    assert_same(*both_paths(lambda: diffjpeg.jpeg(x, quality=55)))
 
 
-def test_threads_do_not_change_results():
+def test_threads_do_not_change_results(set_threads):
     x = image((7, 3, 40, 33), torch.float32, seed=9)
-    previous = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        one = diffjpeg.jpeg(x, quality=35)
-        torch.set_num_threads(3)
-        three = diffjpeg.jpeg(x, quality=35)
-    finally:
-        torch.set_num_threads(previous)
-    assert torch.equal(one, three)
+    set_threads(1)
+    one = diffjpeg.jpeg(x, quality=35)
+    set_threads(3)
+    assert torch.equal(one, diffjpeg.jpeg(x, quality=35))
 
 
-def test_concurrent_callers_get_their_own_results():
+def test_concurrent_callers_get_their_own_results(set_threads):
     """Several user threads calling at once share the kernel's pool safely."""
     from concurrent.futures import ThreadPoolExecutor
 
     inputs = [image((3, 3, 40 + 8 * k, 24), torch.float32, seed=20 + k) for k in range(6)]
     serial = [diffjpeg.jpeg(x, quality=40 + k) for k, x in enumerate(inputs)]
-    previous = torch.get_num_threads()
-    try:
-        torch.set_num_threads(2)
-        with ThreadPoolExecutor(4) as pool:
-            parallel = list(pool.map(lambda k: diffjpeg.jpeg(inputs[k], quality=40 + k), range(6)))
-    finally:
-        torch.set_num_threads(previous)
+    set_threads(2)
+    with ThreadPoolExecutor(4) as pool:
+        parallel = list(pool.map(lambda k: diffjpeg.jpeg(inputs[k], quality=40 + k), range(6)))
     for a, b in zip(serial, parallel):
         assert torch.equal(a, b)
 
@@ -253,25 +243,21 @@ def _child(queue):
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork on this platform")
-def test_forked_child_can_use_the_thread_pool():
+def test_forked_child_can_use_the_thread_pool(set_threads):
     """A child forked after the pool started would otherwise wait forever on it."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        expected = diffjpeg.jpeg(torch.full((4, 3, 8, 8), 0.5), quality=50).sum().item()  # starts the pool here
-        context = multiprocessing.get_context("fork")
-        queue = context.Queue()
-        child = context.Process(target=_child, args=(queue,))
-        child.start()
-        child.join(timeout=60)
-        alive = child.is_alive()
-        if alive:
-            child.kill()
-        assert not alive, "the forked child hung"
-        assert child.exitcode == 0
-        assert queue.get(timeout=5) == expected
-    finally:
-        torch.set_num_threads(previous)
+    set_threads(2)
+    expected = diffjpeg.jpeg(torch.full((4, 3, 8, 8), 0.5), quality=50).sum().item()  # starts the pool here
+    context = multiprocessing.get_context("fork")
+    queue = context.Queue()
+    child = context.Process(target=_child, args=(queue,))
+    child.start()
+    child.join(timeout=60)
+    alive = child.is_alive()
+    if alive:
+        child.kill()
+    assert not alive, "the forked child hung"
+    assert child.exitcode == 0
+    assert queue.get(timeout=5) == expected
 
 
 def test_environment_variable_turns_it_off():
