@@ -110,13 +110,16 @@ if hasattr(os, "register_at_fork"):
 STRIP_MCU_ROWS = 8  # strips of at most this many MCU rows: a few hundred KiB of buffers
 
 
-def _items(count: int, height: int, factors) -> np.ndarray:
+def _items(count: int, height: int, geometry: np.ndarray) -> np.ndarray:
     """The kernel's work: ``(image, first MCU row, end MCU row)`` strips.
 
     Images are cut into strips of ``STRIP_MCU_ROWS`` MCU rows, so that a
     strip's rows stay in cache through every stage and one large image is
-    shared among threads."""
-    mcu_rows = math.ceil(height / (8 * max(v for _, v in factors)))
+    shared among threads. The kernel's MCU row is 8 times the largest
+    vertical upsampling ratio (column 1 of ``geometry``) in image rows, as
+    it computes it: not the file's MCU when every component has the same
+    factor above 1 (a grayscale file declaring 2x2)."""
+    mcu_rows = math.ceil(height / (8 * int(geometry[:, 1].max())))
     starts = np.arange(0, mcu_rows, STRIP_MCU_ROWS)
     ends = np.minimum(starts + STRIP_MCU_ROWS, mcu_rows)
     images = np.repeat(np.arange(count), len(starts))
@@ -175,7 +178,7 @@ def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype, dct: 
             coefficients.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
     geometry = np.array(geometry, dtype=np.int32)
     tables = torch.round(tables.detach()).to(torch.int32).reshape(count, 128).contiguous().numpy()
-    pixels, constants, items = image.numpy(), _constants(False), _items(count, height, factors)
+    pixels, constants, items = image.numpy(), _constants(False), _items(count, height, geometry)
     quantized = tuple(o.numpy() for o in outputs)
     unquantized = tuple(o.numpy() for o in coefficients) if dct else None
 
@@ -226,7 +229,7 @@ def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, i
     blocks = [c.detach().contiguous().numpy() for c in components]
     tables = tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy()
     out = torch.empty(count, channels, height, width, dtype=out_dtype or dtype)
-    samples, constants, items = out.numpy(), _constants(True), _items(count, height, factors)
+    samples, constants, items = out.numpy(), _constants(True), _items(count, height, geometry)
 
     def task(start: int, stop: int) -> bool:
         return _kernel.decode(

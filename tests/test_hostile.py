@@ -5,9 +5,11 @@ import time
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import diffjpeg
+from diffjpeg import native
 from diffjpeg.markers import parse_structure
 
 
@@ -169,6 +171,12 @@ def fuzz(count: int, seed: int) -> dict:
             c = diffjpeg.read(data)
             image = diffjpeg.decode(c)
             assert bool(((image >= 0) & (image <= 1)).all())
+            if native.compiled():  # the compiled kernel and the tensor stages agree
+                previous = native.set_enabled(False)
+                try:
+                    assert torch.equal(image, diffjpeg.decode(c))
+                finally:
+                    native.set_enabled(previous)
             outcomes["decoded"] += 1
         except diffjpeg.JPEGError as e:
             assert str(e)

@@ -90,7 +90,16 @@ def test_per_image_tables():
 
 @pytest.mark.parametrize(
     "sampling",
-    [((1, 2), (1, 1), (1, 1)), ((2, 2), (1, 2), (2, 1)), ((4, 1), (1, 1), (1, 1)), ((3, 1), (1, 1), (1, 1)), ((2, 1), (2, 1), (2, 1))],
+    [
+        ((1, 2), (1, 1), (1, 1)),
+        ((2, 2), (1, 2), (2, 1)),
+        ((4, 1), (1, 1), (1, 1)),
+        ((3, 1), (1, 1), (1, 1)),
+        ((2, 1), (2, 1), (2, 1)),
+        ((1, 2), (1, 2), (1, 2)),  # equal factors above 1: every ratio is 1
+        ((1, 3),),  # grayscale files may declare any factors
+        ((2, 2),),
+    ],
 )
 @pytest.mark.parametrize("size", [(1, 1), (3, 5), (21, 34)])
 def test_decode_other_sampling_factors(sampling, size):
@@ -102,6 +111,7 @@ def test_decode_other_sampling_factors(sampling, size):
     for f in sampling:
         blocks = component_geometry(size, f, max_factors).blocks
         comps.append(torch.randint(-20, 21, (2, *blocks, 8, 8), generator=g).float())
+    comps += [None] * (3 - len(comps))
     tables = torch.randint(1, 30, (2, 2, 8, 8), generator=g).float()
     c = Coefficients(y=comps[0], cb=comps[1], cr=comps[2], qtables=tables, sampling=sampling, size=size)
     assert_same(*both_paths(lambda: diffjpeg.decode(c)))
