@@ -117,6 +117,25 @@ def test_decode_other_sampling_factors(sampling, size):
     assert_same(*both_paths(lambda: diffjpeg.decode(c)))
 
 
+@pytest.mark.parametrize("height", [5, 16, 45, 130])
+def test_pillow_grayscale_declaring_2x2_decodes_like_pillow(height):
+    """Pillow writes grayscale with subsampling=2 as one 2x2 component: the
+    kernel's strips then differ from the file's MCU rows."""
+    import io
+
+    from PIL import Image
+
+    a = np.random.default_rng(height).integers(0, 256, (height, 37), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(a).save(buffer, "JPEG", quality=60, subsampling=2)
+    c = diffjpeg.read(buffer.getvalue())
+    assert c.sampling == ((2, 2),)
+    expected = np.array(Image.open(io.BytesIO(buffer.getvalue())))
+    decoded = diffjpeg.decode(c)
+    assert np.array_equal(torch.round(decoded[0] * 255).to(torch.uint8).numpy(), expected)
+    assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+
+
 def test_hostile_coefficients_give_the_tensor_result():
     """Out-of-range values: int16 overflow (the kernel's int64 route), beyond
     2**35, infinities and NaN (handed to the tensor stages), fractions."""
