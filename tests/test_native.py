@@ -117,6 +117,39 @@ def test_decode_other_sampling_factors(sampling, size):
     assert_same(*both_paths(lambda: diffjpeg.decode(c)))
 
 
+def _legal_samplings():
+    import itertools
+
+    factors = [(h, v) for h in (1, 2, 4) for v in (1, 2, 4)]
+    out = [((h, v),) for h in (1, 2, 3, 4) for v in (1, 2, 3, 4)]
+    for sampling in itertools.product(factors, repeat=3):
+        try:
+            Coefficients(y=torch.zeros(1), cb=torch.zeros(1), cr=torch.zeros(1), qtables=torch.ones(2, 8, 8), sampling=sampling, size=(1, 1))
+        except ValueError:
+            continue
+        out.append(sampling)
+    return out
+
+
+@pytest.mark.parametrize("strip", [1, 8])
+def test_every_legal_sampling_decodes_like_tensor_stages(strip, monkeypatch):
+    """Every sampling a file may declare with factors 1, 2, 4 (and 3 for
+    grayscale), at three sizes: the kernel takes ratios of 1 and 2, the
+    tensor stages the rest, and both give the same images."""
+    monkeypatch.setattr(native, "STRIP_MCU_ROWS", strip)
+    g = torch.Generator().manual_seed(strip)
+    samplings = _legal_samplings()
+    assert len(samplings) > 150
+    for sampling in samplings:
+        max_factors = (max(h for h, _ in sampling), max(v for _, v in sampling))
+        for size in ((1, 1), (13, 7), (35, 50)):
+            comps = [torch.randint(-40, 41, (1, *component_geometry(size, f, max_factors).blocks, 8, 8), generator=g).float() for f in sampling]
+            comps += [None] * (3 - len(comps))
+            tables = torch.randint(1, 20, (1, 2, 8, 8), generator=g).float()
+            c = Coefficients(y=comps[0], cb=comps[1], cr=comps[2], qtables=tables, sampling=sampling, size=size)
+            assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+
+
 @pytest.mark.parametrize("height", [5, 16, 45, 130])
 def test_pillow_grayscale_declaring_2x2_decodes_like_pillow(height):
     """Pillow writes grayscale with subsampling=2 as one 2x2 component: the
