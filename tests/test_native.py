@@ -150,6 +150,25 @@ def test_every_legal_sampling_decodes_like_tensor_stages(strip, monkeypatch):
             assert_same(*both_paths(lambda: diffjpeg.decode(c)))
 
 
+@pytest.mark.parametrize("sampling", [((1, 2), (1, 1), (1, 1)), ((2, 2), (1, 2), (2, 1)), ((1, 2), (1, 2), (1, 2)), ((2, 2),), ((2, 1),)])
+def test_gradients_through_other_samplings_equal_tensor_stages(sampling):
+    g = torch.Generator().manual_seed(len(sampling))
+    size = (27, 19)
+    max_factors = (max(h for h, _ in sampling), max(v for _, v in sampling))
+    comps0 = [torch.randint(-30, 31, (2, *component_geometry(size, f, max_factors).blocks, 8, 8), generator=g).float() for f in sampling]
+    tables0 = torch.randint(1, 20, (2, 2, 8, 8), generator=g).float()
+
+    def run():
+        comps = [t.clone().requires_grad_() for t in comps0]
+        tables = tables0.clone().requires_grad_()
+        padded = comps + [None] * (3 - len(comps))
+        out = diffjpeg.decode(Coefficients(y=padded[0], cb=padded[1], cr=padded[2], qtables=tables, sampling=sampling, size=size))
+        (out * torch.linspace(-1, 1, out.numel()).reshape(out.shape)).sum().backward()
+        return torch.cat([out.detach().flatten()] + [t.grad.flatten() for t in comps + [tables]])
+
+    assert_same(*both_paths(run))
+
+
 @pytest.mark.parametrize("height", [5, 16, 45, 130])
 def test_pillow_grayscale_declaring_2x2_decodes_like_pillow(height):
     """Pillow writes grayscale with subsampling=2 as one 2x2 component: the
