@@ -95,11 +95,8 @@ def tensor_stages(f):
     GPUs, with gradients, and where no C compiler was at hand."""
 
     def run(x, q):
-        previous = native.set_enabled(False)
-        try:
+        with native.enabled(False):
             return f(x, q)
-        finally:
-            native.set_enabled(previous)
 
     return run
 

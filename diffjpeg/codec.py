@@ -222,10 +222,11 @@ def encode(
 
     x = image.reshape(count, channels, height, width)
     factors = subsampling_factors(subsampling, channels)
+    geometries = [component_geometry((height, width), f, factors[0]) for f in factors]
     kernel, stages = None, forward
     if forward == "exact" and native.encode_applies(x, matrix, tables):
         grad = needs_grad(image, tables, matrix)
-        kernel = native.encode(x, tables, factors, dtype, dct=grad)
+        kernel = native.encode(x, tables, geometries, dtype, dct=grad)
         if not grad:
             blocks = [b.reshape(batch + b.shape[1:]) for b in kernel[0]]
             return _coefficients(blocks, tables, batch, factors, (height, width))
@@ -243,8 +244,7 @@ def encode(
     planes = color.rgb_to_ycbcr(samples, matrix, stages) if channels == 3 else samples
 
     blocks = []
-    for ci, f in enumerate(factors):
-        geo = component_geometry((height, width), f, factors[0])
+    for ci, geo in enumerate(geometries):
         plane = replicate_edges(planes[:, ci], *geo.padded)
         plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
         plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
@@ -317,8 +317,8 @@ def _decode(coefficients: Coefficients, forward: str, ycbcr_to_rgb: Tensor | Non
     kernel, stages = None, forward
     if forward == "exact":
         flat = [b.reshape(count, *b.shape[-4:]) for b in c.components]
-        if native.decode_applies(flat, tables, c.sampling, matrix):
-            kernel = native.decode(flat, tables, c.sampling, c.size, torch.uint8 if as_uint8 else None)
+        if native.decode_applies(flat, tables, geometries, matrix):
+            kernel = native.decode(flat, tables, geometries, c.size, torch.uint8 if as_uint8 else None)
         if kernel is not None:
             if as_uint8 or not needs_grad(*c.components, tables, matrix):
                 return kernel.reshape(batch + kernel.shape[1:])

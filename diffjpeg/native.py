@@ -1,8 +1,8 @@
 """The exact codec's compiled path: the values of ``encode`` and ``decode``.
 
 ``diffjpeg/_native.c`` runs, strip by strip, the same integer forms that the
-stage modules define (color, sampling, dct, quantize); the constants come from
-those modules, so this file and the C code hold no JPEG facts of their own.
+stage modules define and document (color, sampling, dct, quantize); the
+constants and geometry come from those modules and from the codec.
 :func:`diffjpeg.encode` and :func:`diffjpeg.decode` take this path by
 themselves when it applies:
 
@@ -21,7 +21,8 @@ Everything else, and any coefficient too large for exact integer arithmetic,
 goes through the tensor stages (tests/test_native.py checks that both paths
 agree). The kernel is built at install time when a C compiler is there;
 without one, :func:`available` is ``False`` and nothing changes but speed.
-Set ``DIFFJPEG_NATIVE=0`` or call :func:`set_enabled` to turn it off.
+Set ``DIFFJPEG_NATIVE=0``, call :func:`set_enabled` or use :func:`enabled` to
+turn it off.
 
 Images are cut into strips of MCU rows (:data:`STRIP_MCU_ROWS`), shared
 among ``torch.get_num_threads()`` threads; the kernel releases the GIL.
@@ -31,6 +32,7 @@ from __future__ import annotations
 import math
 import os
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import lru_cache
 
 import numpy as np
@@ -38,7 +40,7 @@ import torch
 from torch import Tensor
 
 from . import color
-from .coefficients import component_geometry
+from .coefficients import ComponentGeometry
 from .dct import _butterfly
 
 try:
@@ -71,6 +73,22 @@ def set_enabled(enabled: bool) -> bool:
     global _enabled
     previous, _enabled = _enabled, bool(enabled)
     return previous
+
+
+@contextmanager
+def enabled(on: bool):
+    """:func:`set_enabled` for the duration of a ``with`` block, then the previous setting.
+
+    Example:
+        >>> with enabled(False):
+        ...     available()
+        False
+    """
+    previous = set_enabled(on)
+    try:
+        yield
+    finally:
+        set_enabled(previous)
 
 
 def _usable(*tensors: Tensor) -> bool:
@@ -150,13 +168,13 @@ def encode_applies(image: Tensor, matrix, tables: Tensor) -> bool:
     return bool(torch.equal(t, torch.round(t)) and t.min() >= 1 and t.max() <= 255)
 
 
-def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype, dct: bool = False):
+def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], out_dtype: torch.dtype, dct: bool = False):
     """Quantized blocks of each component, as the exact tensor stages give them.
 
     Args:
         image: ``(B, C, H, W)`` uint8, or float32/float64 in [0, 1]; C = 1 or 3.
         tables: ``(B, 2, 8, 8)`` integer-valued tables in [1, 255].
-        factors: sampling factors per component (encoder: ratios 1 or 2).
+        geometries: each component's geometry (encoder: ratios 1 or 2).
         out_dtype: float32 or float64.
         dct: also return the DCT coefficients before quantization
             (:func:`diffjpeg.dct.fdct`'s exact values), which the quantizer's
@@ -168,16 +186,14 @@ def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype, dct: 
     """
     count, channels, height, width = image.shape
     image = image.detach().contiguous()
-    max_factors = (max(h for h, _ in factors), max(v for _, v in factors))
     geometry, outputs, coefficients = [], [], []
-    for ci, f in enumerate(factors):
-        geo = component_geometry((height, width), f, max_factors)
+    for ci, geo in enumerate(geometries):
         geometry.append((geo.scale[0], geo.scale[1], geo.padded[0], geo.padded[1], geo.blocks[0], geo.blocks[1], min(ci, 1)))
         outputs.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
         if dct:
             coefficients.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
     geometry = np.array(geometry, dtype=np.int32)
-    tables = torch.round(tables.detach()).to(torch.int32).reshape(count, 128).contiguous().numpy()
+    tables = tables.detach().to(torch.int32).reshape(count, 128).contiguous().numpy()
     pixels, constants, items = image.numpy(), _constants(False), _items(count, height, geometry)
     quantized = tuple(o.numpy() for o in outputs)
     unquantized = tuple(o.numpy() for o in coefficients) if dct else None
@@ -192,20 +208,21 @@ def encode(image: Tensor, tables: Tensor, factors, out_dtype: torch.dtype, dct: 
     return outputs, (coefficients if dct else None)
 
 
-def decode_applies(components: list[Tensor], tables: Tensor, factors, matrix) -> bool:
+def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix) -> bool:
     """Whether :func:`decode` can take these coefficients (the caller checked the mode)."""
     if matrix is not None or not _usable(tables, *components):
         return False
     if components[0].dtype not in (torch.float32, torch.float64) or any(c.dtype != components[0].dtype for c in components):
         return False
-    h_max, v_max = max(h for h, _ in factors), max(v for _, v in factors)
-    if any(h_max // h > 2 or v_max // v > 2 for h, v in factors):
+    if any(max(geo.scale) > 2 for geo in geometries):
         return False
     t = tables.detach()
     return bool(torch.equal(t, torch.round(t)) and t.abs().max() <= 65535)
 
 
-def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, int], out_dtype=None) -> Tensor | None:
+def decode(
+    components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], size: tuple[int, int], out_dtype=None
+) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
     ``None`` when a dequantized value is not finite or beyond 2**35 (the tensor
     path then decodes; it defines those cases). Values only: no gradient.
@@ -213,18 +230,14 @@ def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, i
     Args:
         components: ``(B, rows, cols, 8, 8)`` per component, float32 or float64.
         tables: ``(B, C, 8, 8)`` each component's table, integer-valued.
-        factors: sampling factors per component; ratios 1 or 2.
+        geometries: each component's geometry; ratios 1 or 2.
         size: ``(H, W)``.
         out_dtype: ``torch.uint8`` for the 8-bit samples themselves (not / 255).
     """
     height, width = size
     count, channels = tables.shape[0], len(components)
     dtype = components[0].dtype
-    max_factors = (max(h for h, _ in factors), max(v for _, v in factors))
-    geometry = []
-    for f in factors:
-        geo = component_geometry(size, f, max_factors)
-        geometry.append((geo.scale[0], geo.scale[1], geo.downsampled[0], geo.downsampled[1], geo.blocks[0], geo.blocks[1]))
+    geometry = [(g.scale[0], g.scale[1], g.downsampled[0], g.downsampled[1], g.blocks[0], g.blocks[1]) for g in geometries]
     geometry = np.array(geometry, dtype=np.int32)
     blocks = [c.detach().contiguous().numpy() for c in components]
     tables = tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy()
@@ -240,4 +253,4 @@ def decode(components: list[Tensor], tables: Tensor, factors, size: tuple[int, i
     return out if all(_run(task, len(items))) else None
 
 
-__all__ = ["available", "compiled", "set_enabled"]
+__all__ = ["available", "compiled", "enabled", "set_enabled"]

@@ -16,9 +16,8 @@ def codec_path(request):
     """Every test here runs on both exact paths: the compiled kernel and the tensor stages."""
     if request.param == "native" and not native.compiled():
         pytest.skip("the compiled kernel was not built (no C compiler at install time)")
-    previous = native.set_enabled(request.param == "native")
-    yield request.param
-    native.set_enabled(previous)
+    with native.enabled(request.param == "native"):
+        yield request.param
 
 
 def _photo(name, h=None, w=None):

@@ -23,13 +23,10 @@ pytestmark = pytest.mark.skipif(not native.compiled(), reason="the compiled kern
 
 def both_paths(fn):
     """``fn()`` with the kernel, then with the tensor stages."""
-    previous = native.set_enabled(True)
-    try:
+    with native.enabled(True):
         fast = fn()
-        native.set_enabled(False)
+    with native.enabled(False):
         slow = fn()
-    finally:
-        native.set_enabled(previous)
     return fast, slow
 
 
