@@ -110,22 +110,21 @@ def methods(subsampling: str) -> dict:
     return out
 
 
-def _cpu_flags() -> str:
+def _cpuinfo() -> dict[str, str]:
+    """The first value of each field of /proc/cpuinfo (empty off Linux)."""
+    fields: dict[str, str] = {}
     try:
-        return next((line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")), "")
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
-        return ""
+        pass
+    return fields
 
 
 def machine() -> dict:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpuinfo = _cpuinfo()
+    cpu = cpuinfo.get("model name") or platform.processor() or platform.machine()
     versions = {"diffjpeg": __version__, "torch": torch.__version__, "Pillow": Image.__version__, "numpy": np.__version__}
     for name in ("kornia", "cv2", "skimage", "sklearn"):
         try:
@@ -139,7 +138,7 @@ def machine() -> dict:
         "load average at start (1 min)": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a",
         "torch threads": torch.get_num_threads(),
         "exact kernel (diffjpeg/_native.c)": ("compiled" if native.compiled() else "not built: tensor stages only")
-        + (", CPU has AVX2" if "avx2" in _cpu_flags() else ", CPU without AVX2 (portable build)"),
+        + (", CPU has AVX2" if "avx2" in cpuinfo.get("flags", "").split() else ", CPU without AVX2 (portable build)"),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         "python": platform.python_version(),
         **versions,

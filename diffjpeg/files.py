@@ -16,7 +16,6 @@ warnings about corrupt data (which Pillow decodes silently), become
 """
 from __future__ import annotations
 
-import io
 import math
 import os
 import re
