@@ -20,6 +20,8 @@ clamp to [0, 255], which the JFIF matrices never need).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -41,6 +43,8 @@ JFIF_YCBCR_TO_RGB = (
 _SCALEBITS = 16
 _ONE_HALF = 1 << (_SCALEBITS - 1)
 _CBCR_OFFSET = 128 << _SCALEBITS
+# the encoder's rounding constants for Y, Cb, Cr (jccolor.c)
+ENCODER_ROUNDING = (_ONE_HALF, _CBCR_OFFSET + _ONE_HALF - 1, _CBCR_OFFSET + _ONE_HALF - 1)
 
 MODES = ("exact", "float", "soft")
 
@@ -55,14 +59,102 @@ def ycbcr_to_rgb_matrix(dtype=torch.float32, device=None) -> Tensor:
     return torch.tensor(JFIF_YCBCR_TO_RGB, dtype=dtype, device=device)
 
 
-def _fix(matrix: Tensor) -> Tensor:
-    """``FIX`` with libjpeg's sign convention, as integer-valued float64.
+def fix(value: float) -> int:
+    """libjpeg's ``FIX(x)``, rounded half away from zero for negative constants."""
+    return int(math.copysign(math.floor(abs(value) * (1 << _SCALEBITS) + 0.5), value))
 
-    Exact integer arithmetic runs in float64 (exact below 2**53) so that it uses
-    the same matrix kernels on every device; CUDA has no int64 matmul.
+
+def fixed_matrix(inverse: bool) -> tuple[tuple[int, ...], ...]:
+    """libjpeg's own fixed-point matrix, ``FIX`` of each entry (decoder's if ``inverse``)."""
+    return tuple(tuple(fix(v) for v in row) for row in (JFIF_YCBCR_TO_RGB if inverse else JFIF_RGB_TO_YCBCR))
+
+
+def decoder_rounding(fixed) -> tuple[int, ...]:
+    """Per output channel, ``2**15 - FIX(m) @ (0, 128, 128)``: the decoder's
+    rounding constant with the chroma offset folded in."""
+    return tuple(_ONE_HALF - 128 * (row[1] + row[2]) for row in fixed)
+
+
+_MATRIX_LIMIT = 2.0**15  # custom matrices saturate here: FIX stays below 2**31
+
+
+def _fix_tensor(matrix: Tensor) -> Tensor:
+    """``FIX`` of a custom ``(3, 3)`` or ``(B, 3, 3)`` matrix, as int64.
+
+    Computed in float32 (float64 for a float64 matrix), where ``|m| 2**16``
+    is exact (a power-of-two scaling) and so is adding 1/2 while
+    ``|m| < 128``, every color matrix there is; entries beyond 2**15 saturate.
     """
-    m = matrix.detach().to(torch.float64)
-    return torch.sign(m) * torch.floor(m.abs() * (1 << _SCALEBITS) + 0.5)
+    m = matrix.detach()
+    m = m.to(torch.float64 if m.dtype == torch.float64 else torch.float32).clamp(-_MATRIX_LIMIT, _MATRIX_LIMIT)
+    return torch.floor(m.abs() * (1 << _SCALEBITS) + 0.5).copysign(m).to(torch.int64)
+
+
+def _apply_fixed(fixed: Tensor, samples: Tensor, rounding: Tensor) -> Tensor:
+    """``(fixed @ samples + rounding) >> 16``, clamped to [0, 255], over the
+    channel axis of integer ``samples`` (B, 3, H, W); elementwise
+    multiply-adds in the dtype of ``fixed`` (see the bounds at the callers)."""
+    b = samples.shape[0]
+    fixed = fixed.expand(b, 3, 3) if fixed.dim() == 2 else fixed
+    x = samples.reshape(b, 3, -1).to(fixed.dtype)
+    acc = rounding.reshape(-1, 3, 1).expand(b, 3, x.shape[-1]).clone()
+    for c in range(3):
+        acc.addcmul_(fixed[:, :, c : c + 1], x[:, c : c + 1])
+    out = (acc >> _SCALEBITS).clamp_(0, 255)
+    return out.to(torch.int32).view(samples.shape)
+
+
+def _integer_samples(image: Tensor) -> Tensor:
+    """8-bit samples held in a float (or integer) tensor, as int32."""
+    if image.is_floating_point():
+        image = torch.round(image.detach()).clamp_(0, 255)
+    return image.to(torch.int32)
+
+
+def rgb_to_ycbcr_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:
+    """jccolor.c's integer conversion: int32 ``(B, 3, H, W)`` RGB in [0, 255]
+    to int32 YCbCr.
+
+    With libjpeg's matrix the sums stay within int32 with room to spare:
+    Y's is at most ``65536 * 255 + 2**15 < 2**24``, Cb's and Cr's lie in
+    ``[65535, 2**24 - 1]`` (their positive and negative constants each sum to
+    ``2**15``). A custom ``matrix`` (float, ``(3, 3)`` or ``(B, 3, 3)``) goes
+    through ``FIX`` and int64 sums, then the clamp to [0, 255].
+
+    Example:
+        >>> rgb_to_ycbcr_fixed(torch.tensor([255, 0, 0], dtype=torch.int32).reshape(1, 3, 1, 1)).flatten()
+        tensor([ 76,  85, 255], dtype=torch.int32)
+    """
+    device = samples.device
+    rounding = torch.tensor(ENCODER_ROUNDING, dtype=torch.int32, device=device)
+    if matrix is None:
+        fixed = torch.tensor(fixed_matrix(inverse=False), dtype=torch.int32, device=device)
+    else:
+        fixed, rounding = _fix_tensor(matrix), rounding.to(torch.int64)
+    return _apply_fixed(fixed, samples, rounding)
+
+
+def ycbcr_to_rgb_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:
+    """jdcolor.c's integer conversion: int32 ``(B, 3, H, W)`` YCbCr to int32
+    RGB, clamped to [0, 255].
+
+    With libjpeg's matrix every sum is below ``2**16 * 255 + 116130 * 128 +
+    2**15 < 2**25`` in magnitude: int32. A custom ``matrix`` (on ``(Y, Cb -
+    128, Cr - 128)``) takes int64 sums.
+
+    Example:
+        >>> ycbcr_to_rgb_fixed(torch.tensor([128, 128, 255], dtype=torch.int32).reshape(1, 3, 1, 1)).flatten()
+        tensor([255,  37, 128], dtype=torch.int32)
+    """
+    device = samples.device
+    if matrix is None:
+        table = fixed_matrix(inverse=True)
+        fixed = torch.tensor(table, dtype=torch.int32, device=device)
+        rounding = torch.tensor(decoder_rounding(table), dtype=torch.int32, device=device)
+    else:
+        fixed = _fix_tensor(matrix)
+        rounding = _ONE_HALF - 128 * (fixed[..., 1] + fixed[..., 2])
+    return _apply_fixed(fixed, samples, rounding)
 
 
 def _apply(matrix: Tensor, x: Tensor, offset: Tensor) -> Tensor:
@@ -103,20 +195,14 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float
         tensor([255., 128., 128.])
     """
     _check_mode(mode)
+    custom = matrix
     if matrix is None:
         matrix = rgb_to_ycbcr_matrix(image.dtype, image.device)
     offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
     if mode != "exact":
         real = _apply(matrix, image, offset)
         return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
-    fixed = _fix(matrix)
-    rounding = torch.tensor(
-        [_ONE_HALF, _CBCR_OFFSET + _ONE_HALF - 1, _CBCR_OFFSET + _ONE_HALF - 1],
-        dtype=torch.float64,
-        device=image.device,
-    )
-    acc = _apply(fixed, image.detach().to(torch.float64), rounding)  # integers below 2**53: exact
-    value = acc.mul_(1.0 / (1 << _SCALEBITS)).floor_().clamp_(0, 255)  # >> 16
+    value = rgb_to_ycbcr_fixed(_integer_samples(image), custom)
     return exact_value(value, image, lambda: _apply(matrix, image, offset), matrix)
 
 
@@ -138,6 +224,7 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float
         tensor([255.,  37., 128.])
     """
     _check_mode(mode)
+    custom = matrix
     if matrix is None:
         matrix = ycbcr_to_rgb_matrix(image.dtype, image.device)
     offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
@@ -146,10 +233,19 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     if mode != "exact":
         real = _apply(matrix, image, shift)
         return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
-    fixed = _fix(matrix)
-    acc = _apply(fixed, image.detach().to(torch.float64), _ONE_HALF - fixed @ offset.to(torch.float64))
-    value = acc.mul_(1.0 / (1 << _SCALEBITS)).floor_().clamp_(0, 255)  # >> 16
+    value = ycbcr_to_rgb_fixed(_integer_samples(image), custom)
     return exact_value(value, image, lambda: _apply(matrix, image, shift), matrix)
+
+
+def _hold_matrix(module: nn.Module, matrix: Tensor | None) -> None:
+    """A module's matrix: a parameter if given one, else a buffer (moved by
+    ``.to()``, saved in ``state_dict``)."""
+    if matrix is not None and not isinstance(matrix, Tensor):
+        raise TypeError(f"matrix must be a torch.Tensor of shape (3, 3) or (B, 3, 3), got {type(matrix).__name__}")
+    if isinstance(matrix, nn.Parameter):
+        module.matrix = matrix
+    else:
+        module.register_buffer("matrix", matrix)
 
 
 class RGBToYCbCr(nn.Module):
@@ -164,7 +260,7 @@ class RGBToYCbCr(nn.Module):
         super().__init__()
         _check_mode(mode)
         self.mode = mode
-        self.matrix = matrix
+        _hold_matrix(self, matrix)
 
     def forward(self, image: Tensor) -> Tensor:
         return rgb_to_ycbcr(image, self.matrix, self.mode)
@@ -182,7 +278,7 @@ class YCbCrToRGB(nn.Module):
         super().__init__()
         _check_mode(mode)
         self.mode = mode
-        self.matrix = matrix
+        _hold_matrix(self, matrix)
 
     def forward(self, image: Tensor) -> Tensor:
         return ycbcr_to_rgb(image, self.matrix, self.mode)

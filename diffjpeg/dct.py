@@ -100,6 +100,19 @@ def _butterfly(inverse: bool) -> list[list[int]]:
     return [list(r) for r in zip(*rows)]  # rows: outputs, columns: inputs
 
 
+def islow_matrix(inverse: bool) -> tuple[tuple[int, ...], ...]:
+    """One ISLOW pass as an integer matrix (rows: outputs), in units of 2**-13."""
+    return tuple(tuple(row) for row in _butterfly(inverse))
+
+
+def _orthonormal() -> list[list[float]]:
+    """The orthonormal 8-point DCT-II matrix ``C`` in Python floats (doubles)."""
+    return [
+        [math.sqrt((1 if u == 0 else 2) / 8) * math.cos((2 * x + 1) * u * math.pi / 16) for x in range(8)]
+        for u in range(8)
+    ]
+
+
 def _matrices(kind: str, dtype: torch.dtype, device: torch.device) -> Tensor:
     """A transform matrix, cached per kind, dtype and device (built afresh under torch.compile)."""
     if torch.compiler.is_compiling():
@@ -108,18 +121,19 @@ def _matrices(kind: str, dtype: torch.dtype, device: torch.device) -> Tensor:
 
 
 def _build_matrix(kind: str, dtype: torch.dtype, device: torch.device) -> Tensor:
+    # built in Python doubles and rounded once to dtype: no float64 tensor
+    # for float32 callers
     if kind in ("orthonormal_2d", "orthonormal_2d_inverse"):
         # vec(L X R^T) = (L kron R) vec(X): one (N, 64) x (64, 64) GEMM instead
         # of two batched 8x8 products, about 3x faster on the CPU
-        c = _build_matrix("orthonormal", torch.float64, torch.device("cpu"))
-        c = c.T if kind.endswith("inverse") else c
-        return torch.kron(c, c).T.contiguous().to(dtype=dtype, device=device)
+        c = _orthonormal()
+        if kind.endswith("inverse"):
+            c = [list(col) for col in zip(*c)]
+        kron = [[c[i // 8][j // 8] * c[i % 8][j % 8] for j in range(64)] for i in range(64)]
+        return torch.tensor(kron, dtype=dtype, device=device).T.contiguous()
     if kind == "orthonormal":
-        k = torch.arange(8, dtype=torch.float64)
-        c = torch.cos((2 * k[None, :] + 1) * k[:, None] * math.pi / 16) * math.sqrt(2 / 8)
-        c[0] /= math.sqrt(2)
-        return c.to(dtype=dtype, device=device)
-    return torch.tensor(_butterfly(kind == "islow_inverse"), dtype=dtype, device=device)
+        return torch.tensor(_orthonormal(), dtype=dtype, device=device)
+    return torch.tensor(islow_matrix(kind == "islow_inverse"), dtype=dtype, device=device)
 
 
 _cached_matrix = lru_cache(maxsize=None)(_build_matrix)
@@ -130,53 +144,90 @@ def dct_matrix(dtype=torch.float32, device=None) -> Tensor:
     return _matrices("orthonormal", dtype, torch.device(device or "cpu"))
 
 
-def _descale(x: Tensor, bits: int) -> Tensor:
-    """libjpeg's DESCALE on integer-valued float64 (in place: x is a temporary)."""
-    return x.add_(1 << (bits - 1)).mul_(2.0**-bits).floor_()
-
-
-def _rows_descaled(x: Tensor, matrix: Tensor, bits: int) -> Tensor:
-    """``DESCALE(x @ matrix.T, bits)`` over the last axis, the rounding
-    constant added by the product itself (one pass fewer)."""
-    half = torch.tensor(float(1 << (bits - 1)), dtype=x.dtype, device=x.device)
-    return torch.addmm(half, x.reshape(-1, 8), matrix.T).mul_(2.0**-bits).floor_().view(x.shape)
-
-
 def _separable(x: Tensor, kind: str) -> Tensor:
     """The 2-D orthonormal (inverse) DCT of ``(..., 8, 8)`` blocks as one GEMM."""
     flat = x.reshape(-1, 64)
     return (flat @ _matrices(kind, x.dtype, x.device)).reshape(x.shape)
 
 
+def _islow_pass(x: Tensor, matrix: Tensor, bits: int, along_columns: bool) -> Tensor:
+    """``DESCALE(matrix @ v, bits)`` for every row (or column) ``v`` of integer
+    ``(..., 8, 8)`` blocks: eight elementwise multiply-adds in ``x``'s dtype
+    (exact integers; no GEMM, whose precision a backend may lower)."""
+    acc = torch.full_like(x, 1 << (bits - 1))
+    for j in range(8):
+        if along_columns:  # out[k, i] += M[k, j] x[j, i]
+            acc.addcmul_(matrix[:, j : j + 1], x[..., j : j + 1, :])
+        else:  # out[i, k] += x[i, j] M[k, j]
+            acc.addcmul_(x[..., j : j + 1], matrix[:, j])
+    return acc >> bits
+
+
+def dequantized_integers(values: Tensor) -> Tensor:
+    """Dequantized coefficients (floats holding integers) as the integer
+    tensor :func:`idct_islow` takes: rounded half to even, int32 when every
+    value fits int16 (every file an 8-bit encoder writes), else int64
+    saturated at 2**35. Under ``torch.compile`` always int64 (the choice
+    would read the values back).
+
+    Example:
+        >>> dequantized_integers(torch.tensor([2.5, -40000.0]))
+        tensor([     2, -40000])
+    """
+    v = torch.round(values)
+    if not torch.compiler.is_compiling() and (v.numel() == 0 or bool(v.abs().max() <= 32767)):
+        return v.to(torch.int32)
+    return v.clamp_(-(2.0**35), 2.0**35).to(torch.int64)
+
+
 def fdct_islow(samples: Tensor) -> Tensor:
     """libjpeg's ``jpeg_fdct_islow`` on level-shifted integer samples.
 
     Args:
-        samples: ``(..., 8, 8)`` integer-valued float64, ``sample - 128``.
+        samples: ``(..., 8, 8)`` int32, ``sample - 128`` in [-128, 127].
 
     Returns:
-        ``(..., 8, 8)`` integer-valued float64, 8 times the DCT, as libjpeg.
+        ``(..., 8, 8)`` int32, 8 times the DCT, as libjpeg.
+
+    Every sum fits int32: the rows of the matrix have absolute sums of at most
+    65536, so the row pass stays below ``128 * 65536 = 2**23``, its DESCALE by
+    11 below 4097, and the column pass below ``4097 * 65536 < 2**29``.
+
+    Example:
+        >>> fdct_islow(torch.full((8, 8), 127, dtype=torch.int32))[0, 0].item()
+        8128
     """
-    a = _matrices("islow_forward", torch.float64, samples.device)
-    rows = _rows_descaled(samples, a, CONST_BITS - PASS1_BITS)
-    return _descale(torch.einsum("ij,...jk->...ik", a, rows), CONST_BITS + PASS1_BITS)
+    a = _matrices("islow_forward", torch.int32, samples.device)
+    rows = _islow_pass(samples.to(torch.int32), a, CONST_BITS - PASS1_BITS, along_columns=False)
+    return _islow_pass(rows, a, CONST_BITS + PASS1_BITS, along_columns=True)
 
 
 def idct_islow(coefficients: Tensor) -> Tensor:
     """libjpeg's ``jpeg_idct_islow`` on dequantized integer coefficients.
 
     Args:
-        coefficients: ``(..., 8, 8)`` integer-valued float64, quantized value
-            times table entry.
+        coefficients: ``(..., 8, 8)`` int32 (values within int16, which is
+            every file an 8-bit encoder writes) or int64 (anything up to
+            2**35), quantized value times table entry.
 
     Returns:
-        ``(..., 8, 8)`` samples in [0, 255] (level shift and range limit applied).
-        Coefficients whose dequantized values overflow int16 (only hostile
-        files have them) may differ from libjpeg-turbo's SIMD code.
+        ``(..., 8, 8)`` int32 samples in [0, 255] (level shift and range limit
+        applied). Coefficients whose dequantized values overflow int16 (only
+        hostile files have them) may differ from libjpeg-turbo's SIMD code.
+
+    The rows of the matrix have absolute sums of at most 61214: the column
+    pass on int16 values stays below ``61214 * 32767 + 2**10 < 2**31``, and
+    so does the row pass on its saturated int16 results.
+
+    Example:
+        >>> idct_islow(torch.zeros(8, 8, dtype=torch.int32)).unique().tolist()
+        [128]
     """
-    m = _matrices("islow_inverse", torch.float64, coefficients.device)
-    columns = _descale(torch.einsum("ij,...jk->...ik", m, coefficients), CONST_BITS - PASS1_BITS).clamp_(-32768, 32767)  # packssdw
-    out = _rows_descaled(columns, m, CONST_BITS + PASS1_BITS + 3)
+    m = _matrices("islow_inverse", coefficients.dtype, coefficients.device)
+    columns = _islow_pass(coefficients, m, CONST_BITS - PASS1_BITS, along_columns=True)
+    columns = columns.clamp_(-32768, 32767).to(torch.int32)  # packssdw
+    m = _matrices("islow_inverse", torch.int32, coefficients.device)
+    out = _islow_pass(columns, m, CONST_BITS + PASS1_BITS + 3, along_columns=False)
     return out.clamp_(-128, 127).add_(128)  # packsswb, then + CENTERJSAMPLE
 
 
@@ -184,7 +235,8 @@ def fdct(blocks: Tensor, mode: str = "float") -> Tensor:
     """Level shift (-128) and forward 8x8 DCT of sample blocks.
 
     Args:
-        blocks: ``(..., 8, 8)`` float samples in [0, 255] (integers in exact mode).
+        blocks: ``(..., 8, 8)`` float samples in [0, 255] (exact mode rounds
+            them to integers and clamps them to that range, as 8-bit samples).
         mode: ``"exact"`` gives libjpeg's ISLOW result / 8 (multiples of 1/8);
             ``"float"`` and ``"soft"`` the real orthonormal DCT. Gradient: the
             real DCT's in every mode.
@@ -199,7 +251,8 @@ def fdct(blocks: Tensor, mode: str = "float") -> Tensor:
     """
     if mode != "exact":
         return _separable(blocks - 128.0, "orthonormal_2d")
-    value = fdct_islow(blocks.detach().to(torch.float64) - 128.0).mul_(0.125)
+    samples = torch.round(blocks.detach()).clamp_(0, 255) if blocks.is_floating_point() else blocks
+    value = fdct_islow(samples.to(torch.int32) - 128).to(blocks.dtype).mul_(0.125)
     return exact_value(value, blocks, lambda: _separable(blocks - 128.0, "orthonormal_2d"))
 
 
@@ -208,7 +261,7 @@ def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
 
     Args:
         coefficients: ``(..., 8, 8)`` dequantized coefficients F(u, v)
-            (integers in exact mode).
+            (rounded to integers in exact mode, see :func:`dequantized_integers`).
         mode: ``"exact"`` (libjpeg-turbo's ISLOW with its SIMD range limit),
             ``"float"`` (real IDCT, rounded) or ``"soft"`` (real IDCT). The clamp
             is straight-through; the gradient is the real IDCT's.
@@ -223,7 +276,7 @@ def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
     if mode != "exact":
         real = _separable(coefficients, "orthonormal_2d_inverse") + 128.0
         return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
-    value = idct_islow(coefficients.detach().to(torch.float64))
+    value = idct_islow(dequantized_integers(coefficients.detach()))
     return exact_value(value, coefficients, lambda: _separable(coefficients, "orthonormal_2d_inverse") + 128.0)
 
 

@@ -41,7 +41,7 @@ from torch import Tensor
 
 from . import color
 from .coefficients import ComponentGeometry
-from .dct import _butterfly
+from .dct import islow_matrix
 
 try:
     from . import _native as _kernel
@@ -98,15 +98,10 @@ def _usable(*tensors: Tensor) -> bool:
 @lru_cache(maxsize=None)
 def _constants(inverse: bool) -> np.ndarray:
     """[9 color FIX values, 3 offsets, the ISLOW matrix, its transpose] as int32."""
-    if inverse:
-        fixed = color._fix(color.ycbcr_to_rgb_matrix(torch.float64))
-        offset = color._ONE_HALF - fixed @ torch.tensor([0.0, 128.0, 128.0], dtype=torch.float64)
-    else:
-        fixed = color._fix(color.rgb_to_ycbcr_matrix(torch.float64))
-        chroma = color._CBCR_OFFSET + color._ONE_HALF - 1
-        offset = torch.tensor([color._ONE_HALF, chroma, chroma], dtype=torch.float64)
-    matrix = _butterfly(inverse)
-    values = fixed.flatten().tolist() + offset.tolist() + [v for row in matrix for v in row] + [v for row in zip(*matrix) for v in row]
+    fixed = color.fixed_matrix(inverse)
+    offset = color.decoder_rounding(fixed) if inverse else color.ENCODER_ROUNDING
+    matrix = islow_matrix(inverse)
+    values = [v for row in fixed for v in row] + list(offset) + [v for row in matrix for v in row] + [v for row in zip(*matrix) for v in row]
     return np.array(values, dtype=np.int32)
 
 

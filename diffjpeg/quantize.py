@@ -26,41 +26,65 @@ from .rounding import (
 )
 
 _DCTELEM_BITS = 16
+_TABLE_LIMIT = 2047  # exact mode's tables saturate here (8 Q stays below 2**14)
+
+
+def reciprocal(divisors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``compute_reciprocal``'s ``(q, c, r)`` per divisor, as int32.
+
+    Args:
+        divisors: integer tensor, each in [2, 2**14) (8 times a table entry of
+            at most 2047; the encoder's are at most 8 * 255).
+
+    All in int32 and without integer division (inductor's CPU kernels raised
+    ``ZeroDivisionError`` on it under ``torch.compile``): ``b`` counts the
+    powers of two up to ``d``, and ``2**r // d`` (below 2**17) comes from a
+    float32 quotient, correctly rounded and so at most one off, corrected by
+    its integer remainder.
+    """
+    d = divisors.to(torch.int32)
+    b = torch.zeros_like(d)
+    for k in range(1, 15):
+        b += (d >= (1 << k)).to(torch.int32)
+    r = b + _DCTELEM_BITS
+    two_r = torch.ones_like(d) << r
+    q = torch.floor(two_r.to(torch.float32) / d.to(torch.float32)).to(torch.int32)
+    rem = two_r - q * d
+    q = q + (rem >= d).to(torch.int32) - (rem < 0).to(torch.int32)
+    rem = two_r - q * d
+    c = d >> 1
+    power_of_two = rem == 0
+    q = torch.where(power_of_two, q >> 1, torch.where(rem <= c, q, q + 1))
+    r = torch.where(power_of_two, r - 1, r)
+    c = torch.where(~power_of_two & (rem <= c), c + 1, c)
+    return q, c, r
+
+
+_VALUE_LIMIT = (1 << 14) - 1  # above any ISLOW output of 8-bit samples (at most 8192 and a rounding)
 
 
 def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
     """libjpeg-turbo's ``quantize``: divide integers by integer divisors through reciprocals.
 
     Args:
-        values: integer-valued float64 tensor (ISLOW DCT outputs).
-        divisors: integer-valued float64 tensor broadcastable to ``values``, >= 2.
+        values: integer tensor of ISLOW DCT outputs; magnitudes above 2**14 - 1,
+            which 8-bit samples never give, saturate there.
+        divisors: integer tensor broadcastable to ``values``, in [2, 2**14).
 
     Returns:
-        Integer-valued float64 quotients, same shape as the broadcast.
+        int32 quotients, of the broadcast shape.
+
+    ``((|x| + c) q) >> r`` stays within int32: ``|x| < 2**14``, ``c <= d / 2 +
+    1 <= 2**13`` and ``q < 2**16``, so the product is below ``1.5 * 2**30``.
+
+    Example:
+        >>> reciprocal_divide(torch.tensor([20, -20, 12]), torch.tensor(8))  # halves away from zero
+        tensor([ 3, -3,  2], dtype=torch.int32)
     """
-    # The constants per divisor in float64, where every value here is an exact
-    # integer (no integer division: inductor's CPU kernels raised
-    # ZeroDivisionError on it under torch.compile).
-    d = divisors.to(torch.float64)
-    b = torch.floor(torch.log2(d))
-    b = b - (torch.pow(2.0, b) > d).to(d.dtype)  # guard log2's rounding near powers of two
-    b = b + (torch.pow(2.0, b + 1) <= d).to(d.dtype)
-    r = _DCTELEM_BITS + b
-    two_r = torch.pow(2.0, r)
-    q = torch.floor(two_r / d)  # quotients of integers below 2**28: floor is exact
-    rem = two_r - q * d
-    c = torch.floor(d / 2)
-    power_of_two = rem == 0
-    q = torch.where(power_of_two, torch.floor(q / 2), torch.where(rem <= c, q, q + 1))
-    r = torch.where(power_of_two, r - 1, r)
-    c = torch.where(~power_of_two & (rem <= c), c + 1, c)
-    # per element, exact: ((|x| + c) * q) >> r is floor(|x| k + c k) with
-    # k = q 2**-r; both products and the sum are (|x| + c) q < 2**53 scaled by
-    # a power of two, so float64 holds them exactly (|x| < 2**30)
-    x = values.to(torch.float64)
-    k = q * torch.pow(2.0, -r)
-    magnitude = torch.addcmul((c * k).expand_as(x), x.abs(), k).floor_()
-    return magnitude.copysign_(x).add_(0.0)  # no -0.0
+    q, c, r = reciprocal(divisors)
+    x = values.to(torch.int32).clamp(-_VALUE_LIMIT, _VALUE_LIMIT)
+    magnitude = ((x.abs() + c) * q) >> r
+    return torch.where(x < 0, -magnitude, magnitude)
 
 
 def quantize(
@@ -77,7 +101,8 @@ def quantize(
         coefficients: ``(..., 8, 8)`` DCT coefficients F(u, v) (multiples of
             1/8 in exact mode, as :func:`diffjpeg.dct.fdct` gives).
         table: ``(..., 8, 8)`` quantization table broadcastable to
-            ``coefficients``, entries in [1, 255] (integers in exact mode).
+            ``coefficients``, entries in [1, 255] (exact mode rounds them to
+            integers and saturates them at 2047).
         mode: ``"exact"`` (libjpeg's reciprocal division), ``"float"``
             (``round``) or ``"soft"`` (the surrogate itself).
         rounding: the surrogate whose derivative is the backward pass in every
@@ -95,8 +120,9 @@ def quantize(
         return soft_round(coefficients / table, rounding, fourier_order, temperature)
     value = None
     if mode == "exact":
-        dct_out = torch.round(coefficients.detach().to(torch.float64) * 8.0)
-        divisors = torch.round(table.detach().to(torch.float64)) * 8.0
+        # 8 F and 8 Q: multiples of 1/8 and integers, exact in float32
+        dct_out = torch.round(coefficients.detach().to(torch.float32) * 8.0)
+        divisors = torch.round(table.detach().to(torch.float32)).clamp_(1, _TABLE_LIMIT) * 8.0
         value = reciprocal_divide(dct_out, divisors).to(coefficients.dtype)
         if not needs_grad(coefficients, table):
             return value
@@ -111,6 +137,26 @@ def dequantize(quantized: Tensor, table: Tensor) -> Tensor:
         3.0
     """
     return quantized * table
+
+
+def dequantize_integers(quantized: Tensor, table: Tensor) -> Tensor:
+    """``q * Q`` for integer-valued float ``q`` and ``Q``, as the integer tensor
+    :func:`diffjpeg.dct.idct_islow` takes: int32 when every product fits
+    int16 (every file an 8-bit encoder writes: the float product is then
+    exact), else int64, exact up to 2**35 and saturated there (only hostile
+    or hand-made coefficients get there). Under ``torch.compile`` always int64:
+    the choice would read the values back.
+
+    Example:
+        >>> dequantize_integers(torch.tensor([3.0, -2.0]), torch.tensor([5.0, 7.0]))
+        tensor([ 15, -14], dtype=torch.int32)
+    """
+    product = quantized * table
+    if not torch.compiler.is_compiling() and (product.numel() == 0 or bool(product.abs().max() <= 32767)):
+        return product.to(torch.int32)
+    q = quantized.clamp(-(2.0**40), 2.0**40).to(torch.int64)
+    t = table.clamp(-(2.0**20), 2.0**20).to(torch.int64)
+    return (q * t).clamp_(-(2**35), 2**35)
 
 
 class Quantize(nn.Module):

@@ -39,8 +39,38 @@ def _check_factors(h_factor: int, v_factor: int, allowed=FACTORS) -> None:
 
 
 def _alternating(n: int, even: float, odd: float, like: Tensor) -> Tensor:
-    values = torch.tensor([even, odd], dtype=like.dtype, device=like.device)
+    values = torch.tensor([even, odd], device=like.device).to(like.dtype)
     return values.repeat((n + 1) // 2)[:n]
+
+
+def _biased_average(total: Tensor, h_factor: int, v_factor: int) -> Tensor:
+    """jcsample.c's rounding of window sums (float holding integers, or integer)."""
+    count = h_factor * v_factor
+    if h_factor == 2 and v_factor == 2:
+        bias = _alternating(total.shape[-1], 1, 2, total)
+    elif h_factor == 2:
+        bias = _alternating(total.shape[-1], 0, 1, total)
+    else:  # h1v2 goes through jcsample.c's int_downsample: add count / 2
+        bias = torch.full((total.shape[-1],), count // 2, dtype=total.dtype, device=total.device)
+    total = total.add_(bias)
+    if not total.is_floating_point():
+        return total >> (count.bit_length() - 1)
+    return total.div_(count).floor_()
+
+
+def downsample_biased(plane: Tensor, h_factor: int, v_factor: int) -> Tensor:
+    """jcsample.c's integer average of int32 samples: ``(sum + bias) >> log2(h v)``.
+
+    Example:
+        >>> downsample_biased(torch.tensor([[1, 2, 1, 2]], dtype=torch.int32), 2, 1)
+        tensor([[1, 2]], dtype=torch.int32)
+    """
+    _check_factors(h_factor, v_factor)
+    if h_factor == v_factor == 1:
+        return plane
+    *lead, h, w = plane.shape
+    windows = plane.reshape(*lead, h // v_factor, v_factor, w // h_factor, h_factor)
+    return _biased_average(windows.sum((-3, -1), dtype=torch.int32), h_factor, v_factor)
 
 
 def downsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -> Tensor:
@@ -76,21 +106,15 @@ class _Downsample(torch.autograd.Function):
         *lead, h, w = plane.shape
         ctx.factors = (h_factor, v_factor)
         # window sums by avg_pool2d with divisor 1: a strided reshape-and-sum
-        # is about 3x slower on the CPU
-        flat = plane.reshape(-1, 1, h, w)
+        # is about 3x slower on the CPU; float32 at least (sums up to 1022
+        # must stay exact, bfloat16 holds integers only up to 256)
+        flat = plane.reshape(-1, 1, h, w).to(torch.promote_types(plane.dtype, torch.float32))
         total = torch.nn.functional.avg_pool2d(flat, (v_factor, h_factor), divisor_override=1)
         total = total.reshape(*lead, h // v_factor, w // h_factor)
-        count = h_factor * v_factor
         if not biased:
-            return total.div_(count)
+            return total.div_(h_factor * v_factor).to(plane.dtype)
         # exact and float round alike: libjpeg's biases are its rounding rule
-        if h_factor == 2 and v_factor == 2:
-            bias = _alternating(total.shape[-1], 1.0, 2.0, total)
-        elif h_factor == 2:
-            bias = _alternating(total.shape[-1], 0.0, 1.0, total)
-        else:  # h1v2 goes through jcsample.c's int_downsample: add count / 2
-            bias = torch.full((total.shape[-1],), count // 2, dtype=total.dtype, device=total.device)
-        return total.add_(bias).div_(count).floor_()
+        return _biased_average(total, h_factor, v_factor).to(plane.dtype)
 
     @staticmethod
     def backward(ctx, grad):
@@ -138,26 +162,58 @@ def _triangle_adjoint(grad: Tensor, dim: int) -> Tensor:
 _FANCY = {(2, 1): ((-1,), 4.0, (1.0, 2.0)), (1, 2): ((-2,), 4.0, (1.0, 2.0)), (2, 2): ((-2, -1), 16.0, (8.0, 7.0))}
 
 
+def _fancy_biased(x: Tensor, factors: tuple[int, int]) -> Tensor:
+    """The triangle filter with libjpeg's biases and shift (float holding
+    integers, or integer; sums at most ``16 * 255 + 8``)."""
+    dims, scale, (b_even, b_odd) = _FANCY[factors]
+    for d in dims:
+        x = _triangle(x, d)
+    n = x.shape[dims[-1]]
+    bias = torch.tensor([b_even, b_odd], dtype=x.dtype, device=x.device).repeat(n // 2)
+    if dims[-1] == -2:
+        bias = bias.unsqueeze(-1)
+    x = x.add_(bias)
+    if not x.is_floating_point():
+        return x >> (int(scale).bit_length() - 1)
+    return x.mul_(1.0 / scale).floor_()
+
+
+def _is_fancy(width: int, h_factor: int, v_factor: int) -> bool:
+    """libjpeg's choice: triangle filter for h2v1 and h2v2 wider than 2, and h1v2."""
+    return (h_factor, v_factor) in ((2, 1), (2, 2)) and width > 2 or (h_factor, v_factor) == (1, 2)
+
+
+def upsample_fancy(plane: Tensor, h_factor: int, v_factor: int) -> Tensor:
+    """jdsample.c's integer upsampling of int32 samples (fancy where libjpeg is).
+
+    Example:
+        >>> upsample_fancy(torch.tensor([[0, 4, 8]], dtype=torch.int32), 2, 1)
+        tensor([[0, 1, 3, 5, 7, 8]], dtype=torch.int32)
+    """
+    _check_factors(h_factor, v_factor, UPSAMPLING_FACTORS)
+    if h_factor == v_factor == 1:
+        return plane
+    if not _is_fancy(plane.shape[-1], h_factor, v_factor):
+        return plane.repeat_interleave(v_factor, dim=-2).repeat_interleave(h_factor, dim=-1)
+    return _fancy_biased(plane, (h_factor, v_factor))
+
+
 class _FancyUpsample(torch.autograd.Function):
     """The triangle filter forward, rounded with libjpeg's biases if ``biased``;
     the real filter's transpose backward (nothing saved)."""
 
     @staticmethod
     def forward(ctx, plane, factors, biased):
-        dims, scale, (b_even, b_odd) = _FANCY[factors]
         ctx.factors = factors
         x = plane
         if biased and plane.dtype not in (torch.float32, torch.float64):
             x = plane.to(torch.float32)  # sums up to 16 * 255 + 8 must stay exact
+        if biased:
+            return _fancy_biased(x, factors).to(plane.dtype)
+        dims, scale, _ = _FANCY[factors]
         for d in dims:
             x = _triangle(x, d)
-        if not biased:
-            return x.mul_(1.0 / scale)
-        n = x.shape[dims[-1]]
-        bias = torch.tensor([b_even, b_odd], dtype=x.dtype, device=x.device).repeat(n // 2)
-        if dims[-1] == -2:
-            bias = bias.unsqueeze(-1)
-        return x.add_(bias).mul_(1.0 / scale).floor_().to(plane.dtype)
+        return x.mul_(1.0 / scale)
 
     @staticmethod
     def backward(ctx, grad):
@@ -189,8 +245,7 @@ def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -
     _check_factors(h_factor, v_factor, UPSAMPLING_FACTORS)
     if h_factor == v_factor == 1:
         return plane
-    fancy = (h_factor, v_factor) in ((2, 1), (2, 2)) and plane.shape[-1] > 2 or (h_factor, v_factor) == (1, 2)
-    if not fancy:
+    if not _is_fancy(plane.shape[-1], h_factor, v_factor):
         return plane.repeat_interleave(v_factor, dim=-2).repeat_interleave(h_factor, dim=-1)
     # exact and float round alike: libjpeg's biases are its rounding rule
     return _FancyUpsample.apply(plane, (h_factor, v_factor), mode != "soft")

@@ -1,0 +1,59 @@
+"""Dtypes, autocast and devices: what the stages compute in, whatever the caller's tensors say.
+
+The codec's results must not depend on the input's dtype, on autocast or on
+the device. Facts the rest of the package relies on:
+
+* Exact mode's values are integers and are computed in integer tensors
+  (int32; int64 only where a bound below is exceeded by hostile input), with
+  elementwise operations only: no matrix product, so neither autocast, TF32
+  nor a backend's reduced-precision GEMM can touch them, and every device
+  with int32 arithmetic (CPU, CUDA, MPS) computes them alike. The bounds that
+  keep int32 exact are proven where each integer form is defined.
+* The real-valued forms (float and soft modes, and the graph of exact mode)
+  run in float32 for uint8, float16, bfloat16 and float32 inputs, in float64
+  for float64 inputs (:func:`working_dtype`), with autocast off
+  (:func:`full_precision`): results are float32's, rounded once to the
+  output dtype at the end.
+* Every 8-bit level ``k / 255`` survives the round trip through float16 and
+  bfloat16: bfloat16 keeps 8 significant bits, so its rounding error on a
+  value in [0, 1] is at most ``2**-9`` (``2**-10`` below 1/2, and so on
+  down), less than half a level, ``0.5 / 255``. So ``round(y.float() * 255)``
+  recovers the exact levels from any of these dtypes.
+"""
+from __future__ import annotations
+
+import contextlib
+
+import torch
+from torch import Tensor
+
+# device types that torch.autocast knows; others have no autocast to turn off
+_AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu", "hpu")
+
+
+def working_dtype(dtype: torch.dtype) -> torch.dtype:
+    """The float dtype the real-valued stages compute in for inputs of ``dtype``.
+
+    Example:
+        >>> working_dtype(torch.bfloat16), working_dtype(torch.float64)
+        (torch.float32, torch.float64)
+    """
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def full_precision(device: torch.device):
+    """A context in which autocast is off on ``device`` (the stages choose their dtypes)."""
+    if device.type not in _AUTOCAST_DEVICES:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, enabled=False)
+
+
+def check_device(name: str, value, device: torch.device) -> None:
+    """``ValueError`` if tensor ``value`` lies on another device than the image's."""
+    if isinstance(value, Tensor) and value.device != device:
+        # torch.device("cuda") and "cuda:0" name the same device
+        same = value.device.type == device.type and (value.device.index is None or device.index is None)
+        if not same:
+            raise ValueError(
+                f"{name} is on {value.device} but the image (or coefficients) on {device}: move it with .to({str(device)!r})"
+            )
