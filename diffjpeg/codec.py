@@ -32,9 +32,10 @@ from torch import Tensor, nn
 from . import color, native
 from .blocks import merge_blocks, replicate_edges, split_blocks
 from .coefficients import SUBSAMPLINGS, Coefficients, component_geometry, subsampling_factors
-from .dct import fdct, idct
+from .dct import fdct, fdct_islow, idct, idct_islow
+from .precision import check_device, full_precision, working_dtype
 from .quality import quality_tables, standard_tables
-from .quantize import dequantize, quantize
+from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
     DEFAULT_FOURIER_ORDER,
     DEFAULT_TEMPERATURE,
@@ -45,7 +46,7 @@ from .rounding import (
     round_with_surrogate,
     straight_through,
 )
-from .sampling import downsample, upsample
+from .sampling import downsample, downsample_biased, upsample, upsample_fancy
 
 FORWARDS = ("exact", "float", "soft")
 DEFAULT_QUALITY = 75  # libjpeg's default
@@ -107,6 +108,7 @@ def _per_image(name: str, value: Tensor, batch: torch.Size, tail: tuple[int, ...
 def _quality_tensor(quality, batch: torch.Size, dtype, device) -> Tensor:
     if isinstance(quality, bool) or not isinstance(quality, (int, float, Tensor)):
         raise TypeError(f"quality must be a number or a tensor, got {type(quality).__name__}")
+    check_device("quality", quality, device)
     q = quality if isinstance(quality, Tensor) else torch.tensor(float(quality))
     if not q.is_floating_point():
         q = q.to(dtype)
@@ -121,6 +123,7 @@ def _quality_tensor(quality, batch: torch.Size, dtype, device) -> Tensor:
 def _qtables_tensor(qtables, batch: torch.Size, dtype, device) -> Tensor:
     if not isinstance(qtables, Tensor):
         raise TypeError(f"qtables must be a torch.Tensor of shape (2, 8, 8) or (B, 2, 8, 8), got {type(qtables).__name__}")
+    check_device("qtables", qtables, device)
     if not qtables.is_floating_point():
         qtables = qtables.to(dtype)
     _check_finite("qtables", qtables)
@@ -136,6 +139,7 @@ def _matrix_tensor(name: str, matrix, batch: torch.Size, dtype, device) -> Tenso
         return None
     if not isinstance(matrix, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (3, 3) or (B, 3, 3), got {type(matrix).__name__}")
+    check_device(name, matrix, device)
     _check_finite(name, matrix)
     m = matrix.to(device=device, dtype=dtype)
     if m.shape == (3, 3):
@@ -156,15 +160,6 @@ def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, devi
     if base is None:
         base = standard_tables(dtype, device)
     return quality_tables(q, base, exact)
-
-
-def _working_dtype(forward: str, dtype, *tensors) -> torch.dtype:
-    """The dtype the stages run in. Exact values are integers; without a
-    backward pass they travel in float64 from end to end (exact below 2**53),
-    which saves each exact stage a round trip through ``dtype``."""
-    if forward == "exact" and not needs_grad(*tensors):
-        return torch.float64
-    return dtype
 
 
 # ---------------------------------------------------------------- pipeline
@@ -213,34 +208,44 @@ def encode(
     _check_choice("forward", forward, FORWARDS)
     _check_choice("subsampling", subsampling, SUBSAMPLINGS)
     check_rounding(rounding, fourier_order, temperature)
-    dtype = image.dtype if image.is_floating_point() else torch.float32
+    work = working_dtype(image.dtype)
     device = image.device
-    count = math.prod(batch)
-    tables = resolve_tables(quality, qtables, batch, forward == "exact", dtype, device)
-    matrix = _matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, dtype, device)
-    work = _working_dtype(forward, dtype, image, tables, matrix)
+    with full_precision(device):
+        return _encode(image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr, work)
 
+
+def _encode(image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr, work):
+    *batch, channels, height, width = image.shape
+    batch, device = torch.Size(batch), image.device
+    count = math.prod(batch)
+    tables = resolve_tables(quality, qtables, batch, forward == "exact", work, device)
+    matrix = _matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, work, device)
     x = image.reshape(count, channels, height, width)
+    if x.is_floating_point() and x.dtype != work:
+        x = x.to(work)  # 8-bit levels first, in float32: round(x * 255) is then the level
     factors = subsampling_factors(subsampling, channels)
     geometries = [component_geometry((height, width), f, factors[0]) for f in factors]
-    kernel, stages = None, forward
-    if forward == "exact" and native.encode_applies(x, matrix, tables):
+    values, stages = None, forward
+    if forward == "exact":
         grad = needs_grad(image, tables, matrix)
-        kernel = native.encode(x, tables, geometries, dtype, dct=grad)
+        if native.encode_applies(x, matrix, tables):
+            values = native.encode(x, tables, geometries, work, dct=grad)
+        else:
+            values = _encode_integers(x, tables, geometries, matrix, work)
         if not grad:
-            blocks = [b.reshape(batch + b.shape[1:]) for b in kernel[0]]
+            blocks = [b.reshape(batch + b.shape[1:]) for b in values[0]]
             return _coefficients(blocks, tables, batch, factors, (height, width))
-        # Values from the kernel, the graph from the real stages: after the
-        # 8-bit samples (exact in both) every stage up to the quantizer is
+        # Values from the integer forms, the graph from the real stages: after
+        # the 8-bit samples (exact in both) every stage up to the quantizer is
         # linear, so its derivative at the exact input is its derivative
         # anywhere, and the quantizer below is evaluated at the exact DCT.
         # The soft forms are those real stages without the roundings (whose
         # values nobody reads here); their backward is the same.
         stages = "soft"
-    if image.dtype == torch.uint8:
+    if x.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=forward != "soft").to(work)
+        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=forward != "soft")
     planes = color.rgb_to_ycbcr(samples, matrix, stages) if channels == 3 else samples
 
     blocks = []
@@ -250,13 +255,35 @@ def encode(
         plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
         coefficients = fdct(split_blocks(plane), stages)
         table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
-        if kernel is None:
+        if values is None:
             quantized = quantize(coefficients, table, forward, rounding, fourier_order, temperature)
         else:  # as quantize(..., "exact") does with the exact DCT
-            coefficients = straight_through(coefficients, kernel[1][ci])
-            quantized = round_with_surrogate(coefficients / table, rounding, kernel[0][ci], fourier_order, temperature)
-        blocks.append(quantized.reshape(batch + quantized.shape[1:]).to(dtype))
+            coefficients = straight_through(coefficients, values[1][ci])
+            quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci], fourier_order, temperature)
+        blocks.append(quantized.reshape(batch + quantized.shape[1:]))
     return _coefficients(blocks, tables, batch, factors, (height, width))
+
+
+def _encode_integers(x: Tensor, tables: Tensor, geometries, matrix: Tensor | None, work: torch.dtype):
+    """Exact mode's values from the stages' integer forms (what the compiled
+    kernel computes on the CPU): per component the quantized blocks and the
+    DCT before quantization (:func:`fdct`'s scale), in ``work``; no graph."""
+    count = x.shape[0]
+    if x.dtype == torch.uint8:
+        samples = x.to(torch.int32)
+    else:
+        samples = torch.round(x.detach() * 255.0).clamp_(0, 255).to(torch.int32)
+    planes = color.rgb_to_ycbcr_fixed(samples, matrix) if x.shape[1] == 3 else samples
+    divisors = tables.detach().to(torch.int32) * 8  # exact tables: integers in [1, 255]
+    quantized, dct = [], []
+    for ci, geo in enumerate(geometries):
+        plane = replicate_edges(planes[:, ci], *geo.padded)
+        plane = downsample_biased(plane, geo.scale[0], geo.scale[1])
+        plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
+        coefficients = fdct_islow(split_blocks(plane) - 128)
+        quantized.append(reciprocal_divide(coefficients, divisors[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)).to(work))
+        dct.append(coefficients.to(work).mul_(0.125))
+    return quantized, dct
 
 
 def _coefficients(blocks: list[Tensor], tables: Tensor, batch, factors, size) -> Coefficients:
@@ -300,52 +327,90 @@ def _decode(coefficients: Coefficients, forward: str, ycbcr_to_rgb: Tensor | Non
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
     _check_choice("forward", forward, FORWARDS)
     c = coefficients
+    device = c.y.device
+    for name, t in zip(("y", "cb", "cr", "qtables"), c.components + [c.qtables]):
+        check_device(f"coefficients.{name}", t, device)
+        _check_finite(f"coefficients.{name}", t)
     batch = c.batch_shape
-    count = math.prod(batch)
-    height, width = c.size
-    tables = c.component_qtables().reshape(count, -1, 8, 8)
-    dtype = c.y.dtype if c.y.is_floating_point() else torch.float32
-    matrix = None
-    if len(c.components) == 3:
-        matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, dtype, c.y.device)
-    work = _working_dtype(forward, dtype, *c.components, tables, matrix)
-    geometries = c.geometries()
-    for ci, (blocks, geo) in enumerate(zip(c.components, geometries)):
+    for ci, (blocks, geo) in enumerate(zip(c.components, c.geometries())):
         expected = batch + geo.blocks + (8, 8)
         if blocks.shape != expected:
             raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
-    kernel, stages = None, forward
+    with full_precision(device):
+        return _decode_stages(c, forward, ycbcr_to_rgb, as_uint8)
+
+
+def _decode_stages(c: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
+    batch = c.batch_shape
+    count = math.prod(batch)
+    height, width = c.size
+    work = working_dtype(c.y.dtype)
+    tables = c.component_qtables().reshape(count, -1, 8, 8).to(work)
+    components = [b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components]
+    matrix = None
+    if len(components) == 3:
+        matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, c.y.device)
+    geometries = c.geometries()
+    exact_ycc, stages = None, forward
     if forward == "exact":
-        flat = [b.reshape(count, *b.shape[-4:]) for b in c.components]
-        if native.decode_applies(flat, tables, geometries, matrix):
-            kernel = native.decode(flat, tables, geometries, c.size, torch.uint8 if as_uint8 else None)
-        if kernel is not None:
-            if as_uint8 or not needs_grad(*c.components, tables, matrix):
-                return kernel.reshape(batch + kernel.shape[1:])
-            # values from the kernel, the graph from the real stages: from the
-            # dequantized coefficients on, every stage is linear (its clamps
-            # straight-through), so its derivative does not depend on where
-            # it is taken; the color matrix, whose does, is not in play here
-            # (soft: as in encode)
-            stages = "soft"
+        grad = not as_uint8 and needs_grad(*components, tables, matrix)
+        samples = None
+        if native.decode_applies(components, tables, geometries, matrix):
+            samples = native.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work)
+        if samples is None:
+            samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix)
+            if as_uint8:
+                samples = samples.to(torch.uint8)
+            elif not grad:  # a true division, as the kernel's
+                samples = samples.to(work).div_(255.0)
+        if as_uint8 or not grad:
+            return samples.reshape(batch + samples.shape[1:])
+        if samples.dtype != work:
+            samples = samples.to(work).div_(255.0)
+        # values from the integer forms, the graph from the real stages: from
+        # the dequantized coefficients on, every stage is linear (its clamps
+        # straight-through), so its derivative does not depend on where it is
+        # taken; the color matrix's does, and is taken at the exact YCbCr
+        # samples below (soft: as in encode)
+        stages = "soft"
     planes = []
-    for ci, (blocks, geo) in enumerate(zip(c.components, geometries)):
-        q = blocks.reshape(count, *geo.blocks, 8, 8).to(work)
-        if forward == "exact":
-            q = round_ste(q)
-        samples = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8).to(work)), stages)
-        plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
+    for ci, (blocks, geo) in enumerate(zip(components, geometries)):
+        q = round_ste(blocks) if forward == "exact" else blocks
+        samples_ci = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8)), stages)
+        plane = merge_blocks(samples_ci)[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
         planes.append(plane[..., :height, :width])
     ycc = torch.stack(planes, dim=1)
     if len(planes) == 3:
+        if forward == "exact" and matrix is not None and needs_grad(matrix):
+            if exact_ycc is None:
+                _, exact_ycc = _decode_integers(components, tables, geometries, c.size, None)
+            ycc = straight_through(ycc, exact_ycc)
         ycc = color.ycbcr_to_rgb(ycc, matrix, stages)
-    out = ycc.to(dtype) / 255.0
-    if kernel is not None:
-        out = straight_through(out, kernel)
-    if as_uint8:  # round(v / 255 * 255) is v for every 8-bit v, in float32 and float64
-        out = torch.round(out.detach() * 255.0).to(torch.uint8)
+    out = ycc / 255.0
+    if forward == "exact":
+        out = straight_through(out, samples)
     return out.reshape(batch + ycc.shape[1:])
+
+
+def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size, matrix: Tensor | None):
+    """Exact mode's 8-bit samples ``(B, C, H, W)`` from the stages' integer
+    forms (what the compiled kernel computes on the CPU), and the YCbCr planes
+    before color conversion (``None`` for grayscale); int32, no graph.
+    Coefficients and tables are rounded to integers, as a file holds them."""
+    count = tables.shape[0]
+    height, width = size
+    planes = []
+    for ci, (blocks, geo) in enumerate(zip(components, geometries)):
+        table = torch.round(tables[:, ci].detach()).reshape(count, 1, 1, 8, 8)
+        samples = idct_islow(dequantize_integers(torch.round(blocks.detach()), table))
+        plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
+        plane = upsample_fancy(plane, geo.scale[0], geo.scale[1])
+        planes.append(plane[..., :height, :width])
+    ycc = torch.stack(planes, dim=1)
+    if len(planes) == 1:
+        return ycc, None
+    return color.ycbcr_to_rgb_fixed(ycc, matrix), ycc
 
 
 def jpeg(
@@ -376,10 +441,11 @@ def jpeg(
         torch.Size([4, 3, 32, 32])
     """
     arguments = (image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr)
-    if image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
+    if isinstance(image, Tensor) and image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
         with torch.no_grad():
             return _decode(encode(*arguments), forward, ycbcr_to_rgb, as_uint8=True)
-    return decode(encode(*arguments), forward, ycbcr_to_rgb)
+    out = decode(encode(*arguments), forward, ycbcr_to_rgb)
+    return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
 
 
 # ---------------------------------------------------------------- modules
@@ -477,20 +543,56 @@ class DiffJPEG(nn.Module):
         return f"subsampling={self.subsampling!r}, forward={self.forward_mode!r}, rounding={self.rounding!r}"
 
 
+def _hold(module: nn.Module, name: str, value) -> None:
+    """A module's argument: parameters and tensors registered (moved by
+    ``.to()``, saved in ``state_dict``), anything else a plain attribute."""
+    if isinstance(value, nn.Parameter):
+        setattr(module, name, value)
+    elif isinstance(value, Tensor) or value is None:
+        module.register_buffer(name, value)
+    else:
+        setattr(module, name, value)
+
+
 class JPEGEncoder(nn.Module):
-    """Module form of :func:`encode`; keyword arguments as there.
+    """Module form of :func:`encode`; arguments as there. Tensor arguments
+    are buffers (or parameters, if given as such).
 
     Example:
         >>> JPEGEncoder(quality=50)(torch.rand(1, 3, 8, 8)).y.shape
         torch.Size([1, 1, 1, 8, 8])
     """
 
-    def __init__(self, **options):
+    def __init__(
+        self,
+        quality: float | Tensor | None = None,
+        qtables: Tensor | None = None,
+        subsampling: str = "4:2:0",
+        forward: str = "exact",
+        rounding: str = "polynomial",
+        fourier_order: int = DEFAULT_FOURIER_ORDER,
+        temperature: float = DEFAULT_TEMPERATURE,
+        rgb_to_ycbcr: Tensor | None = None,
+    ):
         super().__init__()
-        self.options = options
+        _check_choice("forward", forward, FORWARDS)
+        _check_choice("subsampling", subsampling, SUBSAMPLINGS)
+        check_rounding(rounding, fourier_order, temperature)
+        if quality is not None:
+            _quality_tensor(quality, torch.Size(), torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
+        for name, value in (("quality", quality), ("qtables", qtables), ("rgb_to_ycbcr", rgb_to_ycbcr)):
+            _hold(self, name, value)
+        self.subsampling, self.forward_mode, self.rounding = subsampling, forward, rounding
+        self.fourier_order, self.temperature = fourier_order, temperature
 
     def forward(self, image: Tensor) -> Coefficients:
-        return encode(image, **self.options)
+        return encode(
+            image, self.quality, self.qtables, self.subsampling, self.forward_mode, self.rounding,
+            self.fourier_order, self.temperature, self.rgb_to_ycbcr,
+        )
+
+    def extra_repr(self) -> str:
+        return f"subsampling={self.subsampling!r}, forward={self.forward_mode!r}, rounding={self.rounding!r}"
 
 
 class JPEGDecoder(nn.Module):
@@ -501,10 +603,14 @@ class JPEGDecoder(nn.Module):
         torch.Size([1, 3, 8, 8])
     """
 
-    def __init__(self, forward: str = "exact"):
+    def __init__(self, forward: str = "exact", ycbcr_to_rgb: Tensor | None = None):
         super().__init__()
         _check_choice("forward", forward, FORWARDS)
         self.forward_mode = forward
+        _hold(self, "ycbcr_to_rgb", ycbcr_to_rgb)
 
     def forward(self, coefficients: Coefficients) -> Tensor:
-        return decode(coefficients, self.forward_mode)
+        return decode(coefficients, self.forward_mode, self.ycbcr_to_rgb)
+
+    def extra_repr(self) -> str:
+        return f"forward={self.forward_mode!r}"

@@ -186,21 +186,27 @@ def test_pillow_grayscale_declaring_2x2_decodes_like_pillow(height):
 
 
 def test_hostile_coefficients_give_the_tensor_result():
-    """Out-of-range values: int16 overflow (the kernel's int64 route), beyond
-    2**35, infinities and NaN (handed to the tensor stages), fractions."""
+    """Out-of-range values: int16 overflow (the int64 routes), beyond 2**35
+    (handed to the tensor stages, which saturate there), fractions;
+    infinities and NaN are refused on both paths."""
     g = torch.Generator().manual_seed(5)
-    base = torch.randint(-50, 51, (5, 2, 2, 8, 8), generator=g).double()
+    base = torch.randint(-50, 51, (3, 2, 2, 8, 8), generator=g).double()
     base[0, 0, 0, 0, 0] = 40000.0  # dequantized beyond int16
     base[1, 1, 1, 3, 4] = -(2.0**34)
     base[2, 0, 1, 0, 0] = 2.0**40
-    base[3, 1, 0, 2, 2] = float("inf")
-    base[4, 0, 0, 1, 1] = float("nan")
     base[:, :, :, 5, 5] += 0.5  # rounds half to even
-    tables = torch.randint(1, 256, (5, 2, 8, 8), generator=g).double()
-    for rows in ([0], [1], [2], [3], [4], [0, 1, 2, 3, 4]):
+    tables = torch.randint(1, 256, (3, 2, 8, 8), generator=g).double()
+    for rows in ([0], [1], [2], [0, 1, 2]):
         y = base[rows]
         c = Coefficients(y=y, cb=y.clone(), cr=y.flip(1).contiguous(), qtables=tables[rows], sampling="4:4:4", size=(13, 16))
         assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+    for value in (float("inf"), float("nan")):
+        y = base[:1].clone()
+        y[0, 1, 0, 2, 2] = value
+        c = Coefficients(y=y, cb=y.clone(), cr=y.clone(), qtables=tables[:1], sampling="4:4:4", size=(13, 16))
+        for path in (True, False):
+            with native.enabled(path), pytest.raises(ValueError, match="NaN or Inf"):
+                diffjpeg.decode(c)
 
 
 def test_non_integer_tables_decode_on_tensor_stages():
