@@ -1,4 +1,5 @@
 import io
+import os
 
 import numpy as np
 import pytest
@@ -29,3 +30,35 @@ def pillow_roundtrip(array: np.ndarray, quality=None, subsampling=None, qtables=
 @pytest.fixture
 def pillow_jpeg():
     return pillow_roundtrip
+
+
+def devices_under_test() -> list[str]:
+    """The devices the device x dtype tests run on: ``DIFFJPEG_TEST_DEVICES``
+    (comma-separated), else the CPU and whichever of CUDA and MPS is present."""
+    listed = os.environ.get("DIFFJPEG_TEST_DEVICES", "")
+    if listed.strip():
+        return [d.strip() for d in listed.split(",") if d.strip()]
+    devices = ["cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+FLOAT_DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+@pytest.fixture(params=devices_under_test())
+def device(request) -> torch.device:
+    """Every device of :func:`devices_under_test`, one test each (as kornia's tests)."""
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=FLOAT_DTYPES, ids=lambda d: str(d).replace("torch.", ""))
+def dtype(request, device) -> torch.dtype:
+    """Every float dtype, one test each; MPS has no float64."""
+    if device.type == "mps" and request.param == torch.float64:
+        pytest.skip("MPS has no float64")
+    return request.param

@@ -1,0 +1,314 @@
+"""Exact wherever it trains: every device x dtype (the ``device`` and ``dtype``
+fixtures of conftest.py), with and without gradients, under autocast, on the
+kernel and on the tensor stages, and from many threads."""
+import contextlib
+import copy
+import io
+import threading
+
+import numpy as np
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import diffjpeg
+from diffjpeg import native
+from diffjpeg.blocks import MergeBlocks, SplitBlocks
+from diffjpeg.color import RGBToYCbCr, YCbCrToRGB
+from diffjpeg.dct import FDCT, IDCT
+from diffjpeg.quality import QualityTables, STANDARD_CHROMA_TABLE, STANDARD_LUMA_TABLE
+from diffjpeg.quantize import Dequantize, Quantize
+from diffjpeg.sampling import Downsample, Upsample
+
+SUBSAMPLINGS = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+
+
+def photo(height=37, width=45):
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut()[100 : 100 + height, 200 : 200 + width])
+
+
+def pillow(array, quality, subsampling):
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, "JPEG", quality=quality, subsampling=SUBSAMPLINGS[subsampling])
+    return np.array(Image.open(io.BytesIO(buffer.getvalue())))
+
+
+def as_image(array, dtype, device):
+    """uint8 HWC -> (1, 3, H, W) in ``dtype`` on ``device``: k / 255 rounded to ``dtype``."""
+    return (torch.from_numpy(array).permute(2, 0, 1)[None].to(torch.float32) / 255).to(device=device, dtype=dtype)
+
+
+def levels(y):
+    """8-bit levels of a decoded image in any float dtype (see diffjpeg.precision)."""
+    return torch.round(y.detach().to("cpu", torch.float32) * 255).to(torch.uint8)[0].permute(1, 2, 0).numpy()
+
+
+def autocast_contexts(device):
+    yield "off", contextlib.nullcontext()
+    if device.type == "cpu":
+        yield "bfloat16", torch.autocast("cpu", dtype=torch.bfloat16)
+    elif device.type == "cuda":
+        yield "float16", torch.autocast("cuda", dtype=torch.float16)
+        yield "bfloat16", torch.autocast("cuda", dtype=torch.bfloat16)
+
+
+@pytest.fixture(params=["kernel", "tensor"])
+def codec_path(request, device):
+    """The compiled kernel (CPU only) and the tensor stages."""
+    if request.param == "kernel" and (device.type != "cpu" or not native.compiled()):
+        pytest.skip("the compiled kernel runs on the CPU, when built")
+    with native.enabled(request.param == "kernel"):
+        yield request.param
+
+
+def test_every_8bit_level_survives_every_dtype(dtype):
+    k = torch.arange(256)
+    assert torch.equal(torch.round((k / 255).to(dtype).float() * 255).long(), k)
+
+
+@pytest.mark.parametrize("subsampling", SUBSAMPLINGS)
+@pytest.mark.parametrize("grad", [False, True], ids=["nograd", "grad"])
+def test_exact_matches_pillow_in_every_dtype(device, dtype, grad, subsampling, codec_path):
+    a = photo()
+    for quality in (5, 50, 95):
+        expected = pillow(a, quality, subsampling)
+        for name, context in autocast_contexts(device):
+            x = as_image(a, dtype, device).requires_grad_(grad)
+            with context:
+                y = diffjpeg.jpeg(x, quality=quality, subsampling=subsampling)
+            assert y.dtype == dtype and y.device.type == device.type
+            differ = levels(y) != expected
+            assert not differ.any(), f"q{quality} autocast {name}: {differ.sum()} values differ"
+            if grad:
+                (y.float() * torch.linspace(-1, 1, y.numel(), device=device).reshape(y.shape)).sum().backward()
+                assert x.grad.dtype == dtype and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
+
+
+def libjpeg_tables(quality):
+    """jcparam.c's jpeg_set_quality, written out in integers."""
+    quality = max(1, min(100, quality))
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return [[[min(255, max(1, (v * scale + 50) // 100)) for v in row] for row in t] for t in (STANDARD_LUMA_TABLE, STANDARD_CHROMA_TABLE)]
+
+
+def test_encode_tables_equal_libjpeg_in_every_dtype(device, dtype):
+    x = torch.rand(1, 3, 8, 8).to(device=device, dtype=dtype)
+    for quality in range(0, 101):
+        for q in (quality, torch.tensor(float(quality), device=device, dtype=dtype)):
+            tables = diffjpeg.encode(x, quality=q).qtables
+            assert tables.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+            assert tables.cpu().long().tolist() == [libjpeg_tables(quality)], quality
+
+
+def test_libjpeg_tables_written_out_are_pillows():
+    from PIL import Image
+
+    for quality in (1, 10, 50, 90, 100):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8)).save(buffer, "JPEG", quality=quality)
+        pil = Image.open(io.BytesIO(buffer.getvalue())).quantization  # natural order
+        ours = libjpeg_tables(quality)
+        assert [[v for row in t for v in row] for t in ours] == [list(pil[0]), list(pil[1])]
+
+
+@pytest.mark.parametrize("forward", ["float", "soft"])
+def test_float_and_soft_give_float32_values_in_every_dtype(device, dtype, forward):
+    """Half-precision images and autocast: float32's values, rounded once to the output dtype."""
+    if dtype == torch.float64:
+        pytest.skip("float64 computes in float64")
+    x = as_image(photo(), dtype, device)
+    reference = diffjpeg.jpeg(x.float(), quality=5, forward=forward, rounding="sigmoid").to(dtype)
+    for name, context in autocast_contexts(device):
+        with context:
+            y = diffjpeg.jpeg(x, quality=5, forward=forward, rounding="sigmoid")
+        assert y.dtype == dtype
+        assert torch.equal(y, reference), f"autocast {name}: up to {(y.float() - reference.float()).abs().max() * 255} levels"
+
+
+@pytest.mark.parametrize("forward", ["exact", "float", "soft"])
+@pytest.mark.parametrize("rounding", diffjpeg.ROUNDINGS)
+def test_gradients_finite_and_nonzero_in_every_dtype(device, dtype, forward, rounding):
+    x = as_image(photo(16, 24), dtype, device).requires_grad_()
+    quality = torch.tensor(37.0, device=device, dtype=dtype, requires_grad=True)
+    tables = diffjpeg.standard_tables(dtype, device).requires_grad_()
+    y = diffjpeg.jpeg(x, quality=quality, qtables=tables, forward=forward, rounding=rounding)
+    assert y.dtype == dtype
+    ((y.float() - x.detach().float()) ** 2).mean().backward()
+    # soft + linear quantizes nothing: its loss does not depend on the tables
+    # (float32 gives 1e-14, rounding noise, float16 zero)
+    for t in (x,) if (forward, rounding) == ("soft", "linear") else (x, quality, tables):
+        assert t.grad.dtype == dtype and torch.isfinite(t.grad).all() and t.grad.abs().sum() > 0
+
+
+def test_decode_of_read_file_in_every_dtype(device, dtype):
+    from PIL import Image
+
+    a = photo()
+    buffer = io.BytesIO()
+    Image.fromarray(a).save(buffer, "JPEG", quality=60)
+    c = diffjpeg.read(buffer.getvalue(), dtype=dtype, device=device)
+    assert not (levels(diffjpeg.decode(c)[None]) != np.array(Image.open(buffer))).any()
+
+
+# ---------------------------------------------------------------- no float64
+class _Dtypes(TorchDispatchMode):
+    """Records the dtype of every tensor each op takes or returns."""
+
+    def __init__(self):
+        super().__init__()
+        self.float64 = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves((args, kwargs, out)):
+            if isinstance(t, torch.Tensor) and t.dtype == torch.float64:
+                self.float64.append(str(func))
+        return out
+
+
+@pytest.mark.parametrize("image_dtype", [torch.float16, torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("subsampling", SUBSAMPLINGS)
+def test_exact_tensor_stages_use_no_float64(image_dtype, subsampling):
+    """What MPS lacks and consumer GPUs run at 1/32 speed: not one op, forward or backward."""
+    x = torch.rand(2, 3, 21, 30).to(image_dtype).requires_grad_()
+    quality = torch.tensor([20.0, 80.0], requires_grad=True)
+    with native.enabled(False), _Dtypes() as seen:
+        y = diffjpeg.jpeg(x, quality=quality, subsampling=subsampling)
+        y.float().sum().backward()
+        c = diffjpeg.encode(x.detach(), quality=50, subsampling=subsampling)
+        diffjpeg.decode(c)
+        gray = diffjpeg.jpeg(x[:, :1], quality=quality)
+        gray.float().sum().backward()
+    assert seen.float64 == []
+
+
+# ---------------------------------------------------------------- modules
+def every_module():
+    """One instance of every nn.Module the package defines, with tensors in it where it takes them."""
+    tables = diffjpeg.standard_tables()
+    return [
+        diffjpeg.DiffJPEG(quality=60),
+        diffjpeg.DiffJPEG(quality=60, qtables=tables, learnable=True),
+        diffjpeg.JPEGEncoder(quality=torch.tensor(60.0), qtables=tables, rgb_to_ycbcr=diffjpeg.color.rgb_to_ycbcr_matrix()),
+        diffjpeg.JPEGDecoder(ycbcr_to_rgb=diffjpeg.color.ycbcr_to_rgb_matrix()),
+        diffjpeg.RandomJPEG((30, 90)),
+        diffjpeg.Rate(),
+        RGBToYCbCr("exact", diffjpeg.color.rgb_to_ycbcr_matrix()),
+        YCbCrToRGB("float", torch.nn.Parameter(diffjpeg.color.ycbcr_to_rgb_matrix())),
+        Downsample(2, 2, "exact"),
+        Upsample(2, 2, "exact"),
+        SplitBlocks(),
+        MergeBlocks(),
+        FDCT("exact"),
+        IDCT("exact"),
+        Quantize("exact"),
+        Dequantize(),
+        QualityTables(),
+    ]
+
+
+def test_every_module_class_is_covered():
+    import inspect
+
+    import diffjpeg.tables
+
+    defined = set()
+    for module in (diffjpeg, diffjpeg.color, diffjpeg.sampling, diffjpeg.blocks, diffjpeg.dct, diffjpeg.quantize, diffjpeg.quality, diffjpeg.rate, diffjpeg.augment, diffjpeg.codec):
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, torch.nn.Module) and cls.__module__.startswith("diffjpeg"):
+                defined.add(cls)
+    covered = {type(m) for m in every_module()} | {diffjpeg.tables.QTableParameters}
+    assert defined <= covered, defined - covered
+
+
+def test_modules_move_cast_save_and_copy(device, dtype):
+    for module in every_module():
+        tensors = dict(module.named_parameters()) | dict(module.named_buffers())
+        state = copy.deepcopy(module.state_dict())
+        assert set(state) == set(tensors), type(module).__name__
+        moved = copy.deepcopy(module).to(device=device, dtype=dtype)
+        for name, t in list(moved.named_parameters()) + list(moved.named_buffers()):
+            assert t.device.type == device.type and t.dtype == dtype, (type(module).__name__, name)
+        fresh = copy.deepcopy(module)
+        fresh.load_state_dict({k: v.clone() for k, v in state.items()})
+        for k, v in fresh.state_dict().items():
+            assert torch.equal(v, state[k])
+
+
+def test_codec_modules_run_on_device(device, dtype):
+    x = as_image(photo(16, 16), dtype, device)
+    for module in every_module()[:5]:
+        module = module.to(device)
+        if isinstance(module, diffjpeg.JPEGDecoder):
+            out = module(diffjpeg.encode(x, quality=60))
+        else:
+            out = module(x)
+        out = out.y if isinstance(out, diffjpeg.Coefficients) else out
+        assert out.device.type == device.type and torch.isfinite(out.float()).all()
+    layer = diffjpeg.DiffJPEG(quality=60).to(device)
+    assert not (levels(layer(x)) != levels(diffjpeg.jpeg(x, quality=60))).any()
+
+
+# ---------------------------------------------------------------- validation
+def other_device(device):
+    return torch.device("meta") if device.type != "meta" else torch.device("cpu")
+
+
+@pytest.mark.parametrize("name", ["quality", "qtables", "rgb_to_ycbcr", "ycbcr_to_rgb"])
+def test_arguments_on_another_device_are_named(device, dtype, name):
+    x = torch.rand(1, 3, 8, 8, device=device, dtype=dtype)
+    elsewhere = other_device(device)
+    values = {
+        "quality": torch.tensor(50.0, device=elsewhere),
+        "qtables": diffjpeg.standard_tables(device=elsewhere),
+        "rgb_to_ycbcr": diffjpeg.color.rgb_to_ycbcr_matrix(device=elsewhere),
+        "ycbcr_to_rgb": diffjpeg.color.ycbcr_to_rgb_matrix(device=elsewhere),
+    }
+    with pytest.raises(ValueError, match=rf"{name} is on {elsewhere.type}.*on {device.type}"):
+        diffjpeg.jpeg(x, **{name: values[name]})
+
+
+def test_coefficients_on_mixed_devices_are_named(device):
+    c = diffjpeg.encode(torch.rand(1, 3, 16, 16, device=device))
+    c.cb = c.cb.to(other_device(device))
+    with pytest.raises(ValueError, match="coefficients.cb is on"):
+        diffjpeg.decode(c)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_non_finite_coefficients_are_refused(device, dtype, value):
+    c = diffjpeg.encode(torch.rand(1, 3, 16, 16, device=device, dtype=dtype))
+    c.y[0, 0, 0, 0, 0] = value
+    with pytest.raises(ValueError, match="coefficients.y contains NaN or Inf"):
+        diffjpeg.decode(c)
+
+
+# ---------------------------------------------------------------- threads
+def test_codec_from_many_threads_equals_one_thread():
+    g = torch.Generator().manual_seed(11)
+    images = [torch.rand(2, 3, 19 + i, 23, generator=g) for i in range(8)]
+
+    def work(x):
+        c = diffjpeg.encode(x, quality=40)
+        return c.y, diffjpeg.decode(c), diffjpeg.jpeg(x, quality=40), diffjpeg.jpeg(x, quality=70, forward="float")
+
+    expected = [work(x) for x in images]
+    results = [None] * 8
+    barrier = threading.Barrier(8)
+
+    def run(i):
+        barrier.wait()
+        results[i] = [work(images[i]) for _ in range(5)]
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i in range(8):
+        for got in results[i]:
+            assert all(torch.equal(a, b) for a, b in zip(got, expected[i]))
