@@ -18,6 +18,7 @@ module             stage                                  libjpeg-turbo source
 ``rate``           differentiable estimate of the bits
 ``markers``        file structure checks, JPEGError       jdmarker.c
 ``files``          read and write real .jpg files         (libjpeg via jpeglib)
+``sequential``     sequential files for ``write``         jcmarker.c
 ``progressive``    progressive scans for ``write``        jcphuff.c, jcparam.c
 ``augment``        random JPEG augmentation: RandomJPEG
 =================  =====================================  ======================

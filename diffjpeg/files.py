@@ -1,8 +1,9 @@
 """Real JPEG files: read their quantized DCT coefficients, write them back.
 
-The entropy coding runs in real libjpeg-turbo (through jpeglib's builds of it),
-so a file read here holds exactly the coefficients any libjpeg decoder sees,
-and a file written here is what libjpeg writes for those coefficients.
+Reading runs real libjpeg-turbo (through jpeglib's builds of it), so a file
+read here holds exactly the coefficients any libjpeg decoder sees. Writing is
+Python (:mod:`diffjpeg.sequential`, :mod:`diffjpeg.progressive`), byte for
+byte the file libjpeg writes for those coefficients.
 :func:`diffjpeg.decode` of what :func:`read` returns equals Pillow's decoding
 of the file, pixel for pixel (``forward="exact"``), for every file whose
 dequantized coefficients fit in 16 bits, which is every file an 8-bit encoder
@@ -29,8 +30,9 @@ import torch
 from torch import Tensor
 
 from .coefficients import Coefficients
-from .huffman import _coding_order, check_codable
+from .huffman import _coding_order, check_codable, coded_scans
 from .progressive import progressive_file
+from .sequential import MAX_TABLE_SLOT, SOF_BASELINE, file_header, sequential_file
 from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
 
 LIBJPEG = "turbo210"  # the newest libjpeg-turbo jpeglib carries (2.1), the codec of Pillow and OpenCV
@@ -294,13 +296,19 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
     tables = _integer_blocks(c.qtables, "qtables").reshape(count, -1, 8, 8)
     if tables.min() < 1 or tables.max() > 65535:
         raise ValueError(f"qtables entries must round to 1..65535, got {tables.min()}..{tables.max()}")
-    planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr"))]
+    if max(c.qtable_index) > MAX_TABLE_SLOT:
+        raise ValueError(f"a JPEG file has quantization table slots 0..{MAX_TABLE_SLOT}, qtable_index is {c.qtable_index}")
+    if progressive:
+        planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr"))]
+    else:
+        scans = coded_scans(c, "optimized" if optimize else "standard")
     outputs = []
     for i in range(count):
         if progressive:
             data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index, _dc_order(c))
         else:
-            data = _write_one(c, [p[i] for p in planes], tables[i], optimize)
+            header = file_header(SOF_BASELINE, tables[i], c.qtable_index, c.sampling, c.size)
+            data = sequential_file(header, len(c.components), *scans[i])
         target = targets[i]
         if target is not None:
             if hasattr(target, "write"):
@@ -325,70 +333,3 @@ def _dc_order(c: Coefficients):
         return ordered[..., 0].flatten()[last_real].reshape(ordered.shape[:2]).numpy()
 
     return order
-
-
-def _write_one(c: Coefficients, planes: list[np.ndarray], tables: np.ndarray, optimize: bool) -> bytes:
-    jpeglib = _jpeglib()
-    from jpeglib._cenum import Colorspace
-    from jpeglib.dct_jpeg import DCTJPEG
-
-    gray = len(planes) == 1
-    image = DCTJPEG(
-        path=None,
-        content=None,
-        height=c.size[0],
-        width=c.size[1],
-        block_dims=np.array([p.shape[:2] for p in planes]),
-        samp_factor=np.array([(v, h) for h, v in c.sampling]),  # jpeglib's rows are (v, h)
-        markers=None,
-        huffmans=None,
-        jpeg_color_space=Colorspace.JCS_GRAYSCALE if gray else Colorspace.JCS_YCbCr,
-        progressive_mode=False,
-        num_scans=1,
-        Y=np.ascontiguousarray(planes[0]),
-        Cb=None if gray else np.ascontiguousarray(planes[1]),
-        Cr=None if gray else np.ascontiguousarray(planes[2]),
-        K=None,
-        qt=np.ascontiguousarray(tables.astype(np.uint16)),
-        quant_tbl_no=np.array(c.qtable_index),
-    )
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "out.jpg")
-        failed = None
-        with _libjpeg_messages() as messages:
-            try:
-                with jpeglib.version(LIBJPEG):
-                    image.write_dct(path, flags=["+OPTIMIZE_CODING" if optimize else "-OPTIMIZE_CODING"])
-            except Exception as e:
-                failed = e
-        if failed is not None or messages:
-            raise ValueError(f"libjpeg could not write the coefficients: {'; '.join(messages) or failed}")
-        with open(path, "rb") as f:
-            return _libjpeg_component_ids(f.read())
-
-
-def _libjpeg_component_ids(data: bytes) -> bytes:
-    """Renumber components 1, 2, 3 in the frame and scan headers.
-
-    jpeglib's writer numbers them from 0; libjpeg's ``jpeg_set_colorspace``
-    (jcparam.c), and so Pillow and OpenCV, number YCbCr components 1, 2, 3 and
-    a grayscale one 1. Decoders match scan to frame components by id, so this
-    changes no pixel, only makes the file byte for byte libjpeg's.
-    """
-    out = bytearray(data)
-    at = 2  # after SOI
-    while at + 4 <= len(out) and out[at] == 0xFF:
-        marker, length = out[at + 1], int.from_bytes(out[at + 2 : at + 4], "big")
-        if marker in (0xC0, 0xC1):  # SOF0, SOF1: Nf, then (C, HV, Tq) per component
-            count = out[at + 9]
-            ids = [out[at + 10 + 3 * k] for k in range(count)]
-            if ids != list(range(count)):
-                return data
-            for k in range(count):
-                out[at + 10 + 3 * k] = k + 1
-        elif marker == 0xDA:  # SOS: Ns, then (C, Td/Ta) per component
-            for k in range(out[at + 4]):
-                out[at + 5 + 2 * k] += 1
-            return bytes(out)
-        at += 2 + length
-    return data

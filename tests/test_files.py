@@ -332,3 +332,21 @@ def test_argument_errors():
         diffjpeg.Coefficients(c.y, c.cb, c.cr, c.qtables, ((4, 2), (2, 1), (2, 2)), c.size)
     with pytest.raises(ValueError, match="read them one by one"):
         diffjpeg.read_batch([pillow_file(photo(h=16, w=16)), pillow_file(photo(h=16, w=24))])
+
+
+def test_extended_files_for_tables_over_255():
+    """16-bit tables make an SOF1 file with 16-bit DQT entries, read back exactly."""
+    c = handmade(((2, 2), (1, 1), (1, 1)))
+    tables = torch.tensor(np.random.default_rng(2).integers(1, 65536, (2, 8, 8)), dtype=torch.float32)
+    tables[1] = torch.clamp(tables[1], max=255)  # one table stays 8-bit
+    c = diffjpeg.Coefficients(c.y, c.cb, c.cr, tables, c.sampling, c.size)
+    for optimize in (False, True):
+        data = diffjpeg.write(c, optimize=optimize)
+        assert b"\xff\xc1" in data and b"\xff\xc0" not in data
+        assert data.count(b"\xff\xdb\x00\x83\x10") == 1 and data.count(b"\xff\xdb\x00\x43\x01") == 1
+        back = diffjpeg.read(data)
+        assert same_coefficients(back, c) and torch.equal(back.qtables, c.qtables)
+        Image.open(io.BytesIO(data)).load()
+    with pytest.raises(ValueError, match="slots 0..3"):
+        five = torch.ones(5, 8, 8)
+        diffjpeg.write(diffjpeg.Coefficients(c.y, c.cb, c.cr, five, c.sampling, c.size, qtable_index=(0, 4, 4)))
