@@ -302,8 +302,8 @@ def _integer_blocks(t: Tensor, name: str) -> np.ndarray:
 
 
 def _destinations(destination, count: int, batched: bool) -> list:
-    if not batched:
-        return [destination]
+    if not batched or destination is None:
+        return [destination] * count
     if isinstance(destination, str):
         if not re.search(r"\{[^}]*\}", destination):
             raise ValueError(f"destination for a batch of {count} images must be a pattern with {{}} (e.g. 'out_{{:03d}}.jpg') or a list, got {destination!r}")

@@ -212,6 +212,7 @@ def test_write_batch_to_pattern_list_and_file_objects(tmp_path):
     diffjpeg.write(c, buffers, optimize=True)
     batch = diffjpeg.read_batch([b.getvalue() for b in buffers])
     assert torch.equal(batch.y, c.y.reshape(6, *c.y.shape[2:]))
+    assert diffjpeg.write(c, optimize=True) == [b.getvalue() for b in buffers]  # None: only the bytes
     path = tmp_path / "one.jpg"
     single = diffjpeg.encode(torch.rand(3, 9, 9))
     diffjpeg.write(single, path)
