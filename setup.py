@@ -1,13 +1,24 @@
-"""The compiled exact-codec kernel (diffjpeg/_native.c).
+"""The optional compiled parts.
 
-Optional: it needs GCC or Clang (it uses their vector extensions). Without
-one the install goes on and diffjpeg runs its tensor stages, with the same
-results (diffjpeg.native.available() says which runs). Everything else is
-declared in pyproject.toml.
+diffjpeg._native (diffjpeg/_native.c), the exact-codec kernel, needs GCC or
+Clang (it uses their vector extensions). Without one the install goes on and
+diffjpeg runs its tensor stages, with the same results
+(diffjpeg.native.available() says which runs).
+
+diffjpeg._libjpeg (diffjpeg/_libjpeg.c) reads files through jpeglib's
+libjpeg-turbo with each call's own messages, from memory, GIL released.
+Without it diffjpeg.read falls back to jpeglib itself (see its docstring for
+what that loses). Everything else is declared in pyproject.toml.
 """
 import sys
 
 from setuptools import Extension, setup
 
 flags = [] if sys.platform == "win32" else ["-O3"]
-setup(ext_modules=[Extension("diffjpeg._native", ["diffjpeg/_native.c"], extra_compile_args=flags, optional=True)])
+dl = ["dl"] if sys.platform.startswith("linux") else []  # dlopen is in libdl before glibc 2.34
+setup(
+    ext_modules=[
+        Extension("diffjpeg._native", ["diffjpeg/_native.c"], extra_compile_args=flags, optional=True),
+        Extension("diffjpeg._libjpeg", ["diffjpeg/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),
+    ]
+)

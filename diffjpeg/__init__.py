@@ -17,7 +17,8 @@ module             stage                                  libjpeg-turbo source
 ``huffman``        entropy coding, exact bit counts       jchuff.c
 ``rate``           differentiable estimate of the bits
 ``markers``        file structure checks, JPEGError       jdmarker.c
-``files``          read and write real .jpg files         (libjpeg via jpeglib)
+``files``          read and write real .jpg files         (reads: libjpeg, _libjpeg.c)
+``sequential``     sequential files for ``write``         jcmarker.c
 ``progressive``    progressive scans for ``write``        jcphuff.c, jcparam.c
 ``augment``        random JPEG augmentation: RandomJPEG
 =================  =====================================  ======================

@@ -1,8 +1,9 @@
 """Real JPEG files: read their quantized DCT coefficients, write them back.
 
-The entropy coding runs in real libjpeg-turbo (through jpeglib's builds of it),
-so a file read here holds exactly the coefficients any libjpeg decoder sees,
-and a file written here is what libjpeg writes for those coefficients.
+Reading runs real libjpeg-turbo (2.1, the build jpeglib ships), so a file read
+here holds exactly the coefficients any libjpeg decoder sees. Writing is
+Python (:mod:`diffjpeg.sequential`, :mod:`diffjpeg.progressive`), byte for
+byte the file libjpeg writes for those coefficients.
 :func:`diffjpeg.decode` of what :func:`read` returns equals Pillow's decoding
 of the file, pixel for pixel (``forward="exact"``), for every file whose
 dequantized coefficients fit in 16 bits, which is every file an 8-bit encoder
@@ -12,57 +13,90 @@ DCT wraps around in 16-bit arithmetic, and ``decode`` does not model the wrap.
 Before libjpeg sees a file, :func:`diffjpeg.markers.parse_structure` checks
 its structure and size in Python; libjpeg's own errors, and by default its
 warnings about corrupt data (which Pillow decodes silently), become
-:class:`JPEGError`.
+:class:`JPEGError`. The compiled ``diffjpeg._libjpeg`` runs each read on its
+own (from memory, its messages kept per call, the GIL released), so reads
+are safe from any number of threads and leave the process's stderr alone.
 """
 from __future__ import annotations
 
+import glob
 import math
 import os
 import re
 import tempfile
 import threading
-from contextlib import contextmanager
+import warnings
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from .coefficients import Coefficients
-from .huffman import _coding_order, check_codable
+from .huffman import _coding_order, check_codable, coded_scans
 from .progressive import progressive_file
+from .sequential import MAX_TABLE_SLOT, SOF_BASELINE, file_header, sequential_file
 from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
 
 LIBJPEG = "turbo210"  # the newest libjpeg-turbo jpeglib carries (2.1), the codec of Pillow and OpenCV
-_libjpeg_lock = threading.Lock()  # jpeglib's version switch and fd 2 are process-wide
-
-
-@contextmanager
-def _libjpeg_messages():
-    """Run libjpeg with the C stderr (fd 2), where it prints its messages,
-    captured; yields a list that holds the message lines afterwards."""
-    import sys
-
-    messages: list[str] = []
-    with _libjpeg_lock, tempfile.TemporaryFile() as captured:
-        sys.stderr.flush()
-        saved = os.dup(2)
-        os.dup2(captured.fileno(), 2)
-        try:
-            yield messages
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            captured.seek(0)
-            messages.extend(line for line in captured.read().decode("latin-1").splitlines() if line.strip())
+_jpeglib_lock = threading.Lock()  # only for the fallback: jpeglib's version switch is process-wide
 
 
 def _jpeglib():
     try:
         import jpeglib
     except ImportError as e:  # pragma: no cover - a declared dependency
-        raise ImportError("reading and writing files needs jpeglib: pip install jpeglib") from e
+        raise ImportError("reading files needs jpeglib: pip install jpeglib") from e
     return jpeglib
+
+
+def _library_file() -> str:
+    """jpeglib's libjpeg-turbo 2.1 shared object."""
+    folder = os.path.join(os.path.dirname(_jpeglib().__file__), "cjpeglib")
+    found = sorted(f for f in glob.glob(os.path.join(folder, f"cjpeglib_{LIBJPEG}.*")) if not f.endswith(".py"))
+    if not found:
+        raise OSError(f"jpeglib has no {LIBJPEG} build in {folder}")
+    return found[0]
+
+
+@lru_cache(maxsize=None)
+def _reader():
+    """The per-call reader (``diffjpeg._libjpeg`` with jpeglib's library
+    loaded), or ``None`` to fall back to jpeglib itself, with a warning if the
+    extension is there but the library does not match it."""
+    try:
+        from . import _libjpeg
+    except ImportError:
+        return None
+    try:
+        library = _libjpeg.load(_library_file())
+        _check_reader(_libjpeg, library)
+    except (OSError, ValueError) as e:
+        warnings.warn(f"diffjpeg._libjpeg cannot use jpeglib's libjpeg ({e}); reading through jpeglib, without libjpeg's messages", RuntimeWarning, stacklevel=3)
+        return None
+    return lambda data: _libjpeg.read(library, data)
+
+
+def _check_reader(module, library) -> None:
+    """Read back a file written here, with values that only the right struct
+    layouts give back (a 16-bit table, three samplings, distinct blocks): the
+    struct size check in load() cannot see a field's type inside padding."""
+    y = torch.arange(2 * 4 * 64, dtype=torch.float32).reshape(2, 4, 8, 8) % 401 - 200
+    chroma = torch.arange(2 * 2 * 64, dtype=torch.float32).reshape(2, 2, 8, 8) % 37 - 18
+    tables = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 8, 8) * 7 + 1
+    c = Coefficients(y, chroma, -chroma, tables, ((2, 1), (1, 1), (1, 1)), (16, 32))
+    messages, refused, components, qtables = module.read(library, write(c))
+    if refused is not None or messages:
+        raise OSError(f"a valid file did not read: {refused}, {messages}")
+    for (rows, cols, h, v, slot, blob), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
+        if (rows, cols, (h, v), slot) != (*blocks.shape[:2], sampling, index):
+            raise OSError("a component's description came back wrong")
+        if not np.array_equal(np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8), blocks.numpy()):
+            raise OSError("coefficients came back wrong")
+    for slot in (0, 1):
+        if not np.array_equal(np.frombuffer(qtables[slot], np.uint16).reshape(8, 8), tables[slot].numpy()):
+            raise OSError("quantization tables came back wrong")
 
 
 def _source_bytes(source) -> bytes:
@@ -129,6 +163,14 @@ def read(
         JPEGError: not a JPEG, truncated, corrupt, over ``max_pixels``, or not
             supported (12-bit, lossless, hierarchical, CMYK, RGB-coded).
 
+    Safe to call from many threads at once. Without the compiled
+    ``diffjpeg._libjpeg`` (no C compiler at install) the file goes through
+    jpeglib instead, one read at a time, by way of a temporary file; then
+    libjpeg prints its messages to the process's stderr instead of into the
+    error, so ``strict=True`` no longer sees its warnings about corrupt data
+    (files with them decode as with ``strict=False``); the checks made in
+    Python before libjpeg runs, and libjpeg's errors, still raise.
+
     Example:
         >>> import io, diffjpeg
         >>> from PIL import Image
@@ -145,31 +187,16 @@ def read(
         raise JPEGError("RGB-coded JPEG (no YCbCr transform: Adobe transform 0 or component ids R, G, B) is not supported")
     if strict:
         _check_plausible_size(structure)
-    jpeglib = _jpeglib()
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "in.jpg")
-        with open(path, "wb") as f:
-            f.write(data[: structure.end])
-        failed = None
-        with _libjpeg_messages() as messages:
-            try:
-                with jpeglib.version(LIBJPEG):
-                    image = jpeglib.read_dct(path)
-                    image.load()
-            except Exception as e:  # jpeglib turns every libjpeg error into an exception
-                failed = e
-    if failed is not None:
-        reason = "; ".join(messages) or str(failed)
-        raise JPEGError(f"libjpeg could not decode the file: {reason}") from failed
-    if strict and messages:
-        raise JPEGError(f"corrupt JPEG data (libjpeg: {'; '.join(messages)}); pass strict=False to decode it as libjpeg would")
-
-    components = [image.Y] if structure.color_space == "grayscale" else [image.Y, image.Cb, image.Cr]
+    reader = _reader()
+    components, slots, qt = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, data[: structure.end], strict)
+    if len(components) != len(structure.components):
+        raise JPEGError(f"libjpeg gave {len(components)} components, the frame header has {len(structure.components)}")
     geometry_check = [c.shape for c in components]
-    used = sorted(set(int(i) for i in image.quant_tbl_no[: len(components)]))
-    qt = np.asarray(image.qt)
+    used = sorted(set(slots))
+    if any(qt[i] is None for i in used):
+        raise JPEGError(f"a component uses a quantization table the file does not define (slots {used})")
     tables = np.stack([qt[i] for i in used]).astype(np.float32)
-    index = tuple(used.index(int(i)) for i in image.quant_tbl_no[: len(components)])
+    index = tuple(used.index(i) for i in slots)
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).to(dtype)  # noqa: E731
     blocks = [as_tensor(c) for c in components] + [None, None][: 3 - len(components)]
     c = Coefficients(
@@ -185,6 +212,40 @@ def read(
     if geometry_check != expected:  # libjpeg and the frame header must agree
         raise JPEGError(f"block arrays {geometry_check} do not match the frame header's {expected}")
     return c
+
+
+def _read_in_memory(reader, data: bytes, strict: bool):
+    """Blocks per component, their table slots, and the 4 table slots (or None)."""
+    messages, refused, components, tables = reader(data)
+    if refused is not None:
+        raise JPEGError(f"libjpeg could not decode the file: {'; '.join(messages) or refused}")
+    if strict and messages:
+        raise JPEGError(f"corrupt JPEG data (libjpeg: {'; '.join(messages)}); pass strict=False to decode it as libjpeg would")
+    blocks = [np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob in components]
+    qt = [None if t is None else np.frombuffer(t, np.uint16).reshape(8, 8) for t in tables]
+    return blocks, [slot for *_, slot, _ in components], qt
+
+
+def _read_through_jpeglib(_, data: bytes, strict: bool):
+    """The same through jpeglib, without the compiled extension: it reads
+    files by name and prints libjpeg's messages to stderr, which are left
+    there (capturing them means taking over the process's fd 2), so its
+    warnings are not seen and ``strict`` cannot apply to them."""
+    jpeglib = _jpeglib()
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "in.jpg")
+        with open(path, "wb") as f:
+            f.write(data)
+        try:
+            with _jpeglib_lock, jpeglib.version(LIBJPEG):
+                image = jpeglib.read_dct(path)
+                image.load()
+        except Exception as e:  # jpeglib turns every libjpeg error into an exception
+            raise JPEGError(f"libjpeg could not decode the file ({e}; libjpeg's message went to stderr)") from e
+    count = 1 if image.Cb is None else 3
+    blocks = [image.Y] if count == 1 else [image.Y, image.Cb, image.Cr]
+    qt = np.asarray(image.qt)
+    return blocks, [int(i) for i in image.quant_tbl_no[:count]], [qt[i] if i < len(qt) else None for i in range(4)]
 
 
 def read_batch(sources: Sequence, **options) -> Coefficients:
@@ -241,8 +302,8 @@ def _integer_blocks(t: Tensor, name: str) -> np.ndarray:
 
 
 def _destinations(destination, count: int, batched: bool) -> list:
-    if not batched:
-        return [destination]
+    if not batched or destination is None:
+        return [destination] * count
     if isinstance(destination, str):
         if not re.search(r"\{[^}]*\}", destination):
             raise ValueError(f"destination for a batch of {count} images must be a pattern with {{}} (e.g. 'out_{{:03d}}.jpg') or a list, got {destination!r}")
@@ -294,13 +355,19 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
     tables = _integer_blocks(c.qtables, "qtables").reshape(count, -1, 8, 8)
     if tables.min() < 1 or tables.max() > 65535:
         raise ValueError(f"qtables entries must round to 1..65535, got {tables.min()}..{tables.max()}")
-    planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr"))]
+    if max(c.qtable_index) > MAX_TABLE_SLOT:
+        raise ValueError(f"a JPEG file has quantization table slots 0..{MAX_TABLE_SLOT}, qtable_index is {c.qtable_index}")
+    if progressive:
+        planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr"))]
+    else:
+        scans = coded_scans(c, "optimized" if optimize else "standard")
     outputs = []
     for i in range(count):
         if progressive:
             data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index, _dc_order(c))
         else:
-            data = _write_one(c, [p[i] for p in planes], tables[i], optimize)
+            header = file_header(SOF_BASELINE, tables[i], c.qtable_index, c.sampling, c.size)
+            data = sequential_file(header, len(c.components), *scans[i])
         target = targets[i]
         if target is not None:
             if hasattr(target, "write"):
@@ -325,70 +392,3 @@ def _dc_order(c: Coefficients):
         return ordered[..., 0].flatten()[last_real].reshape(ordered.shape[:2]).numpy()
 
     return order
-
-
-def _write_one(c: Coefficients, planes: list[np.ndarray], tables: np.ndarray, optimize: bool) -> bytes:
-    jpeglib = _jpeglib()
-    from jpeglib._cenum import Colorspace
-    from jpeglib.dct_jpeg import DCTJPEG
-
-    gray = len(planes) == 1
-    image = DCTJPEG(
-        path=None,
-        content=None,
-        height=c.size[0],
-        width=c.size[1],
-        block_dims=np.array([p.shape[:2] for p in planes]),
-        samp_factor=np.array([(v, h) for h, v in c.sampling]),  # jpeglib's rows are (v, h)
-        markers=None,
-        huffmans=None,
-        jpeg_color_space=Colorspace.JCS_GRAYSCALE if gray else Colorspace.JCS_YCbCr,
-        progressive_mode=False,
-        num_scans=1,
-        Y=np.ascontiguousarray(planes[0]),
-        Cb=None if gray else np.ascontiguousarray(planes[1]),
-        Cr=None if gray else np.ascontiguousarray(planes[2]),
-        K=None,
-        qt=np.ascontiguousarray(tables.astype(np.uint16)),
-        quant_tbl_no=np.array(c.qtable_index),
-    )
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "out.jpg")
-        failed = None
-        with _libjpeg_messages() as messages:
-            try:
-                with jpeglib.version(LIBJPEG):
-                    image.write_dct(path, flags=["+OPTIMIZE_CODING" if optimize else "-OPTIMIZE_CODING"])
-            except Exception as e:
-                failed = e
-        if failed is not None or messages:
-            raise ValueError(f"libjpeg could not write the coefficients: {'; '.join(messages) or failed}")
-        with open(path, "rb") as f:
-            return _libjpeg_component_ids(f.read())
-
-
-def _libjpeg_component_ids(data: bytes) -> bytes:
-    """Renumber components 1, 2, 3 in the frame and scan headers.
-
-    jpeglib's writer numbers them from 0; libjpeg's ``jpeg_set_colorspace``
-    (jcparam.c), and so Pillow and OpenCV, number YCbCr components 1, 2, 3 and
-    a grayscale one 1. Decoders match scan to frame components by id, so this
-    changes no pixel, only makes the file byte for byte libjpeg's.
-    """
-    out = bytearray(data)
-    at = 2  # after SOI
-    while at + 4 <= len(out) and out[at] == 0xFF:
-        marker, length = out[at + 1], int.from_bytes(out[at + 2 : at + 4], "big")
-        if marker in (0xC0, 0xC1):  # SOF0, SOF1: Nf, then (C, HV, Tq) per component
-            count = out[at + 9]
-            ids = [out[at + 10 + 3 * k] for k in range(count)]
-            if ids != list(range(count)):
-                return data
-            for k in range(count):
-                out[at + 10 + 3 * k] = k + 1
-        elif marker == 0xDA:  # SOS: Ns, then (C, Td/Ta) per component
-            for k in range(out[at + 4]):
-                out[at + 5 + 2 * k] += 1
-            return bytes(out)
-        at += 2 + length
-    return data

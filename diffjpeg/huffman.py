@@ -416,6 +416,13 @@ def entropy_coded_bytes(c: Coefficients, huffman: str = "standard") -> list[byte
     return [stuff(pack(*_code(s, huffman))) for s in scan_symbols(c)]
 
 
+def coded_scans(c: Coefficients, huffman: str = "standard") -> list[tuple[dict, bytes]]:
+    """Per image, the tables :func:`scan_tables` gives and the entropy-coded
+    data of its baseline scan, from one pass over the symbols."""
+    _check_huffman(huffman)
+    return [(scan_tables(s, huffman), stuff(pack(*_code(s, huffman)))) for s in scan_symbols(c)]
+
+
 def _check_huffman(huffman: str) -> None:
     if not isinstance(huffman, str) or huffman not in HUFFMAN:
         raise ValueError(f"huffman must be one of {HUFFMAN}, got {huffman!r}")

@@ -1,7 +1,7 @@
 """Progressive JPEG writing (libjpeg's jcphuff.c, jcparam.c and jcmarker.c).
 
-jpeglib has no progressive coefficient writer, so :func:`progressive_file`
-builds the whole file itself: the scans of libjpeg's default progression,
+:func:`progressive_file` builds the whole file in Python, its headers as
+:mod:`diffjpeg.sequential` writes them: the scans of libjpeg's default progression,
 coded as jcphuff.c codes them, with per-scan optimized Huffman tables (as
 libjpeg always uses in progressive mode), packed with :mod:`diffjpeg.huffman`.
 
@@ -29,12 +29,11 @@ Facts relied on (ITU-T T.81 Annex G, libjpeg-turbo):
 """
 from __future__ import annotations
 
-import struct
-
 import numpy as np
 import torch
 
 from .huffman import ZIGZAG, optimal_table, pack, stuff
+from .sequential import SOF_PROGRESSIVE, dht_segments, file_header, huffman_slot, segment
 
 MAX_EOB_RUN = 0x7FFF
 MAX_CORRECTION_BITS = 1000
@@ -201,15 +200,6 @@ def _ac_refine(writer: _ScanWriter, band: np.ndarray, slot: int, al: int) -> Non
     eob.flush()
 
 
-def _segment(marker: int, body: bytes) -> bytes:
-    return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
-
-
-def _dht(tables: dict, kind: int) -> bytes:
-    """One DHT segment per table, as jcmarker.c writes them."""
-    return b"".join(_segment(0xC4, bytes([kind << 4 | slot]) + bytes(t.counts) + bytes(t.values)) for slot, t in sorted(tables.items()))
-
-
 def progressive_file(
     components: list[np.ndarray],
     sampling: tuple[tuple[int, int], ...],
@@ -232,19 +222,9 @@ def progressive_file(
         The file's bytes.
     """
     zigzag = [c.reshape(*c.shape[:2], 64)[..., list(ZIGZAG)].astype(np.int64) for c in components]
-    huffman_slot = [0 if ci == 0 else 1 for ci in range(len(zigzag))]
-    out = [b"\xff\xd8", _segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")]
-    for slot in sorted(set(qtable_index)):
-        table = tables[slot].reshape(64)[list(ZIGZAG)]
-        wide = int(table.max()) > 255
-        out.append(_segment(0xDB, bytes([(1 if wide else 0) << 4 | slot]) + table.astype(">u2" if wide else "u1").tobytes()))
-    height, width = size
-    frame = struct.pack(">BHHB", 8, height, width, len(zigzag))
+    slots = [huffman_slot(ci) for ci in range(len(zigzag))]
     ids = list(range(1, len(zigzag) + 1))
-    for ci in range(len(zigzag)):
-        h, v = sampling[ci]
-        frame += bytes([ids[ci], h << 4 | v, qtable_index[ci]])
-    out.append(_segment(0xC2, frame))
+    out = [file_header(SOF_PROGRESSIVE, tables, qtable_index, sampling, size)]
     script = YCBCR_SCRIPT if len(zigzag) == 3 else GRAY_SCRIPT
     for members, ss, se, ah, al in script:
         writer = _ScanWriter()
@@ -254,23 +234,23 @@ def progressive_file(
             else:
                 dcs = [zigzag[members[0]][..., 0].reshape(-1, 1)]
             if ah == 0:
-                _dc_first(writer, dcs, [huffman_slot[ci] for ci in members], al)
+                _dc_first(writer, dcs, [slots[ci] for ci in members], al)
             else:
                 _dc_refine(writer, dcs, al)
         else:
             ci = members[0]
             band = zigzag[ci][..., ss : se + 1].reshape(-1, se - ss + 1)
-            (_ac_first if ah == 0 else _ac_refine)(writer, band, huffman_slot[ci], al)
+            (_ac_first if ah == 0 else _ac_refine)(writer, band, slots[ci], al)
         data, used = writer.encode()
-        out.append(_dht(used, 0 if ss == 0 else 1))
+        out.append(dht_segments(used, 0 if ss == 0 else 1))
         header = bytes([len(members)])
         for ci in members:
             # jcmarker.c: only the table the scan uses is named, 0 for the other
             # (and for DC refinement, which uses none)
-            slot = huffman_slot[ci]
+            slot = huffman_slot(ci)
             header += bytes([ids[ci], (slot << 4 if ah == 0 else 0) if ss == 0 else slot])
         header += bytes([ss, se, ah << 4 | al])
-        out.append(_segment(0xDA, header))
+        out.append(segment(0xDA, header))
         out.append(data)
     out.append(b"\xff\xd9")
     return b"".join(out)

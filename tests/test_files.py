@@ -212,6 +212,7 @@ def test_write_batch_to_pattern_list_and_file_objects(tmp_path):
     diffjpeg.write(c, buffers, optimize=True)
     batch = diffjpeg.read_batch([b.getvalue() for b in buffers])
     assert torch.equal(batch.y, c.y.reshape(6, *c.y.shape[2:]))
+    assert diffjpeg.write(c, optimize=True) == [b.getvalue() for b in buffers]  # None: only the bytes
     path = tmp_path / "one.jpg"
     single = diffjpeg.encode(torch.rand(3, 9, 9))
     diffjpeg.write(single, path)
@@ -332,3 +333,141 @@ def test_argument_errors():
         diffjpeg.Coefficients(c.y, c.cb, c.cr, c.qtables, ((4, 2), (2, 1), (2, 2)), c.size)
     with pytest.raises(ValueError, match="read them one by one"):
         diffjpeg.read_batch([pillow_file(photo(h=16, w=16)), pillow_file(photo(h=16, w=24))])
+
+
+# ---------------------------------------------------------------- threads
+THREADED_READS = r"""
+import io, os, sys, threading, time
+import numpy as np, torch
+from PIL import Image
+import diffjpeg
+from diffjpeg import files
+
+if sys.argv[1] == "jpeglib":
+    files._reader = lambda: None  # the fallback without the compiled reader
+threads, reads = int(sys.argv[2]), int(sys.argv[3])
+rng = np.random.default_rng(0)
+a = rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)
+sources = []
+for options in ({"subsampling": 2}, {"subsampling": 0, "progressive": True}, {"optimize": True}):
+    buf = io.BytesIO(); Image.fromarray(a).save(buf, "JPEG", quality=80, **options); sources.append(buf.getvalue())
+buf = io.BytesIO(); Image.fromarray(a[..., 0]).save(buf, "JPEG", quality=60); sources.append(buf.getvalue())
+expected = [diffjpeg.read(s) for s in sources]
+for s, c in zip(sources, expected):  # the reference itself decodes like Pillow
+    pixels = torch.round(diffjpeg.decode(c) * 255).to(torch.uint8)
+    pixels = pixels[0] if pixels.shape[0] == 1 else pixels.permute(1, 2, 0)
+    assert np.array_equal(pixels.numpy(), np.asarray(Image.open(io.BytesIO(s))))
+
+done = threading.Event()
+failures, good = [], [0] * threads
+def reader(t):
+    try:
+        for i in range(reads):
+            k = (t + i) % len(sources)
+            c = diffjpeg.read(sources[k])
+            ref = expected[k]
+            if not (all(torch.equal(x, y) for x, y in zip(c.components, ref.components)) and torch.equal(c.qtables, ref.qtables)):
+                failures.append(f"thread {t} read {i}: wrong coefficients")
+            else:
+                good[t] += 1
+    except Exception as e:
+        failures.append(f"thread {t}: {type(e).__name__}: {e}")
+
+lines = 0
+def talker():
+    global lines
+    while not done.is_set() or lines < 50:
+        if lines % 2:
+            os.write(2, b"C-level line %d\n" % lines)
+        else:
+            print(f"Python line {lines}", file=sys.stderr, flush=True)
+        lines += 1
+        time.sleep(0.0002)
+
+workers = [threading.Thread(target=reader, args=(t,)) for t in range(threads)]
+voice = threading.Thread(target=talker)
+voice.start()
+for w in workers: w.start()
+for w in workers: w.join()
+done.set(); voice.join()
+print(sum(good), lines, len(failures))
+print("\n".join(failures[:5]))
+"""
+
+
+@pytest.mark.parametrize("mode,threads,reads", [("compiled", 8, 200), ("jpeglib", 4, 10)])
+def test_reads_from_threads_are_right_and_leave_stderr_alone(mode, threads, reads):
+    """Reads from many threads while another thread writes to stderr (fd 2,
+    from Python and from C): every read gives the file's coefficients and
+    every line written to stderr is there, in order."""
+    import subprocess
+    import sys
+
+    from diffjpeg import files
+
+    if mode == "compiled" and files._reader() is None:
+        pytest.skip("diffjpeg._libjpeg is not built")
+    run = subprocess.run([sys.executable, "-c", THREADED_READS, mode, str(threads), str(reads)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    summary = run.stdout.splitlines()
+    good, lines, failures = map(int, summary[0].split())
+    assert failures == 0 and good == threads * reads, run.stdout
+    expected = [f"Python line {i}" if i % 2 == 0 else f"C-level line {i}" for i in range(lines)]
+    assert run.stderr.splitlines() == expected
+
+
+def test_compiled_reader_checks_the_librarys_layout():
+    """jpeg_CreateDecompress refuses another version or struct size, so a
+    library whose layout differs from diffjpeg/_libjpeg.c's is refused at load."""
+    pytest.importorskip("diffjpeg._libjpeg")
+    from diffjpeg import _libjpeg, files
+
+    assert files._reader() is not None  # built, loaded, and it read back its own file
+    library = _libjpeg.load(files._library_file())
+    assert _libjpeg.probe(library, 70, 0) is None
+    assert "library is 70, caller expects 80" in _libjpeg.probe(library, 80, 0)
+    for delta in (-8, 8):
+        assert "struct mismatch" in _libjpeg.probe(library, 70, delta)
+    with pytest.raises(OSError):
+        _libjpeg.load("/nonexistent/libjpeg.so")
+
+
+def test_fallback_through_jpeglib(monkeypatch, capfd):
+    """Without the compiled reader: the same coefficients and errors, but
+    libjpeg's warnings go to stderr and strict=True cannot see them."""
+    from diffjpeg import files
+
+    data = pillow_file(photo(), quality=70)
+    compiled = diffjpeg.read(data)
+    start, end = parse_structure(data).scans[0].data
+    cut = data[: end - 40] + b"\xff\xd9"
+    lenient = diffjpeg.read(cut, strict=False)
+    monkeypatch.setattr(files, "_reader", lambda: None)
+    assert same_coefficients(diffjpeg.read(data), compiled)
+    assert same_coefficients(diffjpeg.read(cut), lenient)
+    assert "premature end of data segment" in capfd.readouterr().err
+    sos = data.find(b"\xff\xda")
+    undefined = data[: sos + 6] + b"\x33" + data[sos + 7 :]  # Y's Huffman tables: slot 3, never defined
+    with pytest.raises(diffjpeg.JPEGError, match="libjpeg could not decode"):
+        diffjpeg.read(undefined)
+    monkeypatch.undo()
+    with pytest.raises(diffjpeg.JPEGError, match="Huffman table 0x03 was not defined"):
+        diffjpeg.read(undefined)
+
+
+def test_extended_files_for_tables_over_255():
+    """16-bit tables make an SOF1 file with 16-bit DQT entries, read back exactly."""
+    c = handmade(((2, 2), (1, 1), (1, 1)))
+    tables = torch.tensor(np.random.default_rng(2).integers(1, 65536, (2, 8, 8)), dtype=torch.float32)
+    tables[1] = torch.clamp(tables[1], max=255)  # one table stays 8-bit
+    c = diffjpeg.Coefficients(c.y, c.cb, c.cr, tables, c.sampling, c.size)
+    for optimize in (False, True):
+        data = diffjpeg.write(c, optimize=optimize)
+        assert b"\xff\xc1" in data and b"\xff\xc0" not in data
+        assert data.count(b"\xff\xdb\x00\x83\x10") == 1 and data.count(b"\xff\xdb\x00\x43\x01") == 1
+        back = diffjpeg.read(data)
+        assert same_coefficients(back, c) and torch.equal(back.qtables, c.qtables)
+        Image.open(io.BytesIO(data)).load()
+    with pytest.raises(ValueError, match="slots 0..3"):
+        five = torch.ones(5, 8, 8)
+        diffjpeg.write(diffjpeg.Coefficients(c.y, c.cb, c.cr, five, c.sampling, c.size, qtable_index=(0, 4, 4)))

@@ -1,0 +1,561 @@
+/*
+ * Reading a JPEG file's quantized coefficients with libjpeg-turbo, per call.
+ *
+ * files.py passes the path of the libjpeg-turbo 2.1 that jpeglib ships
+ * (cjpeglib_turbo210, a plain shared object exporting the libjpeg API). This
+ * module loads it, and each read runs a decompressor on its own: the file
+ * from memory (a jpeg_source_mgr over the caller's bytes), libjpeg's messages
+ * into a per-call buffer (an error manager whose output_message appends there
+ * and whose error_exit longjmps back here), the GIL released meanwhile. No
+ * temporary file, no file descriptor, nothing shared between calls.
+ *
+ * Facts relied on (libjpeg-turbo 2.1's jpeglib.h and jmorecfg.h as jpeglib
+ * builds them: JPEG_LIB_VERSION 70, BITS_IN_JSAMPLE 8, no lossless):
+ *
+ * - boolean is int, JDIMENSION unsigned int, UINT8 unsigned char, JCOEF
+ *   short, JOCTET unsigned char, and UINT16 unsigned int (jpeglib's empty
+ *   jconfig.h leaves HAVE_UNSIGNED_SHORT undefined): quantization tables
+ *   hold 64 unsigned ints; the structs below are declared here
+ *   field for field, up to the last field this file touches (the decompressor
+ *   in full: its size is checked).
+ * - jpeg_CreateDecompress(cinfo, version, structsize) reports a version or
+ *   struct size different from its own through error_exit: load() runs it
+ *   once, so a library with another layout is refused, not misread. A size
+ *   check cannot see a field's type hidden by padding (UINT16 was one), so
+ *   files.py also reads back a file it wrote itself before using this.
+ * - emit_message (kept from jpeg_std_error) outputs only the first warning
+ *   (trace_level 0) and counts all of them in num_warnings; errors go to
+ *   error_exit, which must not return.
+ * - After jpeg_read_coefficients, component ci's blocks are rows of its
+ *   virtual array: height_in_blocks rows of width_in_blocks JBLOCKs (64 JCOEF
+ *   in natural order), read through mem->access_virt_barray one row at a time.
+ * - A source manager that runs out of data warns JWRN_JPEG_EOF and inserts a
+ *   fake EOI, as jpeg_mem_src does (the code of that warning is found by its
+ *   text in the library's message table).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <setjmp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef _WIN32
+#include <windows.h>
+#define OPEN_LIBRARY(path) ((void *)LoadLibraryA(path))
+#define FIND_SYMBOL(handle, name) ((void *)GetProcAddress((HMODULE)(handle), name))
+#else
+#include <dlfcn.h>
+#define OPEN_LIBRARY(path) dlopen(path, RTLD_NOW | RTLD_LOCAL)
+#define FIND_SYMBOL(handle, name) dlsym(handle, name)
+#endif
+
+#define LIB_VERSION 70
+#define MESSAGE_LENGTH 200 /* JMSG_LENGTH_MAX */
+#define MESSAGES_KEPT 2048
+#define NUM_QUANT_TABLES 4
+
+typedef int boolean;
+typedef unsigned int JDIMENSION;
+typedef unsigned int UINT16; /* jpeglib's build leaves HAVE_UNSIGNED_SHORT undefined */
+typedef short JCOEF;
+typedef JCOEF JBLOCK[64];
+typedef JBLOCK *JBLOCKROW;
+typedef JBLOCKROW *JBLOCKARRAY;
+
+struct common;
+struct decompress;
+
+struct error_mgr {
+    void (*error_exit)(struct common *);
+    void (*emit_message)(struct common *, int);
+    void (*output_message)(struct common *);
+    void (*format_message)(struct common *, char *);
+    void (*reset_error_mgr)(struct common *);
+    int msg_code;
+    union {
+        int i[8];
+        char s[80];
+    } msg_parm;
+    int trace_level;
+    long num_warnings;
+    const char *const *jpeg_message_table;
+    int last_jpeg_message;
+    const char *const *addon_message_table;
+    int first_addon_message;
+    int last_addon_message;
+};
+
+struct memory_mgr {
+    void *alloc_small, *alloc_large, *alloc_sarray, *alloc_barray;
+    void *request_virt_sarray, *request_virt_barray, *realize_virt_arrays, *access_virt_sarray;
+    JBLOCKARRAY (*access_virt_barray)(struct common *, void *, JDIMENSION, JDIMENSION, boolean);
+};
+
+struct source_mgr {
+    const unsigned char *next_input_byte;
+    size_t bytes_in_buffer;
+    void (*init_source)(struct decompress *);
+    boolean (*fill_input_buffer)(struct decompress *);
+    void (*skip_input_data)(struct decompress *, long);
+    boolean (*resync_to_restart)(struct decompress *, int);
+    void (*term_source)(struct decompress *);
+};
+
+typedef struct {
+    UINT16 quantval[64];
+    boolean sent_table;
+} quant_table;
+
+typedef struct {
+    int component_id, component_index, h_samp_factor, v_samp_factor, quant_tbl_no;
+    int dc_tbl_no, ac_tbl_no;
+    JDIMENSION width_in_blocks, height_in_blocks;
+    int DCT_h_scaled_size, DCT_v_scaled_size;
+    JDIMENSION downsampled_width, downsampled_height;
+    boolean component_needed;
+    int MCU_width, MCU_height, MCU_blocks, MCU_sample_width, last_col_width, last_row_height;
+    quant_table *quant_table;
+    void *dct_table;
+} component_info;
+
+#define JPEG_COMMON_FIELDS                 \
+    struct error_mgr *err;            \
+    struct memory_mgr *mem;           \
+    void *progress;                   \
+    void *client_data;                \
+    boolean is_decompressor;          \
+    int global_state
+
+struct common {
+    JPEG_COMMON_FIELDS;
+};
+
+struct decompress {
+    JPEG_COMMON_FIELDS;
+    struct source_mgr *src;
+    JDIMENSION image_width, image_height;
+    int num_components;
+    int jpeg_color_space;
+    int out_color_space;
+    unsigned int scale_num, scale_denom;
+    double output_gamma;
+    boolean buffered_image, raw_data_out;
+    int dct_method;
+    boolean do_fancy_upsampling, do_block_smoothing, quantize_colors;
+    int dither_mode;
+    boolean two_pass_quantize;
+    int desired_number_of_colors;
+    boolean enable_1pass_quant, enable_external_quant, enable_2pass_quant;
+    JDIMENSION output_width, output_height;
+    int out_color_components, output_components, rec_outbuf_height;
+    int actual_number_of_colors;
+    unsigned char **colormap;
+    JDIMENSION output_scanline;
+    int input_scan_number;
+    JDIMENSION input_iMCU_row;
+    int output_scan_number;
+    JDIMENSION output_iMCU_row;
+    int (*coef_bits)[64];
+    quant_table *quant_tbl_ptrs[NUM_QUANT_TABLES];
+    void *dc_huff_tbl_ptrs[4], *ac_huff_tbl_ptrs[4];
+    int data_precision;
+    component_info *comp_info;
+    boolean progressive_mode, arith_code;
+    unsigned char arith_dc_L[16], arith_dc_U[16], arith_ac_K[16];
+    unsigned int restart_interval;
+    boolean saw_JFIF_marker;
+    unsigned char JFIF_major_version, JFIF_minor_version, density_unit;
+    UINT16 X_density, Y_density;
+    boolean saw_Adobe_marker;
+    unsigned char Adobe_transform;
+    boolean CCIR601_sampling;
+    void *marker_list;
+    int max_h_samp_factor, max_v_samp_factor;
+    int min_DCT_h_scaled_size, min_DCT_v_scaled_size;
+    JDIMENSION total_iMCU_rows;
+    unsigned char *sample_range_limit;
+    int comps_in_scan;
+    component_info *cur_comp_info[4];
+    JDIMENSION MCUs_per_row, MCU_rows_in_scan;
+    int blocks_in_MCU;
+    int MCU_membership[10];
+    int Ss, Se, Ah, Al;
+    int unread_marker;
+    void *master, *main, *coef, *post, *inputctl, *marker, *entropy, *idct, *upsample, *cconvert, *cquantize;
+};
+
+/* The libjpeg functions used, resolved from the loaded library. */
+typedef struct {
+    struct error_mgr *(*std_error)(struct error_mgr *);
+    void (*create)(struct decompress *, int, size_t);
+    int (*read_header)(struct decompress *, boolean);
+    void **(*read_coefficients)(struct decompress *);
+    boolean (*finish)(struct decompress *);
+    void (*destroy)(struct decompress *);
+    boolean (*resync_to_restart)(struct decompress *, int);
+    int eof_warning; /* the message code of JWRN_JPEG_EOF */
+} library;
+
+/* One call: the error manager first, so that cinfo->err leads back here. */
+typedef struct {
+    struct error_mgr err;
+    jmp_buf escape;
+    const library *lib;
+    struct decompress cinfo;
+    struct source_mgr source;
+    const unsigned char *data;
+    size_t size;
+    char messages[MESSAGES_KEPT]; /* lines, each ending in '\n' */
+    size_t messages_length;
+    int failed;
+    const char *refused; /* a reason of ours, not libjpeg's */
+    int components;
+    JDIMENSION rows[3], cols[3];
+    int factors[3][2], table_slot[3];
+    JCOEF *blocks[3];
+    int has_table[NUM_QUANT_TABLES];
+    unsigned short tables[NUM_QUANT_TABLES][64];
+} call;
+
+static void keep_message(struct common *cinfo) {
+    call *c = (call *)cinfo->err;
+    char line[MESSAGE_LENGTH];
+    c->err.format_message(cinfo, line);
+    size_t length = strnlen(line, sizeof line);
+    if (c->messages_length + length + 1 < sizeof c->messages) { /* a NUL stays at the end */
+        memcpy(c->messages + c->messages_length, line, length);
+        c->messages[c->messages_length + length] = '\n';
+        c->messages_length += length + 1;
+    }
+}
+
+static void escape(struct common *cinfo) {
+    call *c = (call *)cinfo->err;
+    keep_message(cinfo);
+    c->failed = 1;
+    longjmp(c->escape, 1);
+}
+
+static void source_init(struct decompress *cinfo) { (void)cinfo; }
+static void source_term(struct decompress *cinfo) { (void)cinfo; }
+
+static boolean source_fill(struct decompress *cinfo) {
+    static const unsigned char fake_eoi[2] = {0xFF, 0xD9};
+    cinfo->err->msg_code = ((call *)cinfo->err)->lib->eof_warning;
+    cinfo->err->emit_message((struct common *)cinfo, -1);
+    cinfo->src->next_input_byte = fake_eoi;
+    cinfo->src->bytes_in_buffer = 2;
+    return 1;
+}
+
+static void source_skip(struct decompress *cinfo, long count) {
+    struct source_mgr *src = cinfo->src;
+    if (count <= 0)
+        return;
+    if ((unsigned long)count > src->bytes_in_buffer) {
+        src->bytes_in_buffer = 0;
+        source_fill(cinfo);
+        return;
+    }
+    src->next_input_byte += count;
+    src->bytes_in_buffer -= (size_t)count;
+}
+
+static void start(call *c) {
+    memset(&c->err, 0, sizeof c->err);
+    c->lib->std_error(&c->err);
+    c->err.error_exit = escape;
+    c->err.output_message = keep_message;
+    memset(&c->cinfo, 0, sizeof c->cinfo);
+    c->cinfo.err = &c->err;
+}
+
+/* Runs without the GIL. The setjmp is here, and every value that changes
+ * after it lives in *c, which belongs to the caller's frame. */
+static void decode(call *c) {
+    struct decompress *cinfo = &c->cinfo;
+    start(c);
+    if (setjmp(c->escape))
+        goto done;
+    c->lib->create(cinfo, LIB_VERSION, sizeof *cinfo);
+    c->source.next_input_byte = c->data;
+    c->source.bytes_in_buffer = c->size;
+    c->source.init_source = source_init;
+    c->source.fill_input_buffer = source_fill;
+    c->source.skip_input_data = source_skip;
+    c->source.resync_to_restart = c->lib->resync_to_restart;
+    c->source.term_source = source_term;
+    cinfo->src = &c->source;
+    if (c->lib->read_header(cinfo, 1) != 1) { /* JPEG_HEADER_OK */
+        c->refused = "no image in the datastream";
+        goto done;
+    }
+    if (cinfo->num_components != 1 && cinfo->num_components != 3) {
+        c->refused = "not 1 or 3 components";
+        goto done;
+    }
+    c->components = cinfo->num_components;
+    for (int ci = 0; ci < c->components; ci++) {
+        const component_info *comp = &cinfo->comp_info[ci];
+        /* a wrong component_info layout would show here first */
+        if (comp->component_index != ci || comp->h_samp_factor < 1 || comp->h_samp_factor > 4 ||
+            comp->v_samp_factor < 1 || comp->v_samp_factor > 4 || comp->quant_tbl_no < 0 ||
+            comp->quant_tbl_no >= NUM_QUANT_TABLES) {
+            c->refused = "unexpected component description from libjpeg";
+            goto done;
+        }
+    }
+    void **arrays = c->lib->read_coefficients(cinfo);
+    if (arrays == NULL) {
+        c->refused = "libjpeg returned no coefficients";
+        goto done;
+    }
+    for (int ci = 0; ci < c->components; ci++) {
+        const component_info *comp = &cinfo->comp_info[ci];
+        JDIMENSION rows = comp->height_in_blocks, cols = comp->width_in_blocks;
+        size_t row_bytes = (size_t)cols * sizeof(JBLOCK);
+        if (rows == 0 || cols == 0 || row_bytes / sizeof(JBLOCK) != cols || (size_t)rows > SIZE_MAX / row_bytes) {
+            c->refused = "impossible block counts";
+            goto done;
+        }
+        c->blocks[ci] = malloc((size_t)rows * row_bytes);
+        if (c->blocks[ci] == NULL) {
+            c->refused = "out of memory for the coefficients";
+            goto done;
+        }
+        for (JDIMENSION r = 0; r < rows; r++) {
+            JBLOCKARRAY row = cinfo->mem->access_virt_barray((struct common *)cinfo, arrays[ci], r, 1, 0);
+            memcpy((char *)c->blocks[ci] + (size_t)r * row_bytes, row[0], row_bytes);
+        }
+        c->rows[ci] = rows;
+        c->cols[ci] = cols;
+        c->factors[ci][0] = comp->h_samp_factor;
+        c->factors[ci][1] = comp->v_samp_factor;
+        c->table_slot[ci] = comp->quant_tbl_no;
+    }
+    for (int slot = 0; slot < NUM_QUANT_TABLES; slot++) {
+        if (cinfo->quant_tbl_ptrs[slot] != NULL) {
+            for (int k = 0; k < 64; k++) /* a DQT entry has at most 16 bits */
+                c->tables[slot][k] = (unsigned short)cinfo->quant_tbl_ptrs[slot]->quantval[k];
+            c->has_table[slot] = 1;
+        }
+    }
+    c->lib->finish(cinfo);
+done:
+    c->lib->destroy(cinfo); /* safe after any error: it checks what exists */
+}
+
+static void release(call *c) {
+    for (int ci = 0; ci < 3; ci++) {
+        free(c->blocks[ci]);
+        c->blocks[ci] = NULL;
+    }
+}
+
+static PyObject *new_none(void) {
+    Py_INCREF(Py_None);
+    return Py_None;
+}
+
+static const char CAPSULE[] = "diffjpeg._libjpeg.library";
+
+static const library *get_library(PyObject *capsule) {
+    return (const library *)PyCapsule_GetPointer(capsule, CAPSULE);
+}
+
+static PyObject *message_lines(const call *c) {
+    PyObject *text = PyUnicode_DecodeLatin1(c->messages, (Py_ssize_t)c->messages_length, NULL);
+    if (text == NULL)
+        return NULL;
+    PyObject *lines = PyUnicode_Splitlines(text, 0);
+    Py_DECREF(text);
+    return lines;
+}
+
+/* jpeg_CreateDecompress with a given version and struct size: libjpeg's
+ * message if it refuses them, else None. */
+static PyObject *check(const library *lib, int version, size_t size) {
+    call *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return PyErr_NoMemory();
+    c->lib = lib;
+    start(c);
+    if (!setjmp(c->escape))
+        lib->create(&c->cinfo, version, size);
+    lib->destroy(&c->cinfo);
+    PyObject *result = c->failed ? PyUnicode_DecodeLatin1(c->messages, (Py_ssize_t)strcspn(c->messages, "\n"), NULL)
+                                 : new_none();
+    free(c);
+    return result;
+}
+
+static PyObject *py_probe(PyObject *self, PyObject *args) {
+    PyObject *capsule;
+    int version;
+    Py_ssize_t delta;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oin", &capsule, &version, &delta))
+        return NULL;
+    const library *lib = get_library(capsule);
+    if (lib == NULL)
+        return NULL;
+    if (delta < 0 && (size_t)(-delta) >= sizeof(struct decompress)) {
+        PyErr_SetString(PyExc_ValueError, "size delta out of range");
+        return NULL;
+    }
+    /* a larger claimed size never gets written: the check comes first */
+    return check(lib, version, sizeof(struct decompress) + (size_t)delta);
+}
+
+static void free_library(PyObject *capsule) {
+    /* the shared object stays loaded: jpeglib may use it too */
+    free(PyCapsule_GetPointer(capsule, CAPSULE));
+}
+
+static PyObject *py_load(PyObject *self, PyObject *args) {
+    const char *path;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "s", &path))
+        return NULL;
+    void *handle = OPEN_LIBRARY(path);
+    if (handle == NULL)
+        return PyErr_Format(PyExc_OSError, "cannot load libjpeg from %s", path);
+    library *lib = calloc(1, sizeof *lib);
+    if (lib == NULL)
+        return PyErr_NoMemory();
+    static const char *names[] = {"jpeg_std_error", "jpeg_CreateDecompress", "jpeg_read_header", "jpeg_read_coefficients",
+                                  "jpeg_finish_decompress", "jpeg_destroy_decompress", "jpeg_resync_to_restart"};
+    void *found[7];
+    for (int i = 0; i < 7; i++) {
+        found[i] = FIND_SYMBOL(handle, names[i]);
+        if (found[i] == NULL) {
+            free(lib);
+            return PyErr_Format(PyExc_OSError, "%s has no %s", path, names[i]);
+        }
+    }
+    /* function pointers from dlsym's void *: POSIX guarantees the round trip */
+    memcpy(&lib->std_error, &found[0], sizeof found[0]);
+    memcpy(&lib->create, &found[1], sizeof found[1]);
+    memcpy(&lib->read_header, &found[2], sizeof found[2]);
+    memcpy(&lib->read_coefficients, &found[3], sizeof found[3]);
+    memcpy(&lib->finish, &found[4], sizeof found[4]);
+    memcpy(&lib->destroy, &found[5], sizeof found[5]);
+    memcpy(&lib->resync_to_restart, &found[6], sizeof found[6]);
+
+    struct error_mgr err;
+    memset(&err, 0, sizeof err);
+    lib->std_error(&err);
+    lib->eof_warning = -1;
+    for (int code = 0; code <= err.last_jpeg_message && err.jpeg_message_table != NULL; code++) {
+        const char *text = err.jpeg_message_table[code];
+        if (text != NULL && strcmp(text, "Premature end of JPEG file") == 0)
+            lib->eof_warning = code;
+    }
+    if (lib->eof_warning < 0) {
+        free(lib);
+        return PyErr_Format(PyExc_OSError, "%s: no 'Premature end of JPEG file' message, not a libjpeg this module knows", path);
+    }
+    PyObject *refused = check(lib, LIB_VERSION, sizeof(struct decompress));
+    if (refused != Py_None) {
+        free(lib);
+        if (refused == NULL)
+            return NULL;
+        PyErr_Format(PyExc_OSError, "%s does not match this module's libjpeg %d layout: %U", path, LIB_VERSION, refused);
+        Py_DECREF(refused);
+        return NULL;
+    }
+    Py_DECREF(refused);
+    PyObject *capsule = PyCapsule_New(lib, CAPSULE, free_library);
+    if (capsule == NULL)
+        free(lib);
+    return capsule;
+}
+
+/* read(library, data) -> (messages, refused, components, tables)
+ * messages: libjpeg's lines (its first warning, its error if it failed);
+ * refused: None, or why no coefficients came back (libjpeg's error or ours);
+ * components: [(rows, cols, h, v, slot, int16 bytes)]; tables: 4 x (bytes or None). */
+static PyObject *py_read(PyObject *self, PyObject *args) {
+    PyObject *capsule;
+    Py_buffer data;
+    (void)self;
+    if (!PyArg_ParseTuple(args, "Oy*", &capsule, &data))
+        return NULL;
+    const library *lib = get_library(capsule);
+    call *c = lib == NULL ? NULL : calloc(1, sizeof *c);
+    if (c == NULL) {
+        PyBuffer_Release(&data);
+        return lib == NULL ? NULL : PyErr_NoMemory();
+    }
+    c->lib = lib;
+    c->data = data.buf;
+    c->size = (size_t)data.len;
+    Py_BEGIN_ALLOW_THREADS
+    decode(c);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&data);
+
+    PyObject *result = NULL, *messages = message_lines(c), *refused = NULL, *components = NULL, *tables = NULL;
+    if (messages == NULL)
+        goto out;
+    if (c->failed)
+        refused = PyUnicode_FromString("libjpeg failed");
+    else if (c->refused != NULL)
+        refused = PyUnicode_FromString(c->refused);
+    else
+        refused = new_none();
+    components = PyList_New(0);
+    tables = PyTuple_New(NUM_QUANT_TABLES);
+    if (refused == NULL || components == NULL || tables == NULL)
+        goto out;
+    if (refused == Py_None) {
+        for (int ci = 0; ci < c->components; ci++) {
+            PyObject *item = Py_BuildValue("(IIiiiy#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
+                                           c->table_slot[ci], (const char *)c->blocks[ci],
+                                           (Py_ssize_t)c->rows[ci] * c->cols[ci] * (Py_ssize_t)sizeof(JBLOCK));
+            if (item == NULL || PyList_Append(components, item) < 0) {
+                Py_XDECREF(item);
+                goto out;
+            }
+            Py_DECREF(item);
+        }
+    }
+    for (int slot = 0; slot < NUM_QUANT_TABLES; slot++) {
+        PyObject *table = c->has_table[slot] && refused == Py_None
+                              ? PyBytes_FromStringAndSize((const char *)c->tables[slot], sizeof c->tables[slot])
+                              : new_none();
+        if (table == NULL)
+            goto out;
+        PyTuple_SET_ITEM(tables, slot, table);
+    }
+    result = Py_BuildValue("(OOOO)", messages, refused, components, tables);
+out:
+    Py_XDECREF(messages);
+    Py_XDECREF(refused);
+    Py_XDECREF(components);
+    Py_XDECREF(tables);
+    release(c);
+    free(c);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"load", py_load, METH_VARARGS, "load(path) -> library: open libjpeg-turbo 2.1 and check its layout"},
+    {"read", py_read, METH_VARARGS, "read(library, data) -> (messages, refused, components, tables)"},
+    {"probe", py_probe, METH_VARARGS,
+     "probe(library, version, size_delta) -> libjpeg's message refusing that version and struct size, or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_libjpeg", "libjpeg-turbo reads with per-call messages", -1, methods};
+
+PyMODINIT_FUNC PyInit__libjpeg(void) {
+    PyObject *m = PyModule_Create(&module);
+#ifdef Py_GIL_DISABLED
+    if (m != NULL)
+        PyUnstable_Module_SetGIL(m, Py_MOD_GIL_NOT_USED);
+#endif
+    return m;
+}
