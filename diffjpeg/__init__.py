@@ -12,6 +12,7 @@ module             stage                                  libjpeg-turbo source
 ``quality``        quality-scaled quantization tables     jcparam.c
 ``quantize``       quantization and dequantization        jcdctmgr.c
 ``rounding``       surrogate gradients
+``precision``      dtypes, autocast, devices: what stages compute in
 ``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
 ``native``         the exact codec's values, compiled (_native.c)
 ``huffman``        entropy coding, exact bit counts       jchuff.c
