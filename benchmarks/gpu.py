@@ -78,6 +78,13 @@ NOT_DEVICE_TESTS = ("tests/test_benchmark.py",)  # the CPU benchmark suite's smo
 _started = time.monotonic()
 
 
+def brief(e: Exception) -> str:
+    """An exception in one line: its type and first message line (with the next, if that one ends in a colon)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines[0] if lines else "")
+    return f"{type(e).__name__}: {text}"[:200].replace("|", "/")  # no table cell ends inside it
+
+
 def log(message: str) -> None:
     print(f"[{time.monotonic() - _started:6.1f} s] {message}", flush=True)
 
@@ -283,7 +290,7 @@ def exactness(device: torch.device, names, qualities, crop: int | None, deadline
                 try:
                     y = diffjpeg.jpeg(x, quality=quality, subsampling=subsampling)
                 except Exception as e:  # noqa: BLE001 (reported as a case that differs)
-                    cases.append({**case, "identical": False, "max diff": None, "differing pixels": None, "error": f"{type(e).__name__}: {e}"[:120]})
+                    cases.append({**case, "identical": False, "max diff": None, "differing pixels": None, "error": brief(e)})
                     continue
                 got = y.float() if dtype == "uint8" else torch.round(y.float() * 255)
                 diff = (got - expected).abs()
@@ -371,7 +378,7 @@ def eager_speed(device: torch.device, settings: dict) -> tuple[list[dict], str |
         try:
             row = measure(f, dtype, settings["batch"], settings["size"], settings["warmup"], settings["repeats"], device)
         except Exception as e:  # noqa: BLE001 (kornia in bfloat16, say)
-            row = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"}
+            row = {"error": brief(e)}
         rows.append({"method": method, "dtype": dtype, "mode": "eager", **row})
         log(f"speed: {method} {dtype} eager: " + (row.get("error") or f"fwd {_mps(row['fwd MP/s'])} MP/s, fwd+bwd {_mps(row['fwd+bwd MP/s'])} MP/s"))
     return rows, None if kornia is not None else "kornia is not installed here: no kornia rows, no ratios against it."
@@ -398,7 +405,7 @@ def compile_worker(spec: dict) -> None:
             row.update(measure(f, dtype, spec["batch"], spec["size"], spec["warmup"], spec["repeats"], device))
             done = f"compile {row['compile s']:.0f} s, fwd {_mps(row['fwd MP/s'])} MP/s, fwd+bwd {_mps(row['fwd+bwd MP/s'])} MP/s"
         except Exception as e:  # noqa: BLE001 (a failed compile is a result too)
-            row["error"] = done = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+            row["error"] = done = brief(e)
         print(json.dumps(row), flush=True)
         print(f"[compile worker] diffjpeg {forward} {dtype}: {done}", file=sys.stderr, flush=True)
 
