@@ -127,9 +127,16 @@ class _Downsample(torch.autograd.Function):
 def _triangle(x: Tensor, dim: int) -> Tensor:
     """Fancy upsampling's sums along ``dim``: ``3 x[j] + x[j-1]`` and ``3 x[j] + x[j+1]``
     interleaved (``dim`` doubles), edge samples repeated. Written into one
-    preallocated tensor through strided views: no shifted copies, no stack."""
+    preallocated tensor through strided views: no shifted copies, no stack.
+    Under ``torch.compile`` (which breaks the graph at every ``out=`` view)
+    from shifted copies instead, which the compiler fuses."""
     dim = dim % x.dim()
     n = x.shape[dim]
+    if torch.compiler.is_compiling():
+        near = 3 * x
+        before = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)], dim)
+        after = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
+        return torch.stack([near + before, near + after], dim + 1).flatten(dim, dim + 1)
     shape = list(x.shape)
     shape[dim : dim + 1] = [n, 2]
     out = x.new_empty(shape)
