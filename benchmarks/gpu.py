@@ -73,6 +73,7 @@ FULL = {"photos": PHOTOS, "qualities": tuple(range(1, 101)), "crop": None, "batc
 QUICK = {"photos": ("chelsea", "camera"), "qualities": (1, 50, 95, 100), "crop": 96, "batch": 4, "size": 64, "warmup": 1, "repeats": 3,
          "budget": 60.0, "test_timeout": 40.0, "exact_timeout": 30.0, "compile_timeout": None}
 QUICK_TESTS = ("tests/test_validation.py",)
+DEVICE_TESTS = "test_devices.py"  # the device x dtype matrix (conftest's device and dtype fixtures)
 NOT_DEVICE_TESTS = ("tests/test_benchmark.py",)  # the CPU benchmark suite's smoke tests (and this script's)
 
 _started = time.monotonic()
@@ -554,8 +555,10 @@ def main(argv=None) -> int:
     settings = dict(QUICK if args.quick else FULL)
     settings.update({k: v for k, v in vars(args).items() if k in settings and v is not None})
     compile_on = (not args.quick) if args.compile is None else args.compile
+    # the device x dtype matrix first: it is what this run is for
     tests = [] if args.skip_tests else args.tests or (list(QUICK_TESTS) if args.quick else
-                                                      [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").glob("test_*.py"))
+                                                      [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").glob("test_*.py"),
+                                                                                                key=lambda p: p.name != DEVICE_TESTS)
                                                        if str(p.relative_to(ROOT)) not in NOT_DEVICE_TESTS])
     jobs = args.test_jobs or max(1, min(len(tests) or 1, (os.cpu_count() or 2) // 2))
     report = Report(args.out, args.out.with_suffix(".json"))

@@ -151,7 +151,9 @@ def read(
         strict: if ``True`` (default), libjpeg's warnings about corrupt data
             ("premature end of data segment", ...) raise :class:`JPEGError`;
             if ``False`` the file decodes as libjpeg (and Pillow) decode it anyway.
-        dtype, device: of the returned tensors.
+        dtype, device: of the returned tensors; ``dtype`` float32 or float64,
+            which hold every 16-bit coefficient exactly (float16 and
+            bfloat16 do not: ``ValueError``).
 
     Returns:
         :class:`Coefficients` with no batch dimensions: ``y`` is
@@ -179,6 +181,8 @@ def read(
         >>> c.size, c.subsampling, tuple(c.y.shape), diffjpeg.decode(c).shape
         ((30, 40), '4:2:0', (4, 5, 8, 8), torch.Size([3, 30, 40]))
     """
+    if dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"dtype must be torch.float32 or torch.float64 (they hold every 16-bit coefficient exactly), got {dtype}")
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
         raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
     data = _source_bytes(source)

@@ -145,12 +145,18 @@ def test_gradients_finite_and_nonzero_in_every_dtype(device, dtype, forward, rou
 
 
 def test_decode_of_read_file_in_every_dtype(device, dtype):
+    """Coefficients read in float32 or float64, decoded in any dtype; read
+    refuses dtypes that cannot hold 16-bit coefficients."""
     from PIL import Image
 
     a = photo()
     buffer = io.BytesIO()
     Image.fromarray(a).save(buffer, "JPEG", quality=60)
-    c = diffjpeg.read(buffer.getvalue(), dtype=dtype, device=device)
+    if dtype in (torch.float16, torch.bfloat16):
+        with pytest.raises(ValueError, match="dtype must be torch.float32 or torch.float64"):
+            diffjpeg.read(buffer.getvalue(), dtype=dtype)
+    c = diffjpeg.read(buffer.getvalue(), dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=device)
+    c = c.to(dtype)  # quality 60: every coefficient and table entry fits bfloat16's integers
     assert not (levels(diffjpeg.decode(c)[None]) != np.array(Image.open(buffer))).any()
 
 
