@@ -197,7 +197,9 @@ def encode(
             libjpeg's if ``None``. May require grad.
 
     Returns:
-        :class:`Coefficients` with the image's batch shape.
+        :class:`Coefficients` with the image's batch shape, float64 for a
+        float64 image, else float32 (bfloat16 cannot hold coefficients).
+        Computed in that dtype with autocast off, whatever the caller's.
 
     Example:
         >>> c = encode(torch.rand(3, 17, 33), quality=90, subsampling="4:2:2")
@@ -304,14 +306,17 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
 
     Args:
         coefficients: :class:`Coefficients` from :func:`encode`, :func:`diffjpeg.read`
-            or built by hand; any sampling factors libjpeg decodes.
-        forward: ``"exact"`` (libjpeg-turbo's default decoder; coefficients are
-            rounded to integers first), ``"float"`` or ``"soft"``.
+            or built by hand; any sampling factors libjpeg decodes; finite
+            (NaN or Inf: ``ValueError``), every tensor on one device.
+        forward: ``"exact"`` (libjpeg-turbo's default decoder; coefficients and
+            tables are rounded to integers first, as a file holds them),
+            ``"float"`` or ``"soft"``.
         ycbcr_to_rgb: ``(3, 3)`` or ``(B, 3, 3)`` matrix on ``(Y, Cb-128, Cr-128)``;
             libjpeg's decoder constants if ``None``. May require grad.
 
     Returns:
-        ``(*batch, C, H, W)`` float images in [0, 1], dtype of the coefficients.
+        ``(*batch, C, H, W)`` float images in [0, 1]: float64 for float64
+        coefficients, else float32 (autocast off inside).
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16)
@@ -433,6 +438,9 @@ def jpeg(
 
     Returns:
         Same shape, dtype and device as ``image``; uint8 in, uint8 out.
+        float16 and bfloat16 images are computed in float32 and the result
+        rounded once to their dtype; ``round(out.float() * 255)`` gives the
+        exact levels in every dtype (see :mod:`diffjpeg.precision`).
 
     Example:
         >>> x = torch.rand(4, 3, 32, 32, requires_grad=True)
