@@ -12,9 +12,12 @@ module             stage                                  libjpeg-turbo source
 ``quality``        quality-scaled quantization tables     jcparam.c
 ``quantize``       quantization and dequantization        jcdctmgr.c
 ``rounding``       surrogate gradients
-``precision``      dtypes, autocast, devices: what stages compute in
+``precision``      dtypes and autocast: what stages compute in
+``check``          input checks, in one place
+``geometry``       sampling rules, sizes, blocks, MCUs     jdmaster.c
 ``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
 ``native``         the exact codec's values, compiled (_native.c)
+``scan``           zigzag and MCU order, padding DC       jccoefct.c
 ``huffman``        entropy coding, exact bit counts       jchuff.c
 ``rate``           differentiable estimate of the bits
 ``markers``        file structure checks, JPEGError       jdmarker.c

@@ -34,8 +34,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .codec import FORWARDS, _check_choice, _check_image, jpeg
-from .coefficients import SUBSAMPLINGS
+from .check import check_choice, check_image
+from .codec import FORWARDS, jpeg
+from .geometry import SUBSAMPLINGS
 from .rounding import DEFAULT_FOURIER_ORDER, DEFAULT_TEMPERATURE, check_rounding
 
 
@@ -110,7 +111,7 @@ def _check_options(quality, p, subsampling, forward, rounding, fractional, fouri
     if not (0.0 <= float(p) <= 1.0):  # also rejects NaN
         raise ValueError(f"p must be in [0, 1], got {p}")
     subsamplings = _check_subsamplings(subsampling)
-    _check_choice("forward", forward, FORWARDS)
+    check_choice("forward", forward, FORWARDS)
     check_rounding(rounding, fourier_order, temperature)
     if fractional and forward == "exact":
         raise ValueError(
@@ -180,10 +181,10 @@ def _apply(image: Tensor, params: RandomJPEGParams, p: float, options: dict) -> 
 
 def _random_jpeg(image, low, high, p, subsamplings, fractional, generator, options, return_params):
     if not isinstance(image, Tensor):
-        _check_image(image)  # raises the TypeError naming image
+        check_image(image)  # raises the TypeError naming image
     subclass = type(image) if type(image) is not Tensor and not isinstance(image, nn.Parameter) else None
     plain = image.as_subclass(Tensor) if subclass is not None else image
-    batch, *_ = _check_image(plain)
+    batch, *_ = check_image(plain)
     params = _draw(batch, low, high, p, fractional, subsamplings, generator)
     out = _apply(plain, params, p, options)
     if subclass is not None:

@@ -31,9 +31,11 @@ from torch import Tensor, nn
 
 from . import color, native
 from .blocks import merge_blocks, replicate_edges, split_blocks
-from .coefficients import SUBSAMPLINGS, Coefficients, component_geometry, subsampling_factors
+from .coefficients import Coefficients
+from .geometry import SUBSAMPLINGS, component_geometry, subsampling_factors
 from .dct import fdct, fdct_islow, idct, idct_islow
-from .precision import check_device, full_precision, working_dtype
+from .check import MODES, check_choice, check_device, check_finite, check_image, checking_values
+from .precision import full_precision, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
@@ -48,51 +50,11 @@ from .rounding import (
 )
 from .sampling import downsample, downsample_biased, upsample, upsample_fancy
 
-FORWARDS = ("exact", "float", "soft")
+FORWARDS = MODES
 DEFAULT_QUALITY = 75  # libjpeg's default
 
 
 # ---------------------------------------------------------------- validation
-def _check_choice(name: str, value, allowed) -> None:
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
-
-
-def _checking_values() -> bool:
-    """Value checks read tensors back to Python: done eagerly, skipped while
-    ``torch.compile`` traces (shape and type checks always run)."""
-    return not torch.compiler.is_compiling()
-
-
-def _all_finite(t: Tensor) -> bool:
-    # min and max propagate NaN: one pass instead of isfinite's four
-    if t.numel() == 0:
-        return True
-    lo, hi = torch.aminmax(t)
-    return bool(torch.isfinite(lo) & torch.isfinite(hi))
-
-
-def _check_finite(name: str, t: Tensor) -> None:
-    if _checking_values() and t.is_floating_point() and not _all_finite(t.detach()):
-        raise ValueError(f"{name} contains NaN or Inf")
-
-
-def _check_image(image) -> tuple[torch.Size, int, int, int]:
-    if not isinstance(image, Tensor):
-        raise TypeError(f"image must be a torch.Tensor of shape (..., C, H, W), got {type(image).__name__}")
-    if image.dim() < 3:
-        raise ValueError(f"image must have shape (..., C, H, W) with C = 1 or 3, got shape {tuple(image.shape)}")
-    *batch, channels, height, width = image.shape
-    if channels not in (1, 3):
-        raise ValueError(f"image must have 1 (grayscale) or 3 (RGB) channels, got {channels} in shape {tuple(image.shape)}")
-    if image.numel() == 0:
-        raise ValueError(f"image is empty: shape {tuple(image.shape)}")
-    if image.dtype != torch.uint8 and not image.is_floating_point():
-        raise TypeError(f"image must be float in [0, 1] or uint8, got dtype {image.dtype}")
-    _check_finite("image", image)
-    return torch.Size(batch), channels, height, width
-
-
 def _per_image(name: str, value: Tensor, batch: torch.Size, tail: tuple[int, ...]) -> Tensor:
     """Reshape ``value`` (shared, per image over ``batch``, or flat ``(B, ...)``) to ``(B, *tail)``."""
     count = math.prod(batch)
@@ -112,8 +74,8 @@ def _quality_tensor(quality, batch: torch.Size, dtype, device) -> Tensor:
     q = quality if isinstance(quality, Tensor) else torch.tensor(float(quality))
     if not q.is_floating_point():
         q = q.to(dtype)
-    _check_finite("quality", q)
-    if _checking_values() and bool(((q.detach() < 0) | (q.detach() > 100)).any()):
+    check_finite("quality", q)
+    if checking_values() and bool(((q.detach() < 0) | (q.detach() > 100)).any()):
         raise ValueError(f"quality must be in [0, 100], got {q.detach().flatten()[:8].tolist()}")
     if q.dim() == 0 or q.numel() == 1:
         q = q.reshape(())
@@ -126,10 +88,10 @@ def _qtables_tensor(qtables, batch: torch.Size, dtype, device) -> Tensor:
     check_device("qtables", qtables, device)
     if not qtables.is_floating_point():
         qtables = qtables.to(dtype)
-    _check_finite("qtables", qtables)
+    check_finite("qtables", qtables)
     if qtables.shape[-3:] != (2, 8, 8):
         raise ValueError(f"qtables must have shape (2, 8, 8) or (B, 2, 8, 8) (luma, chroma), got {tuple(qtables.shape)}")
-    if _checking_values() and bool((qtables.detach() <= 0).any()):
+    if checking_values() and bool((qtables.detach() <= 0).any()):
         raise ValueError("qtables entries must be > 0 (they are divisors)")
     return _per_image("qtables", qtables.to(device=device, dtype=dtype), batch, (2, 8, 8))
 
@@ -140,7 +102,7 @@ def _matrix_tensor(name: str, matrix, batch: torch.Size, dtype, device) -> Tenso
     if not isinstance(matrix, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor of shape (3, 3) or (B, 3, 3), got {type(matrix).__name__}")
     check_device(name, matrix, device)
-    _check_finite(name, matrix)
+    check_finite(name, matrix)
     m = matrix.to(device=device, dtype=dtype)
     if m.shape == (3, 3):
         return m
@@ -206,9 +168,9 @@ def encode(
         >>> c.y.shape, c.cb.shape
         (torch.Size([3, 5, 8, 8]), torch.Size([3, 3, 8, 8]))
     """
-    batch, channels, height, width = _check_image(image)
-    _check_choice("forward", forward, FORWARDS)
-    _check_choice("subsampling", subsampling, SUBSAMPLINGS)
+    batch, channels, height, width = check_image(image)
+    check_choice("forward", forward, FORWARDS)
+    check_choice("subsampling", subsampling, SUBSAMPLINGS)
     check_rounding(rounding, fourier_order, temperature)
     work = working_dtype(image.dtype)
     device = image.device
@@ -330,12 +292,12 @@ def _decode(coefficients: Coefficients, forward: str, ycbcr_to_rgb: Tensor | Non
     """:func:`decode`; with ``as_uint8`` the 8-bit samples themselves (no gradient)."""
     if not isinstance(coefficients, Coefficients):
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
-    _check_choice("forward", forward, FORWARDS)
+    check_choice("forward", forward, FORWARDS)
     c = coefficients
     device = c.y.device
     for name, t in zip(("y", "cb", "cr", "qtables"), c.components + [c.qtables]):
         check_device(f"coefficients.{name}", t, device)
-        _check_finite(f"coefficients.{name}", t)
+        check_finite(f"coefficients.{name}", t)
     batch = c.batch_shape
     for ci, (blocks, geo) in enumerate(zip(c.components, c.geometries())):
         expected = batch + geo.blocks + (8, 8)
@@ -492,8 +454,8 @@ class DiffJPEG(nn.Module):
         learnable: bool | Iterable[str] = False,
     ):
         super().__init__()
-        _check_choice("forward", forward, FORWARDS)
-        _check_choice("subsampling", subsampling, SUBSAMPLINGS)
+        check_choice("forward", forward, FORWARDS)
+        check_choice("subsampling", subsampling, SUBSAMPLINGS)
         check_rounding(rounding, fourier_order, temperature)
         if learnable is True:
             names = set(LEARNABLE)
@@ -583,8 +545,8 @@ class JPEGEncoder(nn.Module):
         rgb_to_ycbcr: Tensor | None = None,
     ):
         super().__init__()
-        _check_choice("forward", forward, FORWARDS)
-        _check_choice("subsampling", subsampling, SUBSAMPLINGS)
+        check_choice("forward", forward, FORWARDS)
+        check_choice("subsampling", subsampling, SUBSAMPLINGS)
         check_rounding(rounding, fourier_order, temperature)
         if quality is not None:
             _quality_tensor(quality, torch.Size(), torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
@@ -613,7 +575,7 @@ class JPEGDecoder(nn.Module):
 
     def __init__(self, forward: str = "exact", ycbcr_to_rgb: Tensor | None = None):
         super().__init__()
-        _check_choice("forward", forward, FORWARDS)
+        check_choice("forward", forward, FORWARDS)
         self.forward_mode = forward
         _hold(self, "ycbcr_to_rgb", ycbcr_to_rgb)
 

@@ -1,58 +1,24 @@
-"""The JPEG domain: what travels from the encoder to the decoder."""
+"""The JPEG domain: what travels from the encoder to the decoder.
+
+Its sizes (component geometry, sampling rules, blocks, MCUs) live in
+:mod:`diffjpeg.geometry`.
+"""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 
-# Luma sampling factors (h, v) per chroma subsampling; chroma components are 1x1.
-SUBSAMPLINGS = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
-
-
-@dataclass(frozen=True)
-class ComponentGeometry:
-    """Sizes libjpeg derives for one component (jdmaster.c / jcmaster.c).
-
-    ``downsampled`` is ``ceil(size * factor / max_factor)``; ``blocks`` is that in
-    8x8 blocks, rounded up; ``padded`` is the full-resolution size the encoder
-    replicates the image out to before downsampling this component.
-    """
-
-    factors: tuple[int, int]  # (h, v) this component's sampling factors
-    scale: tuple[int, int]  # (h, v) upsampling ratio to full resolution
-    downsampled: tuple[int, int]  # (height, width)
-    blocks: tuple[int, int]  # (rows, columns) of 8x8 blocks
-    padded: tuple[int, int]  # (height, width) at full resolution
-
-
-def component_geometry(size: tuple[int, int], factors: tuple[int, int], max_factors: tuple[int, int]):
-    """:class:`ComponentGeometry` of a component of an image of ``size`` (H, W)."""
-    height, width = size
-    h, v = factors
-    h_max, v_max = max_factors
-    down = (math.ceil(height * v / v_max), math.ceil(width * h / h_max))
-    blocks = (math.ceil(down[0] / 8), math.ceil(down[1] / 8))
-    scale = (h_max // h, v_max // v)
-    # jcprepct.c pads rows to a multiple of v_max by repeating the last full
-    # resolution row; jcsample.c pads columns to the block width times the ratio
-    padded = (math.ceil(height / v_max) * v_max, blocks[1] * 8 * scale[0])
-    return ComponentGeometry(factors, scale, down, blocks, padded)
-
-
-def subsampling_factors(subsampling: str, components: int = 3) -> tuple[tuple[int, int], ...]:
-    """Sampling factors ``(h, v)`` per component for a subsampling name.
-
-    Example:
-        >>> subsampling_factors("4:2:0")
-        ((2, 2), (1, 1), (1, 1))
-    """
-    if not isinstance(subsampling, str) or subsampling not in SUBSAMPLINGS:
-        raise ValueError(f"subsampling must be one of {tuple(SUBSAMPLINGS)}, got {subsampling!r}")
-    if components == 1:
-        return ((1, 1),)
-    return (SUBSAMPLINGS[subsampling],) + ((1, 1),) * (components - 1)
+from .geometry import (  # noqa: F401  (ComponentGeometry, component_geometry, SUBSAMPLINGS: their old home)
+    SUBSAMPLINGS,
+    ComponentGeometry,
+    component_geometry,
+    geometries,
+    max_factors,
+    sampling_problem,
+    subsampling_factors,
+)
 
 
 @dataclass
@@ -97,15 +63,9 @@ class Coefficients:
         self.sampling = tuple((int(h), int(v)) for h, v in self.sampling)
         if len(self.sampling) != count:
             raise ValueError(f"sampling must give (h, v) for each of the {count} components, got {self.sampling}")
-        for h, v in self.sampling:
-            if not (1 <= h <= 4 and 1 <= v <= 4):
-                raise ValueError(f"sampling factors must be in 1..4, got {self.sampling}")
-        h_max = max(h for h, _ in self.sampling)
-        v_max = max(v for _, v in self.sampling)
-        if any(h_max % h or v_max % v for h, v in self.sampling):
-            raise ValueError(f"sampling factors must divide the largest ones (libjpeg upsamples by integer ratios), got {self.sampling}")
-        if count > 1 and sum(h * v for h, v in self.sampling) > 10:
-            raise ValueError(f"sampling {self.sampling} puts more than 10 blocks in an MCU, which JPEG forbids")
+        problem = sampling_problem(self.sampling)
+        if problem:
+            raise ValueError(problem)
         if self.qtable_index is None:
             self.qtable_index = (0, 1, 1)[:count]
         self.qtable_index = tuple(int(i) for i in self.qtable_index)
@@ -138,7 +98,7 @@ class Coefficients:
     @property
     def max_factors(self) -> tuple[int, int]:
         """``(h_max, v_max)`` over the components."""
-        return max(h for h, _ in self.sampling), max(v for _, v in self.sampling)
+        return max_factors(self.sampling)
 
     @property
     def batch_shape(self) -> torch.Size:
@@ -146,7 +106,7 @@ class Coefficients:
 
     def geometries(self) -> list[ComponentGeometry]:
         """Geometry of each component, luma first."""
-        return [component_geometry(self.size, f, self.max_factors) for f in self.sampling]
+        return geometries(self.size, self.sampling)
 
     def component_qtables(self) -> Tensor:
         """``(*batch, C, 8, 8)``: the table of each component."""

@@ -25,6 +25,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from .check import check_mode
 from .rounding import clamp_ste, exact_value
 
 # Rows Y, Cb, Cr; columns R, G, B (jccolor.c's constants).
@@ -46,7 +47,6 @@ _CBCR_OFFSET = 128 << _SCALEBITS
 # the encoder's rounding constants for Y, Cb, Cr (jccolor.c)
 ENCODER_ROUNDING = (_ONE_HALF, _CBCR_OFFSET + _ONE_HALF - 1, _CBCR_OFFSET + _ONE_HALF - 1)
 
-MODES = ("exact", "float", "soft")
 
 
 def rgb_to_ycbcr_matrix(dtype=torch.float32, device=None) -> Tensor:
@@ -170,11 +170,6 @@ def _apply(matrix: Tensor, x: Tensor, offset: Tensor) -> Tensor:
     return out.view(x.shape)
 
 
-def _check_mode(mode: str) -> None:
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-
-
 def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
     """Convert RGB samples to JFIF YCbCr samples.
 
@@ -194,7 +189,7 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float
         >>> rgb_to_ycbcr(torch.full((1, 3, 1, 1), 255.0), mode="exact").flatten()
         tensor([255., 128., 128.])
     """
-    _check_mode(mode)
+    check_mode(mode)
     custom = matrix
     if matrix is None:
         matrix = rgb_to_ycbcr_matrix(image.dtype, image.device)
@@ -223,7 +218,7 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float
         >>> ycbcr_to_rgb(torch.tensor([[[[128.0]], [[128.0]], [[255.0]]]]), mode="exact").flatten()
         tensor([255.,  37., 128.])
     """
-    _check_mode(mode)
+    check_mode(mode)
     custom = matrix
     if matrix is None:
         matrix = ycbcr_to_rgb_matrix(image.dtype, image.device)
@@ -258,7 +253,7 @@ class RGBToYCbCr(nn.Module):
 
     def __init__(self, mode: str = "float", matrix: Tensor | None = None):
         super().__init__()
-        _check_mode(mode)
+        check_mode(mode)
         self.mode = mode
         _hold_matrix(self, matrix)
 
@@ -276,7 +271,7 @@ class YCbCrToRGB(nn.Module):
 
     def __init__(self, mode: str = "float", matrix: Tensor | None = None):
         super().__init__()
-        _check_mode(mode)
+        check_mode(mode)
         self.mode = mode
         _hold_matrix(self, matrix)
 

@@ -32,6 +32,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor, nn
 
+from .check import check_mode
 from .rounding import clamp_ste, exact_value
 
 CONST_BITS = 13
@@ -249,6 +250,7 @@ def fdct(blocks: Tensor, mode: str = "float") -> Tensor:
         >>> fdct(torch.full((8, 8), 255.0), "exact")[0, 0].item()
         1016.0
     """
+    check_mode(mode)
     if mode != "exact":
         return _separable(blocks - 128.0, "orthonormal_2d")
     samples = torch.round(blocks.detach()).clamp_(0, 255) if blocks.is_floating_point() else blocks
@@ -273,6 +275,7 @@ def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
         >>> idct(torch.zeros(8, 8), "exact")[0, 0].item()
         128.0
     """
+    check_mode(mode)
     if mode != "exact":
         real = _separable(coefficients, "orthonormal_2d_inverse") + 128.0
         return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
@@ -290,6 +293,7 @@ class FDCT(nn.Module):
 
     def __init__(self, mode: str = "float"):
         super().__init__()
+        check_mode(mode)
         self.mode = mode
 
     def forward(self, blocks: Tensor) -> Tensor:
@@ -306,6 +310,7 @@ class IDCT(nn.Module):
 
     def __init__(self, mode: str = "float"):
         super().__init__()
+        check_mode(mode)
         self.mode = mode
 
     def forward(self, coefficients: Tensor) -> Tensor:

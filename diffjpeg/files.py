@@ -34,7 +34,8 @@ import torch
 from torch import Tensor
 
 from .coefficients import Coefficients
-from .huffman import _coding_order, check_codable, coded_scans
+from .geometry import block_count
+from .huffman import check_codable, coded_scans
 from .progressive import progressive_file
 from .sequential import MAX_TABLE_SLOT, SOF_BASELINE, file_header, sequential_file
 from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
@@ -120,12 +121,7 @@ def _check_plausible_size(structure) -> None:
     files can code many blocks in a few bits, so they are not checked."""
     if structure.process not in ("baseline", "extended sequential"):
         return
-    h_max = max(c.h for c in structure.components)
-    v_max = max(c.v for c in structure.components)
-    blocks = sum(
-        math.ceil(math.ceil(structure.height * c.v / v_max) / 8) * math.ceil(math.ceil(structure.width * c.h / h_max) / 8)
-        for c in structure.components
-    )
+    blocks = block_count((structure.height, structure.width), structure.sampling)
     available = 8 * sum(end - start for start, end in (s.data for s in structure.scans))
     if available < 2 * blocks:
         raise JPEGError(
@@ -368,7 +364,7 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
     outputs = []
     for i in range(count):
         if progressive:
-            data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index, _dc_order(c))
+            data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index)
         else:
             header = file_header(SOF_BASELINE, tables[i], c.qtable_index, c.sampling, c.size)
             data = sequential_file(header, len(c.components), *scans[i])
@@ -381,18 +377,3 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
                     f.write(data)
         outputs.append(data)
     return outputs if len(batch) else outputs[0]
-
-
-def _dc_order(c: Coefficients):
-    """DC values of a component in interleaved coding order, padding blocks
-    repeating the previous DC (what libjpeg puts in them)."""
-    h_max, v_max = c.max_factors
-    mcus = (math.ceil(c.size[0] / (8 * v_max)), math.ceil(c.size[1] / (8 * h_max)))
-
-    def order(zigzag: np.ndarray, factors) -> np.ndarray:
-        ordered, real = _coding_order(torch.from_numpy(zigzag), factors, mcus)
-        real = real.flatten()
-        last_real = torch.where(real, torch.arange(real.numel()), 0).cummax(0).values
-        return ordered[..., 0].flatten()[last_real].reshape(ordered.shape[:2]).numpy()
-
-    return order

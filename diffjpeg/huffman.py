@@ -9,13 +9,9 @@ the ``FF`` bytes that get a stuffed ``00``.
 Facts from the JPEG standard and libjpeg-turbo relied on:
 
 * One interleaved scan for three components (jpeg_set_defaults); component 0
-  uses Huffman tables 0, components 1 and 2 tables 1. A one-component scan is
-  not interleaved: its blocks are coded in raster order, without padding.
-* Interleaved scans code whole MCUs: per MCU, each component's ``v x h``
-  blocks in raster order. Blocks past the component's real block count
-  (MCU padding) are "dummy" blocks: AC zero, DC equal to the previous block's
-  in coding order (jccoefct.c, jctrans.c), so each codes as a zero DC
-  difference and an EOB.
+  uses Huffman tables 0, components 1 and 2 tables 1. The order of blocks
+  and coefficients, and the DC of MCU padding blocks, are
+  :mod:`diffjpeg.scan`'s.
 * DC: the difference to the previous block's DC of the same component (0 at
   the start), coded as its size category (0..11) then that many extra bits;
   negative values are sent as ``value - 1`` in two's complement.
@@ -35,23 +31,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .check import check_choice
 from .coefficients import Coefficients
+from .geometry import mcu_counts
+from .scan import ZIGZAG, coding_order, last_real, zigzag_index  # noqa: F401  (ZIGZAG: its old home)
 
 HUFFMAN = ("standard", "optimized")
 
-# zigzag position k -> natural (row-major) index within an 8x8 block
-ZIGZAG = (
-    0, 1, 8, 16, 9, 2, 3, 10, 17, 24, 32, 25, 18, 11, 4, 5,
-    12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6, 7, 14, 21, 28,
-    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
-    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
-)
 EOB, ZRL = 0x00, 0xF0
 MAX_AC_SIZE, MAX_DC_SIZE = 10, 11
 SLOTS_PER_AC = 4  # up to 3 ZRLs (a run of at most 62 zeros) and the value
@@ -162,11 +153,6 @@ def optimal_table(frequencies) -> HuffmanTable:
     return HuffmanTable(tuple(counts[1:17]), tuple(s for _, s in values))
 
 
-@lru_cache(maxsize=None)
-def _zigzag_index(device: torch.device) -> Tensor:
-    return torch.tensor(ZIGZAG, device=device)
-
-
 def _size_category(x: Tensor) -> Tensor:
     """Number of bits of ``|x|`` (0 for 0), exact for integers up to 2**15."""
     magnitude = x.abs()
@@ -199,29 +185,6 @@ class ScanSymbols:
         return torch.bincount(self.symbol[keep], minlength=256).cpu().numpy()
 
 
-def _coding_order(blocks: Tensor, factors: tuple[int, int], mcus: tuple[int, int] | None):
-    """Blocks ``(rows, cols, 64)`` in coding order with the dummy mask.
-
-    ``mcus`` is ``(MCU rows, MCU columns)`` of an interleaved scan, ``None``
-    for a single-component scan. Returns ``(blocks (n_mcu, per_mcu, 64), real (n_mcu, per_mcu))``.
-    """
-    rows, cols = blocks.shape[:2]
-    if mcus is None:
-        return blocks.reshape(rows * cols, 1, 64), torch.ones(rows * cols, 1, dtype=torch.bool, device=blocks.device)
-    h, v = factors
-    padded_rows, padded_cols = mcus[0] * v, mcus[1] * h
-    padded = blocks.new_zeros(padded_rows, padded_cols, 64)
-    padded[:rows, :cols] = blocks
-    real = torch.zeros(padded_rows, padded_cols, dtype=torch.bool, device=blocks.device)
-    real[:rows, :cols] = True
-
-    def order(t: Tensor) -> Tensor:
-        t = t.reshape(mcus[0], v, mcus[1], h, *t.shape[2:]).transpose(1, 2)
-        return t.reshape(mcus[0] * mcus[1], v * h, *t.shape[4:])
-
-    return order(padded), order(real)
-
-
 def _rounded_components(c: Coefficients) -> list[Tensor]:
     batch = c.batch_shape
     count = math.prod(batch)
@@ -249,22 +212,16 @@ def scan_symbols(c: Coefficients) -> list[ScanSymbols]:
     """
     check_codable(c)
     components = _rounded_components(c)
-    zigzag = _zigzag_index(c.y.device)
-    interleaved = len(components) > 1
-    h_max, v_max = c.max_factors
-    height, width = c.size
-    mcus = (math.ceil(height / (8 * v_max)), math.ceil(width / (8 * h_max))) if interleaved else None
+    zigzag = zigzag_index(c.y.device)
+    mcus = mcu_counts(c.size, c.sampling)
     result = []
     for image in range(components[0].shape[0]):
         per_component = []
         for ci, blocks in enumerate(components):
             flat = blocks[image].flatten(-2)[..., zigzag]
-            ordered, real = _coding_order(flat, c.sampling[ci], mcus)
-            dc = ordered[..., 0].flatten()
+            ordered, real = coding_order(flat, c.sampling[ci], mcus)
             real_flat = real.flatten()
-            # a dummy block repeats the previous block's DC: fill forward
-            last_real = torch.where(real_flat, torch.arange(dc.numel(), device=dc.device), 0).cummax(0).values
-            dc = dc[last_real]
+            dc = ordered[..., 0].flatten()[last_real(real_flat)]  # dummy blocks repeat the previous DC
             diff = dc - torch.cat((dc.new_zeros(1), dc[:-1]))
             ac = ordered[..., 1:].reshape(-1, 63) * real_flat.unsqueeze(-1)
             table = torch.full_like(diff, 0 if ci == 0 else 1)
@@ -412,20 +369,20 @@ def entropy_coded_bytes(c: Coefficients, huffman: str = "standard") -> list[byte
         >>> len(entropy_coded_bytes(encode(torch.full((1, 8, 8), 128, dtype=torch.uint8), quality=50))[0])
         1
     """
-    _check_huffman(huffman)
+    check_huffman(huffman)
     return [stuff(pack(*_code(s, huffman))) for s in scan_symbols(c)]
 
 
 def coded_scans(c: Coefficients, huffman: str = "standard") -> list[tuple[dict, bytes]]:
     """Per image, the tables :func:`scan_tables` gives and the entropy-coded
     data of its baseline scan, from one pass over the symbols."""
-    _check_huffman(huffman)
+    check_huffman(huffman)
     return [(scan_tables(s, huffman), stuff(pack(*_code(s, huffman)))) for s in scan_symbols(c)]
 
 
-def _check_huffman(huffman: str) -> None:
-    if not isinstance(huffman, str) or huffman not in HUFFMAN:
-        raise ValueError(f"huffman must be one of {HUFFMAN}, got {huffman!r}")
+def check_huffman(huffman: str) -> None:
+    """``huffman``: one of :data:`HUFFMAN`."""
+    check_choice("huffman", huffman, HUFFMAN)
 
 
 def bits(c: Coefficients, huffman: str = "standard") -> Tensor:
@@ -449,7 +406,7 @@ def bits(c: Coefficients, huffman: str = "standard") -> Tensor:
         >>> n = bits(c); n.shape, n.dtype
         (torch.Size([2]), torch.int64)
     """
-    _check_huffman(huffman)
+    check_huffman(huffman)
     sizes = []
     for s in scan_symbols(c):
         packed = pack(*_code(s, huffman))
@@ -459,7 +416,7 @@ def bits(c: Coefficients, huffman: str = "standard") -> Tensor:
 
 def huffman_tables(c: Coefficients, huffman: str = "standard") -> list[dict]:
     """The tables libjpeg uses for each image: ``{("dc"|"ac", slot): HuffmanTable}``."""
-    _check_huffman(huffman)
+    check_huffman(huffman)
     return [
         {("dc" if dc else "ac", slot): table for (slot, dc), table in scan_tables(s, huffman).items()}
         for s in scan_symbols(c)

@@ -24,6 +24,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from .geometry import sampling_problem
+
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit: 2**28 // 3
 JPEG_MAX_DIMENSION = 65500  # libjpeg's limit on each side
 
@@ -148,20 +150,14 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
     for i in range(count):
         cid, hv, tq = struct.unpack_from(">BBB", body, 6 + 3 * i)
         h, v = hv >> 4, hv & 15
-        if not (1 <= h <= 4 and 1 <= v <= 4):
-            raise JPEGError(f"component {cid} has sampling factors {h}x{v}; JPEG allows 1..4")
         if tq > 3:
             raise JPEGError(f"component {cid} selects quantization table {tq}; JPEG allows 0..3")
         components.append(FrameComponent(cid, h, v, tq))
     if len({c.id for c in components}) != count:
         raise JPEGError(f"component ids repeat: {[c.id for c in components]}")
-    h_max = max(c.h for c in components)
-    v_max = max(c.v for c in components)
-    if count == 3:
-        if any(h_max % c.h or v_max % c.v for c in components):
-            raise JPEGError(f"sampling factors {[(c.h, c.v) for c in components]} need fractional upsampling, which libjpeg does not do")
-        if sum(c.h * c.v for c in components) > 10:
-            raise JPEGError(f"sampling factors {[(c.h, c.v) for c in components]} put more than 10 blocks in an MCU")
+    problem = sampling_problem([(c.h, c.v) for c in components])
+    if problem:
+        raise JPEGError(problem)
     return Structure(SOF_SUPPORTED[marker], precision, height, width, tuple(components), "grayscale")
 
 

@@ -1,4 +1,4 @@
-"""Dtypes, autocast and devices: what the stages compute in, whatever the caller's tensors say.
+"""Dtypes and autocast: what the stages compute in, whatever the caller's tensors say.
 
 The codec's results must not depend on the input's dtype, on autocast or on
 the device. Facts the rest of the package relies on:
@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 
 import torch
-from torch import Tensor
 
 # device types that torch.autocast knows; others have no autocast to turn off
 _AUTOCAST_DEVICES = ("cpu", "cuda", "mps", "xpu", "hpu")
@@ -46,14 +45,3 @@ def full_precision(device: torch.device):
     if device.type not in _AUTOCAST_DEVICES:
         return contextlib.nullcontext()
     return torch.autocast(device.type, enabled=False)
-
-
-def check_device(name: str, value, device: torch.device) -> None:
-    """``ValueError`` if tensor ``value`` lies on another device than the image's."""
-    if isinstance(value, Tensor) and value.device != device:
-        # torch.device("cuda") and "cuda:0" name the same device
-        same = value.device.type == device.type and (value.device.index is None or device.index is None)
-        if not same:
-            raise ValueError(
-                f"{name} is on {value.device} but the image (or coefficients) on {device}: move it with .to({str(device)!r})"
-            )

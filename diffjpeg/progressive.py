@@ -32,7 +32,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .huffman import ZIGZAG, optimal_table, pack, stuff
+from .geometry import mcu_counts
+from .huffman import optimal_table, pack, stuff
+from .scan import ZIGZAG, dc_in_coding_order
 from .sequential import SOF_PROGRESSIVE, dht_segments, file_header, huffman_slot, segment
 
 MAX_EOB_RUN = 0x7FFF
@@ -206,7 +208,6 @@ def progressive_file(
     size: tuple[int, int],
     tables: np.ndarray,
     qtable_index: tuple[int, ...],
-    dc_order,
 ) -> bytes:
     """A progressive JPEG file for one image.
 
@@ -214,9 +215,6 @@ def progressive_file(
         components: per component ``(rows, cols, 8, 8)`` integer coefficients.
         sampling, size, qtable_index: as in :class:`diffjpeg.Coefficients`.
         tables: ``(T, 8, 8)`` integer quantization tables, natural order.
-        dc_order: function ``(zigzag blocks (rows, cols, 64), factors) -> (n_mcu, per_mcu)``
-            DC values in interleaved coding order, padding blocks repeating
-            the previous DC.
 
     Returns:
         The file's bytes.
@@ -230,7 +228,8 @@ def progressive_file(
         writer = _ScanWriter()
         if ss == 0:
             if len(members) > 1:
-                dcs = [dc_order(zigzag[ci], sampling[ci]) for ci in members]
+                mcus = mcu_counts(size, sampling)
+                dcs = [dc_in_coding_order(torch.from_numpy(zigzag[ci]), sampling[ci], mcus).numpy() for ci in members]
             else:
                 dcs = [zigzag[members[0]][..., 0].reshape(-1, 1)]
             if ah == 0:

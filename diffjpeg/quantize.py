@@ -17,9 +17,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .check import check_mode
 from .rounding import (
     DEFAULT_FOURIER_ORDER,
     DEFAULT_TEMPERATURE,
+    check_rounding,
     needs_grad,
     round_with_surrogate,
     soft_round,
@@ -116,6 +118,8 @@ def quantize(
         >>> quantize(torch.full((8, 8), 20.0), torch.full((8, 8), 8.0), "exact")[0, 0].item()
         3.0
     """
+    check_mode(mode)
+    check_rounding(rounding, fourier_order, temperature)
     if mode == "soft":
         return soft_round(coefficients / table, rounding, fourier_order, temperature)
     value = None
@@ -175,6 +179,8 @@ class Quantize(nn.Module):
         temperature: float = DEFAULT_TEMPERATURE,
     ):
         super().__init__()
+        check_mode(mode)
+        check_rounding(rounding, fourier_order, temperature)
         self.mode, self.rounding = mode, rounding
         self.fourier_order, self.temperature = fourier_order, temperature
 

@@ -38,12 +38,12 @@ from .huffman import (
     EOB,
     STANDARD_TABLES,
     ZRL,
-    _check_huffman,
-    _coding_order,
-    _zigzag_index,
+    check_huffman,
     scan_symbols,
     scan_tables,
 )
+from .geometry import mcu_counts
+from .scan import coding_order, last_real, zigzag_index
 
 STUFFING = 1 + 1 / 256  # expected share of FF bytes in random data
 PADDING_BITS = 4.0  # expected fill of the last byte
@@ -112,13 +112,11 @@ def _component_bits(blocks: Tensor, tables: dict, slot: int, sampling, mcus, dty
     device = blocks.device
     dc_lengths = tables[(slot, True)].to(device, dtype)
     ac_lengths = tables[(slot, False)].to(device, dtype)
-    flat = blocks.flatten(-2)[..., _zigzag_index(device)].to(dtype)
-    ordered, real = _coding_order(flat, sampling, mcus)
+    flat = blocks.flatten(-2)[..., zigzag_index(device)].to(dtype)
+    ordered, real = coding_order(flat, sampling, mcus)
     real = real.flatten()
     ordered = ordered.reshape(-1, 64)
-    # a padding block repeats the previous DC (difference 0) and has no AC
-    last_real = torch.where(real, torch.arange(real.numel(), device=device), 0).cummax(0).values
-    dc = ordered[last_real, 0]
+    dc = ordered[last_real(real), 0]  # a padding block repeats the previous DC (difference 0) and has no AC
     diff = dc - torch.cat((dc.new_zeros(1), dc[:-1]))
     dc_size = soft_size(diff.abs())
     dc_bits = _interpolate(dc_lengths[:12], dc_size) + dc_size
@@ -161,15 +159,12 @@ def rate(c: Coefficients, huffman: str = "standard") -> Tensor:
     """
     if not isinstance(c, Coefficients):
         raise TypeError(f"c must be diffjpeg.Coefficients, got {type(c).__name__}")
-    _check_huffman(huffman)
+    check_huffman(huffman)
     batch = c.batch_shape
     count = math.prod(batch)
     dtype = c.y.dtype if c.y.is_floating_point() else torch.float32
     components = [b.reshape(count, *b.shape[len(batch):]) for b in c.components]
-    interleaved = len(components) > 1
-    h_max, v_max = c.max_factors
-    height, width = c.size
-    mcus = (math.ceil(height / (8 * v_max)), math.ceil(width / (8 * h_max))) if interleaved else None
+    mcus = mcu_counts(c.size, c.sampling)
     standard = {(slot, dc): _code_lengths(STANDARD_TABLES[slot][0 if dc else 1]) for slot in (0, 1) for dc in (True, False)}
     symbols = scan_symbols(c) if huffman == "optimized" else [None] * count
     totals = []
@@ -197,7 +192,7 @@ class Rate(nn.Module):
 
     def __init__(self, huffman: str = "standard"):
         super().__init__()
-        _check_huffman(huffman)
+        check_huffman(huffman)
         self.huffman = huffman
 
     def forward(self, c: Coefficients) -> Tensor:

@@ -29,6 +29,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from .check import check_mode
+
 FACTORS = (1, 2)  # what the encoder offers (4:4:4, 4:2:2, 4:2:0)
 UPSAMPLING_FACTORS = (1, 2, 3, 4)  # JPEG sampling factors are 1..4, so are their ratios
 
@@ -91,6 +93,7 @@ def downsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float")
         tensor([[1., 2.]])
     """
     _check_factors(h_factor, v_factor)
+    check_mode(mode)
     if h_factor == v_factor == 1:
         return plane
     return _Downsample.apply(plane, h_factor, v_factor, mode != "soft")
@@ -250,6 +253,7 @@ def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -
         tensor([[0., 1., 3., 5., 7., 8.]])
     """
     _check_factors(h_factor, v_factor, UPSAMPLING_FACTORS)
+    check_mode(mode)
     if h_factor == v_factor == 1:
         return plane
     if not _is_fancy(plane.shape[-1], h_factor, v_factor):
@@ -269,6 +273,7 @@ class Downsample(nn.Module):
     def __init__(self, h_factor: int = 2, v_factor: int = 2, mode: str = "float"):
         super().__init__()
         _check_factors(h_factor, v_factor)
+        check_mode(mode)
         self.h_factor, self.v_factor, self.mode = h_factor, v_factor, mode
 
     def forward(self, plane: Tensor) -> Tensor:
@@ -286,6 +291,7 @@ class Upsample(nn.Module):
     def __init__(self, h_factor: int = 2, v_factor: int = 2, mode: str = "float"):
         super().__init__()
         _check_factors(h_factor, v_factor, UPSAMPLING_FACTORS)
+        check_mode(mode)
         self.h_factor, self.v_factor, self.mode = h_factor, v_factor, mode
 
     def forward(self, plane: Tensor) -> Tensor:

@@ -42,7 +42,7 @@ from torch import Tensor, nn
 from .codec import FORWARDS, decode, encode
 from .coefficients import SUBSAMPLINGS
 from .demo import psnr
-from .huffman import _check_huffman
+from .huffman import check_huffman
 from .quality import quality_tables, standard_tables
 from .rate import rate
 from .rounding import ROUNDINGS, round_ste
@@ -303,7 +303,7 @@ def _check_settings(lam, steps, batch_size, crop, lr, subsampling, forward, roun
     ):
         if not isinstance(value, str) or value not in allowed:
             raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
-    _check_huffman(huffman)
+    check_huffman(huffman)
 
 
 def _learning_rate(lr: float, step: int, steps: int) -> float:

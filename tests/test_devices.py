@@ -16,11 +16,12 @@ from diffjpeg import native
 from diffjpeg.blocks import MergeBlocks, SplitBlocks
 from diffjpeg.color import RGBToYCbCr, YCbCrToRGB
 from diffjpeg.dct import FDCT, IDCT
+from diffjpeg.geometry import PILLOW_SUBSAMPLING
 from diffjpeg.quality import QualityTables, STANDARD_CHROMA_TABLE, STANDARD_LUMA_TABLE
 from diffjpeg.quantize import Dequantize, Quantize
 from diffjpeg.sampling import Downsample, Upsample
 
-SUBSAMPLINGS = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+SUBSAMPLINGS = PILLOW_SUBSAMPLING
 
 
 def photo(height=37, width=45):
