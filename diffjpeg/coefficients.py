@@ -33,7 +33,7 @@ class Coefficients:
         sampling: sampling factors ``(h, v)`` of each component, as in the
             frame header: ``((2, 2), (1, 1), (1, 1))`` is 4:2:0. A subsampling
             name (``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``) is accepted too.
-        size: ``(height, width)`` of the image.
+        size: ``(height, width)`` of the image; required.
         qtable_index: which of ``qtables`` each component uses (JPEG's Tq);
             default ``(0, 1, 1)``, ``(0,)`` for grayscale.
 
@@ -46,6 +46,10 @@ class Coefficients:
         >>> c = diffjpeg.encode(torch.rand(2, 3, 20, 30), quality=50)
         >>> c.y.shape, c.cb.shape, c.size, c.subsampling
         (torch.Size([2, 3, 4, 8, 8]), torch.Size([2, 2, 2, 8, 8]), (20, 30), '4:2:0')
+        >>> c
+        Coefficients(batch=(2,), size=(20, 30), sampling=4:2:0, dtype=torch.float32, device=cpu)
+        >>> c[1].batch_shape, c[:1].batch_shape
+        (torch.Size([]), torch.Size([1]))
     """
 
     y: Tensor
@@ -53,10 +57,12 @@ class Coefficients:
     cr: Tensor | None
     qtables: Tensor
     sampling: tuple[tuple[int, int], ...] | str = "4:2:0"
-    size: tuple[int, int] = (0, 0)
+    size: tuple[int, int] | None = None
     qtable_index: tuple[int, ...] | None = None
 
     def __post_init__(self):
+        if self.size is None:
+            raise TypeError("Coefficients needs size=(height, width): the block counts do not determine the image size")
         count = 1 if self.cb is None else 3
         if isinstance(self.sampling, str):
             self.sampling = subsampling_factors(self.sampling, count)
@@ -111,6 +117,35 @@ class Coefficients:
     def component_qtables(self) -> Tensor:
         """``(*batch, C, 8, 8)``: the table of each component."""
         return self.qtables[..., list(self.qtable_index), :, :]
+
+    @property
+    def device(self) -> torch.device:
+        return self.y.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.y.dtype
+
+    def __repr__(self) -> str:
+        name = self.subsampling or self.sampling
+        return (
+            f"Coefficients(batch={tuple(self.batch_shape)}, size={self.size}, sampling={name}, "
+            f"dtype={self.dtype}, device={self.device})"
+        )
+
+    def __getitem__(self, index) -> "Coefficients":
+        """Index the batch dimensions only (ints and slices), as a tensor's leading dimensions.
+
+        Example:
+            >>> import diffjpeg
+            >>> diffjpeg.encode(torch.rand(4, 1, 8, 8))[::2].y.shape
+            torch.Size([2, 1, 1, 8, 8])
+        """
+        parts = index if isinstance(index, tuple) else (index,)
+        batch = len(self.batch_shape)
+        if len(parts) > batch or not all(isinstance(p, (int, slice)) and not isinstance(p, bool) for p in parts):
+            raise IndexError(f"Coefficients index the {batch} batch dimension(s) {tuple(self.batch_shape)} with ints and slices, got {index!r}")
+        return self._map(lambda t: t[parts])
 
     def _map(self, fn) -> "Coefficients":
         opt = lambda t: None if t is None else fn(t)  # noqa: E731
