@@ -199,20 +199,47 @@ def test_dequantized_integers_routes():
     assert out.dtype == torch.int64 and out.tolist() == [32768, 2**35, -(2**35)]
 
 
+# Blocks of dequantized coefficients within int16 on which libjpeg-turbo's SIMD
+# inverse wraps, and what Pillow decodes them to.
+DC_ONLY = {(0, 0): 10000}  # << 2 is 40000: wraps to -25536
+DC_ONLY_PIXELS = [[0] * 8] * 8
+DC_AND_4_0 = {(0, 0): 20000, (4, 0): 20000}  # in0 + in4 = 40000 wraps
+DC_AND_4_0_PIXELS = [[v] * 8 for v in (0, 128, 128, 0, 0, 128, 128, 0)]
+
+
+def block(entries):
+    b = np.zeros((8, 8), int)
+    for position, value in entries.items():
+        b[position] = value
+    return b
+
+
+def test_pillow_wraps_on_those_blocks(tmp_path):
+    """The ground truth of the xfail below: files holding those coefficients
+    (Q = 20 everywhere) as Pillow's libjpeg-turbo decodes them."""
+    jpeglib = pytest.importorskip("jpeglib")
+    from PIL import Image
+
+    base = tmp_path / "base.jpg"
+    jpeglib.from_spatial(np.full((8, 8, 1), 128, np.uint8)).write_spatial(str(base), qt=50)
+    image = jpeglib.read_dct(str(base))
+    image.qt = np.full_like(image.qt, 20)
+    for entries, pixels in ((DC_ONLY, DC_ONLY_PIXELS), (DC_AND_4_0, DC_AND_4_0_PIXELS)):
+        image.Y = (block(entries) // 20).reshape(image.Y.shape).astype(image.Y.dtype)
+        path = tmp_path / "x.jpg"
+        image.write_dct(str(path))
+        assert np.asarray(Image.open(path)).tolist() == pixels
+
+
 @pytest.mark.xfail(strict=True, reason=(
     "idct_islow: libjpeg-turbo's AVX2 inverse (jidctint-avx2.asm) also computes in 16 bits "
     "with wraparound: vpsllw for the DC-only columns' << 2, vpaddw for in0 +- in4 and the odd "
     "sums; coefficients within int16 whose sums or DC << 2 leave int16 decode differently in "
     "Pillow (hostile files only)"))
 def test_idct_islow_wraps_16_bit_sums_as_the_simd_build_does():
-    """Pillow's decodes of these two blocks (Q = 20 everywhere, checked with jpeglib-written files)."""
-    dc_only = np.zeros((8, 8), int)
-    dc_only[0, 0] = 10000  # << 2 is 40000: wraps to -25536
-    assert idct_islow(torch.from_numpy(dc_only).to(torch.int32)).tolist() == [[0] * 8] * 8
-    column = np.zeros((8, 8), int)
-    column[0, 0] = column[4, 0] = 20000  # in0 + in4 = 40000 wraps
-    rows = [0, 128, 128, 0, 0, 128, 128, 0]
-    assert idct_islow(torch.from_numpy(column).to(torch.int32)).tolist() == [[v] * 8 for v in rows]
+    """Pillow's decodes of these two blocks (see the test above)."""
+    assert idct_islow(torch.from_numpy(block(DC_ONLY)).to(torch.int32)).tolist() == DC_ONLY_PIXELS
+    assert idct_islow(torch.from_numpy(block(DC_AND_4_0)).to(torch.int32)).tolist() == DC_AND_4_0_PIXELS
 
 
 # ------------------------------------------------------------------ float forms
