@@ -213,8 +213,11 @@ def idct_islow(coefficients: Tensor) -> Tensor:
 
     Returns:
         ``(..., 8, 8)`` int32 samples in [0, 255] (level shift and range limit
-        applied). Coefficients whose dequantized values overflow int16 (only
-        hostile files have them) may differ from libjpeg-turbo's SIMD code.
+        applied). Crafted coefficients may differ from libjpeg-turbo's SIMD
+        code, which also wraps some 16-bit intermediate sums (a DC-only block
+        with a dequantized DC of 10000; entries (0, 0) and (4, 0) both 20000):
+        values no 8-bit encoder writes (tests/stages/test_dct.py keeps the
+        known cases as an expected failure).
 
     The rows of the matrix have absolute sums of at most 61214: the column
     pass on int16 values stays below ``61214 * 32767 + 2**10 < 2**31``, and

@@ -9,7 +9,9 @@ Facts from libjpeg-turbo that the exact form relies on:
   SIMD build's ``DCTELEM``), ``q = 2**r // d``, ``c = d // 2``; if ``d`` is a power
   of two, ``q //= 2`` and ``r -= 1``; else if ``2**r % d <= d // 2``, ``c += 1``;
   else ``q += 1``.  Then ``|x| -> ((|x| + c) * q) >> r`` with the sign restored.
-  This is not always ``round(x / d)``.
+  For every 8-bit ISLOW output (``|x| < 2**14``) this is ``x / d`` rounded
+  half away from zero (tests/stages/test_quantize.py checks every divisor
+  and value); the reciprocal form is kept because it is libjpeg's.
 * Decoding multiplies each quantized value by its table entry.
 """
 from __future__ import annotations

@@ -8,8 +8,7 @@ import torch
 
 import diffjpeg
 from diffjpeg import RandomJPEG, random_jpeg
-
-SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
+from tests.helpers import SUBSAMPLINGS, skimage_crop
 
 
 def image(seed, shape=(3, 16, 16)):
@@ -17,9 +16,7 @@ def image(seed, shape=(3, 16, 16)):
 
 
 def photo(h=48, w=64):
-    from skimage import data
-
-    return np.ascontiguousarray(data.astronaut()[100 : 100 + h, 180 : 180 + w])
+    return skimage_crop("astronaut", h, w, 100, 180)
 
 
 def chi_square(counts, expected):

@@ -1,5 +1,4 @@
 """The ``diffjpeg`` command line: every subcommand, checked against Pillow, and its errors."""
-import io
 import subprocess
 import sys
 import types
@@ -12,8 +11,7 @@ from PIL import Image
 import diffjpeg
 from diffjpeg import cli
 from diffjpeg.demo import centre_crop, psnr, recover_quality, sample_image
-
-SUBSAMPLING_PIL = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+from tests.helpers import PIL_SUBSAMPLING, pillow_pixels
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +20,6 @@ def photo(tmp_path_factory):
     path = tmp_path_factory.mktemp("in") / "photo.png"
     Image.fromarray(sample_image()[60:105, 100:161]).save(path)
     return path
-
-
-def pillow_pixels(a: np.ndarray, **options) -> np.ndarray:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, "JPEG", **options)
-    return np.array(Image.open(buf))
 
 
 # ---------------------------------------------------------------- compress
@@ -47,7 +39,7 @@ def test_compress_writes_what_pillow_writes(photo, tmp_path, capsys, quality, su
         assert written.format == "JPEG" and written.mode == "RGB" and written.size == (61, 45)
         assert bool(written.info.get("progressive")) == ("--progressive" in flags)
         decoded = np.array(written)
-    reference = pillow_pixels(a, quality=quality, subsampling=SUBSAMPLING_PIL[subsampling],
+    reference = pillow_pixels(a, quality=quality, subsampling=PIL_SUBSAMPLING[subsampling],
                               optimize="--optimize" in flags, progressive="--progressive" in flags)
     np.testing.assert_array_equal(decoded, reference)
     # and the file holds what the exact codec computes

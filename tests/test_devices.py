@@ -16,26 +16,18 @@ from diffjpeg import native
 from diffjpeg.blocks import MergeBlocks, SplitBlocks
 from diffjpeg.color import RGBToYCbCr, YCbCrToRGB
 from diffjpeg.dct import FDCT, IDCT
-from diffjpeg.geometry import PILLOW_SUBSAMPLING
 from diffjpeg.quality import QualityTables, STANDARD_CHROMA_TABLE, STANDARD_LUMA_TABLE
 from diffjpeg.quantize import Dequantize, Quantize
 from diffjpeg.sampling import Downsample, Upsample
-
-SUBSAMPLINGS = PILLOW_SUBSAMPLING
+from tests.helpers import PIL_SUBSAMPLING, SUBSAMPLINGS, pillow_roundtrip, skimage_crop
 
 
 def photo(height=37, width=45):
-    from skimage import data
-
-    return np.ascontiguousarray(data.astronaut()[100 : 100 + height, 200 : 200 + width])
+    return skimage_crop("astronaut", height, width, 100, 200)
 
 
 def pillow(array, quality, subsampling):
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.fromarray(array).save(buffer, "JPEG", quality=quality, subsampling=SUBSAMPLINGS[subsampling])
-    return np.array(Image.open(io.BytesIO(buffer.getvalue())))
+    return pillow_roundtrip(array, quality, PIL_SUBSAMPLING[subsampling])
 
 
 def as_image(array, dtype, device):

@@ -5,9 +5,9 @@ import torch
 
 import diffjpeg
 from diffjpeg import native
+from tests.helpers import SUBSAMPLINGS, assert_identical, skimage_crop
 
 QUALITIES = (1, 2, 5, 10, 25, 50, 75, 90, 95, 100)
-SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 RNG = np.random.default_rng(2026)
 
 
@@ -21,12 +21,7 @@ def codec_path(request):
 
 
 def _photo(name, h=None, w=None):
-    from skimage import data
-
-    a = getattr(data, name)()
-    if a.ndim == 3:
-        a = a[..., :3]
-    return np.ascontiguousarray(a[:h, :w])
+    return skimage_crop(name, h, w)
 
 
 def synthetic():
@@ -46,12 +41,6 @@ def ours(array, **kwargs):
     x = x[None] if array.ndim == 2 else x.permute(2, 0, 1)
     y = diffjpeg.jpeg(x, **kwargs)
     return y[0].numpy() if array.ndim == 2 else y.permute(1, 2, 0).numpy()
-
-
-def assert_identical(mine, reference):
-    assert mine.shape == reference.shape
-    diff = mine.astype(int) != reference.astype(int)
-    assert not diff.any(), f"{diff.sum()} of {diff.size} values differ"
 
 
 @pytest.mark.parametrize("quality", QUALITIES)

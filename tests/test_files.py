@@ -9,27 +9,13 @@ from PIL import Image
 import diffjpeg
 from diffjpeg.huffman import STANDARD_TABLES, HuffmanTable, huffman_tables
 from diffjpeg.markers import parse_structure
+from tests.helpers import PIL_SUBSAMPLING, assert_identical, pillow_decode, pillow_file, skimage_crop
 
-PIL_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
 QUALITIES = (1, 5, 20, 50, 75, 90, 100)
 
 
 def photo(name="astronaut", h=61, w=83, top=100, left=150):
-    from skimage import data
-
-    a = getattr(data, name)()
-    a = a[..., :3] if a.ndim == 3 else a
-    return np.ascontiguousarray(a[top : top + h, left : left + w])
-
-
-def pillow_file(a, **options) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(a).save(buf, "JPEG", **options)
-    return buf.getvalue()
-
-
-def pillow_decode(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)))
+    return skimage_crop(name, h, w, top, left)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -38,11 +24,7 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
 
 
 def assert_decodes_like_pillow(data: bytes):
-    mine = to_uint8(diffjpeg.decode(diffjpeg.read(data)))
-    reference = pillow_decode(data)
-    assert mine.shape == reference.shape
-    differ = mine != reference
-    assert not differ.any(), f"{differ.sum()} of {differ.size} values differ"
+    assert_identical(to_uint8(diffjpeg.decode(diffjpeg.read(data))), pillow_decode(data))
 
 
 def scan_bits(data: bytes) -> int:

@@ -1,30 +1,23 @@
 """Hostile files: every failure is a JPEGError with a reason, fast, never a crash."""
-import io
 import struct
 import time
 
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 import diffjpeg
 from diffjpeg import native
 from diffjpeg.markers import parse_structure
+from tests.helpers import pillow_file, skimage_crop
 
 
 def valid_files() -> list[bytes]:
-    from skimage import data
-
-    a = np.ascontiguousarray(data.astronaut()[100:164, 150:230])
+    a = skimage_crop("astronaut", 64, 80, 100, 150)
     files = []
     for options in ({"subsampling": 2}, {"subsampling": 1, "optimize": True}, {"subsampling": 0, "progressive": True}):
-        buf = io.BytesIO()
-        Image.fromarray(a).save(buf, "JPEG", quality=70, **options)
-        files.append(buf.getvalue())
-    buf = io.BytesIO()
-    Image.fromarray(a[..., 0]).save(buf, "JPEG", quality=70)
-    files.append(buf.getvalue())
+        files.append(pillow_file(a, quality=70, **options))
+    files.append(pillow_file(np.ascontiguousarray(a[..., 0]), quality=70))
     return files
 
 

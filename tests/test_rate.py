@@ -4,17 +4,13 @@ import pytest
 import torch
 
 import diffjpeg
+from tests.helpers import centred_crop
 
 QUALITIES = tuple(range(5, 100, 10))
 
 
 def crop(name, h=96, w=128):
-    from skimage import data
-
-    a = getattr(data, name)()
-    a = a[..., :3] if a.ndim == 3 else a
-    top, left = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
-    return torch.from_numpy(np.ascontiguousarray(a[top : top + h, left : left + w])).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(centred_crop(name, h, w)).permute(2, 0, 1).contiguous()
 
 
 def spearman(a, b) -> float:

@@ -12,15 +12,11 @@ from PIL import Image
 
 import diffjpeg
 from diffjpeg import tables as T
+from tests.helpers import centred_crop, skimage_crop
 
 
 def photo(name, h=64, w=64, top=None, left=None):
-    from skimage import data
-
-    a = getattr(data, name)()[..., :3]
-    top = (a.shape[0] - h) // 2 if top is None else top
-    left = (a.shape[1] - w) // 2 if left is None else left
-    return np.ascontiguousarray(a[top : top + h, left : left + w])
+    return centred_crop(name, h, w) if top is None and left is None else skimage_crop(name, h, w, top, left)
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,71 @@
+"""Helpers shared by the test files: photos from scikit-image, Pillow round trips,
+subsampling names, identity checks. Import as ``from tests.helpers import ...``
+(pytest's importlib mode resolves the ``tests`` package from the root)."""
+import io
+
+import numpy as np
+
+from diffjpeg.geometry import PILLOW_SUBSAMPLING as PIL_SUBSAMPLING  # Pillow's subsampling= values
+from diffjpeg.geometry import SUBSAMPLINGS as _NAMES
+
+SUBSAMPLINGS = tuple(_NAMES)
+
+
+def skimage_crop(name="astronaut", h=None, w=None, top=0, left=0) -> np.ndarray:
+    """``h x w`` (all of it where ``None``) from ``top, left`` of a scikit-image
+    photo, as contiguous uint8 (H, W, 3) or (H, W): colour photos lose any alpha."""
+    from skimage import data
+
+    a = getattr(data, name)()
+    if a.ndim == 3:
+        a = a[..., :3]
+    return np.ascontiguousarray(a[top : None if h is None else top + h, left : None if w is None else left + w])
+
+
+def centred_crop(name, h, w) -> np.ndarray:
+    """The ``h x w`` middle of a scikit-image photo (as :func:`skimage_crop`)."""
+    from skimage import data
+
+    height, width = getattr(data, name)().shape[:2]
+    return skimage_crop(name, h, w, (height - h) // 2, (width - w) // 2)
+
+
+def pillow_file(array: np.ndarray, **options) -> bytes:
+    """``array`` saved as JPEG by Pillow with ``options``, the file's bytes."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, "JPEG", **options)
+    return buf.getvalue()
+
+
+def pillow_decode(data: bytes) -> np.ndarray:
+    """A JPEG file decoded by Pillow."""
+    from PIL import Image
+
+    return np.array(Image.open(io.BytesIO(data)))
+
+
+def pillow_pixels(array: np.ndarray, **options) -> np.ndarray:
+    """Save ``array`` as JPEG with Pillow and load it back."""
+    return pillow_decode(pillow_file(array, **options))
+
+
+def pillow_roundtrip(array: np.ndarray, quality=None, subsampling=None, qtables=None) -> np.ndarray:
+    """Save ``array`` (H, W) or (H, W, 3) uint8 as JPEG with Pillow and load it back;
+    only the options given are passed (Pillow's defaults otherwise)."""
+    options = {}
+    if quality is not None:
+        options["quality"] = quality
+    if subsampling is not None:
+        options["subsampling"] = subsampling
+    if qtables is not None:
+        options["qtables"] = qtables
+    return pillow_pixels(array, **options)
+
+
+def assert_identical(mine: np.ndarray, reference: np.ndarray) -> None:
+    """Same shape and every value equal, else how many differ."""
+    assert mine.shape == reference.shape
+    diff = mine.astype(int) != reference.astype(int)
+    assert not diff.any(), f"{diff.sum()} of {diff.size} values differ"
