@@ -562,8 +562,9 @@ static int acquire_buffers(const Arguments *a, Job *job)
             return -1;
     }
     job->tables = (const int32_t *)job->tables_buf.view.buf;
+    Py_ssize_t entries = mul(job->n, channels) * 64;  /* the tables buffer holds them: no overflow */
     if (job->direction == ENCODE)  /* compute_reciprocal and quantize_block's bounds */
-        for (Py_ssize_t k = 0; k < mul(job->n, channels) * 64; k++)
+        for (Py_ssize_t k = 0; k < entries; k++)
             if (job->tables[k] < 1 || job->tables[k] > 255) {
                 PyErr_SetString(PyExc_ValueError, "encode: quantization table entries must be in 1..255");
                 return -1;

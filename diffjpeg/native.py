@@ -197,7 +197,7 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
         blocks=tuple(o.numpy() for o in outputs), blocks_kind=_KINDS[out_dtype],
         dct=tuple(o.numpy() for o in coefficients) if dct else None,
         count=count, height=height, width=width, constants=_constants(False),
-        tables=tables.detach()[:, luma_chroma].to(torch.int32).reshape(count, channels * 64).contiguous().numpy(),
+        tables=np.ascontiguousarray(tables.detach().to(torch.int32).reshape(count, 2, 64).numpy()[:, luma_chroma]),
         geometry=_geometry(geometries),
     )
 
