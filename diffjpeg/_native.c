@@ -13,8 +13,11 @@
  * native.py builds the constants from those modules and decides when this
  * path applies (CPU, libjpeg's color matrices, sampling ratios of 1 or 2);
  * tests/test_native.py checks it against the tensor stages bit for bit.
- * Values that would leave the int32 ranges proven below make a block take the
- * int64 route; nothing here can overflow or read outside its buffers.
+ * It calls encode and decode with keyword arguments; Constants, GEO_* and
+ * ITEM_* below are the layouts of the arrays it passes. Every size, kind,
+ * geometry row and strip is checked before the strips run (run_call), and
+ * decoded values that would leave the int32 ranges proven below make a block
+ * take the int64 route: nothing here can overflow or read outside its buffers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -36,7 +39,33 @@
 #define HOT
 #endif
 
+/* ------------------------------------------------------------ what native.py passes */
+/* Sample and coefficient dtypes (native._KINDS). */
 enum { KIND_U8 = 0, KIND_F32 = 1, KIND_F64 = 2 };
+
+/* native._constants(): int32, in this order; encode gets the forward forms,
+ * decode the inverse ones. */
+typedef struct {
+    int32_t color_fix[9];  /* color.fixed_matrix, FIX()ed, row by row */
+    int32_t color_add[3];  /* its rounding offsets */
+    int32_t islow[64];     /* dct.islow_matrix, row by row */
+    int32_t islow_t[64];   /* its transpose: the passes read rows of 8 lanes */
+} Constants;
+_Static_assert(sizeof(Constants) == 140 * sizeof(int32_t), "Constants is native._constants() as is");
+
+/* native._geometry(): one int32 row per component, coefficients.ComponentGeometry's
+ * sizes. Encode and decode read the same rows; check_geometry says what they
+ * may hold. */
+enum {
+    GEO_SCALE_H, GEO_SCALE_V,    /* upsampling ratio to full resolution: 1 or 2 */
+    GEO_DOWN_H, GEO_DOWN_W,      /* downsampled plane */
+    GEO_BLOCKS_H, GEO_BLOCKS_W,  /* its 8x8 blocks */
+    GEO_PADDED_H, GEO_PADDED_W,  /* full resolution, replicated out to (encoder) */
+    GEO_COLUMNS
+};
+
+/* native._items(): int32 rows, one strip each. */
+enum { ITEM_IMAGE, ITEM_FIRST_MCU_ROW, ITEM_END_MCU_ROW, ITEM_COLUMNS };
 
 /* Rows of 8 int32 lanes (GCC and Clang vector extensions; the build needs
  * one of them). A scalar times a row broadcasts. */
@@ -133,7 +162,7 @@ static inline const uint8_t *row_in(const uint8_t *rows, int first, int count, i
 static void downsample_to_grid(const uint8_t *plane, int y0, int rows, int h, int w, const int32_t *geo,
                                int g0, int g1, uint8_t *grid)
 {
-    int sh = geo[0], sv = geo[1], down_h = geo[2] / sv, cols = geo[5] * 8;
+    int sh = geo[GEO_SCALE_H], sv = geo[GEO_SCALE_V], down_h = geo[GEO_PADDED_H] / sv, cols = geo[GEO_BLOCKS_W] * 8;
     for (int i = g0; i < g1; i++) {
         int di = mini(i, down_h - 1);
         uint8_t *out = grid + (size_t)(i - g0) * cols;
@@ -317,199 +346,6 @@ HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v6
     }
 }
 
-/* ------------------------------------------------------------ buffers */
-typedef struct {
-    Py_buffer view;
-    int held;
-} Buffer;
-
-static int get_buffer(PyObject *obj, Buffer *b, int writable, const char *name, Py_ssize_t need)
-{
-    b->held = 0;
-    if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS | (writable ? PyBUF_WRITABLE : 0)) < 0)
-        return -1;
-    b->held = 1;
-    if (b->view.len < need) {
-        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, needs %zd", name, b->view.len, need);
-        return -1;
-    }
-    return 0;
-}
-
-static void release(Buffer *b, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (b[i].held) PyBuffer_Release(&b[i].view);
-}
-
-static inline void store(void *out, int kind, size_t index, double value)
-{
-    if (kind == KIND_F32) ((float *)out)[index] = (float)value;
-    else ((double *)out)[index] = value;
-}
-
-/* ------------------------------------------------------------ strips */
-/* items: int32 (k, 3) rows (image, first MCU row, end MCU row), read from
- * `b` into *items and *k. Returns the largest strip height in
- * full-resolution rows, or -1 (with ValueError) if an item is out of range. */
-static int check_items(const Buffer *b, int n, int h, int mcu_h, const int32_t **items_out, Py_ssize_t *k_out)
-{
-    const int32_t *items = (const int32_t *)b->view.buf;
-    Py_ssize_t k = b->view.len / (3 * (Py_ssize_t)sizeof(int32_t));
-    *items_out = items, *k_out = k;
-    int mcu_rows = (h + mcu_h - 1) / mcu_h, most = 0;
-    for (Py_ssize_t t = 0; t < k; t++) {
-        const int32_t *it = items + 3 * t;
-        if (it[0] < 0 || it[0] >= n || it[1] < 0 || it[1] >= it[2] || it[2] > mcu_rows) {
-            PyErr_SetString(PyExc_ValueError, "items: (image, first MCU row, end MCU row) out of range");
-            return -1;
-        }
-        int rows = mini(it[2] * mcu_h, h) - it[1] * mcu_h;
-        if (rows > most) most = rows;
-    }
-    return most;
-}
-
-/* ------------------------------------------------------------ encode */
-/* encode(image, kind, n, channels, h, w, constants, tables, geometry, items, outputs, dct_outputs, out_kind)
- *   image: (n, channels, h, w) uint8 / float32 / float64
- *   constants: int32 [9 color FIX, 3 color offsets, forward ISLOW matrix (64), its transpose (64)]
- *   tables: int32 (n, 2, 64) quantization tables, entries in 1..255
- *   geometry: int32 (channels, 7): scale h, v, padded h, w, blocks h, w, table
- *   items: int32 (k, 3): the strips to encode (see check_items)
- *   outputs: one writable buffer per component, (n, blocks h, blocks w, 8, 8):
- *     the quantized blocks, in `out_kind`
- *   dct_outputs: None, or buffers as `outputs` for the DCT coefficients before
- *     quantization (ISLOW / 8, dct.py's fdct): what the gradient needs
- *
- * A strip of MCU rows [m0, m1) reads only the image rows [y0, y1) =
- * [m0 * mcu_h, min(m1 * mcu_h, h)): a component's block rows there are
- * [m0 v, m1 v) with v = v_max / scale v, its grid rows times its scale v
- * start at y0, and rows past y1 only occur in the last strip, where they are
- * clamped to h - 1 < y1.
- */
-static PyObject *native_encode(PyObject *self, PyObject *args)
-{
-    (void)self;
-    PyObject *image_obj, *constants_obj, *tables_obj, *geometry_obj, *items_obj, *outputs, *dct_outputs;
-    int kind, n, channels, h, w, out_kind;
-    if (!PyArg_ParseTuple(args, "OiiiiiOOOOOOi", &image_obj, &kind, &n, &channels, &h, &w, &constants_obj,
-                          &tables_obj, &geometry_obj, &items_obj, &outputs, &dct_outputs, &out_kind))
-        return NULL;
-    int with_dct = dct_outputs != Py_None;
-    if (!PyTuple_Check(outputs) || PyTuple_GET_SIZE(outputs) != channels || (channels != 1 && channels != 3) ||
-        (with_dct && (!PyTuple_Check(dct_outputs) || PyTuple_GET_SIZE(dct_outputs) != channels)) ||
-        n < 0 || h < 1 || w < 1 || kind < 0 || kind > 2 || (out_kind != KIND_F32 && out_kind != KIND_F64)) {
-        PyErr_SetString(PyExc_ValueError, "encode: bad arguments");
-        return NULL;
-    }
-    size_t pixels = (size_t)h * w, item = kind == KIND_U8 ? 1 : kind == KIND_F32 ? 4 : 8;
-    size_t out_item = out_kind == KIND_F32 ? 4 : 8;
-    Buffer buf[11];
-    memset(buf, 0, sizeof buf);
-    if (get_buffer(image_obj, &buf[0], 0, "image", (Py_ssize_t)(n * channels * pixels * item)) < 0 ||
-        get_buffer(constants_obj, &buf[1], 0, "constants", 140 * 4) < 0 ||
-        get_buffer(tables_obj, &buf[2], 0, "tables", (Py_ssize_t)n * 128 * 4) < 0 ||
-        get_buffer(geometry_obj, &buf[3], 0, "geometry", channels * 7 * 4) < 0 ||
-        get_buffer(items_obj, &buf[10], 0, "items", 0) < 0) {
-        release(buf, 11);
-        return NULL;
-    }
-    const int32_t *geometry = (const int32_t *)buf[3].view.buf;
-    size_t blocks[3];
-    int v_max = 1, cols_max = 8;
-    for (int c = 0; c < channels; c++) {
-        const int32_t *g = geometry + 7 * c;
-        if (g[0] < 1 || g[0] > 2 || g[1] < 1 || g[1] > 2 || g[2] < g[1] || g[2] % g[1] || g[4] < 1 || g[5] < 1 ||
-            g[3] != g[5] * 8 * g[0] || g[6] < 0 || g[6] > 1) {
-            release(buf, 11);
-            PyErr_SetString(PyExc_ValueError, "encode: bad geometry");
-            return NULL;
-        }
-        blocks[c] = (size_t)g[4] * g[5];
-        v_max = g[1] > v_max ? g[1] : v_max;
-        cols_max = g[5] * 8 > cols_max ? g[5] * 8 : cols_max;
-        if (get_buffer(PyTuple_GET_ITEM(outputs, c), &buf[4 + c], 1, "output", (Py_ssize_t)(n * blocks[c] * 64 * out_item)) < 0 ||
-            (with_dct && get_buffer(PyTuple_GET_ITEM(dct_outputs, c), &buf[7 + c], 1, "dct output", (Py_ssize_t)(n * blocks[c] * 64 * out_item)) < 0)) {
-            release(buf, 11);
-            return NULL;
-        }
-    }
-    const void *image = buf[0].view.buf;
-    const int32_t *constants = (const int32_t *)buf[1].view.buf;
-    const int32_t *tables = (const int32_t *)buf[2].view.buf;
-    for (size_t k = 0; k < (size_t)n * 128; k++)
-        if (tables[k] < 1 || tables[k] > 255) {
-            release(buf, 11);
-            PyErr_SetString(PyExc_ValueError, "encode: quantization table entries must be in 1..255");
-            return NULL;
-        }
-    const int32_t *items;
-    Py_ssize_t n_items;
-    int mcu_h = v_max * 8, strip_max = check_items(&buf[10], n, h, mcu_h, &items, &n_items);
-    if (strip_max < 0) {
-        release(buf, 11);
-        return NULL;
-    }
-    size_t strip = (size_t)strip_max * w;
-    /* a strip's grid rows: its own rows, and under 8 more where the last
-     * block row runs past the image */
-    uint8_t *scratch = malloc(2 * channels * strip + ((size_t)strip_max + 16) * cols_max + 1);
-    if (!scratch) {
-        release(buf, 11);
-        return PyErr_NoMemory();
-    }
-    Py_BEGIN_ALLOW_THREADS
-    uint8_t *planes = scratch, *rgb = scratch + channels * strip, *grid = rgb + channels * strip;
-    for (Py_ssize_t t = 0; t < n_items; t++) {
-        int i = items[3 * t], m0 = items[3 * t + 1], m1 = items[3 * t + 2];
-        int y0 = m0 * mcu_h, rows = mini(m1 * mcu_h, h) - y0;
-        size_t count = (size_t)rows * w;
-        for (int ch = 0; ch < channels; ch++)
-            samples_from_image(image, kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w, count,
-                               (channels == 3 ? rgb : planes) + ch * count);
-        if (channels == 3)
-            rgb_to_ycbcr(rgb, count, constants, constants + 9, planes, planes + count, planes + 2 * count);
-        for (int c = 0; c < channels; c++) {
-            const int32_t *g = geometry + 7 * c;
-            int v = v_max / g[1], b0 = m0 * v, b1 = mini(m1 * v, g[4]);
-            if (b0 >= b1) continue;
-            downsample_to_grid(planes + c * count, y0, rows, h, w, g, b0 * 8, b1 * 8, grid);
-            const int32_t *table = tables + (size_t)i * 128 + 64 * g[6];
-            uint32_t rq[64], rc[64], rr[64];
-            for (int k = 0; k < 64; k++) {
-                Reciprocal rec = compute_reciprocal(8 * (int64_t)table[k]);
-                rq[k] = (uint32_t)rec.q, rc[k] = (uint32_t)rec.c, rr[k] = (uint32_t)rec.r;
-            }
-            int cols = g[5] * 8;
-            size_t base = (size_t)i * blocks[c] * 64;
-            for (int by = b0; by < b1; by++)
-                for (int bx = 0; bx < g[5]; bx++) {
-                    int32_t sm[64], f[64];
-                    float qv[64];
-                    const uint8_t *src = grid + (size_t)(by - b0) * 8 * cols + bx * 8;
-                    for (int r = 0; r < 8; r++)
-                        for (int k = 0; k < 8; k++) sm[r * 8 + k] = (int32_t)src[r * cols + k] - 128;
-                    fdct_islow(sm, constants + 12, constants + 76, f);
-                    quantize_block(f, rq, rc, rr, qv);
-                    size_t at = base + ((size_t)by * g[5] + bx) * 64;
-                    if (with_dct)
-                        for (int k = 0; k < 64; k++) store(buf[7 + c].view.buf, out_kind, at + k, f[k] * 0.125);
-                    if (out_kind == KIND_F32) {
-                        memcpy((float *)buf[4 + c].view.buf + at, qv, sizeof qv);
-                    } else {
-                        double *o = (double *)buf[4 + c].view.buf + at;
-                        for (int k = 0; k < 64; k++) o[k] = (double)qv[k];
-                    }
-                }
-        }
-    }
-    Py_END_ALLOW_THREADS
-    free(scratch);
-    release(buf, 11);
-    Py_RETURN_NONE;
-}
-
 /* codec.decode's samples / 255 in the output dtype (a true division, as
  * torch's), or the samples themselves (codec.jpeg on uint8 images). */
 HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, void *out, int kind, size_t at)
@@ -525,134 +361,436 @@ HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, voi
     }
 }
 
+static inline void store(void *out, int kind, size_t index, double value)
+{
+    if (kind == KIND_F32) ((float *)out)[index] = (float)value;
+    else ((double *)out)[index] = value;
+}
+
+/* ------------------------------------------------------------ one call */
+enum { ENCODE, DECODE };
+
+/* Images may be at most this tall and wide: every row and column index
+ * below, rounded out to blocks and doubled, then stays far inside int. */
+#define MAX_SIDE (1 << 28)
+
+typedef struct {
+    Py_buffer view;
+    int held;
+} Buffer;
+
+/* A call's keyword arguments (see native_encode), borrowed. */
+typedef struct {
+    PyObject *image, *blocks, *dct, *constants, *tables, *geometry, *items;
+    int image_kind, blocks_kind, n, h, w;
+} Arguments;
+
+/* A checked call: what the strip loops read, and the buffers it holds. */
+typedef struct {
+    int direction;                /* ENCODE or DECODE */
+    int n, channels, h, w;        /* the images: (n, channels, h, w) */
+    int image_kind, blocks_kind;  /* KIND_* */
+    Constants k;                  /* copied: a few hundred bytes */
+    int32_t geo[3][GEO_COLUMNS];  /* copied and checked */
+    size_t blocks[3];             /* blocks per image, per component */
+    int v_max, mcu_h;             /* largest vertical ratio; MCU row height in image rows */
+    int strip_max;                /* the tallest strip among the items, in image rows */
+    int cols_max, dw_max;         /* widest grid row, widest downsampled row */
+    const int32_t *tables;        /* (n, channels, 64): each component's table */
+    const int32_t *items;         /* (n_items, ITEM_COLUMNS) */
+    Py_ssize_t n_items;
+    int with_dct;
+    Buffer image, tables_buf, items_buf, block_bufs[3], dct_bufs[3];
+} Job;
+
+/* a * b for sizes, or -1 once past PY_SSIZE_T_MAX (so that no product wraps
+ * round to a small size that a small buffer would pass) */
+static Py_ssize_t mul(Py_ssize_t a, Py_ssize_t b)
+{
+    return a < 0 || b < 0 || (b && a > PY_SSIZE_T_MAX / b) ? -1 : a * b;
+}
+
+static Py_ssize_t kind_size(int kind) { return kind == KIND_U8 ? 1 : kind == KIND_F32 ? 4 : 8; }
+
+enum { READ = 0, WRITE = 1, EXACT = 2 };
+
+/* Holds obj's buffer in b if it is C-contiguous (and writable for WRITE) and
+ * has at least `need` bytes (exactly, for EXACT: a layout that native.py
+ * and this file must agree on). */
+static int get_buffer(PyObject *obj, Buffer *b, int flags, const char *name, Py_ssize_t need)
+{
+    if (PyObject_GetBuffer(obj, &b->view, PyBUF_C_CONTIGUOUS | (flags & WRITE ? PyBUF_WRITABLE : 0)) < 0)
+        return -1;
+    b->held = 1;
+    if (need < 0) {
+        PyErr_Format(PyExc_ValueError, "%s: size overflows", name);
+        return -1;
+    }
+    if (b->view.len < need || (flags & EXACT && b->view.len != need)) {
+        PyErr_Format(PyExc_ValueError, "%s holds %zd bytes, needs %zd", name, b->view.len, need);
+        return -1;
+    }
+    return 0;
+}
+
+static void release(Buffer *b)
+{
+    if (b->held) PyBuffer_Release(&b->view);
+    b->held = 0;
+}
+
+static void release_job(Job *job)
+{
+    release(&job->image);
+    release(&job->tables_buf);
+    release(&job->items_buf);
+    for (int c = 0; c < 3; c++) {
+        release(&job->block_bufs[c]);
+        release(&job->dct_bufs[c]);
+    }
+}
+
+/* Parses the keyword arguments (all of them, keywords only) into `a` and
+ * checks the scalars and tuples; fills job's sizes and kinds. */
+static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Arguments *a, Job *job)
+{
+    static char *encode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "dct", "count", "height", "width",
+                                      "constants", "tables", "geometry", "items", NULL};
+    static char *decode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "count", "height", "width",
+                                      "constants", "tables", "geometry", "items", NULL};
+    const char *name = direction == ENCODE ? "encode" : "decode";
+    char **keywords = direction == ENCODE ? encode_keywords : decode_keywords;
+    Py_ssize_t expected = 0;
+    while (keywords[expected]) expected++;
+    memset(a, 0, sizeof *a);
+    a->dct = Py_None;
+    int parsed = direction == ENCODE
+        ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOO:encode", keywords, &a->image, &a->image_kind,
+                                      &a->blocks, &a->blocks_kind, &a->dct, &a->n, &a->h, &a->w, &a->constants,
+                                      &a->tables, &a->geometry, &a->items)
+        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOO:decode", keywords, &a->image, &a->image_kind,
+                                      &a->blocks, &a->blocks_kind, &a->n, &a->h, &a->w, &a->constants, &a->tables,
+                                      &a->geometry, &a->items);
+    if (!parsed) return -1;
+    if (!kwargs || PyDict_GET_SIZE(kwargs) != expected) {  /* the parser takes none as optional */
+        PyErr_Format(PyExc_TypeError, "%s: every argument is required", name);
+        return -1;
+    }
+    int channels = PyTuple_Check(a->blocks) ? (int)PyTuple_GET_SIZE(a->blocks) : 0;
+    int with_dct = a->dct != Py_None;
+    if ((channels != 1 && channels != 3) || (with_dct && (!PyTuple_Check(a->dct) || PyTuple_GET_SIZE(a->dct) != channels)) ||
+        a->n < 0 || a->h < 1 || a->w < 1 || a->h > MAX_SIDE || a->w > MAX_SIDE || a->image_kind < KIND_U8 ||
+        a->image_kind > KIND_F64 || (a->blocks_kind != KIND_F32 && a->blocks_kind != KIND_F64)) {
+        PyErr_Format(PyExc_ValueError, "%s: bad arguments", name);
+        return -1;
+    }
+    job->direction = direction, job->channels = channels, job->with_dct = with_dct;
+    job->n = a->n, job->h = a->h, job->w = a->w, job->image_kind = a->image_kind, job->blocks_kind = a->blocks_kind;
+    return 0;
+}
+
+/* Whether a geometry row is ComponentGeometry's for an h x w image with
+ * ratios of 1 or 2. The strips rely on: downsampled rows and columns times
+ * the ratio cover the image (decode's reads stay in the plane), the block
+ * grid holds the downsampled plane, and no size exceeds the image's. */
+static int check_geometry(const int32_t *g, int h, int w)
+{
+    int sh = g[GEO_SCALE_H], sv = g[GEO_SCALE_V];
+    return sh >= 1 && sh <= 2 && sv >= 1 && sv <= 2 &&
+           g[GEO_DOWN_H] >= 1 && g[GEO_DOWN_H] <= h && (int64_t)g[GEO_DOWN_H] * sv >= h &&
+           g[GEO_DOWN_W] >= 1 && g[GEO_DOWN_W] <= w && (int64_t)g[GEO_DOWN_W] * sh >= w &&
+           g[GEO_BLOCKS_H] == (g[GEO_DOWN_H] + 7) / 8 && g[GEO_BLOCKS_W] == (g[GEO_DOWN_W] + 7) / 8 &&
+           g[GEO_PADDED_H] >= h && g[GEO_PADDED_H] <= h + 8 && g[GEO_PADDED_H] % sv == 0 &&
+           g[GEO_PADDED_W] == g[GEO_BLOCKS_W] * 8 * sh;
+}
+
+/* items: rows (image, first MCU row, end MCU row) in range; sets the
+ * tallest strip, in full-resolution rows. */
+static int check_items(Job *job)
+{
+    const int32_t *items = job->items;
+    int h = job->h, mcu_h = job->mcu_h, mcu_rows = (h + mcu_h - 1) / mcu_h, most = 0;
+    for (Py_ssize_t t = 0; t < job->n_items; t++) {
+        const int32_t *it = items + ITEM_COLUMNS * t;
+        int m0 = it[ITEM_FIRST_MCU_ROW], m1 = it[ITEM_END_MCU_ROW];
+        if (it[ITEM_IMAGE] < 0 || it[ITEM_IMAGE] >= job->n || m0 < 0 || m0 >= m1 || m1 > mcu_rows) {
+            PyErr_SetString(PyExc_ValueError, "items: (image, first MCU row, end MCU row) out of range");
+            return -1;
+        }
+        int rows = mini(m1 * mcu_h, h) - m0 * mcu_h;
+        if (rows > most) most = rows;
+    }
+    job->strip_max = most;
+    return 0;
+}
+
+/* Holds every buffer at the size the arguments imply, copies the constants
+ * and the geometry, checks geometry, tables (encode) and items. */
+static int acquire_buffers(const Arguments *a, Job *job)
+{
+    const char *name = job->direction == ENCODE ? "encode" : "decode";
+    int channels = job->channels, blocks_out = job->direction == ENCODE ? WRITE : READ;
+    Py_ssize_t samples = mul(mul(mul(job->n, channels), job->h), job->w);
+    Buffer constants = {0}, geometry = {0};
+    int failed = get_buffer(a->image, &job->image, job->direction == DECODE ? WRITE : READ, "image",
+                            mul(samples, kind_size(job->image_kind))) < 0 ||
+                 get_buffer(a->constants, &constants, EXACT, "constants", sizeof(Constants)) < 0 ||
+                 get_buffer(a->geometry, &geometry, EXACT, "geometry", channels * GEO_COLUMNS * sizeof(int32_t)) < 0 ||
+                 get_buffer(a->tables, &job->tables_buf, READ, "tables", mul(mul(job->n, channels), 64 * sizeof(int32_t))) < 0 ||
+                 get_buffer(a->items, &job->items_buf, READ, "items", 0) < 0;
+    if (!failed) {
+        memcpy(&job->k, constants.view.buf, sizeof(Constants));
+        memcpy(job->geo, geometry.view.buf, channels * GEO_COLUMNS * sizeof(int32_t));
+    }
+    release(&constants);
+    release(&geometry);
+    if (failed) return -1;
+    job->v_max = 1, job->cols_max = 8, job->dw_max = 1;
+    for (int c = 0; c < channels; c++) {
+        const int32_t *g = job->geo[c];
+        if (!check_geometry(g, job->h, job->w)) {
+            PyErr_Format(PyExc_ValueError, "%s: bad geometry", name);
+            return -1;
+        }
+        job->blocks[c] = (size_t)g[GEO_BLOCKS_H] * g[GEO_BLOCKS_W];
+        job->v_max = g[GEO_SCALE_V] > job->v_max ? g[GEO_SCALE_V] : job->v_max;
+        job->cols_max = g[GEO_BLOCKS_W] * 8 > job->cols_max ? g[GEO_BLOCKS_W] * 8 : job->cols_max;
+        job->dw_max = g[GEO_DOWN_W] > job->dw_max ? g[GEO_DOWN_W] : job->dw_max;
+        Py_ssize_t bytes = mul(mul(job->n, (Py_ssize_t)job->blocks[c]), 64 * kind_size(job->blocks_kind));
+        if (get_buffer(PyTuple_GET_ITEM(a->blocks, c), &job->block_bufs[c], blocks_out, "blocks", bytes) < 0 ||
+            (job->with_dct && get_buffer(PyTuple_GET_ITEM(a->dct, c), &job->dct_bufs[c], WRITE, "dct", bytes) < 0))
+            return -1;
+    }
+    job->tables = (const int32_t *)job->tables_buf.view.buf;
+    Py_ssize_t entries = mul(job->n, channels) * 64;  /* the tables buffer holds them: no overflow */
+    if (job->direction == ENCODE)  /* compute_reciprocal and quantize_block's bounds */
+        for (Py_ssize_t k = 0; k < entries; k++)
+            if (job->tables[k] < 1 || job->tables[k] > 255) {
+                PyErr_SetString(PyExc_ValueError, "encode: quantization table entries must be in 1..255");
+                return -1;
+            }
+    job->mcu_h = job->v_max * 8;
+    job->items = (const int32_t *)job->items_buf.view.buf;
+    job->n_items = job->items_buf.view.len / (ITEM_COLUMNS * (Py_ssize_t)sizeof(int32_t));
+    return check_items(job);
+}
+
+/* ------------------------------------------------------------ strips */
+/* One strip's work space, reused strip after strip. */
+typedef struct {
+    int32_t *colsum;  /* decode's h2v2 column sums; first: malloc's alignment */
+    uint8_t *grid;    /* the strip's rows of one component's block grid */
+    uint8_t *planes;  /* the strip's full-resolution rows of each component */
+    uint8_t *rgb;     /* the same rows as R, G, B */
+} Scratch;
+
+/* The work space's size; with `base`, carves it into *s. The grid holds a
+ * strip's downsampled rows, one more each side (decode's fancy upsampling)
+ * and under 16 more where block rows run past the image. */
+static size_t scratch_layout(const Job *job, uint8_t *base, Scratch *s)
+{
+    size_t colsum = (size_t)job->dw_max * sizeof(int32_t), grid = ((size_t)job->strip_max + 2 + 16) * job->cols_max;
+    size_t planes = (size_t)job->channels * job->strip_max * job->w;
+    if (base) {
+        s->colsum = (int32_t *)base;
+        s->grid = base + colsum;
+        s->planes = s->grid + grid;
+        s->rgb = s->planes + planes;
+    }
+    return colsum + grid + 2 * planes + 1;
+}
+
+/* ------------------------------------------------------------ encode */
+/* Component c's block rows [b0, b1) of image i, whose samples are in `grid`:
+ * forward DCT, quantization, and the stores. */
+static void encode_blocks(const Job *job, int c, int i, int b0, int b1, const uint8_t *grid)
+{
+    const int32_t *table = job->tables + ((size_t)i * job->channels + c) * 64;
+    uint32_t rq[64], rc[64], rr[64];
+    for (int k = 0; k < 64; k++) {
+        Reciprocal rec = compute_reciprocal(8 * (int64_t)table[k]);
+        rq[k] = (uint32_t)rec.q, rc[k] = (uint32_t)rec.c, rr[k] = (uint32_t)rec.r;
+    }
+    int bw = job->geo[c][GEO_BLOCKS_W], cols = bw * 8, out_kind = job->blocks_kind;
+    void *out = job->block_bufs[c].view.buf, *dct = job->with_dct ? job->dct_bufs[c].view.buf : NULL;
+    size_t base = (size_t)i * job->blocks[c] * 64;
+    for (int by = b0; by < b1; by++)
+        for (int bx = 0; bx < bw; bx++) {
+            int32_t sm[64], f[64];
+            float qv[64];
+            const uint8_t *src = grid + (size_t)(by - b0) * 8 * cols + bx * 8;
+            for (int r = 0; r < 8; r++)
+                for (int k = 0; k < 8; k++) sm[r * 8 + k] = (int32_t)src[r * cols + k] - 128;
+            fdct_islow(sm, job->k.islow, job->k.islow_t, f);
+            quantize_block(f, rq, rc, rr, qv);
+            size_t at = base + ((size_t)by * bw + bx) * 64;
+            if (dct)
+                for (int k = 0; k < 64; k++) store(dct, out_kind, at + k, f[k] * 0.125);
+            if (out_kind == KIND_F32) {
+                memcpy((float *)out + at, qv, sizeof qv);
+            } else {
+                double *o = (double *)out + at;
+                for (int k = 0; k < 64; k++) o[k] = (double)qv[k];
+            }
+        }
+}
+
+/* Image i's MCU rows [m0, m1). They read only the image rows [y0, y1) =
+ * [m0 * mcu_h, min(m1 * mcu_h, h)): a component's block rows there are
+ * [m0 v, m1 v) with v = v_max / its scale v, its grid rows times its scale v
+ * start at y0, and rows past y1 only occur in the last strip, where they are
+ * clamped to h - 1 < y1. */
+static void encode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
+{
+    int channels = job->channels, h = job->h, w = job->w, y0 = m0 * job->mcu_h;
+    int rows = mini(m1 * job->mcu_h, h) - y0;
+    size_t count = (size_t)rows * w, pixels = (size_t)h * w;
+    uint8_t *planes = s->planes, *rgb = s->rgb;
+    for (int ch = 0; ch < channels; ch++)
+        samples_from_image(job->image.view.buf, job->image_kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w,
+                           count, (channels == 3 ? rgb : planes) + ch * count);
+    if (channels == 3)
+        rgb_to_ycbcr(rgb, count, job->k.color_fix, job->k.color_add, planes, planes + count, planes + 2 * count);
+    for (int c = 0; c < channels; c++) {
+        const int32_t *g = job->geo[c];
+        int v = job->v_max / g[GEO_SCALE_V], b0 = m0 * v, b1 = mini(m1 * v, g[GEO_BLOCKS_H]);
+        if (b0 >= b1) continue;
+        downsample_to_grid(planes + c * count, y0, rows, h, w, g, b0 * 8, b1 * 8, s->grid);
+        encode_blocks(job, c, i, b0, b1, s->grid);
+    }
+}
+
 /* ------------------------------------------------------------ decode */
-/* decode(components, kind, n, h, w, constants, tables, geometry, items, out, out_kind)
- *   components: tuple of buffers (n, blocks h, blocks w, 8, 8), float32/float64 (`kind`)
- *   constants: int32 [9 color FIX, 3 offsets, inverse ISLOW matrix (64), its transpose (64)]
- *   tables: int32 (n, channels, 64), each component's table
- *   geometry: int32 (channels, 6): scale h, v, downsampled h, w, blocks h, w
- *   items: int32 (k, 3): the strips to decode (see check_items)
- *   out: (n, channels, h, w) float32/float64 (`out_kind`): samples / 255; or uint8: the samples
- * Output rows [y0, y1) of a strip need downsampled rows [y0 / v, (y1 - 1) / v]
- * and, for fancy upsampling in v, one more on each side (clamped to the
- * plane): the strip decodes the block rows that hold them, its neighbours'
- * edge rows included.
+/* Component c's block rows [b0, b1) of image i into `grid`: dequantization
+ * and inverse DCT. 0 if a coefficient is left to the tensor path. */
+static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *grid)
+{
+    const int32_t *table = job->tables + ((size_t)i * job->channels + c) * 64;
+    int bw = job->geo[c][GEO_BLOCKS_W], cols = bw * 8, kind = job->blocks_kind;
+    const char *src = (const char *)job->block_bufs[c].view.buf + (size_t)i * job->blocks[c] * 64 * kind_size(kind);
+    for (int by = b0; by < b1; by++)
+        for (int bx = 0; bx < bw; bx++) {
+            int32_t v[64];
+            int64_t v64[64];
+            int wide = dequantize_block(src, kind, ((size_t)by * bw + bx) * 64, table, v, v64);
+            if (wide < 0) return 0;
+            idct_islow(v, v64, wide, job->k.islow, job->k.islow_t, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
+        }
+    return 1;
+}
+
+/* Image i's MCU rows [m0, m1), output rows [y0, y1). They need downsampled
+ * rows [y0 / v, (y1 - 1) / v] and, for fancy upsampling in v, one more on
+ * each side (clamped to the plane): the strip decodes the block rows that
+ * hold them, its neighbours' edge rows included. 0 as decode_blocks. */
+static int decode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
+{
+    int channels = job->channels, h = job->h, w = job->w, y0 = m0 * job->mcu_h, y1 = mini(m1 * job->mcu_h, h);
+    size_t count = (size_t)(y1 - y0) * w, pixels = (size_t)h * w;
+    uint8_t *planes = s->planes;
+    for (int c = 0; c < channels; c++) {
+        const int32_t *g = job->geo[c];
+        int sh = g[GEO_SCALE_H], sv = g[GEO_SCALE_V], dh = g[GEO_DOWN_H], cols = g[GEO_BLOCKS_W] * 8;
+        int d0 = y0 / sv, d1 = (y1 - 1) / sv;
+        if (sv == 2) d0 = d0 > 0 ? d0 - 1 : 0, d1 = mini(d1 + 1, dh - 1);
+        int b0 = d0 / 8, b1 = d1 / 8 + 1;
+        if (!decode_blocks(job, c, i, b0, b1, s->grid) ||
+            !upsample(s->grid, b0 * 8, (b1 - b0) * 8, cols, dh, g[GEO_DOWN_W], sh, sv, y0, y1, w, planes + c * count, s->colsum))
+            return 0;  /* upsample: not reached, check_geometry allows ratios 1 and 2 only */
+    }
+    const uint8_t *samples = planes;
+    if (channels == 3) {
+        ycbcr_to_rgb(planes, planes + count, planes + 2 * count, count, job->k.color_fix, job->k.color_add, s->rgb);
+        samples = s->rgb;
+    }
+    for (int ch = 0; ch < channels; ch++)
+        to_unit_range(samples + ch * count, count, job->image.view.buf, job->image_kind,
+                      ((size_t)i * channels + ch) * pixels + (size_t)y0 * w);
+    return 1;
+}
+
+/* ------------------------------------------------------------ entry points */
+/* Every item's strip in turn, without the GIL; 0 as decode_strip. */
+static int run_strips(const Job *job, const Scratch *s)
+{
+    for (Py_ssize_t t = 0; t < job->n_items; t++) {
+        const int32_t *it = job->items + ITEM_COLUMNS * t;
+        int i = it[ITEM_IMAGE], m0 = it[ITEM_FIRST_MCU_ROW], m1 = it[ITEM_END_MCU_ROW];
+        if (job->direction == ENCODE) encode_strip(job, i, m0, m1, s);
+        else if (!decode_strip(job, i, m0, m1, s)) return 0;
+    }
+    return 1;
+}
+
+/* Parse, check, acquire; run the strips; release. Returns 1 if every strip
+ * ran, 0 if decode left the batch to the tensor path, -1 with an exception. */
+static int run_call(PyObject *args, PyObject *kwargs, int direction)
+{
+    Arguments a;
+    Job job;
+    memset(&job, 0, sizeof job);
+    int ok = -1;
+    if (parse_arguments(args, kwargs, direction, &a, &job) < 0 || acquire_buffers(&a, &job) < 0) goto done;
+    ok = 1;
+    if (job.n_items == 0) goto done;
+    Scratch s;
+    uint8_t *scratch = malloc(scratch_layout(&job, NULL, NULL));
+    if (!scratch) {
+        PyErr_NoMemory();
+        ok = -1;
+        goto done;
+    }
+    scratch_layout(&job, scratch, &s);
+    Py_BEGIN_ALLOW_THREADS
+    ok = run_strips(&job, &s);
+    Py_END_ALLOW_THREADS
+    free(scratch);
+done:
+    release_job(&job);
+    return ok;
+}
+
+/* encode(*, image, image_kind, blocks, blocks_kind, dct, count, height, width, constants, tables, geometry, items)
+ *   image: (count, channels, height, width), uint8 / float32 / float64 (image_kind)
+ *   blocks: one writable buffer per component, (count, blocks h, blocks w, 8, 8),
+ *     float32 / float64 (blocks_kind): receives the quantized blocks
+ *   dct: None, or buffers as `blocks` for the DCT coefficients before
+ *     quantization (ISLOW / 8, dct.py's fdct): what the gradient needs
+ *   constants: Constants, the forward forms
+ *   tables: int32 (count, channels, 64): each component's table, entries in 1..255
+ *   geometry: int32 (channels, GEO_COLUMNS)
+ *   items: int32 (k, ITEM_COLUMNS): the strips to encode (see check_items)
+ */
+static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    (void)self;
+    if (run_call(args, kwargs, ENCODE) < 0) return NULL;
+    Py_RETURN_NONE;
+}
+
+/* decode(*, image, image_kind, blocks, blocks_kind, count, height, width, constants, tables, geometry, items)
+ *   image: writable (count, channels, height, width): float32 / float64 (image_kind)
+ *     samples / 255, or uint8: the samples
+ *   blocks: one buffer per component, (count, blocks h, blocks w, 8, 8),
+ *     float32 / float64 (blocks_kind): the quantized coefficients
+ *   constants: Constants, the inverse forms
+ *   tables, geometry, items: as encode's (tables: any int32)
  * Returns False, having written nothing meaningful, if a coefficient is not
  * finite or too large for exact int64 arithmetic: the caller then decodes
  * with the tensor path, which defines those cases.
  */
-static PyObject *native_decode(PyObject *self, PyObject *args)
+static PyObject *native_decode(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
-    PyObject *components, *constants_obj, *tables_obj, *geometry_obj, *items_obj, *out_obj;
-    int kind, n, h, w, out_kind;
-    if (!PyArg_ParseTuple(args, "OiiiiOOOOOi", &components, &kind, &n, &h, &w, &constants_obj, &tables_obj,
-                          &geometry_obj, &items_obj, &out_obj, &out_kind))
-        return NULL;
-    int channels = PyTuple_Check(components) ? (int)PyTuple_GET_SIZE(components) : 0;
-    if ((channels != 1 && channels != 3) || n < 0 || h < 1 || w < 1 || (kind != KIND_F32 && kind != KIND_F64) ||
-        out_kind < KIND_U8 || out_kind > KIND_F64) {
-        PyErr_SetString(PyExc_ValueError, "decode: bad arguments");
-        return NULL;
-    }
-    size_t pixels = (size_t)h * w, item = kind == KIND_F32 ? 4 : 8;
-    size_t out_item = out_kind == KIND_U8 ? 1 : out_kind == KIND_F32 ? 4 : 8;
-    Buffer buf[9];
-    memset(buf, 0, sizeof buf);
-    if (get_buffer(constants_obj, &buf[0], 0, "constants", 140 * 4) < 0 ||
-        get_buffer(tables_obj, &buf[1], 0, "tables", (Py_ssize_t)n * channels * 64 * 4) < 0 ||
-        get_buffer(geometry_obj, &buf[2], 0, "geometry", channels * 6 * 4) < 0 ||
-        get_buffer(out_obj, &buf[3], 1, "out", (Py_ssize_t)(n * channels * pixels * out_item)) < 0 ||
-        get_buffer(items_obj, &buf[8], 0, "items", 0) < 0) {
-        release(buf, 9);
-        return NULL;
-    }
-    const int32_t *geometry = (const int32_t *)buf[2].view.buf;
-    size_t blocks[3], dw_max = 1, cols_max = 8;
-    int v_max = 1;
-    for (int c = 0; c < channels; c++) {
-        const int32_t *g = geometry + 6 * c;
-        if (g[0] < 1 || g[0] > 2 || g[1] < 1 || g[1] > 2 || g[2] < 1 || g[3] < 1 || g[4] * 8 < g[2] ||
-            g[5] * 8 < g[3] || (size_t)g[2] * g[1] < (size_t)h || (size_t)g[3] * g[0] < (size_t)w) {
-            release(buf, 9);
-            PyErr_SetString(PyExc_ValueError, "decode: bad geometry");
-            return NULL;
-        }
-        blocks[c] = (size_t)g[4] * g[5];
-        if ((size_t)g[3] > dw_max) dw_max = g[3];
-        if ((size_t)g[5] * 8 > cols_max) cols_max = (size_t)g[5] * 8;
-        v_max = g[1] > v_max ? g[1] : v_max;
-        if (get_buffer(PyTuple_GET_ITEM(components, c), &buf[4 + c], 0, "component", (Py_ssize_t)(n * blocks[c] * 64 * item)) < 0) {
-            release(buf, 9);
-            return NULL;
-        }
-    }
-    const int32_t *constants = (const int32_t *)buf[0].view.buf, *tables = (const int32_t *)buf[1].view.buf;
-    const int32_t *items;
-    Py_ssize_t n_items;
-    int mcu_h = v_max * 8, strip_max = check_items(&buf[8], n, h, mcu_h, &items, &n_items);
-    if (strip_max < 0) {
-        release(buf, 9);
-        return NULL;
-    }
-    size_t strip = (size_t)strip_max * w;
-    /* a strip's grid: its downsampled rows, one more each side, rounded out to blocks */
-    size_t grid_rows = (size_t)strip_max + 2 + 16;
-    uint8_t *scratch = malloc(dw_max * sizeof(int32_t) + grid_rows * cols_max + 2 * channels * strip + 1);
-    if (!scratch) {
-        release(buf, 9);
-        return PyErr_NoMemory();
-    }
-    int ok = 1;
-    Py_BEGIN_ALLOW_THREADS
-    int32_t *colsum = (int32_t *)scratch;  /* first: malloc's alignment */
-    uint8_t *grid = scratch + dw_max * sizeof(int32_t), *planes = grid + grid_rows * cols_max;
-    uint8_t *rgb = planes + channels * strip;
-    void *out = buf[3].view.buf;
-    for (Py_ssize_t t = 0; t < n_items && ok; t++) {
-        int i = items[3 * t], m0 = items[3 * t + 1], m1 = items[3 * t + 2];
-        int y0 = m0 * mcu_h, y1 = mini(m1 * mcu_h, h);
-        size_t count = (size_t)(y1 - y0) * w;
-        for (int c = 0; c < channels && ok; c++) {
-            const int32_t *g = geometry + 6 * c, *table = tables + ((size_t)i * channels + c) * 64;
-            int sh = g[0], sv = g[1], dh = g[2], cols = g[5] * 8;
-            int d0 = y0 / sv, d1 = (y1 - 1) / sv;
-            if (sv == 2) d0 = d0 > 0 ? d0 - 1 : 0, d1 = mini(d1 + 1, dh - 1);
-            int b0 = d0 / 8, b1 = d1 / 8 + 1;
-            const char *src = (const char *)buf[4 + c].view.buf + (size_t)i * blocks[c] * 64 * item;
-            for (int by = b0; by < b1 && ok; by++)
-                for (int bx = 0; bx < g[5]; bx++) {
-                    int32_t v[64];
-                    int64_t v64[64];
-                    size_t b = (size_t)by * g[5] + bx;
-                    int wide = dequantize_block(src, kind, b * 64, table, v, v64);
-                    if (wide < 0) {
-                        ok = 0;
-                        break;
-                    }
-                    idct_islow(v, v64, wide, constants + 12, constants + 76, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
-                }
-            if (ok && !upsample(grid, b0 * 8, (b1 - b0) * 8, cols, dh, g[3], sh, sv, y0, y1, w, planes + c * count, colsum))
-                ok = 0;  /* not reached: native.py sends ratios 1 and 2 only */
-        }
-        if (!ok) break;
-        const uint8_t *samples = planes;
-        if (channels == 3) {
-            ycbcr_to_rgb(planes, planes + count, planes + 2 * count, count, constants, constants + 9, rgb);
-            samples = rgb;
-        }
-        for (int ch = 0; ch < channels; ch++)
-            to_unit_range(samples + ch * count, count, out, out_kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w);
-    }
-    Py_END_ALLOW_THREADS
-    free(scratch);
-    release(buf, 9);
-    return PyBool_FromLong(ok);
+    int ok = run_call(args, kwargs, DECODE);
+    return ok < 0 ? NULL : PyBool_FromLong(ok);
 }
 
 static PyMethodDef methods[] = {
-    {"encode", native_encode, METH_VARARGS, "Exact no-gradient encode of a batch (see diffjpeg/native.py)."},
-    {"decode", native_decode, METH_VARARGS, "Exact no-gradient decode of a batch (see diffjpeg/native.py)."},
+    {"encode", (PyCFunction)(void (*)(void))native_encode, METH_VARARGS | METH_KEYWORDS,
+     "Exact no-gradient encode of a batch (see diffjpeg/native.py)."},
+    {"decode", (PyCFunction)(void (*)(void))native_decode, METH_VARARGS | METH_KEYWORDS,
+     "Exact no-gradient decode of a batch (see diffjpeg/native.py)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -97,7 +97,8 @@ def _usable(*tensors: Tensor) -> bool:
 
 @lru_cache(maxsize=None)
 def _constants(inverse: bool) -> np.ndarray:
-    """[9 color FIX values, 3 offsets, the ISLOW matrix, its transpose] as int32."""
+    """The kernel's ``Constants``: 9 color FIX values, 3 offsets, the ISLOW
+    matrix, its transpose; int32."""
     fixed = color.fixed_matrix(inverse)
     offset = color.decoder_rounding(fixed) if inverse else color.ENCODER_ROUNDING
     matrix = islow_matrix(inverse)
@@ -123,16 +124,22 @@ if hasattr(os, "register_at_fork"):
 STRIP_MCU_ROWS = 8  # strips of at most this many MCU rows: a few hundred KiB of buffers
 
 
-def _items(count: int, height: int, geometry: np.ndarray) -> np.ndarray:
+def _geometry(geometries: list[ComponentGeometry]) -> np.ndarray:
+    """The kernel's geometry rows (its ``GEO_*`` columns), one per component;
+    encode and decode read the same."""
+    return np.array([(*g.scale, *g.downsampled, *g.blocks, *g.padded) for g in geometries], dtype=np.int32)
+
+
+def _items(count: int, height: int, geometries: list[ComponentGeometry]) -> np.ndarray:
     """The kernel's work: ``(image, first MCU row, end MCU row)`` strips.
 
     Images are cut into strips of ``STRIP_MCU_ROWS`` MCU rows, so that a
     strip's rows stay in cache through every stage and one large image is
     shared among threads. The kernel's MCU row is 8 times the largest
-    vertical upsampling ratio (column 1 of ``geometry``) in image rows, as
-    it computes it: not the file's MCU when every component has the same
-    factor above 1 (a grayscale file declaring 2x2)."""
-    mcu_rows = math.ceil(height / (8 * int(geometry[:, 1].max())))
+    vertical upsampling ratio in image rows, as it computes it: not the
+    file's MCU when every component has the same factor above 1 (a grayscale
+    file declaring 2x2)."""
+    mcu_rows = math.ceil(height / (8 * max(g.scale[1] for g in geometries)))
     starts = np.arange(0, mcu_rows, STRIP_MCU_ROWS)
     ends = np.minimum(starts + STRIP_MCU_ROWS, mcu_rows)
     images = np.repeat(np.arange(count), len(starts))
@@ -181,26 +188,24 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
     """
     count, channels, height, width = image.shape
     image = image.detach().contiguous()
-    geometry, outputs, coefficients = [], [], []
-    for ci, geo in enumerate(geometries):
-        geometry.append((geo.scale[0], geo.scale[1], geo.padded[0], geo.padded[1], geo.blocks[0], geo.blocks[1], min(ci, 1)))
-        outputs.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
-        if dct:
-            coefficients.append(torch.empty(count, *geo.blocks, 8, 8, dtype=out_dtype))
-    geometry = np.array(geometry, dtype=np.int32)
-    tables = tables.detach().to(torch.int32).reshape(count, 128).contiguous().numpy()
-    pixels, constants, items = image.numpy(), _constants(False), _items(count, height, geometry)
-    quantized = tuple(o.numpy() for o in outputs)
-    unquantized = tuple(o.numpy() for o in coefficients) if dct else None
+    outputs = [torch.empty(count, *g.blocks, 8, 8, dtype=out_dtype) for g in geometries]
+    coefficients = [torch.empty_like(o) for o in outputs] if dct else None
+    luma_chroma = [min(c, 1) for c in range(channels)]  # each component's table
+    items = _items(count, height, geometries)
+    call = dict(
+        image=image.numpy(), image_kind=_KINDS[image.dtype],
+        blocks=tuple(o.numpy() for o in outputs), blocks_kind=_KINDS[out_dtype],
+        dct=tuple(o.numpy() for o in coefficients) if dct else None,
+        count=count, height=height, width=width, constants=_constants(False),
+        tables=np.ascontiguousarray(tables.detach().to(torch.int32).reshape(count, 2, 64).numpy()[:, luma_chroma]),
+        geometry=_geometry(geometries),
+    )
 
     def task(start: int, stop: int) -> None:
-        _kernel.encode(
-            pixels, _KINDS[image.dtype], count, channels, height, width, constants, tables, geometry,
-            items[start:stop], quantized, unquantized, _KINDS[out_dtype],
-        )
+        _kernel.encode(items=items[start:stop], **call)
 
     _run(task, len(items))
-    return outputs, (coefficients if dct else None)
+    return outputs, coefficients
 
 
 def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix) -> bool:
@@ -232,18 +237,18 @@ def decode(
     height, width = size
     count, channels = tables.shape[0], len(components)
     dtype = components[0].dtype
-    geometry = [(g.scale[0], g.scale[1], g.downsampled[0], g.downsampled[1], g.blocks[0], g.blocks[1]) for g in geometries]
-    geometry = np.array(geometry, dtype=np.int32)
-    blocks = [c.detach().contiguous().numpy() for c in components]
-    tables = tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy()
     out = torch.empty(count, channels, height, width, dtype=out_dtype or dtype)
-    samples, constants, items = out.numpy(), _constants(True), _items(count, height, geometry)
+    items = _items(count, height, geometries)
+    call = dict(
+        image=out.numpy(), image_kind=_KINDS[out.dtype],
+        blocks=tuple(c.detach().contiguous().numpy() for c in components), blocks_kind=_KINDS[dtype],
+        count=count, height=height, width=width, constants=_constants(True),
+        tables=tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy(),
+        geometry=_geometry(geometries),
+    )
 
     def task(start: int, stop: int) -> bool:
-        return _kernel.decode(
-            tuple(blocks), _KINDS[dtype], count, height, width, constants, tables, geometry,
-            items[start:stop], samples, _KINDS[out.dtype],
-        )
+        return _kernel.decode(items=items[start:stop], **call)
 
     return out if all(_run(task, len(items))) else None
 

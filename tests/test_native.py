@@ -350,33 +350,63 @@ def test_environment_variable_turns_it_off():
     assert out.stdout.split() == ["True", "False"]
 
 
+def _good_calls():
+    """Keyword arguments of a valid encode and decode of one 8 x 8 RGB image."""
+    from diffjpeg.coefficients import component_geometry
+
+    geometry = native._geometry([component_geometry((8, 8), (1, 1), (1, 1))] * 3)
+    blocks = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
+    common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32))
+    encode = dict(common, image=np.zeros((1, 3, 8, 8), np.uint8), image_kind=0, blocks=blocks, blocks_kind=1, dct=None, constants=native._constants(False))
+    decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1, constants=native._constants(True))
+    return encode, decode
+
+
 def test_kernel_rejects_bad_calls():
-    """The kernel checks what it is given, whoever calls it."""
+    """The kernel checks what it is given, whoever calls it: every argument,
+    by keyword only; buffer sizes (without overflow), kinds, geometry, tables, items."""
     from diffjpeg import _native
 
-    img = np.zeros((1, 3, 8, 8), np.uint8)
-    constants = native._constants(False)
-    tables = np.ones((1, 128), np.int32)
-    good = np.array([[1, 1, 8, 8, 1, 1, 0]] * 3, np.int32)
-    items = np.array([[0, 0, 1]], np.int32)
-    outs = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
-    _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, items, outs, None, 1)
-    with pytest.raises(ValueError, match="image"):
-        _native.encode(img[:, :2].copy(), 0, 1, 3, 8, 8, constants, tables, good, items, outs, None, 1)
-    with pytest.raises(ValueError, match="geometry"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 1, 1, 9, 1], np.int32), items, outs, None, 1)
-    with pytest.raises(ValueError, match="output"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good * np.array([1, 1, 1, 2, 1, 2, 1], np.int32), items, outs, None, 1)
-    with pytest.raises(ValueError, match="1..255"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables * 0, good, items, outs, None, 1)
-    with pytest.raises(ValueError, match="bad arguments"):
-        _native.encode(img, 5, 1, 3, 8, 8, constants, tables, good, items, outs, None, 1)
-    with pytest.raises(BufferError):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, items, tuple(o.copy() for o in outs[:2]) + (b"x" * 256,), None, 1)
-    with pytest.raises(ValueError, match="bad arguments"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, items, outs, outs[:2], 1)
-    with pytest.raises(ValueError, match="dct output"):
-        _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, items, outs, outs[:2] + (np.zeros(3, np.float32),), 1)
-    for bad in ([[1, 0, 1]], [[0, 0, 2]], [[0, 1, 1]], [[-1, 0, 1]]):
-        with pytest.raises(ValueError, match="items"):
-            _native.encode(img, 0, 1, 3, 8, 8, constants, tables, good, np.array(bad, np.int32), outs, None, 1)
+    encode, decode = _good_calls()
+    assert _native.encode(**encode) is None
+    assert _native.decode(**decode) is True
+    geometry, outs = encode["geometry"], encode["blocks"]
+
+    def refuses(fn, good, error, match, **changes):
+        with pytest.raises(error, match=match):
+            fn(**{**good, **changes})
+
+    with pytest.raises(TypeError):
+        _native.encode(*encode.values())
+    for call, good in ((_native.encode, encode), (_native.decode, decode)):
+        with pytest.raises(TypeError, match="required"):
+            call(**{k: v for k, v in good.items() if k != "items"})
+        refuses(call, good, TypeError, "keyword", colour=1)
+        refuses(call, good, ValueError, "image", image=good["image"][:, :2].copy())
+        refuses(call, good, ValueError, "image", image=good["image"], count=2, items=np.array([[1, 0, 1]], np.int32))
+        refuses(call, good, ValueError, "constants", constants=good["constants"][:-1].copy())
+        refuses(call, good, ValueError, "constants", constants=np.concatenate([good["constants"], [0]]).astype(np.int32))
+        refuses(call, good, ValueError, "geometry", geometry=geometry[:, :7].copy())  # the old 7-column rows
+        refuses(call, good, ValueError, "tables", tables=np.ones((1, 2 * 64), np.int32))
+        refuses(call, good, ValueError, "blocks", blocks=outs[:2] + (np.zeros((1, 1, 1, 8, 7), np.float32),))
+        refuses(call, good, ValueError, "blocks", blocks_kind=2)  # float64 blocks in float32 buffers
+        for column, value in ((0, 3), (1, 0), (2, 9), (3, 3), (4, 2), (5, 0), (6, 7), (7, 16)):
+            bad = geometry.copy()
+            bad[1, column] = value
+            refuses(call, good, ValueError, "bad geometry", geometry=bad)
+        for changes in ({"image_kind": 5}, {"blocks_kind": 0}, {"blocks": outs[:2]}, {"blocks": list(outs)}, {"count": -1},
+                        {"height": 0}, {"width": 2**28 + 1}):
+            refuses(call, good, ValueError, "bad arguments", **changes)
+        # sizes whose products would wrap round past 2**64 to a small number
+        refuses(call, good, ValueError, "overflows", count=2**30, height=2**28, width=2**28)
+        for bad in ([[1, 0, 1]], [[0, 0, 2]], [[0, 1, 1]], [[-1, 0, 1]]):
+            refuses(call, good, ValueError, "items", items=np.array(bad, np.int32))
+    # written buffers must be writable; read ones need not be
+    refuses(_native.encode, encode, BufferError, None, blocks=tuple(o.copy() for o in outs[:2]) + (b"x" * 256,))
+    refuses(_native.decode, decode, BufferError, None, image=b"x" * (3 * 64 * 4))
+    assert _native.encode(**{**encode, "image": bytes(3 * 64)}) is None
+    refuses(_native.encode, encode, ValueError, "1..255", tables=encode["tables"] * 0)
+    refuses(_native.encode, encode, ValueError, "1..255", tables=encode["tables"] * 256)
+    refuses(_native.encode, encode, ValueError, "bad arguments", dct=outs[:2])
+    refuses(_native.encode, encode, ValueError, "dct", dct=outs[:2] + (np.zeros(3, np.float32),))
+    refuses(_native.encode, encode, BufferError, None, dct=outs[:2] + (b"x" * 256,))
