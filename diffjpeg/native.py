@@ -40,7 +40,7 @@ import torch
 from torch import Tensor
 
 from . import color
-from .coefficients import ComponentGeometry
+from .geometry import ComponentGeometry
 from .dct import islow_matrix
 
 try:

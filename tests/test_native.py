@@ -16,7 +16,7 @@ import torch
 
 import diffjpeg
 from diffjpeg import Coefficients, native
-from diffjpeg.coefficients import component_geometry
+from diffjpeg.geometry import component_geometry
 
 pytestmark = pytest.mark.skipif(not native.compiled(), reason="the compiled kernel was not built (no C compiler at install time)")
 
