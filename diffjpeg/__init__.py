@@ -17,6 +17,7 @@ module             stage                                  libjpeg-turbo source
 ``native``         the exact codec's values, compiled (_native.c)
 ``huffman``        entropy coding, exact bit counts       jchuff.c
 ``rate``           differentiable estimate of the bits
+``losses``         RateDistortionLoss: rate + lambda * distortion
 ``markers``        file structure checks, JPEGError       jdmarker.c
 ``files``          read and write real .jpg files         (reads: libjpeg, _libjpeg.c)
 ``sequential``     sequential files for ``write``         jcmarker.c
@@ -34,6 +35,7 @@ from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients
 from .files import read, read_batch, write
 from .huffman import bits
+from .losses import RateDistortion, RateDistortionLoss
 from .rate import Rate, rate
 from .markers import JPEGError
 from .quality import quality_tables, standard_tables
@@ -49,6 +51,8 @@ __all__ = [
     "RandomJPEG",
     "RandomJPEGParams",
     "Rate",
+    "RateDistortion",
+    "RateDistortionLoss",
     "bits",
     "decode",
     "encode",
