@@ -25,9 +25,10 @@ module             stage                                  libjpeg-turbo source
 ``augment``        random JPEG augmentation: RandomJPEG
 =================  =====================================  ======================
 
-Around the codec: ``tables`` (learned quantization tables, ``diffjpeg
-optimize-tables``), ``cli`` (the ``diffjpeg`` command), ``demo`` (its demo and
-compare), ``benchmark`` (``diffjpeg bench``).
+The applications live in ``diffjpeg.tools`` and are not imported here:
+``tools.cli`` (the ``diffjpeg`` command), ``tools.demo`` (demo and compare),
+``tools.images`` (the image loader), ``tools.qtables`` (learned quantization
+tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
 from . import blocks, color, dct, huffman, markers, quality, quantize, rate as _rate_module, rounding, sampling
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
