@@ -56,7 +56,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 import diffjpeg  # noqa: E402
-from diffjpeg.benchmark import _table, kornia_jpeg, machine, ours, pillow_jpeg  # noqa: E402
+from diffjpeg.tools.bench.machine import machine  # noqa: E402
+from diffjpeg.tools.bench.methods import kornia_jpeg, ours  # noqa: E402
+from diffjpeg.tools.bench.report import markdown_table  # noqa: E402
+from diffjpeg.tools.images import skimage_photo  # noqa: E402
+from diffjpeg.tools.reference import pillow_roundtrip  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "uint8": torch.uint8}
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
@@ -230,7 +234,7 @@ def tests_section(rows: list[dict], runner: PytestRun, timeout: float) -> tuple[
              + f", time limit {timeout:.0f} s in all. Not run: {', '.join(NOT_DEVICE_TESTS)} (CPU benchmark smoke tests) and the doctests.\n",
              f"**{total['passed']} passed, {total['failed']} failed, {total['error']} errors, {total['skipped']} skipped** "
              f"({total['deselected']} deselected as slow).\n",
-             _table(table, ["file", "status", "passed", "failed", "error", "skipped", "s"], {"s": "{:.0f}"})]
+             markdown_table(table, ["file", "status", "passed", "failed", "error", "skipped", "s"], {"s": "{:.0f}"})]
     tails = [(r["file"], r["tail"]) for r in rows if r.get("tail")]
     if tails:
         lines.append(f"\nFailures (the full logs: {runner.logs}):\n")
@@ -243,10 +247,7 @@ def tests_section(rows: list[dict], runner: PytestRun, timeout: float) -> tuple[
 def load_photo(name: str, crop: int | None) -> np.ndarray:
     """A scikit-image photo, (H, W, 3) RGB or (H, W) grayscale, uint8; with ``crop``, its top-left ``crop`` rows and
     1.5 ``crop`` + 3 columns."""
-    from skimage import data
-
-    a = getattr(data, name)()
-    a = a[..., :3] if a.ndim == 3 else a
+    a = skimage_photo(name)
     if crop:
         a = a[:crop, : crop + crop // 2 + 3]  # keep a width that is no multiple of 8
     return np.ascontiguousarray(a)
@@ -254,7 +255,7 @@ def load_photo(name: str, crop: int | None) -> np.ndarray:
 
 def reference(a: np.ndarray, quality: int, subsampling: str) -> np.ndarray:
     """Pillow's save and load of ``a``, as ``a``'s shape (a grayscale file decodes to equal R, G, B)."""
-    out = pillow_jpeg(a, quality, subsampling)
+    out = pillow_roundtrip(a, quality, subsampling)
     return out[..., 0] if a.ndim == 2 else out
 
 
@@ -319,12 +320,12 @@ def exactness_section(result: dict, device: str) -> str:
              f"save and load of the uint8 photo; photos {', '.join(f'{n} ({s})' for n, s in result['photos'].items())}; {done}; "
              "float inputs are the uint8 photo / 255 in float32, then cast.\n",
              f"**{same} / {len(cases)} cases (photo, quality, subsampling, dtype) identical.**\n",
-             "Identical cases per input dtype and subsampling:\n", _table(per, ["dtype", *SUBSAMPLINGS])]
+             "Identical cases per input dtype and subsampling:\n", markdown_table(per, ["dtype", *SUBSAMPLINGS])]
     differ = sorted((c for c in cases if not c["identical"]), key=lambda c: -1 if c["error"] else -c["max diff"])
     if differ:
         columns = ["photo", "quality", "subsampling", "dtype", "max diff", "differing pixels"] + (["error"] if any(c["error"] for c in differ) else [])
         lines.append(f"\nCases that differ ({len(differ)}; errors first, then the first 40 by max difference):\n")
-        lines.append(_table(differ[:40], columns, {"max diff": "{:.0f}"}))
+        lines.append(markdown_table(differ[:40], columns, {"max diff": "{:.0f}"}))
     return "\n".join(lines)
 
 
@@ -471,7 +472,7 @@ def speed_section(rows: list[dict], device: str, settings: dict, note: str | Non
         f"{settings['warmup']} warm-up calls{', each followed by `torch.cuda.synchronize`' if device.startswith('cuda') else ''}; fwd runs under `no_grad`, fwd+bwd is "
         f"`torch.autograd.grad(f(x), x, ones)`; {memory}. Ratios: against kornia float32, medians.\n",
         *([f"{note}\n"] if note else []),
-        _table(speed_rows_for_table(rows), SPEED_COLUMNS, SPEED_FORMATS),
+        markdown_table(speed_rows_for_table(rows), SPEED_COLUMNS, SPEED_FORMATS),
     ])
 
 
@@ -483,7 +484,7 @@ def compiled_section(rows: list[dict], missing: list[str], eager: list[dict], ti
     lines = [head, f"`torch.compile(f)` (default mode), one fresh dynamo cache per row, in a child process with a time limit of {timeout:.0f} s "
              "in all; compile s: the first forward+backward and the first no-grad forward, compilation included. Otherwise as above "
              "(kornia: eager).\n",
-             _table(speed_rows_for_table(rows + kornia), ["compile s"] + SPEED_COLUMNS, SPEED_FORMATS) if rows else "No row finished."]
+             markdown_table(speed_rows_for_table(rows + kornia), ["compile s"] + SPEED_COLUMNS, SPEED_FORMATS) if rows else "No row finished."]
     if missing:
         lines.append(f"\nNot finished within the time limit: {', '.join(missing)}.")
     return "\n".join(lines)
@@ -515,7 +516,7 @@ def targets_section(rows: list[dict], device: str) -> tuple[str, list[dict]]:
                        "result": "—" if ratio is None else "met" if ratio >= TARGET_KORNIA else "not met"})
     text = (f"## 4. Targets of issue 10\n\nOn {device}: the best median measured in this run for each mode (any dtype, eager or compiled; "
             "the row is named).\n\n"
-            + _table(checks, ["target", "measured", "result"]))
+            + markdown_table(checks, ["target", "measured", "result"]))
     return text, checks
 
 

@@ -13,7 +13,6 @@ photos x qualities.
 from __future__ import annotations
 
 import argparse
-import io
 import platform
 import sys
 import time
@@ -24,17 +23,11 @@ from PIL import Image
 
 import diffjpeg
 from diffjpeg.markers import parse_structure
+from diffjpeg.tools.images import skimage_photo
+from diffjpeg.tools.reference import SUBSAMPLING_PIL, pillow_jpeg
 
 QUALITIES = tuple(range(5, 100, 10))
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
-SUBSAMPLING_PIL = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
-
-
-def load(name: str) -> np.ndarray:
-    from skimage import data
-
-    a = getattr(data, name)()
-    return np.ascontiguousarray(a[..., :3] if a.ndim == 3 else a)
 
 
 def spearman(a, b) -> float:
@@ -45,13 +38,11 @@ def spearman(a, b) -> float:
 def measure(photos, qualities, subsampling: str) -> list[dict]:
     rows = []
     for name in photos:
-        a = load(name)
+        a = skimage_photo(name)
         for quality in qualities:
             row = {"photo": name, "quality": quality}
             for optimize, huffman in ((False, "standard"), (True, "optimized")):
-                buf = io.BytesIO()
-                Image.fromarray(a).save(buf, "JPEG", quality=quality, subsampling=SUBSAMPLING_PIL[subsampling], optimize=optimize)
-                data = buf.getvalue()
+                data = pillow_jpeg(a, quality, subsampling, optimize=optimize)
                 start, end = parse_structure(data).scans[0].data
                 c = diffjpeg.read(data)
                 row[f"file_{huffman}"] = 8 * len(data)

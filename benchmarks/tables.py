@@ -30,7 +30,7 @@ Protocol:
   qualities jpeglib's mozjpeg stores table entries above 255 (16-bit DQT,
   extended sequential, which baseline cannot hold); those qualities are left
   out of that curve.
-* BD-rate: :func:`diffjpeg.tables.bd_rate` (PCHIP on log rate vs PSNR) over
+* BD-rate: :func:`diffjpeg.tools.qtables.bd_rate` (PCHIP on log rate vs PSNR) over
   the overlapping PSNR range, against the IJG curve.
 * Per-image tables: PER_IMAGE photos each learn tables from crops of
   themselves (the q 50 lambda), scaled by quality like the one-shape curve.
@@ -50,8 +50,8 @@ import numpy as np
 import torch
 
 import diffjpeg
-from diffjpeg import tables as T
-from diffjpeg.demo import psnr
+from diffjpeg.tools import qtables as T
+from diffjpeg.tools.images import skimage_photo as photo
 
 TRAIN = ("astronaut", "rocket", "stereo_motorcycle", "retina")  # stereo_motorcycle: the left view only
 TEST = ("chelsea", "coffee", "immunohistochemistry", "hubble_deep_field")
@@ -64,27 +64,16 @@ PER_IMAGE = ("chelsea", "immunohistochemistry")  # held-out photos that also get
 RESULTS = Path(__file__).parent / "results"
 
 
-def photo(name: str) -> np.ndarray:
-    from skimage import data
-
-    a = getattr(data, name)()
-    a = a[0] if isinstance(a, tuple) else a
-    return np.ascontiguousarray(a[..., :3])
-
-
 def ijg_curve(images, qualities) -> list[dict]:
     return [T.evaluate_qtables(images, quality=q) for q in qualities]
 
 
 def mozjpeg_curve(images, qualities, progressive: bool) -> list[dict]:
-    import io
-
     import jpeglib
-    from PIL import Image
 
     out = []
     for q in qualities:
-        sizes, psnrs, pixels = [], [], []
+        files = []
         for a in images:
             path = RESULTS / "_moz.jpg"
             with jpeglib.version("mozjpeg403"):
@@ -96,13 +85,10 @@ def mozjpeg_curve(images, qualities, progressive: bool) -> list[dict]:
                 if float(c.qtables.max()) > 255:
                     break
                 data = diffjpeg.write(c, None, optimize=True)
-            b = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
-            sizes.append(len(data))
-            psnrs.append(psnr(a, b))
-            pixels.append(a.shape[0] * a.shape[1])
-        if len(sizes) < len(images):  # tables above 255: no baseline file at this quality
+            files.append((a, data))
+        if len(files) < len(images):  # tables above 255: no baseline file at this quality
             continue
-        out.append({"quality": q, **{"bytes": sizes, "psnr": psnrs, "pixels": pixels, "bpp": 8 * sum(sizes) / sum(pixels), "mean_psnr": float(np.mean(psnrs))}})
+        out.append({"quality": q, **T.score_files(files)})
     return out
 
 

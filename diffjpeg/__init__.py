@@ -20,6 +20,7 @@ module             stage                                  libjpeg-turbo source
 ``scan``           zigzag and MCU order, padding DC       jccoefct.c
 ``huffman``        entropy coding, exact bit counts       jchuff.c
 ``rate``           differentiable estimate of the bits
+``losses``         RateDistortionLoss: rate + lambda * distortion
 ``markers``        file structure checks, JPEGError       jdmarker.c
 ``files``          read and write real .jpg files         (reads: libjpeg, _libjpeg.c)
 ``sequential``     sequential files for ``write``         jcmarker.c
@@ -27,9 +28,10 @@ module             stage                                  libjpeg-turbo source
 ``augment``        random JPEG augmentation: RandomJPEG
 =================  =====================================  ======================
 
-Around the codec: ``tables`` (learned quantization tables, ``diffjpeg
-optimize-tables``), ``cli`` (the ``diffjpeg`` command), ``demo`` (its demo and
-compare), ``benchmark`` (``diffjpeg bench``).
+The applications live in ``diffjpeg.tools`` and are not imported here:
+``tools.cli`` (the ``diffjpeg`` command), ``tools.demo`` (demo and compare),
+``tools.images`` (the image loader), ``tools.qtables`` (learned quantization
+tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
 from . import blocks, color, dct, huffman, markers, quality, quantize, rate as _rate_module, rounding, sampling
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
@@ -37,6 +39,7 @@ from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients
 from .files import read, read_batch, write
 from .huffman import bits
+from .losses import RateDistortion, RateDistortionLoss
 from .rate import Rate, rate
 from .markers import JPEGError
 from .quality import quality_tables, standard_tables
@@ -52,6 +55,8 @@ __all__ = [
     "RandomJPEG",
     "RandomJPEGParams",
     "Rate",
+    "RateDistortion",
+    "RateDistortionLoss",
     "bits",
     "decode",
     "encode",

@@ -1,7 +1,7 @@
-"""``python -m diffjpeg``: the ``diffjpeg`` command."""
+"""``python -m diffjpeg``: the ``diffjpeg`` command (:mod:`diffjpeg.tools.cli`)."""
 import sys
 
-from .cli import main
+from .tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

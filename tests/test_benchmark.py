@@ -1,7 +1,7 @@
 """The benchmark suite runs end to end (tiny settings; no timing is asserted)."""
 import pytest
 
-from diffjpeg import cli
+from diffjpeg.tools import cli
 
 
 def test_bench_quick_writes_every_section(tmp_path):

@@ -11,7 +11,8 @@ import torch
 from PIL import Image
 
 import diffjpeg
-from diffjpeg import tables as T
+from diffjpeg.tools import cli
+from diffjpeg.tools import qtables as T
 from tests.helpers import centred_crop, skimage_crop
 
 
@@ -36,12 +37,13 @@ def image_dir(tmp_path_factory, small_images):
 def objective(images, tables, lam):
     """The full-image objective bits/pixel + lam * MSE, exact forward."""
     total_bits = total_sse = pixels = 0.0
+    criterion = diffjpeg.RateDistortionLoss(lam)
     for a in images:
         x = torch.from_numpy(a).permute(2, 0, 1).float().div(255)[None]
-        bits, mse = T.objective_terms(x, tables.float())
+        r = T.encode_and_score(x, tables.float(), criterion)
         n = a.shape[0] * a.shape[1]
-        total_bits += float(bits)
-        total_sse += float(mse) * n
+        total_bits += float(r.bits)
+        total_sse += float(r.distortion) * n
         pixels += n
     return total_bits / pixels + lam * total_sse / pixels
 
@@ -185,18 +187,22 @@ def test_learner_rejects_bad_images(tmp_path):
     (["{images}", "--forward", "fast"], "--forward"),
     ([], "DIR"),
 ])
-def test_main_reports_user_errors_in_one_line(argv, match, image_dir, tmp_path, capsys):
+def test_command_reports_user_errors_in_one_line(argv, match, image_dir, tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     argv = [a.format(images=image_dir, empty=tmp_path / "empty") for a in argv]
-    assert T.main(argv) != 0
+    try:
+        status = cli.main(["optimize-tables", *argv])
+    except SystemExit as e:  # argparse's way
+        status = e.code
+    assert status not in (0, None)
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("diffjpeg optimize-tables: error:"), err
+    assert err.count("\n") == 1 and "Traceback" not in err and err.startswith("diffjpeg: error:"), err
     assert match in err or match.lower() in err.lower()
 
 
-def test_main_writes_tables(image_dir, tmp_path, capsys):
+def test_command_writes_tables(image_dir, tmp_path, capsys):
     out = tmp_path / "tables.json"
-    assert T.main([str(image_dir), "--steps", "2", "--crop", "32", "--out", str(out), "--checkpoint", str(tmp_path / "c.pt")]) == 0
+    assert cli.main(["optimize-tables", str(image_dir), "--steps", "2", "--crop", "32", "--out", str(out), "--checkpoint", str(tmp_path / "c.pt")]) == 0
     tables = T.load_qtables(out)
     assert tables.shape == (2, 8, 8) and T.load_checkpoint(tmp_path / "c.pt")["step"] == 2
     assert "step 2/2" in capsys.readouterr().err
@@ -223,7 +229,7 @@ def test_two_processes_learn_what_one_does(image_dir, tmp_path):
     out, ckpt = tmp_path / "ddp.json", tmp_path / "ddp.pt"
     run = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
-         "--master_port", str(_free_port()), "-m", "diffjpeg.tables", str(image_dir), *options,
+         "--master_port", str(_free_port()), "-m", "diffjpeg", "optimize-tables", str(image_dir), *options,
          "--out", str(out), "--checkpoint", str(ckpt)],
         env=env, capture_output=True, text=True, timeout=120,
     )
