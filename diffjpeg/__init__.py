@@ -33,16 +33,17 @@ The applications live in ``diffjpeg.tools`` and are not imported here:
 ``tools.images`` (the image loader), ``tools.qtables`` (learned quantization
 tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
-from . import blocks, color, dct, huffman, markers, quality, quantize, rate as _rate_module, rounding, sampling
+from . import blocks, color, dct, huffman, markers, quality, quantize, rounding, sampling
+from . import rate as _rate_module
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients
 from .files import read, read_batch, write
 from .huffman import bits
 from .losses import RateDistortion, RateDistortionLoss
-from .rate import Rate, rate
 from .markers import JPEGError
 from .quality import quality_tables, standard_tables
+from .rate import Rate, rate
 from .rounding import ROUNDINGS, soft_round
 
 __all__ = [

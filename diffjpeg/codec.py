@@ -31,10 +31,10 @@ from torch import Tensor, nn
 
 from . import color, native
 from .blocks import merge_blocks, replicate_edges, split_blocks
-from .coefficients import Coefficients
-from .geometry import SUBSAMPLINGS, component_geometry, subsampling_factors
-from .dct import fdct, fdct_islow, idct, idct_islow
 from .check import MODES, check_choice, check_device, check_finite, check_image, checking_values
+from .coefficients import Coefficients
+from .dct import fdct, fdct_islow, idct, idct_islow
+from .geometry import SUBSAMPLINGS, component_geometry, subsampling_factors
 from .precision import full_precision, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide

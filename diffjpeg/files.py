@@ -36,9 +36,9 @@ from torch import Tensor
 from .coefficients import Coefficients
 from .geometry import block_count
 from .huffman import check_codable, coded_scans
+from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
 from .progressive import progressive_file
 from .sequential import MAX_TABLE_SLOT, SOF_BASELINE, file_header, sequential_file
-from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
 
 LIBJPEG = "turbo210"  # the newest libjpeg-turbo jpeglib carries (2.1), the codec of Pillow and OpenCV
 _jpeglib_lock = threading.Lock()  # only for the fallback: jpeglib's version switch is process-wide

@@ -40,8 +40,8 @@ import torch
 from torch import Tensor
 
 from . import color
-from .geometry import ComponentGeometry
 from .dct import islow_matrix
+from .geometry import ComponentGeometry
 
 try:
     from . import _native as _kernel

@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .coefficients import Coefficients
+from .geometry import mcu_counts
 from .huffman import (
     EOB,
     STANDARD_TABLES,
@@ -42,7 +43,6 @@ from .huffman import (
     scan_symbols,
     scan_tables,
 )
-from .geometry import mcu_counts
 from .scan import coding_order, last_real, zigzag_index
 
 STUFFING = 1 + 1 / 256  # expected share of FF bytes in random data

@@ -5,10 +5,11 @@ import io
 
 import numpy as np
 
-from diffjpeg.geometry import PILLOW_SUBSAMPLING as PIL_SUBSAMPLING  # Pillow's subsampling= values
+from diffjpeg.geometry import PILLOW_SUBSAMPLING
 from diffjpeg.geometry import SUBSAMPLINGS as _NAMES
 
 SUBSAMPLINGS = tuple(_NAMES)
+PIL_SUBSAMPLING = PILLOW_SUBSAMPLING  # Pillow's subsampling= values
 
 
 def skimage_crop(name="astronaut", h=None, w=None, top=0, left=0) -> np.ndarray:

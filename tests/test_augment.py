@@ -273,6 +273,7 @@ def test_bad_images_are_named_even_when_not_compressed(bad, error, name):
 
 
 # ---------------------------------------------------------------- compile, devices, torchvision
+@pytest.mark.slow  # inductor again (15-30 s): test_gradients compiles float mode in the default run
 def test_torch_compile_matches_eager():
     """The draws stay eager (same values as without compiling); the JPEG is compiled."""
     augment = RandomJPEG((20, 90), p=0.5, subsampling="4:4:4", forward="float")

@@ -4,6 +4,7 @@ import pytest
 from diffjpeg.tools import cli
 
 
+@pytest.mark.slow  # 30-40 s on 2 cores: the whole suite in quick mode; gpu.py's smoke test below stays
 def test_bench_quick_writes_every_section(tmp_path):
     pytest.importorskip("sklearn")
     pytest.importorskip("matplotlib")

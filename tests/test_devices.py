@@ -16,7 +16,7 @@ from diffjpeg import native
 from diffjpeg.blocks import MergeBlocks, SplitBlocks
 from diffjpeg.color import RGBToYCbCr, YCbCrToRGB
 from diffjpeg.dct import FDCT, IDCT
-from diffjpeg.quality import QualityTables, STANDARD_CHROMA_TABLE, STANDARD_LUMA_TABLE
+from diffjpeg.quality import STANDARD_CHROMA_TABLE, STANDARD_LUMA_TABLE, QualityTables
 from diffjpeg.quantize import Dequantize, Quantize
 from diffjpeg.sampling import Downsample, Upsample
 from tests.helpers import PIL_SUBSAMPLING, SUBSAMPLINGS, pillow_roundtrip, skimage_crop

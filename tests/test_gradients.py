@@ -113,7 +113,7 @@ def test_learnable_layer_trains():
     assert layer.quality.item() != 50.0
 
 
-@pytest.mark.parametrize("forward", ("float", "soft"))
+@pytest.mark.parametrize("forward", ("float", pytest.param("soft", marks=pytest.mark.slow)))  # inductor: 20 s each
 def test_torch_compile(forward):
     x = image(8, (1, 3, 16, 24)).requires_grad_()
     compiled = torch.compile(lambda x: diffjpeg.jpeg(x, quality=40.0, subsampling="4:2:2", forward=forward))

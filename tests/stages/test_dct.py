@@ -2,7 +2,6 @@
 jpeg_idct_islow (jidctint.c), written out here as plain Python integer code,
 with the range limit of the x86-64/Arm SIMD inverse that diffjpeg documents:
 pass-1 results saturated to int16 (packssdw), outputs to int8 (packsswb), + 128."""
-import itertools
 import math
 
 import numpy as np
