@@ -11,8 +11,9 @@ from typing import NamedTuple
 
 from torch import Tensor, nn
 
+from .check import check_choice
 from .coefficients import Coefficients
-from .huffman import HUFFMAN
+from .huffman import check_huffman
 from .rate import rate
 
 DISTORTIONS = ("mse", "ssim")
@@ -69,10 +70,8 @@ class RateDistortionLoss(nn.Module):
         super().__init__()
         if isinstance(lmbda, bool) or not isinstance(lmbda, (int, float)) or not math.isfinite(lmbda) or lmbda <= 0:
             raise ValueError(f"lmbda (lambda, the distortion's weight) must be a finite number > 0, got {lmbda!r}")
-        if not isinstance(distortion, str) or distortion not in DISTORTIONS:
-            raise ValueError(f"distortion must be one of {DISTORTIONS}, got {distortion!r}")
-        if not isinstance(huffman, str) or huffman not in HUFFMAN:
-            raise ValueError(f"huffman must be one of {HUFFMAN}, got {huffman!r}")
+        check_choice("distortion", distortion, DISTORTIONS)
+        check_huffman(huffman)
         if distortion == "ssim":
             _kornia_ssim()  # fail here, before any work
         self.lmbda, self.distortion, self.huffman = float(lmbda), distortion, huffman

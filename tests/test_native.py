@@ -352,7 +352,7 @@ def test_environment_variable_turns_it_off():
 
 def _good_calls():
     """Keyword arguments of a valid encode and decode of one 8 x 8 RGB image."""
-    from diffjpeg.coefficients import component_geometry
+    from diffjpeg.geometry import component_geometry
 
     geometry = native._geometry([component_geometry((8, 8), (1, 1), (1, 1))] * 3)
     blocks = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))

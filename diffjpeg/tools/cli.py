@@ -18,10 +18,10 @@ import os
 import sys
 from pathlib import Path
 
-from .. import coefficients
+from .. import geometry
 from .images import ImageError, load_image
 
-SUBSAMPLINGS = tuple(coefficients.SUBSAMPLINGS)  # "4:4:4", "4:2:2", "4:2:0"
+SUBSAMPLINGS = tuple(geometry.SUBSAMPLINGS)  # "4:4:4", "4:2:2", "4:2:0"
 
 
 class CommandError(Exception):

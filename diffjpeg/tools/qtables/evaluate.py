@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import torch  # noqa: F401 - the doctests
 
-from ...coefficients import SUBSAMPLINGS
+from ...geometry import SUBSAMPLINGS
 from ..images import ImageSet
 from ..metrics import psnr
 from ..reference import pillow_decode, pillow_jpeg

@@ -39,7 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from ...codec import FORWARDS, decode, encode
-from ...coefficients import SUBSAMPLINGS
+from ...geometry import SUBSAMPLINGS
 from ...losses import DISTORTIONS, RateDistortionLoss
 from ...quality import quality_tables, standard_tables
 from ...rounding import ROUNDINGS
