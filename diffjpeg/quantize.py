@@ -41,15 +41,15 @@ def reciprocal(divisors: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             at most 2047; the encoder's are at most 8 * 255).
 
     All in int32 and without integer division (inductor's CPU kernels raised
-    ``ZeroDivisionError`` on it under ``torch.compile``): ``b`` counts the
-    powers of two up to ``d``, and ``2**r // d`` (below 2**17) comes from a
-    float32 quotient, correctly rounded and so at most one off, corrected by
-    its integer remainder.
+    ``ZeroDivisionError`` on it under ``torch.compile``): ``b`` comes from a
+    float32 ``log2``, corrected to the exact power of two by two integer
+    comparisons, and ``2**r // d`` (below 2**17) from a float32 quotient,
+    correctly rounded and so at most one off, corrected by its integer
+    remainder.
     """
     d = divisors.to(torch.int32)
-    b = torch.zeros_like(d)
-    for k in range(1, 15):
-        b += (d >= (1 << k)).to(torch.int32)
+    b = torch.floor(torch.log2(d.to(torch.float32))).to(torch.int32)  # then exact, whatever log2's last bit
+    b = b - ((torch.ones_like(d) << b) > d).to(torch.int32) + ((torch.ones_like(d) << (b + 1)) <= d).to(torch.int32)
     r = b + _DCTELEM_BITS
     two_r = torch.ones_like(d) << r
     q = torch.floor(two_r.to(torch.float32) / d.to(torch.float32)).to(torch.int32)

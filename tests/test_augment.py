@@ -291,6 +291,7 @@ def test_torch_compile_matches_eager():
     assert torch.allclose(y, eager, atol=1e-5) and torch.allclose(grad, x.grad, atol=1e-4)
 
 
+@pytest.mark.slow  # 25-45 s of tracing on 2 cores; test_gradients traces exact jpeg itself in the default run
 def test_torch_compile_exact_traces_and_matches_eager():
     """Exact forward through dynamo and AOT autograd (no inductor code generation,
     which takes minutes for the integer codec): bit for bit the eager result,
