@@ -350,8 +350,8 @@ def _decode_stages(c: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, a
     ycc = torch.stack(planes, dim=1)
     if len(planes) == 3:
         if forward == "exact" and matrix is not None and needs_grad(matrix):
-            if exact_ycc is None:
-                _, exact_ycc = _decode_integers(components, tables, geometries, c.size, None)
+            # the matrix's gradient at the exact YCbCr samples; with a custom
+            # matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
         ycc = color.ycbcr_to_rgb(ycc, matrix, stages)
     out = ycc / 255.0

@@ -69,10 +69,11 @@ def fixed_matrix(inverse: bool) -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(fix(v) for v in row) for row in (JFIF_YCBCR_TO_RGB if inverse else JFIF_RGB_TO_YCBCR))
 
 
-def decoder_rounding(fixed) -> tuple[int, ...]:
+def decoder_rounding(fixed: Tensor) -> Tensor:
     """Per output channel, ``2**15 - FIX(m) @ (0, 128, 128)``: the decoder's
-    rounding constant with the chroma offset folded in."""
-    return tuple(_ONE_HALF - 128 * (row[1] + row[2]) for row in fixed)
+    rounding constant with the chroma offset folded in, for an integer
+    ``(..., 3, 3)`` fixed-point matrix."""
+    return _ONE_HALF - 128 * (fixed[..., 1] + fixed[..., 2])
 
 
 _MATRIX_LIMIT = 2.0**15  # custom matrices saturate here: FIX stays below 2**31
@@ -146,15 +147,11 @@ def ycbcr_to_rgb_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:
         >>> ycbcr_to_rgb_fixed(torch.tensor([128, 128, 255], dtype=torch.int32).reshape(1, 3, 1, 1)).flatten()
         tensor([255,  37, 128], dtype=torch.int32)
     """
-    device = samples.device
     if matrix is None:
-        table = fixed_matrix(inverse=True)
-        fixed = torch.tensor(table, dtype=torch.int32, device=device)
-        rounding = torch.tensor(decoder_rounding(table), dtype=torch.int32, device=device)
+        fixed = torch.tensor(fixed_matrix(inverse=True), dtype=torch.int32, device=samples.device)
     else:
         fixed = _fix_tensor(matrix)
-        rounding = _ONE_HALF - 128 * (fixed[..., 1] + fixed[..., 2])
-    return _apply_fixed(fixed, samples, rounding)
+    return _apply_fixed(fixed, samples, decoder_rounding(fixed))
 
 
 def _apply(matrix: Tensor, x: Tensor, offset: Tensor) -> Tensor:

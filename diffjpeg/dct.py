@@ -164,6 +164,13 @@ def _islow_pass(x: Tensor, matrix: Tensor, bits: int, along_columns: bool) -> Te
     return acc >> bits
 
 
+def fits_int16(values: Tensor) -> bool:
+    """Whether every value lies within int16, where :func:`idct_islow` runs in
+    int32; always ``False`` under ``torch.compile`` (it would read the values
+    back), which then takes the int64 route."""
+    return not torch.compiler.is_compiling() and (values.numel() == 0 or bool(values.abs().max() <= 32767))
+
+
 def dequantized_integers(values: Tensor) -> Tensor:
     """Dequantized coefficients (floats holding integers) as the integer
     tensor :func:`idct_islow` takes: rounded half to even, int32 when every
@@ -176,7 +183,7 @@ def dequantized_integers(values: Tensor) -> Tensor:
         tensor([     2, -40000])
     """
     v = torch.round(values)
-    if not torch.compiler.is_compiling() and (v.numel() == 0 or bool(v.abs().max() <= 32767)):
+    if fits_int16(v):
         return v.to(torch.int32)
     return v.clamp_(-(2.0**35), 2.0**35).to(torch.int64)
 

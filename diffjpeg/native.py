@@ -100,7 +100,7 @@ def _constants(inverse: bool) -> np.ndarray:
     """The kernel's ``Constants``: 9 color FIX values, 3 offsets, the ISLOW
     matrix, its transpose; int32."""
     fixed = color.fixed_matrix(inverse)
-    offset = color.decoder_rounding(fixed) if inverse else color.ENCODER_ROUNDING
+    offset = color.decoder_rounding(torch.tensor(fixed)).tolist() if inverse else color.ENCODER_ROUNDING
     matrix = islow_matrix(inverse)
     values = [v for row in fixed for v in row] + list(offset) + [v for row in matrix for v in row] + [v for row in zip(*matrix) for v in row]
     return np.array(values, dtype=np.int32)

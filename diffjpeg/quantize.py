@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .check import check_mode
+from .dct import fits_int16
 from .rounding import (
     DEFAULT_FOURIER_ORDER,
     DEFAULT_TEMPERATURE,
@@ -158,7 +159,7 @@ def dequantize_integers(quantized: Tensor, table: Tensor) -> Tensor:
         tensor([ 15, -14], dtype=torch.int32)
     """
     product = quantized * table
-    if not torch.compiler.is_compiling() and (product.numel() == 0 or bool(product.abs().max() <= 32767)):
+    if fits_int16(product):  # then the float product is exact
         return product.to(torch.int32)
     q = quantized.clamp(-(2.0**40), 2.0**40).to(torch.int64)
     t = table.clamp(-(2.0**20), 2.0**20).to(torch.int64)
