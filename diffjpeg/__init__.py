@@ -19,7 +19,7 @@ module             stage                                  libjpeg-turbo source
 ``native``         the exact codec's values, compiled (_native.c)
 ``scan``           zigzag and MCU order, padding DC       jccoefct.c
 ``huffman``        entropy coding, exact bit counts       jchuff.c
-``rate``           differentiable estimate of the bits
+``rate_model``     differentiable estimate of the bits: ``rate``
 ``losses``         RateDistortionLoss: rate + lambda * distortion
 ``markers``        file structure checks, JPEGError       jdmarker.c
 ``files``          read and write real .jpg files         (reads: libjpeg, _libjpeg.c)
@@ -33,18 +33,24 @@ The applications live in ``diffjpeg.tools`` and are not imported here:
 ``tools.images`` (the image loader), ``tools.qtables`` (learned quantization
 tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
-from . import blocks, color, dct, huffman, markers, quality, quantize, rounding, sampling
-from . import rate as _rate_module
+import sys as _sys
+
+from . import blocks, color, dct, huffman, markers, quality, quantize, rate_model, rounding, sampling
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients
+from .deprecation import moved_module as _moved_module
 from .files import read, read_batch, write
 from .huffman import bits
 from .losses import RateDistortion, RateDistortionLoss
 from .markers import JPEGError
 from .quality import quality_tables, standard_tables
-from .rate import Rate, rate
-from .rounding import ROUNDINGS, soft_round
+from .rate_model import Rate, rate
+from .rounding import ROUNDINGS, Rounding, soft_round
+
+# diffjpeg.rate is the function; the module that defines it is rate_model
+# (until 0.2 it was diffjpeg/rate.py, shadowed by the function it exported).
+_sys.modules.setdefault(__name__ + ".rate", _moved_module(__name__ + ".rate", rate_model))
 
 __all__ = [
     "Coefficients",
@@ -58,6 +64,7 @@ __all__ = [
     "Rate",
     "RateDistortion",
     "RateDistortionLoss",
+    "Rounding",
     "bits",
     "decode",
     "encode",
@@ -71,4 +78,4 @@ __all__ = [
     "standard_tables",
     "write",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
