@@ -15,6 +15,7 @@ module             stage                                  libjpeg-turbo source
 ``precision``      dtypes and autocast: what stages compute in
 ``check``          input checks, in one place
 ``geometry``       sampling rules, sizes, blocks, MCUs     jdmaster.c
+``coefficients``   Coefficients: quantized blocks, tables, sampling
 ``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
 ``native``         the exact codec's values, compiled (_native.c)
 ``scan``           zigzag and MCU order, padding DC       jccoefct.c
@@ -26,7 +27,14 @@ module             stage                                  libjpeg-turbo source
 ``sequential``     sequential files for ``write``         jcmarker.c
 ``progressive``    progressive scans for ``write``        jcphuff.c, jcparam.c
 ``augment``        random JPEG augmentation: RandomJPEG
+``deprecation``    the 0.1 spellings, accepted with a warning until 0.3
 =================  =====================================  ======================
+
+The pipeline's functions and modules (``jpeg``, ``encode``, ``decode``,
+``DiffJPEG``, ``RandomJPEG``, ...) take the image and ``quality`` by position
+and everything else by name: ``mode=`` (``"exact"``, ``"float"``, ``"soft"``)
+chooses the forward pass, ``rounding=`` the quantizer's surrogate (a name or
+a :class:`rounding.Rounding`).
 
 The applications live in ``diffjpeg.tools`` and are not imported here:
 ``tools.cli`` (the ``diffjpeg`` command), ``tools.demo`` (demo and compare),
