@@ -33,11 +33,11 @@ The applications live in ``diffjpeg.tools`` and are not imported here:
 ``tools.images`` (the image loader), ``tools.qtables`` (learned quantization
 tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
-from . import blocks, color, dct, huffman, markers, quality, quantize, rounding, sampling
+from . import blocks, color, dct, huffman, markers, quality, quantize, rounding, sampling, smoothing
 from . import rate as _rate_module
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
-from .coefficients import Coefficients
+from .coefficients import Coefficients, Progression
 from .files import read, read_batch, write
 from .huffman import bits
 from .losses import RateDistortion, RateDistortionLoss
@@ -52,6 +52,7 @@ __all__ = [
     "JPEGDecoder",
     "JPEGEncoder",
     "JPEGError",
+    "Progression",
     "ROUNDINGS",
     "RandomJPEG",
     "RandomJPEGParams",
