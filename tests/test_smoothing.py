@@ -128,6 +128,29 @@ def test_padding_row_as_libjpegs_encoders_write_it():
         assert mismatches(blind, part) == 0
 
 
+def test_cut_arithmetic_progressive_files_decode_like_pillow(tmp_path):
+    jpeglib = pytest.importorskip("jpeglib")
+    path = str(tmp_path / "arithmetic.jpg")
+    with jpeglib.version("turbo210"):
+        jpeglib.from_spatial(photo(40, 56)).write_spatial(path, qt=80, flags=["+ARITH_CODE", "+PROGRESSIVE_MODE"])
+    with open(path, "rb") as f:
+        data = f.read()
+    assert parse_structure(data).process == "arithmetic progressive"
+    for part in every_cut(data):
+        assert_identical(to_uint8(diffjpeg.decode(diffjpeg.read(part))), pillow_decode(part))
+
+
+def test_fallback_reader_decodes_like_pillow(monkeypatch):
+    from diffjpeg import files
+
+    monkeypatch.setattr(files, "_reader", lambda: None)  # jpeglib, no padding row
+    data = pillow_file(photo(24, 40), quality=80, progressive=True)
+    for part in every_cut(data)[:3]:
+        c = diffjpeg.read(part)
+        assert c.progression.padding_dc == (None, None, None)
+        assert_identical(to_uint8(diffjpeg.decode(c)), pillow_decode(part))
+
+
 def test_opencv_agrees():
     cv2 = pytest.importorskip("cv2")
     data = pillow_file(photo(37, 53), quality=80, progressive=True)
