@@ -154,8 +154,8 @@ def _window_dc(dc: Tensor, padding: Tensor, geometry: ComponentGeometry, imcu_ro
     extended = torch.cat([dc, padding.unsqueeze(1)], 1)
     row_index = torch.tensor(window_rows(rows, geometry.factors[1], imcu_rows), device=dc.device)
     col_index = (torch.arange(cols, device=dc.device)[:, None] + torch.arange(-2, 3, device=dc.device)).clamp_(0, cols - 1)
-    window = extended[:, row_index][..., col_index]  # (B, rows, 5, cols, 5)
-    return window.permute(0, 1, 3, 2, 4).reshape(*dc.shape, 25)
+    window = extended[:, row_index[:, None, :, None], col_index[None, :, None, :]]  # (B, rows, cols, 5, 5)
+    return window.reshape(*dc.shape, 25)
 
 
 def encoder_padding(dc: Tensor, factors: tuple[int, int], interleaved: bool) -> Tensor:
