@@ -11,6 +11,7 @@ module             stage                                  libjpeg-turbo source
 ``dct``            level shift, DCT and IDCT              jfdctint.c, jidctint.c
 ``quality``        quality-scaled quantization tables     jcparam.c
 ``quantize``       quantization and dequantization        jcdctmgr.c
+``smoothing``      block smoothing of incomplete progressive files  jdcoefct.c
 ``rounding``       surrogate gradients
 ``precision``      dtypes and autocast: what stages compute in
 ``check``          input checks, in one place
@@ -43,10 +44,10 @@ tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
 import sys as _sys
 
-from . import blocks, color, dct, huffman, markers, quality, quantize, rate_model, rounding, sampling
+from . import blocks, color, dct, huffman, markers, quality, quantize, rate_model, rounding, sampling, smoothing
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
-from .coefficients import Coefficients
+from .coefficients import Coefficients, Progression
 from .deprecation import moved_module as _moved_module
 from .files import read, read_batch, write
 from .huffman import bits
@@ -66,6 +67,7 @@ __all__ = [
     "JPEGDecoder",
     "JPEGEncoder",
     "JPEGError",
+    "Progression",
     "ROUNDINGS",
     "RandomJPEG",
     "RandomJPEGParams",

@@ -29,6 +29,9 @@
  * - After jpeg_read_coefficients, component ci's blocks are rows of its
  *   virtual array: height_in_blocks rows of width_in_blocks JBLOCKs (64 JCOEF
  *   in natural order), read through mem->access_virt_barray one row at a time.
+ *   The array has rows up to a multiple of v_samp_factor: a row past the last
+ *   (MCU padding) holds the DC values an interleaved DC scan coded for it,
+ *   which block smoothing reads (diffjpeg/smoothing.py); its DCs are returned.
  * - A source manager that runs out of data warns JWRN_JPEG_EOF and inserts a
  *   fake EOI, as jpeg_mem_src does (the code of that warning is found by its
  *   text in the library's message table).
@@ -215,6 +218,7 @@ typedef struct {
     JDIMENSION rows[3], cols[3];
     int factors[3][2], table_slot[3];
     JCOEF *blocks[3];
+    JCOEF *padding_dc[3]; /* DCs of the MCU padding row under the last, or NULL */
     int has_table[NUM_QUANT_TABLES];
     unsigned short tables[NUM_QUANT_TABLES][64];
 } call;
@@ -329,6 +333,16 @@ static void decode(call *c) {
             JBLOCKARRAY row = cinfo->mem->access_virt_barray((struct common *)cinfo, arrays[ci], r, 1, 0);
             memcpy((char *)c->blocks[ci] + (size_t)r * row_bytes, row[0], row_bytes);
         }
+        if (rows % (JDIMENSION)comp->v_samp_factor != 0) {
+            c->padding_dc[ci] = malloc((size_t)cols * sizeof(JCOEF));
+            if (c->padding_dc[ci] == NULL) {
+                c->refused = "out of memory for the coefficients";
+                goto done;
+            }
+            JBLOCKARRAY row = cinfo->mem->access_virt_barray((struct common *)cinfo, arrays[ci], rows, 1, 0);
+            for (JDIMENSION k = 0; k < cols; k++)
+                c->padding_dc[ci][k] = row[0][k][0];
+        }
         c->rows[ci] = rows;
         c->cols[ci] = cols;
         c->factors[ci][0] = comp->h_samp_factor;
@@ -351,6 +365,8 @@ static void release(call *c) {
     for (int ci = 0; ci < 3; ci++) {
         free(c->blocks[ci]);
         c->blocks[ci] = NULL;
+        free(c->padding_dc[ci]);
+        c->padding_dc[ci] = NULL;
     }
 }
 
@@ -476,7 +492,8 @@ static PyObject *py_load(PyObject *self, PyObject *args) {
 /* read(library, data) -> (messages, refused, components, tables)
  * messages: libjpeg's lines (its first warning, its error if it failed);
  * refused: None, or why no coefficients came back (libjpeg's error or ours);
- * components: [(rows, cols, h, v, slot, int16 bytes)]; tables: 4 x (bytes or None). */
+ * components: [(rows, cols, h, v, slot, int16 bytes, padding row DCs: int16 bytes or None)];
+ * tables: 4 x (bytes or None). */
 static PyObject *py_read(PyObject *self, PyObject *args) {
     PyObject *capsule;
     Py_buffer data;
@@ -512,9 +529,11 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
         goto out;
     if (refused == Py_None) {
         for (int ci = 0; ci < c->components; ci++) {
-            PyObject *item = Py_BuildValue("(IIiiiy#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
+            PyObject *item = Py_BuildValue("(IIiiiy#y#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
                                            c->table_slot[ci], (const char *)c->blocks[ci],
-                                           (Py_ssize_t)c->rows[ci] * c->cols[ci] * (Py_ssize_t)sizeof(JBLOCK));
+                                           (Py_ssize_t)c->rows[ci] * c->cols[ci] * (Py_ssize_t)sizeof(JBLOCK),
+                                           (const char *)c->padding_dc[ci],
+                                           c->padding_dc[ci] == NULL ? (Py_ssize_t)0 : (Py_ssize_t)c->cols[ci] * (Py_ssize_t)sizeof(JCOEF));
             if (item == NULL || PyList_Append(components, item) < 0) {
                 Py_XDECREF(item);
                 goto out;

@@ -29,7 +29,7 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from . import color, native
+from . import color, native, smoothing
 from .blocks import merge_blocks, replicate_edges, split_blocks
 from .check import MODES, check_choice, check_device, check_finite, check_image, checking_values
 from .coefficients import Coefficients
@@ -323,6 +323,8 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
     if len(components) == 3:
         matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, c.y.device)
     geometries = c.geometries()
+    # libjpeg estimates what an incomplete progressive file left out (block smoothing)
+    components = smoothing.smooth(components, tables, c.progression, geometries, c.size, mode)
     exact_ycc, stages = None, mode
     if mode == "exact":
         grad = not as_uint8 and needs_grad(*components, tables, matrix)

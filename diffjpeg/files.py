@@ -33,12 +33,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .coefficients import Coefficients
+from .coefficients import Coefficients, Progression
 from .geometry import block_count
 from .huffman import check_codable, coded_scans
 from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
 from .progressive import progressive_file
 from .sequential import MAX_TABLE_SLOT, SOF_BASELINE, file_header, sequential_file
+from .smoothing import progression_bits
 
 LIBJPEG = "turbo210"  # the newest libjpeg-turbo jpeglib carries (2.1), the codec of Pillow and OpenCV
 _jpeglib_lock = threading.Lock()  # only for the fallback: jpeglib's version switch is process-wide
@@ -90,7 +91,7 @@ def _check_reader(module, library) -> None:
     messages, refused, components, qtables = module.read(library, write(c))
     if refused is not None or messages:
         raise OSError(f"a valid file did not read: {refused}, {messages}")
-    for (rows, cols, h, v, slot, blob), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
+    for (rows, cols, h, v, slot, blob, _), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
         if (rows, cols, (h, v), slot) != (*blocks.shape[:2], sampling, index):
             raise OSError("a component's description came back wrong")
         if not np.array_equal(np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8), blocks.numpy()):
@@ -188,7 +189,7 @@ def read(
     if strict:
         _check_plausible_size(structure)
     reader = _reader()
-    components, slots, qt = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, data[: structure.end], strict)
+    components, slots, qt, padding = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, data[: structure.end], strict)
     if len(components) != len(structure.components):
         raise JPEGError(f"libjpeg gave {len(components)} components, the frame header has {len(structure.components)}")
     geometry_check = [c.shape for c in components]
@@ -207,6 +208,7 @@ def read(
         sampling=structure.sampling,
         size=(structure.height, structure.width),
         qtable_index=index,
+        progression=_progression(structure, padding, as_tensor),
     )
     expected = [g.blocks + (8, 8) for g in c.geometries()]
     if geometry_check != expected:  # libjpeg and the frame header must agree
@@ -214,16 +216,29 @@ def read(
     return c
 
 
+def _progression(structure, padding, as_tensor) -> Progression | None:
+    """What decode's block smoothing needs of a progressive file whose scans
+    leave coefficients incomplete; ``None`` for every other file."""
+    if not structure.progressive:
+        return None
+    bits = progression_bits(structure.scans, [c.id for c in structure.components])
+    if all(b == 0 for row in bits for b in row):
+        return None
+    return Progression(bits, tuple(None if p is None else as_tensor(p) for p in padding))
+
+
 def _read_in_memory(reader, data: bytes, strict: bool):
-    """Blocks per component, their table slots, and the 4 table slots (or None)."""
+    """Blocks per component, their table slots, the 4 table slots (or None),
+    and the DCs of each component's MCU padding row (or None)."""
     messages, refused, components, tables = reader(data)
     if refused is not None:
         raise JPEGError(f"libjpeg could not decode the file: {'; '.join(messages) or refused}")
     if strict and messages:
         raise JPEGError(f"corrupt JPEG data (libjpeg: {'; '.join(messages)}); pass strict=False to decode it as libjpeg would")
-    blocks = [np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob in components]
+    blocks = [np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _ in components]
     qt = [None if t is None else np.frombuffer(t, np.uint16).reshape(8, 8) for t in tables]
-    return blocks, [slot for *_, slot, _ in components], qt
+    padding = [None if pad is None else np.frombuffer(pad, np.int16) for *_, pad in components]
+    return blocks, [slot for *_, slot, _, _ in components], qt, padding
 
 
 def _read_through_jpeglib(_, data: bytes, strict: bool):
@@ -245,7 +260,8 @@ def _read_through_jpeglib(_, data: bytes, strict: bool):
     count = 1 if image.Cb is None else 3
     blocks = [image.Y] if count == 1 else [image.Y, image.Cb, image.Cr]
     qt = np.asarray(image.qt)
-    return blocks, [int(i) for i in image.quant_tbl_no[:count]], [qt[i] if i < len(qt) else None for i in range(4)]
+    # jpeglib gives no MCU padding: smoothing assumes libjpeg's encoders' (Progression)
+    return blocks, [int(i) for i in image.quant_tbl_no[:count]], [qt[i] if i < len(qt) else None for i in range(4)], [None] * count
 
 
 def read_batch(sources: Sequence, **options) -> Coefficients:
@@ -276,13 +292,20 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         raise TypeError("sources must be a non-empty list of paths, bytes or file objects")
     items = [read(s, **options) for s in sources]
     first = items[0]
+    scans = lambda c: None if c.progression is None else c.progression.bits  # noqa: E731
     for i, c in enumerate(items[1:], 1):
         if (c.size, c.sampling, c.qtable_index, c.qtables.shape) != (first.size, first.sampling, first.qtable_index, first.qtables.shape):
             raise ValueError(
                 f"file {i} has size {c.size}, sampling {c.sampling}, tables {c.qtable_index}; "
                 f"file 0 has {first.size}, {first.sampling}, {first.qtable_index}: read them one by one"
             )
+        if scans(c) != scans(first):
+            raise ValueError(f"file {i} and file 0 leave different coefficients incomplete (progressive scans): read them one by one")
     stack = lambda ts: None if ts[0] is None else torch.stack(ts)  # noqa: E731
+    progression = None
+    if first.progression is not None:
+        padding = zip(*(c.progression.padding_dc for c in items))
+        progression = Progression(first.progression.bits, tuple(stack(list(p)) for p in padding))
     return Coefficients(
         y=stack([c.y for c in items]),
         cb=stack([c.cb for c in items]),
@@ -291,6 +314,7 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         sampling=first.sampling,
         size=first.size,
         qtable_index=first.qtable_index,
+        progression=progression,
     )
 
 
