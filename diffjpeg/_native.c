@@ -25,6 +25,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #if defined(_MSC_VER)
 #define restrict __restrict
@@ -71,6 +74,19 @@ enum { ITEM_IMAGE, ITEM_FIRST_MCU_ROW, ITEM_END_MCU_ROW, ITEM_COLUMNS };
  * one of them). A scalar times a row broadcasts. */
 typedef int32_t row8 __attribute__((vector_size(32)));
 typedef int32_t row8_unaligned __attribute__((vector_size(32), aligned(4)));
+typedef uint8_t bytes8 __attribute__((vector_size(8)));
+typedef uint8_t bytes16 __attribute__((vector_size(16)));
+typedef uint8_t bytes32 __attribute__((vector_size(32)));
+typedef int16_t half16 __attribute__((vector_size(32)));
+typedef int16_t half16_unaligned __attribute__((vector_size(32), aligned(2)));
+#define LOAD16(p) (*(const half16_unaligned *)(p))
+/* lane shuffles (transposes, interleaving): GCC 12+ and Clang; a scalar
+ * form otherwise */
+#if defined(__has_builtin) && !defined(DIFFJPEG_NO_SHUFFLE)
+#if __has_builtin(__builtin_shufflevector)
+#define HAVE_SHUFFLE 1
+#endif
+#endif
 #define LOAD8(p) (*(const row8_unaligned *)(p))
 #define STORE8(p, x) (*(row8_unaligned *)(p) = (x))
 #if defined(__GNUC__) && !defined(__clang__)
@@ -186,12 +202,40 @@ static void downsample_to_grid(const uint8_t *plane, int y0, int rows, int h, in
     }
 }
 
+/* One row of fancy horizontal doubling (sampling.py's h2 filters) from the
+ * int16 row s[0, dw), dw >= 2: o[2j] = (3 s[j] + s[j-1] + a) >> shift,
+ * o[2j+1] = (3 s[j] + s[j+1] + b) >> shift, the edge values repeated, w
+ * outputs (2 dw - 1 or 2 dw). Sums stay below 4 * 1020 + 8: int16 lanes. */
+HOT static void double_row(const int16_t *restrict s, int dw, int a, int b, int shift, uint8_t *restrict o, int w)
+{
+    int j = 1;
+#ifdef HAVE_SHUFFLE
+    for (; j + 16 <= dw - 1; j += 16) {  /* s[j - 1 .. j + 16]: inside the row */
+        half16 c = LOAD16(s + j), l = LOAD16(s + j - 1), r = LOAD16(s + j + 1), n = c * 3;
+        half16 even = (n + l + (int16_t)a) >> shift, odd = (n + r + (int16_t)b) >> shift;
+        bytes16 lo = __builtin_convertvector(__builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), bytes16);
+        bytes16 hi = __builtin_convertvector(__builtin_shufflevector(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), bytes16);
+        memcpy(o + 2 * j, &lo, 16);
+        memcpy(o + 2 * j + 16, &hi, 16);
+    }
+#endif
+    o[0] = (uint8_t)((4 * s[0] + a) >> shift);
+    o[1] = (uint8_t)((3 * s[0] + s[1] + b) >> shift);
+    for (; j < dw - 1; j++) {
+        int n = 3 * s[j];
+        o[2 * j] = (uint8_t)((n + s[j - 1] + a) >> shift);
+        o[2 * j + 1] = (uint8_t)((n + s[j + 1] + b) >> shift);
+    }
+    o[2 * (dw - 1)] = (uint8_t)((3 * s[dw - 1] + s[dw - 2] + a) >> shift);
+    if (2 * dw <= w) o[2 * dw - 1] = (uint8_t)((4 * s[dw - 1] + b) >> shift);
+}
+
 /* Output rows [y0, y1) (of w samples) of the upsampled plane, from the
  * downsampled plane (dh x dw) whose rows [g0, g0 + grid_rows) are in `grid`
  * (row stride `stride`); see sampling.py for the filters and biases.
- * Returns 0 if this ratio is not handled here. */
+ * `sums` holds dw int16. Returns 0 if this ratio is not handled here. */
 HOT static int upsample(const uint8_t *grid, int g0, int grid_rows, int stride, int dh, int dw, int sh, int sv,
-                        int y0, int y1, int w, uint8_t *out, int32_t *colsum)
+                        int y0, int y1, int w, uint8_t *out, int16_t *restrict sums)
 {
     int fancy_h = sh == 2 && dw > 2;
     if (sh > 2 || sv > 2) return 0;
@@ -212,22 +256,12 @@ HOT static int upsample(const uint8_t *grid, int g0, int grid_rows, int stride, 
                 continue;
             }
             for (int j = 0; j < dw; j++)
-                colsum[j] = 3 * x[j] + f[j];
-            /* h2v2: (3 s[j] + s[j-1] + 8) >> 4, (3 s[j] + s[j+1] + 7) >> 4 */
-            for (int j = 0; j < dw; j++) {
-                int32_t near3 = 3 * colsum[j];
-                int32_t left = colsum[j > 0 ? j - 1 : 0], right = colsum[j + 1 < dw ? j + 1 : dw - 1];
-                if (2 * j < w) o[2 * j] = (uint8_t)((near3 + left + 8) >> 4);
-                if (2 * j + 1 < w) o[2 * j + 1] = (uint8_t)((near3 + right + 7) >> 4);
-            }
+                sums[j] = (int16_t)(3 * x[j] + f[j]);
+            double_row(sums, dw, 8, 7, 4, o, w);  /* h2v2: (3 s[j] + s[j-1] + 8) >> 4, (3 s[j] + s[j+1] + 7) >> 4 */
         } else if (sv == 1 && fancy_h) {
-            /* h2v1: (3 x[j] + x[j-1] + 1) >> 2, (3 x[j] + x[j+1] + 2) >> 2 */
-            for (int j = 0; j < dw; j++) {
-                int32_t near3 = 3 * x[j];
-                int32_t left = x[j > 0 ? j - 1 : 0], right = x[j + 1 < dw ? j + 1 : dw - 1];
-                if (2 * j < w) o[2 * j] = (uint8_t)((near3 + left + 1) >> 2);
-                if (2 * j + 1 < w) o[2 * j + 1] = (uint8_t)((near3 + right + 2) >> 2);
-            }
+            for (int j = 0; j < dw; j++)
+                sums[j] = x[j];
+            double_row(sums, dw, 1, 2, 2, o, w);  /* h2v1: (3 x[j] + x[j-1] + 1) >> 2, (3 x[j] + x[j+1] + 2) >> 2 */
         } else {  /* replication (narrow planes) */
             for (int j = 0; j < w; j++)
                 o[j] = x[j / sh];
@@ -289,7 +323,10 @@ HOT static void quantize_block(const int32_t *restrict f, const uint32_t *restri
 /* codec.decode: round half to even, then times the table entry. Returns 1
  * if a value needs int64 (|v| > 32767; v64 holds them), 0 if v holds them
  * all, -1 for a value that is not finite or beyond 2**35, where the tensor
- * path's float64 sums stop being exact integers (hostile input: left to it). */
+ * path's float64 sums stop being exact integers (hostile input: left to it).
+ * Tables are integers with |t| <= 65535 (acquire_buffers). float32 blocks whose
+ * values all lie within +-32767 (every block a file holds) go in int32
+ * lanes: |round(x) * t| <= 32767 * 65535 < 2**31. */
 HOT static int dequantize_block(const void *src, int kind, size_t at, const int32_t *restrict table,
                                 int32_t *restrict v, int64_t *restrict v64)
 {
@@ -297,6 +334,17 @@ HOT static int dequantize_block(const void *src, int kind, size_t at, const int3
     int over = 0, big = 0;
     if (kind == KIND_F32) {
         const float *restrict x = (const float *)src + at;
+        int inside = 1;
+        for (int k = 0; k < 64; k++) inside &= fabsf(x[k]) <= 32767.0f;  /* NaN: false */
+        if (inside) {
+            for (int k = 0; k < 64; k++) {
+                v[k] = (int32_t)rintf(x[k]) * table[k];
+                big |= (v[k] > 32767) | (v[k] < -32767);
+            }
+            if (!big) return 0;
+            for (int k = 0; k < 64; k++) v64[k] = v[k];
+            return 1;
+        }
         for (int k = 0; k < 64; k++) d[k] = rint((double)x[k]) * (double)table[k];
     } else {
         const double *restrict x = (const double *)src + at;
@@ -316,33 +364,87 @@ HOT static int dequantize_block(const void *src, int kind, size_t at, const int3
     return 0;
 }
 
+/* Eight rows of 8 lanes transposed: lane k of row i becomes lane i of row k.
+ * Three rounds of two-source shuffles (unpack 32, unpack 64, swap halves),
+ * or a trip through memory where the compiler has no shuffle builtin. */
+INLINE void transpose8(row8 r[8])
+{
+#ifdef HAVE_SHUFFLE
+#define LO32(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
+#define HI32(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
+#define LO64(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define HI64(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define LO128(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define HI128(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+    row8 a0 = LO32(r[0], r[1]), a1 = HI32(r[0], r[1]), a2 = LO32(r[2], r[3]), a3 = HI32(r[2], r[3]);
+    row8 a4 = LO32(r[4], r[5]), a5 = HI32(r[4], r[5]), a6 = LO32(r[6], r[7]), a7 = HI32(r[6], r[7]);
+    row8 b0 = LO64(a0, a2), b1 = HI64(a0, a2), b2 = LO64(a1, a3), b3 = HI64(a1, a3);  /* columns k | k + 4 of rows 0-3 */
+    row8 b4 = LO64(a4, a6), b5 = HI64(a4, a6), b6 = LO64(a5, a7), b7 = HI64(a5, a7);  /* the same of rows 4-7 */
+    r[0] = LO128(b0, b4), r[4] = HI128(b0, b4), r[1] = LO128(b1, b5), r[5] = HI128(b1, b5);
+    r[2] = LO128(b2, b6), r[6] = HI128(b2, b6), r[3] = LO128(b3, b7), r[7] = HI128(b3, b7);
+#else
+    int32_t t[64];
+    for (int i = 0; i < 8; i++) STORE8(t + i * 8, r[i]);
+    for (int k = 0; k < 8; k++)
+        for (int i = 0; i < 8; i++) r[k][i] = t[i * 8 + k];
+#endif
+}
+
+/* One ISLOW pass on 8 lanes: out_i = sum_j M[i][j] x_j + round, for i = 0..7.
+ * It uses the symmetries of the inverse matrix (checked by native.py's
+ * _constants): M[7-i][j] = M[i][j] for even j and -M[i][j] for odd j, and
+ * within the even columns M[3-i][j] = M[i][j] for j = 0, 4 and -M[i][j] for
+ * j = 2, 6; so 24 products instead of 64. Every partial sum is a part of a
+ * row of M times the inputs, no larger than the whole row's bound. */
+INLINE void islow_pass(const row8 x[8], const int32_t *restrict M, int32_t round, row8 out[8])
+{
+    row8 ee0 = M[0] * x[0] + M[4] * x[4] + round, ee1 = M[8] * x[0] + M[12] * x[4] + round;
+    row8 eo0 = M[2] * x[2] + M[6] * x[6], eo1 = M[10] * x[2] + M[14] * x[6];
+    row8 e[4] = {ee0 + eo0, ee1 + eo1, ee1 - eo1, ee0 - eo0};
+    for (int i = 0; i < 4; i++) {
+        const int32_t *m = M + i * 8;
+        row8 o = m[1] * x[1] + m[3] * x[3] + m[5] * x[5] + m[7] * x[7];
+        out[i] = e[i] + o;
+        out[7 - i] = e[i] - o;
+    }
+}
+
 /* Inverse ISLOW (dct.py's idct_islow): columns, DESCALE 11, saturate to int16
  * (packssdw); rows, DESCALE 18, saturate to [-128, 127], + 128. Row sums of
  * |M| are 61214: pass 2 on int16 stays below 2**31, and pass 1 does while
- * |coefficient| <= 32767; larger ones (`wide`) take int64. MT is M transposed. */
+ * |coefficient| <= 32767; larger ones (`wide`) take int64 in pass 1. The
+ * rows pass runs on the transposed block and transposes back. */
 HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v64, int wide, const int32_t *restrict M,
-                           const int32_t *restrict MT, uint8_t *restrict out, int out_stride)
+                           uint8_t *restrict out, int out_stride)
 {
-    int32_t ws[64];
-    for (int i = 0; i < 8; i++) {  /* M V */
-        if (wide) {
+    row8 x[8], w[8];
+    if (wide) {
+        int32_t ws[64];
+        for (int i = 0; i < 8; i++)
             for (int k = 0; k < 8; k++) {
                 int64_t acc = (int64_t)1 << 10;
                 for (int j = 0; j < 8; j++) acc += (int64_t)M[i * 8 + j] * v64[j * 8 + k];
                 acc >>= 11;
                 ws[i * 8 + k] = (int32_t)(acc < -32768 ? -32768 : acc > 32767 ? 32767 : acc);
             }
-            continue;
-        }
-        row8 acc = splat(1 << 10);
-        for (int j = 0; j < 8; j++) acc += M[i * 8 + j] * LOAD8(v + j * 8);
-        STORE8(ws + i * 8, clamp8(acc >> 11, -32768, 32767));
+        for (int i = 0; i < 8; i++) w[i] = LOAD8(ws + i * 8);
+    } else {
+        for (int j = 0; j < 8; j++) x[j] = LOAD8(v + j * 8);  /* rows: lanes are columns */
+        islow_pass(x, M, 1 << 10, w);
+        for (int i = 0; i < 8; i++) w[i] = clamp8(w[i] >> 11, -32768, 32767);
     }
-    for (int i = 0; i < 8; i++) {  /* W M^T: row i is sum_j w[i][j] (M^T)_j */
-        row8 acc = splat(1 << 17);
-        for (int j = 0; j < 8; j++) acc += ws[i * 8 + j] * LOAD8(MT + j * 8);
-        row8 sample = clamp8(acc >> 18, -128, 127) + 128;
-        for (int k = 0; k < 8; k++) out[i * out_stride + k] = (uint8_t)sample[k];
+    transpose8(w);  /* lanes are rows */
+    islow_pass(w, M, 1 << 17, x);
+    for (int k = 0; k < 8; k++) x[k] = clamp8(x[k] >> 18, -128, 127) + 128;
+    transpose8(x);
+    for (int i = 0; i < 8; i++) {  /* 0..255: each lane's low byte (little-endian) holds it */
+#ifdef HAVE_SHUFFLE
+        bytes32 lanes = (bytes32)x[i];
+        bytes8 b = __builtin_shufflevector(lanes, lanes, 0, 4, 8, 12, 16, 20, 24, 28);
+#else
+        bytes8 b = __builtin_convertvector(x[i], bytes8);
+#endif
+        memcpy(out + (size_t)i * out_stride, &b, 8);
     }
 }
 
@@ -397,6 +499,8 @@ typedef struct {
     int strip_max;                /* the tallest strip among the items, in image rows */
     int cols_max, dw_max;         /* widest grid row, widest downsampled row */
     const int32_t *tables;        /* (n, channels, 64): each component's table */
+    int32_t *rounded_tables;      /* decode: its float64 tables rounded, owned */
+    int declined;                 /* decode: a table the kernel leaves to the tensor path */
     const int32_t *items;         /* (n_items, ITEM_COLUMNS) */
     Py_ssize_t n_items;
     int with_dct;
@@ -443,6 +547,8 @@ static void release_job(Job *job)
 {
     release(&job->image);
     release(&job->tables_buf);
+    free(job->rounded_tables);
+    job->rounded_tables = NULL;
     release(&job->items_buf);
     for (int c = 0; c < 3; c++) {
         release(&job->block_bufs[c]);
@@ -536,7 +642,8 @@ static int acquire_buffers(const Arguments *a, Job *job)
                             mul(samples, kind_size(job->image_kind))) < 0 ||
                  get_buffer(a->constants, &constants, EXACT, "constants", sizeof(Constants)) < 0 ||
                  get_buffer(a->geometry, &geometry, EXACT, "geometry", channels * GEO_COLUMNS * sizeof(int32_t)) < 0 ||
-                 get_buffer(a->tables, &job->tables_buf, READ, "tables", mul(mul(job->n, channels), 64 * sizeof(int32_t))) < 0 ||
+                 get_buffer(a->tables, &job->tables_buf, READ, "tables",
+                            mul(mul(job->n, channels), 64 * (job->direction == DECODE ? sizeof(double) : sizeof(int32_t)))) < 0 ||
                  get_buffer(a->items, &job->items_buf, READ, "items", 0) < 0;
     if (!failed) {
         memcpy(&job->k, constants.view.buf, sizeof(Constants));
@@ -563,6 +670,20 @@ static int acquire_buffers(const Arguments *a, Job *job)
     }
     job->tables = (const int32_t *)job->tables_buf.view.buf;
     Py_ssize_t entries = mul(job->n, channels) * 64;  /* the tables buffer holds them: no overflow */
+    if (job->direction == DECODE) {  /* codec.decode rounds tables half to even; dequantize_block's bound */
+        const double *given = (const double *)job->tables_buf.view.buf;
+        job->rounded_tables = malloc((entries > 0 ? (size_t)entries : 1) * sizeof(int32_t));
+        if (!job->rounded_tables) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t k = 0; k < entries; k++) {
+            double r = rint(given[k]);
+            if (!(fabs(r) <= 65535.0)) job->declined = 1;  /* NaN too */
+            job->rounded_tables[k] = job->declined ? 0 : (int32_t)r;
+        }
+        job->tables = job->rounded_tables;
+    }
     if (job->direction == ENCODE)  /* compute_reciprocal and quantize_block's bounds */
         for (Py_ssize_t k = 0; k < entries; k++)
             if (job->tables[k] < 1 || job->tables[k] > 255) {
@@ -578,7 +699,7 @@ static int acquire_buffers(const Arguments *a, Job *job)
 /* ------------------------------------------------------------ strips */
 /* One strip's work space, reused strip after strip. */
 typedef struct {
-    int32_t *colsum;  /* decode's h2v2 column sums; first: malloc's alignment */
+    int16_t *colsum;  /* decode's horizontal upsampling row; first: malloc's alignment */
     uint8_t *grid;    /* the strip's rows of one component's block grid */
     uint8_t *planes;  /* the strip's full-resolution rows of each component */
     uint8_t *rgb;     /* the same rows as R, G, B */
@@ -592,7 +713,7 @@ static size_t scratch_layout(const Job *job, uint8_t *base, Scratch *s)
     size_t colsum = (size_t)job->dw_max * sizeof(int32_t), grid = ((size_t)job->strip_max + 2 + 16) * job->cols_max;
     size_t planes = (size_t)job->channels * job->strip_max * job->w;
     if (base) {
-        s->colsum = (int32_t *)base;
+        s->colsum = (int16_t *)base;
         s->grid = base + colsum;
         s->planes = s->grid + grid;
         s->rgb = s->planes + planes;
@@ -674,7 +795,7 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
             int64_t v64[64];
             int wide = dequantize_block(src, kind, ((size_t)by * bw + bx) * 64, table, v, v64);
             if (wide < 0) return 0;
-            idct_islow(v, v64, wide, job->k.islow, job->k.islow_t, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
+            idct_islow(v, v64, wide, job->k.islow, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
         }
     return 1;
 }
@@ -722,8 +843,24 @@ static int run_strips(const Job *job, const Scratch *s)
     return 1;
 }
 
+/* Large images are written once, page by page: where the system has
+ * transparent huge pages on request (Linux's "madvise" setting), asking
+ * for them on the 2 MiB-aligned part of the output spares most of the page
+ * faults. Advice only: nothing changes if it is refused. */
+static void advise_huge_pages(void *buffer, size_t length)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)1 << 21;
+    uintptr_t start = ((uintptr_t)buffer + huge - 1) & ~(huge - 1), end = ((uintptr_t)buffer + length) & ~(huge - 1);
+    if (length >= 4 * huge && end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+#else
+    (void)buffer, (void)length;
+#endif
+}
+
 /* Parse, check, acquire; run the strips; release. Returns 1 if every strip
- * ran, 0 if decode left the batch to the tensor path, -1 with an exception. */
+ * ran, 0 if decode left the batch to the tensor path (a table or a
+ * coefficient it cannot take), -1 with an exception. */
 static int run_call(PyObject *args, PyObject *kwargs, int direction)
 {
     Arguments a;
@@ -731,8 +868,9 @@ static int run_call(PyObject *args, PyObject *kwargs, int direction)
     memset(&job, 0, sizeof job);
     int ok = -1;
     if (parse_arguments(args, kwargs, direction, &a, &job) < 0 || acquire_buffers(&a, &job) < 0) goto done;
-    ok = 1;
-    if (job.n_items == 0) goto done;
+    ok = !job.declined;
+    if (job.n_items == 0 || job.declined) goto done;
+    if (direction == DECODE) advise_huge_pages(job.image.view.buf, (size_t)job.image.view.len);
     Scratch s;
     uint8_t *scratch = malloc(scratch_layout(&job, NULL, NULL));
     if (!scratch) {
@@ -774,10 +912,12 @@ static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
  *   blocks: one buffer per component, (count, blocks h, blocks w, 8, 8),
  *     float32 / float64 (blocks_kind): the quantized coefficients
  *   constants: Constants, the inverse forms
- *   tables, geometry, items: as encode's (tables: any int32)
+ *   tables: float64 (count, channels, 64): each component's table, rounded
+ *     half to even here; one beyond +-65535 or not finite makes it return False
+ *   geometry, items: as encode's
  * Returns False, having written nothing meaningful, if a coefficient is not
- * finite or too large for exact int64 arithmetic: the caller then decodes
- * with the tensor path, which defines those cases.
+ * finite or too large for exact int64 arithmetic, or a table is declined:
+ * the caller then decodes with the tensor path, which defines those cases.
  */
 static PyObject *native_decode(PyObject *self, PyObject *args, PyObject *kwargs)
 {

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 
 # Luma sampling factors (h, v) per chroma subsampling; chroma components are 1x1.
 SUBSAMPLINGS = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
@@ -67,8 +68,14 @@ def max_factors(sampling) -> tuple[int, int]:
 
 def geometries(size: tuple[int, int], sampling) -> list[ComponentGeometry]:
     """The geometry of each component, in order."""
+    return list(_geometries((int(size[0]), int(size[1])), tuple((int(h), int(v)) for h, v in sampling)))
+
+
+@lru_cache(maxsize=256)
+def _geometries(size: tuple[int, int], sampling: tuple[tuple[int, int], ...]) -> tuple[ComponentGeometry, ...]:
+    # every decode asks again for the same few sizes; the answers are frozen
     largest = max_factors(sampling)
-    return [component_geometry(size, f, largest) for f in sampling]
+    return tuple(component_geometry(size, f, largest) for f in sampling)
 
 
 def block_count(size: tuple[int, int], sampling) -> int:

@@ -95,15 +95,38 @@ def _usable(*tensors: Tensor) -> bool:
     return available() and not torch.compiler.is_compiling() and all(t.device.type == "cpu" for t in tensors)
 
 
+def _check_inverse_symmetry(m) -> None:
+    """The symmetries of the inverse ISLOW matrix the kernel's passes use
+    (``islow_pass`` in _native.c): rows ``7 - i`` mirror rows ``i``, with the
+    odd columns negated, and within the even columns rows ``3 - i`` mirror
+    rows ``i``, columns 2 and 6 negated. A DCT matrix has them; checked once,
+    so that a change to dct.py cannot silently break the kernel."""
+    for i in range(4):
+        for j in range(8):
+            if m[7 - i][j] != (m[i][j] if j % 2 == 0 else -m[i][j]):
+                raise RuntimeError("the inverse ISLOW matrix lacks the symmetry the compiled kernel relies on")
+    for i in range(2):
+        for j in (0, 2, 4, 6):
+            if m[3 - i][j] != (m[i][j] if j in (0, 4) else -m[i][j]):
+                raise RuntimeError("the inverse ISLOW matrix lacks the symmetry the compiled kernel relies on")
+
+
 @lru_cache(maxsize=None)
 def _constants(inverse: bool) -> np.ndarray:
     """The kernel's ``Constants``: 9 color FIX values, 3 offsets, the ISLOW
-    matrix, its transpose; int32."""
+    matrix, its transpose; int32. Read-only: one array serves every call."""
     fixed = color.fixed_matrix(inverse)
     offset = color.decoder_rounding(torch.tensor(fixed)).tolist() if inverse else color.ENCODER_ROUNDING
     matrix = islow_matrix(inverse)
+    if inverse:
+        _check_inverse_symmetry(matrix)
     values = [v for row in fixed for v in row] + list(offset) + [v for row in matrix for v in row] + [v for row in zip(*matrix) for v in row]
-    return np.array(values, dtype=np.int32)
+    return _frozen(np.array(values, dtype=np.int32))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -127,10 +150,20 @@ STRIP_MCU_ROWS = 8  # strips of at most this many MCU rows: a few hundred KiB of
 def _geometry(geometries: list[ComponentGeometry]) -> np.ndarray:
     """The kernel's geometry rows (its ``GEO_*`` columns), one per component;
     encode and decode read the same."""
-    return np.array([(*g.scale, *g.downsampled, *g.blocks, *g.padded) for g in geometries], dtype=np.int32)
+    return _geometry_rows(tuple(geometries))
+
+
+@lru_cache(maxsize=256)
+def _geometry_rows(geometries: tuple[ComponentGeometry, ...]) -> np.ndarray:
+    return _frozen(np.array([(*g.scale, *g.downsampled, *g.blocks, *g.padded) for g in geometries], dtype=np.int32))
 
 
 def _items(count: int, height: int, geometries: list[ComponentGeometry]) -> np.ndarray:
+    return _strips(count, height, tuple(geometries))
+
+
+@lru_cache(maxsize=256)
+def _strips(count: int, height: int, geometries: tuple[ComponentGeometry, ...]) -> np.ndarray:
     """The kernel's work: ``(image, first MCU row, end MCU row)`` strips.
 
     Images are cut into strips of ``STRIP_MCU_ROWS`` MCU rows, so that a
@@ -143,7 +176,7 @@ def _items(count: int, height: int, geometries: list[ComponentGeometry]) -> np.n
     starts = np.arange(0, mcu_rows, STRIP_MCU_ROWS)
     ends = np.minimum(starts + STRIP_MCU_ROWS, mcu_rows)
     images = np.repeat(np.arange(count), len(starts))
-    return np.stack([images, np.tile(starts, count), np.tile(ends, count)], axis=1).astype(np.int32)
+    return _frozen(np.stack([images, np.tile(starts, count), np.tile(ends, count)], axis=1).astype(np.int32))
 
 
 def _run(task, count: int) -> list:
@@ -214,43 +247,48 @@ def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[Co
         return False
     if components[0].dtype not in (torch.float32, torch.float64) or any(c.dtype != components[0].dtype for c in components):
         return False
-    if any(max(geo.scale) > 2 for geo in geometries):
-        return False
-    t = tables.detach()
-    return bool(torch.equal(t, torch.round(t)) and t.abs().max() <= 65535)
+    return all(max(geo.scale) <= 2 for geo in geometries)  # the tables: the kernel rounds and checks them
 
 
 def decode(
     components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], size: tuple[int, int], out_dtype=None
 ) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
-    ``None`` when a dequantized value is not finite or beyond 2**35 (the tensor
-    path then decodes; it defines those cases). Values only: no gradient.
+    ``None`` when a dequantized value is not finite or beyond 2**35, or a
+    table not finite or beyond 65535 once rounded (the tensor path then
+    decodes; it defines those cases). Values only: no gradient.
 
     Args:
         components: ``(B, rows, cols, 8, 8)`` per component, float32 or float64.
-        tables: ``(B, C, 8, 8)`` each component's table, integer-valued.
+        tables: ``(B, C, 8, 8)`` each component's table (rounded half to even, as exact mode does).
         geometries: each component's geometry; ratios 1 or 2.
         size: ``(H, W)``.
         out_dtype: ``torch.uint8`` for the 8-bit samples themselves (not / 255).
     """
-    height, width = size
     count, channels = tables.shape[0], len(components)
-    dtype = components[0].dtype
-    out = torch.empty(count, channels, height, width, dtype=out_dtype or dtype)
-    items = _items(count, height, geometries)
+    blocks = tuple(c.detach().contiguous().numpy() for c in components)
+    table_values = tables.detach().to("cpu", torch.float64).reshape(count, channels * 64).contiguous().numpy()
+    out = torch.empty(count, channels, *size, dtype=out_dtype or components[0].dtype)
+    return out if _decode_into(out, blocks, components[0].dtype, table_values, tuple(geometries)) else None
+
+
+def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, geometries: tuple) -> bool:
+    """The kernel's decode of ``blocks`` (numpy, ``(B, rows, cols, 8, 8)``
+    each) into ``out`` ``(B, C, H, W)``, over the threads; whether it took them."""
+    count, _, height, width = out.shape
+    items = _strips(count, height, geometries)
     call = dict(
-        image=out.numpy(), image_kind=_KINDS[out.dtype],
-        blocks=tuple(c.detach().contiguous().numpy() for c in components), blocks_kind=_KINDS[dtype],
-        count=count, height=height, width=width, constants=_constants(True),
-        tables=tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy(),
-        geometry=_geometry(geometries),
+        image=out.numpy(), image_kind=_KINDS[out.dtype], blocks=blocks, blocks_kind=_KINDS[dtype],
+        count=count, height=height, width=width, constants=_constants(True), tables=tables,
+        geometry=_geometry_rows(geometries),
     )
+    if len(items) == 1 or torch.get_num_threads() == 1:
+        return _kernel.decode(items=items, **call)
 
     def task(start: int, stop: int) -> bool:
         return _kernel.decode(items=items[start:stop], **call)
 
-    return out if all(_run(task, len(items))) else None
+    return all(_run(task, len(items)))
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]

@@ -358,7 +358,8 @@ def _good_calls():
     blocks = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
     common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32))
     encode = dict(common, image=np.zeros((1, 3, 8, 8), np.uint8), image_kind=0, blocks=blocks, blocks_kind=1, dct=None, constants=native._constants(False))
-    decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1, constants=native._constants(True))
+    decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1,
+                  constants=native._constants(True), tables=np.ones((1, 3 * 64)))  # decode's tables: float64, rounded there
     return encode, decode
 
 
@@ -387,7 +388,7 @@ def test_kernel_rejects_bad_calls():
         refuses(call, good, ValueError, "constants", constants=good["constants"][:-1].copy())
         refuses(call, good, ValueError, "constants", constants=np.concatenate([good["constants"], [0]]).astype(np.int32))
         refuses(call, good, ValueError, "geometry", geometry=geometry[:, :7].copy())  # the old 7-column rows
-        refuses(call, good, ValueError, "tables", tables=np.ones((1, 2 * 64), np.int32))
+        refuses(call, good, ValueError, "tables", tables=good["tables"][:, : 2 * 64].copy())
         refuses(call, good, ValueError, "blocks", blocks=outs[:2] + (np.zeros((1, 1, 1, 8, 7), np.float32),))
         refuses(call, good, ValueError, "blocks", blocks_kind=2)  # float64 blocks in float32 buffers
         for column, value in ((0, 3), (1, 0), (2, 9), (3, 3), (4, 2), (5, 0), (6, 7), (7, 16)):
@@ -405,6 +406,12 @@ def test_kernel_rejects_bad_calls():
     refuses(_native.encode, encode, BufferError, None, blocks=tuple(o.copy() for o in outs[:2]) + (b"x" * 256,))
     refuses(_native.decode, decode, BufferError, None, image=b"x" * (3 * 64 * 4))
     assert _native.encode(**{**encode, "image": bytes(3 * 64)}) is None
+    # decode declines tables it cannot take exactly (the tensor path decodes those); it rounds the others
+    for bad in (np.nan, np.inf, 65535.5 + 1, -65537.0):
+        tables = decode["tables"].copy()
+        tables[0, 70] = bad
+        assert _native.decode(**{**decode, "tables": tables}) is False
+    assert _native.decode(**{**decode, "tables": decode["tables"] * 65535.4}) is True
     refuses(_native.encode, encode, ValueError, "1..255", tables=encode["tables"] * 0)
     refuses(_native.encode, encode, ValueError, "1..255", tables=encode["tables"] * 256)
     refuses(_native.encode, encode, ValueError, "bad arguments", dct=outs[:2])
