@@ -291,4 +291,42 @@ def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndar
     return all(_run(task, len(items)))
 
 
+def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
+    """Exact decode of whole :class:`diffjpeg.Coefficients` in one kernel
+    call, the images ``(*batch, C, H, W)`` / 255 in the coefficients' dtype
+    (or the 8-bit samples with ``as_uint8``); ``None`` wherever
+    :func:`diffjpeg.decode`'s general path must run instead: no kernel, a
+    gradient wanted, tensors off the CPU or of other dtypes, shapes that do
+    not match the geometry (the general path says what is wrong),
+    coefficients left for block smoothing, and whatever the kernel declines
+    (not finite, too large: the general path checks and decodes those).
+    Cheap where it applies: files read from disk are decoded here."""
+    c = coefficients
+    if not available() or c.progression is not None or torch.compiler.is_compiling():
+        return None
+    components, tables = c.components, c.qtables
+    dtype = components[0].dtype
+    if dtype not in (torch.float32, torch.float64) or not tables.is_cpu or tables.dim() < 3 or tables.shape[-2:] != (8, 8):
+        return None
+    grad = torch.is_grad_enabled()
+    if grad and tables.requires_grad:
+        return None
+    batch = tables.shape[:-3]
+    geometries = tuple(c.geometries())
+    blocks = []
+    for t, g in zip(components, geometries):
+        if t.dtype != dtype or not t.is_cpu or (grad and t.requires_grad) or t.shape != batch + g.blocks + (8, 8) or max(g.scale) > 2:
+            return None
+        blocks.append(t.detach().contiguous().numpy())
+    count, index = math.prod(batch), list(c.qtable_index)
+    given = tables.detach().numpy().reshape(count, tables.shape[-3], 64)
+    if len(set(index)) < given.shape[1] and not np.isfinite(given).all():
+        return None  # a table no component uses: the general path reports its NaN
+    table_values = np.ascontiguousarray(given[:, index], dtype=np.float64)
+    height, width = c.size
+    out = torch.empty(batch + (len(components), height, width), dtype=torch.uint8 if as_uint8 else dtype)
+    view = out.view(count, len(components), height, width)
+    return out if _decode_into(view, tuple(blocks), dtype, table_values, geometries) else None
+
+
 __all__ = ["available", "compiled", "enabled", "set_enabled"]

@@ -209,6 +209,46 @@ def test_hostile_coefficients_give_the_tensor_result():
                 diffjpeg.decode(c)
 
 
+def test_whole_coefficients_route_takes_plain_cases_only():
+    """decode's route straight to the kernel (native.decode_coefficients)
+    takes what needs nothing else, with decode's values, and hands every
+    other case to the general path, which checks it and decodes it."""
+    c = diffjpeg.encode(torch.rand(2, 3, 21, 30), quality=60)
+    direct = native.decode_coefficients(c)
+    assert direct is not None
+    assert_same(direct, both_paths(lambda: diffjpeg.decode(c))[1])
+    assert_same(native.decode_coefficients(c, as_uint8=True), torch.round(direct * 255).to(torch.uint8))
+    assert_same(native.decode_coefficients(c.to(torch.float64)), diffjpeg.decode(c.to(torch.float64)))
+    gray = diffjpeg.encode(torch.rand(3, 1, 9, 17), quality=30)
+    assert_same(native.decode_coefficients(gray), both_paths(lambda: diffjpeg.decode(gray))[1])
+    wants_grad = Coefficients(y=c.y.clone().requires_grad_(), cb=c.cb, cr=c.cr, qtables=c.qtables, sampling=c.sampling, size=c.size)
+    assert native.decode_coefficients(wants_grad) is None
+    with torch.no_grad():  # no graph wanted: the kernel alone
+        assert_same(native.decode_coefficients(wants_grad), direct)
+    wrong_shape = Coefficients(y=c.y[:, :, :-1], cb=c.cb, cr=c.cr, qtables=c.qtables, sampling=c.sampling, size=c.size)
+    assert native.decode_coefficients(wrong_shape) is None
+    with pytest.raises(ValueError, match="component 0 has shape"):
+        diffjpeg.decode(wrong_shape)
+    # values the kernel declines: the general path's checks raise or its tensor stages decode
+    for value in (float("nan"), float("inf")):
+        y = c.y.clone()
+        y[1, 0, 0, 0, 0] = value
+        bad = Coefficients(y=y, cb=c.cb, cr=c.cr, qtables=c.qtables, sampling=c.sampling, size=c.size)
+        assert native.decode_coefficients(bad) is None
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            diffjpeg.decode(bad)
+    unused = torch.cat([c.qtables, torch.full((2, 1, 8, 8), float("nan"))], dim=1)  # a third table no component uses
+    spare = Coefficients(y=c.y, cb=c.cb, cr=c.cr, qtables=unused, sampling=c.sampling, size=c.size)
+    assert native.decode_coefficients(spare) is None
+    with pytest.raises(ValueError, match="qtables contains NaN"):
+        diffjpeg.decode(spare)
+    big = c.qtables.clone()
+    big[0, 0, 0, 0] = 70000.0  # beyond what the kernel dequantizes exactly: the tensor stages
+    large = Coefficients(y=c.y, cb=c.cb, cr=c.cr, qtables=big, sampling=c.sampling, size=c.size)
+    assert native.decode_coefficients(large) is None
+    assert_same(*both_paths(lambda: diffjpeg.decode(large)))
+
+
 def test_non_integer_tables_decode_on_tensor_stages():
     x = torch.rand(1, 3, 16, 16)
     c = diffjpeg.encode(x, qtables=torch.full((2, 8, 8), 7.3), mode="float")
