@@ -94,7 +94,7 @@ def _check_reader(module, library) -> None:
     for (rows, cols, h, v, slot, blob, _), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
         if (rows, cols, (h, v), slot) != (*blocks.shape[:2], sampling, index):
             raise OSError("a component's description came back wrong")
-        if not np.array_equal(np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8), blocks.numpy()):
+        if not np.array_equal(np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8), blocks.numpy()):
             raise OSError("coefficients came back wrong")
     for slot in (0, 1):
         if not np.array_equal(np.frombuffer(qtables[slot], np.uint16).reshape(8, 8), tables[slot].numpy()):
@@ -235,7 +235,7 @@ def _read_in_memory(reader, data: bytes, strict: bool):
         raise JPEGError(f"libjpeg could not decode the file: {'; '.join(messages) or refused}")
     if strict and messages:
         raise JPEGError(f"corrupt JPEG data (libjpeg: {'; '.join(messages)}); pass strict=False to decode it as libjpeg would")
-    blocks = [np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _ in components]
+    blocks = [np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _ in components]  # no copy
     qt = [None if t is None else np.frombuffer(t, np.uint16).reshape(8, 8) for t in tables]
     padding = [None if pad is None else np.frombuffer(pad, np.int16) for *_, pad in components]
     return blocks, [slot for *_, slot, _, _ in components], qt, padding

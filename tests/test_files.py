@@ -414,6 +414,28 @@ def test_compiled_reader_checks_the_librarys_layout():
         _libjpeg.load("/nonexistent/libjpeg.so")
 
 
+def test_coefficients_keep_the_readers_arrays_alive(monkeypatch):
+    """The compiled reader hands its float32 arrays over without a copy: the
+    tensors own them (they outlive everything else of the read), may be
+    written, and hold libjpeg's coefficients (jpeglib's, through the fallback)."""
+    import gc
+
+    pytest.importorskip("diffjpeg._libjpeg")
+    from diffjpeg import _libjpeg, files
+
+    data = pillow_file(photo(), quality=80)
+    _, refused, components, _ = _libjpeg.read(_libjpeg.load(files._library_file()), data)
+    assert refused is None and memoryview(components[0][5]).format == "f"
+    y = diffjpeg.read(data).y
+    gc.collect()
+    reference = diffjpeg.read(data).y.clone()
+    assert torch.equal(y, reference) and y.dtype == torch.float32
+    y[0, 0, 0, 0] += 1  # its own memory: writable, and only this tensor changes
+    assert not torch.equal(y, reference) and torch.equal(diffjpeg.read(data).y, reference)
+    monkeypatch.setattr(files, "_reader", lambda: None)
+    assert torch.equal(diffjpeg.read(data).y, reference)
+
+
 def test_fallback_through_jpeglib(monkeypatch, capfd):
     """Without the compiled reader: the same coefficients and errors, but
     libjpeg's warnings go to stderr and strict=True cannot see them."""
