@@ -123,11 +123,24 @@ HOT static void rgb_to_ycbcr(const uint8_t *restrict rgb, size_t count, const in
     }
 }
 
-/* fix: FIX()ed matrix on (Y, Cb, Cr); add: ONE_HALF - fix @ (0, 128, 128). */
+/* fix: FIX()ed matrix on (Y, Cb, Cr); add: ONE_HALF - fix @ (0, 128, 128).
+ * libjpeg's own matrix has Y's column 1.0 (FIX: 65536), R without Cb and B
+ * without Cr: then (65536 Y + rest) >> 16 = Y + (rest >> 16) (a multiple of
+ * 2**16 passes through the floor), and four products per pixel do. */
 HOT static void ycbcr_to_rgb(const uint8_t *restrict y, const uint8_t *restrict cb, const uint8_t *restrict cr,
                          size_t count, const int32_t *fix, const int32_t *add, uint8_t *restrict rgb)
 {
     uint8_t *r = rgb, *g = rgb + count, *b = rgb + 2 * count;
+    if (fix[0] == 65536 && fix[3] == 65536 && fix[6] == 65536 && fix[1] == 0 && fix[8] == 0) {
+        const int32_t rv = fix[2], gu = fix[4], gv = fix[5], bu = fix[7];
+        for (size_t i = 0; i < count; i++) {
+            int32_t Y = y[i], Cb = cb[i], Cr = cr[i];
+            r[i] = (uint8_t)clampi(Y + ((rv * Cr + add[0]) >> 16), 0, 255);
+            g[i] = (uint8_t)clampi(Y + ((gu * Cb + gv * Cr + add[1]) >> 16), 0, 255);
+            b[i] = (uint8_t)clampi(Y + ((bu * Cb + add[2]) >> 16), 0, 255);
+        }
+        return;
+    }
     for (size_t i = 0; i < count; i++) {
         int32_t Y = y[i], Cb = cb[i], Cr = cr[i];
         r[i] = (uint8_t)clampi((fix[0] * Y + fix[1] * Cb + fix[2] * Cr + add[0]) >> 16, 0, 255);

@@ -42,6 +42,7 @@ from torch import Tensor
 from . import color
 from .dct import islow_matrix
 from .geometry import ComponentGeometry
+from .geometry import geometries as component_geometries
 
 try:
     from . import _native as _kernel
@@ -269,18 +270,19 @@ def decode(
     blocks = tuple(c.detach().contiguous().numpy() for c in components)
     table_values = tables.detach().to("cpu", torch.float64).reshape(count, channels * 64).contiguous().numpy()
     out = torch.empty(count, channels, *size, dtype=out_dtype or components[0].dtype)
-    return out if _decode_into(out, blocks, components[0].dtype, table_values, tuple(geometries)) else None
+    geometries = tuple(geometries)
+    items, rows = _strips(count, size[0], geometries), _geometry_rows(geometries)
+    return out if _decode_into(out, blocks, components[0].dtype, table_values, items, rows) else None
 
 
-def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, geometries: tuple) -> bool:
+def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, items: np.ndarray, rows: np.ndarray) -> bool:
     """The kernel's decode of ``blocks`` (numpy, ``(B, rows, cols, 8, 8)``
-    each) into ``out`` ``(B, C, H, W)``, over the threads; whether it took them."""
+    each) into ``out`` ``(B, C, H, W)`` over the threads, the strips
+    ``items`` of geometry ``rows``; whether it took them."""
     count, _, height, width = out.shape
-    items = _strips(count, height, geometries)
     call = dict(
         image=out.numpy(), image_kind=_KINDS[out.dtype], blocks=blocks, blocks_kind=_KINDS[dtype],
-        count=count, height=height, width=width, constants=_constants(True), tables=tables,
-        geometry=_geometry_rows(geometries),
+        count=count, height=height, width=width, constants=_constants(True), tables=tables, geometry=rows,
     )
     if len(items) == 1 or torch.get_num_threads() == 1:
         return _kernel.decode(items=items, **call)
@@ -289,6 +291,16 @@ def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndar
         return _kernel.decode(items=items[start:stop], **call)
 
     return all(_run(task, len(items)))
+
+
+@lru_cache(maxsize=256)
+def _decode_plan(count: int, size: tuple[int, int], sampling: tuple) -> tuple | None:
+    """Each component's block shape, the strips and the geometry rows of a
+    decode, or ``None`` where the kernel does not upsample (ratios over 2)."""
+    geometries = tuple(component_geometries(size, sampling))
+    if any(max(g.scale) > 2 for g in geometries):
+        return None
+    return tuple(g.blocks + (8, 8) for g in geometries), _strips(count, size[0], geometries), _geometry_rows(geometries)
 
 
 def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
@@ -312,13 +324,23 @@ def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
     if grad and tables.requires_grad:
         return None
     batch = tables.shape[:-3]
-    geometries = tuple(c.geometries())
+    count = math.prod(batch)
+    try:
+        plan = _decode_plan(count, c.size, c.sampling)
+    except TypeError:  # not hashable: sizes changed by hand after construction
+        return None
+    if plan is None or len(plan[0]) != len(components):
+        return None
     blocks = []
-    for t, g in zip(components, geometries):
-        if t.dtype != dtype or not t.is_cpu or (grad and t.requires_grad) or t.shape != batch + g.blocks + (8, 8) or max(g.scale) > 2:
+    for t, shape in zip(components, plan[0]):
+        if t.dtype != dtype or not t.is_cpu or t.shape[len(batch):] != shape or t.shape[:len(batch)] != batch:
             return None
-        blocks.append(t.detach().contiguous().numpy())
-    count, index = math.prod(batch), list(c.qtable_index)
+        if t.requires_grad:
+            if grad:
+                return None
+            t = t.detach()
+        blocks.append((t if t.is_contiguous() else t.contiguous()).numpy())
+    index = c.qtable_index
     given = tables.detach().numpy().reshape(count, tables.shape[-3], 64)
     if len(set(index)) < given.shape[1] and not np.isfinite(given).all():
         return None  # a table no component uses: the general path reports its NaN
@@ -326,7 +348,7 @@ def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
     height, width = c.size
     out = torch.empty(batch + (len(components), height, width), dtype=torch.uint8 if as_uint8 else dtype)
     view = out.view(count, len(components), height, width)
-    return out if _decode_into(view, tuple(blocks), dtype, table_values, geometries) else None
+    return out if _decode_into(view, tuple(blocks), dtype, table_values, plan[1], plan[2]) else None
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]
