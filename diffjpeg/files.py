@@ -27,6 +27,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -196,9 +197,9 @@ def read(
     used = sorted(set(slots))
     if any(qt[i] is None for i in used):
         raise JPEGError(f"a component uses a quantization table the file does not define (slots {used})")
-    tables = np.stack([qt[i] for i in used]).astype(np.float32)
+    tables = np.array([qt[i] for i in used], dtype=np.float32)
     index = tuple(used.index(i) for i in slots)
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).to(dtype)  # noqa: E731
+    as_tensor = lambda a: _tensor(a, dtype, device)  # noqa: E731
     blocks = [as_tensor(c) for c in components] + [None, None][: 3 - len(components)]
     c = Coefficients(
         y=blocks[0],
@@ -214,6 +215,14 @@ def read(
     if geometry_check != expected:  # libjpeg and the frame header must agree
         raise JPEGError(f"block arrays {geometry_check} do not match the frame header's {expected}")
     return c
+
+
+def _tensor(a: np.ndarray, dtype: torch.dtype, device) -> Tensor:
+    """``a`` as a tensor of ``dtype`` on ``device``; the reader's float32
+    arrays as they are, without a copy."""
+    if a.dtype == np.float32 and dtype == torch.float32 and device is None and a.flags.writeable:
+        return torch.from_numpy(a)
+    return torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).to(dtype)
 
 
 def _progression(structure, padding, as_tensor) -> Progression | None:
@@ -279,6 +288,9 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         JPEGError: as :func:`read`; ValueError if sizes, sampling or table
         assignment differ between files.
 
+    The files are read on ``torch.get_num_threads()`` threads (libjpeg runs
+    without the GIL), each file on one.
+
     Example:
         >>> import io, diffjpeg
         >>> from PIL import Image
@@ -290,7 +302,7 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
     """
     if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence) or not sources:
         raise TypeError("sources must be a non-empty list of paths, bytes or file objects")
-    items = [read(s, **options) for s in sources]
+    items = _read_each(sources, options)
     first = items[0]
     scans = lambda c: None if c.progression is None else c.progression.bits  # noqa: E731
     for i, c in enumerate(items[1:], 1):
@@ -301,7 +313,7 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
             )
         if scans(c) != scans(first):
             raise ValueError(f"file {i} and file 0 leave different coefficients incomplete (progressive scans): read them one by one")
-    stack = lambda ts: None if ts[0] is None else torch.stack(ts)  # noqa: E731
+    stack = lambda ts: None if ts[0] is None else _stack(ts)  # noqa: E731
     progression = None
     if first.progression is not None:
         padding = zip(*(c.progression.padding_dc for c in items))
@@ -310,12 +322,31 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         y=stack([c.y for c in items]),
         cb=stack([c.cb for c in items]),
         cr=stack([c.cr for c in items]),
-        qtables=torch.stack([c.qtables for c in items]),
+        qtables=_stack([c.qtables for c in items]),
         sampling=first.sampling,
         size=first.size,
         qtable_index=first.qtable_index,
         progression=progression,
     )
+
+
+def _read_each(sources: Sequence, options: dict) -> list[Coefficients]:
+    """:func:`read` of each source, in order, on up to ``torch.get_num_threads()``
+    threads of a pool of this call's own; the first error in order is raised."""
+    workers = min(len(sources), torch.get_num_threads())
+    if workers < 2 or _reader() is None:  # jpeglib's fallback reads one file at a time anyway
+        return [read(s, **options) for s in sources]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg-read") as pool:
+        return list(pool.map(lambda s: read(s, **options), sources))
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    """``torch.stack``; on the CPU through numpy, one thread: torch's stack
+    spreads even small copies over its intra-op threads, whose start and
+    wake-ups can cost more than the copy."""
+    if all(t.is_cpu and not t.requires_grad for t in tensors):
+        return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
+    return torch.stack(tensors)
 
 
 def _integer_blocks(t: Tensor, name: str) -> np.ndarray:
