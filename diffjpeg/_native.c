@@ -461,6 +461,102 @@ HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v6
     }
 }
 
+/* The same inverse ISLOW with AVX2's 16-bit multiply-adds (vpmaddwd: two
+ * int16 products summed into an int32 lane), where the CPU has them; every
+ * sum is the generic path's, so the results are too. The inputs of both
+ * passes fit int16 (pass 1: |coefficient| <= 32767 outside the wide path;
+ * pass 2: pass 1 saturated, packssdw), and so do the matrix entries (at
+ * most 11363). `pairs` holds, for the products islow_pass takes, the two
+ * entries of M as one lane: (0,4) for rows 0, 1; (2,6) for rows 0, 1; (1,3)
+ * and (5,7) for rows 0..3 (matrix_pairs). Each pass takes the lanes as the
+ * 8 positions the 1-D transform runs over, two inputs per lane. */
+#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)) && !defined(DIFFJPEG_NO_AVX2)
+#include <immintrin.h>
+#define HAVE_AVX2_IDCT 1
+#define AVX2 __attribute__((target("avx2"))) static inline
+
+/* lanes: position t holds (a[t], b[t]); a, b: 8 int16 */
+AVX2 __m256i pair_lanes(__m128i a, __m128i b)
+{
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(a, b)), _mm_unpackhi_epi16(a, b), 1);
+}
+
+/* islow_pass on rows x[0..7] of int16 (lanes: positions), shifted by `shift`
+ * after adding `round`; out: 8 rows of int32. */
+AVX2 void islow_pass_avx2(const __m128i x[8], const int32_t *pairs, int32_t round, int shift, __m256i out[8])
+{
+    __m256i p04 = pair_lanes(x[0], x[4]), p26 = pair_lanes(x[2], x[6]), p13 = pair_lanes(x[1], x[3]), p57 = pair_lanes(x[5], x[7]);
+    __m256i r = _mm256_set1_epi32(round);
+    __m256i ee0 = _mm256_add_epi32(_mm256_madd_epi16(p04, _mm256_set1_epi32(pairs[0])), r);
+    __m256i ee1 = _mm256_add_epi32(_mm256_madd_epi16(p04, _mm256_set1_epi32(pairs[1])), r);
+    __m256i eo0 = _mm256_madd_epi16(p26, _mm256_set1_epi32(pairs[2]));
+    __m256i eo1 = _mm256_madd_epi16(p26, _mm256_set1_epi32(pairs[3]));
+    __m256i e[4] = {_mm256_add_epi32(ee0, eo0), _mm256_add_epi32(ee1, eo1), _mm256_sub_epi32(ee1, eo1), _mm256_sub_epi32(ee0, eo0)};
+    for (int i = 0; i < 4; i++) {
+        __m256i o = _mm256_add_epi32(_mm256_madd_epi16(p13, _mm256_set1_epi32(pairs[4 + i])),
+                                     _mm256_madd_epi16(p57, _mm256_set1_epi32(pairs[8 + i])));
+        out[i] = _mm256_srai_epi32(_mm256_add_epi32(e[i], o), shift);
+        out[7 - i] = _mm256_srai_epi32(_mm256_sub_epi32(e[i], o), shift);
+    }
+}
+
+/* int32 lanes to int16 with saturation (packssdw), in lane order */
+AVX2 __m128i saturate16(__m256i x)
+{
+    return _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+}
+
+/* 8 x 8 int16 transposed: r[i][t] becomes r[t][i] */
+AVX2 void transpose16(__m128i r[8])
+{
+    __m128i a0 = _mm_unpacklo_epi16(r[0], r[1]), a1 = _mm_unpackhi_epi16(r[0], r[1]);
+    __m128i a2 = _mm_unpacklo_epi16(r[2], r[3]), a3 = _mm_unpackhi_epi16(r[2], r[3]);
+    __m128i a4 = _mm_unpacklo_epi16(r[4], r[5]), a5 = _mm_unpackhi_epi16(r[4], r[5]);
+    __m128i a6 = _mm_unpacklo_epi16(r[6], r[7]), a7 = _mm_unpackhi_epi16(r[6], r[7]);
+    __m128i b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2), b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3);
+    __m128i b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6), b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7);
+    r[0] = _mm_unpacklo_epi64(b0, b4), r[1] = _mm_unpackhi_epi64(b0, b4), r[2] = _mm_unpacklo_epi64(b1, b5), r[3] = _mm_unpackhi_epi64(b1, b5);
+    r[4] = _mm_unpacklo_epi64(b2, b6), r[5] = _mm_unpackhi_epi64(b2, b6), r[6] = _mm_unpacklo_epi64(b3, b7), r[7] = _mm_unpackhi_epi64(b3, b7);
+}
+
+__attribute__((target("avx2"))) static void idct_islow_avx2(const int32_t *restrict v, const int32_t *restrict pairs,
+                                                             uint8_t *restrict out, int out_stride)
+{
+    __m128i x[8];
+    __m256i y[8];
+    for (int j = 0; j < 8; j++)  /* rows of the block; lanes: columns */
+        x[j] = _mm_packs_epi32(_mm_loadu_si128((const __m128i *)(v + j * 8)), _mm_loadu_si128((const __m128i *)(v + j * 8 + 4)));
+    islow_pass_avx2(x, pairs, 1 << 10, 11, y);
+    for (int i = 0; i < 8; i++) x[i] = saturate16(y[i]);
+    transpose16(x);  /* lanes: rows */
+    islow_pass_avx2(x, pairs, 1 << 17, 18, y);  /* y[k]: output column k, lanes: rows */
+    /* |values| < 2**13: int16 without saturation, then int8 with it (packsswb: [-128, 127]), + 128 */
+    __m128i sign = _mm_set1_epi8((char)0x80), c[4];
+    for (int k = 0; k < 8; k += 2)
+        c[k / 2] = _mm_xor_si128(_mm_packs_epi16(saturate16(y[k]), saturate16(y[k + 1])), sign);  /* columns k, k + 1 */
+    __m128i d[4];
+    for (int q = 0; q < 4; q++) d[q] = _mm_unpacklo_epi8(c[q], _mm_srli_si128(c[q], 8));  /* per row: columns 2q, 2q + 1 */
+    __m128i e0 = _mm_unpacklo_epi16(d[0], d[1]), e1 = _mm_unpackhi_epi16(d[0], d[1]);  /* rows 0-3, 4-7: columns 0-3 */
+    __m128i e2 = _mm_unpacklo_epi16(d[2], d[3]), e3 = _mm_unpackhi_epi16(d[2], d[3]);  /* the same, columns 4-7 */
+    __m128i rows[4] = {_mm_unpacklo_epi32(e0, e2), _mm_unpackhi_epi32(e0, e2), _mm_unpacklo_epi32(e1, e3), _mm_unpackhi_epi32(e1, e3)};
+    for (int q = 0; q < 4; q++) {  /* two rows each */
+        _mm_storel_epi64((__m128i *)(out + (size_t)(2 * q) * out_stride), rows[q]);
+        _mm_storel_epi64((__m128i *)(out + (size_t)(2 * q + 1) * out_stride), _mm_srli_si128(rows[q], 8));
+    }
+}
+#endif
+
+/* The (M[i][a], M[i][b]) lanes idct_islow_avx2 multiplies by (see there). */
+static void matrix_pairs(const int32_t *M, int32_t pairs[12])
+{
+    static const int which[12][3] = {{0, 0, 4}, {1, 0, 4}, {0, 2, 6}, {1, 2, 6}, {0, 1, 3}, {1, 1, 3}, {2, 1, 3}, {3, 1, 3},
+                                     {0, 5, 7}, {1, 5, 7}, {2, 5, 7}, {3, 5, 7}};
+    for (int n = 0; n < 12; n++) {
+        const int32_t *row = M + which[n][0] * 8;
+        pairs[n] = (int32_t)(((uint32_t)(uint16_t)row[which[n][2]] << 16) | (uint16_t)row[which[n][1]]);
+    }
+}
+
 /* codec.decode's samples / 255 in the output dtype (a true division, as
  * torch's), or the samples themselves (codec.jpeg on uint8 images). */
 HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, void *out, int kind, size_t at)
@@ -481,6 +577,10 @@ static inline void store(void *out, int kind, size_t index, double value)
     if (kind == KIND_F32) ((float *)out)[index] = (float)value;
     else ((double *)out)[index] = value;
 }
+
+/* Set once at import: whether idct_islow_avx2 runs (the CPU has AVX2, and
+ * DIFFJPEG_NO_AVX2_IDCT is not set: the tests compare both). */
+static int cpu_has_avx2 = 0;
 
 /* ------------------------------------------------------------ one call */
 enum { ENCODE, DECODE };
@@ -506,6 +606,8 @@ typedef struct {
     int n, channels, h, w;        /* the images: (n, channels, h, w) */
     int image_kind, blocks_kind;  /* KIND_* */
     Constants k;                  /* copied: a few hundred bytes */
+    int32_t pairs[12];            /* decode: M's entries as idct_islow_avx2 takes them */
+    int avx2;                     /* decode: take idct_islow_avx2 */
     int32_t geo[3][GEO_COLUMNS];  /* copied and checked */
     size_t blocks[3];             /* blocks per image, per component */
     int v_max, mcu_h;             /* largest vertical ratio; MCU row height in image rows */
@@ -660,6 +762,8 @@ static int acquire_buffers(const Arguments *a, Job *job)
                  get_buffer(a->items, &job->items_buf, READ, "items", 0) < 0;
     if (!failed) {
         memcpy(&job->k, constants.view.buf, sizeof(Constants));
+        matrix_pairs(job->k.islow, job->pairs);
+        job->avx2 = cpu_has_avx2;
         memcpy(job->geo, geometry.view.buf, channels * GEO_COLUMNS * sizeof(int32_t));
     }
     release(&constants);
@@ -808,7 +912,14 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
             int64_t v64[64];
             int wide = dequantize_block(src, kind, ((size_t)by * bw + bx) * 64, table, v, v64);
             if (wide < 0) return 0;
-            idct_islow(v, v64, wide, job->k.islow, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
+            uint8_t *out = grid + (size_t)(by - b0) * 8 * cols + bx * 8;
+#ifdef HAVE_AVX2_IDCT
+            if (job->avx2 && !wide) {
+                idct_islow_avx2(v, job->pairs, out, cols);
+                continue;
+            }
+#endif
+            idct_islow(v, v64, wide, job->k.islow, out, cols);
         }
     return 1;
 }
@@ -951,4 +1062,11 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, .m_name = "_native", .m_doc = NULL, .m_size = -1, .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void)
+{
+#ifdef HAVE_AVX2_IDCT
+    __builtin_cpu_init();
+    cpu_has_avx2 = __builtin_cpu_supports("avx2") && !getenv("DIFFJPEG_NO_AVX2_IDCT");
+#endif
+    return PyModule_Create(&module);
+}

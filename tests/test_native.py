@@ -249,6 +249,48 @@ def test_whole_coefficients_route_takes_plain_cases_only():
     assert_same(*both_paths(lambda: diffjpeg.decode(large)))
 
 
+def _extreme_blocks(seed: int) -> Coefficients:
+    """Blocks that push the inverse DCT to its int16 limits: dequantized
+    values up to +-32767 (the most the non-wide path takes), blocks of one
+    value, alternating signs, single coefficients; pass 1 saturates on many."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(-32767, 32768, (1, 6, 6, 8, 8), generator=g).double()
+    y[0, 0, 0] = 32767.0
+    y[0, 0, 1] = -32767.0
+    y[0, 0, 2] = 32767.0 * (torch.arange(64).reshape(8, 8) % 2 * 2 - 1)
+    y[0, 0, 3] = torch.where(torch.rand(8, 8, generator=g) < 0.5, 32767.0, -32767.0)
+    y[0, 0, 4] = 0.0
+    y[0, 0, 4, 3, 5] = -32767.0
+    y[0, 1] = torch.randint(-300, 301, (6, 8, 8), generator=g).double()  # ordinary values beside them
+    small = torch.randint(-2000, 2001, (1, 3, 3, 8, 8), generator=g).double()
+    tables = torch.stack([torch.ones(8, 8), torch.randint(1, 17, (8, 8), generator=g).float()])[None]
+    return Coefficients(y=y.float(), cb=small.float(), cr=(-small).float(), qtables=tables, sampling="4:2:0", size=(45, 48))
+
+
+def test_inverse_dct_limits_equal_tensor_stages():
+    """The kernel's inverse DCT (AVX2's 16-bit multiply-adds where the CPU
+    has them) saturates exactly where libjpeg-turbo's SIMD code does."""
+    for seed in range(3):
+        c = _extreme_blocks(seed)
+        assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+
+
+def test_avx2_and_portable_inverse_dct_agree():
+    """DIFFJPEG_NO_AVX2_IDCT=1 makes the kernel take its portable inverse DCT:
+    it gives the same samples, byte for byte, on ordinary and extreme blocks."""
+    code = (
+        "import sys, hashlib, torch, diffjpeg; sys.path.insert(0, '.'); from tests.test_native import _extreme_blocks; "
+        "c = diffjpeg.encode(torch.rand(2, 3, 37, 50, generator=torch.Generator().manual_seed(1)), quality=90); "
+        "out = [diffjpeg.decode(c)] + [diffjpeg.decode(_extreme_blocks(s)) for s in range(3)]; "
+        "print(hashlib.sha256(b''.join(o.numpy().tobytes() for o in out)).hexdigest())"
+    )
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env={**os.environ, **env})
+            for env in ({}, {"DIFFJPEG_NO_AVX2_IDCT": "1"})]
+    assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
+    assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout.strip()) == 64
+
+
 def test_non_integer_tables_decode_on_tensor_stages():
     x = torch.rand(1, 3, 16, 16)
     c = diffjpeg.encode(x, qtables=torch.full((2, 8, 8), 7.3), mode="float")
