@@ -519,13 +519,10 @@ AVX2 void transpose16(__m128i r[8])
     r[4] = _mm_unpacklo_epi64(b2, b6), r[5] = _mm_unpackhi_epi64(b2, b6), r[6] = _mm_unpacklo_epi64(b3, b7), r[7] = _mm_unpackhi_epi64(b3, b7);
 }
 
-__attribute__((target("avx2"))) static void idct_islow_avx2(const int32_t *restrict v, const int32_t *restrict pairs,
-                                                             uint8_t *restrict out, int out_stride)
+/* x: the block's dequantized rows as int16 (lanes: columns) */
+AVX2 void idct_rows_avx2(__m128i x[8], const int32_t *restrict pairs, uint8_t *restrict out, int out_stride)
 {
-    __m128i x[8];
     __m256i y[8];
-    for (int j = 0; j < 8; j++)  /* rows of the block; lanes: columns */
-        x[j] = _mm_packs_epi32(_mm_loadu_si128((const __m128i *)(v + j * 8)), _mm_loadu_si128((const __m128i *)(v + j * 8 + 4)));
     islow_pass_avx2(x, pairs, 1 << 10, 11, y);
     for (int i = 0; i < 8; i++) x[i] = saturate16(y[i]);
     transpose16(x);  /* lanes: rows */
@@ -543,6 +540,40 @@ __attribute__((target("avx2"))) static void idct_islow_avx2(const int32_t *restr
         _mm_storel_epi64((__m128i *)(out + (size_t)(2 * q) * out_stride), rows[q]);
         _mm_storel_epi64((__m128i *)(out + (size_t)(2 * q + 1) * out_stride), _mm_srli_si128(rows[q], 8));
     }
+}
+
+__attribute__((target("avx2"))) static void idct_islow_avx2(const int32_t *restrict v, const int32_t *restrict pairs,
+                                                             uint8_t *restrict out, int out_stride)
+{
+    __m128i x[8];
+    for (int j = 0; j < 8; j++)  /* rows of the block; lanes: columns */
+        x[j] = _mm_packs_epi32(_mm_loadu_si128((const __m128i *)(v + j * 8)), _mm_loadu_si128((const __m128i *)(v + j * 8 + 4)));
+    idct_rows_avx2(x, pairs, out, out_stride);
+}
+
+/* dequantize_block and idct_islow_avx2 in one for a float32 block whose
+ * values all lie within +-32767 and whose dequantized values do too (every
+ * block of a file): round half to even (cvtps2dq in the default rounding
+ * mode, as rintf), times the table, int16. Returns 0, having written
+ * nothing, for any other block: the caller takes the general path. */
+__attribute__((target("avx2"))) static int dequantize_idct_avx2(const float *restrict x, const int32_t *restrict table,
+                                                                 const int32_t *restrict pairs, uint8_t *restrict out, int out_stride)
+{
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), limit = _mm256_set1_ps(32767.0f);
+    const __m256i high = _mm256_set1_epi32(32767), low = _mm256_set1_epi32(-32767);
+    __m256i bad = _mm256_setzero_si256();
+    __m128i rows[8];
+    for (int j = 0; j < 8; j++) {
+        __m256 f = _mm256_loadu_ps(x + j * 8);
+        __m256 inside = _mm256_cmp_ps(_mm256_and_ps(f, magnitude), limit, _CMP_LE_OQ);  /* NaN: false */
+        __m256i v = _mm256_mullo_epi32(_mm256_cvtps_epi32(f), _mm256_loadu_si256((const __m256i *)(table + j * 8)));
+        bad = _mm256_or_si256(bad, _mm256_or_si256(_mm256_andnot_si256(_mm256_castps_si256(inside), _mm256_set1_epi32(-1)),
+                                                   _mm256_or_si256(_mm256_cmpgt_epi32(v, high), _mm256_cmpgt_epi32(low, v))));
+        rows[j] = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    }
+    if (!_mm256_testz_si256(bad, bad)) return 0;
+    idct_rows_avx2(rows, pairs, out, out_stride);
+    return 1;
 }
 #endif
 
@@ -910,9 +941,14 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
         for (int bx = 0; bx < bw; bx++) {
             int32_t v[64];
             int64_t v64[64];
-            int wide = dequantize_block(src, kind, ((size_t)by * bw + bx) * 64, table, v, v64);
-            if (wide < 0) return 0;
             uint8_t *out = grid + (size_t)(by - b0) * 8 * cols + bx * 8;
+            size_t at = ((size_t)by * bw + bx) * 64;
+#ifdef HAVE_AVX2_IDCT
+            if (job->avx2 && kind == KIND_F32 && dequantize_idct_avx2((const float *)src + at, table, job->pairs, out, cols))
+                continue;
+#endif
+            int wide = dequantize_block(src, kind, at, table, v, v64);
+            if (wide < 0) return 0;
 #ifdef HAVE_AVX2_IDCT
             if (job->avx2 && !wide) {
                 idct_islow_avx2(v, job->pairs, out, cols);

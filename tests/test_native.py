@@ -252,7 +252,8 @@ def test_whole_coefficients_route_takes_plain_cases_only():
 def _extreme_blocks(seed: int) -> Coefficients:
     """Blocks that push the inverse DCT to its int16 limits: dequantized
     values up to +-32767 (the most the non-wide path takes), blocks of one
-    value, alternating signs, single coefficients; pass 1 saturates on many."""
+    value, alternating signs, single coefficients, halves; pass 1 saturates
+    on many."""
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(-32767, 32768, (1, 6, 6, 8, 8), generator=g).double()
     y[0, 0, 0] = 32767.0
@@ -261,6 +262,7 @@ def _extreme_blocks(seed: int) -> Coefficients:
     y[0, 0, 3] = torch.where(torch.rand(8, 8, generator=g) < 0.5, 32767.0, -32767.0)
     y[0, 0, 4] = 0.0
     y[0, 0, 4, 3, 5] = -32767.0
+    y[0, 0, 5] = (torch.arange(64).reshape(8, 8) - 31.5) * 3  # halves: rounded to even
     y[0, 1] = torch.randint(-300, 301, (6, 8, 8), generator=g).double()  # ordinary values beside them
     small = torch.randint(-2000, 2001, (1, 3, 3, 8, 8), generator=g).double()
     tables = torch.stack([torch.ones(8, 8), torch.randint(1, 17, (8, 8), generator=g).float()])[None]
