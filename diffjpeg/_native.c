@@ -41,6 +41,14 @@
 #else
 #define HOT
 #endif
+/* The inverse DCT and the color conversion also have AVX2 forms written
+ * with intrinsics (16-bit multiply-adds, which the vector extensions cannot
+ * express), taken at run time where the CPU has AVX2 (cpu_has_avx2). */
+#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)) && !defined(DIFFJPEG_NO_AVX2)
+#include <immintrin.h>
+#define HAVE_AVX2 1
+#define AVX2 __attribute__((target("avx2"))) static inline
+#endif
 
 /* ------------------------------------------------------------ what native.py passes */
 /* Sample and coefficient dtypes (native._KINDS). */
@@ -148,6 +156,67 @@ HOT static void ycbcr_to_rgb(const uint8_t *restrict y, const uint8_t *restrict 
         b[i] = (uint8_t)clampi((fix[6] * Y + fix[7] * Cb + fix[8] * Cr + add[2]) >> 16, 0, 255);
     }
 }
+
+/* ycbcr_to_rgb with AVX2, 16 pixels a step, for matrices whose Y column is
+ * 1.0 (libjpeg's): with u = Cb - 128, v = Cr - 128 and add = 2**15 - 128
+ * (fu + fv), each output is Y + (fu u + fv v + 2**15) >> 16. Splitting each
+ * FIX value as f = 65536 k + r with r in int16 gives k_u u + k_v v +
+ * (r_u u + r_v v + 2**15) >> 16 exactly (the multiples of 2**16 pass through
+ * the floor): one vpmaddwd on (u, v) pairs per output, then 16-bit lanes,
+ * and packuswb's saturation is the clamp to [0, 255]. ycc_constants checks
+ * the form and fills k (small: |k| <= 2, so k u fits int16) and r. */
+typedef struct { int ok; int16_t k[3][2]; int32_t r[3]; } YccConstants;
+
+static void ycc_constants(const int32_t *fix, const int32_t *add, YccConstants *out)
+{
+    out->ok = 1;
+    for (int c = 0; c < 3; c++) {
+        int64_t fu = fix[3 * c + 1], fv = fix[3 * c + 2];
+        int64_t ku = (fu + 32768) >> 16, kv = (fv + 32768) >> 16, ru = fu - 65536 * ku, rv = fv - 65536 * kv;
+        if (fix[3 * c] != 65536 || (int64_t)add[c] != 32768 - 128 * (fu + fv) || ku < -2 || ku > 2 || kv < -2 || kv > 2) {
+            out->ok = 0;
+            return;
+        }
+        out->k[c][0] = (int16_t)ku, out->k[c][1] = (int16_t)kv;
+        out->r[c] = (int32_t)(((uint32_t)(uint16_t)rv << 16) | (uint16_t)ru);  /* the (u, v) pair's lane */
+    }
+}
+
+#ifdef HAVE_AVX2
+/* one output of 16 pixels: k_u u + k_v v + (pairs . r + 2**15) >> 16 */
+AVX2 __m256i ycc_offset(__m256i u, __m256i v, __m256i lo, __m256i hi, const YccConstants *k, int c)
+{
+    __m256i r = _mm256_set1_epi32(k->r[c]), half = _mm256_set1_epi32(32768);
+    __m256i a = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(lo, r), half), 16);
+    __m256i b = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(hi, r), half), 16);
+    __m256i rounded = _mm256_packs_epi32(a, b);  /* |values| < 2**9: no saturation; lane order as lo, hi came */
+    return _mm256_add_epi16(rounded, _mm256_add_epi16(_mm256_mullo_epi16(u, _mm256_set1_epi16(k->k[c][0])),
+                                                       _mm256_mullo_epi16(v, _mm256_set1_epi16(k->k[c][1]))));
+}
+
+/* ycbcr_to_rgb's result; the last count % 16 pixels as it computes them */
+__attribute__((target("avx2"))) static void ycbcr_to_rgb_avx2(const uint8_t *restrict y, const uint8_t *restrict cb, const uint8_t *restrict cr,
+                                                               size_t count, const YccConstants *k, const int32_t *fix, const int32_t *add,
+                                                               uint8_t *restrict rgb)
+{
+    const __m256i bias = _mm256_set1_epi16(128);
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256i Y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(y + i)));
+        __m256i u = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(cb + i))), bias);
+        __m256i v = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(cr + i))), bias);
+        __m256i lo = _mm256_unpacklo_epi16(u, v), hi = _mm256_unpackhi_epi16(u, v);  /* pixels 0-3, 8-11 and 4-7, 12-15 */
+        for (int c = 0; c < 3; c++) {
+            __m256i value = _mm256_add_epi16(Y, ycc_offset(u, v, lo, hi, k, c));
+            __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(value, value), 0x08);  /* saturates to [0, 255] */
+            _mm_storeu_si128((__m128i *)(rgb + (size_t)c * count + i), _mm256_castsi256_si128(bytes));
+        }
+    }
+    for (; i < count; i++)
+        for (int c = 0; c < 3; c++)
+            rgb[(size_t)c * count + i] = (uint8_t)clampi((fix[3 * c] * y[i] + fix[3 * c + 1] * cb[i] + fix[3 * c + 2] * cr[i] + add[c]) >> 16, 0, 255);
+}
+#endif
 
 /* ------------------------------------------------------------ 8-bit samples */
 /* codec.encode: round(clamp(x * 255, 0, 255)), half to even, in x's dtype
@@ -470,10 +539,7 @@ HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v6
  * entries of M as one lane: (0,4) for rows 0, 1; (2,6) for rows 0, 1; (1,3)
  * and (5,7) for rows 0..3 (matrix_pairs). Each pass takes the lanes as the
  * 8 positions the 1-D transform runs over, two inputs per lane. */
-#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)) && !defined(DIFFJPEG_NO_AVX2)
-#include <immintrin.h>
-#define HAVE_AVX2_IDCT 1
-#define AVX2 __attribute__((target("avx2"))) static inline
+#ifdef HAVE_AVX2
 
 /* lanes: position t holds (a[t], b[t]); a, b: 8 int16 */
 AVX2 __m256i pair_lanes(__m128i a, __m128i b)
@@ -609,8 +675,8 @@ static inline void store(void *out, int kind, size_t index, double value)
     else ((double *)out)[index] = value;
 }
 
-/* Set once at import: whether idct_islow_avx2 runs (the CPU has AVX2, and
- * DIFFJPEG_NO_AVX2_IDCT is not set: the tests compare both). */
+/* Set once at import: whether the AVX2 forms run (the CPU has AVX2, and
+ * DIFFJPEG_NO_INTRINSICS is not set: the tests compare both). */
 static int cpu_has_avx2 = 0;
 
 /* ------------------------------------------------------------ one call */
@@ -638,6 +704,7 @@ typedef struct {
     int image_kind, blocks_kind;  /* KIND_* */
     Constants k;                  /* copied: a few hundred bytes */
     int32_t pairs[12];            /* decode: M's entries as idct_islow_avx2 takes them */
+    YccConstants ycc;             /* decode: the color matrix as ycbcr_to_rgb_avx2 takes it */
     int avx2;                     /* decode: take idct_islow_avx2 */
     int32_t geo[3][GEO_COLUMNS];  /* copied and checked */
     size_t blocks[3];             /* blocks per image, per component */
@@ -794,6 +861,7 @@ static int acquire_buffers(const Arguments *a, Job *job)
     if (!failed) {
         memcpy(&job->k, constants.view.buf, sizeof(Constants));
         matrix_pairs(job->k.islow, job->pairs);
+        ycc_constants(job->k.color_fix, job->k.color_add, &job->ycc);
         job->avx2 = cpu_has_avx2;
         memcpy(job->geo, geometry.view.buf, channels * GEO_COLUMNS * sizeof(int32_t));
     }
@@ -943,13 +1011,13 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
             int64_t v64[64];
             uint8_t *out = grid + (size_t)(by - b0) * 8 * cols + bx * 8;
             size_t at = ((size_t)by * bw + bx) * 64;
-#ifdef HAVE_AVX2_IDCT
+#ifdef HAVE_AVX2
             if (job->avx2 && kind == KIND_F32 && dequantize_idct_avx2((const float *)src + at, table, job->pairs, out, cols))
                 continue;
 #endif
             int wide = dequantize_block(src, kind, at, table, v, v64);
             if (wide < 0) return 0;
-#ifdef HAVE_AVX2_IDCT
+#ifdef HAVE_AVX2
             if (job->avx2 && !wide) {
                 idct_islow_avx2(v, job->pairs, out, cols);
                 continue;
@@ -981,6 +1049,11 @@ static int decode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
     }
     const uint8_t *samples = planes;
     if (channels == 3) {
+#ifdef HAVE_AVX2
+        if (job->avx2 && job->ycc.ok)
+            ycbcr_to_rgb_avx2(planes, planes + count, planes + 2 * count, count, &job->ycc, job->k.color_fix, job->k.color_add, s->rgb);
+        else
+#endif
         ycbcr_to_rgb(planes, planes + count, planes + 2 * count, count, job->k.color_fix, job->k.color_add, s->rgb);
         samples = s->rgb;
     }
@@ -1100,9 +1173,9 @@ static struct PyModuleDef module = {
 
 PyMODINIT_FUNC PyInit__native(void)
 {
-#ifdef HAVE_AVX2_IDCT
+#ifdef HAVE_AVX2
     __builtin_cpu_init();
-    cpu_has_avx2 = __builtin_cpu_supports("avx2") && !getenv("DIFFJPEG_NO_AVX2_IDCT");
+    cpu_has_avx2 = __builtin_cpu_supports("avx2") && !getenv("DIFFJPEG_NO_INTRINSICS");
 #endif
     return PyModule_Create(&module);
 }

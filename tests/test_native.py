@@ -277,18 +277,37 @@ def test_inverse_dct_limits_equal_tensor_stages():
         assert_same(*both_paths(lambda: diffjpeg.decode(c)))
 
 
-def test_avx2_and_portable_inverse_dct_agree():
-    """DIFFJPEG_NO_AVX2_IDCT=1 makes the kernel take its portable inverse DCT:
-    it gives the same samples, byte for byte, on ordinary and extreme blocks."""
+def test_color_conversion_over_the_chroma_plane_equals_tensor_stages():
+    """Flat blocks (DC only, table 1: level 128 + DC / 8) put every 5th Cb
+    and Cr level beside each other and Y from 0 to 255: the kernel's color
+    conversion (AVX2's 16-bit form where the CPU has it) clamps and rounds
+    as the tensor stages do, at both ends."""
+    levels = torch.tensor(list(range(0, 256, 5)) + [255])
+    n = len(levels)
+    cb, cr = torch.meshgrid(levels, levels, indexing="ij")
+    y = (torch.arange(n * n).reshape(n, n) * 37) % 256
+    blocks = torch.zeros(3, n, n, 8, 8)
+    for component, level in enumerate((y, cb, cr)):
+        blocks[component, :, :, 0, 0] = 8.0 * (level - 128)
+    c = Coefficients(y=blocks[0], cb=blocks[1], cr=blocks[2], qtables=torch.ones(2, 8, 8), sampling="4:4:4", size=(8 * n, 8 * n - 3))
+    fast, slow = both_paths(lambda: diffjpeg.decode(c))
+    assert_same(fast, slow)
+    assert set(torch.round(fast * 255).unique().tolist()) >= {0.0, 255.0}
+
+
+def test_avx2_intrinsics_and_portable_kernel_agree():
+    """DIFFJPEG_NO_INTRINSICS=1 makes the kernel take its portable inverse DCT
+    and color conversion: they give the same samples, byte for byte, on
+    ordinary and extreme blocks."""
     code = (
         "import sys, hashlib, torch, diffjpeg; sys.path.insert(0, '.'); from tests.test_native import _extreme_blocks; "
         "c = diffjpeg.encode(torch.rand(2, 3, 37, 50, generator=torch.Generator().manual_seed(1)), quality=90); "
-        "out = [diffjpeg.decode(c)] + [diffjpeg.decode(_extreme_blocks(s)) for s in range(3)]; "
+        "out = [diffjpeg.decode(c), diffjpeg.decode(c[0].to(torch.float64))] + [diffjpeg.decode(_extreme_blocks(s)) for s in range(3)]; "
         "print(hashlib.sha256(b''.join(o.numpy().tobytes() for o in out)).hexdigest())"
     )
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root, env={**os.environ, **env})
-            for env in ({}, {"DIFFJPEG_NO_AVX2_IDCT": "1"})]
+            for env in ({}, {"DIFFJPEG_NO_INTRINSICS": "1"})]
     assert all(r.returncode == 0 for r in runs), [r.stderr for r in runs]
     assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout.strip()) == 64
 
