@@ -5,8 +5,9 @@
  * (cjpeglib_turbo210, a plain shared object exporting the libjpeg API). This
  * module loads it, and each read runs a decompressor on its own: the file
  * from memory (a jpeg_source_mgr over the caller's bytes), libjpeg's messages
- * into a per-call buffer (an error manager whose output_message appends there
- * and whose error_exit longjmps back here), the GIL released meanwhile. No
+ * into per-call buffers (an error manager whose emit_message keeps each
+ * warning with the byte offset libjpeg had read up to, and whose error_exit
+ * keeps the error and longjmps back here), the GIL released meanwhile. No
  * temporary file, no file descriptor, nothing shared between calls.
  *
  * Facts relied on (libjpeg-turbo 2.1's jpeglib.h and jmorecfg.h as jpeglib
@@ -23,9 +24,13 @@
  *   once, so a library with another layout is refused, not misread. A size
  *   check cannot see a field's type hidden by padding (UINT16 was one), so
  *   files.py also reads back a file it wrote itself before using this.
- * - emit_message (kept from jpeg_std_error) outputs only the first warning
- *   (trace_level 0) and counts all of them in num_warnings; errors go to
- *   error_exit, which must not return.
+ * - emit_message(cinfo, level) gets every warning (level -1: jerror.c's
+ *   WARNMS, libjpeg's "corrupt data" messages) and every trace (level >= 0);
+ *   jpeg_std_error's version outputs only the first warning, so this module
+ *   replaces it to keep them all (the first WARNINGS_KEPT, and their count).
+ *   Errors go to error_exit, which must not return. At each message,
+ *   src->next_input_byte is how far libjpeg has consumed the file (the
+ *   Huffman decoder reads ahead of it by at most the current MCU).
  * - After jpeg_read_coefficients, component ci's blocks are rows of its
  *   virtual array: height_in_blocks rows of width_in_blocks JBLOCKs (64 JCOEF
  *   in natural order), read through mem->access_virt_barray one row at a time.
@@ -53,7 +58,7 @@
 
 #define LIB_VERSION 70
 #define MESSAGE_LENGTH 200 /* JMSG_LENGTH_MAX */
-#define MESSAGES_KEPT 2048
+#define WARNINGS_KEPT 16
 #define NUM_QUANT_TABLES 4
 
 typedef int boolean;
@@ -207,8 +212,11 @@ typedef struct {
     struct source_mgr source;
     const unsigned char *data;
     size_t size;
-    char messages[MESSAGES_KEPT]; /* lines, each ending in '\n' */
-    size_t messages_length;
+    char warnings[WARNINGS_KEPT][MESSAGE_LENGTH];
+    size_t warning_offsets[WARNINGS_KEPT];
+    long warnings_total;
+    char error[MESSAGE_LENGTH]; /* libjpeg's error, if it failed */
+    size_t error_offset;
     int failed;
     const char *refused; /* a reason of ours, not libjpeg's */
     int components;
@@ -219,21 +227,35 @@ typedef struct {
     unsigned short tables[NUM_QUANT_TABLES][64];
 } call;
 
-static void keep_message(struct common *cinfo) {
+/* How far libjpeg has read: an offset into the caller's bytes, or their
+ * size once the source has run dry (its fake EOI). */
+static size_t input_offset(const call *c) {
+    const struct source_mgr *src = c->cinfo.src;
+    if (src == NULL || src->next_input_byte < c->data || src->next_input_byte > c->data + c->size)
+        return src == NULL ? 0 : c->size;
+    return (size_t)(src->next_input_byte - c->data);
+}
+
+static void keep_warning(struct common *cinfo) {
     call *c = (call *)cinfo->err;
-    char line[MESSAGE_LENGTH];
-    c->err.format_message(cinfo, line);
-    size_t length = strnlen(line, sizeof line);
-    if (c->messages_length + length + 1 < sizeof c->messages) { /* a NUL stays at the end */
-        memcpy(c->messages + c->messages_length, line, length);
-        c->messages[c->messages_length + length] = '\n';
-        c->messages_length += length + 1;
+    if (c->warnings_total < WARNINGS_KEPT) {
+        c->err.format_message(cinfo, c->warnings[c->warnings_total]);
+        c->warning_offsets[c->warnings_total] = input_offset(c);
+    }
+    c->warnings_total++;
+}
+
+static void emit(struct common *cinfo, int level) {
+    if (level < 0) { /* a warning; traces are dropped, as trace_level 0 drops them */
+        cinfo->err->num_warnings++;
+        keep_warning(cinfo);
     }
 }
 
 static void escape(struct common *cinfo) {
     call *c = (call *)cinfo->err;
-    keep_message(cinfo);
+    c->err.format_message(cinfo, c->error);
+    c->error_offset = input_offset(c);
     c->failed = 1;
     longjmp(c->escape, 1);
 }
@@ -267,7 +289,8 @@ static void start(call *c) {
     memset(&c->err, 0, sizeof c->err);
     c->lib->std_error(&c->err);
     c->err.error_exit = escape;
-    c->err.output_message = keep_message;
+    c->err.emit_message = emit;
+    c->err.output_message = keep_warning; /* only emit_message calls it, and this one does not */
     memset(&c->cinfo, 0, sizeof c->cinfo);
     c->cinfo.err = &c->err;
 }
@@ -365,13 +388,25 @@ static const library *get_library(PyObject *capsule) {
     return (const library *)PyCapsule_GetPointer(capsule, CAPSULE);
 }
 
-static PyObject *message_lines(const call *c) {
-    PyObject *text = PyUnicode_DecodeLatin1(c->messages, (Py_ssize_t)c->messages_length, NULL);
-    if (text == NULL)
-        return NULL;
-    PyObject *lines = PyUnicode_Splitlines(text, 0);
-    Py_DECREF(text);
-    return lines;
+/* [(offset, text)] of the warnings kept, then (total, None) if more came. */
+static PyObject *warning_list(const call *c) {
+    PyObject *list = PyList_New(0);
+    long kept = c->warnings_total < WARNINGS_KEPT ? c->warnings_total : WARNINGS_KEPT;
+    for (long i = 0; list != NULL && i < kept; i++) {
+        const char *text = c->warnings[i];
+        PyObject *item = Py_BuildValue("(nN)", (Py_ssize_t)c->warning_offsets[i],
+                                       PyUnicode_DecodeLatin1(text, (Py_ssize_t)strnlen(text, MESSAGE_LENGTH), NULL));
+        if (item == NULL || PyList_Append(list, item) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(item);
+    }
+    if (list != NULL && c->warnings_total > kept) {
+        PyObject *item = Py_BuildValue("(lO)", c->warnings_total, Py_None);
+        if (item == NULL || PyList_Append(list, item) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(item);
+    }
+    return list;
 }
 
 /* jpeg_CreateDecompress with a given version and struct size: libjpeg's
@@ -385,7 +420,7 @@ static PyObject *check(const library *lib, int version, size_t size) {
     if (!setjmp(c->escape))
         lib->create(&c->cinfo, version, size);
     lib->destroy(&c->cinfo);
-    PyObject *result = c->failed ? PyUnicode_DecodeLatin1(c->messages, (Py_ssize_t)strcspn(c->messages, "\n"), NULL)
+    PyObject *result = c->failed ? PyUnicode_DecodeLatin1(c->error, (Py_ssize_t)strnlen(c->error, MESSAGE_LENGTH), NULL)
                                  : new_none();
     free(c);
     return result;
@@ -473,9 +508,11 @@ static PyObject *py_load(PyObject *self, PyObject *args) {
     return capsule;
 }
 
-/* read(library, data) -> (messages, refused, components, tables)
- * messages: libjpeg's lines (its first warning, its error if it failed);
- * refused: None, or why no coefficients came back (libjpeg's error or ours);
+/* read(library, data) -> (warnings, refused, components, tables)
+ * warnings: [(offset, text)], libjpeg's warnings in order with how far it had
+ * read (the first WARNINGS_KEPT; then (total, None) if there were more);
+ * refused: None, or why no coefficients came back: (offset, libjpeg's error),
+ * or a reason of ours (a str);
  * components: [(rows, cols, h, v, slot, int16 bytes)]; tables: 4 x (bytes or None). */
 static PyObject *py_read(PyObject *self, PyObject *args) {
     PyObject *capsule;
@@ -497,11 +534,12 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
 
-    PyObject *result = NULL, *messages = message_lines(c), *refused = NULL, *components = NULL, *tables = NULL;
+    PyObject *result = NULL, *messages = warning_list(c), *refused = NULL, *components = NULL, *tables = NULL;
     if (messages == NULL)
         goto out;
     if (c->failed)
-        refused = PyUnicode_FromString("libjpeg failed");
+        refused = Py_BuildValue("(nN)", (Py_ssize_t)c->error_offset,
+                                PyUnicode_DecodeLatin1(c->error, (Py_ssize_t)strnlen(c->error, MESSAGE_LENGTH), NULL));
     else if (c->refused != NULL)
         refused = PyUnicode_FromString(c->refused);
     else
@@ -543,7 +581,7 @@ out:
 
 static PyMethodDef methods[] = {
     {"load", py_load, METH_VARARGS, "load(path) -> library: open libjpeg-turbo 2.1 and check its layout"},
-    {"read", py_read, METH_VARARGS, "read(library, data) -> (messages, refused, components, tables)"},
+    {"read", py_read, METH_VARARGS, "read(library, data) -> (warnings, refused, components, tables)"},
     {"probe", py_probe, METH_VARARGS,
      "probe(library, version, size_delta) -> libjpeg's message refusing that version and struct size, or None"},
     {NULL, NULL, 0, NULL},

@@ -16,6 +16,15 @@ warnings about corrupt data (which Pillow decodes silently), become
 :class:`JPEGError`. The compiled ``diffjpeg._libjpeg`` runs each read on its
 own (from memory, its messages kept per call, the GIL released), so reads
 are safe from any number of threads and leave the process's stderr alone.
+
+Damaged files, with ``strict=False``, take libjpeg-turbo's recovery, which is
+Pillow's (jdmarker.c, jdhuff.c): bytes where a marker should be are skipped
+(a warning), a scan whose data stops early is finished with zeros (a
+warning), a wrong restart marker makes the decoder resynchronize
+(``jpeg_resync_to_restart``: a warning). A file that ends before its EOI
+marker is refused in both modes, as Pillow refuses it (its
+``ImageFile.LOAD_TRUNCATED_IMAGES`` appends ``FF D9`` instead): libjpeg's
+source manager would warn "Premature end of JPEG file" and insert one.
 """
 from __future__ import annotations
 
@@ -126,8 +135,61 @@ def _check_plausible_size(structure) -> None:
     if available < 2 * blocks:
         raise JPEGError(
             f"truncated or corrupt: {structure.width}x{structure.height} needs {blocks} blocks, "
-            f"at least {2 * blocks} bits, but the scans hold {available}"
+            f"at least {2 * blocks} bits, but the scans hold {available}; strict=False hands it "
+            "to libjpeg, which decodes what is there and fills the rest with zeros"
         )
+
+
+_EOF_WARNING = "Premature end of JPEG file"  # JWRN_JPEG_EOF: the source ran dry
+_HIT_MARKER = "premature end of data segment"  # JWRN_HIT_MARKER: scan data stopped at a marker
+LENIENT_HINT = "strict=False decodes it as libjpeg does"
+
+
+def _is_marker(data: bytes, at: int) -> bool:
+    return 0 <= at and at + 1 < len(data) and data[at] == 0xFF and data[at + 1] not in (0x00, 0xFF)
+
+
+def _where(data: bytes, offset: int, text: str) -> str:
+    """Where a libjpeg message points, from how far libjpeg had read: the
+    marker it has just read; or for the premature end of a scan's data, the
+    marker its Huffman decoder stopped at, and for extraneous bytes, the
+    marker after them: both lie ahead of the position libjpeg last saved,
+    unless they are the marker just read."""
+    if _is_marker(data, offset - 2):
+        return f"at the marker at byte {offset - 2}"
+    if _HIT_MARKER in text or "extraneous bytes before marker" in text:  # the marker lies ahead
+        at = data.find(b"\xff", offset)
+        while at >= 0 and not _is_marker(data, at):
+            at = data.find(b"\xff", at + 1)
+        if at >= 0:
+            return f"at the marker at byte {at}"
+    return f"near byte {offset}"
+
+
+def _warning_text(data: bytes, warned: list) -> str:
+    """libjpeg's warnings (``_libjpeg.read``'s list) as one phrase: the first
+    three with where they point, and how many more there were."""
+    kept = [(offset, text) for offset, text in warned if text is not None]
+    total = max([count for count, text in warned if text is None] + [len(kept)])
+    parts = []
+    for offset, text in kept[:3]:
+        plain = text.removeprefix("Corrupt JPEG data: ")
+        parts.append(f"{plain[:1].lower()}{plain[1:]} ({_where(data, offset, text)})")
+    more = f" and {total - 3} more" if total > 3 else ""
+    return "; ".join(parts) + more
+
+
+def _lenient_decodes(data: bytes, max_pixels: int | None) -> bool:
+    """Whether ``read(data, strict=False)`` would succeed: tried, unless the
+    file is too short for its blocks (then libjpeg's work would not be in
+    proportion to the file's size, and the answer is "no")."""
+    try:
+        structure = parse_structure(data, max_pixels, strict=False)
+        _check_plausible_size(structure)  # its one scan runs to the end of the file
+        _read(data, structure, False, torch.float32, None)
+    except JPEGError:
+        return False
+    return True
 
 
 def read(
@@ -144,9 +206,14 @@ def read(
         source: a path, the file's bytes, or a binary file object.
         max_pixels: largest ``height * width`` accepted (default Pillow's
             decompression-bomb limit, 89,478,485); ``None`` for no limit.
-        strict: if ``True`` (default), libjpeg's warnings about corrupt data
-            ("premature end of data segment", ...) raise :class:`JPEGError`;
-            if ``False`` the file decodes as libjpeg (and Pillow) decode it anyway.
+        strict: if ``True`` (default), any damage raises :class:`JPEGError`
+            with what and where (the byte offset), and says whether
+            ``strict=False`` decodes the file: damage found in Python (bytes
+            where a marker should be, ...) and libjpeg's warnings about
+            corrupt data ("premature end of data segment", ...). If ``False``
+            the file decodes as libjpeg (and Pillow) decode it anyway: junk
+            skipped, scans that end early finished with zeros. Files that end
+            before their EOI marker are refused either way, as by Pillow.
         dtype, device: of the returned tensors; ``dtype`` float32 or float64,
             which hold every 16-bit coefficient exactly (float16 and
             bfloat16 do not: ``ValueError``).
@@ -182,13 +249,26 @@ def read(
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
         raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
     data = _source_bytes(source)
-    structure = parse_structure(data, max_pixels)
+    try:
+        structure = parse_structure(data, max_pixels, strict=strict)
+    except JPEGError as e:
+        if strict and _lenient_decodes(data, max_pixels):
+            raise JPEGError(f"{e}; {LENIENT_HINT}") from None
+        raise
+    return _read(data, structure, strict, dtype, device)
+
+
+def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device) -> Coefficients:
+    """The coefficients of a file whose structure has been checked (strict
+    or not), read by libjpeg."""
     if structure.color_space == "RGB":
         raise JPEGError("RGB-coded JPEG (no YCbCr transform: Adobe transform 0 or component ids R, G, B) is not supported")
     if strict:
         _check_plausible_size(structure)
     reader = _reader()
-    components, slots, qt = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, data[: structure.end], strict)
+    # strict: the file up to its EOI; else all of it, libjpeg stops at EOI
+    payload = data[: structure.end] if strict else data
+    components, slots, qt = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, payload, strict)
     if len(components) != len(structure.components):
         raise JPEGError(f"libjpeg gave {len(components)} components, the frame header has {len(structure.components)}")
     geometry_check = [c.shape for c in components]
@@ -216,11 +296,20 @@ def read(
 
 def _read_in_memory(reader, data: bytes, strict: bool):
     """Blocks per component, their table slots, and the 4 table slots (or None)."""
-    messages, refused, components, tables = reader(data)
+    warned, refused, components, tables = reader(data)
     if refused is not None:
-        raise JPEGError(f"libjpeg could not decode the file: {'; '.join(messages) or refused}")
-    if strict and messages:
-        raise JPEGError(f"corrupt JPEG data (libjpeg: {'; '.join(messages)}); pass strict=False to decode it as libjpeg would")
+        if isinstance(refused, tuple):  # libjpeg's error, and where it had read to
+            offset, text = refused
+            after = f", after warning: {_warning_text(data, warned)}" if warned else ""
+            raise JPEGError(f"libjpeg cannot decode the file: {text} ({_where(data, offset, text)}){after}")
+        raise JPEGError(f"libjpeg cannot decode the file: {refused}")
+    if any(text == _EOF_WARNING for _, text in warned):
+        raise JPEGError(
+            f"truncated: libjpeg reached the end of the file (byte {len(data)}) before an EOI marker "
+            "(Pillow refuses such files unless ImageFile.LOAD_TRUNCATED_IMAGES, which appends FF D9 to them)"
+        )
+    if strict and warned:
+        raise JPEGError(f"corrupt JPEG data, libjpeg warns: {_warning_text(data, warned)}; {LENIENT_HINT}")
     blocks = [np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob in components]
     qt = [None if t is None else np.frombuffer(t, np.uint16).reshape(8, 8) for t in tables]
     return blocks, [slot for *_, slot, _ in components], qt
@@ -241,7 +330,7 @@ def _read_through_jpeglib(_, data: bytes, strict: bool):
                 image = jpeglib.read_dct(path)
                 image.load()
         except Exception as e:  # jpeglib turns every libjpeg error into an exception
-            raise JPEGError(f"libjpeg could not decode the file ({e}; libjpeg's message went to stderr)") from e
+            raise JPEGError(f"libjpeg cannot decode the file ({e}; libjpeg's message went to stderr)") from e
     count = 1 if image.Cb is None else 3
     blocks = [image.Y] if count == 1 else [image.Y, image.Cb, image.Cr]
     qt = np.asarray(image.qt)
