@@ -5,10 +5,10 @@ here holds exactly the coefficients any libjpeg decoder sees. Writing is
 Python (:mod:`diffjpeg.sequential`, :mod:`diffjpeg.progressive`), byte for
 byte the file libjpeg writes for those coefficients.
 :func:`diffjpeg.decode` of what :func:`read` returns equals Pillow's decoding
-of the file, pixel for pixel (``forward="exact"``), for every file whose
-dequantized coefficients fit in 16 bits, which is every file an 8-bit encoder
-writes. Beyond that (crafted or corrupted files) libjpeg-turbo's SIMD inverse
-DCT wraps around in 16-bit arithmetic, and ``decode`` does not model the wrap.
+of the file, pixel for pixel (``forward="exact"``), crafted and corrupted
+files included (``decode`` computes the inverse DCT in 16 bits where
+libjpeg-turbo's x86-64 SIMD code does: :mod:`diffjpeg.dct`), except for
+progressive files whose scans stop early, which libjpeg smooths.
 
 Before libjpeg sees a file, :func:`diffjpeg.markers.parse_structure` checks
 its structure and size in Python; libjpeg's own errors, and by default its

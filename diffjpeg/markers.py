@@ -119,7 +119,7 @@ def _u16(data: bytes, offset: int) -> int:
 
 
 def next_marker(data: bytes, position: int) -> tuple[int, int, int] | None:
-    """The next marker from ``position`` as libjpeg's ``next_marker`` finds
+    r"""The next marker from ``position`` as libjpeg's ``next_marker`` finds
     it: ``(code, offset of its FF, bytes skipped)``, or ``None`` if the file
     ends first. It skips bytes other than ``FF`` and ``FF 00`` pairs (and
     counts them, as libjpeg counts its "extraneous bytes"), and ``FF`` fill

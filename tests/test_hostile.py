@@ -213,3 +213,81 @@ def test_fuzz():
 def test_fuzz_long():
     outcomes = fuzz(30000, seed=1)
     assert outcomes["JPEGError"] > 5000 and outcomes["decoded"] > 500, outcomes
+
+
+def crafted_files(count: int, seed: int, folder) -> list[bytes]:
+    """Files no 8-bit encoder writes, through libjpeg's own writer (jpeglib):
+    coefficients across its range (AC within 1023, DC within 1024) under
+    tables up to 65535, so that dequantized values and the inverse DCT's
+    16-bit sums overflow in every way (dense, sparse, DC only, a few large
+    entries), grayscale 64x64 and 4:2:0 color 48x48."""
+    jpeglib = pytest.importorskip("jpeglib")
+    rng = np.random.default_rng(seed)
+    bases = []
+    for i, (shape, name) in enumerate((((64, 64, 1), "gray.jpg"), ((48, 48, 3), "color.jpg"))):
+        path = str(folder / name)
+        jpeglib.from_spatial(np.full(shape, 128, np.uint8)).write_spatial(path, qt=50)
+        bases.append(path)
+    files = []
+    for trial in range(count):
+        image = jpeglib.read_dct(bases[trial % 2])
+        largest = int(rng.choice([1, 8, 255, 3000, 65535]))
+        tables = rng.integers(1, largest + 1, image.qt.shape)
+        if rng.random() < 0.3:
+            tables[:] = largest
+        image.qt = tables.astype(image.qt.dtype)
+        for name in ("Y", "Cb", "Cr"):
+            blocks = getattr(image, name)
+            if blocks is None:
+                continue
+            kind, shape = trial // 2 % 5, blocks.shape
+            if kind == 0:  # dense
+                b = rng.integers(-1023, 1024, shape)
+            elif kind == 1:  # sparse
+                b = rng.integers(-1023, 1024, shape) * (rng.random(shape) < 0.05)
+            elif kind == 2:  # DC only: pass 1's shortcut
+                b = np.zeros(shape, int)
+                b[..., 0, 0] = rng.integers(-1024, 1024, shape[:2])
+            elif kind == 3:  # DC and row 0: the shortcut with AC
+                b = np.zeros(shape, int)
+                b[..., 0, :] = rng.integers(-1023, 1024, shape[:2] + (8,))
+            else:  # a few entries, anywhere
+                b = np.zeros(shape, int)
+                for u, v in rng.integers(0, 8, (3, 2)):
+                    b[..., u, v] = rng.integers(-1023, 1024, shape[:2])
+            b[..., 0, 0] = np.clip(b[..., 0, 0], -1024, 1023)
+            setattr(image, name, b.astype(blocks.dtype))
+        path = folder / f"crafted{trial}.jpg"
+        image.write_dct(str(path))
+        files.append(path.read_bytes())
+    # rows 1-7 quantized nonzero, 0 once dequantized (512 * 128 is 0 in 16
+    # bits): no shortcut for that block, its DC's 40000 saturates
+    image = jpeglib.read_dct(bases[0])
+    image.qt = np.where(np.arange(64).reshape(8, 8) == 8, 128, 20).reshape(image.qt.shape).astype(image.qt.dtype)
+    blocks = np.zeros(image.Y.shape, int)
+    blocks[..., 0, 0], blocks[0, 0, 1, 0] = 500, 512
+    image.Y = blocks.astype(image.Y.dtype)
+    image.write_dct(str(folder / "no_shortcut.jpg"))
+    files.append((folder / "no_shortcut.jpg").read_bytes())
+    return files
+
+
+def check_crafted(files: list[bytes]) -> None:
+    for i, data in enumerate(files):
+        expected = pillow_decode(data)
+        for path in (True, False):  # the compiled kernel and the tensor stages
+            with native.enabled(path):
+                mine = decoded_pixels(data)
+            assert np.array_equal(mine, expected), f"file {i}, compiled {path}: {(mine != expected).sum()} values differ"
+
+
+def test_crafted_coefficients_decode_as_pillow(tmp_path):
+    """Dequantized coefficients beyond 16 bits and inverse-DCT sums that
+    overflow them: Pillow's libjpeg-turbo (x86-64 SIMD) wraps them, and so
+    does decode (see diffjpeg.dct)."""
+    check_crafted(crafted_files(40, seed=0, folder=tmp_path))
+
+
+@pytest.mark.slow
+def test_crafted_coefficients_decode_as_pillow_long(tmp_path):
+    check_crafted(crafted_files(600, seed=1, folder=tmp_path))
