@@ -105,7 +105,7 @@ def slope_lambdas(images, wanted, step: int = 3) -> dict[int, float]:
 def train(images, lam: float, init: int, forward: str, rounding: str, steps: int, seed: int) -> tuple[torch.Tensor, float]:
     t = time.perf_counter()
     tables = T.learn_qtables(images, lam=lam, steps=steps, batch_size=2, crop=256, lr=0.05, init=init,
-                             forward=forward, rounding=rounding, seed=seed, progress=True)
+                             mode=forward, rounding=rounding, seed=seed, progress=True)
     return tables, time.perf_counter() - t
 
 

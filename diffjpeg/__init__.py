@@ -11,40 +11,55 @@ module             stage                                  libjpeg-turbo source
 ``dct``            level shift, DCT and IDCT              jfdctint.c, jidctint.c
 ``quality``        quality-scaled quantization tables     jcparam.c
 ``quantize``       quantization and dequantization        jcdctmgr.c
+``smoothing``      block smoothing of incomplete progressive files  jdcoefct.c
 ``rounding``       surrogate gradients
 ``precision``      dtypes and autocast: what stages compute in
 ``check``          input checks, in one place
 ``geometry``       sampling rules, sizes, blocks, MCUs     jdmaster.c
+``coefficients``   Coefficients: quantized blocks, tables, sampling
 ``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
 ``native``         the exact codec's values, compiled (_native.c)
 ``scan``           zigzag and MCU order, padding DC       jccoefct.c
 ``huffman``        entropy coding, exact bit counts       jchuff.c
-``rate``           differentiable estimate of the bits
+``rate_model``     differentiable estimate of the bits: ``rate``
 ``losses``         RateDistortionLoss: rate + lambda * distortion
 ``markers``        file structure checks, JPEGError       jdmarker.c
 ``files``          read and write real .jpg files         (reads: libjpeg, _libjpeg.c)
 ``sequential``     sequential files for ``write``         jcmarker.c
 ``progressive``    progressive scans for ``write``        jcphuff.c, jcparam.c
 ``augment``        random JPEG augmentation: RandomJPEG
+``deprecation``    the 0.1 spellings, accepted with a warning until 0.3
 =================  =====================================  ======================
+
+The pipeline's functions and modules (``jpeg``, ``encode``, ``decode``,
+``DiffJPEG``, ``RandomJPEG``, ...) take the image and ``quality`` by position
+and everything else by name: ``mode=`` (``"exact"``, ``"float"``, ``"soft"``)
+chooses the forward pass, ``rounding=`` the quantizer's surrogate (a name or
+a :class:`rounding.Rounding`).
 
 The applications live in ``diffjpeg.tools`` and are not imported here:
 ``tools.cli`` (the ``diffjpeg`` command), ``tools.demo`` (demo and compare),
 ``tools.images`` (the image loader), ``tools.qtables`` (learned quantization
 tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
-from . import blocks, color, dct, huffman, markers, quality, quantize, rounding, sampling
-from . import rate as _rate_module
+import sys as _sys
+
+from . import blocks, color, dct, huffman, markers, quality, quantize, rate_model, rounding, sampling, smoothing
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
-from .coefficients import Coefficients
+from .coefficients import Coefficients, Progression
+from .deprecation import moved_module as _moved_module
 from .files import read, read_batch, write
 from .huffman import bits
 from .losses import RateDistortion, RateDistortionLoss
 from .markers import JPEGError
 from .quality import quality_tables, standard_tables
-from .rate import Rate, rate
-from .rounding import ROUNDINGS, soft_round
+from .rate_model import Rate, rate
+from .rounding import ROUNDINGS, Rounding, soft_round
+
+# diffjpeg.rate is the function; the module that defines it is rate_model
+# (until 0.2 it was diffjpeg/rate.py, shadowed by the function it exported).
+_sys.modules.setdefault(__name__ + ".rate", _moved_module(__name__ + ".rate", rate_model))
 
 __all__ = [
     "Coefficients",
@@ -52,12 +67,14 @@ __all__ = [
     "JPEGDecoder",
     "JPEGEncoder",
     "JPEGError",
+    "Progression",
     "ROUNDINGS",
     "RandomJPEG",
     "RandomJPEGParams",
     "Rate",
     "RateDistortion",
     "RateDistortionLoss",
+    "Rounding",
     "bits",
     "decode",
     "encode",
@@ -71,4 +88,4 @@ __all__ = [
     "standard_tables",
     "write",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"

@@ -34,6 +34,19 @@
  * - After jpeg_read_coefficients, component ci's blocks are rows of its
  *   virtual array: height_in_blocks rows of width_in_blocks JBLOCKs (64 JCOEF
  *   in natural order), read through mem->access_virt_barray one row at a time.
+ *   The array has rows up to a multiple of v_samp_factor: a row past the last
+ *   (MCU padding) holds the DC values an interleaved DC scan coded for it,
+ *   which block smoothing reads (diffjpeg/smoothing.py); its DCs are returned.
+ * - In progressive mode cinfo->coef_bits[ci][k] (int, 32-bit on every
+ *   platform Python supports) is, after the last scan libjpeg read, the Al of
+ *   the last scan that coded zigzag coefficient k of component ci, -1 if none
+ *   did; rows num_components + ci hold, for k in 0..9 once ci had a DC scan,
+ *   the same before ci's last scan (jdphuff.c/jdarith.c start_pass; the
+ *   array has 2 * num_components rows of 64). master->last_good_iMCU_row
+ *   (jpegint.h's struct jpeg_decomp_master, declared below up to it, zeroed
+ *   by jpeg_CreateDecompress) is the last iMCU row whose MCUs the entropy
+ *   decoder began with data left (jdcoefct.c consume_data): block
+ *   smoothing takes the earlier state for the rows after it.
  * - A source manager that runs out of data warns JWRN_JPEG_EOF and inserts a
  *   fake EOI, as jpeg_mem_src does (the code of that warning is found by its
  *   text in the library's message table).
@@ -137,6 +150,17 @@ struct common {
     JPEG_COMMON_FIELDS;
 };
 
+/* libjpeg-turbo 2.1's struct jpeg_decomp_master (jpegint.h), MAX_COMPONENTS 10. */
+struct decomp_master {
+    void (*prepare_for_output_pass)(struct decompress *);
+    void (*finish_output_pass)(struct decompress *);
+    boolean is_dummy_pass;
+    JDIMENSION first_iMCU_col, last_iMCU_col;
+    JDIMENSION first_MCU_col[10], last_MCU_col[10];
+    boolean jinit_upsampler_no_alloc;
+    JDIMENSION last_good_iMCU_row;
+};
+
 struct decompress {
     JPEG_COMMON_FIELDS;
     struct source_mgr *src;
@@ -188,7 +212,8 @@ struct decompress {
     int MCU_membership[10];
     int Ss, Se, Ah, Al;
     int unread_marker;
-    void *master, *main, *coef, *post, *inputctl, *marker, *entropy, *idct, *upsample, *cconvert, *cquantize;
+    struct decomp_master *master;
+    void *main, *coef, *post, *inputctl, *marker, *entropy, *idct, *upsample, *cconvert, *cquantize;
 };
 
 /* The libjpeg functions used, resolved from the loaded library. */
@@ -223,6 +248,10 @@ typedef struct {
     JDIMENSION rows[3], cols[3];
     int factors[3][2], table_slot[3];
     JCOEF *blocks[3];
+    JCOEF *padding_dc[3]; /* DCs of the MCU padding row under the last, or NULL */
+    int progressive, scans;
+    JDIMENSION last_good_row;
+    int coef_bits[3][128]; /* libjpeg's after the last scan, then before it (0..9; -1 past) */
     int has_table[NUM_QUANT_TABLES];
     unsigned short tables[NUM_QUANT_TABLES][64];
 } call;
@@ -352,6 +381,22 @@ static void decode(call *c) {
             JBLOCKARRAY row = cinfo->mem->access_virt_barray((struct common *)cinfo, arrays[ci], r, 1, 0);
             memcpy((char *)c->blocks[ci] + (size_t)r * row_bytes, row[0], row_bytes);
         }
+        if (rows % (JDIMENSION)comp->v_samp_factor != 0) {
+            c->padding_dc[ci] = malloc((size_t)cols * sizeof(JCOEF));
+            if (c->padding_dc[ci] == NULL) {
+                c->refused = "out of memory for the coefficients";
+                goto done;
+            }
+            JBLOCKARRAY row = cinfo->mem->access_virt_barray((struct common *)cinfo, arrays[ci], rows, 1, 0);
+            for (JDIMENSION k = 0; k < cols; k++)
+                c->padding_dc[ci][k] = row[0][k][0];
+        }
+        if (cinfo->progressive_mode && cinfo->coef_bits != NULL) {
+            memcpy(c->coef_bits[ci], cinfo->coef_bits[ci], 64 * sizeof(int));
+            int coded = cinfo->coef_bits[ci][0] >= 0; /* the earlier state is set from ci's first scan on */
+            for (int k = 0; k < 64; k++) /* and only for 0..9 */
+                c->coef_bits[ci][64 + k] = coded && k < 10 ? cinfo->coef_bits[c->components + ci][k] : -1;
+        }
         c->rows[ci] = rows;
         c->cols[ci] = cols;
         c->factors[ci][0] = comp->h_samp_factor;
@@ -365,6 +410,9 @@ static void decode(call *c) {
             c->has_table[slot] = 1;
         }
     }
+    c->progressive = cinfo->progressive_mode && cinfo->coef_bits != NULL;
+    c->scans = cinfo->input_scan_number;
+    c->last_good_row = cinfo->master->last_good_iMCU_row;
     c->lib->finish(cinfo);
 done:
     c->lib->destroy(cinfo); /* safe after any error: it checks what exists */
@@ -374,6 +422,8 @@ static void release(call *c) {
     for (int ci = 0; ci < 3; ci++) {
         free(c->blocks[ci]);
         c->blocks[ci] = NULL;
+        free(c->padding_dc[ci]);
+        c->padding_dc[ci] = NULL;
     }
 }
 
@@ -508,12 +558,16 @@ static PyObject *py_load(PyObject *self, PyObject *args) {
     return capsule;
 }
 
-/* read(library, data) -> (warnings, refused, components, tables)
+/* read(library, data) -> (warnings, refused, components, tables, progress)
  * warnings: [(offset, text)], libjpeg's warnings in order with how far it had
  * read (the first WARNINGS_KEPT; then (total, None) if there were more);
  * refused: None, or why no coefficients came back: (offset, libjpeg's error),
  * or a reason of ours (a str);
- * components: [(rows, cols, h, v, slot, int16 bytes)]; tables: 4 x (bytes or None). */
+ * components: [(rows, cols, h, v, slot, int16 bytes, padding row DCs: int16 bytes or None,
+ *               coef_bits: 128 int32 bytes (progressive: after the last scan, then
+ *               before the component's last scan, 0..9 only) or None)];
+ * tables: 4 x (bytes or None);
+ * progress: (scans read, last good iMCU row) of a progressive file, else None. */
 static PyObject *py_read(PyObject *self, PyObject *args) {
     PyObject *capsule;
     Py_buffer data;
@@ -550,9 +604,13 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
         goto out;
     if (refused == Py_None) {
         for (int ci = 0; ci < c->components; ci++) {
-            PyObject *item = Py_BuildValue("(IIiiiy#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
+            PyObject *item = Py_BuildValue("(IIiiiy#y#y#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
                                            c->table_slot[ci], (const char *)c->blocks[ci],
-                                           (Py_ssize_t)c->rows[ci] * c->cols[ci] * (Py_ssize_t)sizeof(JBLOCK));
+                                           (Py_ssize_t)c->rows[ci] * c->cols[ci] * (Py_ssize_t)sizeof(JBLOCK),
+                                           (const char *)c->padding_dc[ci],
+                                           c->padding_dc[ci] == NULL ? (Py_ssize_t)0 : (Py_ssize_t)c->cols[ci] * (Py_ssize_t)sizeof(JCOEF),
+                                           c->progressive ? (const char *)c->coef_bits[ci] : NULL,
+                                           c->progressive ? (Py_ssize_t)sizeof c->coef_bits[ci] : (Py_ssize_t)0);
             if (item == NULL || PyList_Append(components, item) < 0) {
                 Py_XDECREF(item);
                 goto out;
@@ -568,7 +626,10 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
             goto out;
         PyTuple_SET_ITEM(tables, slot, table);
     }
-    result = Py_BuildValue("(OOOO)", messages, refused, components, tables);
+    PyObject *progress = refused == Py_None && c->progressive ? Py_BuildValue("(iI)", c->scans, c->last_good_row) : new_none();
+    if (progress == NULL)
+        goto out;
+    result = Py_BuildValue("(OOOON)", messages, refused, components, tables, progress);
 out:
     Py_XDECREF(messages);
     Py_XDECREF(refused);
@@ -581,7 +642,7 @@ out:
 
 static PyMethodDef methods[] = {
     {"load", py_load, METH_VARARGS, "load(path) -> library: open libjpeg-turbo 2.1 and check its layout"},
-    {"read", py_read, METH_VARARGS, "read(library, data) -> (warnings, refused, components, tables)"},
+    {"read", py_read, METH_VARARGS, "read(library, data) -> (warnings, refused, components, tables, progress)"},
     {"probe", py_probe, METH_VARARGS,
      "probe(library, version, size_delta) -> libjpeg's message refusing that version and struct size, or None"},
     {NULL, NULL, 0, NULL},

@@ -3,7 +3,7 @@
 Each sample of a batch is compressed, with probability ``p``, at a quality
 drawn uniformly from ``[low, high]`` and a chroma subsampling drawn from the
 given choices; the others pass through unchanged. The compression is
-:func:`diffjpeg.jpeg`, so ``forward="exact"`` gives what saving and loading
+:func:`diffjpeg.jpeg`, so ``mode="exact"`` gives what saving and loading
 the image with Pillow at the drawn quality gives, and gradients flow to the
 image.
 
@@ -34,10 +34,11 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .check import check_choice, check_image
-from .codec import FORWARDS, jpeg
+from .check import MODES, check_choice, check_image
+from .codec import jpeg
+from .deprecation import deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS
-from .rounding import DEFAULT_FOURIER_ORDER, DEFAULT_TEMPERATURE, check_rounding
+from .rounding import Rounding, as_rounding
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ def _check_subsamplings(subsampling) -> tuple[str, ...]:
     return tuple(choices)
 
 
-def _check_options(quality, p, subsampling, forward, rounding, fractional, fourier_order, temperature, generator):
+def _check_options(quality, p, subsampling, mode, rounding, fractional, generator):
     if not isinstance(fractional, bool):
         raise TypeError(f"fractional must be a bool, got {type(fractional).__name__}")
     low, high = _check_quality_range(quality, fractional)
@@ -111,15 +112,15 @@ def _check_options(quality, p, subsampling, forward, rounding, fractional, fouri
     if not (0.0 <= float(p) <= 1.0):  # also rejects NaN
         raise ValueError(f"p must be in [0, 1], got {p}")
     subsamplings = _check_subsamplings(subsampling)
-    check_choice("forward", forward, FORWARDS)
-    check_rounding(rounding, fourier_order, temperature)
-    if fractional and forward == "exact":
+    check_choice("mode", mode, MODES)
+    rounding = as_rounding(rounding)
+    if fractional and mode == "exact":
         raise ValueError(
-            "fractional=True needs forward='float' or 'soft': the exact codec, like libjpeg, takes whole-number qualities"
+            "fractional=True needs mode='float' or 'soft': the exact codec, like libjpeg, takes whole-number qualities"
         )
     if generator is not None and not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
-    return low, high, float(p), subsamplings
+    return low, high, float(p), subsamplings, rounding
 
 
 # ---------------------------------------------------------------- drawing
@@ -193,17 +194,19 @@ def _random_jpeg(image, low, high, p, subsamplings, fractional, generator, optio
 
 
 # ---------------------------------------------------------------- public API
+_ORDER = ("p", "subsampling", "forward", "rounding")  # before 0.2, by position
+
+
+@keyword_only(2, _ORDER)
 def random_jpeg(
     image: Tensor,
     quality: float | tuple[float, float],
+    *,
     p: float = 1.0,
     subsampling: str | Sequence[str] = "4:2:0",
-    forward: str = "exact",
-    rounding: str = "polynomial",
-    *,
+    mode: str = "exact",
+    rounding: str | Rounding = "polynomial",
     fractional: bool = False,
-    fourier_order: int = DEFAULT_FOURIER_ORDER,
-    temperature: float = DEFAULT_TEMPERATURE,
     generator: torch.Generator | None = None,
     return_params: bool = False,
 ):
@@ -217,10 +220,8 @@ def random_jpeg(
         >>> y.shape, params.quality.shape
         (torch.Size([2, 3, 8, 8]), torch.Size([2]))
     """
-    low, high, p, subsamplings = _check_options(
-        quality, p, subsampling, forward, rounding, fractional, fourier_order, temperature, generator
-    )
-    options = dict(forward=forward, rounding=rounding, fourier_order=fourier_order, temperature=temperature)
+    low, high, p, subsamplings, rounding = _check_options(quality, p, subsampling, mode, rounding, fractional, generator)
+    options = dict(mode=mode, rounding=rounding)
     return _random_jpeg(image, low, high, p, subsamplings, fractional, generator, options, return_params)
 
 
@@ -237,9 +238,10 @@ class RandomJPEG(nn.Module):
             returned unchanged (gradient: identity).
         subsampling: ``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``, or a sequence of
             them to draw from uniformly per sample (repeat an entry to weight
-            it). Ignored for grayscale.
-        forward, rounding, fourier_order, temperature: as in :func:`diffjpeg.jpeg`.
-        fractional: draw real qualities (``forward="float"`` or ``"soft"`` only).
+            it). Ignored for grayscale. Keyword-only, as is every parameter
+            after ``quality``.
+        mode, rounding: as in :func:`diffjpeg.jpeg`.
+        fractional: draw real qualities (``mode="float"`` or ``"soft"`` only).
         generator: a ``torch.Generator`` to draw from (draws happen on its
             device); ``None`` draws from torch's global CPU generator.
 
@@ -277,30 +279,28 @@ class RandomJPEG(nn.Module):
         (torch.Size([4, 3, 16, 16]), torch.bool)
     """
 
+    forward_mode = deprecated_alias("forward_mode", "mode")
+
+    @keyword_only(2, _ORDER)
     def __init__(
         self,
         quality: float | tuple[float, float],
+        *,
         p: float = 1.0,
         subsampling: str | Sequence[str] = "4:2:0",
-        forward: str = "exact",
-        rounding: str = "polynomial",
-        *,
+        mode: str = "exact",
+        rounding: str | Rounding = "polynomial",
         fractional: bool = False,
-        fourier_order: int = DEFAULT_FOURIER_ORDER,
-        temperature: float = DEFAULT_TEMPERATURE,
         generator: torch.Generator | None = None,
     ):
         super().__init__()
-        self.low, self.high, self.p, self.subsamplings = _check_options(
-            quality, p, subsampling, forward, rounding, fractional, fourier_order, temperature, generator
+        self.low, self.high, self.p, self.subsamplings, self.rounding = _check_options(
+            quality, p, subsampling, mode, rounding, fractional, generator
         )
-        self.forward_mode, self.rounding, self.fractional = forward, rounding, fractional
-        self.fourier_order, self.temperature, self.generator = fourier_order, temperature, generator
+        self.mode, self.fractional, self.generator = mode, fractional, generator
 
     def forward(self, image: Tensor, return_params: bool = False):
-        options = dict(
-            forward=self.forward_mode, rounding=self.rounding, fourier_order=self.fourier_order, temperature=self.temperature
-        )
+        options = dict(mode=self.mode, rounding=self.rounding)
         return _random_jpeg(
             image, self.low, self.high, self.p, self.subsamplings, self.fractional, self.generator, options, return_params
         )
@@ -310,6 +310,6 @@ class RandomJPEG(nn.Module):
         quality = (number(self.low), number(self.high))
         subsampling = self.subsamplings[0] if len(self.subsamplings) == 1 else self.subsamplings
         return (
-            f"quality={quality}, p={self.p}, subsampling={subsampling!r}, forward={self.forward_mode!r}, "
+            f"quality={quality}, p={self.p}, subsampling={subsampling!r}, mode={self.mode!r}, "
             f"rounding={self.rounding!r}, fractional={self.fractional}"
         )

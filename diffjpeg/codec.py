@@ -6,7 +6,7 @@ quantization (quantize) -> :class:`Coefficients`.
 
 decode: dequantization -> IDCT -> crop -> chroma upsampling -> YCbCr to RGB.
 
-Forward modes, and the gradient each one gives:
+Modes (``mode=``): the forward pass, and the gradient each one gives:
 
 * ``"exact"``: libjpeg-turbo's integer encoder and decoder (ISLOW DCT, fancy
   upsampling), bit for bit what saving and loading the JPEG gives. Backward:
@@ -29,19 +29,19 @@ from collections.abc import Iterable
 import torch
 from torch import Tensor, nn
 
-from . import color, native
+from . import color, native, smoothing
 from .blocks import merge_blocks, replicate_edges, split_blocks
 from .check import MODES, check_choice, check_device, check_finite, check_image, checking_values
 from .coefficients import Coefficients
 from .dct import fdct, fdct_islow, idct, idct_islow
+from .deprecation import deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS, component_geometry, subsampling_factors
 from .precision import full_precision, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
-    DEFAULT_FOURIER_ORDER,
-    DEFAULT_TEMPERATURE,
-    check_rounding,
+    Rounding,
+    as_rounding,
     clamp_ste,
     needs_grad,
     round_ste,
@@ -50,7 +50,6 @@ from .rounding import (
 )
 from .sampling import downsample, downsample_biased, upsample, upsample_fancy
 
-FORWARDS = MODES
 DEFAULT_QUALITY = 75  # libjpeg's default
 
 
@@ -125,15 +124,19 @@ def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, devi
 
 
 # ---------------------------------------------------------------- pipeline
+# The order of the parameters before 0.2, when all could be passed by position.
+_ENCODE_ORDER = ("qtables", "subsampling", "forward", "rounding", "fourier_order", "temperature", "rgb_to_ycbcr")
+
+
+@keyword_only(2, _ENCODE_ORDER)
 def encode(
     image: Tensor,
     quality: float | Tensor | None = None,
+    *,
     qtables: Tensor | None = None,
     subsampling: str = "4:2:0",
-    forward: str = "exact",
-    rounding: str = "polynomial",
-    fourier_order: int = DEFAULT_FOURIER_ORDER,
-    temperature: float = DEFAULT_TEMPERATURE,
+    mode: str = "exact",
+    rounding: str | Rounding = "polynomial",
     rgb_to_ycbcr: Tensor | None = None,
 ) -> Coefficients:
     """Encode images to quantized DCT coefficients, as a JPEG encoder does.
@@ -151,10 +154,11 @@ def encode(
             they are used as given (rounded and clamped to [1, 255] as a baseline
             JPEG stores them); with it they are scaled like libjpeg's tables.
         subsampling: ``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"`` (ignored for grayscale).
-        forward: ``"exact"``, ``"float"`` or ``"soft"`` (module docstring).
-        rounding: quantizer surrogate: ``"linear"``, ``"polynomial"``,
-            ``"fourier"`` or ``"sigmoid"``.
-        fourier_order, temperature: parameters of the fourier and sigmoid surrogates.
+        mode: the forward pass, ``"exact"``, ``"float"`` or ``"soft"`` (module
+            docstring). Keyword-only, as is every parameter after ``quality``.
+        rounding: the quantizer's surrogate: ``"linear"``, ``"polynomial"``,
+            ``"fourier"``, ``"sigmoid"``, or a :class:`diffjpeg.rounding.Rounding`
+            with its parameters (``Fourier(order=5)``, ``Sigmoid(temperature=0.1)``).
         rgb_to_ycbcr: ``(3, 3)`` or ``(B, 3, 3)`` color matrix (rows Y, Cb, Cr);
             libjpeg's if ``None``. May require grad.
 
@@ -169,28 +173,28 @@ def encode(
         (torch.Size([3, 5, 8, 8]), torch.Size([3, 3, 8, 8]))
     """
     batch, channels, height, width = check_image(image)
-    check_choice("forward", forward, FORWARDS)
+    check_choice("mode", mode, MODES)
     check_choice("subsampling", subsampling, SUBSAMPLINGS)
-    check_rounding(rounding, fourier_order, temperature)
+    rounding = as_rounding(rounding)
     work = working_dtype(image.dtype)
     device = image.device
     with full_precision(device):
-        return _encode(image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr, work)
+        return _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work)
 
 
-def _encode(image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr, work):
+def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work):
     *batch, channels, height, width = image.shape
     batch, device = torch.Size(batch), image.device
     count = math.prod(batch)
-    tables = resolve_tables(quality, qtables, batch, forward == "exact", work, device)
+    tables = resolve_tables(quality, qtables, batch, mode == "exact", work, device)
     matrix = _matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, work, device)
     x = image.reshape(count, channels, height, width)
     if x.is_floating_point() and x.dtype != work:
         x = x.to(work)  # 8-bit levels first, in float32: round(x * 255) is then the level
     factors = subsampling_factors(subsampling, channels)
     geometries = [component_geometry((height, width), f, factors[0]) for f in factors]
-    values, stages = None, forward
-    if forward == "exact":
+    values, stages = None, mode
+    if mode == "exact":
         grad = needs_grad(image, tables, matrix)
         if native.encode_applies(x, matrix, tables):
             values = native.encode(x, tables, geometries, work, dct=grad)
@@ -209,7 +213,7 @@ def _encode(image, quality, qtables, subsampling, forward, rounding, fourier_ord
     if x.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=forward != "soft")
+        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=mode != "soft")
     planes = color.rgb_to_ycbcr(samples, matrix, stages) if channels == 3 else samples
 
     blocks = []
@@ -220,10 +224,10 @@ def _encode(image, quality, qtables, subsampling, forward, rounding, fourier_ord
         coefficients = fdct(split_blocks(plane), stages)
         table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
         if values is None:
-            quantized = quantize(coefficients, table, forward, rounding, fourier_order, temperature)
+            quantized = quantize(coefficients, table, mode, rounding)
         else:  # as quantize(..., "exact") does with the exact DCT
             coefficients = straight_through(coefficients, values[1][ci])
-            quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci], fourier_order, temperature)
+            quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci])
         blocks.append(quantized.reshape(batch + quantized.shape[1:]))
     return _coefficients(blocks, tables, batch, factors, (height, width))
 
@@ -263,14 +267,15 @@ def _coefficients(blocks: list[Tensor], tables: Tensor, batch, factors, size) ->
     )
 
 
-def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Tensor | None = None) -> Tensor:
+@keyword_only(1, ("forward", "ycbcr_to_rgb"))
+def decode(coefficients: Coefficients, *, mode: str = "exact", ycbcr_to_rgb: Tensor | None = None) -> Tensor:
     """Decode quantized DCT coefficients to images, as a JPEG decoder does.
 
     Args:
         coefficients: :class:`Coefficients` from :func:`encode`, :func:`diffjpeg.read`
             or built by hand; any sampling factors libjpeg decodes; finite
             (NaN or Inf: ``ValueError``), every tensor on one device.
-        forward: ``"exact"`` (libjpeg-turbo's default decoder; coefficients and
+        mode: ``"exact"`` (libjpeg-turbo's default decoder; coefficients and
             tables are rounded to integers first, as a file holds them),
             ``"float"`` or ``"soft"``.
         ycbcr_to_rgb: ``(3, 3)`` or ``(B, 3, 3)`` matrix on ``(Y, Cb-128, Cr-128)``;
@@ -285,14 +290,14 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
         >>> decode(encode(x, quality=75)).shape
         torch.Size([2, 3, 16, 16])
     """
-    return _decode(coefficients, forward, ycbcr_to_rgb, as_uint8=False)
+    return _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False)
 
 
-def _decode(coefficients: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
+def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
     """:func:`decode`; with ``as_uint8`` the 8-bit samples themselves (no gradient)."""
     if not isinstance(coefficients, Coefficients):
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
-    check_choice("forward", forward, FORWARDS)
+    check_choice("mode", mode, MODES)
     c = coefficients
     device = c.y.device
     for name, t in zip(("y", "cb", "cr", "qtables"), c.components + [c.qtables]):
@@ -304,10 +309,10 @@ def _decode(coefficients: Coefficients, forward: str, ycbcr_to_rgb: Tensor | Non
         if blocks.shape != expected:
             raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
     with full_precision(device):
-        return _decode_stages(c, forward, ycbcr_to_rgb, as_uint8)
+        return _decode_stages(c, mode, ycbcr_to_rgb, as_uint8)
 
 
-def _decode_stages(c: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
+def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
     batch = c.batch_shape
     count = math.prod(batch)
     height, width = c.size
@@ -318,8 +323,10 @@ def _decode_stages(c: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, a
     if len(components) == 3:
         matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, c.y.device)
     geometries = c.geometries()
-    exact_ycc, stages = None, forward
-    if forward == "exact":
+    # libjpeg estimates what an incomplete progressive file left out (block smoothing)
+    components = smoothing.smooth(components, tables, c.progression, geometries, c.size, mode)
+    exact_ycc, stages = None, mode
+    if mode == "exact":
         grad = not as_uint8 and needs_grad(*components, tables, matrix)
         samples = None
         if native.decode_applies(components, tables, geometries, matrix):
@@ -342,20 +349,20 @@ def _decode_stages(c: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, a
         stages = "soft"
     planes = []
     for ci, (blocks, geo) in enumerate(zip(components, geometries)):
-        q = round_ste(blocks) if forward == "exact" else blocks
+        q = round_ste(blocks) if mode == "exact" else blocks
         samples_ci = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8)), stages)
         plane = merge_blocks(samples_ci)[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
         planes.append(plane[..., :height, :width])
     ycc = torch.stack(planes, dim=1)
     if len(planes) == 3:
-        if forward == "exact" and matrix is not None and needs_grad(matrix):
+        if mode == "exact" and matrix is not None and needs_grad(matrix):
             # the matrix's gradient at the exact YCbCr samples; with a custom
             # matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
         ycc = color.ycbcr_to_rgb(ycc, matrix, stages)
     out = ycc / 255.0
-    if forward == "exact":
+    if mode == "exact":
         out = straight_through(out, samples)
     return out.reshape(batch + ycc.shape[1:])
 
@@ -381,21 +388,21 @@ def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size,
     return color.ycbcr_to_rgb_fixed(ycc, matrix), ycc
 
 
+@keyword_only(2, _ENCODE_ORDER + ("ycbcr_to_rgb",))
 def jpeg(
     image: Tensor,
     quality: float | Tensor | None = None,
+    *,
     qtables: Tensor | None = None,
     subsampling: str = "4:2:0",
-    forward: str = "exact",
-    rounding: str = "polynomial",
-    fourier_order: int = DEFAULT_FOURIER_ORDER,
-    temperature: float = DEFAULT_TEMPERATURE,
+    mode: str = "exact",
+    rounding: str | Rounding = "polynomial",
     rgb_to_ycbcr: Tensor | None = None,
     ycbcr_to_rgb: Tensor | None = None,
 ) -> Tensor:
     """Compress and decompress: ``decode(encode(image))``, differentiably.
 
-    Arguments as in :func:`encode` and :func:`decode`. With ``forward="exact"``
+    Arguments as in :func:`encode` and :func:`decode`. With ``mode="exact"``
     the result equals saving the image as a JPEG with libjpeg-turbo (Pillow,
     OpenCV) and loading it again, pixel for pixel.
 
@@ -411,11 +418,11 @@ def jpeg(
         >>> y.sum().backward(); x.grad.shape
         torch.Size([4, 3, 32, 32])
     """
-    arguments = (image, quality, qtables, subsampling, forward, rounding, fourier_order, temperature, rgb_to_ycbcr)
+    options = dict(qtables=qtables, subsampling=subsampling, mode=mode, rounding=rounding, rgb_to_ycbcr=rgb_to_ycbcr)
     if isinstance(image, Tensor) and image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
         with torch.no_grad():
-            return _decode(encode(*arguments), forward, ycbcr_to_rgb, as_uint8=True)
-    out = decode(encode(*arguments), forward, ycbcr_to_rgb)
+            return _decode(encode(image, quality, **options), mode, ycbcr_to_rgb, as_uint8=True)
+    out = decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
 
 
@@ -430,7 +437,7 @@ class DiffJPEG(nn.Module):
         quality: initial quality in [0, 100]; ``None`` with ``qtables`` uses the
             tables as given.
         qtables: initial base tables ``(2, 8, 8)``; Annex K if ``None``.
-        subsampling, forward, rounding, fourier_order, temperature: see :func:`encode`.
+        subsampling, mode, rounding: see :func:`encode` (keyword-only).
         learnable: ``False``, ``True`` (all of quality, qtables and color), or
             an iterable of those names. Learnable values are kept in range in the
             forward pass by straight-through clamps (quality to [0, 100], tables
@@ -443,21 +450,23 @@ class DiffJPEG(nn.Module):
         True
     """
 
+    forward_mode = deprecated_alias("forward_mode", "mode")
+
+    @keyword_only(2, ("qtables", "subsampling", "forward", "rounding", "fourier_order", "temperature", "learnable"))
     def __init__(
         self,
         quality: float | None = DEFAULT_QUALITY,
+        *,
         qtables: Tensor | None = None,
         subsampling: str = "4:2:0",
-        forward: str = "exact",
-        rounding: str = "polynomial",
-        fourier_order: int = DEFAULT_FOURIER_ORDER,
-        temperature: float = DEFAULT_TEMPERATURE,
+        mode: str = "exact",
+        rounding: str | Rounding = "polynomial",
         learnable: bool | Iterable[str] = False,
     ):
         super().__init__()
-        check_choice("forward", forward, FORWARDS)
+        check_choice("mode", mode, MODES)
         check_choice("subsampling", subsampling, SUBSAMPLINGS)
-        check_rounding(rounding, fourier_order, temperature)
+        rounding = as_rounding(rounding)
         if learnable is True:
             names = set(LEARNABLE)
         elif learnable is False or learnable is None:
@@ -473,8 +482,7 @@ class DiffJPEG(nn.Module):
             raise ValueError("give quality, qtables or both")
         if quality is not None:
             _quality_tensor(quality, torch.Size(), torch.float32, "cpu")
-        self.subsampling, self.forward_mode, self.rounding = subsampling, forward, rounding
-        self.fourier_order, self.temperature = fourier_order, temperature
+        self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
 
         group = {"quality": "quality", "qtables": "qtables", "rgb_to_ycbcr": "color", "ycbcr_to_rgb": "color"}
 
@@ -500,18 +508,16 @@ class DiffJPEG(nn.Module):
         return jpeg(
             image,
             quality,
-            qtables,
-            self.subsampling,
-            self.forward_mode,
-            self.rounding,
-            self.fourier_order,
-            self.temperature,
-            self.rgb_to_ycbcr,
-            self.ycbcr_to_rgb,
+            qtables=qtables,
+            subsampling=self.subsampling,
+            mode=self.mode,
+            rounding=self.rounding,
+            rgb_to_ycbcr=self.rgb_to_ycbcr,
+            ycbcr_to_rgb=self.ycbcr_to_rgb,
         )
 
     def extra_repr(self) -> str:
-        return f"subsampling={self.subsampling!r}, forward={self.forward_mode!r}, rounding={self.rounding!r}"
+        return f"subsampling={self.subsampling!r}, mode={self.mode!r}, rounding={self.rounding!r}"
 
 
 def _hold(module: nn.Module, name: str, value) -> None:
@@ -534,36 +540,37 @@ class JPEGEncoder(nn.Module):
         torch.Size([1, 1, 1, 8, 8])
     """
 
+    forward_mode = deprecated_alias("forward_mode", "mode")
+
+    @keyword_only(2, _ENCODE_ORDER)
     def __init__(
         self,
         quality: float | Tensor | None = None,
+        *,
         qtables: Tensor | None = None,
         subsampling: str = "4:2:0",
-        forward: str = "exact",
-        rounding: str = "polynomial",
-        fourier_order: int = DEFAULT_FOURIER_ORDER,
-        temperature: float = DEFAULT_TEMPERATURE,
+        mode: str = "exact",
+        rounding: str | Rounding = "polynomial",
         rgb_to_ycbcr: Tensor | None = None,
     ):
         super().__init__()
-        check_choice("forward", forward, FORWARDS)
+        check_choice("mode", mode, MODES)
         check_choice("subsampling", subsampling, SUBSAMPLINGS)
-        check_rounding(rounding, fourier_order, temperature)
+        rounding = as_rounding(rounding)
         if quality is not None:
             _quality_tensor(quality, torch.Size(), torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
         for name, value in (("quality", quality), ("qtables", qtables), ("rgb_to_ycbcr", rgb_to_ycbcr)):
             _hold(self, name, value)
-        self.subsampling, self.forward_mode, self.rounding = subsampling, forward, rounding
-        self.fourier_order, self.temperature = fourier_order, temperature
+        self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
 
     def forward(self, image: Tensor) -> Coefficients:
         return encode(
-            image, self.quality, self.qtables, self.subsampling, self.forward_mode, self.rounding,
-            self.fourier_order, self.temperature, self.rgb_to_ycbcr,
+            image, self.quality, qtables=self.qtables, subsampling=self.subsampling, mode=self.mode,
+            rounding=self.rounding, rgb_to_ycbcr=self.rgb_to_ycbcr,
         )
 
     def extra_repr(self) -> str:
-        return f"subsampling={self.subsampling!r}, forward={self.forward_mode!r}, rounding={self.rounding!r}"
+        return f"subsampling={self.subsampling!r}, mode={self.mode!r}, rounding={self.rounding!r}"
 
 
 class JPEGDecoder(nn.Module):
@@ -574,14 +581,17 @@ class JPEGDecoder(nn.Module):
         torch.Size([1, 3, 8, 8])
     """
 
-    def __init__(self, forward: str = "exact", ycbcr_to_rgb: Tensor | None = None):
+    forward_mode = deprecated_alias("forward_mode", "mode")
+
+    @keyword_only(1, ("forward", "ycbcr_to_rgb"))
+    def __init__(self, *, mode: str = "exact", ycbcr_to_rgb: Tensor | None = None):
         super().__init__()
-        check_choice("forward", forward, FORWARDS)
-        self.forward_mode = forward
+        check_choice("mode", mode, MODES)
+        self.mode = mode
         _hold(self, "ycbcr_to_rgb", ycbcr_to_rgb)
 
     def forward(self, coefficients: Coefficients) -> Tensor:
-        return decode(coefficients, self.forward_mode, self.ycbcr_to_rgb)
+        return decode(coefficients, mode=self.mode, ycbcr_to_rgb=self.ycbcr_to_rgb)
 
     def extra_repr(self) -> str:
-        return f"forward={self.forward_mode!r}"
+        return f"mode={self.mode!r}"

@@ -21,6 +21,80 @@ from .geometry import (  # noqa: F401  (ComponentGeometry, component_geometry, S
 )
 
 
+@dataclass(frozen=True)
+class Progression:
+    """How far a progressive file's scans took each coefficient, for decoding.
+
+    :func:`diffjpeg.read` sets it on a progressive file whose scans leave
+    some coefficient not known exactly (a truncated download, a custom scan
+    script); :func:`diffjpeg.decode` then estimates the lowest missing ones as
+    libjpeg does (block smoothing, :mod:`diffjpeg.smoothing`).
+
+    Attributes:
+        bits: per component, 64 ints by zigzag index: libjpeg's ``coef_bits``
+            after the last scan: -1 never coded, 0 known exactly, ``Al > 0``
+            the bits below ``Al`` never arrived.
+        padding_dc: per component, the DC values of the MCU padding block row
+            under its last block row (coded by interleaved DC scans; smoothing
+            reads it in one case), ``(*batch, cols)``; ``None`` where the
+            component has no such row or it is not known (then the value
+            libjpeg's encoders write is assumed).
+        previous: per component, 64 ints as ``bits``: the state before the
+            component's last scan (libjpeg keeps zigzag 0..9 of it; -1 for
+            the rest, and for all of it after a single scan); ``None``: not
+            known (``bits`` then serve every row).
+        last_good_imcu_row: the last iMCU row whose data the last scan that
+            ran out of it still had (libjpeg's ``last_good_iMCU_row``): rows
+            after it are smoothed with ``previous``; ``None`` for every row
+            good.
+
+    Example:
+        >>> p = Progression(((0, 2, 2, 2, 2, 2) + (-1,) * 58,), (None,))
+        >>> p.complete
+        False
+    """
+
+    bits: tuple[tuple[int, ...], ...]
+    padding_dc: tuple[Tensor | None, ...]
+    previous: tuple[tuple[int, ...], ...] | None = None
+    last_good_imcu_row: int | None = None
+
+    def __post_init__(self):
+        bits = tuple(tuple(int(b) for b in row) for row in self.bits)
+        if not bits or any(len(row) != 64 or any(not -1 <= b <= 13 for b in row) for row in bits):
+            raise ValueError("Progression.bits must give 64 values in -1..13 (zigzag order) for each component")
+        if self.previous is not None:
+            previous = tuple(tuple(int(b) for b in row) for row in self.previous)
+            if len(previous) != len(bits) or any(len(row) != 64 or any(not -1 <= b <= 13 for b in row) for row in previous):
+                raise ValueError("Progression.previous must give 64 values in -1..13 (zigzag order) for each component")
+            object.__setattr__(self, "previous", previous)
+        row = self.last_good_imcu_row
+        if row is not None and (isinstance(row, bool) or not isinstance(row, int) or row < 0):
+            raise ValueError(f"Progression.last_good_imcu_row must be a non-negative int or None, got {row!r}")
+        padding = tuple(self.padding_dc)
+        if len(padding) != len(bits) or any(p is not None and not isinstance(p, Tensor) for p in padding):
+            raise ValueError(f"Progression.padding_dc must give a tensor or None for each of the {len(bits)} components")
+        object.__setattr__(self, "bits", bits)
+        object.__setattr__(self, "padding_dc", padding)
+
+    @property
+    def complete(self) -> bool:
+        """Whether every coefficient of every component is known exactly."""
+        return all(b == 0 for row in self.bits for b in row)
+
+    @property
+    def state(self) -> tuple:
+        """Everything but the padding DCs: what two files must share to be
+        decoded as one batch."""
+        return self.bits, self.previous, self.last_good_imcu_row
+
+    def _with_padding(self, padding_dc) -> "Progression":
+        return Progression(self.bits, padding_dc, self.previous, self.last_good_imcu_row)
+
+    def _map(self, fn) -> "Progression":
+        return self._with_padding(tuple(None if p is None else fn(p) for p in self.padding_dc))
+
+
 @dataclass
 class Coefficients:
     """Quantized DCT blocks of each component, with what is needed to decode them.
@@ -36,6 +110,10 @@ class Coefficients:
         size: ``(height, width)`` of the image; required.
         qtable_index: which of ``qtables`` each component uses (JPEG's Tq);
             default ``(0, 1, 1)``, ``(0,)`` for grayscale.
+        progression: :class:`Progression` of a progressive file read with
+            coefficients left incomplete, which :func:`diffjpeg.decode`
+            smooths as libjpeg does; ``None`` (default): every coefficient
+            is as given (``encode`` and every complete file).
 
     Values are float tensors (integer-valued except from the soft encoder) that
     may carry gradients. ``rows, cols`` are each component's own block counts
@@ -59,6 +137,7 @@ class Coefficients:
     sampling: tuple[tuple[int, int], ...] | str = "4:2:0"
     size: tuple[int, int] | None = None
     qtable_index: tuple[int, ...] | None = None
+    progression: Progression | None = None
 
     def __post_init__(self):
         if self.size is None:
@@ -81,6 +160,11 @@ class Coefficients:
                 f"qtable_index must give a table in 0..{tables - 1} for each of the {count} components, got {self.qtable_index}"
             )
         self.size = (int(self.size[0]), int(self.size[1]))
+        if self.progression is not None:
+            if not isinstance(self.progression, Progression):
+                raise TypeError(f"progression must be a diffjpeg.Progression or None, got {type(self.progression).__name__}")
+            if len(self.progression.bits) != count:
+                raise ValueError(f"progression describes {len(self.progression.bits)} components, the coefficients have {count}")
 
     @property
     def components(self) -> list[Tensor]:
@@ -149,7 +233,8 @@ class Coefficients:
 
     def _map(self, fn) -> "Coefficients":
         opt = lambda t: None if t is None else fn(t)  # noqa: E731
-        return replace(self, y=fn(self.y), cb=opt(self.cb), cr=opt(self.cr), qtables=fn(self.qtables))
+        progression = None if self.progression is None else self.progression._map(fn)
+        return replace(self, y=fn(self.y), cb=opt(self.cb), cr=opt(self.cr), qtables=fn(self.qtables), progression=progression)
 
     def to(self, *args, **kwargs) -> "Coefficients":
         """Move or cast every tensor, as ``Tensor.to``."""

@@ -42,12 +42,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .coefficients import Coefficients
+from .coefficients import Coefficients, Progression
 from .geometry import block_count
 from .huffman import check_codable, coded_scans
 from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
 from .progressive import progressive_file
 from .sequential import MAX_TABLE_SLOT, SOF_BASELINE, file_header, sequential_file
+from .smoothing import progression_bits
 
 LIBJPEG = "turbo210"  # the newest libjpeg-turbo jpeglib carries (2.1), the codec of Pillow and OpenCV
 _jpeglib_lock = threading.Lock()  # only for the fallback: jpeglib's version switch is process-wide
@@ -96,10 +97,16 @@ def _check_reader(module, library) -> None:
     chroma = torch.arange(2 * 2 * 64, dtype=torch.float32).reshape(2, 2, 8, 8) % 37 - 18
     tables = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 8, 8) * 7 + 1
     c = Coefficients(y, chroma, -chroma, tables, ((2, 1), (1, 1), (1, 1)), (16, 32))
-    messages, refused, components, qtables = module.read(library, write(c))
-    if refused is not None or messages:
-        raise OSError(f"a valid file did not read: {refused}, {messages}")
-    for (rows, cols, h, v, slot, blob), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
+    warned, refused, components, qtables, _ = module.read(library, write(c))
+    if refused is not None or warned:
+        raise OSError(f"a valid file did not read: {refused}, {warned}")
+    # a complete progressive file: its state complete, its last iMCU row good
+    data = write(c, progressive=True)
+    warned, refused, progressive, _, progress = module.read(library, data)
+    expected = (data.count(b"\xff\xda"), c.size[0] // 8 - 1)  # v_max 1: an iMCU row is 8 rows
+    if refused is not None or warned or progress != expected or any(np.frombuffer(p[-1], np.int32)[:64].any() for p in progressive):
+        raise OSError(f"a complete progressive file did not come back complete: {progress}, expected {expected}")
+    for (rows, cols, h, v, slot, blob, *_), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
         if (rows, cols, (h, v), slot) != (*blocks.shape[:2], sampling, index):
             raise OSError("a component's description came back wrong")
         if not np.array_equal(np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8), blocks.numpy()):
@@ -268,7 +275,7 @@ def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device) -> C
     reader = _reader()
     # strict: the file up to its EOI; else all of it, libjpeg stops at EOI
     payload = data[: structure.end] if strict else data
-    components, slots, qt = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, payload, strict)
+    components, slots, qt, padding, state = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, payload, strict)
     if len(components) != len(structure.components):
         raise JPEGError(f"libjpeg gave {len(components)} components, the frame header has {len(structure.components)}")
     geometry_check = [c.shape for c in components]
@@ -287,6 +294,7 @@ def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device) -> C
         sampling=structure.sampling,
         size=(structure.height, structure.width),
         qtable_index=index,
+        progression=_progression(structure, state, padding, as_tensor, data),
     )
     expected = [g.blocks + (8, 8) for g in c.geometries()]
     if geometry_check != expected:  # libjpeg and the frame header must agree
@@ -294,9 +302,40 @@ def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device) -> C
     return c
 
 
+def _progression(structure, state, padding, as_tensor, data: bytes) -> Progression | None:
+    """What decode's block smoothing needs of a progressive file whose scans
+    leave coefficients incomplete; ``None`` for every other file. ``state``:
+    libjpeg's own (the compiled reader: ``coef_bits`` after the last scan and
+    before it, the scan count, the last good iMCU row), else ``None``: then
+    the final state is worked out from the scans the Python walk found (all
+    of them: strict; for a file read leniently, those of a strict walk if it
+    gets through, else the first) and used for every row."""
+    if not structure.progressive:
+        return None
+    if state is not None:
+        bits, previous, scans, last_good = state
+        if all(b == 0 for row in bits for b in row):
+            return None
+        if scans < 2:  # smoothing_ok latches -1 for the earlier state then
+            previous = tuple((-1,) * 64 for _ in previous)
+        return Progression(bits, tuple(None if p is None else as_tensor(p) for p in padding), previous, last_good)
+    scans = structure.scans
+    if len(scans) == 1 and structure.end == len(data):  # a lenient walk: it stopped at the first scan
+        try:
+            scans = parse_structure(data, None).scans
+        except JPEGError:
+            pass
+    bits = progression_bits(scans, [c.id for c in structure.components])
+    if all(b == 0 for row in bits for b in row):
+        return None
+    return Progression(bits, tuple(None if p is None else as_tensor(p) for p in padding))
+
+
 def _read_in_memory(reader, data: bytes, strict: bool):
-    """Blocks per component, their table slots, and the 4 table slots (or None)."""
-    warned, refused, components, tables = reader(data)
+    """Blocks per component, their table slots, the 4 table slots (or None),
+    the DCs of each component's MCU padding row (or None), and libjpeg's
+    ``coef_bits`` per component (``None`` unless progressive)."""
+    warned, refused, components, tables, progress = reader(data)
     if refused is not None:
         if isinstance(refused, tuple):  # libjpeg's error, and where it had read to
             offset, text = refused
@@ -310,9 +349,14 @@ def _read_in_memory(reader, data: bytes, strict: bool):
         )
     if strict and warned:
         raise JPEGError(f"corrupt JPEG data, libjpeg warns: {_warning_text(data, warned)}; {LENIENT_HINT}")
-    blocks = [np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob in components]
+    blocks = [np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _, _ in components]
     qt = [None if t is None else np.frombuffer(t, np.uint16).reshape(8, 8) for t in tables]
-    return blocks, [slot for *_, slot, _ in components], qt
+    padding = [None if pad is None else np.frombuffer(pad, np.int16) for *_, pad, _ in components]
+    state = None
+    if progress is not None:  # libjpeg's coef_bits: after the last scan, then before it
+        both = [np.frombuffer(bits, np.int32).reshape(2, 64).tolist() for *_, bits in components]
+        state = (tuple(tuple(b[0]) for b in both), tuple(tuple(b[1]) for b in both), *progress)
+    return blocks, [slot for *_, slot, _, _, _ in components], qt, padding, state
 
 
 def _read_through_jpeglib(_, data: bytes, strict: bool):
@@ -334,7 +378,8 @@ def _read_through_jpeglib(_, data: bytes, strict: bool):
     count = 1 if image.Cb is None else 3
     blocks = [image.Y] if count == 1 else [image.Y, image.Cb, image.Cr]
     qt = np.asarray(image.qt)
-    return blocks, [int(i) for i in image.quant_tbl_no[:count]], [qt[i] if i < len(qt) else None for i in range(4)]
+    # jpeglib gives no MCU padding: smoothing assumes libjpeg's encoders' (Progression)
+    return blocks, [int(i) for i in image.quant_tbl_no[:count]], [qt[i] if i < len(qt) else None for i in range(4)], [None] * count, None
 
 
 def read_batch(sources: Sequence, **options) -> Coefficients:
@@ -365,13 +410,20 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         raise TypeError("sources must be a non-empty list of paths, bytes or file objects")
     items = [read(s, **options) for s in sources]
     first = items[0]
+    scans = lambda c: None if c.progression is None else c.progression.state  # noqa: E731
     for i, c in enumerate(items[1:], 1):
         if (c.size, c.sampling, c.qtable_index, c.qtables.shape) != (first.size, first.sampling, first.qtable_index, first.qtables.shape):
             raise ValueError(
                 f"file {i} has size {c.size}, sampling {c.sampling}, tables {c.qtable_index}; "
                 f"file 0 has {first.size}, {first.sampling}, {first.qtable_index}: read them one by one"
             )
+        if scans(c) != scans(first):
+            raise ValueError(f"file {i} and file 0 leave different coefficients incomplete (progressive scans): read them one by one")
     stack = lambda ts: None if ts[0] is None else torch.stack(ts)  # noqa: E731
+    progression = None
+    if first.progression is not None:
+        padding = zip(*(c.progression.padding_dc for c in items))
+        progression = first.progression._with_padding(tuple(stack(list(p)) for p in padding))
     return Coefficients(
         y=stack([c.y for c in items]),
         cb=stack([c.cb for c in items]),
@@ -380,6 +432,7 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         sampling=first.sampling,
         size=first.size,
         qtable_index=first.qtable_index,
+        progression=progression,
     )
 
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from .check import check_choice
 from .coefficients import Coefficients
 from .huffman import check_huffman
-from .rate import rate
+from .rate_model import rate
 
 DISTORTIONS = ("mse", "ssim")
 KORNIA_MISSING = 'distortion="ssim" needs kornia: pip install "diffjpeg[tables]" (or pip install kornia)'

@@ -21,14 +21,8 @@ from torch import Tensor, nn
 
 from .check import check_mode
 from .dct import fits_int16, wrap_int16
-from .rounding import (
-    DEFAULT_FOURIER_ORDER,
-    DEFAULT_TEMPERATURE,
-    check_rounding,
-    needs_grad,
-    round_with_surrogate,
-    soft_round,
-)
+from .deprecation import keyword_only
+from .rounding import Rounding, as_rounding, needs_grad, round_with_surrogate
 
 _DCTELEM_BITS = 16
 _TABLE_LIMIT = 2047  # exact mode's tables saturate here (8 Q stays below 2**14)
@@ -92,14 +86,8 @@ def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
     return torch.where(x < 0, -magnitude, magnitude)
 
 
-def quantize(
-    coefficients: Tensor,
-    table: Tensor,
-    mode: str = "float",
-    rounding: str = "polynomial",
-    fourier_order: int = DEFAULT_FOURIER_ORDER,
-    temperature: float = DEFAULT_TEMPERATURE,
-) -> Tensor:
+@keyword_only(4, ("fourier_order", "temperature"), renamed={})
+def quantize(coefficients: Tensor, table: Tensor, mode: str = "float", rounding: str | Rounding = "polynomial") -> Tensor:
     """Quantize DCT coefficients: ``round(F / Q)``.
 
     Args:
@@ -111,7 +99,7 @@ def quantize(
         mode: ``"exact"`` (libjpeg's reciprocal division), ``"float"``
             (``round``) or ``"soft"`` (the surrogate itself).
         rounding: the surrogate whose derivative is the backward pass in every
-            mode (see :mod:`diffjpeg.rounding`).
+            mode: a name or a :class:`diffjpeg.rounding.Rounding`.
 
     Returns:
         ``(..., 8, 8)`` quantized coefficients (integer-valued except in soft
@@ -122,9 +110,9 @@ def quantize(
         3.0
     """
     check_mode(mode)
-    check_rounding(rounding, fourier_order, temperature)
+    rounding = as_rounding(rounding)
     if mode == "soft":
-        return soft_round(coefficients / table, rounding, fourier_order, temperature)
+        return rounding(coefficients / table)
     value = None
     if mode == "exact":
         # 8 F and 8 Q: multiples of 1/8 and integers, exact in float32
@@ -133,7 +121,7 @@ def quantize(
         value = reciprocal_divide(dct_out, divisors).to(coefficients.dtype)
         if not needs_grad(coefficients, table):
             return value
-    return round_with_surrogate(coefficients / table, rounding, value, fourier_order, temperature)
+    return round_with_surrogate(coefficients / table, rounding, value)
 
 
 def dequantize(quantized: Tensor, table: Tensor) -> Tensor:
@@ -173,21 +161,14 @@ class Quantize(nn.Module):
         2.0
     """
 
-    def __init__(
-        self,
-        mode: str = "float",
-        rounding: str = "polynomial",
-        fourier_order: int = DEFAULT_FOURIER_ORDER,
-        temperature: float = DEFAULT_TEMPERATURE,
-    ):
+    @keyword_only(3, ("fourier_order", "temperature"), renamed={})
+    def __init__(self, mode: str = "float", rounding: str | Rounding = "polynomial"):
         super().__init__()
         check_mode(mode)
-        check_rounding(rounding, fourier_order, temperature)
-        self.mode, self.rounding = mode, rounding
-        self.fourier_order, self.temperature = fourier_order, temperature
+        self.mode, self.rounding = mode, as_rounding(rounding)
 
     def forward(self, coefficients: Tensor, table: Tensor) -> Tensor:
-        return quantize(coefficients, table, self.mode, self.rounding, self.fourier_order, self.temperature)
+        return quantize(coefficients, table, self.mode, self.rounding)
 
 
 class Dequantize(nn.Module):

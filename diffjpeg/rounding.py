@@ -1,7 +1,9 @@
 """Surrogates for JPEG's non-differentiable steps: rounding, floor and clipping.
 
 JPEG loses information in one place, the quantizer ``round(coefficient / Q)``.
-That rounding gets the surrogate the user chooses (``rounding=``):
+That rounding gets the surrogate the user chooses (``rounding=``, a name or a
+:class:`Rounding`: :class:`Linear`, :class:`Polynomial`, :class:`Fourier`,
+:class:`Sigmoid`):
 
 ========== ============================================== ===========================
 name       soft forward ``r(x)``                           derivative ``r'(x)``
@@ -13,7 +15,7 @@ sigmoid    ``floor(x) + 1/2 + tanh(a s) / (2 tanh(a/2))``   ``a (1 - tanh(a s)**
 ========== ============================================== ===========================
 
 with ``s = x - floor(x) - 1/2`` and ``a = 1 / temperature`` (Agustsson & Theis' soft
-rounding).  The Fourier form is the truncated series of the sawtooth ``x - round(x)``.
+rounding); ``Fourier(order=10)`` and ``Sigmoid(temperature=0.25)`` by default.  The Fourier form is the truncated series of the sawtooth ``x - round(x)``.
 
 Every other rounding, floor and clip in the pipeline (8-bit samples, fixed-point
 shifts, the quality-to-table floor, the clamps to [0, 255] and [1, 255]) is
@@ -27,7 +29,10 @@ quality 1 and 100, where the tables saturate.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -37,18 +42,135 @@ DEFAULT_FOURIER_ORDER = 10
 DEFAULT_TEMPERATURE = 0.25
 
 
-def check_rounding(rounding: str, fourier_order: int, temperature: float) -> None:
-    """Raise ``ValueError``/``TypeError`` for an unknown surrogate or bad parameters."""
-    if not isinstance(rounding, str) or rounding not in ROUNDINGS:
-        raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
-    if isinstance(fourier_order, bool) or not isinstance(fourier_order, int):
-        raise TypeError(f"fourier_order must be an int, got {type(fourier_order).__name__}")
-    if fourier_order < 1:
-        raise ValueError(f"fourier_order must be >= 1, got {fourier_order}")
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)):
-        raise TypeError(f"temperature must be a float, got {type(temperature).__name__}")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature must be a finite number > 0, got {temperature}")
+class Rounding:
+    """A surrogate for ``round``: its soft value :meth:`__call__` and its
+    derivative :meth:`derivative`, both elementwise.
+
+    One object carries a surrogate and its parameters through every
+    signature (``rounding=`` of :func:`diffjpeg.jpeg`, :func:`diffjpeg.encode`,
+    :class:`diffjpeg.DiffJPEG`, :class:`diffjpeg.RandomJPEG`,
+    :func:`diffjpeg.quantize.quantize`); a name from :data:`ROUNDINGS` stands
+    for the surrogate with default parameters. Subclasses are frozen
+    dataclasses: hashable, comparable, safe to share between threads.
+
+    Example:
+        >>> from diffjpeg.rounding import Fourier, as_rounding
+        >>> as_rounding("fourier") == Fourier(order=10)
+        True
+        >>> Fourier(order=3)(torch.tensor([0.3]))
+        tensor([-0.0339])
+    """
+
+    name: ClassVar[str]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+    def derivative(self, x: Tensor) -> Tensor:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Linear(Rounding):
+    """``r(x) = x``: the straight-through estimator."""
+
+    name: ClassVar[str] = "linear"
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return x
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return torch.ones_like(x)
+
+
+@dataclass(frozen=True)
+class Polynomial(Rounding):
+    """``r(x) = round(x) + (x - round(x))**3`` (Shin & Song, 2017)."""
+
+    name: ClassVar[str] = "polynomial"
+
+    def __call__(self, x: Tensor) -> Tensor:
+        r = torch.round(x).detach()
+        return r + (x - r) ** 3
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return 3.0 * (x - torch.round(x)) ** 2
+
+
+@dataclass(frozen=True)
+class Fourier(Rounding):
+    """The sawtooth ``x - round(x)`` as a sine series of ``order`` terms,
+    subtracted from ``x``."""
+
+    name: ClassVar[str] = "fourier"
+    order: int = DEFAULT_FOURIER_ORDER
+
+    def __post_init__(self):
+        if isinstance(self.order, bool) or not isinstance(self.order, int):
+            raise TypeError(f"order of the fourier rounding must be an int, got {type(self.order).__name__}")
+        if self.order < 1:
+            raise ValueError(f"order of the fourier rounding must be >= 1, got {self.order}")
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return _FourierRound.apply(x, self.order)
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return _fourier_sums(x, self.order, derivative=True)
+
+
+@dataclass(frozen=True)
+class Sigmoid(Rounding):
+    """Agustsson & Theis' soft rounding; ``temperature`` > 0, smaller is harder."""
+
+    name: ClassVar[str] = "sigmoid"
+    temperature: float = DEFAULT_TEMPERATURE
+
+    def __post_init__(self):
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)):
+            raise TypeError(f"temperature of the sigmoid rounding must be a float, got {type(t).__name__}")
+        if not (math.isfinite(t) and t > 0):
+            raise ValueError(f"temperature of the sigmoid rounding must be a finite number > 0, got {t}")
+        object.__setattr__(self, "temperature", float(t))
+
+    def __call__(self, x: Tensor) -> Tensor:
+        a = 1.0 / self.temperature
+        f = torch.floor(x).detach()
+        return f + 0.5 + torch.tanh(a * (x - f - 0.5)) / (2.0 * math.tanh(a / 2.0))
+
+    def derivative(self, x: Tensor) -> Tensor:
+        a = 1.0 / self.temperature
+        s = x - torch.floor(x) - 0.5
+        return a * (1.0 - torch.tanh(a * s) ** 2) / (2.0 * math.tanh(a / 2.0))
+
+
+_BY_NAME = {cls.name: cls for cls in (Linear, Polynomial, Fourier, Sigmoid)}
+assert tuple(_BY_NAME) == ROUNDINGS
+
+
+def as_rounding(rounding: str | Rounding, fourier_order: int | None = None, temperature: float | None = None) -> Rounding:
+    """The :class:`Rounding` that ``rounding`` names, or ``rounding`` itself.
+
+    ``fourier_order`` and ``temperature`` are the deprecated spellings of
+    ``Fourier(order=...)`` and ``Sigmoid(temperature=...)``: they are
+    checked, and applied to the surrogate they belong to (ignored by the
+    others, as before).
+    """
+    if isinstance(rounding, Rounding):
+        spec = rounding
+    elif isinstance(rounding, str) and rounding in _BY_NAME:
+        spec = _BY_NAME[rounding]()
+    else:
+        raise ValueError(f"rounding must be one of {ROUNDINGS} or a diffjpeg.rounding.Rounding, got {rounding!r}")
+    if fourier_order is not None:
+        order = Fourier(order=fourier_order)
+        if isinstance(spec, Fourier):
+            spec = order
+    if temperature is not None:
+        sigmoid = Sigmoid(temperature=temperature)
+        if isinstance(spec, Sigmoid):
+            spec = sigmoid
+    return spec
 
 
 def _fourier_sums(x: Tensor, order: int, derivative: bool) -> Tensor:
@@ -89,19 +211,15 @@ class _FourierRound(torch.autograd.Function):
         return grad * _fourier_sums(x, ctx.order, derivative=True), None
 
 
-def soft_round(
-    x: Tensor,
-    rounding: str = "polynomial",
-    fourier_order: int = DEFAULT_FOURIER_ORDER,
-    temperature: float = DEFAULT_TEMPERATURE,
-) -> Tensor:
+def soft_round(x: Tensor, rounding: str | Rounding = "polynomial", fourier_order: int | None = None, temperature: float | None = None) -> Tensor:
     """The surrogate ``r(x)`` itself, differentiable by autograd.
 
     Args:
         x: any float tensor.
-        rounding: one of ``"linear"``, ``"polynomial"``, ``"fourier"``, ``"sigmoid"``.
-        fourier_order: number of sine terms of the ``"fourier"`` surrogate.
-        temperature: softness of the ``"sigmoid"`` surrogate (smaller is harder).
+        rounding: a name from :data:`ROUNDINGS` or a :class:`Rounding`
+            (``Fourier(order=5)``, ``Sigmoid(temperature=0.1)``).
+        fourier_order, temperature: deprecated; use ``Fourier(order=...)``,
+            ``Sigmoid(temperature=...)``.
 
     Returns:
         A tensor of the shape and dtype of ``x``.
@@ -110,63 +228,43 @@ def soft_round(
         >>> soft_round(torch.tensor([0.2, 1.5]), "polynomial")
         tensor([0.0080, 1.8750])
     """
-    if rounding == "linear":
-        return x
-    if rounding == "polynomial":
-        r = torch.round(x).detach()
-        return r + (x - r) ** 3
-    if rounding == "fourier":
-        return _FourierRound.apply(x, fourier_order)
-    if rounding == "sigmoid":
-        a = 1.0 / temperature
-        f = torch.floor(x).detach()
-        s = x - f - 0.5
-        return f + 0.5 + torch.tanh(a * s) / (2.0 * math.tanh(a / 2.0))
-    raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    warn_legacy_rounding(fourier_order, temperature, stacklevel=3)
+    return as_rounding(rounding, fourier_order, temperature)(x)
 
 
-def soft_round_derivative(
-    x: Tensor,
-    rounding: str = "polynomial",
-    fourier_order: int = DEFAULT_FOURIER_ORDER,
-    temperature: float = DEFAULT_TEMPERATURE,
-) -> Tensor:
+def soft_round_derivative(x: Tensor, rounding: str | Rounding = "polynomial", fourier_order: int | None = None, temperature: float | None = None) -> Tensor:
     """``r'(x)``, the derivative of :func:`soft_round`, in closed form."""
-    if rounding == "linear":
-        return torch.ones_like(x)
-    if rounding == "polynomial":
-        return 3.0 * (x - torch.round(x)) ** 2
-    if rounding == "fourier":
-        return _fourier_sums(x, fourier_order, derivative=True)
-    if rounding == "sigmoid":
-        a = 1.0 / temperature
-        s = x - torch.floor(x) - 0.5
-        return a * (1.0 - torch.tanh(a * s) ** 2) / (2.0 * math.tanh(a / 2.0))
-    raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+    warn_legacy_rounding(fourier_order, temperature, stacklevel=3)
+    return as_rounding(rounding, fourier_order, temperature).derivative(x)
+
+
+def warn_legacy_rounding(fourier_order, temperature, stacklevel: int) -> None:
+    """The one DeprecationWarning for ``fourier_order=`` / ``temperature=``."""
+    for name, value, spelling in (("fourier_order", fourier_order, "Fourier(order=...)"), ("temperature", temperature, "Sigmoid(temperature=...)")):
+        if value is not None:
+            warnings.warn(
+                f"{name}= is deprecated and will be removed in 0.3; pass rounding=diffjpeg.rounding.{spelling}",
+                DeprecationWarning,
+                stacklevel=stacklevel,
+            )
 
 
 class _RoundWithSurrogateGradient(torch.autograd.Function):
     """A given rounded value forward; the surrogate's derivative at ``x`` backward."""
 
     @staticmethod
-    def forward(ctx, x, value, rounding, fourier_order, temperature):
+    def forward(ctx, x, value, rounding):
         ctx.save_for_backward(x)
-        ctx.params = (rounding, fourier_order, temperature)
+        ctx.rounding = rounding
         return value
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * soft_round_derivative(x, *ctx.params), None, None, None, None
+        return grad * ctx.rounding.derivative(x), None, None
 
 
-def round_with_surrogate(
-    x: Tensor,
-    rounding: str = "polynomial",
-    value: Tensor | None = None,
-    fourier_order: int = DEFAULT_FOURIER_ORDER,
-    temperature: float = DEFAULT_TEMPERATURE,
-) -> Tensor:
+def round_with_surrogate(x: Tensor, rounding: Rounding, value: Tensor | None = None) -> Tensor:
     """``round(x)`` forward (or ``value`` if given), ``r'(x)`` backward.
 
     ``value`` lets the exact codec put libjpeg's integer result forward while the
@@ -174,9 +272,9 @@ def round_with_surrogate(
     """
     if value is None:
         value = torch.round(x.detach())
-    if rounding == "linear" or not x.requires_grad:
+    if isinstance(rounding, Linear) or not x.requires_grad:
         return straight_through(x, value)
-    return _RoundWithSurrogateGradient.apply(x, value.detach(), rounding, fourier_order, temperature)
+    return _RoundWithSurrogateGradient.apply(x, value.detach(), rounding)
 
 
 def needs_grad(*tensors) -> bool:

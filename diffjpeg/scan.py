@@ -3,7 +3,7 @@ of MCU padding blocks (libjpeg's jccoefct.c, jctrans.c, jchuff.c, jcphuff.c).
 
 The one home of the order in which a scan codes blocks and coefficients, used
 by the entropy coder (:mod:`diffjpeg.huffman`), the rate
-(:mod:`diffjpeg.rate`) and the file writers (:mod:`diffjpeg.sequential`,
+(:mod:`diffjpeg.rate_model`) and the file writers (:mod:`diffjpeg.sequential`,
 :mod:`diffjpeg.progressive`). Facts from the JPEG standard and libjpeg-turbo:
 
 * Within a block, coefficients are coded in zigzag order (T.81 Figure A.6);

@@ -7,8 +7,8 @@ import warnings
 from .losses import DISTORTIONS, RateDistortionLoss
 from .tools.qtables import (  # noqa: F401
     CHECKPOINT_FORMAT,
-    DEFAULT_FORWARD,
     DEFAULT_LAMBDA,
+    DEFAULT_MODE,
     DEFAULT_ROUNDING,
     IMAGE_SUFFIXES,
     ImageSet,
@@ -29,10 +29,14 @@ warnings.warn("diffjpeg.tables is deprecated: use diffjpeg.tools.qtables and dif
               "(the command: diffjpeg optimize-tables)", DeprecationWarning, stacklevel=2)
 
 
-def objective_terms(x, tables, subsampling="4:2:0", forward=DEFAULT_FORWARD, rounding=DEFAULT_ROUNDING,
+DEFAULT_FORWARD = DEFAULT_MODE
+
+
+def objective_terms(x, tables, subsampling="4:2:0", forward=DEFAULT_MODE, rounding=DEFAULT_ROUNDING,
                     huffman="optimized", distortion="mse"):
     """``(bits, distortion)`` of one image under ``tables`` (now :class:`diffjpeg.RateDistortionLoss`)."""
-    r = encode_and_score(x, tables, RateDistortionLoss(DEFAULT_LAMBDA, distortion, huffman), subsampling, forward, rounding)
+    criterion = RateDistortionLoss(DEFAULT_LAMBDA, distortion, huffman)
+    r = encode_and_score(x, tables, criterion, subsampling=subsampling, mode=forward, rounding=rounding)
     return r.bits, r.distortion
 
 

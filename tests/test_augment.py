@@ -47,7 +47,7 @@ def test_share_applied_and_integer_qualities_uniform():
 
 def test_fractional_qualities_uniform():
     torch.manual_seed(1)
-    params = random_jpeg(torch.rand(N, 1, 8, 8), (20.5, 60.0), forward="soft", fractional=True, return_params=True)[1]
+    params = random_jpeg(torch.rand(N, 1, 8, 8), (20.5, 60.0), mode="soft", fractional=True, return_params=True)[1]
     q = params.quality.double().sort().values
     assert q.min() >= 20.5 and q.max() <= 60.0 and not torch.equal(q, q.round())
     # Kolmogorov-Smirnov distance to U(20.5, 60): the DKW inequality bounds it by
@@ -94,10 +94,10 @@ def test_applied_samples_equal_jpeg_at_drawn_quality(batch):
 def test_fractional_float_forward_equals_jpeg():
     torch.manual_seed(5)
     x = torch.rand(6, 3, 16, 16)
-    y, params = random_jpeg(x, (30, 40), p=0.5, forward="float", fractional=True, return_params=True)
+    y, params = random_jpeg(x, (30, 40), p=0.5, mode="float", fractional=True, return_params=True)
     for i in range(6):
         q = params.quality[i].item()
-        expected = diffjpeg.jpeg(x[i], quality=q, forward="float") if params.applied[i] else x[i]
+        expected = diffjpeg.jpeg(x[i], quality=q, mode="float") if params.applied[i] else x[i]
         assert torch.allclose(y[i], expected, atol=1e-6)
 
 
@@ -207,7 +207,7 @@ def test_gradients(forward):
     torch.manual_seed(14)
     x = torch.rand(8, 3, 16, 16, requires_grad=True)
     w = torch.rand(8, 3, 16, 16)
-    y, params = RandomJPEG((10, 90), p=0.5, forward=forward, rounding="fourier")(x, return_params=True)
+    y, params = RandomJPEG((10, 90), p=0.5, mode=forward, rounding="fourier")(x, return_params=True)
     (y * w).sum().backward()
     applied = params.applied
     assert applied.any() and not applied.all()
@@ -242,10 +242,10 @@ X = torch.rand(1, 3, 8, 8)
         (dict(quality=(10, 20), subsampling=()), ValueError, "subsampling"),
         (dict(quality=(10, 20), subsampling=("4:2:0", "4:2:1")), ValueError, "subsampling"),
         (dict(quality=(10, 20), subsampling=420), ValueError, "subsampling"),
-        (dict(quality=(10, 20), forward="fast"), ValueError, "forward"),
+        (dict(quality=(10, 20), mode="fast"), ValueError, "mode"),
         (dict(quality=(10, 20), rounding="ceil"), ValueError, "rounding"),
-        (dict(quality=(10, 20), rounding="fourier", fourier_order=0), ValueError, "fourier_order"),
-        (dict(quality=(10, 20), fractional=True), ValueError, "fractional"),  # with forward="exact"
+        (dict(quality=(10, 20), rounding="round"), ValueError, "rounding"),
+        (dict(quality=(10, 20), fractional=True), ValueError, "fractional"),  # with mode="exact"
         (dict(quality=(10, 20), fractional=1), TypeError, "fractional"),
         (dict(quality=(10, 20), generator=42), TypeError, "generator"),
     ],
@@ -276,7 +276,7 @@ def test_bad_images_are_named_even_when_not_compressed(bad, error, name):
 @pytest.mark.slow  # inductor again (15-30 s): test_gradients compiles float mode in the default run
 def test_torch_compile_matches_eager():
     """The draws stay eager (same values as without compiling); the JPEG is compiled."""
-    augment = RandomJPEG((20, 90), p=0.5, subsampling="4:4:4", forward="float")
+    augment = RandomJPEG((20, 90), p=0.5, subsampling="4:4:4", mode="float")
     compiled = torch.compile(augment)
     x = image(15, (4, 3, 16, 16)).requires_grad_()
     torch.manual_seed(16)

@@ -138,10 +138,12 @@ def test_optimize_tables_passes_its_options_to_the_learner(monkeypatch, tmp_path
     monkeypatch.setattr(qtables, "learn_qtables", lambda images, **kwargs: seen.update(kwargs, images=len(images)) or diffjpeg.standard_tables().long())
     out = tmp_path / "t.json"
     argv = ["optimize-tables", str(tmp_path), "--lambda", "0.5", "--steps", "3", "--crop", "0", "--init", "70",
-            "--forward", "soft", "--huffman", "standard", "--out", str(out), "--quiet"]
+            "--mode", "soft", "--huffman", "standard", "--out", str(out), "--quiet"]
     assert cli.main(argv) == 0
     assert seen["images"] == 1 and seen["lam"] == 0.5 and seen["steps"] == 3 and seen["crop"] is None
-    assert seen["init"] == 70 and seen["forward"] == "soft" and seen["huffman"] == "standard" and seen["progress"] is False
+    assert seen["init"] == 70 and seen["mode"] == "soft" and seen["huffman"] == "standard" and seen["progress"] is False
+    seen.clear()  # the old spelling of the option still works
+    assert cli.main([*argv[:-5], "--forward", "float", *argv[-3:]]) == 0 and seen["mode"] == "float"
     assert torch.equal(qtables.load_qtables(out), diffjpeg.standard_tables().long())
 
 

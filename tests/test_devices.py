@@ -114,10 +114,10 @@ def test_float_and_soft_give_float32_values_in_every_dtype(device, dtype, forwar
     if dtype == torch.float64:
         pytest.skip("float64 computes in float64")
     x = as_image(photo(), dtype, device)
-    reference = diffjpeg.jpeg(x.float(), quality=5, forward=forward, rounding="sigmoid").to(dtype)
+    reference = diffjpeg.jpeg(x.float(), quality=5, mode=forward, rounding="sigmoid").to(dtype)
     for name, context in autocast_contexts(device):
         with context:
-            y = diffjpeg.jpeg(x, quality=5, forward=forward, rounding="sigmoid")
+            y = diffjpeg.jpeg(x, quality=5, mode=forward, rounding="sigmoid")
         assert y.dtype == dtype
         assert torch.equal(y, reference), f"autocast {name}: up to {(y.float() - reference.float()).abs().max() * 255} levels"
 
@@ -128,7 +128,7 @@ def test_gradients_finite_and_nonzero_in_every_dtype(device, dtype, forward, rou
     x = as_image(photo(16, 24), dtype, device).requires_grad_()
     quality = torch.tensor(37.0, device=device, dtype=dtype, requires_grad=True)
     tables = diffjpeg.standard_tables(dtype, device).requires_grad_()
-    y = diffjpeg.jpeg(x, quality=quality, qtables=tables, forward=forward, rounding=rounding)
+    y = diffjpeg.jpeg(x, quality=quality, qtables=tables, mode=forward, rounding=rounding)
     assert y.dtype == dtype
     ((y.float() - x.detach().float()) ** 2).mean().backward()
     # soft + linear quantizes nothing: its loss does not depend on the tables
@@ -294,7 +294,7 @@ def test_codec_from_many_threads_equals_one_thread():
 
     def work(x):
         c = diffjpeg.encode(x, quality=40)
-        return c.y, diffjpeg.decode(c), diffjpeg.jpeg(x, quality=40), diffjpeg.jpeg(x, quality=70, forward="float")
+        return c.y, diffjpeg.decode(c), diffjpeg.jpeg(x, quality=40), diffjpeg.jpeg(x, quality=70, mode="float")
 
     expected = [work(x) for x in images]
     results = [None] * 8

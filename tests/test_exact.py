@@ -140,8 +140,8 @@ def test_float_input_rounds_to_8_bits_first(pillow_jpeg):
 def test_encode_decode_is_jpeg():
     x = torch.rand(2, 3, 19, 23)
     for forward in ("exact", "float", "soft"):
-        c = diffjpeg.encode(x, quality=35, forward=forward)
-        assert torch.equal(diffjpeg.decode(c, forward), diffjpeg.jpeg(x, quality=35, forward=forward))
+        c = diffjpeg.encode(x, quality=35, mode=forward)
+        assert torch.equal(diffjpeg.decode(c, mode=forward), diffjpeg.jpeg(x, quality=35, mode=forward))
 
 
 def test_decode_saturates_like_libjpeg_turbo_simd(tmp_path):

@@ -216,7 +216,7 @@ def test_read_gives_the_files_tables():
 def test_coefficients_carry_gradients_from_a_file():
     c = diffjpeg.read(pillow_file(photo(), quality=50))
     c.y.requires_grad_()
-    diffjpeg.decode(c, forward="float").mean().backward()
+    diffjpeg.decode(c, mode="float").mean().backward()
     assert c.y.grad is not None and torch.isfinite(c.y.grad).all() and c.y.grad.abs().sum() > 0
 
 

@@ -19,7 +19,7 @@ def test_gradients_finite_and_nonzero(forward, rounding):
     for q0 in (1.0, 37.5, 100.0):
         x = image().requires_grad_()
         quality = torch.tensor(q0, requires_grad=True)
-        options = dict(forward=forward, rounding=rounding)
+        options = dict(mode=forward, rounding=rounding)
         y = diffjpeg.jpeg(x, quality=quality, **options)
         loss = ((y - x.detach()) ** 2).mean() + y.mean()
         loss.backward()
@@ -42,10 +42,10 @@ def test_soft_pipeline_gradcheck(rounding):
     tables = (diffjpeg.standard_tables(torch.float64) * 0.8).requires_grad_()
 
     def f(x, quality):
-        return diffjpeg.jpeg(x, quality=quality, forward="soft", rounding=rounding)
+        return diffjpeg.jpeg(x, quality=quality, mode="soft", rounding=rounding)
 
     def g(tables):
-        return diffjpeg.jpeg(x.detach(), qtables=tables, forward="soft", rounding=rounding, subsampling="4:4:4")
+        return diffjpeg.jpeg(x.detach(), qtables=tables, mode="soft", rounding=rounding, subsampling="4:4:4")
 
     assert torch.autograd.gradcheck(f, (x, quality), eps=1e-6, atol=1e-5)
     assert torch.autograd.gradcheck(g, (tables,), eps=1e-6, atol=1e-5)
@@ -72,11 +72,11 @@ def test_batched_equals_per_image(forward):
     x = image(3, (3, 3, 17, 21))
     quality = torch.tensor([10.0, 55.5, 90.0])
     tables = torch.stack([diffjpeg.standard_tables() * s for s in (0.5, 1.0, 2.0)])
-    batched = diffjpeg.jpeg(x, quality=quality, forward=forward)
-    batched_tables = diffjpeg.jpeg(x, qtables=tables, forward=forward)
+    batched = diffjpeg.jpeg(x, quality=quality, mode=forward)
+    batched_tables = diffjpeg.jpeg(x, qtables=tables, mode=forward)
     for i in range(3):
-        assert torch.allclose(batched[i], diffjpeg.jpeg(x[i], quality=quality[i], forward=forward), atol=1e-6)
-        assert torch.allclose(batched_tables[i], diffjpeg.jpeg(x[i], qtables=tables[i], forward=forward), atol=1e-6)
+        assert torch.allclose(batched[i], diffjpeg.jpeg(x[i], quality=quality[i], mode=forward), atol=1e-6)
+        assert torch.allclose(batched_tables[i], diffjpeg.jpeg(x[i], qtables=tables[i], mode=forward), atol=1e-6)
 
 
 def test_any_batch_shape():
@@ -134,12 +134,12 @@ def test_torch_compile_exact_traces_and_matches_eager():
 @pytest.mark.parametrize("forward", ("float", "soft"))
 def test_torch_compile(forward):
     x = image(8, (1, 3, 16, 24)).requires_grad_()
-    compiled = torch.compile(lambda x: diffjpeg.jpeg(x, quality=40.0, subsampling="4:2:2", forward=forward))
+    compiled = torch.compile(lambda x: diffjpeg.jpeg(x, quality=40.0, subsampling="4:2:2", mode=forward))
     y = compiled(x)
     y.sum().backward()
     grad = x.grad.clone()
     x.grad = None
-    eager = diffjpeg.jpeg(x, quality=40.0, subsampling="4:2:2", forward=forward)
+    eager = diffjpeg.jpeg(x, quality=40.0, subsampling="4:2:2", mode=forward)
     eager.sum().backward()
     assert torch.allclose(y, eager, atol=1e-5)
     assert torch.allclose(grad, x.grad, atol=1e-4)
@@ -149,9 +149,9 @@ def test_torch_compile(forward):
 @pytest.mark.parametrize("forward", FORWARDS)
 def test_cuda_matches_cpu(forward):
     x = image(9, (2, 3, 33, 17))
-    cpu = diffjpeg.jpeg(x, quality=45, forward=forward)
+    cpu = diffjpeg.jpeg(x, quality=45, mode=forward)
     xc = x.cuda().requires_grad_()
-    gpu = diffjpeg.jpeg(xc, quality=torch.tensor(45.0, device="cuda"), forward=forward)
+    gpu = diffjpeg.jpeg(xc, quality=torch.tensor(45.0, device="cuda"), mode=forward)
     gpu.sum().backward()
     assert gpu.device.type == "cuda" and torch.isfinite(xc.grad).all()
     if forward == "exact":

@@ -211,7 +211,7 @@ def test_hostile_coefficients_give_the_tensor_result():
 
 def test_non_integer_tables_decode_on_tensor_stages():
     x = torch.rand(1, 3, 16, 16)
-    c = diffjpeg.encode(x, qtables=torch.full((2, 8, 8), 7.3), forward="float")
+    c = diffjpeg.encode(x, qtables=torch.full((2, 8, 8), 7.3), mode="float")
     assert not torch.equal(c.qtables, c.qtables.round())
     assert_same(*both_paths(lambda: diffjpeg.decode(c)))
 

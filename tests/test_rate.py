@@ -70,7 +70,7 @@ def test_rate_gradients_reach_image_quality_and_tables(forward, huffman):
     x = (crop("astronaut", 32, 48).float() / 255).requires_grad_()
     quality = torch.tensor(40.0, requires_grad=True)
     tables = diffjpeg.standard_tables().clone().requires_grad_()
-    r = diffjpeg.rate(diffjpeg.encode(x, quality=quality, qtables=tables, forward=forward), huffman)
+    r = diffjpeg.rate(diffjpeg.encode(x, quality=quality, qtables=tables, mode=forward), huffman)
     r.backward()
     for name, t in (("image", x), ("quality", quality), ("qtables", tables)):
         assert torch.isfinite(t.grad).all(), name

@@ -153,7 +153,7 @@ def test_tables_files_round_trip(tmp_path):
     ({"lam": float("nan")}, "lam"),
     ({"steps": -1}, "steps"),
     ({"crop": 4}, "crop"),
-    ({"forward": "fast"}, "forward"),
+    ({"mode": "fast"}, "mode"),
     ({"rounding": "cubic"}, "rounding"),
     ({"distortion": "psnr"}, "distortion"),
     ({"huffman": "best"}, "huffman"),

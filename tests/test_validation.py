@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import diffjpeg
+from diffjpeg.rounding import Fourier, Sigmoid
 
 X = torch.rand(1, 3, 8, 8)
 
@@ -32,10 +33,14 @@ X = torch.rand(1, 3, 8, 8)
         (lambda: diffjpeg.jpeg(X, qtables=[[1] * 64] * 2), TypeError, "qtables"),
         (lambda: diffjpeg.jpeg(X, qtables=torch.full((2, 8, 8), float("inf"))), ValueError, "qtables"),
         (lambda: diffjpeg.jpeg(X, subsampling="4:1:1"), ValueError, "subsampling"),
-        (lambda: diffjpeg.jpeg(X, forward="fast"), ValueError, "forward"),
+        (lambda: diffjpeg.jpeg(X, mode="fast"), ValueError, "mode"),
         (lambda: diffjpeg.jpeg(X, rounding="ceil"), ValueError, "rounding"),
-        (lambda: diffjpeg.jpeg(X, rounding="fourier", fourier_order=0), ValueError, "fourier_order"),
-        (lambda: diffjpeg.jpeg(X, rounding="sigmoid", temperature=0.0), ValueError, "temperature"),
+        (lambda: diffjpeg.jpeg(X, rounding=Fourier(order=0)), ValueError, "order"),
+        (lambda: diffjpeg.jpeg(X, rounding=Sigmoid(temperature=0.0)), ValueError, "temperature"),
+        (lambda: diffjpeg.jpeg(X, rounding=Sigmoid(temperature=float("nan"))), ValueError, "temperature"),
+        (lambda: diffjpeg.jpeg(X, rounding=Fourier(order=2.5)), TypeError, "order"),
+        (lambda: diffjpeg.jpeg(X, rounding="round"), ValueError, "rounding"),
+        (lambda: diffjpeg.jpeg(X, rounding=3), ValueError, "rounding"),
         (lambda: diffjpeg.jpeg(X, rgb_to_ycbcr=torch.eye(4)), ValueError, "rgb_to_ycbcr"),
         (lambda: diffjpeg.jpeg(X, ycbcr_to_rgb="jfif"), TypeError, "ycbcr_to_rgb"),
         (lambda: diffjpeg.decode(X), TypeError, "coefficients"),
@@ -64,7 +69,7 @@ def test_no_nan_on_extremes(forward, rounding):
         for quality in (0.0, 1.0, 100.0):
             x = case.clone().requires_grad_()
             q = torch.tensor(quality, requires_grad=True)
-            y = diffjpeg.jpeg(x, quality=q, forward=forward, rounding=rounding)
+            y = diffjpeg.jpeg(x, quality=q, mode=forward, rounding=rounding)
             assert torch.isfinite(y).all() and (y >= 0).all() and (y <= 1).all()
             y.sum().backward()
             assert torch.isfinite(x.grad).all() and torch.isfinite(q.grad)

@@ -203,7 +203,7 @@ def optimize_tables(args) -> int:
         device, started = qtables.join_process_group(args.device)
         tables = qtables.learn_qtables(
             images, lam=args.lam, steps=args.steps, batch_size=args.batch_size, crop=args.crop or None, lr=args.lr,
-            init=args.init, subsampling=args.subsampling, forward=args.forward, rounding=args.rounding,
+            init=args.init, subsampling=args.subsampling, mode=args.mode, rounding=args.rounding,
             huffman=args.huffman, distortion=args.distortion, seed=args.seed, device=device,
             checkpoint=args.checkpoint, checkpoint_every=args.checkpoint_every, resume=args.resume,
             progress=not args.quiet,
@@ -292,11 +292,11 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _optimize_tables_options(commands) -> None:
-    from ..codec import FORWARDS
+    from ..check import MODES
     from ..huffman import HUFFMAN
     from ..losses import DISTORTIONS
     from ..rounding import ROUNDINGS
-    from .qtables.learn import DEFAULT_FORWARD, DEFAULT_LAMBDA, DEFAULT_ROUNDING
+    from .qtables.learn import DEFAULT_LAMBDA, DEFAULT_MODE, DEFAULT_ROUNDING
 
     p = commands.add_parser("optimize-tables", help="learn quantization tables for a folder of images (torchrun for several processes)",
                             description="Learn JPEG quantization tables (luma, chroma) for the images in DIR, minimizing "
@@ -311,7 +311,8 @@ def _optimize_tables_options(commands) -> None:
     p.add_argument("--lr", type=_positive_float, default=0.05, help="Adam step size on the log tables (default 0.05)")
     p.add_argument("--init", type=_init_quality, default=50, help="start from the IJG tables at this quality (default 50)")
     p.add_argument("--subsampling", choices=SUBSAMPLINGS, default="4:2:0")
-    p.add_argument("--forward", choices=FORWARDS, default=DEFAULT_FORWARD)
+    p.add_argument("--mode", "--forward", dest="mode", choices=MODES, default=DEFAULT_MODE,
+                   help=f"forward pass of the codec while learning (default {DEFAULT_MODE}; --forward is the old spelling)")
     p.add_argument("--rounding", choices=ROUNDINGS, default=DEFAULT_ROUNDING)
     p.add_argument("--huffman", choices=HUFFMAN, default="optimized")
     p.add_argument("--distortion", choices=DISTORTIONS, default="mse")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from .. import decode, encode, jpeg, write
+from ..rounding import Sigmoid
 from .images import sample_image, to_array, to_tensor  # noqa: F401 - sample_image: the doctests
 from .metrics import psnr
 from .reference import pillow_decode, pillow_jpeg
@@ -43,8 +44,8 @@ class Row:
     psnr_original: float  # our decoded image against the input
     identical: bool  # our decoded pixels == Pillow's
     differing: int  # samples that differ
-    float_psnr: float  # forward="float" against Pillow
-    soft_psnr: float  # forward="soft" against Pillow
+    float_psnr: float  # mode="float" against Pillow
+    soft_psnr: float  # mode="soft" against Pillow
 
 
 def codec_rows(a: np.ndarray, qualities, subsampling: str) -> tuple[list[Row], dict]:
@@ -57,7 +58,7 @@ def codec_rows(a: np.ndarray, qualities, subsampling: str) -> tuple[list[Row], d
         data = write(c)
         reference_file = pillow_jpeg(a, q, subsampling)
         reference = pillow_decode(reference_file)
-        relaxed = {f: to_array(jpeg(x, quality=q, subsampling=subsampling, forward=f)) for f in ("float", "soft")}
+        relaxed = {f: to_array(jpeg(x, quality=q, subsampling=subsampling, mode=f)) for f in ("float", "soft")}
         rows.append(Row(
             quality=q, ours_bytes=len(data), pillow_bytes=len(reference_file), psnr_original=psnr(ours, a),
             identical=np.array_equal(ours, reference), differing=int(np.count_nonzero(ours != reference)),
@@ -75,7 +76,7 @@ def fidelity_sweep(a: np.ndarray, qualities, subsampling: str) -> dict[str, list
     for q in qualities:
         reference = pillow_decode(pillow_jpeg(a, q, subsampling))
         for f in out:
-            out[f].append(psnr(to_array(jpeg(x, quality=q, subsampling=subsampling, forward=f)), reference))
+            out[f].append(psnr(to_array(jpeg(x, quality=q, subsampling=subsampling, mode=f)), reference))
     return out
 
 
@@ -100,7 +101,7 @@ def recover_quality(a: np.ndarray, qualities, subsampling: str = "4:2:0", steps:
     """Find the quality of Pillow JPEGs of ``a`` from their pixels alone, by gradient descent.
 
     For each true quality, Pillow compresses ``a``; the quality is then
-    searched by Adam on ``mean((jpeg(a, q, forward="soft", rounding="sigmoid") - target)**2)``
+    searched by Adam on ``mean((jpeg(a, q, mode="soft", rounding="sigmoid") - target)**2)``
     from ``starts`` starting qualities spread over 5..89 at once (one batch).
     The loss has local minima above the true quality, where the tables are
     near multiples of the true ones, so one start is not enough. Of the end
@@ -135,7 +136,7 @@ def recover_quality(a: np.ndarray, qualities, subsampling: str = "4:2:0", steps:
     history = [q.clone()]
     for t in range(1, steps + 1):
         q.requires_grad_(True)
-        y = jpeg(batch_x, quality=q, subsampling=subsampling, forward="soft", rounding="sigmoid", temperature=temperature)
+        y = jpeg(batch_x, quality=q, subsampling=subsampling, mode="soft", rounding=Sigmoid(temperature))
         loss = ((y - batch_targets) ** 2).flatten(1).mean(1).sum()
         (grad,) = torch.autograd.grad(loss, q)
         with torch.no_grad():
@@ -147,7 +148,7 @@ def recover_quality(a: np.ndarray, qualities, subsampling: str = "4:2:0", steps:
     with torch.no_grad():
         rounded = q.round()
         exact_error = ((jpeg(batch_x, quality=rounded, subsampling=subsampling) - batch_targets) ** 2).flatten(1).mean(1)
-        soft_error = ((jpeg(batch_x, quality=q, subsampling=subsampling, forward="soft", rounding="sigmoid", temperature=temperature) - batch_targets) ** 2).flatten(1).mean(1)
+        soft_error = ((jpeg(batch_x, quality=q, subsampling=subsampling, mode="soft", rounding=Sigmoid(temperature)) - batch_targets) ** 2).flatten(1).mean(1)
     exact_error, soft_error = exact_error.reshape(n, k).numpy(), soft_error.reshape(n, k).numpy()
     # smallest exact error; among equal ones (same rounded quality), smallest soft loss
     chosen = [int(np.lexsort((soft_error[i], exact_error[i]))[0]) for i in range(n)]
@@ -296,7 +297,7 @@ def run(a: np.ndarray, output, qualities=(10, 50, 90), subsampling: str = "4:2:0
         echo("")
         echo(f"Recovering the quality of Pillow's JPEGs from their pixels ({describe(part)}"
              f"{' centre crop' if part.shape[:2] != a.shape[:2] else ''}): Adam on quality through "
-             f"jpeg(forward='soft', rounding='sigmoid'), {starts} starts, {steps} steps; "
+             f"jpeg(mode='soft', rounding='sigmoid'), {starts} starts, {steps} steps; "
              "the end point with the smallest exact-codec error is kept:")
         recovery = recover_quality(part, qualities, subsampling, steps, starts)
         echo(format_recovery(recovery))

@@ -1,6 +1,6 @@
 """The differentiable JPEGs the benchmarks compare, by name: diffjpeg per forward pass and surrogate, kornia.
 
-A name is ``"forward/rounding"`` (``"exact/polynomial"``, ``"soft/sigmoid"``,
+A name is ``"mode/rounding"`` (``"exact/polynomial"``, ``"soft/sigmoid"``,
 ...) or ``"kornia"``, optionally followed by :data:`TENSOR_STAGES` (the
 compiled exact kernel off) and then :data:`COMPILED` (under torch.compile);
 :func:`make_method` turns a name into ``f(x (B, 3, H, W), quality tensor)``.
@@ -52,9 +52,9 @@ def kornia_jpeg():
     return lambda x, q: jpeg_codec_differentiable(x, q.reshape(-1).expand(x.shape[0]))
 
 
-def ours(forward: str, rounding: str = "polynomial", subsampling: str = "4:2:0"):
+def ours(mode: str, rounding: str = "polynomial", subsampling: str = "4:2:0"):
     """diffjpeg's ``jpeg`` with one forward pass and surrogate, as ``f(x, quality)``."""
-    return lambda x, q: jpeg(x, quality=q, subsampling=subsampling, forward=forward, rounding=rounding)
+    return lambda x, q: jpeg(x, quality=q, subsampling=subsampling, mode=mode, rounding=rounding)
 
 
 def tensor_stages(f):

@@ -22,8 +22,8 @@ from .evaluate import bd_rate, evaluate_qtables, score_files
 from .files import check_qtables, load_qtables, pillow_qtables, save_qtables, scaled_qtables
 from .learn import (
     CHECKPOINT_FORMAT,
-    DEFAULT_FORWARD,
     DEFAULT_LAMBDA,
+    DEFAULT_MODE,
     DEFAULT_ROUNDING,
     QTableParameters,
     encode_and_score,
@@ -34,7 +34,7 @@ from .learn import (
 )
 
 __all__ = [
-    "CHECKPOINT_FORMAT", "DEFAULT_FORWARD", "DEFAULT_LAMBDA", "DEFAULT_ROUNDING", "IMAGE_SUFFIXES", "ImageSet",
+    "CHECKPOINT_FORMAT", "DEFAULT_MODE", "DEFAULT_LAMBDA", "DEFAULT_ROUNDING", "IMAGE_SUFFIXES", "ImageSet",
     "QTableParameters", "bd_rate", "check_qtables", "encode_and_score", "evaluate_qtables", "image_paths",
     "join_process_group", "learn_qtables", "load_checkpoint", "load_qtables", "pillow_qtables", "rank_and_world",
     "save_qtables", "scaled_qtables", "score_files",

@@ -38,16 +38,18 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ...codec import FORWARDS, decode, encode
+from ...check import MODES
+from ...codec import decode, encode
+from ...deprecation import keyword_only
 from ...geometry import SUBSAMPLINGS
 from ...losses import DISTORTIONS, RateDistortionLoss
 from ...quality import quality_tables, standard_tables
-from ...rounding import ROUNDINGS
+from ...rounding import Rounding, as_rounding
 from ..images import ImageSet
 
 CHECKPOINT_FORMAT = "diffjpeg.tables/1"  # the old module name: checkpoints already written stay readable
 # Defaults chosen by benchmarks/tables.py (learned tables scored with real files).
-DEFAULT_FORWARD = "exact"
+DEFAULT_MODE = "exact"
 DEFAULT_ROUNDING = "sigmoid"
 DEFAULT_LAMBDA = 0.03
 
@@ -127,8 +129,9 @@ def _plan(images: ImageSet, batch_size: int, crop: int | None, generator: torch.
     return plan
 
 
-def encode_and_score(x: Tensor, tables: Tensor, criterion: RateDistortionLoss, subsampling: str = "4:2:0",
-                     forward: str = DEFAULT_FORWARD, rounding: str = DEFAULT_ROUNDING):
+@keyword_only(3, ("subsampling", "forward", "rounding"))
+def encode_and_score(x: Tensor, tables: Tensor, criterion: RateDistortionLoss, *, subsampling: str = "4:2:0",
+                     mode: str = DEFAULT_MODE, rounding: str | Rounding = DEFAULT_ROUNDING):
     """``criterion`` of ``x`` through the codec with ``tables``: a :class:`diffjpeg.RateDistortion`,
     differentiable in the tables.
 
@@ -141,11 +144,11 @@ def encode_and_score(x: Tensor, tables: Tensor, criterion: RateDistortionLoss, s
         >>> r.bits.item() > 0, r.distortion.item() > 0
         (True, True)
     """
-    c = encode(x, qtables=tables, subsampling=subsampling, forward=forward, rounding=rounding)
-    return criterion(decode(c, forward=forward), x, c)
+    c = encode(x, qtables=tables, subsampling=subsampling, mode=mode, rounding=rounding)
+    return criterion(decode(c, mode=mode), x, c)
 
 
-def _check_settings(lam, steps, batch_size, crop, lr, subsampling, forward, rounding, huffman, distortion, checkpoint_every) -> RateDistortionLoss:
+def _check_settings(lam, steps, batch_size, crop, lr, subsampling, mode, rounding, huffman, distortion, checkpoint_every) -> RateDistortionLoss:
     """Every setting checked before any work; returns the objective."""
     if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam <= 0:
         raise ValueError(f"lam (lambda) must be a finite number > 0, got {lam!r}")
@@ -158,12 +161,12 @@ def _check_settings(lam, steps, batch_size, crop, lr, subsampling, forward, roun
         raise ValueError(f"lr must be a finite number > 0, got {lr!r}")
     for name, value, allowed in (
         ("subsampling", subsampling, SUBSAMPLINGS),
-        ("forward", forward, FORWARDS),
-        ("rounding", rounding, ROUNDINGS),
+        ("mode", mode, MODES),
         ("distortion", distortion, DISTORTIONS),
     ):
         if not isinstance(value, str) or value not in allowed:
             raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
+    as_rounding(rounding)
     return RateDistortionLoss(lam, distortion, huffman)  # checks huffman, and kornia for "ssim"
 
 
@@ -179,8 +182,11 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
+@keyword_only(1, ("lam", "steps", "batch_size", "crop", "lr", "init", "subsampling", "forward", "rounding", "huffman",
+                  "distortion", "seed", "device", "checkpoint", "checkpoint_every", "resume", "progress", "history"))
 def learn_qtables(
     images,
+    *,
     lam: float = DEFAULT_LAMBDA,
     steps: int = 200,
     batch_size: int = 2,
@@ -188,8 +194,8 @@ def learn_qtables(
     lr: float = 0.05,
     init=50,
     subsampling: str = "4:2:0",
-    forward: str = DEFAULT_FORWARD,
-    rounding: str = DEFAULT_ROUNDING,
+    mode: str = DEFAULT_MODE,
+    rounding: str | Rounding = DEFAULT_ROUNDING,
     huffman: str = "optimized",
     distortion: str = "mse",
     seed: int = 0,
@@ -220,7 +226,7 @@ def learn_qtables(
         lr: Adam's step size on the log tables.
         init: starting point: an IJG quality (libjpeg's scaled Annex K tables) or
             ``(2, 8, 8)`` tables.
-        subsampling, forward, rounding: as in :func:`diffjpeg.encode`.
+        subsampling, mode, rounding: as in :func:`diffjpeg.encode`.
         huffman: Huffman tables the rate assumes: ``"optimized"`` or ``"standard"``.
         distortion: ``"mse"`` or ``"ssim"`` (needs kornia).
         seed: seeds the crop sampling (identical on every rank).
@@ -241,7 +247,7 @@ def learn_qtables(
         >>> t.shape, t.dtype, 1 <= int(t.min()) and int(t.max()) <= 255
         (torch.Size([2, 8, 8]), torch.int64, True)
     """
-    criterion = _check_settings(lam, steps, batch_size, crop, lr, subsampling, forward, rounding, huffman, distortion, checkpoint_every)
+    criterion = _check_settings(lam, steps, batch_size, crop, lr, subsampling, mode, rounding, huffman, distortion, checkpoint_every)
     data = images if isinstance(images, ImageSet) else ImageSet(images)
     rank, world = rank_and_world()
     if batch_size < world:
@@ -251,7 +257,8 @@ def learn_qtables(
     optimizer = torch.optim.Adam(params.parameters(), lr=lr)
     generator = torch.Generator().manual_seed(int(seed))
     config = dict(lam=float(lam), steps=steps, batch_size=batch_size, crop=crop, lr=float(lr), subsampling=subsampling,
-                  forward=forward, rounding=rounding, huffman=huffman, distortion=distortion, seed=int(seed), images=len(data))
+                  forward=mode,  # the key checkpoints already written carry
+                  rounding=rounding if isinstance(rounding, str) else repr(rounding), huffman=huffman, distortion=distortion, seed=int(seed), images=len(data))
     start, past = 0, []
     checkpoint = None if checkpoint is None else Path(checkpoint)
     if resume and checkpoint is None:
@@ -290,7 +297,7 @@ def learn_qtables(
         stats = torch.zeros(3, dtype=torch.float64)  # bits, pixel-weighted distortion, pixels
         for i, top, left, h, w in plan[rank::world]:
             x = data[i][:, top : top + h, left : left + w].to(device=device, dtype=torch.float32).div(255.0)[None]
-            r = encode_and_score(x, params(), criterion, subsampling, forward, rounding)
+            r = encode_and_score(x, params(), criterion, subsampling=subsampling, mode=mode, rounding=rounding)
             # each crop's share of the global mean: the ranks' sums add up to it
             (r.loss * (h * w / pixels)).backward()
             stats += torch.tensor([r.bits.item(), r.distortion.item() * h * w, h * w], dtype=torch.float64)

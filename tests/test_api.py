@@ -1,0 +1,161 @@
+"""The public API's spellings: keyword-only parameters, ``mode=``, the
+rounding spec, and the old spellings that still work for one release."""
+import dataclasses
+import inspect
+import warnings
+
+import pytest
+import torch
+
+import diffjpeg
+from diffjpeg.rounding import ROUNDINGS, Fourier, Linear, Polynomial, Rounding, Sigmoid, as_rounding
+
+X = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
+
+# (callable, the parameters that may still be passed by position)
+SIGNATURES = [
+    (diffjpeg.jpeg, ("image", "quality")),
+    (diffjpeg.encode, ("image", "quality")),
+    (diffjpeg.decode, ("coefficients",)),
+    (diffjpeg.random_jpeg, ("image", "quality")),
+    (diffjpeg.DiffJPEG, ("quality",)),
+    (diffjpeg.JPEGEncoder, ("quality",)),
+    (diffjpeg.JPEGDecoder, ()),
+    (diffjpeg.RandomJPEG, ("quality",)),
+]
+
+
+@pytest.mark.parametrize("function, positional", SIGNATURES, ids=lambda v: getattr(v, "__name__", ""))
+def test_every_parameter_after_quality_is_keyword_only(function, positional):
+    parameters = inspect.signature(function).parameters.values()
+    assert tuple(p.name for p in parameters if p.kind is p.POSITIONAL_OR_KEYWORD) == positional
+    names = {p.name for p in parameters}
+    assert "forward" not in names and "fourier_order" not in names and "temperature" not in names
+    if function is not diffjpeg.decode and function is not diffjpeg.JPEGDecoder:
+        assert {"mode", "rounding"} <= names
+
+
+def test_misspelled_arguments_are_refused_at_construction():
+    with pytest.raises(TypeError, match="qualty"):
+        diffjpeg.JPEGEncoder(qualty=50)
+    with pytest.raises(TypeError, match="at most"):
+        diffjpeg.jpeg(X, 50, None, "4:2:0", "exact", "linear", 10, 0.25, None, None, "extra")
+
+
+def _same(a, b):
+    return torch.equal(a, b) if isinstance(a, torch.Tensor) else all(torch.equal(s, t) for s, t in zip(a.components, b.components))
+
+
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        (lambda: diffjpeg.jpeg(X, 50, None, "4:4:4", "float"), lambda: diffjpeg.jpeg(X, 50, subsampling="4:4:4", mode="float")),
+        (lambda: diffjpeg.jpeg(X, 50, forward="soft"), lambda: diffjpeg.jpeg(X, 50, mode="soft")),
+        (lambda: diffjpeg.encode(X, 30, None, "4:2:2"), lambda: diffjpeg.encode(X, 30, subsampling="4:2:2")),
+        (lambda: diffjpeg.decode(diffjpeg.encode(X), "float"), lambda: diffjpeg.decode(diffjpeg.encode(X), mode="float")),
+        (
+            lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding="fourier", fourier_order=3),
+            lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding=Fourier(order=3)),
+        ),
+        (
+            lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding="sigmoid", temperature=0.5),
+            lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding=Sigmoid(temperature=0.5)),
+        ),
+        (lambda: diffjpeg.DiffJPEG(40, None, "4:4:4", "float")(X), lambda: diffjpeg.DiffJPEG(40, subsampling="4:4:4", mode="float")(X)),
+        (lambda: diffjpeg.JPEGDecoder("float")(diffjpeg.encode(X)), lambda: diffjpeg.JPEGDecoder(mode="float")(diffjpeg.encode(X))),
+        (lambda: diffjpeg.JPEGEncoder(20, forward="float")(X), lambda: diffjpeg.JPEGEncoder(20, mode="float")(X)),
+        (
+            lambda: diffjpeg.random_jpeg(X, 30, 1.0, "4:4:4", generator=torch.Generator().manual_seed(1)),
+            lambda: diffjpeg.random_jpeg(X, 30, p=1.0, subsampling="4:4:4", generator=torch.Generator().manual_seed(1)),
+        ),
+        (lambda: diffjpeg.RandomJPEG(30, 1.0, forward="float")(X), lambda: diffjpeg.RandomJPEG(30, p=1.0, mode="float")(X)),
+        (
+            lambda: diffjpeg.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", "fourier", 4),
+            lambda: diffjpeg.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", Fourier(order=4)),
+        ),
+    ],
+)
+def test_old_spellings_warn_and_give_the_same_result(old, new):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)
+        expected = new()
+    with pytest.warns(DeprecationWarning, match="deprecated since 0.2, removed in 0.3") as record:
+        result = old()
+    assert all(r.filename == __file__ for r in record)  # the warning points at the caller's line
+    assert _same(result, expected)
+
+
+def test_both_spellings_at_once_are_refused():
+    with pytest.raises(TypeError, match="only mode"), pytest.warns(DeprecationWarning):
+        diffjpeg.jpeg(X, forward="float", mode="soft")
+    with pytest.raises(TypeError, match="multiple values"), pytest.warns(DeprecationWarning):
+        diffjpeg.jpeg(X, 50, None, qtables=None)
+
+
+def test_old_attribute_and_module_names_warn():
+    layer = diffjpeg.DiffJPEG(50, mode="float")
+    with pytest.warns(DeprecationWarning, match="DiffJPEG.forward_mode is deprecated; use .mode"):
+        assert layer.forward_mode == "float"
+    with pytest.warns(DeprecationWarning, match="diffjpeg.rate is deprecated; import from diffjpeg.rate_model"):
+        from diffjpeg.rate import Rate
+    assert Rate is diffjpeg.rate_model.Rate
+    assert diffjpeg.rate is diffjpeg.rate_model.rate  # the function; the module is rate_model
+    assert inspect.ismodule(diffjpeg.rate_model)
+
+
+def test_rounding_names_are_the_default_specs():
+    assert [as_rounding(n) for n in ROUNDINGS] == [Linear(), Polynomial(), Fourier(order=10), Sigmoid(temperature=0.25)]
+    assert [as_rounding(n).name for n in ROUNDINGS] == list(ROUNDINGS)
+    spec = Fourier(order=4)
+    assert as_rounding(spec) is spec and hash(spec) == hash(Fourier(order=4))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.order = 5
+    # a name and its default spec give the same layer
+    assert torch.equal(diffjpeg.jpeg(X, 50, mode="soft", rounding="sigmoid"), diffjpeg.jpeg(X, 50, mode="soft", rounding=Sigmoid()))
+    assert repr(diffjpeg.DiffJPEG(50, rounding="fourier")).endswith("rounding=Fourier(order=10))")
+
+
+@pytest.mark.parametrize(
+    "make, error, match",
+    [
+        (lambda: Fourier(order=0), ValueError, "order of the fourier rounding must be >= 1"),
+        (lambda: Fourier(order=True), TypeError, "order"),
+        (lambda: Sigmoid(temperature=-1.0), ValueError, "temperature of the sigmoid rounding must be a finite number > 0"),
+        (lambda: Sigmoid(temperature=float("inf")), ValueError, "temperature"),
+        (lambda: Sigmoid(temperature="0.1"), TypeError, "temperature"),
+        (lambda: as_rounding("cubic"), ValueError, r"rounding must be one of \('linear', 'polynomial', 'fourier', 'sigmoid'\)"),
+        (lambda: diffjpeg.DiffJPEG(50, rounding=Fourier), ValueError, "rounding must be one of"),  # the class, not an instance
+    ],
+)
+def test_bad_rounding_specs_name_the_parameter(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+class _Scaled(Rounding):
+    """A user's own surrogate: straight-through with a slope."""
+
+    name = "scaled"
+
+    def __init__(self, slope):
+        self.slope = slope
+
+    def __call__(self, x):
+        return torch.round(x).detach() + self.slope * (x - x.detach())
+
+    def derivative(self, x):
+        return torch.full_like(x, self.slope)
+
+
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+def test_a_user_defined_rounding_drives_the_quantizer_gradient(mode):
+    """The quantizer is the only step whose gradient the surrogate sets, so a
+    slope of 2 doubles the image gradient exactly where linear gives 1."""
+    x = X.double().requires_grad_()
+    grads = []
+    for rounding in (Linear(), _Scaled(2.0)):
+        x.grad = None
+        c = diffjpeg.encode(x, 50, mode=mode, rounding=rounding)
+        (c.y * torch.arange(64, dtype=torch.float64).reshape(8, 8)).sum().backward()
+        grads.append(x.grad.clone())
+    assert torch.allclose(grads[1], 2 * grads[0])
