@@ -5,10 +5,11 @@ here holds exactly the coefficients any libjpeg decoder sees. Writing is
 Python (:mod:`diffjpeg.sequential`, :mod:`diffjpeg.progressive`), byte for
 byte the file libjpeg writes for those coefficients.
 :func:`diffjpeg.decode` of what :func:`read` returns equals Pillow's decoding
-of the file, pixel for pixel (``forward="exact"``), crafted and corrupted
-files included (``decode`` computes the inverse DCT in 16 bits where
-libjpeg-turbo's x86-64 SIMD code does: :mod:`diffjpeg.dct`), except for
-progressive files whose scans stop early, which libjpeg smooths.
+of the file, pixel for pixel (exact mode), crafted and corrupted files
+included: ``decode`` computes the inverse DCT in 16 bits where
+libjpeg-turbo's x86-64 SIMD code does (:mod:`diffjpeg.dct`), and smooths
+progressive files whose scans stop early as libjpeg does
+(:mod:`diffjpeg.smoothing`, with the state libjpeg reports).
 
 Before libjpeg sees a file, :func:`diffjpeg.markers.parse_structure` checks
 its structure and size in Python; libjpeg's own errors, and by default its
@@ -193,10 +194,29 @@ def _lenient_decodes(data: bytes, max_pixels: int | None) -> bool:
     try:
         structure = parse_structure(data, max_pixels, strict=False)
         _check_plausible_size(structure)  # its one scan runs to the end of the file
-        _read(data, structure, False, torch.float32, None)
+        _read(data, structure, False, torch.float32, None, max_pixels)
     except JPEGError:
         return False
     return True
+
+
+WORK_PER_BYTE = 4096  # block-scans per byte of file that read accepts (with max_pixels on)
+WORK_FREE = 1 << 24  # and this many whatever the size
+
+
+def _check_work(data: bytes, structure) -> None:
+    """Refuse a file whose scans would cost libjpeg far more than its size
+    justifies: every scan visits every block of its components, data or not,
+    so a few bytes per scan header times a large frame is a decompression
+    bomb of time. ``FF DA`` byte pairs bound the scans libjpeg can find. A
+    10-scan progressive photo needs under 100 block-scans per byte."""
+    scans = max(1, data.count(b"\xff\xda"))
+    blocks = block_count((structure.height, structure.width), structure.sampling)
+    if scans * blocks > WORK_PER_BYTE * len(data) + WORK_FREE:
+        raise JPEGError(
+            f"up to {scans} scans of {blocks} blocks each in {len(data)} bytes: more work than a file of this size "
+            "justifies (a guard against decompression bombs, as max_pixels; pass max_pixels=None to read it anyway)"
+        )
 
 
 def read(
@@ -212,7 +232,9 @@ def read(
     Args:
         source: a path, the file's bytes, or a binary file object.
         max_pixels: largest ``height * width`` accepted (default Pillow's
-            decompression-bomb limit, 89,478,485); ``None`` for no limit.
+            decompression-bomb limit, 89,478,485); ``None`` for no limit,
+            and none on the work a file's scans cost per byte of it either
+            (otherwise at most 4096 block visits per byte, plus 2**24).
         strict: if ``True`` (default), any damage raises :class:`JPEGError`
             with what and where (the byte offset), and says whether
             ``strict=False`` decodes the file: damage found in Python (bytes
@@ -262,16 +284,18 @@ def read(
         if strict and _lenient_decodes(data, max_pixels):
             raise JPEGError(f"{e}; {LENIENT_HINT}") from None
         raise
-    return _read(data, structure, strict, dtype, device)
+    return _read(data, structure, strict, dtype, device, max_pixels)
 
 
-def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device) -> Coefficients:
+def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_pixels: int | None) -> Coefficients:
     """The coefficients of a file whose structure has been checked (strict
     or not), read by libjpeg."""
     if structure.color_space == "RGB":
         raise JPEGError("RGB-coded JPEG (no YCbCr transform: Adobe transform 0 or component ids R, G, B) is not supported")
     if strict:
         _check_plausible_size(structure)
+    if max_pixels is not None:
+        _check_work(data, structure)
     reader = _reader()
     # strict: the file up to its EOI; else all of it, libjpeg stops at EOI
     payload = data[: structure.end] if strict else data

@@ -9,7 +9,8 @@ default (Pillow never turns it off). :func:`smooth` is that step, applied to
 the quantized coefficients in :func:`diffjpeg.decode`, so that one
 implementation serves the compiled kernel and the tensor stages; a file's
 progression state (:class:`diffjpeg.Progression`) is set by
-:func:`diffjpeg.read` from its scan headers (:func:`progression_bits`).
+:func:`diffjpeg.read` from libjpeg's own state (the compiled reader), or
+from its scan headers (:func:`progression_bits`, the jpeglib fallback).
 
 Facts relied on (libjpeg-turbo 3.2's jdcoefct.c ``smoothing_ok`` and
 ``decompress_smooth_data``, the 5x5 form of 2.1 with the edge fixes of 3.0.1;

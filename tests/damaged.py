@@ -98,7 +98,7 @@ def damaged(name: str, data: bytes, thorough: bool = False) -> list[tuple[str, b
         out.append((f"{name}: cut at {at}, EOI appended", data[:at] + b"\xff\xd9"))
     out.append((f"{name}: no EOI", data[:-2]))
     # inside scans: cuts, stray markers, flipped bytes
-    for start, end in scans if thorough else scans[:1] + scans[-1:]:
+    for start, end in scans if thorough else dict.fromkeys(scans[:2] + scans[-1:]):
         fractions = np.linspace(0.05, 0.95, 9 if thorough else 3)
         for f in fractions:
             at = start + int(f * (end - start))

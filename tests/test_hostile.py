@@ -291,3 +291,23 @@ def test_crafted_coefficients_decode_as_pillow(tmp_path):
 @pytest.mark.slow
 def test_crafted_coefficients_decode_as_pillow_long(tmp_path):
     check_crafted(crafted_files(600, seed=1, folder=tmp_path))
+
+
+def test_many_empty_scans_over_a_large_frame_are_refused_before_decoding():
+    """Every scan visits every block, data or not: 400 copies of a DC scan
+    header (14 bytes each) over a 4000x4000 frame would cost libjpeg 150M
+    block visits for 6 kB. Refused in both modes, at once; max_pixels=None
+    lets it through."""
+    data = FILES[2]  # progressive
+    at = sof_offset(data) + 5
+    data = with_bytes(data, at, struct.pack(">HH", 4000, 4000))
+    sos = data.find(b"\xff\xda")
+    header = data[sos : sos + 2 + struct.unpack_from(">H", data, sos + 2)[0]]
+    bomb = data[:sos] + header * 400 + b"\xff\xd9"
+    for strict in (True, False):
+        start = time.perf_counter()
+        rejects(bomb, "more work than a file of this size justifies", strict=strict)
+        assert time.perf_counter() - start < 1
+    few = data[:sos] + header * 10 + b"\xff\xd9"  # 10 scans: libjpeg's own progression has as many
+    assert diffjpeg.read(few, strict=False).size == (4000, 4000)
+    assert diffjpeg.read(bomb, strict=False, max_pixels=None).size == (4000, 4000)
