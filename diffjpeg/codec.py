@@ -295,9 +295,10 @@ def _decode(coefficients: Coefficients, forward: str, ycbcr_to_rgb: Tensor | Non
     check_choice("forward", forward, FORWARDS)
     c = coefficients
     device = c.y.device
-    for name, t in zip(("y", "cb", "cr", "qtables"), c.components + [c.qtables]):
+    for name, t in zip(("y", "cb", "cr", "k")[: len(c.components)] + ("qtables",), c.components + [c.qtables]):
         check_device(f"coefficients.{name}", t, device)
         check_finite(f"coefficients.{name}", t)
+    color.check_decoder_matrix(c.color_space, ycbcr_to_rgb)
     batch = c.batch_shape
     for ci, (blocks, geo) in enumerate(zip(c.components, c.geometries())):
         expected = batch + geo.blocks + (8, 8)
@@ -315,17 +316,17 @@ def _decode_stages(c: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, a
     tables = c.component_qtables().reshape(count, -1, 8, 8).to(work)
     components = [b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components]
     matrix = None
-    if len(components) == 3:
+    if c.color_space in color.TAKES_MATRIX:
         matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, c.y.device)
     geometries = c.geometries()
     exact_ycc, stages = None, forward
     if forward == "exact":
         grad = not as_uint8 and needs_grad(*components, tables, matrix)
         samples = None
-        if native.decode_applies(components, tables, geometries, matrix):
+        if native.decode_applies(components, tables, geometries, matrix, c.color_space):
             samples = native.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work)
         if samples is None:
-            samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix)
+            samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix, c.color_space)
             if as_uint8:
                 samples = samples.to(torch.uint8)
             elif not grad:  # a true division, as the kernel's
@@ -348,21 +349,21 @@ def _decode_stages(c: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, a
         plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
         planes.append(plane[..., :height, :width])
     ycc = torch.stack(planes, dim=1)
-    if len(planes) == 3:
+    if len(planes) > 1:
         if forward == "exact" and matrix is not None and needs_grad(matrix):
             # the matrix's gradient at the exact YCbCr samples; with a custom
             # matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
-        ycc = color.ycbcr_to_rgb(ycc, matrix, stages)
+        ycc = color.decoded_pixels(ycc, c.color_space, matrix, stages)
     out = ycc / 255.0
     if forward == "exact":
         out = straight_through(out, samples)
     return out.reshape(batch + ycc.shape[1:])
 
 
-def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size, matrix: Tensor | None):
+def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size, matrix: Tensor | None, color_space: str):
     """Exact mode's 8-bit samples ``(B, C, H, W)`` from the stages' integer
-    forms (what the compiled kernel computes on the CPU), and the YCbCr planes
+    forms (what the compiled kernel computes on the CPU), and the planes
     before color conversion (``None`` for grayscale); int32, no graph.
     Coefficients and tables are rounded to integers, as a file holds them."""
     count = tables.shape[0]
@@ -377,7 +378,7 @@ def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size,
     ycc = torch.stack(planes, dim=1)
     if len(planes) == 1:
         return ycc, None
-    return color.ycbcr_to_rgb_fixed(ycc, matrix), ycc
+    return color.decoded_pixels_fixed(ycc, color_space, matrix), ycc
 
 
 def jpeg(

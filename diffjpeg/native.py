@@ -9,7 +9,8 @@ themselves when it applies:
 * ``forward="exact"``, CPU tensors, uint8/float32/float64 images,
   float32/float64 coefficients,
 * libjpeg's color matrices, sampling ratios of 1 or 2 (4:4:4, 4:2:2, 4:2:0,
-  4:4:0, grayscale), integer tables,
+  4:4:0, grayscale), integer tables, grayscale or YCbCr (RGB, CMYK and
+  YCCK files decode through the tensor stages),
 * not while ``torch.compile`` traces.
 
 Without a gradient the kernel's output is the result. With one, the kernel
@@ -208,9 +209,9 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
     return outputs, coefficients
 
 
-def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix) -> bool:
+def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix, color_space: str = "YCbCr") -> bool:
     """Whether :func:`decode` can take these coefficients (the caller checked the mode)."""
-    if matrix is not None or not _usable(tables, *components):
+    if matrix is not None or color_space not in ("grayscale", "YCbCr") or not _usable(tables, *components):
         return False
     if components[0].dtype not in (torch.float32, torch.float64) or any(c.dtype != components[0].dtype for c in components):
         return False
