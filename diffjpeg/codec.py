@@ -275,10 +275,17 @@ def decode(coefficients: Coefficients, forward: str = "exact", ycbcr_to_rgb: Ten
             ``"float"`` or ``"soft"``.
         ycbcr_to_rgb: ``(3, 3)`` or ``(B, 3, 3)`` matrix on ``(Y, Cb-128, Cr-128)``;
             libjpeg's decoder constants if ``None``. May require grad.
+            For YCbCr and YCCK coefficients (ignored for grayscale;
+            ``ValueError`` for RGB and CMYK, which are not converted).
 
     Returns:
         ``(*batch, C, H, W)`` float images in [0, 1]: float64 for float64
-        coefficients, else float32 (autocast off inside).
+        coefficients, else float32 (autocast off inside). Pillow's pixels for
+        the color space (:func:`diffjpeg.color.decoded_pixels`): C = 1 for
+        grayscale; RGB for YCbCr and RGB; C = 4 for CMYK and YCCK, Pillow's
+        mode ``"CMYK"`` (ink amounts: 0 none, 1 full), which is ``1 -`` the
+        stored (Adobe, inverted) samples for CMYK, and for YCCK ``(R, G, B,
+        1 - K)`` of its YCbCr to RGB conversion.
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16)

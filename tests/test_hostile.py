@@ -1,10 +1,15 @@
 """Hostile files: every failure is a JPEGError with a reason, fast, never a crash."""
+import dataclasses
+import io
+import os
 import struct
+import tempfile
 import time
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 import diffjpeg
 from diffjpeg import native
@@ -13,11 +18,27 @@ from tests.helpers import pillow_file, skimage_crop
 
 
 def valid_files() -> list[bytes]:
+    """Pillow's YCbCr (three samplings) and grayscale files; a progressive
+    CMYK file (Pillow), a YCCK 4:2:0 one (libjpeg-turbo through jpeglib) and
+    an RGB-coded one (``write``, Adobe transform 0)."""
     a = skimage_crop("astronaut", 64, 80, 100, 150)
     files = []
     for options in ({"subsampling": 2}, {"subsampling": 1, "optimize": True}, {"subsampling": 0, "progressive": True}):
         files.append(pillow_file(a, quality=70, **options))
     files.append(pillow_file(np.ascontiguousarray(a[..., 0]), quality=70))
+    cmyk = np.ascontiguousarray(np.concatenate([a, a[..., :1]], axis=2))
+    buf = io.BytesIO()
+    Image.fromarray(cmyk, "CMYK").save(buf, "JPEG", quality=70, progressive=True)
+    files.append(buf.getvalue())
+    import jpeglib
+
+    with tempfile.TemporaryDirectory() as folder, jpeglib.version("turbo210"):
+        image = jpeglib.from_spatial(cmyk, in_color_space=jpeglib.JCS_CMYK)
+        image.jpeg_color_space = jpeglib.JCS_YCCK
+        image.write_spatial(os.path.join(folder, "ycck.jpg"), qt=70)
+        with open(os.path.join(folder, "ycck.jpg"), "rb") as f:
+            files.append(f.read())
+    files.append(diffjpeg.write(dataclasses.replace(diffjpeg.read(files[2]), color_space="RGB")))
     return files
 
 
