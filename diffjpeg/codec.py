@@ -331,7 +331,7 @@ def _decode_stages(c: Coefficients, forward: str, ycbcr_to_rgb: Tensor | None, a
         grad = not as_uint8 and needs_grad(*components, tables, matrix)
         samples = None
         if native.decode_applies(components, tables, geometries, matrix, c.color_space):
-            samples = native.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work)
+            samples = native.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work, c.color_space)
         if samples is None:
             samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix, c.color_space)
             if as_uint8:

@@ -276,6 +276,10 @@ def ycck_to_cmyk(image: Tensor, matrix: Tensor | None = None, mode: str = "float
 
 
 TAKES_MATRIX = ("YCbCr", "YCCK")  # the color spaces a decoder converts with a YCbCr to RGB matrix
+# decoded_pixels in two steps, as the compiled kernel runs it: (YCbCr to RGB on
+# the first three channels, the channels then made 255 - x). YCCK: libjpeg's
+# 255 - RGB and Pillow's 255 - x of every channel cancel on the first three.
+DECODER_STEPS = {"grayscale": (False, ()), "YCbCr": (True, ()), "RGB": (False, ()), "CMYK": (False, (0, 1, 2, 3)), "YCCK": (True, (3,))}
 
 
 def decoded_pixels(planes: Tensor, color_space: str, matrix: Tensor | None = None, mode: str = "float") -> Tensor:

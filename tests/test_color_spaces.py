@@ -452,3 +452,37 @@ def test_12_and_16_bit_files_are_refused_with_the_reason(precision):
     edited = data[: sof + 4] + bytes([precision]) + data[sof + 5 :]
     with pytest.raises(diffjpeg.JPEGError, match=f"{precision}-bit samples; only 8-bit samples are supported"):
         diffjpeg.read(edited)
+
+
+def test_decoder_steps_are_decoded_pixels():
+    """The compiled kernel's two steps (color.DECODER_STEPS) give decoded_pixels_fixed's values."""
+    for space, count in COLOR_SPACES.items():
+        planes = torch.randint(0, 256, (2, count, 5, 7), dtype=torch.int32)
+        convert, inverted = color.DECODER_STEPS[space]
+        steps = planes.clone()
+        if convert:
+            steps[:, :3] = color.ycbcr_to_rgb_fixed(planes[:, :3].contiguous())
+        steps[:, list(inverted)] = 255 - steps[:, list(inverted)]
+        assert torch.equal(steps, color.decoded_pixels_fixed(planes, space)), space
+
+
+@pytest.mark.skipif(not native.compiled(), reason="no compiled kernel")
+def test_kernel_decodes_every_color_space_like_the_tensor_stages(tmp_path):
+    """Batched, float32 and float64, uint8 out: the kernel's values are the tensor stages'."""
+    files = {
+        "CMYK": [pillow_cmyk(photo4(19, 26), quality=q) for q in (20, 95)],
+        "YCCK": [libjpeg_file(photo4(19, 26), "YCCK", tmp_path, quality=q) for q in (20, 95)],
+        "RGB": [libjpeg_file(np.ascontiguousarray(photo4(19, 26)[..., :3]), "RGB", tmp_path, quality=q) for q in (20, 95)],
+    }
+    for space, pair in files.items():
+        batch = diffjpeg.read_batch(pair)
+        for dtype in (torch.float32, torch.float64):
+            c = batch.to(dtype)
+            assert native.decode_applies(c.components, c.component_qtables(), c.geometries(), None, space)
+            kernel = diffjpeg.decode(c)
+            with native.enabled(False):
+                assert torch.equal(kernel, diffjpeg.decode(c)), (space, dtype)
+        flat = [t.reshape(2, *t.shape[1:]) for t in batch.components]
+        samples = native.decode(flat, batch.component_qtables(), batch.geometries(), batch.size, torch.uint8, space)
+        with native.enabled(False):
+            assert torch.equal(samples, torch.round(diffjpeg.decode(batch) * 255).to(torch.uint8)), space
