@@ -157,9 +157,10 @@ def read(
         extended or progressive (Huffman or arithmetic), any sampling
         factors libjpeg decodes, with the color space libjpeg decodes the
         file as (``color_space``: grayscale, YCbCr, RGB, CMYK or YCCK; see
-        :mod:`diffjpeg.colorspace`). The components are as stored: those of
-        a CMYK or YCCK file (``y, cb, cr, k``) hold Adobe's inverted samples,
-        ``255 - ink``; :func:`diffjpeg.decode` gives Pillow's CMYK pixels.
+        :mod:`diffjpeg.colorspace`). The components are as stored: a CMYK
+        file's (``y, cb, cr, k``) hold Adobe's inverted samples, ``255 -
+        ink``, a YCCK file's the YCbCr of the inverted C, M, Y and the
+        inverted K; :func:`diffjpeg.decode` gives Pillow's CMYK pixels (ink).
 
     Raises:
         JPEGError: not a JPEG, truncated, corrupt, over ``max_pixels``, or not
