@@ -58,6 +58,7 @@
 #define MESSAGE_LENGTH 200 /* JMSG_LENGTH_MAX */
 #define MESSAGES_KEPT 2048
 #define NUM_QUANT_TABLES 4
+#define MAX_COMPONENTS 4 /* what files.py reads: grayscale, YCbCr, RGB, CMYK, YCCK */
 
 typedef int boolean;
 typedef unsigned int JDIMENSION;
@@ -215,10 +216,10 @@ typedef struct {
     int failed;
     const char *refused; /* a reason of ours, not libjpeg's */
     int components;
-    JDIMENSION rows[3], cols[3];
-    int factors[3][2], table_slot[3];
-    JCOEF *blocks[3];
-    JCOEF *padding_dc[3]; /* DCs of the MCU padding row under the last, or NULL */
+    JDIMENSION rows[MAX_COMPONENTS], cols[MAX_COMPONENTS];
+    int factors[MAX_COMPONENTS][2], table_slot[MAX_COMPONENTS];
+    JCOEF *blocks[MAX_COMPONENTS];
+    JCOEF *padding_dc[MAX_COMPONENTS]; /* DCs of the MCU padding row under the last, or NULL */
     int has_table[NUM_QUANT_TABLES];
     unsigned short tables[NUM_QUANT_TABLES][64];
 } call;
@@ -296,8 +297,8 @@ static void decode(call *c) {
         c->refused = "no image in the datastream";
         goto done;
     }
-    if (cinfo->num_components != 1 && cinfo->num_components != 3) {
-        c->refused = "not 1 or 3 components";
+    if (cinfo->num_components != 1 && cinfo->num_components != 3 && cinfo->num_components != MAX_COMPONENTS) {
+        c->refused = "not 1, 3 or 4 components";
         goto done;
     }
     c->components = cinfo->num_components;
@@ -362,7 +363,7 @@ done:
 }
 
 static void release(call *c) {
-    for (int ci = 0; ci < 3; ci++) {
+    for (int ci = 0; ci < MAX_COMPONENTS; ci++) {
         free(c->blocks[ci]);
         c->blocks[ci] = NULL;
         free(c->padding_dc[ci]);

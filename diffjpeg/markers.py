@@ -3,8 +3,10 @@
 Files from outside are hostile until proven otherwise, so :func:`parse_structure`
 walks every marker segment in pure Python, with every length and field checked,
 before any C code sees the data. It rejects what this library does not decode
-(12-bit, lossless, hierarchical, CMYK and RGB-coded files) and images over a
-pixel limit, and it finds the scans, so that a truncated file is caught here.
+(samples of other than 8 bits, lossless and hierarchical files) and images
+over a pixel limit, and it finds the scans, so that a truncated file is caught
+here. Any number of segments of any kind libjpeg skips (APPn, COM) is
+accepted; the work is one pass over the file.
 
 Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
 
@@ -15,15 +17,15 @@ Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
   ``FF D0``-``FF D7`` are restart markers; any other ``FF xx`` ends the scan.
 * libjpeg refuses a missing quantization table, sampling factors outside
   1..4, more than 10 blocks in an MCU, and image sides over 65500 (JPEG_MAX_DIMENSION).
-* Three-component color space (jdapimin.c default_decompression_parms): JFIF
-  means YCbCr; else an Adobe marker's transform flag (0 = RGB, 1 = YCbCr);
-  else component ids ``R, G, B`` (82, 71, 66) mean RGB; else YCbCr.
+* The color space: :mod:`diffjpeg.colorspace`, from the JFIF and Adobe
+  markers before the first SOS (libjpeg decides there) and the component ids.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
 
+from .colorspace import ADOBE_MIN_LENGTH, JFIF_MIN_LENGTH, MAX_COMPONENTS, file_color_space
 from .geometry import sampling_problem
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit: 2**28 // 3
@@ -37,6 +39,7 @@ SOF_UNSUPPORTED = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical p
                    0xC7: "hierarchical lossless", 0xCB: "arithmetic lossless",
                    0xCD: "hierarchical arithmetic", 0xCE: "hierarchical arithmetic progressive",
                    0xCF: "hierarchical arithmetic lossless"}
+SOF_LOSSLESS = 0xC3  # predictive, no DCT: libjpeg-turbo decodes it from 3.0 on (Pillow 13 does), 2.1 does not
 DAC, TEM = 0xCC, 0x01
 RST = range(0xD0, 0xD8)
 
@@ -86,11 +89,12 @@ class Structure:
     height: int
     width: int
     components: tuple[FrameComponent, ...]
-    color_space: str  # "grayscale", "YCbCr" or "RGB"
+    color_space: str  # one of diffjpeg.colorspace.COLOR_SPACES
     scans: list[Scan] = field(default_factory=list)
     qtables: dict[int, tuple[int, ...]] = field(default_factory=dict)  # as stored: zigzag order
     restart_interval: int = 0
     end: int = 0  # offset just past EOI
+    skipped: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of each APPn and COM segment, in order
 
     @property
     def progressive(self) -> bool:
@@ -129,7 +133,7 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
         raise JPEGError(f"frame header (SOF) is {len(body)} bytes, needs at least 6")
     precision, height, width, count = struct.unpack_from(">BHHB", body)
     if precision != 8:
-        raise JPEGError(f"{precision}-bit samples are not supported (only 8-bit JPEG)")
+        raise JPEGError(f"the file has {precision}-bit samples; only 8-bit samples are supported")
     if height == 0:
         raise JPEGError("image height 0 (defined by a DNL marker) is not supported")
     if width == 0:
@@ -141,9 +145,8 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
             f"image is {width}x{height} = {height * width} pixels, over the limit max_pixels={max_pixels} "
             "(a guard against decompression bombs; raise it if you trust the file)"
         )
-    if count not in (1, 3):
-        kind = "CMYK/YCCK" if count == 4 else f"{count}-component"
-        raise JPEGError(f"{kind} JPEG is not supported (1 or 3 components only), the frame has {count}")
+    if count not in (1, 3, MAX_COMPONENTS):
+        raise JPEGError(f"the frame has {count} components; supported are 1 (grayscale), 3 (YCbCr, RGB) and 4 (CMYK, YCCK)")
     if len(body) != 6 + 3 * count:
         raise JPEGError(f"frame header (SOF) length {len(body) + 2} does not match its {count} components")
     components = []
@@ -210,18 +213,6 @@ def _parse_sos(body: bytes, frame: Structure, header: tuple[int, int]) -> Scan:
     return Scan(ids, ss, se, ah, al, header, (header[1], header[1]))
 
 
-def _color_space(frame: Structure, jfif: bool, adobe_transform: int | None) -> str:
-    if len(frame.components) == 1:
-        return "grayscale"
-    if jfif:
-        return "YCbCr"
-    if adobe_transform is not None:
-        return "RGB" if adobe_transform == 0 else "YCbCr"
-    if tuple(c.id for c in frame.components) == (82, 71, 66):
-        return "RGB"
-    return "YCbCr"
-
-
 def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Structure:
     """Check the marker structure of a JPEG file and describe it.
 
@@ -256,6 +247,7 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     restart_interval = 0
     jfif, adobe_transform = False, None
     scans: list[Scan] = []
+    skipped: list[tuple[int, int]] = []
     position = 2
     while True:
         if position >= len(data):
@@ -288,6 +280,11 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             if frame is not None:
                 raise JPEGError(f"second frame header (SOF) at byte {start}")
             frame = _parse_frame(marker, body, max_pixels)
+        elif marker == SOF_LOSSLESS:
+            raise JPEGError(
+                f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) holds no DCT coefficients, so it cannot be "
+                "read as Coefficients; decode it to pixels with Pillow (libjpeg-turbo 3 reads it)"
+            )
         elif marker in SOF_UNSUPPORTED:
             raise JPEGError(f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) is not supported")
         elif marker == DQT:
@@ -309,12 +306,14 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             position = end
         elif marker == DNL:
             raise JPEGError("DNL marker (height defined after the scan) is not supported")
-        elif marker == APP0 and body.startswith(b"JFIF\x00"):
+        elif marker == APP0 and not scans and len(body) >= JFIF_MIN_LENGTH and body.startswith(b"JFIF\x00"):
             jfif = True
-        elif marker == APP14 and body.startswith(b"Adobe") and len(body) >= 12:
+        elif marker == APP14 and not scans and len(body) >= ADOBE_MIN_LENGTH and body.startswith(b"Adobe"):
             adobe_transform = body[11]
         elif not (0xE0 <= marker <= 0xEF or marker in (COM, DAC) or 0xF0 <= marker <= 0xFD):
             raise JPEGError(f"unknown marker FF {marker:02X} at byte {start}")
+        if 0xE0 <= marker <= 0xEF or marker == COM:
+            skipped.append((start, position))
     if frame is None:
         raise JPEGError("no frame header (SOF) before EOI")
     if not scans:
@@ -326,9 +325,10 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     for c in frame.components:
         if c.tq not in qtables:
             raise JPEGError(f"component {c.id} uses quantization table {c.tq}, which the file does not define")
-    frame.color_space = _color_space(frame, jfif, adobe_transform)
+    frame.color_space = file_color_space(tuple(c.id for c in frame.components), jfif, adobe_transform)
     frame.scans = scans
     frame.qtables = qtables
     frame.restart_interval = restart_interval
     frame.end = position
+    frame.skipped = skipped
     return frame
