@@ -73,6 +73,7 @@
 #define MESSAGE_LENGTH 200 /* JMSG_LENGTH_MAX */
 #define WARNINGS_KEPT 16
 #define NUM_QUANT_TABLES 4
+#define MAX_COMPONENTS 4 /* what files.py reads: grayscale, YCbCr, RGB, CMYK, YCCK */
 
 typedef int boolean;
 typedef unsigned int JDIMENSION;
@@ -150,7 +151,7 @@ struct common {
     JPEG_COMMON_FIELDS;
 };
 
-/* libjpeg-turbo 2.1's struct jpeg_decomp_master (jpegint.h), MAX_COMPONENTS 10. */
+/* libjpeg-turbo 2.1's struct jpeg_decomp_master (jpegint.h); its arrays have libjpeg's MAX_COMPONENTS, 10. */
 struct decomp_master {
     void (*prepare_for_output_pass)(struct decompress *);
     void (*finish_output_pass)(struct decompress *);
@@ -245,13 +246,13 @@ typedef struct {
     int failed;
     const char *refused; /* a reason of ours, not libjpeg's */
     int components;
-    JDIMENSION rows[3], cols[3];
-    int factors[3][2], table_slot[3];
-    JCOEF *blocks[3];
-    JCOEF *padding_dc[3]; /* DCs of the MCU padding row under the last, or NULL */
+    JDIMENSION rows[MAX_COMPONENTS], cols[MAX_COMPONENTS];
+    int factors[MAX_COMPONENTS][2], table_slot[MAX_COMPONENTS];
+    JCOEF *blocks[MAX_COMPONENTS];
+    JCOEF *padding_dc[MAX_COMPONENTS]; /* DCs of the MCU padding row under the last, or NULL */
     int progressive, scans;
     JDIMENSION last_good_row;
-    int coef_bits[3][128]; /* libjpeg's after the last scan, then before it (0..9; -1 past) */
+    int coef_bits[MAX_COMPONENTS][128]; /* libjpeg's after the last scan, then before it (0..9; -1 past) */
     int has_table[NUM_QUANT_TABLES];
     unsigned short tables[NUM_QUANT_TABLES][64];
 } call;
@@ -344,8 +345,8 @@ static void decode(call *c) {
         c->refused = "no image in the datastream";
         goto done;
     }
-    if (cinfo->num_components != 1 && cinfo->num_components != 3) {
-        c->refused = "not 1 or 3 components";
+    if (cinfo->num_components != 1 && cinfo->num_components != 3 && cinfo->num_components != MAX_COMPONENTS) {
+        c->refused = "not 1, 3 or 4 components";
         goto done;
     }
     c->components = cinfo->num_components;
@@ -419,7 +420,7 @@ done:
 }
 
 static void release(call *c) {
-    for (int ci = 0; ci < 3; ci++) {
+    for (int ci = 0; ci < MAX_COMPONENTS; ci++) {
         free(c->blocks[ci]);
         c->blocks[ci] = NULL;
         free(c->padding_dc[ci]);

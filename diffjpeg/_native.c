@@ -5,7 +5,8 @@
  * cache, the integer forms that the stage modules define and document; each
  * section names the module whose facts it follows:
  *
- *   color.py     fixed-point RGB <-> YCbCr           (constants passed in)
+ *   color.py     fixed-point RGB <-> YCbCr           (constants passed in),
+ *                and the decoder's 255 - x of CMYK and YCCK (DECODER_STEPS)
  *   sampling.py  biased downsampling, fancy upsampling
  *   dct.py       ISLOW passes as integer matrices + DESCALE (matrices passed in)
  *   quantize.py  libjpeg-turbo's reciprocal division
@@ -119,6 +120,12 @@ HOT static void ycbcr_to_rgb(const uint8_t *restrict y, const uint8_t *restrict 
         g[i] = (uint8_t)clampi((fix[3] * Y + fix[4] * Cb + fix[5] * Cr + add[1]) >> 16, 0, 255);
         b[i] = (uint8_t)clampi((fix[6] * Y + fix[7] * Cb + fix[8] * Cr + add[2]) >> 16, 0, 255);
     }
+}
+
+/* color.DECODER_STEPS: Pillow's 255 - x of the channels it inverts. */
+HOT static void invert_samples(uint8_t *restrict p, size_t count)
+{
+    for (size_t i = 0; i < count; i++) p[i] = (uint8_t)(255 - p[i]);
 }
 
 /* ------------------------------------------------------------ 8-bit samples */
@@ -429,6 +436,7 @@ enum { ENCODE, DECODE };
 /* Images may be at most this tall and wide: every row and column index
  * below, rounded out to blocks and doubled, then stays far inside int. */
 #define MAX_SIDE (1 << 28)
+#define MAX_CHANNELS 4  /* decode: CMYK and YCCK; encode takes 1 or 3 */
 
 typedef struct {
     Py_buffer view;
@@ -439,6 +447,7 @@ typedef struct {
 typedef struct {
     PyObject *image, *blocks, *dct, *constants, *tables, *geometry, *items;
     int image_kind, blocks_kind, n, h, w;
+    int convert, invert;  /* decode only */
 } Arguments;
 
 /* A checked call: what the strip loops read, and the buffers it holds. */
@@ -447,8 +456,8 @@ typedef struct {
     int n, channels, h, w;        /* the images: (n, channels, h, w) */
     int image_kind, blocks_kind;  /* KIND_* */
     Constants k;                  /* copied: a few hundred bytes */
-    int32_t geo[3][GEO_COLUMNS];  /* copied and checked */
-    size_t blocks[3];             /* blocks per image, per component */
+    int32_t geo[MAX_CHANNELS][GEO_COLUMNS];  /* copied and checked */
+    size_t blocks[MAX_CHANNELS];  /* blocks per image, per component */
     int v_max, mcu_h;             /* largest vertical ratio; MCU row height in image rows */
     int strip_max;                /* the tallest strip among the items, in image rows */
     int cols_max, dw_max;         /* widest grid row, widest downsampled row */
@@ -456,7 +465,9 @@ typedef struct {
     const int32_t *items;         /* (n_items, ITEM_COLUMNS) */
     Py_ssize_t n_items;
     int with_dct;
-    Buffer image, tables_buf, items_buf, block_bufs[3], dct_bufs[3];
+    int convert;                  /* decode: YCbCr to RGB on the first three channels */
+    int invert;                   /* decode: bit c set: channel c becomes 255 - x (after convert) */
+    Buffer image, tables_buf, items_buf, block_bufs[MAX_CHANNELS], dct_bufs[MAX_CHANNELS];
 } Job;
 
 /* a * b for sizes, or -1 once past PY_SSIZE_T_MAX (so that no product wraps
@@ -500,7 +511,7 @@ static void release_job(Job *job)
     release(&job->image);
     release(&job->tables_buf);
     release(&job->items_buf);
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < MAX_CHANNELS; c++) {
         release(&job->block_bufs[c]);
         release(&job->dct_bufs[c]);
     }
@@ -513,7 +524,7 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     static char *encode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "dct", "count", "height", "width",
                                       "constants", "tables", "geometry", "items", NULL};
     static char *decode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "count", "height", "width",
-                                      "constants", "tables", "geometry", "items", NULL};
+                                      "constants", "tables", "geometry", "items", "convert", "invert", NULL};
     const char *name = direction == ENCODE ? "encode" : "decode";
     char **keywords = direction == ENCODE ? encode_keywords : decode_keywords;
     Py_ssize_t expected = 0;
@@ -524,9 +535,9 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
         ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOO:encode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->dct, &a->n, &a->h, &a->w, &a->constants,
                                       &a->tables, &a->geometry, &a->items)
-        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOO:decode", keywords, &a->image, &a->image_kind,
+        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOOii:decode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->n, &a->h, &a->w, &a->constants, &a->tables,
-                                      &a->geometry, &a->items);
+                                      &a->geometry, &a->items, &a->convert, &a->invert);
     if (!parsed) return -1;
     if (!kwargs || PyDict_GET_SIZE(kwargs) != expected) {  /* the parser takes none as optional */
         PyErr_Format(PyExc_TypeError, "%s: every argument is required", name);
@@ -534,13 +545,18 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     }
     int channels = PyTuple_Check(a->blocks) ? (int)PyTuple_GET_SIZE(a->blocks) : 0;
     int with_dct = a->dct != Py_None;
-    if ((channels != 1 && channels != 3) || (with_dct && (!PyTuple_Check(a->dct) || PyTuple_GET_SIZE(a->dct) != channels)) ||
+    if (direction == ENCODE)  /* encode converts RGB, decode as told */
+        a->convert = channels == 3, a->invert = 0;
+    int allowed = channels == 1 || channels == 3 || (direction == DECODE && channels == MAX_CHANNELS);
+    if (!allowed || (with_dct && (!PyTuple_Check(a->dct) || PyTuple_GET_SIZE(a->dct) != channels)) ||
+        a->convert < 0 || a->convert > 1 || (a->convert && channels < 3) || a->invert < 0 || a->invert >= (1 << channels) ||
         a->n < 0 || a->h < 1 || a->w < 1 || a->h > MAX_SIDE || a->w > MAX_SIDE || a->image_kind < KIND_U8 ||
         a->image_kind > KIND_F64 || (a->blocks_kind != KIND_F32 && a->blocks_kind != KIND_F64)) {
         PyErr_Format(PyExc_ValueError, "%s: bad arguments", name);
         return -1;
     }
     job->direction = direction, job->channels = channels, job->with_dct = with_dct;
+    job->convert = a->convert, job->invert = a->invert;
     job->n = a->n, job->h = a->h, job->w = a->w, job->image_kind = a->image_kind, job->blocks_kind = a->blocks_kind;
     return 0;
 }
@@ -754,14 +770,14 @@ static int decode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
             !upsample(s->grid, b0 * 8, (b1 - b0) * 8, cols, dh, g[GEO_DOWN_W], sh, sv, y0, y1, w, planes + c * count, s->colsum))
             return 0;  /* upsample: not reached, check_geometry allows ratios 1 and 2 only */
     }
-    const uint8_t *samples = planes;
-    if (channels == 3) {
+    if (job->convert)  /* s->rgb holds as many planes as s->planes */
         ycbcr_to_rgb(planes, planes + count, planes + 2 * count, count, job->k.color_fix, job->k.color_add, s->rgb);
-        samples = s->rgb;
-    }
-    for (int ch = 0; ch < channels; ch++)
-        to_unit_range(samples + ch * count, count, job->image.view.buf, job->image_kind,
+    for (int ch = 0; ch < channels; ch++) {
+        uint8_t *samples = (job->convert && ch < 3 ? s->rgb : planes) + ch * count;
+        if (job->invert >> ch & 1) invert_samples(samples, count);
+        to_unit_range(samples, count, job->image.view.buf, job->image_kind,
                       ((size_t)i * channels + ch) * pixels + (size_t)y0 * w);
+    }
     return 1;
 }
 
@@ -824,13 +840,16 @@ static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
-/* decode(*, image, image_kind, blocks, blocks_kind, count, height, width, constants, tables, geometry, items)
+/* decode(*, image, image_kind, blocks, blocks_kind, count, height, width, constants, tables, geometry, items,
+ *        convert, invert)
  *   image: writable (count, channels, height, width): float32 / float64 (image_kind)
  *     samples / 255, or uint8: the samples
  *   blocks: one buffer per component, (count, blocks h, blocks w, 8, 8),
  *     float32 / float64 (blocks_kind): the quantized coefficients
  *   constants: Constants, the inverse forms
- *   tables, geometry, items: as encode's (tables: any int32)
+ *   tables, geometry, items: as encode's (tables: any int32); 1, 3 or 4 channels
+ *   convert: 1 for YCbCr to RGB on the first three channels (3 or 4 channels), else 0
+ *   invert: bit c set if channel c becomes 255 - x, after convert (color.DECODER_STEPS)
  * Returns False, having written nothing meaningful, if a coefficient is not
  * finite or too large for exact int64 arithmetic: the caller then decodes
  * with the tensor path, which defines those cases.

@@ -1,7 +1,8 @@
 """The JPEG domain: what travels from the encoder to the decoder.
 
 Its sizes (component geometry, sampling rules, blocks, MCUs) live in
-:mod:`diffjpeg.geometry`.
+:mod:`diffjpeg.geometry`; what its components mean (grayscale, YCbCr, RGB,
+CMYK, YCCK) in :mod:`diffjpeg.colorspace`.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from .colorspace import TABLE_SLOTS, check_color_space, default_color_space
 from .geometry import (  # noqa: F401  (ComponentGeometry, component_geometry, SUBSAMPLINGS: their old home)
     SUBSAMPLINGS,
     ComponentGeometry,
@@ -106,10 +108,21 @@ class Coefficients:
             encoder writes ``T = 2`` (luma, chroma).
         sampling: sampling factors ``(h, v)`` of each component, as in the
             frame header: ``((2, 2), (1, 1), (1, 1))`` is 4:2:0. A subsampling
-            name (``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``) is accepted too.
+            name (``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``) is accepted too (with
+            four components the fourth is sampled as the first).
         size: ``(height, width)`` of the image; required.
         qtable_index: which of ``qtables`` each component uses (JPEG's Tq);
-            default ``(0, 1, 1)``, ``(0,)`` for grayscale.
+            default libjpeg's for the color space: ``(0, 1, 1)`` for YCbCr,
+            ``(0,)`` for grayscale, all 0 for RGB and CMYK, ``(0, 1, 1, 0)``
+            for YCCK.
+        k: the fourth component of a CMYK or YCCK file, ``None`` otherwise.
+        color_space: what the components are: ``"grayscale"``, ``"YCbCr"``,
+            ``"RGB"``, ``"CMYK"`` or ``"YCCK"``; default from their number
+            (1: grayscale, 3: YCbCr, 4: CMYK). The fields keep their names
+            whatever the space: ``y, cb, cr, k`` are the file's components
+            in frame order (R, G, B in ``y, cb, cr`` for RGB; C, M, Y, K for
+            CMYK; Y, Cb, Cr, K for YCCK), as stored, which for CMYK and YCCK
+            files is Adobe's inverted form (see :func:`diffjpeg.decode`).
         progression: :class:`Progression` of a progressive file read with
             coefficients left incomplete, which :func:`diffjpeg.decode`
             smooths as libjpeg does; ``None`` (default): every coefficient
@@ -137,12 +150,18 @@ class Coefficients:
     sampling: tuple[tuple[int, int], ...] | str = "4:2:0"
     size: tuple[int, int] | None = None
     qtable_index: tuple[int, ...] | None = None
+    k: Tensor | None = None
+    color_space: str | None = None
     progression: Progression | None = None
 
     def __post_init__(self):
         if self.size is None:
             raise TypeError("Coefficients needs size=(height, width): the block counts do not determine the image size")
-        count = 1 if self.cb is None else 3
+        if (self.cb is None) != (self.cr is None) or (self.k is not None and self.cb is None):
+            present = [name for name in ("cb", "cr", "k") if getattr(self, name) is not None]
+            raise ValueError(f"components must be y; y, cb, cr; or y, cb, cr, k; got y and {present}")
+        count = 1 if self.cb is None else 3 if self.k is None else 4
+        self.color_space = default_color_space(count) if self.color_space is None else check_color_space(self.color_space, count)
         if isinstance(self.sampling, str):
             self.sampling = subsampling_factors(self.sampling, count)
         self.sampling = tuple((int(h), int(v)) for h, v in self.sampling)
@@ -152,7 +171,7 @@ class Coefficients:
         if problem:
             raise ValueError(problem)
         if self.qtable_index is None:
-            self.qtable_index = (0, 1, 1)[:count]
+            self.qtable_index = TABLE_SLOTS[self.color_space]
         self.qtable_index = tuple(int(i) for i in self.qtable_index)
         tables = self.qtables.shape[-3] if self.qtables.dim() >= 3 else 0
         if len(self.qtable_index) != count or any(not 0 <= i < tables for i in self.qtable_index):
@@ -168,8 +187,8 @@ class Coefficients:
 
     @property
     def components(self) -> list[Tensor]:
-        """``[y]`` or ``[y, cb, cr]``."""
-        return [self.y] if self.cb is None else [self.y, self.cb, self.cr]
+        """``[y]``, ``[y, cb, cr]`` or ``[y, cb, cr, k]``: the file's components in order."""
+        return [t for t in (self.y, self.cb, self.cr, self.k) if t is not None]
 
     @property
     def is_grayscale(self) -> bool:
@@ -180,8 +199,8 @@ class Coefficients:
         """``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"``; ``None`` for other sampling factors."""
         if self.is_grayscale:
             return "4:4:4"
-        for name, luma in SUBSAMPLINGS.items():
-            if self.sampling == (luma, (1, 1), (1, 1)):
+        for name in SUBSAMPLINGS:
+            if self.sampling == subsampling_factors(name, len(self.sampling)):
                 return name
         return None
 
@@ -212,8 +231,9 @@ class Coefficients:
 
     def __repr__(self) -> str:
         name = self.subsampling or self.sampling
+        space = "" if self.color_space in ("grayscale", "YCbCr") else f", color_space={self.color_space}"
         return (
-            f"Coefficients(batch={tuple(self.batch_shape)}, size={self.size}, sampling={name}, "
+            f"Coefficients(batch={tuple(self.batch_shape)}, size={self.size}, sampling={name}{space}, "
             f"dtype={self.dtype}, device={self.device})"
         )
 
@@ -234,7 +254,8 @@ class Coefficients:
     def _map(self, fn) -> "Coefficients":
         opt = lambda t: None if t is None else fn(t)  # noqa: E731
         progression = None if self.progression is None else self.progression._map(fn)
-        return replace(self, y=fn(self.y), cb=opt(self.cb), cr=opt(self.cr), qtables=fn(self.qtables), progression=progression)
+        return replace(self, y=fn(self.y), cb=opt(self.cb), cr=opt(self.cr), k=opt(self.k), qtables=fn(self.qtables),
+                       progression=progression)
 
     def to(self, *args, **kwargs) -> "Coefficients":
         """Move or cast every tensor, as ``Tensor.to``."""

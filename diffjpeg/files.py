@@ -181,8 +181,7 @@ def _warning_text(data: bytes, warned: list) -> str:
     total = max([count for count, text in warned if text is None] + [len(kept)])
     parts = []
     for offset, text in kept[:3]:
-        plain = text.removeprefix("Corrupt JPEG data: ")
-        parts.append(f"{plain[:1].lower()}{plain[1:]} ({_where(data, offset, text)})")
+        parts.append(f"{text.removeprefix('Corrupt JPEG data: ')} ({_where(data, offset, text)})")
     more = f" and {total - 3} more" if total > 3 else ""
     return "; ".join(parts) + more
 
@@ -250,12 +249,17 @@ def read(
     Returns:
         :class:`Coefficients` with no batch dimensions: ``y`` is
         ``(rows, cols, 8, 8)``, ``qtables`` ``(T, 8, 8)``. Baseline,
-        extended or progressive (Huffman or arithmetic), grayscale or YCbCr,
-        any sampling factors libjpeg decodes.
+        extended or progressive (Huffman or arithmetic), any sampling
+        factors libjpeg decodes, with the color space libjpeg decodes the
+        file as (``color_space``: grayscale, YCbCr, RGB, CMYK or YCCK; see
+        :mod:`diffjpeg.colorspace`). The components are as stored: a CMYK
+        file's (``y, cb, cr, k``) hold Adobe's inverted samples, ``255 -
+        ink``, a YCCK file's the YCbCr of the inverted C, M, Y and the
+        inverted K; :func:`diffjpeg.decode` gives Pillow's CMYK pixels (ink).
 
     Raises:
         JPEGError: not a JPEG, truncated, corrupt, over ``max_pixels``, or not
-            supported (12-bit, lossless, hierarchical, CMYK, RGB-coded).
+            supported (samples of 12 or 16 bits, lossless, hierarchical).
 
     Safe to call from many threads at once. Without the compiled
     ``diffjpeg._libjpeg`` (no C compiler at install) the file goes through
@@ -290,16 +294,16 @@ def read(
 def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_pixels: int | None) -> Coefficients:
     """The coefficients of a file whose structure has been checked (strict
     or not), read by libjpeg."""
-    if structure.color_space == "RGB":
-        raise JPEGError("RGB-coded JPEG (no YCbCr transform: Adobe transform 0 or component ids R, G, B) is not supported")
     if strict:
         _check_plausible_size(structure)
     if max_pixels is not None:
         _check_work(data, structure)
     reader = _reader()
-    # strict: the file up to its EOI; else all of it, libjpeg stops at EOI
-    payload = data[: structure.end] if strict else data
-    components, slots, qt, padding, state = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, payload, strict)
+    if reader is not None:  # strict: the file up to its EOI; else all of it, libjpeg stops at EOI
+        components, slots, qt, padding, state = _read_in_memory(reader, data[: structure.end] if strict else data, strict)
+    else:
+        components, slots, qt, padding = _read_through_jpeglib(_without_skipped_segments(data, structure), len(structure.components))
+        state = None
     if len(components) != len(structure.components):
         raise JPEGError(f"libjpeg gave {len(components)} components, the frame header has {len(structure.components)}")
     geometry_check = [c.shape for c in components]
@@ -309,15 +313,17 @@ def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_
     tables = np.stack([qt[i] for i in used]).astype(np.float32)
     index = tuple(used.index(i) for i in slots)
     as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).to(dtype)  # noqa: E731
-    blocks = [as_tensor(c) for c in components] + [None, None][: 3 - len(components)]
+    blocks = [as_tensor(c) for c in components] + [None] * (4 - len(components))
     c = Coefficients(
         y=blocks[0],
         cb=blocks[1],
         cr=blocks[2],
+        k=blocks[3],
         qtables=as_tensor(tables),
         sampling=structure.sampling,
         size=(structure.height, structure.width),
         qtable_index=index,
+        color_space=structure.color_space,
         progression=_progression(structure, state, padding, as_tensor, data),
     )
     expected = [g.blocks + (8, 8) for g in c.geometries()]
@@ -383,7 +389,19 @@ def _read_in_memory(reader, data: bytes, strict: bool):
     return blocks, [slot for *_, slot, _, _, _ in components], qt, padding, state
 
 
-def _read_through_jpeglib(_, data: bytes, strict: bool):
+def _without_skipped_segments(data: bytes, structure) -> bytes:
+    """The file up to EOI without its APPn and COM segments, which libjpeg
+    skips (the color space is known already): jpeglib keeps at most 50 of
+    them and fails on more. One pass, as the parse that found them."""
+    parts, start = [], 0
+    for begin, end in structure.skipped:
+        parts.append(data[start:begin])
+        start = end
+    parts.append(data[start : structure.end])
+    return b"".join(parts)
+
+
+def _read_through_jpeglib(data: bytes, count: int):
     """The same through jpeglib, without the compiled extension: it reads
     files by name and prints libjpeg's messages to stderr, which are left
     there (capturing them means taking over the process's fd 2), so its
@@ -399,11 +417,12 @@ def _read_through_jpeglib(_, data: bytes, strict: bool):
                 image.load()
         except Exception as e:  # jpeglib turns every libjpeg error into an exception
             raise JPEGError(f"libjpeg cannot decode the file ({e}; libjpeg's message went to stderr)") from e
-    count = 1 if image.Cb is None else 3
-    blocks = [image.Y] if count == 1 else [image.Y, image.Cb, image.Cr]
+    blocks = [image.Y, image.Cb, image.Cr, image.K][:count]
+    if any(b is None for b in blocks):
+        raise JPEGError(f"jpeglib gave {sum(b is not None for b in blocks)} components, the frame header has {count}")
     qt = np.asarray(image.qt)
     # jpeglib gives no MCU padding: smoothing assumes libjpeg's encoders' (Progression)
-    return blocks, [int(i) for i in image.quant_tbl_no[:count]], [qt[i] if i < len(qt) else None for i in range(4)], [None] * count, None
+    return blocks, [int(i) for i in image.quant_tbl_no[:count]], [qt[i] if i < len(qt) else None for i in range(4)], [None] * count
 
 
 def read_batch(sources: Sequence, **options) -> Coefficients:
@@ -418,8 +437,8 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         keeps its own quantization tables.
 
     Raises:
-        JPEGError: as :func:`read`; ValueError if sizes, sampling or table
-        assignment differ between files.
+        JPEGError: as :func:`read`; ValueError if sizes, sampling, table
+        assignment or color space differ between files.
 
     Example:
         >>> import io, diffjpeg
@@ -436,10 +455,12 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
     first = items[0]
     scans = lambda c: None if c.progression is None else c.progression.state  # noqa: E731
     for i, c in enumerate(items[1:], 1):
-        if (c.size, c.sampling, c.qtable_index, c.qtables.shape) != (first.size, first.sampling, first.qtable_index, first.qtables.shape):
+        if (c.size, c.sampling, c.qtable_index, c.qtables.shape, c.color_space) != (
+            first.size, first.sampling, first.qtable_index, first.qtables.shape, first.color_space
+        ):
             raise ValueError(
-                f"file {i} has size {c.size}, sampling {c.sampling}, tables {c.qtable_index}; "
-                f"file 0 has {first.size}, {first.sampling}, {first.qtable_index}: read them one by one"
+                f"file {i} has size {c.size}, sampling {c.sampling}, tables {c.qtable_index}, color space {c.color_space}; "
+                f"file 0 has {first.size}, {first.sampling}, {first.qtable_index}, {first.color_space}: read them one by one"
             )
         if scans(c) != scans(first):
             raise ValueError(f"file {i} and file 0 leave different coefficients incomplete (progressive scans): read them one by one")
@@ -452,10 +473,12 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         y=stack([c.y for c in items]),
         cb=stack([c.cb for c in items]),
         cr=stack([c.cr for c in items]),
+        k=stack([c.k for c in items]),
         qtables=torch.stack([c.qtables for c in items]),
         sampling=first.sampling,
         size=first.size,
         qtable_index=first.qtable_index,
+        color_space=first.color_space,
         progression=progression,
     )
 
@@ -524,16 +547,16 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
     if max(c.qtable_index) > MAX_TABLE_SLOT:
         raise ValueError(f"a JPEG file has quantization table slots 0..{MAX_TABLE_SLOT}, qtable_index is {c.qtable_index}")
     if progressive:
-        planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr"))]
+        planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr", "k"))]
     else:
         scans = coded_scans(c, "optimized" if optimize else "standard")
     outputs = []
     for i in range(count):
         if progressive:
-            data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index)
+            data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index, c.color_space)
         else:
-            header = file_header(SOF_BASELINE, tables[i], c.qtable_index, c.sampling, c.size)
-            data = sequential_file(header, len(c.components), *scans[i])
+            header = file_header(SOF_BASELINE, tables[i], c.qtable_index, c.sampling, c.size, c.color_space)
+            data = sequential_file(header, c.color_space, *scans[i])
         target = targets[i]
         if target is not None:
             if hasattr(target, "write"):

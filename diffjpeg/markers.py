@@ -3,12 +3,14 @@
 Files from outside are hostile until proven otherwise, so :func:`parse_structure`
 walks the marker segments in pure Python, with every length and field checked,
 before any C code sees the data. It rejects what this library does not decode
-(12-bit, lossless, hierarchical, CMYK and RGB-coded files) and images over a
-pixel limit. Strict (the default), it walks the whole file, scans included,
-and refuses any damage, so that a truncated or corrupt file is caught here.
-Not strict, it reads the header up to the first scan as libjpeg's marker
-reader does, recovering where libjpeg recovers, and leaves the rest of the
-file to libjpeg (whose recovery :func:`diffjpeg.read` then follows).
+(samples of other than 8 bits, lossless and hierarchical files) and images
+over a pixel limit. Strict (the default), it walks the whole file, scans
+included, and refuses any damage, so that a truncated or corrupt file is
+caught here. Not strict, it reads the header up to the first scan as
+libjpeg's marker reader does, recovering where libjpeg recovers, and leaves
+the rest of the file to libjpeg (whose recovery :func:`diffjpeg.read` then
+follows). Any number of segments of any kind libjpeg skips (APPn, COM) is
+accepted; the work is one pass over the file.
 
 Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
 
@@ -26,15 +28,15 @@ Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
   DHP, EXP, reserved codes). Its first marker must be SOI, at byte 0.
 * libjpeg refuses a missing quantization table, sampling factors outside
   1..4, more than 10 blocks in an MCU, and image sides over 65500 (JPEG_MAX_DIMENSION).
-* Three-component color space (jdapimin.c default_decompression_parms): JFIF
-  means YCbCr; else an Adobe marker's transform flag (0 = RGB, 1 = YCbCr);
-  else component ids ``R, G, B`` (82, 71, 66) mean RGB; else YCbCr.
+* The color space: :mod:`diffjpeg.colorspace`, from the JFIF and Adobe
+  markers before the first SOS (libjpeg decides there) and the component ids.
 """
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
 
+from .colorspace import ADOBE_MIN_LENGTH, JFIF_MIN_LENGTH, MAX_COMPONENTS, file_color_space
 from .geometry import sampling_problem
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit: 2**28 // 3
@@ -48,6 +50,7 @@ SOF_UNSUPPORTED = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical p
                    0xC7: "hierarchical lossless", 0xCB: "arithmetic lossless",
                    0xCD: "hierarchical arithmetic", 0xCE: "hierarchical arithmetic progressive",
                    0xCF: "hierarchical arithmetic lossless"}
+SOF_LOSSLESS = 0xC3  # predictive, no DCT: libjpeg-turbo decodes it from 3.0 on (Pillow 13 does), 2.1 does not
 DAC, TEM = 0xCC, 0x01
 RST = range(0xD0, 0xD8)
 # markers with a length that libjpeg reads outside a scan (read_markers)
@@ -99,11 +102,12 @@ class Structure:
     height: int
     width: int
     components: tuple[FrameComponent, ...]
-    color_space: str  # "grayscale", "YCbCr" or "RGB"
+    color_space: str  # one of diffjpeg.colorspace.COLOR_SPACES
     scans: list[Scan] = field(default_factory=list)
     qtables: dict[int, tuple[int, ...]] = field(default_factory=dict)  # as stored: zigzag order
     restart_interval: int = 0
     end: int = 0  # offset just past EOI
+    skipped: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of each APPn and COM segment, in order
 
     @property
     def progressive(self) -> bool:
@@ -170,7 +174,7 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
         raise JPEGError(f"frame header (SOF) is {len(body)} bytes, needs at least 6")
     precision, height, width, count = struct.unpack_from(">BHHB", body)
     if precision != 8:
-        raise JPEGError(f"{precision}-bit samples are not supported (only 8-bit JPEG)")
+        raise JPEGError(f"the file has {precision}-bit samples; only 8-bit samples are supported")
     if height == 0:
         raise JPEGError("image height 0 (defined by a DNL marker) is not supported")
     if width == 0:
@@ -182,9 +186,8 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
             f"image is {width}x{height} = {height * width} pixels, over the limit max_pixels={max_pixels} "
             "(a guard against decompression bombs; raise it if you trust the file)"
         )
-    if count not in (1, 3):
-        kind = "CMYK/YCCK" if count == 4 else f"{count}-component"
-        raise JPEGError(f"{kind} JPEG is not supported (1 or 3 components only), the frame has {count}")
+    if count not in (1, 3, MAX_COMPONENTS):
+        raise JPEGError(f"the frame has {count} components; supported are 1 (grayscale), 3 (YCbCr, RGB) and 4 (CMYK, YCCK)")
     if len(body) != 6 + 3 * count:
         raise JPEGError(f"frame header (SOF) length {len(body) + 2} does not match its {count} components")
     components = []
@@ -251,18 +254,6 @@ def _parse_sos(body: bytes, frame: Structure, header: tuple[int, int]) -> Scan:
     return Scan(ids, ss, se, ah, al, header, (header[1], header[1]))
 
 
-def _color_space(frame: Structure, jfif: bool, adobe_transform: int | None) -> str:
-    if len(frame.components) == 1:
-        return "grayscale"
-    if jfif:
-        return "YCbCr"
-    if adobe_transform is not None:
-        return "RGB" if adobe_transform == 0 else "YCbCr"
-    if tuple(c.id for c in frame.components) == (82, 71, 66):
-        return "RGB"
-    return "YCbCr"
-
-
 def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, strict: bool = True) -> Structure:
     """Check the marker structure of a JPEG file and describe it.
 
@@ -306,16 +297,17 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
     restart_interval = 0
     jfif, adobe_transform = False, None
     scans: list[Scan] = []
+    skipped: list[tuple[int, int]] = []
     position = 2
     while True:
         found = next_marker(data, position)
         if found is None:
             where = "without an EOI marker" if strict else "before its first scan (SOS)"
             raise JPEGError(f"truncated: the file ends at byte {len(data)} {where}")
-        marker, start, skipped = found
-        if skipped and strict:  # libjpeg skips them with a warning (JWRN_EXTRANEOUS_DATA)
+        marker, start, junk = found
+        if junk and strict:  # libjpeg skips them with a warning (JWRN_EXTRANEOUS_DATA)
             raise JPEGError(
-                f"corrupt JPEG data: {skipped} extraneous bytes at byte {position} "
+                f"corrupt JPEG data: {junk} extraneous bytes at byte {position} "
                 f"(a marker was expected there) before the marker FF {marker:02X} at byte {start}"
             )
         position = start + 2
@@ -327,6 +319,11 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
             raise JPEGError(f"corrupt JPEG data: restart marker FF {marker:02X} at byte {start} outside a scan")
         if marker == SOI:
             raise JPEGError(f"corrupt JPEG data: a second SOI marker at byte {start}")
+        if marker == SOF_LOSSLESS:
+            raise JPEGError(
+                f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) holds no DCT coefficients, so it cannot be "
+                "read as Coefficients; decode it to pixels with Pillow (libjpeg-turbo 3 reads it)"
+            )
         if marker in SOF_UNSUPPORTED:
             raise JPEGError(f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) is not supported")
         if marker not in SEGMENTS:
@@ -367,10 +364,12 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
             position = end
         elif marker == DNL and strict:  # libjpeg skips it (the frame's height is not 0)
             raise JPEGError("DNL marker (height defined after the scan) is not supported")
-        elif marker == APP0 and body.startswith(b"JFIF\x00"):
+        elif marker == APP0 and not scans and len(body) >= JFIF_MIN_LENGTH and body.startswith(b"JFIF\x00"):
             jfif = True
-        elif marker == APP14 and body.startswith(b"Adobe") and len(body) >= 12:
+        elif marker == APP14 and not scans and len(body) >= ADOBE_MIN_LENGTH and body.startswith(b"Adobe"):
             adobe_transform = body[11]
+        if 0xE0 <= marker <= 0xEF or marker == COM:
+            skipped.append((start, position))
     if frame is None:
         raise JPEGError("no frame header (SOF) before EOI")
     if not scans:
@@ -382,9 +381,10 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
     for c in frame.components:
         if c.tq not in qtables and strict:  # not strict: a DQT may follow the first scan
             raise JPEGError(f"component {c.id} uses quantization table {c.tq}, which the file does not define")
-    frame.color_space = _color_space(frame, jfif, adobe_transform)
+    frame.color_space = file_color_space(tuple(c.id for c in frame.components), jfif, adobe_transform)
     frame.scans = scans
     frame.qtables = qtables
     frame.restart_interval = restart_interval
     frame.end = position
+    frame.skipped = skipped
     return frame

@@ -9,7 +9,8 @@ themselves when it applies:
 * ``forward="exact"``, CPU tensors, uint8/float32/float64 images,
   float32/float64 coefficients,
 * libjpeg's color matrices, sampling ratios of 1 or 2 (4:4:4, 4:2:2, 4:2:0,
-  4:4:0, grayscale), integer tables,
+  4:4:0, grayscale), integer tables; decode takes every color space
+  (:data:`diffjpeg.color.DECODER_STEPS`), encode RGB and grayscale,
 * not while ``torch.compile`` traces.
 
 Without a gradient the kernel's output is the result. With one, the kernel
@@ -40,6 +41,7 @@ import torch
 from torch import Tensor
 
 from . import color
+from .colorspace import default_color_space
 from .dct import islow_matrix, simd_factors
 from .geometry import ComponentGeometry
 
@@ -209,9 +211,9 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
     return outputs, coefficients
 
 
-def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix) -> bool:
+def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix, color_space: str = "YCbCr") -> bool:
     """Whether :func:`decode` can take these coefficients (the caller checked the mode)."""
-    if matrix is not None or not _usable(tables, *components):
+    if matrix is not None or color_space not in color.DECODER_STEPS or not _usable(tables, *components):
         return False
     if components[0].dtype not in (torch.float32, torch.float64) or any(c.dtype != components[0].dtype for c in components):
         return False
@@ -222,7 +224,8 @@ def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[Co
 
 
 def decode(
-    components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], size: tuple[int, int], out_dtype=None
+    components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], size: tuple[int, int], out_dtype=None,
+    color_space: str | None = None,
 ) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
     ``None`` when a coefficient is not finite or beyond 2**40 (the tensor
@@ -234,10 +237,14 @@ def decode(
         geometries: each component's geometry; ratios 1 or 2.
         size: ``(H, W)``.
         out_dtype: ``torch.uint8`` for the 8-bit samples themselves (not / 255).
+        color_space: the components', as :class:`diffjpeg.Coefficients`'
+            (default from their number); the result is
+            :func:`diffjpeg.color.decoded_pixels`'.
     """
     height, width = size
     count, channels = tables.shape[0], len(components)
     dtype = components[0].dtype
+    convert, inverted = color.DECODER_STEPS[color_space or default_color_space(channels)]
     out = torch.empty(count, channels, height, width, dtype=out_dtype or dtype)
     items = _items(count, height, geometries)
     call = dict(
@@ -245,7 +252,7 @@ def decode(
         blocks=tuple(c.detach().contiguous().numpy() for c in components), blocks_kind=_KINDS[dtype],
         count=count, height=height, width=width, constants=_constants(True),
         tables=tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy(),
-        geometry=_geometry(geometries),
+        geometry=_geometry(geometries), convert=int(convert), invert=sum(1 << c for c in inverted),
     )
 
     def task(start: int, stop: int) -> bool:

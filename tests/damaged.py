@@ -18,7 +18,7 @@ BOGUS_MARKERS = (0x01, 0x12, 0xD3, 0xF0, 0xC8, 0xDE, 0xD8, 0xBF)
 
 def base_files() -> dict[str, bytes]:
     """Valid Pillow files: baseline 4:2:0, optimized 4:4:4, progressive,
-    grayscale, and baseline with a restart marker every 3 MCUs."""
+    grayscale, baseline with a restart marker every 3 MCUs, and CMYK."""
     a = skimage_crop("astronaut", 48, 64, 100, 150)
     return {
         "baseline": pillow_file(a, quality=70),
@@ -26,7 +26,19 @@ def base_files() -> dict[str, bytes]:
         "progressive": pillow_file(a, quality=70, progressive=True),
         "gray": pillow_file(np.ascontiguousarray(a[..., 1]), quality=60),
         "restart": pillow_file(a, quality=70, restart_marker_blocks=3),
+        "cmyk": _cmyk_file(a),
     }
+
+
+def _cmyk_file(rgb: np.ndarray) -> bytes:
+    """A CMYK JPEG as Pillow writes it (Adobe APP14, inverted samples)."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(rgb).convert("CMYK").save(buf, "JPEG", quality=70)
+    return buf.getvalue()
 
 
 def segments(data: bytes) -> list[tuple[int, int, int]]:
