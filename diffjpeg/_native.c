@@ -17,8 +17,8 @@
  * It calls encode and decode with keyword arguments; Constants, GEO_* and
  * ITEM_* below are the layouts of the arrays it passes. Every size, kind,
  * geometry row and strip is checked before the strips run (run_call), and
- * decoded values that would leave the int32 ranges proven below make a block
- * take the int64 route: nothing here can overflow or read outside its buffers.
+ * decoded values are kept to 16 bits as libjpeg-turbo's SIMD inverse keeps
+ * them (dct.py): nothing here can overflow or read outside its buffers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -51,8 +51,9 @@ typedef struct {
     int32_t color_add[3];  /* its rounding offsets */
     int32_t islow[64];     /* dct.islow_matrix, row by row */
     int32_t islow_t[64];   /* its transpose: the passes read rows of 8 lanes */
+    int32_t simd[16];      /* dct.simd_factors: the SIMD inverse's pmaddwd pairs */
 } Constants;
-_Static_assert(sizeof(Constants) == 140 * sizeof(int32_t), "Constants is native._constants() as is");
+_Static_assert(sizeof(Constants) == 156 * sizeof(int32_t), "Constants is native._constants() as is");
 
 /* native._geometry(): one int32 row per component, coefficients.ComponentGeometry's
  * sizes. Encode and decode read the same rows; check_geometry says what they
@@ -293,63 +294,118 @@ HOT static void quantize_block(const int32_t *restrict f, const uint32_t *restri
     }
 }
 
-/* codec.decode: round half to even, then times the table entry. Returns 1
- * if a value needs int64 (|v| > 32767; v64 holds them), 0 if v holds them
- * all, -1 for a value that is not finite or beyond 2**35, where the tensor
- * path's float64 sums stop being exact integers (hostile input: left to it). */
+/* Integers modulo 2**16 into [-32768, 32767] (dct.wrap_int16), in unsigned
+ * arithmetic: no signed overflow. */
+static inline int32_t wrap16(int64_t x) { return (int32_t)(((uint64_t)x + 32768u) & 65535u) - 32768; }
+
+/* codec.decode: round half to even, then times the table entry (at most
+ * 65535: native.decode_applies). Returns 0 if every value is within 8191
+ * (v holds them: the matrix passes apply); 1 if not (v holds them modulo
+ * 2**16, as the SIMD code's pmullw; *shortcut says whether rows 1-7 of the
+ * rounded block are zero); -1 for a coefficient that is not finite or
+ * beyond 2**40 (hostile input: left to the tensor path, which clamps there). */
 HOT static int dequantize_block(const void *src, int kind, size_t at, const int32_t *restrict table,
-                                int32_t *restrict v, int64_t *restrict v64)
+                                int32_t *restrict v, int *restrict shortcut)
 {
-    double d[64];
+    double r[64];
     int over = 0, big = 0;
     if (kind == KIND_F32) {
         const float *restrict x = (const float *)src + at;
-        for (int k = 0; k < 64; k++) d[k] = rint((double)x[k]) * (double)table[k];
+        for (int k = 0; k < 64; k++) r[k] = rint((double)x[k]);
     } else {
         const double *restrict x = (const double *)src + at;
-        for (int k = 0; k < 64; k++) d[k] = rint(x[k]) * (double)table[k];
+        for (int k = 0; k < 64; k++) r[k] = rint(x[k]);
     }
     for (int k = 0; k < 64; k++) {  /* flags, not a max: they vectorize */
-        double a = fabs(d[k]);
-        over |= !(a < 34359738368.0);  /* NaN too */
-        big |= a > 32767.0;
+        over |= !(fabs(r[k]) <= 1099511627776.0);  /* 2**40; NaN too */
+        big |= !(fabs(r[k] * (double)table[k]) <= 8191.0);
     }
     if (over) return -1;
-    if (big) {
-        for (int k = 0; k < 64; k++) v64[k] = (int64_t)d[k];
-        return 1;
+    if (!big) {
+        for (int k = 0; k < 64; k++) v[k] = (int32_t)(r[k] * (double)table[k]);
+        return 0;
     }
-    for (int k = 0; k < 64; k++) v[k] = (int32_t)d[k];
-    return 0;
+    int nonzero = 0;
+    for (int k = 0; k < 64; k++) {  /* residues: their product is the product's residue */
+        int64_t q = (int64_t)r[k];
+        v[k] = wrap16((int64_t)wrap16(q) * wrap16(table[k]));
+        nonzero |= k >= 8 && q != 0;
+    }
+    *shortcut = !nonzero;
+    return 1;
 }
 
-/* Inverse ISLOW (dct.py's idct_islow): columns, DESCALE 11, saturate to int16
- * (packssdw); rows, DESCALE 18, saturate to [-128, 127], + 128. Row sums of
- * |M| are 61214: pass 2 on int16 stays below 2**31, and pass 1 does while
- * |coefficient| <= 32767; larger ones (`wide`) take int64. MT is M transposed. */
-HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v64, int wide, const int32_t *restrict M,
-                           const int32_t *restrict MT, uint8_t *restrict out, int out_stride)
+/* dct.py's _simd_pass: one DODCT of jidctint-avx2.asm on the 8 int16 values
+ * in[0], in[step], ..., with its 16-bit sums wrapping, DESCALE by `bits` and
+ * packssdw into out[0], out[ostep], .... f: dct.simd_factors. Below 1.7e9 in
+ * int32, as dct.py shows. */
+static void simd_pass(const int32_t *in, int step, int32_t *out, int ostep, int bits, const int32_t *f)
+{
+    int32_t i0 = in[0], i1 = in[step], i2 = in[2 * step], i3 = in[3 * step];
+    int32_t i4 = in[4 * step], i5 = in[5 * step], i6 = in[6 * step], i7 = in[7 * step];
+    int32_t tmp3 = i2 * f[0] + i6 * f[1], tmp2 = i2 * f[2] + i6 * f[3];
+    int32_t tmp0 = wrap16(i0 + i4) * 8192, tmp1 = wrap16(i0 - i4) * 8192;  /* paddw, << CONST_BITS */
+    int32_t tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
+    int32_t z3 = wrap16(i7 + i3), z4 = wrap16(i5 + i1);  /* paddw */
+    int32_t z3p = z3 * f[4] + z4 * f[5], z4p = z3 * f[6] + z4 * f[7];
+    int32_t o0 = i7 * f[8] + i1 * f[9] + z3p, o1 = i5 * f[10] + i3 * f[11] + z4p;
+    int32_t o2 = i5 * f[12] + i3 * f[13] + z3p, o3 = i7 * f[14] + i1 * f[15] + z4p;
+    int32_t sums[8] = {tmp10 + o3, tmp11 + o2, tmp12 + o1, tmp13 + o0, tmp13 - o0, tmp12 - o1, tmp11 - o2, tmp10 - o3};
+    for (int k = 0; k < 8; k++) out[k * ostep] = clampi((sums[k] + (1 << (bits - 1))) >> bits, -32768, 32767);
+}
+
+/* Pass 2 of the SIMD inverse on pass-1 results ws (rows of 8), then
+ * packsswb and + 128. */
+static void simd_rows(const int32_t *ws, const int32_t *f, uint8_t *restrict out, int out_stride)
+{
+    for (int i = 0; i < 8; i++) {
+        int32_t row[8];
+        simd_pass(ws + i * 8, 1, row, 1, 18, f);
+        for (int k = 0; k < 8; k++) out[i * out_stride + k] = (uint8_t)(clampi(row[k], -128, 127) + 128);
+    }
+}
+
+/* Inverse ISLOW (dct.py's idct_islow). With every |v| <= 8191 (wrapping 0),
+ * no 16-bit step of the SIMD code can wrap in pass 1: columns as M V, DESCALE
+ * 11, saturate to int16 (packssdw); and unless a pass-1 result exceeds 16383,
+ * none in pass 2: rows, DESCALE 18, saturate to [-128, 127], + 128. Row sums
+ * of |M| are 61214: both stay below 2**31. Else the SIMD code's butterflies,
+ * with pass 1's shortcut (`shortcut`: rows 1-7 of the quantized block zero)
+ * where it applies. MT is M transposed. */
+HOT static void idct_islow(const int32_t *restrict v, int wrapping, int shortcut, const Constants *k,
+                           uint8_t *restrict out, int out_stride)
 {
     int32_t ws[64];
-    for (int i = 0; i < 8; i++) {  /* M V */
-        if (wide) {
-            for (int k = 0; k < 8; k++) {
-                int64_t acc = (int64_t)1 << 10;
-                for (int j = 0; j < 8; j++) acc += (int64_t)M[i * 8 + j] * v64[j * 8 + k];
-                acc >>= 11;
-                ws[i * 8 + k] = (int32_t)(acc < -32768 ? -32768 : acc > 32767 ? 32767 : acc);
+    if (wrapping) {
+        for (int j = 0; j < 8; j++) {
+            if (shortcut) {
+                for (int i = 0; i < 8; i++) ws[i * 8 + j] = wrap16((int64_t)v[j] * 4);  /* psllw */
+            } else {
+                simd_pass(v + j, 8, ws + j, 8, 11, k->simd);
             }
-            continue;
         }
+        simd_rows(ws, k->simd, out, out_stride);
+        return;
+    }
+    row8 far = splat(0);
+    for (int i = 0; i < 8; i++) {  /* M V */
         row8 acc = splat(1 << 10);
-        for (int j = 0; j < 8; j++) acc += M[i * 8 + j] * LOAD8(v + j * 8);
-        STORE8(ws + i * 8, clamp8(acc >> 11, -32768, 32767));
+        for (int j = 0; j < 8; j++) acc += k->islow[i * 8 + j] * LOAD8(v + j * 8);
+        row8 w = clamp8(acc >> 11, -32768, 32767);
+        far |= (w > splat(16383)) | (w < splat(-16383));
+        STORE8(ws + i * 8, w);
+    }
+    int any = 0;
+    for (int j = 0; j < 8; j++) any |= far[j];
+    if (any) {  /* a sum in pass 2 may wrap */
+        simd_rows(ws, k->simd, out, out_stride);
+        return;
     }
     for (int i = 0; i < 8; i++) {  /* W M^T: row i is sum_j w[i][j] (M^T)_j */
         row8 acc = splat(1 << 17);
-        for (int j = 0; j < 8; j++) acc += ws[i * 8 + j] * LOAD8(MT + j * 8);
+        for (int j = 0; j < 8; j++) acc += ws[i * 8 + j] * LOAD8(k->islow_t + j * 8);
         row8 sample = clamp8(acc >> 18, -128, 127) + 128;
-        for (int k = 0; k < 8; k++) out[i * out_stride + k] = (uint8_t)sample[k];
+        for (int j = 0; j < 8; j++) out[i * out_stride + j] = (uint8_t)sample[j];
     }
 }
 
@@ -687,10 +743,10 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
     for (int by = b0; by < b1; by++)
         for (int bx = 0; bx < bw; bx++) {
             int32_t v[64];
-            int64_t v64[64];
-            int wide = dequantize_block(src, kind, ((size_t)by * bw + bx) * 64, table, v, v64);
-            if (wide < 0) return 0;
-            idct_islow(v, v64, wide, job->k.islow, job->k.islow_t, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
+            int shortcut = 0;
+            int wrapping = dequantize_block(src, kind, ((size_t)by * bw + bx) * 64, table, v, &shortcut);
+            if (wrapping < 0) return 0;
+            idct_islow(v, wrapping, shortcut, &job->k, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
         }
     return 1;
 }

@@ -385,7 +385,8 @@ def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size,
     planes = []
     for ci, (blocks, geo) in enumerate(zip(components, geometries)):
         table = torch.round(tables[:, ci].detach()).reshape(count, 1, 1, 8, 8)
-        samples = idct_islow(dequantize_integers(torch.round(blocks.detach()), table))
+        q = torch.round(blocks.detach())
+        samples = idct_islow(dequantize_integers(q, table), quantized=q)
         plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample_fancy(plane, geo.scale[0], geo.scale[1])
         planes.append(plane[..., :height, :width])

@@ -41,6 +41,14 @@ class Progression:
             reads it in one case), ``(*batch, cols)``; ``None`` where the
             component has no such row or it is not known (then the value
             libjpeg's encoders write is assumed).
+        previous: per component, 64 ints as ``bits``: the state before the
+            component's last scan (libjpeg keeps zigzag 0..9 of it; -1 for
+            the rest, and for all of it after a single scan); ``None``: not
+            known (``bits`` then serve every row).
+        last_good_imcu_row: the last iMCU row whose data the last scan that
+            ran out of it still had (libjpeg's ``last_good_iMCU_row``): rows
+            after it are smoothed with ``previous``; ``None`` for every row
+            good.
 
     Example:
         >>> p = Progression(((0, 2, 2, 2, 2, 2) + (-1,) * 58,), (None,))
@@ -50,11 +58,21 @@ class Progression:
 
     bits: tuple[tuple[int, ...], ...]
     padding_dc: tuple[Tensor | None, ...]
+    previous: tuple[tuple[int, ...], ...] | None = None
+    last_good_imcu_row: int | None = None
 
     def __post_init__(self):
         bits = tuple(tuple(int(b) for b in row) for row in self.bits)
         if not bits or any(len(row) != 64 or any(not -1 <= b <= 13 for b in row) for row in bits):
             raise ValueError("Progression.bits must give 64 values in -1..13 (zigzag order) for each component")
+        if self.previous is not None:
+            previous = tuple(tuple(int(b) for b in row) for row in self.previous)
+            if len(previous) != len(bits) or any(len(row) != 64 or any(not -1 <= b <= 13 for b in row) for row in previous):
+                raise ValueError("Progression.previous must give 64 values in -1..13 (zigzag order) for each component")
+            object.__setattr__(self, "previous", previous)
+        row = self.last_good_imcu_row
+        if row is not None and (isinstance(row, bool) or not isinstance(row, int) or row < 0):
+            raise ValueError(f"Progression.last_good_imcu_row must be a non-negative int or None, got {row!r}")
         padding = tuple(self.padding_dc)
         if len(padding) != len(bits) or any(p is not None and not isinstance(p, Tensor) for p in padding):
             raise ValueError(f"Progression.padding_dc must give a tensor or None for each of the {len(bits)} components")
@@ -66,8 +84,17 @@ class Progression:
         """Whether every coefficient of every component is known exactly."""
         return all(b == 0 for row in self.bits for b in row)
 
+    @property
+    def state(self) -> tuple:
+        """Everything but the padding DCs: what two files must share to be
+        decoded as one batch."""
+        return self.bits, self.previous, self.last_good_imcu_row
+
+    def _with_padding(self, padding_dc) -> "Progression":
+        return Progression(self.bits, padding_dc, self.previous, self.last_good_imcu_row)
+
     def _map(self, fn) -> "Progression":
-        return Progression(self.bits, tuple(None if p is None else fn(p) for p in self.padding_dc))
+        return self._with_padding(tuple(None if p is None else fn(p) for p in self.padding_dc))
 
 
 @dataclass

@@ -1,11 +1,15 @@
 """The JPEG file structure: markers and segments (libjpeg's jdmarker.c).
 
 Files from outside are hostile until proven otherwise, so :func:`parse_structure`
-walks every marker segment in pure Python, with every length and field checked,
+walks the marker segments in pure Python, with every length and field checked,
 before any C code sees the data. It rejects what this library does not decode
 (samples of other than 8 bits, lossless and hierarchical files) and images
-over a pixel limit, and it finds the scans, so that a truncated file is caught
-here. Any number of segments of any kind libjpeg skips (APPn, COM) is
+over a pixel limit. Strict (the default), it walks the whole file, scans
+included, and refuses any damage, so that a truncated or corrupt file is
+caught here. Not strict, it reads the header up to the first scan as
+libjpeg's marker reader does, recovering where libjpeg recovers, and leaves
+the rest of the file to libjpeg (whose recovery :func:`diffjpeg.read` then
+follows). Any number of segments of any kind libjpeg skips (APPn, COM) is
 accepted; the work is one pass over the file.
 
 Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
@@ -15,6 +19,13 @@ Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
   with more ``FF`` fill bytes before a marker.
 * Inside entropy-coded data a ``FF`` byte is followed by a stuffed ``00``;
   ``FF D0``-``FF D7`` are restart markers; any other ``FF xx`` ends the scan.
+* libjpeg's marker reader (jdmarker.c ``next_marker``) skips any bytes that
+  are not ``FF``, ``FF`` fill bytes, and ``FF 00`` pairs until it finds a
+  marker, and warns (``JWRN_EXTRANEOUS_DATA``) that it skipped them. Outside
+  a scan it passes over RST0-7 and TEM (parameterless), skips the segments
+  of APPn, COM, DAC and DNL, and stops with an error on SOF types it lacks,
+  a second SOI or SOF, and any other marker (``JERR_UNKNOWN_MARKER``: JPGn,
+  DHP, EXP, reserved codes). Its first marker must be SOI, at byte 0.
 * libjpeg refuses a missing quantization table, sampling factors outside
   1..4, more than 10 blocks in an MCU, and image sides over 65500 (JPEG_MAX_DIMENSION).
 * The color space: :mod:`diffjpeg.colorspace`, from the JFIF and Adobe
@@ -42,6 +53,8 @@ SOF_UNSUPPORTED = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical p
 SOF_LOSSLESS = 0xC3  # predictive, no DCT: libjpeg-turbo decodes it from 3.0 on (Pillow 13 does), 2.1 does not
 DAC, TEM = 0xCC, 0x01
 RST = range(0xD0, 0xD8)
+# markers with a length that libjpeg reads outside a scan (read_markers)
+SEGMENTS = {*SOF_SUPPORTED, DQT, DHT, DRI, SOS, DNL, COM, DAC, *range(0xE0, 0xF0)}
 
 
 class JPEGError(ValueError):
@@ -107,6 +120,34 @@ class Structure:
 
 def _u16(data: bytes, offset: int) -> int:
     return struct.unpack_from(">H", data, offset)[0]
+
+
+def next_marker(data: bytes, position: int) -> tuple[int, int, int] | None:
+    r"""The next marker from ``position`` as libjpeg's ``next_marker`` finds
+    it: ``(code, offset of its FF, bytes skipped)``, or ``None`` if the file
+    ends first. It skips bytes other than ``FF`` and ``FF 00`` pairs (and
+    counts them, as libjpeg counts its "extraneous bytes"), and ``FF`` fill
+    bytes (not counted).
+
+    Example:
+        >>> next_marker(b"\x12\x34\xff\x00\xff\xff\xd9", 0)
+        (217, 5, 4)
+    """
+    skipped = 0
+    while True:
+        found = data.find(b"\xff", position)
+        if found < 0:
+            return None
+        skipped += found - position
+        position = found
+        while position < len(data) and data[position] == 0xFF:
+            position += 1
+        if position >= len(data):
+            return None
+        if data[position] != 0x00:
+            return data[position], position - 1, skipped
+        skipped += 2
+        position += 1
 
 
 def _scan_data_end(data: bytes, start: int) -> int:
@@ -213,16 +254,23 @@ def _parse_sos(body: bytes, frame: Structure, header: tuple[int, int]) -> Scan:
     return Scan(ids, ss, se, ah, al, header, (header[1], header[1]))
 
 
-def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Structure:
+def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, strict: bool = True) -> Structure:
     """Check the marker structure of a JPEG file and describe it.
 
     Args:
         data: the whole file.
         max_pixels: largest ``height * width`` accepted, ``None`` for no limit
             (libjpeg's own 65500 per side still applies).
+        strict: ``True`` walks the whole file and refuses any damage (bytes
+            where a marker should be, a restart marker outside a scan, a
+            missing EOI); ``False`` reads up to the first scan header as
+            libjpeg does, skipping what libjpeg skips, and stops there.
 
     Returns:
-        :class:`Structure`: frame header, scans with their data ranges, tables.
+        :class:`Structure`: frame header, scans with their data ranges,
+        tables. Not strict: only the first scan, whose data range is not
+        known (it runs to ``end``, the end of the file), and the tables
+        defined before it.
 
     Raises:
         JPEGError: not a JPEG, truncated, malformed, or not supported here.
@@ -242,6 +290,8 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         raise JPEGError(f"not a JPEG file: {len(data)} bytes")
     if data[0] != 0xFF or data[1] != SOI:
         raise JPEGError(f"not a JPEG file: starts with {data[0]:02X} {data[1]:02X}, not FF D8 (SOI)")
+    if data[2] != 0xFF:  # libjpeg would skip to a marker; Pillow and OpenCV take FF D8 FF as the signature
+        raise JPEGError(f"not a JPEG file: starts with FF D8 {data[2]:02X}, not FF D8 FF (SOI, then a marker), as Pillow and OpenCV require")
     frame: Structure | None = None
     qtables: dict[int, tuple[int, ...]] = {}
     restart_interval = 0
@@ -250,28 +300,39 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
     skipped: list[tuple[int, int]] = []
     position = 2
     while True:
-        if position >= len(data):
-            raise JPEGError(f"truncated: the file ends at byte {len(data)} without an EOI marker")
-        if data[position] != 0xFF:
-            raise JPEGError(f"expected a marker at byte {position}, found {data[position]:02X}")
-        while position < len(data) and data[position] == 0xFF:  # fill bytes
-            position += 1
-        if position >= len(data):
-            raise JPEGError("truncated: the file ends inside a marker")
-        marker = data[position]
-        start = position - 1
-        position += 1
+        found = next_marker(data, position)
+        if found is None:
+            where = "without an EOI marker" if strict else "before its first scan (SOS)"
+            raise JPEGError(f"truncated: the file ends at byte {len(data)} {where}")
+        marker, start, junk = found
+        if junk and strict:  # libjpeg skips them with a warning (JWRN_EXTRANEOUS_DATA)
+            raise JPEGError(
+                f"corrupt JPEG data: {junk} extraneous bytes at byte {position} "
+                f"(a marker was expected there) before the marker FF {marker:02X} at byte {start}"
+            )
+        position = start + 2
         if marker == EOI:
             break
-        if marker == TEM:
+        if marker == TEM or (marker in RST and not strict):  # parameterless: libjpeg passes over them
             continue
-        if marker in RST or marker == SOI or marker == 0x00:
-            raise JPEGError(f"unexpected marker FF {marker:02X} at byte {start}")
+        if marker in RST:
+            raise JPEGError(f"corrupt JPEG data: restart marker FF {marker:02X} at byte {start} outside a scan")
+        if marker == SOI:
+            raise JPEGError(f"corrupt JPEG data: a second SOI marker at byte {start}")
+        if marker == SOF_LOSSLESS:
+            raise JPEGError(
+                f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) holds no DCT coefficients, so it cannot be "
+                "read as Coefficients; decode it to pixels with Pillow (libjpeg-turbo 3 reads it)"
+            )
+        if marker in SOF_UNSUPPORTED:
+            raise JPEGError(f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) is not supported")
+        if marker not in SEGMENTS:
+            raise JPEGError(f"corrupt JPEG data: unknown marker FF {marker:02X} at byte {start}")
         if position + 2 > len(data):
             raise JPEGError(f"truncated: segment FF {marker:02X} at byte {start} has no length")
         length = _u16(data, position)
         if length < 2:
-            raise JPEGError(f"segment FF {marker:02X} at byte {start} has length {length} (< 2)")
+            raise JPEGError(f"corrupt JPEG data: segment FF {marker:02X} at byte {start} has length {length} (< 2)")
         if position + length > len(data):
             raise JPEGError(f"truncated: segment FF {marker:02X} at byte {start} needs {length} bytes, {len(data) - position} are left")
         body = data[position + 2 : position + length]
@@ -280,13 +341,6 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             if frame is not None:
                 raise JPEGError(f"second frame header (SOF) at byte {start}")
             frame = _parse_frame(marker, body, max_pixels)
-        elif marker == SOF_LOSSLESS:
-            raise JPEGError(
-                f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) holds no DCT coefficients, so it cannot be "
-                "read as Coefficients; decode it to pixels with Pillow (libjpeg-turbo 3 reads it)"
-            )
-        elif marker in SOF_UNSUPPORTED:
-            raise JPEGError(f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) is not supported")
         elif marker == DQT:
             _parse_dqt(body, qtables)
         elif marker == DHT:
@@ -299,19 +353,21 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             if frame is None:
                 raise JPEGError(f"scan (SOS) at byte {start} before any frame header (SOF)")
             scan = _parse_sos(body, frame, (start, position))
+            if not strict:  # the rest is libjpeg's to read
+                scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, len(data))))
+                position = len(data)
+                break
             end = _scan_data_end(data, position)
             if end >= len(data):
                 raise JPEGError(f"truncated: the data of scan {len(scans) + 1} runs to the end of the file without an EOI marker")
             scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, end)))
             position = end
-        elif marker == DNL:
+        elif marker == DNL and strict:  # libjpeg skips it (the frame's height is not 0)
             raise JPEGError("DNL marker (height defined after the scan) is not supported")
         elif marker == APP0 and not scans and len(body) >= JFIF_MIN_LENGTH and body.startswith(b"JFIF\x00"):
             jfif = True
         elif marker == APP14 and not scans and len(body) >= ADOBE_MIN_LENGTH and body.startswith(b"Adobe"):
             adobe_transform = body[11]
-        elif not (0xE0 <= marker <= 0xEF or marker in (COM, DAC) or 0xF0 <= marker <= 0xFD):
-            raise JPEGError(f"unknown marker FF {marker:02X} at byte {start}")
         if 0xE0 <= marker <= 0xEF or marker == COM:
             skipped.append((start, position))
     if frame is None:
@@ -320,10 +376,10 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         raise JPEGError("no scan (SOS) before EOI")
     covered = {i for s in scans for i in s.component_ids}
     missing = [c.id for c in frame.components if c.id not in covered]
-    if missing:
+    if missing and strict:
         raise JPEGError(f"no scan codes component(s) {missing}")
     for c in frame.components:
-        if c.tq not in qtables:
+        if c.tq not in qtables and strict:  # not strict: a DQT may follow the first scan
             raise JPEGError(f"component {c.id} uses quantization table {c.tq}, which the file does not define")
     frame.color_space = file_color_space(tuple(c.id for c in frame.components), jfif, adobe_transform)
     frame.scans = scans

@@ -42,7 +42,7 @@ from torch import Tensor
 
 from . import color
 from .colorspace import default_color_space
-from .dct import islow_matrix
+from .dct import islow_matrix, simd_factors
 from .geometry import ComponentGeometry
 
 try:
@@ -100,11 +100,12 @@ def _usable(*tensors: Tensor) -> bool:
 @lru_cache(maxsize=None)
 def _constants(inverse: bool) -> np.ndarray:
     """The kernel's ``Constants``: 9 color FIX values, 3 offsets, the ISLOW
-    matrix, its transpose; int32."""
+    matrix, its transpose, the SIMD inverse's 16 factors; int32."""
     fixed = color.fixed_matrix(inverse)
     offset = color.decoder_rounding(torch.tensor(fixed)).tolist() if inverse else color.ENCODER_ROUNDING
     matrix = islow_matrix(inverse)
     values = [v for row in fixed for v in row] + list(offset) + [v for row in matrix for v in row] + [v for row in zip(*matrix) for v in row]
+    values += list(simd_factors())
     return np.array(values, dtype=np.int32)
 
 
@@ -227,7 +228,7 @@ def decode(
     color_space: str | None = None,
 ) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
-    ``None`` when a dequantized value is not finite or beyond 2**35 (the tensor
+    ``None`` when a coefficient is not finite or beyond 2**40 (the tensor
     path then decodes; it defines those cases). Values only: no gradient.
 
     Args:
