@@ -5,7 +5,8 @@ Stages, one module each, in pipeline order:
 =================  =====================================  ======================
 module             stage                                  libjpeg-turbo source
 =================  =====================================  ======================
-``color``          RGB <-> YCbCr                          jccolor.c, jdcolor.c
+``color``          RGB <-> YCbCr, YCCK -> CMYK, pixels    jccolor.c, jdcolor.c
+``colorspace``     files' color spaces: told and marked   jdapimin.c, jcparam.c
 ``sampling``       chroma down- and upsampling            jcsample.c, jdsample.c
 ``blocks``         edge padding, 8x8 blocks               jcprepct.c, jdmainct.c
 ``dct``            level shift, DCT and IDCT              jfdctint.c, jidctint.c
@@ -44,7 +45,7 @@ tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
 import sys as _sys
 
-from . import blocks, color, dct, huffman, markers, quality, quantize, rate_model, rounding, sampling, smoothing
+from . import blocks, color, colorspace, dct, huffman, markers, quality, quantize, rate_model, rounding, sampling, smoothing
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients, Progression

@@ -5,8 +5,9 @@
  * (cjpeglib_turbo210, a plain shared object exporting the libjpeg API). This
  * module loads it, and each read runs a decompressor on its own: the file
  * from memory (a jpeg_source_mgr over the caller's bytes), libjpeg's messages
- * into a per-call buffer (an error manager whose output_message appends there
- * and whose error_exit longjmps back here), the GIL released meanwhile. No
+ * into per-call buffers (an error manager whose emit_message keeps each
+ * warning with the byte offset libjpeg had read up to, and whose error_exit
+ * keeps the error and longjmps back here), the GIL released meanwhile. No
  * temporary file, no file descriptor, nothing shared between calls.
  *
  * Facts relied on (libjpeg-turbo 2.1's jpeglib.h and jmorecfg.h as jpeglib
@@ -23,9 +24,13 @@
  *   once, so a library with another layout is refused, not misread. A size
  *   check cannot see a field's type hidden by padding (UINT16 was one), so
  *   files.py also reads back a file it wrote itself before using this.
- * - emit_message (kept from jpeg_std_error) outputs only the first warning
- *   (trace_level 0) and counts all of them in num_warnings; errors go to
- *   error_exit, which must not return.
+ * - emit_message(cinfo, level) gets every warning (level -1: jerror.c's
+ *   WARNMS, libjpeg's "corrupt data" messages) and every trace (level >= 0);
+ *   jpeg_std_error's version outputs only the first warning, so this module
+ *   replaces it to keep them all (the first WARNINGS_KEPT, and their count).
+ *   Errors go to error_exit, which must not return. At each message,
+ *   src->next_input_byte is how far libjpeg has consumed the file (the
+ *   Huffman decoder reads ahead of it by at most the current MCU).
  * - After jpeg_read_coefficients, component ci's blocks are rows of its
  *   virtual array: height_in_blocks rows of width_in_blocks JBLOCKs (64 JCOEF
  *   in natural order), read through mem->access_virt_barray one row at a time.
@@ -34,6 +39,16 @@
  *   The array has rows up to a multiple of v_samp_factor: a row past the last
  *   (MCU padding) holds the DC values an interleaved DC scan coded for it,
  *   which block smoothing reads (diffjpeg/smoothing.py); its DCs are returned.
+ * - In progressive mode cinfo->coef_bits[ci][k] (int, 32-bit on every
+ *   platform Python supports) is, after the last scan libjpeg read, the Al of
+ *   the last scan that coded zigzag coefficient k of component ci, -1 if none
+ *   did; rows num_components + ci hold, for k in 0..9 once ci had a DC scan,
+ *   the same before ci's last scan (jdphuff.c/jdarith.c start_pass; the
+ *   array has 2 * num_components rows of 64). master->last_good_iMCU_row
+ *   (jpegint.h's struct jpeg_decomp_master, declared below up to it, zeroed
+ *   by jpeg_CreateDecompress) is the last iMCU row whose MCUs the entropy
+ *   decoder began with data left (jdcoefct.c consume_data): block
+ *   smoothing takes the earlier state for the rows after it.
  * - A source manager that runs out of data warns JWRN_JPEG_EOF and inserts a
  *   fake EOI, as jpeg_mem_src does (the code of that warning is found by its
  *   text in the library's message table).
@@ -61,8 +76,9 @@
 
 #define LIB_VERSION 70
 #define MESSAGE_LENGTH 200 /* JMSG_LENGTH_MAX */
-#define MESSAGES_KEPT 2048
+#define WARNINGS_KEPT 16
 #define NUM_QUANT_TABLES 4
+#define MAX_COMPONENTS 4 /* what files.py reads: grayscale, YCbCr, RGB, CMYK, YCCK */
 
 typedef int boolean;
 typedef unsigned int JDIMENSION;
@@ -140,6 +156,17 @@ struct common {
     JPEG_COMMON_FIELDS;
 };
 
+/* libjpeg-turbo 2.1's struct jpeg_decomp_master (jpegint.h); its arrays have libjpeg's MAX_COMPONENTS, 10. */
+struct decomp_master {
+    void (*prepare_for_output_pass)(struct decompress *);
+    void (*finish_output_pass)(struct decompress *);
+    boolean is_dummy_pass;
+    JDIMENSION first_iMCU_col, last_iMCU_col;
+    JDIMENSION first_MCU_col[10], last_MCU_col[10];
+    boolean jinit_upsampler_no_alloc;
+    JDIMENSION last_good_iMCU_row;
+};
+
 struct decompress {
     JPEG_COMMON_FIELDS;
     struct source_mgr *src;
@@ -191,7 +218,8 @@ struct decompress {
     int MCU_membership[10];
     int Ss, Se, Ah, Al;
     int unread_marker;
-    void *master, *main, *coef, *post, *inputctl, *marker, *entropy, *idct, *upsample, *cconvert, *cquantize;
+    struct decomp_master *master;
+    void *main, *coef, *post, *inputctl, *marker, *entropy, *idct, *upsample, *cconvert, *cquantize;
 };
 
 /* The libjpeg functions used, resolved from the loaded library. */
@@ -215,15 +243,21 @@ typedef struct {
     struct source_mgr source;
     const unsigned char *data;
     size_t size;
-    char messages[MESSAGES_KEPT]; /* lines, each ending in '\n' */
-    size_t messages_length;
+    char warnings[WARNINGS_KEPT][MESSAGE_LENGTH];
+    size_t warning_offsets[WARNINGS_KEPT];
+    long warnings_total;
+    char error[MESSAGE_LENGTH]; /* libjpeg's error, if it failed */
+    size_t error_offset;
     int failed;
     const char *refused; /* a reason of ours, not libjpeg's */
     int components;
-    JDIMENSION rows[3], cols[3];
-    int factors[3][2], table_slot[3];
-    float *blocks[3]; /* the coefficients as float32, handed to Python without a copy */
-    JCOEF *padding_dc[3]; /* DCs of the MCU padding row under the last, or NULL */
+    JDIMENSION rows[MAX_COMPONENTS], cols[MAX_COMPONENTS];
+    int factors[MAX_COMPONENTS][2], table_slot[MAX_COMPONENTS];
+    float *blocks[MAX_COMPONENTS]; /* the coefficients as float32, handed to Python without a copy */
+    JCOEF *padding_dc[MAX_COMPONENTS]; /* DCs of the MCU padding row under the last, or NULL */
+    int progressive, scans;
+    JDIMENSION last_good_row;
+    int coef_bits[MAX_COMPONENTS][128]; /* libjpeg's after the last scan, then before it (0..9; -1 past) */
     int has_table[NUM_QUANT_TABLES];
     unsigned short tables[NUM_QUANT_TABLES][64];
 } call;
@@ -242,21 +276,35 @@ static float *new_floats(size_t bytes) {
     return data;
 }
 
-static void keep_message(struct common *cinfo) {
+/* How far libjpeg has read: an offset into the caller's bytes, or their
+ * size once the source has run dry (its fake EOI). */
+static size_t input_offset(const call *c) {
+    const struct source_mgr *src = c->cinfo.src;
+    if (src == NULL || src->next_input_byte < c->data || src->next_input_byte > c->data + c->size)
+        return src == NULL ? 0 : c->size;
+    return (size_t)(src->next_input_byte - c->data);
+}
+
+static void keep_warning(struct common *cinfo) {
     call *c = (call *)cinfo->err;
-    char line[MESSAGE_LENGTH];
-    c->err.format_message(cinfo, line);
-    size_t length = strnlen(line, sizeof line);
-    if (c->messages_length + length + 1 < sizeof c->messages) { /* a NUL stays at the end */
-        memcpy(c->messages + c->messages_length, line, length);
-        c->messages[c->messages_length + length] = '\n';
-        c->messages_length += length + 1;
+    if (c->warnings_total < WARNINGS_KEPT) {
+        c->err.format_message(cinfo, c->warnings[c->warnings_total]);
+        c->warning_offsets[c->warnings_total] = input_offset(c);
+    }
+    c->warnings_total++;
+}
+
+static void emit(struct common *cinfo, int level) {
+    if (level < 0) { /* a warning; traces are dropped, as trace_level 0 drops them */
+        cinfo->err->num_warnings++;
+        keep_warning(cinfo);
     }
 }
 
 static void escape(struct common *cinfo) {
     call *c = (call *)cinfo->err;
-    keep_message(cinfo);
+    c->err.format_message(cinfo, c->error);
+    c->error_offset = input_offset(c);
     c->failed = 1;
     longjmp(c->escape, 1);
 }
@@ -290,7 +338,8 @@ static void start(call *c) {
     memset(&c->err, 0, sizeof c->err);
     c->lib->std_error(&c->err);
     c->err.error_exit = escape;
-    c->err.output_message = keep_message;
+    c->err.emit_message = emit;
+    c->err.output_message = keep_warning; /* only emit_message calls it, and this one does not */
     memset(&c->cinfo, 0, sizeof c->cinfo);
     c->cinfo.err = &c->err;
 }
@@ -315,8 +364,8 @@ static void decode(call *c) {
         c->refused = "no image in the datastream";
         goto done;
     }
-    if (cinfo->num_components != 1 && cinfo->num_components != 3) {
-        c->refused = "not 1 or 3 components";
+    if (cinfo->num_components != 1 && cinfo->num_components != 3 && cinfo->num_components != MAX_COMPONENTS) {
+        c->refused = "not 1, 3 or 4 components";
         goto done;
     }
     c->components = cinfo->num_components;
@@ -365,6 +414,12 @@ static void decode(call *c) {
             for (JDIMENSION k = 0; k < cols; k++)
                 c->padding_dc[ci][k] = row[0][k][0];
         }
+        if (cinfo->progressive_mode && cinfo->coef_bits != NULL) {
+            memcpy(c->coef_bits[ci], cinfo->coef_bits[ci], 64 * sizeof(int));
+            int coded = cinfo->coef_bits[ci][0] >= 0; /* the earlier state is set from ci's first scan on */
+            for (int k = 0; k < 64; k++) /* and only for 0..9 */
+                c->coef_bits[ci][64 + k] = coded && k < 10 ? cinfo->coef_bits[c->components + ci][k] : -1;
+        }
         c->rows[ci] = rows;
         c->cols[ci] = cols;
         c->factors[ci][0] = comp->h_samp_factor;
@@ -378,13 +433,16 @@ static void decode(call *c) {
             c->has_table[slot] = 1;
         }
     }
+    c->progressive = cinfo->progressive_mode && cinfo->coef_bits != NULL;
+    c->scans = cinfo->input_scan_number;
+    c->last_good_row = cinfo->master->last_good_iMCU_row;
     c->lib->finish(cinfo);
 done:
     c->lib->destroy(cinfo); /* safe after any error: it checks what exists */
 }
 
 static void release(call *c) {
-    for (int ci = 0; ci < 3; ci++) {
+    for (int ci = 0; ci < MAX_COMPONENTS; ci++) {
         free(c->blocks[ci]);
         c->blocks[ci] = NULL;
         free(c->padding_dc[ci]);
@@ -458,13 +516,25 @@ static const library *get_library(PyObject *capsule) {
     return (const library *)PyCapsule_GetPointer(capsule, CAPSULE);
 }
 
-static PyObject *message_lines(const call *c) {
-    PyObject *text = PyUnicode_DecodeLatin1(c->messages, (Py_ssize_t)c->messages_length, NULL);
-    if (text == NULL)
-        return NULL;
-    PyObject *lines = PyUnicode_Splitlines(text, 0);
-    Py_DECREF(text);
-    return lines;
+/* [(offset, text)] of the warnings kept, then (total, None) if more came. */
+static PyObject *warning_list(const call *c) {
+    PyObject *list = PyList_New(0);
+    long kept = c->warnings_total < WARNINGS_KEPT ? c->warnings_total : WARNINGS_KEPT;
+    for (long i = 0; list != NULL && i < kept; i++) {
+        const char *text = c->warnings[i];
+        PyObject *item = Py_BuildValue("(nN)", (Py_ssize_t)c->warning_offsets[i],
+                                       PyUnicode_DecodeLatin1(text, (Py_ssize_t)strnlen(text, MESSAGE_LENGTH), NULL));
+        if (item == NULL || PyList_Append(list, item) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(item);
+    }
+    if (list != NULL && c->warnings_total > kept) {
+        PyObject *item = Py_BuildValue("(lO)", c->warnings_total, Py_None);
+        if (item == NULL || PyList_Append(list, item) < 0)
+            Py_CLEAR(list);
+        Py_XDECREF(item);
+    }
+    return list;
 }
 
 /* jpeg_CreateDecompress with a given version and struct size: libjpeg's
@@ -478,7 +548,7 @@ static PyObject *check(const library *lib, int version, size_t size) {
     if (!setjmp(c->escape))
         lib->create(&c->cinfo, version, size);
     lib->destroy(&c->cinfo);
-    PyObject *result = c->failed ? PyUnicode_DecodeLatin1(c->messages, (Py_ssize_t)strcspn(c->messages, "\n"), NULL)
+    PyObject *result = c->failed ? PyUnicode_DecodeLatin1(c->error, (Py_ssize_t)strnlen(c->error, MESSAGE_LENGTH), NULL)
                                  : new_none();
     free(c);
     return result;
@@ -566,12 +636,17 @@ static PyObject *py_load(PyObject *self, PyObject *args) {
     return capsule;
 }
 
-/* read(library, data) -> (messages, refused, components, tables)
- * messages: libjpeg's lines (its first warning, its error if it failed);
- * refused: None, or why no coefficients came back (libjpeg's error or ours);
+/* read(library, data) -> (warnings, refused, components, tables, progress)
+ * warnings: [(offset, text)], libjpeg's warnings in order with how far it had
+ * read (the first WARNINGS_KEPT; then (total, None) if there were more);
+ * refused: None, or why no coefficients came back: (offset, libjpeg's error),
+ * or a reason of ours (a str);
  * components: [(rows, cols, h, v, slot, float32 coefficients (a Floats buffer),
- *               padding row DCs: int16 bytes or None)];
- * tables: 4 x (bytes or None). */
+ *               padding row DCs: int16 bytes or None,
+ *               coef_bits: 128 int32 bytes (progressive: after the last scan, then
+ *               before the component's last scan, 0..9 only) or None)];
+ * tables: 4 x (bytes or None);
+ * progress: (scans read, last good iMCU row) of a progressive file, else None. */
 static PyObject *py_read(PyObject *self, PyObject *args) {
     PyObject *capsule;
     Py_buffer data;
@@ -592,11 +667,12 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
     Py_END_ALLOW_THREADS
     PyBuffer_Release(&data);
 
-    PyObject *result = NULL, *messages = message_lines(c), *refused = NULL, *components = NULL, *tables = NULL;
+    PyObject *result = NULL, *messages = warning_list(c), *refused = NULL, *components = NULL, *tables = NULL;
     if (messages == NULL)
         goto out;
     if (c->failed)
-        refused = PyUnicode_FromString("libjpeg failed");
+        refused = Py_BuildValue("(nN)", (Py_ssize_t)c->error_offset,
+                                PyUnicode_DecodeLatin1(c->error, (Py_ssize_t)strnlen(c->error, MESSAGE_LENGTH), NULL));
     else if (c->refused != NULL)
         refused = PyUnicode_FromString(c->refused);
     else
@@ -608,10 +684,12 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
     if (refused == Py_None) {
         for (int ci = 0; ci < c->components; ci++) {
             PyObject *blocks = owned_floats(&c->blocks[ci], (Py_ssize_t)c->rows[ci] * c->cols[ci] * 64);
-            PyObject *item = blocks == NULL ? NULL : Py_BuildValue("(IIiiiNy#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
+            PyObject *item = blocks == NULL ? NULL : Py_BuildValue("(IIiiiNy#y#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
                                            c->table_slot[ci], blocks,
                                            (const char *)c->padding_dc[ci],
-                                           c->padding_dc[ci] == NULL ? (Py_ssize_t)0 : (Py_ssize_t)c->cols[ci] * (Py_ssize_t)sizeof(JCOEF));
+                                           c->padding_dc[ci] == NULL ? (Py_ssize_t)0 : (Py_ssize_t)c->cols[ci] * (Py_ssize_t)sizeof(JCOEF),
+                                           c->progressive ? (const char *)c->coef_bits[ci] : NULL,
+                                           c->progressive ? (Py_ssize_t)sizeof c->coef_bits[ci] : (Py_ssize_t)0);
             if (item == NULL || PyList_Append(components, item) < 0) {
                 Py_XDECREF(item);
                 goto out;
@@ -627,7 +705,10 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
             goto out;
         PyTuple_SET_ITEM(tables, slot, table);
     }
-    result = Py_BuildValue("(OOOO)", messages, refused, components, tables);
+    PyObject *progress = refused == Py_None && c->progressive ? Py_BuildValue("(iI)", c->scans, c->last_good_row) : new_none();
+    if (progress == NULL)
+        goto out;
+    result = Py_BuildValue("(OOOON)", messages, refused, components, tables, progress);
 out:
     Py_XDECREF(messages);
     Py_XDECREF(refused);
@@ -640,7 +721,7 @@ out:
 
 static PyMethodDef methods[] = {
     {"load", py_load, METH_VARARGS, "load(path) -> library: open libjpeg-turbo 2.1 and check its layout"},
-    {"read", py_read, METH_VARARGS, "read(library, data) -> (messages, refused, components, tables)"},
+    {"read", py_read, METH_VARARGS, "read(library, data) -> (warnings, refused, components, tables, progress)"},
     {"probe", py_probe, METH_VARARGS,
      "probe(library, version, size_delta) -> libjpeg's message refusing that version and struct size, or None"},
     {NULL, NULL, 0, NULL},

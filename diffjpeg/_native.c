@@ -5,7 +5,8 @@
  * cache, the integer forms that the stage modules define and document; each
  * section names the module whose facts it follows:
  *
- *   color.py     fixed-point RGB <-> YCbCr           (constants passed in)
+ *   color.py     fixed-point RGB <-> YCbCr           (constants passed in),
+ *                and the decoder's 255 - x of CMYK and YCCK (DECODER_STEPS)
  *   sampling.py  biased downsampling, fancy upsampling
  *   dct.py       ISLOW passes as integer matrices + DESCALE (matrices passed in)
  *   quantize.py  libjpeg-turbo's reciprocal division
@@ -16,8 +17,8 @@
  * It calls encode and decode with keyword arguments; Constants, GEO_* and
  * ITEM_* below are the layouts of the arrays it passes. Every size, kind,
  * geometry row and strip is checked before the strips run (run_call), and
- * decoded values that would leave the int32 ranges proven below make a block
- * take the int64 route: nothing here can overflow or read outside its buffers.
+ * decoded values are kept to 16 bits as libjpeg-turbo's SIMD inverse keeps
+ * them (dct.py): nothing here can overflow or read outside its buffers.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -61,8 +62,9 @@ typedef struct {
     int32_t color_add[3];  /* its rounding offsets */
     int32_t islow[64];     /* dct.islow_matrix, row by row */
     int32_t islow_t[64];   /* its transpose: the passes read rows of 8 lanes */
+    int32_t simd[16];      /* dct.simd_factors: the SIMD inverse's pmaddwd pairs */
 } Constants;
-_Static_assert(sizeof(Constants) == 140 * sizeof(int32_t), "Constants is native._constants() as is");
+_Static_assert(sizeof(Constants) == 156 * sizeof(int32_t), "Constants is native._constants() as is");
 
 /* native._geometry(): one int32 row per component, coefficients.ComponentGeometry's
  * sizes. Encode and decode read the same rows; check_geometry says what they
@@ -217,6 +219,12 @@ __attribute__((target("avx2"))) static void ycbcr_to_rgb_avx2(const uint8_t *res
             rgb[(size_t)c * count + i] = (uint8_t)clampi((fix[3 * c] * y[i] + fix[3 * c + 1] * cb[i] + fix[3 * c + 2] * cr[i] + add[c]) >> 16, 0, 255);
 }
 #endif
+
+/* color.DECODER_STEPS: Pillow's 255 - x of the channels it inverts. */
+HOT static void invert_samples(uint8_t *restrict p, size_t count)
+{
+    for (size_t i = 0; i < count; i++) p[i] = (uint8_t)(255 - p[i]);
+}
 
 /* ------------------------------------------------------------ 8-bit samples */
 /* codec.encode: round(clamp(x * 255, 0, 255)), half to even, in x's dtype
@@ -402,48 +410,85 @@ HOT static void quantize_block(const int32_t *restrict f, const uint32_t *restri
     }
 }
 
-/* codec.decode: round half to even, then times the table entry. Returns 1
- * if a value needs int64 (|v| > 32767; v64 holds them), 0 if v holds them
- * all, -1 for a value that is not finite or beyond 2**35, where the tensor
- * path's float64 sums stop being exact integers (hostile input: left to it).
- * Tables are integers with |t| <= 65535 (acquire_buffers). float32 blocks whose
- * values all lie within +-32767 (every block a file holds) go in int32
- * lanes: |round(x) * t| <= 32767 * 65535 < 2**31. */
+/* Integers modulo 2**16 into [-32768, 32767] (dct.wrap_int16), in unsigned
+ * arithmetic: no signed overflow. */
+static inline int32_t wrap16(int64_t x) { return (int32_t)(((uint64_t)x + 32768u) & 65535u) - 32768; }
+
+/* codec.decode: round half to even, then times the table entry (at most
+ * 65535: acquire_buffers). Returns 0 if every value is within 8191
+ * (v holds them: the matrix passes apply); 1 if not (v holds them modulo
+ * 2**16, as the SIMD code's pmullw; *shortcut says whether rows 1-7 of the
+ * rounded block are zero); -1 for a coefficient that is not finite or
+ * beyond 2**40 (hostile input: left to the tensor path, which clamps there). */
 HOT static int dequantize_block(const void *src, int kind, size_t at, const int32_t *restrict table,
-                                int32_t *restrict v, int64_t *restrict v64)
+                                int32_t *restrict v, int *restrict shortcut)
 {
-    double d[64];
+    double r[64];
     int over = 0, big = 0;
     if (kind == KIND_F32) {
         const float *restrict x = (const float *)src + at;
-        int inside = 1;
+        int inside = 1;  /* every block a file holds: int32 lanes (|q t| <= 32767 * 65535 < 2**31) */
         for (int k = 0; k < 64; k++) inside &= fabsf(x[k]) <= 32767.0f;  /* NaN: false */
         if (inside) {
+            int far = 0;
             for (int k = 0; k < 64; k++) {
                 v[k] = (int32_t)rintf(x[k]) * table[k];
-                big |= (v[k] > 32767) | (v[k] < -32767);
+                far |= (v[k] > 8191) | (v[k] < -8191);
             }
-            if (!big) return 0;
-            for (int k = 0; k < 64; k++) v64[k] = v[k];
-            return 1;
+            if (!far) return 0;
         }
-        for (int k = 0; k < 64; k++) d[k] = rint((double)x[k]) * (double)table[k];
+        for (int k = 0; k < 64; k++) r[k] = rint((double)x[k]);
     } else {
         const double *restrict x = (const double *)src + at;
-        for (int k = 0; k < 64; k++) d[k] = rint(x[k]) * (double)table[k];
+        for (int k = 0; k < 64; k++) r[k] = rint(x[k]);
     }
     for (int k = 0; k < 64; k++) {  /* flags, not a max: they vectorize */
-        double a = fabs(d[k]);
-        over |= !(a < 34359738368.0);  /* NaN too */
-        big |= a > 32767.0;
+        over |= !(fabs(r[k]) <= 1099511627776.0);  /* 2**40; NaN too */
+        big |= !(fabs(r[k] * (double)table[k]) <= 8191.0);
     }
     if (over) return -1;
-    if (big) {
-        for (int k = 0; k < 64; k++) v64[k] = (int64_t)d[k];
-        return 1;
+    if (!big) {
+        for (int k = 0; k < 64; k++) v[k] = (int32_t)(r[k] * (double)table[k]);
+        return 0;
     }
-    for (int k = 0; k < 64; k++) v[k] = (int32_t)d[k];
-    return 0;
+    int nonzero = 0;
+    for (int k = 0; k < 64; k++) {  /* residues: their product is the product's residue */
+        int64_t q = (int64_t)r[k];
+        v[k] = wrap16((int64_t)wrap16(q) * wrap16(table[k]));
+        nonzero |= k >= 8 && q != 0;
+    }
+    *shortcut = !nonzero;
+    return 1;
+}
+
+/* dct.py's _simd_pass: one DODCT of jidctint-avx2.asm on the 8 int16 values
+ * in[0], in[step], ..., with its 16-bit sums wrapping, DESCALE by `bits` and
+ * packssdw into out[0], out[ostep], .... f: dct.simd_factors. Below 1.7e9 in
+ * int32, as dct.py shows. */
+static void simd_pass(const int32_t *in, int step, int32_t *out, int ostep, int bits, const int32_t *f)
+{
+    int32_t i0 = in[0], i1 = in[step], i2 = in[2 * step], i3 = in[3 * step];
+    int32_t i4 = in[4 * step], i5 = in[5 * step], i6 = in[6 * step], i7 = in[7 * step];
+    int32_t tmp3 = i2 * f[0] + i6 * f[1], tmp2 = i2 * f[2] + i6 * f[3];
+    int32_t tmp0 = wrap16(i0 + i4) * 8192, tmp1 = wrap16(i0 - i4) * 8192;  /* paddw, << CONST_BITS */
+    int32_t tmp10 = tmp0 + tmp3, tmp13 = tmp0 - tmp3, tmp11 = tmp1 + tmp2, tmp12 = tmp1 - tmp2;
+    int32_t z3 = wrap16(i7 + i3), z4 = wrap16(i5 + i1);  /* paddw */
+    int32_t z3p = z3 * f[4] + z4 * f[5], z4p = z3 * f[6] + z4 * f[7];
+    int32_t o0 = i7 * f[8] + i1 * f[9] + z3p, o1 = i5 * f[10] + i3 * f[11] + z4p;
+    int32_t o2 = i5 * f[12] + i3 * f[13] + z3p, o3 = i7 * f[14] + i1 * f[15] + z4p;
+    int32_t sums[8] = {tmp10 + o3, tmp11 + o2, tmp12 + o1, tmp13 + o0, tmp13 - o0, tmp12 - o1, tmp11 - o2, tmp10 - o3};
+    for (int k = 0; k < 8; k++) out[k * ostep] = clampi((sums[k] + (1 << (bits - 1))) >> bits, -32768, 32767);
+}
+
+/* Pass 2 of the SIMD inverse on pass-1 results ws (rows of 8), then
+ * packsswb and + 128. */
+static void simd_rows(const int32_t *ws, const int32_t *f, uint8_t *restrict out, int out_stride)
+{
+    for (int i = 0; i < 8; i++) {
+        int32_t row[8];
+        simd_pass(ws + i * 8, 1, row, 1, 18, f);
+        for (int k = 0; k < 8; k++) out[i * out_stride + k] = (uint8_t)(clampi(row[k], -128, 127) + 128);
+    }
 }
 
 /* Eight rows of 8 lanes transposed: lane k of row i becomes lane i of row k.
@@ -472,12 +517,13 @@ INLINE void transpose8(row8 r[8])
 #endif
 }
 
-/* One ISLOW pass on 8 lanes: out_i = sum_j M[i][j] x_j + round, for i = 0..7.
- * It uses the symmetries of the inverse matrix (checked by native.py's
- * _constants): M[7-i][j] = M[i][j] for even j and -M[i][j] for odd j, and
- * within the even columns M[3-i][j] = M[i][j] for j = 0, 4 and -M[i][j] for
- * j = 2, 6; so 24 products instead of 64. Every partial sum is a part of a
- * row of M times the inputs, no larger than the whole row's bound. */
+/* One matrix pass of the inverse on 8 lanes: out_i = sum_j M[i][j] x_j +
+ * round, for i = 0..7. It uses the symmetries of the inverse matrix (checked
+ * by native.py's _constants): M[7-i][j] = M[i][j] for even j and -M[i][j]
+ * for odd j, and within the even columns M[3-i][j] = M[i][j] for j = 0, 4
+ * and -M[i][j] for j = 2, 6; so 24 products instead of 64. Every partial
+ * sum is a part of a row of M times the inputs, no larger than the whole
+ * row's bound. */
 INLINE void islow_pass(const row8 x[8], const int32_t *restrict M, int32_t round, row8 out[8])
 {
     row8 ee0 = M[0] * x[0] + M[4] * x[4] + round, ee1 = M[8] * x[0] + M[12] * x[4] + round;
@@ -491,33 +537,46 @@ INLINE void islow_pass(const row8 x[8], const int32_t *restrict M, int32_t round
     }
 }
 
-/* Inverse ISLOW (dct.py's idct_islow): columns, DESCALE 11, saturate to int16
- * (packssdw); rows, DESCALE 18, saturate to [-128, 127], + 128. Row sums of
- * |M| are 61214: pass 2 on int16 stays below 2**31, and pass 1 does while
- * |coefficient| <= 32767; larger ones (`wide`) take int64 in pass 1. The
- * rows pass runs on the transposed block and transposes back. */
-HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v64, int wide, const int32_t *restrict M,
+/* Inverse ISLOW (dct.py's idct_islow). With every |v| <= 8191 (wrapping 0),
+ * no 16-bit step of the SIMD code can wrap in pass 1: columns as M V, DESCALE
+ * 11, saturate to int16 (packssdw); and unless a pass-1 result exceeds 16383,
+ * none in pass 2: rows, DESCALE 18, saturate to [-128, 127], + 128. Row sums
+ * of |M| are 61214: both stay below 2**31. The rows pass runs on the
+ * transposed block and transposes back. Else the SIMD code's butterflies,
+ * with pass 1's shortcut (`shortcut`: rows 1-7 of the quantized block zero)
+ * where it applies. */
+HOT static void idct_islow(const int32_t *restrict v, int wrapping, int shortcut, const Constants *k,
                            uint8_t *restrict out, int out_stride)
 {
-    row8 x[8], w[8];
-    if (wide) {
-        int32_t ws[64];
-        for (int i = 0; i < 8; i++)
-            for (int k = 0; k < 8; k++) {
-                int64_t acc = (int64_t)1 << 10;
-                for (int j = 0; j < 8; j++) acc += (int64_t)M[i * 8 + j] * v64[j * 8 + k];
-                acc >>= 11;
-                ws[i * 8 + k] = (int32_t)(acc < -32768 ? -32768 : acc > 32767 ? 32767 : acc);
+    int32_t ws[64];
+    if (wrapping) {
+        for (int j = 0; j < 8; j++) {
+            if (shortcut) {
+                for (int i = 0; i < 8; i++) ws[i * 8 + j] = wrap16((int64_t)v[j] * 4);  /* psllw */
+            } else {
+                simd_pass(v + j, 8, ws + j, 8, 11, k->simd);
             }
-        for (int i = 0; i < 8; i++) w[i] = LOAD8(ws + i * 8);
-    } else {
-        for (int j = 0; j < 8; j++) x[j] = LOAD8(v + j * 8);  /* rows: lanes are columns */
-        islow_pass(x, M, 1 << 10, w);
-        for (int i = 0; i < 8; i++) w[i] = clamp8(w[i] >> 11, -32768, 32767);
+        }
+        simd_rows(ws, k->simd, out, out_stride);
+        return;
+    }
+    row8 x[8], w[8], far = splat(0);
+    for (int j = 0; j < 8; j++) x[j] = LOAD8(v + j * 8);  /* rows: lanes are columns */
+    islow_pass(x, k->islow, 1 << 10, w);
+    for (int i = 0; i < 8; i++) {
+        w[i] = clamp8(w[i] >> 11, -32768, 32767);
+        far |= (w[i] > splat(16383)) | (w[i] < splat(-16383));
+    }
+    int any = 0;
+    for (int j = 0; j < 8; j++) any |= far[j];
+    if (any) {  /* a sum in pass 2 may wrap */
+        for (int i = 0; i < 8; i++) STORE8(ws + i * 8, w[i]);
+        simd_rows(ws, k->simd, out, out_stride);
+        return;
     }
     transpose8(w);  /* lanes are rows */
-    islow_pass(w, M, 1 << 17, x);
-    for (int k = 0; k < 8; k++) x[k] = clamp8(x[k] >> 18, -128, 127) + 128;
+    islow_pass(w, k->islow, 1 << 17, x);
+    for (int j = 0; j < 8; j++) x[j] = clamp8(x[j] >> 18, -128, 127) + 128;
     transpose8(x);
     for (int i = 0; i < 8; i++) {  /* 0..255: each lane's low byte (little-endian) holds it */
 #ifdef HAVE_SHUFFLE
@@ -530,12 +589,12 @@ HOT static void idct_islow(const int32_t *restrict v, const int64_t *restrict v6
     }
 }
 
-/* The same inverse ISLOW with AVX2's 16-bit multiply-adds (vpmaddwd: two
- * int16 products summed into an int32 lane), where the CPU has them; every
- * sum is the generic path's, so the results are too. The inputs of both
- * passes fit int16 (pass 1: |coefficient| <= 32767 outside the wide path;
- * pass 2: pass 1 saturated, packssdw), and so do the matrix entries (at
- * most 11363). `pairs` holds, for the products islow_pass takes, the two
+/* The matrix form of idct_islow with AVX2's 16-bit multiply-adds
+ * (vpmaddwd: two int16 products summed into an int32 lane), where the CPU
+ * has them; every sum is the generic path's, so the results are too. The
+ * inputs of both passes fit int16 (pass 1: |dequantized| <= 8191; pass 2:
+ * pass 1 saturated, packssdw, within 16383 or the SIMD butterflies take
+ * over as in idct_islow), and so do the matrix entries (at most 11363). `pairs` holds, for the products islow_pass takes, the two
  * entries of M as one lane: (0,4) for rows 0, 1; (2,6) for rows 0, 1; (1,3)
  * and (5,7) for rows 0..3 (matrix_pairs). Each pass takes the lanes as the
  * 8 positions the 1-D transform runs over, two inputs per lane. */
@@ -585,12 +644,22 @@ AVX2 void transpose16(__m128i r[8])
     r[4] = _mm_unpacklo_epi64(b2, b6), r[5] = _mm_unpackhi_epi64(b2, b6), r[6] = _mm_unpacklo_epi64(b3, b7), r[7] = _mm_unpackhi_epi64(b3, b7);
 }
 
-/* x: the block's dequantized rows as int16 (lanes: columns) */
-AVX2 void idct_rows_avx2(__m128i x[8], const int32_t *restrict pairs, uint8_t *restrict out, int out_stride)
+/* x: the block's dequantized rows as int16 (lanes: columns), all within 8191 */
+AVX2 void idct_rows_avx2(__m128i x[8], const Constants *k, const int32_t *restrict pairs, uint8_t *restrict out, int out_stride)
 {
     __m256i y[8];
     islow_pass_avx2(x, pairs, 1 << 10, 11, y);
-    for (int i = 0; i < 8; i++) x[i] = saturate16(y[i]);
+    __m128i far = _mm_setzero_si128(), high = _mm_set1_epi16(16383), low = _mm_set1_epi16(-16383);
+    for (int i = 0; i < 8; i++) {
+        x[i] = saturate16(y[i]);
+        far = _mm_or_si128(far, _mm_or_si128(_mm_cmpgt_epi16(x[i], high), _mm_cmpgt_epi16(low, x[i])));
+    }
+    if (!_mm_testz_si128(far, far)) {  /* a sum in pass 2 may wrap: the SIMD butterflies */
+        int32_t ws[64];
+        for (int i = 0; i < 8; i++) _mm256_storeu_si256((__m256i *)(ws + i * 8), _mm256_cvtepi16_epi32(x[i]));
+        simd_rows(ws, k->simd, out, out_stride);
+        return;
+    }
     transpose16(x);  /* lanes: rows */
     islow_pass_avx2(x, pairs, 1 << 17, 18, y);  /* y[k]: output column k, lanes: rows */
     /* |values| < 2**13: int16 without saturation, then int8 with it (packsswb: [-128, 127]), + 128 */
@@ -608,25 +677,27 @@ AVX2 void idct_rows_avx2(__m128i x[8], const int32_t *restrict pairs, uint8_t *r
     }
 }
 
-__attribute__((target("avx2"))) static void idct_islow_avx2(const int32_t *restrict v, const int32_t *restrict pairs,
+/* idct_islow's matrix form (dequantized values v within 8191) */
+__attribute__((target("avx2"))) static void idct_islow_avx2(const int32_t *restrict v, const Constants *k, const int32_t *restrict pairs,
                                                              uint8_t *restrict out, int out_stride)
 {
     __m128i x[8];
     for (int j = 0; j < 8; j++)  /* rows of the block; lanes: columns */
         x[j] = _mm_packs_epi32(_mm_loadu_si128((const __m128i *)(v + j * 8)), _mm_loadu_si128((const __m128i *)(v + j * 8 + 4)));
-    idct_rows_avx2(x, pairs, out, out_stride);
+    idct_rows_avx2(x, k, pairs, out, out_stride);
 }
 
 /* dequantize_block and idct_islow_avx2 in one for a float32 block whose
- * values all lie within +-32767 and whose dequantized values do too (every
- * block of a file): round half to even (cvtps2dq in the default rounding
- * mode, as rintf), times the table, int16. Returns 0, having written
- * nothing, for any other block: the caller takes the general path. */
-__attribute__((target("avx2"))) static int dequantize_idct_avx2(const float *restrict x, const int32_t *restrict table,
+ * values all lie within +-32767 and whose dequantized values within 8191
+ * (every block an 8-bit encoder writes): round half to even (cvtps2dq in
+ * the default rounding mode, as rintf), times the table (|t| <= 65535: in
+ * int32), int16. Returns 0, having written nothing, for any other block:
+ * the caller takes the general path. */
+__attribute__((target("avx2"))) static int dequantize_idct_avx2(const float *restrict x, const int32_t *restrict table, const Constants *k,
                                                                  const int32_t *restrict pairs, uint8_t *restrict out, int out_stride)
 {
     const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), limit = _mm256_set1_ps(32767.0f);
-    const __m256i high = _mm256_set1_epi32(32767), low = _mm256_set1_epi32(-32767);
+    const __m256i high = _mm256_set1_epi32(8191), low = _mm256_set1_epi32(-8191);
     __m256i bad = _mm256_setzero_si256();
     __m128i rows[8];
     for (int j = 0; j < 8; j++) {
@@ -638,7 +709,7 @@ __attribute__((target("avx2"))) static int dequantize_idct_avx2(const float *res
         rows[j] = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
     }
     if (!_mm256_testz_si256(bad, bad)) return 0;
-    idct_rows_avx2(rows, pairs, out, out_stride);
+    idct_rows_avx2(rows, k, pairs, out, out_stride);
     return 1;
 }
 #endif
@@ -685,6 +756,7 @@ enum { ENCODE, DECODE };
 /* Images may be at most this tall and wide: every row and column index
  * below, rounded out to blocks and doubled, then stays far inside int. */
 #define MAX_SIDE (1 << 28)
+#define MAX_CHANNELS 4  /* decode: CMYK and YCCK; encode takes 1 or 3 */
 
 typedef struct {
     Py_buffer view;
@@ -695,6 +767,7 @@ typedef struct {
 typedef struct {
     PyObject *image, *blocks, *dct, *constants, *tables, *geometry, *items;
     int image_kind, blocks_kind, n, h, w;
+    int convert, invert;  /* decode only */
 } Arguments;
 
 /* A checked call: what the strip loops read, and the buffers it holds. */
@@ -705,9 +778,9 @@ typedef struct {
     Constants k;                  /* copied: a few hundred bytes */
     int32_t pairs[12];            /* decode: M's entries as idct_islow_avx2 takes them */
     YccConstants ycc;             /* decode: the color matrix as ycbcr_to_rgb_avx2 takes it */
-    int avx2;                     /* decode: take idct_islow_avx2 */
-    int32_t geo[3][GEO_COLUMNS];  /* copied and checked */
-    size_t blocks[3];             /* blocks per image, per component */
+    int avx2;                     /* decode: take the AVX2 forms */
+    int32_t geo[MAX_CHANNELS][GEO_COLUMNS];  /* copied and checked */
+    size_t blocks[MAX_CHANNELS];  /* blocks per image, per component */
     int v_max, mcu_h;             /* largest vertical ratio; MCU row height in image rows */
     int strip_max;                /* the tallest strip among the items, in image rows */
     int cols_max, dw_max;         /* widest grid row, widest downsampled row */
@@ -717,7 +790,9 @@ typedef struct {
     const int32_t *items;         /* (n_items, ITEM_COLUMNS) */
     Py_ssize_t n_items;
     int with_dct;
-    Buffer image, tables_buf, items_buf, block_bufs[3], dct_bufs[3];
+    int convert;                  /* decode: YCbCr to RGB on the first three channels */
+    int invert;                   /* decode: bit c set: channel c becomes 255 - x (after convert) */
+    Buffer image, tables_buf, items_buf, block_bufs[MAX_CHANNELS], dct_bufs[MAX_CHANNELS];
 } Job;
 
 /* a * b for sizes, or -1 once past PY_SSIZE_T_MAX (so that no product wraps
@@ -763,7 +838,7 @@ static void release_job(Job *job)
     free(job->rounded_tables);
     job->rounded_tables = NULL;
     release(&job->items_buf);
-    for (int c = 0; c < 3; c++) {
+    for (int c = 0; c < MAX_CHANNELS; c++) {
         release(&job->block_bufs[c]);
         release(&job->dct_bufs[c]);
     }
@@ -776,7 +851,7 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     static char *encode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "dct", "count", "height", "width",
                                       "constants", "tables", "geometry", "items", NULL};
     static char *decode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "count", "height", "width",
-                                      "constants", "tables", "geometry", "items", NULL};
+                                      "constants", "tables", "geometry", "items", "convert", "invert", NULL};
     const char *name = direction == ENCODE ? "encode" : "decode";
     char **keywords = direction == ENCODE ? encode_keywords : decode_keywords;
     Py_ssize_t expected = 0;
@@ -787,9 +862,9 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
         ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOO:encode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->dct, &a->n, &a->h, &a->w, &a->constants,
                                       &a->tables, &a->geometry, &a->items)
-        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOO:decode", keywords, &a->image, &a->image_kind,
+        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOOii:decode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->n, &a->h, &a->w, &a->constants, &a->tables,
-                                      &a->geometry, &a->items);
+                                      &a->geometry, &a->items, &a->convert, &a->invert);
     if (!parsed) return -1;
     if (!kwargs || PyDict_GET_SIZE(kwargs) != expected) {  /* the parser takes none as optional */
         PyErr_Format(PyExc_TypeError, "%s: every argument is required", name);
@@ -797,13 +872,18 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     }
     int channels = PyTuple_Check(a->blocks) ? (int)PyTuple_GET_SIZE(a->blocks) : 0;
     int with_dct = a->dct != Py_None;
-    if ((channels != 1 && channels != 3) || (with_dct && (!PyTuple_Check(a->dct) || PyTuple_GET_SIZE(a->dct) != channels)) ||
+    if (direction == ENCODE)  /* encode converts RGB, decode as told */
+        a->convert = channels == 3, a->invert = 0;
+    int allowed = channels == 1 || channels == 3 || (direction == DECODE && channels == MAX_CHANNELS);
+    if (!allowed || (with_dct && (!PyTuple_Check(a->dct) || PyTuple_GET_SIZE(a->dct) != channels)) ||
+        a->convert < 0 || a->convert > 1 || (a->convert && channels < 3) || a->invert < 0 || a->invert >= (1 << channels) ||
         a->n < 0 || a->h < 1 || a->w < 1 || a->h > MAX_SIDE || a->w > MAX_SIDE || a->image_kind < KIND_U8 ||
         a->image_kind > KIND_F64 || (a->blocks_kind != KIND_F32 && a->blocks_kind != KIND_F64)) {
         PyErr_Format(PyExc_ValueError, "%s: bad arguments", name);
         return -1;
     }
     job->direction = direction, job->channels = channels, job->with_dct = with_dct;
+    job->convert = a->convert, job->invert = a->invert;
     job->n = a->n, job->h = a->h, job->w = a->w, job->image_kind = a->image_kind, job->blocks_kind = a->blocks_kind;
     return 0;
 }
@@ -1008,22 +1088,22 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
     for (int by = b0; by < b1; by++)
         for (int bx = 0; bx < bw; bx++) {
             int32_t v[64];
-            int64_t v64[64];
+            int shortcut = 0;
             uint8_t *out = grid + (size_t)(by - b0) * 8 * cols + bx * 8;
             size_t at = ((size_t)by * bw + bx) * 64;
 #ifdef HAVE_AVX2
-            if (job->avx2 && kind == KIND_F32 && dequantize_idct_avx2((const float *)src + at, table, job->pairs, out, cols))
+            if (job->avx2 && kind == KIND_F32 && dequantize_idct_avx2((const float *)src + at, table, &job->k, job->pairs, out, cols))
                 continue;
 #endif
-            int wide = dequantize_block(src, kind, at, table, v, v64);
-            if (wide < 0) return 0;
+            int wrapping = dequantize_block(src, kind, at, table, v, &shortcut);
+            if (wrapping < 0) return 0;
 #ifdef HAVE_AVX2
-            if (job->avx2 && !wide) {
-                idct_islow_avx2(v, job->pairs, out, cols);
+            if (job->avx2 && !wrapping) {
+                idct_islow_avx2(v, &job->k, job->pairs, out, cols);
                 continue;
             }
 #endif
-            idct_islow(v, v64, wide, job->k.islow, out, cols);
+            idct_islow(v, wrapping, shortcut, &job->k, out, cols);
         }
     return 1;
 }
@@ -1047,19 +1127,20 @@ static int decode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
             !upsample(s->grid, b0 * 8, (b1 - b0) * 8, cols, dh, g[GEO_DOWN_W], sh, sv, y0, y1, w, planes + c * count, s->colsum))
             return 0;  /* upsample: not reached, check_geometry allows ratios 1 and 2 only */
     }
-    const uint8_t *samples = planes;
-    if (channels == 3) {
+    if (job->convert) {  /* s->rgb holds as many planes as s->planes */
 #ifdef HAVE_AVX2
         if (job->avx2 && job->ycc.ok)
             ycbcr_to_rgb_avx2(planes, planes + count, planes + 2 * count, count, &job->ycc, job->k.color_fix, job->k.color_add, s->rgb);
         else
 #endif
         ycbcr_to_rgb(planes, planes + count, planes + 2 * count, count, job->k.color_fix, job->k.color_add, s->rgb);
-        samples = s->rgb;
     }
-    for (int ch = 0; ch < channels; ch++)
-        to_unit_range(samples + ch * count, count, job->image.view.buf, job->image_kind,
+    for (int ch = 0; ch < channels; ch++) {
+        uint8_t *samples = (job->convert && ch < 3 ? s->rgb : planes) + ch * count;
+        if (job->invert >> ch & 1) invert_samples(samples, count);
+        to_unit_range(samples, count, job->image.view.buf, job->image_kind,
                       ((size_t)i * channels + ch) * pixels + (size_t)y0 * w);
+    }
     return 1;
 }
 
@@ -1139,7 +1220,8 @@ static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
     Py_RETURN_NONE;
 }
 
-/* decode(*, image, image_kind, blocks, blocks_kind, count, height, width, constants, tables, geometry, items)
+/* decode(*, image, image_kind, blocks, blocks_kind, count, height, width, constants, tables, geometry, items,
+ *        convert, invert)
  *   image: writable (count, channels, height, width): float32 / float64 (image_kind)
  *     samples / 255, or uint8: the samples
  *   blocks: one buffer per component, (count, blocks h, blocks w, 8, 8),
@@ -1147,10 +1229,12 @@ static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
  *   constants: Constants, the inverse forms
  *   tables: float64 (count, channels, 64): each component's table, rounded
  *     half to even here; one beyond +-65535 or not finite makes it return False
- *   geometry, items: as encode's
+ *   geometry, items: as encode's; 1, 3 or 4 channels
+ *   convert: 1 for YCbCr to RGB on the first three channels (3 or 4 channels), else 0
+ *   invert: bit c set if channel c becomes 255 - x, after convert (color.DECODER_STEPS)
  * Returns False, having written nothing meaningful, if a coefficient is not
- * finite or too large for exact int64 arithmetic, or a table is declined:
- * the caller then decodes with the tensor path, which defines those cases.
+ * finite or beyond 2**40, or a table is declined: the caller then decodes
+ * with the tensor path, which defines those cases.
  */
 static PyObject *native_decode(PyObject *self, PyObject *args, PyObject *kwargs)
 {

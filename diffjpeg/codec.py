@@ -280,10 +280,17 @@ def decode(coefficients: Coefficients, *, mode: str = "exact", ycbcr_to_rgb: Ten
             ``"float"`` or ``"soft"``.
         ycbcr_to_rgb: ``(3, 3)`` or ``(B, 3, 3)`` matrix on ``(Y, Cb-128, Cr-128)``;
             libjpeg's decoder constants if ``None``. May require grad.
+            For YCbCr and YCCK coefficients (ignored for grayscale;
+            ``ValueError`` for RGB and CMYK, which are not converted).
 
     Returns:
         ``(*batch, C, H, W)`` float images in [0, 1]: float64 for float64
-        coefficients, else float32 (autocast off inside).
+        coefficients, else float32 (autocast off inside). Pillow's pixels for
+        the color space (:func:`diffjpeg.color.decoded_pixels`): C = 1 for
+        grayscale; RGB for YCbCr and RGB; C = 4 for CMYK and YCCK, Pillow's
+        mode ``"CMYK"`` (ink amounts: 0 none, 1 full), which is ``1 -`` the
+        stored (Adobe, inverted) samples for CMYK, and for YCCK ``(R, G, B,
+        1 - K)`` of its YCbCr to RGB conversion.
 
     Example:
         >>> x = torch.rand(2, 3, 16, 16)
@@ -304,9 +311,10 @@ def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, 
             return samples
     c = coefficients
     device = c.y.device
-    for name, t in zip(("y", "cb", "cr", "qtables"), c.components + [c.qtables]):
+    for name, t in zip(("y", "cb", "cr", "k")[: len(c.components)] + ("qtables",), c.components + [c.qtables]):
         check_device(f"coefficients.{name}", t, device)
         check_finite(f"coefficients.{name}", t)
+    color.check_decoder_matrix(c.color_space, ycbcr_to_rgb)
     batch = c.batch_shape
     for ci, (blocks, geo) in enumerate(zip(c.components, c.geometries())):
         expected = batch + geo.blocks + (8, 8)
@@ -324,7 +332,7 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
     tables = c.component_qtables().reshape(count, -1, 8, 8).to(work)
     components = [b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components]
     matrix = None
-    if len(components) == 3:
+    if c.color_space in color.TAKES_MATRIX:
         matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, c.y.device)
     geometries = c.geometries()
     # libjpeg estimates what an incomplete progressive file left out (block smoothing)
@@ -333,10 +341,10 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
     if mode == "exact":
         grad = not as_uint8 and needs_grad(*components, tables, matrix)
         samples = None
-        if native.decode_applies(components, tables, geometries, matrix):
-            samples = native.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work)
+        if native.decode_applies(components, tables, geometries, matrix, c.color_space):
+            samples = native.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work, c.color_space)
         if samples is None:
-            samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix)
+            samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix, c.color_space)
             if as_uint8:
                 samples = samples.to(torch.uint8)
             elif not grad:  # a true division, as the kernel's
@@ -359,21 +367,21 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
         plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
         planes.append(plane[..., :height, :width])
     ycc = torch.stack(planes, dim=1)
-    if len(planes) == 3:
+    if len(planes) > 1:
         if mode == "exact" and matrix is not None and needs_grad(matrix):
             # the matrix's gradient at the exact YCbCr samples; with a custom
             # matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
-        ycc = color.ycbcr_to_rgb(ycc, matrix, stages)
+        ycc = color.decoded_pixels(ycc, c.color_space, matrix, stages)
     out = ycc / 255.0
     if mode == "exact":
         out = straight_through(out, samples)
     return out.reshape(batch + ycc.shape[1:])
 
 
-def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size, matrix: Tensor | None):
+def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size, matrix: Tensor | None, color_space: str):
     """Exact mode's 8-bit samples ``(B, C, H, W)`` from the stages' integer
-    forms (what the compiled kernel computes on the CPU), and the YCbCr planes
+    forms (what the compiled kernel computes on the CPU), and the planes
     before color conversion (``None`` for grayscale); int32, no graph.
     Coefficients and tables are rounded to integers, as a file holds them."""
     count = tables.shape[0]
@@ -381,14 +389,15 @@ def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size,
     planes = []
     for ci, (blocks, geo) in enumerate(zip(components, geometries)):
         table = torch.round(tables[:, ci].detach()).reshape(count, 1, 1, 8, 8)
-        samples = idct_islow(dequantize_integers(torch.round(blocks.detach()), table))
+        q = torch.round(blocks.detach())
+        samples = idct_islow(dequantize_integers(q, table), quantized=q)
         plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample_fancy(plane, geo.scale[0], geo.scale[1])
         planes.append(plane[..., :height, :width])
     ycc = torch.stack(planes, dim=1)
     if len(planes) == 1:
         return ycc, None
-    return color.ycbcr_to_rgb_fixed(ycc, matrix), ycc
+    return color.decoded_pixels_fixed(ycc, color_space, matrix), ycc
 
 
 @keyword_only(2, _ENCODE_ORDER + ("ycbcr_to_rgb",))

@@ -1,7 +1,8 @@
 """The JPEG domain: what travels from the encoder to the decoder.
 
 Its sizes (component geometry, sampling rules, blocks, MCUs) live in
-:mod:`diffjpeg.geometry`.
+:mod:`diffjpeg.geometry`; what its components mean (grayscale, YCbCr, RGB,
+CMYK, YCCK) in :mod:`diffjpeg.colorspace`.
 """
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
+from .colorspace import TABLE_SLOTS, check_color_space, default_color_space
 from .geometry import (  # noqa: F401  (ComponentGeometry, component_geometry, SUBSAMPLINGS: their old home)
     SUBSAMPLINGS,
     ComponentGeometry,
@@ -39,6 +41,14 @@ class Progression:
             reads it in one case), ``(*batch, cols)``; ``None`` where the
             component has no such row or it is not known (then the value
             libjpeg's encoders write is assumed).
+        previous: per component, 64 ints as ``bits``: the state before the
+            component's last scan (libjpeg keeps zigzag 0..9 of it; -1 for
+            the rest, and for all of it after a single scan); ``None``: not
+            known (``bits`` then serve every row).
+        last_good_imcu_row: the last iMCU row whose data the last scan that
+            ran out of it still had (libjpeg's ``last_good_iMCU_row``): rows
+            after it are smoothed with ``previous``; ``None`` for every row
+            good.
 
     Example:
         >>> p = Progression(((0, 2, 2, 2, 2, 2) + (-1,) * 58,), (None,))
@@ -48,11 +58,21 @@ class Progression:
 
     bits: tuple[tuple[int, ...], ...]
     padding_dc: tuple[Tensor | None, ...]
+    previous: tuple[tuple[int, ...], ...] | None = None
+    last_good_imcu_row: int | None = None
 
     def __post_init__(self):
         bits = tuple(tuple(int(b) for b in row) for row in self.bits)
         if not bits or any(len(row) != 64 or any(not -1 <= b <= 13 for b in row) for row in bits):
             raise ValueError("Progression.bits must give 64 values in -1..13 (zigzag order) for each component")
+        if self.previous is not None:
+            previous = tuple(tuple(int(b) for b in row) for row in self.previous)
+            if len(previous) != len(bits) or any(len(row) != 64 or any(not -1 <= b <= 13 for b in row) for row in previous):
+                raise ValueError("Progression.previous must give 64 values in -1..13 (zigzag order) for each component")
+            object.__setattr__(self, "previous", previous)
+        row = self.last_good_imcu_row
+        if row is not None and (isinstance(row, bool) or not isinstance(row, int) or row < 0):
+            raise ValueError(f"Progression.last_good_imcu_row must be a non-negative int or None, got {row!r}")
         padding = tuple(self.padding_dc)
         if len(padding) != len(bits) or any(p is not None and not isinstance(p, Tensor) for p in padding):
             raise ValueError(f"Progression.padding_dc must give a tensor or None for each of the {len(bits)} components")
@@ -64,8 +84,17 @@ class Progression:
         """Whether every coefficient of every component is known exactly."""
         return all(b == 0 for row in self.bits for b in row)
 
+    @property
+    def state(self) -> tuple:
+        """Everything but the padding DCs: what two files must share to be
+        decoded as one batch."""
+        return self.bits, self.previous, self.last_good_imcu_row
+
+    def _with_padding(self, padding_dc) -> "Progression":
+        return Progression(self.bits, padding_dc, self.previous, self.last_good_imcu_row)
+
     def _map(self, fn) -> "Progression":
-        return Progression(self.bits, tuple(None if p is None else fn(p) for p in self.padding_dc))
+        return self._with_padding(tuple(None if p is None else fn(p) for p in self.padding_dc))
 
 
 @dataclass
@@ -79,10 +108,21 @@ class Coefficients:
             encoder writes ``T = 2`` (luma, chroma).
         sampling: sampling factors ``(h, v)`` of each component, as in the
             frame header: ``((2, 2), (1, 1), (1, 1))`` is 4:2:0. A subsampling
-            name (``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``) is accepted too.
+            name (``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``) is accepted too (with
+            four components the fourth is sampled as the first).
         size: ``(height, width)`` of the image; required.
         qtable_index: which of ``qtables`` each component uses (JPEG's Tq);
-            default ``(0, 1, 1)``, ``(0,)`` for grayscale.
+            default libjpeg's for the color space: ``(0, 1, 1)`` for YCbCr,
+            ``(0,)`` for grayscale, all 0 for RGB and CMYK, ``(0, 1, 1, 0)``
+            for YCCK.
+        k: the fourth component of a CMYK or YCCK file, ``None`` otherwise.
+        color_space: what the components are: ``"grayscale"``, ``"YCbCr"``,
+            ``"RGB"``, ``"CMYK"`` or ``"YCCK"``; default from their number
+            (1: grayscale, 3: YCbCr, 4: CMYK). The fields keep their names
+            whatever the space: ``y, cb, cr, k`` are the file's components
+            in frame order (R, G, B in ``y, cb, cr`` for RGB; C, M, Y, K for
+            CMYK; Y, Cb, Cr, K for YCCK), as stored, which for CMYK and YCCK
+            files is Adobe's inverted form (see :func:`diffjpeg.decode`).
         progression: :class:`Progression` of a progressive file read with
             coefficients left incomplete, which :func:`diffjpeg.decode`
             smooths as libjpeg does; ``None`` (default): every coefficient
@@ -110,12 +150,18 @@ class Coefficients:
     sampling: tuple[tuple[int, int], ...] | str = "4:2:0"
     size: tuple[int, int] | None = None
     qtable_index: tuple[int, ...] | None = None
+    k: Tensor | None = None
+    color_space: str | None = None
     progression: Progression | None = None
 
     def __post_init__(self):
         if self.size is None:
             raise TypeError("Coefficients needs size=(height, width): the block counts do not determine the image size")
-        count = 1 if self.cb is None else 3
+        if (self.cb is None) != (self.cr is None) or (self.k is not None and self.cb is None):
+            present = [name for name in ("cb", "cr", "k") if getattr(self, name) is not None]
+            raise ValueError(f"components must be y; y, cb, cr; or y, cb, cr, k; got y and {present}")
+        count = 1 if self.cb is None else 3 if self.k is None else 4
+        self.color_space = default_color_space(count) if self.color_space is None else check_color_space(self.color_space, count)
         if isinstance(self.sampling, str):
             self.sampling = subsampling_factors(self.sampling, count)
         self.sampling = tuple((int(h), int(v)) for h, v in self.sampling)
@@ -125,7 +171,7 @@ class Coefficients:
         if problem:
             raise ValueError(problem)
         if self.qtable_index is None:
-            self.qtable_index = (0, 1, 1)[:count]
+            self.qtable_index = TABLE_SLOTS[self.color_space]
         self.qtable_index = tuple(int(i) for i in self.qtable_index)
         tables = self.qtables.shape[-3] if self.qtables.dim() >= 3 else 0
         if len(self.qtable_index) != count or any(not 0 <= i < tables for i in self.qtable_index):
@@ -141,8 +187,8 @@ class Coefficients:
 
     @property
     def components(self) -> list[Tensor]:
-        """``[y]`` or ``[y, cb, cr]``."""
-        return [self.y] if self.cb is None else [self.y, self.cb, self.cr]
+        """``[y]``, ``[y, cb, cr]`` or ``[y, cb, cr, k]``: the file's components in order."""
+        return [t for t in (self.y, self.cb, self.cr, self.k) if t is not None]
 
     @property
     def is_grayscale(self) -> bool:
@@ -153,8 +199,8 @@ class Coefficients:
         """``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"``; ``None`` for other sampling factors."""
         if self.is_grayscale:
             return "4:4:4"
-        for name, luma in SUBSAMPLINGS.items():
-            if self.sampling == (luma, (1, 1), (1, 1)):
+        for name in SUBSAMPLINGS:
+            if self.sampling == subsampling_factors(name, len(self.sampling)):
                 return name
         return None
 
@@ -185,8 +231,9 @@ class Coefficients:
 
     def __repr__(self) -> str:
         name = self.subsampling or self.sampling
+        space = "" if self.color_space in ("grayscale", "YCbCr") else f", color_space={self.color_space}"
         return (
-            f"Coefficients(batch={tuple(self.batch_shape)}, size={self.size}, sampling={name}, "
+            f"Coefficients(batch={tuple(self.batch_shape)}, size={self.size}, sampling={name}{space}, "
             f"dtype={self.dtype}, device={self.device})"
         )
 
@@ -207,7 +254,8 @@ class Coefficients:
     def _map(self, fn) -> "Coefficients":
         opt = lambda t: None if t is None else fn(t)  # noqa: E731
         progression = None if self.progression is None else self.progression._map(fn)
-        return replace(self, y=fn(self.y), cb=opt(self.cb), cr=opt(self.cr), qtables=fn(self.qtables), progression=progression)
+        return replace(self, y=fn(self.y), cb=opt(self.cb), cr=opt(self.cr), k=opt(self.k), qtables=fn(self.qtables),
+                       progression=progression)
 
     def to(self, *args, **kwargs) -> "Coefficients":
         """Move or cast every tensor, as ``Tensor.to``."""

@@ -1,4 +1,5 @@
-"""Color conversion: RGB to YCbCr (libjpeg's jccolor.c) and back (jdcolor.c).
+"""Color conversion: RGB to YCbCr (libjpeg's jccolor.c) and back (jdcolor.c),
+and the decoder's other color spaces (RGB, CMYK, YCCK; :mod:`diffjpeg.colorspace`).
 
 JFIF's YCbCr is BT.601 full range with Cb and Cr offset by 128.  Facts from
 libjpeg-turbo that the exact forms rely on:
@@ -15,6 +16,15 @@ libjpeg-turbo that the exact forms rely on:
   ``B = Y + (FIX(1.772) x_cb + 2**15) >> 16`` with ``x = C - 128``, then clamped
   to [0, 255].  Writing ``Y`` as ``FIX(1) * Y`` inside the shift changes nothing.
 
+* YCCK to CMYK (jdcolor.c ``ycck_cmyk_convert``): the YCbCr to RGB above on
+  Y, Cb, Cr through the same tables, each result ``x`` stored as
+  ``range_limit[255 - x]``, i.e. ``255 - clamp(x)``; K is copied. There is no
+  SIMD version of it. RGB (``rgb_rgb_convert``) and CMYK (``null_convert``)
+  are copied as they are.
+* Pillow (raw mode ``"CMYK;I"``) gives ``255 - s`` of every sample ``s``
+  libjpeg outputs for a 4-component file: :func:`decoded_pixels` returns
+  Pillow's pixels, so a YCCK file gives ``(R, G, B, 255 - K)``.
+
 A custom matrix goes through the same fixed-point formulas in exact mode (with a
 clamp to [0, 255], which the JFIF matrices never need).
 """
@@ -26,6 +36,7 @@ import torch
 from torch import Tensor, nn
 
 from .check import check_mode
+from .colorspace import COLOR_SPACES
 from .rounding import clamp_ste, exact_value
 
 # Rows Y, Cb, Cr; columns R, G, B (jccolor.c's constants).
@@ -227,6 +238,104 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float
         return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
     value = ycbcr_to_rgb_fixed(_integer_samples(image), custom)
     return exact_value(value, image, lambda: _apply(matrix, image, shift), matrix)
+
+
+def ycck_to_cmyk_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:
+    """jdcolor.c's ``ycck_cmyk_convert``: int32 ``(B, 4, H, W)`` YCCK to the
+    int32 CMYK libjpeg outputs, ``255 - RGB`` of Y, Cb, Cr (as
+    :func:`ycbcr_to_rgb_fixed`, ``matrix`` as there) and K unchanged.
+
+    Example:
+        >>> ycck_to_cmyk_fixed(torch.tensor([128, 128, 255, 7], dtype=torch.int32).reshape(1, 4, 1, 1)).flatten()
+        tensor([  0, 218, 127,   7], dtype=torch.int32)
+    """
+    rgb = ycbcr_to_rgb_fixed(samples[:, :3].contiguous(), matrix)
+    return torch.cat((255 - rgb, samples[:, 3:].to(torch.int32)), dim=1)
+
+
+def ycck_to_cmyk(image: Tensor, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
+    """Convert YCCK samples to CMYK as libjpeg does (Adobe's inverted form,
+    before Pillow's inversion): ``255 - RGB`` of the first three, K as it is.
+
+    Args:
+        image: ``(B, 4, H, W)`` float tensor of Y, Cb, Cr, K samples in [0, 255].
+        matrix: as in :func:`ycbcr_to_rgb`, applied to Y, Cb, Cr.
+        mode: as in :func:`ycbcr_to_rgb`; gradients are those of the
+            real-valued conversion in every mode.
+
+    Returns:
+        ``(B, 4, H, W)`` samples in [0, 255], dtype of ``image``.
+
+    Example:
+        >>> ycck_to_cmyk(torch.tensor([128.0, 128.0, 255.0, 7.0]).reshape(1, 4, 1, 1), mode="exact").flatten()
+        tensor([  0., 218., 127.,   7.])
+    """
+    check_mode(mode)
+    rgb = ycbcr_to_rgb(image[:, :3], matrix, mode)
+    return torch.cat((255.0 - rgb, image[:, 3:]), dim=1)
+
+
+TAKES_MATRIX = ("YCbCr", "YCCK")  # the color spaces a decoder converts with a YCbCr to RGB matrix
+# decoded_pixels in two steps, as the compiled kernel runs it: (YCbCr to RGB on
+# the first three channels, the channels then made 255 - x). YCCK: libjpeg's
+# 255 - RGB and Pillow's 255 - x of every channel cancel on the first three.
+DECODER_STEPS = {"grayscale": (False, ()), "YCbCr": (True, ()), "RGB": (False, ()), "CMYK": (False, (0, 1, 2, 3)), "YCCK": (True, (3,))}
+
+
+def decoded_pixels(planes: Tensor, color_space: str, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
+    """The pixels Pillow gives for a file's decoded components: RGB for
+    YCbCr (:func:`ycbcr_to_rgb`) and RGB files, mode ``"CMYK"`` for CMYK and
+    YCCK files (``255 -`` what libjpeg outputs, see the module docstring),
+    grayscale as it is.
+
+    Args:
+        planes: ``(B, C, H, W)`` float tensor of the components' samples in
+            [0, 255], upsampled to full size.
+        color_space: one of :data:`diffjpeg.colorspace.COLOR_SPACES`, with C
+            components.
+        matrix: a YCbCr to RGB matrix for YCbCr and YCCK (see
+            :func:`ycbcr_to_rgb`); ``ValueError`` for the others.
+        mode: as in :func:`ycbcr_to_rgb`.
+
+    Example:
+        >>> decoded_pixels(torch.tensor([0.0, 10.0, 200.0, 255.0]).reshape(1, 4, 1, 1), "CMYK").flatten()
+        tensor([255., 245.,  55.,   0.])
+    """
+    check_mode(mode)
+    _check_planes(planes, color_space, matrix)
+    if color_space == "YCbCr":
+        return ycbcr_to_rgb(planes, matrix, mode)
+    if color_space == "YCCK":
+        return 255.0 - ycck_to_cmyk(planes, matrix, mode)
+    if color_space == "CMYK":
+        return 255.0 - planes
+    return planes
+
+
+def decoded_pixels_fixed(planes: Tensor, color_space: str, matrix: Tensor | None = None) -> Tensor:
+    """:func:`decoded_pixels` in exact integer form: int32 ``(B, C, H, W)``
+    samples in [0, 255] in, int32 pixels out."""
+    _check_planes(planes, color_space, matrix)
+    if color_space == "YCbCr":
+        return ycbcr_to_rgb_fixed(planes, matrix)
+    if color_space == "YCCK":
+        return 255 - ycck_to_cmyk_fixed(planes, matrix)
+    if color_space == "CMYK":
+        return 255 - planes
+    return planes
+
+
+def check_decoder_matrix(color_space: str, matrix) -> None:
+    """``ValueError`` if a YCbCr to RGB ``matrix`` is given for RGB or CMYK
+    components, which are not converted (grayscale ignores it, as always)."""
+    if matrix is not None and color_space not in TAKES_MATRIX + ("grayscale",):
+        raise ValueError(f"ycbcr_to_rgb applies to YCbCr and YCCK images, these are {color_space}: pass None")
+
+
+def _check_planes(planes: Tensor, color_space: str, matrix: Tensor | None) -> None:
+    if color_space not in COLOR_SPACES or planes.shape[1] != COLOR_SPACES[color_space]:
+        raise ValueError(f"{color_space!r} samples need {COLOR_SPACES.get(color_space, '1, 3 or 4')} channels, got shape {tuple(planes.shape)}")
+    check_decoder_matrix(color_space, matrix)
 
 
 def _hold_matrix(module: nn.Module, matrix: Tensor | None) -> None:

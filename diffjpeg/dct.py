@@ -17,12 +17,24 @@ forms rely on:
   final ``+3`` removes the factor 8). The shortcuts for all-zero AC columns
   and rows give the same values as the full formula.
 * The range limit: the C inverse (jidctint.c) indexes a table with
-  ``x & 1023``, which wraps values outside [-512, 511]; the x86-64 and Arm SIMD
-  inverses that Pillow's and OpenCV's libjpeg-turbo builds run
-  (jidctint-avx2.asm) instead pack pass-1 results to int16 with saturation
-  (``packssdw``) and the output to int8 with saturation (``packsswb``) before
-  adding 128.  Checked against Pillow with crafted coefficients: it saturates.
-  We follow the SIMD builds.
+  ``x & 1023``, which wraps values outside [-512, 511]; the x86-64 SIMD
+  inverse that Pillow's and OpenCV's libjpeg-turbo builds run
+  (jidctint-avx2.asm, and jidctint-sse2.asm, step for step the same) instead
+  packs each pass's results to int16 with saturation (``packssdw``) and the
+  output to int8 with saturation (``packsswb``) before adding 128.
+* That SIMD inverse also computes in 16 bits where the C code has 32
+  (:func:`idct_islow` models it; Pillow decodes crafted files as it does):
+  it dequantizes with ``pmullw`` (the low 16 bits of coefficient times table
+  entry, :func:`wrap_int16`); in each pass the sums ``in0 + in4``,
+  ``in0 - in4``, ``z3 = in7 + in3`` and ``z4 = in5 + in1`` are 16-bit
+  (``paddw``/``psubw``: they wrap), the products and the rest 32-bit
+  (``pmaddwd`` on the 16-bit values, exact); and when rows 1-7 of the
+  *quantized* block are all zero, pass 1 is ``in0 << 2`` in 16 bits
+  (``psllw``: it wraps) for the whole block, where the full pass would
+  saturate. Pass 2 has no such shortcut. None of this changes a value
+  unless a dequantized coefficient exceeds 8191 or a pass-1 output 16383,
+  which no 8-bit encoder's file reaches; only then does :func:`idct_islow`
+  leave its matrix form for the 16-bit butterflies.
 """
 from __future__ import annotations
 
@@ -164,28 +176,38 @@ def _islow_pass(x: Tensor, matrix: Tensor, bits: int, along_columns: bool) -> Te
     return acc >> bits
 
 
-def fits_int16(values: Tensor) -> bool:
-    """Whether every value lies within int16, where :func:`idct_islow` runs in
-    int32; always ``False`` under ``torch.compile`` (it would read the values
-    back), which then takes the int64 route."""
-    return not torch.compiler.is_compiling() and (values.numel() == 0 or bool(values.abs().max() <= 32767))
+def fits_int16(values: Tensor, bound: int = 32767) -> bool:
+    """Whether every value lies within ``[-bound, bound]`` (int16 by
+    default); always ``False`` under ``torch.compile`` (it would read the
+    values back), where callers take their general route."""
+    return not torch.compiler.is_compiling() and (values.numel() == 0 or bool(values.abs().max() <= bound))
+
+
+def wrap_int16(values: Tensor) -> Tensor:
+    """Integers modulo 2**16 into [-32768, 32767], as a 16-bit register
+    keeps them (int32 or int64 in, the same dtype out).
+
+    Example:
+        >>> wrap_int16(torch.tensor([32767, 32768, -40000, 65536 * 3 + 5])).tolist()
+        [32767, -32768, 25536, 5]
+    """
+    return ((values + 32768) & 65535) - 32768
 
 
 def dequantized_integers(values: Tensor) -> Tensor:
-    """Dequantized coefficients (floats holding integers) as the integer
-    tensor :func:`idct_islow` takes: rounded half to even, int32 when every
-    value fits int16 (every file an 8-bit encoder writes), else int64
-    saturated at 2**35. Under ``torch.compile`` always int64 (the choice
-    would read the values back).
+    """Dequantized coefficients (floats holding integers) as the int32 tensor
+    :func:`idct_islow` takes: rounded half to even and, beyond int16, kept
+    modulo 2**16 as libjpeg-turbo's SIMD dequantization keeps its products
+    (values past 2**40, which no file holds, clamped there first).
 
     Example:
         >>> dequantized_integers(torch.tensor([2.5, -40000.0]))
-        tensor([     2, -40000])
+        tensor([    2, 25536], dtype=torch.int32)
     """
     v = torch.round(values)
     if fits_int16(v):
         return v.to(torch.int32)
-    return v.clamp_(-(2.0**35), 2.0**35).to(torch.int64)
+    return wrap_int16(v.clamp_(-(2.0**40), 2.0**40).to(torch.int64)).to(torch.int32)
 
 
 def fdct_islow(samples: Tensor) -> Tensor:
@@ -210,36 +232,98 @@ def fdct_islow(samples: Tensor) -> Tensor:
     return _islow_pass(rows, a, CONST_BITS + PASS1_BITS, along_columns=True)
 
 
-def idct_islow(coefficients: Tensor) -> Tensor:
-    """libjpeg's ``jpeg_idct_islow`` on dequantized integer coefficients.
+# jidctint-avx2.asm's pmaddwd constants: its pairs of 13-bit factors
+_F = _FIX
+_EVEN = ((_F["0_541196100"] + _F["0_765366865"], _F["0_541196100"]),  # tmp3 = in2 a + in6 b
+         (_F["0_541196100"], _F["0_541196100"] - _F["1_847759065"]))  # tmp2
+_Z = ((_F["1_175875602"] - _F["1_961570560"], _F["1_175875602"]),  # z3' = z3 a + z4 b
+      (_F["1_175875602"], _F["1_175875602"] - _F["0_390180644"]))  # z4'
+_ODD = ((_F["0_298631336"] - _F["0_899976223"], -_F["0_899976223"]),  # tmp0 = in7 a + in1 b + z3'
+        (_F["2_053119869"] - _F["2_562915447"], -_F["2_562915447"]),  # tmp1 = in5 a + in3 b + z4'
+        (-_F["2_562915447"], _F["3_072711026"] - _F["2_562915447"]),  # tmp2 = in5 a + in3 b + z3'
+        (-_F["0_899976223"], _F["1_501321110"] - _F["0_899976223"]))  # tmp3 = in7 a + in1 b + z4'
+
+
+def simd_factors() -> tuple[int, ...]:
+    """The 16 factors of jidctint-avx2.asm's pmaddwd pairs, in the order
+    tmp3, tmp2 (even part), z3', z4' (odd sums), tmp0, tmp1, tmp2, tmp3 (odd
+    part), each ``(a, b)`` as :func:`idct_islow`'s butterflies use them."""
+    return tuple(v for pairs in (_EVEN, _Z, _ODD) for pair in pairs for v in pair)
+
+
+def _simd_pass(x: Tensor, bits: int, along_columns: bool) -> Tensor:
+    """One pass of jidctint-avx2.asm's DODCT on int32 ``(..., 8, 8)`` blocks
+    holding int16 values, with its 16-bit sums wrapping, then DESCALE and
+    packssdw. In int32 nothing else overflows: with inputs of magnitude at
+    most 32768, the even part stays below ``2**28 + 32768 * 15136`` and the odd
+    part below ``32768 * (12299 + 16070)``, their sum below 1.7e9."""
+    i = [x[..., k, :] if along_columns else x[..., :, k] for k in range(8)]
+    tmp3 = i[2] * _EVEN[0][0] + i[6] * _EVEN[0][1]
+    tmp2 = i[2] * _EVEN[1][0] + i[6] * _EVEN[1][1]
+    tmp0 = wrap_int16(i[0] + i[4]) * (1 << CONST_BITS)  # paddw
+    tmp1 = wrap_int16(i[0] - i[4]) * (1 << CONST_BITS)  # vpsignw + paddw
+    tmp10, tmp13, tmp11, tmp12 = tmp0 + tmp3, tmp0 - tmp3, tmp1 + tmp2, tmp1 - tmp2
+    z3, z4 = wrap_int16(i[7] + i[3]), wrap_int16(i[5] + i[1])  # paddw
+    z3, z4 = z3 * _Z[0][0] + z4 * _Z[0][1], z3 * _Z[1][0] + z4 * _Z[1][1]
+    o0 = i[7] * _ODD[0][0] + i[1] * _ODD[0][1] + z3
+    o1 = i[5] * _ODD[1][0] + i[3] * _ODD[1][1] + z4
+    o2 = i[5] * _ODD[2][0] + i[3] * _ODD[2][1] + z3
+    o3 = i[7] * _ODD[3][0] + i[1] * _ODD[3][1] + z4
+    out = [tmp10 + o3, tmp11 + o2, tmp12 + o1, tmp13 + o0, tmp13 - o0, tmp12 - o1, tmp11 - o2, tmp10 - o3]
+    out = torch.stack(out, dim=-2 if along_columns else -1)
+    return ((out + (1 << (bits - 1))) >> bits).clamp_(-32768, 32767)  # DESCALE, packssdw
+
+
+def _idct_simd16(x: Tensor, quantized: Tensor | None) -> Tensor:
+    """jsimd_idct_islow_avx2 on int32 ``(..., 8, 8)`` int16 values, the 16-bit
+    steps modelled (see the module docstring)."""
+    source = x if quantized is None else quantized
+    shortcut = (source[..., 1:, :] == 0).flatten(-2).all(-1)[..., None, None]  # rows 1-7 of the quantized block
+    columns = _simd_pass(x, CONST_BITS - PASS1_BITS, along_columns=True)
+    dc = wrap_int16(x[..., :1, :] * (1 << PASS1_BITS))  # psllw
+    columns = torch.where(shortcut, dc.expand_as(columns), columns)
+    out = _simd_pass(columns, CONST_BITS + PASS1_BITS + 3, along_columns=False)
+    return out.clamp_(-128, 127).add_(128)  # packsswb, then + CENTERJSAMPLE
+
+
+def idct_islow(coefficients: Tensor, quantized: Tensor | None = None) -> Tensor:
+    """libjpeg-turbo's ISLOW inverse DCT on dequantized integer coefficients,
+    as its x86-64 SIMD code computes it (the module docstring says how).
 
     Args:
-        coefficients: ``(..., 8, 8)`` int32 (values within int16, which is
-            every file an 8-bit encoder writes) or int64 (anything up to
-            2**35), quantized value times table entry.
+        coefficients: ``(..., 8, 8)`` int32 or int64, quantized value times
+            table entry; values beyond int16 are taken modulo 2**16, as the
+            SIMD dequantization leaves them (:func:`dequantized_integers`).
+        quantized: the blocks before dequantization, or ``None`` to take
+            ``coefficients``: where rows 1-7 of a quantized block are zero,
+            the SIMD code takes its shortcut, which differs from the full
+            pass only for a dequantized DC beyond 8191.
 
     Returns:
         ``(..., 8, 8)`` int32 samples in [0, 255] (level shift and range limit
-        applied). Crafted coefficients may differ from libjpeg-turbo's SIMD
-        code, which also wraps some 16-bit intermediate sums (a DC-only block
-        with a dequantized DC of 10000; entries (0, 0) and (4, 0) both 20000):
-        values no 8-bit encoder writes (tests/stages/test_dct.py keeps the
-        known cases as an expected failure).
+        applied).
 
-    The rows of the matrix have absolute sums of at most 61214: the column
-    pass on int16 values stays below ``61214 * 32767 + 2**10 < 2**31``, and
-    so does the row pass on its saturated int16 results.
+    Where no dequantized value exceeds 8191 and no column-pass output 16383
+    (every file an 8-bit encoder writes), no 16-bit step can wrap, and the
+    passes run as integer matrices (:func:`islow_matrix`); else, and under
+    ``torch.compile``, as the SIMD code's butterflies with their 16-bit sums.
+    The rows of the matrix have absolute sums of at most 61214: each pass on
+    int16 values stays below ``61214 * 32767 + 2**17 < 2**31``.
 
     Example:
         >>> idct_islow(torch.zeros(8, 8, dtype=torch.int32)).unique().tolist()
         [128]
+        >>> idct_islow(torch.tensor([[10000] + [0] * 7] + [[0] * 8] * 7)).unique().tolist()  # 10000 << 2 wraps
+        [0]
     """
-    m = _matrices("islow_inverse", coefficients.dtype, coefficients.device)
-    columns = _islow_pass(coefficients, m, CONST_BITS - PASS1_BITS, along_columns=True)
-    columns = columns.clamp_(-32768, 32767).to(torch.int32)  # packssdw
-    m = _matrices("islow_inverse", torch.int32, coefficients.device)
-    out = _islow_pass(columns, m, CONST_BITS + PASS1_BITS + 3, along_columns=False)
-    return out.clamp_(-128, 127).add_(128)  # packsswb, then + CENTERJSAMPLE
+    x = coefficients
+    if x.dtype == torch.int32 and fits_int16(x, 8191):  # no sum of two inputs, nor the shortcut's << 2, leaves int16
+        m = _matrices("islow_inverse", torch.int32, x.device)
+        columns = _islow_pass(x, m, CONST_BITS - PASS1_BITS, along_columns=True).clamp_(-32768, 32767)  # packssdw
+        if fits_int16(columns, 16383):  # nor does a sum of two pass-1 outputs
+            out = _islow_pass(columns, m, CONST_BITS + PASS1_BITS + 3, along_columns=False)
+            return out.clamp_(-128, 127).add_(128)  # packsswb, then + CENTERJSAMPLE
+    return _idct_simd16(wrap_int16(x.to(torch.int64)).to(torch.int32), quantized)
 
 
 def fdct(blocks: Tensor, mode: str = "float") -> Tensor:

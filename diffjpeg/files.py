@@ -5,10 +5,11 @@ here holds exactly the coefficients any libjpeg decoder sees. Writing is
 Python (:mod:`diffjpeg.sequential`, :mod:`diffjpeg.progressive`), byte for
 byte the file libjpeg writes for those coefficients.
 :func:`diffjpeg.decode` of what :func:`read` returns equals Pillow's decoding
-of the file, pixel for pixel (``forward="exact"``), for every file whose
-dequantized coefficients fit in 16 bits, which is every file an 8-bit encoder
-writes. Beyond that (crafted or corrupted files) libjpeg-turbo's SIMD inverse
-DCT wraps around in 16-bit arithmetic, and ``decode`` does not model the wrap.
+of the file, pixel for pixel (exact mode), crafted and corrupted files
+included: ``decode`` computes the inverse DCT in 16 bits where
+libjpeg-turbo's x86-64 SIMD code does (:mod:`diffjpeg.dct`), and smooths
+progressive files whose scans stop early as libjpeg does
+(:mod:`diffjpeg.smoothing`, with the state libjpeg reports).
 
 Before libjpeg sees a file, :func:`diffjpeg.markers.parse_structure` checks
 its structure and size in Python; libjpeg's own errors, and by default its
@@ -16,6 +17,15 @@ warnings about corrupt data (which Pillow decodes silently), become
 :class:`JPEGError`. The compiled ``diffjpeg._libjpeg`` runs each read on its
 own (from memory, its messages kept per call, the GIL released), so reads
 are safe from any number of threads and leave the process's stderr alone.
+
+Damaged files, with ``strict=False``, take libjpeg-turbo's recovery, which is
+Pillow's (jdmarker.c, jdhuff.c): bytes where a marker should be are skipped
+(a warning), a scan whose data stops early is finished with zeros (a
+warning), a wrong restart marker makes the decoder resynchronize
+(``jpeg_resync_to_restart``: a warning). A file that ends before its EOI
+marker is refused in both modes, as Pillow refuses it (its
+``ImageFile.LOAD_TRUNCATED_IMAGES`` appends ``FF D9`` instead): libjpeg's
+source manager would warn "Premature end of JPEG file" and insert one.
 """
 from __future__ import annotations
 
@@ -89,10 +99,16 @@ def _check_reader(module, library) -> None:
     chroma = torch.arange(2 * 2 * 64, dtype=torch.float32).reshape(2, 2, 8, 8) % 37 - 18
     tables = torch.arange(2 * 64, dtype=torch.float32).reshape(2, 8, 8) * 7 + 1
     c = Coefficients(y, chroma, -chroma, tables, ((2, 1), (1, 1), (1, 1)), (16, 32))
-    messages, refused, components, qtables = module.read(library, write(c))
-    if refused is not None or messages:
-        raise OSError(f"a valid file did not read: {refused}, {messages}")
-    for (rows, cols, h, v, slot, blob, _), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
+    warned, refused, components, qtables, _ = module.read(library, write(c))
+    if refused is not None or warned:
+        raise OSError(f"a valid file did not read: {refused}, {warned}")
+    # a complete progressive file: its state complete, its last iMCU row good
+    data = write(c, progressive=True)
+    warned, refused, progressive, _, progress = module.read(library, data)
+    expected = (data.count(b"\xff\xda"), c.size[0] // 8 - 1)  # v_max 1: an iMCU row is 8 rows
+    if refused is not None or warned or progress != expected or any(np.frombuffer(p[-1], np.int32)[:64].any() for p in progressive):
+        raise OSError(f"a complete progressive file did not come back complete: {progress}, expected {expected}")
+    for (rows, cols, h, v, slot, blob, *_), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
         if (rows, cols, (h, v), slot) != (*blocks.shape[:2], sampling, index):
             raise OSError("a component's description came back wrong")
         if not np.array_equal(np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8), blocks.numpy()):
@@ -128,7 +144,78 @@ def _check_plausible_size(structure) -> None:
     if available < 2 * blocks:
         raise JPEGError(
             f"truncated or corrupt: {structure.width}x{structure.height} needs {blocks} blocks, "
-            f"at least {2 * blocks} bits, but the scans hold {available}"
+            f"at least {2 * blocks} bits, but the scans hold {available}; strict=False hands it "
+            "to libjpeg, which decodes what is there and fills the rest with zeros"
+        )
+
+
+_EOF_WARNING = "Premature end of JPEG file"  # JWRN_JPEG_EOF: the source ran dry
+_HIT_MARKER = "premature end of data segment"  # JWRN_HIT_MARKER: scan data stopped at a marker
+LENIENT_HINT = "strict=False decodes it as libjpeg does"
+
+
+def _is_marker(data: bytes, at: int) -> bool:
+    return 0 <= at and at + 1 < len(data) and data[at] == 0xFF and data[at + 1] not in (0x00, 0xFF)
+
+
+def _where(data: bytes, offset: int, text: str) -> str:
+    """Where a libjpeg message points, from how far libjpeg had read: the
+    marker it has just read; or for the premature end of a scan's data, the
+    marker its Huffman decoder stopped at, and for extraneous bytes, the
+    marker after them: both lie ahead of the position libjpeg last saved,
+    unless they are the marker just read."""
+    if _is_marker(data, offset - 2):
+        return f"at the marker at byte {offset - 2}"
+    if _HIT_MARKER in text or "extraneous bytes before marker" in text:  # the marker lies ahead
+        at = data.find(b"\xff", offset)
+        while at >= 0 and not _is_marker(data, at):
+            at = data.find(b"\xff", at + 1)
+        if at >= 0:
+            return f"at the marker at byte {at}"
+    return f"near byte {offset}"
+
+
+def _warning_text(data: bytes, warned: list) -> str:
+    """libjpeg's warnings (``_libjpeg.read``'s list) as one phrase: the first
+    three with where they point, and how many more there were."""
+    kept = [(offset, text) for offset, text in warned if text is not None]
+    total = max([count for count, text in warned if text is None] + [len(kept)])
+    parts = []
+    for offset, text in kept[:3]:
+        parts.append(f"{text.removeprefix('Corrupt JPEG data: ')} ({_where(data, offset, text)})")
+    more = f" and {total - 3} more" if total > 3 else ""
+    return "; ".join(parts) + more
+
+
+def _lenient_decodes(data: bytes, max_pixels: int | None) -> bool:
+    """Whether ``read(data, strict=False)`` would succeed: tried, unless the
+    file is too short for its blocks (then libjpeg's work would not be in
+    proportion to the file's size, and the answer is "no")."""
+    try:
+        structure = parse_structure(data, max_pixels, strict=False)
+        _check_plausible_size(structure)  # its one scan runs to the end of the file
+        _read(data, structure, False, torch.float32, None, max_pixels)
+    except JPEGError:
+        return False
+    return True
+
+
+WORK_PER_BYTE = 4096  # block-scans per byte of file that read accepts (with max_pixels on)
+WORK_FREE = 1 << 24  # and this many whatever the size
+
+
+def _check_work(data: bytes, structure) -> None:
+    """Refuse a file whose scans would cost libjpeg far more than its size
+    justifies: every scan visits every block of its components, data or not,
+    so a few bytes per scan header times a large frame is a decompression
+    bomb of time. ``FF DA`` byte pairs bound the scans libjpeg can find. A
+    10-scan progressive photo needs under 100 block-scans per byte."""
+    scans = max(1, data.count(b"\xff\xda"))
+    blocks = block_count((structure.height, structure.width), structure.sampling)
+    if scans * blocks > WORK_PER_BYTE * len(data) + WORK_FREE:
+        raise JPEGError(
+            f"up to {scans} scans of {blocks} blocks each in {len(data)} bytes: more work than a file of this size "
+            "justifies (a guard against decompression bombs, as max_pixels; pass max_pixels=None to read it anyway)"
         )
 
 
@@ -145,10 +232,17 @@ def read(
     Args:
         source: a path, the file's bytes, or a binary file object.
         max_pixels: largest ``height * width`` accepted (default Pillow's
-            decompression-bomb limit, 89,478,485); ``None`` for no limit.
-        strict: if ``True`` (default), libjpeg's warnings about corrupt data
-            ("premature end of data segment", ...) raise :class:`JPEGError`;
-            if ``False`` the file decodes as libjpeg (and Pillow) decode it anyway.
+            decompression-bomb limit, 89,478,485); ``None`` for no limit,
+            and none on the work a file's scans cost per byte of it either
+            (otherwise at most 4096 block visits per byte, plus 2**24).
+        strict: if ``True`` (default), any damage raises :class:`JPEGError`
+            with what and where (the byte offset), and says whether
+            ``strict=False`` decodes the file: damage found in Python (bytes
+            where a marker should be, ...) and libjpeg's warnings about
+            corrupt data ("premature end of data segment", ...). If ``False``
+            the file decodes as libjpeg (and Pillow) decode it anyway: junk
+            skipped, scans that end early finished with zeros. Files that end
+            before their EOI marker are refused either way, as by Pillow.
         dtype, device: of the returned tensors; ``dtype`` float32 or float64,
             which hold every 16-bit coefficient exactly (float16 and
             bfloat16 do not: ``ValueError``).
@@ -156,12 +250,17 @@ def read(
     Returns:
         :class:`Coefficients` with no batch dimensions: ``y`` is
         ``(rows, cols, 8, 8)``, ``qtables`` ``(T, 8, 8)``. Baseline,
-        extended or progressive (Huffman or arithmetic), grayscale or YCbCr,
-        any sampling factors libjpeg decodes.
+        extended or progressive (Huffman or arithmetic), any sampling
+        factors libjpeg decodes, with the color space libjpeg decodes the
+        file as (``color_space``: grayscale, YCbCr, RGB, CMYK or YCCK; see
+        :mod:`diffjpeg.colorspace`). The components are as stored: a CMYK
+        file's (``y, cb, cr, k``) hold Adobe's inverted samples, ``255 -
+        ink``, a YCCK file's the YCbCr of the inverted C, M, Y and the
+        inverted K; :func:`diffjpeg.decode` gives Pillow's CMYK pixels (ink).
 
     Raises:
         JPEGError: not a JPEG, truncated, corrupt, over ``max_pixels``, or not
-            supported (12-bit, lossless, hierarchical, CMYK, RGB-coded).
+            supported (samples of 12 or 16 bits, lossless, hierarchical).
 
     Safe to call from many threads at once. Without the compiled
     ``diffjpeg._libjpeg`` (no C compiler at install) the file goes through
@@ -184,13 +283,28 @@ def read(
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
         raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
     data = _source_bytes(source)
-    structure = parse_structure(data, max_pixels)
-    if structure.color_space == "RGB":
-        raise JPEGError("RGB-coded JPEG (no YCbCr transform: Adobe transform 0 or component ids R, G, B) is not supported")
+    try:
+        structure = parse_structure(data, max_pixels, strict=strict)
+    except JPEGError as e:
+        if strict and _lenient_decodes(data, max_pixels):
+            raise JPEGError(f"{e}; {LENIENT_HINT}") from None
+        raise
+    return _read(data, structure, strict, dtype, device, max_pixels)
+
+
+def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_pixels: int | None) -> Coefficients:
+    """The coefficients of a file whose structure has been checked (strict
+    or not), read by libjpeg."""
     if strict:
         _check_plausible_size(structure)
+    if max_pixels is not None:
+        _check_work(data, structure)
     reader = _reader()
-    components, slots, qt, padding = (_read_in_memory if reader is not None else _read_through_jpeglib)(reader, data[: structure.end], strict)
+    if reader is not None:  # strict: the file up to its EOI; else all of it, libjpeg stops at EOI
+        components, slots, qt, padding, state = _read_in_memory(reader, data[: structure.end] if strict else data, strict)
+    else:
+        components, slots, qt, padding = _read_through_jpeglib(_without_skipped_segments(data, structure), len(structure.components))
+        state = None
     if len(components) != len(structure.components):
         raise JPEGError(f"libjpeg gave {len(components)} components, the frame header has {len(structure.components)}")
     geometry_check = [c.shape for c in components]
@@ -200,16 +314,18 @@ def read(
     tables = np.array([qt[i] for i in used], dtype=np.float32)
     index = tuple(used.index(i) for i in slots)
     as_tensor = lambda a: _tensor(a, dtype, device)  # noqa: E731
-    blocks = [as_tensor(c) for c in components] + [None, None][: 3 - len(components)]
+    blocks = [as_tensor(c) for c in components] + [None] * (4 - len(components))
     c = Coefficients(
         y=blocks[0],
         cb=blocks[1],
         cr=blocks[2],
+        k=blocks[3],
         qtables=as_tensor(tables),
         sampling=structure.sampling,
         size=(structure.height, structure.width),
         qtable_index=index,
-        progression=_progression(structure, padding, as_tensor),
+        color_space=structure.color_space,
+        progression=_progression(structure, state, padding, as_tensor, data),
     )
     expected = [g.blocks + (8, 8) for g in c.geometries()]
     if geometry_check != expected:  # libjpeg and the frame header must agree
@@ -225,12 +341,30 @@ def _tensor(a: np.ndarray, dtype: torch.dtype, device) -> Tensor:
     return torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).to(dtype)
 
 
-def _progression(structure, padding, as_tensor) -> Progression | None:
+def _progression(structure, state, padding, as_tensor, data: bytes) -> Progression | None:
     """What decode's block smoothing needs of a progressive file whose scans
-    leave coefficients incomplete; ``None`` for every other file."""
+    leave coefficients incomplete; ``None`` for every other file. ``state``:
+    libjpeg's own (the compiled reader: ``coef_bits`` after the last scan and
+    before it, the scan count, the last good iMCU row), else ``None``: then
+    the final state is worked out from the scans the Python walk found (all
+    of them: strict; for a file read leniently, those of a strict walk if it
+    gets through, else the first) and used for every row."""
     if not structure.progressive:
         return None
-    bits = progression_bits(structure.scans, [c.id for c in structure.components])
+    if state is not None:
+        bits, previous, scans, last_good = state
+        if all(b == 0 for row in bits for b in row):
+            return None
+        if scans < 2:  # smoothing_ok latches -1 for the earlier state then
+            previous = tuple((-1,) * 64 for _ in previous)
+        return Progression(bits, tuple(None if p is None else as_tensor(p) for p in padding), previous, last_good)
+    scans = structure.scans
+    if len(scans) == 1 and structure.end == len(data):  # a lenient walk: it stopped at the first scan
+        try:
+            scans = parse_structure(data, None).scans
+        except JPEGError:
+            pass
+    bits = progression_bits(scans, [c.id for c in structure.components])
     if all(b == 0 for row in bits for b in row):
         return None
     return Progression(bits, tuple(None if p is None else as_tensor(p) for p in padding))
@@ -238,19 +372,45 @@ def _progression(structure, padding, as_tensor) -> Progression | None:
 
 def _read_in_memory(reader, data: bytes, strict: bool):
     """Blocks per component, their table slots, the 4 table slots (or None),
-    and the DCs of each component's MCU padding row (or None)."""
-    messages, refused, components, tables = reader(data)
+    the DCs of each component's MCU padding row (or None), and libjpeg's
+    ``coef_bits`` per component (``None`` unless progressive)."""
+    warned, refused, components, tables, progress = reader(data)
     if refused is not None:
-        raise JPEGError(f"libjpeg could not decode the file: {'; '.join(messages) or refused}")
-    if strict and messages:
-        raise JPEGError(f"corrupt JPEG data (libjpeg: {'; '.join(messages)}); pass strict=False to decode it as libjpeg would")
-    blocks = [np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _ in components]  # no copy
+        if isinstance(refused, tuple):  # libjpeg's error, and where it had read to
+            offset, text = refused
+            after = f", after warning: {_warning_text(data, warned)}" if warned else ""
+            raise JPEGError(f"libjpeg cannot decode the file: {text} ({_where(data, offset, text)}){after}")
+        raise JPEGError(f"libjpeg cannot decode the file: {refused}")
+    if any(text == _EOF_WARNING for _, text in warned):
+        raise JPEGError(
+            f"truncated: libjpeg reached the end of the file (byte {len(data)}) before an EOI marker "
+            "(Pillow refuses such files unless ImageFile.LOAD_TRUNCATED_IMAGES, which appends FF D9 to them)"
+        )
+    if strict and warned:
+        raise JPEGError(f"corrupt JPEG data, libjpeg warns: {_warning_text(data, warned)}; {LENIENT_HINT}")
+    blocks = [np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _, _ in components]  # no copy
     qt = [None if t is None else np.frombuffer(t, np.uint16).reshape(8, 8) for t in tables]
-    padding = [None if pad is None else np.frombuffer(pad, np.int16) for *_, pad in components]
-    return blocks, [slot for *_, slot, _, _ in components], qt, padding
+    padding = [None if pad is None else np.frombuffer(pad, np.int16) for *_, pad, _ in components]
+    state = None
+    if progress is not None:  # libjpeg's coef_bits: after the last scan, then before it
+        both = [np.frombuffer(bits, np.int32).reshape(2, 64).tolist() for *_, bits in components]
+        state = (tuple(tuple(b[0]) for b in both), tuple(tuple(b[1]) for b in both), *progress)
+    return blocks, [slot for *_, slot, _, _, _ in components], qt, padding, state
 
 
-def _read_through_jpeglib(_, data: bytes, strict: bool):
+def _without_skipped_segments(data: bytes, structure) -> bytes:
+    """The file up to EOI without its APPn and COM segments, which libjpeg
+    skips (the color space is known already): jpeglib keeps at most 50 of
+    them and fails on more. One pass, as the parse that found them."""
+    parts, start = [], 0
+    for begin, end in structure.skipped:
+        parts.append(data[start:begin])
+        start = end
+    parts.append(data[start : structure.end])
+    return b"".join(parts)
+
+
+def _read_through_jpeglib(data: bytes, count: int):
     """The same through jpeglib, without the compiled extension: it reads
     files by name and prints libjpeg's messages to stderr, which are left
     there (capturing them means taking over the process's fd 2), so its
@@ -265,9 +425,10 @@ def _read_through_jpeglib(_, data: bytes, strict: bool):
                 image = jpeglib.read_dct(path)
                 image.load()
         except Exception as e:  # jpeglib turns every libjpeg error into an exception
-            raise JPEGError(f"libjpeg could not decode the file ({e}; libjpeg's message went to stderr)") from e
-    count = 1 if image.Cb is None else 3
-    blocks = [image.Y] if count == 1 else [image.Y, image.Cb, image.Cr]
+            raise JPEGError(f"libjpeg cannot decode the file ({e}; libjpeg's message went to stderr)") from e
+    blocks = [image.Y, image.Cb, image.Cr, image.K][:count]
+    if any(b is None for b in blocks):
+        raise JPEGError(f"jpeglib gave {sum(b is not None for b in blocks)} components, the frame header has {count}")
     qt = np.asarray(image.qt)
     # jpeglib gives no MCU padding: smoothing assumes libjpeg's encoders' (Progression)
     return blocks, [int(i) for i in image.quant_tbl_no[:count]], [qt[i] if i < len(qt) else None for i in range(4)], [None] * count
@@ -285,8 +446,8 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         keeps its own quantization tables.
 
     Raises:
-        JPEGError: as :func:`read`; ValueError if sizes, sampling or table
-        assignment differ between files.
+        JPEGError: as :func:`read`; ValueError if sizes, sampling, table
+        assignment or color space differ between files.
 
     The files are read on ``torch.get_num_threads()`` threads (libjpeg runs
     without the GIL), each file on one.
@@ -304,12 +465,14 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         raise TypeError("sources must be a non-empty list of paths, bytes or file objects")
     items = _read_each(sources, options)
     first = items[0]
-    scans = lambda c: None if c.progression is None else c.progression.bits  # noqa: E731
+    scans = lambda c: None if c.progression is None else c.progression.state  # noqa: E731
     for i, c in enumerate(items[1:], 1):
-        if (c.size, c.sampling, c.qtable_index, c.qtables.shape) != (first.size, first.sampling, first.qtable_index, first.qtables.shape):
+        if (c.size, c.sampling, c.qtable_index, c.qtables.shape, c.color_space) != (
+            first.size, first.sampling, first.qtable_index, first.qtables.shape, first.color_space
+        ):
             raise ValueError(
-                f"file {i} has size {c.size}, sampling {c.sampling}, tables {c.qtable_index}; "
-                f"file 0 has {first.size}, {first.sampling}, {first.qtable_index}: read them one by one"
+                f"file {i} has size {c.size}, sampling {c.sampling}, tables {c.qtable_index}, color space {c.color_space}; "
+                f"file 0 has {first.size}, {first.sampling}, {first.qtable_index}, {first.color_space}: read them one by one"
             )
         if scans(c) != scans(first):
             raise ValueError(f"file {i} and file 0 leave different coefficients incomplete (progressive scans): read them one by one")
@@ -317,15 +480,17 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
     progression = None
     if first.progression is not None:
         padding = zip(*(c.progression.padding_dc for c in items))
-        progression = Progression(first.progression.bits, tuple(stack(list(p)) for p in padding))
+        progression = first.progression._with_padding(tuple(stack(list(p)) for p in padding))
     return Coefficients(
         y=stack([c.y for c in items]),
         cb=stack([c.cb for c in items]),
         cr=stack([c.cr for c in items]),
+        k=stack([c.k for c in items]),
         qtables=_stack([c.qtables for c in items]),
         sampling=first.sampling,
         size=first.size,
         qtable_index=first.qtable_index,
+        color_space=first.color_space,
         progression=progression,
     )
 
@@ -413,16 +578,16 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
     if max(c.qtable_index) > MAX_TABLE_SLOT:
         raise ValueError(f"a JPEG file has quantization table slots 0..{MAX_TABLE_SLOT}, qtable_index is {c.qtable_index}")
     if progressive:
-        planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr"))]
+        planes = [_integer_blocks(b, name).reshape((count,) + tuple(b.shape[len(batch):])) for b, name in zip(c.components, ("y", "cb", "cr", "k"))]
     else:
         scans = coded_scans(c, "optimized" if optimize else "standard")
     outputs = []
     for i in range(count):
         if progressive:
-            data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index)
+            data = progressive_file([p[i] for p in planes], c.sampling, c.size, tables[i], c.qtable_index, c.color_space)
         else:
-            header = file_header(SOF_BASELINE, tables[i], c.qtable_index, c.sampling, c.size)
-            data = sequential_file(header, len(c.components), *scans[i])
+            header = file_header(SOF_BASELINE, tables[i], c.qtable_index, c.sampling, c.size, c.color_space)
+            data = sequential_file(header, c.color_space, *scans[i])
         target = targets[i]
         if target is not None:
             if hasattr(target, "write"):

@@ -112,7 +112,8 @@ def sampling_problem(sampling) -> str | None:
 
 
 def subsampling_factors(subsampling: str, components: int = 3) -> tuple[tuple[int, int], ...]:
-    """Sampling factors ``(h, v)`` per component for a subsampling name.
+    """Sampling factors ``(h, v)`` per component for a subsampling name; a
+    fourth component (K) is sampled as the first, as libjpeg's YCCK.
 
     Example:
         >>> subsampling_factors("4:2:0")
@@ -120,6 +121,7 @@ def subsampling_factors(subsampling: str, components: int = 3) -> tuple[tuple[in
     """
     if not isinstance(subsampling, str) or subsampling not in SUBSAMPLINGS:
         raise ValueError(f"subsampling must be one of {tuple(SUBSAMPLINGS)}, got {subsampling!r}")
+    luma = SUBSAMPLINGS[subsampling]
     if components == 1:
         return ((1, 1),)
-    return (SUBSAMPLINGS[subsampling],) + ((1, 1),) * (components - 1)
+    return (luma, (1, 1), (1, 1), luma)[:components]

@@ -8,8 +8,9 @@ the ``FF`` bytes that get a stuffed ``00``.
 
 Facts from the JPEG standard and libjpeg-turbo relied on:
 
-* One interleaved scan for three components (jpeg_set_defaults); component 0
-  uses Huffman tables 0, components 1 and 2 tables 1. The order of blocks
+* One interleaved scan of all components (jpeg_set_defaults); each uses the
+  Huffman tables jpeg_set_colorspace gives it (colorspace.TABLE_SLOTS: Y and
+  K, R, G, B, C, M, Y tables 0; Cb and Cr tables 1). The order of blocks
   and coefficients, and the DC of MCU padding blocks, are
   :mod:`diffjpeg.scan`'s.
 * DC: the difference to the previous block's DC of the same component (0 at
@@ -38,6 +39,7 @@ from torch import Tensor
 
 from .check import check_choice
 from .coefficients import Coefficients
+from .colorspace import TABLE_SLOTS
 from .geometry import mcu_counts
 from .scan import ZIGZAG, coding_order, last_real, zigzag_index  # noqa: F401  (ZIGZAG: its old home)
 
@@ -215,6 +217,7 @@ def scan_symbols(c: Coefficients) -> list[ScanSymbols]:
     zigzag = zigzag_index(c.y.device)
     mcus = mcu_counts(c.size, c.sampling)
     result = []
+    slots = TABLE_SLOTS[c.color_space]
     for image in range(components[0].shape[0]):
         per_component = []
         for ci, blocks in enumerate(components):
@@ -224,7 +227,7 @@ def scan_symbols(c: Coefficients) -> list[ScanSymbols]:
             dc = ordered[..., 0].flatten()[last_real(real_flat)]  # dummy blocks repeat the previous DC
             diff = dc - torch.cat((dc.new_zeros(1), dc[:-1]))
             ac = ordered[..., 1:].reshape(-1, 63) * real_flat.unsqueeze(-1)
-            table = torch.full_like(diff, 0 if ci == 0 else 1)
+            table = torch.full_like(diff, slots[ci])
             per_component.append((diff.reshape(ordered.shape[:2]), ac.reshape(*ordered.shape[:2], 63), table.reshape(ordered.shape[:2])))
         # stream order: per MCU, each component's blocks in turn
         diff = torch.cat([p[0] for p in per_component], dim=1).flatten()
@@ -285,7 +288,7 @@ def _block_symbols(diff: Tensor, ac: Tensor, table: Tensor) -> ScanSymbols:
 def check_codable(c: Coefficients) -> None:
     """Raise ValueError if libjpeg could not code ``c`` in a baseline scan:
     non-finite values, AC over 10 bits (|x| > 1023), DC outside -1024..1023."""
-    for name, blocks in zip(("y", "cb", "cr"), c.components):
+    for name, blocks in zip(("y", "cb", "cr", "k"), c.components):
         b = blocks.detach()
         if b.is_floating_point() and not bool(torch.isfinite(b).all()):
             raise ValueError(f"coefficients.{name} contains NaN or Inf")

@@ -1,10 +1,16 @@
 """The JPEG file structure: markers and segments (libjpeg's jdmarker.c).
 
 Files from outside are hostile until proven otherwise, so :func:`parse_structure`
-walks every marker segment in pure Python, with every length and field checked,
+walks the marker segments in pure Python, with every length and field checked,
 before any C code sees the data. It rejects what this library does not decode
-(12-bit, lossless, hierarchical, CMYK and RGB-coded files) and images over a
-pixel limit, and it finds the scans, so that a truncated file is caught here.
+(samples of other than 8 bits, lossless and hierarchical files) and images
+over a pixel limit. Strict (the default), it walks the whole file, scans
+included, and refuses any damage, so that a truncated or corrupt file is
+caught here. Not strict, it reads the header up to the first scan as
+libjpeg's marker reader does, recovering where libjpeg recovers, and leaves
+the rest of the file to libjpeg (whose recovery :func:`diffjpeg.read` then
+follows). Any number of segments of any kind libjpeg skips (APPn, COM) is
+accepted; the work is one pass over the file.
 
 Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
 
@@ -13,11 +19,17 @@ Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
   with more ``FF`` fill bytes before a marker.
 * Inside entropy-coded data a ``FF`` byte is followed by a stuffed ``00``;
   ``FF D0``-``FF D7`` are restart markers; any other ``FF xx`` ends the scan.
+* libjpeg's marker reader (jdmarker.c ``next_marker``) skips any bytes that
+  are not ``FF``, ``FF`` fill bytes, and ``FF 00`` pairs until it finds a
+  marker, and warns (``JWRN_EXTRANEOUS_DATA``) that it skipped them. Outside
+  a scan it passes over RST0-7 and TEM (parameterless), skips the segments
+  of APPn, COM, DAC and DNL, and stops with an error on SOF types it lacks,
+  a second SOI or SOF, and any other marker (``JERR_UNKNOWN_MARKER``: JPGn,
+  DHP, EXP, reserved codes). Its first marker must be SOI, at byte 0.
 * libjpeg refuses a missing quantization table, sampling factors outside
   1..4, more than 10 blocks in an MCU, and image sides over 65500 (JPEG_MAX_DIMENSION).
-* Three-component color space (jdapimin.c default_decompression_parms): JFIF
-  means YCbCr; else an Adobe marker's transform flag (0 = RGB, 1 = YCbCr);
-  else component ids ``R, G, B`` (82, 71, 66) mean RGB; else YCbCr.
+* The color space: :mod:`diffjpeg.colorspace`, from the JFIF and Adobe
+  markers before the first SOS (libjpeg decides there) and the component ids.
 """
 from __future__ import annotations
 
@@ -25,6 +37,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from .colorspace import ADOBE_MIN_LENGTH, JFIF_MIN_LENGTH, MAX_COMPONENTS, file_color_space
 from .geometry import sampling_problem
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit: 2**28 // 3
@@ -38,8 +51,11 @@ SOF_UNSUPPORTED = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical p
                    0xC7: "hierarchical lossless", 0xCB: "arithmetic lossless",
                    0xCD: "hierarchical arithmetic", 0xCE: "hierarchical arithmetic progressive",
                    0xCF: "hierarchical arithmetic lossless"}
+SOF_LOSSLESS = 0xC3  # predictive, no DCT: libjpeg-turbo decodes it from 3.0 on (Pillow 13 does), 2.1 does not
 DAC, TEM = 0xCC, 0x01
 RST = range(0xD0, 0xD8)
+# markers with a length that libjpeg reads outside a scan (read_markers)
+SEGMENTS = {*SOF_SUPPORTED, DQT, DHT, DRI, SOS, DNL, COM, DAC, *range(0xE0, 0xF0)}
 
 
 class JPEGError(ValueError):
@@ -87,11 +103,12 @@ class Structure:
     height: int
     width: int
     components: tuple[FrameComponent, ...]
-    color_space: str  # "grayscale", "YCbCr" or "RGB"
+    color_space: str  # one of diffjpeg.colorspace.COLOR_SPACES
     scans: list[Scan] = field(default_factory=list)
     qtables: dict[int, tuple[int, ...]] = field(default_factory=dict)  # as stored: zigzag order
     restart_interval: int = 0
     end: int = 0  # offset just past EOI
+    skipped: list[tuple[int, int]] = field(default_factory=list)  # [start, end) of each APPn and COM segment, in order
 
     @property
     def progressive(self) -> bool:
@@ -104,6 +121,34 @@ class Structure:
 
 def _u16(data: bytes, offset: int) -> int:
     return struct.unpack_from(">H", data, offset)[0]
+
+
+def next_marker(data: bytes, position: int) -> tuple[int, int, int] | None:
+    r"""The next marker from ``position`` as libjpeg's ``next_marker`` finds
+    it: ``(code, offset of its FF, bytes skipped)``, or ``None`` if the file
+    ends first. It skips bytes other than ``FF`` and ``FF 00`` pairs (and
+    counts them, as libjpeg counts its "extraneous bytes"), and ``FF`` fill
+    bytes (not counted).
+
+    Example:
+        >>> next_marker(b"\x12\x34\xff\x00\xff\xff\xd9", 0)
+        (217, 5, 4)
+    """
+    skipped = 0
+    while True:
+        found = data.find(b"\xff", position)
+        if found < 0:
+            return None
+        skipped += found - position
+        position = found
+        while position < len(data) and data[position] == 0xFF:
+            position += 1
+        if position >= len(data):
+            return None
+        if data[position] != 0x00:
+            return data[position], position - 1, skipped
+        skipped += 2
+        position += 1
 
 
 def _scan_data_end(data: bytes, start: int) -> int:
@@ -125,7 +170,7 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
         raise JPEGError(f"frame header (SOF) is {len(body)} bytes, needs at least 6")
     precision, height, width, count = struct.unpack_from(">BHHB", body)
     if precision != 8:
-        raise JPEGError(f"{precision}-bit samples are not supported (only 8-bit JPEG)")
+        raise JPEGError(f"the file has {precision}-bit samples; only 8-bit samples are supported")
     if height == 0:
         raise JPEGError("image height 0 (defined by a DNL marker) is not supported")
     if width == 0:
@@ -137,9 +182,8 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
             f"image is {width}x{height} = {height * width} pixels, over the limit max_pixels={max_pixels} "
             "(a guard against decompression bombs; raise it if you trust the file)"
         )
-    if count not in (1, 3):
-        kind = "CMYK/YCCK" if count == 4 else f"{count}-component"
-        raise JPEGError(f"{kind} JPEG is not supported (1 or 3 components only), the frame has {count}")
+    if count not in (1, 3, MAX_COMPONENTS):
+        raise JPEGError(f"the frame has {count} components; supported are 1 (grayscale), 3 (YCbCr, RGB) and 4 (CMYK, YCCK)")
     if len(body) != 6 + 3 * count:
         raise JPEGError(f"frame header (SOF) length {len(body) + 2} does not match its {count} components")
     components = []
@@ -206,28 +250,23 @@ def _parse_sos(body: bytes, frame: Structure, header: tuple[int, int]) -> Scan:
     return Scan(ids, ss, se, ah, al, header, (header[1], header[1]))
 
 
-def _color_space(frame: Structure, jfif: bool, adobe_transform: int | None) -> str:
-    if len(frame.components) == 1:
-        return "grayscale"
-    if jfif:
-        return "YCbCr"
-    if adobe_transform is not None:
-        return "RGB" if adobe_transform == 0 else "YCbCr"
-    if tuple(c.id for c in frame.components) == (82, 71, 66):
-        return "RGB"
-    return "YCbCr"
-
-
-def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Structure:
+def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, strict: bool = True) -> Structure:
     """Check the marker structure of a JPEG file and describe it.
 
     Args:
         data: the whole file.
         max_pixels: largest ``height * width`` accepted, ``None`` for no limit
             (libjpeg's own 65500 per side still applies).
+        strict: ``True`` walks the whole file and refuses any damage (bytes
+            where a marker should be, a restart marker outside a scan, a
+            missing EOI); ``False`` reads up to the first scan header as
+            libjpeg does, skipping what libjpeg skips, and stops there.
 
     Returns:
-        :class:`Structure`: frame header, scans with their data ranges, tables.
+        :class:`Structure`: frame header, scans with their data ranges,
+        tables. Not strict: only the first scan, whose data range is not
+        known (it runs to ``end``, the end of the file), and the tables
+        defined before it.
 
     Raises:
         JPEGError: not a JPEG, truncated, malformed, or not supported here.
@@ -247,35 +286,49 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
         raise JPEGError(f"not a JPEG file: {len(data)} bytes")
     if data[0] != 0xFF or data[1] != SOI:
         raise JPEGError(f"not a JPEG file: starts with {data[0]:02X} {data[1]:02X}, not FF D8 (SOI)")
+    if data[2] != 0xFF:  # libjpeg would skip to a marker; Pillow and OpenCV take FF D8 FF as the signature
+        raise JPEGError(f"not a JPEG file: starts with FF D8 {data[2]:02X}, not FF D8 FF (SOI, then a marker), as Pillow and OpenCV require")
     frame: Structure | None = None
     qtables: dict[int, tuple[int, ...]] = {}
     restart_interval = 0
     jfif, adobe_transform = False, None
     scans: list[Scan] = []
+    skipped: list[tuple[int, int]] = []
     position = 2
     while True:
-        if position >= len(data):
-            raise JPEGError(f"truncated: the file ends at byte {len(data)} without an EOI marker")
-        if data[position] != 0xFF:
-            raise JPEGError(f"expected a marker at byte {position}, found {data[position]:02X}")
-        while position < len(data) and data[position] == 0xFF:  # fill bytes
-            position += 1
-        if position >= len(data):
-            raise JPEGError("truncated: the file ends inside a marker")
-        marker = data[position]
-        start = position - 1
-        position += 1
+        found = next_marker(data, position)
+        if found is None:
+            where = "without an EOI marker" if strict else "before its first scan (SOS)"
+            raise JPEGError(f"truncated: the file ends at byte {len(data)} {where}")
+        marker, start, junk = found
+        if junk and strict:  # libjpeg skips them with a warning (JWRN_EXTRANEOUS_DATA)
+            raise JPEGError(
+                f"corrupt JPEG data: {junk} extraneous bytes at byte {position} "
+                f"(a marker was expected there) before the marker FF {marker:02X} at byte {start}"
+            )
+        position = start + 2
         if marker == EOI:
             break
-        if marker == TEM:
+        if marker == TEM or (marker in RST and not strict):  # parameterless: libjpeg passes over them
             continue
-        if marker in RST or marker == SOI or marker == 0x00:
-            raise JPEGError(f"unexpected marker FF {marker:02X} at byte {start}")
+        if marker in RST:
+            raise JPEGError(f"corrupt JPEG data: restart marker FF {marker:02X} at byte {start} outside a scan")
+        if marker == SOI:
+            raise JPEGError(f"corrupt JPEG data: a second SOI marker at byte {start}")
+        if marker == SOF_LOSSLESS:
+            raise JPEGError(
+                f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) holds no DCT coefficients, so it cannot be "
+                "read as Coefficients; decode it to pixels with Pillow (libjpeg-turbo 3 reads it)"
+            )
+        if marker in SOF_UNSUPPORTED:
+            raise JPEGError(f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) is not supported")
+        if marker not in SEGMENTS:
+            raise JPEGError(f"corrupt JPEG data: unknown marker FF {marker:02X} at byte {start}")
         if position + 2 > len(data):
             raise JPEGError(f"truncated: segment FF {marker:02X} at byte {start} has no length")
         length = _u16(data, position)
         if length < 2:
-            raise JPEGError(f"segment FF {marker:02X} at byte {start} has length {length} (< 2)")
+            raise JPEGError(f"corrupt JPEG data: segment FF {marker:02X} at byte {start} has length {length} (< 2)")
         if position + length > len(data):
             raise JPEGError(f"truncated: segment FF {marker:02X} at byte {start} needs {length} bytes, {len(data) - position} are left")
         body = data[position + 2 : position + length]
@@ -284,8 +337,6 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             if frame is not None:
                 raise JPEGError(f"second frame header (SOF) at byte {start}")
             frame = _parse_frame(marker, body, max_pixels)
-        elif marker in SOF_UNSUPPORTED:
-            raise JPEGError(f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) is not supported")
         elif marker == DQT:
             _parse_dqt(body, qtables)
         elif marker == DHT:
@@ -298,33 +349,38 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS) ->
             if frame is None:
                 raise JPEGError(f"scan (SOS) at byte {start} before any frame header (SOF)")
             scan = _parse_sos(body, frame, (start, position))
+            if not strict:  # the rest is libjpeg's to read
+                scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, len(data))))
+                position = len(data)
+                break
             end = _scan_data_end(data, position)
             if end >= len(data):
                 raise JPEGError(f"truncated: the data of scan {len(scans) + 1} runs to the end of the file without an EOI marker")
             scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, end)))
             position = end
-        elif marker == DNL:
+        elif marker == DNL and strict:  # libjpeg skips it (the frame's height is not 0)
             raise JPEGError("DNL marker (height defined after the scan) is not supported")
-        elif marker == APP0 and body.startswith(b"JFIF\x00"):
+        elif marker == APP0 and not scans and len(body) >= JFIF_MIN_LENGTH and body.startswith(b"JFIF\x00"):
             jfif = True
-        elif marker == APP14 and body.startswith(b"Adobe") and len(body) >= 12:
+        elif marker == APP14 and not scans and len(body) >= ADOBE_MIN_LENGTH and body.startswith(b"Adobe"):
             adobe_transform = body[11]
-        elif not (0xE0 <= marker <= 0xEF or marker in (COM, DAC) or 0xF0 <= marker <= 0xFD):
-            raise JPEGError(f"unknown marker FF {marker:02X} at byte {start}")
+        if 0xE0 <= marker <= 0xEF or marker == COM:
+            skipped.append((start, position))
     if frame is None:
         raise JPEGError("no frame header (SOF) before EOI")
     if not scans:
         raise JPEGError("no scan (SOS) before EOI")
     covered = {i for s in scans for i in s.component_ids}
     missing = [c.id for c in frame.components if c.id not in covered]
-    if missing:
+    if missing and strict:
         raise JPEGError(f"no scan codes component(s) {missing}")
     for c in frame.components:
-        if c.tq not in qtables:
+        if c.tq not in qtables and strict:  # not strict: a DQT may follow the first scan
             raise JPEGError(f"component {c.id} uses quantization table {c.tq}, which the file does not define")
-    frame.color_space = _color_space(frame, jfif, adobe_transform)
+    frame.color_space = file_color_space(tuple(c.id for c in frame.components), jfif, adobe_transform)
     frame.scans = scans
     frame.qtables = qtables
     frame.restart_interval = restart_interval
     frame.end = position
+    frame.skipped = skipped
     return frame

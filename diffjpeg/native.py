@@ -9,7 +9,8 @@ themselves when it applies:
 * ``forward="exact"``, CPU tensors, uint8/float32/float64 images,
   float32/float64 coefficients,
 * libjpeg's color matrices, sampling ratios of 1 or 2 (4:4:4, 4:2:2, 4:2:0,
-  4:4:0, grayscale), integer tables,
+  4:4:0, grayscale), integer tables; decode takes every color space
+  (:data:`diffjpeg.color.DECODER_STEPS`), encode RGB and grayscale,
 * not while ``torch.compile`` traces.
 
 Without a gradient the kernel's output is the result. With one, the kernel
@@ -40,7 +41,8 @@ import torch
 from torch import Tensor
 
 from . import color
-from .dct import islow_matrix
+from .colorspace import default_color_space
+from .dct import islow_matrix, simd_factors
 from .geometry import ComponentGeometry
 from .geometry import geometries as component_geometries
 
@@ -115,13 +117,15 @@ def _check_inverse_symmetry(m) -> None:
 @lru_cache(maxsize=None)
 def _constants(inverse: bool) -> np.ndarray:
     """The kernel's ``Constants``: 9 color FIX values, 3 offsets, the ISLOW
-    matrix, its transpose; int32. Read-only: one array serves every call."""
+    matrix, its transpose, the SIMD inverse's 16 factors; int32. Read-only:
+    one array serves every call."""
     fixed = color.fixed_matrix(inverse)
     offset = color.decoder_rounding(torch.tensor(fixed)).tolist() if inverse else color.ENCODER_ROUNDING
     matrix = islow_matrix(inverse)
     if inverse:
         _check_inverse_symmetry(matrix)
     values = [v for row in fixed for v in row] + list(offset) + [v for row in matrix for v in row] + [v for row in zip(*matrix) for v in row]
+    values += list(simd_factors())
     return _frozen(np.array(values, dtype=np.int32))
 
 
@@ -242,9 +246,9 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
     return outputs, coefficients
 
 
-def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix) -> bool:
+def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix, color_space: str = "YCbCr") -> bool:
     """Whether :func:`decode` can take these coefficients (the caller checked the mode)."""
-    if matrix is not None or not _usable(tables, *components):
+    if matrix is not None or color_space not in color.DECODER_STEPS or not _usable(tables, *components):
         return False
     if components[0].dtype not in (torch.float32, torch.float64) or any(c.dtype != components[0].dtype for c in components):
         return False
@@ -252,12 +256,13 @@ def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[Co
 
 
 def decode(
-    components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], size: tuple[int, int], out_dtype=None
+    components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], size: tuple[int, int], out_dtype=None,
+    color_space: str | None = None,
 ) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
-    ``None`` when a dequantized value is not finite or beyond 2**35, or a
-    table not finite or beyond 65535 once rounded (the tensor path then
-    decodes; it defines those cases). Values only: no gradient.
+    ``None`` when a coefficient is not finite or beyond 2**40, or a table
+    not finite or beyond 65535 once rounded (the tensor path then decodes;
+    it defines those cases). Values only: no gradient.
 
     Args:
         components: ``(B, rows, cols, 8, 8)`` per component, float32 or float64.
@@ -265,6 +270,9 @@ def decode(
         geometries: each component's geometry; ratios 1 or 2.
         size: ``(H, W)``.
         out_dtype: ``torch.uint8`` for the 8-bit samples themselves (not / 255).
+        color_space: the components', as :class:`diffjpeg.Coefficients`'
+            (default from their number); the result is
+            :func:`diffjpeg.color.decoded_pixels`'.
     """
     count, channels = tables.shape[0], len(components)
     blocks = tuple(c.detach().contiguous().numpy() for c in components)
@@ -272,17 +280,26 @@ def decode(
     out = torch.empty(count, channels, *size, dtype=out_dtype or components[0].dtype)
     geometries = tuple(geometries)
     items, rows = _strips(count, size[0], geometries), _geometry_rows(geometries)
-    return out if _decode_into(out, blocks, components[0].dtype, table_values, items, rows) else None
+    steps = _color_steps(color_space or default_color_space(channels))
+    return out if _decode_into(out, blocks, components[0].dtype, table_values, items, rows, steps) else None
 
 
-def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, items: np.ndarray, rows: np.ndarray) -> bool:
+def _color_steps(color_space: str) -> tuple[int, int]:
+    """The kernel's ``convert`` and ``invert`` for a color space (color.DECODER_STEPS)."""
+    convert, inverted = color.DECODER_STEPS[color_space]
+    return int(convert), sum(1 << c for c in inverted)
+
+
+def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, items: np.ndarray, rows: np.ndarray,
+                 steps: tuple[int, int]) -> bool:
     """The kernel's decode of ``blocks`` (numpy, ``(B, rows, cols, 8, 8)``
     each) into ``out`` ``(B, C, H, W)`` over the threads, the strips
-    ``items`` of geometry ``rows``; whether it took them."""
+    ``items`` of geometry ``rows``, the color ``steps``; whether it took them."""
     count, _, height, width = out.shape
     call = dict(
         image=out.numpy(), image_kind=_KINDS[out.dtype], blocks=blocks, blocks_kind=_KINDS[dtype],
         count=count, height=height, width=width, constants=_constants(True), tables=tables, geometry=rows,
+        convert=steps[0], invert=steps[1],
     )
     if len(items) == 1 or torch.get_num_threads() == 1:
         return _kernel.decode(items=items, **call)
@@ -314,7 +331,7 @@ def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
     (not finite, too large: the general path checks and decodes those).
     Cheap where it applies: files read from disk are decoded here."""
     c = coefficients
-    if not available() or c.progression is not None or torch.compiler.is_compiling():
+    if not available() or c.progression is not None or torch.compiler.is_compiling() or c.color_space not in color.DECODER_STEPS:
         return None
     components, tables = c.components, c.qtables
     dtype = components[0].dtype
@@ -348,7 +365,7 @@ def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
     height, width = c.size
     out = torch.empty(batch + (len(components), height, width), dtype=torch.uint8 if as_uint8 else dtype)
     view = out.view(count, len(components), height, width)
-    return out if _decode_into(view, tuple(blocks), dtype, table_values, plan[1], plan[2]) else None
+    return out if _decode_into(view, tuple(blocks), dtype, table_values, plan[1], plan[2], _color_steps(c.color_space)) else None
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]

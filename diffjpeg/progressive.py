@@ -10,8 +10,10 @@ Facts relied on (ITU-T T.81 Annex G, libjpeg-turbo):
 * jpeg_simple_progression's script for YCbCr: DC of all components (Al=1);
   Y AC 1-5 (Al=2); Cr, Cb AC 1-63 (Al=1); Y AC 6-63 (Al=2); Y AC refine
   (Ah=2, Al=1); DC refine; Cr, Cb AC refine (Al=0); Y AC refine (Al=0).
-  For one component: DC (Al=1), AC 1-5 and 6-63 (Al=2), AC refine to Al=1,
-  DC refine, AC refine to Al=0.
+  For any other color space (grayscale, RGB, CMYK, YCCK; at most 4
+  components): DC of all components in one scan (Al=1); each component's
+  AC 1-5 (Al=2), then each one's AC 6-63 (Al=2), AC refine to Al=1; DC
+  refine of all; each one's AC refine to Al=0.
 * DC scans are interleaved over MCUs (padding blocks repeat the previous DC);
   AC scans hold one component, its blocks in raster order, no padding.
 * DC first scan: the difference of ``DC >> Al`` (arithmetic shift) coded as
@@ -32,10 +34,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .colorspace import COMPONENT_IDS, TABLE_SLOTS
 from .geometry import mcu_counts
 from .huffman import optimal_table, pack, stuff
 from .scan import ZIGZAG, dc_in_coding_order
-from .sequential import SOF_PROGRESSIVE, dht_segments, file_header, huffman_slot, segment
+from .sequential import SOF_PROGRESSIVE, dht_segments, file_header, segment
 
 MAX_EOB_RUN = 0x7FFF
 MAX_CORRECTION_BITS = 1000
@@ -53,14 +56,13 @@ YCBCR_SCRIPT = (
     ((1,), 1, 63, 1, 0),
     ((0,), 1, 63, 1, 0),
 )
-GRAY_SCRIPT = (
-    ((0,), 0, 0, 0, 1),
-    ((0,), 1, 5, 0, 2),
-    ((0,), 6, 63, 0, 2),
-    ((0,), 1, 63, 2, 1),
-    ((0,), 0, 0, 1, 0),
-    ((0,), 1, 63, 1, 0),
-)
+
+
+def general_script(count: int) -> tuple:
+    """jcparam.c's all-purpose script for ``count`` (at most 4) components."""
+    every = tuple(range(count))
+    each = lambda ss, se, ah, al: tuple(((ci,), ss, se, ah, al) for ci in every)  # noqa: E731
+    return ((every, 0, 0, 0, 1),) + each(1, 5, 0, 2) + each(6, 63, 0, 2) + each(1, 63, 2, 1) + ((every, 0, 0, 1, 0),) + each(1, 63, 1, 0)
 
 
 def _size(value: int) -> int:
@@ -208,22 +210,22 @@ def progressive_file(
     size: tuple[int, int],
     tables: np.ndarray,
     qtable_index: tuple[int, ...],
+    color_space: str,
 ) -> bytes:
     """A progressive JPEG file for one image.
 
     Args:
         components: per component ``(rows, cols, 8, 8)`` integer coefficients.
-        sampling, size, qtable_index: as in :class:`diffjpeg.Coefficients`.
+        sampling, size, qtable_index, color_space: as in :class:`diffjpeg.Coefficients`.
         tables: ``(T, 8, 8)`` integer quantization tables, natural order.
 
     Returns:
         The file's bytes.
     """
     zigzag = [c.reshape(*c.shape[:2], 64)[..., list(ZIGZAG)].astype(np.int64) for c in components]
-    slots = [huffman_slot(ci) for ci in range(len(zigzag))]
-    ids = list(range(1, len(zigzag) + 1))
-    out = [file_header(SOF_PROGRESSIVE, tables, qtable_index, sampling, size)]
-    script = YCBCR_SCRIPT if len(zigzag) == 3 else GRAY_SCRIPT
+    slots, ids = TABLE_SLOTS[color_space], COMPONENT_IDS[color_space]
+    out = [file_header(SOF_PROGRESSIVE, tables, qtable_index, sampling, size, color_space)]
+    script = YCBCR_SCRIPT if color_space == "YCbCr" else general_script(len(zigzag))
     for members, ss, se, ah, al in script:
         writer = _ScanWriter()
         if ss == 0:
@@ -246,7 +248,7 @@ def progressive_file(
         for ci in members:
             # jcmarker.c: only the table the scan uses is named, 0 for the other
             # (and for DC refinement, which uses none)
-            slot = huffman_slot(ci)
+            slot = slots[ci]
             header += bytes([ids[ci], (slot << 4 if ah == 0 else 0) if ss == 0 else slot])
         header += bytes([ss, se, ah << 4 | al])
         out.append(segment(0xDA, header))

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from .check import check_mode
-from .dct import fits_int16
+from .dct import fits_int16, wrap_int16
 from .deprecation import keyword_only
 from .rounding import Rounding, as_rounding, needs_grad, round_with_surrogate
 
@@ -135,23 +135,22 @@ def dequantize(quantized: Tensor, table: Tensor) -> Tensor:
 
 
 def dequantize_integers(quantized: Tensor, table: Tensor) -> Tensor:
-    """``q * Q`` for integer-valued float ``q`` and ``Q``, as the integer tensor
-    :func:`diffjpeg.dct.idct_islow` takes: int32 when every product fits
-    int16 (every file an 8-bit encoder writes: the float product is then
-    exact), else int64, exact up to 2**35 and saturated there (only hostile
-    or hand-made coefficients get there). Under ``torch.compile`` always int64:
-    the choice would read the values back.
+    """``q * Q`` for integer-valued float ``q`` and ``Q``, as the int32 tensor
+    :func:`diffjpeg.dct.idct_islow` takes: beyond int16, the low 16 bits, as
+    libjpeg-turbo's SIMD dequantization (``pmullw``) keeps them. Only
+    hostile or hand-made coefficients get there; ``q`` and ``Q`` past 2**40,
+    which no file holds, are clamped there first.
 
     Example:
-        >>> dequantize_integers(torch.tensor([3.0, -2.0]), torch.tensor([5.0, 7.0]))
-        tensor([ 15, -14], dtype=torch.int32)
+        >>> dequantize_integers(torch.tensor([3.0, -2.0, 1000.0]), torch.tensor([5.0, 7.0, 40.0]))
+        tensor([    15,    -14, -25536], dtype=torch.int32)
     """
     product = quantized * table
     if fits_int16(product):  # then the float product is exact
         return product.to(torch.int32)
-    q = quantized.clamp(-(2.0**40), 2.0**40).to(torch.int64)
-    t = table.clamp(-(2.0**20), 2.0**20).to(torch.int64)
-    return (q * t).clamp_(-(2**35), 2**35)
+    q = wrap_int16(quantized.clamp(-(2.0**40), 2.0**40).to(torch.int64))
+    t = wrap_int16(table.clamp(-(2.0**40), 2.0**40).to(torch.int64))
+    return wrap_int16(q * t).to(torch.int32)  # modulo 2**16, the product of the residues is that of the values
 
 
 class Quantize(nn.Module):

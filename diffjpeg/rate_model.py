@@ -34,6 +34,7 @@ import torch
 from torch import Tensor, nn
 
 from .coefficients import Coefficients
+from .colorspace import TABLE_SLOTS
 from .geometry import mcu_counts
 from .huffman import (
     EOB,
@@ -174,7 +175,7 @@ def rate(c: Coefficients, huffman: str = "standard") -> Tensor:
         else:  # libjpeg's tables for the rounded coefficients, held constant
             tables = {key: _code_lengths(table) for key, table in scan_tables(symbols[image], huffman).items()}
         bits = sum(
-            _component_bits(blocks[image], tables, 0 if ci == 0 else 1, c.sampling[ci], mcus, dtype)
+            _component_bits(blocks[image], tables, TABLE_SLOTS[c.color_space][ci], c.sampling[ci], mcus, dtype)
             for ci, blocks in enumerate(components)
         )
         totals.append(bits * STUFFING + PADDING_BITS)

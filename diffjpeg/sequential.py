@@ -8,17 +8,21 @@ writes its headers with :func:`file_header` and :func:`dht_segments` too.
 Facts relied on (ITU-T T.81 Annex B, libjpeg-turbo's jcmarker.c and jcparam.c):
 
 * Segment order: SOI; the JFIF APP0 (version 1.01, no density unit, 1x1, no
-  thumbnail); one DQT segment per table, in component order, each table
-  once; SOF; per scan the DHT segments it needs, then SOS; the data; EOI.
+  thumbnail) for grayscale and YCbCr, the Adobe APP14 for RGB, CMYK and YCCK
+  (:mod:`diffjpeg.colorspace`); one DQT segment per table, in component
+  order, each table once; SOF; per scan the DHT segments it needs, then SOS;
+  the data; EOI.
 * A DQT entry is 8 bits, or 16 bits (``Pq = 1``) for a table with a value
   over 255; values in zigzag order. Any 16-bit table makes the frame SOF1
   (extended sequential) instead of SOF0 (baseline).
-* SOF: precision 8, height, width, then per component its id (1, 2, 3 as
-  jpeg_set_colorspace numbers them), ``h << 4 | v``, and its table slot.
-* jpeg_set_defaults gives component 0 Huffman tables 0 and the chroma
-  components tables 1; a sequential scan sends, per component in order, its
-  DC then its AC table (each once), one DHT segment per table; SOS names
-  each component's ``DC << 4 | AC`` slots, then Ss = 0, Se = 63, Ah = Al = 0.
+* SOF: precision 8, height, width, then per component its id (as
+  jpeg_set_colorspace numbers them: 1, 2, 3 for YCbCr), ``h << 4 | v``, and
+  its table slot.
+* jpeg_set_colorspace gives luma-like components Huffman tables 0 and Cb, Cr
+  tables 1 (colorspace.TABLE_SLOTS); a sequential scan holds every
+  component (at most 4), sends, per component in order, its DC then its AC
+  table (each once), one DHT segment per table; SOS names each component's
+  ``DC << 4 | AC`` slots, then Ss = 0, Se = 63, Ah = Al = 0.
 """
 from __future__ import annotations
 
@@ -26,10 +30,12 @@ import struct
 
 import numpy as np
 
+from .colorspace import ADOBE_TRANSFORM, COMPONENT_IDS, TABLE_SLOTS
 from .huffman import ZIGZAG, HuffmanTable
 
 SOF_BASELINE, SOF_EXTENDED, SOF_PROGRESSIVE = 0xC0, 0xC1, 0xC2
 JFIF = b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+ADOBE = b"Adobe\x00\x64\x00\x00\x00\x00"  # jcmarker.c emit_adobe_app14: version 100, flags 0; the transform follows
 MAX_TABLE_SLOT = 3  # DQT's Tq: 0..3
 
 
@@ -48,16 +54,21 @@ def file_header(
     qtable_index: tuple[int, ...],
     sampling: tuple[tuple[int, int], ...],
     size: tuple[int, int],
+    color_space: str,
 ) -> bytes:
-    """SOI, JFIF, DQT and the frame header; ``sof`` is SOF0 or SOF2 (SOF0
-    becomes SOF1 if a table needs 16 bits).
+    """SOI, JFIF or Adobe marker, DQT and the frame header; ``sof`` is SOF0
+    or SOF2 (SOF0 becomes SOF1 if a table needs 16 bits).
 
     Args:
         tables: ``(T, 8, 8)`` integer quantization tables (1..65535), natural order.
-        qtable_index, sampling, size: as in :class:`diffjpeg.Coefficients`;
+        qtable_index, sampling, size, color_space: as in :class:`diffjpeg.Coefficients`;
             ``qtable_index`` values are the DQT slots, so at most ``MAX_TABLE_SLOT``.
     """
-    out = [b"\xff\xd8", segment(0xE0, JFIF)]
+    if color_space in ADOBE_TRANSFORM:
+        marker = segment(0xEE, ADOBE + bytes([ADOBE_TRANSFORM[color_space]]))
+    else:
+        marker = segment(0xE0, JFIF)
+    out = [b"\xff\xd8", marker]
     wide_any = False
     for slot in dict.fromkeys(qtable_index):  # component order, each table once
         table = tables[slot].reshape(64)[list(ZIGZAG)]
@@ -68,33 +79,30 @@ def file_header(
         sof = SOF_EXTENDED
     height, width = size
     frame = struct.pack(">BHHB", 8, height, width, len(qtable_index))
-    for ci, ((h, v), slot) in enumerate(zip(sampling, qtable_index)):
-        frame += bytes([ci + 1, h << 4 | v, slot])
+    for cid, (h, v), slot in zip(COMPONENT_IDS[color_space], sampling, qtable_index):
+        frame += bytes([cid, h << 4 | v, slot])
     out.append(segment(sof, frame))
     return b"".join(out)
 
 
-def huffman_slot(component: int) -> int:
-    return 0 if component == 0 else 1
-
-
 def sequential_file(
     header: bytes,
-    count: int,
+    color_space: str,
     huffman: dict[tuple[int, bool], HuffmanTable],
     data: bytes,
 ) -> bytes:
     """A whole sequential file: ``header`` from :func:`file_header`, then one
-    scan of ``count`` components with ``huffman`` tables ``{(slot, is_dc): table}``
-    (:func:`diffjpeg.huffman.scan_tables`) and entropy-coded ``data``."""
+    scan of the components of ``color_space`` with ``huffman`` tables
+    ``{(slot, is_dc): table}`` (:func:`diffjpeg.huffman.scan_tables`) and
+    entropy-coded ``data``."""
     out = [header]
     sent = set()
-    for ci in range(count):
-        slot = huffman_slot(ci)
+    slots, ids = TABLE_SLOTS[color_space], COMPONENT_IDS[color_space]
+    for slot in slots:
         for dc in (True, False):
             if (slot, dc) not in sent:
                 sent.add((slot, dc))
                 out.append(dht_segments({slot: huffman[(slot, dc)]}, 0 if dc else 1))
-    scan = bytes([count]) + b"".join(bytes([ci + 1, huffman_slot(ci) * 0x11]) for ci in range(count)) + bytes([0, 63, 0])
+    scan = bytes([len(ids)]) + b"".join(bytes([cid, slot * 0x11]) for cid, slot in zip(ids, slots)) + bytes([0, 63, 0])
     out += [segment(0xDA, scan), data, b"\xff\xd9"]
     return b"".join(out)

@@ -9,7 +9,8 @@ default (Pillow never turns it off). :func:`smooth` is that step, applied to
 the quantized coefficients in :func:`diffjpeg.decode`, so that one
 implementation serves the compiled kernel and the tensor stages; a file's
 progression state (:class:`diffjpeg.Progression`) is set by
-:func:`diffjpeg.read` from its scan headers (:func:`progression_bits`).
+:func:`diffjpeg.read` from libjpeg's own state (the compiled reader), or
+from its scan headers (:func:`progression_bits`, the jpeglib fallback).
 
 Facts relied on (libjpeg-turbo 3.2's jdcoefct.c ``smoothing_ok`` and
 ``decompress_smooth_data``, the 5x5 form of 2.1 with the edge fixes of 3.0.1;
@@ -41,9 +42,14 @@ jdphuff.c/jdarith.c ``start_pass`` for the state):
   MCU padding row under the last one (an interleaved DC scan codes it), and
   with two iMCU rows the last block row reads the row above it twice.
   :func:`window_rows` reproduces it by running that bookkeeping.
-* After a scan that ran out of data, libjpeg uses the state before that scan
-  for the iMCU rows past the point where data ran out; :func:`smooth` uses
-  the final state everywhere (files that read with ``strict=True`` are whole).
+* After a scan that ran out of data, libjpeg uses, for the iMCU rows after
+  ``last_good_iMCU_row`` (the last one whose MCUs the entropy decoder began
+  with data left, jdcoefct.c ``consume_data``), each component's state from
+  before its last scan (``coef_bits[num_components + c]``, zigzag 1..9,
+  latched by ``smoothing_ok``; all -1 after a single scan); whether to
+  smooth at all still follows the final state. :func:`smooth` does the same
+  when :class:`diffjpeg.Progression` gives both (the compiled reader takes
+  them from libjpeg), else uses the final state everywhere.
 
 libjpeg-turbo 2.1 to 3.0.0 (OpenCV builds bundle some of them) differ at
 edges: images two blocks wide, and vertically subsampled components.
@@ -287,8 +293,11 @@ def smooth(
     interleaved = len(components) > 1
     out = []
     for ci, (blocks, geometry) in enumerate(zip(components, geometries)):
-        plan = _plan(progression.bits[ci])
-        if not plan:
+        plans = [_plan(progression.bits[ci])]
+        late = _late_rows(progression, blocks.shape[1], geometry.factors[1], blocks.device)
+        if late is not None:  # the rows after the last good one: the earlier state
+            plans.append(_plan(progression.previous[ci]))
+        if not any(plans):
             out.append(blocks)
             continue
         padding = _padding(progression.padding_dc[ci], count, blocks.shape[2], ci, blocks.device)
@@ -301,10 +310,26 @@ def smooth(
             return _window_dc(dc, pad.to(dc.dtype), geometry, imcu_rows)
 
         flat, q = blocks.flatten(-2), q_all[:, ci]
+
+        def estimated(integer: bool, exact: bool, flat=flat, q=q, plans=plans, late=late, window=window) -> Tensor:
+            results = [_estimated(flat, q, plan, window, usable, integer, exact) if plan else flat for plan in plans]
+            if late is None:
+                return results[0]
+            return torch.where(late.reshape(-1, 1, 1), results[1], results[0])
+
         if mode == "soft":
-            result = _estimated(flat, q, plan, window, usable, integer=False, exact=False)
+            result = estimated(integer=False, exact=False)
         else:
-            value = _estimated(flat, q, plan, window, usable, integer=True, exact=True)
-            result = exact_value(value, flat, lambda: _estimated(flat, q, plan, window, usable, integer=False, exact=True), q)
+            result = exact_value(estimated(integer=True, exact=True), flat, lambda estimated=estimated: estimated(integer=False, exact=True), q)
         out.append(result.reshape(blocks.shape))
     return out
+
+
+def _late_rows(progression, rows: int, v: int, device) -> Tensor | None:
+    """Which of a component's ``rows`` block rows lie in iMCU rows (``v``
+    block rows each) after ``progression.last_good_imcu_row``; ``None`` if
+    none do or the file's earlier state is not known."""
+    last_good = progression.last_good_imcu_row
+    if progression.previous is None or last_good is None or (rows - 1) // v <= last_good:
+        return None
+    return torch.arange(rows, device=device) // v > last_good

@@ -70,3 +70,14 @@ def assert_identical(mine: np.ndarray, reference: np.ndarray) -> None:
     assert mine.shape == reference.shape
     diff = mine.astype(int) != reference.astype(int)
     assert not diff.any(), f"{diff.sum()} of {diff.size} values differ"
+
+
+def decoded_pixels(data: bytes, **options) -> np.ndarray:
+    """``data`` read by diffjpeg (``options`` as :func:`diffjpeg.read`) and
+    decoded in exact mode, as uint8 (H, W, 3) or (H, W) like Pillow's."""
+    import torch
+
+    import diffjpeg
+
+    x = torch.round(diffjpeg.decode(diffjpeg.read(data, **options)) * 255).to(torch.uint8)
+    return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()

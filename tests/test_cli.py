@@ -170,15 +170,14 @@ def _one_line_error(stderr: str, expected: str, name: str) -> None:
 
 
 def test_mistakes_give_one_line_from_the_real_command(tmp_path, photo):
-    """``python -m diffjpeg`` in child processes (run side by side: each imports torch)."""
+    """``python -m diffjpeg`` in child processes, side by side (each imports
+    torch): one mistake argparse finds, one found while running. The other
+    mistakes go through the same ``main`` in-process below."""
     (tmp_path / "notes.txt").write_text("not an image")
     good, out = str(photo), str(tmp_path / "o.jpg")
     cases = {
-        "missing file": (["compress", str(tmp_path / "nope.png"), "-q", "50", "-o", out], "no such file"),
         "not an image": (["compress", str(tmp_path / "notes.txt"), "-q", "50", "-o", out], "not an image"),
         "quality -5": (["compress", good, "-q", "-5", "-o", out], "quality must be an integer from 0 to 100, got '-5'"),
-        "bad subsampling": (["compress", good, "-q", "50", "--subsampling", "4:1:1", "-o", out], "invalid choice: '4:1:1'"),
-        "unwritable output": (["compress", good, "-q", "50", "-o", str(tmp_path / "no" / "dir" / "o.jpg")], "does not exist"),
     }
     runs = {name: subprocess.Popen([sys.executable, "-m", "diffjpeg", *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                    text=True, cwd=tmp_path) for name, (argv, _) in cases.items()}
@@ -199,6 +198,10 @@ def test_mistakes_give_one_line_from_the_real_command(tmp_path, photo):
     (["compress", "{good}", "-q", "50"], "-o/--output"),
     (["compress", "{good}", "-q", "50", "-o", "{dir}"], "it is a folder"),
     (["compress", "{good}", "-q", "50", "-o", "{out}", "--fast"], "unrecognized arguments: --fast"),
+    (["compress", "{dir}/nope.png", "-q", "50", "-o", "{out}"], "no such file"),
+    (["compress", "{notes}", "-q", "50", "-o", "{out}"], "not an image"),
+    (["compress", "{good}", "-q", "50", "--subsampling", "4:1:1", "-o", "{out}"], "invalid choice: '4:1:1'"),
+    (["compress", "{good}", "-q", "50", "-o", "{dir}/no/dir/o.jpg"], "does not exist"),
     (["compare", "{good}", "-o", "{dir}/fig.xyz"], "must end in one of"),
     (["compare", "{good}", "-o", "{dir}/no/fig.png"], "does not exist"),
     (["compare", "{dir}/nope.png"], "no such file"),
@@ -212,7 +215,8 @@ def test_mistakes_give_one_line_from_the_real_command(tmp_path, photo):
 ])
 def test_mistakes_give_one_line(tmp_path, photo, capsys, argv, expected):
     (tmp_path / "cut.png").write_bytes(photo.read_bytes()[:300])
-    names = {"cut": tmp_path / "cut.png", "dir": tmp_path, "good": photo, "out": tmp_path / "o.jpg"}
+    (tmp_path / "notes.txt").write_text("not an image")
+    names = {"cut": tmp_path / "cut.png", "dir": tmp_path, "good": photo, "out": tmp_path / "o.jpg", "notes": tmp_path / "notes.txt"}
     try:
         status = cli.main([a.format(**names) for a in argv])
     except SystemExit as e:  # argparse's way

@@ -461,8 +461,8 @@ def _good_calls():
     blocks = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
     common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32))
     encode = dict(common, image=np.zeros((1, 3, 8, 8), np.uint8), image_kind=0, blocks=blocks, blocks_kind=1, dct=None, constants=native._constants(False))
-    decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1,
-                  constants=native._constants(True), tables=np.ones((1, 3 * 64)))  # decode's tables: float64, rounded there
+    decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1, constants=native._constants(True),
+                  tables=np.ones((1, 3 * 64)), convert=1, invert=0)  # decode's tables: float64, rounded there
     return encode, decode
 
 
@@ -470,6 +470,7 @@ def test_kernel_rejects_bad_calls():
     """The kernel checks what it is given, whoever calls it: every argument,
     by keyword only; buffer sizes (without overflow), kinds, geometry, tables, items."""
     from diffjpeg import _native
+    from diffjpeg.geometry import component_geometry
 
     encode, decode = _good_calls()
     assert _native.encode(**encode) is None
@@ -520,3 +521,13 @@ def test_kernel_rejects_bad_calls():
     refuses(_native.encode, encode, ValueError, "bad arguments", dct=outs[:2])
     refuses(_native.encode, encode, ValueError, "dct", dct=outs[:2] + (np.zeros(3, np.float32),))
     refuses(_native.encode, encode, BufferError, None, dct=outs[:2] + (b"x" * 256,))
+    # decode's color steps: YCbCr to RGB needs three channels; invert names existing channels; encode takes 1 or 3
+    for changes in ({"convert": 2}, {"convert": -1}, {"invert": 8}, {"invert": -1}):
+        refuses(_native.decode, decode, ValueError, "bad arguments", **changes)
+    four = dict(geometry=native._geometry([component_geometry((8, 8), (1, 1), (1, 1))] * 4), tables=np.ones((1, 4 * 64)),
+                blocks=outs + outs[:1])
+    assert _native.decode(**{**decode, **four, "image": np.zeros((1, 4, 8, 8), np.float32), "invert": 15}) is True
+    refuses(_native.encode, encode, ValueError, "bad arguments", **four, image=np.zeros((1, 4, 8, 8), np.uint8))
+    one = dict(geometry=geometry[:1].copy(), tables=np.ones((1, 64)), blocks=outs[:1], image=np.zeros((1, 1, 8, 8), np.float32))
+    assert _native.decode(**{**decode, **one, "convert": 0}) is True
+    refuses(_native.decode, decode, ValueError, "bad arguments", **one)

@@ -62,6 +62,21 @@ def test_cut_progressive_files_decode_like_pillow(kind, size):
             assert_identical(to_uint8(diffjpeg.decode(c)), reference)
 
 
+def test_cut_cmyk_progressive_files_decode_like_pillow():
+    """Four components, each with its own state: Pillow's CMYK files cut at every scan."""
+    buf = io.BytesIO()
+    Image.fromarray(photo(37, 53)).convert("CMYK").save(buf, "JPEG", quality=80, progressive=True)
+    smoothed = 0
+    for part in every_cut(buf.getvalue()):
+        c = diffjpeg.read(part)
+        smoothed += c.progression is not None
+        reference = np.asarray(Image.open(io.BytesIO(part)))
+        for kernel in (True, False):
+            with native.enabled(kernel):
+                assert_identical(to_uint8(diffjpeg.decode(c)), reference)
+    assert smoothed >= 5
+
+
 def test_smoothing_is_what_closes_the_gap():
     """Without it (the decoder before smoothing), the same files differ from Pillow."""
     data = pillow_file(photo(37, 53), quality=80, progressive=True)

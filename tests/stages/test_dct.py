@@ -1,14 +1,17 @@
-"""diffjpeg.dct against libjpeg-turbo's jpeg_fdct_islow (jfdctint.c) and
-jpeg_idct_islow (jidctint.c), written out here as plain Python integer code,
-with the range limit of the x86-64/Arm SIMD inverse that diffjpeg documents:
-pass-1 results saturated to int16 (packssdw), outputs to int8 (packsswb), + 128."""
+"""diffjpeg.dct against libjpeg-turbo's jpeg_fdct_islow (jfdctint.c) and its
+inverse, written out here as plain Python integer code: jpeg_idct_islow
+(jidctint.c) with the range limit of the x86-64 SIMD inverse (pass-1 results
+saturated to int16, packssdw; outputs to int8, packsswb; + 128), and that
+SIMD inverse itself (jidctint-avx2.asm) step by step, with its 16-bit sums;
+the two agree wherever no 16-bit step wraps. Pillow's decoding of crafted
+files is the ground truth for the SIMD form (here and tests/test_hostile.py)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from diffjpeg.dct import dequantized_integers, fdct, fdct_islow, idct, idct_islow
+from diffjpeg.dct import dequantized_integers, fdct, fdct_islow, idct, idct_islow, wrap_int16
 
 CONST_BITS, PASS1_BITS = 13, 2
 FIX_0_298631336, FIX_0_390180644, FIX_0_541196100, FIX_0_765366865 = 2446, 3196, 4433, 6270
@@ -92,12 +95,54 @@ def saturate(v, lo, hi):
     return min(hi, max(lo, v))
 
 
-def reference_idct(block):
+def reference_idct_c(block):
     """jpeg_idct_islow on 8x8 dequantized coefficients (lists) with the SIMD range limit."""
     columns = [idct_1d([block[i][j] for i in range(8)], CONST_BITS - PASS1_BITS) for j in range(8)]
     work = [[saturate(columns[j][i], -32768, 32767) for j in range(8)] for i in range(8)]  # packssdw
     rows = [idct_1d(r, CONST_BITS + PASS1_BITS + 3) for r in work]
     return [[saturate(v, -128, 127) + 128 for v in r] for r in rows]  # packsswb, + CENTERJSAMPLE
+
+
+def w16(x):
+    """A 16-bit register's value: x modulo 2**16 in [-32768, 32767]."""
+    return (x + 32768) % 65536 - 32768
+
+
+def dodct(x, shift):
+    """jidctint-avx2.asm's DODCT on 8 int16 inputs: pmaddwd pairs (exact),
+    paddw/psubw for in0 +- in4, z3 = in7 + in3, z4 = in5 + in1 (16-bit),
+    the rest 32-bit; DESCALE, then packssdw."""
+    in0, in1, in2, in3, in4, in5, in6, in7 = x
+    tmp3 = in2 * (FIX_0_541196100 + FIX_0_765366865) + in6 * FIX_0_541196100
+    tmp2 = in2 * FIX_0_541196100 + in6 * (FIX_0_541196100 - FIX_1_847759065)
+    tmp0, tmp1 = w16(in0 + in4) << CONST_BITS, w16(in0 - in4) << CONST_BITS
+    tmp10, tmp13, tmp11, tmp12 = tmp0 + tmp3, tmp0 - tmp3, tmp1 + tmp2, tmp1 - tmp2
+    z3, z4 = w16(in7 + in3), w16(in5 + in1)
+    z3, z4 = (z3 * (FIX_1_175875602 - FIX_1_961570560) + z4 * FIX_1_175875602,
+              z3 * FIX_1_175875602 + z4 * (FIX_1_175875602 - FIX_0_390180644))
+    tmp0 = in7 * (FIX_0_298631336 - FIX_0_899976223) + in1 * -FIX_0_899976223 + z3
+    tmp1 = in5 * (FIX_2_053119869 - FIX_2_562915447) + in3 * -FIX_2_562915447 + z4
+    tmp2 = in5 * -FIX_2_562915447 + in3 * (FIX_3_072711026 - FIX_2_562915447) + z3
+    tmp3 = in7 * -FIX_0_899976223 + in1 * (FIX_1_501321110 - FIX_0_899976223) + z4
+    out = [tmp10 + tmp3, tmp11 + tmp2, tmp12 + tmp1, tmp13 + tmp0, tmp13 - tmp0, tmp12 - tmp1, tmp11 - tmp2, tmp10 - tmp3]
+    assert all(abs(v) < 2**31 - 2**17 for v in out)  # int32 holds them
+    return [saturate(DESCALE(v, shift), -32768, 32767) for v in out]
+
+
+def reference_idct(block, quantized=None):
+    """jsimd_idct_islow_avx2 on 8x8 dequantized coefficients (lists), which
+    pmullw has already taken modulo 2**16: pass 1 on columns, or, when rows
+    1-7 of the quantized block are zero, row 0 << 2 in 16 bits (psllw);
+    pass 2 on rows (no shortcut); packsswb; + 128."""
+    block = [[w16(v) for v in row] for row in block]
+    rows_1_7 = (quantized or block)[1:]
+    if not any(any(row) for row in rows_1_7):
+        work = [[w16(v << PASS1_BITS) for v in block[0]] for _ in range(8)]
+    else:
+        columns = [dodct([block[i][j] for i in range(8)], CONST_BITS - PASS1_BITS) for j in range(8)]
+        work = [[columns[j][i] for j in range(8)] for i in range(8)]
+    rows = [dodct(r, CONST_BITS + PASS1_BITS + 3) for r in work]
+    return [[saturate(v, -128, 127) + 128 for v in r] for r in rows]
 
 
 # ------------------------------------------------------------------ blocks
@@ -152,7 +197,7 @@ def test_fdct_islow_known_values():
         assert out[0, 0].item() == 64 * level and not out.flatten()[1:].any()
 
 
-def test_idct_islow_equals_jidctint_with_simd_saturation():
+def test_idct_islow_equals_the_simd_inverse():
     blocks = coefficient_blocks()
     mine = idct_islow(torch.from_numpy(blocks).to(torch.int32))
     assert mine.dtype == torch.int32
@@ -160,10 +205,25 @@ def test_idct_islow_equals_jidctint_with_simd_saturation():
         assert m == reference_idct(b), b
 
 
+def test_c_and_simd_inverses_agree_where_no_16_bit_step_wraps():
+    """Dequantized values within 8191 and pass-1 results within 16383: the
+    matrix passes' domain, where the SIMD inverse is jidctint.c's."""
+    blocks = coefficient_blocks()
+    small = blocks[np.abs(blocks).max(axis=(1, 2)) <= 8191]
+    assert len(small) > 150
+    agree = 0
+    for b in small.tolist():
+        columns = [idct_1d([b[i][j] for i in range(8)], CONST_BITS - PASS1_BITS) for j in range(8)]
+        if max(abs(saturate(v, -32768, 32767)) for col in columns for v in col) <= 16383:
+            assert reference_idct_c(b) == reference_idct(b), b
+            agree += 1
+    assert agree > 150
+
+
 def test_idct_islow_int32_sums_at_their_bound():
-    """Every column pass output at its largest magnitude: each column of the block
-    carries the signs of one row of the pass's matrix, times 32767 (the int32
-    route's bound, below 2**31)."""
+    """Every output of a pass at its largest magnitude: each column of the
+    block carries the signs of one row of the pass's matrix, times 32767 (the
+    butterflies' int32 bound)."""
     blocks = []
     for sign in (1, -1):
         b = [[0] * 8 for _ in range(8)]
@@ -176,15 +236,14 @@ def test_idct_islow_int32_sums_at_their_bound():
     assert mine.tolist() == [reference_idct(b) for b in blocks]
 
 
-def test_idct_islow_int64_route_beyond_int16():
-    """Dequantized values beyond int16 (hostile files) go through int64 exactly,
-    then saturate after pass 1 as the int32 route does."""
+def test_idct_islow_takes_values_beyond_int16_modulo_2_16():
+    """Products beyond int16 (hostile files) are what pmullw leaves of them."""
     rng = np.random.default_rng(5)
     blocks = list(rng.integers(-(2**35), 2**35 + 1, (20, 8, 8)))
     blocks += list(rng.integers(-(2**20), 2**20 + 1, (20, 8, 8)))
     blocks += [np.full((8, 8), 2**35), np.full((8, 8), -(2**35))]
     b = np.zeros((8, 8), np.int64)
-    b[0, 0] = 40000  # DC only: the shortcut, 160000 saturates
+    b[0, 0] = 40000  # DC only: the shortcut, 40000 is -25536 in 16 bits
     blocks.append(b)
     blocks = np.array(blocks, dtype=np.int64)
     mine = idct_islow(torch.from_numpy(blocks))
@@ -192,10 +251,23 @@ def test_idct_islow_int64_route_beyond_int16():
         assert m == reference_idct(b), b
 
 
-def test_dequantized_integers_routes():
-    assert dequantized_integers(torch.tensor([2.5, -3.5, 32767.0])).dtype == torch.int32
-    out = dequantized_integers(torch.tensor([32768.0, 2.0**40, -(2.0**40)]))
-    assert out.dtype == torch.int64 and out.tolist() == [32768, 2**35, -(2**35)]
+def test_the_shortcut_follows_the_quantized_block():
+    """Rows 1-7 quantized nonzero but dequantized to 0 modulo 2**16: no
+    shortcut, so a DC beyond 8191 saturates instead of wrapping (Pillow's
+    pixels: NO_SHORTCUT below)."""
+    deq = torch.zeros(8, 8, dtype=torch.int32)
+    deq[0, 0] = 10000
+    quantized = torch.zeros(8, 8, dtype=torch.int32)
+    quantized[0, 0], quantized[1, 0] = 500, 512  # 512 * 128 = 65536: 0 in 16 bits
+    full = idct_islow(deq, quantized=quantized).tolist()
+    assert full == reference_idct(deq.tolist(), quantized.tolist()) == [[255] * 8] * 8
+    assert idct_islow(deq).tolist() == reference_idct(deq.tolist()) == [[0] * 8] * 8
+
+
+def test_dequantized_integers_wrap_as_pmullw():
+    assert dequantized_integers(torch.tensor([2.5, -3.5, 32767.0])).tolist() == [2, -4, 32767]
+    out = dequantized_integers(torch.tensor([32768.0, 2.0**40, -(2.0**40) - 3, 65536.0 * 7 + 9]))
+    assert out.dtype == torch.int32 and out.tolist() == [-32768, 0, 0, 9]
 
 
 # Blocks of dequantized coefficients within int16 on which libjpeg-turbo's SIMD
@@ -213,32 +285,48 @@ def block(entries):
     return b
 
 
-def test_pillow_wraps_on_those_blocks(tmp_path):
-    """The ground truth of the xfail below: files holding those coefficients
-    (Q = 20 everywhere) as Pillow's libjpeg-turbo decodes them."""
+# Quantized DC 500 and (1, 0) 512 under table entries 20 and 128: 512 * 128
+# is 0 in 16 bits, but the quantized block has a nonzero row 1, so pass 1
+# takes no shortcut and the DC's 40000 saturates.
+NO_SHORTCUT = {(0, 0): 500, (1, 0): 512}
+NO_SHORTCUT_TABLE = {(0, 0): 20, (1, 0): 128}
+NO_SHORTCUT_PIXELS = [[255] * 8] * 8
+
+
+def pillow_pixels_of(tmp_path, quantized, table):
+    """A one-block grayscale file with these quantized coefficients and
+    table, written by libjpeg (jpeglib), as Pillow decodes it."""
     jpeglib = pytest.importorskip("jpeglib")
     from PIL import Image
 
     base = tmp_path / "base.jpg"
     jpeglib.from_spatial(np.full((8, 8, 1), 128, np.uint8)).write_spatial(str(base), qt=50)
     image = jpeglib.read_dct(str(base))
-    image.qt = np.full_like(image.qt, 20)
+    image.qt = table.reshape(image.qt.shape).astype(image.qt.dtype)
+    image.Y = quantized.reshape(image.Y.shape).astype(image.Y.dtype)
+    path = tmp_path / "x.jpg"
+    image.write_dct(str(path))
+    return np.asarray(Image.open(path)).tolist()
+
+
+def test_pillow_wraps_on_those_blocks(tmp_path):
+    """The ground truth of the test below: files holding those coefficients
+    (Q = 20 everywhere, or the tables given) as Pillow's libjpeg-turbo
+    decodes them."""
+    twenty = np.full((8, 8), 20)
     for entries, pixels in ((DC_ONLY, DC_ONLY_PIXELS), (DC_AND_4_0, DC_AND_4_0_PIXELS)):
-        image.Y = (block(entries) // 20).reshape(image.Y.shape).astype(image.Y.dtype)
-        path = tmp_path / "x.jpg"
-        image.write_dct(str(path))
-        assert np.asarray(Image.open(path)).tolist() == pixels
+        assert pillow_pixels_of(tmp_path, block(entries) // 20, twenty) == pixels
+    table = np.maximum(block(NO_SHORTCUT_TABLE), 1)
+    assert pillow_pixels_of(tmp_path, block(NO_SHORTCUT), table) == NO_SHORTCUT_PIXELS
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "idct_islow: libjpeg-turbo's AVX2 inverse (jidctint-avx2.asm) also computes in 16 bits "
-    "with wraparound: vpsllw for the DC-only columns' << 2, vpaddw for in0 +- in4 and the odd "
-    "sums; coefficients within int16 whose sums or DC << 2 leave int16 decode differently in "
-    "Pillow (hostile files only)"))
 def test_idct_islow_wraps_16_bit_sums_as_the_simd_build_does():
-    """Pillow's decodes of these two blocks (see the test above)."""
+    """Pillow's decodes of these blocks (see the test above)."""
     assert idct_islow(torch.from_numpy(block(DC_ONLY)).to(torch.int32)).tolist() == DC_ONLY_PIXELS
     assert idct_islow(torch.from_numpy(block(DC_AND_4_0)).to(torch.int32)).tolist() == DC_AND_4_0_PIXELS
+    quantized = torch.from_numpy(block(NO_SHORTCUT)).to(torch.int32)
+    table = torch.from_numpy(np.maximum(block(NO_SHORTCUT_TABLE), 1)).to(torch.int32)
+    assert idct_islow(wrap_int16(quantized * table), quantized=quantized).tolist() == NO_SHORTCUT_PIXELS
 
 
 # ------------------------------------------------------------------ float forms

@@ -158,12 +158,15 @@ def test_dequantize_integers_is_the_integer_product():
     assert out.tolist() == [[[[int(a) * int(b) for a, b in zip(r1, r2)] for r1, r2 in zip(p1, p2)] for p1, p2 in zip(b1, b2)] for b1, b2 in [(q.tolist(), t.tolist())]][0]
 
 
-def test_dequantize_integers_beyond_int16_is_int64_and_saturates_at_2_35():
-    q = torch.tensor([32767.0, -32768.0, 40000.0, 2.0**30, -(2.0**30)])
-    t = torch.tensor([1.0, 1.0, 3.0, 2.0**10, 2.0**10])
+def test_dequantize_integers_beyond_int16_keep_the_low_16_bits():
+    """As libjpeg-turbo's SIMD dequantization (pmullw) keeps them: the
+    product modulo 2**16, exact for any factors up to 2**40."""
+    q = torch.tensor([32767.0, -32768.0, 40000.0, 2.0**30, -(2.0**30), 1023.0, -(2.0**39) - 5])
+    t = torch.tensor([1.0, 1.0, 3.0, 2.0**10, 2.0**10, 65535.0, 65521.0])
     out = dequantize_integers(q, t)
-    assert out.dtype == torch.int64
-    assert out.tolist() == [32767, -32768, 120000, 2**35, -(2**35)]
+    assert out.dtype == torch.int32
+    exact = [int(a) * int(b) for a, b in zip(q.tolist(), t.tolist())]
+    assert out.tolist() == [(v + 32768) % 65536 - 32768 for v in exact]
 
 
 @pytest.mark.parametrize("rounding", ["linear", "polynomial", "fourier", "sigmoid"])
