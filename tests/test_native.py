@@ -264,6 +264,11 @@ def _extreme_blocks(seed: int) -> Coefficients:
     y[0, 0, 4, 3, 5] = -32767.0
     y[0, 0, 5] = (torch.arange(64).reshape(8, 8) - 31.5) * 3  # halves: rounded to even
     y[0, 1] = torch.randint(-300, 301, (6, 8, 8), generator=g).double()  # ordinary values beside them
+    y[0, 2] = torch.randint(-8191, 8192, (6, 8, 8), generator=g).double()  # the matrix form's limit ...
+    y[0, 3, 0] = 8191.0  # ... with pass-1 results beyond 16383: pass 2 as the SIMD butterflies
+    y[0, 3, 1] = 0.0
+    y[0, 3, 1, 0, 0] = -8191.0
+    y[0, 3, 2] = 8191.0 * (torch.arange(64).reshape(8, 8) % 3 - 1)
     small = torch.randint(-2000, 2001, (1, 3, 3, 8, 8), generator=g).double()
     tables = torch.stack([torch.ones(8, 8), torch.randint(1, 17, (8, 8), generator=g).float()])[None]
     return Coefficients(y=y.float(), cb=small.float(), cr=(-small).float(), qtables=tables, sampling="4:2:0", size=(45, 48))
