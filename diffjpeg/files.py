@@ -353,7 +353,7 @@ def _progression(structure, state, padding, as_tensor, data: bytes) -> Progressi
         return None
     if state is not None:
         bits, previous, scans, last_good = state
-        if all(b == 0 for row in bits for b in row):
+        if not any(any(row) for row in bits):  # every coefficient complete
             return None
         if scans < 2:  # smoothing_ok latches -1 for the earlier state then
             previous = tuple((-1,) * 64 for _ in previous)
@@ -365,7 +365,7 @@ def _progression(structure, state, padding, as_tensor, data: bytes) -> Progressi
         except JPEGError:
             pass
     bits = progression_bits(scans, [c.id for c in structure.components])
-    if all(b == 0 for row in bits for b in row):
+    if not any(any(row) for row in bits):
         return None
     return Progression(bits, tuple(None if p is None else as_tensor(p) for p in padding))
 
