@@ -238,7 +238,7 @@ def _parse_sos(body: bytes, frame: Structure, header: tuple[int, int]) -> Scan:
     count = body[0]
     if not 1 <= count <= 4 or len(body) != 4 + 2 * count:
         raise JPEGError(f"scan header (SOS) with {count} components has length {len(body) + 2}")
-    ids = tuple(body[1 + 2 * i] for i in range(count))
+    ids = tuple(body[1 : 1 + 2 * count : 2])
     known = {c.id for c in frame.components}
     if any(i not in known for i in ids) or len(set(ids)) != count:
         raise JPEGError(f"scan names components {list(ids)}, the frame has {sorted(known)}")
