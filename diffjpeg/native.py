@@ -9,9 +9,18 @@ themselves when it applies:
 * ``forward="exact"``, CPU tensors, uint8/float32/float64 images,
   float32/float64 coefficients,
 * libjpeg's color matrices, sampling ratios of 1 or 2 (4:4:4, 4:2:2, 4:2:0,
-  4:4:0, grayscale), integer tables; decode takes every color space
+  4:4:0, grayscale), integer tables (decode rounds its tables as exact mode
+  does, and takes any within 65535); decode takes every color space
   (:data:`diffjpeg.color.DECODER_STEPS`), encode RGB and grayscale,
 * not while ``torch.compile`` traces.
+
+A plain exact decode (no gradient wanted, nothing to smooth, CPU tensors)
+goes straight to the kernel from :func:`decode_coefficients`, with no tensor
+operation before it: the kernel itself finds what it cannot take (a value
+not finite, too large), and decode's general path then checks and reports
+it. On CPUs with AVX2 the inverse DCT and the color conversion run as
+16-bit multiply-adds (intrinsics; the same integer sums, so the same
+values); ``DIFFJPEG_NO_INTRINSICS=1`` at import keeps them portable.
 
 Without a gradient the kernel's output is the result. With one, the kernel
 gives the values and the codec builds the graph from the real-valued stages
