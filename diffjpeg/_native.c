@@ -1157,16 +1157,25 @@ static int run_strips(const Job *job, const Scratch *s)
     return 1;
 }
 
-/* Large images are written once, page by page: where the system has
- * transparent huge pages on request (Linux's "madvise" setting), asking
- * for them on the 2 MiB-aligned part of the output spares most of the page
- * faults. Advice only: nothing changes if it is refused. */
-static void advise_huge_pages(void *buffer, size_t length)
+/* Large outputs are written once, page by page. Where the system has
+ * transparent huge pages on request (Linux's "madvise" setting), asking for
+ * them on the 2 MiB-aligned part spares most of the page faults; and
+ * faulting the pages in here, in one call (MADV_POPULATE_WRITE, Linux 5.14),
+ * before the strips are shared among threads, keeps threads from faulting
+ * huge pages in at once, which stalls them. Advice only: nothing changes if
+ * it is refused. */
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23
+#endif
+static void prepare_pages(void *buffer, size_t length)
 {
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const uintptr_t huge = (uintptr_t)1 << 21;
+    const uintptr_t huge = (uintptr_t)1 << 21, page = 4096;
     uintptr_t start = ((uintptr_t)buffer + huge - 1) & ~(huge - 1), end = ((uintptr_t)buffer + length) & ~(huge - 1);
-    if (length >= 4 * huge && end > start) madvise((void *)start, end - start, MADV_HUGEPAGE);
+    if (length < 2 * huge || end <= start) return;
+    madvise((void *)start, end - start, MADV_HUGEPAGE);
+    start = (uintptr_t)buffer & ~(page - 1), end = ((uintptr_t)buffer + length + page - 1) & ~(page - 1);
+    madvise((void *)start, end - start, MADV_POPULATE_WRITE);
 #else
     (void)buffer, (void)length;
 #endif
@@ -1184,7 +1193,6 @@ static int run_call(PyObject *args, PyObject *kwargs, int direction)
     if (parse_arguments(args, kwargs, direction, &a, &job) < 0 || acquire_buffers(&a, &job) < 0) goto done;
     ok = !job.declined;
     if (job.n_items == 0 || job.declined) goto done;
-    if (direction == DECODE) advise_huge_pages(job.image.view.buf, (size_t)job.image.view.len);
     Scratch s;
     uint8_t *scratch = malloc(scratch_layout(&job, NULL, NULL));
     if (!scratch) {
@@ -1243,11 +1251,26 @@ static PyObject *native_decode(PyObject *self, PyObject *args, PyObject *kwargs)
     return ok < 0 ? NULL : PyBool_FromLong(ok);
 }
 
+/* prepare(buffer): prepare_pages on a writable buffer that decode is about
+ * to fill (native.py calls it once, before sharing the strips). */
+static PyObject *native_prepare(PyObject *self, PyObject *buffer)
+{
+    (void)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    prepare_pages(view.buf, (size_t)view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))native_encode, METH_VARARGS | METH_KEYWORDS,
      "Exact no-gradient encode of a batch (see diffjpeg/native.py)."},
     {"decode", (PyCFunction)(void (*)(void))native_decode, METH_VARARGS | METH_KEYWORDS,
      "Exact no-gradient decode of a batch (see diffjpeg/native.py)."},
+    {"prepare", native_prepare, METH_O, "Huge pages, faulted in, for a large output decode is about to write."},
     {NULL, NULL, 0, NULL},
 };
 

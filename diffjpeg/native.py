@@ -159,6 +159,7 @@ if hasattr(os, "register_at_fork"):
 
 
 STRIP_MCU_ROWS = 8  # strips of at most this many MCU rows: a few hundred KiB of buffers
+PREPARED_BYTES = 4 << 20  # outputs from this size on get huge pages, faulted in before the threads start (_native.c)
 
 
 def _geometry(geometries: list[ComponentGeometry]) -> np.ndarray:
@@ -305,8 +306,11 @@ def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndar
     each) into ``out`` ``(B, C, H, W)`` over the threads, the strips
     ``items`` of geometry ``rows``, the color ``steps``; whether it took them."""
     count, _, height, width = out.shape
+    image = out.numpy()
+    if image.nbytes >= PREPARED_BYTES:
+        _kernel.prepare(image)
     call = dict(
-        image=out.numpy(), image_kind=_KINDS[out.dtype], blocks=blocks, blocks_kind=_KINDS[dtype],
+        image=image, image_kind=_KINDS[out.dtype], blocks=blocks, blocks_kind=_KINDS[dtype],
         count=count, height=height, width=width, constants=_constants(True), tables=tables, geometry=rows,
         convert=steps[0], invert=steps[1],
     )

@@ -317,6 +317,28 @@ def test_avx2_intrinsics_and_portable_kernel_agree():
     assert runs[0].stdout == runs[1].stdout and len(runs[0].stdout.strip()) == 64
 
 
+def test_large_outputs_are_prepared_and_threads_agree():
+    """Outputs from native.PREPARED_BYTES on are given huge pages and faulted
+    in before the threads start (_native.prepare); the values are the same
+    on one thread and on several, and prepare takes writable buffers only."""
+    from diffjpeg import _native
+
+    c = diffjpeg.encode(torch.rand(3, 3, 512, 512, generator=torch.Generator().manual_seed(4)), quality=85)
+    assert 3 * 3 * 512 * 512 * 4 >= native.PREPARED_BYTES
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = diffjpeg.decode(c)
+        torch.set_num_threads(3)
+        assert torch.equal(diffjpeg.decode(c), one)
+    finally:
+        torch.set_num_threads(threads)
+    assert_same(one[1:2], both_paths(lambda: diffjpeg.decode(c[1:2]))[1])
+    assert _native.prepare(bytearray(8 << 20)) is None
+    with pytest.raises((TypeError, BufferError)):
+        _native.prepare(bytes(16))
+
+
 def test_non_integer_tables_decode_on_tensor_stages():
     x = torch.rand(1, 3, 16, 16)
     c = diffjpeg.encode(x, qtables=torch.full((2, 8, 8), 7.3), mode="float")
