@@ -264,14 +264,21 @@ typedef struct {
 
 /* Coefficient arrays: written once, row by row, then handed to Python as
  * they are. Large ones ask for transparent huge pages on the 2 MiB-aligned
- * part (Linux; advice only), which spares most of the page faults. */
+ * part and are faulted in by one call (Linux; advice only, as in
+ * _native.c's prepare_pages), which spares most of the page faults. */
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23
+#endif
 static float *new_floats(size_t bytes) {
     float *data = malloc(bytes ? bytes : 1);
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
-    const uintptr_t huge = (uintptr_t)1 << 21;
+    const uintptr_t huge = (uintptr_t)1 << 21, page = 4096;
     uintptr_t start = ((uintptr_t)data + huge - 1) & ~(huge - 1), end = ((uintptr_t)data + bytes) & ~(huge - 1);
-    if (data != NULL && bytes >= 4 * huge && end > start)
+    if (data != NULL && bytes >= 2 * huge && end > start) {
         madvise((void *)start, end - start, MADV_HUGEPAGE);
+        start = (uintptr_t)data & ~(page - 1), end = ((uintptr_t)data + bytes + page - 1) & ~(page - 1);
+        madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    }
 #endif
     return data;
 }
