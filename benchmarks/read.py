@@ -232,9 +232,13 @@ def main(argv=None) -> int:
     info = machine()
     info["libjpeg-turbo"] = features.version("libjpeg_turbo")
     started = time.perf_counter()
-    torch.set_num_threads(1)
-    rows = measure_sizes(args.sizes, QUICK if args.quick else PLAN)
-    batch = measure_batch(args.batch, 256, 3 if args.quick else 7) if args.batch else None
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        rows = measure_sizes(args.sizes, QUICK if args.quick else PLAN)
+        batch = measure_batch(args.batch, 256, 3 if args.quick else 7) if args.batch else None
+    finally:
+        torch.set_num_threads(threads)
     text = report(rows, batch, info) + f"\n_{time.perf_counter() - started:.0f} s in all._\n"
     print(text)
     if args.out:
