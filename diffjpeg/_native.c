@@ -1284,5 +1284,10 @@ PyMODINIT_FUNC PyInit__native(void)
     __builtin_cpu_init();
     cpu_has_avx2 = __builtin_cpu_supports("avx2") && !getenv("DIFFJPEG_NO_INTRINSICS");
 #endif
-    return PyModule_Create(&module);
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "intrinsics", cpu_has_avx2) < 0) {  /* whether the AVX2 forms run */
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
