@@ -34,6 +34,8 @@
  * - After jpeg_read_coefficients, component ci's blocks are rows of its
  *   virtual array: height_in_blocks rows of width_in_blocks JBLOCKs (64 JCOEF
  *   in natural order), read through mem->access_virt_barray one row at a time.
+ *   They come back as float32 (every JCOEF is exact there), in arrays this
+ *   module allocates and hands to Python without a copy.
  *   The array has rows up to a multiple of v_samp_factor: a row past the last
  *   (MCU padding) holds the DC values an interleaved DC scan coded for it,
  *   which block smoothing reads (diffjpeg/smoothing.py); its DCs are returned.
@@ -58,6 +60,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #ifdef _WIN32
 #include <windows.h>
@@ -248,7 +253,7 @@ typedef struct {
     int components;
     JDIMENSION rows[MAX_COMPONENTS], cols[MAX_COMPONENTS];
     int factors[MAX_COMPONENTS][2], table_slot[MAX_COMPONENTS];
-    JCOEF *blocks[MAX_COMPONENTS];
+    float *blocks[MAX_COMPONENTS]; /* the coefficients as float32, handed to Python without a copy */
     JCOEF *padding_dc[MAX_COMPONENTS]; /* DCs of the MCU padding row under the last, or NULL */
     int progressive, scans;
     JDIMENSION last_good_row;
@@ -256,6 +261,27 @@ typedef struct {
     int has_table[NUM_QUANT_TABLES];
     unsigned short tables[NUM_QUANT_TABLES][64];
 } call;
+
+/* Coefficient arrays: written once, row by row, then handed to Python as
+ * they are. Large ones ask for transparent huge pages on the 2 MiB-aligned
+ * part and are faulted in by one call (Linux; advice only, as in
+ * _native.c's prepare_pages), which spares most of the page faults. */
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23
+#endif
+static float *new_floats(size_t bytes) {
+    float *data = malloc(bytes ? bytes : 1);
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)1 << 21, page = 4096;
+    uintptr_t start = ((uintptr_t)data + huge - 1) & ~(huge - 1), end = ((uintptr_t)data + bytes) & ~(huge - 1);
+    if (data != NULL && bytes >= 2 * huge && end > start) {
+        madvise((void *)start, end - start, MADV_HUGEPAGE);
+        start = (uintptr_t)data & ~(page - 1), end = ((uintptr_t)data + bytes + page - 1) & ~(page - 1);
+        madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+    }
+#endif
+    return data;
+}
 
 /* How far libjpeg has read: an offset into the caller's bytes, or their
  * size once the source has run dry (its fake EOI). */
@@ -368,19 +394,22 @@ static void decode(call *c) {
     for (int ci = 0; ci < c->components; ci++) {
         const component_info *comp = &cinfo->comp_info[ci];
         JDIMENSION rows = comp->height_in_blocks, cols = comp->width_in_blocks;
-        size_t row_bytes = (size_t)cols * sizeof(JBLOCK);
-        if (rows == 0 || cols == 0 || row_bytes / sizeof(JBLOCK) != cols || (size_t)rows > SIZE_MAX / row_bytes) {
+        size_t row_values = (size_t)cols * 64, row_bytes = row_values * sizeof(float);
+        if (rows == 0 || cols == 0 || row_bytes / (64 * sizeof(float)) != cols || (size_t)rows > SIZE_MAX / row_bytes) {
             c->refused = "impossible block counts";
             goto done;
         }
-        c->blocks[ci] = malloc((size_t)rows * row_bytes);
+        c->blocks[ci] = new_floats((size_t)rows * row_bytes);
         if (c->blocks[ci] == NULL) {
             c->refused = "out of memory for the coefficients";
             goto done;
         }
         for (JDIMENSION r = 0; r < rows; r++) {
             JBLOCKARRAY row = cinfo->mem->access_virt_barray((struct common *)cinfo, arrays[ci], r, 1, 0);
-            memcpy((char *)c->blocks[ci] + (size_t)r * row_bytes, row[0], row_bytes);
+            const JCOEF *from = row[0][0];
+            float *to = c->blocks[ci] + (size_t)r * row_values;
+            for (size_t k = 0; k < row_values; k++) /* vectorizes: widen, convert */
+                to[k] = (float)from[k];
         }
         if (rows % (JDIMENSION)comp->v_samp_factor != 0) {
             c->padding_dc[ci] = malloc((size_t)cols * sizeof(JCOEF));
@@ -426,6 +455,61 @@ static void release(call *c) {
         free(c->padding_dc[ci]);
         c->padding_dc[ci] = NULL;
     }
+}
+
+/* A float32 array malloc'd here, as a Python object with the buffer
+ * protocol (numpy and torch view it without a copy); freed with it. */
+typedef struct {
+    PyObject_HEAD
+    float *data;
+    Py_ssize_t count, itemsize;
+} floats;
+
+static int floats_getbuffer(PyObject *self, Py_buffer *view, int flags) {
+    floats *f = (floats *)self;
+    (void)flags; /* contiguous, writable, any layout the caller asks for */
+    view->obj = self;
+    Py_INCREF(self);
+    view->buf = f->data;
+    view->len = f->count * f->itemsize;
+    view->readonly = 0;
+    view->itemsize = f->itemsize;
+    view->format = "f";
+    view->ndim = 1;
+    view->shape = &f->count;
+    view->strides = &f->itemsize;
+    view->suboffsets = NULL;
+    view->internal = NULL;
+    return 0;
+}
+
+static void floats_dealloc(PyObject *self) {
+    free(((floats *)self)->data);
+    Py_TYPE(self)->tp_free(self);
+}
+
+static PyBufferProcs floats_buffer = {floats_getbuffer, NULL};
+
+static PyTypeObject floats_type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "diffjpeg._libjpeg.Floats",
+    .tp_basicsize = sizeof(floats),
+    .tp_dealloc = floats_dealloc,
+    .tp_as_buffer = &floats_buffer,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "float32 coefficients read by libjpeg (the buffer protocol; numpy.frombuffer views them)",
+};
+
+/* *data (count floats) in a new Floats, which now owns it: *data is NULL after. */
+static PyObject *owned_floats(float **data, Py_ssize_t count) {
+    floats *f = PyObject_New(floats, &floats_type);
+    if (f == NULL)
+        return NULL;
+    f->data = *data;
+    f->count = count;
+    f->itemsize = (Py_ssize_t)sizeof(float);
+    *data = NULL;
+    return (PyObject *)f;
 }
 
 static PyObject *new_none(void) {
@@ -564,7 +648,8 @@ static PyObject *py_load(PyObject *self, PyObject *args) {
  * read (the first WARNINGS_KEPT; then (total, None) if there were more);
  * refused: None, or why no coefficients came back: (offset, libjpeg's error),
  * or a reason of ours (a str);
- * components: [(rows, cols, h, v, slot, int16 bytes, padding row DCs: int16 bytes or None,
+ * components: [(rows, cols, h, v, slot, float32 coefficients (a Floats buffer),
+ *               padding row DCs: int16 bytes or None,
  *               coef_bits: 128 int32 bytes (progressive: after the last scan, then
  *               before the component's last scan, 0..9 only) or None)];
  * tables: 4 x (bytes or None);
@@ -605,9 +690,9 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
         goto out;
     if (refused == Py_None) {
         for (int ci = 0; ci < c->components; ci++) {
-            PyObject *item = Py_BuildValue("(IIiiiy#y#y#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
-                                           c->table_slot[ci], (const char *)c->blocks[ci],
-                                           (Py_ssize_t)c->rows[ci] * c->cols[ci] * (Py_ssize_t)sizeof(JBLOCK),
+            PyObject *blocks = owned_floats(&c->blocks[ci], (Py_ssize_t)c->rows[ci] * c->cols[ci] * 64);
+            PyObject *item = blocks == NULL ? NULL : Py_BuildValue("(IIiiiNy#y#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
+                                           c->table_slot[ci], blocks,
                                            (const char *)c->padding_dc[ci],
                                            c->padding_dc[ci] == NULL ? (Py_ssize_t)0 : (Py_ssize_t)c->cols[ci] * (Py_ssize_t)sizeof(JCOEF),
                                            c->progressive ? (const char *)c->coef_bits[ci] : NULL,
@@ -652,6 +737,8 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_libjpeg", "libjpeg-turbo reads with per-call messages", -1, methods};
 
 PyMODINIT_FUNC PyInit__libjpeg(void) {
+    if (PyType_Ready(&floats_type) < 0)
+        return NULL;
     PyObject *m = PyModule_Create(&module);
 #ifdef Py_GIL_DISABLED
     if (m != NULL)

@@ -26,6 +26,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 
 #if defined(_MSC_VER)
 #define restrict __restrict
@@ -38,6 +41,14 @@
 #define HOT __attribute__((target_clones("avx2", "default")))
 #else
 #define HOT
+#endif
+/* The inverse DCT and the color conversion also have AVX2 forms written
+ * with intrinsics (16-bit multiply-adds, which the vector extensions cannot
+ * express), taken at run time where the CPU has AVX2 (cpu_has_avx2). */
+#if defined(__x86_64__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 8)) && !defined(DIFFJPEG_NO_AVX2)
+#include <immintrin.h>
+#define HAVE_AVX2 1
+#define AVX2 __attribute__((target("avx2"))) static inline
 #endif
 
 /* ------------------------------------------------------------ what native.py passes */
@@ -73,6 +84,19 @@ enum { ITEM_IMAGE, ITEM_FIRST_MCU_ROW, ITEM_END_MCU_ROW, ITEM_COLUMNS };
  * one of them). A scalar times a row broadcasts. */
 typedef int32_t row8 __attribute__((vector_size(32)));
 typedef int32_t row8_unaligned __attribute__((vector_size(32), aligned(4)));
+typedef uint8_t bytes8 __attribute__((vector_size(8)));
+typedef uint8_t bytes16 __attribute__((vector_size(16)));
+typedef uint8_t bytes32 __attribute__((vector_size(32)));
+typedef int16_t half16 __attribute__((vector_size(32)));
+typedef int16_t half16_unaligned __attribute__((vector_size(32), aligned(2)));
+#define LOAD16(p) (*(const half16_unaligned *)(p))
+/* lane shuffles (transposes, interleaving): GCC 12+ and Clang; a scalar
+ * form otherwise */
+#if defined(__has_builtin) && !defined(DIFFJPEG_NO_SHUFFLE)
+#if __has_builtin(__builtin_shufflevector)
+#define HAVE_SHUFFLE 1
+#endif
+#endif
 #define LOAD8(p) (*(const row8_unaligned *)(p))
 #define STORE8(p, x) (*(row8_unaligned *)(p) = (x))
 #if defined(__GNUC__) && !defined(__clang__)
@@ -109,11 +133,24 @@ HOT static void rgb_to_ycbcr(const uint8_t *restrict rgb, size_t count, const in
     }
 }
 
-/* fix: FIX()ed matrix on (Y, Cb, Cr); add: ONE_HALF - fix @ (0, 128, 128). */
+/* fix: FIX()ed matrix on (Y, Cb, Cr); add: ONE_HALF - fix @ (0, 128, 128).
+ * libjpeg's own matrix has Y's column 1.0 (FIX: 65536), R without Cb and B
+ * without Cr: then (65536 Y + rest) >> 16 = Y + (rest >> 16) (a multiple of
+ * 2**16 passes through the floor), and four products per pixel do. */
 HOT static void ycbcr_to_rgb(const uint8_t *restrict y, const uint8_t *restrict cb, const uint8_t *restrict cr,
                          size_t count, const int32_t *fix, const int32_t *add, uint8_t *restrict rgb)
 {
     uint8_t *r = rgb, *g = rgb + count, *b = rgb + 2 * count;
+    if (fix[0] == 65536 && fix[3] == 65536 && fix[6] == 65536 && fix[1] == 0 && fix[8] == 0) {
+        const int32_t rv = fix[2], gu = fix[4], gv = fix[5], bu = fix[7];
+        for (size_t i = 0; i < count; i++) {
+            int32_t Y = y[i], Cb = cb[i], Cr = cr[i];
+            r[i] = (uint8_t)clampi(Y + ((rv * Cr + add[0]) >> 16), 0, 255);
+            g[i] = (uint8_t)clampi(Y + ((gu * Cb + gv * Cr + add[1]) >> 16), 0, 255);
+            b[i] = (uint8_t)clampi(Y + ((bu * Cb + add[2]) >> 16), 0, 255);
+        }
+        return;
+    }
     for (size_t i = 0; i < count; i++) {
         int32_t Y = y[i], Cb = cb[i], Cr = cr[i];
         r[i] = (uint8_t)clampi((fix[0] * Y + fix[1] * Cb + fix[2] * Cr + add[0]) >> 16, 0, 255);
@@ -121,6 +158,67 @@ HOT static void ycbcr_to_rgb(const uint8_t *restrict y, const uint8_t *restrict 
         b[i] = (uint8_t)clampi((fix[6] * Y + fix[7] * Cb + fix[8] * Cr + add[2]) >> 16, 0, 255);
     }
 }
+
+/* ycbcr_to_rgb with AVX2, 16 pixels a step, for matrices whose Y column is
+ * 1.0 (libjpeg's): with u = Cb - 128, v = Cr - 128 and add = 2**15 - 128
+ * (fu + fv), each output is Y + (fu u + fv v + 2**15) >> 16. Splitting each
+ * FIX value as f = 65536 k + r with r in int16 gives k_u u + k_v v +
+ * (r_u u + r_v v + 2**15) >> 16 exactly (the multiples of 2**16 pass through
+ * the floor): one vpmaddwd on (u, v) pairs per output, then 16-bit lanes,
+ * and packuswb's saturation is the clamp to [0, 255]. ycc_constants checks
+ * the form and fills k (small: |k| <= 2, so k u fits int16) and r. */
+typedef struct { int ok; int16_t k[3][2]; int32_t r[3]; } YccConstants;
+
+static void ycc_constants(const int32_t *fix, const int32_t *add, YccConstants *out)
+{
+    out->ok = 1;
+    for (int c = 0; c < 3; c++) {
+        int64_t fu = fix[3 * c + 1], fv = fix[3 * c + 2];
+        int64_t ku = (fu + 32768) >> 16, kv = (fv + 32768) >> 16, ru = fu - 65536 * ku, rv = fv - 65536 * kv;
+        if (fix[3 * c] != 65536 || (int64_t)add[c] != 32768 - 128 * (fu + fv) || ku < -2 || ku > 2 || kv < -2 || kv > 2) {
+            out->ok = 0;
+            return;
+        }
+        out->k[c][0] = (int16_t)ku, out->k[c][1] = (int16_t)kv;
+        out->r[c] = (int32_t)(((uint32_t)(uint16_t)rv << 16) | (uint16_t)ru);  /* the (u, v) pair's lane */
+    }
+}
+
+#ifdef HAVE_AVX2
+/* one output of 16 pixels: k_u u + k_v v + (pairs . r + 2**15) >> 16 */
+AVX2 __m256i ycc_offset(__m256i u, __m256i v, __m256i lo, __m256i hi, const YccConstants *k, int c)
+{
+    __m256i r = _mm256_set1_epi32(k->r[c]), half = _mm256_set1_epi32(32768);
+    __m256i a = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(lo, r), half), 16);
+    __m256i b = _mm256_srai_epi32(_mm256_add_epi32(_mm256_madd_epi16(hi, r), half), 16);
+    __m256i rounded = _mm256_packs_epi32(a, b);  /* |values| < 2**9: no saturation; lane order as lo, hi came */
+    return _mm256_add_epi16(rounded, _mm256_add_epi16(_mm256_mullo_epi16(u, _mm256_set1_epi16(k->k[c][0])),
+                                                       _mm256_mullo_epi16(v, _mm256_set1_epi16(k->k[c][1]))));
+}
+
+/* ycbcr_to_rgb's result; the last count % 16 pixels as it computes them */
+__attribute__((target("avx2"))) static void ycbcr_to_rgb_avx2(const uint8_t *restrict y, const uint8_t *restrict cb, const uint8_t *restrict cr,
+                                                               size_t count, const YccConstants *k, const int32_t *fix, const int32_t *add,
+                                                               uint8_t *restrict rgb)
+{
+    const __m256i bias = _mm256_set1_epi16(128);
+    size_t i = 0;
+    for (; i + 16 <= count; i += 16) {
+        __m256i Y = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(y + i)));
+        __m256i u = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(cb + i))), bias);
+        __m256i v = _mm256_sub_epi16(_mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(cr + i))), bias);
+        __m256i lo = _mm256_unpacklo_epi16(u, v), hi = _mm256_unpackhi_epi16(u, v);  /* pixels 0-3, 8-11 and 4-7, 12-15 */
+        for (int c = 0; c < 3; c++) {
+            __m256i value = _mm256_add_epi16(Y, ycc_offset(u, v, lo, hi, k, c));
+            __m256i bytes = _mm256_permute4x64_epi64(_mm256_packus_epi16(value, value), 0x08);  /* saturates to [0, 255] */
+            _mm_storeu_si128((__m128i *)(rgb + (size_t)c * count + i), _mm256_castsi256_si128(bytes));
+        }
+    }
+    for (; i < count; i++)
+        for (int c = 0; c < 3; c++)
+            rgb[(size_t)c * count + i] = (uint8_t)clampi((fix[3 * c] * y[i] + fix[3 * c + 1] * cb[i] + fix[3 * c + 2] * cr[i] + add[c]) >> 16, 0, 255);
+}
+#endif
 
 /* color.DECODER_STEPS: Pillow's 255 - x of the channels it inverts. */
 HOT static void invert_samples(uint8_t *restrict p, size_t count)
@@ -194,12 +292,40 @@ static void downsample_to_grid(const uint8_t *plane, int y0, int rows, int h, in
     }
 }
 
+/* One row of fancy horizontal doubling (sampling.py's h2 filters) from the
+ * int16 row s[0, dw), dw >= 2: o[2j] = (3 s[j] + s[j-1] + a) >> shift,
+ * o[2j+1] = (3 s[j] + s[j+1] + b) >> shift, the edge values repeated, w
+ * outputs (2 dw - 1 or 2 dw). Sums stay below 4 * 1020 + 8: int16 lanes. */
+HOT static void double_row(const int16_t *restrict s, int dw, int a, int b, int shift, uint8_t *restrict o, int w)
+{
+    int j = 1;
+#ifdef HAVE_SHUFFLE
+    for (; j + 16 <= dw - 1; j += 16) {  /* s[j - 1 .. j + 16]: inside the row */
+        half16 c = LOAD16(s + j), l = LOAD16(s + j - 1), r = LOAD16(s + j + 1), n = c * 3;
+        half16 even = (n + l + (int16_t)a) >> shift, odd = (n + r + (int16_t)b) >> shift;
+        bytes16 lo = __builtin_convertvector(__builtin_shufflevector(even, odd, 0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23), bytes16);
+        bytes16 hi = __builtin_convertvector(__builtin_shufflevector(even, odd, 8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31), bytes16);
+        memcpy(o + 2 * j, &lo, 16);
+        memcpy(o + 2 * j + 16, &hi, 16);
+    }
+#endif
+    o[0] = (uint8_t)((4 * s[0] + a) >> shift);
+    o[1] = (uint8_t)((3 * s[0] + s[1] + b) >> shift);
+    for (; j < dw - 1; j++) {
+        int n = 3 * s[j];
+        o[2 * j] = (uint8_t)((n + s[j - 1] + a) >> shift);
+        o[2 * j + 1] = (uint8_t)((n + s[j + 1] + b) >> shift);
+    }
+    o[2 * (dw - 1)] = (uint8_t)((3 * s[dw - 1] + s[dw - 2] + a) >> shift);
+    if (2 * dw <= w) o[2 * dw - 1] = (uint8_t)((4 * s[dw - 1] + b) >> shift);
+}
+
 /* Output rows [y0, y1) (of w samples) of the upsampled plane, from the
  * downsampled plane (dh x dw) whose rows [g0, g0 + grid_rows) are in `grid`
  * (row stride `stride`); see sampling.py for the filters and biases.
- * Returns 0 if this ratio is not handled here. */
+ * `sums` holds dw int16. Returns 0 if this ratio is not handled here. */
 HOT static int upsample(const uint8_t *grid, int g0, int grid_rows, int stride, int dh, int dw, int sh, int sv,
-                        int y0, int y1, int w, uint8_t *out, int32_t *colsum)
+                        int y0, int y1, int w, uint8_t *out, int16_t *restrict sums)
 {
     int fancy_h = sh == 2 && dw > 2;
     if (sh > 2 || sv > 2) return 0;
@@ -220,22 +346,12 @@ HOT static int upsample(const uint8_t *grid, int g0, int grid_rows, int stride, 
                 continue;
             }
             for (int j = 0; j < dw; j++)
-                colsum[j] = 3 * x[j] + f[j];
-            /* h2v2: (3 s[j] + s[j-1] + 8) >> 4, (3 s[j] + s[j+1] + 7) >> 4 */
-            for (int j = 0; j < dw; j++) {
-                int32_t near3 = 3 * colsum[j];
-                int32_t left = colsum[j > 0 ? j - 1 : 0], right = colsum[j + 1 < dw ? j + 1 : dw - 1];
-                if (2 * j < w) o[2 * j] = (uint8_t)((near3 + left + 8) >> 4);
-                if (2 * j + 1 < w) o[2 * j + 1] = (uint8_t)((near3 + right + 7) >> 4);
-            }
+                sums[j] = (int16_t)(3 * x[j] + f[j]);
+            double_row(sums, dw, 8, 7, 4, o, w);  /* h2v2: (3 s[j] + s[j-1] + 8) >> 4, (3 s[j] + s[j+1] + 7) >> 4 */
         } else if (sv == 1 && fancy_h) {
-            /* h2v1: (3 x[j] + x[j-1] + 1) >> 2, (3 x[j] + x[j+1] + 2) >> 2 */
-            for (int j = 0; j < dw; j++) {
-                int32_t near3 = 3 * x[j];
-                int32_t left = x[j > 0 ? j - 1 : 0], right = x[j + 1 < dw ? j + 1 : dw - 1];
-                if (2 * j < w) o[2 * j] = (uint8_t)((near3 + left + 1) >> 2);
-                if (2 * j + 1 < w) o[2 * j + 1] = (uint8_t)((near3 + right + 2) >> 2);
-            }
+            for (int j = 0; j < dw; j++)
+                sums[j] = x[j];
+            double_row(sums, dw, 1, 2, 2, o, w);  /* h2v1: (3 x[j] + x[j-1] + 1) >> 2, (3 x[j] + x[j+1] + 2) >> 2 */
         } else {  /* replication (narrow planes) */
             for (int j = 0; j < w; j++)
                 o[j] = x[j / sh];
@@ -299,7 +415,7 @@ HOT static void quantize_block(const int32_t *restrict f, const uint32_t *restri
 static inline int32_t wrap16(int64_t x) { return (int32_t)(((uint64_t)x + 32768u) & 65535u) - 32768; }
 
 /* codec.decode: round half to even, then times the table entry (at most
- * 65535: native.decode_applies). Returns 0 if every value is within 8191
+ * 65535: acquire_buffers). Returns 0 if every value is within 8191
  * (v holds them: the matrix passes apply); 1 if not (v holds them modulo
  * 2**16, as the SIMD code's pmullw; *shortcut says whether rows 1-7 of the
  * rounded block are zero); -1 for a coefficient that is not finite or
@@ -311,6 +427,16 @@ HOT static int dequantize_block(const void *src, int kind, size_t at, const int3
     int over = 0, big = 0;
     if (kind == KIND_F32) {
         const float *restrict x = (const float *)src + at;
+        int inside = 1;  /* every block a file holds: int32 lanes (|q t| <= 32767 * 65535 < 2**31) */
+        for (int k = 0; k < 64; k++) inside &= fabsf(x[k]) <= 32767.0f;  /* NaN: false */
+        if (inside) {
+            int far = 0;
+            for (int k = 0; k < 64; k++) {
+                v[k] = (int32_t)rintf(x[k]) * table[k];
+                far |= (v[k] > 8191) | (v[k] < -8191);
+            }
+            if (!far) return 0;
+        }
         for (int k = 0; k < 64; k++) r[k] = rint((double)x[k]);
     } else {
         const double *restrict x = (const double *)src + at;
@@ -365,13 +491,60 @@ static void simd_rows(const int32_t *ws, const int32_t *f, uint8_t *restrict out
     }
 }
 
+/* Eight rows of 8 lanes transposed: lane k of row i becomes lane i of row k.
+ * Three rounds of two-source shuffles (unpack 32, unpack 64, swap halves),
+ * or a trip through memory where the compiler has no shuffle builtin. */
+INLINE void transpose8(row8 r[8])
+{
+#ifdef HAVE_SHUFFLE
+#define LO32(a, b) __builtin_shufflevector(a, b, 0, 8, 1, 9, 4, 12, 5, 13)
+#define HI32(a, b) __builtin_shufflevector(a, b, 2, 10, 3, 11, 6, 14, 7, 15)
+#define LO64(a, b) __builtin_shufflevector(a, b, 0, 1, 8, 9, 4, 5, 12, 13)
+#define HI64(a, b) __builtin_shufflevector(a, b, 2, 3, 10, 11, 6, 7, 14, 15)
+#define LO128(a, b) __builtin_shufflevector(a, b, 0, 1, 2, 3, 8, 9, 10, 11)
+#define HI128(a, b) __builtin_shufflevector(a, b, 4, 5, 6, 7, 12, 13, 14, 15)
+    row8 a0 = LO32(r[0], r[1]), a1 = HI32(r[0], r[1]), a2 = LO32(r[2], r[3]), a3 = HI32(r[2], r[3]);
+    row8 a4 = LO32(r[4], r[5]), a5 = HI32(r[4], r[5]), a6 = LO32(r[6], r[7]), a7 = HI32(r[6], r[7]);
+    row8 b0 = LO64(a0, a2), b1 = HI64(a0, a2), b2 = LO64(a1, a3), b3 = HI64(a1, a3);  /* columns k | k + 4 of rows 0-3 */
+    row8 b4 = LO64(a4, a6), b5 = HI64(a4, a6), b6 = LO64(a5, a7), b7 = HI64(a5, a7);  /* the same of rows 4-7 */
+    r[0] = LO128(b0, b4), r[4] = HI128(b0, b4), r[1] = LO128(b1, b5), r[5] = HI128(b1, b5);
+    r[2] = LO128(b2, b6), r[6] = HI128(b2, b6), r[3] = LO128(b3, b7), r[7] = HI128(b3, b7);
+#else
+    int32_t t[64];
+    for (int i = 0; i < 8; i++) STORE8(t + i * 8, r[i]);
+    for (int k = 0; k < 8; k++)
+        for (int i = 0; i < 8; i++) r[k][i] = t[i * 8 + k];
+#endif
+}
+
+/* One matrix pass of the inverse on 8 lanes: out_i = sum_j M[i][j] x_j +
+ * round, for i = 0..7. It uses the symmetries of the inverse matrix (checked
+ * by native.py's _constants): M[7-i][j] = M[i][j] for even j and -M[i][j]
+ * for odd j, and within the even columns M[3-i][j] = M[i][j] for j = 0, 4
+ * and -M[i][j] for j = 2, 6; so 24 products instead of 64. Every partial
+ * sum is a part of a row of M times the inputs, no larger than the whole
+ * row's bound. */
+INLINE void islow_pass(const row8 x[8], const int32_t *restrict M, int32_t round, row8 out[8])
+{
+    row8 ee0 = M[0] * x[0] + M[4] * x[4] + round, ee1 = M[8] * x[0] + M[12] * x[4] + round;
+    row8 eo0 = M[2] * x[2] + M[6] * x[6], eo1 = M[10] * x[2] + M[14] * x[6];
+    row8 e[4] = {ee0 + eo0, ee1 + eo1, ee1 - eo1, ee0 - eo0};
+    for (int i = 0; i < 4; i++) {
+        const int32_t *m = M + i * 8;
+        row8 o = m[1] * x[1] + m[3] * x[3] + m[5] * x[5] + m[7] * x[7];
+        out[i] = e[i] + o;
+        out[7 - i] = e[i] - o;
+    }
+}
+
 /* Inverse ISLOW (dct.py's idct_islow). With every |v| <= 8191 (wrapping 0),
  * no 16-bit step of the SIMD code can wrap in pass 1: columns as M V, DESCALE
  * 11, saturate to int16 (packssdw); and unless a pass-1 result exceeds 16383,
  * none in pass 2: rows, DESCALE 18, saturate to [-128, 127], + 128. Row sums
- * of |M| are 61214: both stay below 2**31. Else the SIMD code's butterflies,
+ * of |M| are 61214: both stay below 2**31. The rows pass runs on the
+ * transposed block and transposes back. Else the SIMD code's butterflies,
  * with pass 1's shortcut (`shortcut`: rows 1-7 of the quantized block zero)
- * where it applies. MT is M transposed. */
+ * where it applies. */
 HOT static void idct_islow(const int32_t *restrict v, int wrapping, int shortcut, const Constants *k,
                            uint8_t *restrict out, int out_stride)
 {
@@ -387,25 +560,168 @@ HOT static void idct_islow(const int32_t *restrict v, int wrapping, int shortcut
         simd_rows(ws, k->simd, out, out_stride);
         return;
     }
-    row8 far = splat(0);
-    for (int i = 0; i < 8; i++) {  /* M V */
-        row8 acc = splat(1 << 10);
-        for (int j = 0; j < 8; j++) acc += k->islow[i * 8 + j] * LOAD8(v + j * 8);
-        row8 w = clamp8(acc >> 11, -32768, 32767);
-        far |= (w > splat(16383)) | (w < splat(-16383));
-        STORE8(ws + i * 8, w);
+    row8 x[8], w[8], far = splat(0);
+    for (int j = 0; j < 8; j++) x[j] = LOAD8(v + j * 8);  /* rows: lanes are columns */
+    islow_pass(x, k->islow, 1 << 10, w);
+    for (int i = 0; i < 8; i++) {
+        w[i] = clamp8(w[i] >> 11, -32768, 32767);
+        far |= (w[i] > splat(16383)) | (w[i] < splat(-16383));
     }
     int any = 0;
     for (int j = 0; j < 8; j++) any |= far[j];
     if (any) {  /* a sum in pass 2 may wrap */
+        for (int i = 0; i < 8; i++) STORE8(ws + i * 8, w[i]);
         simd_rows(ws, k->simd, out, out_stride);
         return;
     }
-    for (int i = 0; i < 8; i++) {  /* W M^T: row i is sum_j w[i][j] (M^T)_j */
-        row8 acc = splat(1 << 17);
-        for (int j = 0; j < 8; j++) acc += ws[i * 8 + j] * LOAD8(k->islow_t + j * 8);
-        row8 sample = clamp8(acc >> 18, -128, 127) + 128;
-        for (int j = 0; j < 8; j++) out[i * out_stride + j] = (uint8_t)sample[j];
+    transpose8(w);  /* lanes are rows */
+    islow_pass(w, k->islow, 1 << 17, x);
+    for (int j = 0; j < 8; j++) x[j] = clamp8(x[j] >> 18, -128, 127) + 128;
+    transpose8(x);
+    for (int i = 0; i < 8; i++) {  /* 0..255: each lane's low byte (little-endian) holds it */
+#ifdef HAVE_SHUFFLE
+        bytes32 lanes = (bytes32)x[i];
+        bytes8 b = __builtin_shufflevector(lanes, lanes, 0, 4, 8, 12, 16, 20, 24, 28);
+#else
+        bytes8 b = __builtin_convertvector(x[i], bytes8);
+#endif
+        memcpy(out + (size_t)i * out_stride, &b, 8);
+    }
+}
+
+/* The matrix form of idct_islow with AVX2's 16-bit multiply-adds
+ * (vpmaddwd: two int16 products summed into an int32 lane), where the CPU
+ * has them; every sum is the generic path's, so the results are too. The
+ * inputs of both passes fit int16 (pass 1: |dequantized| <= 8191; pass 2:
+ * pass 1 saturated, packssdw, within 16383 or the SIMD butterflies take
+ * over as in idct_islow), and so do the matrix entries (at most 11363). `pairs` holds, for the products islow_pass takes, the two
+ * entries of M as one lane: (0,4) for rows 0, 1; (2,6) for rows 0, 1; (1,3)
+ * and (5,7) for rows 0..3 (matrix_pairs). Each pass takes the lanes as the
+ * 8 positions the 1-D transform runs over, two inputs per lane. */
+#ifdef HAVE_AVX2
+
+/* lanes: position t holds (a[t], b[t]); a, b: 8 int16 */
+AVX2 __m256i pair_lanes(__m128i a, __m128i b)
+{
+    return _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi16(a, b)), _mm_unpackhi_epi16(a, b), 1);
+}
+
+/* islow_pass on rows x[0..7] of int16 (lanes: positions), shifted by `shift`
+ * after adding `round`; out: 8 rows of int32. */
+AVX2 void islow_pass_avx2(const __m128i x[8], const int32_t *pairs, int32_t round, int shift, __m256i out[8])
+{
+    __m256i p04 = pair_lanes(x[0], x[4]), p26 = pair_lanes(x[2], x[6]), p13 = pair_lanes(x[1], x[3]), p57 = pair_lanes(x[5], x[7]);
+    __m256i r = _mm256_set1_epi32(round);
+    __m256i ee0 = _mm256_add_epi32(_mm256_madd_epi16(p04, _mm256_set1_epi32(pairs[0])), r);
+    __m256i ee1 = _mm256_add_epi32(_mm256_madd_epi16(p04, _mm256_set1_epi32(pairs[1])), r);
+    __m256i eo0 = _mm256_madd_epi16(p26, _mm256_set1_epi32(pairs[2]));
+    __m256i eo1 = _mm256_madd_epi16(p26, _mm256_set1_epi32(pairs[3]));
+    __m256i e[4] = {_mm256_add_epi32(ee0, eo0), _mm256_add_epi32(ee1, eo1), _mm256_sub_epi32(ee1, eo1), _mm256_sub_epi32(ee0, eo0)};
+    for (int i = 0; i < 4; i++) {
+        __m256i o = _mm256_add_epi32(_mm256_madd_epi16(p13, _mm256_set1_epi32(pairs[4 + i])),
+                                     _mm256_madd_epi16(p57, _mm256_set1_epi32(pairs[8 + i])));
+        out[i] = _mm256_srai_epi32(_mm256_add_epi32(e[i], o), shift);
+        out[7 - i] = _mm256_srai_epi32(_mm256_sub_epi32(e[i], o), shift);
+    }
+}
+
+/* int32 lanes to int16 with saturation (packssdw), in lane order */
+AVX2 __m128i saturate16(__m256i x)
+{
+    return _mm_packs_epi32(_mm256_castsi256_si128(x), _mm256_extracti128_si256(x, 1));
+}
+
+/* 8 x 8 int16 transposed: r[i][t] becomes r[t][i] */
+AVX2 void transpose16(__m128i r[8])
+{
+    __m128i a0 = _mm_unpacklo_epi16(r[0], r[1]), a1 = _mm_unpackhi_epi16(r[0], r[1]);
+    __m128i a2 = _mm_unpacklo_epi16(r[2], r[3]), a3 = _mm_unpackhi_epi16(r[2], r[3]);
+    __m128i a4 = _mm_unpacklo_epi16(r[4], r[5]), a5 = _mm_unpackhi_epi16(r[4], r[5]);
+    __m128i a6 = _mm_unpacklo_epi16(r[6], r[7]), a7 = _mm_unpackhi_epi16(r[6], r[7]);
+    __m128i b0 = _mm_unpacklo_epi32(a0, a2), b1 = _mm_unpackhi_epi32(a0, a2), b2 = _mm_unpacklo_epi32(a1, a3), b3 = _mm_unpackhi_epi32(a1, a3);
+    __m128i b4 = _mm_unpacklo_epi32(a4, a6), b5 = _mm_unpackhi_epi32(a4, a6), b6 = _mm_unpacklo_epi32(a5, a7), b7 = _mm_unpackhi_epi32(a5, a7);
+    r[0] = _mm_unpacklo_epi64(b0, b4), r[1] = _mm_unpackhi_epi64(b0, b4), r[2] = _mm_unpacklo_epi64(b1, b5), r[3] = _mm_unpackhi_epi64(b1, b5);
+    r[4] = _mm_unpacklo_epi64(b2, b6), r[5] = _mm_unpackhi_epi64(b2, b6), r[6] = _mm_unpacklo_epi64(b3, b7), r[7] = _mm_unpackhi_epi64(b3, b7);
+}
+
+/* x: the block's dequantized rows as int16 (lanes: columns), all within 8191 */
+AVX2 void idct_rows_avx2(__m128i x[8], const Constants *k, const int32_t *restrict pairs, uint8_t *restrict out, int out_stride)
+{
+    __m256i y[8];
+    islow_pass_avx2(x, pairs, 1 << 10, 11, y);
+    __m128i far = _mm_setzero_si128(), high = _mm_set1_epi16(16383), low = _mm_set1_epi16(-16383);
+    for (int i = 0; i < 8; i++) {
+        x[i] = saturate16(y[i]);
+        far = _mm_or_si128(far, _mm_or_si128(_mm_cmpgt_epi16(x[i], high), _mm_cmpgt_epi16(low, x[i])));
+    }
+    if (!_mm_testz_si128(far, far)) {  /* a sum in pass 2 may wrap: the SIMD butterflies */
+        int32_t ws[64];
+        for (int i = 0; i < 8; i++) _mm256_storeu_si256((__m256i *)(ws + i * 8), _mm256_cvtepi16_epi32(x[i]));
+        simd_rows(ws, k->simd, out, out_stride);
+        return;
+    }
+    transpose16(x);  /* lanes: rows */
+    islow_pass_avx2(x, pairs, 1 << 17, 18, y);  /* y[k]: output column k, lanes: rows */
+    /* |values| < 2**13: int16 without saturation, then int8 with it (packsswb: [-128, 127]), + 128 */
+    __m128i sign = _mm_set1_epi8((char)0x80), c[4];
+    for (int k = 0; k < 8; k += 2)
+        c[k / 2] = _mm_xor_si128(_mm_packs_epi16(saturate16(y[k]), saturate16(y[k + 1])), sign);  /* columns k, k + 1 */
+    __m128i d[4];
+    for (int q = 0; q < 4; q++) d[q] = _mm_unpacklo_epi8(c[q], _mm_srli_si128(c[q], 8));  /* per row: columns 2q, 2q + 1 */
+    __m128i e0 = _mm_unpacklo_epi16(d[0], d[1]), e1 = _mm_unpackhi_epi16(d[0], d[1]);  /* rows 0-3, 4-7: columns 0-3 */
+    __m128i e2 = _mm_unpacklo_epi16(d[2], d[3]), e3 = _mm_unpackhi_epi16(d[2], d[3]);  /* the same, columns 4-7 */
+    __m128i rows[4] = {_mm_unpacklo_epi32(e0, e2), _mm_unpackhi_epi32(e0, e2), _mm_unpacklo_epi32(e1, e3), _mm_unpackhi_epi32(e1, e3)};
+    for (int q = 0; q < 4; q++) {  /* two rows each */
+        _mm_storel_epi64((__m128i *)(out + (size_t)(2 * q) * out_stride), rows[q]);
+        _mm_storel_epi64((__m128i *)(out + (size_t)(2 * q + 1) * out_stride), _mm_srli_si128(rows[q], 8));
+    }
+}
+
+/* idct_islow's matrix form (dequantized values v within 8191) */
+__attribute__((target("avx2"))) static void idct_islow_avx2(const int32_t *restrict v, const Constants *k, const int32_t *restrict pairs,
+                                                             uint8_t *restrict out, int out_stride)
+{
+    __m128i x[8];
+    for (int j = 0; j < 8; j++)  /* rows of the block; lanes: columns */
+        x[j] = _mm_packs_epi32(_mm_loadu_si128((const __m128i *)(v + j * 8)), _mm_loadu_si128((const __m128i *)(v + j * 8 + 4)));
+    idct_rows_avx2(x, k, pairs, out, out_stride);
+}
+
+/* dequantize_block and idct_islow_avx2 in one for a float32 block whose
+ * values all lie within +-32767 and whose dequantized values within 8191
+ * (every block an 8-bit encoder writes): round half to even (cvtps2dq in
+ * the default rounding mode, as rintf), times the table (|t| <= 65535: in
+ * int32), int16. Returns 0, having written nothing, for any other block:
+ * the caller takes the general path. */
+__attribute__((target("avx2"))) static int dequantize_idct_avx2(const float *restrict x, const int32_t *restrict table, const Constants *k,
+                                                                 const int32_t *restrict pairs, uint8_t *restrict out, int out_stride)
+{
+    const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff)), limit = _mm256_set1_ps(32767.0f);
+    const __m256i high = _mm256_set1_epi32(8191), low = _mm256_set1_epi32(-8191);
+    __m256i bad = _mm256_setzero_si256();
+    __m128i rows[8];
+    for (int j = 0; j < 8; j++) {
+        __m256 f = _mm256_loadu_ps(x + j * 8);
+        __m256 inside = _mm256_cmp_ps(_mm256_and_ps(f, magnitude), limit, _CMP_LE_OQ);  /* NaN: false */
+        __m256i v = _mm256_mullo_epi32(_mm256_cvtps_epi32(f), _mm256_loadu_si256((const __m256i *)(table + j * 8)));
+        bad = _mm256_or_si256(bad, _mm256_or_si256(_mm256_andnot_si256(_mm256_castps_si256(inside), _mm256_set1_epi32(-1)),
+                                                   _mm256_or_si256(_mm256_cmpgt_epi32(v, high), _mm256_cmpgt_epi32(low, v))));
+        rows[j] = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    }
+    if (!_mm256_testz_si256(bad, bad)) return 0;
+    idct_rows_avx2(rows, k, pairs, out, out_stride);
+    return 1;
+}
+#endif
+
+/* The (M[i][a], M[i][b]) lanes idct_islow_avx2 multiplies by (see there). */
+static void matrix_pairs(const int32_t *M, int32_t pairs[12])
+{
+    static const int which[12][3] = {{0, 0, 4}, {1, 0, 4}, {0, 2, 6}, {1, 2, 6}, {0, 1, 3}, {1, 1, 3}, {2, 1, 3}, {3, 1, 3},
+                                     {0, 5, 7}, {1, 5, 7}, {2, 5, 7}, {3, 5, 7}};
+    for (int n = 0; n < 12; n++) {
+        const int32_t *row = M + which[n][0] * 8;
+        pairs[n] = (int32_t)(((uint32_t)(uint16_t)row[which[n][2]] << 16) | (uint16_t)row[which[n][1]]);
     }
 }
 
@@ -429,6 +745,10 @@ static inline void store(void *out, int kind, size_t index, double value)
     if (kind == KIND_F32) ((float *)out)[index] = (float)value;
     else ((double *)out)[index] = value;
 }
+
+/* Set once at import: whether the AVX2 forms run (the CPU has AVX2, and
+ * DIFFJPEG_NO_INTRINSICS is not set: the tests compare both). */
+static int cpu_has_avx2 = 0;
 
 /* ------------------------------------------------------------ one call */
 enum { ENCODE, DECODE };
@@ -456,12 +776,17 @@ typedef struct {
     int n, channels, h, w;        /* the images: (n, channels, h, w) */
     int image_kind, blocks_kind;  /* KIND_* */
     Constants k;                  /* copied: a few hundred bytes */
+    int32_t pairs[12];            /* decode: M's entries as idct_islow_avx2 takes them */
+    YccConstants ycc;             /* decode: the color matrix as ycbcr_to_rgb_avx2 takes it */
+    int avx2;                     /* decode: take the AVX2 forms */
     int32_t geo[MAX_CHANNELS][GEO_COLUMNS];  /* copied and checked */
     size_t blocks[MAX_CHANNELS];  /* blocks per image, per component */
     int v_max, mcu_h;             /* largest vertical ratio; MCU row height in image rows */
     int strip_max;                /* the tallest strip among the items, in image rows */
     int cols_max, dw_max;         /* widest grid row, widest downsampled row */
     const int32_t *tables;        /* (n, channels, 64): each component's table */
+    int32_t *rounded_tables;      /* decode: its float64 tables rounded, owned */
+    int declined;                 /* decode: a table the kernel leaves to the tensor path */
     const int32_t *items;         /* (n_items, ITEM_COLUMNS) */
     Py_ssize_t n_items;
     int with_dct;
@@ -510,6 +835,8 @@ static void release_job(Job *job)
 {
     release(&job->image);
     release(&job->tables_buf);
+    free(job->rounded_tables);
+    job->rounded_tables = NULL;
     release(&job->items_buf);
     for (int c = 0; c < MAX_CHANNELS; c++) {
         release(&job->block_bufs[c]);
@@ -608,10 +935,14 @@ static int acquire_buffers(const Arguments *a, Job *job)
                             mul(samples, kind_size(job->image_kind))) < 0 ||
                  get_buffer(a->constants, &constants, EXACT, "constants", sizeof(Constants)) < 0 ||
                  get_buffer(a->geometry, &geometry, EXACT, "geometry", channels * GEO_COLUMNS * sizeof(int32_t)) < 0 ||
-                 get_buffer(a->tables, &job->tables_buf, READ, "tables", mul(mul(job->n, channels), 64 * sizeof(int32_t))) < 0 ||
+                 get_buffer(a->tables, &job->tables_buf, READ, "tables",
+                            mul(mul(job->n, channels), 64 * (job->direction == DECODE ? sizeof(double) : sizeof(int32_t)))) < 0 ||
                  get_buffer(a->items, &job->items_buf, READ, "items", 0) < 0;
     if (!failed) {
         memcpy(&job->k, constants.view.buf, sizeof(Constants));
+        matrix_pairs(job->k.islow, job->pairs);
+        ycc_constants(job->k.color_fix, job->k.color_add, &job->ycc);
+        job->avx2 = cpu_has_avx2;
         memcpy(job->geo, geometry.view.buf, channels * GEO_COLUMNS * sizeof(int32_t));
     }
     release(&constants);
@@ -635,6 +966,20 @@ static int acquire_buffers(const Arguments *a, Job *job)
     }
     job->tables = (const int32_t *)job->tables_buf.view.buf;
     Py_ssize_t entries = mul(job->n, channels) * 64;  /* the tables buffer holds them: no overflow */
+    if (job->direction == DECODE) {  /* codec.decode rounds tables half to even; dequantize_block's bound */
+        const double *given = (const double *)job->tables_buf.view.buf;
+        job->rounded_tables = malloc((entries > 0 ? (size_t)entries : 1) * sizeof(int32_t));
+        if (!job->rounded_tables) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        for (Py_ssize_t k = 0; k < entries; k++) {
+            double r = rint(given[k]);
+            if (!(fabs(r) <= 65535.0)) job->declined = 1;  /* NaN too */
+            job->rounded_tables[k] = job->declined ? 0 : (int32_t)r;
+        }
+        job->tables = job->rounded_tables;
+    }
     if (job->direction == ENCODE)  /* compute_reciprocal and quantize_block's bounds */
         for (Py_ssize_t k = 0; k < entries; k++)
             if (job->tables[k] < 1 || job->tables[k] > 255) {
@@ -650,7 +995,7 @@ static int acquire_buffers(const Arguments *a, Job *job)
 /* ------------------------------------------------------------ strips */
 /* One strip's work space, reused strip after strip. */
 typedef struct {
-    int32_t *colsum;  /* decode's h2v2 column sums; first: malloc's alignment */
+    int16_t *colsum;  /* decode's horizontal upsampling row; first: malloc's alignment */
     uint8_t *grid;    /* the strip's rows of one component's block grid */
     uint8_t *planes;  /* the strip's full-resolution rows of each component */
     uint8_t *rgb;     /* the same rows as R, G, B */
@@ -664,7 +1009,7 @@ static size_t scratch_layout(const Job *job, uint8_t *base, Scratch *s)
     size_t colsum = (size_t)job->dw_max * sizeof(int32_t), grid = ((size_t)job->strip_max + 2 + 16) * job->cols_max;
     size_t planes = (size_t)job->channels * job->strip_max * job->w;
     if (base) {
-        s->colsum = (int32_t *)base;
+        s->colsum = (int16_t *)base;
         s->grid = base + colsum;
         s->planes = s->grid + grid;
         s->rgb = s->planes + planes;
@@ -744,9 +1089,21 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
         for (int bx = 0; bx < bw; bx++) {
             int32_t v[64];
             int shortcut = 0;
-            int wrapping = dequantize_block(src, kind, ((size_t)by * bw + bx) * 64, table, v, &shortcut);
+            uint8_t *out = grid + (size_t)(by - b0) * 8 * cols + bx * 8;
+            size_t at = ((size_t)by * bw + bx) * 64;
+#ifdef HAVE_AVX2
+            if (job->avx2 && kind == KIND_F32 && dequantize_idct_avx2((const float *)src + at, table, &job->k, job->pairs, out, cols))
+                continue;
+#endif
+            int wrapping = dequantize_block(src, kind, at, table, v, &shortcut);
             if (wrapping < 0) return 0;
-            idct_islow(v, wrapping, shortcut, &job->k, grid + (size_t)(by - b0) * 8 * cols + bx * 8, cols);
+#ifdef HAVE_AVX2
+            if (job->avx2 && !wrapping) {
+                idct_islow_avx2(v, &job->k, job->pairs, out, cols);
+                continue;
+            }
+#endif
+            idct_islow(v, wrapping, shortcut, &job->k, out, cols);
         }
     return 1;
 }
@@ -770,8 +1127,14 @@ static int decode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
             !upsample(s->grid, b0 * 8, (b1 - b0) * 8, cols, dh, g[GEO_DOWN_W], sh, sv, y0, y1, w, planes + c * count, s->colsum))
             return 0;  /* upsample: not reached, check_geometry allows ratios 1 and 2 only */
     }
-    if (job->convert)  /* s->rgb holds as many planes as s->planes */
+    if (job->convert) {  /* s->rgb holds as many planes as s->planes */
+#ifdef HAVE_AVX2
+        if (job->avx2 && job->ycc.ok)
+            ycbcr_to_rgb_avx2(planes, planes + count, planes + 2 * count, count, &job->ycc, job->k.color_fix, job->k.color_add, s->rgb);
+        else
+#endif
         ycbcr_to_rgb(planes, planes + count, planes + 2 * count, count, job->k.color_fix, job->k.color_add, s->rgb);
+    }
     for (int ch = 0; ch < channels; ch++) {
         uint8_t *samples = (job->convert && ch < 3 ? s->rgb : planes) + ch * count;
         if (job->invert >> ch & 1) invert_samples(samples, count);
@@ -794,8 +1157,33 @@ static int run_strips(const Job *job, const Scratch *s)
     return 1;
 }
 
+/* Large outputs are written once, page by page. Where the system has
+ * transparent huge pages on request (Linux's "madvise" setting), asking for
+ * them on the 2 MiB-aligned part spares most of the page faults; and
+ * faulting the pages in here, in one call (MADV_POPULATE_WRITE, Linux 5.14),
+ * before the strips are shared among threads, keeps threads from faulting
+ * huge pages in at once, which stalls them. Advice only: nothing changes if
+ * it is refused. */
+#if defined(__linux__) && defined(MADV_HUGEPAGE) && !defined(MADV_POPULATE_WRITE)
+#define MADV_POPULATE_WRITE 23
+#endif
+static void prepare_pages(void *buffer, size_t length)
+{
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)1 << 21, page = 4096;
+    uintptr_t start = ((uintptr_t)buffer + huge - 1) & ~(huge - 1), end = ((uintptr_t)buffer + length) & ~(huge - 1);
+    if (length < 2 * huge || end <= start) return;
+    madvise((void *)start, end - start, MADV_HUGEPAGE);
+    start = (uintptr_t)buffer & ~(page - 1), end = ((uintptr_t)buffer + length + page - 1) & ~(page - 1);
+    madvise((void *)start, end - start, MADV_POPULATE_WRITE);
+#else
+    (void)buffer, (void)length;
+#endif
+}
+
 /* Parse, check, acquire; run the strips; release. Returns 1 if every strip
- * ran, 0 if decode left the batch to the tensor path, -1 with an exception. */
+ * ran, 0 if decode left the batch to the tensor path (a table or a
+ * coefficient it cannot take), -1 with an exception. */
 static int run_call(PyObject *args, PyObject *kwargs, int direction)
 {
     Arguments a;
@@ -803,8 +1191,8 @@ static int run_call(PyObject *args, PyObject *kwargs, int direction)
     memset(&job, 0, sizeof job);
     int ok = -1;
     if (parse_arguments(args, kwargs, direction, &a, &job) < 0 || acquire_buffers(&a, &job) < 0) goto done;
-    ok = 1;
-    if (job.n_items == 0) goto done;
+    ok = !job.declined;
+    if (job.n_items == 0 || job.declined) goto done;
     Scratch s;
     uint8_t *scratch = malloc(scratch_layout(&job, NULL, NULL));
     if (!scratch) {
@@ -847,11 +1235,13 @@ static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
  *   blocks: one buffer per component, (count, blocks h, blocks w, 8, 8),
  *     float32 / float64 (blocks_kind): the quantized coefficients
  *   constants: Constants, the inverse forms
- *   tables, geometry, items: as encode's (tables: any int32); 1, 3 or 4 channels
+ *   tables: float64 (count, channels, 64): each component's table, rounded
+ *     half to even here; one beyond +-65535 or not finite makes it return False
+ *   geometry, items: as encode's; 1, 3 or 4 channels
  *   convert: 1 for YCbCr to RGB on the first three channels (3 or 4 channels), else 0
  *   invert: bit c set if channel c becomes 255 - x, after convert (color.DECODER_STEPS)
  * Returns False, having written nothing meaningful, if a coefficient is not
- * finite or too large for exact int64 arithmetic: the caller then decodes
+ * finite or beyond 2**40, or a table is declined: the caller then decodes
  * with the tensor path, which defines those cases.
  */
 static PyObject *native_decode(PyObject *self, PyObject *args, PyObject *kwargs)
@@ -861,11 +1251,26 @@ static PyObject *native_decode(PyObject *self, PyObject *args, PyObject *kwargs)
     return ok < 0 ? NULL : PyBool_FromLong(ok);
 }
 
+/* prepare(buffer): prepare_pages on a writable buffer that decode is about
+ * to fill (native.py calls it once, before sharing the strips). */
+static PyObject *native_prepare(PyObject *self, PyObject *buffer)
+{
+    (void)self;
+    Py_buffer view;
+    if (PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE) < 0) return NULL;
+    Py_BEGIN_ALLOW_THREADS
+    prepare_pages(view.buf, (size_t)view.len);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"encode", (PyCFunction)(void (*)(void))native_encode, METH_VARARGS | METH_KEYWORDS,
      "Exact no-gradient encode of a batch (see diffjpeg/native.py)."},
     {"decode", (PyCFunction)(void (*)(void))native_decode, METH_VARARGS | METH_KEYWORDS,
      "Exact no-gradient decode of a batch (see diffjpeg/native.py)."},
+    {"prepare", native_prepare, METH_O, "Huge pages, faulted in, for a large output decode is about to write."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -873,4 +1278,16 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, .m_name = "_native", .m_doc = NULL, .m_size = -1, .m_methods = methods,
 };
 
-PyMODINIT_FUNC PyInit__native(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__native(void)
+{
+#ifdef HAVE_AVX2
+    __builtin_cpu_init();
+    cpu_has_avx2 = __builtin_cpu_supports("avx2") && !getenv("DIFFJPEG_NO_INTRINSICS");
+#endif
+    PyObject *m = PyModule_Create(&module);
+    if (m != NULL && PyModule_AddIntConstant(m, "intrinsics", cpu_has_avx2) < 0) {  /* whether the AVX2 forms run */
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -305,6 +305,10 @@ def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, 
     if not isinstance(coefficients, Coefficients):
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
     check_choice("mode", mode, MODES)
+    if mode == "exact" and ycbcr_to_rgb is None:  # the kernel alone, where it applies; it checks the values
+        samples = native.decode_coefficients(coefficients, as_uint8)
+        if samples is not None:
+            return samples
     c = coefficients
     device = c.y.device
     for name, t in zip(("y", "cb", "cr", "k")[: len(c.components)] + ("qtables",), c.components + [c.qtables]):

@@ -37,6 +37,7 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -110,7 +111,7 @@ def _check_reader(module, library) -> None:
     for (rows, cols, h, v, slot, blob, *_), blocks, sampling, index in zip(components, c.components, c.sampling, c.qtable_index):
         if (rows, cols, (h, v), slot) != (*blocks.shape[:2], sampling, index):
             raise OSError("a component's description came back wrong")
-        if not np.array_equal(np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8), blocks.numpy()):
+        if not np.array_equal(np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8), blocks.numpy()):
             raise OSError("coefficients came back wrong")
     for slot in (0, 1):
         if not np.array_equal(np.frombuffer(qtables[slot], np.uint16).reshape(8, 8), tables[slot].numpy()):
@@ -310,9 +311,9 @@ def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_
     used = sorted(set(slots))
     if any(qt[i] is None for i in used):
         raise JPEGError(f"a component uses a quantization table the file does not define (slots {used})")
-    tables = np.stack([qt[i] for i in used]).astype(np.float32)
+    tables = np.array([qt[i] for i in used], dtype=np.float32)
     index = tuple(used.index(i) for i in slots)
-    as_tensor = lambda a: torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).to(dtype)  # noqa: E731
+    as_tensor = lambda a: _tensor(a, dtype, device)  # noqa: E731
     blocks = [as_tensor(c) for c in components] + [None] * (4 - len(components))
     c = Coefficients(
         y=blocks[0],
@@ -332,6 +333,14 @@ def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_
     return c
 
 
+def _tensor(a: np.ndarray, dtype: torch.dtype, device) -> Tensor:
+    """``a`` as a tensor of ``dtype`` on ``device``; the reader's float32
+    arrays as they are, without a copy."""
+    if a.dtype == np.float32 and dtype == torch.float32 and device is None and a.flags.writeable:
+        return torch.from_numpy(a)
+    return torch.as_tensor(np.asarray(a, dtype=np.float32), device=device).to(dtype)
+
+
 def _progression(structure, state, padding, as_tensor, data: bytes) -> Progression | None:
     """What decode's block smoothing needs of a progressive file whose scans
     leave coefficients incomplete; ``None`` for every other file. ``state``:
@@ -344,7 +353,7 @@ def _progression(structure, state, padding, as_tensor, data: bytes) -> Progressi
         return None
     if state is not None:
         bits, previous, scans, last_good = state
-        if all(b == 0 for row in bits for b in row):
+        if not any(any(row) for row in bits):  # every coefficient complete
             return None
         if scans < 2:  # smoothing_ok latches -1 for the earlier state then
             previous = tuple((-1,) * 64 for _ in previous)
@@ -356,7 +365,7 @@ def _progression(structure, state, padding, as_tensor, data: bytes) -> Progressi
         except JPEGError:
             pass
     bits = progression_bits(scans, [c.id for c in structure.components])
-    if all(b == 0 for row in bits for b in row):
+    if not any(any(row) for row in bits):
         return None
     return Progression(bits, tuple(None if p is None else as_tensor(p) for p in padding))
 
@@ -379,7 +388,7 @@ def _read_in_memory(reader, data: bytes, strict: bool):
         )
     if strict and warned:
         raise JPEGError(f"corrupt JPEG data, libjpeg warns: {_warning_text(data, warned)}; {LENIENT_HINT}")
-    blocks = [np.frombuffer(blob, np.int16).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _, _ in components]
+    blocks = [np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _, _ in components]  # no copy
     qt = [None if t is None else np.frombuffer(t, np.uint16).reshape(8, 8) for t in tables]
     padding = [None if pad is None else np.frombuffer(pad, np.int16) for *_, pad, _ in components]
     state = None
@@ -440,6 +449,9 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         JPEGError: as :func:`read`; ValueError if sizes, sampling, table
         assignment or color space differ between files.
 
+    The files are read on ``torch.get_num_threads()`` threads (libjpeg runs
+    without the GIL), each file on one.
+
     Example:
         >>> import io, diffjpeg
         >>> from PIL import Image
@@ -451,7 +463,7 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
     """
     if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence) or not sources:
         raise TypeError("sources must be a non-empty list of paths, bytes or file objects")
-    items = [read(s, **options) for s in sources]
+    items = _read_each(sources, options)
     first = items[0]
     scans = lambda c: None if c.progression is None else c.progression.state  # noqa: E731
     for i, c in enumerate(items[1:], 1):
@@ -464,7 +476,7 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
             )
         if scans(c) != scans(first):
             raise ValueError(f"file {i} and file 0 leave different coefficients incomplete (progressive scans): read them one by one")
-    stack = lambda ts: None if ts[0] is None else torch.stack(ts)  # noqa: E731
+    stack = lambda ts: None if ts[0] is None else _stack(ts)  # noqa: E731
     progression = None
     if first.progression is not None:
         padding = zip(*(c.progression.padding_dc for c in items))
@@ -474,13 +486,32 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         cb=stack([c.cb for c in items]),
         cr=stack([c.cr for c in items]),
         k=stack([c.k for c in items]),
-        qtables=torch.stack([c.qtables for c in items]),
+        qtables=_stack([c.qtables for c in items]),
         sampling=first.sampling,
         size=first.size,
         qtable_index=first.qtable_index,
         color_space=first.color_space,
         progression=progression,
     )
+
+
+def _read_each(sources: Sequence, options: dict) -> list[Coefficients]:
+    """:func:`read` of each source, in order, on up to ``torch.get_num_threads()``
+    threads of a pool of this call's own; the first error in order is raised."""
+    workers = min(len(sources), torch.get_num_threads())
+    if workers < 2 or _reader() is None:  # jpeglib's fallback reads one file at a time anyway
+        return [read(s, **options) for s in sources]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg-read") as pool:
+        return list(pool.map(lambda s: read(s, **options), sources))
+
+
+def _stack(tensors: list[Tensor]) -> Tensor:
+    """``torch.stack``; on the CPU through numpy, one thread: torch's stack
+    spreads even small copies over its intra-op threads, whose start and
+    wake-ups can cost more than the copy."""
+    if all(t.is_cpu and not t.requires_grad for t in tensors):
+        return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
+    return torch.stack(tensors)
 
 
 def _integer_blocks(t: Tensor, name: str) -> np.ndarray:

@@ -20,6 +20,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
 
 # Luma sampling factors (h, v) per chroma subsampling; chroma components are 1x1.
 SUBSAMPLINGS = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
@@ -67,8 +70,17 @@ def max_factors(sampling) -> tuple[int, int]:
 
 def geometries(size: tuple[int, int], sampling) -> list[ComponentGeometry]:
     """The geometry of each component, in order."""
+    size, sampling = (int(size[0]), int(size[1])), tuple((int(h), int(v)) for h, v in sampling)
+    if torch.compiler.is_compiling():  # traced: computed afresh (dynamo would trace through the cache anyway)
+        return list(_geometries.__wrapped__(size, sampling))
+    return list(_geometries(size, sampling))
+
+
+@lru_cache(maxsize=256)
+def _geometries(size: tuple[int, int], sampling: tuple[tuple[int, int], ...]) -> tuple[ComponentGeometry, ...]:
+    # every read and decode asks again for the same few sizes; the answers are frozen
     largest = max_factors(sampling)
-    return [component_geometry(size, f, largest) for f in sampling]
+    return tuple(component_geometry(size, f, largest) for f in sampling)
 
 
 def block_count(size: tuple[int, int], sampling) -> int:

@@ -33,6 +33,7 @@ Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
 """
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 
@@ -155,18 +156,13 @@ def _scan_data_end(data: bytes, start: int) -> int:
 
     Returns ``len(data)`` if there is none (a truncated file).
     """
-    position = start
-    while True:
-        position = data.find(b"\xff", position)
-        if position < 0 or position + 1 >= len(data):
-            return len(data)
-        following = data[position + 1]
-        if following == 0x00 or following in RST:
-            position += 2
-        elif following == 0xFF:  # fill byte before a marker
-            position += 1
-        else:
-            return position
+    found = _MARKER_IN_SCAN.search(data, start)  # one pass in C, not a Python step per FF byte
+    return len(data) if found is None else found.start()
+
+
+# An FF followed by anything but a stuffed 00, a restart marker or another FF
+# (a fill byte: the marker is at the last FF of a run) ends a scan's data.
+_MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
 
 
 def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
@@ -242,7 +238,7 @@ def _parse_sos(body: bytes, frame: Structure, header: tuple[int, int]) -> Scan:
     count = body[0]
     if not 1 <= count <= 4 or len(body) != 4 + 2 * count:
         raise JPEGError(f"scan header (SOS) with {count} components has length {len(body) + 2}")
-    ids = tuple(body[1 + 2 * i] for i in range(count))
+    ids = tuple(body[1 : 1 + 2 * count : 2])
     known = {c.id for c in frame.components}
     if any(i not in known for i in ids) or len(set(ids)) != count:
         raise JPEGError(f"scan names components {list(ids)}, the frame has {sorted(known)}")

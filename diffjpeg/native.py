@@ -9,9 +9,18 @@ themselves when it applies:
 * ``forward="exact"``, CPU tensors, uint8/float32/float64 images,
   float32/float64 coefficients,
 * libjpeg's color matrices, sampling ratios of 1 or 2 (4:4:4, 4:2:2, 4:2:0,
-  4:4:0, grayscale), integer tables; decode takes every color space
+  4:4:0, grayscale), integer tables (decode rounds its tables as exact mode
+  does, and takes any within 65535); decode takes every color space
   (:data:`diffjpeg.color.DECODER_STEPS`), encode RGB and grayscale,
 * not while ``torch.compile`` traces.
+
+A plain exact decode (no gradient wanted, nothing to smooth, CPU tensors)
+goes straight to the kernel from :func:`decode_coefficients`, with no tensor
+operation before it: the kernel itself finds what it cannot take (a value
+not finite, too large), and decode's general path then checks and reports
+it. On CPUs with AVX2 the inverse DCT and the color conversion run as
+16-bit multiply-adds (intrinsics; the same integer sums, so the same
+values); ``DIFFJPEG_NO_INTRINSICS=1`` at import keeps them portable.
 
 Without a gradient the kernel's output is the result. With one, the kernel
 gives the values and the codec builds the graph from the real-valued stages
@@ -44,6 +53,7 @@ from . import color
 from .colorspace import default_color_space
 from .dct import islow_matrix, simd_factors
 from .geometry import ComponentGeometry
+from .geometry import geometries as component_geometries
 
 try:
     from . import _native as _kernel
@@ -97,16 +107,40 @@ def _usable(*tensors: Tensor) -> bool:
     return available() and not torch.compiler.is_compiling() and all(t.device.type == "cpu" for t in tensors)
 
 
+def _check_inverse_symmetry(m) -> None:
+    """The symmetries of the inverse ISLOW matrix the kernel's passes use
+    (``islow_pass`` in _native.c): rows ``7 - i`` mirror rows ``i``, with the
+    odd columns negated, and within the even columns rows ``3 - i`` mirror
+    rows ``i``, columns 2 and 6 negated. A DCT matrix has them; checked once,
+    so that a change to dct.py cannot silently break the kernel."""
+    for i in range(4):
+        for j in range(8):
+            if m[7 - i][j] != (m[i][j] if j % 2 == 0 else -m[i][j]):
+                raise RuntimeError("the inverse ISLOW matrix lacks the symmetry the compiled kernel relies on")
+    for i in range(2):
+        for j in (0, 2, 4, 6):
+            if m[3 - i][j] != (m[i][j] if j in (0, 4) else -m[i][j]):
+                raise RuntimeError("the inverse ISLOW matrix lacks the symmetry the compiled kernel relies on")
+
+
 @lru_cache(maxsize=None)
 def _constants(inverse: bool) -> np.ndarray:
     """The kernel's ``Constants``: 9 color FIX values, 3 offsets, the ISLOW
-    matrix, its transpose, the SIMD inverse's 16 factors; int32."""
+    matrix, its transpose, the SIMD inverse's 16 factors; int32. Read-only:
+    one array serves every call."""
     fixed = color.fixed_matrix(inverse)
     offset = color.decoder_rounding(torch.tensor(fixed)).tolist() if inverse else color.ENCODER_ROUNDING
     matrix = islow_matrix(inverse)
+    if inverse:
+        _check_inverse_symmetry(matrix)
     values = [v for row in fixed for v in row] + list(offset) + [v for row in matrix for v in row] + [v for row in zip(*matrix) for v in row]
     values += list(simd_factors())
-    return np.array(values, dtype=np.int32)
+    return _frozen(np.array(values, dtype=np.int32))
+
+
+def _frozen(a: np.ndarray) -> np.ndarray:
+    a.flags.writeable = False
+    return a
 
 
 _pool: ThreadPoolExecutor | None = None
@@ -125,15 +159,26 @@ if hasattr(os, "register_at_fork"):
 
 
 STRIP_MCU_ROWS = 8  # strips of at most this many MCU rows: a few hundred KiB of buffers
+PREPARED_BYTES = 4 << 20  # outputs from this size on get huge pages, faulted in before the threads start (_native.c)
 
 
 def _geometry(geometries: list[ComponentGeometry]) -> np.ndarray:
     """The kernel's geometry rows (its ``GEO_*`` columns), one per component;
     encode and decode read the same."""
-    return np.array([(*g.scale, *g.downsampled, *g.blocks, *g.padded) for g in geometries], dtype=np.int32)
+    return _geometry_rows(tuple(geometries))
+
+
+@lru_cache(maxsize=256)
+def _geometry_rows(geometries: tuple[ComponentGeometry, ...]) -> np.ndarray:
+    return _frozen(np.array([(*g.scale, *g.downsampled, *g.blocks, *g.padded) for g in geometries], dtype=np.int32))
 
 
 def _items(count: int, height: int, geometries: list[ComponentGeometry]) -> np.ndarray:
+    return _strips(count, height, tuple(geometries))
+
+
+@lru_cache(maxsize=256)
+def _strips(count: int, height: int, geometries: tuple[ComponentGeometry, ...]) -> np.ndarray:
     """The kernel's work: ``(image, first MCU row, end MCU row)`` strips.
 
     Images are cut into strips of ``STRIP_MCU_ROWS`` MCU rows, so that a
@@ -146,7 +191,7 @@ def _items(count: int, height: int, geometries: list[ComponentGeometry]) -> np.n
     starts = np.arange(0, mcu_rows, STRIP_MCU_ROWS)
     ends = np.minimum(starts + STRIP_MCU_ROWS, mcu_rows)
     images = np.repeat(np.arange(count), len(starts))
-    return np.stack([images, np.tile(starts, count), np.tile(ends, count)], axis=1).astype(np.int32)
+    return _frozen(np.stack([images, np.tile(starts, count), np.tile(ends, count)], axis=1).astype(np.int32))
 
 
 def _run(task, count: int) -> list:
@@ -217,10 +262,7 @@ def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[Co
         return False
     if components[0].dtype not in (torch.float32, torch.float64) or any(c.dtype != components[0].dtype for c in components):
         return False
-    if any(max(geo.scale) > 2 for geo in geometries):
-        return False
-    t = tables.detach()
-    return bool(torch.equal(t, torch.round(t)) and t.abs().max() <= 65535)
+    return all(max(geo.scale) <= 2 for geo in geometries)  # the tables: the kernel rounds and checks them
 
 
 def decode(
@@ -228,12 +270,13 @@ def decode(
     color_space: str | None = None,
 ) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
-    ``None`` when a coefficient is not finite or beyond 2**40 (the tensor
-    path then decodes; it defines those cases). Values only: no gradient.
+    ``None`` when a coefficient is not finite or beyond 2**40, or a table
+    not finite or beyond 65535 once rounded (the tensor path then decodes;
+    it defines those cases). Values only: no gradient.
 
     Args:
         components: ``(B, rows, cols, 8, 8)`` per component, float32 or float64.
-        tables: ``(B, C, 8, 8)`` each component's table, integer-valued.
+        tables: ``(B, C, 8, 8)`` each component's table (rounded half to even, as exact mode does).
         geometries: each component's geometry; ratios 1 or 2.
         size: ``(H, W)``.
         out_dtype: ``torch.uint8`` for the 8-bit samples themselves (not / 255).
@@ -241,24 +284,101 @@ def decode(
             (default from their number); the result is
             :func:`diffjpeg.color.decoded_pixels`'.
     """
-    height, width = size
     count, channels = tables.shape[0], len(components)
-    dtype = components[0].dtype
-    convert, inverted = color.DECODER_STEPS[color_space or default_color_space(channels)]
-    out = torch.empty(count, channels, height, width, dtype=out_dtype or dtype)
-    items = _items(count, height, geometries)
+    blocks = tuple(c.detach().contiguous().numpy() for c in components)
+    table_values = tables.detach().to("cpu", torch.float64).reshape(count, channels * 64).contiguous().numpy()
+    out = torch.empty(count, channels, *size, dtype=out_dtype or components[0].dtype)
+    geometries = tuple(geometries)
+    items, rows = _strips(count, size[0], geometries), _geometry_rows(geometries)
+    steps = _color_steps(color_space or default_color_space(channels))
+    return out if _decode_into(out, blocks, components[0].dtype, table_values, items, rows, steps) else None
+
+
+def _color_steps(color_space: str) -> tuple[int, int]:
+    """The kernel's ``convert`` and ``invert`` for a color space (color.DECODER_STEPS)."""
+    convert, inverted = color.DECODER_STEPS[color_space]
+    return int(convert), sum(1 << c for c in inverted)
+
+
+def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, items: np.ndarray, rows: np.ndarray,
+                 steps: tuple[int, int]) -> bool:
+    """The kernel's decode of ``blocks`` (numpy, ``(B, rows, cols, 8, 8)``
+    each) into ``out`` ``(B, C, H, W)`` over the threads, the strips
+    ``items`` of geometry ``rows``, the color ``steps``; whether it took them."""
+    count, _, height, width = out.shape
+    image = out.numpy()
+    if image.nbytes >= PREPARED_BYTES:
+        _kernel.prepare(image)
     call = dict(
-        image=out.numpy(), image_kind=_KINDS[out.dtype],
-        blocks=tuple(c.detach().contiguous().numpy() for c in components), blocks_kind=_KINDS[dtype],
-        count=count, height=height, width=width, constants=_constants(True),
-        tables=tables.detach().to(torch.int32).reshape(count, channels * 64).contiguous().numpy(),
-        geometry=_geometry(geometries), convert=int(convert), invert=sum(1 << c for c in inverted),
+        image=image, image_kind=_KINDS[out.dtype], blocks=blocks, blocks_kind=_KINDS[dtype],
+        count=count, height=height, width=width, constants=_constants(True), tables=tables, geometry=rows,
+        convert=steps[0], invert=steps[1],
     )
+    if len(items) == 1 or torch.get_num_threads() == 1:
+        return _kernel.decode(items=items, **call)
 
     def task(start: int, stop: int) -> bool:
         return _kernel.decode(items=items[start:stop], **call)
 
-    return out if all(_run(task, len(items))) else None
+    return all(_run(task, len(items)))
+
+
+@lru_cache(maxsize=256)
+def _decode_plan(count: int, size: tuple[int, int], sampling: tuple) -> tuple | None:
+    """Each component's block shape, the strips and the geometry rows of a
+    decode, or ``None`` where the kernel does not upsample (ratios over 2)."""
+    geometries = tuple(component_geometries(size, sampling))
+    if any(max(g.scale) > 2 for g in geometries):
+        return None
+    return tuple(g.blocks + (8, 8) for g in geometries), _strips(count, size[0], geometries), _geometry_rows(geometries)
+
+
+def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
+    """Exact decode of whole :class:`diffjpeg.Coefficients` in one kernel
+    call, the images ``(*batch, C, H, W)`` / 255 in the coefficients' dtype
+    (or the 8-bit samples with ``as_uint8``); ``None`` wherever
+    :func:`diffjpeg.decode`'s general path must run instead: no kernel, a
+    gradient wanted, tensors off the CPU or of other dtypes, shapes that do
+    not match the geometry (the general path says what is wrong),
+    coefficients left for block smoothing, and whatever the kernel declines
+    (not finite, too large: the general path checks and decodes those).
+    Cheap where it applies: files read from disk are decoded here."""
+    c = coefficients
+    if not available() or c.progression is not None or torch.compiler.is_compiling() or c.color_space not in color.DECODER_STEPS:
+        return None
+    components, tables = c.components, c.qtables
+    dtype = components[0].dtype
+    if dtype not in (torch.float32, torch.float64) or not tables.is_cpu or tables.dim() < 3 or tables.shape[-2:] != (8, 8):
+        return None
+    grad = torch.is_grad_enabled()
+    if grad and tables.requires_grad:
+        return None
+    batch = tables.shape[:-3]
+    count = math.prod(batch)
+    try:
+        plan = _decode_plan(count, c.size, c.sampling)
+    except TypeError:  # not hashable: sizes changed by hand after construction
+        return None
+    if plan is None or len(plan[0]) != len(components):
+        return None
+    blocks = []
+    for t, shape in zip(components, plan[0]):
+        if t.dtype != dtype or not t.is_cpu or t.shape[len(batch):] != shape or t.shape[:len(batch)] != batch:
+            return None
+        if t.requires_grad:
+            if grad:
+                return None
+            t = t.detach()
+        blocks.append((t if t.is_contiguous() else t.contiguous()).numpy())
+    index = c.qtable_index
+    given = tables.detach().numpy().reshape(count, tables.shape[-3], 64)
+    if len(set(index)) < given.shape[1] and not np.isfinite(given).all():
+        return None  # a table no component uses: the general path reports its NaN
+    table_values = np.ascontiguousarray(given[:, index], dtype=np.float64)
+    height, width = c.size
+    out = torch.empty(batch + (len(components), height, width), dtype=torch.uint8 if as_uint8 else dtype)
+    view = out.view(count, len(components), height, width)
+    return out if _decode_into(view, tuple(blocks), dtype, table_values, plan[1], plan[2], _color_steps(c.color_space)) else None
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]

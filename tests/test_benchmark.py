@@ -56,3 +56,20 @@ def test_gpu_script_runs_on_the_cpu_and_writes_every_section(tmp_path):
     for target in ("float forward+backward ≥ 2 Gpx/s", "exact forward ≥ 2 Gpx/s", "10x kornia"):
         assert target in report
     assert out.with_suffix(".json").stat().st_size > 0
+
+
+def test_read_benchmark_runs_and_checks_pixels(tmp_path):
+    """benchmarks/read.py end to end, tiny: the 64x64 set and a batch of 4;
+    it checks diffjpeg's pixels against Pillow's before timing (no timing is asserted)."""
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("skimage")
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "read.py"
+    spec = importlib.util.spec_from_file_location("read_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    out = tmp_path / "read.md"
+    assert bench.main(["--sizes", "64", "--quick", "--batch", "4", "--out", str(out)]) == 0
+    report = out.read_text()
+    assert "| 64x64 |" in report and "| 4 | 256x256 |" in report and "ratio" in report

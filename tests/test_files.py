@@ -414,6 +414,28 @@ def test_compiled_reader_checks_the_librarys_layout():
         _libjpeg.load("/nonexistent/libjpeg.so")
 
 
+def test_coefficients_keep_the_readers_arrays_alive(monkeypatch):
+    """The compiled reader hands its float32 arrays over without a copy: the
+    tensors own them (they outlive everything else of the read), may be
+    written, and hold libjpeg's coefficients (jpeglib's, through the fallback)."""
+    import gc
+
+    pytest.importorskip("diffjpeg._libjpeg")
+    from diffjpeg import _libjpeg, files
+
+    data = pillow_file(photo(), quality=80)
+    _, refused, components, _, _ = _libjpeg.read(_libjpeg.load(files._library_file()), data)
+    assert refused is None and memoryview(components[0][5]).format == "f"
+    y = diffjpeg.read(data).y
+    gc.collect()
+    reference = diffjpeg.read(data).y.clone()
+    assert torch.equal(y, reference) and y.dtype == torch.float32
+    y[0, 0, 0, 0] += 1  # its own memory: writable, and only this tensor changes
+    assert not torch.equal(y, reference) and torch.equal(diffjpeg.read(data).y, reference)
+    monkeypatch.setattr(files, "_reader", lambda: None)
+    assert torch.equal(diffjpeg.read(data).y, reference)
+
+
 def test_fallback_through_jpeglib(monkeypatch, capfd):
     """Without the compiled reader: the same coefficients and errors, but
     libjpeg's warnings go to stderr and strict=True cannot see them."""
@@ -453,3 +475,49 @@ def test_extended_files_for_tables_over_255():
     with pytest.raises(ValueError, match="slots 0..3"):
         five = torch.ones(5, 8, 8)
         diffjpeg.write(diffjpeg.Coefficients(c.y, c.cb, c.cr, five, c.sampling, c.size, qtable_index=(0, 4, 4)))
+
+
+def test_read_batch_on_threads_equals_reading_one_by_one():
+    """read_batch reads on torch's threads: the batch is the files read one
+    by one, in order, and the first bad file in order raises."""
+    files_ = [pillow_file(photo(top=100 + 7 * i), quality=30 + 9 * i, progressive=i % 2 == 1) for i in range(7)]
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(3)
+        batch = diffjpeg.read_batch(files_)
+        with pytest.raises(diffjpeg.JPEGError, match="not a JPEG file"):
+            diffjpeg.read_batch(files_[:2] + [b"GIF89a", files_[3], b"\xff\xd8\xff"])
+    finally:
+        torch.set_num_threads(threads)
+    for i, data in enumerate(files_):
+        assert same_coefficients(batch[i], diffjpeg.read(data)) and torch.equal(batch.qtables[i], diffjpeg.read(data).qtables)
+    assert_identical(to_uint8(diffjpeg.decode(batch)[4]), pillow_decode(files_[4]))
+
+
+def test_scan_data_ends_at_the_first_marker():
+    """The end of a scan's data (markers._scan_data_end, a regular
+    expression) is where a plain walk over the bytes finds the first marker:
+    past stuffed 00s and restart markers, at the last FF of a run of fill bytes."""
+    import random
+
+    from diffjpeg.markers import _scan_data_end
+
+    def walk(data, position):
+        while True:
+            position = data.find(b"\xff", position)
+            if position < 0 or position + 1 >= len(data):
+                return len(data)
+            following = data[position + 1]
+            if following == 0x00 or 0xD0 <= following <= 0xD7:
+                position += 2
+            elif following == 0xFF:
+                position += 1
+            else:
+                return position
+
+    rng = random.Random(12)
+    alphabet = [0xFF, 0x00, 0xD0, 0xD7, 0xD8, 0xD9, 0xCF, 0x12]
+    for _ in range(20000):
+        data = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        start = rng.randint(0, len(data))
+        assert _scan_data_end(data, start) == walk(data, start), (data, start)

@@ -209,6 +209,141 @@ def test_hostile_coefficients_give_the_tensor_result():
                 diffjpeg.decode(c)
 
 
+def test_whole_coefficients_route_takes_plain_cases_only():
+    """decode's route straight to the kernel (native.decode_coefficients)
+    takes what needs nothing else, with decode's values, and hands every
+    other case to the general path, which checks it and decodes it."""
+    c = diffjpeg.encode(torch.rand(2, 3, 21, 30), quality=60)
+    direct = native.decode_coefficients(c)
+    assert direct is not None
+    assert_same(direct, both_paths(lambda: diffjpeg.decode(c))[1])
+    assert_same(native.decode_coefficients(c, as_uint8=True), torch.round(direct * 255).to(torch.uint8))
+    assert_same(native.decode_coefficients(c.to(torch.float64)), diffjpeg.decode(c.to(torch.float64)))
+    gray = diffjpeg.encode(torch.rand(3, 1, 9, 17), quality=30)
+    assert_same(native.decode_coefficients(gray), both_paths(lambda: diffjpeg.decode(gray))[1])
+    wants_grad = Coefficients(y=c.y.clone().requires_grad_(), cb=c.cb, cr=c.cr, qtables=c.qtables, sampling=c.sampling, size=c.size)
+    assert native.decode_coefficients(wants_grad) is None
+    with torch.no_grad():  # no graph wanted: the kernel alone
+        assert_same(native.decode_coefficients(wants_grad), direct)
+    wrong_shape = Coefficients(y=c.y[:, :, :-1], cb=c.cb, cr=c.cr, qtables=c.qtables, sampling=c.sampling, size=c.size)
+    assert native.decode_coefficients(wrong_shape) is None
+    with pytest.raises(ValueError, match="component 0 has shape"):
+        diffjpeg.decode(wrong_shape)
+    # values the kernel declines: the general path's checks raise or its tensor stages decode
+    for value in (float("nan"), float("inf")):
+        y = c.y.clone()
+        y[1, 0, 0, 0, 0] = value
+        bad = Coefficients(y=y, cb=c.cb, cr=c.cr, qtables=c.qtables, sampling=c.sampling, size=c.size)
+        assert native.decode_coefficients(bad) is None
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            diffjpeg.decode(bad)
+    unused = torch.cat([c.qtables, torch.full((2, 1, 8, 8), float("nan"))], dim=1)  # a third table no component uses
+    spare = Coefficients(y=c.y, cb=c.cb, cr=c.cr, qtables=unused, sampling=c.sampling, size=c.size)
+    assert native.decode_coefficients(spare) is None
+    with pytest.raises(ValueError, match="qtables contains NaN"):
+        diffjpeg.decode(spare)
+    big = c.qtables.clone()
+    big[0, 0, 0, 0] = 70000.0  # beyond what the kernel dequantizes exactly: the tensor stages
+    large = Coefficients(y=c.y, cb=c.cb, cr=c.cr, qtables=big, sampling=c.sampling, size=c.size)
+    assert native.decode_coefficients(large) is None
+    assert_same(*both_paths(lambda: diffjpeg.decode(large)))
+
+
+def _extreme_blocks(seed: int) -> Coefficients:
+    """Blocks that push the inverse DCT to its int16 limits: dequantized
+    values up to +-32767 (the most the non-wide path takes), blocks of one
+    value, alternating signs, single coefficients, halves; pass 1 saturates
+    on many."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(-32767, 32768, (1, 6, 6, 8, 8), generator=g).double()
+    y[0, 0, 0] = 32767.0
+    y[0, 0, 1] = -32767.0
+    y[0, 0, 2] = 32767.0 * (torch.arange(64).reshape(8, 8) % 2 * 2 - 1)
+    y[0, 0, 3] = torch.where(torch.rand(8, 8, generator=g) < 0.5, 32767.0, -32767.0)
+    y[0, 0, 4] = 0.0
+    y[0, 0, 4, 3, 5] = -32767.0
+    y[0, 0, 5] = (torch.arange(64).reshape(8, 8) - 31.5) * 3  # halves: rounded to even
+    y[0, 1] = torch.randint(-300, 301, (6, 8, 8), generator=g).double()  # ordinary values beside them
+    y[0, 2] = torch.randint(-8191, 8192, (6, 8, 8), generator=g).double()  # the matrix form's limit ...
+    y[0, 3, 0] = 8191.0  # ... with pass-1 results beyond 16383: pass 2 as the SIMD butterflies
+    y[0, 3, 1] = 0.0
+    y[0, 3, 1, 0, 0] = -8191.0
+    y[0, 3, 2] = 8191.0 * (torch.arange(64).reshape(8, 8) % 3 - 1)
+    small = torch.randint(-2000, 2001, (1, 3, 3, 8, 8), generator=g).double()
+    tables = torch.stack([torch.ones(8, 8), torch.randint(1, 17, (8, 8), generator=g).float()])[None]
+    return Coefficients(y=y.float(), cb=small.float(), cr=(-small).float(), qtables=tables, sampling="4:2:0", size=(45, 48))
+
+
+def test_inverse_dct_limits_equal_tensor_stages():
+    """The kernel's inverse DCT (AVX2's 16-bit multiply-adds where the CPU
+    has them) saturates exactly where libjpeg-turbo's SIMD code does."""
+    for seed in range(3):
+        c = _extreme_blocks(seed)
+        assert_same(*both_paths(lambda: diffjpeg.decode(c)))
+
+
+def test_color_conversion_over_the_chroma_plane_equals_tensor_stages():
+    """Flat blocks (DC only, table 1: level 128 + DC / 8) put every 5th Cb
+    and Cr level beside each other and Y from 0 to 255: the kernel's color
+    conversion (AVX2's 16-bit form where the CPU has it) clamps and rounds
+    as the tensor stages do, at both ends."""
+    levels = torch.tensor(list(range(0, 256, 5)) + [255])
+    n = len(levels)
+    cb, cr = torch.meshgrid(levels, levels, indexing="ij")
+    y = (torch.arange(n * n).reshape(n, n) * 37) % 256
+    blocks = torch.zeros(3, n, n, 8, 8)
+    for component, level in enumerate((y, cb, cr)):
+        blocks[component, :, :, 0, 0] = 8.0 * (level - 128)
+    c = Coefficients(y=blocks[0], cb=blocks[1], cr=blocks[2], qtables=torch.ones(2, 8, 8), sampling="4:4:4", size=(8 * n, 8 * n - 3))
+    fast, slow = both_paths(lambda: diffjpeg.decode(c))
+    assert_same(fast, slow)
+    assert set(torch.round(fast * 255).unique().tolist()) >= {0.0, 255.0}
+
+
+def _decoded_digest() -> str:
+    """sha256 of the kernel's decodes of ordinary and extreme blocks."""
+    import hashlib
+
+    c = diffjpeg.encode(torch.rand(2, 3, 37, 50, generator=torch.Generator().manual_seed(1)), quality=90)
+    out = [diffjpeg.decode(c), diffjpeg.decode(c[0].to(torch.float64))] + [diffjpeg.decode(_extreme_blocks(s)) for s in range(3)]
+    return hashlib.sha256(b"".join(o.numpy().tobytes() for o in out)).hexdigest()
+
+
+def test_avx2_intrinsics_and_portable_kernel_agree():
+    """DIFFJPEG_NO_INTRINSICS=1 makes the kernel take its portable inverse DCT
+    and color conversion: they give the same samples, byte for byte, on
+    ordinary and extreme blocks."""
+    code = ("import sys; sys.path.insert(0, '.'); from diffjpeg import _native; from tests.test_native import _decoded_digest; "
+            "print(_native.intrinsics, _decoded_digest())")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                         env={**os.environ, "DIFFJPEG_NO_INTRINSICS": "1"})
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["0", _decoded_digest()]
+
+
+def test_large_outputs_are_prepared_and_threads_agree():
+    """Outputs from native.PREPARED_BYTES on are given huge pages and faulted
+    in before the threads start (_native.prepare); the values are the same
+    on one thread and on several, and prepare takes writable buffers only."""
+    from diffjpeg import _native
+
+    c = diffjpeg.encode(torch.rand(3, 3, 512, 512, generator=torch.Generator().manual_seed(4)), quality=85)
+    assert 3 * 3 * 512 * 512 * 4 >= native.PREPARED_BYTES
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = diffjpeg.decode(c)
+        torch.set_num_threads(3)
+        assert torch.equal(diffjpeg.decode(c), one)
+    finally:
+        torch.set_num_threads(threads)
+    assert_same(one[1:2], both_paths(lambda: diffjpeg.decode(c[1:2]))[1])
+    assert _native.prepare(bytearray(8 << 20)) is None
+    with pytest.raises((TypeError, BufferError)):
+        _native.prepare(bytes(16))
+
+
 def test_non_integer_tables_decode_on_tensor_stages():
     x = torch.rand(1, 3, 16, 16)
     c = diffjpeg.encode(x, qtables=torch.full((2, 8, 8), 7.3), mode="float")
@@ -359,7 +494,7 @@ def _good_calls():
     common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32))
     encode = dict(common, image=np.zeros((1, 3, 8, 8), np.uint8), image_kind=0, blocks=blocks, blocks_kind=1, dct=None, constants=native._constants(False))
     decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1, constants=native._constants(True),
-                  convert=1, invert=0)
+                  tables=np.ones((1, 3 * 64)), convert=1, invert=0)  # decode's tables: float64, rounded there
     return encode, decode
 
 
@@ -389,7 +524,7 @@ def test_kernel_rejects_bad_calls():
         refuses(call, good, ValueError, "constants", constants=good["constants"][:-1].copy())
         refuses(call, good, ValueError, "constants", constants=np.concatenate([good["constants"], [0]]).astype(np.int32))
         refuses(call, good, ValueError, "geometry", geometry=geometry[:, :7].copy())  # the old 7-column rows
-        refuses(call, good, ValueError, "tables", tables=np.ones((1, 2 * 64), np.int32))
+        refuses(call, good, ValueError, "tables", tables=good["tables"][:, : 2 * 64].copy())
         refuses(call, good, ValueError, "blocks", blocks=outs[:2] + (np.zeros((1, 1, 1, 8, 7), np.float32),))
         refuses(call, good, ValueError, "blocks", blocks_kind=2)  # float64 blocks in float32 buffers
         for column, value in ((0, 3), (1, 0), (2, 9), (3, 3), (4, 2), (5, 0), (6, 7), (7, 16)):
@@ -407,6 +542,12 @@ def test_kernel_rejects_bad_calls():
     refuses(_native.encode, encode, BufferError, None, blocks=tuple(o.copy() for o in outs[:2]) + (b"x" * 256,))
     refuses(_native.decode, decode, BufferError, None, image=b"x" * (3 * 64 * 4))
     assert _native.encode(**{**encode, "image": bytes(3 * 64)}) is None
+    # decode declines tables it cannot take exactly (the tensor path decodes those); it rounds the others
+    for bad in (np.nan, np.inf, 65535.5 + 1, -65537.0):
+        tables = decode["tables"].copy()
+        tables[0, 70] = bad
+        assert _native.decode(**{**decode, "tables": tables}) is False
+    assert _native.decode(**{**decode, "tables": decode["tables"] * 65535.4}) is True
     refuses(_native.encode, encode, ValueError, "1..255", tables=encode["tables"] * 0)
     refuses(_native.encode, encode, ValueError, "1..255", tables=encode["tables"] * 256)
     refuses(_native.encode, encode, ValueError, "bad arguments", dct=outs[:2])
@@ -415,10 +556,10 @@ def test_kernel_rejects_bad_calls():
     # decode's color steps: YCbCr to RGB needs three channels; invert names existing channels; encode takes 1 or 3
     for changes in ({"convert": 2}, {"convert": -1}, {"invert": 8}, {"invert": -1}):
         refuses(_native.decode, decode, ValueError, "bad arguments", **changes)
-    four = dict(geometry=native._geometry([component_geometry((8, 8), (1, 1), (1, 1))] * 4), tables=np.ones((1, 4 * 64), np.int32),
+    four = dict(geometry=native._geometry([component_geometry((8, 8), (1, 1), (1, 1))] * 4), tables=np.ones((1, 4 * 64)),
                 blocks=outs + outs[:1])
     assert _native.decode(**{**decode, **four, "image": np.zeros((1, 4, 8, 8), np.float32), "invert": 15}) is True
     refuses(_native.encode, encode, ValueError, "bad arguments", **four, image=np.zeros((1, 4, 8, 8), np.uint8))
-    one = dict(geometry=geometry[:1].copy(), tables=np.ones((1, 64), np.int32), blocks=outs[:1], image=np.zeros((1, 1, 8, 8), np.float32))
+    one = dict(geometry=geometry[:1].copy(), tables=np.ones((1, 64)), blocks=outs[:1], image=np.zeros((1, 1, 8, 8), np.float32))
     assert _native.decode(**{**decode, **one, "convert": 0}) is True
     refuses(_native.decode, decode, ValueError, "bad arguments", **one)

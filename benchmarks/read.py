@@ -1,0 +1,251 @@
+"""Reading and decoding JPEG files: ``diffjpeg.read`` + ``diffjpeg.decode`` against Pillow.
+
+For each size (64x64, 256x256, 1 MP, 12 MP) a set of files is written in
+memory by Pillow and by OpenCV from scikit-image photos (cropped, or scaled
+up with mild seeded noise so that the large files carry a photo's detail;
+nothing is downloaded), at two qualities, baseline and progressive, 4:2:0
+and 4:4:4. Each file is decoded by
+
+* Pillow: ``Image.open(io.BytesIO(data))``, ``load()``, ``np.asarray``: opening,
+  decoding, and the ``(H, W, 3)`` uint8 RGB array;
+* diffjpeg: ``c = diffjpeg.read(data)`` (the coefficients, through
+  libjpeg-turbo 2.1), then ``diffjpeg.decode(c)`` (exact mode: Pillow's
+  pixels, as a ``(3, H, W)`` float32 tensor in [0, 1]);
+
+on one thread (``torch.set_num_threads(1)``), the two interleaved so that
+both see the same load. Per file the median over repeats; per size the
+median over its files of each time and of the per-file ratio
+diffjpeg / Pillow. Then a batch of equally sized files: ``read_batch`` and
+``decode`` on every core against a Pillow loop on one core.
+
+    python benchmarks/read.py                       # writes benchmarks/results/read.md
+    python benchmarks/read.py --sizes 64 256 --quick  # a short check, its numbers noisier
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+import diffjpeg
+from diffjpeg.tools.bench.machine import machine
+from diffjpeg.tools.bench.report import markdown_table
+from diffjpeg.tools.images import skimage_photo
+from diffjpeg.tools.reference import SUBSAMPLING_PIL
+
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
+SIZES = {"64": (64, 64), "256": (256, 256), "1MP": (1024, 1024), "12MP": (3000, 4000)}  # (height, width)
+QUALITIES = (75, 95)
+SUBSAMPLINGS = ("4:2:0", "4:4:4")
+# per size: photos used, repeats per file (the large sizes take a few seconds per file)
+PLAN = {"64": (4, 60), "256": (4, 30), "1MP": (2, 7), "12MP": (1, 3)}
+QUICK = {"64": (1, 15), "256": (1, 8), "1MP": (1, 3), "12MP": (1, 1)}
+OUT = Path(__file__).resolve().parent / "results" / "read.md"
+
+
+def image(name: str, size: tuple[int, int], seed: int) -> np.ndarray:
+    """A photo at ``size``: a centre crop when it is large enough, else scaled up
+    (bicubic) with Gaussian noise of 2 levels, a camera's texture."""
+    a = skimage_photo(name)
+    h, w = size
+    if a.shape[0] >= h and a.shape[1] >= w:
+        top, left = (a.shape[0] - h) // 2, (a.shape[1] - w) // 2
+        return np.ascontiguousarray(a[top : top + h, left : left + w])
+    a = np.asarray(Image.fromarray(a).resize((w, h), Image.BICUBIC), dtype=np.float32)
+    a += np.random.default_rng(seed).normal(0, 2, a.shape).astype(np.float32)
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def pillow_file(a: np.ndarray, quality: int, subsampling: str, progressive: bool) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(a).save(buf, "JPEG", quality=quality, subsampling=SUBSAMPLING_PIL[subsampling], progressive=progressive)
+    return buf.getvalue()
+
+
+def opencv_file(a: np.ndarray, quality: int, subsampling: str, progressive: bool) -> bytes:
+    import cv2
+
+    factor = {"4:4:4": 0x111111, "4:2:0": 0x221111}[subsampling]
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, factor, cv2.IMWRITE_JPEG_PROGRESSIVE, int(progressive)]
+    ok, data = cv2.imencode(".jpg", np.ascontiguousarray(a[..., ::-1]), params)
+    assert ok
+    return data.tobytes()
+
+
+def files(size: tuple[int, int], photos) -> list[tuple[str, bytes]]:
+    writers = {"Pillow": pillow_file}
+    try:
+        import cv2  # noqa: F401
+
+        writers["OpenCV"] = opencv_file
+    except ImportError:
+        pass
+    out = []
+    for seed, name in enumerate(photos):
+        a = image(name, size, seed)
+        for writer, write in writers.items():
+            for quality in QUALITIES:
+                for subsampling in SUBSAMPLINGS:
+                    for progressive in (False, True):
+                        label = f"{name} {writer} q{quality} {subsampling} {'progressive' if progressive else 'baseline'}"
+                        out.append((label, write(a, quality, subsampling, progressive)))
+    return out
+
+
+def pillow_decode(data: bytes) -> np.ndarray:
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return np.asarray(image)  # mode RGB: the (H, W, 3) uint8 array
+
+
+def check_equal(data: bytes) -> None:
+    """The benchmark times the real thing: diffjpeg's pixels are Pillow's."""
+    ours = torch.round(diffjpeg.decode(diffjpeg.read(data)) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
+    if not np.array_equal(ours, pillow_decode(data)):
+        raise AssertionError("diffjpeg's decode differs from Pillow's")
+
+
+def time_file(data: bytes, repeats: int) -> dict:
+    """Median seconds over ``repeats`` of Pillow, read and decode, interleaved."""
+    pillow, read, decode = [], [], []
+    pillow_decode(data), diffjpeg.decode(diffjpeg.read(data))  # warm up
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        pillow_decode(data)
+        t1 = time.perf_counter()
+        c = diffjpeg.read(data)
+        t2 = time.perf_counter()
+        diffjpeg.decode(c)
+        t3 = time.perf_counter()
+        pillow.append(t1 - t0)
+        read.append(t2 - t1)
+        decode.append(t3 - t2)
+        del c
+    m = statistics.median
+    return {"pillow": m(pillow), "read": m(read), "decode": m(decode), "total": m(r + d for r, d in zip(read, decode))}
+
+
+def measure_sizes(sizes, plan) -> list[dict]:
+    rows = []
+    for key in sizes:
+        count, repeats = plan[key]
+        entries = files(SIZES[key], PHOTOS[:count])
+        results = []
+        for label, data in entries:
+            check_equal(data)
+            results.append(time_file(data, repeats))
+        m = statistics.median
+        h, w = SIZES[key]
+        rows.append({
+            "size": f"{w}x{h}",
+            "files": len(entries),
+            "kB": m(len(d) for _, d in entries) / 1000,
+            "pillow": m(r["pillow"] for r in results) * 1e3,
+            "read": m(r["read"] for r in results) * 1e3,
+            "decode": m(r["decode"] for r in results) * 1e3,
+            "total": m(r["total"] for r in results) * 1e3,
+            "ratio": m(r["total"] / r["pillow"] for r in results),
+            "worst": max(r["total"] / r["pillow"] for r in results),
+        })
+        print(f"  {rows[-1]['size']}: {len(entries)} files, median ratio {rows[-1]['ratio']:.2f}", file=sys.stderr, flush=True)
+    return rows
+
+
+def measure_batch(count: int, size: int, repeats: int) -> dict:
+    """``read_batch`` + ``decode`` of ``count`` Pillow files (4:2:0 baseline, qualities
+    50..95) on every core, against a loop of Pillow decodes on one core."""
+    photos = [image(name, (size, size), seed) for seed, name in enumerate(PHOTOS)]
+    batch = [pillow_file(photos[i % len(photos)], 50 + (i * 7) % 46, "4:2:0", False) for i in range(count)]
+    cores = os.cpu_count() or 1
+    single = torch.get_num_threads()
+    m = statistics.median
+    pillow, read, decode = [], [], []
+    for _ in range(repeats + 1):
+        torch.set_num_threads(1)
+        t0 = time.perf_counter()
+        for data in batch:
+            pillow_decode(data)
+        t1 = time.perf_counter()
+        torch.set_num_threads(cores)
+        c = diffjpeg.read_batch(batch)
+        t2 = time.perf_counter()
+        diffjpeg.decode(c)
+        t3 = time.perf_counter()
+        pillow.append(t1 - t0)
+        read.append(t2 - t1)
+        decode.append(t3 - t2)
+    torch.set_num_threads(single)
+    pillow, read, decode = pillow[1:], read[1:], decode[1:]  # the first round warms up
+    total = m(r + d for r, d in zip(read, decode))
+    return {"files": count, "size": f"{size}x{size}", "cores": cores, "pillow": m(pillow) * 1e3, "read_batch": m(read) * 1e3,
+            "decode": m(decode) * 1e3, "total": total * 1e3, "ratio": total / m(pillow)}
+
+
+def report(rows, batch, info) -> str:
+    lines = [
+        "# Reading JPEG files: diffjpeg against Pillow",
+        "",
+        f"`python benchmarks/read.py`, {info['date']}: {info['cpu']}, {info['cores']} cores "
+        f"(load average {info['load average at start (1 min)']} at the start: the machine is shared), "
+        f"torch {info['torch']}, Pillow {info['Pillow']} (libjpeg-turbo {info['libjpeg-turbo']}), "
+        f"OpenCV {info['cv2']}, numpy {info['numpy']}; {info['exact kernel (diffjpeg/_native.c)']}.",
+        "",
+        "One thread. Pillow: `Image.open` + `load` + `np.asarray` (uint8 `(H, W, 3)`). diffjpeg: `read` "
+        "(libjpeg-turbo 2.1's coefficients) + `decode` (exact: Pillow's pixels as float32 `(3, H, W)` in [0, 1], "
+        "checked equal before timing). Milliseconds, the median over each size's files of each file's median over "
+        "its repeats; *ratio*: the median over files of diffjpeg's total / Pillow's, *worst*: the largest.",
+        "",
+        markdown_table(rows, ["size", "files", "kB", "pillow", "read", "decode", "total", "ratio", "worst"],
+                       {"kB": "{:.1f}", "pillow": "{:.3f}", "read": "{:.3f}", "decode": "{:.3f}", "total": "{:.3f}",
+                        "ratio": "{:.2f}", "worst": "{:.2f}"}),
+    ]
+    if batch is not None:
+        lines += [
+            "",
+            f"A batch of {batch['files']} files ({batch['size']}, 4:2:0, baseline, qualities 50–95): `read_batch` and "
+            f"`decode` on {batch['cores']} threads against a loop of Pillow decodes on one thread (milliseconds, "
+            "median of the rounds after the first):",
+            "",
+            markdown_table([batch], ["files", "size", "cores", "pillow", "read_batch", "decode", "total", "ratio"],
+                           {"pillow": "{:.1f}", "read_batch": "{:.1f}", "decode": "{:.1f}", "total": "{:.1f}", "ratio": "{:.2f}"}),
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    parser.add_argument("--quick", action="store_true", help="one photo, few repeats")
+    parser.add_argument("--batch", type=int, default=64, help="files in the read_batch comparison (0: skip it)")
+    parser.add_argument("--out", type=Path, default=OUT, help="where the Markdown report goes")
+    args = parser.parse_args(argv)
+    from PIL import features
+
+    info = machine()
+    info["libjpeg-turbo"] = features.version("libjpeg_turbo")
+    started = time.perf_counter()
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        rows = measure_sizes(args.sizes, QUICK if args.quick else PLAN)
+        batch = measure_batch(args.batch, 256, 3 if args.quick else 7) if args.batch else None
+    finally:
+        torch.set_num_threads(threads)
+    text = report(rows, batch, info) + f"\n_{time.perf_counter() - started:.0f} s in all._\n"
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
