@@ -433,7 +433,9 @@ def jpeg(
     options = dict(qtables=qtables, subsampling=subsampling, mode=mode, rounding=rounding, rgb_to_ycbcr=rgb_to_ycbcr)
     if isinstance(image, Tensor) and image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
         with torch.no_grad():
-            return _decode(encode(image, quality, **options), mode, ycbcr_to_rgb, as_uint8=True)
+            out = _decode(encode(image, quality, **options), mode, ycbcr_to_rgb, as_uint8=True)
+        # exact mode gives the 8-bit samples themselves; float and soft give [0, 1], rounded here
+        return out if out.dtype == torch.uint8 else torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
     out = decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
 

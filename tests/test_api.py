@@ -159,3 +159,14 @@ def test_a_user_defined_rounding_drives_the_quantizer_gradient(mode):
         (c.y * torch.arange(64, dtype=torch.float64).reshape(8, 8)).sum().backward()
         grads.append(x.grad.clone())
     assert torch.allclose(grads[1], 2 * grads[0])
+
+
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+def test_uint8_in_uint8_out_in_every_mode(mode):
+    """The float image's result rounded to 8 bits (before, float and soft
+    gave uint8 images back as floats in [0, 1], and the demo compared those
+    with Pillow's levels)."""
+    x = (X * 255).round().to(torch.uint8)
+    y = diffjpeg.jpeg(x, 40, mode=mode)
+    assert y.dtype == torch.uint8 and y.shape == x.shape
+    assert torch.equal(y, torch.round(diffjpeg.jpeg(x.float() / 255, 40, mode=mode) * 255).to(torch.uint8))
