@@ -22,10 +22,13 @@ Damaged files, with ``strict=False``, take libjpeg-turbo's recovery, which is
 Pillow's (jdmarker.c, jdhuff.c): bytes where a marker should be are skipped
 (a warning), a scan whose data stops early is finished with zeros (a
 warning), a wrong restart marker makes the decoder resynchronize
-(``jpeg_resync_to_restart``: a warning). A file that ends before its EOI
-marker is refused in both modes, as Pillow refuses it (its
-``ImageFile.LOAD_TRUNCATED_IMAGES`` appends ``FF D9`` instead): libjpeg's
-source manager would warn "Premature end of JPEG file" and insert one.
+(``jpeg_resync_to_restart``: a warning), and a file that ends before its
+EOI marker gets one from libjpeg's source manager ("Premature end of JPEG
+file", a warning) and its missing data as zeros: Pillow's pixels with
+``ImageFile.LOAD_TRUNCATED_IMAGES``, which feeds libjpeg an EOI where the
+file ends (by default Pillow refuses such files, as ``strict=True`` does).
+Where libjpeg then meets an error, not a warning, the file is refused
+(Pillow's flag keeps whatever was decoded before the error).
 """
 from __future__ import annotations
 
@@ -241,8 +244,10 @@ def read(
             where a marker should be, ...) and libjpeg's warnings about
             corrupt data ("premature end of data segment", ...). If ``False``
             the file decodes as libjpeg (and Pillow) decode it anyway: junk
-            skipped, scans that end early finished with zeros. Files that end
-            before their EOI marker are refused either way, as by Pillow.
+            skipped, scans that end early finished with zeros, a file that
+            ends before its EOI marker finished as libjpeg finishes it (what
+            Pillow gives with ``ImageFile.LOAD_TRUNCATED_IMAGES``; by default
+            Pillow refuses such files, as ``strict=True`` does).
         dtype, device: of the returned tensors; ``dtype`` float32 or float64,
             which hold every 16-bit coefficient exactly (float16 and
             bfloat16 do not: ``ValueError``).
@@ -381,10 +386,10 @@ def _read_in_memory(reader, data: bytes, strict: bool):
             after = f", after warning: {_warning_text(data, warned)}" if warned else ""
             raise JPEGError(f"libjpeg cannot decode the file: {text} ({_where(data, offset, text)}){after}")
         raise JPEGError(f"libjpeg cannot decode the file: {refused}")
-    if any(text == _EOF_WARNING for _, text in warned):
+    if strict and any(text == _EOF_WARNING for _, text in warned):
         raise JPEGError(
             f"truncated: libjpeg reached the end of the file (byte {len(data)}) before an EOI marker "
-            "(Pillow refuses such files unless ImageFile.LOAD_TRUNCATED_IMAGES, which appends FF D9 to them)"
+            f"(Pillow refuses such files unless ImageFile.LOAD_TRUNCATED_IMAGES); {LENIENT_HINT}"
         )
     if strict and warned:
         raise JPEGError(f"corrupt JPEG data, libjpeg warns: {_warning_text(data, warned)}; {LENIENT_HINT}")

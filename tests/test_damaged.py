@@ -41,6 +41,22 @@ def pillow_outcome(data: bytes):
     return np.asarray(image)
 
 
+def pillow_truncated(data: bytes):
+    """Pillow's pixels with ``ImageFile.LOAD_TRUNCATED_IMAGES`` (it feeds
+    libjpeg an EOI where the file ends), or None if it still refuses."""
+    from PIL import Image, ImageFile
+
+    previous, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, True
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+        return np.asarray(image)
+    except Exception:  # noqa: BLE001
+        return None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = previous
+
+
 def opencv_pixels(data: bytes, gray: bool):
     import cv2
 
@@ -69,6 +85,22 @@ def check(label: str, data: bytes, valid: bytes, counts: dict) -> str | None:
             counts["Pillow's parser refuses"] += 1
             if opencv.shape == reference.shape and not np.array_equal(opencv, reference):
                 return f"{label}: OpenCV's decoding differs from the valid file's"
+    if isinstance(reference, tuple) and reference[0] == "load" and "truncated" in str(reference[1]):
+        # a file that ends before its EOI: libjpeg's recovery is Pillow's with LOAD_TRUNCATED_IMAGES
+        truncated = pillow_truncated(data)
+        if truncated is not None:
+            counts["truncated"] += 1
+            if isinstance(lenient, Exception):
+                # Pillow's flag also keeps what a libjpeg *error* left half decoded; libjpeg's errors stay errors here
+                if "libjpeg cannot decode the file" in str(lenient):
+                    counts["truncated, then a libjpeg error"] += 1
+                    return None
+                return f"{label}: truncated; Pillow with LOAD_TRUNCATED_IMAGES decodes it, strict=False raises {lenient}"
+            if not np.array_equal(lenient, truncated):
+                return f"{label}: truncated; strict=False differs from Pillow (LOAD_TRUNCATED_IMAGES) in {(lenient != truncated).sum()} values"
+            if not isinstance(strict, Exception) or "truncated" not in str(strict):
+                return f"{label}: truncated; strict=True does not say so: {strict if isinstance(strict, Exception) else 'decoded'}"
+            return None
     if isinstance(reference, tuple):
         counts["refused"] += 1
         if not isinstance(lenient, Exception) or not isinstance(strict, Exception):
@@ -88,7 +120,7 @@ def check(label: str, data: bytes, valid: bytes, counts: dict) -> str | None:
 
 
 def run_checks(name: str, thorough: bool) -> dict:
-    counts = {"decoded": 0, "refused": 0, "Pillow's parser refuses": 0}
+    counts = {"decoded": 0, "refused": 0, "truncated": 0, "truncated, then a libjpeg error": 0, "Pillow's parser refuses": 0}
     problems = [p for label, data in damaged(name, BASES[name], thorough) if (p := check(label, data, BASES[name], counts))]
     assert not problems, "\n".join(problems)
     return counts
@@ -124,5 +156,7 @@ def test_strict_messages_name_the_problem_and_where():
         message = str(e)
     assert f"unknown marker FF 12 at byte {rst}" in message and "strict=False decodes it" in message
     assert message.count("orrupt JPEG data") == 1  # no message twice
-    with pytest.raises(diffjpeg.JPEGError, match="truncated.*LOAD_TRUNCATED_IMAGES"):
-        diffjpeg.read(data[:-2], strict=False)
+    with pytest.raises(diffjpeg.JPEGError, match="truncated.*strict=False decodes it"):
+        diffjpeg.read(data[:-2])
+    cut = data[: len(data) * 2 // 3]  # inside the scan: libjpeg finishes it with zeros
+    assert np.array_equal(decoded_pixels(cut, strict=False), pillow_truncated(cut))
