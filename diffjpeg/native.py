@@ -6,7 +6,7 @@ constants and geometry come from those modules and from the codec.
 :func:`diffjpeg.encode` and :func:`diffjpeg.decode` take this path by
 themselves when it applies:
 
-* ``forward="exact"``, CPU tensors, uint8/float32/float64 images,
+* ``mode="exact"``, CPU tensors, uint8/float32/float64 images,
   float32/float64 coefficients,
 * libjpeg's color matrices, sampling ratios of 1 or 2 (4:4:4, 4:2:2, 4:2:0,
   4:4:0, grayscale), integer tables (decode rounds its tables as exact mode

@@ -15,7 +15,8 @@ sigmoid    ``floor(x) + 1/2 + tanh(a s) / (2 tanh(a/2))``   ``a (1 - tanh(a s)**
 ========== ============================================== ===========================
 
 with ``s = x - floor(x) - 1/2`` and ``a = 1 / temperature`` (Agustsson & Theis' soft
-rounding); ``Fourier(order=10)`` and ``Sigmoid(temperature=0.25)`` by default.  The Fourier form is the truncated series of the sawtooth ``x - round(x)``.
+rounding); ``Fourier(order=10)`` and ``Sigmoid(temperature=0.25)`` by default.
+The Fourier form is the truncated series of the sawtooth ``x - round(x)``.
 
 Every other rounding, floor and clip in the pipeline (8-bit samples, fixed-point
 shifts, the quality-to-table floor, the clamps to [0, 255] and [1, 255]) is
