@@ -19,8 +19,6 @@ import warnings
 from collections.abc import Callable, Mapping
 from types import ModuleType
 
-from .rounding import as_rounding
-
 RENAMED = {"forward": "mode"}
 REMOVAL = "0.3"
 
@@ -69,6 +67,8 @@ def keyword_only(positional: int, legacy: tuple[str, ...] = (), renamed: Mapping
                         raise TypeError(f"{name}() got both {old}= and {new}=; pass only {new}=")
                     kwargs[new] = kwargs.pop(old)
             if default_rounding is not None and ("fourier_order" in kwargs or "temperature" in kwargs):
+                from .rounding import as_rounding  # here: rounding.py itself uses this decorator
+
                 order, temperature = kwargs.pop("fourier_order", None), kwargs.pop("temperature", None)
                 _warn(f"{name}(fourier_order=..., temperature=...) is deprecated; pass rounding=diffjpeg.rounding.Fourier(order=...) or Sigmoid(temperature=...)")
                 if rounding_at is not None and len(args) > rounding_at:  # rounding itself given by position

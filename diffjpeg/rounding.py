@@ -30,13 +30,14 @@ quality 1 and 100, where the tables saturate.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
 from torch import Tensor
+
+from .deprecation import keyword_only
 
 ROUNDINGS = ("linear", "polynomial", "fourier", "sigmoid")
 DEFAULT_FOURIER_ORDER = 10
@@ -212,15 +213,14 @@ class _FourierRound(torch.autograd.Function):
         return grad * _fourier_sums(x, ctx.order, derivative=True), None
 
 
-def soft_round(x: Tensor, rounding: str | Rounding = "polynomial", fourier_order: int | None = None, temperature: float | None = None) -> Tensor:
+@keyword_only(2, ("fourier_order", "temperature"), renamed={})
+def soft_round(x: Tensor, rounding: str | Rounding = "polynomial") -> Tensor:
     """The surrogate ``r(x)`` itself, differentiable by autograd.
 
     Args:
         x: any float tensor.
         rounding: a name from :data:`ROUNDINGS` or a :class:`Rounding`
             (``Fourier(order=5)``, ``Sigmoid(temperature=0.1)``).
-        fourier_order, temperature: deprecated; use ``Fourier(order=...)``,
-            ``Sigmoid(temperature=...)``.
 
     Returns:
         A tensor of the shape and dtype of ``x``.
@@ -229,25 +229,13 @@ def soft_round(x: Tensor, rounding: str | Rounding = "polynomial", fourier_order
         >>> soft_round(torch.tensor([0.2, 1.5]), "polynomial")
         tensor([0.0080, 1.8750])
     """
-    warn_legacy_rounding(fourier_order, temperature, stacklevel=3)
-    return as_rounding(rounding, fourier_order, temperature)(x)
+    return as_rounding(rounding)(x)
 
 
-def soft_round_derivative(x: Tensor, rounding: str | Rounding = "polynomial", fourier_order: int | None = None, temperature: float | None = None) -> Tensor:
+@keyword_only(2, ("fourier_order", "temperature"), renamed={})
+def soft_round_derivative(x: Tensor, rounding: str | Rounding = "polynomial") -> Tensor:
     """``r'(x)``, the derivative of :func:`soft_round`, in closed form."""
-    warn_legacy_rounding(fourier_order, temperature, stacklevel=3)
-    return as_rounding(rounding, fourier_order, temperature).derivative(x)
-
-
-def warn_legacy_rounding(fourier_order, temperature, stacklevel: int) -> None:
-    """The one DeprecationWarning for ``fourier_order=`` / ``temperature=``."""
-    for name, value, spelling in (("fourier_order", fourier_order, "Fourier(order=...)"), ("temperature", temperature, "Sigmoid(temperature=...)")):
-        if value is not None:
-            warnings.warn(
-                f"{name}= is deprecated and will be removed in 0.3; pass rounding=diffjpeg.rounding.{spelling}",
-                DeprecationWarning,
-                stacklevel=stacklevel,
-            )
+    return as_rounding(rounding).derivative(x)
 
 
 class _RoundWithSurrogateGradient(torch.autograd.Function):

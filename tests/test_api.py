@@ -69,6 +69,11 @@ def _same(a, b):
             lambda: diffjpeg.random_jpeg(X, 30, p=1.0, subsampling="4:4:4", generator=torch.Generator().manual_seed(1)),
         ),
         (lambda: diffjpeg.RandomJPEG(30, 1.0, forward="float")(X), lambda: diffjpeg.RandomJPEG(30, p=1.0, mode="float")(X)),
+        (lambda: diffjpeg.soft_round(X, "fourier", 3), lambda: diffjpeg.soft_round(X, Fourier(order=3))),
+        (
+            lambda: diffjpeg.rounding.soft_round_derivative(X, "sigmoid", temperature=0.5),
+            lambda: diffjpeg.rounding.soft_round_derivative(X, Sigmoid(temperature=0.5)),
+        ),
         (
             lambda: diffjpeg.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", "fourier", 4),
             lambda: diffjpeg.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", Fourier(order=4)),
