@@ -109,14 +109,15 @@ def pillow_decode(data: bytes) -> np.ndarray:
 def check_equal(data: bytes) -> None:
     """The benchmark times the real thing: diffjpeg's pixels are Pillow's."""
     ours = torch.round(diffjpeg.decode(diffjpeg.read(data)) * 255).to(torch.uint8).permute(1, 2, 0).numpy()
-    if not np.array_equal(ours, pillow_decode(data)):
+    if not np.array_equal(ours, pillow_decode(data)) or not np.array_equal(diffjpeg.read_image(data).permute(1, 2, 0).numpy(), ours):
         raise AssertionError("diffjpeg's decode differs from Pillow's")
 
 
 def time_file(data: bytes, repeats: int) -> dict:
-    """Median seconds over ``repeats`` of Pillow, read and decode, interleaved."""
-    pillow, read, decode = [], [], []
-    pillow_decode(data), diffjpeg.decode(diffjpeg.read(data))  # warm up
+    """Median seconds over ``repeats`` of Pillow, read and decode, and
+    read_image (uint8 pixels, as Pillow's), interleaved."""
+    pillow, read, decode, image = [], [], [], []
+    pillow_decode(data), diffjpeg.decode(diffjpeg.read(data)), diffjpeg.read_image(data)  # warm up
     for _ in range(repeats):
         t0 = time.perf_counter()
         pillow_decode(data)
@@ -125,12 +126,16 @@ def time_file(data: bytes, repeats: int) -> dict:
         t2 = time.perf_counter()
         diffjpeg.decode(c)
         t3 = time.perf_counter()
+        diffjpeg.read_image(data)
+        t4 = time.perf_counter()
         pillow.append(t1 - t0)
         read.append(t2 - t1)
         decode.append(t3 - t2)
+        image.append(t4 - t3)
         del c
     m = statistics.median
-    return {"pillow": m(pillow), "read": m(read), "decode": m(decode), "total": m(r + d for r, d in zip(read, decode))}
+    return {"pillow": m(pillow), "read": m(read), "decode": m(decode), "total": m(r + d for r, d in zip(read, decode)),
+            "read_image": m(image)}
 
 
 def measure_sizes(sizes, plan) -> list[dict]:
@@ -154,6 +159,9 @@ def measure_sizes(sizes, plan) -> list[dict]:
             "total": m(r["total"] for r in results) * 1e3,
             "ratio": m(r["total"] / r["pillow"] for r in results),
             "worst": max(r["total"] / r["pillow"] for r in results),
+            "read_image": m(r["read_image"] for r in results) * 1e3,
+            "image ratio": m(r["read_image"] / r["pillow"] for r in results),
+            "image worst": max(r["read_image"] / r["pillow"] for r in results),
         })
         print(f"  {rows[-1]['size']}: {len(entries)} files, median ratio {rows[-1]['ratio']:.2f}", file=sys.stderr, flush=True)
     return rows
@@ -186,7 +194,7 @@ def measure_batch(count: int, size: int, repeats: int) -> dict:
     pillow, read, decode = pillow[1:], read[1:], decode[1:]  # the first round warms up
     total = m(r + d for r, d in zip(read, decode))
     return {"files": count, "size": f"{size}x{size}", "cores": cores, "pillow": m(pillow) * 1e3, "read_batch": m(read) * 1e3,
-            "decode": m(decode) * 1e3, "total": total * 1e3, "ratio": total / m(pillow)}
+            "decode": m(decode) * 1e3, "total": total * 1e3, "read_batch / pillow": m(read) / m(pillow), "total / pillow": total / m(pillow)}
 
 
 def report(rows, batch, info) -> str:
@@ -201,21 +209,26 @@ def report(rows, batch, info) -> str:
         "One thread. Pillow: `Image.open` + `load` + `np.asarray` (uint8 `(H, W, 3)`). diffjpeg: `read` "
         "(libjpeg-turbo 2.1's coefficients) + `decode` (exact: Pillow's pixels as float32 `(3, H, W)` in [0, 1], "
         "checked equal before timing). Milliseconds, the median over each size's files of each file's median over "
-        "its repeats; *ratio*: the median over files of diffjpeg's total / Pillow's, *worst*: the largest.",
+        "its repeats; *ratio*: the median over files of diffjpeg's total / Pillow's, *worst*: the largest. "
+        "*read_image*: `diffjpeg.read_image` (Pillow's uint8 pixels, `(3, H, W)`), its ratio to Pillow likewise.",
         "",
-        markdown_table(rows, ["size", "files", "kB", "pillow", "read", "decode", "total", "ratio", "worst"],
+        markdown_table(rows, ["size", "files", "kB", "pillow", "read", "decode", "total", "ratio", "worst", "read_image",
+                              "image ratio", "image worst"],
                        {"kB": "{:.1f}", "pillow": "{:.3f}", "read": "{:.3f}", "decode": "{:.3f}", "total": "{:.3f}",
-                        "ratio": "{:.2f}", "worst": "{:.2f}"}),
+                        "ratio": "{:.2f}", "worst": "{:.2f}", "read_image": "{:.3f}", "image ratio": "{:.2f}",
+                        "image worst": "{:.2f}"}),
     ]
     if batch is not None:
         lines += [
             "",
-            f"A batch of {batch['files']} files ({batch['size']}, 4:2:0, baseline, qualities 50–95): `read_batch` and "
-            f"`decode` on {batch['cores']} threads against a loop of Pillow decodes on one thread (milliseconds, "
-            "median of the rounds after the first):",
+            f"A batch of {batch['files']} files ({batch['size']}, 4:2:0, baseline, qualities 50–95): `read_batch` (the "
+            f"coefficients) and `decode` (the pixels) on {batch['cores']} threads against a loop of Pillow decodes on one "
+            "thread (milliseconds, median of the rounds after the first):",
             "",
-            markdown_table([batch], ["files", "size", "cores", "pillow", "read_batch", "decode", "total", "ratio"],
-                           {"pillow": "{:.1f}", "read_batch": "{:.1f}", "decode": "{:.1f}", "total": "{:.1f}", "ratio": "{:.2f}"}),
+            markdown_table([batch], ["files", "size", "cores", "pillow", "read_batch", "decode", "total", "read_batch / pillow",
+                                     "total / pillow"],
+                           {"pillow": "{:.1f}", "read_batch": "{:.1f}", "decode": "{:.1f}", "total": "{:.1f}",
+                            "read_batch / pillow": "{:.2f}", "total / pillow": "{:.2f}"}),
         ]
     return "\n".join(lines) + "\n"
 

@@ -50,7 +50,7 @@ from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients, Progression
 from .deprecation import moved_module as _moved_module
-from .files import read, read_batch, write
+from .files import read, read_batch, read_image, write
 from .huffman import bits
 from .losses import RateDistortion, RateDistortionLoss
 from .markers import JPEGError
@@ -85,6 +85,7 @@ __all__ = [
     "rate",
     "read",
     "read_batch",
+    "read_image",
     "soft_round",
     "standard_tables",
     "write",

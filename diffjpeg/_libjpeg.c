@@ -254,6 +254,9 @@ typedef struct {
     JDIMENSION rows[MAX_COMPONENTS], cols[MAX_COMPONENTS];
     int factors[MAX_COMPONENTS][2], table_slot[MAX_COMPONENTS];
     float *blocks[MAX_COMPONENTS]; /* the coefficients as float32, handed to Python without a copy */
+    float *out[MAX_COMPONENTS];    /* or the caller's buffers (read_batch: slices of the batch), not ours to free */
+    size_t out_bytes[MAX_COMPONENTS];
+    int outs;                      /* how many the caller gave: 0, or one per component */
     JCOEF *padding_dc[MAX_COMPONENTS]; /* DCs of the MCU padding row under the last, or NULL */
     int progressive, scans;
     JDIMENSION last_good_row;
@@ -399,15 +402,19 @@ static void decode(call *c) {
             c->refused = "impossible block counts";
             goto done;
         }
-        c->blocks[ci] = new_floats((size_t)rows * row_bytes);
-        if (c->blocks[ci] == NULL) {
+        if (c->outs != 0 && (c->outs != c->components || c->out_bytes[ci] != (size_t)rows * row_bytes)) {
+            c->refused = "its block counts differ from the batch's";
+            goto done;
+        }
+        float *blocks = c->outs != 0 ? c->out[ci] : (c->blocks[ci] = new_floats((size_t)rows * row_bytes));
+        if (blocks == NULL) {
             c->refused = "out of memory for the coefficients";
             goto done;
         }
         for (JDIMENSION r = 0; r < rows; r++) {
             JBLOCKARRAY row = cinfo->mem->access_virt_barray((struct common *)cinfo, arrays[ci], r, 1, 0);
             const JCOEF *from = row[0][0];
-            float *to = c->blocks[ci] + (size_t)r * row_values;
+            float *to = blocks + (size_t)r * row_values;
             for (size_t k = 0; k < row_values; k++) /* vectorizes: widen, convert */
                 to[k] = (float)from[k];
         }
@@ -643,35 +650,67 @@ static PyObject *py_load(PyObject *self, PyObject *args) {
     return capsule;
 }
 
-/* read(library, data) -> (warnings, refused, components, tables, progress)
+/* read(library, data, out=None) -> (warnings, refused, components, tables, progress)
  * warnings: [(offset, text)], libjpeg's warnings in order with how far it had
  * read (the first WARNINGS_KEPT; then (total, None) if there were more);
  * refused: None, or why no coefficients came back: (offset, libjpeg's error),
  * or a reason of ours (a str);
- * components: [(rows, cols, h, v, slot, float32 coefficients (a Floats buffer),
+ * out (optional): one writable C-contiguous buffer per component, of exactly
+ * its float32 blocks' size, written in place of new Floats (then None below);
+ * components: [(rows, cols, h, v, slot, float32 coefficients (a Floats buffer, or None: out),
  *               padding row DCs: int16 bytes or None,
  *               coef_bits: 128 int32 bytes (progressive: after the last scan, then
  *               before the component's last scan, 0..9 only) or None)];
  * tables: 4 x (bytes or None);
  * progress: (scans read, last good iMCU row) of a progressive file, else None. */
 static PyObject *py_read(PyObject *self, PyObject *args) {
-    PyObject *capsule;
-    Py_buffer data;
+    PyObject *capsule, *out = Py_None;
+    Py_buffer data, views[MAX_COMPONENTS];
+    int outs = 0;
     (void)self;
-    if (!PyArg_ParseTuple(args, "Oy*", &capsule, &data))
+    if (!PyArg_ParseTuple(args, "Oy*|O", &capsule, &data, &out))
         return NULL;
+    if (out != Py_None) { /* writable C-contiguous buffers, one per component */
+        PyObject *seq = PySequence_Fast(out, "out must be a sequence of writable buffers");
+        Py_ssize_t n = seq == NULL ? -1 : PySequence_Fast_GET_SIZE(seq);
+        if (n > MAX_COMPONENTS) {
+            PyErr_SetString(PyExc_ValueError, "out has more buffers than a JPEG has components");
+            n = -1;
+        }
+        for (Py_ssize_t i = 0; i < n; i++, outs++)
+            if (PyObject_GetBuffer(PySequence_Fast_GET_ITEM(seq, i), &views[i], PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0) {
+                n = -1;
+                break;
+            }
+        Py_XDECREF(seq);
+        if (n < 0) {
+            for (int i = 0; i < outs; i++)
+                PyBuffer_Release(&views[i]);
+            PyBuffer_Release(&data);
+            return NULL;
+        }
+    }
     const library *lib = get_library(capsule);
     call *c = lib == NULL ? NULL : calloc(1, sizeof *c);
     if (c == NULL) {
+        for (int i = 0; i < outs; i++)
+            PyBuffer_Release(&views[i]);
         PyBuffer_Release(&data);
         return lib == NULL ? NULL : PyErr_NoMemory();
     }
     c->lib = lib;
     c->data = data.buf;
     c->size = (size_t)data.len;
+    c->outs = outs;
+    for (int i = 0; i < outs; i++) {
+        c->out[i] = views[i].buf;
+        c->out_bytes[i] = (size_t)views[i].len;
+    }
     Py_BEGIN_ALLOW_THREADS
     decode(c);
     Py_END_ALLOW_THREADS
+    for (int i = 0; i < outs; i++)
+        PyBuffer_Release(&views[i]);
     PyBuffer_Release(&data);
 
     PyObject *result = NULL, *messages = warning_list(c), *refused = NULL, *components = NULL, *tables = NULL;
@@ -690,7 +729,7 @@ static PyObject *py_read(PyObject *self, PyObject *args) {
         goto out;
     if (refused == Py_None) {
         for (int ci = 0; ci < c->components; ci++) {
-            PyObject *blocks = owned_floats(&c->blocks[ci], (Py_ssize_t)c->rows[ci] * c->cols[ci] * 64);
+            PyObject *blocks = c->outs != 0 ? new_none() : owned_floats(&c->blocks[ci], (Py_ssize_t)c->rows[ci] * c->cols[ci] * 64);
             PyObject *item = blocks == NULL ? NULL : Py_BuildValue("(IIiiiNy#y#)", c->rows[ci], c->cols[ci], c->factors[ci][0], c->factors[ci][1],
                                            c->table_slot[ci], blocks,
                                            (const char *)c->padding_dc[ci],
@@ -728,7 +767,7 @@ out:
 
 static PyMethodDef methods[] = {
     {"load", py_load, METH_VARARGS, "load(path) -> library: open libjpeg-turbo 2.1 and check its layout"},
-    {"read", py_read, METH_VARARGS, "read(library, data) -> (warnings, refused, components, tables, progress)"},
+    {"read", py_read, METH_VARARGS, "read(library, data, out=None) -> (warnings, refused, components, tables, progress)"},
     {"probe", py_probe, METH_VARARGS,
      "probe(library, version, size_delta) -> libjpeg's message refusing that version and struct size, or None"},
     {NULL, NULL, 0, NULL},

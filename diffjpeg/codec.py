@@ -268,7 +268,9 @@ def _coefficients(blocks: list[Tensor], tables: Tensor, batch, factors, size) ->
 
 
 @keyword_only(1, ("forward", "ycbcr_to_rgb"))
-def decode(coefficients: Coefficients, *, mode: str = "exact", ycbcr_to_rgb: Tensor | None = None) -> Tensor:
+def decode(
+    coefficients: Coefficients, *, mode: str = "exact", ycbcr_to_rgb: Tensor | None = None, dtype: torch.dtype | None = None
+) -> Tensor:
     """Decode quantized DCT coefficients to images, as a JPEG decoder does.
 
     Args:
@@ -282,10 +284,14 @@ def decode(coefficients: Coefficients, *, mode: str = "exact", ycbcr_to_rgb: Ten
             libjpeg's decoder constants if ``None``. May require grad.
             For YCbCr and YCCK coefficients (ignored for grayscale;
             ``ValueError`` for RGB and CMYK, which are not converted).
+        dtype: ``None`` (default) for float images in [0, 1], or
+            ``torch.uint8`` for the 8-bit samples 0..255 without a gradient
+            (exact mode writes them directly: a quarter of float32's memory;
+            float and soft round theirs).
 
     Returns:
-        ``(*batch, C, H, W)`` float images in [0, 1]: float64 for float64
-        coefficients, else float32 (autocast off inside). Pillow's pixels for
+        ``(*batch, C, H, W)`` images: with ``dtype=None`` in [0, 1], float64
+        for float64 coefficients, else float32 (autocast off inside). Pillow's pixels for
         the color space (:func:`diffjpeg.color.decoded_pixels`): C = 1 for
         grayscale; RGB for YCbCr and RGB; C = 4 for CMYK and YCCK, Pillow's
         mode ``"CMYK"`` (ink amounts: 0 none, 1 full), which is ``1 -`` the
@@ -297,7 +303,14 @@ def decode(coefficients: Coefficients, *, mode: str = "exact", ycbcr_to_rgb: Ten
         >>> decode(encode(x, quality=75)).shape
         torch.Size([2, 3, 16, 16])
     """
-    return _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False)
+    if dtype is not None and dtype != torch.uint8:
+        raise ValueError(f"dtype must be None (float images in [0, 1]) or torch.uint8 (8-bit samples), got {dtype!r}")
+    if dtype is None:
+        return _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False)
+    with torch.no_grad():
+        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=True)
+    # exact mode gives the 8-bit samples themselves; float and soft give [0, 1], rounded here
+    return out if out.dtype == torch.uint8 else torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
 
 
 def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
@@ -433,9 +446,7 @@ def jpeg(
     options = dict(qtables=qtables, subsampling=subsampling, mode=mode, rounding=rounding, rgb_to_ycbcr=rgb_to_ycbcr)
     if isinstance(image, Tensor) and image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
         with torch.no_grad():
-            out = _decode(encode(image, quality, **options), mode, ycbcr_to_rgb, as_uint8=True)
-        # exact mode gives the 8-bit samples themselves; float and soft give [0, 1], rounded here
-        return out if out.dtype == torch.uint8 else torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
+            return decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb, dtype=torch.uint8)
     out = decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
 

@@ -40,15 +40,15 @@ import tempfile
 import threading
 import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from .codec import decode
 from .coefficients import Coefficients, Progression
-from .geometry import block_count
+from .geometry import block_count, geometries
 from .huffman import check_codable, coded_scans
 from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
 from .progressive import progressive_file
@@ -91,7 +91,7 @@ def _reader():
     except (OSError, ValueError) as e:
         warnings.warn(f"diffjpeg._libjpeg cannot use jpeglib's libjpeg ({e}); reading through jpeglib, without libjpeg's messages", RuntimeWarning, stacklevel=3)
         return None
-    return lambda data: _libjpeg.read(library, data)
+    return lambda data, out=None: _libjpeg.read(library, data, out)
 
 
 def _check_reader(module, library) -> None:
@@ -283,30 +283,83 @@ def read(
         >>> c.size, c.subsampling, tuple(c.y.shape), diffjpeg.decode(c).shape
         ((30, 40), '4:2:0', (4, 5, 8, 8), torch.Size([3, 30, 40]))
     """
+    _check_options(max_pixels, dtype)
+    data, structure = _structure(source, max_pixels, strict)
+    return _read(data, structure, strict, dtype, device, max_pixels)
+
+
+def read_image(
+    source,
+    *,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    strict: bool = True,
+    device: torch.device | str | None = None,
+) -> Tensor:
+    """Decode a JPEG file to its pixels, as Pillow decodes it.
+
+    :func:`read` then :func:`diffjpeg.decode` (exact) with ``dtype=torch.uint8``:
+    the 8-bit samples themselves, without the float32 images in between.
+
+    Args:
+        source, max_pixels, strict: as :func:`read`.
+        device: of the returned tensor (decoded on the CPU).
+
+    Returns:
+        uint8 ``(C, H, W)``: Pillow's ``np.asarray(Image.open(source))``
+        moved to channels first: C = 1 for grayscale (mode ``"L"``), 3 for
+        YCbCr and RGB files (``"RGB"``), 4 for CMYK and YCCK (``"CMYK"``, ink).
+
+    Raises:
+        JPEGError: as :func:`read`.
+
+    Example:
+        >>> import io, numpy as np, diffjpeg
+        >>> from PIL import Image
+        >>> buf = io.BytesIO(); Image.new("RGB", (40, 30), "teal").save(buf, "JPEG")
+        >>> image = diffjpeg.read_image(buf.getvalue())
+        >>> image.dtype, tuple(image.shape)
+        (torch.uint8, (3, 30, 40))
+        >>> np.array_equal(image.permute(1, 2, 0).numpy(), np.asarray(Image.open(buf)))
+        True
+    """
+    _check_options(max_pixels, torch.float32)
+    data, structure = _structure(source, max_pixels, strict)
+    image = decode(_read(data, structure, strict, torch.float32, None, max_pixels), dtype=torch.uint8)
+    return image if device is None else image.to(device)
+
+
+def _check_options(max_pixels, dtype) -> None:
+    """:func:`read`'s checks of its options (:func:`read_batch` shares them)."""
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"dtype must be torch.float32 or torch.float64 (they hold every 16-bit coefficient exactly), got {dtype}")
     if max_pixels is not None and (isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1):
         raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+
+
+def _structure(source, max_pixels: int | None, strict: bool):
+    """The file's bytes and its structure, checked in Python; a strict
+    refusal says whether ``strict=False`` would decode the file."""
     data = _source_bytes(source)
     try:
-        structure = parse_structure(data, max_pixels, strict=strict)
+        return data, parse_structure(data, max_pixels, strict=strict)
     except JPEGError as e:
         if strict and _lenient_decodes(data, max_pixels):
             raise JPEGError(f"{e}; {LENIENT_HINT}") from None
         raise
-    return _read(data, structure, strict, dtype, device, max_pixels)
 
 
-def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_pixels: int | None) -> Coefficients:
+def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_pixels: int | None, out=None) -> Coefficients:
     """The coefficients of a file whose structure has been checked (strict
-    or not), read by libjpeg."""
+    or not), read by libjpeg; with ``out`` (one float32 array per component,
+    of its blocks' shape: slices of :func:`read_batch`'s batch) written there
+    and viewed, without a copy."""
     if strict:
         _check_plausible_size(structure)
     if max_pixels is not None:
         _check_work(data, structure)
     reader = _reader()
     if reader is not None:  # strict: the file up to its EOI; else all of it, libjpeg stops at EOI
-        components, slots, qt, padding, state = _read_in_memory(reader, data[: structure.end] if strict else data, strict)
+        components, slots, qt, padding, state = _read_in_memory(reader, data[: structure.end] if strict else data, strict, out)
     else:
         components, slots, qt, padding = _read_through_jpeglib(_without_skipped_segments(data, structure), len(structure.components))
         state = None
@@ -375,11 +428,12 @@ def _progression(structure, state, padding, as_tensor, data: bytes) -> Progressi
     return Progression(bits, tuple(None if p is None else as_tensor(p) for p in padding))
 
 
-def _read_in_memory(reader, data: bytes, strict: bool):
-    """Blocks per component, their table slots, the 4 table slots (or None),
-    the DCs of each component's MCU padding row (or None), and libjpeg's
-    ``coef_bits`` per component (``None`` unless progressive)."""
-    warned, refused, components, tables, progress = reader(data)
+def _read_in_memory(reader, data: bytes, strict: bool, out=None):
+    """Blocks per component (``out``'s arrays, if given), their table slots,
+    the 4 table slots (or None), the DCs of each component's MCU padding row
+    (or None), and libjpeg's ``coef_bits`` per component (``None`` unless
+    progressive)."""
+    warned, refused, components, tables, progress = reader(data, out)
     if refused is not None:
         if isinstance(refused, tuple):  # libjpeg's error, and where it had read to
             offset, text = refused
@@ -393,7 +447,10 @@ def _read_in_memory(reader, data: bytes, strict: bool):
         )
     if strict and warned:
         raise JPEGError(f"corrupt JPEG data, libjpeg warns: {_warning_text(data, warned)}; {LENIENT_HINT}")
-    blocks = [np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _, _ in components]  # no copy
+    if out is not None:  # libjpeg wrote them there, after checking each size
+        blocks = list(out)
+    else:
+        blocks = [np.frombuffer(blob, np.float32).reshape(rows, cols, 8, 8) for rows, cols, _, _, _, blob, _, _ in components]  # no copy
     qt = [None if t is None else np.frombuffer(t, np.uint16).reshape(8, 8) for t in tables]
     padding = [None if pad is None else np.frombuffer(pad, np.int16) for *_, pad, _ in components]
     state = None
@@ -455,7 +512,7 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         assignment or color space differ between files.
 
     The files are read on ``torch.get_num_threads()`` threads (libjpeg runs
-    without the GIL), each file on one.
+    without the GIL), each into its place in the batch: no copy after.
 
     Example:
         >>> import io, diffjpeg
@@ -468,7 +525,75 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
     """
     if isinstance(sources, (str, bytes, os.PathLike)) or not isinstance(sources, Sequence) or not sources:
         raise TypeError("sources must be a non-empty list of paths, bytes or file objects")
-    items = _read_each(sources, options)
+    max_pixels, strict, dtype, device = _batch_options(**options)
+    if _reader() is None:  # jpeglib's fallback reads one file at a time, into arrays of its own
+        items = [read(s, **options) for s in sources]
+        _check_alike(items)
+        return _batch(items, [_stack([getattr(c, n) for c in items]) if getattr(items[0], n) is not None else None
+                              for n in ("y", "cb", "cr", "k")])
+    data, first = _structure(sources[0], max_pixels, strict)
+    shapes = [g.blocks + (8, 8) for g in geometries((first.height, first.width), first.sampling)]
+    batch = [np.empty((len(sources), *shape), np.float32) for shape in shapes]
+    items = _read_each(sources, (data, first), batch, max_pixels, strict)
+    _check_alike(items)
+    blocks = [torch.from_numpy(b) for b in batch] + [None] * (4 - len(batch))
+    c = _batch(items, blocks)
+    return c if dtype == torch.float32 and device is None else c.to(device=device, dtype=dtype)
+
+
+def _batch_options(max_pixels=DEFAULT_MAX_PIXELS, strict=True, dtype=torch.float32, device=None):
+    """:func:`read`'s keyword arguments, checked as :func:`read` checks them."""
+    _check_options(max_pixels, dtype)
+    return max_pixels, strict, dtype, device
+
+
+def _read_each(sources: Sequence, first, batch: list, max_pixels, strict) -> list[Coefficients]:
+    """:func:`read` of each source into its slice of ``batch``, in order, on up
+    to ``torch.get_num_threads()`` threads, each taking the next file as it
+    finishes one; the first error in order is raised. ``first``: the first
+    source's bytes and structure, already parsed (they sized the batch)."""
+    size, sampling, color_space = (first[1].height, first[1].width), first[1].sampling, first[1].color_space
+    results: list = [None] * len(sources)
+    failed: list = [None] * len(sources)
+    indices = iter(range(len(sources)))
+    take = threading.Lock()
+
+    def one(i):
+        data, structure = first if i == 0 else _structure(sources[i], max_pixels, strict)
+        if ((structure.height, structure.width), structure.sampling, structure.color_space) != (size, sampling, color_space):
+            raise ValueError(
+                f"file {i} has size {(structure.height, structure.width)}, sampling {structure.sampling}, color space "
+                f"{structure.color_space}; file 0 has {size}, {sampling}, {color_space}: read them one by one"
+            )
+        return _read(data, structure, strict, torch.float32, None, max_pixels, out=[b[i] for b in batch])
+
+    def work():
+        while True:
+            with take:
+                i = next(indices, None)
+            if i is None:
+                return
+            try:
+                results[i] = one(i)
+            except Exception as e:  # noqa: BLE001 - raised in order below
+                failed[i] = e
+
+    workers = min(len(sources), torch.get_num_threads())
+    threads = [threading.Thread(target=work, name=f"diffjpeg-read-{k}") for k in range(workers - 1)]
+    for t in threads:
+        t.start()
+    work()
+    for t in threads:
+        t.join()
+    for e in failed:
+        if e is not None:
+            raise e
+    return results
+
+
+def _check_alike(items: list[Coefficients]) -> None:
+    """The files of one batch share size, sampling, table assignment, color
+    space and which coefficients their scans leave incomplete."""
     first = items[0]
     scans = lambda c: None if c.progression is None else c.progression.state  # noqa: E731
     for i, c in enumerate(items[1:], 1):
@@ -481,16 +606,21 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
             )
         if scans(c) != scans(first):
             raise ValueError(f"file {i} and file 0 leave different coefficients incomplete (progressive scans): read them one by one")
+
+
+def _batch(items: list[Coefficients], blocks: list) -> Coefficients:
+    """One :class:`Coefficients` of ``items`` (alike), with these batched blocks."""
+    first = items[0]
     stack = lambda ts: None if ts[0] is None else _stack(ts)  # noqa: E731
     progression = None
     if first.progression is not None:
         padding = zip(*(c.progression.padding_dc for c in items))
         progression = first.progression._with_padding(tuple(stack(list(p)) for p in padding))
     return Coefficients(
-        y=stack([c.y for c in items]),
-        cb=stack([c.cb for c in items]),
-        cr=stack([c.cr for c in items]),
-        k=stack([c.k for c in items]),
+        y=blocks[0],
+        cb=blocks[1],
+        cr=blocks[2],
+        k=blocks[3],
         qtables=_stack([c.qtables for c in items]),
         sampling=first.sampling,
         size=first.size,
@@ -498,16 +628,6 @@ def read_batch(sources: Sequence, **options) -> Coefficients:
         color_space=first.color_space,
         progression=progression,
     )
-
-
-def _read_each(sources: Sequence, options: dict) -> list[Coefficients]:
-    """:func:`read` of each source, in order, on up to ``torch.get_num_threads()``
-    threads of a pool of this call's own; the first error in order is raised."""
-    workers = min(len(sources), torch.get_num_threads())
-    if workers < 2 or _reader() is None:  # jpeglib's fallback reads one file at a time anyway
-        return [read(s, **options) for s in sources]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg-read") as pool:
-        return list(pool.map(lambda s: read(s, **options), sources))
 
 
 def _stack(tensors: list[Tensor]) -> Tensor:

@@ -492,6 +492,86 @@ def test_read_batch_on_threads_equals_reading_one_by_one():
     for i, data in enumerate(files_):
         assert same_coefficients(batch[i], diffjpeg.read(data)) and torch.equal(batch.qtables[i], diffjpeg.read(data).qtables)
     assert_identical(to_uint8(diffjpeg.decode(batch)[4]), pillow_decode(files_[4]))
+    wide = diffjpeg.read_batch(files_, dtype=torch.float64, device="cpu")  # read as float32, converted once
+    assert wide.y.dtype == wide.qtables.dtype == torch.float64 and torch.equal(wide.y, batch.y.double())
+    with pytest.raises(ValueError, match="dtype"):
+        diffjpeg.read_batch(files_, dtype=torch.float16)
+    with pytest.raises(TypeError, match="qualty"):
+        diffjpeg.read_batch(files_, qualty=3)
+
+
+@pytest.mark.parametrize("options", [{}, {"subsampling": 0}, {"subsampling": 1, "progressive": True}, {"gray": True},
+                                     {"optimize": True, "quality": 20}])
+def test_read_image_is_pillows_pixels(options):
+    """read_image: Pillow's np.asarray(Image.open(f)), channels first, uint8,
+    for sources of each kind; a cut file only with strict=False, as Pillow
+    with LOAD_TRUNCATED_IMAGES."""
+    options = dict(options)
+    a = photo(h=37, w=53)
+    data = pillow_file(a[..., 0] if options.pop("gray", False) else a, **options)
+    reference = pillow_decode(data)
+    image = diffjpeg.read_image(io.BytesIO(data), device="cpu")
+    assert image.dtype == torch.uint8 and image.shape[0] == (1 if reference.ndim == 2 else 3)
+    assert_identical(image[0].numpy() if reference.ndim == 2 else image.permute(1, 2, 0).numpy(), reference)
+    start, end = parse_structure(data).scans[0].data
+    cut = data[: (start + end) // 2]  # halfway through the first scan's data
+    with pytest.raises(diffjpeg.JPEGError, match="strict=False"):
+        diffjpeg.read_image(cut)
+    from PIL import ImageFile
+
+    ImageFile.LOAD_TRUNCATED_IMAGES = True
+    try:
+        reference = pillow_decode(cut)
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = False
+    image = diffjpeg.read_image(cut, strict=False)
+    assert_identical(image[0].numpy() if reference.ndim == 2 else image.permute(1, 2, 0).numpy(), reference)
+    with pytest.raises(ValueError, match="max_pixels"):
+        diffjpeg.read_image(data, max_pixels=0)
+
+
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+def test_decode_to_uint8_is_the_rounded_float_decode(mode):
+    """decode(dtype=torch.uint8): exact mode's 8-bit samples from the kernel
+    and from the tensor stages, float and soft rounded; no gradient."""
+    c = diffjpeg.encode(torch.rand(2, 3, 19, 27), quality=60)
+    c.y.requires_grad_(True)
+    samples = diffjpeg.decode(c, mode=mode, dtype=torch.uint8)
+    assert samples.dtype == torch.uint8 and not samples.requires_grad
+    assert torch.equal(samples, torch.round(diffjpeg.decode(c, mode=mode).detach() * 255).to(torch.uint8))
+    if mode == "exact":
+        from diffjpeg import native
+
+        with native.enabled(False):
+            assert torch.equal(diffjpeg.decode(c, dtype=torch.uint8), samples)
+    for bad in (torch.float16, torch.int32, "uint8"):
+        with pytest.raises(ValueError, match="dtype must be None"):
+            diffjpeg.decode(c, mode=mode, dtype=bad)
+
+
+def test_read_batch_checks_each_file_against_the_first_before_libjpeg_reads_it():
+    """The batch is sized from the first file's frame header; a file of
+    another sampling or color space is refused by name, not written out of
+    bounds, and the fallback without the compiled reader gives the same batch."""
+    a = photo(h=24, w=40)
+    with pytest.raises(ValueError, match="file 1 has .*sampling.*read them one by one"):
+        diffjpeg.read_batch([pillow_file(a, subsampling=2), pillow_file(a, subsampling=0)])
+    gray = io.BytesIO()
+    Image.fromarray(a[..., 0]).save(gray, "JPEG")
+    with pytest.raises(ValueError, match="file 2 has"):
+        diffjpeg.read_batch([pillow_file(a), pillow_file(a, quality=20), gray.getvalue()])
+    from diffjpeg import files
+
+    sources = [pillow_file(a, quality=q) for q in (20, 60, 95)]
+    compiled = diffjpeg.read_batch(sources)
+    assert compiled.y.is_contiguous() and compiled.y.shape == (3, 3, 5, 8, 8)
+    saved = files._reader
+    try:
+        files._reader = lambda: None
+        fallback = diffjpeg.read_batch(sources)
+    finally:
+        files._reader = saved
+    assert same_coefficients(compiled, fallback) and torch.equal(compiled.qtables, fallback.qtables)
 
 
 def test_scan_data_ends_at_the_first_marker():
