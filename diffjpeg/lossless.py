@@ -58,7 +58,7 @@ import math
 
 import numpy as np
 
-from .markers import LOSSLESS, JPEGError
+from .markers import EOI, LOSSLESS, JPEGError, parse_structure
 
 try:
     from . import _lossless as _kernel
@@ -74,6 +74,29 @@ RST0 = 0xD0
 def compiled() -> bool:
     """Whether the compiled decoder (``diffjpeg._lossless``) is built."""
     return _kernel is not None
+
+
+def read_lossless(data: bytes, max_pixels: int | None, strict: bool) -> np.ndarray:
+    """A lossless file's pixels ``(C, H, W)``: its structure checked, then
+    :func:`decode_lossless`. Not strict, a file cut before its EOI gets one
+    (as Pillow with ``ImageFile.LOAD_TRUNCATED_IMAGES`` gives libjpeg), and
+    damaged scan data is decoded as libjpeg does; damage to the markers
+    themselves is refused (libjpeg's marker recovery is not reproduced for
+    lossless files)."""
+    try:
+        structure = parse_structure(data, max_pixels, strict=True)
+    except JPEGError as e:
+        if strict:
+            raise
+        try:
+            data += bytes([0xFF, EOI])
+            structure = parse_structure(data, max_pixels, strict=True)
+        except JPEGError:
+            raise JPEGError(
+                f"{e}; in a lossless file, strict=False recovers damaged scan data and a missing end, "
+                "not damaged markers"
+            ) from None
+    return decode_lossless(data, structure, strict=strict)
 
 
 def decode_lossless(data: bytes, structure, *, strict: bool = True, compiled: bool | None = None) -> np.ndarray:
