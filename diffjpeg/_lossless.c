@@ -186,6 +186,25 @@ static void build_lut(comp_t *c)
 /* one difference (jdlhuff.c decode_mcus, jdhuff.c jpeg_huff_decode); 0, or -1 (strict) */
 static inline int decode_one(reader_t *r, const comp_t *c, int32_t *value, failure_t *f)
 {
+    if (r->bits < 32)
+        fill(r);
+    if (r->bits >= 32) { /* fast path: a code of up to 8 bits and its extra bits are there */
+        unsigned e = c->lut[(unsigned)(r->buf >> (r->bits - LOOKAHEAD)) & 0xFF];
+        if (e) {
+            int s = (int)(e & 0xFF);
+            r->bits -= (int)(e >> 8);
+            if (s == 0) {
+                *value = 0;
+            } else if (s >= 16) {
+                *value = 32768;
+            } else {
+                r->bits -= s;
+                int x = (int)((r->buf >> r->bits) & ((1u << s) - 1));
+                *value = x >= (1 << (s - 1)) ? x : x - (1 << s) + 1;
+            }
+            return 0;
+        }
+    }
     unsigned look = peek16(r);
     unsigned e = c->lut[look >> (16 - LOOKAHEAD)];
     int l, s;
@@ -245,20 +264,24 @@ static void undifference(comp_t *c, const int32_t *d, int predictor, int initial
     } else {
         ra = (uint32_t)(d[0] + prev[0]) & 0xFFFF;
         cur[0] = (int32_t)ra;
-        for (int x = 1; x < w; x++) {
-            int32_t a = (int32_t)ra, b = prev[x], cc = prev[x - 1], p;
-            switch (predictor) { /* jlossls.h; >> of a negative int is arithmetic here, as libjpeg's RIGHT_SHIFT */
-            case 1: p = a; break;
-            case 2: p = b; break;
-            case 3: p = cc; break;
-            case 4: p = a + b - cc; break;
-            case 5: p = a + ((b - cc) >> 1); break;
-            case 6: p = b + ((a - cc) >> 1); break;
-            default: p = (a + b) >> 1; break;
-            }
-            ra = (uint32_t)(d[x] + p) & 0xFFFF;
-            cur[x] = (int32_t)ra;
+#define UNDIFF_LOOP(PRED)                                                                  \
+    for (int x = 1; x < w; x++) {                                                          \
+        int32_t a = (int32_t)ra, b = prev[x], cc = prev[x - 1];                            \
+        (void)a, (void)b, (void)cc;                                                        \
+        ra = (uint32_t)(d[x] + (PRED)) & 0xFFFF;                                           \
+        cur[x] = (int32_t)ra;                                                              \
+    }
+        /* jlossls.h; >> of a negative int is arithmetic here, as libjpeg's RIGHT_SHIFT */
+        switch (predictor) {
+        case 1: UNDIFF_LOOP(a) break;
+        case 2: UNDIFF_LOOP(b) break;
+        case 3: UNDIFF_LOOP(cc) break;
+        case 4: UNDIFF_LOOP(a + b - cc) break;
+        case 5: UNDIFF_LOOP(a + ((b - cc) >> 1)) break;
+        case 6: UNDIFF_LOOP(b + ((a - cc) >> 1)) break;
+        default: UNDIFF_LOOP((a + b) >> 1) break;
         }
+#undef UNDIFF_LOOP
     }
     for (int x = 0; x < w; x++)
         out[x] = (uint8_t)((uint32_t)cur[x] << al);
