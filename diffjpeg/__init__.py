@@ -13,6 +13,7 @@ module             stage                                  libjpeg-turbo source
 ``quality``        quality-scaled quantization tables     jcparam.c
 ``quantize``       quantization and dequantization        jcdctmgr.c
 ``smoothing``      block smoothing of incomplete progressive files  jdcoefct.c
+``lossless``       lossless (SOF3) files to pixels: ``read_image``  jdlossls.c, jddiffct.c (3.x)
 ``rounding``       surrogate gradients
 ``precision``      dtypes and autocast: what stages compute in
 ``check``          input checks, in one place
