@@ -118,7 +118,8 @@ class Coefficients:
 
     Attributes:
         y: luma blocks ``(*batch, rows, cols, 8, 8)``, natural order within a block.
-        cb, cr: chroma blocks, same layout, ``None`` for grayscale.
+        cb: blue-difference chroma blocks, same layout, ``None`` for grayscale.
+        cr: red-difference chroma blocks, as ``cb``.
         qtables: ``(*batch, T, 8, 8)`` quantization tables, natural order; the
             encoder writes ``T = 2`` (luma, chroma).
         sampling: sampling factors ``(h, v)`` of each component, as in the

@@ -289,7 +289,7 @@ def _block_symbols(diff: Tensor, ac: Tensor, table: Tensor) -> ScanSymbols:
 
 def check_codable(c: Coefficients) -> None:
     """Raise ValueError if libjpeg could not code ``c`` in a baseline scan:
-    non-finite values, AC over 10 bits (|x| > 1023), DC outside -1024..1023."""
+    non-finite values, AC over 10 bits (``|x| > 1023``), DC outside -1024..1023."""
     for name, blocks in zip(("y", "cb", "cr", "k"), c.components):
         b = blocks.detach()
         if b.is_floating_point() and not bool(torch.isfinite(b).all()):

@@ -5,14 +5,14 @@ That rounding gets the surrogate the user chooses (``rounding=``, a name or a
 :class:`Rounding`: :class:`Linear`, :class:`Polynomial`, :class:`Fourier`,
 :class:`Sigmoid`):
 
-========== ============================================== ===========================
-name       soft forward ``r(x)``                           derivative ``r'(x)``
-========== ============================================== ===========================
-linear     ``x`` (straight-through)                        ``1``
-polynomial ``round(x) + (x - round(x))**3``                ``3 (x - round(x))**2``
-fourier    ``x - sum_k (-1)**(k+1) sin(2 pi k x) / (pi k)`` ``1 - 2 sum_k (-1)**(k+1) cos(2 pi k x)``
-sigmoid    ``floor(x) + 1/2 + tanh(a s) / (2 tanh(a/2))``   ``a (1 - tanh(a s)**2) / (2 tanh(a/2))``
-========== ============================================== ===========================
+==========  ==========================================================================================  ========================================
+name        soft forward ``r(x)``                                                                       derivative ``r'(x)``
+==========  ==========================================================================================  ========================================
+linear      ``x`` (straight-through)                                                                    ``1``
+polynomial  ``round(x) + (x - round(x))**3``                                                            ``3 (x - round(x))**2``
+fourier     ``x - sum_k (-1)**(k+1) sin(2 pi k x) / (pi k)`` ``1 - 2 sum_k (-1)**(k+1) cos(2 pi k x)``
+sigmoid     ``floor(x) + 1/2 + tanh(a s) / (2 tanh(a/2))``                                              ``a (1 - tanh(a s)**2) / (2 tanh(a/2))``
+==========  ==========================================================================================  ========================================
 
 with ``s = x - floor(x) - 1/2`` and ``a = 1 / temperature`` (Agustsson & Theis' soft
 rounding); ``Fourier(order=10)`` and ``Sigmoid(temperature=0.25)`` by default.

@@ -27,8 +27,8 @@ def evaluate_qtables(images, qtables=None, quality=None, subsampling: Subsamplin
         optimize: Pillow's ``optimize=True`` (optimized Huffman tables).
 
     Returns:
-        ``{"bytes": [...], "psnr": [...], "pixels": [...], "bpp": total bits / total
-        pixels, "mean_psnr": mean of the per-image PSNR (dB)}``.
+        dict: ``{"bytes": [...], "psnr": [...], "pixels": [...], "bpp": total bits
+        / total pixels, "mean_psnr": mean of the per-image PSNR (dB)}``.
 
     Example:
         >>> r = evaluate_qtables(torch.rand(1, 3, 16, 16), quality=75)
