@@ -34,6 +34,9 @@ Facts from libjpeg-turbo 2.1 (and the same in 3.x) relied on:
 """
 from __future__ import annotations
 
+from typing import Literal
+
+ColorSpace = Literal["grayscale", "YCbCr", "RGB", "CMYK", "YCCK"]  # the names of COLOR_SPACES, for annotations
 COLOR_SPACES = {"grayscale": 1, "YCbCr": 3, "RGB": 3, "CMYK": 4, "YCCK": 4}  # and their component counts
 MAX_COMPONENTS = 4
 
