@@ -18,7 +18,7 @@ Choices made here, and why:
 * Subsampling is drawn per sample. The samples drawn for each subsampling are
   compressed together, one :func:`~diffjpeg.jpeg` call per subsampling, so a
   varied batch costs no more than a uniform one.
-* The random draws run eagerly on the CPU (``torch.compiler.disable``), from
+* The random draws run eagerly on the CPU (``torch.compiler.disable``, applied by :func:`diffjpeg.check.eager`), from
   torch's global generator or the one given: ``torch.manual_seed`` makes them
   reproducible, DataLoader workers (which PyTorch seeds one by one) get
   distinct streams, and the same seed gives the same draws on every device and
@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .check import MODES, check_choice, check_image
+from .check import MODES, check_choice, check_image, eager
 from .codec import jpeg
 from .deprecation import deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS
@@ -124,7 +124,7 @@ def _check_options(quality, p, subsampling, mode, rounding, fractional, generato
 
 
 # ---------------------------------------------------------------- drawing
-@torch.compiler.disable
+@eager
 def _draw(batch: torch.Size, low, high, p, fractional, subsamplings, generator) -> RandomJPEGParams:
     """Always the same three draws of ``prod(batch)`` values, whatever ``p`` and the
     image, so one seed gives the same qualities for any ``p``."""

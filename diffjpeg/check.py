@@ -7,6 +7,8 @@ read values back to Python (NaN, ranges) run eagerly and are skipped while
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -31,6 +33,31 @@ def check_mode(mode: str) -> None:
 def checking_values() -> bool:
     """Whether value checks run: eagerly yes, while ``torch.compile`` traces no."""
     return not torch.compiler.is_compiling()
+
+
+def eager(fn):
+    """``fn`` kept out of ``torch.compile``'s graphs (a graph break around each
+    call), as ``torch.compiler.disable`` does, without importing
+    ``torch._dynamo`` (a second or more) when diffjpeg is imported: the
+    disabled form is made on the first call under compilation, when dynamo is
+    loaded anyway. Eager calls call ``fn`` itself.
+
+    Example:
+        >>> eager(lambda x: x + 1)(1)
+        2
+    """
+    disabled = None
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        nonlocal disabled
+        if not torch.compiler.is_compiling():
+            return fn(*args, **kwargs)
+        if disabled is None:
+            disabled = torch.compiler.disable(fn)
+        return disabled(*args, **kwargs)
+
+    return wrapper
 
 
 def all_finite(t: Tensor) -> bool:
