@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .check import MODES, check_choice, check_image, eager
+from .check import MODES, check_choice, check_image, check_subsampling, eager
 from .codec import jpeg
 from .deprecation import deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS
@@ -95,12 +95,11 @@ def _check_quality_range(quality, fractional: bool) -> tuple[float, float]:
 
 
 def _check_subsamplings(subsampling) -> tuple[str, ...]:
-    choices = (subsampling,) if isinstance(subsampling, str) else subsampling
-    if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) == 0 or not all(
-        isinstance(s, str) and s in SUBSAMPLINGS for s in choices
-    ):
+    if not isinstance(subsampling, Sequence) or isinstance(subsampling, str):
+        return (check_subsampling(subsampling),)
+    if len(subsampling) == 0:
         raise ValueError(f"subsampling must be one of {tuple(SUBSAMPLINGS)} or a non-empty sequence of them, got {subsampling!r}")
-    return tuple(choices)
+    return tuple(check_subsampling(s) for s in subsampling)
 
 
 def _check_options(quality, p, subsampling, mode, rounding, fractional, generator):
