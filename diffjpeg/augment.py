@@ -18,7 +18,7 @@ Choices made here, and why:
 * Subsampling is drawn per sample. The samples drawn for each subsampling are
   compressed together, one :func:`~diffjpeg.jpeg` call per subsampling, so a
   varied batch costs no more than a uniform one.
-* The random draws run eagerly on the CPU (``torch.compiler.disable``), from
+* The random draws run eagerly on the CPU (``torch.compiler.disable``, applied by :func:`diffjpeg.check.eager`), from
   torch's global generator or the one given: ``torch.manual_seed`` makes them
   reproducible, DataLoader workers (which PyTorch seeds one by one) get
   distinct streams, and the same seed gives the same draws on every device and
@@ -34,10 +34,10 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from .check import MODES, Mode, check_choice, check_image
+from .check import MODES, Mode, check_choice, check_image, check_subsampling, eager
 from .codec import jpeg
 from .deprecation import deprecated_alias, keyword_only
-from .geometry import SUBSAMPLINGS, Subsampling
+from .geometry import SUBSAMPLINGS, PillowSubsampling, Subsampling
 from .rounding import Rounding, RoundingName, as_rounding
 
 
@@ -95,12 +95,11 @@ def _check_quality_range(quality, fractional: bool) -> tuple[float, float]:
 
 
 def _check_subsamplings(subsampling) -> tuple[str, ...]:
-    choices = (subsampling,) if isinstance(subsampling, str) else subsampling
-    if not isinstance(choices, Sequence) or isinstance(choices, str) or len(choices) == 0 or not all(
-        isinstance(s, str) and s in SUBSAMPLINGS for s in choices
-    ):
+    if not isinstance(subsampling, Sequence) or isinstance(subsampling, str):
+        return (check_subsampling(subsampling),)
+    if len(subsampling) == 0:
         raise ValueError(f"subsampling must be one of {tuple(SUBSAMPLINGS)} or a non-empty sequence of them, got {subsampling!r}")
-    return tuple(choices)
+    return tuple(check_subsampling(s) for s in subsampling)
 
 
 def _check_options(quality, p, subsampling, mode, rounding, fractional, generator):
@@ -124,7 +123,7 @@ def _check_options(quality, p, subsampling, mode, rounding, fractional, generato
 
 
 # ---------------------------------------------------------------- drawing
-@torch.compiler.disable
+@eager
 def _draw(batch: torch.Size, low, high, p, fractional, subsamplings, generator) -> RandomJPEGParams:
     """Always the same three draws of ``prod(batch)`` values, whatever ``p`` and the
     image, so one seed gives the same qualities for any ``p``."""
@@ -203,7 +202,7 @@ def random_jpeg(
     quality: float | tuple[float, float],
     *,
     p: float = 1.0,
-    subsampling: Subsampling | Sequence[Subsampling] = "4:2:0",
+    subsampling: Subsampling | PillowSubsampling | Sequence[Subsampling | PillowSubsampling] = "4:2:0",
     mode: Mode = "exact",
     rounding: RoundingName | Rounding = "polynomial",
     fractional: bool = False,
@@ -287,7 +286,7 @@ class RandomJPEG(nn.Module):
         quality: float | tuple[float, float],
         *,
         p: float = 1.0,
-        subsampling: Subsampling | Sequence[Subsampling] = "4:2:0",
+        subsampling: Subsampling | PillowSubsampling | Sequence[Subsampling | PillowSubsampling] = "4:2:0",
         mode: Mode = "exact",
         rounding: RoundingName | Rounding = "polynomial",
         fractional: bool = False,

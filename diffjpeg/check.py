@@ -4,16 +4,47 @@ Bad input gets a ``ValueError`` or ``TypeError`` that names the argument and
 what is allowed, never a NaN, a crash or a silently wrong result. Checks that
 read values back to Python (NaN, ranges) run eagerly and are skipped while
 ``torch.compile`` traces; shape, type and device checks always run.
+
+Decisions, and why:
+
+* Images are tensors. A PIL image, a numpy array, a list or a number gets a
+  ``TypeError`` that says how to convert it (``pil_to_tensor``,
+  ``torch.from_numpy``): guessing the layout (``(H, W, C)`` or ``(C, H, W)``)
+  and the range of an array would be a silent source of wrong results.
+* Float images are in [0, 1]. Values a little outside (a network's
+  overshoot, added noise) are clipped, straight-through, as documented; values
+  outside :data:`FLOAT_IMAGE_RANGE` (one whole range beyond either end) mean
+  another scale, almost always [0, 255] or a mean/std-normalized image, which
+  clipping would turn into an almost white or black image: a ``ValueError``,
+  not a warning, because a warning shown once is easily lost in a training
+  loop while every result after it is wrong. The check shares the one
+  read-back (``aminmax``) of the NaN/Inf check, so it costs no extra device
+  sync, and like it is skipped while ``torch.compile`` traces (no graph
+  break). Whoever does want values far outside clipped with an identity
+  gradient can do it explicitly: ``x - (x - x.clamp(0, 1)).detach()``.
+* Numbers are Python's or numpy's (``numbers.Real``), or one-element tensors
+  where a tensor is allowed; ``bool`` is refused (``True`` as a quality is a
+  mistake, not 1).
+* A subsampling is a name (``"4:2:0"``) or Pillow's number for it (0, 1, 2;
+  torchvision's ``v2.JPEG`` and Pillow's ``Image.save`` take these).
 """
 from __future__ import annotations
 
+import functools
+import math
+import numbers
 from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
+from .geometry import PILLOW_SUBSAMPLING, SUBSAMPLINGS
+from .precision import full_precision
+
 Mode = Literal["exact", "float", "soft"]  # the forward passes, of the codec and of every stage
 MODES: tuple[str, ...] = get_args(Mode)
+# Float image values outside this interval are refused: the image is on another scale (module docstring).
+FLOAT_IMAGE_RANGE = (-1.0, 2.0)
 
 
 def check_choice(name: str, value, allowed) -> None:
@@ -36,6 +67,31 @@ def checking_values() -> bool:
     return not torch.compiler.is_compiling()
 
 
+def eager(fn):
+    """``fn`` kept out of ``torch.compile``'s graphs (a graph break around each
+    call), as ``torch.compiler.disable`` does, without importing
+    ``torch._dynamo`` (a second or more) when diffjpeg is imported: the
+    disabled form is made on the first call under compilation, when dynamo is
+    loaded anyway. Eager calls call ``fn`` itself.
+
+    Example:
+        >>> eager(lambda x: x + 1)(1)
+        2
+    """
+    disabled = None
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        nonlocal disabled
+        if not torch.compiler.is_compiling():
+            return fn(*args, **kwargs)
+        if disabled is None:
+            disabled = torch.compiler.disable(fn)
+        return disabled(*args, **kwargs)
+
+    return wrapper
+
+
 def all_finite(t: Tensor) -> bool:
     """No NaN or Inf in ``t`` (min and max propagate NaN: one pass instead of isfinite's four)."""
     if t.numel() == 0:
@@ -50,21 +106,86 @@ def check_finite(name: str, t: Tensor) -> None:
         raise ValueError(f"{name} contains NaN or Inf")
 
 
-def check_image(image) -> tuple[torch.Size, int, int, int]:
-    """An image ``(..., C, H, W)``, C = 1 or 3, float or uint8, finite, not
-    empty; returns ``(batch shape, C, H, W)``."""
+def is_number(value) -> bool:
+    """A real number of Python or numpy, not a bool.
+
+    Example:
+        >>> import numpy as np
+        >>> is_number(np.int64(50)), is_number(2.5), is_number(True)
+        (True, True, False)
+    """
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def check_subsampling(subsampling, name: str = "subsampling") -> str:
+    """The subsampling's name, from a name or Pillow's number for it.
+
+    ``ValueError`` naming ``name`` for anything else.
+
+    Example:
+        >>> check_subsampling(2), check_subsampling("4:4:4")
+        ('4:2:0', '4:4:4')
+    """
+    if isinstance(subsampling, str) and subsampling in SUBSAMPLINGS:
+        return subsampling
+    if isinstance(subsampling, numbers.Integral) and not isinstance(subsampling, bool):
+        for label, number in PILLOW_SUBSAMPLING.items():
+            if number == subsampling:
+                return label
+    pillow = ", ".join(f"{n} ({label})" for label, n in PILLOW_SUBSAMPLING.items())
+    raise ValueError(f"{name} must be one of {tuple(SUBSAMPLINGS)} or Pillow's number for it, {pillow}; got {subsampling!r}")
+
+
+def _conversion_hint(value) -> str:
+    """How to turn a non-tensor image into one."""
+    kind = type(value)
+    if kind.__module__.startswith("PIL."):
+        return ("; convert a PIL image with torchvision.transforms.functional.pil_to_tensor(image) (uint8, (C, H, W)) "
+                "or torch.from_numpy(numpy.array(image)).permute(2, 0, 1)")
+    if kind.__module__ == "numpy":
+        return ("; convert a numpy array with torch.from_numpy(array), and an (H, W, C) array with "
+                "torch.from_numpy(array).permute(2, 0, 1) (uint8, or float in [0, 1])")
+    if isinstance(value, (list, tuple)):
+        return "; convert nested lists with torch.tensor(value) (uint8, or float in [0, 1])"
+    if isinstance(value, numbers.Number):
+        return "; a single number is not an image"
+    return ""
+
+
+def check_image(image, name: str = "image") -> tuple[torch.Size, int, int, int]:
+    """An image ``(..., C, H, W)``, C = 1 or 3, not empty, uint8 or float
+    with finite values in :data:`FLOAT_IMAGE_RANGE` (module docstring);
+    returns ``(batch shape, C, H, W)``. ``TypeError`` with a hint for
+    PIL images, numpy arrays, lists and numbers.
+
+    Example:
+        >>> check_image(torch.rand(2, 3, 8, 16))
+        (torch.Size([2]), 3, 8, 16)
+    """
     if not isinstance(image, Tensor):
-        raise TypeError(f"image must be a torch.Tensor of shape (..., C, H, W), got {type(image).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor of shape (..., C, H, W), got {type(image).__name__}{_conversion_hint(image)}")
     if image.dim() < 3:
-        raise ValueError(f"image must have shape (..., C, H, W) with C = 1 or 3, got shape {tuple(image.shape)}")
+        raise ValueError(f"{name} must have shape (..., C, H, W) with C = 1 or 3, got shape {tuple(image.shape)}")
     *batch, channels, height, width = image.shape
     if channels not in (1, 3):
-        raise ValueError(f"image must have 1 (grayscale) or 3 (RGB) channels, got {channels} in shape {tuple(image.shape)}")
+        raise ValueError(f"{name} must have 1 (grayscale) or 3 (RGB) channels, got {channels} in shape {tuple(image.shape)}")
     if image.numel() == 0:
-        raise ValueError(f"image is empty: shape {tuple(image.shape)}")
+        raise ValueError(f"{name} is empty: shape {tuple(image.shape)}")
     if image.dtype != torch.uint8 and not image.is_floating_point():
-        raise TypeError(f"image must be float in [0, 1] or uint8, got dtype {image.dtype}")
-    check_finite("image", image)
+        raise TypeError(f"{name} must be float in [0, 1] or uint8, got dtype {image.dtype}")
+    if image.is_floating_point() and checking_values():
+        # one read-back for both checks: min and max propagate NaN (autocast off: stack of half tensors under it fails)
+        with full_precision(image.device):
+            lo, hi = torch.stack(torch.aminmax(image.detach())).tolist()
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or Inf")
+        low, high = FLOAT_IMAGE_RANGE
+        if lo < low or hi > high:
+            scale = "; for a [0, 255] image divide by 255 or pass uint8" if hi > high and lo >= 0 else ""
+            raise ValueError(
+                f"{name} is float with values in [{lo:g}, {hi:g}]; float images must lie in [0, 1] (values within "
+                f"[{low:g}, {high:g}] are clipped){scale}"
+            )
     return torch.Size(batch), channels, height, width
 
 

@@ -32,11 +32,11 @@ from torch import Tensor, nn
 
 from . import color, native, smoothing
 from .blocks import merge_blocks, replicate_edges, split_blocks
-from .check import MODES, Mode, check_choice, check_device, check_finite, check_image, checking_values
+from .check import MODES, Mode, check_choice, check_device, check_finite, check_image, check_subsampling, checking_values, is_number
 from .coefficients import Coefficients
 from .dct import fdct, fdct_islow, idct, idct_islow
 from .deprecation import deprecated_alias, keyword_only
-from .geometry import SUBSAMPLINGS, Subsampling, component_geometry, subsampling_factors
+from .geometry import PillowSubsampling, Subsampling, component_geometry, subsampling_factors
 from .precision import full_precision, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
@@ -56,21 +56,32 @@ DEFAULT_QUALITY = 75  # libjpeg's default
 
 
 # ---------------------------------------------------------------- validation
-def _per_image(name: str, value: Tensor, batch: torch.Size, tail: tuple[int, ...]) -> Tensor:
-    """Reshape ``value`` (shared, per image over ``batch``, or flat ``(B, ...)``) to ``(B, *tail)``."""
-    count = math.prod(batch)
+def _per_image(name: str, value: Tensor, batch: torch.Size | None, tail: tuple[int, ...]) -> Tensor:
+    """Reshape ``value`` (shared, per image over ``batch``, or flat ``(B, ...)``) to ``(B, *tail)``.
+
+    A leading batch of ones (``(1, *tail)``) is shared, as a one-element
+    quality is. ``batch=None`` (a module's held value, before any image) checks
+    only the ``tail``."""
     shape = tuple(value.shape)
-    if shape == tail:
-        return value.expand((count,) + tail)
+    if shape[len(shape) - len(tail):] != tail:
+        raise ValueError(f"{name} has shape {shape}; expected {tail}, (B, *{tail}) or the batch shape + {tail}")
+    if batch is None:
+        return value
+    count = math.prod(batch)
+    if shape == tail or math.prod(shape[: len(shape) - len(tail)]) == 1:
+        return value.reshape(tail).expand((count,) + tail)
     if shape == tuple(batch) + tail or shape == (count,) + tail:
         return value.reshape((count,) + tail)
-    allowed = [tail, tuple(batch) + tail, (count,) + tail]
-    raise ValueError(f"{name} has shape {shape}; expected one of {sorted(set(allowed))}")
+    allowed = [tail, (1,) + tail, tuple(batch) + tail, (count,) + tail]
+    raise ValueError(f"{name} has shape {shape}; expected one of {sorted(set(allowed))} for a batch of shape {tuple(batch)}")
 
 
-def _quality_tensor(quality, batch: torch.Size, dtype, device) -> Tensor:
-    if isinstance(quality, bool) or not isinstance(quality, (int, float, Tensor)):
-        raise TypeError(f"quality must be a number or a tensor, got {type(quality).__name__}")
+def _quality_tensor(quality, batch: torch.Size | None, dtype, device) -> Tensor:
+    if isinstance(quality, Tensor):
+        if quality.dtype == torch.bool or quality.is_complex():
+            raise TypeError(f"quality must be a number or a real tensor, got a tensor of dtype {quality.dtype}")
+    elif not is_number(quality):
+        raise TypeError(f"quality must be a number (int, float, numpy scalar) or a tensor, got {type(quality).__name__}")
     check_device("quality", quality, device)
     q = quality if isinstance(quality, Tensor) else torch.tensor(float(quality))
     if not q.is_floating_point():
@@ -78,22 +89,32 @@ def _quality_tensor(quality, batch: torch.Size, dtype, device) -> Tensor:
     check_finite("quality", q)
     if checking_values() and bool(((q.detach() < 0) | (q.detach() > 100)).any()):
         raise ValueError(f"quality must be in [0, 100], got {q.detach().flatten()[:8].tolist()}")
-    if q.dim() == 0 or q.numel() == 1:
+    if q.numel() == 1:
         q = q.reshape(())
     return _per_image("quality", q.to(device=device, dtype=dtype), batch, ())
 
 
-def _qtables_tensor(qtables, batch: torch.Size, dtype, device) -> Tensor:
+def _qtables_tensor(qtables, batch: torch.Size | None, dtype, device, scaled: bool) -> Tensor:
+    """Tables; ``scaled``: base tables that quality scales (entries <= 0 allowed, as libjpeg's)."""
     if not isinstance(qtables, Tensor):
         raise TypeError(f"qtables must be a torch.Tensor of shape (2, 8, 8) or (B, 2, 8, 8), got {type(qtables).__name__}")
+    if qtables.dtype == torch.bool or qtables.is_complex():
+        raise TypeError(f"qtables must be a real tensor, got dtype {qtables.dtype}")
     check_device("qtables", qtables, device)
     if not qtables.is_floating_point():
         qtables = qtables.to(dtype)
     check_finite("qtables", qtables)
     if qtables.shape[-3:] != (2, 8, 8):
         raise ValueError(f"qtables must have shape (2, 8, 8) or (B, 2, 8, 8) (luma, chroma), got {tuple(qtables.shape)}")
-    if checking_values() and bool((qtables.detach() <= 0).any()):
-        raise ValueError("qtables entries must be > 0 (they are divisors)")
+    # Base tables that quality scales may hold entries <= 0: libjpeg's
+    # jpeg_add_quant_table (jcparam.c) computes (base * scale + 50) / 100 and
+    # then sets any result <= 0 to 1 (its base table is unsigned, so only 0
+    # reaches it; a negative entry goes the same way here, to 1).
+    if not scaled and checking_values() and bool((qtables.detach() <= 0).any()):
+        raise ValueError(
+            "qtables used as given (no quality) must have entries > 0: they are the quantizer's divisors; "
+            "with quality they are base tables, scaled as libjpeg's (a scaled entry <= 0 becomes 1)"
+        )
     return _per_image("qtables", qtables.to(device=device, dtype=dtype), batch, (2, 8, 8))
 
 
@@ -114,7 +135,7 @@ def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, devi
     """The ``(B, 2, 8, 8)`` tables a call quantizes with (see :func:`encode`)."""
     if quality is None and qtables is None:
         quality = DEFAULT_QUALITY
-    base = None if qtables is None else _qtables_tensor(qtables, batch, dtype, device)
+    base = None if qtables is None else _qtables_tensor(qtables, batch, dtype, device, scaled=quality is not None)
     if exact and base is not None:
         base = round_ste(base)
     if quality is None:
@@ -136,7 +157,7 @@ def encode(
     quality: float | Tensor | None = None,
     *,
     qtables: Tensor | None = None,
-    subsampling: Subsampling = "4:2:0",
+    subsampling: Subsampling | PillowSubsampling = "4:2:0",
     mode: Mode = "exact",
     rounding: RoundingName | Rounding = "polynomial",
     rgb_to_ycbcr: Tensor | None = None,
@@ -144,18 +165,25 @@ def encode(
     """Encode images to quantized DCT coefficients, as a JPEG encoder does.
 
     Args:
-        image: ``(..., C, H, W)``, C = 3 (RGB) or 1 (grayscale), float in [0, 1]
-            (values outside are clipped, straight-through) or uint8. Any batch
-            shape, any H, W >= 1. Rounded to 8 bits first except in soft mode.
-        quality: a number or tensor (one value, or one per image) in [0, 100],
-            fractional allowed, may require grad; libjpeg's scaling. Exact mode
-            rounds it to the nearest integer forward. Default 75 when neither
-            ``quality`` nor ``qtables`` is given.
-        qtables: base tables ``(2, 8, 8)`` or ``(B, 2, 8, 8)`` (luma, chroma;
-            natural order), entries > 0, may require grad. Without ``quality``
-            they are used as given (rounded and clamped to [1, 255] as a baseline
-            JPEG stores them); with it they are scaled like libjpeg's tables.
-        subsampling: ``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"`` (ignored for grayscale).
+        image: a tensor ``(..., C, H, W)``, C = 3 (RGB) or 1 (grayscale), uint8
+            or float in [0, 1] (any float dtype). Float values a little outside
+            are clipped, straight-through; values outside [-1, 2] are another
+            scale (e.g. [0, 255]) and raise ``ValueError`` (see
+            :mod:`diffjpeg.check` for why). Not a PIL image or numpy array
+            (``TypeError`` saying how to convert). Any batch shape, any H, W >= 1.
+            Rounded to 8 bits first except in soft mode.
+        quality: a number (Python or numpy, not bool) or a tensor (one value,
+            or one per image) in [0, 100], fractional allowed, may require grad;
+            libjpeg's scaling. Exact mode rounds it to the nearest integer
+            forward. Default 75 when neither ``quality`` nor ``qtables`` is given.
+        qtables: tables ``(2, 8, 8)`` or ``(B, 2, 8, 8)`` (luma, chroma;
+            natural order; ``(1, 2, 8, 8)`` is shared by the batch), may
+            require grad. Without ``quality`` they are used as given (entries
+            > 0; rounded and clamped to [1, 255] as a baseline JPEG stores
+            them); with it they are base tables scaled like libjpeg's, where a
+            scaled entry <= 0 becomes 1 (so base entries <= 0 are allowed).
+        subsampling: ``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"``, or Pillow's
+            number for it: 0, 1, 2 (ignored for grayscale).
         mode: the forward pass, ``"exact"``, ``"float"`` or ``"soft"`` (module
             docstring). Keyword-only, as is every parameter after ``quality``.
         rounding: the quantizer's surrogate: ``"linear"``, ``"polynomial"``,
@@ -176,7 +204,7 @@ def encode(
     """
     batch, channels, height, width = check_image(image)
     check_choice("mode", mode, MODES)
-    check_choice("subsampling", subsampling, SUBSAMPLINGS)
+    subsampling = check_subsampling(subsampling)
     rounding = as_rounding(rounding)
     work = working_dtype(image.dtype)
     device = image.device
@@ -421,7 +449,7 @@ def jpeg(
     quality: float | Tensor | None = None,
     *,
     qtables: Tensor | None = None,
-    subsampling: Subsampling = "4:2:0",
+    subsampling: Subsampling | PillowSubsampling = "4:2:0",
     mode: Mode = "exact",
     rounding: RoundingName | Rounding = "polynomial",
     rgb_to_ycbcr: Tensor | None = None,
@@ -459,23 +487,36 @@ LEARNABLE: tuple[str, ...] = get_args(Learnable)
 
 
 class DiffJPEG(nn.Module):
-    """Differentiable JPEG as a layer, optionally with learnable parameters.
+    """Differentiable JPEG as a layer: fixed, learnable, or given per call.
 
     Args:
-        quality: initial quality in [0, 100]; ``None`` with ``qtables`` uses the
-            tables as given.
-        qtables: initial base tables ``(2, 8, 8)``; Annex K if ``None``.
+        quality: quality in [0, 100] (a number, or a tensor: one value or one
+            per image); ``None`` with ``qtables`` uses the tables as given.
+        qtables: base tables ``(2, 8, 8)``, or ``(B, 2, 8, 8)`` one per image;
+            Annex K if ``None``. With ``quality`` they are scaled as libjpeg's
+            (entries <= 0 allowed: a scaled entry <= 0 becomes 1).
         subsampling, mode, rounding: see :func:`encode` (keyword-only).
         learnable: ``False``, ``True`` (all of quality, qtables and color), or
             an iterable of those names. Learnable values are kept in range in the
             forward pass by straight-through clamps (quality to [0, 100], tables
             to [1, 255]); the color matrices start at libjpeg's.
 
+    ``forward(image, quality=None, qtables=None)``: ``image`` as in
+    :func:`jpeg`. A ``quality`` or ``qtables`` given to the call replaces the
+    module's for that call, as ``quality`` does in kornia's
+    ``JPEGCodecDifferentiable``; shapes and ranges as in :func:`encode` (a
+    leading batch of 1 is shared). A value the module learns cannot be
+    replaced per call (``ValueError``): its parameter would silently get no
+    gradient. Per-call tables with the module's quality are scaled by it;
+    construct with ``quality=None`` to use per-call tables as given.
+
     Example:
         >>> layer = DiffJPEG(quality=75, learnable=True)
         >>> y = layer(torch.rand(2, 3, 24, 24))
         >>> y.mean().backward(); layer.quality.grad is not None
         True
+        >>> codec = DiffJPEG(learnable=["qtables"])             # kornia's JPEGCodecDifferentiable
+        >>> y = codec(torch.rand(2, 3, 24, 24), quality=torch.tensor([90.0, 10.0]))
     """
 
     forward_mode = deprecated_alias("forward_mode", "mode")
@@ -486,14 +527,14 @@ class DiffJPEG(nn.Module):
         quality: float | None = DEFAULT_QUALITY,
         *,
         qtables: Tensor | None = None,
-        subsampling: Subsampling = "4:2:0",
+        subsampling: Subsampling | PillowSubsampling = "4:2:0",
         mode: Mode = "exact",
         rounding: RoundingName | Rounding = "polynomial",
         learnable: bool | Learnable | Iterable[Learnable] = False,
     ):
         super().__init__()
         check_choice("mode", mode, MODES)
-        check_choice("subsampling", subsampling, SUBSAMPLINGS)
+        subsampling = check_subsampling(subsampling)
         rounding = as_rounding(rounding)
         if learnable is True:
             names = set(LEARNABLE)
@@ -509,7 +550,8 @@ class DiffJPEG(nn.Module):
         if quality is None and qtables is None:
             raise ValueError("give quality, qtables or both")
         if quality is not None:
-            _quality_tensor(quality, torch.Size(), torch.float32, "cpu")
+            device = quality.device if isinstance(quality, Tensor) else torch.device("cpu")
+            quality = _quality_tensor(quality, None, torch.float32, device)
         self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
 
         group = {"quality": "quality", "qtables": "qtables", "rgb_to_ycbcr": "color", "ycbcr_to_rgb": "color"}
@@ -520,9 +562,9 @@ class DiffJPEG(nn.Module):
             else:
                 self.register_buffer(name, None if value is None else value.detach().clone().float())
 
-        hold("quality", None if quality is None else torch.tensor(float(quality)))
+        hold("quality", quality)
         if qtables is not None:
-            _qtables_tensor(qtables, torch.Size(), torch.float32, qtables.device)
+            _qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
         elif "qtables" in names:
             qtables = standard_tables()
         hold("qtables", qtables)
@@ -530,9 +572,14 @@ class DiffJPEG(nn.Module):
         hold("rgb_to_ycbcr", color.rgb_to_ycbcr_matrix() if use_color else None)
         hold("ycbcr_to_rgb", color.ycbcr_to_rgb_matrix() if use_color else None)
 
-    def forward(self, image: Tensor) -> Tensor:
-        quality = None if self.quality is None else clamp_ste(self.quality, 0.0, 100.0)
-        qtables = None if self.qtables is None else clamp_ste(self.qtables, 1.0, 255.0)
+    def forward(self, image: Tensor, quality: float | Tensor | None = None, qtables: Tensor | None = None) -> Tensor:
+        quality, qtables = _per_call(self, quality, qtables)
+        if quality is None and isinstance(self.quality, Tensor):
+            quality = clamp_ste(self.quality, 0.0, 100.0)
+        if qtables is None and isinstance(self.qtables, nn.Parameter):  # learned: kept a valid table
+            qtables = clamp_ste(self.qtables, 1.0, 255.0)
+        elif qtables is None:
+            qtables = self.qtables
         return jpeg(
             image,
             quality,
@@ -546,6 +593,17 @@ class DiffJPEG(nn.Module):
 
     def extra_repr(self) -> str:
         return f"subsampling={self.subsampling!r}, mode={self.mode!r}, rounding={self.rounding!r}"
+
+
+def _per_call(module: nn.Module, quality, qtables):
+    """A module's per-call ``quality`` and ``qtables``; refused where the module learns that value."""
+    for name, value in (("quality", quality), ("qtables", qtables)):
+        if value is not None and isinstance(getattr(module, name), nn.Parameter):
+            raise ValueError(
+                f"{name} is learned by this {type(module).__name__} (an nn.Parameter); a {name} given per call would "
+                f"leave it without gradient: give {name} per call only to a module that does not learn it"
+            )
+    return quality, qtables
 
 
 def _hold(module: nn.Module, name: str, value) -> None:
@@ -563,6 +621,10 @@ class JPEGEncoder(nn.Module):
     """Module form of :func:`encode`; arguments as there. Tensor arguments
     are buffers (or parameters, if given as such).
 
+    ``forward(image, quality=None, qtables=None)``: a per-call ``quality`` or
+    ``qtables`` replaces the module's for that call (as in :class:`DiffJPEG`;
+    refused where the module holds it as an ``nn.Parameter``).
+
     Example:
         >>> JPEGEncoder(quality=50)(torch.rand(1, 3, 8, 8)).y.shape
         torch.Size([1, 1, 1, 8, 8])
@@ -576,25 +638,30 @@ class JPEGEncoder(nn.Module):
         quality: float | Tensor | None = None,
         *,
         qtables: Tensor | None = None,
-        subsampling: Subsampling = "4:2:0",
+        subsampling: Subsampling | PillowSubsampling = "4:2:0",
         mode: Mode = "exact",
         rounding: RoundingName | Rounding = "polynomial",
         rgb_to_ycbcr: Tensor | None = None,
     ):
         super().__init__()
         check_choice("mode", mode, MODES)
-        check_choice("subsampling", subsampling, SUBSAMPLINGS)
+        subsampling = check_subsampling(subsampling)
         rounding = as_rounding(rounding)
         if quality is not None:
-            _quality_tensor(quality, torch.Size(), torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
+            _quality_tensor(quality, None, torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
+            if not isinstance(quality, Tensor):
+                quality = float(quality)  # a numpy scalar would not survive state_dict
+        if qtables is not None:
+            _qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
         for name, value in (("quality", quality), ("qtables", qtables), ("rgb_to_ycbcr", rgb_to_ycbcr)):
             _hold(self, name, value)
         self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
 
-    def forward(self, image: Tensor) -> Coefficients:
+    def forward(self, image: Tensor, quality: float | Tensor | None = None, qtables: Tensor | None = None) -> Coefficients:
+        quality, qtables = _per_call(self, quality, qtables)
         return encode(
-            image, self.quality, qtables=self.qtables, subsampling=self.subsampling, mode=self.mode,
-            rounding=self.rounding, rgb_to_ycbcr=self.rgb_to_ycbcr,
+            image, self.quality if quality is None else quality, qtables=self.qtables if qtables is None else qtables,
+            subsampling=self.subsampling, mode=self.mode, rounding=self.rounding, rgb_to_ycbcr=self.rgb_to_ycbcr,
         )
 
     def extra_repr(self) -> str:

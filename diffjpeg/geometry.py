@@ -30,6 +30,7 @@ Subsampling = Literal["4:4:4", "4:2:2", "4:2:0"]  # the names of SUBSAMPLINGS, f
 SUBSAMPLINGS = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
 # Pillow's (and so torchvision's) numbers for them: Image.save(subsampling=...)
 PILLOW_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
+PillowSubsampling = Literal[0, 1, 2]  # its values, accepted beside the names (check.check_subsampling)
 
 
 @dataclass(frozen=True)
