@@ -203,13 +203,17 @@ def available_memory() -> int | None:
     return None
 
 
+def _bytes(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
 def _check_memory(path, what: str) -> None:
     """Refuse, from the image's header, an image whose ``what`` needs more memory than there is."""
     height, width = image_size(path)  # also refuses more pixels than Pillow's MAX_IMAGE_PIXELS
     need, free = height * width * BYTES_PER_PIXEL, available_memory()
     if free is not None and need > free:
-        raise CommandError(f"{path}: {what} of a {width}x{height} image needs about {need / 2**30:.1f} GiB of memory "
-                           f"({BYTES_PER_PIXEL} bytes per pixel); {free / 2**30:.1f} GiB is available")
+        raise CommandError(f"{path}: {what} a {width}x{height} image needs about {_bytes(need)} of memory "
+                           f"({BYTES_PER_PIXEL} bytes per pixel); {_bytes(free)} is available")
 
 
 def _notes(notes, stream) -> None:

@@ -6,7 +6,9 @@ through :class:`ImageSet`): EXIF orientation applied, transparency composited
 onto white, palette, 1-bit, 16-bit, float and CMYK images converted to 8-bit
 grayscale or RGB; an image larger than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a
 guard against decompression bombs) is refused from its header, before its
-pixels are allocated.
+pixels are allocated (Pillow warns first, as for any such file: a library call
+leaves the process's warnings filters alone; the ``diffjpeg`` command silences
+that warning).
 """
 from __future__ import annotations
 

@@ -83,12 +83,10 @@ def load_qtables(path) -> Tensor:
         record = json.loads(path.read_text()) if suffix == ".json" else torch.load(path, map_location="cpu", weights_only=True)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise ValueError(f"{str(path)!r} is not a tables file: not JSON ({e})") from None
-    except (OSError, RuntimeError, EOFError) as e:
-        if suffix == ".pt" and not isinstance(e, (FileNotFoundError, PermissionError, IsADirectoryError)):
-            raise ValueError(f"{str(path)!r} is not a tables file: torch.load cannot read it ({e})") from None
+    except OSError if suffix == ".json" else (FileNotFoundError, PermissionError, IsADirectoryError):
         raise
-    except Exception as e:  # weights_only refuses pickled objects with its own exception types
-        raise ValueError(f"{str(path)!r} is not a tables file: {type(e).__name__}: {e}") from None
+    except Exception as e:  # torch.load's many ways to refuse a file (weights_only refuses pickled objects), in a few words
+        raise ValueError(f"{str(path)!r} is not a tables file: torch.load cannot read it ({type(e).__name__})") from None
     if not isinstance(record, dict):
         raise ValueError(f"{str(path)!r} is not a tables file: expected an object with \"luma\" and \"chroma\", got {type(record).__name__}")
     for key in ("luma", "chroma"):
