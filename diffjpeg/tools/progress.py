@@ -6,6 +6,7 @@ prints a plain line at every tenth of the work (and at the end) instead.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -13,6 +14,13 @@ import time
 def _duration(seconds: float) -> str:
     seconds = int(round(seconds))
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def _width(stream) -> int:
+    try:
+        return os.get_terminal_size(stream.fileno()).columns
+    except (AttributeError, OSError, ValueError):
+        return 0
 
 
 class Progress:
@@ -51,8 +59,11 @@ class Progress:
             except ImportError:  # lines, then
                 pass
             else:
+                # a terminal that reports no size (0x0: script, some CI consoles)
+                # would get no bar at all from tqdm: 80x24 there
+                sized = _width(self.file) > 0
                 self._bar = tqdm(total=self.total, initial=self.done, desc=description, unit=unit, file=self.file,
-                                 dynamic_ncols=True, leave=True)
+                                 dynamic_ncols=sized, ncols=None if sized else 80, nrows=None if sized else 24, leave=True)
 
     def _tenth(self, done: int) -> int:
         return done * 10 // self.total if self.total else 10
