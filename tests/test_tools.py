@@ -168,7 +168,7 @@ def test_every_path_reads_the_same_pixels(tmp_path, monkeypatch, capsys):
     capsys.readouterr()
 
 
-def _huge_png(path, width=12000, height=12000):
+def huge_png(path, width=12000, height=12000):
     """A PNG header of ``width`` x ``height`` RGB and a little data: what Image.open sees of a huge image."""
     import struct
     import zlib
@@ -185,7 +185,7 @@ def _huge_png(path, width=12000, height=12000):
 def test_images_over_pillows_limit_are_refused_from_the_header(tmp_path):
     from diffjpeg.tools.images import ImageError, ImageSet, image_size, load_image
 
-    big = _huge_png(tmp_path / "big.png")
+    big = huge_png(tmp_path / "big.png")
     for read in (load_image, image_size, ImageSet):
         # Pillow's own warning comes first, as for any such file (a library call leaves the warnings
         # filters alone; the command silences it): then the error, before any pixel is allocated

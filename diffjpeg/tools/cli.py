@@ -63,7 +63,7 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"diffjpeg: error: {command}{message} (see {self.prog} --help)\n")
 
 
-class _Formatter(argparse.ArgumentDefaultsHelpFormatter):
+class DefaultsFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """Each option's help ends with its default, unless it has none (flags, required options) or says it."""
 
     def _get_help_string(self, action):
@@ -424,12 +424,12 @@ def parser() -> argparse.ArgumentParser:
 
     from .. import __version__
 
-    top = _Parser(prog="diffjpeg", description="Differentiable JPEG, bit-exact with libjpeg-turbo.", formatter_class=_Formatter)
+    top = _Parser(prog="diffjpeg", description="Differentiable JPEG, bit-exact with libjpeg-turbo.", formatter_class=DefaultsFormatter)
     top.add_argument("--version", action="version", version=f"diffjpeg {__version__}")
     commands = top.add_subparsers(dest="command", required=True, metavar="command")
 
     def command(name: str, **kwargs):
-        return commands.add_parser(name, formatter_class=_Formatter, **kwargs)
+        return commands.add_parser(name, formatter_class=DefaultsFormatter, **kwargs)
 
     p = command("demo", help="the bundled photo through diffjpeg and Pillow, a quality recovery, a figure",
                 description="Compress the bundled photo (scikit-image's chelsea, CC0) at a few qualities with "
