@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,6 +21,7 @@ from .. import decode, encode, jpeg, write
 from ..rounding import Sigmoid
 from .images import sample_image, to_array, to_tensor  # noqa: F401 - sample_image: the doctests
 from .metrics import psnr
+from .progress import Progress
 from .reference import pillow_decode, pillow_jpeg
 
 SWEEP = (1, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95, 100)  # qualities of the fidelity plot
@@ -69,14 +71,16 @@ def codec_rows(a: np.ndarray, qualities, subsampling: str) -> tuple[list[Row], d
     return rows, shown
 
 
-def fidelity_sweep(a: np.ndarray, qualities, subsampling: str) -> dict[str, list[float]]:
-    """PSNR against Pillow of each forward pass at each quality (``inf``: identical)."""
+def fidelity_sweep(a: np.ndarray, qualities, subsampling: str, progress: Progress | None = None) -> dict[str, list[float]]:
+    """PSNR against Pillow of each forward pass at each quality (``inf``: identical); ``progress`` counts the qualities."""
     x = to_tensor(a)
     out = {f: [] for f in ("exact", "float", "soft")}
     for q in qualities:
         reference = pillow_decode(pillow_jpeg(a, q, subsampling))
         for f in out:
             out[f].append(psnr(to_array(jpeg(x, quality=q, subsampling=subsampling, mode=f)), reference))
+        if progress is not None:
+            progress.update()
     return out
 
 
@@ -97,7 +101,7 @@ class Recovery:
 
 
 def recover_quality(a: np.ndarray, qualities, subsampling: str = "4:2:0", steps: int = 30, starts: int = 8,
-                    lr: float = 1.5, temperature: float = 0.1) -> Recovery:
+                    lr: float = 1.5, temperature: float = 0.1, progress: Progress | None = None) -> Recovery:
     """Find the quality of Pillow JPEGs of ``a`` from their pixels alone, by gradient descent.
 
     For each true quality, Pillow compresses ``a``; the quality is then
@@ -114,6 +118,7 @@ def recover_quality(a: np.ndarray, qualities, subsampling: str = "4:2:0", steps:
         qualities: the true qualities, integers in [0, 100].
         steps, starts, lr, temperature: Adam steps, number of starting
             qualities, learning rate (quality units), sigmoid temperature.
+        progress: a :class:`~diffjpeg.tools.progress.Progress` that counts the steps.
 
     Example:
         >>> a = sample_image()[:32, :32]
@@ -145,6 +150,8 @@ def recover_quality(a: np.ndarray, qualities, subsampling: str = "4:2:0", steps:
             step = lr * 0.5 * (1 + math.cos(math.pi * (t - 1) / steps))
             q = (q - step * (m / (1 - 0.9**t)) / ((v / (1 - 0.999**t)).sqrt() + 1e-8)).clamp(0.0, 100.0)
         history.append(q.clone())
+        if progress is not None:
+            progress.update()
     with torch.no_grad():
         rounded = q.round()
         exact_error = ((jpeg(batch_x, quality=rounded, subsampling=subsampling) - batch_targets) ** 2).flatten(1).mean(1)
@@ -259,7 +266,7 @@ def draw(path, a: np.ndarray, shown: dict, sweep_qualities, sweep: dict, recover
 
 
 def run(a: np.ndarray, output, qualities=(10, 50, 90), subsampling: str = "4:2:0", steps: int = 30, starts: int = 8,
-        name: str = "image", echo=print) -> dict:
+        name: str = "image", echo=print, shown_as=None, progress: bool = False) -> dict:
     """Compare, recover and draw for one image; print as it goes. Returns the measurements.
 
     Args:
@@ -270,6 +277,8 @@ def run(a: np.ndarray, output, qualities=(10, 50, 90), subsampling: str = "4:2:0
         steps, starts: of the quality recovery; ``steps=0`` skips it.
         name: what to call the image in the printout.
         echo: where lines go.
+        shown_as: how to name ``output`` in the last line (default: ``output``).
+        progress: show bars of the sweep and the recovery on a terminal (stderr).
     """
     from PIL import Image, features
 
@@ -285,7 +294,8 @@ def run(a: np.ndarray, output, qualities=(10, 50, 90), subsampling: str = "4:2:0
     echo(f"every pixel identical to Pillow's at {identical} of {len(rows)} qualities")
 
     sweep_qualities = sorted(set(SWEEP) | set(qualities))
-    sweep = fidelity_sweep(a, sweep_qualities, subsampling)
+    with Progress(len(sweep_qualities), "fidelity sweep", unit="quality", lines=False) if progress else nullcontext() as bar:
+        sweep = fidelity_sweep(a, sweep_qualities, subsampling, bar)
     echo("")
     echo(f"exact forward identical to Pillow at {sum(math.isinf(v) for v in sweep['exact'])} of {len(sweep_qualities)} qualities "
          f"({sweep_qualities[0]}..{sweep_qualities[-1]}); PSNR against Pillow, float {min(sweep['float']):.1f}..{_db(max(sweep['float']))} dB, "
@@ -299,7 +309,8 @@ def run(a: np.ndarray, output, qualities=(10, 50, 90), subsampling: str = "4:2:0
              f"{' centre crop' if part.shape[:2] != a.shape[:2] else ''}): Adam on quality through "
              f"jpeg(mode='soft', rounding='sigmoid'), {starts} starts, {steps} steps; "
              "the end point with the smallest exact-codec error is kept:")
-        recovery = recover_quality(part, qualities, subsampling, steps, starts)
+        with Progress(steps, "quality recovery", unit="step", lines=False) if progress else nullcontext() as bar:
+            recovery = recover_quality(part, qualities, subsampling, steps, starts, progress=bar)
         echo(format_recovery(recovery))
         echo(f"true quality found: {sum(recovery.correct)} of {len(qualities)}; pixels equal to Pillow's: "
              f"{sum(recovery.identical)} of {len(qualities)} ({recovery.seconds:.1f} s)")
@@ -307,5 +318,5 @@ def run(a: np.ndarray, output, qualities=(10, 50, 90), subsampling: str = "4:2:0
     title = f"diffjpeg vs Pillow on {name} ({describe(a)})"
     draw(output, a, shown, sweep_qualities, sweep, recovery, title)
     echo("")
-    echo(f"wrote {output} ({time.perf_counter() - began:.1f} s)")
+    echo(f"wrote {output if shown_as is None else shown_as} ({time.perf_counter() - began:.1f} s)")
     return {"rows": rows, "sweep_qualities": sweep_qualities, "sweep": sweep, "recovery": recovery}

@@ -1,8 +1,14 @@
 """The one image loader of the tools: files as JPEG takes them, the bundled and scikit-image photos, image sets.
 
-Every tool reads images through :func:`load_image`: EXIF orientation applied,
-transparency composited onto white, palette, 1-bit, 16-bit, float and CMYK
-images converted to 8-bit grayscale or RGB.
+Every tool reads images through :func:`load_image` (``compress``, ``compare``,
+``demo --image``, ``optimize-tables`` and :func:`~diffjpeg.tools.qtables.learn_qtables`
+through :class:`ImageSet`): EXIF orientation applied, transparency composited
+onto white, palette, 1-bit, 16-bit, float and CMYK images converted to 8-bit
+grayscale or RGB; an image larger than Pillow's ``Image.MAX_IMAGE_PIXELS`` (a
+guard against decompression bombs) is refused from its header, before its
+pixels are allocated (Pillow warns first, as for any such file: a library call
+leaves the process's warnings filters alone; the ``diffjpeg`` command silences
+that warning).
 """
 from __future__ import annotations
 
@@ -33,6 +39,8 @@ def _reading(path):
 
     try:
         yield
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -41,10 +49,20 @@ def _reading(path):
         raise ImageError(f"cannot read {path}: permission denied") from None
     except UnidentifiedImageError:
         raise ImageError(f"{path} is not an image Pillow can read") from None
-    except Image.DecompressionBombError as e:
-        raise ImageError(f"{path}: {e}") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:  # the warning where a filter raises it
+        raise ImageError(f"{path}: {e} (Pillow's Image.MAX_IMAGE_PIXELS)") from None
     except (OSError, ValueError, SyntaxError, EOFError) as e:  # truncated or corrupt files
         raise ImageError(f"cannot read {path}: {e}") from None
+
+
+def _check_pixels(path, image) -> None:
+    """Refuse, from the header alone, an image larger than Pillow's ``Image.MAX_IMAGE_PIXELS``."""
+    from PIL import Image
+
+    limit, (width, height) = Image.MAX_IMAGE_PIXELS, image.size
+    if limit is not None and width * height > limit:
+        raise ImageError(f"{path}: {width}x{height} is {width * height:,} pixels, more than the {int(limit):,} allowed "
+                         "(Pillow's Image.MAX_IMAGE_PIXELS, a guard against decompression bombs)")
 
 
 def load_image(path) -> tuple:
@@ -57,12 +75,23 @@ def load_image(path) -> tuple:
         converted, first frame of an animation.
 
     Raises:
-        ImageError: missing, unreadable, not an image, or too large for Pillow.
+        ImageError: missing, unreadable, not an image, or larger than Pillow's
+            ``Image.MAX_IMAGE_PIXELS`` (checked before the pixels are read).
+
+    Example:
+        >>> import tempfile, os
+        >>> from PIL import Image
+        >>> path = os.path.join(tempfile.mkdtemp(), "a.png")
+        >>> Image.new("RGBA", (4, 2), (0, 0, 0, 0)).save(path)
+        >>> a, notes = load_image(path)
+        >>> a.shape, a.dtype, int(a.min()), notes
+        ((2, 4, 3), dtype('uint8'), 255, ['transparency composited onto white (JPEG has no alpha channel)'])
     """
     from PIL import Image, ImageOps
 
     notes = []
     with _reading(path), Image.open(path) as image:
+        _check_pixels(path, image)
         if getattr(image, "n_frames", 1) > 1:
             notes.append(f"{image.n_frames} frames: the first one is used")
         image.load()
@@ -94,6 +123,7 @@ def image_size(path) -> tuple[int, int]:
     from PIL import Image
 
     with _reading(path), Image.open(path) as image:
+        _check_pixels(path, image)
         width, height = image.size
         if image.getexif().get(ORIENTATION, 1) in TRANSPOSED:
             width, height = height, width
@@ -101,9 +131,17 @@ def image_size(path) -> tuple[int, int]:
 
 
 def _to_8_bit(a, mode: str, notes: list[str]):
-    """16- and 32-bit integer or float grayscale to 8 bits: the range its values use."""
+    """16- and 32-bit integer or float grayscale to 8 bits.
+
+    A 16-bit mode (``I;16``: 16-bit PNG and TIFF) is scaled by 255 / 65535 whatever
+    values it holds, so a dark 16-bit image stays dark; 32-bit ``I`` and ``F`` carry
+    no bit depth, so their values decide: 0..1 (float), 0..255, 0..65535, else the
+    range they use.
+    """
     a = a.astype(np.float64)
-    if mode == "F" and a.size and a.min() >= 0 and a.max() <= 1:
+    if mode.startswith("I;16"):
+        a, how = a / 257, f"{mode} (16-bit) image scaled to 8 bits"
+    elif mode == "F" and a.size and a.min() >= 0 and a.max() <= 1:
         a, how = a * 255, "float in [0, 1] scaled to 8 bits"
     elif a.size and a.min() >= 0 and a.max() <= 255:
         how = f"{mode} image with values in 0..255 taken as 8-bit"

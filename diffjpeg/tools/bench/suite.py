@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from ... import jpeg
 from ...rounding import ROUNDINGS
 from ..images import skimage_photo
 from ..metrics import psnr
+from ..progress import Progress
 from ..reference import opencv_roundtrip, pillow_roundtrip
 from .machine import machine
 from .methods import COMPILED, TENSOR_STAGES, float_tensor, kornia_jpeg, make_method, methods, photos, uint8_array
@@ -36,8 +38,8 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "h
 
 
 # ---------------------------------------------------------------- 1. fidelity
-def fidelity(names, qualities, subsamplings) -> list[dict]:
-    """PSNR and share of identical pixels against Pillow, per method and quality."""
+def fidelity(names, qualities, subsamplings, progress: Progress | None = None) -> list[dict]:
+    """PSNR and share of identical pixels against Pillow, per method and quality; ``progress`` counts the qualities."""
     images = photos(names)
     rows = []
     for subsampling in subsamplings:
@@ -53,12 +55,14 @@ def fidelity(names, qualities, subsamplings) -> list[dict]:
                     "psnr": float(np.mean([min(psnr(o, r), 100.0) for o, r in zip(outputs, references)])),
                     "identical": float(np.mean([np.mean(o == r) for o, r in zip(outputs, references)])),
                 })
+            if progress is not None:
+                progress.update()
     return rows
 
 
 # ---------------------------------------------------------------- 2. speed and memory
-def throughput(names, batch: int, size: int, repeats: int, device: str) -> list[dict]:
-    """Megapixels per second, forward (no grad) and forward+backward."""
+def throughput(names, batch: int, size: int, repeats: int, device: str, progress: Progress | None = None) -> list[dict]:
+    """Megapixels per second, forward (no grad) and forward+backward; ``progress`` counts the methods."""
     x = torch.rand(batch, 3, size, size, device=device)
     q = torch.tensor(50.0, device=device)
     megapixels = batch * size * size / 1e6
@@ -66,6 +70,8 @@ def throughput(names, batch: int, size: int, repeats: int, device: str) -> list[
     for name in names:
         f = make_method(name)
         if f is None:
+            if progress is not None:
+                progress.update()
             continue
 
         def forward_only():
@@ -86,6 +92,8 @@ def throughput(names, batch: int, size: int, repeats: int, device: str) -> list[
             "forward+backward MP/s": megapixels / best_time(forward_backward, repeats),
             "first call s": warm_up,
         })
+        if progress is not None:
+            progress.update()
     return rows
 
 
@@ -250,9 +258,27 @@ def pre_editing(name: str, images, quality: int, steps: int) -> float:
 
 
 # ---------------------------------------------------------------- report
-def run(out: Path, quick: bool) -> Path:
+def run(out: Path, quick: bool, echo=None) -> Path:
+    """Run the suite; write report.md, results.json and the plots into ``out``; returns report.md's path.
+
+    ``echo``, if given, is called with each section of the report (Markdown) as
+    it finishes, and progress bars (terminal) or lines (logs) go to stderr.
+    """
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    shown = 0
+
+    def finished() -> None:  # the sections not shown yet, with the time so far
+        nonlocal shown
+        if echo is not None:
+            for section in sections[shown:]:
+                echo(section + "\n")
+            echo(f"_({time.perf_counter() - started:.0f} s so far)_\n")
+        shown = len(sections)
+
+    def bar(total: int, what: str, unit: str):
+        return Progress(total, f"bench: {what}", unit=unit) if echo is not None else nullcontext()
+
     info = machine()
     settings = {
         "photos": PHOTOS[:2] if quick else PHOTOS,
@@ -266,9 +292,11 @@ def run(out: Path, quick: bool) -> Path:
                 " Every number below was measured in this run, on this machine.\n"]
     sections.append("## Machine and versions\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()))
     sections.append("## Settings\n\n" + "\n".join(f"- {k}: {v}" for k, v in settings.items()))
+    finished()
 
     # 1. fidelity
-    rows = fidelity(settings["photos"], settings["qualities"], ("4:2:0", "4:4:4"))
+    with bar(2 * len(settings["qualities"]), "fidelity", "quality") as progress:
+        rows = fidelity(settings["photos"], settings["qualities"], ("4:2:0", "4:4:4"), progress)
     for subsampling in ("4:2:0", "4:4:4"):
         sub = [r for r in rows if r["subsampling"] == subsampling]
         names = list(dict.fromkeys(r["method"] for r in sub))
@@ -283,12 +311,14 @@ def run(out: Path, quick: bool) -> Path:
             + markdown_table(identical, ["quality"] + names, {m: "{:.1f}" for m in names})
             + f"\n\n![fidelity](fidelity_{subsampling.replace(':', '')}.png)"
         )
+    finished()
 
     # 2. speed and memory
     names = ["exact/polynomial", "exact/polynomial" + TENSOR_STAGES, "float/polynomial", "soft/polynomial"]
     names += [f"soft/{r}" for r in ROUNDINGS if r != "polynomial"] + ["kornia"]
     names += [] if quick else ["float/polynomial" + COMPILED]
-    speed = throughput(names, settings["batch"], settings["size"], settings["repeats"], "cpu")
+    with bar(len(names), "speed", "method") as progress:
+        speed = throughput(names, settings["batch"], settings["size"], settings["repeats"], "cpu", progress)
     for r in speed:
         compiled = r["method"].endswith(COMPILED)
         r["peak MiB (fwd+bwd)"] = None if compiled else peak_memory_cpu(r["method"], settings["batch"], settings["size"])
@@ -331,6 +361,7 @@ def run(out: Path, quick: bool) -> Path:
     else:
         speed_section += "\n\nNo CUDA device in this run."
     sections.append(speed_section)
+    finished()
 
     # 3. gradient usefulness
     gradient_names = [f"exact/{r}" for r in ROUNDINGS] + [f"soft/{r}" for r in ROUNDINGS] + (["kornia"] if kornia_jpeg() else [])
@@ -339,13 +370,16 @@ def run(out: Path, quick: bool) -> Path:
     test_images, test_labels = test_images[: settings["attack images"]], test_labels[: settings["attack images"]]
     edit_images = photos(settings["photos"][:2], size=64)
     usefulness = []
-    for name in gradient_names:
-        usefulness.append({
-            "method": name,
-            "quality recovered within ±1 (%)": 100 * quality_recovery(name, recovery_images, settings["recovery targets"], settings["recovery steps"]),
-            "attack success after real JPEG (%)": 100 * attack_through_jpeg(name, model, test_images, test_labels, settings["attack eps"], settings["attack steps"])[0],
-            "pre-editing Δ real-JPEG PSNR (dB)": pre_editing(name, edit_images, settings["pre-edit quality"], settings["pre-edit steps"]),
-        })
+    with bar(len(gradient_names), "gradient usefulness", "method") as progress:
+        for name in gradient_names:
+            usefulness.append({
+                "method": name,
+                "quality recovered within ±1 (%)": 100 * quality_recovery(name, recovery_images, settings["recovery targets"], settings["recovery steps"]),
+                "attack success after real JPEG (%)": 100 * attack_through_jpeg(name, model, test_images, test_labels, settings["attack eps"], settings["attack steps"])[0],
+                "pre-editing Δ real-JPEG PSNR (dB)": pre_editing(name, edit_images, settings["pre-edit quality"], settings["pre-edit steps"]),
+            })
+            if progress is not None:
+                progress.update()
     baseline, attacked = attack_through_jpeg(None, model, test_images, test_labels, settings["attack eps"], settings["attack steps"])
     baseline *= 100
     columns = ["method", "quality recovered within ±1 (%)", "attack success after real JPEG (%)", "pre-editing Δ real-JPEG PSNR (dB)"]
@@ -357,6 +391,7 @@ def run(out: Path, quick: bool) -> Path:
         f"- Pre-editing: Adam on the input (lr 1e-3, {settings['pre-edit steps']} steps) to bring its JPEG at q={settings['pre-edit quality']} closer to the original; mean change of the real (Pillow) JPEG's PSNR.\n\n"
         + markdown_table(usefulness, columns, {c: "{:.1f}" if "%" in c else "{:+.2f}" for c in columns[1:]})
     )
+    finished()
     sections.append(f"_Total run time: {time.perf_counter() - started:.0f} s._")
     report = out / "report.md"
     report.write_text("\n\n".join(sections) + "\n")

@@ -60,17 +60,45 @@ def save_qtables(tables, path, **metadata) -> None:
 
 
 def load_qtables(path) -> Tensor:
-    """Read tables written by :func:`save_qtables`: ``(2, 8, 8)`` int64, natural order."""
+    """Read tables written by :func:`save_qtables` (and ``diffjpeg optimize-tables``): ``(2, 8, 8)`` int64, natural order.
+
+    Raises:
+        ValueError: the name does not end in .json or .pt, or the file is not such a
+            tables file (the message names the file and what is wrong).
+        OSError: the file cannot be read.
+
+    Example:
+        >>> import tempfile, os; p = os.path.join(tempfile.mkdtemp(), "t.json")
+        >>> _ = open(p, "w").write('{"luma": [[1]]}')
+        >>> load_qtables(p)
+        Traceback (most recent call last):
+        ...
+        ValueError: ...t.json' is not a tables file: it has no "chroma" table
+    """
     path = Path(path)
-    if path.suffix.lower() == ".json":
-        record = json.loads(path.read_text())
-    elif path.suffix.lower() == ".pt":
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    else:
+    suffix = path.suffix.lower()
+    if suffix not in (".json", ".pt"):
         raise ValueError(f"tables file must end in .json or .pt, got {str(path)!r}")
+    try:
+        record = json.loads(path.read_text()) if suffix == ".json" else torch.load(path, map_location="cpu", weights_only=True)
+    except (UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise ValueError(f"{str(path)!r} is not a tables file: not JSON ({e})") from None
+    except OSError if suffix == ".json" else (FileNotFoundError, PermissionError, IsADirectoryError):
+        raise
+    except Exception as e:  # torch.load's many ways to refuse a file (weights_only refuses pickled objects), in a few words
+        raise ValueError(f"{str(path)!r} is not a tables file: torch.load cannot read it ({type(e).__name__})") from None
+    if not isinstance(record, dict):
+        raise ValueError(f"{str(path)!r} is not a tables file: expected an object with \"luma\" and \"chroma\", got {type(record).__name__}")
+    for key in ("luma", "chroma"):
+        if key not in record:
+            raise ValueError(f"{str(path)!r} is not a tables file: it has no \"{key}\" table")
     if record.get("order", "natural") != "natural":
         raise ValueError(f"{str(path)!r}: only natural-order tables are supported")
-    return check_qtables(torch.stack([torch.as_tensor(record["luma"]), torch.as_tensor(record["chroma"])]))
+    try:
+        tables = torch.stack([torch.as_tensor(record["luma"]), torch.as_tensor(record["chroma"])])
+        return check_qtables(tables)
+    except (ValueError, TypeError, RuntimeError) as e:
+        raise ValueError(f"{str(path)!r}: {e}") from None
 
 
 def scaled_qtables(base, quality: float) -> Tensor:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -47,6 +46,7 @@ from ...losses import DISTORTIONS, Distortion, RateDistortionLoss
 from ...quality import quality_tables, standard_tables
 from ...rounding import Rounding, RoundingName, as_rounding
 from ..images import ImageSet
+from ..progress import Progress
 
 CHECKPOINT_FORMAT = "diffjpeg.tables/1"  # the old module name: checkpoints already written stay readable
 # Defaults chosen by benchmarks/tables.py (learned tables scored with real files).
@@ -236,7 +236,10 @@ def learn_qtables(
             and at the end (tables, optimizer state, step, generator state).
         resume: continue from ``checkpoint`` if it exists; the result equals an
             uninterrupted run.
-        progress: print a progress line to stderr (rank 0).
+        progress: ``False`` (the default) is silent; ``True`` shows the steps on
+            stderr, tqdm's bar on a terminal and a plain line at every tenth in
+            logs; a callable is called after each step with
+            ``{"step", "steps", "loss", "bpp", "distortion"}`` (rank 0 only).
         history: if a list, each step appends ``{"step", "loss", "bpp", "distortion"}``.
 
     Returns:
@@ -248,6 +251,8 @@ def learn_qtables(
         >>> t.shape, t.dtype, 1 <= int(t.min()) and int(t.max()) <= 255
         (torch.Size([2, 8, 8]), torch.int64, True)
     """
+    if not isinstance(progress, bool) and not callable(progress):
+        raise TypeError(f"progress must be True, False or a callable, got {type(progress).__name__}")
     criterion = _check_settings(lam, steps, batch_size, crop, lr, subsampling, mode, rounding, huffman, distortion, checkpoint_every)
     data = images if isinstance(images, ImageSet) else ImageSet(images)
     rank, world = rank_and_world()
@@ -277,7 +282,7 @@ def learn_qtables(
         start, past = state["step"], list(state.get("history", []))
         if history is not None:
             history.extend(past)
-    elif resume and rank == 0 and progress:
+    elif resume and rank == 0 and progress is True:
         print(f"no checkpoint at {checkpoint}; starting at step 0", file=sys.stderr)
 
     def save(step: int) -> None:
@@ -286,47 +291,68 @@ def learn_qtables(
                           "optimizer": optimizer.state_dict(), "generator": generator.get_state(), "config": config,
                           "history": past, "tables": params.integer_tables()}, checkpoint)
 
-    began = time.perf_counter()
-    for step in range(start, steps):
-        plan = _plan(data, batch_size, crop, generator)
-        pixels = sum(h * w for _, _, _, h, w in plan)
-        for group in optimizer.param_groups:
-            group["lr"] = _learning_rate(lr, step, steps)
-        optimizer.zero_grad(set_to_none=False)
-        if params.log_tables.grad is None:  # a rank may hold no crop this step
-            params.log_tables.grad = torch.zeros_like(params.log_tables)
-        stats = torch.zeros(3, dtype=torch.float64)  # bits, pixel-weighted distortion, pixels
-        for i, top, left, h, w in plan[rank::world]:
-            x = data[i][:, top : top + h, left : left + w].to(device=device, dtype=torch.float32).div(255.0)[None]
-            r = encode_and_score(x, params(), criterion, subsampling=subsampling, mode=mode, rounding=rounding)
-            # each crop's share of the global mean: the ranks' sums add up to it
-            (r.loss * (h * w / pixels)).backward()
-            stats += torch.tensor([r.bits.item(), r.distortion.item() * h * w, h * w], dtype=torch.float64)
-        if world > 1:
-            import torch.distributed as dist
+    report = _Report(progress, steps, start, distortion) if rank == 0 and progress is not False else None
+    try:
+        for step in range(start, steps):
+            plan = _plan(data, batch_size, crop, generator)
+            pixels = sum(h * w for _, _, _, h, w in plan)
+            for group in optimizer.param_groups:
+                group["lr"] = _learning_rate(lr, step, steps)
+            optimizer.zero_grad(set_to_none=False)
+            if params.log_tables.grad is None:  # a rank may hold no crop this step
+                params.log_tables.grad = torch.zeros_like(params.log_tables)
+            stats = torch.zeros(3, dtype=torch.float64)  # bits, pixel-weighted distortion, pixels
+            for i, top, left, h, w in plan[rank::world]:
+                x = data[i][:, top : top + h, left : left + w].to(device=device, dtype=torch.float32).div(255.0)[None]
+                r = encode_and_score(x, params(), criterion, subsampling=subsampling, mode=mode, rounding=rounding)
+                # each crop's share of the global mean: the ranks' sums add up to it
+                (r.loss * (h * w / pixels)).backward()
+                stats += torch.tensor([r.bits.item(), r.distortion.item() * h * w, h * w], dtype=torch.float64)
+            if world > 1:
+                import torch.distributed as dist
 
-            dist.all_reduce(params.log_tables.grad)
-            if dist.get_backend() == "nccl":
-                stats = stats.to(device)
-            dist.all_reduce(stats)
-            stats = stats.cpu()
-        optimizer.step()
-        params.project()
-        bpp, dist_mean = float(stats[0] / stats[2]), float(stats[1] / stats[2])
-        record = {"step": step + 1, "loss": bpp + lam * dist_mean, "bpp": bpp, "distortion": dist_mean}
-        past.append(record)
-        if history is not None:
-            history.append(record)
-        if progress and rank == 0:
-            rate_s = (step + 1 - start) / max(time.perf_counter() - began, 1e-9)
-            shown = f"psnr {10 * math.log10(255**2 / max(dist_mean, 1e-12)):.2f} dB" if distortion == "mse" else f"1-ssim {dist_mean:.4f}"
-            end = "\n" if (step + 1 == steps or not sys.stderr.isatty()) else ""
-            if sys.stderr.isatty() or (step + 1) % 10 == 0 or step + 1 == steps:
-                print(f"\rstep {step + 1}/{steps}  loss {record['loss']:.4f}  bpp {bpp:.4f}  {shown}  {rate_s:.2f} steps/s",
-                      end=end, file=sys.stderr, flush=True)
-        if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
-            save(step + 1)
+                dist.all_reduce(params.log_tables.grad)
+                if dist.get_backend() == "nccl":
+                    stats = stats.to(device)
+                dist.all_reduce(stats)
+                stats = stats.cpu()
+            optimizer.step()
+            params.project()
+            bpp, dist_mean = float(stats[0] / stats[2]), float(stats[1] / stats[2])
+            record = {"step": step + 1, "loss": bpp + lam * dist_mean, "bpp": bpp, "distortion": dist_mean}
+            past.append(record)
+            if history is not None:
+                history.append(record)
+            if report is not None:
+                report(record)
+            if (step + 1) % checkpoint_every == 0 or step + 1 == steps:
+                save(step + 1)
+    finally:
+        if report is not None:
+            report.close()
     return params.integer_tables()
+
+
+class _Report:
+    """learn_qtables' progress: each step's record to a callable, or a bar (terminal) or lines (logs) on stderr."""
+
+    def __init__(self, progress, steps: int, start: int, distortion: str):
+        self.call = progress if callable(progress) else None
+        self.bar = None if self.call else Progress(steps, "learning tables", unit="step", start=start)
+        self.steps, self.distortion = steps, distortion
+
+    def __call__(self, record: dict) -> None:
+        if self.call is not None:
+            self.call({**record, "steps": self.steps})
+            return
+        d = record["distortion"]
+        shown = f"{10 * math.log10(255**2 / max(d, 1e-12)):.2f} dB" if self.distortion == "mse" else f"{d:.4f}"
+        self.bar.update(loss=f"{record['loss']:.4f}", bpp=f"{record['bpp']:.4f}",
+                        **{"psnr" if self.distortion == "mse" else "1_ssim": shown})
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def load_checkpoint(path) -> dict:
