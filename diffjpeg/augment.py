@@ -23,6 +23,18 @@ Choices made here, and why:
   reproducible, DataLoader workers (which PyTorch seeds one by one) get
   distinct streams, and the same seed gives the same draws on every device and
   under ``torch.compile``.
+* A draw is a :class:`RandomJPEGParams`: ``return_params=True`` returns it and
+  ``params=`` replays it exactly (kornia's ``params=``); ``same_on_batch``
+  makes one draw for the whole batch.
+* Where torchvision is installed, ``RandomJPEG(...)`` makes a
+  :class:`TorchvisionRandomJPEG`, a subclass of both :class:`RandomJPEG` and
+  ``torchvision.transforms.v2.Transform``, so that v2 pipelines hand it whole
+  samples (``(image, boxes)``, dicts, PIL images) as they do to their own
+  transforms. The class is made by the first construction, which imports
+  torchvision: ``import diffjpeg`` does not (it costs a second or more). It is
+  one class for the whole process, found under its name by ``pickle``, so
+  transforms travel to DataLoader workers. ``return_params`` and ``params``
+  are keyword-only, so that a sample's second element is never taken for them.
 """
 from __future__ import annotations
 
@@ -569,18 +581,27 @@ def _make_torchvision_class(v2, tv_tensors, pil_image):
                 drawn, replayed = RandomJPEGParams(*over_frames, drawn.subsamplings), False
             return self._compress(inpt, drawn, replayed)[0]
 
+        # torchvision 0.16-0.20 called these by their private names
+        def _check_inputs(self, flat_inputs: list) -> None:
+            self.check_inputs(flat_inputs)
+
+        def _get_params(self, flat_inputs: list) -> dict:
+            return self.make_params(flat_inputs)
+
+        def _transform(self, inpt, params: dict):
+            return self.transform(inpt, params)
+
         def _pil(self, image, drawn, replayed):
             if image.mode not in ("RGB", "L"):
                 raise ValueError(
                     f"RandomJPEG takes PIL images of mode 'RGB' or 'L', got {image.mode!r}: convert it first, e.g. image.convert('RGB')"
                 )
-            array = np.asarray(image)
-            x = torch.from_numpy(array.copy()).reshape(array.shape[0], array.shape[1], -1).permute(2, 0, 1)
+            # plane by plane: (C, H, W) without a transposing copy either way
+            x = torch.from_numpy(np.stack([np.asarray(plane) for plane in image.split()]))
             y = self._compress(x, drawn, replayed)[0]
             if y is x:
                 return image
-            out = y.permute(1, 2, 0).numpy()
-            return pil_image.fromarray(out[:, :, 0] if image.mode == "L" else out)
+            return pil_image.merge(image.mode, [pil_image.fromarray(plane) for plane in y.numpy()])
 
     TorchvisionRandomJPEG.__module__ = __name__
     TorchvisionRandomJPEG.__qualname__ = TorchvisionRandomJPEG.__name__

@@ -393,3 +393,27 @@ def test_samples_without_an_image_are_refused():
         augment(Image.new("RGBA", (8, 8)))
     with pytest.raises(TypeError, match="needs a sample"):
         augment()
+
+
+@pytest.mark.slow  # 5-16 s: each worker imports torch and torchvision
+@needs_v2_jpeg  # spawned workers import torchvision afresh, without conftest's help
+@pytest.mark.skipif("spawn" not in multiprocessing.get_all_start_methods(), reason="needs spawn")
+def test_spawned_workers_unpickle_the_transform():
+    """Workers started afresh find TorchvisionRandomJPEG by its name (the
+    pipeline runs as the collate_fn of each sample, in the worker)."""
+    images = [Image.fromarray(photo()), Image.fromarray(photo(48, 64, 200, 100))] * 2
+    loader = torch.utils.data.DataLoader(
+        images, batch_size=None, collate_fn=_pipeline(), num_workers=2, multiprocessing_context="spawn"
+    )
+    out = list(loader)
+    assert len(out) == 4 and all(isinstance(x, tv_tensors.Image) and x.dtype == torch.float32 for x in out)
+
+
+@pytest.mark.parametrize("dtype", (torch.float16, torch.bfloat16, torch.float32, torch.float64, torch.uint8), ids=str)
+def test_every_dtype_through_the_transform(dtype):
+    a = chw(photo(24, 40))
+    x = a if dtype == torch.uint8 else (a.double() / 255).to(dtype)
+    image, label = tv_tensors.Image(x), torch.tensor(1)
+    (out, same_label), params = RandomJPEG((10, 90))(image, label, return_params=True)
+    assert isinstance(out, tv_tensors.Image) and out.dtype == dtype and same_label is label
+    assert torch.equal(out.as_subclass(torch.Tensor), diffjpeg.jpeg(x, quality=params.quality.item()))
