@@ -27,7 +27,7 @@ Choices made here, and why:
   ``params=`` replays it exactly (kornia's ``params=``); ``same_on_batch``
   makes one draw for the whole batch.
 * Where torchvision is installed, ``RandomJPEG(...)`` makes a
-  :class:`TorchvisionRandomJPEG`, a subclass of both :class:`RandomJPEG` and
+  ``diffjpeg.augment.TorchvisionRandomJPEG``, a subclass of both :class:`RandomJPEG` and
   ``torchvision.transforms.v2.Transform``, so that v2 pipelines hand it whole
   samples (``(image, boxes)``, dicts, PIL images) as they do to their own
   transforms. The class is made by the first construction, which imports
@@ -297,11 +297,12 @@ def random_jpeg(
     ``return_params`` (also return the :class:`RandomJPEGParams` used).
 
     Example:
-        >>> y, params = random_jpeg(torch.rand(2, 3, 8, 8), (30, 90), return_params=True)
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> y, params = random_jpeg(x, (30, 90), return_params=True)
         >>> y.shape, params.quality.shape
         (torch.Size([2, 3, 8, 8]), torch.Size([2]))
-        >>> torch.equal(random_jpeg(torch.rand(2, 3, 8, 8), (30, 90), params=params), y)
-        False
+        >>> torch.equal(random_jpeg(x, (30, 90), params=params), y)  # replayed
+        True
     """
     low, high, p, subsamplings, rounding = _check_options(quality, p, subsampling, mode, rounding, fractional, generator)
     _check_flag("same_on_batch", same_on_batch)
@@ -352,7 +353,7 @@ class RandomJPEG(nn.Module):
 
     torchvision v2: where torchvision is installed, ``RandomJPEG(...)`` is a
     ``torchvision.transforms.v2.Transform`` (an instance of
-    :class:`TorchvisionRandomJPEG`, a subclass of both; torchvision is imported
+    ``diffjpeg.augment.TorchvisionRandomJPEG``, a subclass of both; torchvision is imported
     by the first construction, never by ``import diffjpeg``). It then takes
     whole samples as every v2 transform does, ``augment(image, boxes)``,
     ``augment({"image": ..., "label": ...})``, nested: ``tv_tensors.Image``,
@@ -469,7 +470,7 @@ _torchvision_classes: list = []  # [class or None], filled by the first RandomJP
 
 
 def _torchvision_class():
-    """:class:`TorchvisionRandomJPEG` where torchvision imports, else ``None``;
+    """``diffjpeg.augment.TorchvisionRandomJPEG`` where torchvision imports, else ``None``;
     decided once (the class must stay one object for pickling)."""
     if _torchvision_classes:
         return _torchvision_classes[0]
