@@ -73,18 +73,33 @@ def test_is_a_v2_transform_and_a_random_jpeg():
     assert type(Plain(50)) is Plain and not isinstance(Plain(50), v2.Transform)
 
 
-def test_import_does_not_load_torchvision_and_without_it_a_plain_module():
-    """`import diffjpeg` leaves torchvision alone; where it cannot be imported,
-    RandomJPEG is a plain nn.Module with the same results, and a second
-    positional argument is refused with a reason (it was taken for return_params)."""
+@pytest.mark.parametrize("torchvision", ("missing", "broken"))
+def test_import_does_not_load_torchvision_and_without_it_a_plain_module(torchvision, tmp_path):
+    """`import diffjpeg` leaves torchvision alone; where torchvision is missing,
+    or installed but failing to import (a RuntimeWarning says so), RandomJPEG is
+    a plain nn.Module with the same results, and a second positional argument
+    is refused with a reason (it was taken for return_params)."""
+    broken = tmp_path / "torchvision"
+    broken.mkdir()
+    (broken / "__init__.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
     script = textwrap.dedent(
-        """
-        import sys, torch
+        f"""
+        import sys, warnings, torch
+        if {torchvision == "broken"}:
+            sys.path.insert(0, {str(tmp_path)!r})
         import diffjpeg
         assert "torchvision" not in sys.modules, "import diffjpeg imported torchvision"
-        sys.modules["torchvision"] = None  # as if not installed
-        augment = diffjpeg.RandomJPEG(50)
+        if {torchvision == "missing"}:
+            sys.modules["torchvision"] = None
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            augment = diffjpeg.RandomJPEG(50)
         assert type(augment) is diffjpeg.RandomJPEG, type(augment)
+        messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
+        if {torchvision == "broken"}:
+            assert len(messages) == 1 and "torchvision::nms" in messages[0], messages
+        else:
+            assert not messages, messages
         x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
         assert torch.equal(augment(x), diffjpeg.jpeg(x, quality=50))
         try:
