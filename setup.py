@@ -8,7 +8,10 @@ diffjpeg runs its tensor stages, with the same results
 diffjpeg._libjpeg (diffjpeg/_libjpeg.c) reads files through jpeglib's
 libjpeg-turbo with each call's own messages, from memory, GIL released.
 Without it diffjpeg.read falls back to jpeglib itself (see its docstring for
-what that loses). Everything else is declared in pyproject.toml.
+what that loses).
+
+diffjpeg._lossless (diffjpeg/_lossless.c), plain C, decodes lossless JPEG
+scans; without it diffjpeg.lossless does the same in Python, slowly. Everything else is declared in pyproject.toml.
 """
 import sys
 
@@ -19,6 +22,7 @@ dl = ["dl"] if sys.platform.startswith("linux") else []  # dlopen is in libdl be
 setup(
     ext_modules=[
         Extension("diffjpeg._native", ["diffjpeg/_native.c"], extra_compile_args=flags, optional=True),
+        Extension("diffjpeg._lossless", ["diffjpeg/_lossless.c"], extra_compile_args=flags, optional=True),
         Extension("diffjpeg._libjpeg", ["diffjpeg/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),
     ]
 )

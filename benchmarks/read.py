@@ -113,26 +113,25 @@ def check_equal(data: bytes) -> None:
         raise AssertionError("diffjpeg's decode differs from Pillow's")
 
 
+def timed_rounds(steps, rounds: int) -> list[list[float]]:
+    """Seconds of each step in each round. The steps run in turn, each given
+    the previous one's result, so that all of them see the same load."""
+    times = [[] for _ in steps]
+    for _ in range(rounds):
+        value = None
+        for step, seconds in zip(steps, times):
+            t0 = time.perf_counter()
+            value = step(value)
+            seconds.append(time.perf_counter() - t0)
+    return times
+
+
 def time_file(data: bytes, repeats: int) -> dict:
     """Median seconds over ``repeats`` of Pillow, read and decode, and
     read_image (uint8 pixels, as Pillow's), interleaved."""
-    pillow, read, decode, image = [], [], [], []
     pillow_decode(data), diffjpeg.decode(diffjpeg.read(data)), diffjpeg.read_image(data)  # warm up
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        pillow_decode(data)
-        t1 = time.perf_counter()
-        c = diffjpeg.read(data)
-        t2 = time.perf_counter()
-        diffjpeg.decode(c)
-        t3 = time.perf_counter()
-        diffjpeg.read_image(data)
-        t4 = time.perf_counter()
-        pillow.append(t1 - t0)
-        read.append(t2 - t1)
-        decode.append(t3 - t2)
-        image.append(t4 - t3)
-        del c
+    steps = (lambda _: pillow_decode(data), lambda _: diffjpeg.read(data), diffjpeg.decode, lambda _: diffjpeg.read_image(data))
+    pillow, read, decode, image = timed_rounds(steps, repeats)
     m = statistics.median
     return {"pillow": m(pillow), "read": m(read), "decode": m(decode), "total": m(r + d for r, d in zip(read, decode)),
             "read_image": m(image)}
@@ -174,24 +173,21 @@ def measure_batch(count: int, size: int, repeats: int) -> dict:
     batch = [pillow_file(photos[i % len(photos)], 50 + (i * 7) % 46, "4:2:0", False) for i in range(count)]
     cores = os.cpu_count() or 1
     single = torch.get_num_threads()
-    m = statistics.median
-    pillow, read, decode = [], [], []
-    for _ in range(repeats + 1):
+
+    def pillow_loop(_):
         torch.set_num_threads(1)
-        t0 = time.perf_counter()
-        for data in batch:
-            pillow_decode(data)
-        t1 = time.perf_counter()
+        return [pillow_decode(data) for data in batch]
+
+    def read_all(_):
         torch.set_num_threads(cores)
-        c = diffjpeg.read_batch(batch)
-        t2 = time.perf_counter()
-        diffjpeg.decode(c)
-        t3 = time.perf_counter()
-        pillow.append(t1 - t0)
-        read.append(t2 - t1)
-        decode.append(t3 - t2)
-    torch.set_num_threads(single)
-    pillow, read, decode = pillow[1:], read[1:], decode[1:]  # the first round warms up
+        return diffjpeg.read_batch(batch)
+
+    try:
+        times = timed_rounds((pillow_loop, read_all, diffjpeg.decode), repeats + 1)
+    finally:
+        torch.set_num_threads(single)
+    pillow, read, decode = (t[1:] for t in times)  # the first round warms up
+    m = statistics.median
     total = m(r + d for r, d in zip(read, decode))
     return {"files": count, "size": f"{size}x{size}", "cores": cores, "pillow": m(pillow) * 1e3, "read_batch": m(read) * 1e3,
             "decode": m(decode) * 1e3, "total": total * 1e3, "read_batch / pillow": m(read) / m(pillow), "total / pillow": total / m(pillow)}

@@ -2,35 +2,36 @@
 
 Stages, one module each, in pipeline order:
 
-=================  =====================================  ======================
-module             stage                                  libjpeg-turbo source
-=================  =====================================  ======================
-``color``          RGB <-> YCbCr, YCCK -> CMYK, pixels    jccolor.c, jdcolor.c
-``colorspace``     files' color spaces: told and marked   jdapimin.c, jcparam.c
-``sampling``       chroma down- and upsampling            jcsample.c, jdsample.c
-``blocks``         edge padding, 8x8 blocks               jcprepct.c, jdmainct.c
-``dct``            level shift, DCT and IDCT              jfdctint.c, jidctint.c
-``quality``        quality-scaled quantization tables     jcparam.c
-``quantize``       quantization and dequantization        jcdctmgr.c
-``smoothing``      block smoothing of incomplete progressive files  jdcoefct.c
-``rounding``       surrogate gradients
-``precision``      dtypes and autocast: what stages compute in
-``check``          input checks, in one place
-``geometry``       sampling rules, sizes, blocks, MCUs     jdmaster.c
-``coefficients``   Coefficients: quantized blocks, tables, sampling
-``codec``          the composed pipeline: encode, decode, jpeg, DiffJPEG
-``native``         the exact codec's values, compiled (_native.c)
-``scan``           zigzag and MCU order, padding DC       jccoefct.c
-``huffman``        entropy coding, exact bit counts       jchuff.c
-``rate_model``     differentiable estimate of the bits: ``rate``
-``losses``         RateDistortionLoss: rate + lambda * distortion
-``markers``        file structure checks, JPEGError       jdmarker.c
-``files``          read and write real .jpg files         (reads: libjpeg, _libjpeg.c)
-``sequential``     sequential files for ``write``         jcmarker.c
-``progressive``    progressive scans for ``write``        jcphuff.c, jcparam.c
-``augment``        random JPEG augmentation: RandomJPEG
-``deprecation``    the 0.1 spellings, accepted with a warning until 0.3
-=================  =====================================  ======================
+================  =====================================================  ============================
+module            stage                                                  libjpeg-turbo source
+================  =====================================================  ============================
+``color``         RGB <-> YCbCr, YCCK -> CMYK, pixels                    jccolor.c, jdcolor.c
+``colorspace``    files' color spaces: told and marked                   jdapimin.c, jcparam.c
+``sampling``      chroma down- and upsampling                            jcsample.c, jdsample.c
+``blocks``        edge padding, 8x8 blocks                               jcprepct.c, jdmainct.c
+``dct``           level shift, DCT and IDCT                              jfdctint.c, jidctint.c
+``quality``       quality-scaled quantization tables                     jcparam.c
+``quantize``      quantization and dequantization                        jcdctmgr.c
+``smoothing``     block smoothing of incomplete progressive files        jdcoefct.c
+``lossless``      lossless (SOF3) files to pixels, for ``read_image``    jdlossls.c, jddiffct.c (3.x)
+``rounding``      surrogate gradients
+``precision``     dtypes and autocast: what stages compute in
+``check``         input checks, in one place
+``geometry``      sampling rules, sizes, blocks, MCUs                    jdmaster.c
+``coefficients``  Coefficients: quantized blocks, tables, sampling
+``codec``         the composed pipeline: encode, decode, jpeg, DiffJPEG
+``native``        the exact codec's values, compiled (_native.c)
+``scan``          zigzag and MCU order, padding DC                       jccoefct.c
+``huffman``       entropy coding, exact bit counts                       jchuff.c
+``rate_model``    differentiable estimate of the bits: ``rate``
+``losses``        RateDistortionLoss: rate + lambda * distortion
+``markers``       file structure checks, JPEGError                       jdmarker.c
+``files``         read and write real .jpg files                         (reads: libjpeg, _libjpeg.c)
+``sequential``    sequential files for ``write``                         jcmarker.c
+``progressive``   progressive scans for ``write``                        jcphuff.c, jcparam.c
+``augment``       random JPEG augmentation: RandomJPEG
+``deprecation``   the 0.1 spellings, accepted with a warning until 0.3
+================  =====================================================  ============================
 
 The pipeline's functions and modules (``jpeg``, ``encode``, ``decode``,
 ``DiffJPEG``, ``RandomJPEG``, ...) take the image and ``quality`` by position

@@ -50,11 +50,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .check import MODES, check_choice, check_image
+from .check import MODES, Mode, check_choice, check_image
 from .codec import jpeg
 from .deprecation import REMOVAL, deprecated_alias, keyword_only
-from .geometry import SUBSAMPLINGS
-from .rounding import Rounding, as_rounding
+from .geometry import SUBSAMPLINGS, Subsampling
+from .rounding import Rounding, RoundingName, as_rounding
 
 
 @dataclass(frozen=True)
@@ -281,9 +281,9 @@ def random_jpeg(
     quality: float | tuple[float, float],
     *,
     p: float = 1.0,
-    subsampling: str | Sequence[str] = "4:2:0",
-    mode: str = "exact",
-    rounding: str | Rounding = "polynomial",
+    subsampling: Subsampling | Sequence[Subsampling] = "4:2:0",
+    mode: Mode = "exact",
+    rounding: RoundingName | Rounding = "polynomial",
     fractional: bool = False,
     same_on_batch: bool = False,
     generator: torch.Generator | None = None,
@@ -410,9 +410,9 @@ class RandomJPEG(nn.Module):
         quality: float | tuple[float, float],
         *,
         p: float = 1.0,
-        subsampling: str | Sequence[str] = "4:2:0",
-        mode: str = "exact",
-        rounding: str | Rounding = "polynomial",
+        subsampling: Subsampling | Sequence[Subsampling] = "4:2:0",
+        mode: Mode = "exact",
+        rounding: RoundingName | Rounding = "polynomial",
         fractional: bool = False,
         same_on_batch: bool = False,
         generator: torch.Generator | None = None,

@@ -7,10 +7,13 @@ read values back to Python (NaN, ranges) run eagerly and are skipped while
 """
 from __future__ import annotations
 
+from typing import Literal, get_args
+
 import torch
 from torch import Tensor
 
-MODES = ("exact", "float", "soft")  # the forward passes, of the codec and of every stage
+Mode = Literal["exact", "float", "soft"]  # the forward passes, of the codec and of every stage
+MODES: tuple[str, ...] = get_args(Mode)
 
 
 def check_choice(name: str, value, allowed) -> None:
@@ -23,7 +26,7 @@ def check_choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
 
 
-def check_mode(mode: str) -> None:
+def check_mode(mode: Mode) -> None:
     """A stage's ``mode``: one of :data:`MODES`."""
     check_choice("mode", mode, MODES)
 

@@ -25,22 +25,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from typing import Literal, get_args
 
 import torch
 from torch import Tensor, nn
 
 from . import color, native, smoothing
 from .blocks import merge_blocks, replicate_edges, split_blocks
-from .check import MODES, check_choice, check_device, check_finite, check_image, checking_values
+from .check import MODES, Mode, check_choice, check_device, check_finite, check_image, checking_values
 from .coefficients import Coefficients
 from .dct import fdct, fdct_islow, idct, idct_islow
 from .deprecation import deprecated_alias, keyword_only
-from .geometry import SUBSAMPLINGS, component_geometry, subsampling_factors
+from .geometry import SUBSAMPLINGS, Subsampling, component_geometry, subsampling_factors
 from .precision import full_precision, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
     Rounding,
+    RoundingName,
     as_rounding,
     clamp_ste,
     needs_grad,
@@ -134,9 +136,9 @@ def encode(
     quality: float | Tensor | None = None,
     *,
     qtables: Tensor | None = None,
-    subsampling: str = "4:2:0",
-    mode: str = "exact",
-    rounding: str | Rounding = "polynomial",
+    subsampling: Subsampling = "4:2:0",
+    mode: Mode = "exact",
+    rounding: RoundingName | Rounding = "polynomial",
     rgb_to_ycbcr: Tensor | None = None,
 ) -> Coefficients:
     """Encode images to quantized DCT coefficients, as a JPEG encoder does.
@@ -269,7 +271,7 @@ def _coefficients(blocks: list[Tensor], tables: Tensor, batch, factors, size) ->
 
 @keyword_only(1, ("forward", "ycbcr_to_rgb"))
 def decode(
-    coefficients: Coefficients, *, mode: str = "exact", ycbcr_to_rgb: Tensor | None = None, dtype: torch.dtype | None = None
+    coefficients: Coefficients, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None, dtype: torch.dtype | None = None
 ) -> Tensor:
     """Decode quantized DCT coefficients to images, as a JPEG decoder does.
 
@@ -419,9 +421,9 @@ def jpeg(
     quality: float | Tensor | None = None,
     *,
     qtables: Tensor | None = None,
-    subsampling: str = "4:2:0",
-    mode: str = "exact",
-    rounding: str | Rounding = "polynomial",
+    subsampling: Subsampling = "4:2:0",
+    mode: Mode = "exact",
+    rounding: RoundingName | Rounding = "polynomial",
     rgb_to_ycbcr: Tensor | None = None,
     ycbcr_to_rgb: Tensor | None = None,
 ) -> Tensor:
@@ -452,7 +454,8 @@ def jpeg(
 
 
 # ---------------------------------------------------------------- modules
-LEARNABLE = ("quality", "qtables", "color")
+Learnable = Literal["quality", "qtables", "color"]  # what learnable= may name
+LEARNABLE: tuple[str, ...] = get_args(Learnable)
 
 
 class DiffJPEG(nn.Module):
@@ -483,10 +486,10 @@ class DiffJPEG(nn.Module):
         quality: float | None = DEFAULT_QUALITY,
         *,
         qtables: Tensor | None = None,
-        subsampling: str = "4:2:0",
-        mode: str = "exact",
-        rounding: str | Rounding = "polynomial",
-        learnable: bool | Iterable[str] = False,
+        subsampling: Subsampling = "4:2:0",
+        mode: Mode = "exact",
+        rounding: RoundingName | Rounding = "polynomial",
+        learnable: bool | Learnable | Iterable[Learnable] = False,
     ):
         super().__init__()
         check_choice("mode", mode, MODES)
@@ -573,9 +576,9 @@ class JPEGEncoder(nn.Module):
         quality: float | Tensor | None = None,
         *,
         qtables: Tensor | None = None,
-        subsampling: str = "4:2:0",
-        mode: str = "exact",
-        rounding: str | Rounding = "polynomial",
+        subsampling: Subsampling = "4:2:0",
+        mode: Mode = "exact",
+        rounding: RoundingName | Rounding = "polynomial",
         rgb_to_ycbcr: Tensor | None = None,
     ):
         super().__init__()
@@ -609,7 +612,7 @@ class JPEGDecoder(nn.Module):
     forward_mode = deprecated_alias("forward_mode", "mode")
 
     @keyword_only(1, ("forward", "ycbcr_to_rgb"))
-    def __init__(self, *, mode: str = "exact", ycbcr_to_rgb: Tensor | None = None):
+    def __init__(self, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None):
         super().__init__()
         check_choice("mode", mode, MODES)
         self.mode = mode

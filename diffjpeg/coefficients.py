@@ -11,10 +11,11 @@ from dataclasses import dataclass, replace
 import torch
 from torch import Tensor
 
-from .colorspace import TABLE_SLOTS, check_color_space, default_color_space
+from .colorspace import TABLE_SLOTS, ColorSpace, check_color_space, default_color_space
 from .geometry import (  # noqa: F401  (ComponentGeometry, component_geometry, SUBSAMPLINGS: their old home)
     SUBSAMPLINGS,
     ComponentGeometry,
+    Subsampling,
     component_geometry,
     geometries,
     max_factors,
@@ -54,6 +55,8 @@ class Progression:
         >>> p = Progression(((0, 2, 2, 2, 2, 2) + (-1,) * 58,), (None,))
         >>> p.complete
         False
+        >>> p  # of the 64 coefficients per block, by component
+        Progression(exact=(1,), partial=(5,), missing=(58,))
     """
 
     bits: tuple[tuple[int, ...], ...]
@@ -79,6 +82,18 @@ class Progression:
         object.__setattr__(self, "bits", bits)
         object.__setattr__(self, "padding_dc", padding)
 
+    def __repr__(self) -> str:
+        # per component, how many of the 64 coefficients are known exactly,
+        # in part (low bits missing) or not at all, instead of 64-tuples
+        def count(test):
+            return tuple(sum(1 for b in row if test(b)) for row in self.bits)
+
+        row = "" if self.last_good_imcu_row is None else f", last_good_imcu_row={self.last_good_imcu_row}"
+        return (
+            f"Progression(exact={count(lambda b: b == 0)}, partial={count(lambda b: b > 0)}, "
+            f"missing={count(lambda b: b < 0)}{row})"
+        )
+
     @property
     def complete(self) -> bool:
         """Whether every coefficient of every component is known exactly."""
@@ -103,7 +118,8 @@ class Coefficients:
 
     Attributes:
         y: luma blocks ``(*batch, rows, cols, 8, 8)``, natural order within a block.
-        cb, cr: chroma blocks, same layout, ``None`` for grayscale.
+        cb: blue-difference chroma blocks, same layout, ``None`` for grayscale.
+        cr: red-difference chroma blocks, as ``cb``.
         qtables: ``(*batch, T, 8, 8)`` quantization tables, natural order; the
             encoder writes ``T = 2`` (luma, chroma).
         sampling: sampling factors ``(h, v)`` of each component, as in the
@@ -137,8 +153,9 @@ class Coefficients:
         >>> c = diffjpeg.encode(torch.rand(2, 3, 20, 30), quality=50)
         >>> c.y.shape, c.cb.shape, c.size, c.subsampling
         (torch.Size([2, 3, 4, 8, 8]), torch.Size([2, 2, 2, 8, 8]), (20, 30), '4:2:0')
-        >>> c
-        Coefficients(batch=(2,), size=(20, 30), sampling=4:2:0, dtype=torch.float32, device=cpu)
+        >>> c  # shapes, not values
+        Coefficients(batch=(2,), size=(20, 30), color_space='YCbCr', sampling='4:2:0', dtype=torch.float32, device=cpu,
+                     y=(2, 3, 4, 8, 8), cb=(2, 2, 2, 8, 8), cr=(2, 2, 2, 8, 8), qtables=(2, 2, 8, 8), qtable_index=(0, 1, 1))
         >>> c[1].batch_shape, c[:1].batch_shape
         (torch.Size([]), torch.Size([1]))
     """
@@ -147,11 +164,11 @@ class Coefficients:
     cb: Tensor | None
     cr: Tensor | None
     qtables: Tensor
-    sampling: tuple[tuple[int, int], ...] | str = "4:2:0"
+    sampling: tuple[tuple[int, int], ...] | Subsampling = "4:2:0"
     size: tuple[int, int] | None = None
     qtable_index: tuple[int, ...] | None = None
     k: Tensor | None = None
-    color_space: str | None = None
+    color_space: ColorSpace | None = None
     progression: Progression | None = None
 
     def __post_init__(self):
@@ -230,11 +247,18 @@ class Coefficients:
         return self.y.dtype
 
     def __repr__(self) -> str:
-        name = self.subsampling or self.sampling
-        space = "" if self.color_space in ("grayscale", "YCbCr") else f", color_space={self.color_space}"
+        # shapes, not values: a batch of photos holds millions of coefficients
+        if self.subsampling is not None:
+            sampling = repr(self.subsampling)
+        else:  # libjpeg's notation (cjpeg -sample)
+            sampling = repr(",".join(f"{h}x{v}" for h, v in self.sampling))
+        shapes = ", ".join(f"{name}={tuple(t.shape)}" for name, t in zip(("y", "cb", "cr", "k"), self.components))
+        grad = any(t.requires_grad for t in (*self.components, self.qtables))
         return (
-            f"Coefficients(batch={tuple(self.batch_shape)}, size={self.size}, sampling={name}{space}, "
-            f"dtype={self.dtype}, device={self.device})"
+            f"Coefficients(batch={tuple(self.batch_shape)}, size={self.size}, color_space={self.color_space!r}, "
+            f"sampling={sampling}, dtype={self.dtype}, device={self.device}{', requires_grad=True' if grad else ''},\n"
+            f"             {shapes}, qtables={tuple(self.qtables.shape)}, qtable_index={self.qtable_index}"
+            f"{'' if self.progression is None else f', progression={self.progression!r}'})"
         )
 
     def __getitem__(self, index) -> "Coefficients":

@@ -35,8 +35,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from .check import check_mode
-from .colorspace import COLOR_SPACES
+from .check import Mode, check_mode
+from .colorspace import COLOR_SPACES, ColorSpace
 from .rounding import clamp_ste, exact_value
 
 # Rows Y, Cb, Cr; columns R, G, B (jccolor.c's constants).
@@ -178,7 +178,7 @@ def _apply(matrix: Tensor, x: Tensor, offset: Tensor) -> Tensor:
     return out.view(x.shape)
 
 
-def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
+def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
     """Convert RGB samples to JFIF YCbCr samples.
 
     Args:
@@ -209,7 +209,7 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: str = "float
     return exact_value(value, image, lambda: _apply(matrix, image, offset), matrix)
 
 
-def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
+def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
     """Convert JFIF YCbCr samples to RGB samples.
 
     Args:
@@ -253,7 +253,7 @@ def ycck_to_cmyk_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:
     return torch.cat((255 - rgb, samples[:, 3:].to(torch.int32)), dim=1)
 
 
-def ycck_to_cmyk(image: Tensor, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
+def ycck_to_cmyk(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
     """Convert YCCK samples to CMYK as libjpeg does (Adobe's inverted form,
     before Pillow's inversion): ``255 - RGB`` of the first three, K as it is.
 
@@ -282,7 +282,7 @@ TAKES_MATRIX = ("YCbCr", "YCCK")  # the color spaces a decoder converts with a Y
 DECODER_STEPS = {"grayscale": (False, ()), "YCbCr": (True, ()), "RGB": (False, ()), "CMYK": (False, (0, 1, 2, 3)), "YCCK": (True, (3,))}
 
 
-def decoded_pixels(planes: Tensor, color_space: str, matrix: Tensor | None = None, mode: str = "float") -> Tensor:
+def decoded_pixels(planes: Tensor, color_space: ColorSpace, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
     """The pixels Pillow gives for a file's decoded components: RGB for
     YCbCr (:func:`ycbcr_to_rgb`) and RGB files, mode ``"CMYK"`` for CMYK and
     YCCK files (``255 -`` what libjpeg outputs, see the module docstring),
@@ -312,7 +312,7 @@ def decoded_pixels(planes: Tensor, color_space: str, matrix: Tensor | None = Non
     return planes
 
 
-def decoded_pixels_fixed(planes: Tensor, color_space: str, matrix: Tensor | None = None) -> Tensor:
+def decoded_pixels_fixed(planes: Tensor, color_space: ColorSpace, matrix: Tensor | None = None) -> Tensor:
     """:func:`decoded_pixels` in exact integer form: int32 ``(B, C, H, W)``
     samples in [0, 255] in, int32 pixels out."""
     _check_planes(planes, color_space, matrix)
@@ -325,7 +325,7 @@ def decoded_pixels_fixed(planes: Tensor, color_space: str, matrix: Tensor | None
     return planes
 
 
-def check_decoder_matrix(color_space: str, matrix) -> None:
+def check_decoder_matrix(color_space: ColorSpace, matrix) -> None:
     """``ValueError`` if a YCbCr to RGB ``matrix`` is given for RGB or CMYK
     components, which are not converted (grayscale ignores it, as always)."""
     if matrix is not None and color_space not in TAKES_MATRIX + ("grayscale",):
@@ -357,7 +357,7 @@ class RGBToYCbCr(nn.Module):
         torch.Size([1, 3, 2, 2])
     """
 
-    def __init__(self, mode: str = "float", matrix: Tensor | None = None):
+    def __init__(self, mode: Mode = "float", matrix: Tensor | None = None):
         super().__init__()
         check_mode(mode)
         self.mode = mode
@@ -375,7 +375,7 @@ class YCbCrToRGB(nn.Module):
         128.0
     """
 
-    def __init__(self, mode: str = "float", matrix: Tensor | None = None):
+    def __init__(self, mode: Mode = "float", matrix: Tensor | None = None):
         super().__init__()
         check_mode(mode)
         self.mode = mode

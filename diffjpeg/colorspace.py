@@ -11,7 +11,8 @@ Facts from libjpeg-turbo 2.1 (and the same in 3.x) relied on:
   SOS from the markers seen before it. 1 component: grayscale. 3: YCbCr if
   a JFIF APP0 was seen; else an Adobe APP14's transform flag, 0 = RGB,
   1 = YCbCr, other values warn and mean YCbCr; else component ids
-  ``R, G, B`` (82, 71, 66) mean RGB, anything else YCbCr. 4: with an Adobe
+  ``R, G, B`` (82, 71, 66) mean RGB, anything else YCbCr (in a lossless
+  file, libjpeg-turbo 3.x: RGB, whatever the ids). 4: with an Adobe
   marker, transform 0 = CMYK, 2 = YCCK, other values warn and mean YCCK;
   without one, CMYK. Other counts are left unconverted.
 * A JFIF APP0 counts when its body starts ``JFIF\\0`` and holds at least 14
@@ -33,6 +34,9 @@ Facts from libjpeg-turbo 2.1 (and the same in 3.x) relied on:
 """
 from __future__ import annotations
 
+from typing import Literal
+
+ColorSpace = Literal["grayscale", "YCbCr", "RGB", "CMYK", "YCCK"]  # the names of COLOR_SPACES, for annotations
 COLOR_SPACES = {"grayscale": 1, "YCbCr": 3, "RGB": 3, "CMYK": 4, "YCCK": 4}  # and their component counts
 MAX_COMPONENTS = 4
 
@@ -70,9 +74,10 @@ def check_color_space(color_space, count: int) -> str:
     return color_space
 
 
-def file_color_space(component_ids: tuple[int, ...], jfif: bool, adobe_transform: int | None) -> str:
+def file_color_space(component_ids: tuple[int, ...], jfif: bool, adobe_transform: int | None, lossless: bool = False) -> str:
     """The color space libjpeg decodes a file as, from its frame's component
-    ids and the JFIF and Adobe markers before its first scan.
+    ids and the JFIF and Adobe markers before its first scan, and whether it
+    is lossless (SOF3).
 
     Example:
         >>> file_color_space((1, 2, 3), False, 0), file_color_space((1, 2, 3, 4), False, 2)
@@ -84,7 +89,7 @@ def file_color_space(component_ids: tuple[int, ...], jfif: bool, adobe_transform
             return "YCbCr"
         if adobe_transform is not None:
             return "RGB" if adobe_transform == 0 else "YCbCr"
-        return "RGB" if tuple(component_ids) == COMPONENT_IDS["RGB"] else "YCbCr"
+        return "RGB" if lossless or tuple(component_ids) == COMPONENT_IDS["RGB"] else "YCbCr"
     if count == 4 and adobe_transform is not None:
         return "CMYK" if adobe_transform == 0 else "YCCK"
     return default_color_space(count)

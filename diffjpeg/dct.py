@@ -44,7 +44,7 @@ from functools import lru_cache
 import torch
 from torch import Tensor, nn
 
-from .check import check_mode
+from .check import Mode, check_mode
 from .rounding import clamp_ste, exact_value
 
 CONST_BITS = 13
@@ -326,7 +326,7 @@ def idct_islow(coefficients: Tensor, quantized: Tensor | None = None) -> Tensor:
     return _idct_simd16(wrap_int16(x.to(torch.int64)).to(torch.int32), quantized)
 
 
-def fdct(blocks: Tensor, mode: str = "float") -> Tensor:
+def fdct(blocks: Tensor, mode: Mode = "float") -> Tensor:
     """Level shift (-128) and forward 8x8 DCT of sample blocks.
 
     Args:
@@ -352,7 +352,7 @@ def fdct(blocks: Tensor, mode: str = "float") -> Tensor:
     return exact_value(value, blocks, lambda: _separable(blocks - 128.0, "orthonormal_2d"))
 
 
-def idct(coefficients: Tensor, mode: str = "float") -> Tensor:
+def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
     """Inverse 8x8 DCT, level shift (+128) and clamp to [0, 255].
 
     Args:
@@ -385,7 +385,7 @@ class FDCT(nn.Module):
         0.0
     """
 
-    def __init__(self, mode: str = "float"):
+    def __init__(self, mode: Mode = "float"):
         super().__init__()
         check_mode(mode)
         self.mode = mode
@@ -402,7 +402,7 @@ class IDCT(nn.Module):
         [128.0]
     """
 
-    def __init__(self, mode: str = "float"):
+    def __init__(self, mode: Mode = "float"):
         super().__init__()
         check_mode(mode)
         self.mode = mode

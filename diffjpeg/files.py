@@ -50,7 +50,8 @@ from .codec import decode
 from .coefficients import Coefficients, Progression
 from .geometry import block_count, geometries
 from .huffman import check_codable, coded_scans
-from .markers import DEFAULT_MAX_PIXELS, JPEGError, parse_structure
+from .lossless import read_lossless
+from .markers import DEFAULT_MAX_PIXELS, LOSSLESS, JPEGError, parse_structure
 from .progressive import progressive_file
 from .sequential import MAX_TABLE_SLOT, SOF_BASELINE, file_header, sequential_file
 from .smoothing import progression_bits
@@ -265,7 +266,8 @@ def read(
 
     Raises:
         JPEGError: not a JPEG, truncated, corrupt, over ``max_pixels``, or not
-            supported (samples of 12 or 16 bits, lossless, hierarchical).
+            supported (samples of 12 or 16 bits, hierarchical; lossless files
+            hold no coefficients: :func:`read_image` decodes them).
 
     Safe to call from many threads at once. Without the compiled
     ``diffjpeg._libjpeg`` (no C compiler at install) the file goes through
@@ -299,6 +301,9 @@ def read_image(
 
     :func:`read` then :func:`diffjpeg.decode` (exact) with ``dtype=torch.uint8``:
     the 8-bit samples themselves, without the float32 images in between.
+    Lossless (SOF3) files, which have no coefficients, are decoded by
+    :func:`diffjpeg.lossless.decode_lossless` (grayscale, RGB and CMYK: the
+    ones libjpeg-turbo 3 decodes for Pillow).
 
     Args:
         source, max_pixels, strict: as :func:`read`.
@@ -324,6 +329,9 @@ def read_image(
     """
     _check_options(max_pixels, torch.float32)
     data, structure = _structure(source, max_pixels, strict)
+    if structure.process == LOSSLESS:  # no coefficients: its pixels straight from diffjpeg.lossless
+        image = torch.from_numpy(read_lossless(data, max_pixels, strict))
+        return image if device is None else image.to(device)
     image = decode(_read(data, structure, strict, torch.float32, None, max_pixels), dtype=torch.uint8)
     return image if device is None else image.to(device)
 
@@ -353,6 +361,8 @@ def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_
     or not), read by libjpeg; with ``out`` (one float32 array per component,
     of its blocks' shape: slices of :func:`read_batch`'s batch) written there
     and viewed, without a copy."""
+    if structure.process == LOSSLESS:
+        raise JPEGError("a lossless JPEG file (SOF3) has no DCT coefficients to read; diffjpeg.read_image decodes its pixels")
     if strict:
         _check_plausible_size(structure)
     if max_pixels is not None:

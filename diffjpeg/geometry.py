@@ -21,10 +21,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Literal
 
 import torch
 
 # Luma sampling factors (h, v) per chroma subsampling; chroma components are 1x1.
+Subsampling = Literal["4:4:4", "4:2:2", "4:2:0"]  # the names of SUBSAMPLINGS, for annotations
 SUBSAMPLINGS = {"4:4:4": (1, 1), "4:2:2": (2, 1), "4:2:0": (2, 2)}
 # Pillow's (and so torchvision's) numbers for them: Image.save(subsampling=...)
 PILLOW_SUBSAMPLING = {"4:4:4": 0, "4:2:2": 1, "4:2:0": 2}
@@ -116,7 +118,7 @@ def sampling_problem(sampling) -> str | None:
     return None
 
 
-def subsampling_factors(subsampling: str, components: int = 3) -> tuple[tuple[int, int], ...]:
+def subsampling_factors(subsampling: Subsampling, components: int = 3) -> tuple[tuple[int, int], ...]:
     """Sampling factors ``(h, v)`` per component for a subsampling name; a
     fourth component (K) is sampled as the first, as libjpeg's YCCK.
 

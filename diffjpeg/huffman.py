@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -43,7 +44,8 @@ from .colorspace import TABLE_SLOTS
 from .geometry import mcu_counts
 from .scan import ZIGZAG, coding_order, last_real, zigzag_index  # noqa: F401  (ZIGZAG: its old home)
 
-HUFFMAN = ("standard", "optimized")
+Huffman = Literal["standard", "optimized"]  # libjpeg's standard tables, or ones built for the image
+HUFFMAN: tuple[str, ...] = get_args(Huffman)
 
 EOB, ZRL = 0x00, 0xF0
 MAX_AC_SIZE, MAX_DC_SIZE = 10, 11
@@ -287,7 +289,7 @@ def _block_symbols(diff: Tensor, ac: Tensor, table: Tensor) -> ScanSymbols:
 
 def check_codable(c: Coefficients) -> None:
     """Raise ValueError if libjpeg could not code ``c`` in a baseline scan:
-    non-finite values, AC over 10 bits (|x| > 1023), DC outside -1024..1023."""
+    non-finite values, AC over 10 bits (``|x| > 1023``), DC outside -1024..1023."""
     for name, blocks in zip(("y", "cb", "cr", "k"), c.components):
         b = blocks.detach()
         if b.is_floating_point() and not bool(torch.isfinite(b).all()):
@@ -304,7 +306,7 @@ def check_codable(c: Coefficients) -> None:
             )
 
 
-def scan_tables(symbols: ScanSymbols, huffman: str) -> dict:
+def scan_tables(symbols: ScanSymbols, huffman: Huffman) -> dict:
     """``{(slot, is_dc): HuffmanTable}`` libjpeg codes these symbols with:
     Annex K's, or the optimal ones for their counts; unused tables left out."""
     tables = {}
@@ -364,7 +366,7 @@ def stuff(data: Tensor) -> bytes:
     return raw.replace(b"\xff", b"\xff\x00")
 
 
-def entropy_coded_bytes(c: Coefficients, huffman: str = "standard") -> list[bytes]:
+def entropy_coded_bytes(c: Coefficients, huffman: Huffman = "standard") -> list[bytes]:
     """The entropy-coded data of each image's baseline scan, as libjpeg writes it.
 
     Example:
@@ -376,19 +378,19 @@ def entropy_coded_bytes(c: Coefficients, huffman: str = "standard") -> list[byte
     return [stuff(pack(*_code(s, huffman))) for s in scan_symbols(c)]
 
 
-def coded_scans(c: Coefficients, huffman: str = "standard") -> list[tuple[dict, bytes]]:
+def coded_scans(c: Coefficients, huffman: Huffman = "standard") -> list[tuple[dict, bytes]]:
     """Per image, the tables :func:`scan_tables` gives and the entropy-coded
     data of its baseline scan, from one pass over the symbols."""
     check_huffman(huffman)
     return [(scan_tables(s, huffman), stuff(pack(*_code(s, huffman)))) for s in scan_symbols(c)]
 
 
-def check_huffman(huffman: str) -> None:
+def check_huffman(huffman: Huffman) -> None:
     """``huffman``: one of :data:`HUFFMAN`."""
     check_choice("huffman", huffman, HUFFMAN)
 
 
-def bits(c: Coefficients, huffman: str = "standard") -> Tensor:
+def bits(c: Coefficients, huffman: Huffman = "standard") -> Tensor:
     """Exact size in bits of the entropy-coded baseline scan libjpeg writes.
 
     Equals 8 x the length of the scan data in the file that :func:`diffjpeg.write`
@@ -417,7 +419,7 @@ def bits(c: Coefficients, huffman: str = "standard") -> Tensor:
     return torch.tensor(sizes, dtype=torch.int64).reshape(c.batch_shape)
 
 
-def huffman_tables(c: Coefficients, huffman: str = "standard") -> list[dict]:
+def huffman_tables(c: Coefficients, huffman: Huffman = "standard") -> list[dict]:
     """The tables libjpeg uses for each image: ``{("dc"|"ac", slot): HuffmanTable}``."""
     check_huffman(huffman)
     return [

@@ -7,16 +7,17 @@ quantization tables with, usable in any training loop.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Literal, NamedTuple, get_args
 
 from torch import Tensor, nn
 
 from .check import check_choice
 from .coefficients import Coefficients
-from .huffman import check_huffman
+from .huffman import Huffman, check_huffman
 from .rate_model import rate
 
-DISTORTIONS = ("mse", "ssim")
+Distortion = Literal["mse", "ssim"]
+DISTORTIONS: tuple[str, ...] = get_args(Distortion)
 KORNIA_MISSING = 'distortion="ssim" needs kornia: pip install "diffjpeg[tables]" (or pip install kornia)'
 
 
@@ -66,7 +67,7 @@ class RateDistortionLoss(nn.Module):
         (True, torch.Size([2, 8, 8]))
     """
 
-    def __init__(self, lmbda: float = 0.03, distortion: str = "mse", huffman: str = "optimized"):
+    def __init__(self, lmbda: float = 0.03, distortion: Distortion = "mse", huffman: Huffman = "optimized"):
         super().__init__()
         if isinstance(lmbda, bool) or not isinstance(lmbda, (int, float)) or not math.isfinite(lmbda) or lmbda <= 0:
             raise ValueError(f"lmbda (lambda, the distortion's weight) must be a finite number > 0, got {lmbda!r}")

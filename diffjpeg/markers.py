@@ -3,8 +3,10 @@
 Files from outside are hostile until proven otherwise, so :func:`parse_structure`
 walks the marker segments in pure Python, with every length and field checked,
 before any C code sees the data. It rejects what this library does not decode
-(samples of other than 8 bits, lossless and hierarchical files) and images
-over a pixel limit. Strict (the default), it walks the whole file, scans
+(samples of other than 8 bits, hierarchical and arithmetic lossless files)
+and images over a pixel limit. Lossless (SOF3) files parse to a structure
+whose scans carry what :mod:`diffjpeg.lossless` decodes them with: their
+DC-class Huffman tables and restart interval. Strict (the default), it walks the whole file, scans
 included, and refuses any damage, so that a truncated or corrupt file is
 caught here. Not strict, it reads the header up to the first scan as
 libjpeg's marker reader does, recovering where libjpeg recovers, and leaves
@@ -30,6 +32,13 @@ Facts from the JPEG standard (ITU-T T.81, Annex B) and libjpeg-turbo relied on:
   1..4, more than 10 blocks in an MCU, and image sides over 65500 (JPEG_MAX_DIMENSION).
 * The color space: :mod:`diffjpeg.colorspace`, from the JFIF and Adobe
   markers before the first SOS (libjpeg decides there) and the component ids.
+* Lossless (libjpeg-turbo 3.x jdlossls.c ``start_pass_lossless``): a scan's
+  Ss is its predictor, 1..7, Se and Ah must be 0, Al (the point transform)
+  below the precision; otherwise ``JERR_BAD_PROGRESSION``. There is no
+  quantization, so the frame's Tq selectors go unread (jdinput.c latches
+  tables only for lossy files). Each component selects a DC-class Huffman
+  table (Td, 0..3), whose symbols must be 0..16 (jdhuff.c
+  ``jpeg_make_d_derived_tbl``); Ta goes unread.
 """
 from __future__ import annotations
 
@@ -46,12 +55,13 @@ JPEG_MAX_DIMENSION = 65500  # libjpeg's limit on each side
 SOI, EOI, SOS, DQT, DHT, DRI, DNL, COM = 0xD8, 0xD9, 0xDA, 0xDB, 0xC4, 0xDD, 0xDC, 0xFE
 APP0, APP14 = 0xE0, 0xEE
 SOF_SUPPORTED = {0xC0: "baseline", 0xC1: "extended sequential", 0xC2: "progressive",
-                 0xC9: "arithmetic sequential", 0xCA: "arithmetic progressive"}
-SOF_UNSUPPORTED = {0xC3: "lossless", 0xC5: "hierarchical", 0xC6: "hierarchical progressive",
+                 0xC9: "arithmetic sequential", 0xCA: "arithmetic progressive", 0xC3: "lossless"}
+SOF_UNSUPPORTED = {0xC5: "hierarchical", 0xC6: "hierarchical progressive",
                    0xC7: "hierarchical lossless", 0xCB: "arithmetic lossless",
                    0xCD: "hierarchical arithmetic", 0xCE: "hierarchical arithmetic progressive",
                    0xCF: "hierarchical arithmetic lossless"}
 SOF_LOSSLESS = 0xC3  # predictive, no DCT: libjpeg-turbo decodes it from 3.0 on (Pillow 13 does), 2.1 does not
+LOSSLESS = SOF_SUPPORTED[SOF_LOSSLESS]  # Structure.process of such a file
 DAC, TEM = 0xCC, 0x01
 RST = range(0xD0, 0xD8)
 # markers with a length that libjpeg reads outside a scan (read_markers)
@@ -92,6 +102,9 @@ class Scan:
     al: int  # successive approximation, this bit position
     header: tuple[int, int]  # [start, end) of the SOS segment, marker included
     data: tuple[int, int]  # [start, end) of the entropy-coded data
+    table_selectors: tuple[int, ...] = ()  # each component's DC table slot (Td)
+    dc_tables: tuple = ()  # per slot 0..3: (counts of code lengths 1..16, symbols) defined before this scan, or None
+    restart_interval: int = 0  # in MCUs, the DRI in effect at this scan
 
 
 @dataclass
@@ -190,7 +203,7 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
     for i in range(count):
         cid, hv, tq = struct.unpack_from(">BBB", body, 6 + 3 * i)
         h, v = hv >> 4, hv & 15
-        if tq > 3:
+        if tq > 3 and marker != SOF_LOSSLESS:
             raise JPEGError(f"component {cid} selects quantization table {tq}; JPEG allows 0..3")
         components.append(FrameComponent(cid, h, v, tq))
     if len({c.id for c in components}) != count:
@@ -218,7 +231,7 @@ def _parse_dqt(body: bytes, tables: dict) -> None:
         offset += 1 + size
 
 
-def _parse_dht(body: bytes) -> None:
+def _parse_dht(body: bytes, dc_tables: list) -> None:
     offset = 0
     while offset < len(body):
         if offset + 17 > len(body):
@@ -229,6 +242,8 @@ def _parse_dht(body: bytes) -> None:
         count = sum(body[offset + 1 : offset + 17])
         if count > 256 or offset + 17 + count > len(body):
             raise JPEGError(f"Huffman table (DHT) claims {count} symbols, more than it holds")
+        if tc == 0:
+            dc_tables[th] = (tuple(body[offset + 1 : offset + 17]), tuple(body[offset + 17 : offset + 17 + count]))
         offset += 17 + count
 
 
@@ -244,10 +259,17 @@ def _parse_sos(body: bytes, frame: Structure, header: tuple[int, int]) -> Scan:
         raise JPEGError(f"scan names components {list(ids)}, the frame has {sorted(known)}")
     ss, se, a = body[1 + 2 * count], body[2 + 2 * count], body[3 + 2 * count]
     ah, al = a >> 4, a & 15
-    if frame.progressive:
+    if frame.process == LOSSLESS:
+        if not 1 <= ss <= 7 or se != 0 or ah != 0 or al >= frame.precision:
+            raise JPEGError(
+                f"lossless scan parameters are invalid: predictor Ss={ss} (allowed 1..7), Se={se} and Ah={ah} "
+                f"(must be 0), point transform Al={al} (allowed 0..{frame.precision - 1})"
+            )
+    elif frame.progressive:
         if ss > se or se > 63 or ah > 13 or al > 13 or (ss == 0) != (se == 0) or (ss > 0 and count != 1):
             raise JPEGError(f"progressive scan parameters Ss={ss} Se={se} Ah={ah} Al={al} for {count} components are invalid")
-    return Scan(ids, ss, se, ah, al, header, (header[1], header[1]))
+    selectors = tuple(b >> 4 for b in body[2 : 2 + 2 * count : 2])
+    return Scan(ids, ss, se, ah, al, header, (header[1], header[1]), selectors)
 
 
 def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, strict: bool = True) -> Structure:
@@ -293,6 +315,7 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
     restart_interval = 0
     jfif, adobe_transform = False, None
     scans: list[Scan] = []
+    dc_tables: list = [None] * 4
     skipped: list[tuple[int, int]] = []
     position = 2
     while True:
@@ -315,11 +338,6 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
             raise JPEGError(f"corrupt JPEG data: restart marker FF {marker:02X} at byte {start} outside a scan")
         if marker == SOI:
             raise JPEGError(f"corrupt JPEG data: a second SOI marker at byte {start}")
-        if marker == SOF_LOSSLESS:
-            raise JPEGError(
-                f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) holds no DCT coefficients, so it cannot be "
-                "read as Coefficients; decode it to pixels with Pillow (libjpeg-turbo 3 reads it)"
-            )
         if marker in SOF_UNSUPPORTED:
             raise JPEGError(f"{SOF_UNSUPPORTED[marker]} JPEG (SOF marker FF {marker:02X}) is not supported")
         if marker not in SEGMENTS:
@@ -340,7 +358,7 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
         elif marker == DQT:
             _parse_dqt(body, qtables)
         elif marker == DHT:
-            _parse_dht(body)
+            _parse_dht(body, dc_tables)
         elif marker == DRI:
             if len(body) != 2:
                 raise JPEGError(f"restart interval (DRI) segment has length {length}, expected 4")
@@ -349,14 +367,15 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
             if frame is None:
                 raise JPEGError(f"scan (SOS) at byte {start} before any frame header (SOF)")
             scan = _parse_sos(body, frame, (start, position))
+            tables = (scan.table_selectors, tuple(dc_tables), restart_interval)
             if not strict:  # the rest is libjpeg's to read
-                scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, len(data))))
+                scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, len(data)), *tables))
                 position = len(data)
                 break
             end = _scan_data_end(data, position)
             if end >= len(data):
                 raise JPEGError(f"truncated: the data of scan {len(scans) + 1} runs to the end of the file without an EOI marker")
-            scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, end)))
+            scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, end), *tables))
             position = end
         elif marker == DNL and strict:  # libjpeg skips it (the frame's height is not 0)
             raise JPEGError("DNL marker (height defined after the scan) is not supported")
@@ -375,9 +394,9 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
     if missing and strict:
         raise JPEGError(f"no scan codes component(s) {missing}")
     for c in frame.components:
-        if c.tq not in qtables and strict:  # not strict: a DQT may follow the first scan
+        if c.tq not in qtables and strict and frame.process != LOSSLESS:  # not strict: a DQT may follow the first scan
             raise JPEGError(f"component {c.id} uses quantization table {c.tq}, which the file does not define")
-    frame.color_space = file_color_space(tuple(c.id for c in frame.components), jfif, adobe_transform)
+    frame.color_space = file_color_space(tuple(c.id for c in frame.components), jfif, adobe_transform, frame.process == LOSSLESS)
     frame.scans = scans
     frame.qtables = qtables
     frame.restart_interval = restart_interval

@@ -40,6 +40,7 @@ from .huffman import (
     EOB,
     STANDARD_TABLES,
     ZRL,
+    Huffman,
     check_huffman,
     scan_symbols,
     scan_tables,
@@ -137,7 +138,7 @@ def _component_bits(blocks: Tensor, tables: dict, slot: int, sampling, mcus, dty
     return (dc_bits * real).sum() + ac_bits.sum() + eob_bits.sum() + dummies * ac_lengths[EOB]
 
 
-def rate(c: Coefficients, huffman: str = "standard") -> Tensor:
+def rate(c: Coefficients, huffman: Huffman = "standard") -> Tensor:
     """Differentiable estimate of :func:`diffjpeg.bits`: the bits of the entropy-coded scan.
 
     Smooth in the coefficients almost everywhere (see the module docstring for
@@ -191,7 +192,7 @@ class Rate(nn.Module):
         torch.Size([])
     """
 
-    def __init__(self, huffman: str = "standard"):
+    def __init__(self, huffman: Huffman = "standard"):
         super().__init__()
         check_huffman(huffman)
         self.huffman = huffman

@@ -5,14 +5,14 @@ That rounding gets the surrogate the user chooses (``rounding=``, a name or a
 :class:`Rounding`: :class:`Linear`, :class:`Polynomial`, :class:`Fourier`,
 :class:`Sigmoid`):
 
-========== ============================================== ===========================
-name       soft forward ``r(x)``                           derivative ``r'(x)``
-========== ============================================== ===========================
-linear     ``x`` (straight-through)                        ``1``
-polynomial ``round(x) + (x - round(x))**3``                ``3 (x - round(x))**2``
-fourier    ``x - sum_k (-1)**(k+1) sin(2 pi k x) / (pi k)`` ``1 - 2 sum_k (-1)**(k+1) cos(2 pi k x)``
-sigmoid    ``floor(x) + 1/2 + tanh(a s) / (2 tanh(a/2))``   ``a (1 - tanh(a s)**2) / (2 tanh(a/2))``
-========== ============================================== ===========================
+==========  ==========================================================================================  ========================================
+name        soft forward ``r(x)``                                                                       derivative ``r'(x)``
+==========  ==========================================================================================  ========================================
+linear      ``x`` (straight-through)                                                                    ``1``
+polynomial  ``round(x) + (x - round(x))**3``                                                            ``3 (x - round(x))**2``
+fourier     ``x - sum_k (-1)**(k+1) sin(2 pi k x) / (pi k)`` ``1 - 2 sum_k (-1)**(k+1) cos(2 pi k x)``
+sigmoid     ``floor(x) + 1/2 + tanh(a s) / (2 tanh(a/2))``                                              ``a (1 - tanh(a s)**2) / (2 tanh(a/2))``
+==========  ==========================================================================================  ========================================
 
 with ``s = x - floor(x) - 1/2`` and ``a = 1 / temperature`` (Agustsson & Theis' soft
 rounding); ``Fourier(order=10)`` and ``Sigmoid(temperature=0.25)`` by default.
@@ -32,14 +32,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal, get_args
 
 import torch
 from torch import Tensor
 
 from .deprecation import keyword_only
 
-ROUNDINGS = ("linear", "polynomial", "fourier", "sigmoid")
+RoundingName = Literal["linear", "polynomial", "fourier", "sigmoid"]  # the surrogates by name
+ROUNDINGS: tuple[str, ...] = get_args(RoundingName)
 DEFAULT_FOURIER_ORDER = 10
 DEFAULT_TEMPERATURE = 0.25
 
@@ -150,7 +151,7 @@ _BY_NAME = {cls.name: cls for cls in (Linear, Polynomial, Fourier, Sigmoid)}
 assert tuple(_BY_NAME) == ROUNDINGS
 
 
-def as_rounding(rounding: str | Rounding, fourier_order: int | None = None, temperature: float | None = None) -> Rounding:
+def as_rounding(rounding: RoundingName | Rounding, fourier_order: int | None = None, temperature: float | None = None) -> Rounding:
     """The :class:`Rounding` that ``rounding`` names, or ``rounding`` itself.
 
     ``fourier_order`` and ``temperature`` are the deprecated spellings of
@@ -214,7 +215,7 @@ class _FourierRound(torch.autograd.Function):
 
 
 @keyword_only(2, ("fourier_order", "temperature"), renamed={})
-def soft_round(x: Tensor, rounding: str | Rounding = "polynomial") -> Tensor:
+def soft_round(x: Tensor, rounding: RoundingName | Rounding = "polynomial") -> Tensor:
     """The surrogate ``r(x)`` itself, differentiable by autograd.
 
     Args:
@@ -233,7 +234,7 @@ def soft_round(x: Tensor, rounding: str | Rounding = "polynomial") -> Tensor:
 
 
 @keyword_only(2, ("fourier_order", "temperature"), renamed={})
-def soft_round_derivative(x: Tensor, rounding: str | Rounding = "polynomial") -> Tensor:
+def soft_round_derivative(x: Tensor, rounding: RoundingName | Rounding = "polynomial") -> Tensor:
     """``r'(x)``, the derivative of :func:`soft_round`, in closed form."""
     return as_rounding(rounding).derivative(x)
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from .check import check_mode
+from .check import Mode, check_mode
 
 FACTORS = (1, 2)  # what the encoder offers (4:4:4, 4:2:2, 4:2:0)
 UPSAMPLING_FACTORS = (1, 2, 3, 4)  # JPEG sampling factors are 1..4, so are their ratios
@@ -75,7 +75,7 @@ def downsample_biased(plane: Tensor, h_factor: int, v_factor: int) -> Tensor:
     return _biased_average(windows.sum((-3, -1), dtype=torch.int32), h_factor, v_factor)
 
 
-def downsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -> Tensor:
+def downsample(plane: Tensor, h_factor: int, v_factor: int, mode: Mode = "float") -> Tensor:
     """Average ``h_factor x v_factor`` windows of a sample plane.
 
     Args:
@@ -233,7 +233,7 @@ class _FancyUpsample(torch.autograd.Function):
         return grad.mul_(1.0 / scale), None, None
 
 
-def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: str = "float") -> Tensor:
+def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: Mode = "float") -> Tensor:
     """Upsample a decoded chroma plane as libjpeg's default ("fancy") upsampler does.
 
     Args:
@@ -270,7 +270,7 @@ class Downsample(nn.Module):
         torch.Size([1, 2, 2])
     """
 
-    def __init__(self, h_factor: int = 2, v_factor: int = 2, mode: str = "float"):
+    def __init__(self, h_factor: int = 2, v_factor: int = 2, mode: Mode = "float"):
         super().__init__()
         _check_factors(h_factor, v_factor)
         check_mode(mode)
@@ -288,7 +288,7 @@ class Upsample(nn.Module):
         torch.Size([1, 6, 6])
     """
 
-    def __init__(self, h_factor: int = 2, v_factor: int = 2, mode: str = "float"):
+    def __init__(self, h_factor: int = 2, v_factor: int = 2, mode: Mode = "float"):
         super().__init__()
         _check_factors(h_factor, v_factor, UPSAMPLING_FACTORS)
         check_mode(mode)

@@ -437,14 +437,15 @@ def lossless_gray(a: np.ndarray) -> bytes:
             + segment(0xDA, bytes([1, 1, 0x00, 1, 0, 0])) + data + b"\xff\xd9")
 
 
-def test_lossless_files_are_refused_with_the_reason():
+def test_lossless_files_have_no_coefficients_but_pixels():
     """Pillow 13 (libjpeg-turbo 3) decodes 8-bit lossless JPEG; it has no DCT
-    coefficients, and libjpeg-turbo 2.1 cannot read it: a precise JPEGError."""
+    coefficients: read says so, read_image decodes it (tests/test_lossless.py)."""
     a = skimage_crop("camera", 9, 13, 200, 200)
     data = lossless_gray(a)
     assert_identical(pillow_decode(data), a)
-    with pytest.raises(diffjpeg.JPEGError, match="lossless JPEG .* holds no DCT coefficients.*Pillow"):
+    with pytest.raises(diffjpeg.JPEGError, match="lossless JPEG file .SOF3. has no DCT coefficients to read; diffjpeg.read_image"):
         diffjpeg.read(data)
+    assert_identical(diffjpeg.read_image(data)[0].numpy(), a)
 
 
 @pytest.mark.parametrize("precision", [12, 16])

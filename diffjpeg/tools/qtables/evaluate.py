@@ -8,14 +8,14 @@ from __future__ import annotations
 import numpy as np
 import torch  # noqa: F401 - the doctests
 
-from ...geometry import SUBSAMPLINGS
+from ...geometry import SUBSAMPLINGS, Subsampling
 from ..images import ImageSet
 from ..metrics import psnr
 from ..reference import pillow_decode, pillow_jpeg
 from .files import pillow_qtables
 
 
-def evaluate_qtables(images, qtables=None, quality=None, subsampling: str = "4:2:0", optimize: bool = True) -> dict:
+def evaluate_qtables(images, qtables=None, quality=None, subsampling: Subsampling = "4:2:0", optimize: bool = True) -> dict:
     """Write each image as a real JPEG file with Pillow, read it back, measure bytes and PSNR.
 
     Args:
@@ -27,8 +27,8 @@ def evaluate_qtables(images, qtables=None, quality=None, subsampling: str = "4:2
         optimize: Pillow's ``optimize=True`` (optimized Huffman tables).
 
     Returns:
-        ``{"bytes": [...], "psnr": [...], "pixels": [...], "bpp": total bits / total
-        pixels, "mean_psnr": mean of the per-image PSNR (dB)}``.
+        dict: ``{"bytes": [...], "psnr": [...], "pixels": [...], "bpp": total bits
+        / total pixels, "mean_psnr": mean of the per-image PSNR (dB)}``.
 
     Example:
         >>> r = evaluate_qtables(torch.rand(1, 3, 16, 16), quality=75)

@@ -38,13 +38,14 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ...check import MODES
+from ...check import MODES, Mode
 from ...codec import decode, encode
 from ...deprecation import keyword_only
-from ...geometry import SUBSAMPLINGS
-from ...losses import DISTORTIONS, RateDistortionLoss
+from ...geometry import SUBSAMPLINGS, Subsampling
+from ...huffman import Huffman
+from ...losses import DISTORTIONS, Distortion, RateDistortionLoss
 from ...quality import quality_tables, standard_tables
-from ...rounding import Rounding, as_rounding
+from ...rounding import Rounding, RoundingName, as_rounding
 from ..images import ImageSet
 
 CHECKPOINT_FORMAT = "diffjpeg.tables/1"  # the old module name: checkpoints already written stay readable
@@ -130,8 +131,8 @@ def _plan(images: ImageSet, batch_size: int, crop: int | None, generator: torch.
 
 
 @keyword_only(3, ("subsampling", "forward", "rounding"))
-def encode_and_score(x: Tensor, tables: Tensor, criterion: RateDistortionLoss, *, subsampling: str = "4:2:0",
-                     mode: str = DEFAULT_MODE, rounding: str | Rounding = DEFAULT_ROUNDING):
+def encode_and_score(x: Tensor, tables: Tensor, criterion: RateDistortionLoss, *, subsampling: Subsampling = "4:2:0",
+                     mode: Mode = DEFAULT_MODE, rounding: RoundingName | Rounding = DEFAULT_ROUNDING):
     """``criterion`` of ``x`` through the codec with ``tables``: a :class:`diffjpeg.RateDistortion`,
     differentiable in the tables.
 
@@ -193,11 +194,11 @@ def learn_qtables(
     crop: int | None = 256,
     lr: float = 0.05,
     init=50,
-    subsampling: str = "4:2:0",
-    mode: str = DEFAULT_MODE,
-    rounding: str | Rounding = DEFAULT_ROUNDING,
-    huffman: str = "optimized",
-    distortion: str = "mse",
+    subsampling: Subsampling = "4:2:0",
+    mode: Mode = DEFAULT_MODE,
+    rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
+    huffman: Huffman = "optimized",
+    distortion: Distortion = "mse",
     seed: int = 0,
     device=None,
     checkpoint=None,
