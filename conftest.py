@@ -1,4 +1,5 @@
 import os
+import sys
 
 import pytest
 import torch
@@ -6,6 +7,38 @@ import torch
 # The deprecated aliases of diffjpeg.tools' modules hold no doctests and warn on
 # import; tests/test_tools.py imports and checks them.
 collect_ignore = [f"diffjpeg/{name}.py" for name in ("tables", "demo", "cli", "benchmark")]
+
+
+_torchvision_operators = []  # keeps the operators declared below alive
+
+
+def pytest_configure(config):
+    """Import torchvision, where installed, before any test makes a RandomJPEG
+    (which is a torchvision transform where torchvision imports).
+
+    PyPI's Linux torchvision is built against torch's CUDA build. Beside the CPU
+    build (``torch==2.13.0+cpu``, as on CI) its compiled operators (nms,
+    roi_align, encode_jpeg, ...) do not load, and its import then stops at
+    ``register_fake("torchvision::nms")``. Its v2 transforms are Python and need
+    none of them: declare the two operators that import registers fake kernels
+    for (schemas only; calling them still fails) and import again. A
+    torchvision whose operators load is imported as it is. The tests that need
+    the compiled operators (``v2.JPEG``) skip when they are missing.
+    """
+    try:
+        import torchvision.transforms.v2  # noqa: F401
+    except ImportError:
+        return  # not installed: its tests skip
+    except RuntimeError as error:
+        if "torchvision::" not in str(error):
+            raise
+        for name in [n for n in sys.modules if n == "torchvision" or n.startswith("torchvision.")]:
+            del sys.modules[name]
+        library = torch.library.Library("torchvision", "DEF")
+        for name in ("nms", "qnms"):
+            library.define(f"{name}(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
+        _torchvision_operators.append(library)
+        import torchvision.transforms.v2  # noqa: F401
 
 
 @pytest.fixture(autouse=True)

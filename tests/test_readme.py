@@ -93,6 +93,13 @@ def _check_what_the_block_says(code: str, namespace: dict, folder: Path) -> None
         assert [p.name for p in sorted(folder.glob("out_*.jpg"))] == [f"out_{i:03d}.jpg" for i in range(4)]
         assert Image.open(folder / "out.jpg").size == (128, 96)
         assert namespace["c"].batch_shape == (2,) and float(namespace["n"]) > 0
+    if "diffjpeg.RandomJPEG((30, 95))," in code:  # Augmentation, torchvision: the sample's parts after v2.Compose
+        from torchvision import tv_tensors
+
+        image, target = namespace["image"], namespace["target"]
+        assert isinstance(image, tv_tensors.Image) and image.shape == (3, 224, 224) and image.dtype == torch.float32
+        assert isinstance(target["boxes"], tv_tensors.BoundingBoxes) and target["boxes"].canvas_size == (224, 224)
+        assert torch.equal(target["labels"], torch.tensor([3]))
     if "tables.learn_qtables" in code:  # Learned quantization tables
         t = namespace["t"]
         assert t.shape == (2, 8, 8) and t.dtype == torch.int64 and int(t.min()) >= 1 and int(t.max()) <= 255
