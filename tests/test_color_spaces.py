@@ -368,7 +368,7 @@ def test_coefficients_check_the_color_space():
     assert diffjpeg.Coefficients(z, z, z, t, "4:4:4", (16, 16)).color_space == "YCbCr"
     assert diffjpeg.Coefficients(z, None, None, t, "4:4:4", (16, 16)).color_space == "grayscale"
     c = diffjpeg.Coefficients(z, z, z, t, "4:4:4", (16, 16), k=z)
-    assert c.color_space == "CMYK" and c.qtable_index == (0, 0, 0, 0) and "color_space=CMYK" in repr(c)
+    assert c.color_space == "CMYK" and c.qtable_index == (0, 0, 0, 0) and "color_space='CMYK'" in repr(c)
     assert diffjpeg.Coefficients(z, z, z, t, "4:4:4", (16, 16), k=z, color_space="YCCK").qtable_index == (0, 1, 1, 0)
     assert diffjpeg.Coefficients(z, z, z, t, "4:4:4", (16, 16), color_space="RGB").qtable_index == (0, 0, 0)
     with pytest.raises(ValueError, match="color_space 'CMYK' has 4 components, these coefficients 3"):
