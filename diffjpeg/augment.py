@@ -38,7 +38,7 @@ from .check import MODES, check_choice, check_image
 from .codec import jpeg
 from .deprecation import deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS
-from .rounding import Rounding, as_rounding
+from .rounding import DEFAULT_ROUNDING, Rounding, as_rounding
 
 
 @dataclass(frozen=True)
@@ -205,7 +205,7 @@ def random_jpeg(
     p: float = 1.0,
     subsampling: str | Sequence[str] = "4:2:0",
     mode: str = "exact",
-    rounding: str | Rounding = "polynomial",
+    rounding: str | Rounding = DEFAULT_ROUNDING,
     fractional: bool = False,
     generator: torch.Generator | None = None,
     return_params: bool = False,
@@ -289,7 +289,7 @@ class RandomJPEG(nn.Module):
         p: float = 1.0,
         subsampling: str | Sequence[str] = "4:2:0",
         mode: str = "exact",
-        rounding: str | Rounding = "polynomial",
+        rounding: str | Rounding = DEFAULT_ROUNDING,
         fractional: bool = False,
         generator: torch.Generator | None = None,
     ):

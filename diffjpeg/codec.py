@@ -40,6 +40,7 @@ from .precision import full_precision, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
+    DEFAULT_ROUNDING,
     Rounding,
     as_rounding,
     clamp_ste,
@@ -136,7 +137,7 @@ def encode(
     qtables: Tensor | None = None,
     subsampling: str = "4:2:0",
     mode: str = "exact",
-    rounding: str | Rounding = "polynomial",
+    rounding: str | Rounding = DEFAULT_ROUNDING,
     rgb_to_ycbcr: Tensor | None = None,
 ) -> Coefficients:
     """Encode images to quantized DCT coefficients, as a JPEG encoder does.
@@ -156,8 +157,8 @@ def encode(
         subsampling: ``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"`` (ignored for grayscale).
         mode: the forward pass, ``"exact"``, ``"float"`` or ``"soft"`` (module
             docstring). Keyword-only, as is every parameter after ``quality``.
-        rounding: the quantizer's surrogate: ``"linear"``, ``"polynomial"``,
-            ``"fourier"``, ``"sigmoid"``, or a :class:`diffjpeg.rounding.Rounding`
+        rounding: the quantizer's surrogate: ``"sigmoid"`` (default), ``"linear"``,
+            ``"polynomial"``, ``"fourier"``, ``"noise"``, or a :class:`diffjpeg.rounding.Rounding`
             with its parameters (``Fourier(order=5)``, ``Sigmoid(temperature=0.1)``).
         rgb_to_ycbcr: ``(3, 3)`` or ``(B, 3, 3)`` color matrix (rows Y, Cb, Cr);
             libjpeg's if ``None``. May require grad.
@@ -421,7 +422,7 @@ def jpeg(
     qtables: Tensor | None = None,
     subsampling: str = "4:2:0",
     mode: str = "exact",
-    rounding: str | Rounding = "polynomial",
+    rounding: str | Rounding = DEFAULT_ROUNDING,
     rgb_to_ycbcr: Tensor | None = None,
     ycbcr_to_rgb: Tensor | None = None,
 ) -> Tensor:
@@ -485,7 +486,7 @@ class DiffJPEG(nn.Module):
         qtables: Tensor | None = None,
         subsampling: str = "4:2:0",
         mode: str = "exact",
-        rounding: str | Rounding = "polynomial",
+        rounding: str | Rounding = DEFAULT_ROUNDING,
         learnable: bool | Iterable[str] = False,
     ):
         super().__init__()
@@ -575,7 +576,7 @@ class JPEGEncoder(nn.Module):
         qtables: Tensor | None = None,
         subsampling: str = "4:2:0",
         mode: str = "exact",
-        rounding: str | Rounding = "polynomial",
+        rounding: str | Rounding = DEFAULT_ROUNDING,
         rgb_to_ycbcr: Tensor | None = None,
     ):
         super().__init__()

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .check import check_mode
 from .dct import fits_int16, wrap_int16
 from .deprecation import keyword_only
-from .rounding import Rounding, as_rounding, needs_grad, round_with_surrogate, warn_if_no_quantization
+from .rounding import DEFAULT_ROUNDING, Rounding, as_rounding, needs_grad, round_with_surrogate, warn_if_no_quantization
 
 _DCTELEM_BITS = 16
 _TABLE_LIMIT = 2047  # exact mode's tables saturate here (8 Q stays below 2**14)
@@ -87,7 +87,7 @@ def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
 
 
 @keyword_only(4, ("fourier_order", "temperature"), renamed={})
-def quantize(coefficients: Tensor, table: Tensor, mode: str = "float", rounding: str | Rounding = "polynomial") -> Tensor:
+def quantize(coefficients: Tensor, table: Tensor, mode: str = "float", rounding: str | Rounding = DEFAULT_ROUNDING) -> Tensor:
     """Quantize DCT coefficients: ``round(F / Q)``.
 
     Args:
@@ -164,7 +164,7 @@ class Quantize(nn.Module):
     """
 
     @keyword_only(3, ("fourier_order", "temperature"), renamed={})
-    def __init__(self, mode: str = "float", rounding: str | Rounding = "polynomial"):
+    def __init__(self, mode: str = "float", rounding: str | Rounding = DEFAULT_ROUNDING):
         super().__init__()
         check_mode(mode)
         self.mode, self.rounding = mode, as_rounding(rounding)

@@ -17,7 +17,10 @@ noise      ``x + u``, ``u ~ U(-1/2, 1/2)`` drawn per call     ``1``
 
 with ``s = x - floor(x) - 1/2`` and ``a = 1 / temperature`` (Agustsson & Theis' soft
 rounding); ``Fourier(order=FOURIER_ORDER, damping="fejer")`` and
-``Sigmoid(temperature=0.25)`` by default.
+``Sigmoid(temperature=0.25)`` by default. The default surrogate is
+``"sigmoid"`` (:data:`DEFAULT_ROUNDING`; ``"polynomial"`` before 0.3): with the
+exact forward it was the only one within one standard deviation of the best
+on every task of ``benchmarks/surrogates.py``.
 
 **Fourier.** The truncated sine series of the sawtooth ``x - round(x)``, its
 ``k``-th term weighted by a sigma factor ``s_k``. With ``p = 2 pi x + pi`` the
@@ -76,6 +79,7 @@ from torch import Tensor
 from .deprecation import keyword_only
 
 ROUNDINGS = ("linear", "polynomial", "fourier", "sigmoid", "noise")
+DEFAULT_ROUNDING = "sigmoid"  # within one standard deviation of the best on every task of benchmarks/results/surrogates.md; "polynomial" before 0.3
 FOURIER_ORDER = 1  # "fourier"'s order: the best of orders 1, 3, 10 on every task of benchmarks/results/surrogates.md
 FOURIER_DAMPINGS = ("fejer", "lanczos", "none")  # sigma factors; "none": the series before 0.3
 FOURIER_DAMPING = "fejer"
@@ -360,7 +364,7 @@ def _outside_package() -> int:
 
 
 @keyword_only(2, ("fourier_order", "temperature"), renamed={})
-def soft_round(x: Tensor, rounding: str | Rounding = "polynomial") -> Tensor:
+def soft_round(x: Tensor, rounding: str | Rounding = DEFAULT_ROUNDING) -> Tensor:
     """The surrogate ``r(x)`` itself, differentiable by autograd.
 
     Args:
@@ -379,7 +383,7 @@ def soft_round(x: Tensor, rounding: str | Rounding = "polynomial") -> Tensor:
 
 
 @keyword_only(2, ("fourier_order", "temperature"), renamed={})
-def soft_round_derivative(x: Tensor, rounding: str | Rounding = "polynomial") -> Tensor:
+def soft_round_derivative(x: Tensor, rounding: str | Rounding = DEFAULT_ROUNDING) -> Tensor:
     """``r'(x)``, the derivative of :func:`soft_round`, in closed form."""
     return as_rounding(rounding).derivative(x)
 
