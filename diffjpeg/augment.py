@@ -54,7 +54,7 @@ from .check import MODES, Mode, check_choice, check_image, check_subsampling, ea
 from .codec import jpeg
 from .deprecation import REMOVAL, deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS, PillowSubsampling, Subsampling
-from .rounding import Rounding, RoundingName, as_rounding
+from .rounding import DEFAULT_ROUNDING, Rounding, RoundingName, as_rounding
 
 
 @dataclass(frozen=True)
@@ -282,7 +282,7 @@ def random_jpeg(
     p: float = 1.0,
     subsampling: Subsampling | PillowSubsampling | Sequence[Subsampling | PillowSubsampling] = "4:2:0",
     mode: Mode = "exact",
-    rounding: RoundingName | Rounding = "polynomial",
+    rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
     fractional: bool = False,
     same_on_batch: bool = False,
     generator: torch.Generator | None = None,
@@ -411,7 +411,7 @@ class RandomJPEG(nn.Module):
         p: float = 1.0,
         subsampling: Subsampling | PillowSubsampling | Sequence[Subsampling | PillowSubsampling] = "4:2:0",
         mode: Mode = "exact",
-        rounding: RoundingName | Rounding = "polynomial",
+        rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
         fractional: bool = False,
         same_on_batch: bool = False,
         generator: torch.Generator | None = None,

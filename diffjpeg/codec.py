@@ -41,6 +41,7 @@ from .precision import full_precision, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
+    DEFAULT_ROUNDING,
     Rounding,
     RoundingName,
     as_rounding,
@@ -159,7 +160,7 @@ def encode(
     qtables: Tensor | None = None,
     subsampling: Subsampling | PillowSubsampling = "4:2:0",
     mode: Mode = "exact",
-    rounding: RoundingName | Rounding = "polynomial",
+    rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
     rgb_to_ycbcr: Tensor | None = None,
 ) -> Coefficients:
     """Encode images to quantized DCT coefficients, as a JPEG encoder does.
@@ -186,8 +187,8 @@ def encode(
             number for it: 0, 1, 2 (ignored for grayscale).
         mode: the forward pass, ``"exact"``, ``"float"`` or ``"soft"`` (module
             docstring). Keyword-only, as is every parameter after ``quality``.
-        rounding: the quantizer's surrogate: ``"linear"``, ``"polynomial"``,
-            ``"fourier"``, ``"sigmoid"``, or a :class:`diffjpeg.rounding.Rounding`
+        rounding: the quantizer's surrogate: ``"sigmoid"`` (default), ``"linear"``,
+            ``"polynomial"``, ``"fourier"``, ``"noise"``, or a :class:`diffjpeg.rounding.Rounding`
             with its parameters (``Fourier(order=5)``, ``Sigmoid(temperature=0.1)``).
         rgb_to_ycbcr: ``(3, 3)`` or ``(B, 3, 3)`` color matrix (rows Y, Cb, Cr);
             libjpeg's if ``None``. May require grad.
@@ -451,7 +452,7 @@ def jpeg(
     qtables: Tensor | None = None,
     subsampling: Subsampling | PillowSubsampling = "4:2:0",
     mode: Mode = "exact",
-    rounding: RoundingName | Rounding = "polynomial",
+    rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
     rgb_to_ycbcr: Tensor | None = None,
     ycbcr_to_rgb: Tensor | None = None,
 ) -> Tensor:
@@ -529,7 +530,7 @@ class DiffJPEG(nn.Module):
         qtables: Tensor | None = None,
         subsampling: Subsampling | PillowSubsampling = "4:2:0",
         mode: Mode = "exact",
-        rounding: RoundingName | Rounding = "polynomial",
+        rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
         learnable: bool | Learnable | Iterable[Learnable] = False,
     ):
         super().__init__()
@@ -640,7 +641,7 @@ class JPEGEncoder(nn.Module):
         qtables: Tensor | None = None,
         subsampling: Subsampling | PillowSubsampling = "4:2:0",
         mode: Mode = "exact",
-        rounding: RoundingName | Rounding = "polynomial",
+        rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
         rgb_to_ycbcr: Tensor | None = None,
     ):
         super().__init__()

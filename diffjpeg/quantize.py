@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .check import Mode, check_mode
 from .dct import fits_int16, wrap_int16
 from .deprecation import keyword_only
-from .rounding import Rounding, RoundingName, as_rounding, needs_grad, round_with_surrogate
+from .rounding import DEFAULT_ROUNDING, Rounding, RoundingName, as_rounding, needs_grad, round_with_surrogate, warn_if_no_quantization
 
 _DCTELEM_BITS = 16
 _TABLE_LIMIT = 2047  # exact mode's tables saturate here (8 Q stays below 2**14)
@@ -87,7 +87,7 @@ def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
 
 
 @keyword_only(4, ("fourier_order", "temperature"), renamed={})
-def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding: RoundingName | Rounding = "polynomial") -> Tensor:
+def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding: RoundingName | Rounding = DEFAULT_ROUNDING) -> Tensor:
     """Quantize DCT coefficients: ``round(F / Q)``.
 
     Args:
@@ -97,7 +97,8 @@ def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding
             ``coefficients``, entries in [1, 255] (exact mode rounds them to
             integers and saturates them at 2047).
         mode: ``"exact"`` (libjpeg's reciprocal division), ``"float"``
-            (``round``) or ``"soft"`` (the surrogate itself).
+            (``round``) or ``"soft"`` (the surrogate itself; with ``"linear"``
+            that rounds nothing, and warns).
         rounding: the surrogate whose derivative is the backward pass in every
             mode: a name or a :class:`diffjpeg.rounding.Rounding`.
 
@@ -112,6 +113,7 @@ def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding
     check_mode(mode)
     rounding = as_rounding(rounding)
     if mode == "soft":
+        warn_if_no_quantization(mode, rounding)
         return rounding(coefficients / table)
     value = None
     if mode == "exact":
@@ -162,7 +164,7 @@ class Quantize(nn.Module):
     """
 
     @keyword_only(3, ("fourier_order", "temperature"), renamed={})
-    def __init__(self, mode: Mode = "float", rounding: RoundingName | Rounding = "polynomial"):
+    def __init__(self, mode: Mode = "float", rounding: RoundingName | Rounding = DEFAULT_ROUNDING):
         super().__init__()
         check_mode(mode)
         self.mode, self.rounding = mode, as_rounding(rounding)

@@ -3,20 +3,55 @@
 JPEG loses information in one place, the quantizer ``round(coefficient / Q)``.
 That rounding gets the surrogate the user chooses (``rounding=``, a name or a
 :class:`Rounding`: :class:`Linear`, :class:`Polynomial`, :class:`Fourier`,
-:class:`Sigmoid`):
+:class:`Sigmoid`, :class:`Noise`):
 
-==========  ==========================================================================================  ========================================
-name        soft forward ``r(x)``                                                                       derivative ``r'(x)``
-==========  ==========================================================================================  ========================================
-linear      ``x`` (straight-through)                                                                    ``1``
-polynomial  ``round(x) + (x - round(x))**3``                                                            ``3 (x - round(x))**2``
-fourier     ``x - sum_k (-1)**(k+1) sin(2 pi k x) / (pi k)`` ``1 - 2 sum_k (-1)**(k+1) cos(2 pi k x)``
-sigmoid     ``floor(x) + 1/2 + tanh(a s) / (2 tanh(a/2))``                                              ``a (1 - tanh(a s)**2) / (2 tanh(a/2))``
-==========  ==========================================================================================  ========================================
+==========  ====================================================  =============================================
+name        soft forward ``r(x)``                                 derivative ``r'(x)``
+==========  ====================================================  =============================================
+linear      ``x`` (straight-through)                              ``1``
+polynomial  ``round(x) + (x - round(x))**3``                      ``3 (x - round(x))**2``
+fourier     ``x - sum_k s_k (-1)**(k+1) sin(2 pi k x) / (pi k)``  ``1 - 2 sum_k s_k (-1)**(k+1) cos(2 pi k x)``
+sigmoid     ``floor(x) + 1/2 + tanh(a s) / (2 tanh(a/2))``        ``a (1 - tanh(a s)**2) / (2 tanh(a/2))``
+noise       ``x + u``, ``u ~ U(-1/2, 1/2)`` drawn per call        ``1``
+==========  ====================================================  =============================================
 
 with ``s = x - floor(x) - 1/2`` and ``a = 1 / temperature`` (Agustsson & Theis' soft
-rounding); ``Fourier(order=10)`` and ``Sigmoid(temperature=0.25)`` by default.
-The Fourier form is the truncated series of the sawtooth ``x - round(x)``.
+rounding); ``Fourier(order=FOURIER_ORDER, damping="fejer")`` and
+``Sigmoid(temperature=0.25)`` by default. The default surrogate is
+``"sigmoid"`` (:data:`DEFAULT_ROUNDING`; ``"polynomial"`` before 0.3): with the
+exact forward it was the only one within one standard deviation of the best
+on every task of ``benchmarks/surrogates.py``.
+
+**Fourier.** The truncated sine series of the sawtooth ``x - round(x)``, its
+``k``-th term weighted by a sigma factor ``s_k``. With ``p = 2 pi x + pi`` the
+derivative is ``1 + 2 sum_k s_k cos(k p)``, a trigonometric kernel centred on the
+half-integers, of mean 1 over every period:
+
+* ``damping="none"`` (``s_k = 1``, the series before 0.3): the Dirichlet kernel,
+  ``2K + 1`` at half-integers, ``1`` at integers for even ``K`` (``-1`` for
+  odd), with negative lobes (Gibbs ringing): for ``K = 10`` it swings from
+  about -4.6 to 21, and training through it can stall.
+* ``damping="fejer"`` (``s_k = 1 - k / (K + 1)``, the default): the Fejér
+  kernel ``(sin((K+1) p/2) / sin(p/2))**2 / (K + 1)``: never negative (``r``
+  is monotone), at most ``K + 1``, at half-integers. ``"fourier"`` is
+  ``Fourier(order=1, damping="fejer")``: ``r(x) = x - sin(2 pi x) / (2 pi)``,
+  ``r'(x) = 1 - cos(2 pi x)`` in [0, 2]; of orders 1, 3 and 10 it did best on
+  every task measured (``benchmarks/surrogates.py``), and the undamped order
+  10 (0.2's ``"fourier"``) stalled training on all three seeds at quality 15.
+* ``damping="lanczos"`` (``s_k = sinc(k / (K + 1))``): between the two, small
+  negative lobes, peak ``1 + 2 sum_k s_k``.
+
+**Noise** is Ballé et al.'s training estimator of learned compression: in the
+soft forward (``mode="soft"``) the quantizer adds uniform noise instead of
+rounding, and the gradient is 1. ``mode="exact"`` and ``mode="float"`` keep
+their true rounding forward, so there it is the straight-through gradient,
+the same as ``linear``. The noise comes from torch's default generator of the
+tensor's device (``torch.manual_seed`` makes it reproducible; PyTorch locks it,
+so threads may share it) or from ``Noise(generator=g)``.
+
+``mode="soft"`` with ``rounding="linear"`` quantizes nothing in its forward
+pass (its forward is ``F / Q`` itself): it warns once per call site
+(:func:`warn_if_no_quantization`).
 
 Every other rounding, floor and clip in the pipeline (8-bit samples, fixed-point
 shifts, the quality-to-table floor, the clamps to [0, 255] and [1, 255]) is
@@ -30,18 +65,27 @@ quality 1 and 100, where the tables saturate.
 from __future__ import annotations
 
 import math
+import numbers
+import os
+import sys
+import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar, Literal, get_args
 
 import torch
 from torch import Tensor
 
+from .check import Mode
 from .deprecation import keyword_only
 
-RoundingName = Literal["linear", "polynomial", "fourier", "sigmoid"]  # the surrogates by name
+RoundingName = Literal["linear", "polynomial", "fourier", "sigmoid", "noise"]  # the surrogates by name
 ROUNDINGS: tuple[str, ...] = get_args(RoundingName)
-DEFAULT_FOURIER_ORDER = 10
+DEFAULT_ROUNDING: RoundingName = "sigmoid"  # within one standard deviation of the best on every task of benchmarks/results/surrogates.md; "polynomial" before 0.3
+FOURIER_ORDER = 1  # "fourier"'s order: the best of orders 1, 3, 10 on every task of benchmarks/results/surrogates.md
+FOURIER_DAMPINGS = ("fejer", "lanczos", "none")  # sigma factors; "none": the series before 0.3
+FOURIER_DAMPING = "fejer"
+DEFAULT_FOURIER_ORDER = 10  # the order of "fourier" before 0.3, undamped: Fourier(order=10, damping="none")
 DEFAULT_TEMPERATURE = 0.25
 
 
@@ -58,9 +102,9 @@ class Rounding:
 
     Example:
         >>> from diffjpeg.rounding import Fourier, as_rounding
-        >>> as_rounding("fourier") == Fourier(order=10)
+        >>> as_rounding("fourier") == Fourier(order=FOURIER_ORDER, damping="fejer")
         True
-        >>> Fourier(order=3)(torch.tensor([0.3]))
+        >>> Fourier(order=3, damping="none")(torch.tensor([0.3]))
         tensor([-0.0339])
     """
 
@@ -103,22 +147,50 @@ class Polynomial(Rounding):
 @dataclass(frozen=True)
 class Fourier(Rounding):
     """The sawtooth ``x - round(x)`` as a sine series of ``order`` terms,
-    subtracted from ``x``."""
+    damped by sigma factors, subtracted from ``x``.
+
+    Args:
+        order: the number of terms ``K``, an int >= 1.
+        damping: the sigma factors ``s_k``: ``"fejer"`` (``1 - k / (K + 1)``;
+            the derivative is the Fejér kernel, in [0, K + 1]),
+            ``"lanczos"`` (``sinc(k / (K + 1))``) or ``"none"`` (1: the
+            undamped series, whose derivative, the Dirichlet kernel, rings
+            between negative values and ``2K + 1``). See the module docstring.
+
+    Example:
+        >>> Fourier(order=3, damping="none")(torch.tensor([0.3]))
+        tensor([-0.0339])
+        >>> Fourier(order=4).derivative(torch.tensor([0.0, 0.5]))  # Fejér: 1/(K+1) at integers, K+1 at half-integers
+        tensor([0.2000, 5.0000])
+    """
 
     name: ClassVar[str] = "fourier"
-    order: int = DEFAULT_FOURIER_ORDER
+    order: int = FOURIER_ORDER
+    damping: str = FOURIER_DAMPING
 
     def __post_init__(self):
-        if isinstance(self.order, bool) or not isinstance(self.order, int):
+        if isinstance(self.order, bool) or not isinstance(self.order, numbers.Integral):
             raise TypeError(f"order of the fourier rounding must be an int, got {type(self.order).__name__}")
         if self.order < 1:
             raise ValueError(f"order of the fourier rounding must be >= 1, got {self.order}")
+        object.__setattr__(self, "order", int(self.order))
+        if not isinstance(self.damping, str) or self.damping not in FOURIER_DAMPINGS:
+            raise ValueError(f"damping of the fourier rounding must be one of {FOURIER_DAMPINGS}, got {self.damping!r}")
+
+    def sigma(self) -> list[float]:
+        """The sigma factors ``s_1 .. s_K``."""
+        n = self.order + 1
+        if self.damping == "fejer":
+            return [1.0 - k / n for k in range(1, n)]
+        if self.damping == "lanczos":
+            return [math.sin(math.pi * k / n) / (math.pi * k / n) for k in range(1, n)]
+        return [1.0] * self.order
 
     def __call__(self, x: Tensor) -> Tensor:
-        return _FourierRound.apply(x, self.order)
+        return _FourierRound.apply(x, self.sigma())
 
     def derivative(self, x: Tensor) -> Tensor:
-        return _fourier_sums(x, self.order, derivative=True)
+        return _fourier_sums(x, self.sigma(), derivative=True)
 
 
 @dataclass(frozen=True)
@@ -147,7 +219,47 @@ class Sigmoid(Rounding):
         return a * (1.0 - torch.tanh(a * s) ** 2) / (2.0 * math.tanh(a / 2.0))
 
 
-_BY_NAME = {cls.name: cls for cls in (Linear, Polynomial, Fourier, Sigmoid)}
+@dataclass(frozen=True)
+class Noise(Rounding):
+    """Ballé et al.'s estimator: ``x + u``, ``u ~ U(-1/2, 1/2)``, derivative 1.
+
+    The value is random, drawn per call; it is used where the forward pass
+    takes the surrogate's value, the soft forward (``mode="soft"``), where the
+    quantized coefficients become ``F / Q + u`` (and so do the rate
+    estimate's inputs, :func:`diffjpeg.rate`). The exact and float forwards
+    keep their true rounding, with the gradient 1 (as ``linear``).
+
+    Args:
+        generator: a ``torch.Generator`` on the tensors' device; ``None``
+            (default): torch's default generator of that device, which
+            ``torch.manual_seed`` seeds. Not part of equality or the hash.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> y = Noise(generator=g)(torch.zeros(1000))
+        >>> bool(y.abs().max() <= 0.5), round(float(y.var()) * 12, 1)  # U(-1/2, 1/2): variance 1/12
+        (True, 1.0)
+    """
+
+    name: ClassVar[str] = "noise"
+    generator: torch.Generator | None = field(default=None, compare=False, repr=False)
+
+    def __post_init__(self):
+        if self.generator is not None and not isinstance(self.generator, torch.Generator):
+            raise TypeError(f"generator of the noise rounding must be a torch.Generator or None, got {type(self.generator).__name__}")
+
+    def __call__(self, x: Tensor) -> Tensor:
+        g = self.generator
+        if g is not None and g.device != x.device:
+            raise ValueError(f"generator of the noise rounding is on {g.device}, the tensor on {x.device}")
+        u = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+        return x + (u - 0.5)
+
+    def derivative(self, x: Tensor) -> Tensor:
+        return torch.ones_like(x)
+
+
+_BY_NAME = {cls.name: cls for cls in (Linear, Polynomial, Fourier, Sigmoid, Noise)}
 assert tuple(_BY_NAME) == ROUNDINGS
 
 
@@ -176,25 +288,26 @@ def as_rounding(rounding: RoundingName | Rounding, fourier_order: int | None = N
     return spec
 
 
-def _fourier_sums(x: Tensor, order: int, derivative: bool) -> Tensor:
-    """The fourier surrogate (``derivative=False``) or its derivative.
+def _fourier_sums(x: Tensor, sigma: list[float], derivative: bool) -> Tensor:
+    """The fourier surrogate (``derivative=False``) or its derivative, with
+    sigma factors ``sigma`` (one per term).
 
     With ``p = 2 pi x + pi``, ``(-1)**(k+1) sin(2 pi k x) = -sin(k p)`` and the
-    same for cosines, so the surrogate is ``x + sum_k sin(k p) / (pi k)`` and
-    its derivative ``1 + 2 sum_k cos(k p)``. ``sin(k p)``, ``cos(k p)`` come
+    same for cosines, so the surrogate is ``x + sum_k s_k sin(k p) / (pi k)`` and
+    its derivative ``1 + 2 sum_k s_k cos(k p)``. ``sin(k p)``, ``cos(k p)`` come
     from rotating by ``p`` k times (error growing like k * eps): two
     transcendental passes instead of 2 * order, and no (..., order) tensor.
     """
     theta = x.detach() * (2 * math.pi)
     c1, s1 = -torch.cos(theta), -torch.sin(theta)  # cos p, sin p
     c, s = c1, s1
-    total = c1.clone() if derivative else s1 / math.pi
-    for k in range(2, order + 1):
+    total = c1 * sigma[0] if derivative else s1 * (sigma[0] / math.pi)
+    for k in range(2, len(sigma) + 1):
         c, s = c * c1 - s * s1, s * c1 + c * s1
         if derivative:
-            total.add_(c)
+            total.add_(c, alpha=sigma[k - 1])
         else:
-            total.add_(s, alpha=1.0 / (math.pi * k))
+            total.add_(s, alpha=sigma[k - 1] / (math.pi * k))
     return total.mul_(2.0).add_(1.0) if derivative else total.add_(x.detach())
 
 
@@ -203,19 +316,57 @@ class _FourierRound(torch.autograd.Function):
     (autograd through the series would keep every term alive)."""
 
     @staticmethod
-    def forward(ctx, x, order):
+    def forward(ctx, x, sigma):
         ctx.save_for_backward(x)
-        ctx.order = order
-        return _fourier_sums(x, order, derivative=False)
+        ctx.sigma = sigma
+        return _fourier_sums(x, sigma, derivative=False)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        return grad * _fourier_sums(x, ctx.order, derivative=True), None
+        return grad * _fourier_sums(x, ctx.sigma, derivative=True), None
+
+
+def warn_if_no_quantization(mode: Mode, rounding: Rounding) -> None:
+    """Warn (``UserWarning``, once per call site by Python's default filter)
+    when ``mode`` and ``rounding`` quantize nothing in the forward pass: the
+    soft forward with the straight-through surrogate passes ``F / Q``
+    unrounded, so what it trains (a watermark, an attack) need not survive
+    real JPEG. Silent under ``torch.compile`` (a warning would break the graph).
+
+    Example:
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_if_no_quantization("soft", Linear())
+        >>> "quantizes nothing" in str(caught[0].message)
+        True
+    """
+    if mode == "soft" and isinstance(rounding, Linear) and not torch.compiler.is_compiling():
+        warnings.warn(
+            'mode="soft" with rounding="linear" quantizes nothing in its forward pass (it passes F / Q unrounded); '
+            'use mode="exact" for the real rounding with the straight-through gradient, or a soft surrogate '
+            '("sigmoid", "polynomial", "fourier", "noise")',
+            UserWarning,
+            stacklevel=_outside_package(),
+        )
+
+
+_LIBRARY_DIRS = tuple(os.path.dirname(os.path.abspath(m.__file__)) + os.sep for m in (sys.modules[__package__], torch))
+
+
+def _outside_package() -> int:
+    """The ``stacklevel`` of the first caller outside diffjpeg and torch (a
+    module's ``__call__``), so that a warning names the user's line, and so
+    warns once per line of theirs."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_LIBRARY_DIRS):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 @keyword_only(2, ("fourier_order", "temperature"), renamed={})
-def soft_round(x: Tensor, rounding: RoundingName | Rounding = "polynomial") -> Tensor:
+def soft_round(x: Tensor, rounding: RoundingName | Rounding = DEFAULT_ROUNDING) -> Tensor:
     """The surrogate ``r(x)`` itself, differentiable by autograd.
 
     Args:
@@ -234,7 +385,7 @@ def soft_round(x: Tensor, rounding: RoundingName | Rounding = "polynomial") -> T
 
 
 @keyword_only(2, ("fourier_order", "temperature"), renamed={})
-def soft_round_derivative(x: Tensor, rounding: RoundingName | Rounding = "polynomial") -> Tensor:
+def soft_round_derivative(x: Tensor, rounding: RoundingName | Rounding = DEFAULT_ROUNDING) -> Tensor:
     """``r'(x)``, the derivative of :func:`soft_round`, in closed form."""
     return as_rounding(rounding).derivative(x)
 
@@ -262,7 +413,7 @@ def round_with_surrogate(x: Tensor, rounding: Rounding, value: Tensor | None = N
     """
     if value is None:
         value = torch.round(x.detach())
-    if isinstance(rounding, Linear) or not x.requires_grad:
+    if isinstance(rounding, (Linear, Noise)) or not x.requires_grad:
         return straight_through(x, value)
     return _RoundWithSurrogateGradient.apply(x, value.detach(), rounding)
 

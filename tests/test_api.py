@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import diffjpeg
-from diffjpeg.rounding import ROUNDINGS, Fourier, Linear, Polynomial, Rounding, Sigmoid, as_rounding
+from diffjpeg.rounding import FOURIER_ORDER, ROUNDINGS, Fourier, Linear, Noise, Polynomial, Rounding, Sigmoid, as_rounding
 
 X = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
 
@@ -109,7 +109,7 @@ def test_old_attribute_and_module_names_warn():
 
 
 def test_rounding_names_are_the_default_specs():
-    assert [as_rounding(n) for n in ROUNDINGS] == [Linear(), Polynomial(), Fourier(order=10), Sigmoid(temperature=0.25)]
+    assert [as_rounding(n) for n in ROUNDINGS] == [Linear(), Polynomial(), Fourier(order=FOURIER_ORDER, damping="fejer"), Sigmoid(temperature=0.25), Noise()]
     assert [as_rounding(n).name for n in ROUNDINGS] == list(ROUNDINGS)
     spec = Fourier(order=4)
     assert as_rounding(spec) is spec and hash(spec) == hash(Fourier(order=4))
@@ -117,7 +117,8 @@ def test_rounding_names_are_the_default_specs():
         spec.order = 5
     # a name and its default spec give the same layer
     assert torch.equal(diffjpeg.jpeg(X, 50, mode="soft", rounding="sigmoid"), diffjpeg.jpeg(X, 50, mode="soft", rounding=Sigmoid()))
-    assert repr(diffjpeg.DiffJPEG(50, rounding="fourier")).endswith("rounding=Fourier(order=10))")
+    assert repr(diffjpeg.DiffJPEG(50, rounding="fourier")).endswith(f"rounding=Fourier(order={FOURIER_ORDER}, damping='fejer'))")
+    assert Noise(generator=torch.Generator()) == Noise() and "generator" not in repr(Noise())
 
 
 @pytest.mark.parametrize(
@@ -128,7 +129,16 @@ def test_rounding_names_are_the_default_specs():
         (lambda: Sigmoid(temperature=-1.0), ValueError, "temperature of the sigmoid rounding must be a finite number > 0"),
         (lambda: Sigmoid(temperature=float("inf")), ValueError, "temperature"),
         (lambda: Sigmoid(temperature="0.1"), TypeError, "temperature"),
-        (lambda: as_rounding("cubic"), ValueError, r"rounding must be one of \('linear', 'polynomial', 'fourier', 'sigmoid'\)"),
+        (lambda: as_rounding("cubic"), ValueError, r"rounding must be one of \('linear', 'polynomial', 'fourier', 'sigmoid', 'noise'\)"),
+        (lambda: Fourier(order=-3), ValueError, "order of the fourier rounding must be >= 1"),
+        (lambda: Fourier(order=float("nan")), TypeError, "order of the fourier rounding must be an int"),
+        (lambda: Fourier(order=4, damping="hann"), ValueError, r"damping of the fourier rounding must be one of \('fejer', 'lanczos', 'none'\)"),
+        (lambda: Fourier(order=4, damping=None), ValueError, "damping of the fourier rounding"),
+        (lambda: Sigmoid(temperature=0.0), ValueError, "temperature of the sigmoid rounding must be a finite number > 0"),
+        (lambda: Sigmoid(temperature=float("nan")), ValueError, "temperature of the sigmoid rounding must be a finite number > 0"),
+        (lambda: Noise(generator=0), TypeError, "generator of the noise rounding must be a torch.Generator"),
+        (lambda: diffjpeg.jpeg(X, 50, rounding="Fourier"), ValueError, "rounding must be one of"),
+        (lambda: Noise(generator=torch.Generator())(torch.zeros(2, device="meta")), ValueError, "generator of the noise rounding is on cpu, the tensor on meta"),
         (lambda: diffjpeg.DiffJPEG(50, rounding=Fourier), ValueError, "rounding must be one of"),  # the class, not an instance
     ],
 )
@@ -160,7 +170,9 @@ def test_a_user_defined_rounding_drives_the_quantizer_gradient(mode):
     grads = []
     for rounding in (Linear(), _Scaled(2.0)):
         x.grad = None
-        c = diffjpeg.encode(x, 50, mode=mode, rounding=rounding)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # soft + linear warns that it quantizes nothing: known here
+            c = diffjpeg.encode(x, 50, mode=mode, rounding=rounding)
         (c.y * torch.arange(64, dtype=torch.float64).reshape(8, 8)).sum().backward()
         grads.append(x.grad.clone())
     assert torch.allclose(grads[1], 2 * grads[0])

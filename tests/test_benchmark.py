@@ -73,3 +73,19 @@ def test_read_benchmark_runs_and_checks_pixels(tmp_path):
     assert bench.main(["--sizes", "64", "--quick", "--batch", "4", "--out", str(out)]) == 0
     report = out.read_text()
     assert "| 64x64 |" in report and "| 4 | 256x256 |" in report and "ratio" in report
+
+
+def test_surrogate_tasks_run_and_report_every_task(tmp_path):
+    """diffjpeg.tools.bench.surrogates end to end, tiny (its numbers mean nothing): every task,
+    a diffjpeg layer, the noise estimator and kornia side by side, and the attack's baselines."""
+    pytest.importorskip("skimage")
+    from diffjpeg.tools.bench import surrogates
+
+    report = surrogates.run(tmp_path, quick=True, layers=("exact/fourier-fejer-1", "soft/noise", "kornia"), progress=lambda line: None)
+    text = report.read_text()
+    for column in ("watermark q15", "watermark mixed", "attack q50", "attack q75", "recovery"):
+        assert f"| {column} " in text or f"| {column} |" in text
+    for row in ("| exact/fourier-fejer-1 |", "| soft/noise |", "| kornia |", "| none |", "| BPDA |", "| EOT |"):
+        assert row in text
+    assert "PGD success without JPEG" in text and "Machine:" in text
+    assert surrogates.render(tmp_path / "surrogates.json") == text
