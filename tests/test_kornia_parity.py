@@ -76,6 +76,9 @@ def test_module_state_and_devices_with_per_call_values():
 
 
 # ---------------------------------------------------------------- kornia's own test inputs
+KORNIA_ROUNDING = "polynomial"  # kornia's differentiable_polynomial_rounding: round(x) + (x - round(x))**3 (not our default)
+
+
 def from_kornia(image, jpeg_quality, quantization_table_y=None, quantization_table_c=None, mode="soft"):
     """kornia.enhance.jpeg_codec_differentiable's arguments, to diffjpeg: the
     two (…, 8, 8) tables stacked into (…, 2, 8, 8); soft mode, which like
@@ -83,7 +86,9 @@ def from_kornia(image, jpeg_quality, quantization_table_y=None, quantization_tab
     qtables = None
     if quantization_table_y is not None:
         qtables = torch.stack([quantization_table_y, quantization_table_c], dim=-3)
-    return diffjpeg.DiffJPEG(quality=None if qtables is not None else 75, qtables=qtables, mode=mode)(image, jpeg_quality)
+    return diffjpeg.DiffJPEG(quality=None if qtables is not None else 75, qtables=qtables, mode=mode, rounding=KORNIA_ROUNDING)(
+        image, jpeg_quality
+    )
 
 
 def explicit(image, quality, qtables):
@@ -91,7 +96,7 @@ def explicit(image, quality, qtables):
     count = image.shape[:-3].numel()
     quality = quality.reshape(-1).expand(count) if quality.numel() == 1 else quality.reshape(count)
     qtables = qtables.reshape(-1, 2, 8, 8).expand(count, -1, -1, -1) if qtables.shape[:-3].numel() == 1 else qtables.reshape(count, 2, 8, 8)
-    return diffjpeg.jpeg(image.reshape(count, *image.shape[-3:]), quality, qtables=qtables, mode="soft").reshape(image.shape)
+    return diffjpeg.jpeg(image.reshape(count, *image.shape[-3:]), quality, qtables=qtables, mode="soft", rounding=KORNIA_ROUNDING).reshape(image.shape)
 
 
 KORNIA_CASES = {  # name in kornia's TestDiffJPEG: image shape, quality shape, table shape (None: the standard tables)
@@ -115,7 +120,7 @@ def test_kornias_test_inputs(case):
     out = from_kornia(image, quality, *(tables or ()))
     assert out.shape == image.shape and torch.isfinite(out).all()
     qtables = diffjpeg.standard_tables() if tables is None else torch.stack(tables, dim=-3)
-    expected = explicit(image, quality, qtables) if tables is not None else diffjpeg.jpeg(image, quality, mode="soft")
+    expected = explicit(image, quality, qtables) if tables is not None else diffjpeg.jpeg(image, quality, mode="soft", rounding=KORNIA_ROUNDING)
     assert torch.equal(out, expected)
     out.sum().backward()
     assert torch.isfinite(image.grad).all() and torch.isfinite(quality.grad).all() and quality.grad.abs().sum() > 0
@@ -127,7 +132,7 @@ def test_kornias_module_with_learned_tables():
     image = torch.rand(4, 3, 16, 16, generator=g)
     quality = torch.randint(0, 100, (4,), generator=g).float()
     tables = torch.randint(1, 255, (4, 2, 8, 8), generator=g).float()
-    layer = diffjpeg.DiffJPEG(qtables=tables, learnable=["qtables"], mode="soft")
+    layer = diffjpeg.DiffJPEG(qtables=tables, learnable=["qtables"], mode="soft", rounding=KORNIA_ROUNDING)
     out = layer(image, quality)
     assert out.shape == image.shape
     out.sum().backward()
@@ -177,7 +182,7 @@ def test_kornias_module_and_ours_take_the_same_call():
     g = generator(9)
     qt_y, qt_c = (torch.randint(1, 20, (2, 8, 8), generator=g).float() for _ in range(2))
     theirs = kornia.enhance.JPEGCodecDifferentiable(qt_y, qt_c)(image, quality)
-    layer = diffjpeg.DiffJPEG(qtables=torch.stack([qt_y, qt_c], dim=1), mode="soft")
+    layer = diffjpeg.DiffJPEG(qtables=torch.stack([qt_y, qt_c], dim=1), mode="soft", rounding=KORNIA_ROUNDING)
     ours = layer(image, quality)
     assert ours.shape == theirs.shape == image.shape
     assert (ours - theirs).abs().mean() < 1 / 255
