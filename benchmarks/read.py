@@ -182,15 +182,25 @@ def measure_batch(count: int, size: int, repeats: int) -> dict:
         torch.set_num_threads(cores)
         return diffjpeg.read_batch(batch)
 
+    def decode_float(c):
+        diffjpeg.decode(c)
+        return c
+
+    def decode_uint8(c):
+        diffjpeg.decode(c, dtype=torch.uint8)
+        return c
+
     try:
-        times = timed_rounds((pillow_loop, read_all, diffjpeg.decode), repeats + 1)
+        times = timed_rounds((pillow_loop, read_all, decode_float, decode_uint8), repeats + 1)
     finally:
         torch.set_num_threads(single)
-    pillow, read, decode = (t[1:] for t in times)  # the first round warms up
+    pillow, read, decode, decode8 = (t[1:] for t in times)  # the first round warms up
     m = statistics.median
     total = m(r + d for r, d in zip(read, decode))
+    total8 = m(r + d for r, d in zip(read, decode8))
     return {"files": count, "size": f"{size}x{size}", "cores": cores, "pillow": m(pillow) * 1e3, "read_batch": m(read) * 1e3,
-            "decode": m(decode) * 1e3, "total": total * 1e3, "read_batch / pillow": m(read) / m(pillow), "total / pillow": total / m(pillow)}
+            "decode": m(decode) * 1e3, "decode uint8": m(decode8) * 1e3, "read_batch / pillow": m(read) / m(pillow),
+            "+ decode / pillow": total / m(pillow), "+ decode uint8 / pillow": total8 / m(pillow)}
 
 
 def report(rows, batch, info) -> str:
@@ -218,13 +228,14 @@ def report(rows, batch, info) -> str:
         lines += [
             "",
             f"A batch of {batch['files']} files ({batch['size']}, 4:2:0, baseline, qualities 50–95): `read_batch` (the "
-            f"coefficients) and `decode` (the pixels) on {batch['cores']} threads against a loop of Pillow decodes on one "
-            "thread (milliseconds, median of the rounds after the first):",
+            f"coefficients), then `decode` (the pixels, float32 in [0, 1]) or `decode(dtype=torch.uint8)` (Pillow's "
+            f"uint8 samples), on {batch['cores']} threads, against a loop of Pillow decodes on one thread (milliseconds, "
+            "median of the rounds after the first; the ratios: read_batch, and read_batch + each decode, over Pillow):",
             "",
-            markdown_table([batch], ["files", "size", "cores", "pillow", "read_batch", "decode", "total", "read_batch / pillow",
-                                     "total / pillow"],
-                           {"pillow": "{:.1f}", "read_batch": "{:.1f}", "decode": "{:.1f}", "total": "{:.1f}",
-                            "read_batch / pillow": "{:.2f}", "total / pillow": "{:.2f}"}),
+            markdown_table([batch], ["files", "size", "cores", "pillow", "read_batch", "decode", "decode uint8",
+                                     "read_batch / pillow", "+ decode / pillow", "+ decode uint8 / pillow"],
+                           {"pillow": "{:.1f}", "read_batch": "{:.1f}", "decode": "{:.1f}", "decode uint8": "{:.1f}",
+                            "read_batch / pillow": "{:.2f}", "+ decode / pillow": "{:.2f}", "+ decode uint8 / pillow": "{:.2f}"}),
         ]
     return "\n".join(lines) + "\n"
 
