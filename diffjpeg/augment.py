@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import inspect
 import math
-import numbers
 import threading
 import warnings
 from collections.abc import Sequence
@@ -50,7 +49,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .check import MODES, Mode, check_choice, check_image, check_subsampling, eager
+from .check import MODES, Mode, check_choice, check_image, check_subsampling, eager, is_number
 from .codec import jpeg
 from .deprecation import REMOVAL, deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS, PillowSubsampling, Subsampling
@@ -91,15 +90,19 @@ class RandomJPEGParams:
 
 
 # ---------------------------------------------------------------- validation
-def _is_number(value) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def _plain(value):
+    """A 0-d real tensor as its Python number (the codec's quality takes tensors too); anything else as it is."""
+    if isinstance(value, Tensor) and value.dim() == 0 and not value.dtype.is_complex and value.dtype != torch.bool:
+        return value.item()
+    return value
 
 
 def _check_quality_range(quality, fractional: bool) -> tuple[float, float]:
-    if _is_number(quality):
-        low = high = quality
-    elif isinstance(quality, (tuple, list)) and len(quality) == 2 and all(_is_number(q) for q in quality):
-        low, high = quality
+    values = [_plain(q) for q in quality] if isinstance(quality, (tuple, list)) else _plain(quality)
+    if is_number(values):
+        low = high = values
+    elif isinstance(values, list) and len(values) == 2 and all(is_number(q) for q in values):
+        low, high = values
     else:
         raise TypeError(f"quality must be a number or a (low, high) pair of numbers in [0, 100], got {quality!r}")
     low, high = float(low), float(high)
@@ -122,7 +125,7 @@ def _check_options(quality, p, subsampling, mode, rounding, fractional, generato
     if not isinstance(fractional, bool):
         raise TypeError(f"fractional must be a bool, got {type(fractional).__name__}")
     low, high = _check_quality_range(quality, fractional)
-    if not _is_number(p):
+    if not is_number(p):
         raise TypeError(f"p must be a number in [0, 1], got {type(p).__name__}")
     if not (0.0 <= float(p) <= 1.0):  # also rejects NaN
         raise ValueError(f"p must be in [0, 1], got {p}")

@@ -307,7 +307,9 @@ def test_torch_compile_exact_traces_and_matches_eager():
     eager = augment(x)
     eager.sum().backward()
     assert params.applied.any() and not params.applied.all()
-    assert torch.equal(y, eager) and torch.allclose(grad, x.grad)
+    assert torch.equal(y, eager)
+    # the surrogate's derivative (sigmoid's tanh) as AOT autograd orders the float32 ops: within float32's own tolerance
+    torch.testing.assert_close(grad, x.grad)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")

@@ -113,8 +113,10 @@ def test_numpy_and_torch_scalars_are_qualities(quality):
     assert torch.equal(diffjpeg.jpeg(X, quality), expected)
     assert torch.equal(diffjpeg.DiffJPEG(quality)(X.float() / 255), diffjpeg.DiffJPEG(50)(X.float() / 255))
     assert torch.equal(diffjpeg.JPEGEncoder(quality)(X).y, diffjpeg.encode(X, 50).y)
-    if not isinstance(quality, torch.Tensor):
+    if not isinstance(quality, torch.Tensor) or quality.dim() == 0:  # RandomJPEG: a number or a (low, high) pair
         assert diffjpeg.RandomJPEG(quality)(X[None]).equal(expected[None])
+        assert diffjpeg.RandomJPEG((quality, quality))(X[None]).equal(expected[None])
+    if not isinstance(quality, torch.Tensor):
         layer = diffjpeg.JPEGEncoder(quality)
         assert type(layer.quality) is float  # a plain number in state and repr, not a numpy scalar
 
@@ -125,6 +127,8 @@ def test_bools_and_strings_are_not_qualities(quality):
         diffjpeg.jpeg(X, quality)
     with pytest.raises(TypeError, match="quality"):
         diffjpeg.DiffJPEG(quality)
+    with pytest.raises(TypeError, match="quality"):
+        diffjpeg.RandomJPEG(quality)
 
 
 # ---------------------------------------------------------------- Pillow's subsampling numbers

@@ -192,3 +192,15 @@ def test_images_over_pillows_limit_are_refused_from_the_header(tmp_path):
         with pytest.raises(ImageError, match=r"12000x12000 is 144,000,000 pixels, more than the 89,478,485 allowed"), \
                 pytest.warns(Image.DecompressionBombWarning):
             read(big if read is not ImageSet else [big])
+
+
+def test_image_sets_refuse_float_images_on_another_scale():
+    """A float image in [0, 255] is refused by the library's rule, not clipped to white."""
+    from diffjpeg.tools.images import ImageSet
+
+    photo = torch.rand(3, 16, 16)
+    assert ImageSet([photo])[0].dtype == torch.uint8
+    with pytest.raises(ValueError, match=r"images\[1\] is float with values in .*divide by 255"):
+        ImageSet([photo, photo * 255])
+    with pytest.raises(ValueError, match="NaN"):
+        ImageSet([photo * float("nan")])

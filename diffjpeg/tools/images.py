@@ -22,6 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from diffjpeg.check import check_image
+
 SAMPLE = "chelsea.png"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".webp", ".gif")
 ORIENTATION = 0x0112  # EXIF tag
@@ -221,12 +223,9 @@ def _rgb_tensor(x, name: str) -> Tensor:
     if x.dim() != 3 or x.shape[0] not in (1, 3, 4) or x.shape[1] < 1 or x.shape[2] < 1:
         raise ValueError(f"{name} must have shape (C, H, W) with C = 1 or 3, got {tuple(x.shape)}")
     x = x[:3]
+    check_image(x, name)  # the library's rules: uint8, or float in [0, 1] (a [0, 255] float image is refused, not clipped)
     if x.is_floating_point():
-        if not bool(torch.isfinite(x).all()):
-            raise ValueError(f"{name} contains NaN or Inf")
         x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    elif x.dtype != torch.uint8:
-        raise TypeError(f"{name} must be float in [0, 1] or uint8, got {x.dtype}")
     return x.expand(3, -1, -1).contiguous() if x.shape[0] == 1 else x.contiguous()
 
 
