@@ -128,7 +128,7 @@ def section(rows: list[dict]) -> str:
             "`jpeg` on float32 RGB, quality 50, 4:2:0, default surrogate; Mpx/s best of the repeats after a warm-up; "
             "B/px: rise of the peak resident set of a fresh process over its second call (`MALLOC_MMAP_THRESHOLD_=65536`, "
             "as for the speed table), over the pixels of the batch; the input exists before.\n\n"
-            + markdown_table(rows, COLUMNS, FORMATS) + "\n\n" + "\n".join(ratios(rows)))
+            + markdown_table(rows, [c for c in COLUMNS if all(c in r for r in rows)], FORMATS) + "\n\n" + "\n".join(ratios(rows)))
 
 
 def main(argv=None) -> int:
