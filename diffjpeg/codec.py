@@ -30,7 +30,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from . import color, native, smoothing
+from . import color, native, smoothing, strips
 from .blocks import merge_blocks, replicate_edges, split_blocks
 from .check import MODES, Mode, check_choice, check_device, check_finite, check_image, check_subsampling, checking_values, is_number
 from .coefficients import Coefficients
@@ -478,8 +478,32 @@ def jpeg(
     if isinstance(image, Tensor) and image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
         with torch.no_grad():
             return decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb, dtype=torch.uint8)
-    out = decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb)
+    out = _in_strips(image, quality, options, ycbcr_to_rgb)
+    if out is None:
+        out = decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
+
+
+def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
+    """:func:`jpeg` of a large float image in strips of MCU rows (see
+    :mod:`diffjpeg.strips` for why, and where it is not taken), or ``None``."""
+    if not isinstance(image, Tensor) or not image.is_floating_point() or image.device.type != "cpu" or image.dim() < 3:
+        return None
+    if torch.compiler.is_compiling() or image.shape[-3] not in (1, 3):
+        return None
+    others = (quality, options["qtables"], options["rgb_to_ycbcr"], ycbcr_to_rgb)
+    if any(isinstance(t, Tensor) and t.requires_grad for t in others):
+        return None  # their gradients sum over the whole image: in strips another order of additions
+    if options["mode"] == "exact" and not needs_grad(image):
+        return None  # the compiled kernel already works in strips
+    if options["mode"] == "soft" and as_rounding(options["rounding"]).name == "noise":
+        return None  # its noise is drawn per call: strips would draw another sample than the whole image
+    factors = subsampling_factors(check_subsampling(options["subsampling"]), image.shape[-3])
+    tallest = max(v for _, v in factors)
+    mcu = 8 * tallest
+    halo = mcu if tallest > 1 else 0  # fancy upsampling reads the chroma rows of the MCU rows around
+    run = lambda rows: decode(encode(rows, quality, **options), mode=options["mode"], ycbcr_to_rgb=ycbcr_to_rgb)  # noqa: E731
+    return strips.in_strips(run, image, mcu, halo)
 
 
 # ---------------------------------------------------------------- modules

@@ -1,4 +1,6 @@
 """The benchmark suite runs end to end (tiny settings; no timing is asserted)."""
+import sys
+
 import pytest
 
 from diffjpeg.tools import cli
@@ -12,7 +14,7 @@ def test_bench_quick_writes_every_section(tmp_path):
     assert cli.main(["bench", "--quick", "--out", str(tmp_path)]) == 0
     report = (tmp_path / "report.md").read_text()
     for section in ("Machine and versions", "Fidelity against Pillow, 4:2:0", "Fidelity against Pillow, 4:4:4",
-                    "Speed and memory", "Gradient usefulness"):
+                    "Speed and memory", "Scaling with the image size", "Gradient usefulness"):
         assert section in report
     assert (tmp_path / "speed.png").stat().st_size > 0
     assert (tmp_path / "fidelity_420.png").stat().st_size > 0
@@ -89,3 +91,15 @@ def test_surrogate_tasks_run_and_report_every_task(tmp_path):
         assert row in text
     assert "PGD success without JPEG" in text and "Machine:" in text
     assert surrogates.render(tmp_path / "surrogates.json") == text
+
+
+def test_scaling_table_measures_every_size_and_mode():
+    """benchmarks/scaling.py's table, tiny: positive throughputs, and the memory probe reads a peak."""
+    from diffjpeg.tools.bench import scaling
+
+    rows = scaling.scaling(((2, 16, 16), (1, 24, 40)), repeats=1, memory=False)
+    assert [(r["size"], r["mode"]) for r in rows] == [(s, m) for s in ("2x16x16", "24x40") for m in scaling.MODES]
+    assert all(r["forward Mpx/s"] > 0 and r["forward+backward Mpx/s"] > 0 for r in rows)
+    assert "| 24x40 | soft |" in scaling.section(rows)
+    if sys.platform == "linux":  # the probe reads /proc/self
+        assert scaling.peak_bytes("float", 1, 256, 256, grad=True) > 0

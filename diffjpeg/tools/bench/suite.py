@@ -29,6 +29,7 @@ from ..images import skimage_photo
 from ..metrics import psnr
 from ..progress import Progress
 from ..reference import opencv_roundtrip, pillow_roundtrip
+from . import scaling
 from .machine import machine
 from .methods import COMPILED, TENSOR_STAGES, float_tensor, kornia_jpeg, make_method, methods, photos, uint8_array
 from .report import best_time, markdown_table, plot_fidelity, plot_speed
@@ -363,6 +364,13 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     sections.append(speed_section)
     finished()
 
+    # 2b. scaling with the image size (one thread)
+    sizes = scaling.QUICK_SIZES if quick else scaling.SIZES
+    with bar(len(sizes) * len(scaling.MODES), "scaling", "size and mode") as progress:
+        scale_rows = scaling.scaling(sizes, repeats=settings["repeats"] if quick else 3, progress=progress)
+    sections.append(scaling.section(scale_rows))
+    finished()
+
     # 3. gradient usefulness
     gradient_names = [f"exact/{r}" for r in ROUNDINGS] + [f"soft/{r}" for r in ROUNDINGS] + (["kornia"] if kornia_jpeg() else [])
     recovery_images = photos(settings["photos"][:2 if quick else 4], size=64)
@@ -396,5 +404,5 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     report = out / "report.md"
     report.write_text("\n\n".join(sections) + "\n")
     (out / "results.json").write_text(json.dumps({"machine": info, "settings": settings, "fidelity": rows, "speed": speed,
-                                                  "pillow MP/s": pillow, "large photo": large, "usefulness": usefulness, "attack baseline": baseline}, indent=1, default=str))
+                                                  "pillow MP/s": pillow, "large photo": large, "scaling": scale_rows, "usefulness": usefulness, "attack baseline": baseline}, indent=1, default=str))
     return report

@@ -1,0 +1,121 @@
+"""Large images in horizontal strips of MCU rows: flat cost per pixel, bounded memory.
+
+JPEG is local: an output row depends only on the input rows of its own MCU
+row, except through fancy chroma upsampling (h2v2, h1v2), which reads one
+chroma row of the MCU rows above and below. So the codec can run on strips
+of whole MCU rows, each read with one MCU row of *halo* above and below; the
+interior rows of every strip are the whole image's, bit for bit.
+
+Why: a whole 12 MP image makes every temporary a fresh mapping above
+glibc's mmap limit (32 MiB per block), paid in page faults and zeroing on
+every call (4x slower per pixel than at 1 MP), and autograd keeps about
+100 bytes per pixel of them. In strips the temporaries stay small and are
+reused, and :class:`_StripJPEG` saves nothing but the input: its backward
+recomputes each strip with autograd and takes that strip's interior rows
+of the input gradient, fed with the true output gradient of the strip and
+its halo. Every interior row's gradient is then computed by the very
+operations of the whole image's backward (the upsampler's transpose reads
+the same neighbours), so values and input gradients are bit-identical to
+the whole-image path (``tests/test_strips.py``).
+
+Not taken where it cannot be bit-identical or does not pay: when quality,
+tables or color matrices require grad (their gradients are sums over the
+whole image, and a sum in strips is another order of additions), for the
+noise estimator's soft forward (random: another draw per strip), under
+``torch.compile`` (which fuses the whole image anyway), off the CPU (CUDA's
+caching allocator reuses its blocks), and for images under :data:`STRIP_PIXELS`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+STRIP_PIXELS = 1 << 20  # pixels per strip (the batch's images together): temporaries of a few MiB, reused
+
+
+def strip_rows(height: int, width: int, count: int, mcu: int, pixels: int = STRIP_PIXELS) -> list[tuple[int, int]]:
+    """The interior rows ``[start, stop)`` of each strip: whole MCU rows,
+    about ``pixels`` per strip over the ``count`` images; one strip when the
+    image is not larger than two.
+
+    Example:
+        >>> strip_rows(100, 1000, 1, 16, pixels=40000)
+        [(0, 32), (32, 64), (64, 100)]
+    """
+    per_strip = max(1, pixels // (max(1, width * count) * mcu)) * mcu
+    if height <= 2 * per_strip:
+        return [(0, height)]
+    bounds = list(range(0, height, per_strip))
+    if height - bounds[-1] < per_strip // 2 and len(bounds) > 1:  # no thin last strip
+        bounds.pop()
+    return [(start, stop) for start, stop in zip(bounds, bounds[1:] + [height])]
+
+
+def _halo(rows: tuple[int, int], height: int, halo: int) -> tuple[int, int]:
+    return max(0, rows[0] - halo), min(height, rows[1] + halo)
+
+
+class _StripJPEG(torch.autograd.Function):
+    """``run(image)`` strip by strip; saves only ``image``, recomputes in backward."""
+
+    @staticmethod
+    def forward(ctx, image: Tensor, run: Callable[[Tensor], Tensor], strips: list[tuple[int, int]], halo: int):
+        ctx.run, ctx.strips, ctx.halo = run, strips, halo
+        ctx.save_for_backward(image)
+        height = image.shape[-2]
+        out = None
+        with torch.no_grad():
+            for rows in strips:
+                lo, hi = _halo(rows, height, halo)
+                part = run(image[..., lo:hi, :])
+                if out is None:
+                    out = part.new_empty(part.shape[:-2] + image.shape[-2:])
+                out[..., rows[0] : rows[1], :] = part[..., rows[0] - lo : rows[1] - lo, :]
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        (image,) = ctx.saved_tensors
+        height = image.shape[-2]
+        if torch.is_grad_enabled():  # create_graph: the whole image's graph, whose gradient is differentiable
+            with torch.enable_grad():
+                (grad_image,) = torch.autograd.grad(ctx.run(image), image, grad, create_graph=True)
+            return grad_image, None, None, None
+        grad_image = torch.empty_like(image, memory_format=torch.contiguous_format)
+        for rows in ctx.strips:
+            lo, hi = _halo(rows, height, ctx.halo)
+            part = image[..., lo:hi, :].detach().requires_grad_()
+            with torch.enable_grad():
+                out = ctx.run(part)
+            (grad_part,) = torch.autograd.grad(out, part, grad[..., lo:hi, :])
+            grad_image[..., rows[0] : rows[1], :] = grad_part[..., rows[0] - lo : rows[1] - lo, :]
+        return grad_image, None, None, None
+
+
+def in_strips(run: Callable[[Tensor], Tensor], image: Tensor, mcu: int, halo: int, pixels: int | None = None) -> Tensor | None:
+    """``run(image)`` (a same-size, row-local codec) computed in strips, or
+    ``None`` where one strip would hold the whole image.
+
+    Args:
+        run: the codec on ``(..., C, h, W)`` rows, returning ``(..., C', h, W)``;
+            its only tensor input needing a gradient is its argument.
+        image: ``(..., C, H, W)``.
+        mcu: the MCU height in rows (strips are whole MCU rows).
+        halo: rows read above and below each strip (0 where rows are independent).
+        pixels: about how many pixels per strip; :data:`STRIP_PIXELS` if ``None``.
+
+    Example:
+        >>> x = torch.rand(1, 3, 64, 8)
+        >>> torch.equal(in_strips(torch.sqrt, x, 8, 0, pixels=64), torch.sqrt(x))
+        True
+    """
+    *lead, _, height, width = image.shape
+    count = 1
+    for n in lead:
+        count *= n
+    strips = strip_rows(height, width, count, mcu, STRIP_PIXELS if pixels is None else pixels)
+    if len(strips) == 1:
+        return None
+    return _StripJPEG.apply(image, run, strips, halo)

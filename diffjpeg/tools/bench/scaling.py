@@ -1,0 +1,153 @@
+"""How cost per pixel and memory scale with the image: 256² batches to 12 MP, each mode.
+
+Throughput (megapixels per second, one torch thread, best of ``repeats``
+after a warm-up) and peak memory (bytes per pixel) of ``jpeg``'s forward
+(no grad) and forward+backward, float32 RGB input, quality 50, 4:2:0.
+Memory is measured as :func:`diffjpeg.tools.bench.suite.peak_memory_cpu`
+measures it: the rise of the peak resident set of a fresh process over its
+second call, with glibc returning freed blocks of 64 KiB and more to the
+system (``MALLOC_MMAP_THRESHOLD_=65536``), so that it follows the live
+tensors; the input (and, forward+backward, nothing else) exists before.
+
+Run ``python benchmarks/scaling.py`` (writes ``benchmarks/results/scaling.md``);
+the benchmark suite includes the same table.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import torch
+
+from .report import best_time, markdown_table
+
+SIZES = ((16, 256, 256), (1, 1024, 1024), (1, 2048, 2048), (1, 3000, 4000))  # (batch, H, W)
+QUICK_SIZES = ((4, 64, 64), (1, 256, 256))
+MODES = ("exact", "float", "soft")
+
+_PROBE = """
+import sys, torch
+sys.path[:0] = {path!r}
+from diffjpeg import jpeg
+torch.set_num_threads(1)
+def status(field):
+    for line in open("/proc/self/status"):
+        if line.startswith(field):
+            return int(line.split()[1])
+x = torch.rand({batch}, 3, {height}, {width}, requires_grad={grad})
+q = torch.tensor(50.0)
+def call():
+    if {grad}:
+        jpeg(x, q, mode={mode!r}).sum().backward()
+        x.grad = None
+    else:
+        with torch.no_grad():
+            jpeg(x, q, mode={mode!r})
+call()  # the first call loads kernels and libraries: not the method's memory
+open("/proc/self/clear_refs", "w").write("5")  # reset the peak (VmHWM) to the current size
+before = status("VmRSS:")
+call()
+print((status("VmHWM:") - before) * 1024)
+"""
+
+
+def peak_bytes(mode: str, batch: int, height: int, width: int, grad: bool) -> float | None:
+    """Rise of the peak resident memory (bytes) of a fresh process over its second call (Linux)."""
+    code = _PROBE.format(path=sys.path, mode=mode, batch=batch, height=height, width=width, grad=grad)
+    env = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}  # the probe's process only, as the suite's
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return None
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def scaling(sizes=SIZES, modes=MODES, repeats: int = 3, memory: bool = True, progress=None) -> list[dict]:
+    """One row per size and mode: Mpx/s and bytes per pixel, forward and forward+backward, one thread."""
+    from ... import jpeg
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = []
+    try:
+        for batch, height, width in sizes:
+            x = torch.rand(batch, 3, height, width, generator=torch.Generator().manual_seed(0))
+            q = torch.tensor(50.0)
+            megapixels = batch * height * width / 1e6
+            for mode in modes:
+
+                def forward():
+                    with torch.no_grad():
+                        jpeg(x, q, mode=mode)
+
+                def forward_backward():
+                    xx = x.detach().requires_grad_()
+                    jpeg(xx, q, mode=mode).sum().backward()
+
+                forward_backward(), forward()  # warm-up
+                row = {"size": f"{batch}x{height}x{width}" if batch > 1 else f"{height}x{width}", "megapixels": megapixels, "mode": mode,
+                       "forward Mpx/s": megapixels / best_time(forward, repeats),
+                       "forward+backward Mpx/s": megapixels / best_time(forward_backward, repeats)}
+                if memory:
+                    for key, grad in (("forward B/px", False), ("forward+backward B/px", True)):
+                        peak = peak_bytes(mode, batch, height, width, grad)
+                        row[key] = None if peak is None else peak / (megapixels * 1e6)
+                rows.append(row)
+                if progress is not None:
+                    progress.update()
+    finally:
+        torch.set_num_threads(threads)
+    return rows
+
+
+COLUMNS = ["size", "mode", "forward Mpx/s", "forward+backward Mpx/s", "forward B/px", "forward+backward B/px"]
+FORMATS = {"forward Mpx/s": "{:.1f}", "forward+backward Mpx/s": "{:.1f}", "forward B/px": "{:.0f}", "forward+backward B/px": "{:.0f}"}
+
+
+def ratios(rows: list[dict]) -> list[str]:
+    """The issue's scaling targets read off the table: largest over the 1024² image, bytes per pixel at the largest."""
+    lines = []
+    sizes = list(dict.fromkeys(r["size"] for r in rows))
+    if "1024x1024" not in sizes or len(sizes) < 2:
+        return lines
+    largest = sizes[-1]
+    for mode in dict.fromkeys(r["mode"] for r in rows):
+        small = next(r for r in rows if r["size"] == "1024x1024" and r["mode"] == mode)
+        big = next(r for r in rows if r["size"] == largest and r["mode"] == mode)
+        memory = big.get("forward+backward B/px")
+        lines.append(f"- {mode}: {largest} / 1024x1024 throughput, forward {big['forward Mpx/s'] / small['forward Mpx/s']:.2f}, "
+                     f"forward+backward {big['forward+backward Mpx/s'] / small['forward+backward Mpx/s']:.2f}"
+                     + ("" if memory is None else f"; forward+backward peak at {largest}: {memory:.0f} bytes per pixel"))
+    return lines
+
+
+def section(rows: list[dict]) -> str:
+    """The scaling table as a Markdown section."""
+    return ("## Scaling with the image size (CPU, one thread)\n\n"
+            "`jpeg` on float32 RGB, quality 50, 4:2:0, default surrogate; Mpx/s best of the repeats after a warm-up; "
+            "B/px: rise of the peak resident set of a fresh process over its second call (`MALLOC_MMAP_THRESHOLD_=65536`, "
+            "as for the speed table), over the pixels of the batch; the input exists before.\n\n"
+            + markdown_table(rows, [c for c in COLUMNS if all(c in r for r in rows)], FORMATS) + "\n\n" + "\n".join(ratios(rows)))
+
+
+def main(argv=None) -> int:
+    import argparse
+    from pathlib import Path
+
+    from .machine import machine
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/scaling.md"), help="the Markdown file written (default: %(default)s)")
+    parser.add_argument("--quick", action="store_true", help="small sizes, one repeat: a smoke test whose numbers mean nothing")
+    parser.add_argument("--repeats", type=int, default=3, help="timed calls per measurement, best kept (default: %(default)s)")
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    rows = scaling(QUICK_SIZES if args.quick else SIZES, repeats=1 if args.quick else args.repeats)
+    info = machine()
+    text = (f"# Scaling\n\nGenerated by `python benchmarks/scaling.py{' --quick' if args.quick else ''}` in "
+            f"{time.perf_counter() - started:.0f} s.\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()) + "\n\n" + section(rows) + "\n")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text)
+    print(text)
+    return 0

@@ -1,0 +1,115 @@
+"""Large images run in strips of MCU rows (diffjpeg.strips): values and input
+gradients bit-identical to the whole image's, for every mode, sampling and
+surrogate; the strip path is forced on small images by a small strip size."""
+import pytest
+import torch
+
+from diffjpeg import decode, encode, jpeg, strips
+from diffjpeg.rounding import ROUNDINGS, Noise
+
+
+def whole(x, **options):
+    """The whole-image path: jpeg() without strips."""
+    mode = options.get("mode", "exact")
+    out = decode(encode(x, options.pop("quality", 50), **options), mode=mode)
+    return out.to(x.dtype)
+
+
+def value_and_grad(f, x, weights):
+    x = x.clone().requires_grad_()
+    out = f(x)
+    (out * weights).sum().backward()
+    return out.detach(), x.grad
+
+
+@pytest.fixture
+def small_strips(monkeypatch):
+    monkeypatch.setattr(strips, "STRIP_PIXELS", 512)
+
+
+CASES = [  # (shape, subsampling, mode, rounding)
+    ((1, 3, 83, 45), "4:2:0", "exact", "sigmoid"),
+    ((2, 3, 97, 31), "4:2:0", "float", "polynomial"),
+    ((1, 3, 100, 64), "4:2:0", "soft", "sigmoid"),
+    ((2, 3, 70, 19), "4:2:2", "exact", "linear"),
+    ((1, 3, 77, 40), "4:4:4", "float", "sigmoid"),
+    ((1, 1, 90, 37), "4:2:0", "float", "fourier"),
+    ((3, 80, 33), "4:2:0", "exact", "polynomial"),
+] + [((1, 3, 64, 48), "4:2:0", mode, r) for mode in ("exact", "float", "soft") for r in ROUNDINGS if (mode, r) != ("soft", "noise")]
+
+
+@pytest.mark.parametrize("shape, subsampling, mode, rounding", CASES)
+def test_strips_bit_identical(small_strips, shape, subsampling, mode, rounding):
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.rand(shape, generator=g)
+    weights = torch.randn(shape, generator=g)
+    options = dict(subsampling=subsampling, mode=mode, rounding=rounding)
+    count = shape[0] if len(shape) == 4 else 1
+    assert len(strips.strip_rows(shape[-2], shape[-1], count, 16, strips.STRIP_PIXELS)) > 2  # the strip path runs
+    out, grad = value_and_grad(lambda t: jpeg(t, 50, **options), x, weights)
+    ref_out, ref_grad = value_and_grad(lambda t: whole(t, **options), x, weights)
+    assert torch.equal(out, ref_out)
+    assert torch.equal(grad, ref_grad)
+    with torch.no_grad():
+        assert torch.equal(jpeg(x, 50, **options), ref_out)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
+def test_strips_dtypes(small_strips, dtype):
+    x = torch.rand(1, 3, 72, 40, generator=torch.Generator().manual_seed(1)).to(dtype)
+    weights = torch.randn(1, 3, 72, 40, generator=torch.Generator().manual_seed(2)).to(dtype)
+    out, grad = value_and_grad(lambda t: jpeg(t, 30, mode="float"), x, weights)
+    ref_out, ref_grad = value_and_grad(lambda t: whole(t, quality=30, mode="float"), x, weights)
+    assert out.dtype == grad.dtype == dtype
+    assert torch.equal(out, ref_out) and torch.equal(grad, ref_grad)
+
+
+def test_strips_per_image_quality(small_strips):
+    x = torch.rand(2, 3, 80, 24, generator=torch.Generator().manual_seed(3))
+    weights = torch.randn(2, 3, 80, 24, generator=torch.Generator().manual_seed(4))
+    q = torch.tensor([20.0, 90.0])
+    out, grad = value_and_grad(lambda t: jpeg(t, q, mode="exact"), x, weights)
+    ref_out, ref_grad = value_and_grad(lambda t: whole(t, quality=q, mode="exact"), x, weights)
+    assert torch.equal(out, ref_out) and torch.equal(grad, ref_grad)
+
+
+def test_strips_not_taken_for_noise(small_strips):
+    """The noise estimator's soft forward draws its noise per call: the same seed gives the whole image's draw."""
+    x = torch.rand(1, 3, 80, 24, generator=torch.Generator().manual_seed(6))
+    out = jpeg(x, 50, mode="soft", rounding=Noise(generator=torch.Generator().manual_seed(0)))
+    ref = whole(x, mode="soft", rounding=Noise(generator=torch.Generator().manual_seed(0)))
+    assert torch.equal(out, ref)
+
+
+def test_strips_not_taken_for_learned_quality(small_strips):
+    """A quality that requires grad gets the whole image's sum (strips would reorder it)."""
+    x = torch.rand(1, 3, 80, 24, generator=torch.Generator().manual_seed(5))
+    q = torch.tensor(50.0, requires_grad=True)
+    jpeg(x, q, mode="float").sum().backward()
+    q_ref = torch.tensor(50.0, requires_grad=True)
+    whole(x, quality=q_ref, mode="float").sum().backward()
+    assert torch.equal(q.grad, q_ref.grad)
+
+
+def test_strip_rows():
+    assert strips.strip_rows(4000, 3000, 1, 16) [0] == (0, 16 * (strips.STRIP_PIXELS // (3000 * 16)))
+    rows = strips.strip_rows(3000, 4000, 1, 16)
+    assert rows[0][0] == 0 and rows[-1][1] == 3000
+    assert all(a[1] == b[0] and a[1] % 16 == 0 for a, b in zip(rows, rows[1:]))
+    assert strips.strip_rows(256, 256, 16, 16) == [(0, 256)]  # a batch of small images: one strip
+
+
+def test_strips_double_backward(small_strips):
+    """create_graph=True: the input gradient is itself differentiable, through the whole image's
+    graph; the first order bit-identical, the second up to float32 rounding (autograd adds the
+    second-order terms through the strip Function in another order)."""
+    x0 = torch.rand(1, 3, 72, 24, generator=torch.Generator().manual_seed(7))
+    results = []
+    for f in (lambda t: jpeg(t, 50, mode="soft"), lambda t: whole(t, mode="soft")):
+        x = x0.clone().requires_grad_()
+        (g,) = torch.autograd.grad((f(x) ** 2).sum(), x, create_graph=True)
+        (gg,) = torch.autograd.grad(g.square().sum(), x)
+        results.append((g.detach(), gg))
+    assert torch.equal(results[0][0], results[1][0])
+    scale = results[1][1].abs().max().item()
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-5, atol=1e-6 * scale)
