@@ -21,7 +21,7 @@ module            stage                                                  libjpeg
 ``coefficients``  Coefficients: quantized blocks, tables, sampling
 ``codec``         the composed pipeline: encode, decode, jpeg, DiffJPEG
 ``native``        the exact codec's values, compiled (_native.c)
-``strips``        large images in strips of MCU rows, recomputed backward
+``strips``        large images in strips of MCU rows, recomputed
 ``scan``          zigzag and MCU order, padding DC                       jccoefct.c
 ``huffman``       entropy coding, exact bit counts                       jchuff.c
 ``rate_model``    differentiable estimate of the bits: ``rate``
