@@ -1,7 +1,7 @@
 """Gradient-usefulness tasks that tell the surrogates apart (diffjpeg.tools.bench.surrogates):
 writes benchmarks/results/surrogates.md and surrogates.json.
 
-    python benchmarks/surrogates.py            # the full run: 3 seeds, one thread (about 30 minutes on a loaded 2-core machine)
+    python benchmarks/surrogates.py            # the full run: 3 seeds, one thread (about 45 minutes on a loaded 2-core machine)
     python benchmarks/surrogates.py --quick    # a smoke test; its numbers mean nothing
     python benchmarks/surrogates.py --tasks tables --merge   # rerun one task (here (d), learned tables),
                                                # keeping the other columns of results/surrogates.json

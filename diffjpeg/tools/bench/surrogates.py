@@ -42,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -376,6 +377,7 @@ def run(out: Path, quick: bool = False, layers=None, tasks=TASKS, seeds=None, pr
         names = layers if layers is not None else TABLE_LAYERS if task == "tables" else LAYERS
         return [n for n in names if n != "kornia" or have_kornia]
 
+    info = machine()  # its date and load average: at the start
     started = time.perf_counter()
     scores: dict[str, dict[str, list[float]]] = {}
     learned: dict[str, list] = {}
@@ -422,15 +424,21 @@ def run(out: Path, quick: bool = False, layers=None, tasks=TASKS, seeds=None, pr
                      + "; ".join(f"{k}: " + ", ".join(f"{n} {v[-1]:.1f}" for n, v in d.items()) for k, d in scores.items() if k in touched))
     elapsed = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
-    this = {"command": command, "machine": machine(), "settings": settings, "seconds": elapsed, "columns": list(scores)}
+    this = {"command": command, "machine": info, "settings": settings, "seconds": elapsed, "columns": list(scores)}
     data = {"runs": [this], "scores": scores, "tables": learned}
     path = out / "surrogates.json"
     if merge and path.is_file():
         data = _merged(_load(path), data)
-    path.write_text(json.dumps(data, indent=1, default=str))
+    path.write_text(_json(data))
     report = out / "surrogates.md"
     report.write_text(render(path))  # from the file, so that --render gives the same report
     return report
+
+
+def _json(data: dict) -> str:
+    """Indented JSON with each list of integers (a table row, the seeds) on one line."""
+    text = json.dumps(data, indent=1, default=str)
+    return re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]", lambda m: "[" + ", ".join(re.split(r",\s*", m.group(1))) + "]", text) + "\n"
 
 
 def _load(path: Path) -> dict:
