@@ -52,20 +52,17 @@ import torch
 import diffjpeg
 from diffjpeg.tools import qtables as T
 from diffjpeg.tools.images import skimage_photo as photo
+from diffjpeg.tools.qtables import ijg_curve, slope_lambdas
 
 TRAIN = ("astronaut", "rocket", "stereo_motorcycle", "retina")  # stereo_motorcycle: the left view only
 TEST = ("chelsea", "coffee", "immunohistochemistry", "hubble_deep_field")
-QUALITIES = (30, 40, 50, 60, 70, 80, 90, 95)
+QUALITIES = T.QUALITIES  # 30 .. 95; the BD-rate protocol's functions live in diffjpeg.tools.qtables.evaluate
 SWEEP = (30, 50, 70, 85, 95)  # qualities whose lambda gets its own learned tables
 SELECT = [("exact", "polynomial"), ("float", "polynomial"), ("soft", "polynomial"),
           ("exact", "linear"), ("exact", "fourier"), ("exact", "sigmoid"),
           ("float", "sigmoid"), ("soft", "sigmoid"), ("soft", "linear")]
 PER_IMAGE = ("chelsea", "immunohistochemistry")  # held-out photos that also get tables of their own
 RESULTS = Path(__file__).parent / "results"
-
-
-def ijg_curve(images, qualities) -> list[dict]:
-    return [T.evaluate_qtables(images, quality=q) for q in qualities]
 
 
 def mozjpeg_curve(images, qualities, progressive: bool) -> list[dict]:
@@ -89,16 +86,6 @@ def mozjpeg_curve(images, qualities, progressive: bool) -> list[dict]:
         if len(files) < len(images):  # tables above 255: no baseline file at this quality
             continue
         out.append({"quality": q, **T.score_files(files)})
-    return out
-
-
-def slope_lambdas(images, wanted, step: int = 3) -> dict[int, float]:
-    """lambda = -d(bpp)/d(MSE) of the IJG curve at each wanted quality (central difference, q +- step)."""
-    out = {}
-    for q in wanted:
-        lo, hi = (T.evaluate_qtables(images, quality=v) for v in (q - step, min(q + step, 100)))
-        mse = [float(np.sum(255**2 / 10 ** (np.array(r["psnr"]) / 10) * r["pixels"]) / np.sum(r["pixels"])) for r in (lo, hi)]
-        out[q] = float(-(hi["bpp"] - lo["bpp"]) / (mse[1] - mse[0]))
     return out
 
 
@@ -175,20 +162,19 @@ def main(argv=None) -> int:
     curves = {
         "IJG (Pillow, optimize=True)": ijg_curve(test_images, QUALITIES),
         "learned, lambda sweep": [T.evaluate_qtables(test_images, qtables=sweep[q]) for q in SWEEP],
-        "learned, one shape scaled by quality": [T.evaluate_qtables(test_images, qtables=T.scaled_qtables(shape, q)) for q in QUALITIES],
+        "learned, one shape scaled by quality": T.scaled_curve(test_images, shape, QUALITIES),
         "mozjpeg 4.0.3 defaults (progressive)": mozjpeg_curve(test_images, QUALITIES, progressive=True),
         "mozjpeg 4.0.3, recoded baseline": mozjpeg_curve(test_images, QUALITIES, progressive=False),
     }
     train_curves = {
         "IJG (Pillow, optimize=True)": ijg_train,
         "learned, lambda sweep": [T.evaluate_qtables(train_images, qtables=sweep[q]) for q in SWEEP],
-        "learned, one shape scaled by quality": [T.evaluate_qtables(train_images, qtables=T.scaled_qtables(shape, q)) for q in QUALITIES],
+        "learned, one shape scaled by quality": T.scaled_curve(train_images, shape, QUALITIES),
     }
     anchor = "IJG (Pillow, optimize=True)"
 
     def bd(curve_set, name, subset=None):
-        a, b = curve_set[anchor], curve_set[name]
-        return T.bd_rate([c["bpp"] for c in a], [c["mean_psnr"] for c in a], [c["bpp"] for c in b], [c["mean_psnr"] for c in b])
+        return T.curve_bd_rate(curve_set[anchor], curve_set[name])
 
     def per_image_bd(curve_set, name):
         a, b = curve_set[anchor], curve_set[name]

@@ -20,7 +20,9 @@ rounding); ``Fourier(order=FOURIER_ORDER, damping="fejer")`` and
 ``Sigmoid(temperature=0.25)`` by default. The default surrogate is
 ``"sigmoid"`` (:data:`DEFAULT_ROUNDING`; ``"polynomial"`` before 0.3): with the
 exact forward it was the only one within one standard deviation of the best
-on every task of ``benchmarks/surrogates.py``.
+on each watermark, attack and recovery task of ``benchmarks/surrogates.py``;
+on learned tables it trails the best (the float forward) by about one point
+of BD-rate (README, "Which surrogate for which task").
 
 **Fourier.** The truncated sine series of the sawtooth ``x - round(x)``, its
 ``k``-th term weighted by a sigma factor ``s_k``. With ``p = 2 pi x + pi`` the

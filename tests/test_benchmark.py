@@ -85,7 +85,7 @@ def test_surrogate_tasks_run_and_report_every_task(tmp_path):
 
     report = surrogates.run(tmp_path, quick=True, layers=("exact/fourier-fejer-1", "soft/noise", "kornia"), progress=lambda line: None)
     text = report.read_text()
-    for column in ("watermark q15", "watermark mixed", "attack q50", "attack q75", "recovery"):
+    for column in ("watermark q15", "watermark mixed", "attack q50", "attack q75", "recovery", "tables BD-rate"):
         assert f"| {column} " in text or f"| {column} |" in text
     for row in ("| exact/fourier-fejer-1 |", "| soft/noise |", "| kornia |", "| none |", "| BPDA |", "| EOT |"):
         assert row in text
@@ -103,3 +103,60 @@ def test_scaling_table_measures_every_size_and_mode():
     assert "| 24x40 | soft |" in scaling.section(rows)
     if sys.platform == "linux":  # the probe reads /proc/self
         assert scaling.peak_bytes("float", 1, 256, 256, grad=True) > 0
+
+
+def test_surrogate_task_tables_scores_real_files_and_merges_into_earlier_runs(tmp_path):
+    """Task (d), tiny: tables learned through a diffjpeg layer and kornia over 2 seeds, scored by BD-rate
+    through real Pillow files, merged into the report of an earlier run of another task."""
+    pytest.importorskip("skimage")
+    import json
+
+    import torch
+
+    from diffjpeg.tools.bench import surrogates
+    from diffjpeg.tools.qtables import ijg_curve
+
+    surrogates.run(tmp_path, quick=True, layers=("exact/sigmoid",), tasks=("recovery",), progress=lambda line: None)
+    layers = ("exact/sigmoid", "kornia")
+    report = surrogates.run(tmp_path, quick=True, layers=layers, tasks=("tables",), seeds=(0, 1), progress=lambda line: None,
+                            command="tables run", merge=True)
+    data = json.loads((tmp_path / "surrogates.json").read_text())
+    assert set(data["scores"]) == {"recovery", "tables BD-rate"}  # the earlier column stays
+    assert [r["columns"] for r in data["runs"]] == [["recovery"], ["tables BD-rate"]]
+    settings = data["runs"][1]["settings"]
+    assert "table_lambda" in settings and "recovery_steps" not in settings
+    anchor = ijg_curve(surrogates.photos_uint8(surrogates.TEST_PHOTOS), settings["table_qualities"])
+    names = [n for n in layers if n != "kornia" or surrogates.kornia_table_codec() is not None]
+    assert list(data["tables"]) == names
+    for name in names:
+        assert len(data["scores"]["tables BD-rate"][name]) == 2
+        for tables, score in zip(data["tables"][name], data["scores"]["tables BD-rate"][name]):
+            t = torch.tensor(tables)
+            assert t.shape == (2, 8, 8) and 1 <= int(t.min()) and int(t.max()) <= 255
+            # the recorded score is the BD-rate of those tables through real files, recomputed here
+            assert surrogates.tables_bd_rate(t, anchor, settings["table_qualities"]) == pytest.approx(score, abs=1e-9)
+    text = report.read_text()
+    assert "| tables BD-rate |" in text and "(lower is better)" in text
+    assert "## Run 1: recovery" in text and "## Run 2: tables BD-rate" in text and "`tables run`" in text
+    assert surrogates.render(tmp_path / "surrogates.json") == text
+
+
+def test_kornia_table_codec_gives_kornia_coefficients_in_our_layout():
+    """The coefficients diffjpeg.rate prices for kornia are kornia's, laid out as ours: they match diffjpeg's
+    float pass with kornia's (polynomial) surrogate on all but a few coefficients (kornia's chroma
+    downsampling differs), and the gradient reaches the tables through kornia's quantizer."""
+    pytest.importorskip("kornia")
+    import torch
+
+    import diffjpeg
+    from diffjpeg.tools.bench.methods import kornia_table_codec
+
+    x = torch.rand(2, 3, 32, 48, generator=torch.Generator().manual_seed(0))
+    tables = diffjpeg.standard_tables().float().requires_grad_()
+    decoded, c = kornia_table_codec()(x, tables)
+    ours = diffjpeg.encode(x, qtables=tables.detach(), mode="float", rounding="polynomial")
+    assert c.y.shape == ours.y.shape and c.cb.shape == ours.cb.shape and decoded.shape == x.shape
+    for theirs, mine in zip(c.components, ours.components):
+        assert float((theirs.round() == mine.round()).float().mean()) > 0.95
+    diffjpeg.RateDistortionLoss(0.03)(decoded, x, c).loss.backward()
+    assert bool((tables.grad != 0).all())

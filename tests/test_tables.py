@@ -158,10 +158,25 @@ def test_tables_files_round_trip(tmp_path):
     ({"distortion": "psnr"}, "distortion"),
     ({"huffman": "best"}, "huffman"),
     ({"init": 0}, "init"),
+    ({"codec": "kornia"}, "codec"),
 ])
 def test_learner_rejects_bad_arguments(small_images, kwargs, match):
     with pytest.raises((ValueError, TypeError), match=match):
         T.learn_qtables(small_images, **{"steps": 1, **kwargs})
+
+
+def test_codec_hook_with_our_codec_learns_what_the_default_path_learns(small_images):
+    """codec= only swaps encode/decode: diffjpeg's own pair through it gives the default's tables, step for step."""
+    def ours(x, tables):
+        c = diffjpeg.encode(x, qtables=tables, mode="exact", rounding="sigmoid")
+        return diffjpeg.decode(c, mode="exact"), c
+
+    settings = dict(lam=0.03, steps=3, batch_size=2, crop=48, seed=1)
+    a, b = [], []
+    default = T.learn_qtables(small_images, history=a, **settings)
+    through = T.learn_qtables(small_images, history=b, codec=ours, **settings)
+    assert torch.equal(default, through) and a == b
+    assert not torch.equal(default, T.scaled_qtables(diffjpeg.standard_tables(), 50))  # it learned something
 
 
 def test_learner_rejects_bad_images(tmp_path):

@@ -52,6 +52,39 @@ def kornia_jpeg():
     return lambda x, q: jpeg_codec_differentiable(x, q.reshape(-1).expand(x.shape[0]))
 
 
+def kornia_table_codec():
+    """kornia's differentiable JPEG as a ``codec=`` of :func:`diffjpeg.tools.qtables.learn_qtables`, or None.
+
+    ``f(x (B, 3, H, W) float in [0, 1], tables (2, 8, 8) float) -> (decoded, Coefficients)``: the tables go to
+    ``jpeg_codec_differentiable`` at quality 50, whose scale (100) keeps them as given up to kornia's
+    polynomial floor, and the gradient reaches them through kornia's own quantizer. The coefficients
+    that :func:`diffjpeg.rate` prices are those of kornia's encoder (``kornia.enhance.jpeg._jpeg_encode``,
+    the function ``jpeg_codec_differentiable`` calls; kornia has no public name for it), laid out as
+    :class:`diffjpeg.Coefficients` (4:2:0; the image padded to multiples of 16 by edge replication, as
+    kornia pads). None where kornia, or that function, is missing.
+    """
+    try:
+        from kornia.enhance import jpeg_codec_differentiable
+        from kornia.enhance.jpeg import _jpeg_encode
+    except ImportError:
+        return None
+    from ... import Coefficients
+
+    def codec(x, tables):
+        b, _, h, w = x.shape
+        quality = torch.full((b,), 50.0, dtype=x.dtype, device=x.device)
+        luma, chroma = tables[0:1].to(x.dtype), tables[1:2].to(x.dtype)
+        decoded = jpeg_codec_differentiable(x, quality, luma, chroma)
+        padded = torch.nn.functional.pad(x, (0, -w % 16, 0, -h % 16), mode="replicate")
+        H, W = padded.shape[-2:]
+        y, cb, cr = _jpeg_encode(padded, quality, luma, chroma)
+        c = Coefficients(y.reshape(b, H // 8, W // 8, 8, 8), cb.reshape(b, H // 16, W // 16, 8, 8),
+                         cr.reshape(b, H // 16, W // 16, 8, 8), tables.detach().expand(b, 2, 8, 8), sampling="4:2:0", size=(H, W))
+        return decoded, c
+
+    return codec
+
+
 def ours(mode: str, rounding: str = "polynomial", subsampling: str = "4:2:0"):
     """diffjpeg's ``jpeg`` with one forward pass and surrogate, as ``f(x, quality)``."""
     return lambda x, q: jpeg(x, quality=q, subsampling=subsampling, mode=mode, rounding=rounding)

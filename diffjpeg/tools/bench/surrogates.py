@@ -21,6 +21,18 @@ standard deviation). The tasks:
   image from [30, 90], through diffjpeg's default layer).
 * **recovery**: the quality of Pillow's JPEG recovered from its pixels by
   Adam on quality through the layer (share within +-1).
+* **tables** (d): a pair of quantization tables (luma, chroma) learned through
+  the layer by :func:`diffjpeg.tools.qtables.learn_qtables` (the same Adam,
+  steps, crops and objective for every layer: bits / pixel + lambda * MSE,
+  lambda the slope of the IJG curve at quality 50 on the training photos,
+  from the IJG q 50 tables); the rate is :func:`diffjpeg.rate` of the layer's
+  own quantized coefficients (kornia's through
+  :func:`~diffjpeg.tools.bench.methods.kornia_table_codec`), one rate model for
+  every layer; the seed draws the crops. Score: BD-rate (%, lower is better)
+  against the IJG tables through real Pillow files (4:2:0, ``optimize=True``)
+  on the held-out photos, the learned tables scaled by libjpeg's quality
+  formula over :data:`diffjpeg.tools.qtables.QUALITIES` (30..95), as
+  ``benchmarks/tables.py`` scores them.
 
 Models are trained here on data that ships with scikit-image and
 scikit-learn; nothing is downloaded.
@@ -30,6 +42,7 @@ from __future__ import annotations
 import functools
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -40,9 +53,10 @@ from torch import nn
 from ... import jpeg
 from ...rounding import Fourier, Rounding, as_rounding
 from ..images import skimage_photo
+from ..qtables import QUALITIES, curve_bd_rate, ijg_curve, learn_qtables, scaled_curve, slope_lambdas
 from ..reference import pillow_roundtrip
 from .machine import machine
-from .methods import float_tensor, kornia_jpeg, uint8_array
+from .methods import float_tensor, kornia_jpeg, kornia_table_codec, uint8_array
 from .report import markdown_table
 
 TRAIN_PHOTOS = ("astronaut", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field", "retina")
@@ -286,36 +300,92 @@ def recovery(name: str, seed: int, targets, steps: int, count: int) -> float:
     return float(np.mean(hits)) * 100
 
 
+# ---------------------------------------------------------------- (d) learned tables
+def photos_uint8(names) -> list[torch.Tensor]:
+    """The photos as ``(3, H, W)`` uint8 tensors (what ImageSet and Pillow take as they are)."""
+    return [_photo(n).mul(255).round().to(torch.uint8) for n in names]
+
+
+def table_lambda(quality: int = 50) -> float:
+    """lambda of the IJG tables at ``quality`` on the training photos (:func:`diffjpeg.tools.qtables.slope_lambdas`)."""
+    return slope_lambdas(photos_uint8(TRAIN_PHOTOS), (quality,))[quality]
+
+
+def learn_tables(name: str, seed: int, lam: float, steps: int, batch: int, crop: int) -> torch.Tensor | None:
+    """``(2, 8, 8)`` integer tables learned through the layer ``name`` (None: kornia missing)."""
+    if name == "kornia":
+        codec = kornia_table_codec()
+        if codec is None:
+            return None
+        through = dict(codec=codec)
+    else:
+        mode, label = name.split("/")
+        through = dict(mode=mode, rounding=surrogate(label))
+    torch.manual_seed(seed)  # the noise rounding draws from torch's default generator
+    return learn_qtables(photos_uint8(TRAIN_PHOTOS), lam=lam, steps=steps, batch_size=batch, crop=crop, seed=seed, **through)
+
+
+def tables_bd_rate(tables: torch.Tensor, anchor: list[dict], qualities=QUALITIES) -> float:
+    """BD-rate (%) of ``tables`` scaled by quality against ``anchor`` (:func:`ijg_curve` of the held-out photos)."""
+    return curve_bd_rate(anchor, scaled_curve(photos_uint8(TEST_PHOTOS), tables, qualities))
+
+
 # ---------------------------------------------------------------- the run
 LAYERS = ("exact/linear", "exact/polynomial", "exact/sigmoid", "exact/fourier-none-10", "exact/fourier-fejer-1",
           "exact/fourier-fejer-3", "exact/fourier-fejer-10", "exact/fourier-lanczos-10", "soft/sigmoid", "soft/noise", "kornia")
+# (d) crosses the three forward passes with the surrogates; soft/linear is left out (its forward pass
+# quantizes nothing, see diffjpeg.rounding), and noise only with the soft forward (elsewhere it is linear).
+TABLE_LAYERS = (*(f"{mode}/{label}" for mode in ("exact", "float") for label in ("linear", "polynomial", "sigmoid", "fourier-fejer-1", "fourier-none-10")),
+                *(f"soft/{label}" for label in ("polynomial", "sigmoid", "fourier-fejer-1", "fourier-none-10", "noise")), "kornia")
 
 FULL = dict(seeds=(0, 1, 2), steps=300, batch=32, train_crops=2048, test_crops=256, low_quality=15, mixed=(10, 75),
             mixed_test=(10, 25, 50, 75), attack_eps=12 / 255, attack_steps=20, attack_epochs=10, attack_crops=(200, 25),
-            recovery_targets=(15, 35, 55, 75, 90), recovery_steps=40, recovery_crops=4)
+            recovery_targets=(15, 35, 55, 75, 90), recovery_steps=40, recovery_crops=4,
+            table_quality=50, table_steps=100, table_batch=3, table_crop=128, table_qualities=QUALITIES)
 QUICK = dict(FULL, seeds=(0,), steps=2, batch=4, train_crops=16, test_crops=8, attack_steps=1, attack_epochs=1, attack_crops=(4, 2),
-             recovery_targets=(50,), recovery_steps=1, recovery_crops=1)
+             recovery_targets=(50,), recovery_steps=1, recovery_crops=1, table_steps=2, table_batch=1, table_crop=32,
+             table_qualities=(40, 60, 80))
 
 
 def _stats(values):
     return float(np.mean(values)), float(np.std(values))
 
 
-TASKS = ("watermark low", "watermark mixed", "attack", "recovery")
+TASKS = ("watermark low", "watermark mixed", "attack", "recovery", "tables")
+TABLES_COLUMN = "tables BD-rate"
+LOWER_IS_BETTER = (TABLES_COLUMN,)
+BASELINES = ("none", "BPDA", "EOT")
 
 
-def run(out: Path, quick: bool = False, layers=LAYERS, tasks=TASKS, seeds=None, progress=print,
-        command: str = "python benchmarks/surrogates.py") -> Path:
-    """Every task for every layer and seed; writes ``surrogates.md`` and ``surrogates.json`` to ``out``."""
+def run(out: Path, quick: bool = False, layers=None, tasks=TASKS, seeds=None, progress=print,
+        command: str = "python benchmarks/surrogates.py", merge: bool = False) -> Path:
+    """Every task for every layer and seed; writes ``surrogates.md`` and ``surrogates.json`` to ``out``.
+
+    ``layers``: the layers of every task (default :data:`LAYERS`, and :data:`TABLE_LAYERS` for
+    ``"tables"``). ``merge``: keep the columns of the ``surrogates.json`` already in ``out`` that
+    this run does not measure (each column's run is recorded and reported).
+    """
     torch.set_num_threads(1)
     settings = dict(QUICK if quick else FULL)
     if seeds is not None:
         settings["seeds"] = tuple(seeds)
-    layers = [n for n in layers if n != "kornia" or kornia_jpeg() is not None]
+    tables_only = set(tasks) <= {"tables"}  # the report lists the settings of the tasks run
+    settings = {k: v for k, v in settings.items() if k == "seeds" or (k.startswith("table_") == tables_only or "tables" in tasks and not tables_only)}
+    have_kornia = kornia_jpeg() is not None
+
+    def layers_of(task):
+        names = layers if layers is not None else TABLE_LAYERS if task == "tables" else LAYERS
+        return [n for n in names if n != "kornia" or have_kornia]
+
+    info = machine()  # its date and load average: at the start
     started = time.perf_counter()
     scores: dict[str, dict[str, list[float]]] = {}
-
+    learned: dict[str, list] = {}
     touched: set[str] = set()
+    if "tables" in tasks:
+        lam = table_lambda(settings["table_quality"])
+        settings["table_lambda"] = lam
+        anchor = ijg_curve(photos_uint8(TEST_PHOTOS), settings["table_qualities"])
 
     def record(task, name, value):
         scores.setdefault(task, {}).setdefault(name, []).append(value)
@@ -325,64 +395,106 @@ def run(out: Path, quick: bool = False, layers=LAYERS, tasks=TASKS, seeds=None, 
         for task in tasks:
             t = time.perf_counter()
             touched.clear()
+            names = layers_of(task)
             if task == "watermark low":
                 low = settings["low_quality"]
-                for name in layers:
+                for name in names:
                     record(f"watermark q{low}", name, watermark(name, seed, settings["steps"], low, (low,), settings["batch"],
                                                                settings["train_crops"], settings["test_crops"]))
             elif task == "watermark mixed":
-                for name in layers:
+                for name in names:
                     record(task, name, watermark(name, seed, settings["steps"], settings["mixed"], settings["mixed_test"], settings["batch"],
                                                  settings["train_crops"], settings["test_crops"]))
             elif task == "attack":
-                result = attack(list(layers) + ["none", "BPDA", "EOT"], seed, (50, 75), settings["attack_eps"],
+                result = attack(list(names) + list(BASELINES), seed, (50, 75), settings["attack_eps"],
                                 settings["attack_steps"], settings["attack_epochs"], settings["attack_crops"])
                 record("attack without JPEG (clean model)", "PGD", result.pop("clean"))
                 for (name, quality), value in result.items():
                     record(f"attack q{quality}", name, value)
             elif task == "recovery":
-                for name in layers:
+                for name in names:
                     record(task, name, recovery(name, seed, settings["recovery_targets"], settings["recovery_steps"], settings["recovery_crops"]))
+            elif task == "tables":
+                for name in names:
+                    tables = learn_tables(name, seed, lam, settings["table_steps"], settings["table_batch"], settings["table_crop"])
+                    if tables is not None:
+                        record(TABLES_COLUMN, name, tables_bd_rate(tables, anchor, settings["table_qualities"]))
+                        learned.setdefault(name, []).append(tables.tolist())
             progress(f"seed {seed}: {task} in {time.perf_counter() - t:.0f} s: "
                      + "; ".join(f"{k}: " + ", ".join(f"{n} {v[-1]:.1f}" for n, v in d.items()) for k, d in scores.items() if k in touched))
     elapsed = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
-    info = machine()
-    (out / "surrogates.json").write_text(json.dumps({"machine": info, "settings": settings, "scores": scores, "seconds": elapsed,
-                                                     "command": command}, indent=1, default=str))
+    this = {"command": command, "machine": info, "settings": settings, "seconds": elapsed, "columns": list(scores)}
+    data = {"runs": [this], "scores": scores, "tables": learned}
+    path = out / "surrogates.json"
+    if merge and path.is_file():
+        data = _merged(_load(path), data)
+    path.write_text(_json(data))
     report = out / "surrogates.md"
-    report.write_text(render(out / "surrogates.json"))  # from the file, so that --render gives the same report
+    report.write_text(render(path))  # from the file, so that --render gives the same report
     return report
 
 
-def markdown(scores, settings, elapsed, info=None, command="python benchmarks/surrogates.py") -> str:
+def _json(data: dict) -> str:
+    """Indented JSON with each list of integers (a table row, the seeds) on one line."""
+    text = json.dumps(data, indent=1, default=str)
+    return re.sub(r"\[\s*(-?\d+(?:,\s*-?\d+)*)\s*\]", lambda m: "[" + ", ".join(re.split(r",\s*", m.group(1))) + "]", text) + "\n"
+
+
+def _load(path: Path) -> dict:
+    """A ``surrogates.json``; one written before runs were recorded per column becomes a single run."""
+    data = json.loads(path.read_text())
+    if "runs" not in data:
+        run = {k: data[k] for k in ("command", "machine", "settings", "seconds") if k in data}
+        data = {"runs": [{**run, "columns": list(data["scores"])}], "scores": data["scores"], "tables": {}}
+    return data
+
+
+def _merged(old: dict, new: dict) -> dict:
+    """``old`` with ``new``'s columns (and learned tables) in place of its own; runs left with no column dropped."""
+    scores = {k: v for k, v in old["scores"].items() if k not in new["scores"]}
+    scores.update(new["scores"])
+    runs = []
+    for run in old["runs"]:
+        columns = [c for c in run["columns"] if c not in new["scores"]]
+        if columns:
+            runs.append({**run, "columns": columns})
+    tables = {**old.get("tables", {}), **new["tables"]} if TABLES_COLUMN not in new["scores"] else new["tables"]
+    return {"runs": runs + new["runs"], "scores": scores, "tables": tables}
+
+
+def markdown(scores, runs, command="python benchmarks/surrogates.py") -> str:
     """The results as one table: a row per layer, a column per task, mean ± standard deviation over seeds;
-    per task, the best layer and those within one standard deviation of it."""
+    per task, the best layer and those within one standard deviation of it; each run's command,
+    settings and machine, with the columns it measured."""
     tasks = [t for t in scores if not t.startswith("attack without")]
-    names = list(dict.fromkeys(n for t in tasks for n in scores[t]))
+    names = list(dict.fromkeys(n for t in tasks for n in scores[t] if n not in BASELINES))
+    names += [n for n in BASELINES if any(n in scores[t] for t in tasks)]
     rows = []
     for name in names:
         row = {"layer": name}
         for task in tasks:
             if name in scores[task]:
                 mean, std = _stats(scores[task][name])
-                row[task] = f"{mean:.1f} ± {std:.1f}"
+                row[task] = f"{mean:+.1f} ± {std:.1f}" if task in LOWER_IS_BETTER else f"{mean:.1f} ± {std:.1f}"
             else:
                 row[task] = ""
         rows.append(row)
     best = []
     for task in tasks:
-        means = {n: _stats(v) for n, v in scores[task].items() if n not in ("none", "BPDA", "EOT")}
-        top = max(means, key=lambda n: means[n][0])
-        close = [n for n in means if n != top and means[n][0] >= means[top][0] - means[top][1]]
-        best.append(f"- {task}: **{top}** ({means[top][0]:.1f} ± {means[top][1]:.1f})"
+        means = {n: _stats(v) for n, v in scores[task].items() if n not in BASELINES}
+        sign = -1 if task in LOWER_IS_BETTER else 1
+        top = max(means, key=lambda n: sign * means[n][0])
+        close = [n for n in means if n != top and sign * means[n][0] >= sign * means[top][0] - means[top][1]]
+        best.append(f"- {task}{' (lower is better)' if sign < 0 else ''}: **{top}** ({means[top][0]:.1f} ± {means[top][1]:.1f})"
                     + (f"; within one standard deviation: {', '.join(close)}" if close else ""))
     clean = scores.get("attack without JPEG (clean model)", {}).get("PGD")
     lines = [
         "# Surrogates on tasks that tell them apart",
         "",
-        f"Generated by `{command}`. Seeds {list(settings['seeds'])}; mean ± standard deviation over seeds; "
-        "every score is measured after a real Pillow JPEG. Tasks: see `diffjpeg/tools/bench/surrogates.py`.",
+        "Mean ± standard deviation over seeds; every score is measured after a real Pillow JPEG. "
+        "Tasks: see `diffjpeg/tools/bench/surrogates.py`."
+        + (" Which run measured which column: below." if len(runs) > 1 else ""),
         "",
         markdown_table(rows, ["layer"] + tasks, {}),
         "",
@@ -393,14 +505,19 @@ def markdown(scores, settings, elapsed, info=None, command="python benchmarks/su
     if clean:
         lines += ["", f"PGD success without JPEG (the attack's budget check, over the crops the model gets right): "
                       f"{_stats(clean)[0]:.1f} ± {_stats(clean)[1]:.1f}%."]
-    lines += ["", "Settings: " + ", ".join(f"{k} {v if not isinstance(v, float) else round(v, 4)}" for k, v in settings.items())]
-    if info:
-        lines += ["", "Machine: " + "; ".join(f"{k}: {v}" for k, v in info.items())]
-    lines += ["", f"_Run time {elapsed:.0f} s ({math.ceil(elapsed / 60)} min), torch on one thread._", ""]
-    return "\n".join(lines)
+    for i, run in enumerate(runs, 1):
+        settings, elapsed = run.get("settings", {}), run.get("seconds", 0.0)
+        shown = [c for c in run["columns"] if not c.startswith("attack without")]
+        lines += ["", f"## Run {i}: {', '.join(shown)}" if len(runs) > 1 else "## Run", "",
+                  f"Generated by `{run.get('command', command)}`. Seeds {list(settings.get('seeds', []))}.", "",
+                  "Settings: " + ", ".join(f"{k} {v if not isinstance(v, float) else round(v, 4)}" for k, v in settings.items())]
+        if run.get("machine"):
+            lines += ["", "Machine: " + "; ".join(f"{k}: {v}" for k, v in run["machine"].items())]
+        lines += ["", f"_Run time {elapsed:.0f} s ({math.ceil(elapsed / 60)} min), torch on one thread._"]
+    return "\n".join(lines) + "\n"
 
 
 def render(results: Path, command: str = "python benchmarks/surrogates.py") -> str:
     """The Markdown report of a ``surrogates.json``."""
-    data = json.loads(results.read_text())
-    return markdown(data["scores"], data["settings"], data["seconds"], data.get("machine"), data.get("command", command))
+    data = _load(results)
+    return markdown(data["scores"], data["runs"], command)

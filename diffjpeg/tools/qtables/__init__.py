@@ -18,7 +18,7 @@ Example:
     64
 """
 from ..images import IMAGE_SUFFIXES, ImageSet, image_paths
-from .evaluate import bd_rate, evaluate_qtables, score_files
+from .evaluate import QUALITIES, bd_rate, curve_bd_rate, evaluate_qtables, ijg_curve, scaled_curve, score_files, slope_lambdas
 from .files import check_qtables, load_qtables, pillow_qtables, save_qtables, scaled_qtables
 from .learn import (
     CHECKPOINT_FORMAT,
@@ -35,7 +35,7 @@ from .learn import (
 
 __all__ = [
     "CHECKPOINT_FORMAT", "DEFAULT_MODE", "DEFAULT_LAMBDA", "DEFAULT_ROUNDING", "IMAGE_SUFFIXES", "ImageSet",
-    "QTableParameters", "bd_rate", "check_qtables", "encode_and_score", "evaluate_qtables", "image_paths",
+    "QTableParameters", "QUALITIES", "bd_rate", "curve_bd_rate", "check_qtables", "encode_and_score", "evaluate_qtables", "ijg_curve", "image_paths",
     "join_process_group", "learn_qtables", "load_checkpoint", "load_qtables", "pillow_qtables", "rank_and_world",
-    "save_qtables", "scaled_qtables", "score_files",
+    "save_qtables", "scaled_curve", "scaled_qtables", "score_files", "slope_lambdas",
 ]

@@ -1,7 +1,12 @@
 """Learned tables scored with real files: Pillow writes and reads them; BD-rate compares the curves.
 
 :func:`bd_rate` is the Bjontegaard delta rate with PCHIP (monotone cubic)
-interpolation of log rate against PSNR, written out (no SciPy).
+interpolation of log rate against PSNR, written out (no SciPy). The benchmarks'
+protocol (``benchmarks/tables.py``, task (d) of ``benchmarks/surrogates.py``):
+the IJG anchor at :data:`QUALITIES` (:func:`ijg_curve`), a learned pair of
+tables scaled by libjpeg's quality formula over the same qualities
+(:func:`scaled_curve`), :func:`curve_bd_rate` between the two, and the
+lambda that matches an IJG quality (:func:`slope_lambdas`).
 """
 from __future__ import annotations
 
@@ -12,7 +17,9 @@ from ...geometry import SUBSAMPLINGS, Subsampling
 from ..images import ImageSet
 from ..metrics import psnr
 from ..reference import pillow_decode, pillow_jpeg
-from .files import pillow_qtables
+from .files import pillow_qtables, scaled_qtables
+
+QUALITIES = (30, 40, 50, 60, 70, 80, 90, 95)  # the qualities of the benchmarks' BD-rate curves
 
 
 def evaluate_qtables(images, qtables=None, quality=None, subsampling: Subsampling = "4:2:0", optimize: bool = True) -> dict:
@@ -60,6 +67,40 @@ def score_files(pairs) -> dict:
         psnrs.append(psnr(a, pillow_decode(data, "RGB")))
         pixels.append(a.shape[0] * a.shape[1])
     return {"bytes": sizes, "psnr": psnrs, "pixels": pixels, "bpp": 8 * sum(sizes) / sum(pixels), "mean_psnr": float(np.mean(psnrs))}
+
+
+def ijg_curve(images, qualities=QUALITIES) -> list[dict]:
+    """:func:`evaluate_qtables` of the IJG tables (Pillow's quality scaling) at each quality: the anchor."""
+    return [evaluate_qtables(images, quality=q) for q in qualities]
+
+
+def scaled_curve(images, qtables, qualities=QUALITIES) -> list[dict]:
+    """:func:`evaluate_qtables` of base tables scaled by libjpeg's quality formula at each quality.
+
+    Example:
+        >>> from diffjpeg import standard_tables
+        >>> x = torch.rand(1, 3, 32, 32)
+        >>> [r["bytes"] for r in scaled_curve(x, standard_tables(), (50, 75))] == [r["bytes"] for r in ijg_curve(x, (50, 75))]
+        True
+    """
+    return [evaluate_qtables(images, qtables=scaled_qtables(qtables, q)) for q in qualities]
+
+
+def curve_bd_rate(anchor: list[dict], test: list[dict]) -> float:
+    """:func:`bd_rate` (percent) of two curves of :func:`evaluate_qtables` results (total bpp, mean PSNR)."""
+    return bd_rate([c["bpp"] for c in anchor], [c["mean_psnr"] for c in anchor], [c["bpp"] for c in test], [c["mean_psnr"] for c in test])
+
+
+def slope_lambdas(images, wanted, step: int = 3) -> dict[int, float]:
+    """The lambda of rate + lambda * MSE that matches each IJG quality in ``wanted``: the slope
+    -d(bpp)/d(MSE) of the IJG curve on ``images``, a central difference over ``q - step`` .. ``q + step``
+    (MSE on the 0..255 scale, pooled over pixels)."""
+    out = {}
+    for q in wanted:
+        lo, hi = (evaluate_qtables(images, quality=v) for v in (q - step, min(q + step, 100)))
+        mse = [float(np.sum(255**2 / 10 ** (np.array(r["psnr"]) / 10) * r["pixels"]) / np.sum(r["pixels"])) for r in (lo, hi)]
+        out[q] = float(-(hi["bpp"] - lo["bpp"]) / (mse[1] - mse[0]))
+    return out
 
 
 # ---------------------------------------------------------------- Bjontegaard delta rate

@@ -206,6 +206,7 @@ def learn_qtables(
     resume: bool = False,
     progress: bool = False,
     history: list | None = None,
+    codec=None,
 ) -> Tensor:
     """Learn one luma and one chroma quantization table for a set of images.
 
@@ -241,6 +242,13 @@ def learn_qtables(
             logs; a callable is called after each step with
             ``{"step", "steps", "loss", "bpp", "distortion"}`` (rank 0 only).
         history: if a list, each step appends ``{"step", "loss", "bpp", "distortion"}``.
+        codec: another differentiable JPEG in place of diffjpeg's ``encode`` and
+            ``decode`` (``subsampling``, ``mode`` and ``rounding`` are then the codec's own):
+            ``codec(x, tables) -> (decoded, coefficients)`` with ``x`` a ``(1, 3, h, w)``
+            float crop in [0, 1], ``tables`` ``(2, 8, 8)`` float, ``decoded`` like ``x``
+            and ``coefficients`` a :class:`diffjpeg.Coefficients` that
+            :func:`diffjpeg.rate` prices; both differentiable in ``tables``. The
+            surrogate benchmark learns tables through kornia's JPEG with it.
 
     Returns:
         ``(2, 8, 8)`` int64 tables (luma, chroma), entries 1..255, natural order.
@@ -253,6 +261,8 @@ def learn_qtables(
     """
     if not isinstance(progress, bool) and not callable(progress):
         raise TypeError(f"progress must be True, False or a callable, got {type(progress).__name__}")
+    if codec is not None and not callable(codec):
+        raise TypeError(f"codec must be None or a callable (x, tables) -> (decoded, coefficients), got {type(codec).__name__}")
     criterion = _check_settings(lam, steps, batch_size, crop, lr, subsampling, mode, rounding, huffman, distortion, checkpoint_every)
     data = images if isinstance(images, ImageSet) else ImageSet(images)
     rank, world = rank_and_world()
@@ -265,6 +275,8 @@ def learn_qtables(
     config = dict(lam=float(lam), steps=steps, batch_size=batch_size, crop=crop, lr=float(lr), subsampling=subsampling,
                   forward=mode,  # the key checkpoints already written carry
                   rounding=rounding if isinstance(rounding, str) else repr(rounding), huffman=huffman, distortion=distortion, seed=int(seed), images=len(data))
+    if codec is not None:  # only then: checkpoints written before codec= existed compare equal
+        config["codec"] = getattr(codec, "__qualname__", type(codec).__qualname__)
     start, past = 0, []
     checkpoint = None if checkpoint is None else Path(checkpoint)
     if resume and checkpoint is None:
@@ -304,7 +316,11 @@ def learn_qtables(
             stats = torch.zeros(3, dtype=torch.float64)  # bits, pixel-weighted distortion, pixels
             for i, top, left, h, w in plan[rank::world]:
                 x = data[i][:, top : top + h, left : left + w].to(device=device, dtype=torch.float32).div(255.0)[None]
-                r = encode_and_score(x, params(), criterion, subsampling=subsampling, mode=mode, rounding=rounding)
+                if codec is None:
+                    r = encode_and_score(x, params(), criterion, subsampling=subsampling, mode=mode, rounding=rounding)
+                else:
+                    decoded, c = codec(x, params())
+                    r = criterion(decoded, x, c)
                 # each crop's share of the global mean: the ranks' sums add up to it
                 (r.loss * (h * w / pixels)).backward()
                 stats += torch.tensor([r.bits.item(), r.distortion.item() * h * w, h * w], dtype=torch.float64)
