@@ -167,9 +167,9 @@ def test_learner_rejects_bad_arguments(small_images, kwargs, match):
 
 def test_codec_hook_with_our_codec_learns_what_the_default_path_learns(small_images):
     """codec= only swaps encode/decode: diffjpeg's own pair through it gives the default's tables, step for step."""
-    def ours(x, tables):
-        c = diffjpeg.encode(x, qtables=tables, mode="exact", rounding="sigmoid")
-        return diffjpeg.decode(c, mode="exact"), c
+    def ours(x, tables):  # the learner's default layer
+        c = diffjpeg.encode(x, qtables=tables, mode=T.DEFAULT_MODE, rounding=T.DEFAULT_ROUNDING)
+        return diffjpeg.decode(c, mode=T.DEFAULT_MODE), c
 
     settings = dict(lam=0.03, steps=3, batch_size=2, crop=48, seed=1)
     a, b = [], []
