@@ -24,6 +24,7 @@ module            stage                                                  libjpeg
 ``scan``          zigzag and MCU order, padding DC                       jccoefct.c
 ``huffman``       entropy coding, exact bit counts                       jchuff.c
 ``rate_model``    differentiable estimate of the bits: ``rate``
+``rdo``           rate-distortion optimized encoding: ``encode_rdo``
 ``losses``        RateDistortionLoss: rate + lambda * distortion
 ``markers``       file structure checks, JPEGError                       jdmarker.c
 ``files``         read and write real .jpg files                         (reads: libjpeg, _libjpeg.c)
@@ -57,6 +58,7 @@ from .losses import RateDistortion, RateDistortionLoss
 from .markers import JPEGError
 from .quality import quality_tables, standard_tables
 from .rate_model import Rate, rate
+from .rdo import encode_rdo
 from .rounding import ROUNDINGS, Rounding, soft_round
 
 # diffjpeg.rate is the function; the module that defines it is rate_model
@@ -80,6 +82,7 @@ __all__ = [
     "bits",
     "decode",
     "encode",
+    "encode_rdo",
     "jpeg",
     "quality_tables",
     "random_jpeg",

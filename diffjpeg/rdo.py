@@ -167,7 +167,7 @@ def distortion_weights(subsampling: Subsampling = "4:2:0", channels: int = 3) ->
     Example:
         >>> w = distortion_weights("4:2:0")
         >>> float(w[0][0]), round(float(w[1][0]), 2), round(float(w[1][63]), 2)
-        (1.0, 4.33, 0.37)
+        (1.0, 3.95, 0.33)
     """
     subsampling = check_subsampling(subsampling)
     factors = subsampling_factors(subsampling, channels)
