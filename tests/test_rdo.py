@@ -214,3 +214,70 @@ def test_pillow_reads_the_file_as_written():
         assert im.size == (56, 40) and im.format == "JPEG"
         tables = im.quantization
     assert [tables[0][k] for k in range(64)] == c.qtables[0].flatten().int().tolist()  # natural order, as Pillow gives it
+
+
+# ---------------------------------------------------------------- diffjpeg compress --optimize-rd
+@pytest.fixture(scope="module")
+def photo_png(tmp_path_factory):
+    path = tmp_path_factory.mktemp("in") / "photo.png"
+    Image.fromarray(skimage_crop("coffee", 45, 61, 100, 100)).save(path)
+    return path
+
+
+def status(argv) -> int:
+    from diffjpeg.tools import cli
+
+    try:
+        return cli.main(argv)
+    except SystemExit as e:  # argparse
+        return e.code
+
+
+@pytest.mark.parametrize("flags", [[], ["--progressive", "--effort", "3"], ["--lambda", "0.02", "--subsampling", "4:4:4"]])
+def test_compress_optimize_rd_writes_encode_rdo(photo_png, tmp_path, capsys, flags):
+    out = tmp_path / "out.jpg"
+    assert status(["compress", str(photo_png), "-q", "70", "--optimize-rd", "-o", str(out), *flags]) == 0
+    report = capsys.readouterr().out
+    x = torch.from_numpy(np.array(Image.open(photo_png))).permute(2, 0, 1).contiguous()
+    options = {"effort": 3} if "--effort" in flags else {}
+    if "--lambda" in flags:
+        options.update(lmbda=0.02, subsampling="4:4:4")
+    expected = diffjpeg.write(rdo.encode_rdo(x, 70, **options), optimize=True, progressive="--progressive" in flags)
+    assert out.read_bytes() == expected
+    assert f"wrote {out}: {len(expected)} bytes" in report and "rate-distortion optimized" in report
+    assert "Pillow (IJG tables, same coding) needs quality" in report
+
+
+def test_compress_optimize_rd_to_stdout(photo_png, capfdbinary):
+    assert status(["compress", str(photo_png), "-q", "40", "--optimize-rd", "-o", "-"]) == 0
+    captured = capfdbinary.readouterr()
+    x = torch.from_numpy(np.array(Image.open(photo_png))).permute(2, 0, 1).contiguous()
+    assert captured.out == diffjpeg.write(rdo.encode_rdo(x, 40), optimize=True)
+    assert b"wrote the JPEG to stdout" in captured.err
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["-q", "101", "--optimize-rd"], "quality must be an integer from 0 to 100"),
+    (["-q", "-1", "--optimize-rd"], "quality must be an integer from 0 to 100"),
+    (["-q", "50", "--optimize-rd", "--lambda", "0"], "--lambda: must be a number > 0"),
+    (["-q", "50", "--optimize-rd", "--lambda", "-2"], "--lambda: must be a number > 0"),
+    (["-q", "50", "--optimize-rd", "--lambda", "nan"], "--lambda: must be a number > 0"),
+    (["-q", "50", "--optimize-rd", "--effort", "0"], "effort must be an integer from 1 to 3"),
+    (["-q", "50", "--lambda", "0.1"], "--lambda needs --optimize-rd"),
+    (["-q", "50", "--effort", "2"], "--effort needs --optimize-rd"),
+])
+def test_compress_optimize_rd_mistakes(photo_png, tmp_path, capsys, argv, words):
+    out = tmp_path / "out.jpg"
+    assert status(["compress", str(photo_png), *argv, "-o", str(out)]) not in (0, None)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("diffjpeg: error: ") and words in err, err
+    assert not any(tmp_path.iterdir())
+
+
+def test_compress_optimize_rd_unreadable_image(tmp_path, capsys):
+    (tmp_path / "notes.png").write_text("not an image")
+    for name in ("notes.png", "missing.png"):
+        assert status(["compress", str(tmp_path / name), "-q", "50", "--optimize-rd", "-o", str(tmp_path / "o.jpg")]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and err.startswith("diffjpeg: error: ") and "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.png"]
