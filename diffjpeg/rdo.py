@@ -111,6 +111,7 @@ LAMBDA_SCALE = 8.7
 PASSES = {1: 1, 2: 2, 3: 3}  # effort -> passes of value choice and table rebuilding
 EFFORTS = tuple(PASSES)
 DEFAULT_EFFORT = 2
+DEFAULT_QUALITY = 75  # as diffjpeg.encode's
 # color weights: the squared RGB error of a unit error in Y, Cb, Cr (libjpeg's
 # jdcolor.c matrix), / 3 so that a Y error weighs 1
 COLOR_WEIGHTS = (1.0, (0.34414**2 + 1.772**2) / 3, (1.402**2 + 0.71414**2) / 3)
@@ -383,17 +384,16 @@ def _rounded(coef: np.ndarray, table: np.ndarray) -> np.ndarray:
     return values
 
 
-def _optimize_image(samples: Tensor, tables: np.ndarray, lmbda: float, factors, passes: int, compiled_: bool,
+def _optimize_image(samples: Tensor, tables: np.ndarray, weights: list[np.ndarray], factors, passes: int, compiled_: bool,
                     report: Callable[[], None]) -> tuple[list[np.ndarray], dict]:
-    """Values ``(rows, cols, 64)`` int32 per component and what was measured, for one image."""
+    """Values ``(rows, cols, 64)`` int32 per component and what was measured,
+    for one image; ``weights``: lambda times :func:`distortion_weights`."""
     channels, height, width = samples.shape
     blocks = _component_blocks(samples, factors)
     shapes = [b.shape[:2] for b in blocks]
     coef = [np.ascontiguousarray(b.reshape(-1, 64)) for b in blocks]
     slot = [min(ci, 1) for ci in range(len(coef))]
     steps = [np.ascontiguousarray(tables[s].reshape(64), dtype=np.float64) for s in slot]
-    subsampling = next(name for name in ("4:4:4", "4:2:2", "4:2:0") if subsampling_factors(name, channels) == tuple(factors))
-    weights = [np.ascontiguousarray(lmbda * w) for w in distortion_weights(subsampling, channels)]
     mcus = mcu_counts((height, width), factors)
     chains = [_chain_order(s, f, mcus) for s, f in zip(shapes, factors)]
 
@@ -431,7 +431,7 @@ def _optimize_image(samples: Tensor, tables: np.ndarray, lmbda: float, factors, 
             best = (objective, chosen, step)
         report()
     values = [v.reshape(*s, 64) for v, s in zip(best[1], shapes)]
-    return values, {"lambda": lmbda, "passes": history, "chosen": best[2]}
+    return values, {"passes": history, "chosen": best[2]}
 
 
 # ---------------------------------------------------------------- the library function
@@ -455,14 +455,17 @@ def encode_rdo(
     for the model; ``D`` is the squared error of the decoded image on the
     0..255 scale, summed over pixels, averaged over R, G, B.
 
-    Cost: about ``effort`` + 1 passes over the coefficients, each a dynamic
-    program per 8x8 block whose work grows with the block's number of
-    nonzero values; on one CPU core about 0.3 s per megapixel at quality 50
-    and 0.7 s at quality 90 for ``effort=2`` (compiled; ``benchmarks/rdo.py``
-    measures it), tens of times longer without the compiled kernel. Memory: a
-    few float64 copies of the image's coefficients. No gradient: the values
-    are discrete choices (use :func:`diffjpeg.encode` and
-    :func:`diffjpeg.rate` to learn through the codec).
+    Cost: ``effort`` passes over the coefficients after plain rounding, each
+    a dynamic program per 8x8 block whose work grows with the block's number
+    of nonzero values; on one CPU core (compiled; ``benchmarks/rdo.py``) 0.32 s
+    per megapixel at quality 50 and 0.55 s at quality 90 for ``effort=2``
+    (0.19 and 0.37 s for 1, 0.41 and 0.85 s for 3); about 7 s per megapixel
+    without the compiled kernel (numpy); :func:`diffjpeg.write` takes another 0.6 to
+    0.9 s. Memory: about 110 bytes per pixel (a few float64 copies of the
+    coefficients). Runs on the CPU (the result is moved to the image's
+    device). No gradient: the values are discrete choices (use
+    :func:`diffjpeg.encode` and :func:`diffjpeg.rate` to learn through the
+    codec).
 
     Args:
         image: ``(..., C, H, W)``, C = 3 (RGB) or 1 (grayscale), uint8 or
@@ -517,13 +520,18 @@ def encode_rdo(
         raise TypeError(f"progress must be a callable (done, total) or None, got {type(progress).__name__}")
     use_kernel = _kernel is not None if compiled is None else compiled
 
-    base = learned_tables(torch.float64) if qtables is None else qtables
-    if qtables is None and quality is None:
-        quality = 75 if lmbda is None else _quality_for_lambda(lmbda)
-    if isinstance(quality, Tensor) and quality.numel() != 1:
-        raise ValueError(f"quality must be one number for encode_rdo, got a tensor of shape {tuple(quality.shape)}")
-    tables = resolve_tables(quality, base if qtables is None or quality is not None else qtables, torch.Size([]), True,
-                            torch.float64, torch.device("cpu"))[0]
+    cpu = torch.device("cpu")
+    if isinstance(quality, Tensor):
+        if quality.numel() != 1:
+            raise ValueError(f"quality must be one number for encode_rdo, got a tensor of shape {tuple(quality.shape)}")
+        quality = quality.detach().to(cpu)
+    if qtables is None:
+        qtables = learned_tables(torch.float64)
+        if quality is None:
+            quality = DEFAULT_QUALITY if lmbda is None else _quality_for_lambda(lmbda)
+    elif isinstance(qtables, Tensor):
+        qtables = qtables.detach().to(cpu)
+    tables = resolve_tables(quality, qtables, torch.Size([]), True, torch.float64, cpu)[0]  # checks both
     if lmbda is None:
         lmbda = default_lambda(tables)
 
@@ -539,18 +547,20 @@ def encode_rdo(
             progress(done, total)
 
     per_component = [[] for _ in factors]
-    table_array = tables.numpy()
+    table_array = tables.numpy().reshape(2, 64)
+    weights = [np.ascontiguousarray(lmbda * w) for w in distortion_weights(subsampling, channels)]
     for i in range(count):
         x = flat[i]
         samples = x.to(torch.int32) if x.dtype == torch.uint8 else torch.round(x.double().clamp(0, 1) * 255.0).to(torch.int32)
-        values, _ = _optimize_image(samples, table_array.reshape(2, 64), lmbda, factors, PASSES[effort], use_kernel, report)
+        values, _ = _optimize_image(samples, table_array, weights, factors, PASSES[effort], use_kernel, report)
         for ci, v in enumerate(values):
             per_component[ci].append(torch.from_numpy(v.reshape(*v.shape[:2], 8, 8)).to(torch.float32))
-    components = [torch.stack(p).reshape(batch + p[0].shape) for p in per_component]
+    device = image.device
+    components = [torch.stack(p).reshape(batch + p[0].shape).to(device) for p in per_component]
     if channels == 1:
         components += [None, None]
     return Coefficients(y=components[0], cb=components[1], cr=components[2],
-                        qtables=tables.to(torch.float32).expand(batch + (2, 8, 8)).contiguous(),
+                        qtables=tables.to(device=device, dtype=torch.float32).expand(batch + (2, 8, 8)).contiguous(),
                         sampling=factors, size=(height, width))
 
 

@@ -281,3 +281,34 @@ def test_compress_optimize_rd_unreadable_image(tmp_path, capsys):
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and err.startswith("diffjpeg: error: ") and "Traceback" not in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.png"]
+
+
+# ---------------------------------------------------------------- the target, on the held-out photos (-m slow)
+@pytest.mark.slow
+def test_bd_rate_target_on_held_out_photos(tmp_path):
+    """The issue's target on the held-out photos of benchmarks/tables.py, real
+    files, qualities 30-95, 4:2:0: <= -20% BD-rate (PSNR) against Pillow with
+    the IJG tables (optimize=True), and fewer bits than mozjpeg's defaults."""
+    jpeglib = pytest.importorskip("jpeglib")
+    from diffjpeg.tools.images import skimage_photo
+    from diffjpeg.tools.qtables import bd_rate, score_files
+    from diffjpeg.tools.reference import pillow_jpeg
+
+    photos = [skimage_photo(n) for n in ("chelsea", "coffee", "immunohistochemistry", "hubble_deep_field")]
+    qualities = (30, 40, 50, 60, 70, 80, 90, 95)
+
+    def mozjpeg(a, q):
+        path = tmp_path / "moz.jpg"
+        with jpeglib.version("mozjpeg403"):
+            jpeglib.from_spatial(a).write_spatial(str(path), qt=q)
+        return path.read_bytes()
+
+    def ours(a, q):
+        return diffjpeg.write(rdo.encode_rdo(torch.from_numpy(a).permute(2, 0, 1).contiguous(), q), optimize=True)
+
+    curves = {}
+    for name, make in (("ijg", lambda a, q: pillow_jpeg(a, q, "4:2:0", optimize=True)), ("mozjpeg", mozjpeg), ("ours", ours)):
+        scores = [score_files((a, make(a, q)) for a in photos) for q in qualities]
+        curves[name] = ([s["bpp"] for s in scores], [s["mean_psnr"] for s in scores])
+    assert bd_rate(*curves["ijg"], *curves["ours"]) <= -20
+    assert bd_rate(*curves["mozjpeg"], *curves["ours"]) < 0
