@@ -161,6 +161,23 @@ def test_dtypes_batches_and_progress():
     assert len(diffjpeg.write(c, None, optimize=True)) == 2
 
 
+def test_threads_and_autocast_give_the_same_values():
+    """No state outlives a call (the kernel releases the GIL): the values are
+    the same from many threads at once, and under autocast."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [(image(name, 40, 56), q) for name in ("astronaut", "coffee", "chelsea") for q in (30, 85)]
+    alone = [rdo.encode_rdo(x, q) for x, q in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        together = list(pool.map(lambda args: rdo.encode_rdo(*args), inputs * 2))
+    for a, b in zip(alone * 2, together):
+        assert all(torch.equal(u, v) for u, v in zip(a.components, b.components))
+    x = inputs[0][0].float() / 255
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        c = rdo.encode_rdo(x, 30)
+    assert torch.equal(c.y, alone[0].y)
+
+
 @pytest.mark.parametrize("kwargs,error,words", [
     ({"quality": -1}, ValueError, "quality must be in [0, 100]"),
     ({"quality": 101}, ValueError, "quality must be in [0, 100]"),
