@@ -457,11 +457,11 @@ def encode_rdo(
 
     Cost: ``effort`` passes over the coefficients after plain rounding, each
     a dynamic program per 8x8 block whose work grows with the block's number
-    of nonzero values; on one CPU core (compiled; ``benchmarks/rdo.py``) 0.32 s
-    per megapixel at quality 50 and 0.55 s at quality 90 for ``effort=2``
-    (0.19 and 0.37 s for 1, 0.41 and 0.85 s for 3); about 7 s per megapixel
-    without the compiled kernel (numpy); :func:`diffjpeg.write` takes another 0.6 to
-    0.9 s. Memory: about 110 bytes per pixel (a few float64 copies of the
+    of nonzero values; on one CPU core (compiled; ``benchmarks/rdo.py``) 0.20 s
+    per megapixel at quality 50 and 0.42 s at quality 90 for ``effort=2``
+    (0.15 and 0.27 s for 1, 0.26 and 0.55 s for 3); about 7 s per megapixel
+    without the compiled kernel (numpy); :func:`diffjpeg.write` takes another
+    0.5 to 0.6 s. Memory: about 110 bytes per pixel (a few float64 copies of the
     coefficients). Runs on the CPU (the result is moved to the image's
     device). No gradient: the values are discrete choices (use
     :func:`diffjpeg.encode` and :func:`diffjpeg.rate` to learn through the
