@@ -11,18 +11,25 @@ Without it diffjpeg.read falls back to jpeglib itself (see its docstring for
 what that loses).
 
 diffjpeg._lossless (diffjpeg/_lossless.c), plain C, decodes lossless JPEG
-scans; without it diffjpeg.lossless does the same in Python, slowly. Everything else is declared in pyproject.toml.
+scans; without it diffjpeg.lossless does the same in Python, slowly.
+
+diffjpeg._trellis (diffjpeg/_trellis.c), plain C, chooses rate-distortion
+optimal quantized values for diffjpeg.rdo; without it the same choices come
+from numpy, slowly. Its costs must not be fused into FMAs, so that both
+make the same choices. Everything else is declared in pyproject.toml.
 """
 import sys
 
 from setuptools import Extension, setup
 
 flags = [] if sys.platform == "win32" else ["-O3"]
+exact_float = [] if sys.platform == "win32" else ["-ffp-contract=off"]  # MSVC does not contract by default
 dl = ["dl"] if sys.platform.startswith("linux") else []  # dlopen is in libdl before glibc 2.34
 setup(
     ext_modules=[
         Extension("diffjpeg._native", ["diffjpeg/_native.c"], extra_compile_args=flags, optional=True),
         Extension("diffjpeg._lossless", ["diffjpeg/_lossless.c"], extra_compile_args=flags, optional=True),
+        Extension("diffjpeg._trellis", ["diffjpeg/_trellis.c"], extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._libjpeg", ["diffjpeg/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),
     ]
 )

@@ -25,6 +25,7 @@ module            stage                                                  libjpeg
 ``scan``          zigzag and MCU order, padding DC                       jccoefct.c
 ``huffman``       entropy coding, exact bit counts                       jchuff.c
 ``rate_model``    differentiable estimate of the bits: ``rate``
+``rdo``           rate-distortion optimized encoding: ``encode_rdo``
 ``losses``        RateDistortionLoss: rate + lambda * distortion
 ``markers``       file structure checks, JPEGError                       jdmarker.c
 ``files``         read and write real .jpg files                         (reads: libjpeg, _libjpeg.c)
@@ -58,6 +59,7 @@ from .losses import RateDistortion, RateDistortionLoss
 from .markers import JPEGError
 from .quality import quality_tables, standard_tables
 from .rate_model import Rate, rate
+from .rdo import encode_rdo
 from .rounding import ROUNDINGS, Rounding, soft_round
 
 # diffjpeg.rate is the function; the module that defines it is rate_model
@@ -81,6 +83,7 @@ __all__ = [
     "bits",
     "decode",
     "encode",
+    "encode_rdo",
     "jpeg",
     "quality_tables",
     "random_jpeg",

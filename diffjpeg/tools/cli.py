@@ -245,6 +245,10 @@ def compress(args) -> int:
     from .qtables import pillow_qtables
     from .reference import pillow_decode, pillow_jpeg
 
+    if not args.optimize_rd:
+        for option, value in (("--lambda", args.lam), ("--effort", args.effort)):
+            if value is not None:
+                raise UsageError(f"{option} needs --optimize-rd")
     report = sys.stderr if str(args.output) == STDOUT else sys.stdout  # stdout carries the file
     check_output(args.output, JPEG_SUFFIXES, "JPEG")
     tables = None if args.qtables is None else _read_tables(args.qtables)
@@ -252,6 +256,8 @@ def compress(args) -> int:
     a, notes = load_image(args.input)
     _notes(notes, sys.stderr)
     subsampling = args.subsampling if a.ndim == 3 else "4:4:4"
+    if args.optimize_rd:
+        return _compress_rd(args, a, tables, subsampling, report)
     with torch.no_grad():
         c = encode(to_tensor(a), quality=args.quality, qtables=tables, subsampling=subsampling)
     data = write(c, optimize=args.optimize, progressive=args.progressive)
@@ -283,6 +289,68 @@ def compress(args) -> int:
         same_bytes = "file sizes differ"
     print(f"{codec}, same settings: {len(reference_file)} bytes; decoded pixels {pixels}; {same_bytes}", file=report)
     return 0
+
+
+def _compress_rd(args, a, tables, subsampling: str, report) -> int:
+    """compress --optimize-rd: :func:`diffjpeg.encode_rdo`, then the file, and
+    the size Pillow needs for the same PSNR (IJG tables, optimized Huffman tables)."""
+    from .. import rdo, write
+    from .demo import describe
+    from .images import to_tensor
+    from .metrics import psnr
+    from .progress import Progress
+    from .reference import pillow_decode
+
+    effort = rdo.DEFAULT_EFFORT if args.effort is None else args.effort
+    with Progress(rdo.PASSES[effort], "optimize-rd", unit="pass", lines=False) as bar:
+        c = rdo.encode_rdo(to_tensor(a), args.quality, lmbda=args.lam, qtables=tables, subsampling=subsampling,
+                           effort=effort, progress=lambda done, total: bar.update())
+    data = write(c, optimize=True, progressive=args.progressive)
+    decoded = pillow_decode(data)
+    with output_file(args.output) as temporary:
+        temporary.write_bytes(data)
+
+    lmbda = rdo.default_lambda(c.qtables) if args.lam is None else args.lam
+    how = f"learned tables at quality {args.quality}" if tables is None else f"tables from {args.qtables}"
+    coding = "progressive" if args.progressive else "baseline, optimized Huffman tables"
+    print(f"wrote {'the JPEG to stdout' if str(args.output) == STDOUT else args.output}: {len(data)} bytes, {describe(a)}, "
+          f"rate-distortion optimized (lambda {lmbda:.4g}, effort {effort}), {how}, "
+          f"{subsampling if a.ndim == 3 else 'grayscale'}, {coding}", file=report)
+    print(f"PSNR against the input: {psnr(decoded, a):.2f} dB", file=report)
+    reached = _pillow_at_psnr(a, psnr(decoded, a), subsampling, args.progressive)
+    if reached is None:
+        print("Pillow (IJG tables, same coding) does not reach this PSNR at any quality", file=report)
+    else:
+        q, size, value = reached
+        print(f"Pillow (IJG tables, same coding) needs quality {q} for at least this PSNR ({value:.2f} dB): {size} bytes; "
+              f"this file is {100 * (len(data) / size - 1):+.1f}%", file=report)
+    return 0
+
+
+def _pillow_at_psnr(a, target: float, subsampling: str, progressive: bool) -> tuple[int, int, float] | None:
+    """The lowest IJG quality whose Pillow file (optimized Huffman tables) reaches
+    ``target`` PSNR, with its size and PSNR (bisection: PSNR grows with quality),
+    or ``None`` if quality 100 does not."""
+    from .metrics import psnr
+    from .reference import pillow_decode, pillow_jpeg
+
+    def at(q: int) -> tuple[int, float]:
+        data = pillow_jpeg(a, q, subsampling, optimize=True, progressive=progressive)
+        return len(data), psnr(pillow_decode(data), a)
+
+    low, high = 1, 100
+    best = at(high)
+    if best[1] < target:
+        return None
+    found = (high, *best)
+    while low < high:
+        middle = (low + high) // 2
+        size, value = at(middle)
+        if value >= target:
+            high, found = middle, (middle, size, value)
+        else:
+            low = middle + 1
+    return found
 
 
 def _compare(args, path, name: str | None = None) -> int:
@@ -423,6 +491,7 @@ def parser() -> argparse.ArgumentParser:
     import torch
 
     from .. import __version__
+    from ..rdo import DEFAULT_EFFORT, EFFORTS
 
     top = _Parser(prog="diffjpeg", description="Differentiable JPEG, bit-exact with libjpeg-turbo.", formatter_class=DefaultsFormatter)
     top.add_argument("--version", action="version", version=f"diffjpeg {__version__}")
@@ -448,7 +517,10 @@ def parser() -> argparse.ArgumentParser:
     p = command("compress", help="write a real JPEG with diffjpeg's encoder",
                 description="Encode an image with diffjpeg.encode and write it with diffjpeg.write; report its "
                             "size, its PSNR against the input, and whether its decoded pixels equal those of "
-                            "the JPEG Pillow writes with the same settings.")
+                            "the JPEG Pillow writes with the same settings. With --optimize-rd, "
+                            "diffjpeg.encode_rdo chooses the quantized values (an ordinary baseline or "
+                            "progressive file, fewer bytes for the same PSNR), and the report gives the size "
+                            "of Pillow's file (IJG tables) of at least the same PSNR.")
     p.add_argument("input", help="any image Pillow opens (RGB or grayscale; other modes are converted)")
     how = p.add_mutually_exclusive_group(required=True)
     how.add_argument("-q", "--quality", type=quality, help="quality, 0..100 (libjpeg's scale; 0 acts as 1)")
@@ -457,6 +529,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--subsampling", choices=SUBSAMPLINGS, default="4:2:0", help="chroma subsampling (ignored for grayscale)")
     p.add_argument("--optimize", action="store_true", help="optimized Huffman tables (Pillow's optimize=True)")
     p.add_argument("--progressive", action="store_true", help="a progressive file (libjpeg's default scan script)")
+    p.add_argument("--optimize-rd", action="store_true",
+                   help="rate-distortion optimized values (diffjpeg.encode_rdo): the fewest bits + lambda * squared error, "
+                        "with the learned tables scaled by -q (or --qtables); implies --optimize")
+    p.add_argument("--lambda", dest="lam", metavar="LAMBDA", type=_positive_float, default=None,
+                   help="with --optimize-rd: bits per unit of squared error, larger keeps more detail (default: from the tables)")
+    p.add_argument("--effort", type=_count("effort", min(EFFORTS), max(EFFORTS)), default=None,
+                   help=f"with --optimize-rd: passes of value choice and Huffman table rebuilding, "
+                        f"{min(EFFORTS)}..{max(EFFORTS)} (default: {DEFAULT_EFFORT})")
     _threads(p, why="one thread encodes as fast as two: the time goes to Huffman coding")
 
     _optimize_tables_options(command)
