@@ -134,26 +134,7 @@ def pillow_curve(images, qtables=None) -> list[dict]:
 
 def mozjpeg_curve(images, progressive: bool) -> list[dict]:
     """benchmarks/tables.py's mozjpeg files, scored with SSIM too."""
-    import jpeglib
-
-    out = []
-    for q in QUALITIES:
-        files = []
-        for a in images:
-            path = RESULTS / "_moz.jpg"
-            with jpeglib.version("mozjpeg403"):
-                jpeglib.from_spatial(a).write_spatial(str(path), qt=q)
-            data = path.read_bytes()
-            path.unlink()
-            if not progressive:
-                c = diffjpeg.read(data)
-                if float(c.qtables.max()) > 255:
-                    break
-                data = diffjpeg.write(c, None, optimize=True)
-            files.append((a, data))
-        if len(files) == len(images):
-            out.append({"quality": q, **score(files)})
-    return out
+    return B.mozjpeg_curve(images, QUALITIES, progressive, score=score)
 
 
 def bd(anchor, test, metric="mean_psnr") -> float:

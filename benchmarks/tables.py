@@ -65,7 +65,9 @@ PER_IMAGE = ("chelsea", "immunohistochemistry")  # held-out photos that also get
 RESULTS = Path(__file__).parent / "results"
 
 
-def mozjpeg_curve(images, qualities, progressive: bool) -> list[dict]:
+def mozjpeg_curve(images, qualities, progressive: bool, score=T.score_files) -> list[dict]:
+    """mozjpeg 4.0.3's files through jpeglib (defaults: progressive), or their
+    coefficients recoded baseline; ``score`` of each quality's files."""
     import jpeglib
 
     out = []
@@ -85,7 +87,7 @@ def mozjpeg_curve(images, qualities, progressive: bool) -> list[dict]:
             files.append((a, data))
         if len(files) < len(images):  # tables above 255: no baseline file at this quality
             continue
-        out.append({"quality": q, **T.score_files(files)})
+        out.append({"quality": q, **score(files)})
     return out
 
 
