@@ -229,6 +229,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # 10 s: two processes start torch
 def test_two_processes_learn_what_one_does(image_dir, tmp_path):
     """torchrun, 2 CPU processes (gloo), against one process with the same global batch.
 
