@@ -331,8 +331,8 @@ def read_image(
     data, structure = _structure(source, max_pixels, strict)
     if structure.process == LOSSLESS:  # no coefficients: its pixels straight from diffjpeg.lossless
         image = torch.from_numpy(read_lossless(data, max_pixels, strict))
-        return image if device is None else image.to(device)
-    image = decode(_read(data, structure, strict, torch.float32, None, max_pixels), dtype=torch.uint8)
+    else:
+        image = decode(_read(data, structure, strict, torch.float32, None, max_pixels), dtype=torch.uint8)
     return image if device is None else image.to(device)
 
 
