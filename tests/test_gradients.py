@@ -118,7 +118,7 @@ def test_learnable_layer_trains():
     assert layer.quality.item() != 50.0
 
 
-@pytest.mark.slow  # 25 s of dynamo tracing; the default run still compiles exact mode in test_augment (aot_eager)
+@pytest.mark.slow  # 25 s of dynamo tracing (the default run traces only the input checks: test_inputs, fullgraph)
 def test_torch_compile_exact_traces_and_matches_eager():
     """Exact mode through dynamo and AOT autograd (inductor's code generation
     for the integer codec takes minutes): one graph, values bit for bit and
