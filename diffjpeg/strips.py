@@ -8,15 +8,20 @@ interior rows of every strip are the whole image's, bit for bit.
 
 Why: a whole 12 MP image makes every temporary a fresh mapping above
 glibc's mmap limit (32 MiB per block), paid in page faults and zeroing on
-every call (4x slower per pixel than at 1 MP), and autograd keeps about
-100 bytes per pixel of them. In strips the temporaries stay small and are
-reused, and :class:`_StripJPEG` saves nothing but the input: its backward
-recomputes each strip with autograd and takes that strip's interior rows
-of the input gradient, fed with the true output gradient of the strip and
-its halo. Every interior row's gradient is then computed by the very
+every call (4x slower per pixel than at 1 MP), and most of the ~60 bytes per
+pixel that forward+backward peaks at are such temporaries; what autograd
+saves for the backward is about 6 bytes per pixel (the quantizer's input).
+In strips the temporaries stay small and are reused. With a gradient,
+:class:`_StripJPEG` keeps each strip's own graph (its saved tensors, not
+its temporaries, nor the strip's decoded pixels: :class:`_Handle`); its
+backward runs each strip's graph with the true output gradient of the
+strip and its halo, and takes the strip's interior rows of the input
+gradient. Every interior row's gradient is then computed by the very
 operations of the whole image's backward (the upsampler's transpose reads
 the same neighbours), so values and input gradients are bit-identical to
-the whole-image path (``tests/test_strips.py``).
+the whole-image path (``tests/test_strips.py``). Nothing is recomputed,
+except for a differentiable gradient (``create_graph=True``), which goes
+through the whole image's graph.
 
 Not taken where it cannot be bit-identical or does not pay: when quality,
 tables or color matrices require grad (their gradients are sums over the
@@ -58,40 +63,63 @@ def _halo(rows: tuple[int, int], height: int, halo: int) -> tuple[int, int]:
 
 
 class _StripJPEG(torch.autograd.Function):
-    """``run(image)`` strip by strip; saves only ``image``, recomputes in backward."""
+    """``run(image)`` strip by strip. With ``keep`` (the caller wants a
+    gradient) each strip's graph is kept for the backward; without, nothing."""
 
     @staticmethod
-    def forward(ctx, image: Tensor, run: Callable[[Tensor], Tensor], strips: list[tuple[int, int]], halo: int):
+    def forward(ctx, image: Tensor, run: Callable[[Tensor], Tensor], strips: list[tuple[int, int]], halo: int, keep: bool):
         ctx.run, ctx.strips, ctx.halo = run, strips, halo
         ctx.save_for_backward(image)
         height = image.shape[-2]
-        out = None
-        with torch.no_grad():
-            for rows in strips:
-                lo, hi = _halo(rows, height, halo)
-                part = run(image[..., lo:hi, :])
-                if out is None:
-                    out = part.new_empty(part.shape[:-2] + image.shape[-2:])
-                out[..., rows[0] : rows[1], :] = part[..., rows[0] - lo : rows[1] - lo, :]
+        out, graphs = None, []
+        for rows in strips:
+            lo, hi = _halo(rows, height, halo)
+            if keep:
+                part = image[..., lo:hi, :].detach().requires_grad_()
+                with torch.enable_grad():
+                    result = run(part)
+                    graphs.append((part, _Handle.apply(result)))
+            else:
+                result = run(image[..., lo:hi, :])
+            if out is None:
+                out = result.new_empty(result.shape[:-2] + image.shape[-2:])
+            out[..., rows[0] : rows[1], :] = result[..., rows[0] - lo : rows[1] - lo, :]
+        ctx.graphs = graphs
         return out
 
     @staticmethod
     def backward(ctx, grad: Tensor):
         (image,) = ctx.saved_tensors
         height = image.shape[-2]
-        if torch.is_grad_enabled():  # create_graph: the whole image's graph, whose gradient is differentiable
+        if torch.is_grad_enabled() or not ctx.graphs:
+            # create_graph: the whole image's graph, whose gradient is
+            # differentiable (the strips' graphs were built without it)
             with torch.enable_grad():
-                (grad_image,) = torch.autograd.grad(ctx.run(image), image, grad, create_graph=True)
-            return grad_image, None, None, None
+                (grad_image,) = torch.autograd.grad(ctx.run(image), image, grad, create_graph=torch.is_grad_enabled())
+            return grad_image, None, None, None, None
         grad_image = torch.empty_like(image, memory_format=torch.contiguous_format)
-        for rows in ctx.strips:
+        for rows, (part, handle) in zip(ctx.strips, ctx.graphs):
             lo, hi = _halo(rows, height, ctx.halo)
-            part = image[..., lo:hi, :].detach().requires_grad_()
-            with torch.enable_grad():
-                out = ctx.run(part)
-            (grad_part,) = torch.autograd.grad(out, part, grad[..., lo:hi, :])
+            # retain_graph: a second backward through the outer graph (which
+            # the caller may have retained) needs the strips' graphs too;
+            # they go with the outer graph
+            (grad_part,) = torch.autograd.grad(handle, part, grad[..., lo:hi, :], retain_graph=True)
             grad_image[..., rows[0] : rows[1], :] = grad_part[..., rows[0] - lo : rows[1] - lo, :]
-        return grad_image, None, None, None
+        return grad_image, None, None, None, None
+
+
+class _Handle(torch.autograd.Function):
+    """A strip's graph without its pixels: an output of the strip's shape
+    that holds one element (stride 0), whose gradient goes unchanged to the
+    strip's decoded pixels, which can then be freed."""
+
+    @staticmethod
+    def forward(ctx, pixels: Tensor) -> Tensor:
+        return pixels.new_empty(()).expand(pixels.shape)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        return grad
 
 
 def in_strips(run: Callable[[Tensor], Tensor], image: Tensor, mcu: int, halo: int, pixels: int | None = None) -> Tensor | None:
@@ -118,4 +146,5 @@ def in_strips(run: Callable[[Tensor], Tensor], image: Tensor, mcu: int, halo: in
     strips = strip_rows(height, width, count, mcu, STRIP_PIXELS if pixels is None else pixels)
     if len(strips) == 1:
         return None
-    return _StripJPEG.apply(image, run, strips, halo)
+    keep = torch.is_grad_enabled() and image.requires_grad
+    return _StripJPEG.apply(image, run, strips, halo, keep)

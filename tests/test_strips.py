@@ -113,3 +113,46 @@ def test_strips_double_backward(small_strips):
     assert torch.equal(results[0][0], results[1][0])
     scale = results[1][1].abs().max().item()
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-5, atol=1e-6 * scale)
+
+
+def test_strips_keep_graphs_no_recompute(small_strips):
+    """With a gradient each strip's graph is kept: the backward runs no strip again,
+    and a second backward through a retained graph gives the same gradient."""
+    x = torch.rand(1, 3, 64, 24, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    calls = []
+
+    def run(t):
+        calls.append(t.shape[-2])
+        return jpeg(t, 50, mode="float")
+
+    out = strips.in_strips(run, x, 16, 16)
+    forward_calls = len(calls)
+    assert forward_calls == len(strips.strip_rows(64, 24, 1, 16, strips.STRIP_PIXELS)) > 2
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(4))
+    (first,) = torch.autograd.grad((out * weights).sum(), x, retain_graph=True)
+    (second,) = torch.autograd.grad((out * weights).sum(), x)
+    assert len(calls) == forward_calls
+    assert torch.equal(first, second)
+    _, ref = value_and_grad(lambda t: whole(t, mode="float"), x.detach(), weights)
+    assert torch.equal(first, ref)
+
+
+def test_strips_output_saved_by_a_stage():
+    """A strip's graph is kept without its pixels, except where a stage saved
+    them: sigmoid saves its output for its backward, which must survive."""
+    x = torch.randn(2, 1, 40, 8, generator=torch.Generator().manual_seed(5), requires_grad=True)
+    out = strips.in_strips(torch.sigmoid, x, 8, 0, pixels=64)
+    assert out is not None
+    out.sum().backward()
+    ref = x.detach().clone().requires_grad_()
+    torch.sigmoid(ref).sum().backward()
+    assert torch.equal(out, torch.sigmoid(x.detach()))
+    assert torch.equal(x.grad, ref.grad)
+
+
+def test_strips_run_returning_its_input():
+    """A run that returns its input: values and gradient pass through unchanged."""
+    x = torch.rand(1, 1, 40, 8, generator=torch.Generator().manual_seed(6), requires_grad=True)
+    out = strips.in_strips(lambda t: t, x, 8, 0, pixels=64)
+    out.sum().backward()
+    assert torch.equal(out, x.detach()) and torch.equal(x.grad, torch.ones_like(x))
