@@ -36,6 +36,28 @@ def replicate_edges(plane: Tensor, height: int, width: int) -> Tensor:
     return plane
 
 
+def replicate_edges_adjoint(grad: Tensor, h: int, w: int) -> Tensor:
+    """The transpose of :func:`replicate_edges` from ``(h, w)``: each
+    replicated sample's gradient added onto the edge sample it copies.
+
+    The very operations of autograd's backward of :func:`replicate_edges`
+    (index_select's: zeros, then ``index_add_``), so the result is the same
+    bit for bit.
+
+    Example:
+        >>> replicate_edges_adjoint(torch.ones(2, 3), 1, 2)
+        tensor([[2., 4.]])
+    """
+    height, width = grad.shape[-2:]
+    if w != width:
+        cols = torch.arange(width, device=grad.device).clamp_(max=w - 1)
+        grad = grad.new_zeros(grad.shape[:-1] + (w,)).index_add_(grad.dim() - 1, cols, grad)
+    if h != height:
+        rows = torch.arange(height, device=grad.device).clamp_(max=h - 1)
+        grad = grad.new_zeros(grad.shape[:-2] + (h, grad.shape[-1])).index_add_(grad.dim() - 2, rows, grad)
+    return grad
+
+
 def split_blocks(plane: Tensor) -> Tensor:
     """Cut ``(..., H, W)`` with H, W multiples of 8 into ``(..., H/8, W/8, 8, 8)`` blocks.
 

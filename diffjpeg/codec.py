@@ -31,10 +31,10 @@ import torch
 from torch import Tensor, nn
 
 from . import color, native, smoothing, strips
-from .blocks import merge_blocks, replicate_edges, split_blocks
+from .blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
 from .check import MODES, Mode, check_choice, check_device, check_finite, check_image, check_subsampling, checking_values, is_number
 from .coefficients import Coefficients
-from .dct import fdct, fdct_islow, idct, idct_islow
+from .dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
 from .deprecation import deprecated_alias, keyword_only
 from .geometry import PillowSubsampling, Subsampling, component_geometry, subsampling_factors
 from .precision import full_precision, working_dtype
@@ -51,7 +51,7 @@ from .rounding import (
     round_with_surrogate,
     straight_through,
 )
-from .sampling import downsample, downsample_biased, upsample, upsample_fancy
+from .sampling import downsample, downsample_adjoint, downsample_biased, is_filtered, upsample, upsample_adjoint, upsample_fancy
 
 DEFAULT_QUALITY = 75  # libjpeg's default
 
@@ -234,6 +234,16 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
         if not grad:
             blocks = [b.reshape(batch + b.shape[1:]) for b in values[0]]
             return _coefficients(blocks, tables, batch, factors, (height, width))
+        if _ExactEncoderGraph.applies(matrix):
+            dct = values[1]
+            if needs_grad(x):
+                dct = _ExactEncoderGraph.apply(x, geometries, matrix, *dct)
+            blocks = []
+            for ci, coefficients in enumerate(dct):
+                table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
+                quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci])
+                blocks.append(quantized.reshape(batch + quantized.shape[1:]))
+            return _coefficients(blocks, tables, batch, factors, (height, width))
         # Values from the integer forms, the graph from the real stages: after
         # the 8-bit samples (exact in both) every stage up to the quantizer is
         # linear, so its derivative at the exact input is its derivative
@@ -261,6 +271,51 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
             quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci])
         blocks.append(quantized.reshape(batch + quantized.shape[1:]))
     return _coefficients(blocks, tables, batch, factors, (height, width))
+
+
+class _ExactEncoderGraph(torch.autograd.Function):
+    """Exact mode's DCT coefficients ``dct`` (from the integer forms) forward;
+    backward, the gradient of the real-valued stages from ``x`` (``(B, C, H, W)``
+    in [0, 1]) to the DCT, without running them forward.
+
+    Every stage from the 8-bit samples to the DCT is linear, its clamps
+    straight-through, so its derivative is the same everywhere and its
+    backward is its transpose: the stages' adjoints, in reverse order. Each
+    adjoint performs the operations of autograd's backward of the real-valued
+    stage, so the gradient is the one the real stages' graph gives, bit for
+    bit (``tests/test_exact_graph.py``), at about half the cost: that graph's
+    forward computed values nobody reads.
+    """
+
+    @staticmethod
+    def applies(matrix: Tensor | None) -> bool:
+        return not needs_grad(matrix)  # a learned matrix's gradient needs the real stages' values
+
+    @staticmethod
+    def forward(ctx, x: Tensor, geometries, matrix: Tensor | None, *dct: Tensor):
+        ctx.set_materialize_grads(False)
+        ctx.geometries, ctx.matrix, ctx.shape = geometries, matrix, x.shape
+        return dct
+
+    @staticmethod
+    def backward(ctx, *grads):
+        count, channels, height, width = ctx.shape
+        planes = None
+        for ci, (grad, geo) in enumerate(zip(grads, ctx.geometries)):
+            if grad is None:
+                continue
+            plane = merge_blocks(fdct_adjoint(grad))  # merge_blocks: split_blocks' transpose
+            h_scale, v_scale = geo.scale
+            plane = replicate_edges_adjoint(plane, geo.padded[0] // v_scale, geo.padded[1] // h_scale)
+            plane = replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), height, width)
+            if planes is None:
+                planes = plane.new_zeros(ctx.shape)
+            planes[:, ci] = plane
+        if planes is None:
+            return (None,) * (3 + len(grads))
+        if channels == 3:
+            planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
+        return (planes * 255.0, None, None) + (None,) * len(grads)
 
 
 def _encode_integers(x: Tensor, tables: Tensor, geometries, matrix: Tensor | None, work: torch.dtype):
@@ -397,6 +452,10 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
             return samples.reshape(batch + samples.shape[1:])
         if samples.dtype != work:
             samples = samples.to(work).div_(255.0)
+        if _ExactDecoderGraph.applies(c.color_space, matrix, geometries):
+            dequantized = [dequantize(round_ste(b), tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
+            out = _ExactDecoderGraph.apply(samples, geometries, c.size, c.color_space, matrix, *dequantized)
+            return out.reshape(batch + out.shape[1:])
         # values from the integer forms, the graph from the real stages: from
         # the dequantized coefficients on, every stage is linear (its clamps
         # straight-through), so its derivative does not depend on where it is
@@ -421,6 +480,56 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
     if mode == "exact":
         out = straight_through(out, samples)
     return out.reshape(batch + ycc.shape[1:])
+
+
+class _ExactDecoderGraph(torch.autograd.Function):
+    """Exact mode's decoded pixels ``samples`` (``(B, C, H, W)`` in [0, 1],
+    from the integer forms) forward; backward, the gradient of the
+    real-valued stages from the dequantized coefficients to the pixels,
+    without running them forward: the stages' adjoints in reverse order, as
+    :class:`_ExactEncoderGraph` does for the encoder (bit for bit autograd's
+    gradient through those stages). Grayscale and YCbCr, with libjpeg's
+    matrix or a constant one, and upsampling that filters or is 1:1; the
+    rest go through the real stages' graph."""
+
+    @staticmethod
+    def applies(color_space: str, matrix: Tensor | None, geometries) -> bool:
+        if color_space not in ("grayscale", "YCbCr") or needs_grad(matrix):
+            return False
+        return all(g.scale == (1, 1) or is_filtered(g.downsampled[1], *g.scale) for g in geometries)
+
+    @staticmethod
+    def forward(ctx, samples: Tensor, geometries, size, color_space: str, matrix: Tensor | None, *dequantized: Tensor):
+        ctx.set_materialize_grads(False)
+        ctx.geometries, ctx.size, ctx.color_space, ctx.matrix = geometries, size, color_space, matrix
+        return samples
+
+    @staticmethod
+    def backward(ctx, grad):
+        nothing = (None,) * (5 + len(ctx.geometries))
+        if grad is None:
+            return nothing
+        grad = grad / 255.0
+        if ctx.color_space == "YCbCr":
+            grad = color.ycbcr_to_rgb_adjoint(grad, ctx.matrix)
+        grads = []
+        for ci, geo in enumerate(ctx.geometries):
+            plane = grad[:, ci]
+            h_scale, v_scale = geo.scale
+            if geo.scale != (1, 1):
+                plane = upsample_adjoint(_uncrop(plane, geo.downsampled[0] * v_scale, geo.downsampled[1] * h_scale), h_scale, v_scale)
+            plane = _uncrop(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
+            grads.append(idct_adjoint(split_blocks(plane)))
+        return nothing[:5] + tuple(grads)
+
+
+def _uncrop(grad: Tensor, height: int, width: int) -> Tensor:
+    """The transpose of cropping ``(..., height, width)`` to the top-left of ``grad``'s size: zeros around."""
+    if grad.shape[-2:] == (height, width):
+        return grad
+    out = grad.new_zeros(grad.shape[:-2] + (height, width))
+    out[..., : grad.shape[-2], : grad.shape[-1]] = grad
+    return out
 
 
 def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size, matrix: Tensor | None, color_space: str):

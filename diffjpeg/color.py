@@ -209,6 +209,24 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
     return exact_value(value, image, lambda: _apply(matrix, image, offset), matrix)
 
 
+def rgb_to_ycbcr_adjoint(grad: Tensor, matrix: Tensor | None = None) -> Tensor:
+    """The transpose of :func:`rgb_to_ycbcr` (its gradient with respect to the
+    image in every mode): ``matrix^T @ grad`` over the channel axis, ``(B, 3, H, W)``.
+
+    The operations of autograd's backward of the batched product in the
+    real-valued form, so the result is the same bit for bit.
+
+    Example:
+        >>> rgb_to_ycbcr_adjoint(torch.tensor([1.0, 0.0, 0.0]).reshape(1, 3, 1, 1)).flatten()
+        tensor([0.2990, 0.5870, 0.1140])
+    """
+    if matrix is None:
+        matrix = rgb_to_ycbcr_matrix(grad.dtype, grad.device)
+    b = grad.shape[0]
+    m = matrix.to(grad.dtype).expand(b, 3, 3)
+    return m.transpose(1, 2).bmm(grad.reshape(b, 3, -1)).reshape(grad.shape)
+
+
 def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
     """Convert JFIF YCbCr samples to RGB samples.
 
@@ -238,6 +256,22 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
         return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
     value = ycbcr_to_rgb_fixed(_integer_samples(image), custom)
     return exact_value(value, image, lambda: _apply(matrix, image, shift), matrix)
+
+
+def ycbcr_to_rgb_adjoint(grad: Tensor, matrix: Tensor | None = None) -> Tensor:
+    """The transpose of :func:`ycbcr_to_rgb` (its gradient with respect to
+    the YCbCr samples in every mode, its clamp straight-through), ``(B, 3, H, W)``;
+    autograd's operations for the real-valued form, bit for bit.
+
+    Example:
+        >>> ycbcr_to_rgb_adjoint(torch.tensor([0.0, 0.0, 1.0]).reshape(1, 3, 1, 1)).flatten()
+        tensor([1.0000, 1.7720, 0.0000])
+    """
+    if matrix is None:
+        matrix = ycbcr_to_rgb_matrix(grad.dtype, grad.device)
+    b = grad.shape[0]
+    m = matrix.to(grad.dtype).expand(b, 3, 3)
+    return m.transpose(1, 2).bmm(grad.reshape(b, 3, -1)).reshape(grad.shape)
 
 
 def ycck_to_cmyk_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:

@@ -352,6 +352,23 @@ def fdct(blocks: Tensor, mode: Mode = "float") -> Tensor:
     return exact_value(value, blocks, lambda: _separable(blocks - 128.0, "orthonormal_2d"))
 
 
+def fdct_adjoint(grad: Tensor) -> Tensor:
+    """The transpose of :func:`fdct` (its gradient in every mode): the
+    gradient of its sample blocks from that of its coefficients, ``(..., 8, 8)``.
+
+    The operations of autograd's backward of the float form's GEMM
+    (``grad @ M^T`` on the ``(N, 64)`` view), so the result is the same bit
+    for bit.
+
+    Example:
+        >>> g = torch.zeros(8, 8); g[0, 0] = 8.0
+        >>> fdct_adjoint(g)[3, 5].item()
+        1.0
+    """
+    flat = grad.reshape(-1, 64)
+    return flat.mm(_matrices("orthonormal_2d", grad.dtype, grad.device).t()).view(grad.shape)
+
+
 def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
     """Inverse 8x8 DCT, level shift (+128) and clamp to [0, 255].
 
@@ -375,6 +392,21 @@ def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
         return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
     value = idct_islow(dequantized_integers(coefficients.detach()))
     return exact_value(value, coefficients, lambda: _separable(coefficients, "orthonormal_2d_inverse") + 128.0)
+
+
+def idct_adjoint(grad: Tensor) -> Tensor:
+    """The transpose of :func:`idct` (its gradient in every mode, its clamp
+    straight-through): the gradient of the coefficients from that of the
+    sample blocks, ``(..., 8, 8)``; autograd's operations for the float
+    form, bit for bit.
+
+    Example:
+        >>> g = torch.zeros(8, 8); g[0, 0] = 8.0
+        >>> round(idct_adjoint(g)[0, 0].item(), 4)
+        1.0
+    """
+    flat = grad.reshape(-1, 64)
+    return flat.mm(_matrices("orthonormal_2d_inverse", grad.dtype, grad.device).t()).view(grad.shape)
 
 
 class FDCT(nn.Module):

@@ -121,10 +121,23 @@ class _Downsample(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        h_factor, v_factor = ctx.factors
-        *lead, h, w = grad.shape
-        spread = grad.reshape(*lead, h, 1, w, 1).expand(*lead, h, v_factor, w, h_factor)
-        return spread.reshape(*lead, h * v_factor, w * h_factor) / (h_factor * v_factor), None, None, None
+        return downsample_adjoint(grad, *ctx.factors), None, None, None
+
+
+def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int) -> Tensor:
+    """The transpose of :func:`downsample` (its gradient in every mode): each
+    output's gradient spread evenly over its window.
+
+    Example:
+        >>> downsample_adjoint(torch.tensor([[4.0]]), 2, 2)
+        tensor([[1., 1.],
+                [1., 1.]])
+    """
+    if h_factor == v_factor == 1:
+        return grad
+    *lead, h, w = grad.shape
+    spread = grad.reshape(*lead, h, 1, w, 1).expand(*lead, h, v_factor, w, h_factor)
+    return spread.reshape(*lead, h * v_factor, w * h_factor) / (h_factor * v_factor)
 
 
 def _triangle(x: Tensor, dim: int) -> Tensor:
@@ -227,10 +240,27 @@ class _FancyUpsample(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        dims, scale, _ = _FANCY[ctx.factors]
-        for d in reversed(dims):
-            grad = _triangle_adjoint(grad, d)
-        return grad.mul_(1.0 / scale), None, None
+        return upsample_adjoint(grad, *ctx.factors), None, None
+
+
+def upsample_adjoint(grad: Tensor, h_factor: int, v_factor: int) -> Tensor:
+    """The transpose of :func:`upsample`'s triangle filter (its gradient in
+    every mode, where it filters): ``(..., v_factor h, h_factor w)`` to ``(..., h, w)``.
+
+    Example:
+        >>> upsample_adjoint(torch.ones(1, 6), 2, 1)  # each sample feeds two outputs, weights summing to 2
+        tensor([[2., 2., 2.]])
+    """
+    dims, scale, _ = _FANCY[(h_factor, v_factor)]
+    for d in reversed(dims):
+        grad = _triangle_adjoint(grad, d)
+    return grad.mul_(1.0 / scale)
+
+
+def is_filtered(width: int, h_factor: int, v_factor: int) -> bool:
+    """Whether :func:`upsample` of a plane ``width`` samples wide filters
+    (libjpeg's fancy upsampling) rather than replicates samples."""
+    return _is_fancy(width, h_factor, v_factor)
 
 
 def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: Mode = "float") -> Tensor:

@@ -1,0 +1,100 @@
+"""Exact mode's backward without the real-valued forward (codec's
+_ExactEncoderGraph and _ExactDecoderGraph, built from the stages' adjoints):
+its gradients equal, bit for bit, those of the real stages' graph, which the
+same calls build when the shortcut is switched off."""
+import pytest
+import torch
+
+import diffjpeg
+from diffjpeg import codec, native
+from diffjpeg.color import rgb_to_ycbcr_matrix, ycbcr_to_rgb_matrix
+
+
+@pytest.fixture
+def real_stages(monkeypatch):
+    """A context in which exact mode's graph is the real stages' again."""
+
+    def switch():
+        monkeypatch.setattr(codec._ExactEncoderGraph, "applies", staticmethod(lambda *a: False))
+        monkeypatch.setattr(codec._ExactDecoderGraph, "applies", staticmethod(lambda *a: False))
+
+    return switch
+
+
+def grads(f, leaves, weights):
+    leaves = [t.detach().clone().requires_grad_() for t in leaves]
+    out = f(*leaves)
+    return [out.detach()] + list(torch.autograd.grad((out.float() * weights).sum(), leaves))
+
+
+def assert_same(f, leaves, weights, real_stages):
+    fast = grads(f, leaves, weights)
+    real_stages()
+    real = grads(f, leaves, weights)
+    for a, b in zip(fast, real):
+        assert a.dtype == b.dtype and torch.equal(a, b)
+
+
+CASES = [  # shape, subsampling, dtype
+    ((2, 3, 17, 33), "4:2:0", torch.float32),
+    ((1, 3, 64, 48), "4:2:2", torch.float32),
+    ((1, 3, 23, 9), "4:4:4", torch.float64),
+    ((2, 1, 19, 30), "4:2:0", torch.float32),
+    ((3, 40, 40), "4:2:0", torch.float16),
+    ((1, 3, 24, 16), "4:2:0", torch.bfloat16),
+    ((1, 3, 1, 1), "4:2:0", torch.float32),
+    ((1, 3, 9, 4), "4:2:0", torch.float32),  # chroma 2 wide: replicated, not filtered (the real stages)
+]
+
+
+@pytest.mark.parametrize("shape, subsampling, dtype", CASES)
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "tensor-stages"])
+def test_image_gradient(real_stages, shape, subsampling, dtype, kernel):
+    g = torch.Generator().manual_seed(sum(shape))
+    x = torch.rand(shape, generator=g).to(dtype)
+    weights = torch.randn(shape, generator=g)
+    with native.enabled(kernel):
+        assert_same(lambda t: diffjpeg.jpeg(t, 50, subsampling=subsampling), [x], weights, real_stages)
+
+
+@pytest.mark.parametrize("what", ["quality", "qtables", "constant matrices", "rounding"])
+def test_other_leaves(real_stages, what):
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 20, 28, generator=g)
+    weights = torch.randn(x.shape, generator=g)
+    if what == "quality":
+        f, leaves = (lambda t, q: diffjpeg.jpeg(t, q)), [x, torch.tensor([30.0, 80.0])]
+    elif what == "qtables":
+        f, leaves = (lambda t, q: diffjpeg.jpeg(t, qtables=q)), [x, torch.rand(2, 2, 8, 8, generator=g) * 40 + 1]
+    elif what == "constant matrices":
+        forward = rgb_to_ycbcr_matrix() + 0.01 * torch.randn(3, 3, generator=g)
+        inverse = ycbcr_to_rgb_matrix() + 0.01 * torch.randn(3, 3, generator=g)
+        f, leaves = (lambda t: diffjpeg.jpeg(t, 60, rgb_to_ycbcr=forward, ycbcr_to_rgb=inverse)), [x]
+    else:
+        f, leaves = (lambda t: diffjpeg.jpeg(t, 60, rounding=diffjpeg.rounding.Fourier(order=3))), [x]
+    assert_same(f, leaves, weights, real_stages)
+
+
+@pytest.mark.parametrize("sampling", [((2, 2), (1, 1), (1, 1)), ((1, 2), (1, 1), (1, 1)), ((4, 1), (1, 1), (1, 1)), ((2, 1), (1, 1), (1, 1))])
+def test_decode_gradient(real_stages, sampling):
+    """decode alone, coefficients and tables requiring grad, any sampling
+    factors (h1v2 filters; h4v1 replicates: the real stages)."""
+    encoded = diffjpeg.encode(torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(5)), 70)
+    c = diffjpeg.Coefficients(y=torch.zeros(1, 1, 8, 8), cb=torch.zeros(1, 1, 8, 8), cr=torch.zeros(1, 1, 8, 8),
+                              qtables=encoded.qtables, sampling=sampling, size=(37, 53))
+    g = torch.Generator().manual_seed(6)
+    blocks = [torch.round(torch.randn((1,) + geo.blocks + (8, 8), generator=g) * 4) for geo in c.geometries()]
+    weights = torch.randn(1, 3, 37, 53, generator=g)
+
+    def f(y, cb, cr, tables):
+        return diffjpeg.decode(diffjpeg.Coefficients(y, cb, cr, qtables=tables, sampling=sampling, size=(37, 53)))
+
+    assert_same(f, blocks + [encoded.qtables.float()], weights, real_stages)
+
+
+def test_second_backward_through_retained_graph():
+    x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(8), requires_grad=True)
+    y = diffjpeg.jpeg(x, 50)
+    (a,) = torch.autograd.grad(y.sum(), x, retain_graph=True)
+    (b,) = torch.autograd.grad(y.sum(), x)
+    assert torch.equal(a, b)
