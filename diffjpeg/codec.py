@@ -234,6 +234,10 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
         if not grad:
             blocks = [b.reshape(batch + b.shape[1:]) for b in values[0]]
             return _coefficients(blocks, tables, batch, factors, (height, width))
+        # Values from the integer forms, the gradient the real stages': after
+        # the 8-bit samples (exact in both) every stage up to the quantizer is
+        # linear, so its derivative at the exact input is its derivative
+        # anywhere, and the quantizer is evaluated at the exact DCT.
         if _ExactEncoderGraph.applies(matrix):
             dct = values[1]
             if needs_grad(x):
@@ -244,12 +248,9 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
                 quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci])
                 blocks.append(quantized.reshape(batch + quantized.shape[1:]))
             return _coefficients(blocks, tables, batch, factors, (height, width))
-        # Values from the integer forms, the graph from the real stages: after
-        # the 8-bit samples (exact in both) every stage up to the quantizer is
-        # linear, so its derivative at the exact input is its derivative
-        # anywhere, and the quantizer below is evaluated at the exact DCT.
-        # The soft forms are those real stages without the roundings (whose
-        # values nobody reads here); their backward is the same.
+        # a learned matrix's gradient needs the real stages' values: their
+        # graph, built by the soft forms (the real stages without the
+        # roundings; same backward), with the exact values forward
         stages = "soft"
     if x.dtype == torch.uint8:
         samples = x.to(work)
