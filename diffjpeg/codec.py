@@ -224,7 +224,6 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
         x = x.to(work)  # 8-bit levels first, in float32: round(x * 255) is then the level
     factors = subsampling_factors(subsampling, channels)
     geometries = [component_geometry((height, width), f, factors[0]) for f in factors]
-    values, stages = None, mode
     if mode == "exact":
         grad = needs_grad(image, tables, matrix)
         if native.encode_applies(x, matrix, tables):
@@ -238,54 +237,66 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
         # the 8-bit samples (exact in both) every stage up to the quantizer is
         # linear, so its derivative at the exact input is its derivative
         # anywhere, and the quantizer is evaluated at the exact DCT.
-        if _ExactEncoderGraph.applies(matrix):
+        if not _EncoderGraph.applies(matrix):
+            # a learned matrix's gradient needs the real stages' values: their
+            # graph, built by the soft forms (the real stages without the
+            # roundings; same backward), with the exact values forward
+            dct = [straight_through(c, v) for c, v in zip(_dct_stages(x, geometries, matrix, mode, work), values[1])]
+        elif needs_grad(x):
+            dct = _EncoderGraph.apply(x, geometries, matrix, *values[1])
+        else:
             dct = values[1]
-            if needs_grad(x):
-                dct = _ExactEncoderGraph.apply(x, geometries, matrix, *dct)
-            blocks = []
-            for ci, coefficients in enumerate(dct):
-                table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
-                quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci])
-                blocks.append(quantized.reshape(batch + quantized.shape[1:]))
-            return _coefficients(blocks, tables, batch, factors, (height, width))
-        # a learned matrix's gradient needs the real stages' values: their
-        # graph, built by the soft forms (the real stages without the
-        # roundings; same backward), with the exact values forward
-        stages = "soft"
-    if x.dtype == torch.uint8:
-        samples = x.to(work)
-    else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=mode != "soft")
-    planes = color.rgb_to_ycbcr(samples, matrix, stages) if channels == 3 else samples
-
+    elif needs_grad(x) and _EncoderGraph.applies(matrix):
+        with torch.no_grad():  # the values; the backward is the adjoints'
+            dct = _dct_stages(x, geometries, matrix, mode, work)
+        dct = _EncoderGraph.apply(x, geometries, matrix, *dct)
+    else:
+        dct = _dct_stages(x, geometries, matrix, mode, work)
     blocks = []
-    for ci, geo in enumerate(geometries):
-        plane = replicate_edges(planes[:, ci], *geo.padded)
-        plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
-        plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
-        coefficients = fdct(split_blocks(plane), stages)
+    for ci, coefficients in enumerate(dct):
         table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
-        if values is None:
-            quantized = quantize(coefficients, table, mode, rounding)
-        else:  # as quantize(..., "exact") does with the exact DCT
-            coefficients = straight_through(coefficients, values[1][ci])
+        if mode == "exact":  # as quantize(..., "exact") does with the exact DCT
             quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci])
+        else:
+            quantized = quantize(coefficients, table, mode, rounding)
         blocks.append(quantized.reshape(batch + quantized.shape[1:]))
     return _coefficients(blocks, tables, batch, factors, (height, width))
 
 
-class _ExactEncoderGraph(torch.autograd.Function):
-    """Exact mode's DCT coefficients ``dct`` (from the integer forms) forward;
+def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: torch.dtype) -> list[Tensor]:
+    """The real stages from ``x`` (``(B, C, H, W)``, uint8 or float in [0, 1])
+    to each component's DCT blocks: float's or soft's; for exact, the 8-bit
+    samples, then the soft forms (the graph at the exact samples)."""
+    stages = "soft" if mode == "exact" else mode
+    if x.dtype == torch.uint8:
+        samples = x.to(work)
+    else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
+        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=mode != "soft")
+    planes = color.rgb_to_ycbcr(samples, matrix, stages) if x.shape[1] == 3 else samples
+    dct = []
+    for ci, geo in enumerate(geometries):
+        plane = replicate_edges(planes[:, ci], *geo.padded)
+        plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
+        plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
+        dct.append(fdct(split_blocks(plane), stages))
+    return dct
+
+
+class _EncoderGraph(torch.autograd.Function):
+    """The DCT coefficients ``dct``, computed without a graph (exact mode's
+    integer forms, or float's and soft's stages under no_grad), forward;
     backward, the gradient of the real-valued stages from ``x`` (``(B, C, H, W)``
-    in [0, 1]) to the DCT, without running them forward.
+    in [0, 1]) to the DCT, the same in every mode.
 
     Every stage from the 8-bit samples to the DCT is linear, its clamps
     straight-through, so its derivative is the same everywhere and its
     backward is its transpose: the stages' adjoints, in reverse order. Each
     adjoint performs the operations of autograd's backward of the real-valued
     stage, so the gradient is the one the real stages' graph gives, bit for
-    bit (``tests/test_exact_graph.py``), at about half the cost: that graph's
-    forward computed values nobody reads.
+    bit (``tests/test_stage_graph.py``). Exact mode no longer runs the real
+    stages forward for a graph (values nobody read), and every mode skips
+    autograd's bookkeeping, its zero-filled buffer per component, and the
+    sums of those buffers.
     """
 
     @staticmethod
@@ -309,8 +320,8 @@ class _ExactEncoderGraph(torch.autograd.Function):
             h_scale, v_scale = geo.scale
             plane = replicate_edges_adjoint(plane, geo.padded[0] // v_scale, geo.padded[1] // h_scale)
             plane = replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), height, width)
-            if planes is None:
-                planes = plane.new_zeros(ctx.shape)
+            if planes is None:  # zeros only where a component has no gradient
+                planes = plane.new_empty(ctx.shape) if all(g is not None for g in grads) else plane.new_zeros(ctx.shape)
             planes[:, ci] = plane
         if planes is None:
             return (None,) * (3 + len(grads))
@@ -427,7 +438,6 @@ def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, 
 def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
     batch = c.batch_shape
     count = math.prod(batch)
-    height, width = c.size
     work = working_dtype(c.y.dtype)
     tables = c.component_qtables().reshape(count, -1, 8, 8).to(work)
     components = [b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components]
@@ -437,7 +447,7 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
     geometries = c.geometries()
     # libjpeg estimates what an incomplete progressive file left out (block smoothing)
     components = smoothing.smooth(components, tables, c.progression, geometries, c.size, mode)
-    exact_ycc, stages = None, mode
+    exact_ycc = None
     if mode == "exact":
         grad = not as_uint8 and needs_grad(*components, tables, matrix)
         samples = None
@@ -453,42 +463,52 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
             return samples.reshape(batch + samples.shape[1:])
         if samples.dtype != work:
             samples = samples.to(work).div_(255.0)
-        if _ExactDecoderGraph.applies(c.color_space, matrix, geometries):
-            dequantized = [dequantize(round_ste(b), tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
-            out = _ExactDecoderGraph.apply(samples, geometries, c.size, c.color_space, matrix, *dequantized)
-            return out.reshape(batch + out.shape[1:])
-        # values from the integer forms, the graph from the real stages: from
+        # values from the integer forms, the gradient the real stages': from
         # the dequantized coefficients on, every stage is linear (its clamps
         # straight-through), so its derivative does not depend on where it is
-        # taken; the color matrix's does, and is taken at the exact YCbCr
-        # samples below (soft: as in encode)
-        stages = "soft"
+        # taken
+        dequantized = [dequantize(round_ste(b), tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
+        if _DecoderGraph.applies(c.color_space, matrix, geometries):
+            out = _DecoderGraph.apply(samples, geometries, c.size, c.color_space, matrix, *dequantized)
+        else:  # the real stages' graph (soft forms); a learned matrix's gradient at the exact YCbCr samples
+            out = straight_through(_pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, "soft", exact_ycc), samples)
+        return out.reshape(batch + out.shape[1:])
+    dequantized = [dequantize(b, tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
+    if not as_uint8 and needs_grad(*dequantized) and _DecoderGraph.applies(c.color_space, matrix, geometries):
+        with torch.no_grad():  # the values; the backward is the adjoints'
+            out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode)
+        out = _DecoderGraph.apply(out, geometries, c.size, c.color_space, matrix, *dequantized)
+    else:
+        out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode)
+    return out.reshape(batch + out.shape[1:])
+
+
+def _pixel_stages(dequantized: list[Tensor], geometries, size, color_space: str, matrix: Tensor | None, stages: str, exact_ycc: Tensor | None = None) -> Tensor:
+    """The real stages (float or soft) from the dequantized coefficients to
+    the pixels ``(B, C, H, W)`` in [0, 1]; with ``exact_ycc``, a learned
+    matrix's gradient is taken at those (exact) YCbCr samples."""
+    height, width = size
     planes = []
-    for ci, (blocks, geo) in enumerate(zip(components, geometries)):
-        q = round_ste(blocks) if mode == "exact" else blocks
-        samples_ci = idct(dequantize(q, tables[:, ci].reshape(count, 1, 1, 8, 8)), stages)
-        plane = merge_blocks(samples_ci)[..., : geo.downsampled[0], : geo.downsampled[1]]
+    for coefficients, geo in zip(dequantized, geometries):
+        plane = merge_blocks(idct(coefficients, stages))[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
         planes.append(plane[..., :height, :width])
     ycc = torch.stack(planes, dim=1)
     if len(planes) > 1:
-        if mode == "exact" and matrix is not None and needs_grad(matrix):
-            # the matrix's gradient at the exact YCbCr samples; with a custom
-            # matrix the integer forms ran (the kernel takes libjpeg's only)
+        if exact_ycc is not None and needs_grad(matrix):
+            # with a custom matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
-        ycc = color.decoded_pixels(ycc, c.color_space, matrix, stages)
-    out = ycc / 255.0
-    if mode == "exact":
-        out = straight_through(out, samples)
-    return out.reshape(batch + ycc.shape[1:])
+        ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
+    return ycc / 255.0
 
 
-class _ExactDecoderGraph(torch.autograd.Function):
-    """Exact mode's decoded pixels ``samples`` (``(B, C, H, W)`` in [0, 1],
-    from the integer forms) forward; backward, the gradient of the
+class _DecoderGraph(torch.autograd.Function):
+    """Decoded pixels ``samples`` (``(B, C, H, W)`` in [0, 1], computed
+    without a graph: exact mode's integer forms, or float's and soft's stages
+    under no_grad) forward; backward, the gradient of the
     real-valued stages from the dequantized coefficients to the pixels,
     without running them forward: the stages' adjoints in reverse order, as
-    :class:`_ExactEncoderGraph` does for the encoder (bit for bit autograd's
+    :class:`_EncoderGraph` does for the encoder (bit for bit autograd's
     gradient through those stages). Grayscale and YCbCr, with libjpeg's
     matrix or a constant one, and upsampling that filters or is 1:1; the
     rest go through the real stages' graph."""

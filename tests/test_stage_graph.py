@@ -1,7 +1,8 @@
-"""Exact mode's backward without the real-valued forward (codec's
-_ExactEncoderGraph and _ExactDecoderGraph, built from the stages' adjoints):
-its gradients equal, bit for bit, those of the real stages' graph, which the
-same calls build when the shortcut is switched off."""
+"""The linear stages' backward as their adjoints (codec's _EncoderGraph and
+_DecoderGraph): exact mode without the real-valued forward, float and soft
+with their forward under no_grad. The gradients equal, bit for bit, those
+of the real stages' graph, which the same calls build when the adjoints are
+switched off."""
 import pytest
 import torch
 
@@ -12,11 +13,11 @@ from diffjpeg.color import rgb_to_ycbcr_matrix, ycbcr_to_rgb_matrix
 
 @pytest.fixture
 def real_stages(monkeypatch):
-    """A context in which exact mode's graph is the real stages' again."""
+    """A switch after which every mode's graph is the real stages' again."""
 
     def switch():
-        monkeypatch.setattr(codec._ExactEncoderGraph, "applies", staticmethod(lambda *a: False))
-        monkeypatch.setattr(codec._ExactDecoderGraph, "applies", staticmethod(lambda *a: False))
+        monkeypatch.setattr(codec._EncoderGraph, "applies", staticmethod(lambda *a: False))
+        monkeypatch.setattr(codec._DecoderGraph, "applies", staticmethod(lambda *a: False))
 
     return switch
 
@@ -48,35 +49,37 @@ CASES = [  # shape, subsampling, dtype
 
 
 @pytest.mark.parametrize("shape, subsampling, dtype", CASES)
-@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "tensor-stages"])
-def test_image_gradient(real_stages, shape, subsampling, dtype, kernel):
+@pytest.mark.parametrize("mode", ["exact", "exact/tensor-stages", "float", "soft"])
+def test_image_gradient(real_stages, shape, subsampling, dtype, mode):
     g = torch.Generator().manual_seed(sum(shape))
     x = torch.rand(shape, generator=g).to(dtype)
     weights = torch.randn(shape, generator=g)
-    with native.enabled(kernel):
-        assert_same(lambda t: diffjpeg.jpeg(t, 50, subsampling=subsampling), [x], weights, real_stages)
+    with native.enabled(not mode.endswith("tensor-stages")):
+        assert_same(lambda t: diffjpeg.jpeg(t, 50, subsampling=subsampling, mode=mode.split("/")[0]), [x], weights, real_stages)
 
 
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
 @pytest.mark.parametrize("what", ["quality", "qtables", "constant matrices", "rounding"])
-def test_other_leaves(real_stages, what):
+def test_other_leaves(real_stages, what, mode):
     g = torch.Generator().manual_seed(3)
     x = torch.rand(2, 3, 20, 28, generator=g)
     weights = torch.randn(x.shape, generator=g)
     if what == "quality":
-        f, leaves = (lambda t, q: diffjpeg.jpeg(t, q)), [x, torch.tensor([30.0, 80.0])]
+        f, leaves = (lambda t, q: diffjpeg.jpeg(t, q, mode=mode)), [x, torch.tensor([30.0, 80.0])]
     elif what == "qtables":
-        f, leaves = (lambda t, q: diffjpeg.jpeg(t, qtables=q)), [x, torch.rand(2, 2, 8, 8, generator=g) * 40 + 1]
+        f, leaves = (lambda t, q: diffjpeg.jpeg(t, qtables=q, mode=mode)), [x, torch.rand(2, 2, 8, 8, generator=g) * 40 + 1]
     elif what == "constant matrices":
         forward = rgb_to_ycbcr_matrix() + 0.01 * torch.randn(3, 3, generator=g)
         inverse = ycbcr_to_rgb_matrix() + 0.01 * torch.randn(3, 3, generator=g)
-        f, leaves = (lambda t: diffjpeg.jpeg(t, 60, rgb_to_ycbcr=forward, ycbcr_to_rgb=inverse)), [x]
+        f, leaves = (lambda t: diffjpeg.jpeg(t, 60, rgb_to_ycbcr=forward, ycbcr_to_rgb=inverse, mode=mode)), [x]
     else:
-        f, leaves = (lambda t: diffjpeg.jpeg(t, 60, rounding=diffjpeg.rounding.Fourier(order=3))), [x]
+        f, leaves = (lambda t: diffjpeg.jpeg(t, 60, rounding=diffjpeg.rounding.Fourier(order=3), mode=mode)), [x]
     assert_same(f, leaves, weights, real_stages)
 
 
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
 @pytest.mark.parametrize("sampling", [((2, 2), (1, 1), (1, 1)), ((1, 2), (1, 1), (1, 1)), ((4, 1), (1, 1), (1, 1)), ((2, 1), (1, 1), (1, 1))])
-def test_decode_gradient(real_stages, sampling):
+def test_decode_gradient(real_stages, sampling, mode):
     """decode alone, coefficients and tables requiring grad, any sampling
     factors (h1v2 filters; h4v1 replicates: the real stages)."""
     encoded = diffjpeg.encode(torch.rand(1, 3, 37, 53, generator=torch.Generator().manual_seed(5)), 70)
@@ -87,14 +90,28 @@ def test_decode_gradient(real_stages, sampling):
     weights = torch.randn(1, 3, 37, 53, generator=g)
 
     def f(y, cb, cr, tables):
-        return diffjpeg.decode(diffjpeg.Coefficients(y, cb, cr, qtables=tables, sampling=sampling, size=(37, 53)))
+        return diffjpeg.decode(diffjpeg.Coefficients(y, cb, cr, qtables=tables, sampling=sampling, size=(37, 53)), mode=mode)
 
     assert_same(f, blocks + [encoded.qtables.float()], weights, real_stages)
 
 
-def test_second_backward_through_retained_graph():
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+def test_second_backward_through_retained_graph(mode):
     x = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(8), requires_grad=True)
-    y = diffjpeg.jpeg(x, 50)
+    y = diffjpeg.jpeg(x, 50, mode=mode)
     (a,) = torch.autograd.grad(y.sum(), x, retain_graph=True)
     (b,) = torch.autograd.grad(y.sum(), x)
     assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["exact", "float"])
+def test_component_without_gradient(real_stages, mode):
+    """Only the luma coefficients reach the loss: the chroma's share of the
+    input gradient is zero, as through the real stages."""
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(9))
+
+    def f(t):
+        return diffjpeg.encode(t, 50, mode=mode).y
+
+    weights = torch.randn(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(10))
+    assert_same(f, [x], weights, real_stages)
