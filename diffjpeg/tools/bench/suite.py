@@ -183,7 +183,7 @@ def peer_ratios(speed: list[dict]) -> list[str]:
     >>> print("\\n".join(peer_ratios(rows)))  # doctest: +ELLIPSIS
     - forward+backward / the fastest peer present (kornia, 3.00 MP/s): float 10.00x, exact 6.67x
     - forward+backward / kornia (3.00 MP/s): float 10.00x, exact 6.67x
-    - reich (ste): not installed (pip install git+...)
+    - reich (ste): not installed (pip install --no-deps git+...)
     """
     by_name = {r["method"]: r for r in speed}
     ours = {mode: by_name[f"{mode}/polynomial"]["forward+backward MP/s"] for mode in ("float", "exact")}
