@@ -342,8 +342,9 @@ def run(out: Path, quick: bool, echo=None) -> Path:
         plot_fidelity(rows, out / f"fidelity_{subsampling.replace(':', '')}.png", subsampling)
         sections.append(
             f"## Fidelity against Pillow, {subsampling}\n\nMean PSNR (dB; 100 means identical) over the photos, "
-            f"and the share of identical pixels (%). exact and float do not depend on the surrogate; "
-            f"a dash: a quality the method does not take (Reich et al.'s layer takes 1 to 99).\n\n"
+            f"and the share of identical pixels (%). exact and float do not depend on the surrogate."
+            + (" A dash: a quality the method does not take (Reich et al.'s layer takes 1 to 99)." if any(None in r.values() for r in table) else "")
+            + "\n\n"
             + markdown_table(table, ["quality"] + names, {m: "{:.2f}" for m in names})
             + "\n\nIdentical pixels (%):\n\n"
             + markdown_table(identical, ["quality"] + names, {m: "{:.1f}" for m in names})
