@@ -175,7 +175,7 @@ def test_reich_peer_is_none_and_reported_not_installed_without_its_package(monke
     rows = [{"method": "float/polynomial", "forward+backward MP/s": 20.0}, {"method": "exact/polynomial", "forward+backward MP/s": 16.0},
             {"method": "kornia", "forward+backward MP/s": 2.5}]
     lines = peer_ratios(rows)
-    assert f"- {methods.REICH_STE}: not installed (pip install --no-deps git+https://github.com/necla-ml/Diff-JPEG" in "\n".join(lines)
+    assert f"- {methods.REICH_STE}: not installed: pip install --no-deps git+https://github.com/necla-ml/Diff-JPEG" in "\n".join(lines)
     # the fastest peer present is kornia then: float 8x, exact 6.4x
     assert lines[0] == "- forward+backward / the fastest peer present (kornia, 2.50 MP/s): float 8.00x, exact 6.40x"
 

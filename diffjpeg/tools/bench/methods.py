@@ -93,7 +93,7 @@ def reich_jpeg(ste: bool = True):
 #: The peers, by name: the factory of each (None where it is not installed) and how a user installs it.
 PEERS = {
     "kornia": (kornia_jpeg, 'pip install "diffjpeg[bench]" (or kornia)'),
-    REICH_STE: (reich_jpeg, "pip install --no-deps git+https://github.com/necla-ml/Diff-JPEG (their package diff_jpeg, not on PyPI; needs torch, kornia)"),
+    REICH_STE: (reich_jpeg, "pip install --no-deps git+https://github.com/necla-ml/Diff-JPEG (their package diff_jpeg: not on PyPI; needs torch and kornia)"),
 }
 
 

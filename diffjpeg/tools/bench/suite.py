@@ -174,7 +174,7 @@ def peak_memory_cuda(name: str, batch: int, size: int) -> float:
 
 def peer_ratios(speed: list[dict]) -> list[str]:
     """The speed section's lines on the peers: our float and exact forward+backward throughput over the
-    fastest peer present and over each peer; a peer missing from ``speed`` is "not installed", with how to install it.
+    fastest peer present and over each peer; a peer missing from ``speed`` is "not installed: " and how to install it.
 
     ``speed``: rows of :func:`throughput` (``"method"``, ``"forward+backward MP/s"``).
 
@@ -183,7 +183,7 @@ def peer_ratios(speed: list[dict]) -> list[str]:
     >>> print("\\n".join(peer_ratios(rows)))  # doctest: +ELLIPSIS
     - forward+backward / the fastest peer present (kornia, 3.00 MP/s): float 10.00x, exact 6.67x
     - forward+backward / kornia (3.00 MP/s): float 10.00x, exact 6.67x
-    - reich (ste): not installed (pip install --no-deps git+...)
+    - reich (ste): not installed: pip install --no-deps git+...
     """
     by_name = {r["method"]: r for r in speed}
     ours = {mode: by_name[f"{mode}/polynomial"]["forward+backward MP/s"] for mode in ("float", "exact")}
@@ -196,7 +196,7 @@ def peer_ratios(speed: list[dict]) -> list[str]:
     for peer in present:
         lines.append(f"- forward+backward / {peer['method']} ({peer['forward+backward MP/s']:.2f} MP/s): "
                      + ", ".join(f"{mode} {v / peer['forward+backward MP/s']:.2f}x" for mode, v in ours.items()))
-    lines += [f"- {name}: not installed ({install})" for name, (_, install) in PEERS.items() if name not in by_name]
+    lines += [f"- {name}: not installed: {install}" for name, (_, install) in PEERS.items() if name not in by_name]
     return lines
 
 
