@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.metadata
 import os
 import platform
 from pathlib import Path
@@ -34,6 +35,11 @@ def machine() -> dict:
             versions[name] = __import__(name).__version__
         except ImportError:
             versions[name] = "not installed"
+    try:  # Reich et al.'s package has no __version__; it imports kornia
+        __import__("diff_jpeg")
+        versions["diff_jpeg (Reich et al.)"] = importlib.metadata.version("diff_jpeg")
+    except (ImportError, importlib.metadata.PackageNotFoundError):
+        versions["diff_jpeg (Reich et al.)"] = "not installed"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,

@@ -1,9 +1,11 @@
-"""The differentiable JPEGs the benchmarks compare, by name: diffjpeg per forward pass and surrogate, kornia.
+"""The differentiable JPEGs the benchmarks compare, by name: diffjpeg per forward pass and surrogate, and the peers.
 
 A name is ``"mode/rounding"`` (``"exact/polynomial"``, ``"soft/sigmoid"``,
-...) or ``"kornia"``, optionally followed by :data:`TENSOR_STAGES` (the
-compiled exact kernel off) and then :data:`COMPILED` (under torch.compile);
-:func:`make_method` turns a name into ``f(x (B, 3, H, W), quality tensor)``.
+...) or a peer of :data:`PEERS` (``"kornia"``, ``"reich (ste)"``), optionally
+followed by :data:`TENSOR_STAGES` (the compiled exact kernel off) and then
+:data:`COMPILED` (under torch.compile); :func:`make_method` turns a name into
+``f(x (B, 3, H, W) float in [0, 1], quality tensor)``. Peers are optional:
+their factories return None where the package is missing.
 Also the float conversions and photos the benchmarks share.
 """
 from __future__ import annotations
@@ -16,6 +18,8 @@ from ...rounding import ROUNDINGS
 from ..images import skimage_photo, to_array, to_tensor
 
 TENSOR_STAGES = " (tensor stages)"
+REICH_STE = "reich (ste)"
+REICH_QUALITIES = (1, 99)  # diff_jpeg's jpeg_quality_to_scale asserts 1 <= quality <= 99
 COMPILED = " + torch.compile"
 
 
@@ -50,6 +54,52 @@ def kornia_jpeg():
     except ImportError:
         return None
     return lambda x, q: jpeg_codec_differentiable(x, q.reshape(-1).expand(x.shape[0]))
+
+
+def reich_jpeg(ste: bool = True):
+    """Reich et al.'s differentiable JPEG as ``f(x (B, 3, H, W) float in [0, 1], quality tensor)``, or None.
+
+    C. Reich, B. Debnath, D. Patel, S. Chakradhar, "Differentiable JPEG: The
+    Devil is in the Details", WACV 2024: their package ``diff_jpeg`` (not on
+    PyPI; :data:`PEERS` says how to install it), ``diff_jpeg_coding``. ``ste``:
+    their straight-through variant (JPEG's rounding, floor and clipping in the
+    forward pass, the derivative of their cubic surrogate in the backward).
+    Their layer takes RGB in [0, 255] and a quality of shape ``(B,)``, so the
+    adapter multiplies ``x`` by 255, divides the output by 255 and expands the
+    quality over the batch; it codes 4:2:0 only, ``H`` and ``W`` multiples of
+    16, and takes qualities in :data:`REICH_QUALITIES` (1..99; a quality
+    outside is a ValueError here rather than their bare ``assert``). None where
+    ``diff_jpeg`` (or kornia, which it imports) is missing.
+
+    >>> f = reich_jpeg()
+    >>> f is None or f(torch.rand(2, 3, 16, 32), torch.tensor(90.0)).shape == (2, 3, 16, 32)
+    True
+    """
+    try:
+        from diff_jpeg import diff_jpeg_coding
+    except ImportError:
+        return None
+    low, high = REICH_QUALITIES
+
+    def f(x, q):
+        quality = torch.as_tensor(q, device=x.device).to(x.dtype).reshape(-1).expand(x.shape[0])
+        if bool((quality.detach() < low).any() or (quality.detach() > high).any()):
+            raise ValueError(f"quality: Reich et al.'s diff_jpeg takes qualities from {low} to {high}, got {quality.detach().tolist()}")
+        return diff_jpeg_coding(image_rgb=x * 255, jpeg_quality=quality, ste=ste) / 255
+
+    return f
+
+
+#: The peers, by name: the factory of each (None where it is not installed) and how a user installs it.
+PEERS = {
+    "kornia": (kornia_jpeg, 'pip install "diffjpeg[bench]" (or kornia)'),
+    REICH_STE: (reich_jpeg, "pip install --no-deps git+https://github.com/necla-ml/Diff-JPEG (their package diff_jpeg: not on PyPI; needs torch and kornia)"),
+}
+
+
+def quality_range(name: str) -> tuple[int, int]:
+    """The qualities a method takes: Reich et al.'s layer 1..99, every other 0..100."""
+    return REICH_QUALITIES if name == REICH_STE else (0, 100)
 
 
 def kornia_table_codec():
@@ -102,21 +152,22 @@ def tensor_stages(f):
 
 
 def methods(subsampling: str) -> dict:
-    """Every differentiable JPEG compared: ours per forward mode and surrogate, kornia."""
+    """Every differentiable JPEG compared: ours per forward mode and surrogate, and each peer installed (4:2:0 only)."""
     out = {f"{forward}/{rounding}": ours(forward, rounding, subsampling) for forward in ("exact", "float", "soft") for rounding in ROUNDINGS}
-    k = kornia_jpeg()
-    if k is not None and subsampling == "4:2:0":
-        out["kornia"] = k
+    for name, (factory, _) in PEERS.items():
+        f = factory()
+        if f is not None and subsampling == "4:2:0":
+            out[name] = f
     return out
 
 
 def make_method(name: str):
-    """The method a name stands for (see the module docstring); ``None`` for kornia where it is missing."""
+    """The method a name stands for (see the module docstring); ``None`` for a peer that is not installed."""
     if name.endswith(COMPILED):
         return torch.compile(make_method(name[: -len(COMPILED)]))
     if name.endswith(TENSOR_STAGES):
         return tensor_stages(make_method(name[: -len(TENSOR_STAGES)]))
-    if name == "kornia":
-        return kornia_jpeg()
+    if name in PEERS:
+        return PEERS[name][0]()
     forward, rounding = name.split("/")
     return ours(forward, rounding)

@@ -2,9 +2,12 @@
 
 Run it as ``diffjpeg bench`` (:mod:`diffjpeg.tools.cli`) or ``python benchmarks/suite.py``; it writes
 ``report.md`` and PNG plots to ``--out`` (default ``benchmarks/results``).
-Peers, in the same run: real JPEG through Pillow and OpenCV, and kornia's
-``jpeg_codec_differentiable`` (4:2:0 only, sizes divisible by 16). Needs the
-``bench`` extra (kornia, OpenCV, scikit-image, scikit-learn, matplotlib).
+Peers, in the same run: real JPEG through Pillow and OpenCV, kornia's
+``jpeg_codec_differentiable`` and, where its package ``diff_jpeg`` is
+installed, the straight-through layer of Reich et al. (WACV 2024) (both 4:2:0
+only, sizes divisible by 16; :data:`~diffjpeg.tools.bench.methods.PEERS`). Needs the
+``bench`` extra (kornia, OpenCV, scikit-image, scikit-learn, matplotlib);
+the report says which peer is not installed.
 
 Everything in the report is measured by this run; nothing is copied in.
 """
@@ -31,7 +34,7 @@ from ..progress import Progress
 from ..reference import opencv_roundtrip, pillow_roundtrip
 from . import scaling
 from .machine import machine
-from .methods import COMPILED, TENSOR_STAGES, float_tensor, kornia_jpeg, make_method, methods, photos, uint8_array
+from .methods import COMPILED, PEERS, TENSOR_STAGES, float_tensor, kornia_jpeg, make_method, methods, photos, quality_range, uint8_array
 from .report import best_time, markdown_table, plot_fidelity, plot_speed
 
 QUALITIES = (1, 5, 10, 25, 50, 75, 90, 95, 100)
@@ -40,7 +43,10 @@ PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "h
 
 # ---------------------------------------------------------------- 1. fidelity
 def fidelity(names, qualities, subsamplings, progress: Progress | None = None) -> list[dict]:
-    """PSNR and share of identical pixels against Pillow, per method and quality; ``progress`` counts the qualities."""
+    """PSNR and share of identical pixels against Pillow, per method and quality; ``progress`` counts the qualities.
+
+    A method has no row at a quality it does not take (:func:`~diffjpeg.tools.bench.methods.quality_range`).
+    """
     images = photos(names)
     rows = []
     for subsampling in subsamplings:
@@ -48,7 +54,8 @@ def fidelity(names, qualities, subsamplings, progress: Progress | None = None) -
         compared = {name.split("/")[0] if not name.startswith("soft") else name: f for name, f in compared.items()}
         for quality in qualities:
             references = [pillow_roundtrip(a, quality, subsampling) for a in images]
-            candidates = {name: [uint8_array(f(float_tensor(a)[None], torch.tensor(float(quality)))[0]) for a in images] for name, f in compared.items()}
+            candidates = {name: [uint8_array(f(float_tensor(a)[None], torch.tensor(float(quality)))[0]) for a in images]
+                          for name, f in compared.items() if quality_range(name)[0] <= quality <= quality_range(name)[1]}
             candidates["OpenCV (real JPEG)"] = [opencv_roundtrip(a, quality, subsampling) for a in images]
             for name, outputs in candidates.items():
                 rows.append({
@@ -163,6 +170,34 @@ def peak_memory_cuda(name: str, batch: int, size: int) -> float:
     f(x, torch.tensor(50.0, device="cuda")).sum().backward()
     torch.cuda.synchronize()
     return (torch.cuda.max_memory_allocated() - base) / 2**20
+
+
+def peer_ratios(speed: list[dict]) -> list[str]:
+    """The speed section's lines on the peers: our float and exact forward+backward throughput over the
+    fastest peer present and over each peer; a peer missing from ``speed`` is "not installed: " and how to install it.
+
+    ``speed``: rows of :func:`throughput` (``"method"``, ``"forward+backward MP/s"``).
+
+    >>> rows = [{"method": "float/polynomial", "forward+backward MP/s": 30.0}, {"method": "exact/polynomial", "forward+backward MP/s": 20.0},
+    ...         {"method": "kornia", "forward+backward MP/s": 3.0}]
+    >>> print("\\n".join(peer_ratios(rows)))  # doctest: +ELLIPSIS
+    - forward+backward / the fastest peer present (kornia, 3.00 MP/s): float 10.00x, exact 6.67x
+    - forward+backward / kornia (3.00 MP/s): float 10.00x, exact 6.67x
+    - reich (ste): not installed: pip install --no-deps git+...
+    """
+    by_name = {r["method"]: r for r in speed}
+    ours = {mode: by_name[f"{mode}/polynomial"]["forward+backward MP/s"] for mode in ("float", "exact")}
+    present = [by_name[name] for name in PEERS if name in by_name]
+    lines = []
+    if present:
+        fastest = max(present, key=lambda r: r["forward+backward MP/s"])
+        lines.append(f"- forward+backward / the fastest peer present ({fastest['method']}, {fastest['forward+backward MP/s']:.2f} MP/s): "
+                     + ", ".join(f"{mode} {v / fastest['forward+backward MP/s']:.2f}x" for mode, v in ours.items()))
+    for peer in present:
+        lines.append(f"- forward+backward / {peer['method']} ({peer['forward+backward MP/s']:.2f} MP/s): "
+                     + ", ".join(f"{mode} {v / peer['forward+backward MP/s']:.2f}x" for mode, v in ours.items()))
+    lines += [f"- {name}: not installed: {install}" for name, (_, install) in PEERS.items() if name not in by_name]
+    return lines
 
 
 # ---------------------------------------------------------------- 3. gradient usefulness
@@ -301,12 +336,15 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     for subsampling in ("4:2:0", "4:4:4"):
         sub = [r for r in rows if r["subsampling"] == subsampling]
         names = list(dict.fromkeys(r["method"] for r in sub))
-        table = [{"quality": q, **{m: next(r for r in sub if r["quality"] == q and r["method"] == m)["psnr"] for m in names}} for q in settings["qualities"]]
-        identical = [{"quality": q, **{m: next(r for r in sub if r["quality"] == q and r["method"] == m)["identical"] * 100 for m in names}} for q in settings["qualities"]]
+        cell = {(r["quality"], r["method"]): r for r in sub}  # none where a method does not take the quality: a dash
+        table = [{"quality": q, **{m: cell[q, m]["psnr"] if (q, m) in cell else None for m in names}} for q in settings["qualities"]]
+        identical = [{"quality": q, **{m: cell[q, m]["identical"] * 100 if (q, m) in cell else None for m in names}} for q in settings["qualities"]]
         plot_fidelity(rows, out / f"fidelity_{subsampling.replace(':', '')}.png", subsampling)
         sections.append(
             f"## Fidelity against Pillow, {subsampling}\n\nMean PSNR (dB; 100 means identical) over the photos, "
-            f"and the share of identical pixels (%). exact and float do not depend on the surrogate.\n\n"
+            f"and the share of identical pixels (%). exact and float do not depend on the surrogate."
+            + (" A dash: a quality the method does not take (Reich et al.'s layer takes 1 to 99)." if any(None in r.values() for r in table) else "")
+            + "\n\n"
             + markdown_table(table, ["quality"] + names, {m: "{:.2f}" for m in names})
             + "\n\nIdentical pixels (%):\n\n"
             + markdown_table(identical, ["quality"] + names, {m: "{:.1f}" for m in names})
@@ -316,7 +354,7 @@ def run(out: Path, quick: bool, echo=None) -> Path:
 
     # 2. speed and memory
     names = ["exact/polynomial", "exact/polynomial" + TENSOR_STAGES, "float/polynomial", "soft/polynomial"]
-    names += [f"soft/{r}" for r in ROUNDINGS if r != "polynomial"] + ["kornia"]
+    names += [f"soft/{r}" for r in ROUNDINGS if r != "polynomial"] + list(PEERS)
     names += [] if quick else ["float/polynomial" + COMPILED]
     with bar(len(names), "speed", "method") as progress:
         speed = throughput(names, settings["batch"], settings["size"], settings["repeats"], "cpu", progress)
@@ -336,6 +374,7 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     ratios = [f"- exact forward (no grad) / Pillow encode+decode with {threads} threads: {exact['forward MP/s'] / pillow:.2f} "
               f"(Pillow {pillow:.1f} MP/s; with 1 thread {pillow_one:.1f} MP/s); on the tensor stages: {stages['forward MP/s'] / pillow:.2f}. "
               "Pillow's loop also writes and parses a file (Huffman coding); the exact forward stops at the coefficients."]
+    ratios += peer_ratios(speed)
     if kornia and kornia["peak MiB (fwd+bwd)"] and floating["peak MiB (fwd+bwd)"]:
         ratios.append(f"- float forward+backward / kornia: {floating['forward+backward MP/s'] / kornia['forward+backward MP/s']:.2f}x throughput, "
                       f"{floating['peak MiB (fwd+bwd)'] / kornia['peak MiB (fwd+bwd)']:.2f}x peak memory")
