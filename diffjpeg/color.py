@@ -178,6 +178,15 @@ def _apply(matrix: Tensor, x: Tensor, offset: Tensor) -> Tensor:
     return out.view(x.shape)
 
 
+def _apply_transpose(matrix: Tensor, grad: Tensor) -> Tensor:
+    """The transpose of :func:`_apply` in ``x``: ``matrix^T @ grad`` over the
+    channel axis, by the operations of autograd's backward of its batched
+    product (``batch1^T.bmm(grad)``), so bit for bit the same gradient."""
+    b = grad.shape[0]
+    m = matrix.to(grad.dtype).expand(b, 3, 3)
+    return m.transpose(1, 2).bmm(grad.reshape(b, 3, -1)).reshape(grad.shape)
+
+
 def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
     """Convert RGB samples to JFIF YCbCr samples.
 
@@ -220,11 +229,7 @@ def rgb_to_ycbcr_adjoint(grad: Tensor, matrix: Tensor | None = None) -> Tensor:
         >>> rgb_to_ycbcr_adjoint(torch.tensor([1.0, 0.0, 0.0]).reshape(1, 3, 1, 1)).flatten()
         tensor([0.2990, 0.5870, 0.1140])
     """
-    if matrix is None:
-        matrix = rgb_to_ycbcr_matrix(grad.dtype, grad.device)
-    b = grad.shape[0]
-    m = matrix.to(grad.dtype).expand(b, 3, 3)
-    return m.transpose(1, 2).bmm(grad.reshape(b, 3, -1)).reshape(grad.shape)
+    return _apply_transpose(rgb_to_ycbcr_matrix(grad.dtype, grad.device) if matrix is None else matrix, grad)
 
 
 def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
@@ -267,11 +272,7 @@ def ycbcr_to_rgb_adjoint(grad: Tensor, matrix: Tensor | None = None) -> Tensor:
         >>> ycbcr_to_rgb_adjoint(torch.tensor([0.0, 0.0, 1.0]).reshape(1, 3, 1, 1)).flatten()
         tensor([1.0000, 1.7720, 0.0000])
     """
-    if matrix is None:
-        matrix = ycbcr_to_rgb_matrix(grad.dtype, grad.device)
-    b = grad.shape[0]
-    m = matrix.to(grad.dtype).expand(b, 3, 3)
-    return m.transpose(1, 2).bmm(grad.reshape(b, 3, -1)).reshape(grad.shape)
+    return _apply_transpose(ycbcr_to_rgb_matrix(grad.dtype, grad.device) if matrix is None else matrix, grad)
 
 
 def ycck_to_cmyk_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:
