@@ -124,7 +124,8 @@ class _Downsample(torch.autograd.Function):
         h_factor, v_factor = ctx.factors
         *lead, h, w = grad.shape
         spread = grad.reshape(*lead, h, 1, w, 1).expand(*lead, h, v_factor, w, h_factor)
-        return spread.reshape(*lead, h * v_factor, w * h_factor) / (h_factor * v_factor), None, None, None
+        # divided as it is spread (one pass; reshaping the expanded view first would copy it)
+        return (spread / (h_factor * v_factor)).reshape(*lead, h * v_factor, w * h_factor), None, None, None
 
 
 def _triangle(x: Tensor, dim: int) -> Tensor:
