@@ -271,11 +271,12 @@ def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: t
     if x.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=mode != "soft")
+        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=mode != "soft", inplace=True)
     planes = color.rgb_to_ycbcr(samples, matrix, stages) if x.shape[1] == 3 else samples
     dct = []
-    for ci, geo in enumerate(geometries):
-        plane = replicate_edges(planes[:, ci], *geo.padded)
+    # unbind, not planes[:, ci]: one backward stack instead of three zero-filled full-size gradients summed
+    for geo, plane in zip(geometries, planes.unbind(1)):
+        plane = replicate_edges(plane, *geo.padded)
         plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
         plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
         dct.append(fdct(split_blocks(plane), stages))
@@ -411,8 +412,9 @@ def decode(
     return out if out.dtype == torch.uint8 else torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
 
 
-def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
-    """:func:`decode`; with ``as_uint8`` the 8-bit samples themselves (no gradient)."""
+def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, finite: bool = False) -> Tensor:
+    """:func:`decode`; with ``as_uint8`` the 8-bit samples themselves (no
+    gradient); ``finite``: the coefficients are known finite (not scanned)."""
     if not isinstance(coefficients, Coefficients):
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
     check_choice("mode", mode, MODES)
@@ -424,7 +426,8 @@ def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, 
     device = c.y.device
     for name, t in zip(("y", "cb", "cr", "k")[: len(c.components)] + ("qtables",), c.components + [c.qtables]):
         check_device(f"coefficients.{name}", t, device)
-        check_finite(f"coefficients.{name}", t)
+        if not finite:
+            check_finite(f"coefficients.{name}", t)
     color.check_decoder_matrix(c.color_space, ycbcr_to_rgb)
     batch = c.batch_shape
     for ci, (blocks, geo) in enumerate(zip(c.components, c.geometries())):
@@ -610,7 +613,9 @@ def jpeg(
             return decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb, dtype=torch.uint8)
     out = _in_strips(image, quality, options, ycbcr_to_rgb)
     if out is None:
-        out = decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb)
+        # encode's coefficients are finite (finite image, tables >= 1) unless a
+        # custom matrix overflows: decode need not scan them again
+        out = _decode(encode(image, quality, **options), mode, ycbcr_to_rgb, as_uint8=False, finite=rgb_to_ycbcr is None)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
 
 

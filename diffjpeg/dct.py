@@ -163,6 +163,29 @@ def _separable(x: Tensor, kind: str) -> Tensor:
     return (flat @ _matrices(kind, x.dtype, x.device)).reshape(x.shape)
 
 
+class _LevelShift(torch.autograd.Function):
+    """``blocks - 128`` written in block order: blocks cut from a plane are a
+    strided view, which the GEMM needs contiguous; the subtraction makes that
+    copy itself instead of a second pass. Backward: the gradient unchanged."""
+
+    @staticmethod
+    def forward(ctx, blocks):
+        return torch.sub(blocks, 128.0, out=torch.empty(blocks.shape, dtype=blocks.dtype, device=blocks.device))
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad
+
+
+def _level_shift(blocks: Tensor) -> Tensor:
+    """``blocks - 128``, contiguous (see :class:`_LevelShift`)."""
+    if blocks.is_contiguous() or torch.compiler.is_compiling():
+        return blocks - 128.0
+    if not blocks.requires_grad:
+        return torch.sub(blocks, 128.0, out=torch.empty(blocks.shape, dtype=blocks.dtype, device=blocks.device))
+    return _LevelShift.apply(blocks)
+
+
 def _islow_pass(x: Tensor, matrix: Tensor, bits: int, along_columns: bool) -> Tensor:
     """``DESCALE(matrix @ v, bits)`` for every row (or column) ``v`` of integer
     ``(..., 8, 8)`` blocks: eight elementwise multiply-adds in ``x``'s dtype
@@ -346,10 +369,10 @@ def fdct(blocks: Tensor, mode: Mode = "float") -> Tensor:
     """
     check_mode(mode)
     if mode != "exact":
-        return _separable(blocks - 128.0, "orthonormal_2d")
+        return _separable(_level_shift(blocks), "orthonormal_2d")
     samples = torch.round(blocks.detach()).clamp_(0, 255) if blocks.is_floating_point() else blocks
     value = fdct_islow(samples.to(torch.int32) - 128).to(blocks.dtype).mul_(0.125)
-    return exact_value(value, blocks, lambda: _separable(blocks - 128.0, "orthonormal_2d"))
+    return exact_value(value, blocks, lambda: _separable(_level_shift(blocks), "orthonormal_2d"))
 
 
 def fdct_adjoint(grad: Tensor) -> Tensor:
@@ -388,8 +411,11 @@ def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
     """
     check_mode(mode)
     if mode != "exact":
-        real = _separable(coefficients, "orthonormal_2d_inverse") + 128.0
-        return clamp_ste(real, 0.0, 255.0, rounded=mode == "float")
+        # level shift, rounding and clamp in place on the product (a
+        # temporary), then the view: one new tensor instead of three
+        flat = coefficients.reshape(-1, 64) @ _matrices("orthonormal_2d_inverse", coefficients.dtype, coefficients.device)
+        real = clamp_ste(flat.add_(128.0), 0.0, 255.0, rounded=mode == "float", inplace=True)
+        return real.view(coefficients.shape)
     value = idct_islow(dequantized_integers(coefficients.detach()))
     return exact_value(value, coefficients, lambda: _separable(coefficients, "orthonormal_2d_inverse") + 128.0)
 

@@ -143,7 +143,10 @@ class Polynomial(Rounding):
         return r + (x - r) ** 3
 
     def derivative(self, x: Tensor) -> Tensor:
-        return 3.0 * (x - torch.round(x)) ** 2
+        if _records(x):
+            return 3.0 * (x - torch.round(x)) ** 2
+        d = torch.round(x)  # the same steps in place on one temporary
+        return torch.sub(x, d, out=d).pow_(2).mul_(3.0)
 
 
 @dataclass(frozen=True)
@@ -217,8 +220,13 @@ class Sigmoid(Rounding):
 
     def derivative(self, x: Tensor) -> Tensor:
         a = 1.0 / self.temperature
-        s = x - torch.floor(x) - 0.5
-        return a * (1.0 - torch.tanh(a * s) ** 2) / (2.0 * math.tanh(a / 2.0))
+        if _records(x):
+            s = x - torch.floor(x) - 0.5
+            return a * (1.0 - torch.tanh(a * s) ** 2) / (2.0 * math.tanh(a / 2.0))
+        # the same steps in place on one temporary (1 - t as -t + 1: the same rounding)
+        d = torch.floor(x)
+        d = torch.sub(x, d, out=d).sub_(0.5).mul_(a).tanh_().pow_(2).neg_().add_(1.0)
+        return d.mul_(a).div_(2.0 * math.tanh(a / 2.0))
 
 
 @dataclass(frozen=True)
@@ -259,6 +267,13 @@ class Noise(Rounding):
 
     def derivative(self, x: Tensor) -> Tensor:
         return torch.ones_like(x)
+
+
+def _records(x: Tensor) -> bool:
+    """Whether operations on ``x`` are recorded: by autograd (a double
+    backward, where no step may overwrite a tensor a later one saves) or by
+    ``torch.compile`` (which fuses the steps itself, and refuses ``out=``)."""
+    return torch.compiler.is_compiling() or (torch.is_grad_enabled() and x.requires_grad)
 
 
 _BY_NAME = {cls.name: cls for cls in (Linear, Polynomial, Fourier, Sigmoid, Noise)}
@@ -446,10 +461,15 @@ class _StraightThrough(torch.autograd.Function):
 
 
 class _RoundClamp(torch.autograd.Function):
-    """``clamp(round(x), lo, hi)`` (either step optional) forward, identity backward."""
+    """``clamp(round(x), lo, hi)`` (either step optional) forward, identity
+    backward; with ``inplace``, written into ``x`` (a temporary of the caller's)."""
 
     @staticmethod
-    def forward(ctx, x, do_round, lo, hi):
+    def forward(ctx, x, do_round, lo, hi, inplace=False):
+        if inplace:
+            ctx.mark_dirty(x)
+            y = x.round_() if do_round else x
+            return y.clamp_(lo, hi) if lo is not None else y
         y = torch.round(x) if do_round else x
         if lo is not None:
             y = y.clamp_(lo, hi) if do_round else y.clamp(lo, hi)
@@ -457,7 +477,7 @@ class _RoundClamp(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):
-        return grad, None, None, None
+        return grad, None, None, None, None
 
 
 def straight_through(x: Tensor, value: Tensor) -> Tensor:
@@ -488,9 +508,13 @@ def floor_ste(x: Tensor) -> Tensor:
     return straight_through(x, torch.floor(x.detach()))
 
 
-def clamp_ste(x: Tensor, lo: float, hi: float, rounded: bool = False) -> Tensor:
+def clamp_ste(x: Tensor, lo: float, hi: float, rounded: bool = False, inplace: bool = False) -> Tensor:
     """Clamp forward (rounded half to even first if ``rounded``: 8-bit
-    samples), identity backward."""
-    if x.requires_grad:
-        return _RoundClamp.apply(x, rounded, lo, hi)
+    samples), identity backward. ``inplace``: ``x`` is the caller's own
+    temporary, which nothing else reads (nor saves for a backward); the
+    result is written into it, the same values without a new tensor."""
+    if x.requires_grad:  # (the compiler fuses the steps itself: no in-place Function for it to trace)
+        return _RoundClamp.apply(x, rounded, lo, hi, inplace and not torch.compiler.is_compiling())
+    if inplace:
+        return x.round_().clamp_(lo, hi) if rounded else x.clamp_(lo, hi)
     return torch.round(x).clamp_(lo, hi) if rounded else x.clamp(lo, hi)

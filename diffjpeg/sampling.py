@@ -137,7 +137,8 @@ def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int) -> Tensor:
         return grad
     *lead, h, w = grad.shape
     spread = grad.reshape(*lead, h, 1, w, 1).expand(*lead, h, v_factor, w, h_factor)
-    return spread.reshape(*lead, h * v_factor, w * h_factor) / (h_factor * v_factor)
+    # divided as it is spread (one pass; reshaping the expanded view first would copy it)
+    return (spread / (h_factor * v_factor)).reshape(*lead, h * v_factor, w * h_factor)
 
 
 def _triangle(x: Tensor, dim: int) -> Tensor:

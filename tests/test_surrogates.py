@@ -169,3 +169,17 @@ def test_soft_linear_warns_once_per_call_site_and_nothing_else_warns():
 def test_sigmoid_and_named_specs_unchanged():
     assert as_rounding("sigmoid") == Sigmoid(temperature=0.25)
     assert isinstance(as_rounding("noise"), Noise)
+
+
+@pytest.mark.parametrize("rounding", [Sigmoid(), Sigmoid(temperature=0.1), diffjpeg.rounding.Polynomial()])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_derivative_in_place_equals_recorded(rounding, dtype):
+    """The backward computes r'(x) in place on one temporary; a double
+    backward (autograd recording) takes the out-of-place steps: the same
+    operations in the same order, so the same bits."""
+    x = torch.cat([torch.randn(5000, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 30,
+                   torch.tensor([0.5, -0.5, 1.5, 0.0, -0.0, 3.0, -2.5, 1e-30])]).to(dtype)
+    fast = rounding.derivative(x)
+    with torch.enable_grad():
+        recorded = rounding.derivative(x.clone().requires_grad_())
+    assert recorded.requires_grad and torch.equal(fast, recorded.detach())
