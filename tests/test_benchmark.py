@@ -3,6 +3,7 @@ import sys
 
 import pytest
 
+from diffjpeg.rounding import DEFAULT_ROUNDING
 from diffjpeg.tools import cli
 
 
@@ -172,7 +173,7 @@ def test_reich_peer_is_none_and_reported_not_installed_without_its_package(monke
     assert methods.reich_jpeg() is None
     assert methods.make_method(methods.REICH_STE) is None
     assert methods.REICH_STE not in methods.methods("4:2:0")
-    rows = [{"method": "float/polynomial", "forward+backward MP/s": 20.0}, {"method": "exact/polynomial", "forward+backward MP/s": 16.0},
+    rows = [{"method": f"float/{DEFAULT_ROUNDING}", "forward+backward MP/s": 20.0}, {"method": f"exact/{DEFAULT_ROUNDING}", "forward+backward MP/s": 16.0},
             {"method": "kornia", "forward+backward MP/s": 2.5}]
     lines = peer_ratios(rows)
     assert f"- {methods.REICH_STE}: not installed: pip install --no-deps git+https://github.com/necla-ml/Diff-JPEG" in "\n".join(lines)
@@ -184,7 +185,8 @@ def test_peer_ratios_divide_by_the_fastest_peer_present():
     from diffjpeg.tools.bench.methods import REICH_STE
     from diffjpeg.tools.bench.suite import peer_ratios
 
-    rows = [{"method": "float/polynomial", "forward+backward MP/s": 30.0}, {"method": "exact/polynomial", "forward+backward MP/s": 24.0},
+    rows = [{"method": f"float/{DEFAULT_ROUNDING}", "forward+backward MP/s": 30.0}, {"method": f"exact/{DEFAULT_ROUNDING}", "forward+backward MP/s": 24.0},
+            {"method": "float/polynomial", "forward+backward MP/s": 99.0},  # not the default surrogate: not compared
             {"method": "kornia", "forward+backward MP/s": 3.0}, {"method": REICH_STE, "forward+backward MP/s": 15.0}]
     lines = peer_ratios(rows)
     assert lines[0] == f"- forward+backward / the fastest peer present ({REICH_STE}, 15.00 MP/s): float 2.00x, exact 1.60x"

@@ -27,7 +27,7 @@ import torch
 from PIL import Image
 
 from ... import jpeg
-from ...rounding import ROUNDINGS
+from ...rounding import DEFAULT_ROUNDING, ROUNDINGS
 from ..images import skimage_photo
 from ..metrics import psnr
 from ..progress import Progress
@@ -173,12 +173,13 @@ def peak_memory_cuda(name: str, batch: int, size: int) -> float:
 
 
 def peer_ratios(speed: list[dict]) -> list[str]:
-    """The speed section's lines on the peers: our float and exact forward+backward throughput over the
-    fastest peer present and over each peer; a peer missing from ``speed`` is "not installed: " and how to install it.
+    """The speed section's lines on the peers: our float and exact forward+backward throughput (with the
+    default surrogate) over the fastest peer present and over each peer; a peer missing from ``speed`` is
+    "not installed: " and how to install it.
 
     ``speed``: rows of :func:`throughput` (``"method"``, ``"forward+backward MP/s"``).
 
-    >>> rows = [{"method": "float/polynomial", "forward+backward MP/s": 30.0}, {"method": "exact/polynomial", "forward+backward MP/s": 20.0},
+    >>> rows = [{"method": "float/sigmoid", "forward+backward MP/s": 30.0}, {"method": "exact/sigmoid", "forward+backward MP/s": 20.0},
     ...         {"method": "kornia", "forward+backward MP/s": 3.0}]
     >>> print("\\n".join(peer_ratios(rows)))  # doctest: +ELLIPSIS
     - forward+backward / the fastest peer present (kornia, 3.00 MP/s): float 10.00x, exact 6.67x
@@ -186,7 +187,7 @@ def peer_ratios(speed: list[dict]) -> list[str]:
     - reich (ste): not installed: pip install --no-deps git+...
     """
     by_name = {r["method"]: r for r in speed}
-    ours = {mode: by_name[f"{mode}/polynomial"]["forward+backward MP/s"] for mode in ("float", "exact")}
+    ours = {mode: by_name[f"{mode}/{DEFAULT_ROUNDING}"]["forward+backward MP/s"] for mode in ("float", "exact")}
     present = [by_name[name] for name in PEERS if name in by_name]
     lines = []
     if present:
@@ -353,7 +354,9 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     finished()
 
     # 2. speed and memory
-    names = ["exact/polynomial", "exact/polynomial" + TENSOR_STAGES, "float/polynomial", "soft/polynomial"]
+    # exact and float with the default surrogate (the peer ratios') and with the polynomial (the rows of earlier reports)
+    names = list(dict.fromkeys([f"exact/{DEFAULT_ROUNDING}", "exact/polynomial", "exact/polynomial" + TENSOR_STAGES,
+                                f"float/{DEFAULT_ROUNDING}", "float/polynomial", "soft/polynomial"]))
     names += [f"soft/{r}" for r in ROUNDINGS if r != "polynomial"] + list(PEERS)
     names += [] if quick else ["float/polynomial" + COMPILED]
     with bar(len(names), "speed", "method") as progress:
@@ -368,8 +371,8 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     large = large_photo_times(photo, settings["repeats"])
     plot_speed(speed, pillow, out / "speed.png")
     kornia = next((r for r in speed if r["method"] == "kornia"), None)
-    exact = next(r for r in speed if r["method"] == "exact/polynomial")
-    floating = next(r for r in speed if r["method"] == "float/polynomial")
+    exact = next(r for r in speed if r["method"] == f"exact/{DEFAULT_ROUNDING}")
+    floating = next(r for r in speed if r["method"] == f"float/{DEFAULT_ROUNDING}")
     stages = next(r for r in speed if r["method"] == "exact/polynomial" + TENSOR_STAGES)
     ratios = [f"- exact forward (no grad) / Pillow encode+decode with {threads} threads: {exact['forward MP/s'] / pillow:.2f} "
               f"(Pillow {pillow:.1f} MP/s; with 1 thread {pillow_one:.1f} MP/s); on the tensor stages: {stages['forward MP/s'] / pillow:.2f}. "
