@@ -307,11 +307,18 @@ class _EncoderGraph(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, geometries, matrix: Tensor | None, *dct: Tensor):
         ctx.set_materialize_grads(False)
-        ctx.geometries, ctx.matrix, ctx.shape = geometries, matrix, x.shape
+        ctx.geometries, ctx.matrix, ctx.shape, ctx.device = geometries, matrix, x.shape, x.device
         return dct
 
     @staticmethod
     def backward(ctx, *grads):
+        # a backward called under autocast would run the adjoints' products
+        # in half precision; autograd's own nodes keep their forward's dtypes
+        with full_precision(ctx.device):
+            return _EncoderGraph._backward(ctx, grads)
+
+    @staticmethod
+    def _backward(ctx, grads):
         count, channels, height, width = ctx.shape
         planes = None
         for ci, (grad, geo) in enumerate(zip(grads, ctx.geometries)):
@@ -533,6 +540,11 @@ class _DecoderGraph(torch.autograd.Function):
         nothing = (None,) * (5 + len(ctx.geometries))
         if grad is None:
             return nothing
+        with full_precision(grad.device):  # as in _EncoderGraph.backward
+            return _DecoderGraph._backward(ctx, grad, nothing)
+
+    @staticmethod
+    def _backward(ctx, grad, nothing):
         grad = grad / 255.0
         if ctx.color_space == "YCbCr":
             grad = color.ycbcr_to_rgb_adjoint(grad, ctx.matrix)

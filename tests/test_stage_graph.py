@@ -115,3 +115,29 @@ def test_component_without_gradient(real_stages, mode):
 
     weights = torch.randn(1, 3, 4, 8, 8, generator=torch.Generator().manual_seed(10))
     assert_same(f, [x], weights, real_stages)
+
+
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+def test_backward_under_autocast(real_stages, mode):
+    """A backward called inside autocast (bfloat16 on the CPU) gives the
+    gradient of a backward outside it, bit for bit: the adjoints run with
+    autocast off, as the stages' forward does. (The real stages' graph does
+    not: its built-in nodes run their products in bfloat16 then, up to 0.02
+    apart on this image; that was the gradient before the adjoints.)"""
+    x = torch.rand(2, 3, 40, 24, generator=torch.Generator().manual_seed(11))
+    weights = torch.randn(x.shape, generator=torch.Generator().manual_seed(12))
+
+    def run(inside):
+        t = x.clone().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = diffjpeg.jpeg(t, 50, mode=mode)
+            if inside:
+                (y * weights).sum().backward()
+        if not inside:
+            (y * weights).sum().backward()
+        return t.grad
+
+    inside = run(True)
+    assert torch.equal(inside, run(False))
+    real_stages()
+    assert torch.equal(inside, run(False))
