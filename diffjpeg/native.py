@@ -162,6 +162,20 @@ STRIP_MCU_ROWS = 8  # strips of at most this many MCU rows: a few hundred KiB of
 PREPARED_BYTES = 4 << 20  # outputs from this size on get huge pages, faulted in before the threads start (_native.c)
 
 
+def prefault(t: Tensor) -> None:
+    """Ask for huge pages for a large, fresh CPU tensor about to be written,
+    and fault them in now: one call instead of a page fault per 4 KiB
+    (a 144 MiB output: about 20 ms instead of 40-110 on this project's
+    machine). Advice only: nothing changes where the kernel is missing, the
+    tensor is small, not contiguous or not on the CPU, or the system refuses.
+
+    Example:
+        >>> prefault(torch.empty(1 << 20))
+    """
+    if _kernel is not None and t.device.type == "cpu" and t.is_contiguous() and t.nbytes >= PREPARED_BYTES:
+        _kernel.prepare(t.detach().numpy())
+
+
 def _geometry(geometries: list[ComponentGeometry]) -> np.ndarray:
     """The kernel's geometry rows (its ``GEO_*`` columns), one per component;
     encode and decode read the same."""

@@ -37,6 +37,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from . import native
+
 STRIP_PIXELS = 1 << 20  # pixels per strip (the batch's images together): temporaries of a few MiB, reused
 
 
@@ -83,6 +85,7 @@ class _StripJPEG(torch.autograd.Function):
                 result = run(image[..., lo:hi, :])
             if out is None:
                 out = result.new_empty(result.shape[:-2] + image.shape[-2:])
+                native.prefault(out)  # fresh: above glibc's mmap limit, written once
             out[..., rows[0] : rows[1], :] = result[..., rows[0] - lo : rows[1] - lo, :]
         ctx.graphs = graphs
         return out
@@ -98,6 +101,7 @@ class _StripJPEG(torch.autograd.Function):
                 (grad_image,) = torch.autograd.grad(ctx.run(image), image, grad, create_graph=torch.is_grad_enabled())
             return grad_image, None, None, None, None
         grad_image = torch.empty_like(image, memory_format=torch.contiguous_format)
+        native.prefault(grad_image)
         for rows, (part, handle) in zip(ctx.strips, ctx.graphs):
             lo, hi = _halo(rows, height, ctx.halo)
             # retain_graph: a second backward through the outer graph (which
