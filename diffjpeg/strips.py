@@ -8,10 +8,12 @@ interior rows of every strip are the whole image's, bit for bit.
 
 Why: a whole 12 MP image makes every temporary a fresh mapping above
 glibc's mmap limit (32 MiB per block), paid in page faults and zeroing on
-every call (4x slower per pixel than at 1 MP), and most of the ~60 bytes per
-pixel that forward+backward peaks at are such temporaries; what autograd
-saves for the backward is about 6 bytes per pixel (the quantizer's input).
-In strips the temporaries stay small and are reused. With a gradient,
+every call (4x slower per pixel than at 1 MP), and most of the 34-54 bytes
+per pixel that forward+backward peaks at on a whole image are such
+temporaries; what autograd saves for the backward is about 6 bytes per
+pixel (the quantizer's input). In strips the temporaries stay small and are
+reused; the image-size output and input gradient are faulted in once as
+huge pages (:func:`diffjpeg.native.prefault`). With a gradient,
 :class:`_StripJPEG` keeps each strip's own graph (its saved tensors, not
 its temporaries, nor the strip's decoded pixels: :class:`_Handle`); its
 backward runs each strip's graph with the true output gradient of the
