@@ -319,7 +319,7 @@ class _EncoderGraph(torch.autograd.Function):
 
     @staticmethod
     def _backward(ctx, grads):
-        count, channels, height, width = ctx.shape
+        _, channels, height, width = ctx.shape
         planes = None
         for ci, (grad, geo) in enumerate(zip(grads, ctx.geometries)):
             if grad is None:
@@ -479,7 +479,7 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
         # taken
         dequantized = [dequantize(round_ste(b), tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
         if _DecoderGraph.applies(c.color_space, matrix, geometries):
-            out = _DecoderGraph.apply(samples, geometries, c.size, c.color_space, matrix, *dequantized)
+            out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, *dequantized)
         else:  # the real stages' graph (soft forms); a learned matrix's gradient at the exact YCbCr samples
             out = straight_through(_pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, "soft", exact_ycc), samples)
         return out.reshape(batch + out.shape[1:])
@@ -487,7 +487,7 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
     if not as_uint8 and needs_grad(*dequantized) and _DecoderGraph.applies(c.color_space, matrix, geometries):
         with torch.no_grad():  # the values; the backward is the adjoints'
             out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode)
-        out = _DecoderGraph.apply(out, geometries, c.size, c.color_space, matrix, *dequantized)
+        out = _DecoderGraph.apply(out, geometries, c.color_space, matrix, *dequantized)
     else:
         out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode)
     return out.reshape(batch + out.shape[1:])
@@ -530,21 +530,20 @@ class _DecoderGraph(torch.autograd.Function):
         return all(g.scale == (1, 1) or is_filtered(g.downsampled[1], *g.scale) for g in geometries)
 
     @staticmethod
-    def forward(ctx, samples: Tensor, geometries, size, color_space: str, matrix: Tensor | None, *dequantized: Tensor):
+    def forward(ctx, samples: Tensor, geometries, color_space: str, matrix: Tensor | None, *dequantized: Tensor):
         ctx.set_materialize_grads(False)
-        ctx.geometries, ctx.size, ctx.color_space, ctx.matrix = geometries, size, color_space, matrix
+        ctx.geometries, ctx.color_space, ctx.matrix = geometries, color_space, matrix
         return samples
 
     @staticmethod
     def backward(ctx, grad):
-        nothing = (None,) * (5 + len(ctx.geometries))
         if grad is None:
-            return nothing
+            return (None,) * (4 + len(ctx.geometries))
         with full_precision(grad.device):  # as in _EncoderGraph.backward
-            return _DecoderGraph._backward(ctx, grad, nothing)
+            return (None,) * 4 + _DecoderGraph._coefficient_grads(ctx, grad)
 
     @staticmethod
-    def _backward(ctx, grad, nothing):
+    def _coefficient_grads(ctx, grad) -> tuple[Tensor, ...]:
         grad = grad / 255.0
         if ctx.color_space == "YCbCr":
             grad = color.ycbcr_to_rgb_adjoint(grad, ctx.matrix)
@@ -556,7 +555,7 @@ class _DecoderGraph(torch.autograd.Function):
                 plane = upsample_adjoint(_uncrop(plane, geo.downsampled[0] * v_scale, geo.downsampled[1] * h_scale), h_scale, v_scale)
             plane = _uncrop(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
             grads.append(idct_adjoint(split_blocks(plane)))
-        return nothing[:5] + tuple(grads)
+        return tuple(grads)
 
 
 def _uncrop(grad: Tensor, height: int, width: int) -> Tensor:

@@ -96,11 +96,11 @@ class _StripJPEG(torch.autograd.Function):
     def backward(ctx, grad: Tensor):
         (image,) = ctx.saved_tensors
         height = image.shape[-2]
-        if torch.is_grad_enabled() or not ctx.graphs:
+        if torch.is_grad_enabled():
             # create_graph: the whole image's graph, whose gradient is
             # differentiable (the strips' graphs were built without it)
             with torch.enable_grad():
-                (grad_image,) = torch.autograd.grad(ctx.run(image), image, grad, create_graph=torch.is_grad_enabled())
+                (grad_image,) = torch.autograd.grad(ctx.run(image), image, grad, create_graph=True)
             return grad_image, None, None, None, None
         grad_image = torch.empty_like(image, memory_format=torch.contiguous_format)
         native.prefault(grad_image)
