@@ -274,7 +274,8 @@ def exactness(device: torch.device, names, qualities, crop: int | None, deadline
             continue
         a = torch.from_numpy(images[name])
         u8 = (a.permute(2, 0, 1) if a.dim() == 3 else a[None]).contiguous().to(device)
-        inputs[name] = {dtype: u8 if dtype == "uint8" else u8.float().div(255).to(DTYPES[dtype]) for dtype in DTYPES}
+        # k / 255 divided on the CPU: CUDA divides by a Python scalar as a product with its reciprocal
+        inputs[name] = {dtype: u8 if dtype == "uint8" else u8.cpu().float().div(255).to(device, DTYPES[dtype]) for dtype in DTYPES}
     cases, done_qualities = [], []
     pool = ThreadPoolExecutor(max(1, min(8, os.cpu_count() or 1)))  # Pillow codes without the GIL
     order = coarse_to_fine(qualities)
@@ -287,17 +288,22 @@ def exactness(device: torch.device, names, qualities, crop: int | None, deadline
         for (name, subsampling), ref in refs.items():
             r = torch.tensor(ref)  # a copy: Pillow's arrays are read-only
             expected = (r.permute(2, 0, 1) if r.dim() == 3 else r[None]).to(device, torch.float32)
+            # the very values exact mode returns: k / 255 in float32, divided on the CPU, rounded once to the dtype
+            unit = (expected.cpu() / 255).to(device)
             for dtype, x in inputs[name].items():
                 case = {"photo": name, "quality": quality, "subsampling": subsampling, "dtype": dtype}
                 try:
                     y = diffjpeg.jpeg(x, quality=quality, subsampling=subsampling)
                 except Exception as e:  # noqa: BLE001 (reported as a case that differs)
-                    cases.append({**case, "identical": False, "max diff": None, "differing pixels": None, "error": brief(e)})
+                    cases.append({**case, "identical": False, "max diff": None, "differing pixels": None, "values not k/255": None, "error": brief(e)})
                     continue
                 got = y.float() if dtype == "uint8" else torch.round(y.float() * 255)
                 diff = (got - expected).abs()
                 max_diff = diff.max().item()
-                cases.append({**case, "identical": max_diff == 0, "max diff": max_diff, "differing pixels": int((diff > 0).sum().item()), "error": None})
+                # levels right but not the bits of k / 255 (one unit in the last place, say)
+                off = 0 if dtype == "uint8" else int(((y != unit.to(y.dtype)) & (diff == 0)).sum().item())
+                cases.append({**case, "identical": max_diff == 0 and off == 0, "max diff": max_diff, "differing pixels": int((diff > 0).sum().item()),
+                              "values not k/255": off, "error": None})
         done_qualities.append(quality)
         if i % 10 == 9 or i == len(order) - 1:
             same = sum(c["identical"] for c in cases)
@@ -318,12 +324,13 @@ def exactness_section(result: dict, device: str) -> str:
     lines = [f"## 2. Exact mode against Pillow on {device}\n",
              f"`torch.round(diffjpeg.jpeg(x, quality=q, subsampling=s).float() * 255)` (uint8 in: the uint8 output) against Pillow's "
              f"save and load of the uint8 photo; photos {', '.join(f'{n} ({s})' for n, s in result['photos'].items())}; {done}; "
-             "float inputs are the uint8 photo / 255 in float32, then cast.\n",
+             "float inputs are the uint8 photo / 255 in float32 (divided on the CPU), then cast. A case is identical when every level "
+             "is Pillow's and every float output is the very value `k / 255` (float32, divided on the CPU) rounded to its dtype.\n",
              f"**{same} / {len(cases)} cases (photo, quality, subsampling, dtype) identical.**\n",
              "Identical cases per input dtype and subsampling:\n", markdown_table(per, ["dtype", *SUBSAMPLINGS])]
     differ = sorted((c for c in cases if not c["identical"]), key=lambda c: -1 if c["error"] else -c["max diff"])
     if differ:
-        columns = ["photo", "quality", "subsampling", "dtype", "max diff", "differing pixels"] + (["error"] if any(c["error"] for c in differ) else [])
+        columns = ["photo", "quality", "subsampling", "dtype", "max diff", "differing pixels", "values not k/255"] + (["error"] if any(c["error"] for c in differ) else [])
         lines.append(f"\nCases that differ ({len(differ)}; errors first, then the first 40 by max difference):\n")
         lines.append(markdown_table(differ[:40], columns, {"max diff": "{:.0f}"}))
     return "\n".join(lines)

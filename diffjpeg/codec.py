@@ -37,7 +37,7 @@ from .coefficients import Coefficients
 from .dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
 from .deprecation import deprecated_alias, keyword_only
 from .geometry import PillowSubsampling, Subsampling, component_geometry, subsampling_factors
-from .precision import full_precision, working_dtype
+from .precision import full_precision, levels_to_unit, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
@@ -467,12 +467,12 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
             samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix, c.color_space)
             if as_uint8:
                 samples = samples.to(torch.uint8)
-            elif not grad:  # a true division, as the kernel's
-                samples = samples.to(work).div_(255.0)
+            elif not grad:  # k / 255 correctly rounded, as the kernel's
+                samples = levels_to_unit(samples, work)
         if as_uint8 or not grad:
             return samples.reshape(batch + samples.shape[1:])
         if samples.dtype != work:
-            samples = samples.to(work).div_(255.0)
+            samples = levels_to_unit(samples, work)
         # values from the integer forms, the gradient the real stages': from
         # the dequantized coefficients on, every stage is linear (its clamps
         # straight-through), so its derivative does not depend on where it is

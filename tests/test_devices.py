@@ -16,6 +16,7 @@ from diffjpeg import native
 from diffjpeg.blocks import MergeBlocks, SplitBlocks
 from diffjpeg.color import RGBToYCbCr, YCbCrToRGB
 from diffjpeg.dct import FDCT, IDCT
+from diffjpeg.precision import levels_to_unit, working_dtype
 from diffjpeg.quality import STANDARD_CHROMA_TABLE, STANDARD_LUMA_TABLE, QualityTables
 from diffjpeg.quantize import Dequantize, Quantize
 from diffjpeg.sampling import Downsample, Upsample
@@ -33,6 +34,14 @@ def pillow(array, quality, subsampling):
 def as_image(array, dtype, device):
     """uint8 HWC -> (1, 3, H, W) in ``dtype`` on ``device``: k / 255 rounded to ``dtype``."""
     return (torch.from_numpy(array).permute(2, 0, 1)[None].to(torch.float32) / 255).to(device=device, dtype=dtype)
+
+
+def unit(levels, dtype):
+    """8-bit levels (HWC uint8) as the (1, C, H, W) values ``k / 255`` that exact
+    mode returns in ``dtype``: divided on the CPU in the working dtype (float32,
+    float64 for float64), then rounded to ``dtype``."""
+    k = torch.from_numpy(levels).permute(2, 0, 1)[None]
+    return k if dtype == torch.uint8 else (k.to(working_dtype(dtype)) / 255).to(dtype)
 
 
 def levels(y):
@@ -63,6 +72,14 @@ def test_every_8bit_level_survives_every_dtype(dtype):
     assert torch.equal(torch.round((k / 255).to(dtype).float() * 255).long(), k)
 
 
+def test_levels_to_unit_divides_as_the_cpu_on_every_device(device, dtype):
+    """Not ``k / 255`` on the device: CUDA multiplies by the reciprocal instead."""
+    k = torch.arange(256, dtype=torch.int32)
+    expected = (k.to(working_dtype(dtype)) / 255).to(dtype)
+    got = levels_to_unit(k.to(device).reshape(16, 16), working_dtype(dtype)).to(dtype)
+    assert got.shape == (16, 16) and torch.equal(got.cpu().flatten(), expected)
+
+
 @pytest.mark.parametrize("subsampling", SUBSAMPLINGS)
 @pytest.mark.parametrize("grad", [False, True], ids=["nograd", "grad"])
 def test_exact_matches_pillow_in_every_dtype(device, dtype, grad, subsampling, codec_path):
@@ -76,6 +93,8 @@ def test_exact_matches_pillow_in_every_dtype(device, dtype, grad, subsampling, c
             assert y.dtype == dtype and y.device.type == device.type
             differ = levels(y) != expected
             assert not differ.any(), f"q{quality} autocast {name}: {differ.sum()} values differ"
+            # the levels and the very bits: k / 255 rounded once to the dtype, on every device
+            assert torch.equal(y.detach().cpu(), unit(expected, dtype)), f"q{quality} autocast {name}: values are not k / 255"
             if grad:
                 (y.float() * torch.linspace(-1, 1, y.numel(), device=device).reshape(y.shape)).sum().backward()
                 assert x.grad.dtype == dtype and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
@@ -150,7 +169,9 @@ def test_decode_of_read_file_in_every_dtype(device, dtype):
             diffjpeg.read(buffer.getvalue(), dtype=dtype)
     c = diffjpeg.read(buffer.getvalue(), dtype=torch.float64 if dtype == torch.float64 else torch.float32, device=device)
     c = c.to(dtype)  # quality 60: every coefficient and table entry fits bfloat16's integers
-    assert not (levels(diffjpeg.decode(c)[None]) != np.array(Image.open(buffer))).any()
+    y = diffjpeg.decode(c)[None]
+    assert not (levels(y) != np.array(Image.open(buffer))).any()
+    assert torch.equal(y.cpu(), unit(np.array(Image.open(buffer)), y.dtype))  # the working dtype
 
 
 # ---------------------------------------------------------------- no float64
