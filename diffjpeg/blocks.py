@@ -71,15 +71,21 @@ def split_blocks(plane: Tensor) -> Tensor:
     return plane.reshape(*lead, h // 8, 8, w // 8, 8).transpose(-3, -2)
 
 
-def merge_blocks(blocks: Tensor) -> Tensor:
+def merge_blocks(blocks: Tensor, *, out: Tensor | None = None) -> Tensor:
     """Inverse of :func:`split_blocks`: ``(..., by, bx, 8, 8)`` to ``(..., 8 by, 8 bx)``.
+
+    ``out``: a tensor of that shape (any strides, a view of a larger one say)
+    to write the plane into; it is returned.
 
     Example:
         >>> merge_blocks(torch.zeros(2, 2, 3, 8, 8)).shape
         torch.Size([2, 16, 24])
     """
     *lead, by, bx, _, _ = blocks.shape
-    return blocks.transpose(-3, -2).reshape(*lead, by * 8, bx * 8)
+    if out is None:
+        return blocks.transpose(-3, -2).reshape(*lead, by * 8, bx * 8)
+    out.view(*lead, by, 8, bx, 8).copy_(blocks.transpose(-3, -2))
+    return out
 
 
 class SplitBlocks(nn.Module):

@@ -324,18 +324,37 @@ class _EncoderGraph(torch.autograd.Function):
         for ci, (grad, geo) in enumerate(zip(grads, ctx.geometries)):
             if grad is None:
                 continue
-            plane = merge_blocks(fdct_adjoint(grad))  # merge_blocks: split_blocks' transpose
-            h_scale, v_scale = geo.scale
-            plane = replicate_edges_adjoint(plane, geo.padded[0] // v_scale, geo.padded[1] // h_scale)
-            plane = replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), height, width)
             if planes is None:  # zeros only where a component has no gradient
-                planes = plane.new_empty(ctx.shape) if all(g is not None for g in grads) else plane.new_zeros(ctx.shape)
-            planes[:, ci] = plane
+                planes = grad.new_empty(ctx.shape) if all(g is not None for g in grads) else grad.new_zeros(ctx.shape)
+            _plane_adjoint(fdct_adjoint(grad), geo, (height, width), planes[:, ci])
         if planes is None:
             return (None,) * (3 + len(grads))
         if channels == 3:
             planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
-        return (planes * 255.0, None, None) + (None,) * len(grads)
+        return (planes.mul_(255.0), None, None) + (None,) * len(grads)  # planes: this backward's own temporary
+
+
+def _plane_adjoint(blocks: Tensor, geo, size: tuple[int, int], out: Tensor) -> None:
+    """The transpose of one component's path from the image plane to its
+    blocks (edges replicated to the padded size, downsampled, edges
+    replicated to whole blocks, cut into blocks), written into ``out``
+    (``(B, H, W)``, a view of the image gradient). Where an edge adjoint is
+    the identity (the usual sizes), the last real step writes into ``out``
+    itself: one pass over the plane fewer, the same values."""
+    h_scale, v_scale = geo.scale
+    padded = (geo.padded[0] // v_scale, geo.padded[1] // h_scale)
+    direct = blocks.shape[-4:-2] == (padded[0] // 8, padded[1] // 8) and (padded[0] * v_scale, padded[1] * h_scale) == size
+    # not when compiled: with these writes into views of the image gradient,
+    # AOT autograd (torch 2.13, aot_eager) traced a backward whose gradient
+    # was wrong (tests/test_augment.py's compiled exact case); copies trace right
+    if direct and not torch.compiler.is_compiling():
+        if geo.scale == (1, 1):
+            merge_blocks(blocks, out=out)  # merge_blocks: split_blocks' transpose
+        else:
+            downsample_adjoint(merge_blocks(blocks), h_scale, v_scale, out=out)
+        return
+    plane = replicate_edges_adjoint(merge_blocks(blocks), *padded)
+    out.copy_(replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), *size))
 
 
 def _encode_integers(x: Tensor, tables: Tensor, geometries, matrix: Tensor | None, work: torch.dtype):
@@ -477,9 +496,14 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
         # the dequantized coefficients on, every stage is linear (its clamps
         # straight-through), so its derivative does not depend on where it is
         # taken
+        if _DecoderGraph.applies(c.color_space, matrix, geometries) and not needs_grad(tables):
+            # the dequantization's transpose (a product with the tables) in
+            # the backward: no pass over the coefficients for a graph alone
+            out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, tables, *components)
+            return out.reshape(batch + out.shape[1:])
         dequantized = [dequantize(round_ste(b), tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
         if _DecoderGraph.applies(c.color_space, matrix, geometries):
-            out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, *dequantized)
+            out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, None, *dequantized)
         else:  # the real stages' graph (soft forms); a learned matrix's gradient at the exact YCbCr samples
             out = straight_through(_pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, "soft", exact_ycc), samples)
         return out.reshape(batch + out.shape[1:])
@@ -487,7 +511,7 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
     if not as_uint8 and needs_grad(*dequantized) and _DecoderGraph.applies(c.color_space, matrix, geometries):
         with torch.no_grad():  # the values; the backward is the adjoints'
             out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode)
-        out = _DecoderGraph.apply(out, geometries, c.color_space, matrix, *dequantized)
+        out = _DecoderGraph.apply(out, geometries, c.color_space, matrix, None, *dequantized)
     else:
         out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode)
     return out.reshape(batch + out.shape[1:])
@@ -521,7 +545,12 @@ class _DecoderGraph(torch.autograd.Function):
     :class:`_EncoderGraph` does for the encoder (bit for bit autograd's
     gradient through those stages). Grayscale and YCbCr, with libjpeg's
     matrix or a constant one, and upsampling that filters or is 1:1; the
-    rest go through the real stages' graph."""
+    rest go through the real stages' graph.
+
+    With ``tables`` (``(B, T, 8, 8)``, each component's, not requiring grad)
+    the inputs are the quantized coefficients and the backward ends with the
+    dequantization's transpose, ``grad * table``, as autograd's backward of
+    ``q * table`` computes it; without, they are the dequantized ones."""
 
     @staticmethod
     def applies(color_space: str, matrix: Tensor | None, geometries) -> bool:
@@ -530,17 +559,22 @@ class _DecoderGraph(torch.autograd.Function):
         return all(g.scale == (1, 1) or is_filtered(g.downsampled[1], *g.scale) for g in geometries)
 
     @staticmethod
-    def forward(ctx, samples: Tensor, geometries, color_space: str, matrix: Tensor | None, *dequantized: Tensor):
+    def forward(ctx, samples: Tensor, geometries, color_space: str, matrix: Tensor | None, tables: Tensor | None, *coefficients: Tensor):
         ctx.set_materialize_grads(False)
-        ctx.geometries, ctx.color_space, ctx.matrix = geometries, color_space, matrix
+        ctx.geometries, ctx.color_space, ctx.matrix, ctx.tables = geometries, color_space, matrix, tables
         return samples
 
     @staticmethod
     def backward(ctx, grad):
         if grad is None:
-            return (None,) * (4 + len(ctx.geometries))
+            return (None,) * (5 + len(ctx.geometries))
         with full_precision(grad.device):  # as in _EncoderGraph.backward
-            return (None,) * 4 + _DecoderGraph._coefficient_grads(ctx, grad)
+            grads = _DecoderGraph._coefficient_grads(ctx, grad)
+            if ctx.tables is not None:
+                count = ctx.tables.shape[0]
+                # in place on idct_adjoint's fresh products: the values of grad * table
+                grads = tuple(g.mul_(ctx.tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, g in enumerate(grads))
+            return (None,) * 5 + grads
 
     @staticmethod
     def _coefficient_grads(ctx, grad) -> tuple[Tensor, ...]:

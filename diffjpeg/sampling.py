@@ -124,20 +124,26 @@ class _Downsample(torch.autograd.Function):
         return downsample_adjoint(grad, *ctx.factors), None, None, None
 
 
-def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int) -> Tensor:
+def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, *, out: Tensor | None = None) -> Tensor:
     """The transpose of :func:`downsample` (its gradient in every mode): each
     output's gradient spread evenly over its window.
+
+    ``out``: a ``(..., v_factor h, h_factor w)`` tensor (any strides) to write
+    the result into; it is returned.
 
     Example:
         >>> downsample_adjoint(torch.tensor([[4.0]]), 2, 2)
         tensor([[1., 1.],
                 [1., 1.]])
     """
-    if h_factor == v_factor == 1:
-        return grad
     *lead, h, w = grad.shape
+    if h_factor == v_factor == 1:
+        return grad if out is None else out.copy_(grad)
     spread = grad.reshape(*lead, h, 1, w, 1).expand(*lead, h, v_factor, w, h_factor)
     # divided as it is spread (one pass; reshaping the expanded view first would copy it)
+    if out is not None:
+        torch.div(spread, h_factor * v_factor, out=out.view(*lead, h, v_factor, w, h_factor))
+        return out
     return (spread / (h_factor * v_factor)).reshape(*lead, h * v_factor, w * h_factor)
 
 
