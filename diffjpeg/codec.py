@@ -522,18 +522,35 @@ def _pixel_stages(dequantized: list[Tensor], geometries, size, color_space: str,
     the pixels ``(B, C, H, W)`` in [0, 1]; with ``exact_ycc``, a learned
     matrix's gradient is taken at those (exact) YCbCr samples."""
     height, width = size
-    planes = []
-    for coefficients, geo in zip(dequantized, geometries):
-        plane = merge_blocks(idct(coefficients, stages))[..., : geo.downsampled[0], : geo.downsampled[1]]
+    # without a graph to record (float and soft under _DecoderGraph) the planes
+    # are written into the stacked tensor and divided in place: the same
+    # values, fewer image-size temporaries (not when compiled: writes into views)
+    direct = not needs_grad(*dequantized, matrix) and not torch.compiler.is_compiling()
+    planes, ycc = [], None
+    for ci, (coefficients, geo) in enumerate(zip(dequantized, geometries)):
+        blocks = idct(coefficients, stages)
+        if direct and geo.scale == (1, 1) and (blocks.shape[-4] * 8, blocks.shape[-3] * 8) == (height, width):
+            if ycc is None:
+                ycc = blocks.new_empty((blocks.shape[0], len(geometries), height, width))
+            merge_blocks(blocks, out=ycc[:, ci])
+            planes.append(None)
+            continue
+        plane = merge_blocks(blocks)[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
         planes.append(plane[..., :height, :width])
-    ycc = torch.stack(planes, dim=1)
+    if ycc is None:
+        ycc = torch.stack(planes, dim=1)
+    else:
+        for ci, plane in enumerate(planes):
+            if plane is not None:
+                ycc[:, ci] = plane
     if len(planes) > 1:
         if exact_ycc is not None and needs_grad(matrix):
             # with a custom matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
         ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
-    return ycc / 255.0
+    # ycc: this function's own temporary in every case
+    return ycc.div_(255.0) if direct and not ycc.requires_grad else ycc / 255.0
 
 
 class _DecoderGraph(torch.autograd.Function):
