@@ -166,7 +166,11 @@ def prefault(t: Tensor) -> None:
     """Ask for huge pages for a large, fresh CPU tensor about to be written,
     and fault them in now: one call instead of a page fault per 4 KiB
     (a 144 MiB output: about 20 ms instead of 40-110 on this project's
-    machine). Advice only: nothing changes where the kernel is missing, the
+    machine). Not free everywhere: where the system compacts memory to find
+    2 MiB pages on request (transparent huge pages' defrag "madvise"), 4 of
+    32 calls took 300-350 ms instead (the output and input gradient of 16
+    forward+backward passes of a 12 MP image, this machine); the mean time of
+    those passes stayed within the noise of 4 KiB pages'. Advice only: nothing changes where the kernel is missing, the
     tensor is small, not contiguous or not on the CPU, or the system refuses.
 
     Example:
