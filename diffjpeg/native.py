@@ -170,8 +170,9 @@ def prefault(t: Tensor) -> None:
     2 MiB pages on request (transparent huge pages' defrag "madvise"), 4 of
     32 calls took 300-350 ms instead (the output and input gradient of 16
     forward+backward passes of a 12 MP image, this machine); the mean time of
-    those passes stayed within the noise of 4 KiB pages'. Advice only: nothing changes where the kernel is missing, the
-    tensor is small, not contiguous or not on the CPU, or the system refuses.
+    those passes stayed within the noise of 4 KiB pages'. Advice only:
+    nothing changes where the kernel is missing, the tensor is small, not
+    contiguous or not on the CPU, or the system refuses.
 
     Example:
         >>> prefault(torch.empty(1 << 20))
