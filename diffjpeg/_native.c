@@ -767,6 +767,7 @@ typedef struct {
 typedef struct {
     PyObject *image, *blocks, *dct, *constants, *tables, *geometry, *items;
     int image_kind, blocks_kind, n, h, w;
+    Py_ssize_t plane_stride;
     int convert, invert;  /* decode only */
 } Arguments;
 
@@ -774,6 +775,7 @@ typedef struct {
 typedef struct {
     int direction;                /* ENCODE or DECODE */
     int n, channels, h, w;        /* the images: (n, channels, h, w) */
+    Py_ssize_t plane_stride;      /* samples from one plane's first to the next's: h * w, or more for rows of a taller image */
     int image_kind, blocks_kind;  /* KIND_* */
     Constants k;                  /* copied: a few hundred bytes */
     int32_t pairs[12];            /* decode: M's entries as idct_islow_avx2 takes them */
@@ -849,9 +851,9 @@ static void release_job(Job *job)
 static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Arguments *a, Job *job)
 {
     static char *encode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "dct", "count", "height", "width",
-                                      "constants", "tables", "geometry", "items", NULL};
+                                      "constants", "tables", "geometry", "items", "plane_stride", NULL};
     static char *decode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "count", "height", "width",
-                                      "constants", "tables", "geometry", "items", "convert", "invert", NULL};
+                                      "constants", "tables", "geometry", "items", "convert", "invert", "plane_stride", NULL};
     const char *name = direction == ENCODE ? "encode" : "decode";
     char **keywords = direction == ENCODE ? encode_keywords : decode_keywords;
     Py_ssize_t expected = 0;
@@ -859,12 +861,12 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     memset(a, 0, sizeof *a);
     a->dct = Py_None;
     int parsed = direction == ENCODE
-        ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOO:encode", keywords, &a->image, &a->image_kind,
+        ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOOn:encode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->dct, &a->n, &a->h, &a->w, &a->constants,
-                                      &a->tables, &a->geometry, &a->items)
-        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOOii:decode", keywords, &a->image, &a->image_kind,
+                                      &a->tables, &a->geometry, &a->items, &a->plane_stride)
+        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOOiin:decode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->n, &a->h, &a->w, &a->constants, &a->tables,
-                                      &a->geometry, &a->items, &a->convert, &a->invert);
+                                      &a->geometry, &a->items, &a->convert, &a->invert, &a->plane_stride);
     if (!parsed) return -1;
     if (!kwargs || PyDict_GET_SIZE(kwargs) != expected) {  /* the parser takes none as optional */
         PyErr_Format(PyExc_TypeError, "%s: every argument is required", name);
@@ -878,13 +880,15 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     if (!allowed || (with_dct && (!PyTuple_Check(a->dct) || PyTuple_GET_SIZE(a->dct) != channels)) ||
         a->convert < 0 || a->convert > 1 || (a->convert && channels < 3) || a->invert < 0 || a->invert >= (1 << channels) ||
         a->n < 0 || a->h < 1 || a->w < 1 || a->h > MAX_SIDE || a->w > MAX_SIDE || a->image_kind < KIND_U8 ||
-        a->image_kind > KIND_F64 || (a->blocks_kind != KIND_F32 && a->blocks_kind != KIND_F64)) {
+        a->image_kind > KIND_F64 || (a->blocks_kind != KIND_F32 && a->blocks_kind != KIND_F64) ||
+        a->plane_stride < (Py_ssize_t)a->h * a->w) {
         PyErr_Format(PyExc_ValueError, "%s: bad arguments", name);
         return -1;
     }
     job->direction = direction, job->channels = channels, job->with_dct = with_dct;
     job->convert = a->convert, job->invert = a->invert;
     job->n = a->n, job->h = a->h, job->w = a->w, job->image_kind = a->image_kind, job->blocks_kind = a->blocks_kind;
+    job->plane_stride = a->plane_stride;
     return 0;
 }
 
@@ -929,7 +933,9 @@ static int acquire_buffers(const Arguments *a, Job *job)
 {
     const char *name = job->direction == ENCODE ? "encode" : "decode";
     int channels = job->channels, blocks_out = job->direction == ENCODE ? WRITE : READ;
-    Py_ssize_t samples = mul(mul(mul(job->n, channels), job->h), job->w);
+    /* the image's planes, plane_stride apart: the last one ends h * w samples after its start */
+    Py_ssize_t planes = mul(job->n, channels), plane = mul(job->h, job->w), span = mul(planes - 1, job->plane_stride);
+    Py_ssize_t samples = planes == 0 ? 0 : span < 0 || plane < 0 || span > PY_SSIZE_T_MAX - plane ? -1 : span + plane;
     Buffer constants = {0}, geometry = {0};
     int failed = get_buffer(a->image, &job->image, job->direction == DECODE ? WRITE : READ, "image",
                             mul(samples, kind_size(job->image_kind))) < 0 ||
@@ -1061,7 +1067,7 @@ static void encode_strip(const Job *job, int i, int m0, int m1, const Scratch *s
 {
     int channels = job->channels, h = job->h, w = job->w, y0 = m0 * job->mcu_h;
     int rows = mini(m1 * job->mcu_h, h) - y0;
-    size_t count = (size_t)rows * w, pixels = (size_t)h * w;
+    size_t count = (size_t)rows * w, pixels = (size_t)job->plane_stride;
     uint8_t *planes = s->planes, *rgb = s->rgb;
     for (int ch = 0; ch < channels; ch++)
         samples_from_image(job->image.view.buf, job->image_kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w,
@@ -1115,7 +1121,7 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
 static int decode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
 {
     int channels = job->channels, h = job->h, w = job->w, y0 = m0 * job->mcu_h, y1 = mini(m1 * job->mcu_h, h);
-    size_t count = (size_t)(y1 - y0) * w, pixels = (size_t)h * w;
+    size_t count = (size_t)(y1 - y0) * w, pixels = (size_t)job->plane_stride;
     uint8_t *planes = s->planes;
     for (int c = 0; c < channels; c++) {
         const int32_t *g = job->geo[c];
@@ -1210,8 +1216,11 @@ done:
     return ok;
 }
 
-/* encode(*, image, image_kind, blocks, blocks_kind, dct, count, height, width, constants, tables, geometry, items)
- *   image: (count, channels, height, width), uint8 / float32 / float64 (image_kind)
+/* encode(*, image, image_kind, blocks, blocks_kind, dct, count, height, width, constants, tables, geometry, items,
+ *        plane_stride)
+ *   image: (count, channels, height, width), uint8 / float32 / float64 (image_kind);
+ *     its planes plane_stride samples apart (height * width, or more: the
+ *     rows of a taller image, read in place), from the buffer's start
  *   blocks: one writable buffer per component, (count, blocks h, blocks w, 8, 8),
  *     float32 / float64 (blocks_kind): receives the quantized blocks
  *   dct: None, or buffers as `blocks` for the DCT coefficients before
@@ -1229,9 +1238,9 @@ static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 /* decode(*, image, image_kind, blocks, blocks_kind, count, height, width, constants, tables, geometry, items,
- *        convert, invert)
+ *        convert, invert, plane_stride)
  *   image: writable (count, channels, height, width): float32 / float64 (image_kind)
- *     samples / 255, or uint8: the samples
+ *     samples / 255, or uint8: the samples; planes plane_stride apart, as encode's
  *   blocks: one buffer per component, (count, blocks h, blocks w, 8, 8),
  *     float32 / float64 (blocks_kind): the quantized coefficients
  *   constants: Constants, the inverse forms

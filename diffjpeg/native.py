@@ -254,13 +254,13 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
         Gradients are not tracked (values only).
     """
     count, channels, height, width = image.shape
-    image = image.detach().contiguous()
+    samples, plane_stride = _planes(image.detach())
     outputs = [torch.empty(count, *g.blocks, 8, 8, dtype=out_dtype) for g in geometries]
     coefficients = [torch.empty_like(o) for o in outputs] if dct else None
     luma_chroma = [min(c, 1) for c in range(channels)]  # each component's table
     items = _items(count, height, geometries)
     call = dict(
-        image=image.numpy(), image_kind=_KINDS[image.dtype],
+        image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride,
         blocks=tuple(o.numpy() for o in outputs), blocks_kind=_KINDS[out_dtype],
         dct=tuple(o.numpy() for o in coefficients) if dct else None,
         count=count, height=height, width=width, constants=_constants(False),
@@ -273,6 +273,27 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
 
     _run(task, len(items))
     return outputs, coefficients
+
+
+def _planes(image: Tensor) -> tuple[np.ndarray, int]:
+    """``image`` ``(B, C, h, W)`` as the kernel reads it: a flat array from
+    its first sample, and the distance between its planes. Rows of a taller
+    contiguous image (a strip, :mod:`diffjpeg.strips`) are read in place;
+    any other layout is copied first.
+
+    Example:
+        >>> x = torch.zeros(2, 3, 40, 8)
+        >>> _planes(x[:, :, 8:24])[1], _planes(x[:, :, 8:24].contiguous())[1]
+        (320, 128)
+    """
+    count, channels, height, width = image.shape
+    plane = height * width
+    if count * channels > 1 and image.stride(-1) == 1 and image.stride(-2) == width:
+        stride = image.stride(1) if channels > 1 else image.stride(0)
+        if stride >= plane and (count == 1 or image.stride(0) == channels * stride):
+            span = (count * channels - 1) * stride + plane
+            return image.as_strided((span,), (1,)).numpy(), stride
+    return image.contiguous().numpy(), plane
 
 
 def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix, color_space: str = "YCbCr") -> bool:
@@ -329,7 +350,7 @@ def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndar
     if image.nbytes >= PREPARED_BYTES:
         _kernel.prepare(image)
     call = dict(
-        image=image, image_kind=_KINDS[out.dtype], blocks=blocks, blocks_kind=_KINDS[dtype],
+        image=image, image_kind=_KINDS[out.dtype], plane_stride=height * width, blocks=blocks, blocks_kind=_KINDS[dtype],
         count=count, height=height, width=width, constants=_constants(True), tables=tables, geometry=rows,
         convert=steps[0], invert=steps[1],
     )

@@ -75,6 +75,24 @@ def test_grayscale_and_batch_shapes(size):
     assert_same(*both_paths(lambda: diffjpeg.decode(c_fast)))
 
 
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float64])
+def test_rows_of_a_taller_image_are_read_in_place(channels, dtype):
+    """A strip's rows (a view with planes further apart than its own size)
+    encode as their contiguous copy would, without that copy; other layouts
+    are copied first."""
+    x = image((2, channels, 70, 24), dtype, seed=11)
+    rows = x[:, :, 16:48]
+    samples, stride = native._planes(rows)
+    assert stride == 70 * 24 and samples.ctypes.data == rows.data_ptr()
+    columns = x[:, :, 16:48, 2:20]  # rows not contiguous: copied
+    assert native._planes(columns)[1] == 32 * 18
+    for view in (rows, columns):
+        c_fast, c_slow = both_paths(lambda: diffjpeg.encode(view, quality=40))
+        assert_same(c_fast, c_slow)
+        assert_same(c_fast, diffjpeg.encode(view.contiguous(), quality=40))
+
+
 def test_per_image_tables():
     g = torch.Generator().manual_seed(3)
     x = image((3, 3, 24, 19), torch.float32, seed=3)
@@ -491,7 +509,8 @@ def _good_calls():
 
     geometry = native._geometry([component_geometry((8, 8), (1, 1), (1, 1))] * 3)
     blocks = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
-    common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32))
+    common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32),
+                  plane_stride=64)
     encode = dict(common, image=np.zeros((1, 3, 8, 8), np.uint8), image_kind=0, blocks=blocks, blocks_kind=1, dct=None, constants=native._constants(False))
     decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1, constants=native._constants(True),
                   tables=np.ones((1, 3 * 64)), convert=1, invert=0)  # decode's tables: float64, rounded there
@@ -521,6 +540,9 @@ def test_kernel_rejects_bad_calls():
         refuses(call, good, TypeError, "keyword", colour=1)
         refuses(call, good, ValueError, "image", image=good["image"][:, :2].copy())
         refuses(call, good, ValueError, "image", image=good["image"], count=2, items=np.array([[1, 0, 1]], np.int32))
+        refuses(call, good, ValueError, "image", plane_stride=65)  # planes further apart than the buffer holds
+        refuses(call, good, ValueError, "bad arguments", plane_stride=63)  # planes overlapping
+        refuses(call, good, ValueError, "overflows", plane_stride=2**62)
         refuses(call, good, ValueError, "constants", constants=good["constants"][:-1].copy())
         refuses(call, good, ValueError, "constants", constants=np.concatenate([good["constants"], [0]]).astype(np.int32))
         refuses(call, good, ValueError, "geometry", geometry=geometry[:, :7].copy())  # the old 7-column rows
@@ -535,7 +557,7 @@ def test_kernel_rejects_bad_calls():
                         {"height": 0}, {"width": 2**28 + 1}):
             refuses(call, good, ValueError, "bad arguments", **changes)
         # sizes whose products would wrap round past 2**64 to a small number
-        refuses(call, good, ValueError, "overflows", count=2**30, height=2**28, width=2**28)
+        refuses(call, good, ValueError, "overflows", count=2**30, height=2**28, width=2**28, plane_stride=2**56)
         for bad in ([[1, 0, 1]], [[0, 0, 2]], [[0, 1, 1]], [[-1, 0, 1]]):
             refuses(call, good, ValueError, "items", items=np.array(bad, np.int32))
     # written buffers must be writable; read ones need not be
