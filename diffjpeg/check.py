@@ -18,7 +18,7 @@ Decisions, and why:
   clipping would turn into an almost white or black image: a ``ValueError``,
   not a warning, because a warning shown once is easily lost in a training
   loop while every result after it is wrong. The check shares the one
-  read-back (``aminmax``) of the NaN/Inf check, so it costs no extra device
+  read-back (minimum and maximum) of the NaN/Inf check, so it costs no extra device
   sync, and like it is skipped while ``torch.compile`` traces (no graph
   break). Whoever does want values far outside clipped with an identity
   gradient can do it explicitly: ``x - (x - x.clamp(0, 1)).detach()``.
@@ -92,11 +92,26 @@ def eager(fn):
     return wrapper
 
 
+def extremes(t: Tensor) -> tuple[Tensor, Tensor]:
+    """``t``'s minimum and maximum (NaN if ``t`` holds one; not empty): one
+    pass (``aminmax``) where ``t`` is contiguous; elsewhere ``amin`` and
+    ``amax``, two passes that read ``t`` where it lies, as ``aminmax`` first
+    copies a strided tensor (a strip of a large image: twice the time).
+
+    Example:
+        >>> extremes(torch.tensor([[3.0, -1.0], [2.0, 5.0]]).t())
+        (tensor(-1.), tensor(5.))
+    """
+    if t.is_contiguous():
+        return torch.aminmax(t)
+    return t.amin(), t.amax()
+
+
 def all_finite(t: Tensor) -> bool:
     """No NaN or Inf in ``t`` (min and max propagate NaN: one pass instead of isfinite's four)."""
     if t.numel() == 0:
         return True
-    lo, hi = torch.aminmax(t)
+    lo, hi = extremes(t)
     return bool(torch.isfinite(lo) & torch.isfinite(hi))
 
 
@@ -176,7 +191,7 @@ def check_image(image, name: str = "image") -> tuple[torch.Size, int, int, int]:
     if image.is_floating_point() and checking_values():
         # one read-back for both checks: min and max propagate NaN (autocast off: stack of half tensors under it fails)
         with full_precision(image.device):
-            lo, hi = torch.stack(torch.aminmax(image.detach())).tolist()
+            lo, hi = torch.stack(extremes(image.detach())).tolist()
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"{name} contains NaN or Inf")
         low, high = FLOAT_IMAGE_RANGE

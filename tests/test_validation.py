@@ -61,6 +61,22 @@ def test_mismatched_coefficients_rejected():
         diffjpeg.decode(c)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), 300.0])
+def test_strided_images_are_checked_as_contiguous_ones(bad):
+    """Rows of a taller image (what strips hand the encoder), columns and
+    channels-last views: NaN, Inf and a [0, 255] scale are refused as in a
+    contiguous image (the check reads strided tensors where they lie)."""
+    x = torch.rand(2, 3, 64, 48)
+    x[1, 2, 40, 30] = bad
+    channels_last = x.contiguous(memory_format=torch.channels_last)
+    for view in (x[:, :, 32:56], x[:, :, :, 24:40], channels_last):
+        assert not view.is_contiguous()
+        with pytest.raises(ValueError, match="image"):
+            diffjpeg.jpeg(view, quality=50)
+        with pytest.raises(ValueError, match="image"):
+            diffjpeg.encode(view, quality=50)
+
+
 @pytest.mark.parametrize("forward", ("exact", "float", "soft"))
 @pytest.mark.parametrize("rounding", diffjpeg.ROUNDINGS)
 def test_no_nan_on_extremes(forward, rounding):
