@@ -18,9 +18,9 @@ Decisions, and why:
   clipping would turn into an almost white or black image: a ``ValueError``,
   not a warning, because a warning shown once is easily lost in a training
   loop while every result after it is wrong. The check shares the one
-  read-back (minimum and maximum) of the NaN/Inf check, so it costs no extra device
-  sync, and like it is skipped while ``torch.compile`` traces (no graph
-  break). Whoever does want values far outside clipped with an identity
+  read-back (minimum and maximum) of the NaN/Inf check, so it costs no
+  extra device sync, and like it is skipped while ``torch.compile`` traces
+  (no graph break). Whoever does want values far outside clipped with an identity
   gradient can do it explicitly: ``x - (x - x.clamp(0, 1)).detach()``.
 * Numbers are Python's or numpy's (``numbers.Real``), or one-element tensors
   where a tensor is allowed; ``bool`` is refused (``True`` as a quality is a
