@@ -496,13 +496,14 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
         # the dequantized coefficients on, every stage is linear (its clamps
         # straight-through), so its derivative does not depend on where it is
         # taken
-        if _DecoderGraph.applies(c.color_space, matrix, geometries) and not needs_grad(tables):
+        adjoints = _DecoderGraph.applies(c.color_space, matrix, geometries)
+        if adjoints and not needs_grad(tables):
             # the dequantization's transpose (a product with the tables) in
             # the backward: no pass over the coefficients for a graph alone
             out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, tables, *components)
             return out.reshape(batch + out.shape[1:])
         dequantized = [dequantize(round_ste(b), tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
-        if _DecoderGraph.applies(c.color_space, matrix, geometries):
+        if adjoints:
             out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, None, *dequantized)
         else:  # the real stages' graph (soft forms); a learned matrix's gradient at the exact YCbCr samples
             out = straight_through(_pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, "soft", exact_ycc), samples)

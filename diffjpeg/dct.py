@@ -163,14 +163,19 @@ def _separable(x: Tensor, kind: str) -> Tensor:
     return (flat @ _matrices(kind, x.dtype, x.device)).reshape(x.shape)
 
 
+def _shifted_in_block_order(blocks: Tensor) -> Tensor:
+    """``blocks - 128`` into a new contiguous tensor: blocks cut from a plane
+    are a strided view, which the GEMM needs contiguous; the subtraction
+    makes that copy itself instead of a second pass."""
+    return torch.sub(blocks, 128.0, out=torch.empty(blocks.shape, dtype=blocks.dtype, device=blocks.device))
+
+
 class _LevelShift(torch.autograd.Function):
-    """``blocks - 128`` written in block order: blocks cut from a plane are a
-    strided view, which the GEMM needs contiguous; the subtraction makes that
-    copy itself instead of a second pass. Backward: the gradient unchanged."""
+    """:func:`_shifted_in_block_order` forward; backward, the gradient unchanged."""
 
     @staticmethod
     def forward(ctx, blocks):
-        return torch.sub(blocks, 128.0, out=torch.empty(blocks.shape, dtype=blocks.dtype, device=blocks.device))
+        return _shifted_in_block_order(blocks)
 
     @staticmethod
     def backward(ctx, grad):
@@ -182,7 +187,7 @@ def _level_shift(blocks: Tensor) -> Tensor:
     if blocks.is_contiguous() or torch.compiler.is_compiling():
         return blocks - 128.0
     if not blocks.requires_grad:
-        return torch.sub(blocks, 128.0, out=torch.empty(blocks.shape, dtype=blocks.dtype, device=blocks.device))
+        return _shifted_in_block_order(blocks)
     return _LevelShift.apply(blocks)
 
 
@@ -388,8 +393,14 @@ def fdct_adjoint(grad: Tensor) -> Tensor:
         >>> fdct_adjoint(g)[3, 5].item()
         1.0
     """
+    return _separable_transpose(grad, "orthonormal_2d")
+
+
+def _separable_transpose(grad: Tensor, kind: str) -> Tensor:
+    """The transpose of :func:`_separable` in ``x``: ``grad @ M^T`` on the
+    ``(N, 64)`` view, autograd's backward of that GEMM."""
     flat = grad.reshape(-1, 64)
-    return flat.mm(_matrices("orthonormal_2d", grad.dtype, grad.device).t()).view(grad.shape)
+    return flat.mm(_matrices(kind, grad.dtype, grad.device).t()).view(grad.shape)
 
 
 def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
@@ -431,8 +442,7 @@ def idct_adjoint(grad: Tensor) -> Tensor:
         >>> round(idct_adjoint(g)[0, 0].item(), 4)
         1.0
     """
-    flat = grad.reshape(-1, 64)
-    return flat.mm(_matrices("orthonormal_2d_inverse", grad.dtype, grad.device).t()).view(grad.shape)
+    return _separable_transpose(grad, "orthonormal_2d_inverse")
 
 
 class FDCT(nn.Module):

@@ -54,8 +54,8 @@ def fidelity(names, qualities, subsamplings, progress: Progress | None = None) -
         compared = {name.split("/")[0] if not name.startswith("soft") else name: f for name, f in compared.items()}
         for quality in qualities:
             references = [pillow_roundtrip(a, quality, subsampling) for a in images]
-            candidates = {name: [uint8_array(f(float_tensor(a)[None], torch.tensor(float(quality)))[0]) for a in images]
-                          for name, f in compared.items() if quality_range(name)[0] <= quality <= quality_range(name)[1]}
+            taking = {name: f for name, f in compared.items() if quality_range(name)[0] <= quality <= quality_range(name)[1]}
+            candidates = {name: [uint8_array(f(float_tensor(a)[None], torch.tensor(float(quality)))[0]) for a in images] for name, f in taking.items()}
             candidates["OpenCV (real JPEG)"] = [opencv_roundtrip(a, quality, subsampling) for a in images]
             for name, outputs in candidates.items():
                 rows.append({
@@ -188,15 +188,16 @@ def peer_ratios(speed: list[dict]) -> list[str]:
     """
     by_name = {r["method"]: r for r in speed}
     ours = {mode: by_name[f"{mode}/{DEFAULT_ROUNDING}"]["forward+backward MP/s"] for mode in ("float", "exact")}
-    present = [by_name[name] for name in PEERS if name in by_name]
+    rates = {name: by_name[name]["forward+backward MP/s"] for name in PEERS if name in by_name}
+
+    def line(label: str, rate: float) -> str:
+        return f"- forward+backward / {label}: " + ", ".join(f"{mode} {v / rate:.2f}x" for mode, v in ours.items())
+
     lines = []
-    if present:
-        fastest = max(present, key=lambda r: r["forward+backward MP/s"])
-        lines.append(f"- forward+backward / the fastest peer present ({fastest['method']}, {fastest['forward+backward MP/s']:.2f} MP/s): "
-                     + ", ".join(f"{mode} {v / fastest['forward+backward MP/s']:.2f}x" for mode, v in ours.items()))
-    for peer in present:
-        lines.append(f"- forward+backward / {peer['method']} ({peer['forward+backward MP/s']:.2f} MP/s): "
-                     + ", ".join(f"{mode} {v / peer['forward+backward MP/s']:.2f}x" for mode, v in ours.items()))
+    if rates:
+        fastest = max(rates, key=rates.get)
+        lines.append(line(f"the fastest peer present ({fastest}, {rates[fastest]:.2f} MP/s)", rates[fastest]))
+    lines += [line(f"{name} ({rate:.2f} MP/s)", rate) for name, rate in rates.items()]
     lines += [f"- {name}: not installed: {install}" for name, (_, install) in PEERS.items() if name not in by_name]
     return lines
 
