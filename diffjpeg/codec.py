@@ -213,7 +213,10 @@ def encode(
         return _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work)
 
 
-def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work):
+def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work, window=None):
+    """:func:`encode` of a checked image, under full precision; ``window``:
+    a strip's (:class:`diffjpeg.strips.Window`), whose input gradient rows
+    the backward writes itself."""
     *batch, channels, height, width = image.shape
     batch, device = torch.Size(batch), image.device
     count = math.prod(batch)
@@ -243,13 +246,13 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
             # roundings; same backward), with the exact values forward
             dct = [straight_through(c, v) for c, v in zip(_dct_stages(x, geometries, matrix, mode, work), values[1])]
         elif needs_grad(x):
-            dct = _EncoderGraph.apply(x, geometries, matrix, *values[1])
+            dct = _EncoderGraph.apply(x, geometries, matrix, window, *values[1])
         else:
             dct = values[1]
     elif needs_grad(x) and _EncoderGraph.applies(matrix):
         with torch.no_grad():  # the values; the backward is the adjoints'
             dct = _dct_stages(x, geometries, matrix, mode, work)
-        dct = _EncoderGraph.apply(x, geometries, matrix, *dct)
+        dct = _EncoderGraph.apply(x, geometries, matrix, window, *dct)
     else:
         dct = _dct_stages(x, geometries, matrix, mode, work)
     blocks = []
@@ -298,6 +301,10 @@ class _EncoderGraph(torch.autograd.Function):
     stages forward for a graph (values nobody read), and every mode skips
     autograd's bookkeeping, its zero-filled buffer per component, and the
     sums of those buffers.
+
+    With a strip's ``window`` (:class:`diffjpeg.strips.Window`) the last
+    adjoint writes the interior rows of the gradient into the image's
+    gradient itself, and ``x`` gets none.
     """
 
     @staticmethod
@@ -305,9 +312,9 @@ class _EncoderGraph(torch.autograd.Function):
         return not needs_grad(matrix)  # a learned matrix's gradient needs the real stages' values
 
     @staticmethod
-    def forward(ctx, x: Tensor, geometries, matrix: Tensor | None, *dct: Tensor):
+    def forward(ctx, x: Tensor, geometries, matrix: Tensor | None, window, *dct: Tensor):
         ctx.set_materialize_grads(False)
-        ctx.geometries, ctx.matrix, ctx.shape, ctx.device = geometries, matrix, x.shape, x.device
+        ctx.geometries, ctx.matrix, ctx.shape, ctx.device, ctx.window = geometries, matrix, x.shape, x.device, window
         return dct
 
     @staticmethod
@@ -327,11 +334,19 @@ class _EncoderGraph(torch.autograd.Function):
             if planes is None:  # zeros only where a component has no gradient
                 planes = grad.new_empty(ctx.shape) if all(g is not None for g in grads) else grad.new_zeros(ctx.shape)
             _plane_adjoint(fdct_adjoint(grad), geo, (height, width), planes[:, ci])
+        none = (None,) * (3 + len(grads))
         if planes is None:
-            return (None,) * (3 + len(grads))
+            return (None,) + none
+        target = None if ctx.window is None else ctx.window.take_grad()
+        if target is not None:  # only the interior rows, straight into the image's gradient
+            planes = ctx.window.rows(planes)
+            if channels == 3:
+                planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
+            torch.mul(planes, 255.0, out=target.view(planes.shape))  # as x.to(work)'s backward, rounded once to its dtype
+            return (None,) + none
         if channels == 3:
             planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
-        return (planes.mul_(255.0), None, None) + (None,) * len(grads)  # planes: this backward's own temporary
+        return (planes.mul_(255.0),) + none  # planes: this backward's own temporary
 
 
 def _plane_adjoint(blocks: Tensor, geo, size: tuple[int, int], out: Tensor) -> None:
@@ -438,13 +453,15 @@ def decode(
     return out if out.dtype == torch.uint8 else torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
 
 
-def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, finite: bool = False) -> Tensor:
+def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, finite: bool = False, window=None) -> Tensor:
     """:func:`decode`; with ``as_uint8`` the 8-bit samples themselves (no
-    gradient); ``finite``: the coefficients are known finite (not scanned)."""
+    gradient); ``finite``: the coefficients are known finite (not scanned);
+    ``window``: a strip's (:class:`diffjpeg.strips.Window`), whose interior
+    rows are written into its ``out`` (the result then stands in for the pixels)."""
     if not isinstance(coefficients, Coefficients):
         raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
     check_choice("mode", mode, MODES)
-    if mode == "exact" and ycbcr_to_rgb is None:  # the kernel alone, where it applies; it checks the values
+    if mode == "exact" and ycbcr_to_rgb is None and window is None:  # the kernel alone, where it applies; it checks the values
         samples = native.decode_coefficients(coefficients, as_uint8)
         if samples is not None:
             return samples
@@ -461,10 +478,10 @@ def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, 
         if blocks.shape != expected:
             raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
     with full_precision(device):
-        return _decode_stages(c, mode, ycbcr_to_rgb, as_uint8)
+        return _decode_stages(c, mode, ycbcr_to_rgb, as_uint8, window)
 
 
-def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool) -> Tensor:
+def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, window=None) -> Tensor:
     batch = c.batch_shape
     count = math.prod(batch)
     work = working_dtype(c.y.dtype)
@@ -481,17 +498,17 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
         grad = not as_uint8 and needs_grad(*components, tables, matrix)
         samples = None
         if native.decode_applies(components, tables, geometries, matrix, c.color_space):
-            samples = native.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work, c.color_space)
+            samples = native.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work, c.color_space, window)
         if samples is None:
             samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix, c.color_space)
             if as_uint8:
                 samples = samples.to(torch.uint8)
-            elif not grad:  # k / 255 correctly rounded, as the kernel's
+            else:  # k / 255 correctly rounded, as the kernel's
                 samples = levels_to_unit(samples, work)
+                if window is not None:
+                    window.write(samples)
         if as_uint8 or not grad:
             return samples.reshape(batch + samples.shape[1:])
-        if samples.dtype != work:
-            samples = levels_to_unit(samples, work)
         # values from the integer forms, the gradient the real stages': from
         # the dequantized coefficients on, every stage is linear (its clamps
         # straight-through), so its derivative does not depend on where it is
@@ -511,17 +528,20 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
     dequantized = [dequantize(b, tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
     if not as_uint8 and needs_grad(*dequantized) and _DecoderGraph.applies(c.color_space, matrix, geometries):
         with torch.no_grad():  # the values; the backward is the adjoints'
-            out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode)
+            out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode, window=window)
         out = _DecoderGraph.apply(out, geometries, c.color_space, matrix, None, *dequantized)
     else:
-        out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode)
+        out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode, window=window)
     return out.reshape(batch + out.shape[1:])
 
 
-def _pixel_stages(dequantized: list[Tensor], geometries, size, color_space: str, matrix: Tensor | None, stages: str, exact_ycc: Tensor | None = None) -> Tensor:
+def _pixel_stages(
+    dequantized: list[Tensor], geometries, size, color_space: str, matrix: Tensor | None, stages: str, exact_ycc: Tensor | None = None, window=None
+) -> Tensor:
     """The real stages (float or soft) from the dequantized coefficients to
     the pixels ``(B, C, H, W)`` in [0, 1]; with ``exact_ycc``, a learned
-    matrix's gradient is taken at those (exact) YCbCr samples."""
+    matrix's gradient is taken at those (exact) YCbCr samples; with a strip's
+    ``window``, its interior rows also go into the window's ``out``."""
     height, width = size
     # without a graph to record (float and soft under _DecoderGraph) the planes
     # are written into the stacked tensor and divided in place: the same
@@ -545,13 +565,20 @@ def _pixel_stages(dequantized: list[Tensor], geometries, size, color_space: str,
         for ci, plane in enumerate(planes):
             if plane is not None:
                 ycc[:, ci] = plane
+    if window is not None and direct:  # only the interior rows, converted straight into the image's output
+        rows = window.rows(ycc)
+        if len(planes) > 1:
+            rows = color.decoded_pixels(rows, color_space, matrix, stages)
+        torch.div(rows, 255.0, out=window.out.view(rows.shape))
+        return window.stand_in(ycc, ycc.shape)
     if len(planes) > 1:
         if exact_ycc is not None and needs_grad(matrix):
             # with a custom matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
         ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
     # ycc: this function's own temporary in every case
-    return ycc.div_(255.0) if direct and not ycc.requires_grad else ycc / 255.0
+    out = ycc.div_(255.0) if direct and not ycc.requires_grad else ycc / 255.0
+    return out if window is None else window.write(out)
 
 
 class _DecoderGraph(torch.autograd.Function):
@@ -696,12 +723,26 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
         return None  # the compiled kernel already works in strips
     if options["mode"] == "soft" and as_rounding(options["rounding"]).name == "noise":
         return None  # its noise is drawn per call: strips would draw another sample than the whole image
-    factors = subsampling_factors(check_subsampling(options["subsampling"]), image.shape[-3])
+    check_image(image)  # once for the image: the strips go to the stages unchecked
+    mode = options["mode"]
+    check_choice("mode", mode, MODES)
+    subsampling = check_subsampling(options["subsampling"])
+    rounding = as_rounding(options["rounding"])
+    factors = subsampling_factors(subsampling, image.shape[-3])
     tallest = max(v for _, v in factors)
     mcu = 8 * tallest
     halo = mcu if tallest > 1 else 0  # fancy upsampling reads the chroma rows of the MCU rows around
-    run = lambda rows: decode(encode(rows, quality, **options), mode=options["mode"], ycbcr_to_rgb=ycbcr_to_rgb)  # noqa: E731
-    return strips.in_strips(run, image, mcu, halo)
+    work = working_dtype(image.dtype)
+    rgb_to_ycbcr = options["rgb_to_ycbcr"]
+
+    def run(rows: Tensor, window: strips.Window | None = None) -> Tensor:
+        with full_precision(rows.device):
+            coefficients = _encode(rows, quality, options["qtables"], subsampling, mode, rounding, rgb_to_ycbcr, work, window)
+        # finite unless a custom matrix overflows, as in jpeg()
+        return _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False, finite=rgb_to_ycbcr is None, window=window)
+
+    # the decoded images have the image's channels (grayscale or RGB) in the working dtype
+    return strips.in_strips(run, image, mcu, halo, into=(image.shape[-3], work))
 
 
 # ---------------------------------------------------------------- modules

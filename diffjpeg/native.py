@@ -307,7 +307,7 @@ def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[Co
 
 def decode(
     components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], size: tuple[int, int], out_dtype=None,
-    color_space: str | None = None,
+    color_space: str | None = None, window=None,
 ) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
     ``None`` when a coefficient is not finite or beyond 2**40, or a table
@@ -323,15 +323,33 @@ def decode(
         color_space: the components', as :class:`diffjpeg.Coefficients`'
             (default from their number); the result is
             :func:`diffjpeg.color.decoded_pixels`'.
+        window: a :class:`diffjpeg.strips.Window` of a strip of a larger
+            image: only the MCU rows of its interior are decoded, straight
+            into its ``out``; the result is then a stand-in of the strip's shape.
     """
     count, channels = tables.shape[0], len(components)
     blocks = tuple(c.detach().contiguous().numpy() for c in components)
     table_values = tables.detach().to("cpu", torch.float64).reshape(count, channels * 64).contiguous().numpy()
-    out = torch.empty(count, channels, *size, dtype=out_dtype or components[0].dtype)
+    dtype = out_dtype or components[0].dtype
     geometries = tuple(geometries)
     items, rows = _strips(count, size[0], geometries), _geometry_rows(geometries)
     steps = _color_steps(color_space or default_color_space(channels))
-    return out if _decode_into(out, blocks, components[0].dtype, table_values, items, rows, steps) else None
+    if window is None:
+        out = torch.empty(count, channels, *size, dtype=dtype)
+        return out if _decode_into(out, blocks, components[0].dtype, table_values, items, rows, steps) else None
+    # The strip as rows of the image's output: the kernel writes the interior
+    # MCU rows in place; it decodes the halo's edge chroma rows that fancy
+    # upsampling reads itself (as for any strip it runs), and nothing else of the halo.
+    target = window.out.view(count, channels, window.stop - window.start, size[1])
+    mcu = 8 * max(g.scale[1] for g in geometries)
+    if target.dtype != dtype or window.start % mcu or (window.stop % mcu and window.stop != size[0]):
+        raise ValueError(f"window rows [{window.start}, {window.stop}) are not whole MCU rows of {mcu}")
+    strip = target.as_strided((count, channels, *size), target.stride(), target.storage_offset() - window.start * target.stride(2))
+    first, end = window.start // mcu, -(-window.stop // mcu)
+    items = np.stack([items[:, 0], np.maximum(items[:, 1], first), np.minimum(items[:, 2], end)], axis=1)
+    items = np.ascontiguousarray(items[items[:, 1] < items[:, 2]], dtype=np.int32)
+    done = _decode_into(strip, blocks, components[0].dtype, table_values, items, rows, steps, prepare=False)
+    return window.stand_in(strip, strip.shape) if done else None
 
 
 def _color_steps(color_space: str) -> tuple[int, int]:
@@ -341,16 +359,19 @@ def _color_steps(color_space: str) -> tuple[int, int]:
 
 
 def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, items: np.ndarray, rows: np.ndarray,
-                 steps: tuple[int, int]) -> bool:
+                 steps: tuple[int, int], prepare: bool = True) -> bool:
     """The kernel's decode of ``blocks`` (numpy, ``(B, rows, cols, 8, 8)``
-    each) into ``out`` ``(B, C, H, W)`` over the threads, the strips
+    each) into ``out`` ``(B, C, H, W)`` (contiguous, or rows of a taller
+    contiguous image, written in place) over the threads, the strips
     ``items`` of geometry ``rows``, the color ``steps``; whether it took them."""
     count, _, height, width = out.shape
-    image = out.numpy()
-    if image.nbytes >= PREPARED_BYTES:
+    image, plane_stride = _planes(out)
+    if image.ctypes.data != out.data_ptr():  # a copy: the kernel's writes would be lost
+        raise ValueError("out must be contiguous, or rows of a taller contiguous image")
+    if prepare and image.nbytes >= PREPARED_BYTES:
         _kernel.prepare(image)
     call = dict(
-        image=image, image_kind=_KINDS[out.dtype], plane_stride=height * width, blocks=blocks, blocks_kind=_KINDS[dtype],
+        image=image, image_kind=_KINDS[out.dtype], plane_stride=plane_stride, blocks=blocks, blocks_kind=_KINDS[dtype],
         count=count, height=height, width=width, constants=_constants(True), tables=tables, geometry=rows,
         convert=steps[0], invert=steps[1],
     )

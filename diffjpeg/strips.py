@@ -25,6 +25,13 @@ the whole-image path (``tests/test_strips.py``). Nothing is recomputed,
 except for a differentiable gradient (``create_graph=True``), which goes
 through the whole image's graph.
 
+A ``run`` that takes a :class:`Window` writes a strip's interior rows
+itself: the decoder's last stage into the image's output, the encoder's
+first stage's transpose into the input gradient. Neither is then written
+twice (a strip-size result copied into the image's), and the rows of the
+halo are not converted at all (libjpeg's decoder likewise writes its
+output rows into the caller's buffer).
+
 Not taken where it cannot be bit-identical or does not pay: when quality,
 tables or color matrices require grad (their gradients are sums over the
 whole image, and a sum in strips is another order of additions), for the
@@ -66,30 +73,86 @@ def _halo(rows: tuple[int, int], height: int, halo: int) -> tuple[int, int]:
     return max(0, rows[0] - halo), min(height, rows[1] + halo)
 
 
-class _StripJPEG(torch.autograd.Function):
-    """``run(image)`` strip by strip. With ``keep`` (the caller wants a
-    gradient) each strip's graph is kept for the backward; without, nothing."""
+class Window:
+    """A strip's interior rows, for a ``run`` that writes them itself.
+
+    ``start``, ``stop``: the interior rows in the strip's own coordinates
+    (the halo above is ``start`` rows). Forward, ``run(part, window)``
+    writes rows ``[start, stop)`` of its result into ``out`` (``(..., C', n, W)``,
+    the image output's rows) and returns a tensor of the strip's output shape
+    that carries the graph (its values are not read; :meth:`stand_in`).
+    Backward, while the strip's graph runs, ``grad`` holds the input
+    gradient's rows ``(..., C, n, W)``: the graph writes the interior rows'
+    gradient there (:meth:`take_grad`); what it gives the strip itself, if
+    anything, is added."""
+
+    __slots__ = ("start", "stop", "out", "grad")
+
+    def __init__(self, start: int, stop: int, out: Tensor):
+        self.start, self.stop, self.out = start, stop, out
+        self.grad: Tensor | None = None
+
+    def take_grad(self) -> Tensor | None:
+        """The input gradient's rows to write, once (``None`` outside the
+        strips' backward, or once taken): the strips then know they were written."""
+        grad, self.grad = self.grad, None
+        return grad
+
+    def rows(self, t: Tensor) -> Tensor:
+        """The interior rows of ``t`` (``(..., h, W)``, the strip's)."""
+        return t[..., self.start : self.stop, :]
+
+    def write(self, result: Tensor) -> Tensor:
+        """Copy the interior rows of ``result`` (the whole strip's output) into ``out``; ``result``."""
+        with torch.no_grad():
+            self.out.view(result.shape[:-2] + self.out.shape[-2:]).copy_(self.rows(result))
+        return result
 
     @staticmethod
-    def forward(ctx, image: Tensor, run: Callable[[Tensor], Tensor], strips: list[tuple[int, int]], halo: int, keep: bool):
+    def stand_in(like: Tensor, shape) -> Tensor:
+        """A tensor of the strip's output ``shape`` holding one element: the
+        graph's output where the rows went into ``out``."""
+        return like.new_empty(()).expand(shape)
+
+
+class _StripJPEG(torch.autograd.Function):
+    """``run(image)`` strip by strip. With ``keep`` (the caller wants a
+    gradient) each strip's graph is kept for the backward; without, nothing.
+    With ``into`` (a run taking a :class:`Window`) each strip writes its
+    rows into the output, and its backward into the input gradient."""
+
+    @staticmethod
+    def forward(ctx, image: Tensor, run: Callable, strips: list[tuple[int, int]], halo: int, keep: bool, into: tuple | None):
         ctx.run, ctx.strips, ctx.halo = run, strips, halo
         ctx.save_for_backward(image)
         height = image.shape[-2]
-        out, graphs = None, []
+        out, direct = None, into is not None
+        if direct:
+            channels, dtype = into
+            out = image.new_empty(image.shape[:-3] + (channels,) + image.shape[-2:], dtype=dtype)
+            native.prefault(out)  # fresh: above glibc's mmap limit, written once
+        graphs, windows = [], []
         for rows in strips:
             lo, hi = _halo(rows, height, halo)
+            part = image[..., lo:hi, :]
+            window = Window(rows[0] - lo, rows[1] - lo, out[..., rows[0] : rows[1], :]) if direct else None
+            args = () if window is None else (window,)
             if keep:
-                part = image[..., lo:hi, :].detach().requires_grad_()
+                part = part.detach().requires_grad_()
                 with torch.enable_grad():
-                    result = run(part)
+                    result = run(part, *args)
                     graphs.append((part, _Handle.apply(result)))
             else:
-                result = run(image[..., lo:hi, :])
+                result = run(part, *args)
+            if window is not None:
+                window.out = None  # written; a view of the output kept in ctx would make a reference cycle
+                windows.append(window)
+                continue
             if out is None:
                 out = result.new_empty(result.shape[:-2] + image.shape[-2:])
                 native.prefault(out)  # fresh: above glibc's mmap limit, written once
             out[..., rows[0] : rows[1], :] = result[..., rows[0] - lo : rows[1] - lo, :]
-        ctx.graphs = graphs
+        ctx.graphs, ctx.windows = graphs, windows
         return out
 
     @staticmethod
@@ -101,17 +164,33 @@ class _StripJPEG(torch.autograd.Function):
             # differentiable (the strips' graphs were built without it)
             with torch.enable_grad():
                 (grad_image,) = torch.autograd.grad(ctx.run(image), image, grad, create_graph=True)
-            return grad_image, None, None, None, None
+            return grad_image, None, None, None, None, None
         grad_image = torch.empty_like(image, memory_format=torch.contiguous_format)
         native.prefault(grad_image)
-        for rows, (part, handle) in zip(ctx.strips, ctx.graphs):
+        windows = ctx.windows or [None] * len(ctx.strips)
+        for rows, (part, handle), window in zip(ctx.strips, ctx.graphs, windows):
             lo, hi = _halo(rows, height, ctx.halo)
+            target = grad_image[..., rows[0] : rows[1], :]
+            if window is not None:
+                window.grad = target
             # retain_graph: a second backward through the outer graph (which
             # the caller may have retained) needs the strips' graphs too;
             # they go with the outer graph
-            (grad_part,) = torch.autograd.grad(handle, part, grad[..., lo:hi, :], retain_graph=True)
-            grad_image[..., rows[0] : rows[1], :] = grad_part[..., rows[0] - lo : rows[1] - lo, :]
-        return grad_image, None, None, None, None
+            try:
+                (grad_part,) = torch.autograd.grad(handle, part, grad[..., lo:hi, :], retain_graph=True, allow_unused=True)
+                written = window is not None and window.grad is None  # the graph took the rows (Window.take_grad)
+            finally:
+                if window is not None:
+                    window.grad = None
+            interior = None if grad_part is None else grad_part[..., rows[0] - lo : rows[1] - lo, :]
+            if written:
+                if interior is not None:
+                    target.add_(interior)
+            elif interior is None:
+                target.zero_()  # the strip's rows do not reach the output
+            else:
+                target.copy_(interior)
+        return grad_image, None, None, None, None, None
 
 
 class _Handle(torch.autograd.Function):
@@ -128,17 +207,23 @@ class _Handle(torch.autograd.Function):
         return grad
 
 
-def in_strips(run: Callable[[Tensor], Tensor], image: Tensor, mcu: int, halo: int, pixels: int | None = None) -> Tensor | None:
+def in_strips(
+    run: Callable, image: Tensor, mcu: int, halo: int, pixels: int | None = None, into: tuple[int, torch.dtype] | None = None
+) -> Tensor | None:
     """``run(image)`` (a same-size, row-local codec) computed in strips, or
     ``None`` where one strip would hold the whole image.
 
     Args:
         run: the codec on ``(..., C, h, W)`` rows, returning ``(..., C', h, W)``;
-            its only tensor input needing a gradient is its argument.
+            its only tensor input needing a gradient is its argument. With
+            ``into``, called as ``run(rows, window)`` (:class:`Window`), and
+            as ``run(image)`` for a differentiable gradient.
         image: ``(..., C, H, W)``.
         mcu: the MCU height in rows (strips are whole MCU rows).
         halo: rows read above and below each strip (0 where rows are independent).
         pixels: about how many pixels per strip; :data:`STRIP_PIXELS` if ``None``.
+        into: the output's ``(C', dtype)``, for a run that writes its
+            interior rows into it itself.
 
     Example:
         >>> x = torch.rand(1, 3, 64, 8)
@@ -153,4 +238,4 @@ def in_strips(run: Callable[[Tensor], Tensor], image: Tensor, mcu: int, halo: in
     if len(strips) == 1:
         return None
     keep = torch.is_grad_enabled() and image.requires_grad
-    return _StripJPEG.apply(image, run, strips, halo, keep)
+    return _StripJPEG.apply(image, run, strips, halo, keep, into)

@@ -1,6 +1,8 @@
 """Large images run in strips of MCU rows (diffjpeg.strips): values and input
 gradients bit-identical to the whole image's, for every mode, sampling and
 surrogate; the strip path is forced on small images by a small strip size."""
+import math
+
 import pytest
 import torch
 
@@ -35,6 +37,8 @@ CASES = [  # (shape, subsampling, mode, rounding)
     ((1, 3, 77, 40), "4:4:4", "float", "sigmoid"),
     ((1, 1, 90, 37), "4:2:0", "float", "fourier"),
     ((3, 80, 33), "4:2:0", "exact", "polynomial"),
+    ((2, 2, 3, 64, 24), "4:2:0", "exact", "sigmoid"),
+    ((2, 1, 1, 72, 16), "4:2:0", "float", "sigmoid"),
 ] + [((1, 3, 64, 48), "4:2:0", mode, r) for mode in ("exact", "float", "soft") for r in ROUNDINGS if (mode, r) != ("soft", "noise")]
 
 
@@ -44,7 +48,7 @@ def test_strips_bit_identical(small_strips, shape, subsampling, mode, rounding):
     x = torch.rand(shape, generator=g)
     weights = torch.randn(shape, generator=g)
     options = dict(subsampling=subsampling, mode=mode, rounding=rounding)
-    count = shape[0] if len(shape) == 4 else 1
+    count = math.prod(shape[:-3])
     assert len(strips.strip_rows(shape[-2], shape[-1], count, 16, strips.STRIP_PIXELS)) > 2  # the strip path runs
     out, grad = value_and_grad(lambda t: jpeg(t, 50, **options), x, weights)
     ref_out, ref_grad = value_and_grad(lambda t: whole(t, **options), x, weights)
@@ -156,3 +160,49 @@ def test_strips_run_returning_its_input():
     out = strips.in_strips(lambda t: t, x, 8, 0, pixels=64)
     out.sum().backward()
     assert torch.equal(out, x.detach()) and torch.equal(x.grad, torch.ones_like(x))
+
+
+@pytest.mark.parametrize("takes_grad", [False, True])
+def test_strips_windows(takes_grad):
+    """A run given a Window writes its interior rows into the output itself;
+    backward, one that takes the window's gradient rows writes them, and the
+    strips add whatever else reaches the strip; one that does not gets them copied."""
+    x = torch.rand(2, 1, 48, 8, generator=torch.Generator().manual_seed(8), requires_grad=True)
+
+    def run(t, window=None):
+        y = torch.sigmoid(t)
+        if window is not None:
+            window.write(y)
+            if takes_grad:
+                y = _TakeGrad.apply(y, window)
+        return y
+
+    out = strips.in_strips(run, x, 8, 8, pixels=64, into=(1, torch.float32))
+    weights = torch.randn(out.shape, generator=torch.Generator().manual_seed(9))
+    (out * weights).sum().backward()
+    ref = x.detach().clone().requires_grad_()
+    (torch.sigmoid(ref) * weights).sum().backward()
+    assert torch.equal(out, torch.sigmoid(x.detach()))
+    expected = ref.grad
+    if takes_grad:  # the rows _TakeGrad wrote, then the strip's own gradient added
+        y = torch.sigmoid(x.detach())
+        expected = weights * y * (1 - y) + ref.grad
+    assert torch.equal(x.grad, expected)
+
+
+class _TakeGrad(torch.autograd.Function):
+    """Identity whose backward also writes the interior rows of the input's gradient into the window."""
+
+    @staticmethod
+    def forward(ctx, y, window):
+        ctx.save_for_backward(y)
+        ctx.window = window
+        return y.view_as(y)
+
+    @staticmethod
+    def backward(ctx, grad):
+        (y,) = ctx.saved_tensors
+        target = ctx.window.take_grad()
+        if target is not None:
+            target.copy_(ctx.window.rows(grad * y * (1 - y)))
+        return grad, None
