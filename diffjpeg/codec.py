@@ -723,7 +723,6 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
         return None  # the compiled kernel already works in strips
     if options["mode"] == "soft" and as_rounding(options["rounding"]).name == "noise":
         return None  # its noise is drawn per call: strips would draw another sample than the whole image
-    check_image(image)  # once for the image: the strips go to the stages unchecked
     mode = options["mode"]
     check_choice("mode", mode, MODES)
     subsampling = check_subsampling(options["subsampling"])
@@ -736,6 +735,7 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
     rgb_to_ycbcr = options["rgb_to_ycbcr"]
 
     def run(rows: Tensor, window: strips.Window | None = None) -> Tensor:
+        check_image(rows)  # strip by strip, as encode() would: the rows are then in cache for the encoder
         with full_precision(rows.device):
             coefficients = _encode(rows, quality, options["qtables"], subsampling, mode, rounding, rgb_to_ycbcr, work, window)
         # finite unless a custom matrix overflows, as in jpeg()
