@@ -58,12 +58,13 @@ def test_strips_bit_identical(small_strips, shape, subsampling, mode, rounding):
         assert torch.equal(jpeg(x, 50, **options), ref_out)
 
 
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float64])
-def test_strips_dtypes(small_strips, dtype):
+def test_strips_dtypes(small_strips, dtype, mode):
     x = torch.rand(1, 3, 72, 40, generator=torch.Generator().manual_seed(1)).to(dtype)
     weights = torch.randn(1, 3, 72, 40, generator=torch.Generator().manual_seed(2)).to(dtype)
-    out, grad = value_and_grad(lambda t: jpeg(t, 30, mode="float"), x, weights)
-    ref_out, ref_grad = value_and_grad(lambda t: whole(t, quality=30, mode="float"), x, weights)
+    out, grad = value_and_grad(lambda t: jpeg(t, 30, mode=mode), x, weights)
+    ref_out, ref_grad = value_and_grad(lambda t: whole(t, quality=30, mode=mode), x, weights)
     assert out.dtype == grad.dtype == dtype
     assert torch.equal(out, ref_out) and torch.equal(grad, ref_grad)
 
