@@ -411,7 +411,10 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     sizes = scaling.QUICK_SIZES if quick else scaling.SIZES
     with bar(len(sizes) * len(scaling.MODES), "scaling", "size and mode") as progress:
         scale_rows = scaling.scaling(sizes, repeats=settings["repeats"] if quick else 3, progress=progress)
-    sections.append(scaling.section(scale_rows))
+    flat_sizes = scaling.QUICK_FLAT_SIZES if quick else scaling.FLAT_SIZES
+    with bar(len(scaling.MODES), "flat cost", "mode") as progress:
+        flat = scaling.flat_cost(flat_sizes, rounds=1 if quick else 7, progress=progress)
+    sections.append(scaling.section(scale_rows, flat, flat_sizes))
     finished()
 
     # 3. gradient usefulness
@@ -447,5 +450,5 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     report = out / "report.md"
     report.write_text("\n\n".join(sections) + "\n")
     (out / "results.json").write_text(json.dumps({"machine": info, "settings": settings, "fidelity": rows, "speed": speed,
-                                                  "pillow MP/s": pillow, "large photo": large, "scaling": scale_rows, "usefulness": usefulness, "attack baseline": baseline}, indent=1, default=str))
+                                                  "pillow MP/s": pillow, "large photo": large, "scaling": scale_rows, "flat cost": flat, "usefulness": usefulness, "attack baseline": baseline}, indent=1, default=str))
     return report
