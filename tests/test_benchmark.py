@@ -106,7 +106,7 @@ def test_scaling_table_measures_every_size_and_mode():
     assert list(flat) == ["exact", "float"] and all(list(p) == ["forward", "forward+backward"] for p in flat.values())
     assert all(len(r) == 2 and all(v > 0 for v in r) for p in flat.values() for r in p.values())
     text = scaling.section(rows, flat, ((1, 16, 16), (1, 24, 40)))
-    assert "- float: 24x40 / 16x16 throughput, calls alternated, median (range) of 2 rounds: forward " in text
+    assert "- float: 24x40 / 16x16 throughput, median (range) of 2 alternating rounds: forward " in text
     if sys.platform == "linux":  # the probe reads /proc/self
         assert scaling.peak_bytes("float", 1, 256, 256, grad=True) > 0
 

@@ -413,7 +413,7 @@ def run(out: Path, quick: bool, echo=None) -> Path:
         scale_rows = scaling.scaling(sizes, repeats=settings["repeats"] if quick else 3, progress=progress)
     flat_sizes = scaling.QUICK_FLAT_SIZES if quick else scaling.FLAT_SIZES
     with bar(len(scaling.MODES), "flat cost", "mode") as progress:
-        flat = scaling.flat_cost(flat_sizes, rounds=1 if quick else 7, progress=progress)
+        flat = scaling.flat_cost(flat_sizes, rounds=1 if quick else 5, progress=progress)
     sections.append(scaling.section(scale_rows, flat, flat_sizes))
     finished()
 
