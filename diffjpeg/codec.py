@@ -342,7 +342,9 @@ class _EncoderGraph(torch.autograd.Function):
             planes = ctx.window.rows(planes)
             if channels == 3:
                 planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
-            torch.mul(planes, 255.0, out=target.view(planes.shape))  # as x.to(work)'s backward, rounded once to its dtype
+            # x 255 into the image's gradient rows: for a half-precision image
+            # the product is rounded once to its dtype, as x.to(work)'s backward rounds it
+            torch.mul(planes, 255.0, out=target.view(planes.shape))
             return (None,) + none
         if channels == 3:
             planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)

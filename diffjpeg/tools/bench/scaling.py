@@ -12,9 +12,9 @@ tensors; the input (and, forward+backward, nothing else) exists before.
 The issue's flat-cost ratio (12 MP throughput over 1 MP's) is measured
 apart from the table, by :func:`flat_cost`: rounds alternating the two
 sizes, the median of the rounds' ratios. Read off the table, whose sizes
-are measured a minute or more apart, the same code's ratio moved by +-0.1
-between runs on this project's shared host (0.72 to 0.85 for exact, four
-runs of 2026-11-30).
+are measured a minute or more apart, the same code's ratio moved by up to
+0.2 between runs on this project's shared host (0.80 to 0.96 for exact,
+0.70 to 0.92 for float, in the four runs committed on 2026-11-30).
 
 Run ``python benchmarks/scaling.py`` (writes ``benchmarks/results/scaling.md``);
 the benchmark suite includes the same table.
