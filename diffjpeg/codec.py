@@ -203,20 +203,23 @@ def encode(
         >>> c.y.shape, c.cb.shape
         (torch.Size([3, 5, 8, 8]), torch.Size([3, 3, 8, 8]))
     """
-    batch, channels, height, width = check_image(image)
+    return _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr)
+
+
+def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, window=None):
+    """:func:`encode`: the arguments checked, then :func:`_encode` under full
+    precision; ``window``: a strip's (:class:`diffjpeg.strips.Window`), whose
+    input gradient rows the backward writes itself."""
+    check_image(image)
     check_choice("mode", mode, MODES)
     subsampling = check_subsampling(subsampling)
     rounding = as_rounding(rounding)
-    work = working_dtype(image.dtype)
-    device = image.device
-    with full_precision(device):
-        return _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work)
+    with full_precision(image.device):
+        return _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, working_dtype(image.dtype), window)
 
 
 def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work, window=None):
-    """:func:`encode` of a checked image, under full precision; ``window``:
-    a strip's (:class:`diffjpeg.strips.Window`), whose input gradient rows
-    the backward writes itself."""
+    """:func:`encode` of a checked image, in ``work``, under full precision (``window`` as in :func:`_checked_encode`)."""
     *batch, channels, height, width = image.shape
     batch, device = torch.Size(batch), image.device
     count = math.prod(batch)
@@ -340,15 +343,14 @@ class _EncoderGraph(torch.autograd.Function):
         target = None if ctx.window is None else ctx.window.take_grad()
         if target is not None:  # only the interior rows, straight into the image's gradient
             planes = ctx.window.rows(planes)
-            if channels == 3:
-                planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
-            # x 255 into the image's gradient rows: for a half-precision image
-            # the product is rounded once to its dtype, as x.to(work)'s backward rounds it
-            torch.mul(planes, 255.0, out=target.view(planes.shape))
-            return (None,) + none
         if channels == 3:
             planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
-        return (planes.mul_(255.0),) + none  # planes: this backward's own temporary
+        if target is None:
+            return (planes.mul_(255.0),) + none  # planes: this backward's own temporary
+        # x 255 into the image's gradient rows: for a half-precision image the
+        # product is rounded once to its dtype, as x.to(work)'s backward rounds it
+        torch.mul(planes, 255.0, out=target.view(planes.shape))
+        return (None,) + none
 
 
 def _plane_adjoint(blocks: Tensor, geo, size: tuple[int, int], out: Tensor) -> None:
@@ -725,26 +727,19 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
         return None  # the compiled kernel already works in strips
     if options["mode"] == "soft" and as_rounding(options["rounding"]).name == "noise":
         return None  # its noise is drawn per call: strips would draw another sample than the whole image
-    mode = options["mode"]
-    check_choice("mode", mode, MODES)
-    subsampling = check_subsampling(options["subsampling"])
-    rounding = as_rounding(options["rounding"])
-    factors = subsampling_factors(subsampling, image.shape[-3])
+    factors = subsampling_factors(check_subsampling(options["subsampling"]), image.shape[-3])
     tallest = max(v for _, v in factors)
     mcu = 8 * tallest
     halo = mcu if tallest > 1 else 0  # fancy upsampling reads the chroma rows of the MCU rows around
-    work = working_dtype(image.dtype)
-    rgb_to_ycbcr = options["rgb_to_ycbcr"]
 
     def run(rows: Tensor, window: strips.Window | None = None) -> Tensor:
-        check_image(rows)  # strip by strip, as encode() would: the rows are then in cache for the encoder
-        with full_precision(rows.device):
-            coefficients = _encode(rows, quality, options["qtables"], subsampling, mode, rounding, rgb_to_ycbcr, work, window)
+        # checked strip by strip, as encode() checks: the rows are then in cache for the encoder
+        coefficients = _checked_encode(rows, quality, window=window, **options)
         # finite unless a custom matrix overflows, as in jpeg()
-        return _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False, finite=rgb_to_ycbcr is None, window=window)
+        return _decode(coefficients, options["mode"], ycbcr_to_rgb, as_uint8=False, finite=options["rgb_to_ycbcr"] is None, window=window)
 
     # the decoded images have the image's channels (grayscale or RGB) in the working dtype
-    return strips.in_strips(run, image, mcu, halo, into=(image.shape[-3], work))
+    return strips.in_strips(run, image, mcu, halo, into=(image.shape[-3], working_dtype(image.dtype)))
 
 
 # ---------------------------------------------------------------- modules

@@ -342,7 +342,9 @@ def decode(
     # upsampling reads itself (as for any strip it runs), and nothing else of the halo.
     target = window.out.view(count, channels, window.stop - window.start, size[1])
     mcu = 8 * max(g.scale[1] for g in geometries)
-    if target.dtype != dtype or window.start % mcu or (window.stop % mcu and window.stop != size[0]):
+    if target.dtype != dtype:
+        raise ValueError(f"window out is {target.dtype}, the decode gives {dtype}")
+    if window.start % mcu or (window.stop % mcu and window.stop != size[0]):
         raise ValueError(f"window rows [{window.start}, {window.stop}) are not whole MCU rows of {mcu}")
     strip = target.as_strided((count, channels, *size), target.stride(), target.storage_offset() - window.start * target.stride(2))
     first, end = window.start // mcu, -(-window.stop // mcu)
