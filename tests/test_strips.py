@@ -207,3 +207,34 @@ class _TakeGrad(torch.autograd.Function):
         if target is not None:
             target.copy_(ctx.window.rows(grad * y * (1 - y)))
         return grad, None
+
+
+def test_strips_from_many_threads(small_strips):
+    """Each call's strips write through their own windows: eight threads at once
+    give every call the values and gradient it gives alone."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    g = torch.Generator().manual_seed(12)
+    cases = [(torch.rand(1, 3, 80, 24, generator=g), torch.randn(1, 3, 80, 24, generator=g), mode) for mode in ("exact", "float", "soft") * 3]
+
+    def one(case):
+        x, weights, mode = case
+        return value_and_grad(lambda t: jpeg(t, 50, mode=mode), x, weights)
+
+    alone = [one(c) for c in cases]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(one, cases * 2))
+    for (out, grad), (ref_out, ref_grad) in zip(together, alone * 2):
+        assert torch.equal(out, ref_out) and torch.equal(grad, ref_grad)
+
+
+@pytest.mark.parametrize("mode", ["exact", "float"])
+def test_strips_under_autocast(small_strips, mode):
+    """Under the caller's autocast the strips compute in full precision, as the whole image does."""
+    x = torch.rand(1, 3, 72, 40, generator=torch.Generator().manual_seed(13))
+    weights = torch.randn(1, 3, 72, 40, generator=torch.Generator().manual_seed(14))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out, grad = value_and_grad(lambda t: jpeg(t, 50, mode=mode), x, weights)
+        ref_out, ref_grad = value_and_grad(lambda t: whole(t, mode=mode), x, weights)
+    assert out.dtype == torch.float32
+    assert torch.equal(out, ref_out) and torch.equal(grad, ref_grad)
