@@ -551,17 +551,21 @@ def _pixel_stages(
     # are written into the stacked tensor and divided in place: the same
     # values, fewer image-size temporaries (not when compiled: writes into views)
     direct = not needs_grad(*dequantized, matrix) and not torch.compiler.is_compiling()
-    planes, ycc = [], None
+    planes = []
+    ycc = dequantized[0].new_empty((dequantized[0].shape[0], len(geometries), height, width)) if direct else None
     for ci, (coefficients, geo) in enumerate(zip(dequantized, geometries)):
         blocks = idct(coefficients, stages)
+        h_scale, v_scale = geo.scale
         if direct and geo.scale == (1, 1) and (blocks.shape[-4] * 8, blocks.shape[-3] * 8) == (height, width):
-            if ycc is None:
-                ycc = blocks.new_empty((blocks.shape[0], len(geometries), height, width))
             merge_blocks(blocks, out=ycc[:, ci])
             planes.append(None)
             continue
         plane = merge_blocks(blocks)[..., : geo.downsampled[0], : geo.downsampled[1]]
-        plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
+        if direct and (plane.shape[-2] * v_scale, plane.shape[-1] * h_scale) == (height, width):
+            upsample(plane, h_scale, v_scale, stages, out=ycc[:, ci])  # the last step writes into the stack
+            planes.append(None)
+            continue
+        plane = upsample(plane, h_scale, v_scale, stages)
         planes.append(plane[..., :height, :width])
     if ycc is None:
         ycc = torch.stack(planes, dim=1)

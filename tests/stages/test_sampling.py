@@ -148,6 +148,24 @@ def test_float_downsample_exact_and_float_modes_equal_the_integer_form(factors):
         assert torch.equal(out.to(torch.int32), downsample_biased(x, *factors)), (mode, dtype, p)
 
 
+@pytest.mark.parametrize("factors", list(DOWN))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_soft_downsample_keeps_avg_pool2ds_bits(factors, dtype):
+    """Soft mode's window means of real samples, bit for bit those of
+    avg_pool2d (the form soft mode's values were defined by): the sums are
+    added in its order, from strided views of a plane that is itself a view
+    of stacked planes, as the encoder passes it."""
+    g = torch.Generator().manual_seed(3)
+    h, v = factors
+    for batch, height, width in [(16, 64, 64), (3, 18, 34), (1, 2, 2)]:
+        stacked = torch.rand(batch, 3, height, width, generator=g, dtype=dtype) * 255
+        plane = stacked[:, 1]
+        pooled = torch.nn.functional.avg_pool2d(plane.reshape(-1, 1, height, width), (v, h), divisor_override=1)
+        expected = pooled.reshape(batch, height // v, width // h).div_(h * v)
+        out = downsample(plane, h, v, mode="soft")
+        assert out.view(torch.uint8).equal(expected.view(torch.uint8)), (factors, dtype, batch, height, width)
+
+
 # ------------------------------------------------------------------ upsampling
 UP_SHAPES = [(1, 1), (1, 2), (2, 1), (2, 2), (1, 3), (3, 1), (3, 3), (2, 5), (5, 2), (4, 7), (7, 4), (8, 8), (9, 13)]
 UP_FACTORS = [(2, 1), (2, 2), (1, 2), (1, 1), (3, 1), (4, 2), (1, 4), (3, 3)]
@@ -182,6 +200,32 @@ def test_float_upsample_exact_and_float_modes_equal_the_integer_form(factors):
         out = upsample(x.to(dtype), *factors, mode=mode)
         assert out.dtype == dtype
         assert torch.equal(out.to(torch.int32), upsample_fancy(x, *factors)), (mode, dtype, p)
+
+
+@pytest.mark.parametrize("factors", UP_FACTORS)
+def test_upsample_into_out_equals_upsample(factors):
+    """``out=`` (a strided view, as the decoder's stacked planes give) holds
+    upsample's own result, bit for bit, in every mode and float dtype."""
+    h, v = factors
+    for p, mode, dtype in itertools.product(planes([(1, 1), (2, 5), (9, 13)]), ("exact", "float", "soft"), FLOATS):
+        x = as_tensor(p).to(dtype)
+        if mode == "soft":
+            x = x + 0.37  # real samples
+        stacked = torch.full((3, x.shape[0] * v, x.shape[1] * h), float("nan"), dtype=dtype)
+        out = upsample(x, h, v, mode, out=stacked[1])
+        assert out.data_ptr() == stacked[1].data_ptr()
+        expected = upsample(x, h, v, mode)
+        assert out.view(torch.uint8).equal(expected.view(torch.uint8)), (mode, dtype, p)
+
+
+def test_upsample_into_out_is_refused_where_it_cannot_hold():
+    x = torch.zeros(4, 5)
+    with pytest.raises(ValueError, match=r"out must be a \(8, 10\) torch.float32"):
+        upsample(x, 2, 2, out=torch.zeros(8, 9))
+    with pytest.raises(ValueError, match="out must be"):
+        upsample(x, 2, 2, out=torch.zeros(8, 10, dtype=torch.float64))
+    with pytest.raises(ValueError, match="without a gradient"):
+        upsample(x.requires_grad_(), 2, 2, out=torch.zeros(8, 10))
 
 
 # ------------------------------------------------------------------ gradients
