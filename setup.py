@@ -10,6 +10,11 @@ libjpeg-turbo with each call's own messages, from memory, GIL released.
 Without it diffjpeg.read falls back to jpeglib itself (see its docstring for
 what that loses).
 
+diffjpeg._sampling (diffjpeg/_sampling.c), plain C, runs the real-valued
+chroma sampling stages and their transposes in one pass each, with the
+tensor operations' values; its products and sums must not be fused into
+FMAs either. Without it diffjpeg.sampling's tensor operations run.
+
 diffjpeg._lossless (diffjpeg/_lossless.c), plain C, decodes lossless JPEG
 scans; without it diffjpeg.lossless does the same in Python, slowly.
 
@@ -28,6 +33,7 @@ dl = ["dl"] if sys.platform.startswith("linux") else []  # dlopen is in libdl be
 setup(
     ext_modules=[
         Extension("diffjpeg._native", ["diffjpeg/_native.c"], extra_compile_args=flags, optional=True),
+        Extension("diffjpeg._sampling", ["diffjpeg/_sampling.c"], extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._lossless", ["diffjpeg/_lossless.c"], extra_compile_args=flags, optional=True),
         Extension("diffjpeg._trellis", ["diffjpeg/_trellis.c"], extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._libjpeg", ["diffjpeg/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),

@@ -59,6 +59,10 @@ try:
     from . import _native as _kernel
 except ImportError:  # built without a C compiler
     _kernel = None
+try:
+    from . import _sampling as _sampling_kernel
+except ImportError:
+    _sampling_kernel = None
 
 _enabled = os.environ.get("DIFFJPEG_NATIVE", "1") != "0"
 _KINDS = {torch.uint8: 0, torch.float32: 1, torch.float64: 2}
@@ -442,6 +446,69 @@ def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
     out = torch.empty(batch + (len(components), height, width), dtype=torch.uint8 if as_uint8 else dtype)
     view = out.view(count, len(components), height, width)
     return out if _decode_into(view, tuple(blocks), dtype, table_values, plan[1], plan[2], _color_steps(c.color_space)) else None
+
+
+# ------------------------------------------------------------ the real-valued sampling stages (_sampling.c)
+def _planes_of(t: Tensor) -> Tensor | None:
+    """``t`` ``(..., h, w)`` as ``(N, h, w)`` without a copy, rows contiguous; ``None`` if it cannot be."""
+    if t.dim() < 2 or t.stride(-1) != 1:
+        return None
+    try:
+        return t.view(-1, *t.shape[-2:])
+    except RuntimeError:  # lead dimensions not viewable as one
+        return None
+
+
+def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_factor: int, v_factor: int, *flags) -> Tensor | None:
+    """The kernel's ``name`` from ``src`` into ``out`` (a new ``shape`` tensor if ``None``), or ``None`` where it does not apply."""
+    if _sampling_kernel is None or not _usable(src) or src.dtype not in (torch.float32, torch.float64) or src.requires_grad and torch.is_grad_enabled():
+        return None
+    if out is None:
+        out = src.new_empty(shape)
+    elif out.dtype != src.dtype or out.device != src.device or out.shape != shape or out.requires_grad:
+        return None
+    source, target = _planes_of(src.detach()), _planes_of(out)
+    if source is None or target is None:
+        return None
+    if source.numel():
+        a, b = source.numpy(), target.numpy()
+        function = getattr(_sampling_kernel, name)
+        _run(lambda start, stop: function(a, b, h_factor, v_factor, *flags, start, stop), a.shape[0])
+    return out
+
+
+def upsample(plane: Tensor, h_factor: int, v_factor: int, biased: bool, out: Tensor | None = None) -> Tensor | None:
+    """The triangle filter of :func:`diffjpeg.sampling.upsample` (``h_factor x
+    v_factor`` of 2x1, 1x2 or 2x2; libjpeg's rounding if ``biased``) of
+    ``plane`` ``(..., h, w)``, with the tensor operations' values, in ``out``
+    ``(..., v_factor h, h_factor w)`` (any strides, rows contiguous) or a new
+    tensor; ``None`` (nothing written) where the kernel does not apply: not
+    built or turned off, not on the CPU, not float32 or float64, rows not
+    contiguous, or a gradient to record.
+
+    Example:
+        >>> out = upsample(torch.tensor([[0.0, 4.0, 8.0]]), 2, 1, True)
+        >>> out is None and not available() or out.tolist() == [[0.0, 1.0, 3.0, 5.0, 7.0, 8.0]]
+        True
+    """
+    shape = plane.shape[:-2] + (plane.shape[-2] * v_factor, plane.shape[-1] * h_factor)
+    return _sampling_call("upsample", plane, shape, out, h_factor, v_factor, bool(biased))
+
+
+def upsample_adjoint(grad: Tensor, h_factor: int, v_factor: int) -> Tensor | None:
+    """:func:`diffjpeg.sampling.upsample_adjoint` of ``grad`` ``(..., v_factor h,
+    h_factor w)``, with its values, a new ``(..., h, w)`` tensor; ``None``
+    where the kernel does not apply (as :func:`upsample` says)."""
+    shape = grad.shape[:-2] + (grad.shape[-2] // v_factor, grad.shape[-1] // h_factor)
+    return _sampling_call("upsample_adjoint", grad, shape, None, h_factor, v_factor)
+
+
+def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, out: Tensor | None = None) -> Tensor | None:
+    """:func:`diffjpeg.sampling.downsample_adjoint` of ``grad`` ``(..., h, w)``,
+    with its values, in ``out`` ``(..., v_factor h, h_factor w)`` or a new
+    tensor; ``None`` where the kernel does not apply (as :func:`upsample` says)."""
+    shape = grad.shape[:-2] + (grad.shape[-2] * v_factor, grad.shape[-1] * h_factor)
+    return _sampling_call("downsample_adjoint", grad, shape, out, h_factor, v_factor)
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]

@@ -29,6 +29,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from . import native
 from .check import Mode, check_mode
 
 FACTORS = (1, 2)  # what the encoder offers (4:4:4, 4:2:2, 4:2:0)
@@ -153,6 +154,9 @@ def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, *, out: Tenso
     *lead, h, w = grad.shape
     if h_factor == v_factor == 1:
         return grad if out is None else out.copy_(grad)
+    done = native.downsample_adjoint(grad, h_factor, v_factor, out)  # the same values, in one pass
+    if done is not None:
+        return done
     spread = grad.reshape(*lead, h, 1, w, 1).expand(*lead, h, v_factor, w, h_factor)
     # divided as it is spread (one pass; reshaping the expanded view first would copy it)
     if out is not None:
@@ -246,6 +250,9 @@ def upsample_fancy(plane: Tensor, h_factor: int, v_factor: int) -> Tensor:
 
 def _fancy_filter(plane: Tensor, factors: tuple[int, int], biased: bool, out: Tensor | None = None) -> Tensor:
     """The triangle filter, rounded with libjpeg's biases if ``biased``; into ``out`` if given."""
+    done = native.upsample(plane, *factors, biased, out)  # the same values, in one pass
+    if done is not None:
+        return done
     x = plane
     if biased and plane.dtype not in (torch.float32, torch.float64):
         x = plane.to(torch.float32)  # sums up to 16 * 255 + 8 must stay exact
@@ -284,6 +291,9 @@ def upsample_adjoint(grad: Tensor, h_factor: int, v_factor: int) -> Tensor:
         >>> upsample_adjoint(torch.ones(1, 6), 2, 1)  # each sample feeds two outputs, weights summing to 2
         tensor([[2., 2., 2.]])
     """
+    done = native.upsample_adjoint(grad, h_factor, v_factor)  # the same values, in one pass
+    if done is not None:
+        return done
     dims, scale, _ = _FANCY[(h_factor, v_factor)]
     for d in reversed(dims):
         grad = _triangle_adjoint(grad, d)

@@ -1,0 +1,136 @@
+"""The compiled sampling loops (diffjpeg/_sampling.c) against sampling.py's
+tensor operations, bit for bit: float and soft mode's upsampling, and the
+transposes every mode's gradient runs through, over the planes' edge cases
+(one or two samples, odd sizes), both float dtypes, real and integer
+samples, and strided planes (views of stacked planes, as the codec passes them)."""
+import itertools
+
+import numpy as np
+import pytest
+import torch
+
+import diffjpeg
+from diffjpeg import native
+from diffjpeg.sampling import downsample_adjoint, upsample, upsample_adjoint
+
+BUILT = native.upsample(torch.zeros(1, 2, 2), 2, 2, False) is not None
+pytestmark = pytest.mark.skipif(not BUILT, reason="the compiled sampling loops were not built (no C compiler at install time), or turned off")
+
+FACTORS = [(2, 1), (1, 2), (2, 2)]
+SIDES = [1, 2, 3, 4, 7, 16]
+
+
+def bits(t: torch.Tensor) -> torch.Tensor:
+    return t.contiguous().view(torch.uint8)
+
+
+def both(fn):
+    """``fn()`` with the compiled loops, then with the tensor operations."""
+    with native.enabled(True):
+        fast = fn()
+    with native.enabled(False):
+        slow = fn()
+    return fast, slow
+
+
+def stacked_plane(shape, dtype, seed, integers):
+    """The middle of three stacked planes (a strided view), random real or integer samples."""
+    g = torch.Generator().manual_seed(seed)
+    planes = torch.rand((shape[0], 3) + shape[1:], generator=g, dtype=torch.float64) * 255
+    if integers:
+        planes = planes.round()
+    return planes.to(dtype)[:, 1]
+
+
+@pytest.mark.parametrize("factors", FACTORS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_upsampling_equals_tensor_operations(factors, dtype):
+    for (h, w), mode in itertools.product(itertools.product(SIDES, SIDES), ("exact", "float", "soft")):
+        x = stacked_plane((3, h, w), dtype, h * 100 + w, integers=mode != "soft")
+        fast, slow = both(lambda: upsample(x, *factors, mode))
+        assert fast.shape == slow.shape and bits(fast).equal(bits(slow)), (factors, dtype, h, w, mode)
+        # into a view of stacked planes, as the decoder writes
+        def into():
+            out = torch.full((3, 3, h * factors[1], w * factors[0]), float("nan"), dtype=dtype)
+            upsample(x, *factors, mode, out=out[:, 2])
+            return out
+        fast, slow = both(into)
+        assert bits(fast).equal(bits(slow)), (factors, dtype, h, w, mode)
+
+
+@pytest.mark.parametrize("factors", FACTORS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_transposes_equal_tensor_operations(factors, dtype):
+    h_factor, v_factor = factors
+    for h, w in itertools.product(SIDES, SIDES):
+        g = torch.Generator().manual_seed(h * 100 + w)
+        grads = torch.randn(2, 3, h * v_factor, w * h_factor, generator=g, dtype=torch.float64).to(dtype)
+        grads[0, 1, 0, 0] = -0.0  # the sign of a zero goes through the same operations
+        fast, slow = both(lambda: upsample_adjoint(grads[:, 1], h_factor, v_factor))
+        assert fast.shape == slow.shape == (2, h, w) and bits(fast).equal(bits(slow)), (factors, dtype, h, w)
+        small = grads[:, 1, :h, :w]  # rows strided: a view of a larger plane
+
+        def spread_into():
+            out = torch.full((2, 3, h * v_factor, w * h_factor), float("nan"), dtype=dtype)
+            downsample_adjoint(small, h_factor, v_factor, out=out[:, 0])
+            return out
+
+        fast, slow = both(lambda: downsample_adjoint(small, h_factor, v_factor))
+        assert bits(fast).equal(bits(slow)), (factors, dtype, h, w)
+        fast, slow = both(spread_into)
+        assert bits(fast).equal(bits(slow)), (factors, dtype, h, w)
+
+
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+@pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2"])
+def test_codec_values_and_gradients_equal_tensor_operations(mode, subsampling):
+    """The whole layer, forward and backward, threads sharing the planes."""
+    x0 = torch.rand(5, 3, 37, 53, generator=torch.Generator().manual_seed(4))
+    w = torch.randn(5, 3, 37, 53, generator=torch.Generator().manual_seed(5))
+
+    def run():
+        x = x0.clone().requires_grad_()
+        y = diffjpeg.jpeg(x, 50, mode=mode, subsampling=subsampling)
+        (y * w).sum().backward()
+        return y.detach(), x.grad
+
+    (y_fast, g_fast), (y_slow, g_slow) = both(run)
+    assert bits(y_fast).equal(bits(y_slow)) and bits(g_fast).equal(bits(g_slow))
+
+
+def test_the_loops_decline_what_they_cannot_take():
+    x = torch.rand(2, 4, 4)
+    assert native.upsample(x.half(), 2, 2, True) is None  # float32 and float64 only
+    assert native.upsample(x.requires_grad_(), 2, 2, True) is None  # a gradient to record
+    assert native.upsample(torch.rand(4, 4, 2).transpose(1, 2), 2, 2, True) is None  # rows not contiguous
+    assert native.downsample_adjoint(torch.rand(2, 4, 4), 2, 2, out=torch.empty(2, 8, 9)) is None  # out of another shape
+    with native.enabled(False):
+        assert native.upsample_adjoint(torch.rand(2, 8, 8), 2, 2) is None
+
+
+def test_the_loops_check_their_buffers():
+    """Whoever calls them: dimensions, kinds, shapes, row strides, factors, plane range."""
+    from diffjpeg import _sampling
+
+    src, dst = np.zeros((2, 3, 4), np.float32), np.zeros((2, 6, 8), np.float32)
+    assert _sampling.upsample(src, dst, 2, 2, True, 0, 2) is None
+    bad = [
+        (src.astype(np.float64), dst, 2, 2),  # kinds differ
+        (src.astype(np.int32), dst.astype(np.int32), 2, 2),  # not float
+        (src[0], dst[0], 2, 2),  # two dimensions
+        (src, dst[:, :5], 2, 2),  # shape
+        (src, dst[:, :, ::2], 1, 2),  # rows not contiguous
+    ]
+    for s, d, h, v in bad:
+        with pytest.raises(ValueError, match="bad buffers"):
+            _sampling.upsample(s, d, h, v, True, 0, 2)
+    with pytest.raises(ValueError, match="factors"):
+        _sampling.upsample(src, dst, 3, 1, True, 0, 2)
+    with pytest.raises(ValueError, match="bad buffers"):
+        _sampling.upsample(src, dst, 2, 2, True, 0, 3)  # planes past the end
+    with pytest.raises(ValueError, match="bad buffers"):
+        _sampling.upsample_adjoint(dst, src[:, :2], 2, 2, 0, 2)
+    with pytest.raises(ValueError, match="bad buffers"):
+        _sampling.downsample_adjoint(src, dst.copy()[:, :, :6], 2, 2, 0, 2)
+    with pytest.raises(TypeError):
+        _sampling.downsample_adjoint(src, "dst", 2, 2, 0, 2)
