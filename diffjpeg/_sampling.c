@@ -10,6 +10,9 @@
  * values are the tensor operations', bit for bit (tests/test_native.py),
  * in one pass over a plane instead of five to nine:
  *
+ *   downsample          the window sums in avg_pool2d's order (_window_sums),
+ *                       then libjpeg's biases, / count and floor
+ *                       (_biased_average), or / count alone (soft)
  *   upsample            the triangle filter (_triangle) down the columns,
  *                       then along the rows, as sampling._FANCY orders the
  *                       dimensions; then libjpeg's biases, 1/scale and
@@ -21,9 +24,10 @@
  *
  * Planes are (N, rows, columns) buffers of float32 or float64 whose rows
  * are contiguous; any plane and row strides (views of stacked planes).
- * native.py decides when this applies and splits the planes among threads:
- * each call takes planes [start, stop) and releases the GIL. Every shape,
- * stride and format is checked before a loop runs.
+ * native.py decides when this applies and splits the work among threads:
+ * each call takes planes [start, stop) and, of each, the rows [first, last)
+ * of the smaller plane (the downsampled one), and releases the GIL. Every
+ * shape, stride, format and range is checked before a loop runs.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -53,8 +57,10 @@ static int kind_of(const Py_buffer *v)
 /* Gets both buffers and checks: 3 dimensions, one float kind, contiguous
  * rows, non-negative strides that are whole elements, dst's shape
  * (N, src rows * ry, src columns * rx) (ry, rx: dst's size over src's, 1 or 2),
- * or src's the same way over dst's if `shrink`, and 0 <= start <= stop <= N. */
-static int get_buffers(PyObject *src, PyObject *dst, int rx, int ry, int shrink, Py_ssize_t start, Py_ssize_t stop, Buffers *b)
+ * or src's the same way over dst's if `shrink`, 0 <= start <= stop <= N and
+ * 0 <= first <= last <= the smaller plane's rows. */
+static int get_buffers(PyObject *src, PyObject *dst, int rx, int ry, int shrink, Py_ssize_t start, Py_ssize_t stop,
+                       Py_ssize_t first, Py_ssize_t last, Buffers *b)
 {
     b->have_src = b->have_dst = 0;
     if (PyObject_GetBuffer(src, &b->src, PyBUF_RECORDS_RO) < 0) return -1;
@@ -71,7 +77,9 @@ static int get_buffers(PyObject *src, PyObject *dst, int rx, int ry, int shrink,
     for (int i = 0; i < 3; i++) {
         if (s->strides[i] < 0 || d->strides[i] < 0 || s->strides[i] % s->itemsize || d->strides[i] % d->itemsize) goto bad;
     }
-    if (s->strides[2] != s->itemsize || d->strides[2] != d->itemsize || start < 0 || stop < start || stop > s->shape[0]) goto bad;
+    if (s->strides[2] != s->itemsize || d->strides[2] != d->itemsize || start < 0 || stop < start || stop > s->shape[0] ||
+        first < 0 || last < first || last > small->shape[1])
+        goto bad;
     return 0;
 bad:
     PyErr_SetString(PyExc_ValueError, "_sampling: bad buffers");
@@ -110,8 +118,40 @@ bad:
             row[j] = FLOOR((row[j] + bias) * inverse);                                                                      \
         }                                                                                                                   \
     }                                                                                                                       \
+    /* the window sums ((a + b) + c) + d, rows of the window in turn, then (sum + bias) / count, floored (libjpeg's      \
+       biases: 1, 2 by column for h2v2, 0, 1 for h2v1, 1 for h1v2), or sum / count */                                      \
+    static int downsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,   \
+                                   Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                      \
+    {                                                                                                                       \
+        const Py_ssize_t w = d->shape[2];                                                                                   \
+        const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const Py_ssize_t dp = d->strides[0] / (Py_ssize_t)sizeof(T), dr = d->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const T count = (T)(rx * ry);                                                                                       \
+        const T even_bias = (rx == 2 && ry == 2) ? (T)1 : (rx == 2 ? (T)0 : (T)1);                                          \
+        const T odd_bias = (rx == 2 && ry == 2) ? (T)2 : (T)1;                                                              \
+        for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
+            for (Py_ssize_t i = first; i < last; i++) {                                                                     \
+                const T *top = (const T *)s->buf + p * sp + ry * i * sr, *bottom = top + sr;                               \
+                T *out = (T *)d->buf + p * dp + i * dr;                                                                     \
+                for (Py_ssize_t j = 0; j < w; j++) {                                                                        \
+                    T sum;                                                                                                  \
+                    if (rx == 2 && ry == 2) {                                                                               \
+                        sum = top[2 * j] + top[2 * j + 1];                                                                  \
+                        sum = sum + bottom[2 * j];                                                                          \
+                        sum = sum + bottom[2 * j + 1];                                                                      \
+                    } else if (rx == 2) {                                                                                   \
+                        sum = top[2 * j] + top[2 * j + 1];                                                                  \
+                    } else {                                                                                                \
+                        sum = top[j] + bottom[j];                                                                           \
+                    }                                                                                                       \
+                    out[j] = biased ? FLOOR((sum + ((j & 1) ? odd_bias : even_bias)) / count) : sum / count;               \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+        return 0;                                                                                                           \
+    }                                                                                                                       \
     static int upsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,     \
-                                 Py_ssize_t stop)                                                                           \
+                                 Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                        \
     {                                                                                                                       \
         const Py_ssize_t h = s->shape[1], w = s->shape[2];                                                                  \
         const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
@@ -128,7 +168,7 @@ bad:
         for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
             const T *x = (const T *)s->buf + p * sp;                                                                        \
             T *y = (T *)d->buf + p * dp;                                                                                    \
-            for (Py_ssize_t i = 0; i < h; i++) {                                                                            \
+            for (Py_ssize_t i = first; i < last; i++) {                                                                     \
                 const T *row = x + i * sr, *above = x + (i > 0 ? i - 1 : 0) * sr, *below = x + (i + 1 < h ? i + 1 : h - 1) * sr; \
                 if (rx == 2 && ry == 2) {                                                                                   \
                     triangle_column_##SUFFIX(row, above, below, column, column + w, w);                                     \
@@ -172,43 +212,55 @@ bad:
             out[j] = v;                                                                                                     \
         }                                                                                                                   \
     }                                                                                                                       \
-    /* the same down the columns: rows e, o of pair j, their neighbours' rows, w columns */                                 \
-    static void triangle_adjoint_rows_##SUFFIX(const T *g, Py_ssize_t row, T *out, Py_ssize_t i, Py_ssize_t n, Py_ssize_t w) \
+    /* the same down the columns, for output row i of n: its pair's rows e, o, the next pair's even row (NULL for the \
+       last pair), the previous pair's odd row (NULL for the first) */                                                      \
+    static void triangle_adjoint_rows_##SUFFIX(const T *e, const T *o, const T *next_e, const T *prev_o, T *out,           \
+                                               Py_ssize_t i, Py_ssize_t n, Py_ssize_t w)                                    \
     {                                                                                                                       \
-        const T *e = g + 2 * i * row, *o = e + row;                                                                         \
         for (Py_ssize_t j = 0; j < w; j++) {                                                                                \
             T v = (e[j] + o[j]) * (T)3;                                                                                     \
-            if (i + 1 < n) v = v + e[2 * row + j];                                                                          \
-            if (i > 0) v = v + o[j - 2 * row];                                                                              \
+            if (i + 1 < n) v = v + next_e[j];                                                                               \
+            if (i > 0) v = v + prev_o[j];                                                                                   \
             if (i == 0) v = v + e[j];                                                                                       \
             if (i == n - 1) v = v + o[j];                                                                                   \
             out[j] = v;                                                                                                     \
         }                                                                                                                   \
     }                                                                                                                       \
+    /* output row i of n from rows at `rows` (row r at rows + (r - top) * stride) */                                       \
+    static void adjoint_row_##SUFFIX(const T *rows, Py_ssize_t top, Py_ssize_t stride, T *out, Py_ssize_t i, Py_ssize_t n,  \
+                                     Py_ssize_t w)                                                                          \
+    {                                                                                                                       \
+        const T *e = rows + (2 * i - top) * stride, *o = e + stride;                                                        \
+        triangle_adjoint_rows_##SUFFIX(e, o, i + 1 < n ? o + stride : NULL, i > 0 ? e - stride : NULL, out, i, n, w);       \
+    }                                                                                                                       \
     static int upsample_adjoint_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, Py_ssize_t start,          \
-                                         Py_ssize_t stop)                                                                   \
+                                         Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                \
     {                                                                                                                       \
         const Py_ssize_t H = s->shape[1], h = d->shape[1], w = d->shape[2];                                                 \
         const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
         const Py_ssize_t dp = d->strides[0] / (Py_ssize_t)sizeof(T), dr = d->strides[1] / (Py_ssize_t)sizeof(T);           \
         const T inverse = (rx == 2 && ry == 2) ? (T)(1.0 / 16.0) : (T)0.25;                                                 \
-        T *rows = NULL; /* the pass along the rows, when the pass down the columns follows (h2v2) */                        \
+        (void)H;                                                                                                            \
+        /* h2v2: the pass along the rows, for the rows the pass down the columns reads: output rows [first, last)          \
+           read rows 2 first - 1 to 2 last, within the plane */                                                             \
+        const Py_ssize_t top = first > 0 ? 2 * first - 1 : 0, bottom = 2 * last + 1 < H ? 2 * last + 1 : H;                \
+        T *rows = NULL;                                                                                                     \
         if (rx == 2 && ry == 2) {                                                                                           \
-            rows = (T *)malloc((size_t)H * (size_t)w * sizeof(T));                                                          \
+            rows = (T *)malloc((size_t)(bottom - top) * (size_t)w * sizeof(T) + sizeof(T));                                \
             if (!rows) return -1;                                                                                           \
         }                                                                                                                   \
         for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
             const T *g = (const T *)s->buf + p * sp;                                                                        \
             T *y = (T *)d->buf + p * dp;                                                                                    \
             if (rx == 2 && ry == 2) {                                                                                       \
-                for (Py_ssize_t r = 0; r < H; r++) triangle_adjoint_##SUFFIX(g + r * sr, 1, rows + r * w, w);               \
-                for (Py_ssize_t i = 0; i < h; i++) triangle_adjoint_rows_##SUFFIX(rows, w, y + i * dr, i, h, w);            \
+                for (Py_ssize_t r = top; r < bottom; r++) triangle_adjoint_##SUFFIX(g + r * sr, 1, rows + (r - top) * w, w); \
+                for (Py_ssize_t i = first; i < last; i++) adjoint_row_##SUFFIX(rows, top, w, y + i * dr, i, h, w);         \
             } else if (rx == 2) {                                                                                           \
-                for (Py_ssize_t r = 0; r < h; r++) triangle_adjoint_##SUFFIX(g + r * sr, 1, y + r * dr, w);                 \
+                for (Py_ssize_t r = first; r < last; r++) triangle_adjoint_##SUFFIX(g + r * sr, 1, y + r * dr, w);          \
             } else {                                                                                                        \
-                for (Py_ssize_t i = 0; i < h; i++) triangle_adjoint_rows_##SUFFIX(g, sr, y + i * dr, i, h, w);              \
+                for (Py_ssize_t i = first; i < last; i++) adjoint_row_##SUFFIX(g, 0, sr, y + i * dr, i, h, w);             \
             }                                                                                                               \
-            for (Py_ssize_t i = 0; i < h; i++) {                                                                            \
+            for (Py_ssize_t i = first; i < last; i++) {                                                                     \
                 T *out = y + i * dr;                                                                                        \
                 for (Py_ssize_t j = 0; j < w; j++) out[j] = out[j] * inverse;                                               \
             }                                                                                                               \
@@ -217,14 +269,14 @@ bad:
         return 0;                                                                                                           \
     }                                                                                                                       \
     static int downsample_adjoint_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, Py_ssize_t start,        \
-                                           Py_ssize_t stop)                                                                 \
+                                           Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                              \
     {                                                                                                                       \
-        const Py_ssize_t h = s->shape[1], w = s->shape[2];                                                                  \
+        const Py_ssize_t w = s->shape[2];                                                                                   \
         const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
         const Py_ssize_t dp = d->strides[0] / (Py_ssize_t)sizeof(T), dr = d->strides[1] / (Py_ssize_t)sizeof(T);           \
         const T count = (T)(rx * ry);                                                                                       \
         for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
-            for (Py_ssize_t i = 0; i < h; i++) {                                                                            \
+            for (Py_ssize_t i = first; i < last; i++) {                                                                     \
                 const T *g = (const T *)s->buf + p * sp + i * sr;                                                           \
                 for (int k = 0; k < ry; k++) {                                                                              \
                     T *out = (T *)d->buf + p * dp + (ry * i + k) * dr;                                                      \
@@ -243,16 +295,16 @@ DEFINE_LOOPS(float, f32, floorf)
 DEFINE_LOOPS(double, f64, floor)
 
 /* ------------------------------------------------------------ Python entry points */
-enum { UPSAMPLE, UPSAMPLE_ADJOINT, DOWNSAMPLE_ADJOINT };
+enum { DOWNSAMPLE, UPSAMPLE, UPSAMPLE_ADJOINT, DOWNSAMPLE_ADJOINT };
 
 static PyObject *call(PyObject *args, int which)
 {
     PyObject *src, *dst;
     int rx, ry, biased = 0;
-    Py_ssize_t start, stop;
-    if (which == UPSAMPLE) {
-        if (!PyArg_ParseTuple(args, "OOiipnn:upsample", &src, &dst, &rx, &ry, &biased, &start, &stop)) return NULL;
-    } else if (!PyArg_ParseTuple(args, "OOiinn", &src, &dst, &rx, &ry, &start, &stop)) {
+    Py_ssize_t start, stop, first, last;
+    if (which == UPSAMPLE || which == DOWNSAMPLE) {
+        if (!PyArg_ParseTuple(args, "OOiipnnnn", &src, &dst, &rx, &ry, &biased, &start, &stop, &first, &last)) return NULL;
+    } else if (!PyArg_ParseTuple(args, "OOiinnnn", &src, &dst, &rx, &ry, &start, &stop, &first, &last)) {
         return NULL;
     }
     if (rx * ry != 2 && rx * ry != 4) {
@@ -260,35 +312,42 @@ static PyObject *call(PyObject *args, int which)
         return NULL;
     }
     Buffers b;
-    if (get_buffers(src, dst, rx, ry, which == UPSAMPLE_ADJOINT, start, stop, &b) < 0) {
+    if (get_buffers(src, dst, rx, ry, which == UPSAMPLE_ADJOINT || which == DOWNSAMPLE, start, stop, first, last, &b) < 0) {
         release(&b);
         return NULL;
     }
     int f64 = kind_of(&b.src) == 2, failed = 0;
     Py_BEGIN_ALLOW_THREADS
-    if (which == UPSAMPLE)
-        failed = f64 ? upsample_f64(&b.src, &b.dst, rx, ry, biased, start, stop) : upsample_f32(&b.src, &b.dst, rx, ry, biased, start, stop);
+    const Py_buffer *s = &b.src, *d = &b.dst;
+    if (which == DOWNSAMPLE)
+        failed = f64 ? downsample_f64(s, d, rx, ry, biased, start, stop, first, last) : downsample_f32(s, d, rx, ry, biased, start, stop, first, last);
+    else if (which == UPSAMPLE)
+        failed = f64 ? upsample_f64(s, d, rx, ry, biased, start, stop, first, last) : upsample_f32(s, d, rx, ry, biased, start, stop, first, last);
     else if (which == UPSAMPLE_ADJOINT)
-        failed = f64 ? upsample_adjoint_f64(&b.src, &b.dst, rx, ry, start, stop) : upsample_adjoint_f32(&b.src, &b.dst, rx, ry, start, stop);
+        failed = f64 ? upsample_adjoint_f64(s, d, rx, ry, start, stop, first, last) : upsample_adjoint_f32(s, d, rx, ry, start, stop, first, last);
     else
-        failed = f64 ? downsample_adjoint_f64(&b.src, &b.dst, rx, ry, start, stop) : downsample_adjoint_f32(&b.src, &b.dst, rx, ry, start, stop);
+        failed = f64 ? downsample_adjoint_f64(s, d, rx, ry, start, stop, first, last) : downsample_adjoint_f32(s, d, rx, ry, start, stop, first, last);
     Py_END_ALLOW_THREADS
     release(&b);
     if (failed) return PyErr_NoMemory();
     Py_RETURN_NONE;
 }
 
+static PyObject *sampling_downsample(PyObject *self, PyObject *args) { (void)self; return call(args, DOWNSAMPLE); }
 static PyObject *sampling_upsample(PyObject *self, PyObject *args) { (void)self; return call(args, UPSAMPLE); }
 static PyObject *sampling_upsample_adjoint(PyObject *self, PyObject *args) { (void)self; return call(args, UPSAMPLE_ADJOINT); }
 static PyObject *sampling_downsample_adjoint(PyObject *self, PyObject *args) { (void)self; return call(args, DOWNSAMPLE_ADJOINT); }
 
 static PyMethodDef methods[] = {
-    {"upsample", sampling_upsample, METH_VARARGS, "upsample(src, dst, h_factor, v_factor, biased, start, stop): the triangle filter."},
-    {"upsample_adjoint", sampling_upsample_adjoint, METH_VARARGS, "upsample_adjoint(src, dst, h_factor, v_factor, start, stop)."},
-    {"downsample_adjoint", sampling_downsample_adjoint, METH_VARARGS, "downsample_adjoint(src, dst, h_factor, v_factor, start, stop)."},
+    {"downsample", sampling_downsample, METH_VARARGS, "downsample(src, dst, h_factor, v_factor, biased, start, stop, first, last): window means."},
+    {"upsample", sampling_upsample, METH_VARARGS, "upsample(src, dst, h_factor, v_factor, biased, start, stop, first, last): the triangle filter."},
+    {"upsample_adjoint", sampling_upsample_adjoint, METH_VARARGS, "upsample_adjoint(src, dst, h_factor, v_factor, start, stop, first, last)."},
+    {"downsample_adjoint", sampling_downsample_adjoint, METH_VARARGS, "downsample_adjoint(src, dst, h_factor, v_factor, start, stop, first, last)."},
     {NULL, NULL, 0, NULL},
 };
 
-static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_sampling", "Compiled loops of diffjpeg.sampling's real-valued stages.", -1, methods};
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_sampling", "Compiled loops of diffjpeg.sampling's real-valued stages.", -1, methods, NULL, NULL, NULL, NULL,
+};
 
 PyMODINIT_FUNC PyInit__sampling(void) { return PyModule_Create(&module); }

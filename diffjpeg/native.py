@@ -460,7 +460,10 @@ def _planes_of(t: Tensor) -> Tensor | None:
 
 
 def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_factor: int, v_factor: int, *flags) -> Tensor | None:
-    """The kernel's ``name`` from ``src`` into ``out`` (a new ``shape`` tensor if ``None``), or ``None`` where it does not apply."""
+    """The kernel's ``name`` from ``src`` into ``out`` (a new ``shape`` tensor
+    if ``None``), or ``None`` where it does not apply. The threads share the
+    planes, or, where there are fewer planes than threads (a strip of a large
+    image), the rows of each."""
     if _sampling_kernel is None or not _usable(src) or src.dtype not in (torch.float32, torch.float64) or src.requires_grad and torch.is_grad_enabled():
         return None
     if out is None:
@@ -473,8 +476,22 @@ def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_f
     if source.numel():
         a, b = source.numpy(), target.numpy()
         function = getattr(_sampling_kernel, name)
-        _run(lambda start, stop: function(a, b, h_factor, v_factor, *flags, start, stop), a.shape[0])
+        planes, rows = a.shape[0], min(a.shape[1], b.shape[1])  # the rows of the smaller plane
+        if planes >= torch.get_num_threads() or rows < 64:
+            _run(lambda start, stop: function(a, b, h_factor, v_factor, *flags, start, stop, 0, rows), planes)
+        else:
+            _run(lambda first, last: function(a, b, h_factor, v_factor, *flags, 0, planes, first, last), rows)
     return out
+
+
+def downsample(plane: Tensor, h_factor: int, v_factor: int, biased: bool) -> Tensor | None:
+    """The window means of :func:`diffjpeg.sampling.downsample` (``h_factor x
+    v_factor`` of 2x1, 1x2 or 2x2; libjpeg's biased integer average if
+    ``biased``) of ``plane`` ``(..., H, W)``, with the tensor operations'
+    values, a new ``(..., H / v_factor, W / h_factor)`` tensor; ``None``
+    where the kernel does not apply (as :func:`upsample` says)."""
+    shape = plane.shape[:-2] + (plane.shape[-2] // v_factor, plane.shape[-1] // h_factor)
+    return _sampling_call("downsample", plane, shape, None, h_factor, v_factor, bool(biased))
 
 
 def upsample(plane: Tensor, h_factor: int, v_factor: int, biased: bool, out: Tensor | None = None) -> Tensor | None:

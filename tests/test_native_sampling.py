@@ -11,7 +11,7 @@ import torch
 
 import diffjpeg
 from diffjpeg import native
-from diffjpeg.sampling import downsample_adjoint, upsample, upsample_adjoint
+from diffjpeg.sampling import downsample, downsample_adjoint, upsample, upsample_adjoint
 
 BUILT = native.upsample(torch.zeros(1, 2, 2), 2, 2, False) is not None
 pytestmark = pytest.mark.skipif(not BUILT, reason="the compiled sampling loops were not built (no C compiler at install time), or turned off")
@@ -40,6 +40,24 @@ def stacked_plane(shape, dtype, seed, integers):
     if integers:
         planes = planes.round()
     return planes.to(dtype)[:, 1]
+
+
+@pytest.fixture
+def set_threads():
+    """``torch.set_num_threads`` for one test, restored after it."""
+    previous = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("factors", FACTORS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_downsampling_equals_tensor_operations(factors, dtype):
+    h_factor, v_factor = factors
+    for (h, w), mode in itertools.product(itertools.product(SIDES, SIDES), ("exact", "float", "soft")):
+        x = stacked_plane((3, h * v_factor, w * h_factor), dtype, h * 100 + w, integers=mode != "soft")
+        fast, slow = both(lambda: downsample(x, h_factor, v_factor, mode))
+        assert fast.shape == slow.shape == (3, h, w) and bits(fast).equal(bits(slow)), (factors, dtype, h, w, mode)
 
 
 @pytest.mark.parametrize("factors", FACTORS)
@@ -81,6 +99,26 @@ def test_transposes_equal_tensor_operations(factors, dtype):
         assert bits(fast).equal(bits(slow)), (factors, dtype, h, w)
 
 
+@pytest.mark.parametrize("threads", [2, 3])
+def test_threads_sharing_the_rows_of_one_plane_give_the_same_values(threads, set_threads):
+    """Fewer planes than threads (a strip of a large image): each thread
+    takes rows of every plane; the rows at the seams read their neighbours."""
+    set_threads(threads)
+    for h, w in [(64, 9), (131, 70), (200, 3)]:
+        for factors in FACTORS:
+            h_factor, v_factor = factors
+            x = stacked_plane((1, h, w), torch.float32, h + w, integers=False)
+            g = torch.randn(1, h * v_factor, w * h_factor, generator=torch.Generator().manual_seed(h))
+            for fn in (
+                lambda: upsample(x, *factors, "soft"),
+                lambda: upsample_adjoint(g, *factors),
+                lambda: downsample_adjoint(x, *factors),
+                lambda: downsample(g, *factors, "soft"),
+            ):
+                fast, slow = both(fn)
+                assert bits(fast).equal(bits(slow)), (threads, h, w, factors)
+
+
 @pytest.mark.parametrize("mode", ["exact", "float", "soft"])
 @pytest.mark.parametrize("subsampling", ["4:2:0", "4:2:2"])
 def test_codec_values_and_gradients_equal_tensor_operations(mode, subsampling):
@@ -113,7 +151,8 @@ def test_the_loops_check_their_buffers():
     from diffjpeg import _sampling
 
     src, dst = np.zeros((2, 3, 4), np.float32), np.zeros((2, 6, 8), np.float32)
-    assert _sampling.upsample(src, dst, 2, 2, True, 0, 2) is None
+    assert _sampling.upsample(src, dst, 2, 2, True, 0, 2, 0, 3) is None
+    assert _sampling.downsample(dst, src, 2, 2, True, 0, 2, 1, 2) is None
     bad = [
         (src.astype(np.float64), dst, 2, 2),  # kinds differ
         (src.astype(np.int32), dst.astype(np.int32), 2, 2),  # not float
@@ -123,14 +162,17 @@ def test_the_loops_check_their_buffers():
     ]
     for s, d, h, v in bad:
         with pytest.raises(ValueError, match="bad buffers"):
-            _sampling.upsample(s, d, h, v, True, 0, 2)
+            _sampling.upsample(s, d, h, v, True, 0, 2, 0, 3)
     with pytest.raises(ValueError, match="factors"):
-        _sampling.upsample(src, dst, 3, 1, True, 0, 2)
+        _sampling.upsample(src, dst, 3, 1, True, 0, 2, 0, 3)
+    for planes, rows in (((0, 3), (0, 3)), ((1, 0), (0, 3)), ((0, 2), (0, 4)), ((0, 2), (2, 1)), ((-1, 2), (0, 3))):
+        with pytest.raises(ValueError, match="bad buffers"):  # planes or rows past the end, or reversed
+            _sampling.upsample(src, dst, 2, 2, True, *planes, *rows)
     with pytest.raises(ValueError, match="bad buffers"):
-        _sampling.upsample(src, dst, 2, 2, True, 0, 3)  # planes past the end
+        _sampling.upsample_adjoint(dst, src[:, :2], 2, 2, 0, 2, 0, 2)
     with pytest.raises(ValueError, match="bad buffers"):
-        _sampling.upsample_adjoint(dst, src[:, :2], 2, 2, 0, 2)
+        _sampling.downsample(dst[:, :5], src, 2, 2, True, 0, 2, 0, 3)
     with pytest.raises(ValueError, match="bad buffers"):
-        _sampling.downsample_adjoint(src, dst.copy()[:, :, :6], 2, 2, 0, 2)
+        _sampling.downsample_adjoint(src, dst.copy()[:, :, :6], 2, 2, 0, 2, 0, 3)
     with pytest.raises(TypeError):
-        _sampling.downsample_adjoint(src, "dst", 2, 2, 0, 2)
+        _sampling.downsample_adjoint(src, "dst", 2, 2, 0, 2, 0, 3)
