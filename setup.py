@@ -14,6 +14,8 @@ diffjpeg._sampling (diffjpeg/_sampling.c), plain C, runs the real-valued
 chroma sampling stages and their transposes in one pass each, with the
 tensor operations' values; its products and sums must not be fused into
 FMAs either. Without it diffjpeg.sampling's tensor operations run.
+diffjpeg._rounding (diffjpeg/_rounding.c) does the same for the clamp to
+8-bit samples (diffjpeg.rounding.clamp_ste).
 
 diffjpeg._lossless (diffjpeg/_lossless.c), plain C, decodes lossless JPEG
 scans; without it diffjpeg.lossless does the same in Python, slowly.
@@ -34,6 +36,7 @@ setup(
     ext_modules=[
         Extension("diffjpeg._native", ["diffjpeg/_native.c"], extra_compile_args=flags, optional=True),
         Extension("diffjpeg._sampling", ["diffjpeg/_sampling.c"], extra_compile_args=flags + exact_float, optional=True),
+        Extension("diffjpeg._rounding", ["diffjpeg/_rounding.c"], extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._lossless", ["diffjpeg/_lossless.c"], extra_compile_args=flags, optional=True),
         Extension("diffjpeg._trellis", ["diffjpeg/_trellis.c"], extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._libjpeg", ["diffjpeg/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),

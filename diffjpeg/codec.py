@@ -277,7 +277,7 @@ def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: t
     if x.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        samples = clamp_ste(x * 255.0, 0.0, 255.0, rounded=mode != "soft", inplace=True)
+        samples = clamp_ste(x, 0.0, 255.0, rounded=mode != "soft", scale=255.0)
     planes = color.rgb_to_ycbcr(samples, matrix, stages) if x.shape[1] == 3 else samples
     dct = []
     # unbind, not planes[:, ci]: one backward stack instead of three zero-filled full-size gradients summed

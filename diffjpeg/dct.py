@@ -425,7 +425,7 @@ def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
         # level shift, rounding and clamp in place on the product (a
         # temporary), then the view: one new tensor instead of three
         flat = coefficients.reshape(-1, 64) @ _matrices("orthonormal_2d_inverse", coefficients.dtype, coefficients.device)
-        real = clamp_ste(flat.add_(128.0), 0.0, 255.0, rounded=mode == "float", inplace=True)
+        real = clamp_ste(flat, 0.0, 255.0, rounded=mode == "float", inplace=True, shift=128.0)
         return real.view(coefficients.shape)
     value = idct_islow(dequantized_integers(coefficients.detach()))
     return exact_value(value, coefficients, lambda: _separable(coefficients, "orthonormal_2d_inverse") + 128.0)

@@ -63,6 +63,10 @@ try:
     from . import _sampling as _sampling_kernel
 except ImportError:
     _sampling_kernel = None
+try:
+    from . import _rounding as _rounding_kernel
+except ImportError:
+    _rounding_kernel = None
 
 _enabled = os.environ.get("DIFFJPEG_NATIVE", "1") != "0"
 _KINDS = {torch.uint8: 0, torch.float32: 1, torch.float64: 2}
@@ -526,6 +530,52 @@ def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, out: Tensor |
     tensor; ``None`` where the kernel does not apply (as :func:`upsample` says)."""
     shape = grad.shape[:-2] + (grad.shape[-2] * v_factor, grad.shape[-1] * h_factor)
     return _sampling_call("downsample_adjoint", grad, shape, out, h_factor, v_factor)
+
+
+def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | None = None, shift: float | None = None, out: Tensor | None = None) -> Tensor | None:
+    """``clamp(round(x * scale + shift), lo, hi)`` (each step only where
+    given) as :func:`diffjpeg.rounding.clamp_ste`'s tensor operations give
+    it, in one pass, into ``out`` (``x`` itself for in place, or a new
+    tensor); ``None`` (nothing written) where the kernel does not apply: not
+    built or turned off, not on the CPU, not float32 or float64, not
+    contiguous, or a gradient to record.
+
+    Example:
+        >>> out = round_clamp(torch.tensor([-0.2, 0.5, 0.9]), 0.0, 255.0, True, scale=255.0)
+        >>> out is None and not available() or out.tolist() == [0.0, 128.0, 230.0]
+        True
+    """
+    if _rounding_kernel is None or not _usable(x) or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2:
+        return None
+    if x.requires_grad and torch.is_grad_enabled():
+        return None
+    if out is None:
+        out = torch.empty_like(x, memory_format=torch.contiguous_format)
+    elif out.dtype != x.dtype or out.shape != x.shape or out.device != x.device or out.requires_grad and torch.is_grad_enabled():
+        return None
+    source, target = _rows_of(x.detach()), _rows_of(out.detach())
+    if source is None or target is None:
+        return None
+    if x.numel():
+        a, b = source.numpy(), target.numpy()
+        scale = None if scale is None else float(scale)
+        shift = None if shift is None else float(shift)
+        call = _rounding_kernel.round_clamp
+        if a.size < 1 << 16:  # not worth a thread
+            call(a, b, scale, shift, bool(rounded), lo, hi, 0, a.shape[1])
+        else:
+            _run(lambda start, stop: call(a, b, scale, shift, bool(rounded), lo, hi, start, stop), a.shape[1])
+    return out
+
+
+def _rows_of(t: Tensor) -> Tensor | None:
+    """``t`` as ``(N, h w)`` rows without a copy (its planes, each contiguous); ``None`` if it cannot be."""
+    if t.stride(-1) != 1 or t.shape[-2] > 1 and t.stride(-2) != t.shape[-1]:
+        return None
+    try:
+        return t.view(-1, t.shape[-2] * t.shape[-1])
+    except RuntimeError:
+        return None
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]

@@ -508,13 +508,38 @@ def floor_ste(x: Tensor) -> Tensor:
     return straight_through(x, torch.floor(x.detach()))
 
 
-def clamp_ste(x: Tensor, lo: float, hi: float, rounded: bool = False, inplace: bool = False) -> Tensor:
+def clamp_ste(
+    x: Tensor, lo: float, hi: float, rounded: bool = False, inplace: bool = False, *, scale: float | None = None, shift: float | None = None
+) -> Tensor:
     """Clamp forward (rounded half to even first if ``rounded``: 8-bit
     samples), identity backward. ``inplace``: ``x`` is the caller's own
     temporary, which nothing else reads (nor saves for a backward); the
-    result is written into it, the same values without a new tensor."""
+    result is written into it, the same values without a new tensor.
+    ``scale``, ``shift``: what is clamped is ``x * scale + shift`` (in that
+    order; the gradient of ``x`` is then ``scale`` times the result's).
+
+    Without a gradient to record, on the CPU, the steps run as one pass
+    (:func:`diffjpeg.native.round_clamp`), with the tensor operations' values."""
     if x.requires_grad:  # (the compiler fuses the steps itself: no in-place Function for it to trace)
+        x, inplace = _affine(x, scale, shift, inplace)
         return _RoundClamp.apply(x, rounded, lo, hi, inplace and not torch.compiler.is_compiling())
+    from . import native  # here: native's modules import this one
+
+    done = native.round_clamp(x, lo, hi, rounded, scale, shift, out=x if inplace else None)
+    if done is not None:
+        return done
+    x, inplace = _affine(x, scale, shift, inplace)
     if inplace:
         return x.round_().clamp_(lo, hi) if rounded else x.clamp_(lo, hi)
     return torch.round(x).clamp_(lo, hi) if rounded else x.clamp(lo, hi)
+
+
+def _affine(x: Tensor, scale: float | None, shift: float | None, inplace: bool) -> tuple[Tensor, bool]:
+    """``x * scale + shift`` (either optional), and whether the result is a temporary of our own."""
+    if scale is not None:
+        x = x.mul_(scale) if inplace else x * scale
+        inplace = True
+    if shift is not None:
+        x = x.add_(shift) if inplace else x + shift
+        inplace = True
+    return x, inplace

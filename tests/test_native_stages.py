@@ -1,8 +1,14 @@
-"""The compiled sampling loops (diffjpeg/_sampling.c) against sampling.py's
-tensor operations, bit for bit: float and soft mode's upsampling, and the
-transposes every mode's gradient runs through, over the planes' edge cases
-(one or two samples, odd sizes), both float dtypes, real and integer
-samples, and strided planes (views of stacked planes, as the codec passes them)."""
+"""The compiled loops of the real-valued stages against the tensor
+operations they replace, bit for bit:
+
+* diffjpeg/_sampling.c: float and soft mode's downsampling and upsampling,
+  and the transposes every mode's gradient runs through, over the planes'
+  edge cases (one or two samples, odd sizes), both float dtypes, real and
+  integer samples, strided planes (views of stacked planes, as the codec
+  passes them), and threads sharing one plane's rows;
+* diffjpeg/_rounding.c: clamp_ste's rounding to 8-bit samples after a
+  scale or a level shift, over ties, signed zeros, infinities and NaN.
+"""
 import itertools
 
 import numpy as np
@@ -11,10 +17,11 @@ import torch
 
 import diffjpeg
 from diffjpeg import native
+from diffjpeg.rounding import clamp_ste
 from diffjpeg.sampling import downsample, downsample_adjoint, upsample, upsample_adjoint
 
-BUILT = native.upsample(torch.zeros(1, 2, 2), 2, 2, False) is not None
-pytestmark = pytest.mark.skipif(not BUILT, reason="the compiled sampling loops were not built (no C compiler at install time), or turned off")
+BUILT = native.upsample(torch.zeros(1, 2, 2), 2, 2, False) is not None and native.round_clamp(torch.zeros(1, 1), 0.0, 1.0, True) is not None
+pytestmark = pytest.mark.skipif(not BUILT, reason="the compiled loops were not built (no C compiler at install time), or turned off")
 
 FACTORS = [(2, 1), (1, 2), (2, 2)]
 SIDES = [1, 2, 3, 4, 7, 16]
@@ -176,3 +183,65 @@ def test_the_loops_check_their_buffers():
         _sampling.downsample_adjoint(src, dst.copy()[:, :, :6], 2, 2, 0, 2, 0, 3)
     with pytest.raises(TypeError):
         _sampling.downsample_adjoint(src, "dst", 2, 2, 0, 2, 0, 3)
+
+
+def hard_samples(dtype):
+    """Ties at every scale used, signed zeros, the bounds, beyond them, infinities and NaN, and random reals."""
+    g = torch.Generator().manual_seed(6)
+    ties = torch.arange(-3, 260, dtype=torch.float64) + 0.5
+    special = torch.tensor([0.0, -0.0, 255.0, 255.49, 255.5, -0.49, -0.5, -1e-30, 1e30, float("inf"), float("-inf"), float("nan")], dtype=torch.float64)
+    values = torch.cat([ties, ties / 255, ties - 128, special, torch.rand(5000, generator=g, dtype=torch.float64) * 400 - 70])
+    return values.to(dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rounded", [True, False])
+@pytest.mark.parametrize("affine", [{}, {"scale": 255.0}, {"shift": 128.0}])
+def test_rounding_to_samples_equals_tensor_operations(dtype, rounded, affine):
+    x = hard_samples(dtype).reshape(1, -1)
+    for inplace in (False, True):
+        fast, slow = both(lambda: clamp_ste(x.clone() if inplace else x, 0.0, 255.0, rounded, inplace, **affine))
+        assert bits(fast).equal(bits(slow)), (dtype, rounded, affine, inplace)
+    # the rows of a strip of a large image: planes apart, each contiguous
+    planes = torch.rand(2, 3, 40, 33, dtype=dtype, generator=torch.Generator().manual_seed(7)) * 1.2 - 0.1
+    strip = planes[..., 8:24, :]
+    fast, slow = both(lambda: clamp_ste(strip, 0.0, 255.0, rounded, **affine))
+    assert bits(fast).equal(bits(slow)) and fast.is_contiguous()
+
+
+def test_rounding_to_samples_is_shared_among_threads(set_threads):
+    set_threads(3)
+    x = (torch.rand(3, 70001, generator=torch.Generator().manual_seed(8)) * 1.2 - 0.1).double()
+    fast, slow = both(lambda: clamp_ste(x, 0.0, 255.0, True, scale=255.0))
+    assert bits(fast).equal(bits(slow))
+
+
+def test_rounding_to_samples_keeps_its_gradient():
+    """scale and shift in the graph: the gradient is scale times the result's, as x * scale + shift gives."""
+    x = torch.rand(2, 3, 5, 7, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(2, 3, 5, 7, dtype=torch.float64)
+    (clamp_ste(x, 0.0, 255.0, True, scale=255.0, shift=1.0) * w).sum().backward()
+    assert torch.equal(x.grad, w * 255.0)
+    assert native.round_clamp(x, 0.0, 255.0, True) is None  # a gradient to record: the tensor operations
+
+
+def test_the_rounding_loop_checks_its_buffers():
+    from diffjpeg import _rounding
+
+    a, b = np.zeros((2, 5), np.float32), np.zeros((2, 5), np.float32)
+    assert _rounding.round_clamp(a, b, 255.0, None, True, 0.0, 255.0, 0, 5) is None
+    for src, dst, lo, hi, start, stop in [
+        (a, b.astype(np.float64), 0.0, 1.0, 0, 5),  # kinds differ
+        (a.astype(np.int32), b.astype(np.int32), 0.0, 1.0, 0, 5),  # not float
+        (a, b[:, :4], 0.0, 1.0, 0, 4),  # shapes differ
+        (a[0], b[0], 0.0, 1.0, 0, 5),  # one dimension
+        (a, b[:, ::-1], 0.0, 1.0, 0, 5),  # a row not contiguous
+        (a, b, 0.0, 1.0, 0, 6),  # past the end
+        (a, b, 0.0, 1.0, 3, 2),  # reversed
+        (a, b, 1.0, 0.0, 0, 5),  # bounds reversed
+        (a, b, float("nan"), 1.0, 0, 5),
+    ]:
+        with pytest.raises(ValueError, match="bad arguments"):
+            _rounding.round_clamp(src, dst, None, None, True, lo, hi, start, stop)
+    with pytest.raises(TypeError):
+        _rounding.round_clamp(a, b, "255", None, True, 0.0, 1.0, 0, 5)
