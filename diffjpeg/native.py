@@ -1,4 +1,5 @@
-"""The exact codec's compiled path: the values of ``encode`` and ``decode``.
+"""The compiled paths: the exact codec's values of ``encode`` and
+``decode``, and one-pass loops of the real-valued stages.
 
 ``diffjpeg/_native.c`` runs, strip by strip, the same integer forms that the
 stage modules define and document (color, sampling, dct, quantize); the
@@ -36,6 +37,22 @@ turn it off.
 
 Images are cut into strips of MCU rows (:data:`STRIP_MCU_ROWS`), shared
 among ``torch.get_num_threads()`` threads; the kernel releases the GIL.
+
+Two smaller compiled loops serve float and soft mode's forward and every
+mode's backward: ``diffjpeg/_sampling.c`` (:func:`downsample`,
+:func:`upsample` and their transposes :func:`upsample_adjoint`,
+:func:`downsample_adjoint`) and ``diffjpeg/_rounding.c``
+(:func:`round_clamp`, the clamp to 8-bit samples after a scale or level
+shift). Each performs its stage's tensor operations element by element, in
+their order, in one pass (built without FMA contraction), so the values are
+the tensor operations' bit for bit (``tests/test_native_stages.py``); the
+stage modules call them on CPU float32 and float64 tensors without a
+gradient to record, and run their tensor operations elsewhere. The same
+switch turns them off. Measured on this project's 2-core CPU, float
+forward+backward of 16 x 3 x 256 x 256, old and new code alternating in
+separate processes, 8 rounds: one thread, 87.5 -> 72.6 ms (median); two
+threads 50.2 -> 48.1, within the noise there (torch's idle threads still
+spin on the cores the loops' threads run on).
 """
 from __future__ import annotations
 

@@ -23,6 +23,11 @@ with libjpeg's biases (on integer samples they equal the exact forms, and
 round-half-even instead, measured on three scikit-image photos at 4:2:0,
 drops float mode's PSNR against Pillow from 60.3 to 45.5 dB at quality 1 and
 from 46.1 to 45.4 dB at quality 90).
+
+On the CPU, float32 and float64 planes without a gradient to record go
+through compiled loops of these very operations (:mod:`diffjpeg.native`,
+``diffjpeg/_sampling.c``): the float and soft forms forward, and the
+transposes in every mode's backward, each in one pass, with the same values.
 """
 from __future__ import annotations
 
