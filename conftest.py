@@ -47,6 +47,14 @@ def _doctest_torch(doctest_namespace):
 
 
 @pytest.fixture
+def set_threads():
+    """``torch.set_num_threads`` for one test, restored after it."""
+    previous = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture
 def pillow_jpeg():
     """:func:`tests.helpers.pillow_roundtrip` (imported here, not at the top: the
     ``tests`` package resolves once pytest has collected from it)."""

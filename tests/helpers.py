@@ -81,3 +81,14 @@ def decoded_pixels(data: bytes, **options) -> np.ndarray:
 
     x = torch.round(diffjpeg.decode(diffjpeg.read(data, **options)) * 255).to(torch.uint8)
     return x[0].numpy() if x.shape[0] == 1 else x.permute(1, 2, 0).numpy()
+
+
+def both_paths(fn):
+    """``fn()`` with the compiled loops (diffjpeg.native), then with the tensor stages."""
+    from diffjpeg import native
+
+    with native.enabled(True):
+        fast = fn()
+    with native.enabled(False):
+        slow = fn()
+    return fast, slow

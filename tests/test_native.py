@@ -17,17 +17,9 @@ import torch
 import diffjpeg
 from diffjpeg import Coefficients, native
 from diffjpeg.geometry import component_geometry
+from tests.helpers import both_paths
 
 pytestmark = pytest.mark.skipif(not native.compiled(), reason="the compiled kernel was not built (no C compiler at install time)")
-
-
-def both_paths(fn):
-    """``fn()`` with the kernel, then with the tensor stages."""
-    with native.enabled(True):
-        fast = fn()
-    with native.enabled(False):
-        slow = fn()
-    return fast, slow
 
 
 def assert_same(a, b):
@@ -436,14 +428,6 @@ def test_strips_with_vertical_only_sampling(sampling, monkeypatch):
     comps = [torch.randint(-30, 31, (1, *component_geometry(size, f, max_factors).blocks, 8, 8), generator=g).float() for f in sampling]
     c = Coefficients(y=comps[0], cb=comps[1], cr=comps[2], qtables=torch.full((1, 2, 8, 8), 3.0), sampling=sampling, size=size)
     assert_same(*both_paths(lambda: diffjpeg.decode(c)))
-
-
-@pytest.fixture
-def set_threads():
-    """``torch.set_num_threads`` for one test, restored after it."""
-    previous = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(previous)
 
 
 def test_one_large_image_is_shared_among_threads(set_threads):

@@ -19,6 +19,7 @@ import diffjpeg
 from diffjpeg import native
 from diffjpeg.rounding import clamp_ste
 from diffjpeg.sampling import downsample, downsample_adjoint, upsample, upsample_adjoint
+from tests.helpers import both_paths
 
 BUILT = native.upsample(torch.zeros(1, 2, 2), 2, 2, False) is not None and native.round_clamp(torch.zeros(1, 1), 0.0, 1.0, True) is not None
 pytestmark = pytest.mark.skipif(not BUILT, reason="the compiled loops were not built (no C compiler at install time), or turned off")
@@ -31,15 +32,6 @@ def bits(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous().view(torch.uint8)
 
 
-def both(fn):
-    """``fn()`` with the compiled loops, then with the tensor operations."""
-    with native.enabled(True):
-        fast = fn()
-    with native.enabled(False):
-        slow = fn()
-    return fast, slow
-
-
 def stacked_plane(shape, dtype, seed, integers):
     """The middle of three stacked planes (a strided view), random real or integer samples."""
     g = torch.Generator().manual_seed(seed)
@@ -49,21 +41,13 @@ def stacked_plane(shape, dtype, seed, integers):
     return planes.to(dtype)[:, 1]
 
 
-@pytest.fixture
-def set_threads():
-    """``torch.set_num_threads`` for one test, restored after it."""
-    previous = torch.get_num_threads()
-    yield torch.set_num_threads
-    torch.set_num_threads(previous)
-
-
 @pytest.mark.parametrize("factors", FACTORS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_downsampling_equals_tensor_operations(factors, dtype):
     h_factor, v_factor = factors
     for (h, w), mode in itertools.product(itertools.product(SIDES, SIDES), ("exact", "float", "soft")):
         x = stacked_plane((3, h * v_factor, w * h_factor), dtype, h * 100 + w, integers=mode != "soft")
-        fast, slow = both(lambda: downsample(x, h_factor, v_factor, mode))
+        fast, slow = both_paths(lambda: downsample(x, h_factor, v_factor, mode))
         assert fast.shape == slow.shape == (3, h, w) and bits(fast).equal(bits(slow)), (factors, dtype, h, w, mode)
 
 
@@ -72,14 +56,14 @@ def test_downsampling_equals_tensor_operations(factors, dtype):
 def test_upsampling_equals_tensor_operations(factors, dtype):
     for (h, w), mode in itertools.product(itertools.product(SIDES, SIDES), ("exact", "float", "soft")):
         x = stacked_plane((3, h, w), dtype, h * 100 + w, integers=mode != "soft")
-        fast, slow = both(lambda: upsample(x, *factors, mode))
+        fast, slow = both_paths(lambda: upsample(x, *factors, mode))
         assert fast.shape == slow.shape and bits(fast).equal(bits(slow)), (factors, dtype, h, w, mode)
         # into a view of stacked planes, as the decoder writes
         def into():
             out = torch.full((3, 3, h * factors[1], w * factors[0]), float("nan"), dtype=dtype)
             upsample(x, *factors, mode, out=out[:, 2])
             return out
-        fast, slow = both(into)
+        fast, slow = both_paths(into)
         assert bits(fast).equal(bits(slow)), (factors, dtype, h, w, mode)
 
 
@@ -91,7 +75,7 @@ def test_transposes_equal_tensor_operations(factors, dtype):
         g = torch.Generator().manual_seed(h * 100 + w)
         grads = torch.randn(2, 3, h * v_factor, w * h_factor, generator=g, dtype=torch.float64).to(dtype)
         grads[0, 1, 0, 0] = -0.0  # the sign of a zero goes through the same operations
-        fast, slow = both(lambda: upsample_adjoint(grads[:, 1], h_factor, v_factor))
+        fast, slow = both_paths(lambda: upsample_adjoint(grads[:, 1], h_factor, v_factor))
         assert fast.shape == slow.shape == (2, h, w) and bits(fast).equal(bits(slow)), (factors, dtype, h, w)
         small = grads[:, 1, :h, :w]  # rows strided: a view of a larger plane
 
@@ -100,9 +84,9 @@ def test_transposes_equal_tensor_operations(factors, dtype):
             downsample_adjoint(small, h_factor, v_factor, out=out[:, 0])
             return out
 
-        fast, slow = both(lambda: downsample_adjoint(small, h_factor, v_factor))
+        fast, slow = both_paths(lambda: downsample_adjoint(small, h_factor, v_factor))
         assert bits(fast).equal(bits(slow)), (factors, dtype, h, w)
-        fast, slow = both(spread_into)
+        fast, slow = both_paths(spread_into)
         assert bits(fast).equal(bits(slow)), (factors, dtype, h, w)
 
 
@@ -122,7 +106,7 @@ def test_threads_sharing_the_rows_of_one_plane_give_the_same_values(threads, set
                 lambda: downsample_adjoint(x, *factors),
                 lambda: downsample(g, *factors, "soft"),
             ):
-                fast, slow = both(fn)
+                fast, slow = both_paths(fn)
                 assert bits(fast).equal(bits(slow)), (threads, h, w, factors)
 
 
@@ -139,7 +123,7 @@ def test_codec_values_and_gradients_equal_tensor_operations(mode, subsampling):
         (y * w).sum().backward()
         return y.detach(), x.grad
 
-    (y_fast, g_fast), (y_slow, g_slow) = both(run)
+    (y_fast, g_fast), (y_slow, g_slow) = both_paths(run)
     assert bits(y_fast).equal(bits(y_slow)) and bits(g_fast).equal(bits(g_slow))
 
 
@@ -200,19 +184,19 @@ def hard_samples(dtype):
 def test_rounding_to_samples_equals_tensor_operations(dtype, rounded, affine):
     x = hard_samples(dtype).reshape(1, -1)
     for inplace in (False, True):
-        fast, slow = both(lambda: clamp_ste(x.clone() if inplace else x, 0.0, 255.0, rounded, inplace, **affine))
+        fast, slow = both_paths(lambda: clamp_ste(x.clone() if inplace else x, 0.0, 255.0, rounded, inplace, **affine))
         assert bits(fast).equal(bits(slow)), (dtype, rounded, affine, inplace)
     # the rows of a strip of a large image: planes apart, each contiguous
     planes = torch.rand(2, 3, 40, 33, dtype=dtype, generator=torch.Generator().manual_seed(7)) * 1.2 - 0.1
     strip = planes[..., 8:24, :]
-    fast, slow = both(lambda: clamp_ste(strip, 0.0, 255.0, rounded, **affine))
+    fast, slow = both_paths(lambda: clamp_ste(strip, 0.0, 255.0, rounded, **affine))
     assert bits(fast).equal(bits(slow)) and fast.is_contiguous()
 
 
 def test_rounding_to_samples_is_shared_among_threads(set_threads):
     set_threads(3)
     x = (torch.rand(3, 70001, generator=torch.Generator().manual_seed(8)) * 1.2 - 0.1).double()
-    fast, slow = both(lambda: clamp_ste(x, 0.0, 255.0, True, scale=255.0))
+    fast, slow = both_paths(lambda: clamp_ste(x, 0.0, 255.0, True, scale=255.0))
     assert bits(fast).equal(bits(slow))
 
 
