@@ -48,11 +48,9 @@ their order, in one pass (built without FMA contraction), so the values are
 the tensor operations' bit for bit (``tests/test_native_stages.py``); the
 stage modules call them on CPU float32 and float64 tensors without a
 gradient to record, and run their tensor operations elsewhere. The same
-switch turns them off. Measured on this project's 2-core CPU, float
-forward+backward of 16 x 3 x 256 x 256, old and new code alternating in
-separate processes, 8 rounds: one thread, 87.5 -> 72.6 ms (median); two
-threads 50.2 -> 48.1, within the noise there (torch's idle threads still
-spin on the cores the loops' threads run on).
+switch turns them off. They gain most on one thread: with more, torch's
+own threads, idle between operations, spin for a while on the cores that
+the loops' threads then share.
 """
 from __future__ import annotations
 
@@ -554,15 +552,15 @@ def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | N
     given) as :func:`diffjpeg.rounding.clamp_ste`'s tensor operations give
     it, in one pass, into ``out`` (``x`` itself for in place, or a new
     tensor); ``None`` (nothing written) where the kernel does not apply: not
-    built or turned off, not on the CPU, not float32 or float64, not
-    contiguous, or a gradient to record.
+    built or turned off, not on the CPU, not float32 or float64, a plane
+    (the last two dimensions) not contiguous, or a gradient to record.
 
     Example:
         >>> out = round_clamp(torch.tensor([-0.2, 0.5, 0.9]), 0.0, 255.0, True, scale=255.0)
         >>> out is None and not available() or out.tolist() == [0.0, 128.0, 230.0]
         True
     """
-    if _rounding_kernel is None or not _usable(x) or x.dtype not in (torch.float32, torch.float64) or x.dim() < 2:
+    if _rounding_kernel is None or not _usable(x) or x.dtype not in (torch.float32, torch.float64) or x.dim() == 0:
         return None
     if x.requires_grad and torch.is_grad_enabled():
         return None
@@ -587,6 +585,8 @@ def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | N
 
 def _rows_of(t: Tensor) -> Tensor | None:
     """``t`` as ``(N, h w)`` rows without a copy (its planes, each contiguous); ``None`` if it cannot be."""
+    if t.dim() == 1:
+        t = t.unsqueeze(0)
     if t.stride(-1) != 1 or t.shape[-2] > 1 and t.stride(-2) != t.shape[-1]:
         return None
     try:

@@ -353,12 +353,13 @@ def upsample(plane: Tensor, h_factor: int, v_factor: int, mode: Mode = "float", 
 
 
 def _check_out(plane: Tensor, out: Tensor, h_factor: int, v_factor: int) -> None:
+    shape = plane.shape[:-2] + (plane.shape[-2] * v_factor, plane.shape[-1] * h_factor)
+    if not isinstance(out, Tensor):
+        raise TypeError(f"out must be a {tuple(shape)} {plane.dtype} tensor, got {type(out).__name__}")
     if plane.requires_grad and torch.is_grad_enabled():
         raise ValueError("out: upsample writes into out only without a gradient to record; plane requires grad")
-    shape = plane.shape[:-2] + (plane.shape[-2] * v_factor, plane.shape[-1] * h_factor)
-    if not isinstance(out, Tensor) or out.shape != shape or out.dtype != plane.dtype or out.device != plane.device:
-        got = f"{tuple(out.shape)} {out.dtype} on {out.device}" if isinstance(out, Tensor) else type(out).__name__
-        raise ValueError(f"out must be a {tuple(shape)} {plane.dtype} tensor on {plane.device}, got {got}")
+    if out.shape != shape or out.dtype != plane.dtype or out.device != plane.device:
+        raise ValueError(f"out must be a {tuple(shape)} {plane.dtype} tensor on {plane.device}, got {tuple(out.shape)} {out.dtype} on {out.device}")
 
 
 class Downsample(nn.Module):

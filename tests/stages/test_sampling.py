@@ -224,6 +224,8 @@ def test_upsample_into_out_is_refused_where_it_cannot_hold():
         upsample(x, 2, 2, out=torch.zeros(8, 9))
     with pytest.raises(ValueError, match="out must be"):
         upsample(x, 2, 2, out=torch.zeros(8, 10, dtype=torch.float64))
+    with pytest.raises(TypeError, match="out must be"):
+        upsample(x, 2, 2, out=[[0.0] * 10] * 8)
     with pytest.raises(ValueError, match="without a gradient"):
         upsample(x.requires_grad_(), 2, 2, out=torch.zeros(8, 10))
 
