@@ -34,6 +34,15 @@
 #include <math.h>
 #include <stdlib.h>
 
+/* The loops are also compiled for AVX2 where the toolchain can, picked at
+ * load time: vector floor (libjpeg's rounding), which baseline x86-64 lacks
+ * (a library call per sample there); the same values either way. */
+#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 6)) && !defined(DIFFJPEG_NO_AVX2)
+#define HOT __attribute__((target_clones("avx2", "default")))
+#else
+#define HOT
+#endif
+
 typedef struct {
     Py_buffer src, dst;
     int have_src, have_dst;
@@ -97,6 +106,19 @@ bad:
             out[2 * j + 1] = near + x[j + 1 < n ? j + 1 : n - 1];                                                           \
         }                                                                                                                   \
     }                                                                                                                       \
+    /* the last step along a row of 2n: + libjpeg's biases (by column), x 1/scale, floor (biased), or x 1/scale (soft);   \
+       a second pass over a row still in cache, by pairs of columns: no branch in the loop, which vectorizes */             \
+    static void finish_row_##SUFFIX(T *row, Py_ssize_t n, int biased, T even_bias, T odd_bias, T inverse)                   \
+    {                                                                                                                       \
+        if (!biased) {                                                                                                      \
+            for (Py_ssize_t j = 0; j < 2 * n; j++) row[j] = row[j] * inverse;                                               \
+            return;                                                                                                         \
+        }                                                                                                                   \
+        for (Py_ssize_t j = 0; j < n; j++) {                                                                                \
+            row[2 * j] = FLOOR((row[2 * j] + even_bias) * inverse);                                                         \
+            row[2 * j + 1] = FLOOR((row[2 * j + 1] + odd_bias) * inverse);                                                  \
+        }                                                                                                                   \
+    }                                                                                                                       \
     /* _triangle down the columns for input row i of n: the output rows 2i and 2i+1 */                                     \
     static void triangle_column_##SUFFIX(const T *row, const T *above, const T *below, T *even, T *odd, Py_ssize_t w)      \
     {                                                                                                                       \
@@ -106,21 +128,9 @@ bad:
             odd[j] = near + below[j];                                                                                       \
         }                                                                                                                   \
     }                                                                                                                       \
-    /* the last step: biases, 1/scale, floor (biased), or 1/scale (soft) */                                                 \
-    static void finish_##SUFFIX(T *row, Py_ssize_t w, int biased, T even_bias, T odd_bias, T inverse)                      \
-    {                                                                                                                       \
-        if (!biased) {                                                                                                      \
-            for (Py_ssize_t j = 0; j < w; j++) row[j] = row[j] * inverse;                                                   \
-            return;                                                                                                         \
-        }                                                                                                                   \
-        for (Py_ssize_t j = 0; j < w; j++) {                                                                                \
-            T bias = (j & 1) ? odd_bias : even_bias;                                                                        \
-            row[j] = FLOOR((row[j] + bias) * inverse);                                                                      \
-        }                                                                                                                   \
-    }                                                                                                                       \
     /* the window sums ((a + b) + c) + d, rows of the window in turn, then (sum + bias) / count, floored (libjpeg's      \
        biases: 1, 2 by column for h2v2, 0, 1 for h2v1, 1 for h1v2), or sum / count */                                      \
-    static int downsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,   \
+    HOT static int downsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,   \
                                    Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                      \
     {                                                                                                                       \
         const Py_ssize_t w = d->shape[2];                                                                                   \
@@ -144,13 +154,23 @@ bad:
                     } else {                                                                                                \
                         sum = top[j] + bottom[j];                                                                           \
                     }                                                                                                       \
-                    out[j] = biased ? FLOOR((sum + ((j & 1) ? odd_bias : even_bias)) / count) : sum / count;               \
+                    out[j] = sum;                                                                                           \
+                }                                                                                                           \
+                if (biased) { /* by pairs of columns: the biases alternate, no branch in the loop */                         \
+                    Py_ssize_t j = 0;                                                                                       \
+                    for (; j + 1 < w; j += 2) {                                                                             \
+                        out[j] = FLOOR((out[j] + even_bias) / count);                                                       \
+                        out[j + 1] = FLOOR((out[j + 1] + odd_bias) / count);                                                \
+                    }                                                                                                       \
+                    if (j < w) out[j] = FLOOR((out[j] + even_bias) / count);                                                \
+                } else {                                                                                                    \
+                    for (Py_ssize_t j = 0; j < w; j++) out[j] = out[j] / count;                                             \
                 }                                                                                                           \
             }                                                                                                               \
         }                                                                                                                   \
         return 0;                                                                                                           \
     }                                                                                                                       \
-    static int upsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,     \
+    HOT static int upsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,     \
                                  Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                        \
     {                                                                                                                       \
         const Py_ssize_t h = s->shape[1], w = s->shape[2];                                                                  \
@@ -175,12 +195,12 @@ bad:
                     for (int k = 0; k < 2; k++) {                                                                           \
                         T *out = y + (2 * i + k) * dr;                                                                      \
                         triangle_row_##SUFFIX(column + k * w, out, w);                                                      \
-                        finish_##SUFFIX(out, 2 * w, biased, even_bias, odd_bias, inverse);                                  \
+                        finish_row_##SUFFIX(out, w, biased, even_bias, odd_bias, inverse);                                  \
                     }                                                                                                       \
                 } else if (rx == 2) {                                                                                       \
                     T *out = y + i * dr;                                                                                    \
                     triangle_row_##SUFFIX(row, out, w);                                                                     \
-                    finish_##SUFFIX(out, 2 * w, biased, even_bias, odd_bias, inverse);                                      \
+                    finish_row_##SUFFIX(out, w, biased, even_bias, odd_bias, inverse);                                      \
                 } else {                                                                                                    \
                     T *even = y + 2 * i * dr, *odd = y + (2 * i + 1) * dr;                                                  \
                     triangle_column_##SUFFIX(row, above, below, even, odd, w);                                              \
@@ -189,8 +209,8 @@ bad:
                         for (Py_ssize_t j = 0; j < w; j++) even[j] = FLOOR((even[j] + even_bias) * inverse);                \
                         for (Py_ssize_t j = 0; j < w; j++) odd[j] = FLOOR((odd[j] + odd_bias) * inverse);                   \
                     } else {                                                                                                \
-                        finish_##SUFFIX(even, w, 0, 0, 0, inverse);                                                         \
-                        finish_##SUFFIX(odd, w, 0, 0, 0, inverse);                                                          \
+                        for (Py_ssize_t j = 0; j < w; j++) even[j] = even[j] * inverse;                                     \
+                        for (Py_ssize_t j = 0; j < w; j++) odd[j] = odd[j] * inverse;                                       \
                     }                                                                                                       \
                 }                                                                                                           \
             }                                                                                                               \
@@ -233,7 +253,7 @@ bad:
         const T *e = rows + (2 * i - top) * stride, *o = e + stride;                                                        \
         triangle_adjoint_rows_##SUFFIX(e, o, i + 1 < n ? o + stride : NULL, i > 0 ? e - stride : NULL, out, i, n, w);       \
     }                                                                                                                       \
-    static int upsample_adjoint_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, Py_ssize_t start,          \
+    HOT static int upsample_adjoint_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, Py_ssize_t start,          \
                                          Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                \
     {                                                                                                                       \
         const Py_ssize_t H = s->shape[1], h = d->shape[1], w = d->shape[2];                                                 \
@@ -268,7 +288,7 @@ bad:
         free(rows);                                                                                                         \
         return 0;                                                                                                           \
     }                                                                                                                       \
-    static int downsample_adjoint_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, Py_ssize_t start,        \
+    HOT static int downsample_adjoint_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, Py_ssize_t start,        \
                                            Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                              \
     {                                                                                                                       \
         const Py_ssize_t w = s->shape[2];                                                                                   \
