@@ -520,7 +520,7 @@ def clamp_ste(
 
     Without a gradient to record, on the CPU, the steps run as one pass
     (:func:`diffjpeg.native.round_clamp`), with the tensor operations' values."""
-    if x.requires_grad:  # (the compiler fuses the steps itself: no in-place Function for it to trace)
+    if x.requires_grad and torch.is_grad_enabled():  # (the compiler fuses the steps itself: no in-place Function for it to trace)
         x, inplace = _affine(x, scale, shift, inplace)
         return _RoundClamp.apply(x, rounded, lo, hi, inplace and not torch.compiler.is_compiling())
     from . import native  # here: native's modules import this one
