@@ -478,6 +478,15 @@ def _planes_of(t: Tensor) -> Tensor | None:
         return None
 
 
+def _written(t: Tensor) -> None:
+    """Bump the version counter of a caller's tensor the loops wrote into
+    (through numpy, which autograd does not see): an in-place tensor
+    operation would, so a backward that saved it still notices."""
+    increment = getattr(torch.autograd.graph, "increment_version", None)  # torch >= 2.1
+    if increment is not None:
+        increment(t)
+
+
 def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_factor: int, v_factor: int, *flags) -> Tensor | None:
     """The kernel's ``name`` from ``src`` into ``out`` (a new ``shape`` tensor
     if ``None``), or ``None`` where it does not apply. The threads share the
@@ -485,6 +494,7 @@ def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_f
     image), the rows of each."""
     if _sampling_kernel is None or not _usable(src) or src.dtype not in (torch.float32, torch.float64) or src.requires_grad and torch.is_grad_enabled():
         return None
+    given = out is not None
     if out is None:
         out = src.new_empty(shape)
     elif out.dtype != src.dtype or out.device != src.device or out.shape != shape or out.requires_grad:
@@ -500,6 +510,8 @@ def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_f
             _run(lambda start, stop: function(a, b, h_factor, v_factor, *flags, start, stop, 0, rows), planes)
         else:
             _run(lambda first, last: function(a, b, h_factor, v_factor, *flags, 0, planes, first, last), rows)
+        if given:
+            _written(out)
     return out
 
 
@@ -564,6 +576,7 @@ def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | N
         return None
     if x.requires_grad and torch.is_grad_enabled():
         return None
+    given = out is not None
     if out is None:
         out = torch.empty_like(x, memory_format=torch.contiguous_format)
     elif out.dtype != x.dtype or out.shape != x.shape or out.device != x.device or out.requires_grad and torch.is_grad_enabled():
@@ -580,6 +593,8 @@ def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | N
             call(a, b, scale, shift, bool(rounded), lo, hi, 0, a.shape[1])
         else:
             _run(lambda start, stop: call(a, b, scale, shift, bool(rounded), lo, hi, start, stop), a.shape[1])
+        if given:
+            _written(out)
     return out
 
 

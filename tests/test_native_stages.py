@@ -229,3 +229,17 @@ def test_the_rounding_loop_checks_its_buffers():
             _rounding.round_clamp(src, dst, None, None, True, lo, hi, start, stop)
     with pytest.raises(TypeError):
         _rounding.round_clamp(a, b, "255", None, True, 0.0, 1.0, 0, 5)
+
+
+def test_writes_into_a_given_tensor_bump_its_version():
+    """As an in-place tensor operation does: a backward that saved the tensor notices."""
+    x = torch.rand(1, 300, 300)
+    assert native.round_clamp(x, 0.0, 1.0, True, out=x) is not None and x._version == 1
+    out = torch.empty(1, 600, 600)
+    assert native.upsample(x, 2, 2, True, out) is out and out._version == 1
+    w = torch.rand(3, requires_grad=True)
+    saved = torch.rand(1, 300, 300)
+    y = (w[0] * saved).sum()  # the product saves `saved` for its backward
+    native.round_clamp(saved, 0.0, 1.0, True, out=saved)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.backward()
