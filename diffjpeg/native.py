@@ -467,7 +467,7 @@ def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
     return out if _decode_into(view, tuple(blocks), dtype, table_values, plan[1], plan[2], _color_steps(c.color_space)) else None
 
 
-# ------------------------------------------------------------ the real-valued sampling stages (_sampling.c)
+# ------------------------------------------------------------ the real-valued stages' loops (_sampling.c, _rounding.c)
 def _planes_of(t: Tensor) -> Tensor | None:
     """``t`` ``(..., h, w)`` as ``(N, h, w)`` without a copy, rows contiguous; ``None`` if it cannot be."""
     if t.dim() < 2 or t.stride(-1) != 1:
@@ -476,6 +476,33 @@ def _planes_of(t: Tensor) -> Tensor | None:
         return t.view(-1, *t.shape[-2:])
     except RuntimeError:  # lead dimensions not viewable as one
         return None
+
+
+def _rows_of(t: Tensor) -> Tensor | None:
+    """``t`` as ``(N, h w)`` rows without a copy (its planes, each contiguous); ``None`` if it cannot be."""
+    planes = _planes_of(t.unsqueeze(0) if t.dim() == 1 else t)
+    if planes is None or planes.shape[-2] > 1 and planes.stride(-2) != planes.shape[-1]:
+        return None
+    return planes.flatten(1)
+
+
+def _loop_views(kernel, src: Tensor, shape: tuple, out: Tensor | None, view) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Where a real-valued stage's loop applies (built and on, the CPU,
+    float32 or float64, no gradient to record), ``src`` and the output as
+    ``view`` gives them to the loop, and the output: ``out`` (of ``shape``
+    and ``src``'s dtype) or a new tensor, made only once the loop is sure
+    to run; ``None`` otherwise."""
+    if kernel is None or not _usable(src) or src.dtype not in (torch.float32, torch.float64) or src.requires_grad and torch.is_grad_enabled():
+        return None
+    source = view(src.detach())
+    if source is None:
+        return None
+    if out is None:
+        out = src.new_empty(shape)
+    elif out.dtype != src.dtype or out.device != src.device or out.shape != shape or out.requires_grad:
+        return None  # (written through numpy: never a tensor autograd tracks)
+    target = view(out.detach())
+    return None if target is None else (source, target, out)
 
 
 def _written(t: Tensor) -> None:
@@ -492,16 +519,10 @@ def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_f
     if ``None``), or ``None`` where it does not apply. The threads share the
     planes, or, where there are fewer planes than threads (a strip of a large
     image), the rows of each."""
-    if _sampling_kernel is None or not _usable(src) or src.dtype not in (torch.float32, torch.float64) or src.requires_grad and torch.is_grad_enabled():
+    views = _loop_views(_sampling_kernel, src, shape, out, _planes_of)
+    if views is None:
         return None
-    given = out is not None
-    if out is None:
-        out = src.new_empty(shape)
-    elif out.dtype != src.dtype or out.device != src.device or out.shape != shape or out.requires_grad:
-        return None
-    source, target = _planes_of(src.detach()), _planes_of(out)
-    if source is None or target is None:
-        return None
+    source, target, result = views
     if source.numel():
         a, b = source.numpy(), target.numpy()
         function = getattr(_sampling_kernel, name)
@@ -510,9 +531,9 @@ def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_f
             _run(lambda start, stop: function(a, b, h_factor, v_factor, *flags, start, stop, 0, rows), planes)
         else:
             _run(lambda first, last: function(a, b, h_factor, v_factor, *flags, 0, planes, first, last), rows)
-        if given:
+        if out is not None:
             _written(out)
-    return out
+    return result
 
 
 def downsample(plane: Tensor, h_factor: int, v_factor: int, biased: bool) -> Tensor | None:
@@ -572,18 +593,10 @@ def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | N
         >>> out is None and not available() or out.tolist() == [0.0, 128.0, 230.0]
         True
     """
-    if _rounding_kernel is None or not _usable(x) or x.dtype not in (torch.float32, torch.float64) or x.dim() == 0:
+    views = None if x.dim() == 0 else _loop_views(_rounding_kernel, x, x.shape, out, _rows_of)
+    if views is None:
         return None
-    if x.requires_grad and torch.is_grad_enabled():
-        return None
-    given = out is not None
-    if out is None:
-        out = torch.empty_like(x, memory_format=torch.contiguous_format)
-    elif out.dtype != x.dtype or out.shape != x.shape or out.device != x.device or out.requires_grad and torch.is_grad_enabled():
-        return None
-    source, target = _rows_of(x.detach()), _rows_of(out.detach())
-    if source is None or target is None:
-        return None
+    source, target, result = views
     if x.numel():
         a, b = source.numpy(), target.numpy()
         scale = None if scale is None else float(scale)
@@ -593,21 +606,9 @@ def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | N
             call(a, b, scale, shift, bool(rounded), lo, hi, 0, a.shape[1])
         else:
             _run(lambda start, stop: call(a, b, scale, shift, bool(rounded), lo, hi, start, stop), a.shape[1])
-        if given:
+        if out is not None:
             _written(out)
-    return out
-
-
-def _rows_of(t: Tensor) -> Tensor | None:
-    """``t`` as ``(N, h w)`` rows without a copy (its planes, each contiguous); ``None`` if it cannot be."""
-    if t.dim() == 1:
-        t = t.unsqueeze(0)
-    if t.stride(-1) != 1 or t.shape[-2] > 1 and t.stride(-2) != t.shape[-1]:
-        return None
-    try:
-        return t.view(-1, t.shape[-2] * t.shape[-1])
-    except RuntimeError:
-        return None
+    return result
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]
