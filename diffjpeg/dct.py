@@ -39,12 +39,12 @@ forms rely on:
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 
 import torch
 from torch import Tensor, nn
 
 from .check import Mode, check_mode
+from .precision import cached_constant
 from .rounding import clamp_ste, exact_value
 
 CONST_BITS = 13
@@ -126,14 +126,9 @@ def _orthonormal() -> list[list[float]]:
     ]
 
 
+@cached_constant
 def _matrices(kind: str, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """A transform matrix, cached per kind, dtype and device (built afresh under torch.compile)."""
-    if torch.compiler.is_compiling():
-        return _build_matrix(kind, dtype, device)
-    return _cached_matrix(kind, dtype, device)
-
-
-def _build_matrix(kind: str, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """A transform matrix, shared by every call (:func:`diffjpeg.precision.cached_constant`)."""
     # built in Python doubles and rounded once to dtype: no float64 tensor
     # for float32 callers
     if kind in ("orthonormal_2d", "orthonormal_2d_inverse"):
@@ -149,12 +144,10 @@ def _build_matrix(kind: str, dtype: torch.dtype, device: torch.device) -> Tensor
     return torch.tensor(islow_matrix(kind == "islow_inverse"), dtype=dtype, device=device)
 
 
-_cached_matrix = lru_cache(maxsize=None)(_build_matrix)
-
-
 def dct_matrix(dtype=torch.float32, device=None) -> Tensor:
-    """The orthonormal 8-point DCT-II matrix ``C`` (``F = C x C^T``), cached per device and dtype."""
-    return _matrices("orthonormal", dtype, torch.device(device or "cpu"))
+    """The orthonormal 8-point DCT-II matrix ``C`` (``F = C x C^T``): a new
+    tensor, which the caller may change (the codec's own is cached)."""
+    return _matrices("orthonormal", dtype, torch.device(device or "cpu")).clone()
 
 
 def _separable(x: Tensor, kind: str) -> Tensor:

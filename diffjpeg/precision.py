@@ -1,4 +1,4 @@
-"""Dtypes and autocast: what the stages compute in, whatever the caller's tensors say.
+"""Dtypes, autocast and inference mode: what the stages compute in, whatever the caller's tensors and modes say.
 
 The codec's results must not depend on the input's dtype, on autocast or on
 the device. Facts the rest of the package relies on:
@@ -26,10 +26,18 @@ the device. Facts the rest of the package relies on:
   last place off for 126 of the 256 levels in float32 (seen on an H200,
   torch 2.11: the CPU and CUDA outputs of one image differed in 40-50% of
   their pixels, by one unit).
+* Constant tensors (transform matrices, index and level tables) are built
+  once per dtype and device (:func:`cached_constant`), outside inference
+  mode: a table first made under ``torch.inference_mode()`` would be an
+  inference tensor, which autograd refuses to save, so every later call
+  that trains through it (a learned color matrix, the differentiable rate)
+  would fail.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -55,16 +63,50 @@ def full_precision(device: torch.device):
     return torch.autocast(device.type, enabled=False)
 
 
+def cached_constant(build: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``build`` (a function of hashable arguments such as a dtype and a
+    device, returning a tensor of constants) cached per arguments, and built
+    outside inference mode (module docstring); built afresh while
+    ``torch.compile`` traces, where the tensor becomes part of the graph.
+    Callers must not write into the tensor: every later call shares it.
+
+    Example:
+        >>> ramp = cached_constant(lambda n: torch.arange(n))
+        >>> with torch.inference_mode():
+        ...     t = ramp(3)
+        >>> t.is_inference(), ramp(3) is t
+        (False, True)
+    """
+
+    @functools.lru_cache(maxsize=None)
+    def cached(*key) -> Tensor:
+        with torch.inference_mode(False):
+            return build(*key)
+
+    @functools.wraps(build)
+    def get(*key) -> Tensor:
+        if torch.compiler.is_compiling():
+            return build(*key)
+        return cached(*key)
+
+    return get
+
+
+@cached_constant
+def _level_table(dtype: torch.dtype, device: torch.device) -> Tensor:
+    return torch.arange(256, dtype=dtype).div_(255.0).to(device)  # divided on the CPU: IEEE division
+
+
 def levels_to_unit(samples: Tensor, dtype: torch.dtype) -> Tensor:
     """The 8-bit levels ``samples`` (an integer tensor, values 0..255) as
     ``k / 255`` in the float ``dtype``, correctly rounded, the same bits on
     every device: a 256-entry table divided on the CPU (IEEE division) and
-    gathered where ``samples`` are.
+    gathered where ``samples`` are (the table cached per dtype and device).
 
     Example:
         >>> k = torch.tensor([0, 1, 128, 255], dtype=torch.int32)
         >>> torch.equal(levels_to_unit(k, torch.float32), k.float() / 255)
         True
     """
-    table = torch.arange(256, dtype=dtype).div_(255.0).to(samples.device)
+    table = _level_table(dtype, samples.device)
     return table.index_select(0, samples.reshape(-1)).reshape(samples.shape)

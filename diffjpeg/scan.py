@@ -18,10 +18,10 @@ by the entropy coder (:mod:`diffjpeg.huffman`), the rate
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import torch
 from torch import Tensor
+
+from .precision import cached_constant
 
 # natural (row-major) index of the k-th coefficient in zigzag order
 ZIGZAG = (
@@ -32,9 +32,10 @@ ZIGZAG = (
 )  # fmt: skip
 
 
-@lru_cache(maxsize=None)
+@cached_constant
 def zigzag_index(device: torch.device) -> Tensor:
-    """:data:`ZIGZAG` as a tensor on ``device``: ``blocks.flatten(-2)[..., zigzag_index(d)]``."""
+    """:data:`ZIGZAG` as a tensor on ``device``: ``blocks.flatten(-2)[..., zigzag_index(d)]``
+    (shared by every call: :func:`diffjpeg.precision.cached_constant`)."""
     return torch.tensor(ZIGZAG, device=device)
 
 

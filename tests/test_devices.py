@@ -334,3 +334,48 @@ def test_codec_from_many_threads_equals_one_thread():
     for i in range(8):
         for got in results[i]:
             assert all(torch.equal(a, b) for a, b in zip(got, expected[i]))
+
+
+# ---------------------------------------------------------------- inference mode
+AFTER_INFERENCE = """
+import torch, diffjpeg
+from diffjpeg.color import RGBToYCbCr
+from diffjpeg.dct import FDCT, IDCT
+x = torch.rand(2, 3, 24, 40, generator=torch.Generator().manual_seed(0))
+layers = {m: diffjpeg.DiffJPEG(quality=60, mode=m, learnable=True) for m in ("exact", "float", "soft")}
+losses = diffjpeg.losses.RateDistortionLoss()
+def run(mode):
+    yield diffjpeg.jpeg(x.clone().requires_grad_(), 50, mode=mode)
+    yield diffjpeg.jpeg(x, torch.tensor([40.0, 70.0], requires_grad=True), mode=mode)
+    yield diffjpeg.jpeg(x, 50, mode=mode, rgb_to_ycbcr=diffjpeg.color.rgb_to_ycbcr_matrix().requires_grad_())
+    yield diffjpeg.jpeg(x, 50, mode=mode, ycbcr_to_rgb=diffjpeg.color.ycbcr_to_rgb_matrix().requires_grad_())
+    yield layers[mode](x)
+    yield diffjpeg.rate(diffjpeg.encode(x.clone().requires_grad_(), 50, mode=mode))
+    c = diffjpeg.encode(x.clone().requires_grad_(), 50, mode=mode)
+    yield losses(diffjpeg.decode(c, mode=mode), x, c).loss
+    yield IDCT()(FDCT()(RGBToYCbCr()(x * 255).requires_grad_()))
+with torch.inference_mode():  # the first calls of the process: every cache filled here
+    for mode in layers:
+        for out in run(mode):
+            pass
+for mode in layers:
+    for i, out in enumerate(run(mode)):
+        params = [p for p in layers[mode].parameters()] if i == 4 else []
+        leaves = [t for t in params if t.grad is None]
+        out.float().sum().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in leaves), (mode, i)
+        print(mode, i, "ok")
+"""
+
+
+def test_training_after_inference_mode_first_calls():
+    """Constants the codec caches (transform matrices, the zigzag index,
+    level tables) are not inference tensors when the process's first calls
+    ran under ``torch.inference_mode()``: autograd would refuse to save them
+    (a learned color matrix, the rate). A fresh process, so the caches start empty."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", AFTER_INFERENCE], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.stdout.split("\n").count("exact 0 ok") == 1 and len(run.stdout.split()) == 3 * 3 * 8, run.stdout

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffjpeg.dct import dequantized_integers, fdct, fdct_islow, idct, idct_islow, wrap_int16
+from diffjpeg.dct import dct_matrix, dequantized_integers, fdct, fdct_islow, idct, idct_islow, wrap_int16
 
 CONST_BITS, PASS1_BITS = 13, 2
 FIX_0_298631336, FIX_0_390180644, FIX_0_541196100, FIX_0_765366865 = 2446, 3196, 4433, 6270
@@ -412,3 +412,12 @@ def test_fdct_of_a_strided_view_is_that_of_its_copy(mode):
     (b * weights).sum().backward()
     assert not view.is_contiguous() and torch.equal(a, b)
     assert torch.equal(plane.grad.reshape(2, 3, 8, 5, 8).transpose(-3, -2), copy.grad)
+
+
+def test_dct_matrix_is_the_callers_own():
+    """Writing into the returned matrix leaves the cached one, which later calls return, alone."""
+    m = dct_matrix()
+    kept = m.clone()
+    m.zero_()
+    again = dct_matrix()
+    assert again is not m and torch.equal(again, kept) and torch.allclose(again @ again.T, torch.eye(8), atol=1e-6)
