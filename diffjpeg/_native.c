@@ -228,24 +228,32 @@ HOT static void invert_samples(uint8_t *restrict p, size_t count)
 
 /* ------------------------------------------------------------ 8-bit samples */
 /* codec.encode: round(clamp(x * 255, 0, 255)), half to even, in x's dtype
- * (rint rounds half to even in the default rounding mode, which Python keeps). */
-HOT static void samples_from_image(const void *image, int kind, size_t offset, size_t count, uint8_t *restrict out)
-{
-    if (kind == KIND_U8) {
-        memcpy(out, (const uint8_t *)image + offset, count);
-    } else if (kind == KIND_F32) {
-        const float *restrict x = (const float *)image + offset;
-        for (size_t i = 0; i < count; i++) {
-            float v = rintf(x[i] * 255.0f);
-            out[i] = (uint8_t)(int32_t)(v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v);
-        }
-    } else {
-        const double *restrict x = (const double *)image + offset;
-        for (size_t i = 0; i < count; i++) {
-            double v = rint(x[i] * 255.0);
-            out[i] = (uint8_t)(int32_t)(v < 0.0 ? 0.0 : v > 255.0 ? 255.0 : v);
-        }
+ * (rint rounds half to even in the default rounding mode, which Python keeps).
+ * The clamp's comparisons send a NaN to 0 (no float-to-int conversion of a
+ * NaN, which C leaves undefined); such an image is refused anyway: the
+ * function also says whether every value lies in [lo, hi] (check.py's
+ * range; NaN lies nowhere), from the same read, so
+ * the codec's range check costs no pass of its own. */
+#define SAMPLES_LOOP(T, RINT)                                                          \
+    {                                                                                  \
+        const T *restrict x = (const T *)image + offset;                               \
+        const T low = (T)lo, high = (T)hi;                                             \
+        for (size_t i = 0; i < count; i++) {                                           \
+            T u = x[i], v = RINT(u * (T)255);                                          \
+            inside &= (u >= low) & (u <= high);                                        \
+            out[i] = (uint8_t)(int32_t)(v >= (T)0 ? (v <= (T)255 ? v : (T)255) : (T)0); \
+        }                                                                              \
     }
+HOT static int samples_from_image(const void *image, int kind, size_t offset, size_t count, uint8_t *restrict out, double lo, double hi)
+{
+    int inside = 1;
+    if (kind == KIND_U8)
+        memcpy(out, (const uint8_t *)image + offset, count);
+    else if (kind == KIND_F32)
+        SAMPLES_LOOP(float, rintf)
+    else
+        SAMPLES_LOOP(double, rint)
+    return inside;
 }
 
 /* ------------------------------------------------------------ sampling.py, blocks.py */
@@ -765,7 +773,7 @@ typedef struct {
 
 /* A call's keyword arguments (see native_encode), borrowed. */
 typedef struct {
-    PyObject *image, *blocks, *dct, *constants, *tables, *geometry, *items;
+    PyObject *image, *blocks, *dct, *constants, *tables, *geometry, *items, *within;
     int image_kind, blocks_kind, n, h, w;
     Py_ssize_t plane_stride;
     int convert, invert;  /* decode only */
@@ -792,6 +800,8 @@ typedef struct {
     const int32_t *items;         /* (n_items, ITEM_COLUMNS) */
     Py_ssize_t n_items;
     int with_dct;
+    int check;                    /* encode: float samples are checked against [within_lo, within_hi] */
+    double within_lo, within_hi;
     int convert;                  /* decode: YCbCr to RGB on the first three channels */
     int invert;                   /* decode: bit c set: channel c becomes 255 - x (after convert) */
     Buffer image, tables_buf, items_buf, block_bufs[MAX_CHANNELS], dct_bufs[MAX_CHANNELS];
@@ -851,7 +861,7 @@ static void release_job(Job *job)
 static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Arguments *a, Job *job)
 {
     static char *encode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "dct", "count", "height", "width",
-                                      "constants", "tables", "geometry", "items", "plane_stride", NULL};
+                                      "constants", "tables", "geometry", "items", "plane_stride", "within", NULL};
     static char *decode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "count", "height", "width",
                                       "constants", "tables", "geometry", "items", "convert", "invert", "plane_stride", NULL};
     const char *name = direction == ENCODE ? "encode" : "decode";
@@ -859,11 +869,11 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     Py_ssize_t expected = 0;
     while (keywords[expected]) expected++;
     memset(a, 0, sizeof *a);
-    a->dct = Py_None;
+    a->dct = Py_None, a->within = Py_None;
     int parsed = direction == ENCODE
-        ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOOn:encode", keywords, &a->image, &a->image_kind,
+        ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOOnO:encode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->dct, &a->n, &a->h, &a->w, &a->constants,
-                                      &a->tables, &a->geometry, &a->items, &a->plane_stride)
+                                      &a->tables, &a->geometry, &a->items, &a->plane_stride, &a->within)
         : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOOiin:decode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->n, &a->h, &a->w, &a->constants, &a->tables,
                                       &a->geometry, &a->items, &a->convert, &a->invert, &a->plane_stride);
@@ -889,6 +899,18 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     job->convert = a->convert, job->invert = a->invert;
     job->n = a->n, job->h = a->h, job->w = a->w, job->image_kind = a->image_kind, job->blocks_kind = a->blocks_kind;
     job->plane_stride = a->plane_stride;
+    job->check = a->within != Py_None, job->within_lo = -INFINITY, job->within_hi = INFINITY;
+    if (job->check) {
+        if (!PyTuple_Check(a->within)) {
+            PyErr_Format(PyExc_TypeError, "%s: within must be None or a (lo, hi) tuple", name);
+            return -1;
+        }
+        if (!PyArg_ParseTuple(a->within, "dd", &job->within_lo, &job->within_hi)) return -1;
+        if (!(job->within_lo <= job->within_hi)) {
+            PyErr_Format(PyExc_ValueError, "%s: bad arguments", name);
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -1063,15 +1085,17 @@ static void encode_blocks(const Job *job, int c, int i, int b0, int b1, const ui
  * [m0 v, m1 v) with v = v_max / its scale v, its grid rows times its scale v
  * start at y0, and rows past y1 only occur in the last strip, where they are
  * clamped to h - 1 < y1. */
-static void encode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
+static int encode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
 {
     int channels = job->channels, h = job->h, w = job->w, y0 = m0 * job->mcu_h;
     int rows = mini(m1 * job->mcu_h, h) - y0;
     size_t count = (size_t)rows * w, pixels = (size_t)job->plane_stride;
     uint8_t *planes = s->planes, *rgb = s->rgb;
+    int inside = 1;
     for (int ch = 0; ch < channels; ch++)
-        samples_from_image(job->image.view.buf, job->image_kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w,
-                           count, (channels == 3 ? rgb : planes) + ch * count);
+        inside &= samples_from_image(job->image.view.buf, job->image_kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w,
+                                     count, (channels == 3 ? rgb : planes) + ch * count, job->within_lo, job->within_hi);
+    if (job->check && !inside) return 0;  /* refused by the caller: no use encoding it */
     if (channels == 3)
         rgb_to_ycbcr(rgb, count, job->k.color_fix, job->k.color_add, planes, planes + count, planes + 2 * count);
     for (int c = 0; c < channels; c++) {
@@ -1081,6 +1105,7 @@ static void encode_strip(const Job *job, int i, int m0, int m1, const Scratch *s
         downsample_to_grid(planes + c * count, y0, rows, h, w, g, b0 * 8, b1 * 8, s->grid);
         encode_blocks(job, c, i, b0, b1, s->grid);
     }
+    return 1;
 }
 
 /* ------------------------------------------------------------ decode */
@@ -1157,8 +1182,7 @@ static int run_strips(const Job *job, const Scratch *s)
     for (Py_ssize_t t = 0; t < job->n_items; t++) {
         const int32_t *it = job->items + ITEM_COLUMNS * t;
         int i = it[ITEM_IMAGE], m0 = it[ITEM_FIRST_MCU_ROW], m1 = it[ITEM_END_MCU_ROW];
-        if (job->direction == ENCODE) encode_strip(job, i, m0, m1, s);
-        else if (!decode_strip(job, i, m0, m1, s)) return 0;
+        if (!(job->direction == ENCODE ? encode_strip(job, i, m0, m1, s) : decode_strip(job, i, m0, m1, s))) return 0;
     }
     return 1;
 }
@@ -1217,7 +1241,7 @@ done:
 }
 
 /* encode(*, image, image_kind, blocks, blocks_kind, dct, count, height, width, constants, tables, geometry, items,
- *        plane_stride)
+ *        plane_stride, within)
  *   image: (count, channels, height, width), uint8 / float32 / float64 (image_kind);
  *     its planes plane_stride samples apart (height * width, or more: the
  *     rows of a taller image, read in place), from the buffer's start
@@ -1229,12 +1253,15 @@ done:
  *   tables: int32 (count, channels, 64): each component's table, entries in 1..255
  *   geometry: int32 (channels, GEO_COLUMNS)
  *   items: int32 (k, ITEM_COLUMNS): the strips to encode (see check_items)
+ *   within: None, or (lo, hi): float samples are checked against [lo, hi]
+ * Returns False, having stopped early, if a float sample is outside `within`
+ * or NaN (the caller then reports the image's range), else True.
  */
 static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     (void)self;
-    if (run_call(args, kwargs, ENCODE) < 0) return NULL;
-    Py_RETURN_NONE;
+    int ok = run_call(args, kwargs, ENCODE);
+    return ok < 0 ? NULL : PyBool_FromLong(ok);
 }
 
 /* decode(*, image, image_kind, blocks, blocks_kind, count, height, width, constants, tables, geometry, items,

@@ -20,7 +20,10 @@ Decisions, and why:
   loop while every result after it is wrong. The check shares the one
   read-back (minimum and maximum) of the NaN/Inf check, so it costs no
   extra device sync, and like it is skipped while ``torch.compile`` traces
-  (no graph break). Whoever does want values far outside clipped with an identity
+  (no graph break). Where a compiled first pass reads the image anyway (the
+  exact kernel, float's scaling loop), it checks the range as it reads, and
+  only an image it refuses is read again, for the message
+  (:func:`check_image_values`). Whoever does want values far outside clipped with an identity
   gradient can do it explicitly: ``x - (x - x.clamp(0, 1)).detach()``.
 * Numbers are Python's or numpy's (``numbers.Real``), or one-element tensors
   where a tensor is allowed; ``bool`` is refused (``True`` as a quality is a
@@ -167,11 +170,13 @@ def _conversion_hint(value) -> str:
     return ""
 
 
-def check_image(image, name: str = "image") -> tuple[torch.Size, int, int, int]:
+def check_image(image, name: str = "image", values: bool = True) -> tuple[torch.Size, int, int, int]:
     """An image ``(..., C, H, W)``, C = 1 or 3, not empty, uint8 or float
     with finite values in :data:`FLOAT_IMAGE_RANGE` (module docstring);
     returns ``(batch shape, C, H, W)``. ``TypeError`` with a hint for
-    PIL images, numpy arrays, lists and numbers.
+    PIL images, numpy arrays, lists and numbers. ``values=False`` leaves
+    the values to :func:`check_image_values`, for a caller whose first pass
+    over the image checks them as it reads them (the compiled encoder).
 
     Example:
         >>> check_image(torch.rand(2, 3, 8, 16))
@@ -188,20 +193,36 @@ def check_image(image, name: str = "image") -> tuple[torch.Size, int, int, int]:
         raise ValueError(f"{name} is empty: shape {tuple(image.shape)}")
     if image.dtype != torch.uint8 and not image.is_floating_point():
         raise TypeError(f"{name} must be float in [0, 1] or uint8, got dtype {image.dtype}")
-    if image.is_floating_point() and checking_values():
-        # one read-back for both checks: min and max propagate NaN (autocast off: stack of half tensors under it fails)
-        with full_precision(image.device):
-            lo, hi = torch.stack(extremes(image.detach())).tolist()
-        if not (math.isfinite(lo) and math.isfinite(hi)):
-            raise ValueError(f"{name} contains NaN or Inf")
-        low, high = FLOAT_IMAGE_RANGE
-        if lo < low or hi > high:
-            scale = "; for a [0, 255] image divide by 255 or pass uint8" if hi > high and lo >= 0 else ""
-            raise ValueError(
-                f"{name} is float with values in [{lo:g}, {hi:g}]; float images must lie in [0, 1] (values within "
-                f"[{low:g}, {high:g}] are clipped){scale}"
-            )
+    if values:
+        check_image_values(image, name)
     return torch.Size(batch), channels, height, width
+
+
+def check_image_values(image: Tensor, name: str = "image") -> None:
+    """``ValueError`` naming ``name`` if float ``image`` (shape and dtype
+    checked by :func:`check_image`) holds NaN or Inf, or values outside
+    :data:`FLOAT_IMAGE_RANGE`; nothing for uint8, or while ``torch.compile`` traces.
+
+    Example:
+        >>> check_image_values(torch.full((1, 8, 8), 255.0))
+        Traceback (most recent call last):
+          ...
+        ValueError: image is float with values in [255, 255]; float images must lie in [0, 1] (values within [-1, 2] are clipped); for a [0, 255] image divide by 255 or pass uint8
+    """
+    if not image.is_floating_point() or not checking_values():
+        return
+    # one read-back for both checks: min and max propagate NaN (autocast off: stack of half tensors under it fails)
+    with full_precision(image.device):
+        lo, hi = torch.stack(extremes(image.detach())).tolist()
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        raise ValueError(f"{name} contains NaN or Inf")
+    low, high = FLOAT_IMAGE_RANGE
+    if lo < low or hi > high:
+        scale = "; for a [0, 255] image divide by 255 or pass uint8" if hi > high and lo >= 0 else ""
+        raise ValueError(
+            f"{name} is float with values in [{lo:g}, {hi:g}]; float images must lie in [0, 1] (values within "
+            f"[{low:g}, {high:g}] are clipped){scale}"
+        )
 
 
 def check_device(name: str, value, device: torch.device) -> None:

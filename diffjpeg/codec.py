@@ -32,7 +32,19 @@ from torch import Tensor, nn
 
 from . import color, native, smoothing, strips
 from .blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
-from .check import MODES, Mode, check_choice, check_device, check_finite, check_image, check_subsampling, checking_values, is_number
+from .check import (
+    FLOAT_IMAGE_RANGE,
+    MODES,
+    Mode,
+    check_choice,
+    check_device,
+    check_finite,
+    check_image,
+    check_image_values,
+    check_subsampling,
+    checking_values,
+    is_number,
+)
 from .coefficients import Coefficients
 from .dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
 from .deprecation import deprecated_alias, keyword_only
@@ -209,8 +221,9 @@ def encode(
 def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, window=None):
     """:func:`encode`: the arguments checked, then :func:`_encode` under full
     precision; ``window``: a strip's (:class:`diffjpeg.strips.Window`), whose
-    input gradient rows the backward writes itself."""
-    check_image(image)
+    input gradient rows the backward writes itself. The image's values are
+    checked in :func:`_encode`."""
+    check_image(image, values=False)
     check_choice("mode", mode, MODES)
     subsampling = check_subsampling(subsampling)
     rounding = as_rounding(rounding)
@@ -219,7 +232,11 @@ def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to
 
 
 def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work, window=None):
-    """:func:`encode` of a checked image, in ``work``, under full precision (``window`` as in :func:`_checked_encode`)."""
+    """:func:`encode` of an image whose shape and dtype are checked, in
+    ``work``, under full precision (``window`` as in :func:`_checked_encode`).
+    Its values are checked by the first compiled pass that reads them (the
+    exact kernel, float's and soft's scaling loop), one pass over the image
+    instead of two, or first (:func:`check_image_values`) where none runs."""
     *batch, channels, height, width = image.shape
     batch, device = torch.Size(batch), image.device
     count = math.prod(batch)
@@ -230,11 +247,17 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
         x = x.to(work)  # 8-bit levels first, in float32: round(x * 255) is then the level
     factors = subsampling_factors(subsampling, channels)
     geometries = [component_geometry((height, width), f, factors[0]) for f in factors]
+    # the image's values are checked by the first pass that reads them (the
+    # kernel, or the float stages' scaling loop) where one can, else here first
+    unchecked = image if x.is_floating_point() and checking_values() else None
     if mode == "exact":
         grad = needs_grad(image, tables, matrix)
+        values = None
         if native.encode_applies(x, matrix, tables):
-            values = native.encode(x, tables, geometries, work, dct=grad)
-        else:
+            within = None if unchecked is None else FLOAT_IMAGE_RANGE
+            values = native.encode(x, tables, geometries, work, dct=grad, within=within)
+        if values is None:  # reports what the kernel met outside the range, or checks for the tensor stages
+            check_image_values(image)
             values = _encode_integers(x, tables, geometries, matrix, work)
         if not grad:
             blocks = [b.reshape(batch + b.shape[1:]) for b in values[0]]
@@ -254,10 +277,10 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
             dct = values[1]
     elif needs_grad(x) and _EncoderGraph.applies(matrix):
         with torch.no_grad():  # the values; the backward is the adjoints'
-            dct = _dct_stages(x, geometries, matrix, mode, work)
+            dct = _dct_stages(x, geometries, matrix, mode, work, unchecked)
         dct = _EncoderGraph.apply(x, geometries, matrix, window, *dct)
     else:
-        dct = _dct_stages(x, geometries, matrix, mode, work)
+        dct = _dct_stages(x, geometries, matrix, mode, work, unchecked)
     blocks = []
     for ci, coefficients in enumerate(dct):
         table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
@@ -269,15 +292,25 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
     return _coefficients(blocks, tables, batch, factors, (height, width))
 
 
-def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: torch.dtype) -> list[Tensor]:
+def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: torch.dtype, unchecked: Tensor | None = None) -> list[Tensor]:
     """The real stages from ``x`` (``(B, C, H, W)``, uint8 or float in [0, 1])
     to each component's DCT blocks: float's or soft's; for exact, the 8-bit
-    samples, then the soft forms (the graph at the exact samples)."""
+    samples, then the soft forms (the graph at the exact samples).
+    ``unchecked``: the caller's image (``x`` before reshaping and casting),
+    whose values the first stage's compiled pass checks as it reads ``x``,
+    or :func:`check_image_values` before it."""
     stages = "soft" if mode == "exact" else mode
     if x.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        samples = clamp_ste(x, 0.0, 255.0, rounded=mode != "soft", scale=255.0)
+        rounded = mode != "soft"
+        samples = None
+        if unchecked is not None:  # clamp_ste's own loop where it applies (no graph to record), checking as it reads
+            samples = native.round_clamp(x, 0.0, 255.0, rounded, scale=255.0, within=FLOAT_IMAGE_RANGE)
+            if samples is None:
+                check_image_values(unchecked)
+        if samples is None:
+            samples = clamp_ste(x, 0.0, 255.0, rounded=rounded, scale=255.0)
     planes = color.rgb_to_ycbcr(samples, matrix, stages) if x.shape[1] == 3 else samples
     dct = []
     # unbind, not planes[:, ci]: one backward stack instead of three zero-filled full-size gradients summed

@@ -51,6 +51,11 @@ gradient to record, and run their tensor operations elsewhere. The same
 switch turns them off. They gain most on one thread: with more, torch's
 own threads, idle between operations, spin for a while on the cores that
 the loops' threads then share.
+
+The kernel's encoder and the scaling loop also check the image's range as
+they read it (``within``): the codec's range check then costs no pass of
+its own (and no torch operation whose threads would spin beside the
+kernel's), and only an image outside the range is read again, for the message.
 """
 from __future__ import annotations
 
@@ -260,7 +265,10 @@ def encode_applies(image: Tensor, matrix, tables: Tensor) -> bool:
     return bool(torch.equal(t, torch.round(t)) and t.min() >= 1 and t.max() <= 255)
 
 
-def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], out_dtype: torch.dtype, dct: bool = False):
+def encode(
+    image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], out_dtype: torch.dtype, dct: bool = False,
+    within: tuple[float, float] | None = None,
+):
     """Quantized blocks of each component, as the exact tensor stages give them.
 
     Args:
@@ -271,10 +279,14 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
         dct: also return the DCT coefficients before quantization
             (:func:`diffjpeg.dct.fdct`'s exact values), which the quantizer's
             gradient is evaluated at.
+        within: ``(lo, hi)``: a float image's values are checked against
+            ``[lo, hi]`` as the kernel reads them (the codec's range check,
+            :func:`diffjpeg.check.check_image_values`, without a pass of its own).
 
     Returns:
         ``([(B, rows, cols, 8, 8)] per component, same or None)``, ``out_dtype``.
-        Gradients are not tracked (values only).
+        Gradients are not tracked (values only). ``None`` if a value is NaN
+        or outside ``within``: the caller reports the image.
     """
     count, channels, height, width = image.shape
     samples, plane_stride = _planes(image.detach())
@@ -288,14 +300,13 @@ def encode(image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], o
         dct=tuple(o.numpy() for o in coefficients) if dct else None,
         count=count, height=height, width=width, constants=_constants(False),
         tables=np.ascontiguousarray(tables.detach().to(torch.int32).reshape(count, 2, 64).numpy()[:, luma_chroma]),
-        geometry=_geometry(geometries),
+        geometry=_geometry(geometries), within=None if within is None else (float(within[0]), float(within[1])),
     )
 
-    def task(start: int, stop: int) -> None:
-        _kernel.encode(items=items[start:stop], **call)
+    def task(start: int, stop: int) -> bool:
+        return _kernel.encode(items=items[start:stop], **call)
 
-    _run(task, len(items))
-    return outputs, coefficients
+    return (outputs, coefficients) if all(_run(task, len(items))) else None
 
 
 def _planes(image: Tensor) -> tuple[np.ndarray, int]:
@@ -580,7 +591,10 @@ def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, out: Tensor |
     return _sampling_call("downsample_adjoint", grad, shape, out, h_factor, v_factor)
 
 
-def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | None = None, shift: float | None = None, out: Tensor | None = None) -> Tensor | None:
+def round_clamp(
+    x: Tensor, lo: float, hi: float, rounded: bool, scale: float | None = None, shift: float | None = None, out: Tensor | None = None,
+    within: tuple[float, float] | None = None,
+) -> Tensor | None:
     """``clamp(round(x * scale + shift), lo, hi)`` (each step only where
     given) as :func:`diffjpeg.rounding.clamp_ste`'s tensor operations give
     it, in one pass, into ``out`` (``x`` itself for in place, or a new
@@ -588,11 +602,19 @@ def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | N
     built or turned off, not on the CPU, not float32 or float64, a plane
     (the last two dimensions) not contiguous, or a gradient to record.
 
+    ``within``: ``(low, high)``, ends exact in ``x``'s dtype: the pass also
+    checks that every value of ``x`` lies in ``[low, high]`` (the codec's
+    range check of its input, without a pass of its own), and returns
+    ``None`` if one does not or is NaN, having written a new tensor that is
+    dropped (not with ``out``: the caller's tensor would be half written).
+
     Example:
         >>> out = round_clamp(torch.tensor([-0.2, 0.5, 0.9]), 0.0, 255.0, True, scale=255.0)
         >>> out is None and not available() or out.tolist() == [0.0, 128.0, 230.0]
         True
     """
+    if within is not None and out is not None:
+        raise ValueError("round_clamp: within checks a new tensor's input; out must be None with it")
     views = None if x.dim() == 0 else _loop_views(_rounding_kernel, x, x.shape, out, _rows_of)
     if views is None:
         return None
@@ -601,13 +623,16 @@ def round_clamp(x: Tensor, lo: float, hi: float, rounded: bool, scale: float | N
         a, b = source.numpy(), target.numpy()
         scale = None if scale is None else float(scale)
         shift = None if shift is None else float(shift)
+        check = None if within is None else (float(within[0]), float(within[1]))
         call = _rounding_kernel.round_clamp
         if a.size < 1 << 16:  # not worth a thread
-            call(a, b, scale, shift, bool(rounded), lo, hi, 0, a.shape[1])
+            inside = [call(a, b, scale, shift, bool(rounded), lo, hi, 0, a.shape[1], check)]
         else:
-            _run(lambda start, stop: call(a, b, scale, shift, bool(rounded), lo, hi, start, stop), a.shape[1])
+            inside = _run(lambda start, stop: call(a, b, scale, shift, bool(rounded), lo, hi, start, stop, check), a.shape[1])
         if out is not None:
             _written(out)
+        if check is not None and not all(inside):
+            return None
     return result
 
 

@@ -458,6 +458,38 @@ def test_concurrent_callers_get_their_own_results(set_threads):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_range_check_read_by_the_kernel_equals_the_tensor_check(dtype, mode, set_threads):
+    """The compiled first pass (the kernel; float's and soft's scaling loop)
+    checks the image's values as it reads them (the range check's own pass
+    is saved); wherever a bad value lies (any image, channel, strip and
+    thread's share), the same ValueError as the tensor path's, with or
+    without a gradient; the range's own ends are accepted."""
+    set_threads(3)
+    low, high = diffjpeg.check.FLOAT_IMAGE_RANGE
+    base = image((3, 3, 83, 29), dtype, seed=31)
+    spots = [(0, 0, 0, 0), (2, 2, 82, 28), (1, 1, 40, 13), (2, 0, 70, 3), (0, 2, 17, 27)]
+    def beyond(end, direction):  # the next value of dtype past the range's end
+        return torch.nextafter(torch.tensor(end, dtype=dtype), torch.tensor(direction, dtype=dtype)).item()
+
+    outside = [float("nan"), float("inf"), -float("inf"), beyond(high, 3.0), beyond(low, -3.0), 255.0, -1.5]
+    for value in outside:
+        for spot in spots:
+            x = base.clone()
+            x[spot] = value
+            for grad in (False, True):
+                errors = []
+                for on in (True, False):
+                    with native.enabled(on), pytest.raises(ValueError) as error:
+                        diffjpeg.jpeg(x.clone().requires_grad_(grad), quality=50, mode=mode)
+                    errors.append(str(error.value))
+                assert errors[0] == errors[1], (value, spot, grad)
+    x = base.clone()
+    x[0, 0, 0, 0], x[2, 2, 82, 28] = low, high
+    assert_same(*both_paths(lambda: diffjpeg.encode(x, quality=50, mode=mode).y))
+
+
 def _child(queue):
     torch.set_num_threads(2)
     queue.put(diffjpeg.jpeg(torch.full((4, 3, 8, 8), 0.5), quality=50).sum().item())
@@ -495,7 +527,8 @@ def _good_calls():
     blocks = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
     common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32),
                   plane_stride=64)
-    encode = dict(common, image=np.zeros((1, 3, 8, 8), np.uint8), image_kind=0, blocks=blocks, blocks_kind=1, dct=None, constants=native._constants(False))
+    encode = dict(common, image=np.zeros((1, 3, 8, 8), np.uint8), image_kind=0, blocks=blocks, blocks_kind=1, dct=None, constants=native._constants(False),
+                  within=None)
     decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1, constants=native._constants(True),
                   tables=np.ones((1, 3 * 64)), convert=1, invert=0)  # decode's tables: float64, rounded there
     return encode, decode
@@ -508,7 +541,7 @@ def test_kernel_rejects_bad_calls():
     from diffjpeg.geometry import component_geometry
 
     encode, decode = _good_calls()
-    assert _native.encode(**encode) is None
+    assert _native.encode(**encode) is True
     assert _native.decode(**decode) is True
     geometry, outs = encode["geometry"], encode["blocks"]
 
@@ -547,7 +580,12 @@ def test_kernel_rejects_bad_calls():
     # written buffers must be writable; read ones need not be
     refuses(_native.encode, encode, BufferError, None, blocks=tuple(o.copy() for o in outs[:2]) + (b"x" * 256,))
     refuses(_native.decode, decode, BufferError, None, image=b"x" * (3 * 64 * 4))
-    assert _native.encode(**{**encode, "image": bytes(3 * 64)}) is None
+    assert _native.encode(**{**encode, "image": bytes(3 * 64)}) is True
+    # within: a (lo, hi) pair, lo <= hi
+    refuses(_native.encode, encode, TypeError, None, within=0.5)
+    refuses(_native.encode, encode, TypeError, None, within=(0.0,))
+    refuses(_native.encode, encode, ValueError, "bad arguments", within=(1.0, 0.0))
+    refuses(_native.encode, encode, ValueError, "bad arguments", within=(float("nan"), 1.0))
     # decode declines tables it cannot take exactly (the tensor path decodes those); it rounds the others
     for bad in (np.nan, np.inf, 65535.5 + 1, -65537.0):
         tables = decode["tables"].copy()

@@ -209,6 +209,30 @@ def test_rounding_to_samples_keeps_its_gradient():
     assert native.round_clamp(x, 0.0, 255.0, True) is None  # a gradient to record: the tensor operations
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rounding_loop_checks_the_range_as_it_reads(dtype, set_threads):
+    """within: the same values, and None exactly when a value lies outside
+    [low, high] or is NaN (the ends inside), wherever it is among the threads' shares."""
+    set_threads(3)
+    x = torch.rand(3, 70001, dtype=dtype, generator=torch.Generator().manual_seed(9)) * 3 - 1  # [-1, 2)
+    x[0, 0], x[2, -1] = -1.0, 2.0
+    plain = native.round_clamp(x, 0.0, 255.0, True, scale=255.0)
+    checked = native.round_clamp(x, 0.0, 255.0, True, scale=255.0, within=(-1.0, 2.0))
+    assert bits(checked).equal(bits(plain))
+    past = torch.tensor([2.0, -1.0], dtype=dtype).nextafter(torch.tensor([3.0, -3.0], dtype=dtype)).tolist()
+    for value in [float("nan"), float("inf"), -float("inf"), *past]:
+        for spot in [(0, 0), (1, 35000), (2, 70000), (0, 23333), (2, 46667)]:
+            y = x.clone()
+            y[spot] = value
+            assert native.round_clamp(y, 0.0, 255.0, True, scale=255.0, within=(-1.0, 2.0)) is None, (value, spot)
+    small = x[:, :100].contiguous()  # one call, no threads
+    nan = small.clone().fill_(float("nan"))
+    assert native.round_clamp(nan, 0.0, 255.0, True) is not None and native.round_clamp(nan, 0.0, 255.0, True, within=(-1.0, 2.0)) is None
+    assert bits(native.round_clamp(small, 0.0, 255.0, True, within=(-1.0, 2.0))).equal(bits(native.round_clamp(small, 0.0, 255.0, True)))
+    with pytest.raises(ValueError, match="out must be None"):
+        native.round_clamp(x, 0.0, 255.0, True, out=x, within=(-1.0, 2.0))
+
+
 def test_the_rounding_loop_checks_its_buffers():
     from diffjpeg import _rounding
 
@@ -229,6 +253,10 @@ def test_the_rounding_loop_checks_its_buffers():
             _rounding.round_clamp(src, dst, None, None, True, lo, hi, start, stop)
     with pytest.raises(TypeError):
         _rounding.round_clamp(a, b, "255", None, True, 0.0, 1.0, 0, 5)
+    assert _rounding.round_clamp(a, b, None, None, True, 0.0, 1.0, 0, 5, (-1.0, 2.0)) is True
+    for within in [0.5, (1.0,), (2.0, -1.0), (float("nan"), 1.0)]:
+        with pytest.raises((TypeError, ValueError)):
+            _rounding.round_clamp(a, b, None, None, True, 0.0, 1.0, 0, 5, within)
 
 
 def test_writes_into_a_given_tensor_bump_its_version():
