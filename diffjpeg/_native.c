@@ -229,11 +229,10 @@ HOT static void invert_samples(uint8_t *restrict p, size_t count)
 /* ------------------------------------------------------------ 8-bit samples */
 /* codec.encode: round(clamp(x * 255, 0, 255)), half to even, in x's dtype
  * (rint rounds half to even in the default rounding mode, which Python keeps).
- * The clamp's comparisons send a NaN to 0 (no float-to-int conversion of a
- * NaN, which C leaves undefined); such an image is refused anyway: the
- * function also says whether every value lies in [lo, hi] (check.py's
- * range; NaN lies nowhere), from the same read, so
- * the codec's range check costs no pass of its own. */
+ * It also says whether every value lies in [lo, hi] (check.py's range; NaN
+ * lies nowhere), from the same read: the codec's range check costs no pass
+ * of its own. The clamp's comparisons send a NaN to 0 (C leaves converting
+ * a NaN to an integer undefined); the caller refuses such an image anyway. */
 #define SAMPLES_LOOP(T, RINT)                                                          \
     {                                                                                  \
         const T *restrict x = (const T *)image + offset;                               \
