@@ -23,7 +23,11 @@ scans; without it diffjpeg.lossless does the same in Python, slowly.
 diffjpeg._trellis (diffjpeg/_trellis.c), plain C, chooses rate-distortion
 optimal quantized values for diffjpeg.rdo; without it the same choices come
 from numpy, slowly. Its costs must not be fused into FMAs, so that both
-make the same choices. Everything else is declared in pyproject.toml.
+make the same choices.
+
+diffjpeg/_loops.h holds what _native, _sampling and _rounding share (which
+toolchains also compile their loops for AVX2, a buffer's float kind).
+Everything else is declared in pyproject.toml.
 """
 import sys
 
@@ -33,12 +37,13 @@ flags = [] if sys.platform == "win32" else ["-O3"]
 exact_float = [] if sys.platform == "win32" else ["-ffp-contract=off"]  # MSVC does not contract by default
 # FP exception flags are nobody's concern here: lets GCC vectorize floor (values unchanged)
 no_traps = [] if sys.platform == "win32" else ["-fno-trapping-math"]
+loops = ["diffjpeg/_loops.h"]  # included by the three below: a change rebuilds them, and the sdist carries it
 dl = ["dl"] if sys.platform.startswith("linux") else []  # dlopen is in libdl before glibc 2.34
 setup(
     ext_modules=[
-        Extension("diffjpeg._native", ["diffjpeg/_native.c"], extra_compile_args=flags, optional=True),
-        Extension("diffjpeg._sampling", ["diffjpeg/_sampling.c"], extra_compile_args=flags + exact_float + no_traps, optional=True),
-        Extension("diffjpeg._rounding", ["diffjpeg/_rounding.c"], extra_compile_args=flags + exact_float, optional=True),
+        Extension("diffjpeg._native", ["diffjpeg/_native.c"], depends=loops, extra_compile_args=flags, optional=True),
+        Extension("diffjpeg._sampling", ["diffjpeg/_sampling.c"], depends=loops, extra_compile_args=flags + exact_float + no_traps, optional=True),
+        Extension("diffjpeg._rounding", ["diffjpeg/_rounding.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._lossless", ["diffjpeg/_lossless.c"], extra_compile_args=flags, optional=True),
         Extension("diffjpeg._trellis", ["diffjpeg/_trellis.c"], extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._libjpeg", ["diffjpeg/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),

@@ -34,14 +34,9 @@
 #define restrict __restrict
 #endif
 
-/* The hot loops are also compiled for AVX2 (8 int32 lanes and a 32-bit
- * multiply, which SSE2 lacks) and picked at load time where the toolchain
- * supports it; the integer results are the same either way. */
-#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 6)) && !defined(DIFFJPEG_NO_AVX2)
-#define HOT __attribute__((target_clones("avx2", "default")))
-#else
-#define HOT
-#endif
+/* HOT: AVX2 gives the hot loops 8 int32 lanes and a 32-bit multiply, which
+ * SSE2 lacks; the integer results are the same either way. */
+#include "_loops.h"
 /* The inverse DCT and the color conversion also have AVX2 forms written
  * with intrinsics (16-bit multiply-adds, which the vector extensions cannot
  * express), taken at run time where the CPU has AVX2 (cpu_has_avx2). */

@@ -25,13 +25,8 @@
 #include <Python.h>
 #include <math.h>
 
-/* Also compiled for AVX2 where the toolchain can, picked at load time
- * (vector rounding, which baseline x86-64 lacks); the same values either way. */
-#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 6)) && !defined(DIFFJPEG_NO_AVX2)
-#define HOT __attribute__((target_clones("avx2", "default")))
-#else
-#define HOT
-#endif
+/* HOT: AVX2 gives the loops vector rounding, which baseline x86-64 lacks */
+#include "_loops.h"
 
 #define DEFINE_LOOP(T, SUFFIX, RINT)                                                                                  \
     HOT static int round_clamp_##SUFFIX(const T *x, T *y, Py_ssize_t n, int has_scale, T scale, int has_shift, T shift,  \
@@ -52,14 +47,6 @@
 
 DEFINE_LOOP(float, f32, nearbyintf)
 DEFINE_LOOP(double, f64, nearbyint)
-
-static int kind_of(const Py_buffer *v)
-{
-    if (!v->format || v->format[1] != '\0') return 0;
-    if (v->format[0] == 'f' && v->itemsize == 4) return 1;
-    if (v->format[0] == 'd' && v->itemsize == 8) return 2;
-    return 0;
-}
 
 static PyObject *round_clamp(PyObject *self, PyObject *args)
 {
@@ -84,7 +71,7 @@ static PyObject *round_clamp(PyObject *self, PyObject *args)
         PyBuffer_Release(&s);
         return NULL;
     }
-    int kind = kind_of(&s), ok = kind && kind_of(&d) == kind && s.ndim == 2 && d.ndim == 2 && (lo <= hi);
+    int kind = float_kind(&s), ok = kind && float_kind(&d) == kind && s.ndim == 2 && d.ndim == 2 && (lo <= hi);
     if (ok) {
         ok = s.shape[0] == d.shape[0] && s.shape[1] == d.shape[1] && s.strides[1] == s.itemsize && d.strides[1] == d.itemsize &&
              s.strides[0] >= 0 && d.strides[0] >= 0 && s.strides[0] % s.itemsize == 0 && d.strides[0] % d.itemsize == 0 && start >= 0 &&

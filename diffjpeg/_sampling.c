@@ -34,14 +34,9 @@
 #include <math.h>
 #include <stdlib.h>
 
-/* The loops are also compiled for AVX2 where the toolchain can, picked at
- * load time: vector floor (libjpeg's rounding), which baseline x86-64 lacks
- * (a library call per sample there); the same values either way. */
-#if defined(__x86_64__) && defined(__linux__) && (defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 6)) && !defined(DIFFJPEG_NO_AVX2)
-#define HOT __attribute__((target_clones("avx2", "default")))
-#else
-#define HOT
-#endif
+/* HOT: AVX2 gives the loops vector floor (libjpeg's rounding), which
+ * baseline x86-64 lacks (a library call per sample there) */
+#include "_loops.h"
 
 typedef struct {
     Py_buffer src, dst;
@@ -52,15 +47,6 @@ static void release(Buffers *b)
 {
     if (b->have_src) PyBuffer_Release(&b->src);
     if (b->have_dst) PyBuffer_Release(&b->dst);
-}
-
-/* 1 for float32, 2 for float64, 0 otherwise */
-static int kind_of(const Py_buffer *v)
-{
-    if (!v->format || v->format[1] != '\0') return 0;
-    if (v->format[0] == 'f' && v->itemsize == 4) return 1;
-    if (v->format[0] == 'd' && v->itemsize == 8) return 2;
-    return 0;
 }
 
 /* Gets both buffers and checks: 3 dimensions, one float kind, contiguous
@@ -77,8 +63,8 @@ static int get_buffers(PyObject *src, PyObject *dst, int rx, int ry, int shrink,
     if (PyObject_GetBuffer(dst, &b->dst, PyBUF_RECORDS) < 0) return -1;
     b->have_dst = 1;
     const Py_buffer *s = &b->src, *d = &b->dst;
-    int kind = kind_of(s);
-    if (kind == 0 || kind_of(d) != kind || s->ndim != 3 || d->ndim != 3) goto bad;
+    int kind = float_kind(s);
+    if (kind == 0 || float_kind(d) != kind || s->ndim != 3 || d->ndim != 3) goto bad;
     const Py_buffer *small = shrink ? d : s, *large = shrink ? s : d;
     if (rx < 1 || rx > 2 || ry < 1 || ry > 2 || large->shape[0] != small->shape[0] || large->shape[1] != small->shape[1] * ry ||
         large->shape[2] != small->shape[2] * rx || small->shape[1] < 1 || small->shape[2] < 1)
@@ -336,7 +322,7 @@ static PyObject *call(PyObject *args, int which)
         release(&b);
         return NULL;
     }
-    int f64 = kind_of(&b.src) == 2, failed = 0;
+    int f64 = float_kind(&b.src) == 2, failed = 0;
     Py_BEGIN_ALLOW_THREADS
     const Py_buffer *s = &b.src, *d = &b.dst;
     if (which == DOWNSAMPLE)
