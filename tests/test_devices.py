@@ -309,6 +309,22 @@ def test_non_finite_coefficients_are_refused(device, dtype, value):
         diffjpeg.decode(c)
 
 
+@pytest.mark.parametrize("value, match", [(float("nan"), "image contains NaN or Inf"), (float("inf"), "image contains NaN or Inf"),
+                                          (255.0, r"image is float with values in \[.*, 255\].*divide by 255"),
+                                          (-1.5, r"image is float with values in \[-1.5, .*\]; float images must lie in \[0, 1\]")])
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+def test_bad_image_values_are_refused(device, dtype, mode, value, match, codec_path):
+    """The range check, read by the compiled first pass where it runs (CPU
+    float32/float64) and by check_image_values elsewhere: one message in
+    every dtype, with and without a gradient, under autocast."""
+    x = torch.rand(2, 3, 19, 21, device=device).to(dtype)
+    x[1, 2, 17, 3] = value
+    for grad in (False, True):
+        for _, context in autocast_contexts(device):
+            with context, pytest.raises(ValueError, match=match):
+                diffjpeg.jpeg(x.clone().requires_grad_(grad), quality=50, mode=mode)
+
+
 # ---------------------------------------------------------------- threads
 def test_codec_from_many_threads_equals_one_thread():
     g = torch.Generator().manual_seed(11)
