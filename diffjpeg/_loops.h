@@ -1,5 +1,5 @@
 /*
- * What the compiled loops (_native.c, _sampling.c, _rounding.c) share, in
+ * What the compiled loops (_native.c, _sampling.c, _rounding.c, _dct.c) share, in
  * one place: which toolchains also compile a loop for AVX2, and the float
  * kinds of a Python buffer. Include after Python.h.
  */

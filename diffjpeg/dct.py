@@ -35,6 +35,15 @@ forms rely on:
   unless a dequantized coefficient exceeds 8191 or a pass-1 output 16383,
   which no 8-bit encoder's file reaches; only then does :func:`idct_islow`
   leave its matrix form for the 16-bit butterflies.
+
+The real-valued forms (float and soft modes, and the gradients of every
+mode) compute ``A X A^T`` with the orthonormal DCT matrix, on the CPU in one
+fixed order of IEEE products and sums per block (:func:`block_transform`;
+compiled in ``diffjpeg/_dct.c``, the same values): a block's result does
+not depend on the batch, the strip, the thread count or the CPU, where a
+BLAS GEMM picks its summation order from all of them. On other devices it
+stays one GEMM with the 64x64 Kronecker matrix, whose values agree to float
+rounding (the contract of :mod:`diffjpeg.precision`).
 """
 from __future__ import annotations
 
@@ -133,14 +142,15 @@ def _matrices(kind: str, dtype: torch.dtype, device: torch.device) -> Tensor:
     # for float32 callers
     if kind in ("orthonormal_2d", "orthonormal_2d_inverse"):
         # vec(L X R^T) = (L kron R) vec(X): one (N, 64) x (64, 64) GEMM instead
-        # of two batched 8x8 products, about 3x faster on the CPU
+        # of two batched 8x8 products, about 3x faster where a GEMM runs
         c = _orthonormal()
         if kind.endswith("inverse"):
             c = [list(col) for col in zip(*c)]
         kron = [[c[i // 8][j // 8] * c[i % 8][j % 8] for j in range(64)] for i in range(64)]
         return torch.tensor(kron, dtype=dtype, device=device).T.contiguous()
-    if kind == "orthonormal":
-        return torch.tensor(_orthonormal(), dtype=dtype, device=device)
+    if kind in ("orthonormal", "orthonormal_inverse"):  # C, and C^T
+        c = _orthonormal()
+        return torch.tensor(c if kind == "orthonormal" else [list(col) for col in zip(*c)], dtype=dtype, device=device)
     return torch.tensor(islow_matrix(kind == "islow_inverse"), dtype=dtype, device=device)
 
 
@@ -150,8 +160,83 @@ def dct_matrix(dtype=torch.float32, device=None) -> Tensor:
     return _matrices("orthonormal", dtype, torch.device(device or "cpu")).clone()
 
 
+def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor:
+    """``A X A^T`` for every 8x8 block ``X`` of ``blocks`` ``(..., 8, 8)``
+    (``A``: ``matrix``, 8x8), each output summed in one fixed order:
+
+    * rows: ``T[i, v] = X[i, 0] A[v, 0] + X[i, 1] A[v, 1] + ... + X[i, 7] A[v, 7]``,
+    * columns: ``Y[u, v] = A[u, 0] T[0, v] + A[u, 1] T[1, v] + ... + A[u, 7] T[7, v]``,
+
+    left to right, each product and sum one IEEE operation of ``blocks``'
+    dtype. So a block's result is the same whatever the batch, the strip or
+    the thread split, on every CPU; ``diffjpeg/_dct.c`` computes the same
+    values in one pass (this is its tensor form, the reference; a new tensor).
+
+    Example:
+        >>> c = dct_matrix(torch.float64)
+        >>> x = torch.rand(2, 8, 8, dtype=torch.float64)
+        >>> torch.allclose(block_transform(x, c), c @ x @ c.T)
+        True
+    """
+    shape = torch.broadcast_shapes(blocks.shape, (8, 8))
+    product = torch.empty(shape, dtype=blocks.dtype, device=blocks.device)
+    rows = torch.mul(blocks[..., :, 0:1], matrix[:, 0])
+    for j in range(1, 8):
+        rows.add_(torch.mul(blocks[..., :, j : j + 1], matrix[:, j], out=product))
+    out = torch.mul(matrix[:, 0:1], rows[..., 0:1, :])
+    for i in range(1, 8):
+        out.add_(torch.mul(matrix[:, i : i + 1], rows[..., i : i + 1, :], out=product))
+    return out
+
+
+# the 8x8 matrix A of each 2-D transform (A X A^T), and its adjoint's
+_FACTOR = {"orthonormal_2d": "orthonormal", "orthonormal_2d_inverse": "orthonormal_inverse"}
+_ADJOINT = {"orthonormal_2d": "orthonormal_2d_inverse", "orthonormal_2d_inverse": "orthonormal_2d"}
+
+
+def _in_fixed_order(x: Tensor) -> bool:
+    """Whether the real-valued transforms of ``x`` run in :func:`block_transform`'s
+    order: on the CPU, also under ``torch.compile``, whose C++ keeps each
+    product and sum (``-ffp-contract=off`` by default), so that compiled and
+    eager transforms agree bit for bit."""
+    return x.device.type == "cpu"
+
+
+def _transform(blocks: Tensor, kind: str) -> Tensor:
+    """The 2-D transform ``kind`` of ``(N, 8, 8)`` blocks in the fixed order, a new tensor, no graph."""
+    matrix = _matrices(_FACTOR[kind], blocks.dtype, blocks.device)
+    from . import native  # here: native imports this module
+
+    done = native.block_transform(blocks.detach(), matrix)
+    return block_transform(blocks.detach(), matrix) if done is None else done
+
+
+class _BlockTransform(torch.autograd.Function):
+    """:func:`_transform` forward; backward, the adjoint transform the same
+    way (``A^T G A``), itself differentiable for a second order."""
+
+    @staticmethod
+    def forward(ctx, blocks: Tensor, kind: str) -> Tensor:
+        ctx.kind = kind
+        return _transform(blocks, kind)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        return _fixed_order(grad, _ADJOINT[ctx.kind]), None
+
+
+def _fixed_order(x: Tensor, kind: str) -> Tensor:
+    """The transform ``kind`` of ``(..., 8, 8)`` blocks in the fixed order, with its graph if ``x`` needs one."""
+    blocks = x.reshape(-1, 8, 8)
+    out = _BlockTransform.apply(blocks, kind) if x.requires_grad and torch.is_grad_enabled() else _transform(blocks, kind)
+    return out.view(x.shape)  # outside the Function: a view autograd tracks, which callers may change in place
+
+
 def _separable(x: Tensor, kind: str) -> Tensor:
-    """The 2-D orthonormal (inverse) DCT of ``(..., 8, 8)`` blocks as one GEMM."""
+    """The 2-D orthonormal (inverse) DCT of ``(..., 8, 8)`` blocks: in the
+    fixed order on the CPU, else as one GEMM."""
+    if _in_fixed_order(x):
+        return _fixed_order(x, kind)
     flat = x.reshape(-1, 64)
     return (flat @ _matrices(kind, x.dtype, x.device)).reshape(x.shape)
 
@@ -377,21 +462,23 @@ def fdct_adjoint(grad: Tensor) -> Tensor:
     """The transpose of :func:`fdct` (its gradient in every mode): the
     gradient of its sample blocks from that of its coefficients, ``(..., 8, 8)``.
 
-    The operations of autograd's backward of the float form's GEMM
-    (``grad @ M^T`` on the ``(N, 64)`` view), so the result is the same bit
-    for bit.
+    The operations of autograd's backward of the float form, so the result
+    is the same bit for bit.
 
     Example:
         >>> g = torch.zeros(8, 8); g[0, 0] = 8.0
-        >>> fdct_adjoint(g)[3, 5].item()
+        >>> round(fdct_adjoint(g)[3, 5].item(), 6)
         1.0
     """
     return _separable_transpose(grad, "orthonormal_2d")
 
 
 def _separable_transpose(grad: Tensor, kind: str) -> Tensor:
-    """The transpose of :func:`_separable` in ``x``: ``grad @ M^T`` on the
-    ``(N, 64)`` view, autograd's backward of that GEMM."""
+    """The transpose of :func:`_separable` in ``x``, as autograd's backward
+    of it computes it: the adjoint transform in the fixed order on the CPU,
+    else ``grad @ M^T`` on the ``(N, 64)`` view."""
+    if _in_fixed_order(grad):
+        return _fixed_order(grad, _ADJOINT[kind])
     flat = grad.reshape(-1, 64)
     return flat.mm(_matrices(kind, grad.dtype, grad.device).t()).view(grad.shape)
 
@@ -417,7 +504,7 @@ def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
     if mode != "exact":
         # level shift, rounding and clamp in place on the product (a
         # temporary), then the view: one new tensor instead of three
-        flat = coefficients.reshape(-1, 64) @ _matrices("orthonormal_2d_inverse", coefficients.dtype, coefficients.device)
+        flat = _separable(coefficients, "orthonormal_2d_inverse").reshape(-1, 64)
         real = clamp_ste(flat, 0.0, 255.0, rounded=mode == "float", inplace=True, shift=128.0)
         return real.view(coefficients.shape)
     value = idct_islow(dequantized_integers(coefficients.detach()))

@@ -87,6 +87,10 @@ try:
     from . import _rounding as _rounding_kernel
 except ImportError:
     _rounding_kernel = None
+try:
+    from . import _dct as _dct_kernel
+except ImportError:
+    _dct_kernel = None
 
 _enabled = os.environ.get("DIFFJPEG_NATIVE", "1") != "0"
 _KINDS = {torch.uint8: 0, torch.float32: 1, torch.float64: 2}
@@ -634,6 +638,39 @@ def round_clamp(
         if check is not None and not all(inside):
             return None
     return result
+
+
+def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor | None:
+    """``A X A^T`` for every 8x8 block ``X`` of ``blocks`` (``(N, 8, 8)``, each
+    block contiguous), ``A`` the 8x8 ``matrix``, summed in
+    :func:`diffjpeg.dct.block_transform`'s fixed order (``diffjpeg/_dct.c``),
+    a new ``(N, 8, 8)`` tensor; ``None`` where the loop does not apply: not
+    built or turned off, not on the CPU, not float32 or float64, a block not
+    contiguous, or a gradient to record.
+
+    Example:
+        >>> x = torch.zeros(1, 8, 8); x[0, 0, 0] = 8.0
+        >>> out = block_transform(x, torch.eye(8))
+        >>> out is None and not available() or out.equal(x)
+        True
+    """
+    views = _loop_views(_dct_kernel, blocks, blocks.shape, None, _blocks_of)
+    if views is None or matrix.dtype != blocks.dtype or matrix.device != blocks.device:
+        return None
+    source, target, result = views
+    a, b, m = source.numpy(), target.numpy(), matrix.detach().contiguous().numpy()
+    if a.shape[0] < 1 << 11:  # not worth a thread
+        _dct_kernel.block_transform(a, b, m, 0, a.shape[0])
+    else:
+        _run(lambda start, stop: _dct_kernel.block_transform(a, b, m, start, stop), a.shape[0])
+    return result
+
+
+def _blocks_of(t: Tensor) -> Tensor | None:
+    """``(N, 8, 8)`` blocks as ``(N, 64)`` rows without a copy; ``None`` if a block is not contiguous."""
+    if t.dim() != 3 or t.shape[1:] != (8, 8) or t.stride(-1) != 1 or t.stride(-2) != 8:
+        return None
+    return t.view(-1, 64)
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]
