@@ -32,6 +32,24 @@ the device. Facts the rest of the package relies on:
   inference tensor, which autograd refuses to save, so every later call
   that trains through it (a learned color matrix, the differentiable rate)
   would fail.
+
+What is bit for bit, and what is to float rounding (the contract; docs/modes.rst):
+
+* Exact mode's pixels, coefficients, bit counts and files are libjpeg-turbo's
+  bit for bit, on every device, dtype, thread count and CPU (integer
+  arithmetic: nothing to round).
+* Float and soft modes' values and every mode's gradients are real-valued
+  computations: another summation order, a fused loop, another vector
+  width or device may change them within :func:`rounding_tolerance`.
+  Where two paths perform the same operations in the same order, they are
+  equal by construction, and the tests hold them so: on the CPU the DCT
+  sums each block in one fixed order (:func:`diffjpeg.dct.block_transform`),
+  so strips and whole images, batches and single images, one thread and
+  many, compiled loops and tensor stages give the same bits.
+* Float mode rounds (coefficients, 8-bit samples): where a value lies within
+  rounding error of a half-integer, two paths that differ by float rounding
+  may round it apart, by one quantization step or one 8-bit level. The
+  bound holds for soft mode's values, and for gradients at the same forward.
 """
 from __future__ import annotations
 
@@ -110,3 +128,42 @@ def levels_to_unit(samples: Tensor, dtype: torch.dtype) -> Tensor:
     """
     table = _level_table(dtype, samples.device)
     return table.index_select(0, samples.reshape(-1)).reshape(samples.shape)
+
+
+ROUNDING_UNITS = 64  # k of rounding_tolerance: units of the working dtype's eps
+
+
+def rounding_tolerance(dtype: torch.dtype, scale: float) -> float:
+    """How far two real-valued computations of the same result (float or
+    soft mode's values, a gradient) may lie apart: ``k eps scale``, with
+    ``k =`` :data:`ROUNDING_UNITS`, ``eps`` that of the working dtype
+    (:func:`working_dtype`: float32, or float64 for float64), ``scale`` the
+    largest magnitude of the result; plus one unit in the last place of a
+    float16 or bfloat16 result (``eps(dtype) scale``), whose one rounding
+    from float32 may go either way.
+
+    Why ``k = 64``: an IEEE operation errs by at most half a unit of its
+    result, and the longest chain from an input to one output has about 50:
+    the color conversion (3 products, 3 sums), chroma downsampling (3 sums,
+    a product), each DCT (two passes of 8 products and 7 sums: 30), the
+    quantizer (a division, the surrogate's 4-6 operations, a product), the
+    inverse DCT (30), upsampling (4), the inverse color conversion (6) and
+    the scaling (2), each at most once per path. The orthonormal transforms
+    move an error relative to the signal's scale without growing it, so two
+    paths that reorder sums, fuse loops or differ by one unit in a
+    transcendental function (tanh, sin) lie within ``k eps scale``. For
+    float32 results in [0, 1] that is ``7.6e-6``: 500 times less than one
+    8-bit level (1/255), which such a comparison therefore always catches
+    (for bfloat16 results near 1, one unit of the output, ``2**-7``, is
+    itself two levels).
+
+    Example:
+        >>> rounding_tolerance(torch.float32, 1.0) == 64 * 2.0**-23
+        True
+        >>> rounding_tolerance(torch.float32, 1.0) < 1 / 255 / 500
+        True
+    """
+    tolerance = ROUNDING_UNITS * torch.finfo(working_dtype(dtype)).eps * scale
+    if dtype in (torch.float16, torch.bfloat16):
+        tolerance += torch.finfo(dtype).eps * scale
+    return tolerance

@@ -92,3 +92,28 @@ def both_paths(fn):
     with native.enabled(False):
         slow = fn()
     return fast, slow
+
+
+def assert_close_to_rounding(actual, expected, scale=None) -> None:
+    """The float/soft contract between two computation paths
+    (:func:`diffjpeg.precision.rounding_tolerance`, whose docstring justifies
+    the bound): same shape and dtype, NaN where the other has NaN, and every
+    value within ``k eps scale``, ``scale`` the largest magnitude of
+    ``expected`` unless given. The one place tests compare paths that are
+    not equal by construction."""
+    import torch
+
+    from diffjpeg.precision import ROUNDING_UNITS, rounding_tolerance
+
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype, (actual.shape, actual.dtype, expected.shape, expected.dtype)
+    a, e = actual.detach().cpu().double(), expected.detach().cpu().double()
+    nan = torch.isnan(e)
+    assert torch.equal(torch.isnan(a), nan), "NaN in one path, not in the other"
+    a, e = a[~nan], e[~nan]
+    if scale is None:
+        scale = e.abs().max().item() if e.numel() else 0.0
+    tolerance = rounding_tolerance(expected.dtype, scale)
+    diff = (a - e).abs()
+    bad = int((diff > tolerance).sum())
+    assert not bad, (f"{bad} of {diff.numel()} values differ by more than {tolerance:.3g} "
+                     f"({ROUNDING_UNITS} eps x scale {scale:.3g}); the largest by {diff.max().item():.3g}")

@@ -14,6 +14,7 @@ def test_size_is_required():
         diffjpeg.Coefficients(c.y, c.cb, c.cr, c.qtables, c.sampling)
 
 
+@pytest.mark.paths
 def test_indexing_the_batch_equals_coding_each_image():
     x = torch.rand(2, 3, 3, 17, 21)
     c = diffjpeg.encode(x, quality=torch.tensor([[10.0, 50.0, 90.0], [20.0, 60.0, 95.0]]))

@@ -469,6 +469,7 @@ def test_decoder_steps_are_decoded_pixels():
         assert torch.equal(steps, color.decoded_pixels_fixed(planes, space)), space
 
 
+@pytest.mark.paths
 @pytest.mark.skipif(not native.compiled(), reason="no compiled kernel")
 def test_kernel_decodes_every_color_space_like_the_tensor_stages(tmp_path):
     """Batched, float32 and float64, uint8 out: the kernel's values are the tensor stages'."""

@@ -80,6 +80,7 @@ def test_levels_to_unit_divides_as_the_cpu_on_every_device(device, dtype):
     assert got.shape == (16, 16) and torch.equal(got.cpu().flatten(), expected)
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("subsampling", SUBSAMPLINGS)
 @pytest.mark.parametrize("grad", [False, True], ids=["nograd", "grad"])
 def test_exact_matches_pillow_in_every_dtype(device, dtype, grad, subsampling, codec_path):
@@ -127,6 +128,7 @@ def test_libjpeg_tables_written_out_are_pillows():
         assert [[v for row in t for v in row] for t in ours] == [list(pil[0]), list(pil[1])]
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("forward", ["float", "soft"])
 def test_float_and_soft_give_float32_values_in_every_dtype(device, dtype, forward):
     """Half-precision images and autocast: float32's values, rounded once to the output dtype."""
@@ -326,6 +328,7 @@ def test_bad_image_values_are_refused(device, dtype, mode, value, match, codec_p
 
 
 # ---------------------------------------------------------------- threads
+@pytest.mark.paths
 def test_codec_from_many_threads_equals_one_thread():
     g = torch.Generator().manual_seed(11)
     images = [torch.rand(2, 3, 19 + i, 23, generator=g) for i in range(8)]

@@ -253,6 +253,7 @@ def test_bits_count_byte_stuffing():
     assert int(diffjpeg.bits(diffjpeg.read(data))) == scan_bits(data)
 
 
+@pytest.mark.paths
 def test_bits_batched_and_per_image():
     x = torch.rand(2, 3, 3, 24, 40)
     qualities = [[10, 50, 90], [20, 60, 95]]

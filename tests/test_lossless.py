@@ -74,6 +74,7 @@ def test_predictors_and_point_transforms_equal_pillow(predictor, al):
     same_as_pillow(lossless_jpeg(big, predictor=predictor, al=al, restart=64))
 
 
+@pytest.mark.paths
 @pytest.mark.parametrize("predictor", [1, 4, 7])
 def test_python_and_compiled_decoders_agree(predictor):
     rng = np.random.default_rng(predictor)

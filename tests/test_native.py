@@ -19,7 +19,10 @@ from diffjpeg import Coefficients, native
 from diffjpeg.geometry import component_geometry
 from tests.helpers import both_paths
 
-pytestmark = pytest.mark.skipif(not native.compiled(), reason="the compiled kernel was not built (no C compiler at install time)")
+pytestmark = [
+    pytest.mark.paths,  # every test here holds two computation paths equal
+    pytest.mark.skipif(not native.compiled(), reason="the compiled kernel was not built (no C compiler at install time)"),
+]
 
 
 def assert_same(a, b):

@@ -22,7 +22,10 @@ from diffjpeg.sampling import downsample, downsample_adjoint, upsample, upsample
 from tests.helpers import both_paths
 
 BUILT = native.upsample(torch.zeros(1, 2, 2), 2, 2, False) is not None and native.round_clamp(torch.zeros(1, 1), 0.0, 1.0, True) is not None
-pytestmark = pytest.mark.skipif(not BUILT, reason="the compiled loops were not built (no C compiler at install time), or turned off")
+pytestmark = [
+    pytest.mark.paths,  # every test here holds two computation paths equal
+    pytest.mark.skipif(not BUILT, reason="the compiled loops were not built (no C compiler at install time), or turned off"),
+]
 
 FACTORS = [(2, 1), (1, 2), (2, 2)]
 SIDES = [1, 2, 3, 4, 7, 16]

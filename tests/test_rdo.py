@@ -116,6 +116,7 @@ def test_bits_equal_the_scan(subsampling):
     assert int(diffjpeg.bits(c)) == scan_bits(diffjpeg.write(c))
 
 
+@pytest.mark.paths
 @pytest.mark.skipif(not rdo.compiled(), reason="diffjpeg._trellis was not built")
 @pytest.mark.parametrize("name,quality,subsampling", CASES + [("chelsea", 3, "4:2:0")])
 def test_compiled_equals_numpy(name, quality, subsampling):
@@ -161,6 +162,7 @@ def test_dtypes_batches_and_progress():
     assert len(diffjpeg.write(c, None, optimize=True)) == 2
 
 
+@pytest.mark.paths
 def test_threads_and_autocast_give_the_same_values():
     """No state outlives a call (the kernel releases the GIL): the values are
     the same from many threads at once, and under autocast."""

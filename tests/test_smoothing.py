@@ -237,6 +237,7 @@ def test_vectorized_form_equals_the_literal_one(seed):
     assert np.array_equal(got[0].long().numpy(), want)
 
 
+@pytest.mark.paths
 def test_tap_sums_off_the_cpu_equal_the_matrix_product():
     """CUDA and MPS sum the 25 taps one by one (no integer matmul there): the
     same integers, down to the extremes of 16-bit DCs."""
@@ -286,6 +287,7 @@ def test_soft_estimates_have_their_true_gradient():
     assert torch.autograd.gradcheck(smoothed, (dc, q), fast_mode=True)
 
 
+@pytest.mark.paths
 def test_progression_survives_indexing_moving_and_batching():
     parts = [cut(pillow_file(photo(24, 40)[:, ::s], progressive=True), 2) for s in (1, -1)]
     batch = diffjpeg.read_batch(parts)

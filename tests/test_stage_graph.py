@@ -10,6 +10,8 @@ import diffjpeg
 from diffjpeg import codec, native
 from diffjpeg.color import rgb_to_ycbcr_matrix, ycbcr_to_rgb_matrix
 
+pytestmark = pytest.mark.paths  # every test here holds two computation paths equal
+
 
 @pytest.fixture
 def real_stages(monkeypatch):

@@ -309,6 +309,7 @@ def test_return_params_by_position_is_deprecated(cls):
     assert isinstance(params, RandomJPEGParams) and y.shape == x.shape
 
 
+@pytest.mark.paths
 def test_same_on_batch():
     x = torch.rand(64, 3, 8, 8, generator=torch.Generator().manual_seed(8))
     augment = RandomJPEG((1, 100), p=0.5, subsampling=SUBSAMPLINGS, same_on_batch=True)

@@ -1,0 +1,161 @@
+"""The numeric contract (diffjpeg.precision): the one tolerance for paths that
+float rounding may set apart, and the fixed-order DCT (diffjpeg.dct.block_transform,
+diffjpeg/_dct.c) that makes the CPU's paths equal by construction."""
+import pytest
+import torch
+
+from diffjpeg import dct, native
+from diffjpeg.precision import ROUNDING_UNITS, rounding_tolerance
+from tests.helpers import assert_close_to_rounding, both_paths
+
+
+# ---------------------------------------------------------------- the tolerance
+def ulps_away(x: torch.Tensor, steps: int, direction: float) -> torch.Tensor:
+    """``x`` moved ``steps`` units in the last place (of its own dtype) towards ``direction``."""
+    for _ in range(steps):
+        x = torch.nextafter(x, torch.full_like(x, direction))
+    return x
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_one_unit_per_operation_passes(dtype):
+    """Every value off by one unit of the working dtype for each of the k
+    operations of the bound's chain (precision.rounding_tolerance), either way."""
+    g = torch.Generator().manual_seed(0)
+    working = torch.float64 if dtype == torch.float64 else torch.float32
+    reference = torch.rand(4096, generator=g, dtype=working)
+    reference[:8] = torch.tensor([0.0, 1.0, 1e-30, 0.5, 1 / 255, 254 / 255, 0.25, 2.0**-20])
+    up, down = ulps_away(reference, ROUNDING_UNITS, 2.0), ulps_away(reference, ROUNDING_UNITS, -1.0)
+    for moved in (up, down):
+        # a half-precision result: the working values, then each rounded once to the output dtype
+        assert_close_to_rounding(moved.to(dtype), reference.to(dtype), scale=1.0)
+    gradient = (reference - 0.5) * 37.0  # a gradient's scale is its own largest magnitude
+    assert_close_to_rounding(ulps_away(gradient, ROUNDING_UNITS, 1e9).to(dtype), gradient.to(dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("where", [0, 100, 4095])
+def test_one_8bit_level_fails(dtype, where):
+    """One value off by one 8-bit level (1/255) is caught, in [0, 1]; not for
+    bfloat16, whose unit in the last place near 1 (2**-7) is two levels."""
+    reference = torch.rand(4096, generator=torch.Generator().manual_seed(1), dtype=dtype)
+    reference[where] = 0.9
+    wrong = reference.clone()
+    wrong[where] += 1 / 255
+    with pytest.raises(AssertionError, match="1 of 4096 values differ"):
+        assert_close_to_rounding(wrong, reference, scale=1.0)
+
+
+def test_nan_and_shape_must_match():
+    x = torch.tensor([0.5, float("nan")])
+    assert_close_to_rounding(x.clone(), x)
+    with pytest.raises(AssertionError, match="NaN"):
+        assert_close_to_rounding(torch.tensor([0.5, 0.5]), x)
+    with pytest.raises(AssertionError):
+        assert_close_to_rounding(torch.tensor([0.5, float("inf")]), torch.tensor([0.5, 1.0]))
+    with pytest.raises(AssertionError):
+        assert_close_to_rounding(x.double(), x)
+
+
+def test_tolerance_states_its_parts():
+    assert rounding_tolerance(torch.float32, 2.0) == ROUNDING_UNITS * 2.0**-23 * 2.0
+    assert rounding_tolerance(torch.float64, 1.0) == ROUNDING_UNITS * 2.0**-52
+    assert rounding_tolerance(torch.bfloat16, 1.0) == ROUNDING_UNITS * 2.0**-23 + 2.0**-7
+
+
+# ---------------------------------------------------------------- the DCT's fixed order
+def blocks(n: int, dtype, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(n, 8, 8, generator=g, dtype=torch.float64) - 0.5) * 255
+    x[: n // 4] *= torch.rand(n // 4, 1, 1, generator=g, dtype=torch.float64) ** 8  # small values too
+    return x.to(dtype)
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kind", ["orthonormal", "orthonormal_inverse"])
+def test_compiled_loop_is_the_tensor_form(dtype, kind, set_threads):
+    """diffjpeg/_dct.c performs block_transform's operations: the same bits,
+    at any thread count (the loop shares blocks among threads)."""
+    if not native.available():
+        pytest.skip("the compiled loops are not built")
+    matrix = dct._matrices(kind, dtype, torch.device("cpu"))
+    x = blocks(5000, dtype)
+    x[7, 3, 4], x[9, 0, 0], x[11, 7, 7] = float("nan"), float("inf"), -float("inf")
+    reference = dct.block_transform(x, matrix)
+    for threads in (1, 2, 3, 4):
+        set_threads(threads)
+        out = native.block_transform(x, matrix)
+        assert torch.equal(torch.isnan(out), torch.isnan(reference))
+        assert torch.equal(out.nan_to_num(), reference.nan_to_num())
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_blocks_result_depends_on_the_block_only(dtype, set_threads):
+    """Whatever batch, slice, position or thread count a block comes in, the
+    same bits, on both paths: what a GEMM did not give."""
+    x = blocks(3000, dtype, seed=2)
+    whole = {k: dct._separable(x, k) for k in dct._FACTOR}
+    for compiled in (True, False):
+        with native.enabled(compiled):
+            for threads in (1, 3):
+                set_threads(threads)
+                for start, stop in [(0, 1), (5, 6), (17, 1234), (1234, 3000), (2999, 3000)]:
+                    for kind, full in whole.items():
+                        assert torch.equal(dct._separable(x[start:stop], kind), full[start:stop])
+    fast, slow = both_paths(lambda: [dct._separable(x, k) for k in dct._FACTOR])
+    assert all(torch.equal(a, b) for a, b in zip(fast, slow))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_block_transform_is_the_dct(dtype):
+    """The fixed order computes C X C^T (and its inverse) to float rounding."""
+    x = blocks(500, dtype, seed=3)
+    c = dct.dct_matrix(torch.float64)
+    exact = c @ x.double() @ c.T
+    coefficients = dct._separable(x, "orthonormal_2d")
+    assert_close_to_rounding(coefficients, exact.to(dtype))
+    assert_close_to_rounding(dct._separable(coefficients, "orthonormal_2d_inverse"), x)
+
+
+def test_gradients_are_the_adjoints_bit_for_bit():
+    """Autograd's backward of the forward transforms is fdct_adjoint and
+    idct_adjoint, and <T x, g> = <x, T^T g> (float64)."""
+    x = blocks(200, torch.float64, seed=4).requires_grad_()
+    g = blocks(200, torch.float64, seed=5)
+    for kind, adjoint in (("orthonormal_2d", dct.fdct_adjoint), ("orthonormal_2d_inverse", dct.idct_adjoint)):
+        y = dct._separable(x, kind)
+        (grad,) = torch.autograd.grad(y, x, g)
+        assert torch.equal(grad, adjoint(g))
+        assert abs((y * g).sum().item() - (x * grad).sum().item()) < 1e-9 * (y * g).abs().sum().item()
+
+
+def test_second_order_goes_through_the_transforms():
+    x = blocks(50, torch.float64, seed=6).requires_grad_()
+    (g,) = torch.autograd.grad(dct._separable(x, "orthonormal_2d").pow(2).sum(), x, create_graph=True)
+    assert_close_to_rounding(g, 2 * x.detach())  # orthonormal: d/dx |T x|^2 = 2 x
+    (gg,) = torch.autograd.grad(g.sum(), x)
+    assert_close_to_rounding(gg, torch.full_like(gg, 2.0))
+
+
+@pytest.mark.parametrize("bad", ["shape", "dtype", "matrix", "range", "overlap"])
+def test_compiled_loop_refuses_bad_arguments(bad):
+    if not native.available():
+        pytest.skip("the compiled loops are not built")
+    src = blocks(4, torch.float32).reshape(4, 64).numpy()
+    dst = src.copy()
+    matrix = dct._matrices("orthonormal", torch.float32, torch.device("cpu")).numpy()
+    args = [src, dst, matrix, 0, 4]
+    if bad == "shape":
+        args[0] = src.reshape(8, 32)
+    elif bad == "dtype":
+        args[1] = dst.astype("float64")
+    elif bad == "matrix":
+        args[2] = matrix[:4]
+    elif bad == "range":
+        args[4] = 5
+    else:
+        args[1] = src
+    with pytest.raises(ValueError, match="_dct: bad arguments"):
+        native._dct_kernel.block_transform(*args)
