@@ -15,9 +15,10 @@ chroma sampling stages and their transposes in one pass each, with the
 tensor operations' values; its products and sums must not be fused into
 FMAs either. Without it diffjpeg.sampling's tensor operations run.
 diffjpeg._rounding (diffjpeg/_rounding.c) does the same for the clamp to
-8-bit samples (diffjpeg.rounding.clamp_ste), and diffjpeg._dct
-(diffjpeg/_dct.c) for the real-valued DCT of 8x8 blocks, summed in one
-fixed order (diffjpeg.dct.block_transform).
+8-bit samples (diffjpeg.rounding.clamp_ste); diffjpeg._color
+(diffjpeg/_color.c) and diffjpeg._dct (diffjpeg/_dct.c) for the real-valued
+color conversion and DCT, each output summed in one fixed order
+(diffjpeg.color.color_product, diffjpeg.dct.block_transform).
 
 diffjpeg._lossless (diffjpeg/_lossless.c), plain C, decodes lossless JPEG
 scans; without it diffjpeg.lossless does the same in Python, slowly.
@@ -27,7 +28,7 @@ optimal quantized values for diffjpeg.rdo; without it the same choices come
 from numpy, slowly. Its costs must not be fused into FMAs, so that both
 make the same choices.
 
-diffjpeg/_loops.h holds what _native, _sampling, _rounding and _dct share (which
+diffjpeg/_loops.h holds what _native, _sampling, _rounding, _color and _dct share (which
 toolchains also compile their loops for AVX2, a buffer's float kind).
 Everything else is declared in pyproject.toml.
 """
@@ -39,13 +40,14 @@ flags = [] if sys.platform == "win32" else ["-O3"]
 exact_float = [] if sys.platform == "win32" else ["-ffp-contract=off"]  # MSVC does not contract by default
 # FP exception flags are nobody's concern here: lets GCC vectorize floor (values unchanged)
 no_traps = [] if sys.platform == "win32" else ["-fno-trapping-math"]
-loops = ["diffjpeg/_loops.h"]  # included by the four below: a change rebuilds them, and the sdist carries it
+loops = ["diffjpeg/_loops.h"]  # included by the five below: a change rebuilds them, and the sdist carries it
 dl = ["dl"] if sys.platform.startswith("linux") else []  # dlopen is in libdl before glibc 2.34
 setup(
     ext_modules=[
         Extension("diffjpeg._native", ["diffjpeg/_native.c"], depends=loops, extra_compile_args=flags, optional=True),
         Extension("diffjpeg._sampling", ["diffjpeg/_sampling.c"], depends=loops, extra_compile_args=flags + exact_float + no_traps, optional=True),
         Extension("diffjpeg._rounding", ["diffjpeg/_rounding.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
+        Extension("diffjpeg._color", ["diffjpeg/_color.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._dct", ["diffjpeg/_dct.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg._lossless", ["diffjpeg/_lossless.c"], extra_compile_args=flags, optional=True),
         Extension("diffjpeg._trellis", ["diffjpeg/_trellis.c"], extra_compile_args=flags + exact_float, optional=True),

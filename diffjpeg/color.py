@@ -27,6 +27,13 @@ libjpeg-turbo that the exact forms rely on:
 
 A custom matrix goes through the same fixed-point formulas in exact mode (with a
 clamp to [0, 255], which the JFIF matrices never need).
+
+The real-valued forms (float and soft modes, every mode's gradients) compute
+``M x + offset`` per pixel, on the CPU in one fixed order of IEEE operations
+(:func:`color_product`; compiled in ``diffjpeg/_color.c``, the same values):
+a pixel's result does not depend on the batch, the strip, the thread count
+or the CPU. On other devices it is one batched GEMM (``baddbmm``), equal to
+float rounding (the contract of :mod:`diffjpeg.precision`).
 """
 from __future__ import annotations
 
@@ -165,18 +172,84 @@ def ycbcr_to_rgb_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:
     return _apply_fixed(fixed, samples, decoder_rounding(fixed))
 
 
+def color_product(matrix: Tensor, x: Tensor, offset: Tensor | None = None) -> Tensor:
+    """``matrix @ x (+ offset)`` over the channels of ``x`` ``(B, 3, P)``
+    (``matrix`` ``(B, 3, 3)``, ``offset`` ``(B, 3)``), each output in one
+    fixed order of IEEE operations of ``x``'s dtype:
+
+    ``y[c] = ((M[c, 0] x[0] + M[c, 1] x[1]) + M[c, 2] x[2]) + offset[c]``
+
+    So a pixel's result does not depend on the batch, the strip, the thread
+    split or the CPU (a batched GEMM picks its kernel from all of them);
+    ``diffjpeg/_color.c`` computes the same values in one pass. This is its
+    tensor form, the reference; a new tensor.
+
+    Example:
+        >>> m = rgb_to_ycbcr_matrix().expand(1, 3, 3)
+        >>> color_product(m, torch.full((1, 3, 1), 255.0), torch.tensor([[0.0, 128.0, 128.0]])).flatten().tolist()
+        [255.0, 128.0, 128.0]
+    """
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    product = torch.empty_like(out[:, 0])
+    for c in range(3):
+        row = out[:, c]
+        torch.mul(matrix[:, c, 0:1], x[:, 0], out=row)
+        for k in (1, 2):
+            row.add_(torch.mul(matrix[:, c, k : k + 1], x[:, k], out=product))
+        if offset is not None:
+            row.add_(offset[:, c : c + 1])
+    return out
+
+
+def _fixed_product(matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
+    """:func:`color_product` through the compiled loop where it applies, no graph."""
+    from . import native  # here: native imports this module
+
+    done = native.color_apply(x.detach(), matrix.detach(), None if offset is None else offset.detach())
+    return color_product(matrix.detach(), x.detach(), None if offset is None else offset.detach()) if done is None else done
+
+
+class _ColorProduct(torch.autograd.Function):
+    """:func:`_fixed_product` forward; backward, ``M^T g`` the same way for
+    ``x`` (itself differentiable for a second order), and the sums over
+    pixels for the matrix (``g x^T``) and the offset."""
+
+    @staticmethod
+    def forward(ctx, matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
+        ctx.save_for_backward(matrix, x if ctx.needs_input_grad[0] else None)
+        return _fixed_product(matrix, x, offset)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        matrix, x = ctx.saved_tensors
+        grad_x = _product(matrix.transpose(1, 2), grad, None) if ctx.needs_input_grad[1] else None
+        grad_matrix = grad.bmm(x.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+        grad_offset = grad.sum(-1) if ctx.needs_input_grad[2] else None
+        return grad_matrix, grad_x, grad_offset
+
+
+def _product(matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
+    """``matrix @ x (+ offset)`` on ``(B, 3, P)``: in the fixed order on the
+    CPU (also under ``torch.compile``, whose C++ keeps each operation), else
+    one batched product (``baddbmm``)."""
+    if x.device.type != "cpu":
+        return torch.bmm(matrix, x) if offset is None else torch.baddbmm(offset.unsqueeze(-1), matrix, x)
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (matrix, x, offset)):
+        return _ColorProduct.apply(matrix, x, offset)
+    return _fixed_product(matrix, x, offset)
+
+
 def _apply(matrix: Tensor, x: Tensor, offset: Tensor, flat: bool = False) -> Tensor:
     """``matrix @ x + offset`` over the channel axis of ``x`` (B, 3, H, W).
 
-    ``matrix`` is (3, 3) or (B, 3, 3), ``offset`` (3,) or (B, 3). One batched
-    product on the (B, 3, H*W) view: no copies, and on the CPU 5-10x faster
-    than three multiply-adds per channel or an einsum that permutes the image.
-    ``flat``: the (B, 3, H*W) product itself, not a view of it (an in-place
-    step on a view would cost autograd a copy of the whole gradient).
+    ``matrix`` is (3, 3) or (B, 3, 3), ``offset`` (3,) or (B, 3), on the
+    (B, 3, H*W) view (:func:`_product`). ``flat``: the (B, 3, H*W) product
+    itself, not a view of it (an in-place step on a view would cost
+    autograd a copy of the whole gradient).
     """
     b = x.shape[0]
     m = matrix.to(x.dtype).expand(b, 3, 3)
-    out = torch.baddbmm(offset.to(x.dtype).reshape(-1, 3, 1), m, x.reshape(b, 3, -1))
+    out = _product(m, x.reshape(b, 3, -1), offset.to(x.dtype).expand(b, 3))
     return out if flat else out.view(x.shape)
 
 
@@ -189,17 +262,11 @@ def _apply_clamped(matrix: Tensor, x: Tensor, offset: Tensor, mode: Mode) -> Ten
 
 def _apply_transpose(matrix: Tensor, grad: Tensor) -> Tensor:
     """The transpose of :func:`_apply` in ``x``: ``matrix^T @ grad`` over the
-    channel axis, the product autograd's backward of its batched product
-    computes (``batch1^T.bmm(grad)``), so bit for bit the same gradient
-    (``tests/test_stage_graph.py``). On the CPU the transposed matrix is
-    made contiguous first: the same sums (checked bit for bit over batch
-    sizes 1-64, 1 to 65539 pixels, float32 and float64), but ``bmm`` took
-    the transposed view of a matrix shared by the batch (stride 0) 3.5x
-    slower there; other devices keep autograd's own form."""
+    channel axis, as autograd's backward of :func:`_apply` computes it, so
+    bit for bit the same gradient (``tests/test_stage_graph.py``)."""
     b = grad.shape[0]
-    m = matrix.to(grad.dtype)
-    m = m.transpose(-1, -2).contiguous().expand(b, 3, 3) if grad.device.type == "cpu" else m.expand(b, 3, 3).transpose(1, 2)
-    return m.bmm(grad.reshape(b, 3, -1)).reshape(grad.shape)
+    m = matrix.to(grad.dtype).expand(b, 3, 3).transpose(1, 2)
+    return _product(m, grad.reshape(b, 3, -1), None).reshape(grad.shape)
 
 
 def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:

@@ -91,6 +91,10 @@ try:
     from . import _dct as _dct_kernel
 except ImportError:
     _dct_kernel = None
+try:
+    from . import _color as _color_kernel
+except ImportError:
+    _color_kernel = None
 
 _enabled = os.environ.get("DIFFJPEG_NATIVE", "1") != "0"
 _KINDS = {torch.uint8: 0, torch.float32: 1, torch.float64: 2}
@@ -671,6 +675,39 @@ def _blocks_of(t: Tensor) -> Tensor | None:
     if t.dim() != 3 or t.shape[1:] != (8, 8) or t.stride(-1) != 1 or t.stride(-2) != 8:
         return None
     return t.view(-1, 64)
+
+
+def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None) -> Tensor | None:
+    """``matrix @ x (+ offset)`` over the channels of ``x`` (``(B, 3, P)``,
+    pixels contiguous; ``matrix`` ``(B, 3, 3)``, ``offset`` ``(B, 3)`` or
+    ``None``, of ``x``'s dtype, any strides), summed in
+    :func:`diffjpeg.color.color_product`'s fixed order (``diffjpeg/_color.c``),
+    a new ``(B, 3, P)`` tensor; ``None`` where the loop does not apply (as
+    :func:`block_transform` says).
+
+    Example:
+        >>> x = torch.rand(1, 3, 5)
+        >>> out = color_apply(x, torch.eye(3).expand(1, 3, 3), None)
+        >>> out is None and not available() or out.equal(x)
+        True
+    """
+    views = _loop_views(_color_kernel, x, x.shape, None, _channels_of)
+    if views is None or any(t is not None and (t.dtype != x.dtype or t.device != x.device) for t in (matrix, offset)):
+        return None
+    source, target, result = views
+    a, b = source.numpy(), target.numpy()
+    m = matrix.detach().numpy()
+    o = None if offset is None else offset.detach().numpy()
+    if a.size < 1 << 16:  # not worth a thread
+        _color_kernel.apply(a, b, m, o, 0, a.shape[2])
+    else:
+        _run(lambda start, stop: _color_kernel.apply(a, b, m, o, start, stop), a.shape[2])
+    return result
+
+
+def _channels_of(t: Tensor) -> Tensor | None:
+    """``(B, 3, P)`` as the loop takes it (pixels contiguous); ``None`` otherwise."""
+    return t if t.dim() == 3 and t.shape[1] == 3 and t.stride(-1) == 1 else None
 
 
 __all__ = ["available", "compiled", "enabled", "set_enabled"]

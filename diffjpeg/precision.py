@@ -43,7 +43,8 @@ What is bit for bit, and what is to float rounding (the contract; docs/modes.rst
   width or device may change them within :func:`rounding_tolerance`.
   Where two paths perform the same operations in the same order, they are
   equal by construction, and the tests hold them so: on the CPU the DCT
-  sums each block in one fixed order (:func:`diffjpeg.dct.block_transform`),
+  and the color conversion sum each output in one fixed order
+  (:func:`diffjpeg.dct.block_transform`, :func:`diffjpeg.color.color_product`),
   so strips and whole images, batches and single images, one thread and
   many, compiled loops and tensor stages give the same bits.
 * Float mode rounds (coefficients, 8-bit samples): where a value lies within

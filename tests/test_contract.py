@@ -1,10 +1,11 @@
 """The numeric contract (diffjpeg.precision): the one tolerance for paths that
 float rounding may set apart, and the fixed-order DCT (diffjpeg.dct.block_transform,
-diffjpeg/_dct.c) that makes the CPU's paths equal by construction."""
+diffjpeg/_dct.c) and color conversion (diffjpeg.color.color_product, diffjpeg/_color.c) that make
+the CPU's paths equal by construction."""
 import pytest
 import torch
 
-from diffjpeg import dct, native
+from diffjpeg import color, dct, native
 from diffjpeg.precision import ROUNDING_UNITS, rounding_tolerance
 from tests.helpers import assert_close_to_rounding, both_paths
 
@@ -159,3 +160,83 @@ def test_compiled_loop_refuses_bad_arguments(bad):
         args[1] = src
     with pytest.raises(ValueError, match="_dct: bad arguments"):
         native._dct_kernel.block_transform(*args)
+
+
+# ---------------------------------------------------------------- the color conversion's fixed order
+def pixels(b: int, p: int, dtype, seed: int = 0) -> torch.Tensor:
+    return (torch.rand(b, 3, p, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) * 255).to(dtype)
+
+
+def some_matrices(b: int, dtype) -> torch.Tensor:
+    return (color.rgb_to_ycbcr_matrix(torch.float64) + 0.01 * torch.randn(b, 3, 3, generator=torch.Generator().manual_seed(9), dtype=torch.float64)).to(dtype)
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("offset", [True, False])
+def test_compiled_color_loop_is_the_tensor_form(dtype, offset, set_threads):
+    if not native.available():
+        pytest.skip("the compiled loops are not built")
+    x = pixels(3, 70001, dtype)
+    x[1, 2, 5], x[0, 0, 9] = float("nan"), float("inf")
+    m = some_matrices(3, dtype)
+    o = torch.tensor([[0.0, 128.0, 128.0]], dtype=dtype).expand(3, 3) if offset else None
+    reference = color.color_product(m, x, o)
+    for threads in (1, 2, 3, 4):
+        set_threads(threads)
+        for matrix in (m, m.transpose(1, 2), m[:1].expand(3, 3, 3)):  # any strides, a matrix shared by the batch
+            out = native.color_apply(x, matrix, o)
+            expected = reference if matrix is m else color.color_product(matrix, x, o)
+            assert torch.equal(out.isnan(), expected.isnan()) and torch.equal(out.nan_to_num(), expected.nan_to_num())
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_a_pixels_color_depends_on_the_pixel_only(dtype, set_threads):
+    x = pixels(2, 5000, dtype, seed=1).reshape(2, 3, 50, 100)
+    m, o = color.rgb_to_ycbcr_matrix(dtype), torch.tensor([0.0, 128.0, 128.0], dtype=dtype)
+    whole = color._apply(m, x, o)
+    for compiled in (True, False):
+        with native.enabled(compiled):
+            for threads in (1, 3):
+                set_threads(threads)
+                for rows in [(0, 1), (7, 8), (3, 41), (41, 50)]:
+                    assert torch.equal(color._apply(m, x[1:, :, rows[0] : rows[1]], o), whole[1:, :, rows[0] : rows[1]])
+
+
+def test_color_gradients_are_the_adjoints_and_the_matrix_sums():
+    """The image's gradient is _apply_transpose bit for bit; the matrix's and
+    offset's are the sums over pixels (as a batched GEMM's backward), to float rounding."""
+    x = pixels(2, 300, torch.float64, seed=2).reshape(2, 3, 15, 20).requires_grad_()
+    m = some_matrices(2, torch.float64).requires_grad_()
+    o = torch.tensor([0.0, 128.0, 128.0], dtype=torch.float64, requires_grad=True)
+    g = pixels(2, 300, torch.float64, seed=3).reshape(2, 3, 15, 20)
+    grads = torch.autograd.grad(color._apply(m, x, o), (x, m, o), g)
+    assert torch.equal(grads[0], color._apply_transpose(m.detach(), g))
+    x_, m_, o_ = (t.detach().clone().requires_grad_() for t in (x, m, o))
+    reference = torch.autograd.grad(torch.baddbmm(o_.expand(2, 3).unsqueeze(-1), m_, x_.reshape(2, 3, -1)).reshape(g.shape), (x_, m_, o_), g)
+    for ours, theirs in zip(grads, reference):
+        assert_close_to_rounding(ours, theirs)
+
+
+@pytest.mark.parametrize("bad", ["channels", "dtype", "matrix", "offset", "range", "overlap"])
+def test_compiled_color_loop_refuses_bad_arguments(bad):
+    if not native.available():
+        pytest.skip("the compiled loops are not built")
+    src = pixels(2, 10, torch.float32).numpy()
+    dst, m, o = src.copy(), some_matrices(2, torch.float32).numpy(), torch.zeros(2, 3).numpy()
+    args = [src, dst, m, o, 0, 10]
+    if bad == "channels":
+        args[0] = src[:, :2]
+    elif bad == "dtype":
+        args[1] = dst.astype("float64")
+    elif bad == "matrix":
+        args[2] = m[:, :2]
+    elif bad == "offset":
+        args[3] = o[:1]
+    elif bad == "range":
+        args[5] = 11
+    else:
+        args[1] = src
+    with pytest.raises(ValueError, match="_color: bad arguments"):
+        native._color_kernel.apply(*args)
