@@ -72,6 +72,20 @@ def test_strips_dtypes(small_strips, dtype, mode):
     assert torch.equal(out, ref_out) and torch.equal(grad, ref_grad)
 
 
+@pytest.mark.parametrize("mode", ["exact", "float", "soft"])
+@pytest.mark.parametrize("pixels", [300, 700, 1500, 4000])
+def test_strips_of_other_heights(monkeypatch, pixels, mode):
+    """Strip budgets that cut the image into other row counts (a BLAS would
+    pick other kernels for each): the same values and gradients."""
+    monkeypatch.setattr(strips, "STRIP_PIXELS", pixels)
+    x = torch.rand(2, 3, 136, 40, generator=torch.Generator().manual_seed(pixels))
+    weights = torch.randn(2, 3, 136, 40, generator=torch.Generator().manual_seed(pixels + 1))
+    assert len(strips.strip_rows(136, 40, 2, 16, pixels)) > 1
+    out, grad = value_and_grad(lambda t: jpeg(t, 60, mode=mode), x, weights)
+    ref_out, ref_grad = value_and_grad(lambda t: whole(t, quality=60, mode=mode), x, weights)
+    assert torch.equal(out, ref_out) and torch.equal(grad, ref_grad)
+
+
 def test_strips_per_image_quality(small_strips):
     x = torch.rand(2, 3, 80, 24, generator=torch.Generator().manual_seed(3))
     weights = torch.randn(2, 3, 80, 24, generator=torch.Generator().manual_seed(4))
