@@ -189,16 +189,15 @@ def color_product(matrix: Tensor, x: Tensor, offset: Tensor | None = None) -> Te
         >>> color_product(m, torch.full((1, 3, 1), 255.0), torch.tensor([[0.0, 128.0, 128.0]])).flatten().tolist()
         [255.0, 128.0, 128.0]
     """
-    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
-    product = torch.empty_like(out[:, 0])
+    rows = []
     for c in range(3):
-        row = out[:, c]
-        torch.mul(matrix[:, c, 0:1], x[:, 0], out=row)
+        row = matrix[:, c, 0:1] * x[:, 0]
         for k in (1, 2):
-            row.add_(torch.mul(matrix[:, c, k : k + 1], x[:, k], out=product))
+            row.add_(matrix[:, c, k : k + 1] * x[:, k])
         if offset is not None:
             row.add_(offset[:, c : c + 1])
-    return out
+        rows.append(row)
+    return torch.stack(rows, 1)
 
 
 def _fixed_product(matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:

@@ -178,14 +178,12 @@ def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor:
         >>> torch.allclose(block_transform(x, c), c @ x @ c.T)
         True
     """
-    shape = torch.broadcast_shapes(blocks.shape, (8, 8))
-    product = torch.empty(shape, dtype=blocks.dtype, device=blocks.device)
-    rows = torch.mul(blocks[..., :, 0:1], matrix[:, 0])
+    rows = blocks[..., :, 0:1] * matrix[:, 0]
     for j in range(1, 8):
-        rows.add_(torch.mul(blocks[..., :, j : j + 1], matrix[:, j], out=product))
-    out = torch.mul(matrix[:, 0:1], rows[..., 0:1, :])
+        rows.add_(blocks[..., :, j : j + 1] * matrix[:, j])
+    out = matrix[:, 0:1] * rows[..., 0:1, :]
     for i in range(1, 8):
-        out.add_(torch.mul(matrix[:, i : i + 1], rows[..., i : i + 1, :], out=product))
+        out.add_(matrix[:, i : i + 1] * rows[..., i : i + 1, :])
     return out
 
 
