@@ -5,6 +5,7 @@ writes benchmarks/results/surrogates.md and surrogates.json.
     python benchmarks/surrogates.py --quick    # a smoke test; its numbers mean nothing
     python benchmarks/surrogates.py --tasks tables --merge   # rerun one task (here (d), learned tables),
                                                # keeping the other columns of results/surrogates.json
+    python benchmarks/surrogates.py --layers soft/sigmoid-0.03 --merge   # add one layer's row, keeping the others
 """
 import argparse
 import sys
@@ -19,10 +20,10 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny settings: checks that it runs; its numbers mean nothing")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds (default: 0 1 2; --quick: 0)")
     parser.add_argument("--layers", nargs="+", default=None,
-                        help=f"mode/rounding names or kornia (default: {' '.join(surrogates.LAYERS)}; for tables: {' '.join(surrogates.TABLE_LAYERS)})")
+                        help=f"mode/rounding names (rounding: a name, fourier-DAMPING-ORDER or sigmoid-TEMPERATURE) or kornia (default: {' '.join(surrogates.LAYERS)}; for tables: {' '.join(surrogates.TABLE_LAYERS)})")
     parser.add_argument("--tasks", nargs="+", default=list(surrogates.TASKS), choices=surrogates.TASKS, help="tasks (default: all)")
     parser.add_argument("--merge", action="store_true",
-                        help="keep the columns of OUT/surrogates.json that this run does not measure (each column's run is reported)")
+                        help="keep what OUT/surrogates.json holds that this run does not measure: other columns, and other layers' rows (each run is reported)")
     parser.add_argument("--render", type=Path, default=None, help="only rewrite the Markdown report of this surrogates.json")
     args = parser.parse_args(argv)
     if args.render:

@@ -53,7 +53,7 @@ from .check import MODES, Mode, check_choice, check_image, check_subsampling, ea
 from .codec import jpeg
 from .deprecation import REMOVAL, deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS, PillowSubsampling, Subsampling
-from .rounding import DEFAULT_ROUNDING, Rounding, RoundingName, as_rounding
+from .rounding import Rounding, RoundingName, as_rounding
 
 
 @dataclass(frozen=True)
@@ -131,7 +131,7 @@ def _check_options(quality, p, subsampling, mode, rounding, fractional, generato
         raise ValueError(f"p must be in [0, 1], got {p}")
     subsamplings = _check_subsamplings(subsampling)
     check_choice("mode", mode, MODES)
-    rounding = as_rounding(rounding)
+    rounding = as_rounding(rounding, mode=mode)
     if fractional and mode == "exact":
         raise ValueError(
             "fractional=True needs mode='float' or 'soft': the exact codec, like libjpeg, takes whole-number qualities"
@@ -285,7 +285,7 @@ def random_jpeg(
     p: float = 1.0,
     subsampling: Subsampling | PillowSubsampling | Sequence[Subsampling | PillowSubsampling] = "4:2:0",
     mode: Mode = "exact",
-    rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
+    rounding: RoundingName | Rounding | None = None,
     fractional: bool = False,
     same_on_batch: bool = False,
     generator: torch.Generator | None = None,
@@ -414,7 +414,7 @@ class RandomJPEG(nn.Module):
         p: float = 1.0,
         subsampling: Subsampling | PillowSubsampling | Sequence[Subsampling | PillowSubsampling] = "4:2:0",
         mode: Mode = "exact",
-        rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
+        rounding: RoundingName | Rounding | None = None,
         fractional: bool = False,
         same_on_batch: bool = False,
         generator: torch.Generator | None = None,

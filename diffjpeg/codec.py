@@ -53,7 +53,6 @@ from .precision import full_precision, levels_to_unit, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
-    DEFAULT_ROUNDING,
     Rounding,
     RoundingName,
     as_rounding,
@@ -172,7 +171,7 @@ def encode(
     qtables: Tensor | None = None,
     subsampling: Subsampling | PillowSubsampling = "4:2:0",
     mode: Mode = "exact",
-    rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
+    rounding: RoundingName | Rounding | None = None,
     rgb_to_ycbcr: Tensor | None = None,
 ) -> Coefficients:
     """Encode images to quantized DCT coefficients, as a JPEG encoder does.
@@ -199,9 +198,12 @@ def encode(
             number for it: 0, 1, 2 (ignored for grayscale).
         mode: the forward pass, ``"exact"``, ``"float"`` or ``"soft"`` (module
             docstring). Keyword-only, as is every parameter after ``quality``.
-        rounding: the quantizer's surrogate: ``"sigmoid"`` (default), ``"linear"``,
+        rounding: the quantizer's surrogate: ``"sigmoid"``, ``"linear"``,
             ``"polynomial"``, ``"fourier"``, ``"noise"``, or a :class:`diffjpeg.rounding.Rounding`
-            with its parameters (``Fourier(order=5)``, ``Sigmoid(temperature=0.1)``).
+            with its parameters (``Fourier(order=5)``, ``Sigmoid(temperature=0.1)``);
+            ``None`` (default): the mode's default, :func:`diffjpeg.rounding.default_rounding`:
+            ``Sigmoid(temperature=0.25)`` in every mode (for soft, whose forward
+            pass it is, see :mod:`diffjpeg.rounding` on what a sharper one costs).
         rgb_to_ycbcr: ``(3, 3)`` or ``(B, 3, 3)`` color matrix (rows Y, Cb, Cr);
             libjpeg's if ``None``. May require grad.
 
@@ -226,7 +228,7 @@ def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to
     check_image(image, values=False)
     check_choice("mode", mode, MODES)
     subsampling = check_subsampling(subsampling)
-    rounding = as_rounding(rounding)
+    rounding = as_rounding(rounding, mode=mode)
     with full_precision(image.device):
         return _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, working_dtype(image.dtype), window)
 
@@ -716,7 +718,7 @@ def jpeg(
     qtables: Tensor | None = None,
     subsampling: Subsampling | PillowSubsampling = "4:2:0",
     mode: Mode = "exact",
-    rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
+    rounding: RoundingName | Rounding | None = None,
     rgb_to_ycbcr: Tensor | None = None,
     ycbcr_to_rgb: Tensor | None = None,
 ) -> Tensor:
@@ -762,7 +764,7 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
         return None  # their gradients sum over the whole image: in strips another order of additions
     if options["mode"] == "exact" and not needs_grad(image):
         return None  # the compiled kernel already works in strips
-    if options["mode"] == "soft" and as_rounding(options["rounding"]).name == "noise":
+    if options["mode"] == "soft" and as_rounding(options["rounding"], mode=options["mode"]).name == "noise":
         return None  # its noise is drawn per call: strips would draw another sample than the whole image
     factors = subsampling_factors(check_subsampling(options["subsampling"]), image.shape[-3])
     tallest = max(v for _, v in factors)
@@ -827,13 +829,13 @@ class DiffJPEG(nn.Module):
         qtables: Tensor | None = None,
         subsampling: Subsampling | PillowSubsampling = "4:2:0",
         mode: Mode = "exact",
-        rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
+        rounding: RoundingName | Rounding | None = None,
         learnable: bool | Learnable | Iterable[Learnable] = False,
     ):
         super().__init__()
         check_choice("mode", mode, MODES)
         subsampling = check_subsampling(subsampling)
-        rounding = as_rounding(rounding)
+        rounding = as_rounding(rounding, mode=mode)
         if learnable is True:
             names = set(LEARNABLE)
         elif learnable is False or learnable is None:
@@ -938,13 +940,13 @@ class JPEGEncoder(nn.Module):
         qtables: Tensor | None = None,
         subsampling: Subsampling | PillowSubsampling = "4:2:0",
         mode: Mode = "exact",
-        rounding: RoundingName | Rounding = DEFAULT_ROUNDING,
+        rounding: RoundingName | Rounding | None = None,
         rgb_to_ycbcr: Tensor | None = None,
     ):
         super().__init__()
         check_choice("mode", mode, MODES)
         subsampling = check_subsampling(subsampling)
-        rounding = as_rounding(rounding)
+        rounding = as_rounding(rounding, mode=mode)
         if quality is not None:
             _quality_tensor(quality, None, torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
             if not isinstance(quality, Tensor):

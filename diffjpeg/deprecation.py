@@ -43,7 +43,8 @@ def keyword_only(positional: int, legacy: tuple[str, ...] = (), renamed: Mapping
     def decorate(fn: Callable) -> Callable:
         name = fn.__qualname__.replace(".__init__", "")
         parameters = inspect.signature(fn).parameters
-        default_rounding = parameters["rounding"].default if "rounding" in parameters else None
+        takes_rounding = "rounding" in parameters
+        default_rounding = parameters["rounding"].default if takes_rounding else None
         positional_names = [p.name for p in parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
         rounding_at = positional_names.index("rounding") if "rounding" in positional_names else None
 
@@ -66,15 +67,22 @@ def keyword_only(positional: int, legacy: tuple[str, ...] = (), renamed: Mapping
                     if new in kwargs:
                         raise TypeError(f"{name}() got both {old}= and {new}=; pass only {new}=")
                     kwargs[new] = kwargs.pop(old)
-            if default_rounding is not None and ("fourier_order" in kwargs or "temperature" in kwargs):
+            if takes_rounding and ("fourier_order" in kwargs or "temperature" in kwargs):
                 from .rounding import as_rounding  # here: rounding.py itself uses this decorator
 
                 order, temperature = kwargs.pop("fourier_order", None), kwargs.pop("temperature", None)
                 _warn(f"{name}(fourier_order=..., temperature=...) is deprecated; pass rounding=diffjpeg.rounding.Fourier(order=...) or Sigmoid(temperature=...)")
+
+                def folded(given):
+                    # None is the mode's default, a Sigmoid in every mode (diffjpeg.rounding.DEFAULT_ROUNDINGS):
+                    # temperature replaces any of them alike; without it, None stays the mode's own
+                    spec = as_rounding(given, order, temperature, mode="exact")
+                    return spec if given is not None or temperature is not None else None
+
                 if rounding_at is not None and len(args) > rounding_at:  # rounding itself given by position
-                    args = (*args[:rounding_at], as_rounding(args[rounding_at], order, temperature), *args[rounding_at + 1 :])
+                    args = (*args[:rounding_at], folded(args[rounding_at]), *args[rounding_at + 1 :])
                 else:
-                    kwargs["rounding"] = as_rounding(kwargs.get("rounding", default_rounding), order, temperature)
+                    kwargs["rounding"] = folded(kwargs.get("rounding", default_rounding))
             return fn(*args, **kwargs)
 
         return wrapper

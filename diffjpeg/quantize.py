@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from .check import Mode, check_mode
 from .dct import fits_int16, wrap_int16
 from .deprecation import keyword_only
-from .rounding import DEFAULT_ROUNDING, Rounding, RoundingName, as_rounding, needs_grad, round_with_surrogate, warn_if_no_quantization
+from .rounding import Rounding, RoundingName, as_rounding, needs_grad, round_with_surrogate, warn_if_no_quantization
 
 _DCTELEM_BITS = 16
 _TABLE_LIMIT = 2047  # exact mode's tables saturate here (8 Q stays below 2**14)
@@ -87,7 +87,7 @@ def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
 
 
 @keyword_only(4, ("fourier_order", "temperature"), renamed={})
-def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding: RoundingName | Rounding = DEFAULT_ROUNDING) -> Tensor:
+def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding: RoundingName | Rounding | None = None) -> Tensor:
     """Quantize DCT coefficients: ``round(F / Q)``.
 
     Args:
@@ -100,7 +100,8 @@ def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding
             (``round``) or ``"soft"`` (the surrogate itself; with ``"linear"``
             that rounds nothing, and warns).
         rounding: the surrogate whose derivative is the backward pass in every
-            mode: a name or a :class:`diffjpeg.rounding.Rounding`.
+            mode: a name or a :class:`diffjpeg.rounding.Rounding`; ``None``
+            (default): the mode's, :func:`diffjpeg.rounding.default_rounding`.
 
     Returns:
         ``(..., 8, 8)`` quantized coefficients (integer-valued except in soft
@@ -111,7 +112,7 @@ def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding
         3.0
     """
     check_mode(mode)
-    rounding = as_rounding(rounding)
+    rounding = as_rounding(rounding, mode=mode)
     if mode == "soft":
         warn_if_no_quantization(mode, rounding)
         return rounding(coefficients / table)
@@ -164,10 +165,10 @@ class Quantize(nn.Module):
     """
 
     @keyword_only(3, ("fourier_order", "temperature"), renamed={})
-    def __init__(self, mode: Mode = "float", rounding: RoundingName | Rounding = DEFAULT_ROUNDING):
+    def __init__(self, mode: Mode = "float", rounding: RoundingName | Rounding | None = None):
         super().__init__()
         check_mode(mode)
-        self.mode, self.rounding = mode, as_rounding(rounding)
+        self.mode, self.rounding = mode, as_rounding(rounding, mode=mode)
 
     def forward(self, coefficients: Tensor, table: Tensor) -> Tensor:
         return quantize(coefficients, table, self.mode, self.rounding)

@@ -5,7 +5,9 @@ Run it as ``diffjpeg bench`` (:mod:`diffjpeg.tools.cli`) or ``python benchmarks/
 Peers, in the same run: real JPEG through Pillow and OpenCV, kornia's
 ``jpeg_codec_differentiable`` and, where its package ``diff_jpeg`` is
 installed, the straight-through layer of Reich et al. (WACV 2024) (both 4:2:0
-only, sizes divisible by 16; :data:`~diffjpeg.tools.bench.methods.PEERS`). Needs the
+only, sizes divisible by 16; :data:`~diffjpeg.tools.bench.methods.PEERS`);
+the fidelity section also sets soft mode's default (:data:`SOFT_DEFAULT`, the forward pass
+that is its surrogate) beside the peers' soft forwards: kornia's and Reich et al.'s (``ste=False``). Needs the
 ``bench`` extra (kornia, OpenCV, scikit-image, scikit-learn, matplotlib);
 the report says which peer is not installed.
 
@@ -27,17 +29,33 @@ import torch
 from PIL import Image
 
 from ... import jpeg
-from ...rounding import DEFAULT_ROUNDING, ROUNDINGS
+from ...rounding import DEFAULT_ROUNDING, ROUNDINGS, default_rounding
 from ..images import skimage_photo
 from ..metrics import psnr
 from ..progress import Progress
 from ..reference import opencv_roundtrip, pillow_roundtrip
 from . import scaling
 from .machine import machine
-from .methods import COMPILED, PEERS, TENSOR_STAGES, float_tensor, kornia_jpeg, make_method, methods, photos, quality_range, uint8_array
+from .methods import (
+    COMPILED,
+    PEERS,
+    REICH_QUALITIES,
+    TENSOR_STAGES,
+    float_tensor,
+    kornia_jpeg,
+    make_method,
+    methods,
+    photos,
+    quality_range,
+    reich_jpeg,
+    uint8_array,
+)
 from .report import best_time, markdown_table, plot_fidelity, plot_speed
 
 QUALITIES = (1, 5, 10, 25, 50, 75, 90, 95, 100)
+SOFT_DEFAULT = "soft (default)"  # jpeg(mode="soft") with its default surrogate, beside the soft-forward peers
+REICH_SOFT = "reich (soft)"  # Reich et al.'s soft forward (ste=False): a soft-forward peer of SOFT_DEFAULT
+REICH_STE_NOTE = "beside their straight-through layer, reich (ste)"
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "hubble_deep_field")
 
 
@@ -46,15 +64,28 @@ def fidelity(names, qualities, subsamplings, progress: Progress | None = None) -
     """PSNR and share of identical pixels against Pillow, per method and quality; ``progress`` counts the qualities.
 
     A method has no row at a quality it does not take (:func:`~diffjpeg.tools.bench.methods.quality_range`).
+    Beside the methods of :func:`~diffjpeg.tools.bench.methods.methods`: :data:`SOFT_DEFAULT` and, where
+    ``diff_jpeg`` is installed, :data:`REICH_SOFT`.
     """
     images = photos(names)
     rows = []
     for subsampling in subsamplings:
         compared = {name: f for name, f in methods(subsampling).items() if not name.startswith(("exact/", "float/")) or name.endswith("/polynomial")}
         compared = {name.split("/")[0] if not name.startswith("soft") else name: f for name, f in compared.items()}
+        ours = {name: f for name, f in compared.items() if name not in PEERS}
+        soft_default = {SOFT_DEFAULT: lambda x, q, s=subsampling: jpeg(x, quality=q, subsampling=s, mode="soft")}
+        compared = {**ours, **soft_default, **{name: f for name, f in compared.items() if name in PEERS}}  # before the peers
+        reich_soft = reich_jpeg(ste=False) if subsampling == "4:2:0" else None
+        if reich_soft is not None:
+            compared[REICH_SOFT] = reich_soft
+
+        def takes(name, quality):
+            low, high = REICH_QUALITIES if name == REICH_SOFT else quality_range(name)
+            return low <= quality <= high
+
         for quality in qualities:
             references = [pillow_roundtrip(a, quality, subsampling) for a in images]
-            taking = {name: f for name, f in compared.items() if quality_range(name)[0] <= quality <= quality_range(name)[1]}
+            taking = {name: f for name, f in compared.items() if takes(name, quality)}
             candidates = {name: [uint8_array(f(float_tensor(a)[None], torch.tensor(float(quality)))[0]) for a in images] for name, f in taking.items()}
             candidates["OpenCV (real JPEG)"] = [opencv_roundtrip(a, quality, subsampling) for a in images]
             for name, outputs in candidates.items():
@@ -66,6 +97,32 @@ def fidelity(names, qualities, subsamplings, progress: Progress | None = None) -
             if progress is not None:
                 progress.update()
     return rows
+
+
+def fidelity_section(rows: list[dict], subsampling: str, qualities, upto: int = 95) -> str:
+    """The report's fidelity section (Markdown) for one subsampling, from rows of :func:`fidelity`:
+    PSNR and identical pixels per quality and method, and each method's mean PSNR over the qualities
+    up to ``upto`` that every method takes (the soft forwards side by side)."""
+    sub = [r for r in rows if r["subsampling"] == subsampling]
+    names = list(dict.fromkeys(r["method"] for r in sub))
+    cell = {(r["quality"], r["method"]): r for r in sub}  # none where a method does not take the quality: a dash
+    table = [{"quality": q, **{m: cell[q, m]["psnr"] if (q, m) in cell else None for m in names}} for q in qualities]
+    identical = [{"quality": q, **{m: cell[q, m]["identical"] * 100 if (q, m) in cell else None for m in names}} for q in qualities]
+    shared = [q for q in qualities if q <= upto and all((q, m) in cell for m in names)]
+    means = ", ".join(f"{m} {np.mean([cell[q, m]['psnr'] for q in shared]):.2f}" for m in names)
+    return (
+        f"## Fidelity against Pillow, {subsampling}\n\nMean PSNR (dB; 100 means identical) over the photos, "
+        f"and the share of identical pixels (%). exact and float do not depend on the surrogate. "
+        f"{SOFT_DEFAULT}: `jpeg(mode=\"soft\")` with its default surrogate, `{default_rounding('soft')!r}`"
+        + (f"; {REICH_SOFT}: Reich et al.'s soft forward (`ste=False`), {REICH_STE_NOTE}" if REICH_SOFT in names else "")
+        + "."
+        + (" A dash: a quality the method does not take (Reich et al.'s layer takes 1 to 99)." if any(None in r.values() for r in table) else "")
+        + "\n\n"
+        + markdown_table(table, ["quality"] + names, {m: "{:.2f}" for m in names})
+        + f"\n\nMean PSNR over qualities {shared}: {means}."
+        + "\n\nIdentical pixels (%):\n\n"
+        + markdown_table(identical, ["quality"] + names, {m: "{:.1f}" for m in names})
+    )
 
 
 # ---------------------------------------------------------------- 2. speed and memory
@@ -336,22 +393,8 @@ def run(out: Path, quick: bool, echo=None) -> Path:
     with bar(2 * len(settings["qualities"]), "fidelity", "quality") as progress:
         rows = fidelity(settings["photos"], settings["qualities"], ("4:2:0", "4:4:4"), progress)
     for subsampling in ("4:2:0", "4:4:4"):
-        sub = [r for r in rows if r["subsampling"] == subsampling]
-        names = list(dict.fromkeys(r["method"] for r in sub))
-        cell = {(r["quality"], r["method"]): r for r in sub}  # none where a method does not take the quality: a dash
-        table = [{"quality": q, **{m: cell[q, m]["psnr"] if (q, m) in cell else None for m in names}} for q in settings["qualities"]]
-        identical = [{"quality": q, **{m: cell[q, m]["identical"] * 100 if (q, m) in cell else None for m in names}} for q in settings["qualities"]]
         plot_fidelity(rows, out / f"fidelity_{subsampling.replace(':', '')}.png", subsampling)
-        sections.append(
-            f"## Fidelity against Pillow, {subsampling}\n\nMean PSNR (dB; 100 means identical) over the photos, "
-            f"and the share of identical pixels (%). exact and float do not depend on the surrogate."
-            + (" A dash: a quality the method does not take (Reich et al.'s layer takes 1 to 99)." if any(None in r.values() for r in table) else "")
-            + "\n\n"
-            + markdown_table(table, ["quality"] + names, {m: "{:.2f}" for m in names})
-            + "\n\nIdentical pixels (%):\n\n"
-            + markdown_table(identical, ["quality"] + names, {m: "{:.1f}" for m in names})
-            + f"\n\n![fidelity](fidelity_{subsampling.replace(':', '')}.png)"
-        )
+        sections.append(fidelity_section(rows, subsampling, settings["qualities"]) + f"\n\n![fidelity](fidelity_{subsampling.replace(':', '')}.png)")
     finished()
 
     # 2. speed and memory
