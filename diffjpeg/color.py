@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from .check import Mode, check_mode
 from .colorspace import COLOR_SPACES, ColorSpace
+from .precision import full_precision
 from .rounding import clamp_ste, exact_value
 
 # Rows Y, Cb, Cr; columns R, G, B (jccolor.c's constants).
@@ -221,9 +222,12 @@ class _ColorProduct(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad: Tensor):
         matrix, x = ctx.saved_tensors
-        grad_x = _product(matrix.transpose(1, 2), grad, None) if ctx.needs_input_grad[1] else None
-        grad_matrix = grad.bmm(x.transpose(1, 2)) if ctx.needs_input_grad[0] else None
-        grad_offset = grad.sum(-1) if ctx.needs_input_grad[2] else None
+        # a backward called under autocast would run the matrix's bmm in half
+        # precision; autograd's own nodes keep their forward's dtypes
+        with full_precision(grad.device):
+            grad_x = _product(matrix.transpose(1, 2), grad, None) if ctx.needs_input_grad[1] else None
+            grad_matrix = grad.bmm(x.transpose(1, 2)) if ctx.needs_input_grad[0] else None
+            grad_offset = grad.sum(-1) if ctx.needs_input_grad[2] else None
         return grad_matrix, grad_x, grad_offset
 
 

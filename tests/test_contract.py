@@ -240,3 +240,19 @@ def test_compiled_color_loop_refuses_bad_arguments(bad):
         args[1] = src
     with pytest.raises(ValueError, match="_color: bad arguments"):
         native._color_kernel.apply(*args)
+
+
+def test_a_learned_color_matrix_gets_a_full_precision_gradient_under_autocast():
+    """A backward called under the caller's autocast: the matrix's gradient is
+    float32's, as outside it (the sum over pixels is no bfloat16 product)."""
+    x = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(7))
+    grads = []
+    for autocast in (False, True):
+        m = color.rgb_to_ycbcr_matrix().requires_grad_()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            import diffjpeg
+
+            diffjpeg.jpeg(x, 50, mode="float", rgb_to_ycbcr=m).sum().backward()
+        grads.append(m.grad)
+    assert grads[1].dtype == torch.float32
+    assert_close_to_rounding(grads[1], grads[0])
