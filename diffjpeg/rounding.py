@@ -32,11 +32,11 @@ rounding); ``Fourier(order=FOURIER_ORDER, damping="fejer")`` and
   BD-rate (README, "Which surrogate for which task").
 * soft: ``Sigmoid(temperature=0.25)`` too, though its forward pass *is* the
   surrogate, and so it is far from the codec: mean PSNR against Pillow over
-  the benchmark suite's photos and its qualities 1 to 95 (1, 5, 10, 25, 50,
-  75, 90, 95; 4:2:0) 35.9 dB, where
-  Reich et al.'s soft forward is at 42.5 and kornia at 40.9. Sharper
-  surrogates come closer (sigmoid at temperature 0.15: 38.1 dB, 0.1: 39.5,
-  0.05: 41.6, 0.03: 42.7; the polynomial 43.1), but each of them trains
+  the benchmark suite's photos and qualities 1 to 95 (4:2:0;
+  ``benchmarks/results/soft_fidelity.md``) 37.0 dB, where Reich et al.'s
+  soft forward is at 43.5 and kornia at 42.1. Sharper surrogates come
+  closer (sigmoid at temperature 0.15: 39.2 dB, 0.1: 40.5, 0.05: 42.1,
+  0.03: 42.8; the polynomial 42.8), but each of them trains
   worse through the soft forward: on ``benchmarks/surrogates.py``, in the
   same run as soft/sigmoid, every one falls more than one standard deviation
   below it on the attacks (q50: 96.9 ± 2.3% against 90.8 at 0.15, 65.3 at
