@@ -4,11 +4,6 @@ import sys
 import pytest
 import torch
 
-# The deprecated aliases of diffjpeg.tools' modules hold no doctests and warn on
-# import; tests/test_tools.py imports and checks them.
-collect_ignore = [f"diffjpeg/{name}.py" for name in ("tables", "demo", "cli", "benchmark")]
-
-
 _torchvision_operators = []  # keeps the operators declared below alive
 
 

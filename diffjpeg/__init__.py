@@ -32,7 +32,6 @@ module            stage                                                  libjpeg
 ``sequential``    sequential files for ``write``                         jcmarker.c
 ``progressive``   progressive scans for ``write``                        jcphuff.c, jcparam.c
 ``augment``       random JPEG augmentation: RandomJPEG
-``deprecation``   the 0.1 spellings, accepted with a warning until 0.3
 ================  =====================================================  ============================
 
 The pipeline's functions and modules (``jpeg``, ``encode``, ``decode``,
@@ -46,13 +45,10 @@ The applications live in ``diffjpeg.tools`` and are not imported here:
 ``tools.images`` (the image loader), ``tools.qtables`` (learned quantization
 tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
 """
-import sys as _sys
-
 from . import blocks, color, colorspace, dct, huffman, markers, quality, quantize, rate_model, rounding, sampling, smoothing
 from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
 from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
 from .coefficients import Coefficients, Progression
-from .deprecation import moved_module as _moved_module
 from .files import read, read_batch, read_image, write
 from .huffman import bits
 from .losses import RateDistortion, RateDistortionLoss
@@ -61,10 +57,6 @@ from .quality import quality_tables, standard_tables
 from .rate_model import Rate, rate
 from .rdo import encode_rdo
 from .rounding import ROUNDINGS, Rounding, soft_round
-
-# diffjpeg.rate is the function; the module that defines it is rate_model
-# (until 0.2 it was diffjpeg/rate.py, shadowed by the function it exported).
-_sys.modules.setdefault(__name__ + ".rate", _moved_module(__name__ + ".rate", rate_model))
 
 __all__ = [
     "Coefficients",

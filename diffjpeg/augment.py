@@ -51,7 +51,6 @@ from torch import Tensor, nn
 
 from .check import MODES, Mode, check_choice, check_image, check_subsampling, eager, is_number
 from .codec import jpeg
-from .deprecation import REMOVAL, deprecated_alias, keyword_only
 from .geometry import SUBSAMPLINGS, PillowSubsampling, Subsampling
 from .rounding import Rounding, RoundingName, as_rounding
 
@@ -260,24 +259,14 @@ def _check_flag(name: str, value) -> None:
         raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
 
 
-def _return_params_by_position(rest: tuple, return_params: bool, name: str = "RandomJPEG") -> bool:
-    """The 0.1 spelling ``augment(x, True)``: a lone bool after the image."""
+def _refuse_flag_by_position(rest: tuple) -> None:
+    """``augment(x, True)``: return_params is keyword-only; a lone bool after
+    the image would otherwise pass through as part of the sample, unnoticed."""
     if len(rest) == 1 and isinstance(rest[0], bool):
-        warnings.warn(
-            f"passing return_params to {name}() by position is deprecated; pass return_params=... by name "
-            f"(deprecated since 0.2, removed in {REMOVAL})",
-            DeprecationWarning,
-            stacklevel=3,
-        )
-        return rest[0]
-    return return_params
+        raise TypeError("RandomJPEG: return_params is keyword-only; pass return_params=True")
 
 
 # ---------------------------------------------------------------- public API
-_ORDER = ("p", "subsampling", "forward", "rounding")  # before 0.2, by position
-
-
-@keyword_only(2, _ORDER)
 def random_jpeg(
     image: Tensor,
     quality: float | tuple[float, float],
@@ -397,8 +386,6 @@ class RandomJPEG(nn.Module):
         True
     """
 
-    forward_mode = deprecated_alias("forward_mode", "mode")
-
     def __new__(cls, *args, **kwargs):
         # RandomJPEG(...) itself is the torchvision v2 transform where torchvision
         # imports; subclasses of RandomJPEG keep their own class.
@@ -406,7 +393,6 @@ class RandomJPEG(nn.Module):
             cls = _torchvision_class() or cls
         return super().__new__(cls)
 
-    @keyword_only(2, _ORDER)
     def __init__(
         self,
         quality: float | tuple[float, float],
@@ -441,8 +427,8 @@ class RandomJPEG(nn.Module):
         return _compress(image, params, self.draw, self.p, options, replayed)
 
     def forward(self, image: Tensor, *rest, params: RandomJPEGParams | None = None, return_params: bool = False):
-        return_params = _return_params_by_position(rest, return_params)
-        if rest and not (len(rest) == 1 and isinstance(rest[0], bool)):
+        _refuse_flag_by_position(rest)
+        if rest:
             raise TypeError(
                 f"RandomJPEG takes one image tensor, got {1 + len(rest)} positional arguments; samples such as "
                 "(image, boxes) or dicts need torchvision, which makes RandomJPEG a torchvision v2 transform"
@@ -545,9 +531,7 @@ def _make_torchvision_class(v2, tv_tensors, pil_image):
         def forward(self, *inputs, params: RandomJPEGParams | None = None, return_params: bool = False):
             if not inputs:
                 raise TypeError("RandomJPEG needs a sample: an image, or a tuple, list or dict that holds images")
-            return_params = _return_params_by_position(inputs[1:], return_params)
-            if len(inputs) == 2 and isinstance(inputs[1], bool):
-                inputs = inputs[:1]
+            _refuse_flag_by_position(inputs[1:])
             _check_flag("return_params", return_params)
             if params is None and not return_params:
                 return v2.Transform.forward(self, *inputs)  # make_params, then transform on each input

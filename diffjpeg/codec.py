@@ -47,7 +47,6 @@ from .check import (
 )
 from .coefficients import Coefficients
 from .dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
-from .deprecation import deprecated_alias, keyword_only
 from .geometry import PillowSubsampling, Subsampling, component_geometry, subsampling_factors
 from .precision import full_precision, levels_to_unit, working_dtype
 from .quality import quality_tables, standard_tables
@@ -159,11 +158,6 @@ def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, devi
 
 
 # ---------------------------------------------------------------- pipeline
-# The order of the parameters before 0.2, when all could be passed by position.
-_ENCODE_ORDER = ("qtables", "subsampling", "forward", "rounding", "fourier_order", "temperature", "rgb_to_ycbcr")
-
-
-@keyword_only(2, _ENCODE_ORDER)
 def encode(
     image: Tensor,
     quality: float | Tensor | None = None,
@@ -446,7 +440,6 @@ def _coefficients(blocks: list[Tensor], tables: Tensor, batch, factors, size) ->
     )
 
 
-@keyword_only(1, ("forward", "ycbcr_to_rgb"))
 def decode(
     coefficients: Coefficients, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None, dtype: torch.dtype | None = None
 ) -> Tensor:
@@ -710,7 +703,6 @@ def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size,
     return color.decoded_pixels_fixed(ycc, color_space, matrix), ycc
 
 
-@keyword_only(2, _ENCODE_ORDER + ("ycbcr_to_rgb",))
 def jpeg(
     image: Tensor,
     quality: float | Tensor | None = None,
@@ -819,9 +811,7 @@ class DiffJPEG(nn.Module):
         >>> y = codec(torch.rand(2, 3, 24, 24), quality=torch.tensor([90.0, 10.0]))
     """
 
-    forward_mode = deprecated_alias("forward_mode", "mode")
 
-    @keyword_only(2, ("qtables", "subsampling", "forward", "rounding", "fourier_order", "temperature", "learnable"))
     def __init__(
         self,
         quality: float | None = DEFAULT_QUALITY,
@@ -930,9 +920,7 @@ class JPEGEncoder(nn.Module):
         torch.Size([1, 1, 1, 8, 8])
     """
 
-    forward_mode = deprecated_alias("forward_mode", "mode")
 
-    @keyword_only(2, _ENCODE_ORDER)
     def __init__(
         self,
         quality: float | Tensor | None = None,
@@ -976,9 +964,7 @@ class JPEGDecoder(nn.Module):
         torch.Size([1, 3, 8, 8])
     """
 
-    forward_mode = deprecated_alias("forward_mode", "mode")
 
-    @keyword_only(1, ("forward", "ycbcr_to_rgb"))
     def __init__(self, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None):
         super().__init__()
         check_choice("mode", mode, MODES)

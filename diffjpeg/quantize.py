@@ -21,7 +21,6 @@ from torch import Tensor, nn
 
 from .check import Mode, check_mode
 from .dct import fits_int16, wrap_int16
-from .deprecation import keyword_only
 from .rounding import Rounding, RoundingName, as_rounding, needs_grad, round_with_surrogate, warn_if_no_quantization
 
 _DCTELEM_BITS = 16
@@ -86,7 +85,6 @@ def reciprocal_divide(values: Tensor, divisors: Tensor) -> Tensor:
     return torch.where(x < 0, -magnitude, magnitude)
 
 
-@keyword_only(4, ("fourier_order", "temperature"), renamed={})
 def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding: RoundingName | Rounding | None = None) -> Tensor:
     """Quantize DCT coefficients: ``round(F / Q)``.
 
@@ -164,7 +162,6 @@ class Quantize(nn.Module):
         2.0
     """
 
-    @keyword_only(3, ("fourier_order", "temperature"), renamed={})
     def __init__(self, mode: Mode = "float", rounding: RoundingName | Rounding | None = None):
         super().__init__()
         check_mode(mode)

@@ -103,7 +103,6 @@ import torch
 from torch import Tensor
 
 from .check import Mode
-from .deprecation import keyword_only
 
 RoundingName = Literal["linear", "polynomial", "fourier", "sigmoid", "noise"]  # the surrogates by name
 ROUNDINGS: tuple[str, ...] = get_args(RoundingName)
@@ -311,7 +310,6 @@ DEFAULT_ROUNDINGS: Mapping[str, Rounding] = MappingProxyType({
     "float": _BY_NAME[DEFAULT_ROUNDING](),
     "soft": _BY_NAME[DEFAULT_ROUNDING](),
 })
-assert all(isinstance(r, Sigmoid) for r in DEFAULT_ROUNDINGS.values())  # the deprecated temperature= applies to each mode's default alike
 
 
 def default_rounding(mode: Mode) -> Rounding:
@@ -326,16 +324,9 @@ def default_rounding(mode: Mode) -> Rounding:
     return DEFAULT_ROUNDINGS[mode]
 
 
-def as_rounding(
-    rounding: RoundingName | Rounding | None, fourier_order: int | None = None, temperature: float | None = None, *, mode: Mode | None = None
-) -> Rounding:
+def as_rounding(rounding: RoundingName | Rounding | None, *, mode: Mode | None = None) -> Rounding:
     """The :class:`Rounding` that ``rounding`` names, or ``rounding`` itself;
     ``None``: :func:`default_rounding` of ``mode`` (which must then be given).
-
-    ``fourier_order`` and ``temperature`` are the deprecated spellings of
-    ``Fourier(order=...)`` and ``Sigmoid(temperature=...)``: they are
-    checked, and applied to the surrogate they belong to (ignored by the
-    others, as before).
     """
     if rounding is None and mode is not None:
         spec = default_rounding(mode)
@@ -345,14 +336,6 @@ def as_rounding(
         spec = _BY_NAME[rounding]()
     else:
         raise ValueError(f"rounding must be one of {ROUNDINGS} or a diffjpeg.rounding.Rounding, got {rounding!r}")
-    if fourier_order is not None:
-        order = Fourier(order=fourier_order)
-        if isinstance(spec, Fourier):
-            spec = order
-    if temperature is not None:
-        sigmoid = Sigmoid(temperature=temperature)
-        if isinstance(spec, Sigmoid):
-            spec = sigmoid
     return spec
 
 
@@ -433,7 +416,6 @@ def _outside_package() -> int:
     return level
 
 
-@keyword_only(2, ("fourier_order", "temperature"), renamed={})
 def soft_round(x: Tensor, rounding: RoundingName | Rounding | None = None) -> Tensor:
     """The surrogate ``r(x)`` itself, differentiable by autograd.
 
@@ -453,7 +435,6 @@ def soft_round(x: Tensor, rounding: RoundingName | Rounding | None = None) -> Te
     return as_rounding(rounding, mode="soft")(x)
 
 
-@keyword_only(2, ("fourier_order", "temperature"), renamed={})
 def soft_round_derivative(x: Tensor, rounding: RoundingName | Rounding | None = None) -> Tensor:
     """``r'(x)``, the derivative of :func:`soft_round`, in closed form (``None``: soft mode's default, as there)."""
     return as_rounding(rounding, mode="soft").derivative(x)

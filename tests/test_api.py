@@ -1,6 +1,7 @@
 """The public API's spellings: keyword-only parameters, ``mode=``, the
-rounding spec, and the old spellings that still work for one release."""
+rounding spec; the spellings before 0.2 are refused."""
 import dataclasses
+import importlib
 import inspect
 import warnings
 
@@ -38,73 +39,49 @@ def test_every_parameter_after_quality_is_keyword_only(function, positional):
 def test_misspelled_arguments_are_refused_at_construction():
     with pytest.raises(TypeError, match="qualty"):
         diffjpeg.JPEGEncoder(qualty=50)
-    with pytest.raises(TypeError, match="at most"):
+    with pytest.raises(TypeError, match="positional"):
         diffjpeg.jpeg(X, 50, None, "4:2:0", "exact", "linear", 10, 0.25, None, None, "extra")
 
 
-def _same(a, b):
-    return torch.equal(a, b) if isinstance(a, torch.Tensor) else all(torch.equal(s, t) for s, t in zip(a.components, b.components))
+# The spellings before 0.2 (never released): by position, forward=, fourier_order= and
+# temperature=, the forward_mode attribute, the module diffjpeg.rate. Each is Python's own
+# TypeError (or AttributeError, ModuleNotFoundError) now, not a result computed some other way.
+OLD_SPELLINGS = [
+    lambda: diffjpeg.jpeg(X, 50, None, "4:4:4", "float"),
+    lambda: diffjpeg.jpeg(X, 50, forward="soft"),
+    lambda: diffjpeg.encode(X, 30, None, "4:2:2"),
+    lambda: diffjpeg.decode(diffjpeg.encode(X), "float"),
+    lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding="fourier", fourier_order=3),
+    lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding="sigmoid", temperature=0.5),
+    lambda: diffjpeg.DiffJPEG(40, None, "4:4:4", "float"),
+    lambda: diffjpeg.DiffJPEG(40, mode="float", temperature=0.5),
+    lambda: diffjpeg.JPEGDecoder("float"),
+    lambda: diffjpeg.JPEGEncoder(20, forward="float"),
+    lambda: diffjpeg.random_jpeg(X, 30, 1.0, "4:4:4"),
+    lambda: diffjpeg.RandomJPEG(30, 1.0),
+    lambda: diffjpeg.RandomJPEG(30, forward="float"),
+    lambda: diffjpeg.soft_round(X, "fourier", 3),
+    lambda: diffjpeg.rounding.soft_round_derivative(X, "sigmoid", temperature=0.5),
+    lambda: diffjpeg.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", "fourier", 4),
+    lambda: diffjpeg.rounding.as_rounding("sigmoid", None, 0.5),
+]
 
 
-@pytest.mark.parametrize(
-    "old, new",
-    [
-        (lambda: diffjpeg.jpeg(X, 50, None, "4:4:4", "float"), lambda: diffjpeg.jpeg(X, 50, subsampling="4:4:4", mode="float")),
-        (lambda: diffjpeg.jpeg(X, 50, forward="soft"), lambda: diffjpeg.jpeg(X, 50, mode="soft")),
-        (lambda: diffjpeg.encode(X, 30, None, "4:2:2"), lambda: diffjpeg.encode(X, 30, subsampling="4:2:2")),
-        (lambda: diffjpeg.decode(diffjpeg.encode(X), "float"), lambda: diffjpeg.decode(diffjpeg.encode(X), mode="float")),
-        (
-            lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding="fourier", fourier_order=3),
-            lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding=Fourier(order=3)),
-        ),
-        (
-            lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding="sigmoid", temperature=0.5),
-            lambda: diffjpeg.jpeg(X, 50, mode="soft", rounding=Sigmoid(temperature=0.5)),
-        ),
-        (lambda: diffjpeg.DiffJPEG(40, None, "4:4:4", "float")(X), lambda: diffjpeg.DiffJPEG(40, subsampling="4:4:4", mode="float")(X)),
-        (lambda: diffjpeg.JPEGDecoder("float")(diffjpeg.encode(X)), lambda: diffjpeg.JPEGDecoder(mode="float")(diffjpeg.encode(X))),
-        (lambda: diffjpeg.JPEGEncoder(20, forward="float")(X), lambda: diffjpeg.JPEGEncoder(20, mode="float")(X)),
-        (
-            lambda: diffjpeg.random_jpeg(X, 30, 1.0, "4:4:4", generator=torch.Generator().manual_seed(1)),
-            lambda: diffjpeg.random_jpeg(X, 30, p=1.0, subsampling="4:4:4", generator=torch.Generator().manual_seed(1)),
-        ),
-        (lambda: diffjpeg.RandomJPEG(30, 1.0, forward="float")(X), lambda: diffjpeg.RandomJPEG(30, p=1.0, mode="float")(X)),
-        (lambda: diffjpeg.soft_round(X, "fourier", 3), lambda: diffjpeg.soft_round(X, Fourier(order=3))),
-        (
-            lambda: diffjpeg.rounding.soft_round_derivative(X, "sigmoid", temperature=0.5),
-            lambda: diffjpeg.rounding.soft_round_derivative(X, Sigmoid(temperature=0.5)),
-        ),
-        (
-            lambda: diffjpeg.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", "fourier", 4),
-            lambda: diffjpeg.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", Fourier(order=4)),
-        ),
-    ],
-)
-def test_old_spellings_warn_and_give_the_same_result(old, new):
+@pytest.mark.parametrize("old", OLD_SPELLINGS)
+def test_old_spellings_are_refused(old):
     with warnings.catch_warnings():
-        warnings.simplefilter("error", DeprecationWarning)
-        expected = new()
-    with pytest.warns(DeprecationWarning, match="deprecated since 0.2, removed in 0.3") as record:
-        result = old()
-    assert all(r.filename == __file__ for r in record)  # the warning points at the caller's line
-    assert _same(result, expected)
+        warnings.simplefilter("error")  # and no warning on the way
+        with pytest.raises(TypeError):
+            old()
 
 
-def test_both_spellings_at_once_are_refused():
-    with pytest.raises(TypeError, match="only mode"), pytest.warns(DeprecationWarning):
-        diffjpeg.jpeg(X, forward="float", mode="soft")
-    with pytest.raises(TypeError, match="multiple values"), pytest.warns(DeprecationWarning):
-        diffjpeg.jpeg(X, 50, None, qtables=None)
-
-
-def test_old_attribute_and_module_names_warn():
-    layer = diffjpeg.DiffJPEG(50, mode="float")
-    with pytest.warns(DeprecationWarning, match="DiffJPEG.forward_mode is deprecated; use .mode"):
-        assert layer.forward_mode == "float"
-    with pytest.warns(DeprecationWarning, match="diffjpeg.rate is deprecated; import from diffjpeg.rate_model"):
-        from diffjpeg.rate import Rate
-    assert Rate is diffjpeg.rate_model.Rate
-    assert diffjpeg.rate is diffjpeg.rate_model.rate  # the function; the module is rate_model
+def test_old_attribute_and_module_names_are_gone():
+    assert not hasattr(diffjpeg.DiffJPEG(50, mode="float"), "forward_mode")
+    assert not hasattr(diffjpeg.RandomJPEG(50), "forward_mode")
+    for name in ("diffjpeg.rate", "diffjpeg.deprecation"):  # diffjpeg.rate is the function; its module is rate_model
+        with pytest.raises(ModuleNotFoundError):
+            importlib.import_module(name)
+    assert diffjpeg.rate is diffjpeg.rate_model.rate
     assert inspect.ismodule(diffjpeg.rate_model)
 
 

@@ -4,7 +4,6 @@ every signature; and the trade-off the docs give for soft mode's default
 (whose forward pass is the surrogate): a sharper sigmoid is closer to the codec."""
 import inspect
 import pathlib
-import warnings
 
 import pytest
 import torch
@@ -75,17 +74,6 @@ def test_soft_round_defaults_to_soft_modes_surrogate():
     x = torch.linspace(-2, 2, 101)
     assert torch.equal(R.soft_round(x), R.default_rounding("soft")(x))
     assert torch.equal(R.soft_round_derivative(x), R.default_rounding("soft").derivative(x))
-
-
-def test_deprecated_temperature_applies_to_the_modes_default():
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        for mode in MODES:
-            assert diffjpeg.DiffJPEG(50, mode=mode, temperature=0.5).rounding == R.Sigmoid(temperature=0.5)
-            # fourier_order= alone concerns the fourier surrogate: the mode keeps its own default
-            assert diffjpeg.DiffJPEG(50, mode=mode, fourier_order=3).rounding == R.default_rounding(mode)
-        y = diffjpeg.jpeg(X, 50, mode="soft", temperature=0.5)
-    assert torch.equal(y, diffjpeg.jpeg(X, 50, mode="soft", rounding=R.Sigmoid(temperature=0.5)))
 
 
 @pytest.mark.parametrize("quality", [10, 50, 90])

@@ -1,4 +1,4 @@
-"""The applications in diffjpeg/tools: the core imports none of them, the old module paths warn and still work, one image loader."""
+"""The applications in diffjpeg/tools: the core imports none of them, the old module paths are gone, one image loader."""
 import importlib
 import json
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-SHIMS = ("diffjpeg.tables", "diffjpeg.demo", "diffjpeg.cli", "diffjpeg.benchmark")
+SHIMS = ("diffjpeg.tables", "diffjpeg.demo", "diffjpeg.cli", "diffjpeg.benchmark")  # the paths before diffjpeg.tools
 
 
 def test_import_diffjpeg_imports_no_tool():
@@ -24,29 +24,10 @@ def test_import_diffjpeg_imports_no_tool():
 
 
 @pytest.mark.parametrize("name", SHIMS)
-def test_old_module_paths_warn_and_reexport(name, monkeypatch):
-    monkeypatch.delitem(sys.modules, name, raising=False)
-    with pytest.warns(DeprecationWarning, match=f"{name} is deprecated: use diffjpeg.tools"):
-        module = importlib.import_module(name)
-    public = {
-        "diffjpeg.tables": ("learn_qtables", "QTableParameters", "ImageSet", "evaluate_qtables", "bd_rate", "pillow_qtables",
-                            "save_qtables", "load_qtables", "scaled_qtables", "load_checkpoint", "objective_terms", "main"),
-        "diffjpeg.demo": ("run", "recover_quality", "sample_image", "psnr", "pillow_jpeg", "pillow_decode", "to_tensor", "centre_crop"),
-        "diffjpeg.cli": ("main", "parser", "load_image", "CommandError", "check_output", "quality"),
-        "diffjpeg.benchmark": ("main", "run", "machine", "ours", "kornia_jpeg", "pillow_jpeg", "opencv_jpeg", "methods", "photos"),
-    }[name]
-    assert all(callable(getattr(module, n)) for n in public)
-
-
-def test_old_tables_objective_and_main_still_answer(tmp_path, capsys, monkeypatch):
-    monkeypatch.delitem(sys.modules, "diffjpeg.tables", raising=False)
-    with pytest.warns(DeprecationWarning):
-        tables = importlib.import_module("diffjpeg.tables")
-    bits, d = tables.objective_terms(torch.rand(1, 3, 16, 16), tables.scaled_qtables(torch.full((2, 8, 8), 16.0), 50).float())
-    assert bits.item() > 0 and d.item() > 0
-    assert tables.main([str(tmp_path / "missing")]) == 1
-    assert tables.main(["--help"]) == 0
-    assert "usage: diffjpeg optimize-tables" in capsys.readouterr().out
+def test_old_module_paths_are_gone(name):
+    """The tools moved to diffjpeg.tools before any release: no alias module stands at the old path."""
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(name)
 
 
 def test_learning_reads_images_as_the_command_does(tmp_path):

@@ -302,10 +302,12 @@ def test_bad_params_are_named(cls):
 
 
 @pytest.mark.parametrize("cls", (RandomJPEG, Plain), ids=("torchvision", "plain"))
-def test_return_params_by_position_is_deprecated(cls):
+def test_return_params_by_position_is_refused(cls):
+    """A lone bool after the image would pass through as part of the sample, unnoticed: refused."""
     x = torch.rand(2, 3, 8, 8)
-    with pytest.warns(DeprecationWarning, match="return_params"):
-        y, params = cls((10, 90))(x, True)
+    with pytest.raises(TypeError, match="return_params is keyword-only"):
+        cls((10, 90))(x, True)
+    y, params = cls((10, 90))(x, return_params=True)
     assert isinstance(params, RandomJPEGParams) and y.shape == x.shape
 
 

@@ -39,7 +39,6 @@ from torch import Tensor, nn
 
 from ...check import MODES, Mode
 from ...codec import decode, encode
-from ...deprecation import keyword_only
 from ...geometry import SUBSAMPLINGS, Subsampling
 from ...huffman import Huffman
 from ...losses import DISTORTIONS, Distortion, RateDistortionLoss
@@ -132,7 +131,6 @@ def _plan(images: ImageSet, batch_size: int, crop: int | None, generator: torch.
     return plan
 
 
-@keyword_only(3, ("subsampling", "forward", "rounding"))
 def encode_and_score(x: Tensor, tables: Tensor, criterion: RateDistortionLoss, *, subsampling: Subsampling = "4:2:0",
                      mode: Mode = DEFAULT_MODE, rounding: RoundingName | Rounding = DEFAULT_ROUNDING):
     """``criterion`` of ``x`` through the codec with ``tables``: a :class:`diffjpeg.RateDistortion`,
@@ -185,8 +183,6 @@ def _save_atomic(obj, path: Path) -> None:
     os.replace(tmp, path)
 
 
-@keyword_only(1, ("lam", "steps", "batch_size", "crop", "lr", "init", "subsampling", "forward", "rounding", "huffman",
-                  "distortion", "seed", "device", "checkpoint", "checkpoint_every", "resume", "progress", "history"))
 def learn_qtables(
     images,
     *,
