@@ -241,7 +241,7 @@ def _separable(x: Tensor, kind: str) -> Tensor:
 
 def _shifted_in_block_order(blocks: Tensor) -> Tensor:
     """``blocks - 128`` into a new contiguous tensor: blocks cut from a plane
-    are a strided view, which the GEMM needs contiguous; the subtraction
+    are a strided view, which the transforms need contiguous; the subtraction
     makes that copy itself instead of a second pass."""
     return torch.sub(blocks, 128.0, out=torch.empty(blocks.shape, dtype=blocks.dtype, device=blocks.device))
 
