@@ -245,7 +245,9 @@ def read(
             where a marker should be, ...) and libjpeg's warnings about
             corrupt data ("premature end of data segment", ...). If ``False``
             the file decodes as libjpeg (and Pillow) decode it anyway: junk
-            skipped, scans that end early finished with zeros, a file that
+            skipped, a zero quantization table entry taken as given (its
+            coefficient dequantizes to 0; :func:`write` refuses such tables),
+            scans that end early finished with zeros, a file that
             ends before its EOI marker finished as libjpeg finishes it (what
             Pillow gives with ``ImageFile.LOAD_TRUNCATED_IMAGES``; by default
             Pillow refuses such files, as ``strict=True`` does).
@@ -708,8 +710,12 @@ def write(coefficients: Coefficients, destination=None, *, optimize: bool = Fals
     targets = _destinations(destination, count, batched=len(batch) > 0)
     check_codable(c)
     tables = _integer_blocks(c.qtables, "qtables").reshape(count, -1, 8, 8)
-    if tables.min() < 1 or tables.max() > 65535:
-        raise ValueError(f"qtables entries must round to 1..65535, got {tables.min()}..{tables.max()}")
+    outside = ((tables < 1) | (tables > 65535)).any(axis=(0, 2, 3))
+    if outside.any():  # a zero entry comes from a file libjpeg decodes (read(strict=False)), but no decoder should get one
+        slot = int(outside.argmax())
+        values = tables[:, slot]
+        raise ValueError(f"qtables entries must round to 1..65535: table {slot} holds {values.min()}..{values.max()} "
+                         "(a file read with strict=False may carry a zero entry, which libjpeg decodes but no file should hold)")
     if max(c.qtable_index) > MAX_TABLE_SLOT:
         raise ValueError(f"a JPEG file has quantization table slots 0..{MAX_TABLE_SLOT}, qtable_index is {c.qtable_index}")
     if progressive:

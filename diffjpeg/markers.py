@@ -214,7 +214,7 @@ def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
     return Structure(SOF_SUPPORTED[marker], precision, height, width, tuple(components), "grayscale")
 
 
-def _parse_dqt(body: bytes, tables: dict) -> None:
+def _parse_dqt(body: bytes, tables: dict, strict: bool = True) -> None:
     offset = 0
     while offset < len(body):
         pq, tq = body[offset] >> 4, body[offset] & 15
@@ -225,7 +225,7 @@ def _parse_dqt(body: bytes, tables: dict) -> None:
             raise JPEGError("quantization table (DQT) segment is shorter than its tables")
         fmt = ">64H" if pq else ">64B"
         values = struct.unpack_from(fmt, body, offset + 1)
-        if 0 in values:
+        if 0 in values and strict:  # libjpeg dequantizes with it as given (a zero coefficient)
             raise JPEGError(f"quantization table {tq} has a zero entry")
         tables[tq] = values
         offset += 1 + size
@@ -281,8 +281,10 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
             (libjpeg's own 65500 per side still applies).
         strict: ``True`` walks the whole file and refuses any damage (bytes
             where a marker should be, a restart marker outside a scan, a
-            missing EOI); ``False`` reads up to the first scan header as
-            libjpeg does, skipping what libjpeg skips, and stops there.
+            missing EOI, a zero quantization table entry); ``False`` reads
+            up to the first scan header as libjpeg does, skipping what
+            libjpeg skips and taking a zero table entry as libjpeg does (as
+            given), and stops there.
 
     Returns:
         :class:`Structure`: frame header, scans with their data ranges,
@@ -356,7 +358,7 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
                 raise JPEGError(f"second frame header (SOF) at byte {start}")
             frame = _parse_frame(marker, body, max_pixels)
         elif marker == DQT:
-            _parse_dqt(body, qtables)
+            _parse_dqt(body, qtables, strict)
         elif marker == DHT:
             _parse_dht(body, dc_tables)
         elif marker == DRI:

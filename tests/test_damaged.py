@@ -160,3 +160,23 @@ def test_strict_messages_name_the_problem_and_where():
         diffjpeg.read(data[:-2])
     cut = data[: len(data) * 2 // 3]  # inside the scan: libjpeg finishes it with zeros
     assert np.array_equal(decoded_pixels(cut, strict=False), pillow_truncated(cut))
+
+
+@pytest.mark.parametrize("name", sorted(BASES))
+@pytest.mark.parametrize("entry", [0, 1, 63])
+def test_a_zero_quantization_entry_decodes_as_pillow_leniently(name, entry):
+    """libjpeg decodes with a zero table entry as given (that coefficient
+    dequantizes to 0), and Pillow shows it: strict=False gives Pillow's pixels,
+    strict=True refuses, naming the table and saying that strict=False
+    decodes it; write() refuses such tables, naming the table."""
+    data = bytearray(BASES[name])
+    dqt = data.find(b"\xff\xdb")
+    assert data[dqt + 4] >> 4 == 0  # 8-bit entries, in zigzag order from byte dqt + 5
+    data[dqt + 5 + entry] = 0
+    data = bytes(data)
+    pillow = pillow_outcome(data)
+    assert isinstance(pillow, np.ndarray) and np.array_equal(decoded_pixels(data, strict=False), pillow)
+    with pytest.raises(diffjpeg.JPEGError, match=f"quantization table {data[dqt + 4] & 15} has a zero entry.*strict=False decodes it"):
+        diffjpeg.read(data)
+    with pytest.raises(ValueError, match=f"table {data[dqt + 4] & 15} holds 0\\.\\."):
+        diffjpeg.write(diffjpeg.read(data, strict=False), io.BytesIO())
