@@ -24,7 +24,7 @@ final padding on average.
 At integer coefficients every step is exact except the soft size, so the
 estimate is close to the exact count by construction, not by fitting; there
 are no fitted constants. How close, measured on scikit-image photos at
-qualities 5 to 95: see the README's table, produced by ``benchmarks/rate.py``.
+qualities 5 to 95: see the table in docs/guide/files.md, produced by ``benchmarks/rate.py``.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ rounding); ``Fourier(order=FOURIER_ORDER, damping="fejer")`` and
   was the only one within one standard deviation of the best on each
   watermark, attack and recovery task of ``benchmarks/surrogates.py``; on
   learned tables it trails the best (the float forward) by about one point of
-  BD-rate (README, "Which surrogate for which task").
+  BD-rate (docs/guide/benchmarks.md, "Which surrogate for which task").
 * soft: ``Sigmoid(temperature=0.25)`` too, though its forward pass *is* the
   surrogate, and so it is far from the codec: mean PSNR against Pillow over
   the benchmark suite's photos and qualities 1 to 95 (4:2:0;

@@ -21,8 +21,9 @@ author = "the diffjpeg authors"
 copyright = "2026, the diffjpeg authors"
 release = version = diffjpeg.__version__
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.napoleon", "sphinx.ext.viewcode", "myst_parser"]  # myst: the guide pages, Markdown
 exclude_patterns = ["_build"]
+myst_heading_anchors = 3  # "page.md#a-heading" links resolve
 html_theme = "alabaster"  # ships with Sphinx: no download, no extra dependency
 html_theme_options = {"description": "JPEG as a differentiable PyTorch layer, bit-exact with libjpeg-turbo"}
 

@@ -16,7 +16,9 @@ from diffjpeg.tools.bench.methods import uint8_array
 from diffjpeg.tools.metrics import psnr
 from tests.helpers import centred_crop
 
-README = (pathlib.Path(__file__).resolve().parent.parent / "README.md").read_text()
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+README = (ROOT / "README.md").read_text()
+USAGE = (ROOT / "docs" / "guide" / "usage.md").read_text()  # the guide's page that states the defaults per mode
 X = torch.rand(2, 3, 24, 24, generator=torch.Generator().manual_seed(0))
 
 
@@ -35,9 +37,10 @@ def test_every_mode_has_a_default_and_no_other():
 
 @pytest.mark.parametrize("mode", MODES)
 def test_the_docs_state_each_modes_default(mode):
-    """README and diffjpeg.rounding's docstring name each mode's default as its repr."""
+    """README, the guide's Usage page and diffjpeg.rounding's docstring name each mode's default as its repr."""
     stated = repr(R.default_rounding(mode))
     assert f"`{stated}`" in README
+    assert f"`{stated}`" in USAGE
     assert f"``{stated}``" in R.__doc__
     assert f"``{stated}``" in inspect.getdoc(diffjpeg.encode)
 

@@ -1,14 +1,14 @@
-"""Every code block of README.md runs as written.
+"""Every code block of README.md and of the guide's pages (docs/**/*.md) runs as written.
 
 Each ```python block runs on its own (a reader copies one block), in a fresh
-namespace, in a temporary folder holding the files the README names
+namespace, in a temporary folder holding the files the pages name
 (``photo.jpg``, ``a.jpg``, ``photos/``, ...), made here from the bundled photo
 with Pillow. A block that imports an optional package that is not installed
 (torchvision, kornia) is skipped; a block preceded by
 ``<!-- readme-test: slow: REASON -->`` runs under ``-m slow`` only, and
-``<!-- readme-test: skip: REASON -->`` never (the reason stays in the README).
+``<!-- readme-test: skip: REASON -->`` never (the reason stays in the page).
 Shell blocks must parse (``bash -n``); every ``diffjpeg`` command in them, and
-in the README's inline code, must parse with the CLI's own parser, and the
+in the pages' inline code, must parse with the CLI's own parser, and the
 extras that ``pip install`` names must exist.
 """
 from __future__ import annotations
@@ -29,30 +29,39 @@ from PIL import Image
 import diffjpeg
 
 ROOT = Path(__file__).resolve().parents[1]
-README = (ROOT / "README.md").read_text()
+# the README and the guide the reference text moved to (docs/guide/*.md)
+PAGES = ["README.md", *sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "docs").rglob("*.md") if "_build" not in p.parts)]
+TEXT = {page: (ROOT / page).read_text() for page in PAGES}
+COMMAND_LINE = "docs/guide/command-line.md"  # the Command line table
 OPTIONAL = {"torchvision", "kornia", "matplotlib", "cv2", "skimage", "sklearn"}  # extras, not dependencies
 FENCE = re.compile(r"^```(\w+)\n(.*?)^```", re.S | re.M)
 MARKER = re.compile(r"<!--\s*readme-test:\s*(skip|slow):\s*(.+?)\s*-->\s*$")
 
 
-def blocks(language: str) -> list[tuple[int, str, str | None, str | None]]:
-    """``(line, code, marker, reason)`` of each fenced block in ``language``."""
+def blocks(language: str) -> list[tuple[str, int, str, str | None, str | None]]:
+    """``(page, line, code, marker, reason)`` of each fenced block in ``language``."""
     found = []
-    for m in FENCE.finditer(README):
-        if m.group(1) != language:
-            continue
-        before = README[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
-        marker = MARKER.search(before)
-        found.append((README.count("\n", 0, m.start()) + 1, m.group(2), *(marker.groups() if marker else (None, None))))
+    for page, text in TEXT.items():
+        for m in FENCE.finditer(text):
+            if m.group(1) != language:
+                continue
+            before = text[: m.start()].rstrip("\n").rsplit("\n", 1)[-1]
+            marker = MARKER.search(before)
+            found.append((page, text.count("\n", 0, m.start()) + 1, m.group(2), *(marker.groups() if marker else (None, None))))
     return found
 
 
 def _params(language: str):
     out = []
-    for line, code, marker, reason in blocks(language):
-        marks = [pytest.mark.slow] if marker == "slow" else [pytest.mark.skip(reason=f"README: {reason}")] if marker == "skip" else []
-        out.append(pytest.param(code, line, id=f"line{line}", marks=marks))
+    for page, line, code, marker, reason in blocks(language):
+        marks = [pytest.mark.slow] if marker == "slow" else [pytest.mark.skip(reason=f"{page}: {reason}")] if marker == "skip" else []
+        out.append(pytest.param(code, page, line, id=f"{page}:line{line}", marks=marks))
     return out
+
+
+def test_the_pages_are_found():
+    """The guide's pages are collected (a wrong glob would check nothing)."""
+    assert {"README.md", COMMAND_LINE, "docs/guide/usage.md", "docs/guide/files.md", "docs/guide/tables.md"} <= set(PAGES)
 
 
 @pytest.fixture
@@ -78,6 +87,16 @@ def _needs(code: str) -> set[str]:
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module.split(".")[0])
     return names
+
+
+# the blocks whose comments' claims _check_what_the_block_says checks: each must still be on some page
+CHECKED = ["diffjpeg.DiffJPEG(quality=75, learnable=True)", 'diffjpeg.read("photo.jpg")', "diffjpeg.RandomJPEG((30, 95)),",
+           "tables.learn_qtables"]
+
+
+def test_every_checked_block_is_on_a_page():
+    code = "\n".join(c for _, _, c, _, _ in blocks("python"))
+    assert [s for s in CHECKED if s not in code] == []
 
 
 def _check_what_the_block_says(code: str, namespace: dict, folder: Path) -> None:
@@ -106,14 +125,14 @@ def _check_what_the_block_says(code: str, namespace: dict, folder: Path) -> None
         assert np.array_equal(namespace["y"].permute(1, 2, 0).numpy(), np.asarray(Image.open(folder / "out.jpg")))
 
 
-@pytest.mark.parametrize("code, line", _params("python"))
-def test_python_block_runs_as_written(code, line, folder):
+@pytest.mark.parametrize("code, page, line", _params("python"))
+def test_python_block_runs_as_written(code, page, line, folder):
     for name in sorted(_needs(code) & OPTIONAL):
         if importlib.util.find_spec(name) is None:
             pytest.skip(f"needs {name}, not installed")
     namespace = {"__name__": "readme"}
     torch.manual_seed(0)
-    exec(compile(code, f"<README.md, the block at line {line}>", "exec"), namespace)
+    exec(compile(code, f"<{page}, the block at line {line}>", "exec"), namespace)
     _check_what_the_block_says(code, namespace, folder)
 
 
@@ -138,8 +157,8 @@ def _parse(args: list[str]) -> None:
         raise AssertionError(f"diffjpeg {shlex.join(args)}: the CLI refuses it (status {e.code})") from None
 
 
-@pytest.mark.parametrize("code, line", _params("bash"))
-def test_shell_block_parses_and_its_commands_exist(code, line):
+@pytest.mark.parametrize("code, page, line", _params("bash"))
+def test_shell_block_parses_and_its_commands_exist(code, page, line):
     subprocess.run(["bash", "-n"], input=code, text=True, check=True)
     tomllib = pytest.importorskip("tomllib")  # Python 3.11+
     extras = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"])
@@ -149,9 +168,15 @@ def test_shell_block_parses_and_its_commands_exist(code, line):
         _parse(args)
 
 
-def test_inline_diffjpeg_commands_parse():
-    inline = [span for span in re.findall(r"`([^`\n]+)`", FENCE.sub("", README)) if span.startswith("diffjpeg ")]
-    assert len(inline) >= 5  # the Command line table's examples
+def _inline(page: str) -> list[str]:
+    return [span for span in re.findall(r"`([^`\n]+)`", FENCE.sub("", TEXT[page])) if span.startswith("diffjpeg ")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_inline_diffjpeg_commands_parse(page):
+    inline = _inline(page)
+    if page == COMMAND_LINE:
+        assert len(inline) >= 5  # the Command line table's examples
     for span in inline:
         for args in _commands(span):
             _parse(args)
@@ -160,7 +185,14 @@ def test_inline_diffjpeg_commands_parse():
 def test_the_compress_example_runs(folder, capsys):
     from diffjpeg.tools.cli import main
 
-    example = next(s for s in re.findall(r"`(diffjpeg compress [^`]+)`", README))
+    example = next(s for s in _inline(COMMAND_LINE) if s.startswith("diffjpeg compress "))
     assert main(shlex.split(example)[1:]) == 0
     output = shlex.split(example)[shlex.split(example).index("-o") + 1]
     assert Image.open(folder / output).format == "JPEG"
+
+
+def test_the_readmes_links_into_the_docs_exist():
+    """The site is not hosted: the README links to the files in docs/, which must exist."""
+    targets = [t.split("#")[0] for t in re.findall(r"\]\(([^)\s]+)\)", FENCE.sub("", TEXT["README.md"])) if "://" not in t]
+    assert sum(t.startswith("docs/") for t in targets) >= 8  # the guide's pages and the reference
+    assert [t for t in targets if not (ROOT / t).is_file()] == []
