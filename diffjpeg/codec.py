@@ -48,7 +48,7 @@ from .check import (
 from .coefficients import Coefficients
 from .dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
 from .geometry import PillowSubsampling, Subsampling, component_geometry, subsampling_factors
-from .precision import full_precision, levels_to_unit, working_dtype
+from .precision import cached_constant, full_precision, levels_to_unit, working_dtype
 from .quality import quality_tables, standard_tables
 from .quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from .rounding import (
@@ -146,6 +146,12 @@ def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, devi
     """The ``(B, 2, 8, 8)`` tables a call quantizes with (see :func:`encode`)."""
     if quality is None and qtables is None:
         quality = DEFAULT_QUALITY
+    if qtables is None and is_number(quality) and quality in _WHOLE_QUALITIES:
+        # the common call, jpeg(x, 75): the tables of a whole-number quality,
+        # built once (a third of a small image's call went into building them)
+        # and copied, so that nothing the caller does to them reaches the cache
+        tables = _whole_quality_tables(int(quality), exact, dtype, device)
+        return tables.expand((math.prod(batch),) + tables.shape).clone()
     base = None if qtables is None else _qtables_tensor(qtables, batch, dtype, device, scaled=quality is not None)
     if exact and base is not None:
         base = round_ste(base)
@@ -155,6 +161,17 @@ def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, devi
     if base is None:
         base = standard_tables(dtype, device)
     return quality_tables(q, base, exact)
+
+
+_WHOLE_QUALITIES = frozenset(range(101))  # a bounded cache: 101 qualities per mode kind, dtype and device
+
+
+@cached_constant
+def _whole_quality_tables(quality: int, exact: bool, dtype, device) -> Tensor:
+    """``(2, 8, 8)`` tables of a whole-number quality given as a number, as
+    the general path builds them (its elementwise steps give each image
+    these very values; a whole number is exact in every float dtype)."""
+    return quality_tables(_quality_tensor(quality, None, dtype, device), standard_tables(dtype, device), exact)
 
 
 # ---------------------------------------------------------------- pipeline

@@ -108,6 +108,23 @@ def test_quality_tables_match_libjpeg():
             assert mine[i].flatten().tolist() == [float(v) for v in written[i]], quality
 
 
+@pytest.mark.paths
+@pytest.mark.parametrize("mode", ["exact", "float"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_tables_of_a_number_quality_are_those_of_a_tensor_quality(mode, dtype):
+    """A whole-number quality's tables come from a cache (codec._whole_quality_tables):
+    the same bits as a tensor quality's, built per call, for every quality
+    0-100 and batch shape; the caller's coefficients own their tables."""
+    x = torch.rand(2, 3, 3, 8, 8, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    for quality in (*range(0, 101), 75.0, np.int64(30), np.float32(90.0)):
+        cached = diffjpeg.encode(x, quality, mode=mode).qtables
+        built = diffjpeg.encode(x, torch.tensor(float(quality)), mode=mode).qtables
+        assert cached.shape == built.shape == (2, 3, 2, 8, 8) and torch.equal(cached, built), quality
+    c = diffjpeg.encode(x[0, 0], 50, mode=mode)
+    c.qtables.fill_(7.0)  # the caller's own tensor: the next call still gets libjpeg's tables
+    assert torch.equal(diffjpeg.encode(x[0, 0], 50, mode=mode).qtables, diffjpeg.quality_tables(torch.tensor(50.0), exact=mode == "exact").to(dtype))
+
+
 def test_tables_with_quality_scale_like_libjpeg(pillow_jpeg):
     """Custom base tables plus quality: scaled as jpeg_set_quality scales the standard ones."""
     a = synthetic()["noise"]
