@@ -45,7 +45,7 @@ from torch import Tensor, nn
 from .check import Mode, check_mode
 from .colorspace import COLOR_SPACES, ColorSpace
 from .precision import full_precision
-from .rounding import clamp_ste, exact_value
+from .rounding import clamp_ste, exact_value, needs_grad
 
 # Rows Y, Cb, Cr; columns R, G, B (jccolor.c's constants).
 JFIF_RGB_TO_YCBCR = (
@@ -237,7 +237,7 @@ def _product(matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
     one batched product (``baddbmm``)."""
     if x.device.type != "cpu":
         return torch.bmm(matrix, x) if offset is None else torch.baddbmm(offset.unsqueeze(-1), matrix, x)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (matrix, x, offset)):
+    if needs_grad(matrix, x, offset):
         return _ColorProduct.apply(matrix, x, offset)
     return _fixed_product(matrix, x, offset)
 

@@ -54,7 +54,7 @@ from torch import Tensor, nn
 
 from .check import Mode, check_mode
 from .precision import cached_constant
-from .rounding import clamp_ste, exact_value
+from .rounding import clamp_ste, exact_value, needs_grad
 
 CONST_BITS = 13
 PASS1_BITS = 2
@@ -226,7 +226,7 @@ class _BlockTransform(torch.autograd.Function):
 def _fixed_order(x: Tensor, kind: str) -> Tensor:
     """The transform ``kind`` of ``(..., 8, 8)`` blocks in the fixed order, with its graph if ``x`` needs one."""
     blocks = x.reshape(-1, 8, 8)
-    out = _BlockTransform.apply(blocks, kind) if x.requires_grad and torch.is_grad_enabled() else _transform(blocks, kind)
+    out = _BlockTransform.apply(blocks, kind) if needs_grad(x) else _transform(blocks, kind)
     return out.view(x.shape)  # outside the Function: a view autograd tracks, which callers may change in place
 
 
