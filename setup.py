@@ -1,34 +1,34 @@
 """The optional compiled parts.
 
-diffjpeg._native (diffjpeg/_native.c), the exact-codec kernel, needs GCC or
+diffjpeg.backends._native (diffjpeg/backends/_native.c), the exact-codec kernel, needs GCC or
 Clang (it uses their vector extensions). Without one the install goes on and
 diffjpeg runs its tensor stages, with the same results
-(diffjpeg.native.available() says which runs).
+(diffjpeg.backends.exact.available() says which runs).
 
-diffjpeg._libjpeg (diffjpeg/_libjpeg.c) reads files through jpeglib's
+diffjpeg.backends._libjpeg (diffjpeg/backends/_libjpeg.c) reads files through jpeglib's
 libjpeg-turbo with each call's own messages, from memory, GIL released.
 Without it diffjpeg.read falls back to jpeglib itself (see its docstring for
 what that loses).
 
-diffjpeg._sampling (diffjpeg/_sampling.c), plain C, runs the real-valued
+diffjpeg.backends._sampling (diffjpeg/backends/_sampling.c), plain C, runs the real-valued
 chroma sampling stages and their transposes in one pass each, with the
 tensor operations' values; its products and sums must not be fused into
-FMAs either. Without it diffjpeg.sampling's tensor operations run.
-diffjpeg._rounding (diffjpeg/_rounding.c) does the same for the clamp to
-8-bit samples (diffjpeg.rounding.clamp_ste); diffjpeg._color
-(diffjpeg/_color.c) and diffjpeg._dct (diffjpeg/_dct.c) for the real-valued
+FMAs either. Without it diffjpeg.stages.sampling's tensor operations run.
+diffjpeg.backends._rounding (diffjpeg/backends/_rounding.c) does the same for the clamp to
+8-bit samples (diffjpeg.stages.rounding.clamp_ste); diffjpeg.backends._color
+(diffjpeg/backends/_color.c) and diffjpeg.backends._dct (diffjpeg/backends/_dct.c) for the real-valued
 color conversion and DCT, each output summed in one fixed order
-(diffjpeg.color.color_product, diffjpeg.dct.block_transform).
+(diffjpeg.stages.color.color_product, diffjpeg.stages.dct.block_transform).
 
-diffjpeg._lossless (diffjpeg/_lossless.c), plain C, decodes lossless JPEG
-scans; without it diffjpeg.lossless does the same in Python, slowly.
+diffjpeg.backends._lossless (diffjpeg/backends/_lossless.c), plain C, decodes lossless JPEG
+scans; without it diffjpeg.codec.lossless does the same in Python, slowly.
 
-diffjpeg._trellis (diffjpeg/_trellis.c), plain C, chooses rate-distortion
-optimal quantized values for diffjpeg.rdo; without it the same choices come
+diffjpeg.backends._trellis (diffjpeg/backends/_trellis.c), plain C, chooses rate-distortion
+optimal quantized values for diffjpeg.codec.rdo; without it the same choices come
 from numpy, slowly. Its costs must not be fused into FMAs, so that both
 make the same choices.
 
-diffjpeg/_loops.h holds what _native, _sampling, _rounding, _color and _dct share (which
+diffjpeg/backends/_loops.h holds what _native, _sampling, _rounding, _color and _dct share (which
 toolchains also compile their loops for AVX2, a buffer's float kind).
 Everything else is declared in pyproject.toml.
 """
@@ -40,17 +40,17 @@ flags = [] if sys.platform == "win32" else ["-O3"]
 exact_float = [] if sys.platform == "win32" else ["-ffp-contract=off"]  # MSVC does not contract by default
 # FP exception flags are nobody's concern here: lets GCC vectorize floor (values unchanged)
 no_traps = [] if sys.platform == "win32" else ["-fno-trapping-math"]
-loops = ["diffjpeg/_loops.h"]  # included by the five below: a change rebuilds them, and the sdist carries it
+loops = ["diffjpeg/backends/_loops.h"]  # included by the five below: a change rebuilds them, and the sdist carries it
 dl = ["dl"] if sys.platform.startswith("linux") else []  # dlopen is in libdl before glibc 2.34
 setup(
     ext_modules=[
-        Extension("diffjpeg._native", ["diffjpeg/_native.c"], depends=loops, extra_compile_args=flags, optional=True),
-        Extension("diffjpeg._sampling", ["diffjpeg/_sampling.c"], depends=loops, extra_compile_args=flags + exact_float + no_traps, optional=True),
-        Extension("diffjpeg._rounding", ["diffjpeg/_rounding.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
-        Extension("diffjpeg._color", ["diffjpeg/_color.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
-        Extension("diffjpeg._dct", ["diffjpeg/_dct.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
-        Extension("diffjpeg._lossless", ["diffjpeg/_lossless.c"], extra_compile_args=flags, optional=True),
-        Extension("diffjpeg._trellis", ["diffjpeg/_trellis.c"], extra_compile_args=flags + exact_float, optional=True),
-        Extension("diffjpeg._libjpeg", ["diffjpeg/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),
+        Extension("diffjpeg.backends._native", ["diffjpeg/backends/_native.c"], depends=loops, extra_compile_args=flags, optional=True),
+        Extension("diffjpeg.backends._sampling", ["diffjpeg/backends/_sampling.c"], depends=loops, extra_compile_args=flags + exact_float + no_traps, optional=True),
+        Extension("diffjpeg.backends._rounding", ["diffjpeg/backends/_rounding.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
+        Extension("diffjpeg.backends._color", ["diffjpeg/backends/_color.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
+        Extension("diffjpeg.backends._dct", ["diffjpeg/backends/_dct.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
+        Extension("diffjpeg.backends._lossless", ["diffjpeg/backends/_lossless.c"], extra_compile_args=flags, optional=True),
+        Extension("diffjpeg.backends._trellis", ["diffjpeg/backends/_trellis.c"], extra_compile_args=flags + exact_float, optional=True),
+        Extension("diffjpeg.backends._libjpeg", ["diffjpeg/backends/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),
     ]
 )

@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         "",
         f"`python benchmarks/augment_loader.py{' --quick' if args.quick else ''}`, {info['date']}: {info['cpu']}, {info['cores']} cores "
         f"(load average {load:.2f} at the start: the machine is shared), torch {torch.__version__}, "
-        f"torchvision {torchvision.__version__}, Pillow {info['Pillow']}; exact kernel {info['exact kernel (diffjpeg/_native.c)']}.",
+        f"torchvision {torchvision.__version__}, Pillow {info['Pillow']}; exact kernel {info['exact kernel (diffjpeg/backends/_native.c)']}.",
         "",
         f"{length} images of 256x256 (8 crops of {', '.join(PHOTOS)}), quality drawn from {QUALITY}, 4:2:0, through "
         "`v2.Compose` in a `DataLoader` (2 workers, batches of 32, fork); images/s after the first batch, "

@@ -76,9 +76,9 @@ FULL = {"photos": PHOTOS, "qualities": tuple(range(1, 101)), "crop": None, "batc
         "budget": 285.0, "test_timeout": 140.0, "exact_timeout": 100.0, "compile_timeout": None}
 QUICK = {"photos": ("chelsea", "camera"), "qualities": (1, 50, 95, 100), "crop": 96, "batch": 4, "size": 64, "warmup": 1, "repeats": 3,
          "budget": 60.0, "test_timeout": 40.0, "exact_timeout": 30.0, "compile_timeout": None}
-QUICK_TESTS = ("tests/test_validation.py",)
-DEVICE_TESTS = "test_devices.py"  # the device x dtype matrix (conftest's device and dtype fixtures)
-NOT_DEVICE_TESTS = ("tests/test_benchmark.py",)  # the CPU benchmark suite's smoke tests (and this script's)
+QUICK_TESTS = ("tests/core/test_validation.py",)
+DEVICE_TESTS = "tests/codec/test_devices.py"  # the device x dtype matrix (conftest's device and dtype fixtures)
+NOT_DEVICE_TESTS = ("tests/tools/test_benchmark.py",)  # the CPU benchmark suite's smoke tests (and this script's)
 
 _started = time.monotonic()
 
@@ -534,7 +534,7 @@ def parse(argv):
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "gpu.md", help="the markdown report (a .json of the raw numbers goes beside it)")
     parser.add_argument("--quick", action="store_true", help="few qualities and photos, a small batch, one test file, no compile")
     parser.add_argument("--skip-tests", action="store_true", help="no pytest run")
-    parser.add_argument("--tests", nargs="+", help="test files or node ids (default: every tests/test_*.py but the benchmark's)")
+    parser.add_argument("--tests", nargs="+", help="test files or node ids (default: every tests/**/test_*.py but the benchmark's)")
     parser.add_argument("--test-jobs", type=int, help="test files run at a time (default: half the cores, at most the files)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="the torch.compile rows (default: on, off with --quick)")
     for key in ("budget", "test_timeout", "exact_timeout"):
@@ -565,8 +565,8 @@ def main(argv=None) -> int:
     compile_on = (not args.quick) if args.compile is None else args.compile
     # the device x dtype matrix first: it is what this run is for
     tests = [] if args.skip_tests else args.tests or (list(QUICK_TESTS) if args.quick else
-                                                      [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").glob("test_*.py"),
-                                                                                                key=lambda p: p.name != DEVICE_TESTS)
+                                                      [str(p.relative_to(ROOT)) for p in sorted((ROOT / "tests").rglob("test_*.py"),
+                                                                                                key=lambda p: str(p.relative_to(ROOT)) != DEVICE_TESTS)
                                                        if str(p.relative_to(ROOT)) not in NOT_DEVICE_TESTS])
     jobs = args.test_jobs or max(1, min(len(tests) or 1, (os.cpu_count() or 2) // 2))
     report = Report(args.out, args.out.with_suffix(".json"))

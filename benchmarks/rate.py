@@ -22,7 +22,7 @@ import torch
 from PIL import Image
 
 import diffjpeg
-from diffjpeg.markers import parse_structure
+from diffjpeg.bitstream.markers import parse_structure
 from diffjpeg.tools.images import skimage_photo
 from diffjpeg.tools.reference import SUBSAMPLING_PIL, pillow_jpeg
 

@@ -16,7 +16,7 @@ Protocol (the photos and curves of benchmarks/tables.py, whose functions it reus
 * mozjpeg 4.0.3's defaults through jpeglib (progressive, trellis, its tables),
   and the same coefficients recoded baseline (benchmarks/tables.py). jpegli is
   not in this machine's registries (Debian 12's libjxl 0.7 has no cjpegli).
-* LAMBDA_SCALE of diffjpeg.rdo was chosen on the TRAIN photos only: the
+* LAMBDA_SCALE of diffjpeg.codec.rdo was chosen on the TRAIN photos only: the
   BD-rate (PSNR) of each scale there is reported below.
 * Per-image table choice, scored on the TRAIN photos: the learned tables at
   quality q + each of OFFSETS with the lambda of q, the best file by real
@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import tables as B  # noqa: E402  (benchmarks/tables.py: the photos, the IJG and mozjpeg curves)
 
 import diffjpeg  # noqa: E402
-from diffjpeg import rdo  # noqa: E402
+from diffjpeg.codec import rdo  # noqa: E402
 from diffjpeg.tools import qtables as T  # noqa: E402
 
 RESULTS = B.RESULTS
@@ -80,7 +80,7 @@ def checked(a: np.ndarray, c: diffjpeg.Coefficients, progressive: bool) -> bytes
     import cv2
     from PIL import Image
 
-    from diffjpeg.markers import parse_structure
+    from diffjpeg.bitstream.markers import parse_structure
 
     data = diffjpeg.write(c, optimize=True, progressive=progressive)
     pillow = np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
@@ -256,7 +256,7 @@ def main(argv=None) -> int:
     lines += ["", "## The lambda scale (training photos: " + ", ".join(B.TRAIN) + ")", "",
               "lambda = scale / (geometric mean of the luma table)^2; BD-rate (PSNR) against IJG on the training photos:", "",
               "| scale | BD-rate |", "|---:|---:|"] + [f"| {k} | {v:+.2f}% |" for k, v in scales.items()]
-    lines += ["", f"Used: {chosen} (diffjpeg.rdo.LAMBDA_SCALE).", ""]
+    lines += ["", f"Used: {chosen} (diffjpeg.codec.rdo.LAMBDA_SCALE).", ""]
     lines += [f"Per-image table choice (a route weighed, not kept): the learned tables at quality q + {OFFSETS} with the "
               f"lambda of q, keeping per photo the file of least real bits + lambda * D: {searched:+.2f}% on the training "
               f"photos against {scales[chosen]:+.2f}% with the tables of q alone, for {len(OFFSETS)} times the work "

@@ -210,7 +210,7 @@ def report(rows, batch, info) -> str:
         f"`python benchmarks/read.py`, {info['date']}: {info['cpu']}, {info['cores']} cores "
         f"(load average {info['load average at start (1 min)']} at the start: the machine is shared), "
         f"torch {info['torch']}, Pillow {info['Pillow']} (libjpeg-turbo {info['libjpeg-turbo']}), "
-        f"OpenCV {info['cv2']}, numpy {info['numpy']}; {info['exact kernel (diffjpeg/_native.c)']}.",
+        f"OpenCV {info['cv2']}, numpy {info['numpy']}; {info['exact kernel (diffjpeg/backends/_native.c)']}.",
         "",
         "One thread. Pillow: `Image.open` + `load` + `np.asarray` (uint8 `(H, W, 3)`). diffjpeg: `read` "
         "(libjpeg-turbo 2.1's coefficients) + `decode` (exact: Pillow's pixels as float32 `(3, H, W)` in [0, 1], "

@@ -1,5 +1,5 @@
 """How close soft mode's forward pass stays to the real codec, per surrogate, beside the soft-forward peers:
-the evidence for soft's default (diffjpeg.rounding.DEFAULT_ROUNDINGS; the training side is surrogates.py).
+the evidence for soft's default (diffjpeg.stages.rounding.DEFAULT_ROUNDINGS; the training side is surrogates.py).
 
 Mean PSNR against Pillow's save+load over the benchmark suite's photos (diffjpeg.tools.bench.suite.PHOTOS),
 4:2:0, per quality 1-95 and their mean; for soft and float also with libjpeg's integer tables given as
@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from diffjpeg import jpeg
-from diffjpeg.quality import quality_tables
-from diffjpeg.rounding import default_rounding
+from diffjpeg.stages.quality import quality_tables
+from diffjpeg.stages.rounding import default_rounding
 from diffjpeg.tools.bench.machine import machine
 from diffjpeg.tools.bench.methods import float_tensor, kornia_jpeg, photos, reich_jpeg, uint8_array
 from diffjpeg.tools.bench.report import markdown_table

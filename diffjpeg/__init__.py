@@ -1,62 +1,46 @@
 """diffjpeg: JPEG as a differentiable PyTorch layer, bit-exact with libjpeg-turbo.
 
-Stages, one module each, in pipeline order:
+The package in layers, each importing only those below it (the docs'
+Architecture page has the diagram and every module; ``tests/test_layers.py``
+holds the rule):
 
-================  =====================================================  ============================
-module            stage                                                  libjpeg-turbo source
-================  =====================================================  ============================
-``color``         RGB <-> YCbCr, YCCK -> CMYK, pixels                    jccolor.c, jdcolor.c
-``colorspace``    files' color spaces: told and marked                   jdapimin.c, jcparam.c
-``sampling``      chroma down- and upsampling                            jcsample.c, jdsample.c
-``blocks``        edge padding, 8x8 blocks                               jcprepct.c, jdmainct.c
-``dct``           level shift, DCT and IDCT                              jfdctint.c, jidctint.c
-``quality``       quality-scaled quantization tables                     jcparam.c
-``quantize``      quantization and dequantization                        jcdctmgr.c
-``smoothing``     block smoothing of incomplete progressive files        jdcoefct.c
-``lossless``      lossless (SOF3) files to pixels, for ``read_image``    jdlossls.c, jddiffct.c (3.x)
-``rounding``      surrogate gradients
-``precision``     dtypes and autocast: what stages compute in
-``check``         input checks, in one place
-``geometry``      sampling rules, sizes, blocks, MCUs                    jdmaster.c
-``coefficients``  Coefficients: quantized blocks, tables, sampling
-``codec``         the composed pipeline: encode, decode, jpeg, DiffJPEG
-``native``        the exact codec's values, compiled (_native.c)
-``strips``        large images in strips of MCU rows, recomputed
-``scan``          zigzag and MCU order, padding DC                       jccoefct.c
-``huffman``       entropy coding, exact bit counts                       jchuff.c
-``rate_model``    differentiable estimate of the bits: ``rate``
-``rdo``           rate-distortion optimized encoding: ``encode_rdo``
-``losses``        RateDistortionLoss: rate + lambda * distortion
-``markers``       file structure checks, JPEGError                       jdmarker.c
-``files``         read and write real .jpg files                         (reads: libjpeg, _libjpeg.c)
-``sequential``    sequential files for ``write``                         jcmarker.c
-``progressive``   progressive scans for ``write``                        jcphuff.c, jcparam.c
-``augment``       random JPEG augmentation: RandomJPEG
-================  =====================================================  ============================
+=================  ===========================================================
+layer              modules
+=================  ===========================================================
+``tools``          the applications: ``cli`` (the ``diffjpeg`` command),
+                   ``demo``, ``images``, ``qtables``, ``bench``; not imported here
+``diffjpeg``       this file: the public API
+``training``       ``augment`` (RandomJPEG), ``losses`` (RateDistortionLoss)
+``codec``          ``pipeline`` (encode, decode, jpeg, DiffJPEG), ``strips``,
+                   ``files``, ``lossless``, ``rdo``
+``backends``       ``cpu`` (compiled stage loops, the switch), ``exact``
+                   (the exact codec compiled), the C sources
+``stages``         ``color``, ``sampling``, ``blocks``, ``dct``, ``quality``,
+                   ``quantize``, ``rounding``, ``smoothing``
+``bitstream``      ``markers``, ``huffman``, ``sequential``, ``progressive``,
+                   ``rate_model``
+``core``           ``geometry``, ``precision``, ``check``, ``colorspace``,
+                   ``scan``, ``coefficients``, ``dispatch``
+=================  ===========================================================
 
 The pipeline's functions and modules (``jpeg``, ``encode``, ``decode``,
 ``DiffJPEG``, ``RandomJPEG``, ...) take the image and ``quality`` by position
 and everything else by name: ``mode=`` (``"exact"``, ``"float"``, ``"soft"``)
 chooses the forward pass, ``rounding=`` the quantizer's surrogate (a name or
-a :class:`rounding.Rounding`).
-
-The applications live in ``diffjpeg.tools`` and are not imported here:
-``tools.cli`` (the ``diffjpeg`` command), ``tools.demo`` (demo and compare),
-``tools.images`` (the image loader), ``tools.qtables`` (learned quantization
-tables, ``diffjpeg optimize-tables``), ``tools.bench`` (``diffjpeg bench``).
+a :class:`diffjpeg.stages.rounding.Rounding`).
 """
-from . import blocks, color, colorspace, dct, huffman, markers, quality, quantize, rate_model, rounding, sampling, smoothing
-from .augment import RandomJPEG, RandomJPEGParams, random_jpeg
-from .codec import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
-from .coefficients import Coefficients, Progression
-from .files import read, read_batch, read_image, write
-from .huffman import bits
-from .losses import RateDistortion, RateDistortionLoss
-from .markers import JPEGError
-from .quality import quality_tables, standard_tables
-from .rate_model import Rate, rate
-from .rdo import encode_rdo
-from .rounding import ROUNDINGS, Rounding, soft_round
+from . import backends, bitstream, codec, core, stages, training
+from .bitstream.huffman import bits
+from .bitstream.markers import JPEGError
+from .bitstream.rate_model import Rate, rate
+from .codec.files import read, read_batch, read_image, write
+from .codec.pipeline import DiffJPEG, JPEGDecoder, JPEGEncoder, decode, encode, jpeg
+from .codec.rdo import encode_rdo
+from .core.coefficients import Coefficients, Progression
+from .stages.quality import quality_tables, standard_tables
+from .stages.rounding import ROUNDINGS, Rounding, soft_round
+from .training.augment import RandomJPEG, RandomJPEGParams, random_jpeg
+from .training.losses import RateDistortion, RateDistortionLoss
 
 __all__ = [
     "Coefficients",

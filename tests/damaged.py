@@ -1,5 +1,5 @@
 """Damaged JPEG files made from valid Pillow files by byte edits, for
-tests/test_damaged.py and benchmarks/damaged.py: junk between segments,
+tests/codec/test_damaged.py and benchmarks/damaged.py: junk between segments,
 truncation at segment boundaries and inside scans, ``FF 00`` and bogus
 markers in headers and scans, short APP14 segments, a missing EOI, damaged
 restart markers. Each is ``(label, bytes)``; the label says what was done

@@ -5,8 +5,8 @@ import io
 
 import numpy as np
 
-from diffjpeg.geometry import PILLOW_SUBSAMPLING
-from diffjpeg.geometry import SUBSAMPLINGS as _NAMES
+from diffjpeg.core.geometry import PILLOW_SUBSAMPLING
+from diffjpeg.core.geometry import SUBSAMPLINGS as _NAMES
 
 SUBSAMPLINGS = tuple(_NAMES)
 PIL_SUBSAMPLING = PILLOW_SUBSAMPLING  # Pillow's subsampling= values
@@ -84,26 +84,26 @@ def decoded_pixels(data: bytes, **options) -> np.ndarray:
 
 
 def both_paths(fn):
-    """``fn()`` with the compiled loops (diffjpeg.native), then with the tensor stages."""
-    from diffjpeg import native
+    """``fn()`` with the compiled loops (diffjpeg.backends.cpu), then with the tensor stages."""
+    from diffjpeg.backends import cpu
 
-    with native.enabled(True):
+    with cpu.enabled(True):
         fast = fn()
-    with native.enabled(False):
+    with cpu.enabled(False):
         slow = fn()
     return fast, slow
 
 
 def assert_close_to_rounding(actual, expected, scale=None) -> None:
     """The float/soft contract between two computation paths
-    (:func:`diffjpeg.precision.rounding_tolerance`, whose docstring justifies
+    (:func:`diffjpeg.core.precision.rounding_tolerance`, whose docstring justifies
     the bound): same shape and dtype, NaN where the other has NaN, and every
     value within ``k eps scale``, ``scale`` the largest magnitude of
     ``expected`` unless given. The one place tests compare paths that are
     not equal by construction."""
     import torch
 
-    from diffjpeg.precision import ROUNDING_UNITS, rounding_tolerance
+    from diffjpeg.core.precision import ROUNDING_UNITS, rounding_tolerance
 
     assert actual.shape == expected.shape and actual.dtype == expected.dtype, (actual.shape, actual.dtype, expected.shape, expected.dtype)
     a, e = actual.detach().cpu().double(), expected.detach().cpu().double()

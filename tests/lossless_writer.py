@@ -1,5 +1,5 @@
 """A small lossless JPEG (SOF3) writer for the tests, from ITU-T T.81 Annex H
-and K, written independently of :mod:`diffjpeg.lossless` (it shares no
+and K, written independently of :mod:`diffjpeg.codec.lossless` (it shares no
 code with it): the files it writes are decoded by Pillow for the reference.
 
 Per the standard: samples are point-transformed (``x >> Al``), each is

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import diffjpeg
-from diffjpeg.rounding import FOURIER_ORDER, ROUNDINGS, Fourier, Linear, Noise, Polynomial, Rounding, Sigmoid, as_rounding
+from diffjpeg.stages.rounding import FOURIER_ORDER, ROUNDINGS, Fourier, Linear, Noise, Polynomial, Rounding, Sigmoid, as_rounding
 
 X = torch.rand(2, 3, 16, 24, generator=torch.Generator().manual_seed(0))
 
@@ -61,9 +61,9 @@ OLD_SPELLINGS = [
     lambda: diffjpeg.RandomJPEG(30, 1.0),
     lambda: diffjpeg.RandomJPEG(30, forward="float"),
     lambda: diffjpeg.soft_round(X, "fourier", 3),
-    lambda: diffjpeg.rounding.soft_round_derivative(X, "sigmoid", temperature=0.5),
-    lambda: diffjpeg.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", "fourier", 4),
-    lambda: diffjpeg.rounding.as_rounding("sigmoid", None, 0.5),
+    lambda: diffjpeg.stages.rounding.soft_round_derivative(X, "sigmoid", temperature=0.5),
+    lambda: diffjpeg.stages.quantize.quantize(X[0, 0, :8, :8] * 50, torch.full((8, 8), 3.0), "soft", "fourier", 4),
+    lambda: diffjpeg.stages.rounding.as_rounding("sigmoid", None, 0.5),
 ]
 
 
@@ -81,8 +81,8 @@ def test_old_attribute_and_module_names_are_gone():
     for name in ("diffjpeg.rate", "diffjpeg.deprecation"):  # diffjpeg.rate is the function; its module is rate_model
         with pytest.raises(ModuleNotFoundError):
             importlib.import_module(name)
-    assert diffjpeg.rate is diffjpeg.rate_model.rate
-    assert inspect.ismodule(diffjpeg.rate_model)
+    assert diffjpeg.rate is diffjpeg.bitstream.rate_model.rate
+    assert inspect.ismodule(diffjpeg.bitstream.rate_model)
 
 
 def test_rounding_names_are_the_default_specs():

@@ -8,7 +8,11 @@ from pathlib import Path
 import pytest
 
 import diffjpeg
-from diffjpeg import check, codec, colorspace, geometry, huffman, losses, rounding
+from diffjpeg.bitstream import huffman
+from diffjpeg.codec import pipeline as codec
+from diffjpeg.core import check, colorspace, geometry
+from diffjpeg.stages import rounding
+from diffjpeg.training import losses
 
 ROOT = Path(__file__).resolve().parents[1]
 tomllib = pytest.importorskip("tomllib")  # Python 3.11+
@@ -73,7 +77,8 @@ CHOICES = {  # parameter name -> the Literal it must be typed with (alone, or in
 
 
 def _public_callables():
-    from diffjpeg import color, dct, quantize, rate_model, sampling
+    from diffjpeg.bitstream import rate_model
+    from diffjpeg.stages import color, dct, quantize, sampling
     from diffjpeg.tools.qtables import evaluate, learn
 
     seen = []

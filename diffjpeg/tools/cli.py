@@ -35,7 +35,7 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
-from .. import geometry
+from ..core import geometry
 from .images import ImageError, image_size, load_image
 
 SUBSAMPLINGS = tuple(geometry.SUBSAMPLINGS)  # "4:4:4", "4:2:2", "4:2:0"
@@ -294,7 +294,8 @@ def compress(args) -> int:
 def _compress_rd(args, a, tables, subsampling: str, report) -> int:
     """compress --optimize-rd: :func:`diffjpeg.encode_rdo`, then the file, and
     the size Pillow needs for the same PSNR (IJG tables, optimized Huffman tables)."""
-    from .. import rdo, write
+    from .. import write
+    from ..codec import rdo
     from .demo import describe
     from .images import to_tensor
     from .metrics import psnr
@@ -491,7 +492,7 @@ def parser() -> argparse.ArgumentParser:
     import torch
 
     from .. import __version__
-    from ..rdo import DEFAULT_EFFORT, EFFORTS
+    from ..codec.rdo import DEFAULT_EFFORT, EFFORTS
 
     top = _Parser(prog="diffjpeg", description="Differentiable JPEG, bit-exact with libjpeg-turbo.", formatter_class=DefaultsFormatter)
     top.add_argument("--version", action="version", version=f"diffjpeg {__version__}")
@@ -553,10 +554,10 @@ def parser() -> argparse.ArgumentParser:
 
 
 def _optimize_tables_options(command) -> None:
-    from ..check import MODES
-    from ..huffman import HUFFMAN
-    from ..losses import DISTORTIONS
-    from ..rounding import ROUNDINGS
+    from ..bitstream.huffman import HUFFMAN
+    from ..core.check import MODES
+    from ..stages.rounding import ROUNDINGS
+    from ..training.losses import DISTORTIONS
     from .qtables.learn import DEFAULT_LAMBDA, DEFAULT_MODE, DEFAULT_ROUNDING
 
     p = command("optimize-tables", help="learn quantization tables for a folder of images (torchrun for several processes)",

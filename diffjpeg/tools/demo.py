@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .. import decode, encode, jpeg, write
-from ..rounding import Sigmoid
+from ..stages.rounding import Sigmoid
 from .images import sample_image, to_array, to_tensor  # noqa: F401 - sample_image: the doctests
 from .metrics import psnr
 from .progress import Progress

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from diffjpeg.check import check_image
+from diffjpeg.core.check import check_image
 
 SAMPLE = "chelsea.png"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".pnm", ".webp", ".gif")

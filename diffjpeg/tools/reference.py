@@ -5,7 +5,7 @@ import io
 
 import numpy as np
 
-from ..geometry import PILLOW_SUBSAMPLING as SUBSAMPLING_PIL  # Pillow's ``subsampling=`` codes
+from ..core.geometry import PILLOW_SUBSAMPLING as SUBSAMPLING_PIL  # Pillow's ``subsampling=`` codes
 
 
 def pillow_jpeg(a: np.ndarray, quality: int | None = None, subsampling: str = "4:2:0", optimize: bool = False,

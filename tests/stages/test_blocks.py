@@ -1,10 +1,10 @@
-"""diffjpeg.blocks: edge replication (libjpeg pads by repeating the last row
+"""diffjpeg.stages.blocks: edge replication (libjpeg pads by repeating the last row
 and column) against numpy's edge padding, and 8x8 block splitting by hand."""
 import numpy as np
 import pytest
 import torch
 
-from diffjpeg.blocks import merge_blocks, replicate_edges, split_blocks
+from diffjpeg.stages.blocks import merge_blocks, replicate_edges, split_blocks
 
 
 @pytest.mark.parametrize("size,target", [((1, 1), (8, 8)), ((1, 7), (8, 16)), ((7, 1), (16, 8)), ((5, 9), (8, 16)),

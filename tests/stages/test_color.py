@@ -1,11 +1,11 @@
-"""diffjpeg.color against libjpeg-turbo's jccolor.c (rgb_ycc_start, rgb_ycc_convert)
+"""diffjpeg.stages.color against libjpeg-turbo's jccolor.c (rgb_ycc_start, rgb_ycc_convert)
 and jdcolor.c (build_ycc_rgb_table, ycc_rgb_convert), written out here in integers
 over every 8-bit input triple."""
 import numpy as np
 import pytest
 import torch
 
-from diffjpeg.color import rgb_to_ycbcr, rgb_to_ycbcr_fixed, ycbcr_to_rgb, ycbcr_to_rgb_fixed
+from diffjpeg.stages.color import rgb_to_ycbcr, rgb_to_ycbcr_fixed, ycbcr_to_rgb, ycbcr_to_rgb_fixed
 
 SCALEBITS = 16
 ONE_HALF = 1 << (SCALEBITS - 1)

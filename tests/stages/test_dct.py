@@ -1,17 +1,17 @@
-"""diffjpeg.dct against libjpeg-turbo's jpeg_fdct_islow (jfdctint.c) and its
+"""diffjpeg.stages.dct against libjpeg-turbo's jpeg_fdct_islow (jfdctint.c) and its
 inverse, written out here as plain Python integer code: jpeg_idct_islow
 (jidctint.c) with the range limit of the x86-64 SIMD inverse (pass-1 results
 saturated to int16, packssdw; outputs to int8, packsswb; + 128), and that
 SIMD inverse itself (jidctint-avx2.asm) step by step, with its 16-bit sums;
 the two agree wherever no 16-bit step wraps. Pillow's decoding of crafted
-files is the ground truth for the SIMD form (here and tests/test_hostile.py)."""
+files is the ground truth for the SIMD form (here and tests/codec/test_hostile.py)."""
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from diffjpeg.dct import dct_matrix, dequantized_integers, fdct, fdct_islow, idct, idct_islow, wrap_int16
+from diffjpeg.stages.dct import dct_matrix, dequantized_integers, fdct, fdct_islow, idct, idct_islow, wrap_int16
 
 CONST_BITS, PASS1_BITS = 13, 2
 FIX_0_298631336, FIX_0_390180644, FIX_0_541196100, FIX_0_765366865 = 2446, 3196, 4433, 6270

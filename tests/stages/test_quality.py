@@ -1,9 +1,9 @@
-"""diffjpeg.quality against libjpeg-turbo's jcparam.c (jpeg_quality_scaling,
+"""diffjpeg.stages.quality against libjpeg-turbo's jcparam.c (jpeg_quality_scaling,
 jpeg_add_quant_table with force_baseline), written out here in integers."""
 import pytest
 import torch
 
-from diffjpeg.quality import quality_tables, quality_to_scale
+from diffjpeg.stages.quality import quality_tables, quality_to_scale
 
 # JPEG standard, Annex K.1 and K.2, natural (row-major) order
 LUMA = [

@@ -1,4 +1,4 @@
-"""diffjpeg.quantize against libjpeg-turbo's jcdctmgr.c, written out here in integers.
+"""diffjpeg.stages.quantize against libjpeg-turbo's jcdctmgr.c, written out here in integers.
 
 The reference is ``compute_reciprocal`` and the 8-bit ``quantize`` of
 jcdctmgr.c (16-bit ``DCTELEM``, the SIMD builds' layout): for a divisor ``d``,
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffjpeg.quantize import dequantize_integers, quantize, reciprocal, reciprocal_divide
+from diffjpeg.stages.quantize import dequantize_integers, quantize, reciprocal, reciprocal_divide
 
 ISLOW_LIMIT = (1 << 14) - 1  # |ISLOW output| of 8-bit samples stays below this
 

@@ -1,4 +1,4 @@
-"""diffjpeg.sampling against libjpeg-turbo's jcsample.c (h2v1_downsample,
+"""diffjpeg.stages.sampling against libjpeg-turbo's jcsample.c (h2v1_downsample,
 h2v2_downsample, int_downsample) and jdsample.c (h2v1/h2v2/h1v2 fancy
 upsampling, int_upsample), written out here as loops over small planes."""
 import itertools
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from diffjpeg.sampling import downsample, downsample_biased, upsample, upsample_fancy
+from diffjpeg.stages.sampling import downsample, downsample_biased, upsample, upsample_fancy
 
 
 def random_plane(h, w, extremes=False, seed=0):

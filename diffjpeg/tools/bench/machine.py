@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ... import __version__, native
+from ... import __version__
+from ...backends import exact
 
 
 def _cpuinfo() -> dict[str, str]:
@@ -46,7 +47,7 @@ def machine() -> dict:
         "cores": os.cpu_count(),
         "load average at start (1 min)": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "n/a",
         "torch threads": torch.get_num_threads(),
-        "exact kernel (diffjpeg/_native.c)": ("compiled" if native.compiled() else "not built: tensor stages only")
+        "exact kernel (diffjpeg/backends/_native.c)": ("compiled" if exact.compiled() else "not built: tensor stages only")
         + (", CPU has AVX2" if "avx2" in cpuinfo.get("flags", "").split() else ", CPU without AVX2 (portable build)"),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none",
         "python": platform.python_version(),

@@ -13,8 +13,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ... import jpeg, native
-from ...rounding import ROUNDINGS
+from ... import jpeg
+from ...backends import cpu
+from ...stages.rounding import ROUNDINGS
 from ..images import skimage_photo, to_array, to_tensor
 
 TENSOR_STAGES = " (tensor stages)"
@@ -145,7 +146,7 @@ def tensor_stages(f):
     GPUs, with gradients, and where no C compiler was at hand."""
 
     def run(x, q):
-        with native.enabled(False):
+        with cpu.enabled(False):
             return f(x, q)
 
     return run

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 
 from ... import jpeg
-from ...rounding import DEFAULT_ROUNDING, ROUNDINGS, default_rounding
+from ...stages.rounding import DEFAULT_ROUNDING, ROUNDINGS, default_rounding
 from ..images import skimage_photo
 from ..metrics import psnr
 from ..progress import Progress

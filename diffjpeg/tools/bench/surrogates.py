@@ -51,7 +51,7 @@ import torch
 from torch import nn
 
 from ... import jpeg
-from ...rounding import Fourier, Rounding, Sigmoid, as_rounding
+from ...stages.rounding import Fourier, Rounding, Sigmoid, as_rounding
 from ..images import skimage_photo
 from ..qtables import QUALITIES, curve_bd_rate, ijg_curve, learn_qtables, scaled_curve, slope_lambdas
 from ..reference import pillow_roundtrip
@@ -337,7 +337,7 @@ def tables_bd_rate(tables: torch.Tensor, anchor: list[dict], qualities=QUALITIES
 LAYERS = ("exact/linear", "exact/polynomial", "exact/sigmoid", "exact/fourier-none-10", "exact/fourier-fejer-1",
           "exact/fourier-fejer-3", "exact/fourier-fejer-10", "exact/fourier-lanczos-10", "soft/sigmoid", "soft/noise", "kornia")
 # (d) crosses the three forward passes with the surrogates; soft/linear is left out (its forward pass
-# quantizes nothing, see diffjpeg.rounding), and noise only with the soft forward (elsewhere it is linear).
+# quantizes nothing, see diffjpeg.stages.rounding), and noise only with the soft forward (elsewhere it is linear).
 TABLE_LAYERS = (*(f"{mode}/{label}" for mode in ("exact", "float") for label in ("linear", "polynomial", "sigmoid", "fourier-fejer-1", "fourier-none-10")),
                 *(f"soft/{label}" for label in ("polynomial", "sigmoid", "fourier-fejer-1", "fourier-none-10", "noise")), "kornia")
 

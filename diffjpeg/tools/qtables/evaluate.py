@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch  # noqa: F401 - the doctests
 
-from ...geometry import SUBSAMPLINGS, Subsampling
+from ...core.geometry import SUBSAMPLINGS, Subsampling
 from ..images import ImageSet
 from ..metrics import psnr
 from ..reference import pillow_decode, pillow_jpeg

@@ -11,8 +11,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from ...quality import quality_tables, standard_tables  # noqa: F401 - standard_tables: the doctests
-from ...rounding import round_ste
+from ...stages.quality import quality_tables, standard_tables  # noqa: F401 - standard_tables: the doctests
+from ...stages.rounding import round_ste
 
 
 def check_qtables(tables) -> Tensor:

@@ -37,13 +37,13 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
-from ...check import MODES, Mode
-from ...codec import decode, encode
-from ...geometry import SUBSAMPLINGS, Subsampling
-from ...huffman import Huffman
-from ...losses import DISTORTIONS, Distortion, RateDistortionLoss
-from ...quality import quality_tables, standard_tables
-from ...rounding import Rounding, RoundingName, as_rounding
+from ...bitstream.huffman import Huffman
+from ...codec.pipeline import decode, encode
+from ...core.check import MODES, Mode
+from ...core.geometry import SUBSAMPLINGS, Subsampling
+from ...stages.quality import quality_tables, standard_tables
+from ...stages.rounding import Rounding, RoundingName, as_rounding
+from ...training.losses import DISTORTIONS, Distortion, RateDistortionLoss
 from ..images import ImageSet
 from ..progress import Progress
 

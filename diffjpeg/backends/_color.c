@@ -1,0 +1,140 @@
+/*
+ * The real-valued color conversion, y = M x (+ offset) over the three
+ * channels of each pixel, in one compiled pass: float and soft mode's RGB to
+ * YCbCr and back, and every mode's transposes (M^T g, no offset) (color.py).
+ *
+ * Why not a batched GEMM: a BLAS picks its kernel (FMA or not, which
+ * lanes) from the sizes and the CPU, so nothing promised a pixel the same
+ * bits in a strip and in the whole image, or on another CPU. Here every
+ * output is one fixed sequence of IEEE operations of the buffer's type:
+ *
+ *   y[c] = ((M[c][0] x[0] + M[c][1] x[1]) + M[c][2] x[2]) + offset[c]
+ *
+ * (built with -ffp-contract=off: no FMA fuses them), so the values are
+ * those of color.py's tensor form of the same steps, bit for bit, whatever
+ * the vector width (tests/core/test_contract.py).
+ *
+ * Buffers: src and dst (B, 3, P), float32 or float64, of one kind, each
+ * channel's P pixels contiguous, images and channels at any distance; dst
+ * must not overlap src (each output reads all three inputs). matrix (B, 3, 3) and
+ * offset (B, 3) or None, of the same kind, any strides (a matrix shared by
+ * the batch has stride 0). Each call takes pixels [start, stop) of every
+ * image (native.py shares them among threads) and releases the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+/* HOT: AVX2 gives the loop eight pixels per instruction (the values are the same) */
+#include "_loops.h"
+
+#define DEFINE_LOOP(T, SUFFIX)                                                                                   \
+    HOT static void apply_##SUFFIX(const T *x0, const T *x1, const T *x2, T *y0, T *y1, T *y2, const T m[9],     \
+                                   const T *offset, Py_ssize_t start, Py_ssize_t stop)                           \
+    {                                                                                                            \
+        T *y[3] = {y0, y1, y2};                                                                                  \
+        for (int c = 0; c < 3; c++) {                                                                            \
+            T a = m[3 * c], b = m[3 * c + 1], d = m[3 * c + 2];                                                  \
+            T *out = y[c];                                                                                       \
+            if (offset) {                                                                                        \
+                T o = offset[c];                                                                                 \
+                for (Py_ssize_t p = start; p < stop; p++) out[p] = ((a * x0[p] + b * x1[p]) + d * x2[p]) + o;     \
+            } else {                                                                                             \
+                for (Py_ssize_t p = start; p < stop; p++) out[p] = (a * x0[p] + b * x1[p]) + d * x2[p];           \
+            }                                                                                                    \
+        }                                                                                                        \
+    }
+
+DEFINE_LOOP(float, f32)
+DEFINE_LOOP(double, f64)
+
+/* (B, 3, P) with contiguous pixels and non-negative strides */
+static int planes_ok(const Py_buffer *b)
+{
+    return b->ndim == 3 && b->shape[1] == 3 && b->strides[2] == b->itemsize && b->strides[0] >= 0 && b->strides[1] >= 0 &&
+           b->strides[0] % b->itemsize == 0 && b->strides[1] % b->itemsize == 0;
+}
+
+static const char *at(const Py_buffer *b, Py_ssize_t i, Py_ssize_t j) { return (const char *)b->buf + i * b->strides[0] + j * b->strides[1]; }
+
+static PyObject *apply(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *src, *dst, *matrix, *offset_arg;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "OOOOnn:apply", &src, &dst, &matrix, &offset_arg, &start, &stop)) return NULL;
+    Py_buffer s, d, m, o;
+    int has_offset = offset_arg != Py_None, got = 0;
+    if (PyObject_GetBuffer(src, &s, PyBUF_RECORDS_RO) < 0) return NULL;
+    got = 1;
+    if (PyObject_GetBuffer(dst, &d, PyBUF_RECORDS) < 0) goto fail;
+    got = 2;
+    if (PyObject_GetBuffer(matrix, &m, PyBUF_RECORDS_RO) < 0) goto fail;
+    got = 3;
+    if (has_offset) {
+        if (PyObject_GetBuffer(offset_arg, &o, PyBUF_RECORDS_RO) < 0) goto fail;
+        got = 4;
+    }
+    int kind = float_kind(&s);
+    int ok = kind && float_kind(&d) == kind && float_kind(&m) == kind && planes_ok(&s) && planes_ok(&d) && s.shape[0] == d.shape[0] &&
+             s.shape[2] == d.shape[2] && m.ndim == 3 && m.shape[0] == s.shape[0] && m.shape[1] == 3 && m.shape[2] == 3 &&
+             start >= 0 && stop >= start && stop <= s.shape[2];
+    if (ok && has_offset) ok = float_kind(&o) == kind && o.ndim == 2 && o.shape[0] == s.shape[0] && o.shape[1] == 3;
+    if (ok && s.shape[0] > 0 && s.shape[2] > 0) { /* the spans of src and dst are apart (strides are >= 0) */
+        const char *s_hi = at(&s, s.shape[0] - 1, 2) + s.shape[2] * s.itemsize, *d_hi = at(&d, d.shape[0] - 1, 2) + d.shape[2] * d.itemsize;
+        ok = d_hi <= (const char *)s.buf || s_hi <= (const char *)d.buf;
+    }
+    if (!ok) {
+        PyErr_SetString(PyExc_ValueError, "_color: bad arguments");
+        goto fail;
+    }
+    Py_ssize_t images = s.shape[0];
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t i = 0; i < images; i++) {
+        double mm[9], oo[3];
+        for (int r = 0; r < 3; r++) {
+            for (int c = 0; c < 3; c++) {
+                const char *e = (const char *)m.buf + i * m.strides[0] + r * m.strides[1] + c * m.strides[2];
+                mm[3 * r + c] = kind == 2 ? *(const double *)e : *(const float *)e;
+            }
+            if (has_offset) {
+                const char *e = (const char *)o.buf + i * o.strides[0] + r * o.strides[1];
+                oo[r] = kind == 2 ? *(const double *)e : *(const float *)e;
+            }
+        }
+        if (kind == 2) {
+            apply_f64((const double *)at(&s, i, 0), (const double *)at(&s, i, 1), (const double *)at(&s, i, 2), (double *)at(&d, i, 0),
+                      (double *)at(&d, i, 1), (double *)at(&d, i, 2), mm, has_offset ? oo : NULL, start, stop);
+        } else { /* the float32 values, widened and narrowed again exactly */
+            float mf[9], of[3];
+            for (int k = 0; k < 9; k++) mf[k] = (float)mm[k];
+            for (int k = 0; k < 3; k++) of[k] = (float)oo[k];
+            apply_f32((const float *)at(&s, i, 0), (const float *)at(&s, i, 1), (const float *)at(&s, i, 2), (float *)at(&d, i, 0),
+                      (float *)at(&d, i, 1), (float *)at(&d, i, 2), mf, has_offset ? of : NULL, start, stop);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&s);
+    PyBuffer_Release(&d);
+    PyBuffer_Release(&m);
+    if (has_offset) PyBuffer_Release(&o);
+    Py_RETURN_NONE;
+fail:
+    if (got >= 1) PyBuffer_Release(&s);
+    if (got >= 2) PyBuffer_Release(&d);
+    if (got >= 3) PyBuffer_Release(&m);
+    if (got >= 4) PyBuffer_Release(&o);
+    return NULL;
+}
+
+static PyMethodDef methods[] = {
+    {"apply", apply, METH_VARARGS,
+     "apply(src, dst, matrix, offset, start, stop): dst[b, c] = M[b, c, 0] src[b, 0] + M[b, c, 1] src[b, 1] + M[b, c, 2] src[b, 2] "
+     "(+ offset[b, c]) for pixels [start, stop), in that order of IEEE operations."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_color", "Compiled loop of diffjpeg.stages.color's real-valued conversion.", -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__color(void) { return PyModule_Create(&module); }

@@ -1,0 +1,359 @@
+/*
+ * The real-valued chroma sampling stages as compiled loops over planes:
+ * float and soft mode's upsampling, and the transposes that every mode's
+ * gradient runs through.
+ *
+ * sampling.py defines these stages as tensor operations. Each loop here
+ * performs, on each element, the same IEEE operations in the same order
+ * (every product and sum rounded on its own: built with -ffp-contract=off,
+ * so that no FMA fuses what the tensor operations round apart), so the
+ * values are the tensor operations', bit for bit (tests/backends/test_exact.py),
+ * in one pass over a plane instead of five to nine:
+ *
+ *   downsample          the window sums in avg_pool2d's order (_window_sums),
+ *                       then libjpeg's biases, / count and floor
+ *                       (_biased_average), or / count alone (soft)
+ *   upsample            the triangle filter (_triangle) down the columns,
+ *                       then along the rows, as sampling._FANCY orders the
+ *                       dimensions; then libjpeg's biases, 1/scale and
+ *                       floor (_fancy_biased), or 1/scale alone (soft)
+ *   upsample_adjoint    its transpose (_triangle_adjoint): along the rows,
+ *                       then down the columns, then 1/scale
+ *   downsample_adjoint  the window mean's transpose: each gradient divided
+ *                       by the window's size, spread over the window
+ *
+ * Planes are (N, rows, columns) buffers of float32 or float64 whose rows
+ * are contiguous; any plane and row strides (views of stacked planes).
+ * native.py decides when this applies and splits the work among threads:
+ * each call takes planes [start, stop) and, of each, the rows [first, last)
+ * of the smaller plane (the downsampled one), and releases the GIL. Every
+ * shape, stride, format and range is checked before a loop runs.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdlib.h>
+
+/* HOT: AVX2 gives the loops vector floor (libjpeg's rounding), which
+ * baseline x86-64 lacks (a library call per sample there) */
+#include "_loops.h"
+
+typedef struct {
+    Py_buffer src, dst;
+    int have_src, have_dst;
+} Buffers;
+
+static void release(Buffers *b)
+{
+    if (b->have_src) PyBuffer_Release(&b->src);
+    if (b->have_dst) PyBuffer_Release(&b->dst);
+}
+
+/* Gets both buffers and checks: 3 dimensions, one float kind, contiguous
+ * rows, non-negative strides that are whole elements, dst's shape
+ * (N, src rows * ry, src columns * rx) (ry, rx: dst's size over src's, 1 or 2),
+ * or src's the same way over dst's if `shrink`, 0 <= start <= stop <= N and
+ * 0 <= first <= last <= the smaller plane's rows. */
+static int get_buffers(PyObject *src, PyObject *dst, int rx, int ry, int shrink, Py_ssize_t start, Py_ssize_t stop,
+                       Py_ssize_t first, Py_ssize_t last, Buffers *b)
+{
+    b->have_src = b->have_dst = 0;
+    if (PyObject_GetBuffer(src, &b->src, PyBUF_RECORDS_RO) < 0) return -1;
+    b->have_src = 1;
+    if (PyObject_GetBuffer(dst, &b->dst, PyBUF_RECORDS) < 0) return -1;
+    b->have_dst = 1;
+    const Py_buffer *s = &b->src, *d = &b->dst;
+    int kind = float_kind(s);
+    if (kind == 0 || float_kind(d) != kind || s->ndim != 3 || d->ndim != 3) goto bad;
+    const Py_buffer *small = shrink ? d : s, *large = shrink ? s : d;
+    if (rx < 1 || rx > 2 || ry < 1 || ry > 2 || large->shape[0] != small->shape[0] || large->shape[1] != small->shape[1] * ry ||
+        large->shape[2] != small->shape[2] * rx || small->shape[1] < 1 || small->shape[2] < 1)
+        goto bad;
+    for (int i = 0; i < 3; i++) {
+        if (s->strides[i] < 0 || d->strides[i] < 0 || s->strides[i] % s->itemsize || d->strides[i] % d->itemsize) goto bad;
+    }
+    if (s->strides[2] != s->itemsize || d->strides[2] != d->itemsize || start < 0 || stop < start || stop > s->shape[0] ||
+        first < 0 || last < first || last > small->shape[1])
+        goto bad;
+    return 0;
+bad:
+    PyErr_SetString(PyExc_ValueError, "_sampling: bad buffers");
+    return -1;
+}
+
+/* ------------------------------------------------------------ the loops, per element type */
+#define DEFINE_LOOPS(T, SUFFIX, FLOOR)                                                                                      \
+    /* _triangle along one row: out[2j] = 3 x[j] + x[j-1], out[2j+1] = 3 x[j] + x[j+1], edges repeated */                \
+    static void triangle_row_##SUFFIX(const T *x, T *out, Py_ssize_t n)                                                     \
+    {                                                                                                                       \
+        for (Py_ssize_t j = 0; j < n; j++) {                                                                                \
+            T near = (T)3 * x[j];                                                                                           \
+            out[2 * j] = near + x[j > 0 ? j - 1 : 0];                                                                       \
+            out[2 * j + 1] = near + x[j + 1 < n ? j + 1 : n - 1];                                                           \
+        }                                                                                                                   \
+    }                                                                                                                       \
+    /* the last step along a row of 2n: + libjpeg's biases (by column), x 1/scale, floor (biased), or x 1/scale (soft);   \
+       a second pass over a row still in cache, by pairs of columns: no branch in the loop, which vectorizes */             \
+    static void finish_row_##SUFFIX(T *row, Py_ssize_t n, int biased, T even_bias, T odd_bias, T inverse)                   \
+    {                                                                                                                       \
+        if (!biased) {                                                                                                      \
+            for (Py_ssize_t j = 0; j < 2 * n; j++) row[j] = row[j] * inverse;                                               \
+            return;                                                                                                         \
+        }                                                                                                                   \
+        for (Py_ssize_t j = 0; j < n; j++) {                                                                                \
+            row[2 * j] = FLOOR((row[2 * j] + even_bias) * inverse);                                                         \
+            row[2 * j + 1] = FLOOR((row[2 * j + 1] + odd_bias) * inverse);                                                  \
+        }                                                                                                                   \
+    }                                                                                                                       \
+    /* _triangle down the columns for input row i of n: the output rows 2i and 2i+1 */                                     \
+    static void triangle_column_##SUFFIX(const T *row, const T *above, const T *below, T *even, T *odd, Py_ssize_t w)      \
+    {                                                                                                                       \
+        for (Py_ssize_t j = 0; j < w; j++) {                                                                                \
+            T near = (T)3 * row[j];                                                                                         \
+            even[j] = near + above[j];                                                                                      \
+            odd[j] = near + below[j];                                                                                       \
+        }                                                                                                                   \
+    }                                                                                                                       \
+    /* the window sums ((a + b) + c) + d, rows of the window in turn, then (sum + bias) / count, floored (libjpeg's      \
+       biases: 1, 2 by column for h2v2, 0, 1 for h2v1, 1 for h1v2), or sum / count */                                      \
+    HOT static int downsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,   \
+                                   Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                      \
+    {                                                                                                                       \
+        const Py_ssize_t w = d->shape[2];                                                                                   \
+        const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const Py_ssize_t dp = d->strides[0] / (Py_ssize_t)sizeof(T), dr = d->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const T count = (T)(rx * ry);                                                                                       \
+        const T even_bias = (rx == 2 && ry == 2) ? (T)1 : (rx == 2 ? (T)0 : (T)1);                                          \
+        const T odd_bias = (rx == 2 && ry == 2) ? (T)2 : (T)1;                                                              \
+        for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
+            for (Py_ssize_t i = first; i < last; i++) {                                                                     \
+                const T *top = (const T *)s->buf + p * sp + ry * i * sr, *bottom = top + sr;                               \
+                T *out = (T *)d->buf + p * dp + i * dr;                                                                     \
+                for (Py_ssize_t j = 0; j < w; j++) {                                                                        \
+                    T sum;                                                                                                  \
+                    if (rx == 2 && ry == 2) {                                                                               \
+                        sum = top[2 * j] + top[2 * j + 1];                                                                  \
+                        sum = sum + bottom[2 * j];                                                                          \
+                        sum = sum + bottom[2 * j + 1];                                                                      \
+                    } else if (rx == 2) {                                                                                   \
+                        sum = top[2 * j] + top[2 * j + 1];                                                                  \
+                    } else {                                                                                                \
+                        sum = top[j] + bottom[j];                                                                           \
+                    }                                                                                                       \
+                    out[j] = sum;                                                                                           \
+                }                                                                                                           \
+                if (biased) { /* by pairs of columns: the biases alternate, no branch in the loop */                         \
+                    Py_ssize_t j = 0;                                                                                       \
+                    for (; j + 1 < w; j += 2) {                                                                             \
+                        out[j] = FLOOR((out[j] + even_bias) / count);                                                       \
+                        out[j + 1] = FLOOR((out[j + 1] + odd_bias) / count);                                                \
+                    }                                                                                                       \
+                    if (j < w) out[j] = FLOOR((out[j] + even_bias) / count);                                                \
+                } else {                                                                                                    \
+                    for (Py_ssize_t j = 0; j < w; j++) out[j] = out[j] / count;                                             \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+        return 0;                                                                                                           \
+    }                                                                                                                       \
+    HOT static int upsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,     \
+                                 Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                        \
+    {                                                                                                                       \
+        const Py_ssize_t h = s->shape[1], w = s->shape[2];                                                                  \
+        const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const Py_ssize_t dp = d->strides[0] / (Py_ssize_t)sizeof(T), dr = d->strides[1] / (Py_ssize_t)sizeof(T);           \
+        /* sampling._FANCY: scale 16 and biases 8, 7 (per column) for h2v2, else 4 and 1, 2 (h2v1: per column,           \
+           h1v2: per row) */                                                                                                \
+        const T inverse = (rx == 2 && ry == 2) ? (T)(1.0 / 16.0) : (T)0.25;                                                 \
+        const T even_bias = (rx == 2 && ry == 2) ? (T)8 : (T)1, odd_bias = (rx == 2 && ry == 2) ? (T)7 : (T)2;             \
+        T *column = NULL;                                                                                                   \
+        if (rx == 2 && ry == 2) {                                                                                           \
+            column = (T *)malloc(2 * (size_t)w * sizeof(T));                                                                \
+            if (!column) return -1;                                                                                         \
+        }                                                                                                                   \
+        for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
+            const T *x = (const T *)s->buf + p * sp;                                                                        \
+            T *y = (T *)d->buf + p * dp;                                                                                    \
+            for (Py_ssize_t i = first; i < last; i++) {                                                                     \
+                const T *row = x + i * sr, *above = x + (i > 0 ? i - 1 : 0) * sr, *below = x + (i + 1 < h ? i + 1 : h - 1) * sr; \
+                if (rx == 2 && ry == 2) {                                                                                   \
+                    triangle_column_##SUFFIX(row, above, below, column, column + w, w);                                     \
+                    for (int k = 0; k < 2; k++) {                                                                           \
+                        T *out = y + (2 * i + k) * dr;                                                                      \
+                        triangle_row_##SUFFIX(column + k * w, out, w);                                                      \
+                        finish_row_##SUFFIX(out, w, biased, even_bias, odd_bias, inverse);                                  \
+                    }                                                                                                       \
+                } else if (rx == 2) {                                                                                       \
+                    T *out = y + i * dr;                                                                                    \
+                    triangle_row_##SUFFIX(row, out, w);                                                                     \
+                    finish_row_##SUFFIX(out, w, biased, even_bias, odd_bias, inverse);                                      \
+                } else {                                                                                                    \
+                    T *even = y + 2 * i * dr, *odd = y + (2 * i + 1) * dr;                                                  \
+                    triangle_column_##SUFFIX(row, above, below, even, odd, w);                                              \
+                    /* h1v2's biases go by row: the whole even row gets 1, the odd row 2 */                                 \
+                    if (biased) {                                                                                           \
+                        for (Py_ssize_t j = 0; j < w; j++) even[j] = FLOOR((even[j] + even_bias) * inverse);                \
+                        for (Py_ssize_t j = 0; j < w; j++) odd[j] = FLOOR((odd[j] + odd_bias) * inverse);                   \
+                    } else {                                                                                                \
+                        for (Py_ssize_t j = 0; j < w; j++) even[j] = even[j] * inverse;                                     \
+                        for (Py_ssize_t j = 0; j < w; j++) odd[j] = odd[j] * inverse;                                       \
+                    }                                                                                                       \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+        free(column);                                                                                                       \
+        return 0;                                                                                                           \
+    }                                                                                                                       \
+    /* _triangle_adjoint of n pairs (e[j], o[j]) at stride 2 step apart: out[j] = 3 (e[j] + o[j]), then + e[j+1]     \
+       (j < n-1), then + o[j-1] (j > 0), then + e[0] (j = 0), then + o[n-1] (j = n-1): the order of its passes */        \
+    static void triangle_adjoint_##SUFFIX(const T *g, Py_ssize_t step, T *out, Py_ssize_t n)                               \
+    {                                                                                                                       \
+        for (Py_ssize_t j = 0; j < n; j++) {                                                                                \
+            const T *e = g + 2 * j * step, *o = e + step;                                                                   \
+            T v = (e[0] + o[0]) * (T)3;                                                                                     \
+            if (j + 1 < n) v = v + e[2 * step];                                                                             \
+            if (j > 0) v = v + o[-2 * step];                                                                                \
+            if (j == 0) v = v + e[0];                                                                                       \
+            if (j == n - 1) v = v + o[0];                                                                                   \
+            out[j] = v;                                                                                                     \
+        }                                                                                                                   \
+    }                                                                                                                       \
+    /* the same down the columns, for output row i of n: its pair's rows e, o, the next pair's even row (NULL for the \
+       last pair), the previous pair's odd row (NULL for the first) */                                                      \
+    static void triangle_adjoint_rows_##SUFFIX(const T *e, const T *o, const T *next_e, const T *prev_o, T *out,           \
+                                               Py_ssize_t i, Py_ssize_t n, Py_ssize_t w)                                    \
+    {                                                                                                                       \
+        for (Py_ssize_t j = 0; j < w; j++) {                                                                                \
+            T v = (e[j] + o[j]) * (T)3;                                                                                     \
+            if (i + 1 < n) v = v + next_e[j];                                                                               \
+            if (i > 0) v = v + prev_o[j];                                                                                   \
+            if (i == 0) v = v + e[j];                                                                                       \
+            if (i == n - 1) v = v + o[j];                                                                                   \
+            out[j] = v;                                                                                                     \
+        }                                                                                                                   \
+    }                                                                                                                       \
+    /* output row i of n from rows at `rows` (row r at rows + (r - top) * stride) */                                       \
+    static void adjoint_row_##SUFFIX(const T *rows, Py_ssize_t top, Py_ssize_t stride, T *out, Py_ssize_t i, Py_ssize_t n,  \
+                                     Py_ssize_t w)                                                                          \
+    {                                                                                                                       \
+        const T *e = rows + (2 * i - top) * stride, *o = e + stride;                                                        \
+        triangle_adjoint_rows_##SUFFIX(e, o, i + 1 < n ? o + stride : NULL, i > 0 ? e - stride : NULL, out, i, n, w);       \
+    }                                                                                                                       \
+    HOT static int upsample_adjoint_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, Py_ssize_t start,          \
+                                         Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                                \
+    {                                                                                                                       \
+        const Py_ssize_t H = s->shape[1], h = d->shape[1], w = d->shape[2];                                                 \
+        const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const Py_ssize_t dp = d->strides[0] / (Py_ssize_t)sizeof(T), dr = d->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const T inverse = (rx == 2 && ry == 2) ? (T)(1.0 / 16.0) : (T)0.25;                                                 \
+        (void)H;                                                                                                            \
+        /* h2v2: the pass along the rows, for the rows the pass down the columns reads: output rows [first, last)          \
+           read rows 2 first - 1 to 2 last, within the plane */                                                             \
+        const Py_ssize_t top = first > 0 ? 2 * first - 1 : 0, bottom = 2 * last + 1 < H ? 2 * last + 1 : H;                \
+        T *rows = NULL;                                                                                                     \
+        if (rx == 2 && ry == 2) {                                                                                           \
+            rows = (T *)malloc((size_t)(bottom - top) * (size_t)w * sizeof(T) + sizeof(T));                                \
+            if (!rows) return -1;                                                                                           \
+        }                                                                                                                   \
+        for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
+            const T *g = (const T *)s->buf + p * sp;                                                                        \
+            T *y = (T *)d->buf + p * dp;                                                                                    \
+            if (rx == 2 && ry == 2) {                                                                                       \
+                for (Py_ssize_t r = top; r < bottom; r++) triangle_adjoint_##SUFFIX(g + r * sr, 1, rows + (r - top) * w, w); \
+                for (Py_ssize_t i = first; i < last; i++) adjoint_row_##SUFFIX(rows, top, w, y + i * dr, i, h, w);         \
+            } else if (rx == 2) {                                                                                           \
+                for (Py_ssize_t r = first; r < last; r++) triangle_adjoint_##SUFFIX(g + r * sr, 1, y + r * dr, w);          \
+            } else {                                                                                                        \
+                for (Py_ssize_t i = first; i < last; i++) adjoint_row_##SUFFIX(g, 0, sr, y + i * dr, i, h, w);             \
+            }                                                                                                               \
+            for (Py_ssize_t i = first; i < last; i++) {                                                                     \
+                T *out = y + i * dr;                                                                                        \
+                for (Py_ssize_t j = 0; j < w; j++) out[j] = out[j] * inverse;                                               \
+            }                                                                                                               \
+        }                                                                                                                   \
+        free(rows);                                                                                                         \
+        return 0;                                                                                                           \
+    }                                                                                                                       \
+    HOT static int downsample_adjoint_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, Py_ssize_t start,        \
+                                           Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                              \
+    {                                                                                                                       \
+        const Py_ssize_t w = s->shape[2];                                                                                   \
+        const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const Py_ssize_t dp = d->strides[0] / (Py_ssize_t)sizeof(T), dr = d->strides[1] / (Py_ssize_t)sizeof(T);           \
+        const T count = (T)(rx * ry);                                                                                       \
+        for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
+            for (Py_ssize_t i = first; i < last; i++) {                                                                     \
+                const T *g = (const T *)s->buf + p * sp + i * sr;                                                           \
+                for (int k = 0; k < ry; k++) {                                                                              \
+                    T *out = (T *)d->buf + p * dp + (ry * i + k) * dr;                                                      \
+                    if (rx == 2) {                                                                                          \
+                        for (Py_ssize_t j = 0; j < w; j++) out[2 * j] = out[2 * j + 1] = g[j] / count;                      \
+                    } else {                                                                                                \
+                        for (Py_ssize_t j = 0; j < w; j++) out[j] = g[j] / count;                                           \
+                    }                                                                                                       \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+        return 0;                                                                                                           \
+    }
+
+DEFINE_LOOPS(float, f32, floorf)
+DEFINE_LOOPS(double, f64, floor)
+
+/* ------------------------------------------------------------ Python entry points */
+enum { DOWNSAMPLE, UPSAMPLE, UPSAMPLE_ADJOINT, DOWNSAMPLE_ADJOINT };
+
+static PyObject *call(PyObject *args, int which)
+{
+    PyObject *src, *dst;
+    int rx, ry, biased = 0;
+    Py_ssize_t start, stop, first, last;
+    if (which == UPSAMPLE || which == DOWNSAMPLE) {
+        if (!PyArg_ParseTuple(args, "OOiipnnnn", &src, &dst, &rx, &ry, &biased, &start, &stop, &first, &last)) return NULL;
+    } else if (!PyArg_ParseTuple(args, "OOiinnnn", &src, &dst, &rx, &ry, &start, &stop, &first, &last)) {
+        return NULL;
+    }
+    if (rx * ry != 2 && rx * ry != 4) {
+        PyErr_SetString(PyExc_ValueError, "_sampling: factors must be 2x1, 1x2 or 2x2");
+        return NULL;
+    }
+    Buffers b;
+    if (get_buffers(src, dst, rx, ry, which == UPSAMPLE_ADJOINT || which == DOWNSAMPLE, start, stop, first, last, &b) < 0) {
+        release(&b);
+        return NULL;
+    }
+    int f64 = float_kind(&b.src) == 2, failed = 0;
+    Py_BEGIN_ALLOW_THREADS
+    const Py_buffer *s = &b.src, *d = &b.dst;
+    if (which == DOWNSAMPLE)
+        failed = f64 ? downsample_f64(s, d, rx, ry, biased, start, stop, first, last) : downsample_f32(s, d, rx, ry, biased, start, stop, first, last);
+    else if (which == UPSAMPLE)
+        failed = f64 ? upsample_f64(s, d, rx, ry, biased, start, stop, first, last) : upsample_f32(s, d, rx, ry, biased, start, stop, first, last);
+    else if (which == UPSAMPLE_ADJOINT)
+        failed = f64 ? upsample_adjoint_f64(s, d, rx, ry, start, stop, first, last) : upsample_adjoint_f32(s, d, rx, ry, start, stop, first, last);
+    else
+        failed = f64 ? downsample_adjoint_f64(s, d, rx, ry, start, stop, first, last) : downsample_adjoint_f32(s, d, rx, ry, start, stop, first, last);
+    Py_END_ALLOW_THREADS
+    release(&b);
+    if (failed) return PyErr_NoMemory();
+    Py_RETURN_NONE;
+}
+
+static PyObject *sampling_downsample(PyObject *self, PyObject *args) { (void)self; return call(args, DOWNSAMPLE); }
+static PyObject *sampling_upsample(PyObject *self, PyObject *args) { (void)self; return call(args, UPSAMPLE); }
+static PyObject *sampling_upsample_adjoint(PyObject *self, PyObject *args) { (void)self; return call(args, UPSAMPLE_ADJOINT); }
+static PyObject *sampling_downsample_adjoint(PyObject *self, PyObject *args) { (void)self; return call(args, DOWNSAMPLE_ADJOINT); }
+
+static PyMethodDef methods[] = {
+    {"downsample", sampling_downsample, METH_VARARGS, "downsample(src, dst, h_factor, v_factor, biased, start, stop, first, last): window means."},
+    {"upsample", sampling_upsample, METH_VARARGS, "upsample(src, dst, h_factor, v_factor, biased, start, stop, first, last): the triangle filter."},
+    {"upsample_adjoint", sampling_upsample_adjoint, METH_VARARGS, "upsample_adjoint(src, dst, h_factor, v_factor, start, stop, first, last)."},
+    {"downsample_adjoint", sampling_downsample_adjoint, METH_VARARGS, "downsample_adjoint(src, dst, h_factor, v_factor, start, stop, first, last)."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_sampling", "Compiled loops of diffjpeg.stages.sampling's real-valued stages.", -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__sampling(void) { return PyModule_Create(&module); }

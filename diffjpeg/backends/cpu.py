@@ -1,0 +1,356 @@
+"""The compiled loops on the CPU: one switch, one thread pool, and the
+real-valued stages' loops, each filling its stage's slot
+(:mod:`diffjpeg.core.dispatch`).
+
+Four small compiled loops serve float and soft mode's forward and every
+mode's backward: ``diffjpeg/backends/_sampling.c`` (:func:`downsample`,
+:func:`upsample` and their transposes :func:`upsample_adjoint`,
+:func:`downsample_adjoint`), ``diffjpeg/backends/_rounding.c``
+(:func:`round_clamp`, the clamp to 8-bit samples after a scale or level
+shift), ``_dct.c`` (:func:`block_transform`) and ``_color.c``
+(:func:`color_apply`). Each performs its stage's tensor operations element
+by element, in their order, in one pass (built without FMA contraction), so
+the values are the tensor operations' bit for bit (``tests/backends``); the
+stage modules take them on CPU float32 and float64 tensors without a
+gradient to record, and run their tensor operations elsewhere. They gain
+most on one thread: with more, torch's own threads, idle between
+operations, spin for a while on the cores that the loops' threads then
+share. The scaling loop also checks the image's range as it reads it
+(``within``).
+
+One switch turns every compiled loop off, this module's and the exact
+codec's (:mod:`diffjpeg.backends.exact`): ``DIFFJPEG_NATIVE=0`` at import,
+:func:`set_enabled`, or :func:`enabled` for a ``with`` block. Nothing but
+speed changes.
+"""
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+
+import torch
+from torch import Tensor
+
+from ..core import dispatch
+
+try:
+    from . import _sampling as _sampling_kernel
+except ImportError:  # built without a C compiler
+    _sampling_kernel = None
+try:
+    from . import _rounding as _rounding_kernel
+except ImportError:
+    _rounding_kernel = None
+try:
+    from . import _dct as _dct_kernel
+except ImportError:
+    _dct_kernel = None
+try:
+    from . import _color as _color_kernel
+except ImportError:
+    _color_kernel = None
+
+_enabled = os.environ.get("DIFFJPEG_NATIVE", "1") != "0"
+
+
+def available() -> bool:
+    """Whether the compiled loops are turned on (each also needs its own build)."""
+    return _enabled
+
+
+def set_enabled(enabled: bool) -> bool:
+    """Turn the compiled path on or off; returns the previous setting.
+
+    Example:
+        >>> previous = set_enabled(False); available()
+        False
+        >>> _ = set_enabled(previous)
+    """
+    global _enabled
+    previous, _enabled = _enabled, bool(enabled)
+    return previous
+
+
+@contextmanager
+def enabled(on: bool):
+    """:func:`set_enabled` for the duration of a ``with`` block, then the previous setting.
+
+    Example:
+        >>> with enabled(False):
+        ...     available()
+        False
+    """
+    previous = set_enabled(on)
+    try:
+        yield
+    finally:
+        set_enabled(previous)
+
+def usable(*tensors: Tensor) -> bool:
+    """Whether a compiled loop may run on ``tensors``: turned on, not traced
+    by ``torch.compile``, every tensor on the CPU."""
+    return _enabled and not torch.compiler.is_compiling() and all(t.device.type == "cpu" for t in tensors)
+
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+
+
+def _forget_pool() -> None:
+    # a forked child inherits the pool object but not its threads: work
+    # submitted to it would wait forever (DataLoader workers fork)
+    global _pool, _pool_size
+    _pool, _pool_size = None, 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+
+def run_parallel(task, count: int) -> list:
+    """``task(start, stop)`` over ``count`` work items, in chunks, in parallel."""
+    global _pool, _pool_size
+    workers = max(1, min(count, torch.get_num_threads()))
+    if workers == 1:
+        return [task(0, count)]
+    pool = _pool
+    if pool is None or _pool_size < workers:
+        # a bigger pool; the old one's threads end once no caller holds it
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="diffjpeg")
+        _pool, _pool_size = pool, workers
+    bounds = [count * k // workers for k in range(workers + 1)]
+    futures = [pool.submit(task, a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+    return [f.result() for f in futures]
+
+
+# ------------------------------------------------------------ the real-valued stages' loops (_sampling.c, _rounding.c)
+def _planes_of(t: Tensor) -> Tensor | None:
+    """``t`` ``(..., h, w)`` as ``(N, h, w)`` without a copy, rows contiguous; ``None`` if it cannot be."""
+    if t.dim() < 2 or t.stride(-1) != 1:
+        return None
+    try:
+        return t.view(-1, *t.shape[-2:])
+    except RuntimeError:  # lead dimensions not viewable as one
+        return None
+
+
+def _rows_of(t: Tensor) -> Tensor | None:
+    """``t`` as ``(N, h w)`` rows without a copy (its planes, each contiguous); ``None`` if it cannot be."""
+    planes = _planes_of(t.unsqueeze(0) if t.dim() == 1 else t)
+    if planes is None or planes.shape[-2] > 1 and planes.stride(-2) != planes.shape[-1]:
+        return None
+    return planes.flatten(1)
+
+
+def _loop_views(kernel, src: Tensor, shape: tuple, out: Tensor | None, view) -> tuple[Tensor, Tensor, Tensor] | None:
+    """Where a real-valued stage's loop applies (built and on, the CPU,
+    float32 or float64, no gradient to record), ``src`` and the output as
+    ``view`` gives them to the loop, and the output: ``out`` (of ``shape``
+    and ``src``'s dtype) or a new tensor, made only once the loop is sure
+    to run; ``None`` otherwise."""
+    if kernel is None or not usable(src) or src.dtype not in (torch.float32, torch.float64) or src.requires_grad and torch.is_grad_enabled():
+        return None
+    source = view(src.detach())
+    if source is None:
+        return None
+    if out is None:
+        out = src.new_empty(shape)
+    elif out.dtype != src.dtype or out.device != src.device or out.shape != shape or out.requires_grad:
+        return None  # (written through numpy: never a tensor autograd tracks)
+    target = view(out.detach())
+    return None if target is None else (source, target, out)
+
+
+def mark_written(t: Tensor) -> None:
+    """Bump the version counter of a caller's tensor the loops wrote into
+    (through numpy, which autograd does not see): an in-place tensor
+    operation would, so a backward that saved it still notices."""
+    increment = getattr(torch.autograd.graph, "increment_version", None)  # torch >= 2.1
+    if increment is not None:
+        increment(t)
+
+
+def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_factor: int, v_factor: int, *flags) -> Tensor | None:
+    """The kernel's ``name`` from ``src`` into ``out`` (a new ``shape`` tensor
+    if ``None``), or ``None`` where it does not apply. The threads share the
+    planes, or, where there are fewer planes than threads (a strip of a large
+    image), the rows of each."""
+    views = _loop_views(_sampling_kernel, src, shape, out, _planes_of)
+    if views is None:
+        return None
+    source, target, result = views
+    if source.numel():
+        a, b = source.numpy(), target.numpy()
+        function = getattr(_sampling_kernel, name)
+        planes, rows = a.shape[0], min(a.shape[1], b.shape[1])  # the rows of the smaller plane
+        if planes >= torch.get_num_threads() or rows < 64:
+            run_parallel(lambda start, stop: function(a, b, h_factor, v_factor, *flags, start, stop, 0, rows), planes)
+        else:
+            run_parallel(lambda first, last: function(a, b, h_factor, v_factor, *flags, 0, planes, first, last), rows)
+        if out is not None:
+            mark_written(out)
+    return result
+
+
+def downsample(plane: Tensor, h_factor: int, v_factor: int, biased: bool) -> Tensor | None:
+    """The window means of :func:`diffjpeg.stages.sampling.downsample` (``h_factor x
+    v_factor`` of 2x1, 1x2 or 2x2; libjpeg's biased integer average if
+    ``biased``) of ``plane`` ``(..., H, W)``, with the tensor operations'
+    values, a new ``(..., H / v_factor, W / h_factor)`` tensor; ``None``
+    where the kernel does not apply (as :func:`upsample` says)."""
+    shape = plane.shape[:-2] + (plane.shape[-2] // v_factor, plane.shape[-1] // h_factor)
+    return _sampling_call("downsample", plane, shape, None, h_factor, v_factor, bool(biased))
+
+
+def upsample(plane: Tensor, h_factor: int, v_factor: int, biased: bool, out: Tensor | None = None) -> Tensor | None:
+    """The triangle filter of :func:`diffjpeg.stages.sampling.upsample` (``h_factor x
+    v_factor`` of 2x1, 1x2 or 2x2; libjpeg's rounding if ``biased``) of
+    ``plane`` ``(..., h, w)``, with the tensor operations' values, in ``out``
+    ``(..., v_factor h, h_factor w)`` (any strides, rows contiguous) or a new
+    tensor; ``None`` (nothing written) where the kernel does not apply: not
+    built or turned off, not on the CPU, not float32 or float64, rows not
+    contiguous, or a gradient to record.
+
+    Example:
+        >>> out = upsample(torch.tensor([[0.0, 4.0, 8.0]]), 2, 1, True)
+        >>> out is None and _sampling_kernel is None or out.tolist() == [[0.0, 1.0, 3.0, 5.0, 7.0, 8.0]]
+        True
+    """
+    shape = plane.shape[:-2] + (plane.shape[-2] * v_factor, plane.shape[-1] * h_factor)
+    return _sampling_call("upsample", plane, shape, out, h_factor, v_factor, bool(biased))
+
+
+def upsample_adjoint(grad: Tensor, h_factor: int, v_factor: int) -> Tensor | None:
+    """:func:`diffjpeg.stages.sampling.upsample_adjoint` of ``grad`` ``(..., v_factor h,
+    h_factor w)``, with its values, a new ``(..., h, w)`` tensor; ``None``
+    where the kernel does not apply (as :func:`upsample` says)."""
+    shape = grad.shape[:-2] + (grad.shape[-2] // v_factor, grad.shape[-1] // h_factor)
+    return _sampling_call("upsample_adjoint", grad, shape, None, h_factor, v_factor)
+
+
+def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, out: Tensor | None = None) -> Tensor | None:
+    """:func:`diffjpeg.stages.sampling.downsample_adjoint` of ``grad`` ``(..., h, w)``,
+    with its values, in ``out`` ``(..., v_factor h, h_factor w)`` or a new
+    tensor; ``None`` where the kernel does not apply (as :func:`upsample` says)."""
+    shape = grad.shape[:-2] + (grad.shape[-2] * v_factor, grad.shape[-1] * h_factor)
+    return _sampling_call("downsample_adjoint", grad, shape, out, h_factor, v_factor)
+
+
+def round_clamp(
+    x: Tensor, lo: float, hi: float, rounded: bool, scale: float | None = None, shift: float | None = None, out: Tensor | None = None,
+    within: tuple[float, float] | None = None,
+) -> Tensor | None:
+    """``clamp(round(x * scale + shift), lo, hi)`` (each step only where
+    given) as :func:`diffjpeg.stages.rounding.clamp_ste`'s tensor operations give
+    it, in one pass, into ``out`` (``x`` itself for in place, or a new
+    tensor); ``None`` (nothing written) where the kernel does not apply: not
+    built or turned off, not on the CPU, not float32 or float64, a plane
+    (the last two dimensions) not contiguous, or a gradient to record.
+
+    ``within``: ``(low, high)``, ends exact in ``x``'s dtype: the pass also
+    checks that every value of ``x`` lies in ``[low, high]`` (the codec's
+    range check of its input, without a pass of its own), and returns
+    ``None`` if one does not or is NaN, having written a new tensor that is
+    dropped (not with ``out``: the caller's tensor would be half written).
+
+    Example:
+        >>> out = round_clamp(torch.tensor([-0.2, 0.5, 0.9]), 0.0, 255.0, True, scale=255.0)
+        >>> out is None and _rounding_kernel is None or out.tolist() == [0.0, 128.0, 230.0]
+        True
+    """
+    if within is not None and out is not None:
+        raise ValueError("round_clamp: within checks a new tensor's input; out must be None with it")
+    views = None if x.dim() == 0 else _loop_views(_rounding_kernel, x, x.shape, out, _rows_of)
+    if views is None:
+        return None
+    source, target, result = views
+    if x.numel():
+        a, b = source.numpy(), target.numpy()
+        scale = None if scale is None else float(scale)
+        shift = None if shift is None else float(shift)
+        check = None if within is None else (float(within[0]), float(within[1]))
+        call = _rounding_kernel.round_clamp
+        if a.size < 1 << 16:  # not worth a thread
+            inside = [call(a, b, scale, shift, bool(rounded), lo, hi, 0, a.shape[1], check)]
+        else:
+            inside = run_parallel(lambda start, stop: call(a, b, scale, shift, bool(rounded), lo, hi, start, stop, check), a.shape[1])
+        if out is not None:
+            mark_written(out)
+        if check is not None and not all(inside):
+            return None
+    return result
+
+
+def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor | None:
+    """``A X A^T`` for every 8x8 block ``X`` of ``blocks`` (``(N, 8, 8)``, each
+    block contiguous), ``A`` the 8x8 ``matrix``, summed in
+    :func:`diffjpeg.stages.dct.block_transform`'s fixed order (``diffjpeg/backends/_dct.c``),
+    a new ``(N, 8, 8)`` tensor; ``None`` where the loop does not apply: not
+    built or turned off, not on the CPU, not float32 or float64, a block not
+    contiguous, or a gradient to record.
+
+    Example:
+        >>> x = torch.zeros(1, 8, 8); x[0, 0, 0] = 8.0
+        >>> out = block_transform(x, torch.eye(8))
+        >>> out is None and _dct_kernel is None or out.equal(x)
+        True
+    """
+    views = _loop_views(_dct_kernel, blocks, blocks.shape, None, _blocks_of)
+    if views is None or matrix.dtype != blocks.dtype or matrix.device != blocks.device:
+        return None
+    source, target, result = views
+    a, b, m = source.numpy(), target.numpy(), matrix.detach().contiguous().numpy()
+    if a.shape[0] < 1 << 11:  # not worth a thread
+        _dct_kernel.block_transform(a, b, m, 0, a.shape[0])
+    else:
+        run_parallel(lambda start, stop: _dct_kernel.block_transform(a, b, m, start, stop), a.shape[0])
+    return result
+
+
+def _blocks_of(t: Tensor) -> Tensor | None:
+    """``(N, 8, 8)`` blocks as ``(N, 64)`` rows without a copy; ``None`` if a block is not contiguous."""
+    if t.dim() != 3 or t.shape[1:] != (8, 8) or t.stride(-1) != 1 or t.stride(-2) != 8:
+        return None
+    return t.view(-1, 64)
+
+
+def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None) -> Tensor | None:
+    """``matrix @ x (+ offset)`` over the channels of ``x`` (``(B, 3, P)``,
+    pixels contiguous; ``matrix`` ``(B, 3, 3)``, ``offset`` ``(B, 3)`` or
+    ``None``, of ``x``'s dtype, any strides), summed in
+    :func:`diffjpeg.stages.color.color_product`'s fixed order (``diffjpeg/backends/_color.c``),
+    a new ``(B, 3, P)`` tensor; ``None`` where the loop does not apply (as
+    :func:`block_transform` says).
+
+    Example:
+        >>> x = torch.rand(1, 3, 5)
+        >>> out = color_apply(x, torch.eye(3).expand(1, 3, 3), None)
+        >>> out is None and _color_kernel is None or out.equal(x)
+        True
+    """
+    views = _loop_views(_color_kernel, x, x.shape, None, _channels_of)
+    if views is None or any(t is not None and (t.dtype != x.dtype or t.device != x.device) for t in (matrix, offset)):
+        return None
+    source, target, result = views
+    a, b = source.numpy(), target.numpy()
+    m = matrix.detach().numpy()
+    o = None if offset is None else offset.detach().numpy()
+    if a.size < 1 << 16:  # not worth a thread
+        _color_kernel.apply(a, b, m, o, 0, a.shape[2])
+    else:
+        run_parallel(lambda start, stop: _color_kernel.apply(a, b, m, o, start, stop), a.shape[2])
+    return result
+
+
+def _channels_of(t: Tensor) -> Tensor | None:
+    """``(B, 3, P)`` as the loop takes it (pixels contiguous); ``None`` otherwise."""
+    return t if t.dim() == 3 and t.shape[1] == 3 and t.stride(-1) == 1 else None
+
+
+for _slot in dispatch.SLOTS:  # every slot's kernel is this module's function of that name
+    dispatch.register(_slot, globals()[_slot])
+
+__all__ = ["available", "enabled", "set_enabled", "usable"]

@@ -1,0 +1,988 @@
+"""The JPEG pipeline, composed from its stages.
+
+encode: 8-bit samples -> RGB to YCbCr (color) -> edge padding (blocks) ->
+chroma downsampling (sampling) -> 8x8 blocks -> level shift and DCT (dct) ->
+quantization (quantize) -> :class:`Coefficients`.
+
+decode: dequantization -> IDCT -> crop -> chroma upsampling -> YCbCr to RGB.
+
+Modes (``mode=``): the forward pass, and the gradient each one gives:
+
+* ``"exact"``: libjpeg-turbo's integer encoder and decoder (ISLOW DCT, fancy
+  upsampling), bit for bit what saving and loading the JPEG gives. Backward:
+  per stage, the derivative of the real-valued stage at the exact stage input;
+  the quantizer uses the chosen rounding surrogate, the 8-bit steps and clamps
+  are straight-through.
+* ``"float"``: real-valued JPEG: real DCT, true rounding of coefficients and of
+  8-bit samples. Backward: as exact.
+* ``"soft"``: real-valued JPEG with the rounding surrogate in the forward pass
+  too and no 8-bit rounding; smooth, and its backward is its true gradient.
+
+On the CPU the exact values come from the compiled kernel (:mod:`diffjpeg.backends.exact`)
+when it applies, with the same results as the tensor stages below.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Literal, get_args
+
+import torch
+from torch import Tensor, nn
+
+from ..backends import cpu, exact
+from ..core.check import (
+    FLOAT_IMAGE_RANGE,
+    MODES,
+    Mode,
+    check_choice,
+    check_device,
+    check_finite,
+    check_image,
+    check_image_values,
+    check_subsampling,
+    checking_values,
+    is_number,
+)
+from ..core.coefficients import Coefficients
+from ..core.geometry import PillowSubsampling, Subsampling, component_geometry, subsampling_factors
+from ..core.precision import cached_constant, full_precision, levels_to_unit, working_dtype
+from ..stages import color, smoothing
+from ..stages.blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
+from ..stages.dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
+from ..stages.quality import quality_tables, standard_tables
+from ..stages.quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
+from ..stages.rounding import Rounding, RoundingName, as_rounding, clamp_ste, needs_grad, round_ste, round_with_surrogate, straight_through
+from ..stages.sampling import downsample, downsample_adjoint, downsample_biased, is_filtered, upsample, upsample_adjoint, upsample_fancy
+from . import strips
+
+DEFAULT_QUALITY = 75  # libjpeg's default
+
+
+# ---------------------------------------------------------------- validation
+def _per_image(name: str, value: Tensor, batch: torch.Size | None, tail: tuple[int, ...]) -> Tensor:
+    """Reshape ``value`` (shared, per image over ``batch``, or flat ``(B, ...)``) to ``(B, *tail)``.
+
+    A leading batch of ones (``(1, *tail)``) is shared, as a one-element
+    quality is. ``batch=None`` (a module's held value, before any image) checks
+    only the ``tail``."""
+    shape = tuple(value.shape)
+    if shape[len(shape) - len(tail):] != tail:
+        raise ValueError(f"{name} has shape {shape}; expected {tail}, (B, *{tail}) or the batch shape + {tail}")
+    if batch is None:
+        return value
+    count = math.prod(batch)
+    if shape == tail or math.prod(shape[: len(shape) - len(tail)]) == 1:
+        return value.reshape(tail).expand((count,) + tail)
+    if shape == tuple(batch) + tail or shape == (count,) + tail:
+        return value.reshape((count,) + tail)
+    allowed = [tail, (1,) + tail, tuple(batch) + tail, (count,) + tail]
+    raise ValueError(f"{name} has shape {shape}; expected one of {sorted(set(allowed))} for a batch of shape {tuple(batch)}")
+
+
+def _quality_tensor(quality, batch: torch.Size | None, dtype, device) -> Tensor:
+    if isinstance(quality, Tensor):
+        if quality.dtype == torch.bool or quality.is_complex():
+            raise TypeError(f"quality must be a number or a real tensor, got a tensor of dtype {quality.dtype}")
+    elif not is_number(quality):
+        raise TypeError(f"quality must be a number (int, float, numpy scalar) or a tensor, got {type(quality).__name__}")
+    check_device("quality", quality, device)
+    q = quality if isinstance(quality, Tensor) else torch.tensor(float(quality))
+    if not q.is_floating_point():
+        q = q.to(dtype)
+    check_finite("quality", q)
+    if checking_values() and bool(((q.detach() < 0) | (q.detach() > 100)).any()):
+        raise ValueError(f"quality must be in [0, 100], got {q.detach().flatten()[:8].tolist()}")
+    if q.numel() == 1:
+        q = q.reshape(())
+    return _per_image("quality", q.to(device=device, dtype=dtype), batch, ())
+
+
+def _qtables_tensor(qtables, batch: torch.Size | None, dtype, device, scaled: bool) -> Tensor:
+    """Tables; ``scaled``: base tables that quality scales (entries <= 0 allowed, as libjpeg's)."""
+    if not isinstance(qtables, Tensor):
+        raise TypeError(f"qtables must be a torch.Tensor of shape (2, 8, 8) or (B, 2, 8, 8), got {type(qtables).__name__}")
+    if qtables.dtype == torch.bool or qtables.is_complex():
+        raise TypeError(f"qtables must be a real tensor, got dtype {qtables.dtype}")
+    check_device("qtables", qtables, device)
+    if not qtables.is_floating_point():
+        qtables = qtables.to(dtype)
+    check_finite("qtables", qtables)
+    if qtables.shape[-3:] != (2, 8, 8):
+        raise ValueError(f"qtables must have shape (2, 8, 8) or (B, 2, 8, 8) (luma, chroma), got {tuple(qtables.shape)}")
+    # Base tables that quality scales may hold entries <= 0: libjpeg's
+    # jpeg_add_quant_table (jcparam.c) computes (base * scale + 50) / 100 and
+    # then sets any result <= 0 to 1 (its base table is unsigned, so only 0
+    # reaches it; a negative entry goes the same way here, to 1).
+    if not scaled and checking_values() and bool((qtables.detach() <= 0).any()):
+        raise ValueError(
+            "qtables used as given (no quality) must have entries > 0: they are the quantizer's divisors; "
+            "with quality they are base tables, scaled as libjpeg's (a scaled entry <= 0 becomes 1)"
+        )
+    return _per_image("qtables", qtables.to(device=device, dtype=dtype), batch, (2, 8, 8))
+
+
+def _matrix_tensor(name: str, matrix, batch: torch.Size, dtype, device) -> Tensor | None:
+    if matrix is None:
+        return None
+    if not isinstance(matrix, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (3, 3) or (B, 3, 3), got {type(matrix).__name__}")
+    check_device(name, matrix, device)
+    check_finite(name, matrix)
+    m = matrix.to(device=device, dtype=dtype)
+    if m.shape == (3, 3):
+        return m
+    return _per_image(name, m, batch, (3, 3))
+
+
+def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, device) -> Tensor:
+    """The ``(B, 2, 8, 8)`` tables a call quantizes with (see :func:`encode`)."""
+    if quality is None and qtables is None:
+        quality = DEFAULT_QUALITY
+    if qtables is None and is_number(quality) and quality in _WHOLE_QUALITIES:
+        # the common call, jpeg(x, 75): the tables of a whole-number quality,
+        # built once (a third of a small image's call went into building them)
+        # and copied, so that nothing the caller does to them reaches the cache
+        tables = _whole_quality_tables(int(quality), exact, dtype, device)
+        return tables.expand((math.prod(batch),) + tables.shape).clone()
+    base = None if qtables is None else _qtables_tensor(qtables, batch, dtype, device, scaled=quality is not None)
+    if exact and base is not None:
+        base = round_ste(base)
+    if quality is None:
+        return clamp_ste(base, 1.0, 255.0)
+    q = _quality_tensor(quality, batch, dtype, device)
+    if base is None:
+        base = standard_tables(dtype, device)
+    return quality_tables(q, base, exact)
+
+
+_WHOLE_QUALITIES = frozenset(range(101))  # a bounded cache: 101 qualities per mode kind, dtype and device
+
+
+@cached_constant
+def _whole_quality_tables(quality: int, exact: bool, dtype, device) -> Tensor:
+    """``(2, 8, 8)`` tables of a whole-number quality given as a number, as
+    the general path builds them (its elementwise steps give each image
+    these very values; a whole number is exact in every float dtype)."""
+    return quality_tables(_quality_tensor(quality, None, dtype, device), standard_tables(dtype, device), exact)
+
+
+# ---------------------------------------------------------------- pipeline
+def encode(
+    image: Tensor,
+    quality: float | Tensor | None = None,
+    *,
+    qtables: Tensor | None = None,
+    subsampling: Subsampling | PillowSubsampling = "4:2:0",
+    mode: Mode = "exact",
+    rounding: RoundingName | Rounding | None = None,
+    rgb_to_ycbcr: Tensor | None = None,
+) -> Coefficients:
+    """Encode images to quantized DCT coefficients, as a JPEG encoder does.
+
+    Args:
+        image: a tensor ``(..., C, H, W)``, C = 3 (RGB) or 1 (grayscale), uint8
+            or float in [0, 1] (any float dtype). Float values a little outside
+            are clipped, straight-through; values outside [-1, 2] are another
+            scale (e.g. [0, 255]) and raise ``ValueError`` (see
+            :mod:`diffjpeg.core.check` for why). Not a PIL image or numpy array
+            (``TypeError`` saying how to convert). Any batch shape, any H, W >= 1.
+            Rounded to 8 bits first except in soft mode.
+        quality: a number (Python or numpy, not bool) or a tensor (one value,
+            or one per image) in [0, 100], fractional allowed, may require grad;
+            libjpeg's scaling. Exact mode rounds it to the nearest integer
+            forward. Default 75 when neither ``quality`` nor ``qtables`` is given.
+        qtables: tables ``(2, 8, 8)`` or ``(B, 2, 8, 8)`` (luma, chroma;
+            natural order; ``(1, 2, 8, 8)`` is shared by the batch), may
+            require grad. Without ``quality`` they are used as given (entries
+            > 0; rounded and clamped to [1, 255] as a baseline JPEG stores
+            them); with it they are base tables scaled like libjpeg's, where a
+            scaled entry <= 0 becomes 1 (so base entries <= 0 are allowed).
+        subsampling: ``"4:4:4"``, ``"4:2:2"`` or ``"4:2:0"``, or Pillow's
+            number for it: 0, 1, 2 (ignored for grayscale).
+        mode: the forward pass, ``"exact"``, ``"float"`` or ``"soft"`` (module
+            docstring). Keyword-only, as is every parameter after ``quality``.
+        rounding: the quantizer's surrogate: ``"sigmoid"``, ``"linear"``,
+            ``"polynomial"``, ``"fourier"``, ``"noise"``, or a :class:`diffjpeg.stages.rounding.Rounding`
+            with its parameters (``Fourier(order=5)``, ``Sigmoid(temperature=0.1)``);
+            ``None`` (default): the mode's default, :func:`diffjpeg.stages.rounding.default_rounding`:
+            ``Sigmoid(temperature=0.25)`` in every mode (for soft, whose forward
+            pass it is, see :mod:`diffjpeg.stages.rounding` on what a sharper one costs).
+        rgb_to_ycbcr: ``(3, 3)`` or ``(B, 3, 3)`` color matrix (rows Y, Cb, Cr);
+            libjpeg's if ``None``. May require grad.
+
+    Returns:
+        :class:`Coefficients` with the image's batch shape, float64 for a
+        float64 image, else float32 (bfloat16 cannot hold coefficients).
+        Computed in that dtype with autocast off, whatever the caller's.
+
+    Example:
+        >>> c = encode(torch.rand(3, 17, 33), quality=90, subsampling="4:2:2")
+        >>> c.y.shape, c.cb.shape
+        (torch.Size([3, 5, 8, 8]), torch.Size([3, 3, 8, 8]))
+    """
+    return _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr)
+
+
+def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, window=None):
+    """:func:`encode`: the arguments checked, then :func:`_encode` under full
+    precision; ``window``: a strip's (:class:`diffjpeg.codec.strips.Window`), whose
+    input gradient rows the backward writes itself. The image's values are
+    checked in :func:`_encode`."""
+    check_image(image, values=False)
+    check_choice("mode", mode, MODES)
+    subsampling = check_subsampling(subsampling)
+    rounding = as_rounding(rounding, mode=mode)
+    with full_precision(image.device):
+        return _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, working_dtype(image.dtype), window)
+
+
+def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work, window=None):
+    """:func:`encode` of an image whose shape and dtype are checked, in
+    ``work``, under full precision (``window`` as in :func:`_checked_encode`).
+    Its values are checked by the first compiled pass that reads them (the
+    exact kernel, float's and soft's scaling loop), one pass over the image
+    instead of two, or first (:func:`check_image_values`) where none runs."""
+    *batch, channels, height, width = image.shape
+    batch, device = torch.Size(batch), image.device
+    count = math.prod(batch)
+    tables = resolve_tables(quality, qtables, batch, mode == "exact", work, device)
+    matrix = _matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, work, device)
+    x = image.reshape(count, channels, height, width)
+    if x.is_floating_point() and x.dtype != work:
+        x = x.to(work)  # 8-bit levels first, in float32: round(x * 255) is then the level
+    factors = subsampling_factors(subsampling, channels)
+    geometries = [component_geometry((height, width), f, factors[0]) for f in factors]
+    # the image's values are checked by the first pass that reads them (the
+    # kernel, or the float stages' scaling loop) where one can, else here first
+    unchecked = image if x.is_floating_point() and checking_values() else None
+    if mode == "exact":
+        grad = needs_grad(image, tables, matrix)
+        values = None
+        if exact.encode_applies(x, matrix, tables):
+            within = None if unchecked is None else FLOAT_IMAGE_RANGE
+            values = exact.encode(x, tables, geometries, work, dct=grad, within=within)
+        if values is None:  # reports what the kernel met outside the range, or checks for the tensor stages
+            check_image_values(image)
+            values = _encode_integers(x, tables, geometries, matrix, work)
+        if not grad:
+            blocks = [b.reshape(batch + b.shape[1:]) for b in values[0]]
+            return _coefficients(blocks, tables, batch, factors, (height, width))
+        # Values from the integer forms, the gradient the real stages': after
+        # the 8-bit samples (exact in both) every stage up to the quantizer is
+        # linear, so its derivative at the exact input is its derivative
+        # anywhere, and the quantizer is evaluated at the exact DCT.
+        if not _EncoderGraph.applies(matrix):
+            # a learned matrix's gradient needs the real stages' values: their
+            # graph, built by the soft forms (the real stages without the
+            # roundings; same backward), with the exact values forward
+            dct = [straight_through(c, v) for c, v in zip(_dct_stages(x, geometries, matrix, mode, work), values[1])]
+        elif needs_grad(x):
+            dct = _EncoderGraph.apply(x, geometries, matrix, window, *values[1])
+        else:
+            dct = values[1]
+    elif needs_grad(x) and _EncoderGraph.applies(matrix):
+        with torch.no_grad():  # the values; the backward is the adjoints'
+            dct = _dct_stages(x, geometries, matrix, mode, work, unchecked)
+        dct = _EncoderGraph.apply(x, geometries, matrix, window, *dct)
+    else:
+        dct = _dct_stages(x, geometries, matrix, mode, work, unchecked)
+    blocks = []
+    for ci, coefficients in enumerate(dct):
+        table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
+        if mode == "exact":  # as quantize(..., "exact") does with the exact DCT
+            quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci])
+        else:
+            quantized = quantize(coefficients, table, mode, rounding)
+        blocks.append(quantized.reshape(batch + quantized.shape[1:]))
+    return _coefficients(blocks, tables, batch, factors, (height, width))
+
+
+def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: torch.dtype, unchecked: Tensor | None = None) -> list[Tensor]:
+    """The real stages from ``x`` (``(B, C, H, W)``, uint8 or float in [0, 1])
+    to each component's DCT blocks: float's or soft's; for exact, the 8-bit
+    samples, then the soft forms (the graph at the exact samples).
+    ``unchecked``: the caller's image (``x`` before reshaping and casting),
+    whose values the first stage's compiled pass checks as it reads ``x``,
+    or :func:`check_image_values` before it."""
+    stages = "soft" if mode == "exact" else mode
+    if x.dtype == torch.uint8:
+        samples = x.to(work)
+    else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
+        rounded = mode != "soft"
+        samples = None
+        if unchecked is not None:  # clamp_ste's own loop where it applies (no graph to record), checking as it reads
+            samples = cpu.round_clamp(x, 0.0, 255.0, rounded, scale=255.0, within=FLOAT_IMAGE_RANGE)
+            if samples is None:
+                check_image_values(unchecked)
+        if samples is None:
+            samples = clamp_ste(x, 0.0, 255.0, rounded=rounded, scale=255.0)
+    planes = color.rgb_to_ycbcr(samples, matrix, stages) if x.shape[1] == 3 else samples
+    dct = []
+    # unbind, not planes[:, ci]: one backward stack instead of three zero-filled full-size gradients summed
+    for geo, plane in zip(geometries, planes.unbind(1)):
+        plane = replicate_edges(plane, *geo.padded)
+        plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
+        plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
+        dct.append(fdct(split_blocks(plane), stages))
+    return dct
+
+
+class _EncoderGraph(torch.autograd.Function):
+    """The DCT coefficients ``dct``, computed without a graph (exact mode's
+    integer forms, or float's and soft's stages under no_grad), forward;
+    backward, the gradient of the real-valued stages from ``x`` (``(B, C, H, W)``
+    in [0, 1]) to the DCT, the same in every mode.
+
+    Every stage from the 8-bit samples to the DCT is linear, its clamps
+    straight-through, so its derivative is the same everywhere and its
+    backward is its transpose: the stages' adjoints, in reverse order. Each
+    adjoint performs the operations of autograd's backward of the real-valued
+    stage, so the gradient is the one the real stages' graph gives, bit for
+    bit (``tests/codec/test_stage_graph.py``). Exact mode no longer runs the real
+    stages forward for a graph (values nobody read), and every mode skips
+    autograd's bookkeeping, its zero-filled buffer per component, and the
+    sums of those buffers.
+
+    With a strip's ``window`` (:class:`diffjpeg.codec.strips.Window`) the last
+    adjoint writes the interior rows of the gradient into the image's
+    gradient itself, and ``x`` gets none.
+    """
+
+    @staticmethod
+    def applies(matrix: Tensor | None) -> bool:
+        return not needs_grad(matrix)  # a learned matrix's gradient needs the real stages' values
+
+    @staticmethod
+    def forward(ctx, x: Tensor, geometries, matrix: Tensor | None, window, *dct: Tensor):
+        ctx.set_materialize_grads(False)
+        ctx.geometries, ctx.matrix, ctx.shape, ctx.device, ctx.window = geometries, matrix, x.shape, x.device, window
+        return dct
+
+    @staticmethod
+    def backward(ctx, *grads):
+        # a backward called under autocast would run the adjoints' products
+        # in half precision; autograd's own nodes keep their forward's dtypes
+        with full_precision(ctx.device):
+            return _EncoderGraph._backward(ctx, grads)
+
+    @staticmethod
+    def _backward(ctx, grads):
+        _, channels, height, width = ctx.shape
+        planes = None
+        for ci, (grad, geo) in enumerate(zip(grads, ctx.geometries)):
+            if grad is None:
+                continue
+            if planes is None:  # zeros only where a component has no gradient
+                planes = grad.new_empty(ctx.shape) if all(g is not None for g in grads) else grad.new_zeros(ctx.shape)
+            _plane_adjoint(fdct_adjoint(grad), geo, (height, width), planes[:, ci])
+        none = (None,) * (3 + len(grads))
+        if planes is None:
+            return (None,) + none
+        target = None if ctx.window is None else ctx.window.take_grad()
+        if target is not None:  # only the interior rows, straight into the image's gradient
+            planes = ctx.window.rows(planes)
+        if channels == 3:
+            planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
+        if target is None:
+            return (planes.mul_(255.0),) + none  # planes: this backward's own temporary
+        # x 255 into the image's gradient rows: for a half-precision image the
+        # product is rounded once to its dtype, as x.to(work)'s backward rounds it
+        torch.mul(planes, 255.0, out=target.view(planes.shape))
+        return (None,) + none
+
+
+def _plane_adjoint(blocks: Tensor, geo, size: tuple[int, int], out: Tensor) -> None:
+    """The transpose of one component's path from the image plane to its
+    blocks (edges replicated to the padded size, downsampled, edges
+    replicated to whole blocks, cut into blocks), written into ``out``
+    (``(B, H, W)``, a view of the image gradient). Where an edge adjoint is
+    the identity (the usual sizes), the last real step writes into ``out``
+    itself: one pass over the plane fewer, the same values."""
+    h_scale, v_scale = geo.scale
+    padded = (geo.padded[0] // v_scale, geo.padded[1] // h_scale)
+    direct = blocks.shape[-4:-2] == (padded[0] // 8, padded[1] // 8) and (padded[0] * v_scale, padded[1] * h_scale) == size
+    # not when compiled: with these writes into views of the image gradient,
+    # AOT autograd (torch 2.13, aot_eager) traced a backward whose gradient
+    # was wrong (tests/training/test_augment.py's compiled exact case); copies trace right
+    if direct and not torch.compiler.is_compiling():
+        if geo.scale == (1, 1):
+            merge_blocks(blocks, out=out)  # merge_blocks: split_blocks' transpose
+        else:
+            downsample_adjoint(merge_blocks(blocks), h_scale, v_scale, out=out)
+        return
+    plane = replicate_edges_adjoint(merge_blocks(blocks), *padded)
+    out.copy_(replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), *size))
+
+
+def _encode_integers(x: Tensor, tables: Tensor, geometries, matrix: Tensor | None, work: torch.dtype):
+    """Exact mode's values from the stages' integer forms (what the compiled
+    kernel computes on the CPU): per component the quantized blocks and the
+    DCT before quantization (:func:`fdct`'s scale), in ``work``; no graph."""
+    count = x.shape[0]
+    if x.dtype == torch.uint8:
+        samples = x.to(torch.int32)
+    else:
+        samples = torch.round(x.detach() * 255.0).clamp_(0, 255).to(torch.int32)
+    planes = color.rgb_to_ycbcr_fixed(samples, matrix) if x.shape[1] == 3 else samples
+    divisors = tables.detach().to(torch.int32) * 8  # exact tables: integers in [1, 255]
+    quantized, dct = [], []
+    for ci, geo in enumerate(geometries):
+        plane = replicate_edges(planes[:, ci], *geo.padded)
+        plane = downsample_biased(plane, geo.scale[0], geo.scale[1])
+        plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
+        coefficients = fdct_islow(split_blocks(plane) - 128)
+        quantized.append(reciprocal_divide(coefficients, divisors[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)).to(work))
+        dct.append(coefficients.to(work).mul_(0.125))
+    return quantized, dct
+
+
+def _coefficients(blocks: list[Tensor], tables: Tensor, batch, factors, size) -> Coefficients:
+    if len(blocks) == 1:
+        blocks = blocks + [None, None]
+    return Coefficients(
+        y=blocks[0],
+        cb=blocks[1],
+        cr=blocks[2],
+        qtables=tables.reshape(batch + (2, 8, 8)),
+        sampling=factors,
+        size=size,
+    )
+
+
+def decode(
+    coefficients: Coefficients, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None, dtype: torch.dtype | None = None
+) -> Tensor:
+    """Decode quantized DCT coefficients to images, as a JPEG decoder does.
+
+    Args:
+        coefficients: :class:`Coefficients` from :func:`encode`, :func:`diffjpeg.read`
+            or built by hand; any sampling factors libjpeg decodes; finite
+            (NaN or Inf: ``ValueError``), every tensor on one device.
+        mode: ``"exact"`` (libjpeg-turbo's default decoder; coefficients and
+            tables are rounded to integers first, as a file holds them),
+            ``"float"`` or ``"soft"``.
+        ycbcr_to_rgb: ``(3, 3)`` or ``(B, 3, 3)`` matrix on ``(Y, Cb-128, Cr-128)``;
+            libjpeg's decoder constants if ``None``. May require grad.
+            For YCbCr and YCCK coefficients (ignored for grayscale;
+            ``ValueError`` for RGB and CMYK, which are not converted).
+        dtype: ``None`` (default) for float images in [0, 1], or
+            ``torch.uint8`` for the 8-bit samples 0..255 without a gradient
+            (exact mode writes them directly: a quarter of float32's memory;
+            float and soft round theirs).
+
+    Returns:
+        ``(*batch, C, H, W)`` images: with ``dtype=None`` in [0, 1], float64
+        for float64 coefficients, else float32 (autocast off inside). Pillow's pixels for
+        the color space (:func:`diffjpeg.stages.color.decoded_pixels`): C = 1 for
+        grayscale; RGB for YCbCr and RGB; C = 4 for CMYK and YCCK, Pillow's
+        mode ``"CMYK"`` (ink amounts: 0 none, 1 full), which is ``1 -`` the
+        stored (Adobe, inverted) samples for CMYK, and for YCCK ``(R, G, B,
+        1 - K)`` of its YCbCr to RGB conversion.
+
+    Example:
+        >>> x = torch.rand(2, 3, 16, 16)
+        >>> decode(encode(x, quality=75)).shape
+        torch.Size([2, 3, 16, 16])
+    """
+    if dtype is not None and dtype != torch.uint8:
+        raise ValueError(f"dtype must be None (float images in [0, 1]) or torch.uint8 (8-bit samples), got {dtype!r}")
+    if dtype is None:
+        return _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False)
+    with torch.no_grad():
+        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=True)
+    # exact mode gives the 8-bit samples themselves; float and soft give [0, 1], rounded here
+    return out if out.dtype == torch.uint8 else torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
+
+
+def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, finite: bool = False, window=None) -> Tensor:
+    """:func:`decode`; with ``as_uint8`` the 8-bit samples themselves (no
+    gradient); ``finite``: the coefficients are known finite (not scanned);
+    ``window``: a strip's (:class:`diffjpeg.codec.strips.Window`), whose interior
+    rows are written into its ``out`` (the result then stands in for the pixels)."""
+    if not isinstance(coefficients, Coefficients):
+        raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
+    check_choice("mode", mode, MODES)
+    if mode == "exact" and ycbcr_to_rgb is None and window is None:  # the kernel alone, where it applies; it checks the values
+        samples = exact.decode_coefficients(coefficients, as_uint8)
+        if samples is not None:
+            return samples
+    c = coefficients
+    device = c.y.device
+    for name, t in zip(("y", "cb", "cr", "k")[: len(c.components)] + ("qtables",), c.components + [c.qtables]):
+        check_device(f"coefficients.{name}", t, device)
+        if not finite:
+            check_finite(f"coefficients.{name}", t)
+    color.check_decoder_matrix(c.color_space, ycbcr_to_rgb)
+    batch = c.batch_shape
+    for ci, (blocks, geo) in enumerate(zip(c.components, c.geometries())):
+        expected = batch + geo.blocks + (8, 8)
+        if blocks.shape != expected:
+            raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
+    with full_precision(device):
+        return _decode_stages(c, mode, ycbcr_to_rgb, as_uint8, window)
+
+
+def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, window=None) -> Tensor:
+    batch = c.batch_shape
+    count = math.prod(batch)
+    work = working_dtype(c.y.dtype)
+    tables = c.component_qtables().reshape(count, -1, 8, 8).to(work)
+    components = [b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components]
+    matrix = None
+    if c.color_space in color.TAKES_MATRIX:
+        matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, c.y.device)
+    geometries = c.geometries()
+    # libjpeg estimates what an incomplete progressive file left out (block smoothing)
+    components = smoothing.smooth(components, tables, c.progression, geometries, c.size, mode)
+    exact_ycc = None
+    if mode == "exact":
+        grad = not as_uint8 and needs_grad(*components, tables, matrix)
+        samples = None
+        if exact.decode_applies(components, tables, geometries, matrix, c.color_space):
+            samples = exact.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work, c.color_space, window)
+        if samples is None:
+            samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix, c.color_space)
+            if as_uint8:
+                samples = samples.to(torch.uint8)
+            else:  # k / 255 correctly rounded, as the kernel's
+                samples = levels_to_unit(samples, work)
+                if window is not None:
+                    window.write(samples)
+        if as_uint8 or not grad:
+            return samples.reshape(batch + samples.shape[1:])
+        # values from the integer forms, the gradient the real stages': from
+        # the dequantized coefficients on, every stage is linear (its clamps
+        # straight-through), so its derivative does not depend on where it is
+        # taken
+        adjoints = _DecoderGraph.applies(c.color_space, matrix, geometries)
+        if adjoints and not needs_grad(tables):
+            # the dequantization's transpose (a product with the tables) in
+            # the backward: no pass over the coefficients for a graph alone
+            out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, tables, *components)
+            return out.reshape(batch + out.shape[1:])
+        dequantized = [dequantize(round_ste(b), tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
+        if adjoints:
+            out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, None, *dequantized)
+        else:  # the real stages' graph (soft forms); a learned matrix's gradient at the exact YCbCr samples
+            out = straight_through(_pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, "soft", exact_ycc), samples)
+        return out.reshape(batch + out.shape[1:])
+    dequantized = [dequantize(b, tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
+    if not as_uint8 and needs_grad(*dequantized) and _DecoderGraph.applies(c.color_space, matrix, geometries):
+        with torch.no_grad():  # the values; the backward is the adjoints'
+            out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode, window=window)
+        out = _DecoderGraph.apply(out, geometries, c.color_space, matrix, None, *dequantized)
+    else:
+        out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode, window=window)
+    return out.reshape(batch + out.shape[1:])
+
+
+def _pixel_stages(
+    dequantized: list[Tensor], geometries, size, color_space: str, matrix: Tensor | None, stages: str, exact_ycc: Tensor | None = None, window=None
+) -> Tensor:
+    """The real stages (float or soft) from the dequantized coefficients to
+    the pixels ``(B, C, H, W)`` in [0, 1]; with ``exact_ycc``, a learned
+    matrix's gradient is taken at those (exact) YCbCr samples; with a strip's
+    ``window``, its interior rows also go into the window's ``out``."""
+    height, width = size
+    # without a graph to record (float and soft under _DecoderGraph) the planes
+    # are written into the stacked tensor and divided in place: the same
+    # values, fewer image-size temporaries (not when compiled: writes into views)
+    direct = not needs_grad(*dequantized, matrix) and not torch.compiler.is_compiling()
+    planes = []
+    ycc = dequantized[0].new_empty((dequantized[0].shape[0], len(geometries), height, width)) if direct else None
+    for ci, (coefficients, geo) in enumerate(zip(dequantized, geometries)):
+        blocks = idct(coefficients, stages)
+        h_scale, v_scale = geo.scale
+        if direct and geo.scale == (1, 1) and (blocks.shape[-4] * 8, blocks.shape[-3] * 8) == (height, width):
+            merge_blocks(blocks, out=ycc[:, ci])
+            planes.append(None)
+            continue
+        plane = merge_blocks(blocks)[..., : geo.downsampled[0], : geo.downsampled[1]]
+        if direct and (plane.shape[-2] * v_scale, plane.shape[-1] * h_scale) == (height, width):
+            upsample(plane, h_scale, v_scale, stages, out=ycc[:, ci])  # the last step writes into the stack
+            planes.append(None)
+            continue
+        plane = upsample(plane, h_scale, v_scale, stages)
+        planes.append(plane[..., :height, :width])
+    if ycc is None:
+        ycc = torch.stack(planes, dim=1)
+    else:
+        for ci, plane in enumerate(planes):
+            if plane is not None:
+                ycc[:, ci] = plane
+    if window is not None and direct:  # only the interior rows, converted straight into the image's output
+        rows = window.rows(ycc)
+        if len(planes) > 1:
+            rows = color.decoded_pixels(rows, color_space, matrix, stages)
+        torch.div(rows, 255.0, out=window.out.view(rows.shape))
+        return window.stand_in(ycc, ycc.shape)
+    if len(planes) > 1:
+        if exact_ycc is not None and needs_grad(matrix):
+            # with a custom matrix the integer forms ran (the kernel takes libjpeg's only)
+            ycc = straight_through(ycc, exact_ycc)
+        ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
+    # ycc: this function's own temporary in every case
+    out = ycc.div_(255.0) if direct and not ycc.requires_grad else ycc / 255.0
+    return out if window is None else window.write(out)
+
+
+class _DecoderGraph(torch.autograd.Function):
+    """Decoded pixels ``samples`` (``(B, C, H, W)`` in [0, 1], computed
+    without a graph: exact mode's integer forms, or float's and soft's stages
+    under no_grad) forward; backward, the gradient of the
+    real-valued stages from the dequantized coefficients to the pixels,
+    without running them forward: the stages' adjoints in reverse order, as
+    :class:`_EncoderGraph` does for the encoder (bit for bit autograd's
+    gradient through those stages). Grayscale and YCbCr, with libjpeg's
+    matrix or a constant one, and upsampling that filters or is 1:1; the
+    rest go through the real stages' graph.
+
+    With ``tables`` (``(B, T, 8, 8)``, each component's, not requiring grad)
+    the inputs are the quantized coefficients and the backward ends with the
+    dequantization's transpose, ``grad * table``, as autograd's backward of
+    ``q * table`` computes it; without, they are the dequantized ones."""
+
+    @staticmethod
+    def applies(color_space: str, matrix: Tensor | None, geometries) -> bool:
+        if color_space not in ("grayscale", "YCbCr") or needs_grad(matrix):
+            return False
+        return all(g.scale == (1, 1) or is_filtered(g.downsampled[1], *g.scale) for g in geometries)
+
+    @staticmethod
+    def forward(ctx, samples: Tensor, geometries, color_space: str, matrix: Tensor | None, tables: Tensor | None, *coefficients: Tensor):
+        ctx.set_materialize_grads(False)
+        ctx.geometries, ctx.color_space, ctx.matrix, ctx.tables = geometries, color_space, matrix, tables
+        return samples
+
+    @staticmethod
+    def backward(ctx, grad):
+        if grad is None:
+            return (None,) * (5 + len(ctx.geometries))
+        with full_precision(grad.device):  # as in _EncoderGraph.backward
+            grads = _DecoderGraph._coefficient_grads(ctx, grad)
+            if ctx.tables is not None:
+                count = ctx.tables.shape[0]
+                # in place on idct_adjoint's fresh products: the values of grad * table
+                grads = tuple(g.mul_(ctx.tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, g in enumerate(grads))
+            return (None,) * 5 + grads
+
+    @staticmethod
+    def _coefficient_grads(ctx, grad) -> tuple[Tensor, ...]:
+        grad = grad / 255.0
+        if ctx.color_space == "YCbCr":
+            grad = color.ycbcr_to_rgb_adjoint(grad, ctx.matrix)
+        grads = []
+        for ci, geo in enumerate(ctx.geometries):
+            plane = grad[:, ci]
+            h_scale, v_scale = geo.scale
+            if geo.scale != (1, 1):
+                plane = upsample_adjoint(_uncrop(plane, geo.downsampled[0] * v_scale, geo.downsampled[1] * h_scale), h_scale, v_scale)
+            plane = _uncrop(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
+            grads.append(idct_adjoint(split_blocks(plane)))
+        return tuple(grads)
+
+
+def _uncrop(grad: Tensor, height: int, width: int) -> Tensor:
+    """The transpose of cropping ``(..., height, width)`` to the top-left of ``grad``'s size: zeros around."""
+    if grad.shape[-2:] == (height, width):
+        return grad
+    out = grad.new_zeros(grad.shape[:-2] + (height, width))
+    out[..., : grad.shape[-2], : grad.shape[-1]] = grad
+    return out
+
+
+def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size, matrix: Tensor | None, color_space: str):
+    """Exact mode's 8-bit samples ``(B, C, H, W)`` from the stages' integer
+    forms (what the compiled kernel computes on the CPU), and the planes
+    before color conversion (``None`` for grayscale); int32, no graph.
+    Coefficients and tables are rounded to integers, as a file holds them."""
+    count = tables.shape[0]
+    height, width = size
+    planes = []
+    for ci, (blocks, geo) in enumerate(zip(components, geometries)):
+        table = torch.round(tables[:, ci].detach()).reshape(count, 1, 1, 8, 8)
+        q = torch.round(blocks.detach())
+        samples = idct_islow(dequantize_integers(q, table), quantized=q)
+        plane = merge_blocks(samples)[..., : geo.downsampled[0], : geo.downsampled[1]]
+        plane = upsample_fancy(plane, geo.scale[0], geo.scale[1])
+        planes.append(plane[..., :height, :width])
+    ycc = torch.stack(planes, dim=1)
+    if len(planes) == 1:
+        return ycc, None
+    return color.decoded_pixels_fixed(ycc, color_space, matrix), ycc
+
+
+def jpeg(
+    image: Tensor,
+    quality: float | Tensor | None = None,
+    *,
+    qtables: Tensor | None = None,
+    subsampling: Subsampling | PillowSubsampling = "4:2:0",
+    mode: Mode = "exact",
+    rounding: RoundingName | Rounding | None = None,
+    rgb_to_ycbcr: Tensor | None = None,
+    ycbcr_to_rgb: Tensor | None = None,
+) -> Tensor:
+    """Compress and decompress: ``decode(encode(image))``, differentiably.
+
+    Arguments as in :func:`encode` and :func:`decode`. With ``mode="exact"``
+    the result equals saving the image as a JPEG with libjpeg-turbo (Pillow,
+    OpenCV) and loading it again, pixel for pixel.
+
+    Returns:
+        Same shape, dtype and device as ``image``; uint8 in, uint8 out.
+        float16 and bfloat16 images are computed in float32 and the result
+        rounded once to their dtype; ``round(out.float() * 255)`` gives the
+        exact levels in every dtype (see :mod:`diffjpeg.core.precision`).
+
+    Example:
+        >>> x = torch.rand(4, 3, 32, 32, requires_grad=True)
+        >>> y = jpeg(x, quality=50)
+        >>> y.sum().backward(); x.grad.shape
+        torch.Size([4, 3, 32, 32])
+    """
+    options = dict(qtables=qtables, subsampling=subsampling, mode=mode, rounding=rounding, rgb_to_ycbcr=rgb_to_ycbcr)
+    if isinstance(image, Tensor) and image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
+        with torch.no_grad():
+            return decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb, dtype=torch.uint8)
+    out = _in_strips(image, quality, options, ycbcr_to_rgb)
+    if out is None:
+        # encode's coefficients are finite (finite image, tables >= 1) unless a
+        # custom matrix overflows: decode need not scan them again
+        out = _decode(encode(image, quality, **options), mode, ycbcr_to_rgb, as_uint8=False, finite=rgb_to_ycbcr is None)
+    return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
+
+
+def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
+    """:func:`jpeg` of a large float image in strips of MCU rows (see
+    :mod:`diffjpeg.codec.strips` for why, and where it is not taken), or ``None``."""
+    if not isinstance(image, Tensor) or not image.is_floating_point() or image.device.type != "cpu" or image.dim() < 3:
+        return None
+    if torch.compiler.is_compiling() or image.shape[-3] not in (1, 3):
+        return None
+    others = (quality, options["qtables"], options["rgb_to_ycbcr"], ycbcr_to_rgb)
+    if any(isinstance(t, Tensor) and t.requires_grad for t in others):
+        return None  # their gradients sum over the whole image: in strips another order of additions
+    if options["mode"] == "exact" and not needs_grad(image):
+        return None  # the compiled kernel already works in strips
+    if options["mode"] == "soft" and as_rounding(options["rounding"], mode=options["mode"]).name == "noise":
+        return None  # its noise is drawn per call: strips would draw another sample than the whole image
+    factors = subsampling_factors(check_subsampling(options["subsampling"]), image.shape[-3])
+    tallest = max(v for _, v in factors)
+    mcu = 8 * tallest
+    halo = mcu if tallest > 1 else 0  # fancy upsampling reads the chroma rows of the MCU rows around
+
+    def run(rows: Tensor, window: strips.Window | None = None) -> Tensor:
+        # checked strip by strip, as encode() checks: the rows are then in cache for the encoder
+        coefficients = _checked_encode(rows, quality, window=window, **options)
+        # finite unless a custom matrix overflows, as in jpeg()
+        return _decode(coefficients, options["mode"], ycbcr_to_rgb, as_uint8=False, finite=options["rgb_to_ycbcr"] is None, window=window)
+
+    # the decoded images have the image's channels (grayscale or RGB) in the working dtype
+    return strips.in_strips(run, image, mcu, halo, into=(image.shape[-3], working_dtype(image.dtype)))
+
+
+# ---------------------------------------------------------------- modules
+Learnable = Literal["quality", "qtables", "color"]  # what learnable= may name
+LEARNABLE: tuple[str, ...] = get_args(Learnable)
+
+
+class DiffJPEG(nn.Module):
+    """Differentiable JPEG as a layer: fixed, learnable, or given per call.
+
+    Args:
+        quality: quality in [0, 100] (a number, or a tensor: one value or one
+            per image); ``None`` with ``qtables`` uses the tables as given.
+        qtables: base tables ``(2, 8, 8)``, or ``(B, 2, 8, 8)`` one per image;
+            Annex K if ``None``. With ``quality`` they are scaled as libjpeg's
+            (entries <= 0 allowed: a scaled entry <= 0 becomes 1).
+        subsampling, mode, rounding: see :func:`encode` (keyword-only).
+        learnable: ``False``, ``True`` (all of quality, qtables and color), or
+            an iterable of those names. Learnable values are kept in range in the
+            forward pass by straight-through clamps (quality to [0, 100], tables
+            to [1, 255]); the color matrices start at libjpeg's.
+
+    ``forward(image, quality=None, qtables=None)``: ``image`` as in
+    :func:`jpeg`. A ``quality`` or ``qtables`` given to the call replaces the
+    module's for that call, as ``quality`` does in kornia's
+    ``JPEGCodecDifferentiable``; shapes and ranges as in :func:`encode` (a
+    leading batch of 1 is shared). A value the module learns cannot be
+    replaced per call (``ValueError``): its parameter would silently get no
+    gradient. Per-call tables with the module's quality are scaled by it;
+    construct with ``quality=None`` to use per-call tables as given.
+
+    Example:
+        >>> layer = DiffJPEG(quality=75, learnable=True)
+        >>> y = layer(torch.rand(2, 3, 24, 24))
+        >>> y.mean().backward(); layer.quality.grad is not None
+        True
+        >>> codec = DiffJPEG(learnable=["qtables"])             # kornia's JPEGCodecDifferentiable
+        >>> y = codec(torch.rand(2, 3, 24, 24), quality=torch.tensor([90.0, 10.0]))
+    """
+
+
+    def __init__(
+        self,
+        quality: float | None = DEFAULT_QUALITY,
+        *,
+        qtables: Tensor | None = None,
+        subsampling: Subsampling | PillowSubsampling = "4:2:0",
+        mode: Mode = "exact",
+        rounding: RoundingName | Rounding | None = None,
+        learnable: bool | Learnable | Iterable[Learnable] = False,
+    ):
+        super().__init__()
+        check_choice("mode", mode, MODES)
+        subsampling = check_subsampling(subsampling)
+        rounding = as_rounding(rounding, mode=mode)
+        if learnable is True:
+            names = set(LEARNABLE)
+        elif learnable is False or learnable is None:
+            names = set()
+        elif isinstance(learnable, str):
+            raise TypeError(f"learnable must be a bool or an iterable of {LEARNABLE}, got the string {learnable!r}")
+        else:
+            names = set(learnable)
+            unknown = names - set(LEARNABLE)
+            if unknown:
+                raise ValueError(f"learnable names must be among {LEARNABLE}, got {sorted(unknown)}")
+        if quality is None and qtables is None:
+            raise ValueError("give quality, qtables or both")
+        if quality is not None:
+            device = quality.device if isinstance(quality, Tensor) else torch.device("cpu")
+            quality = _quality_tensor(quality, None, torch.float32, device)
+        self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
+
+        group = {"quality": "quality", "qtables": "qtables", "rgb_to_ycbcr": "color", "ycbcr_to_rgb": "color"}
+
+        def hold(name: str, value: Tensor | None):
+            if value is not None and group[name] in names:
+                setattr(self, name, nn.Parameter(value.detach().clone().float()))
+            else:
+                self.register_buffer(name, None if value is None else value.detach().clone().float())
+
+        hold("quality", quality)
+        if qtables is not None:
+            _qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
+        elif "qtables" in names:
+            qtables = standard_tables()
+        hold("qtables", qtables)
+        use_color = "color" in names
+        hold("rgb_to_ycbcr", color.rgb_to_ycbcr_matrix() if use_color else None)
+        hold("ycbcr_to_rgb", color.ycbcr_to_rgb_matrix() if use_color else None)
+
+    def forward(self, image: Tensor, quality: float | Tensor | None = None, qtables: Tensor | None = None) -> Tensor:
+        quality, qtables = _per_call(self, quality, qtables)
+        if quality is None and isinstance(self.quality, Tensor):
+            quality = clamp_ste(self.quality, 0.0, 100.0)
+        if qtables is None and isinstance(self.qtables, nn.Parameter):  # learned: kept a valid table
+            qtables = clamp_ste(self.qtables, 1.0, 255.0)
+        elif qtables is None:
+            qtables = self.qtables
+        return jpeg(
+            image,
+            quality,
+            qtables=qtables,
+            subsampling=self.subsampling,
+            mode=self.mode,
+            rounding=self.rounding,
+            rgb_to_ycbcr=self.rgb_to_ycbcr,
+            ycbcr_to_rgb=self.ycbcr_to_rgb,
+        )
+
+    def extra_repr(self) -> str:
+        return f"subsampling={self.subsampling!r}, mode={self.mode!r}, rounding={self.rounding!r}"
+
+
+def _per_call(module: nn.Module, quality, qtables):
+    """A module's per-call ``quality`` and ``qtables``; refused where the module learns that value."""
+    for name, value in (("quality", quality), ("qtables", qtables)):
+        if value is not None and isinstance(getattr(module, name), nn.Parameter):
+            raise ValueError(
+                f"{name} is learned by this {type(module).__name__} (an nn.Parameter); a {name} given per call would "
+                f"leave it without gradient: give {name} per call only to a module that does not learn it"
+            )
+    return quality, qtables
+
+
+def _hold(module: nn.Module, name: str, value) -> None:
+    """A module's argument: parameters and tensors registered (moved by
+    ``.to()``, saved in ``state_dict``), anything else a plain attribute."""
+    if isinstance(value, nn.Parameter):
+        setattr(module, name, value)
+    elif isinstance(value, Tensor) or value is None:
+        module.register_buffer(name, value)
+    else:
+        setattr(module, name, value)
+
+
+class JPEGEncoder(nn.Module):
+    """Module form of :func:`encode`; arguments as there. Tensor arguments
+    are buffers (or parameters, if given as such).
+
+    ``forward(image, quality=None, qtables=None)``: a per-call ``quality`` or
+    ``qtables`` replaces the module's for that call (as in :class:`DiffJPEG`;
+    refused where the module holds it as an ``nn.Parameter``).
+
+    Example:
+        >>> JPEGEncoder(quality=50)(torch.rand(1, 3, 8, 8)).y.shape
+        torch.Size([1, 1, 1, 8, 8])
+    """
+
+
+    def __init__(
+        self,
+        quality: float | Tensor | None = None,
+        *,
+        qtables: Tensor | None = None,
+        subsampling: Subsampling | PillowSubsampling = "4:2:0",
+        mode: Mode = "exact",
+        rounding: RoundingName | Rounding | None = None,
+        rgb_to_ycbcr: Tensor | None = None,
+    ):
+        super().__init__()
+        check_choice("mode", mode, MODES)
+        subsampling = check_subsampling(subsampling)
+        rounding = as_rounding(rounding, mode=mode)
+        if quality is not None:
+            _quality_tensor(quality, None, torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
+            if not isinstance(quality, Tensor):
+                quality = float(quality)  # a numpy scalar would not survive state_dict
+        if qtables is not None:
+            _qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
+        for name, value in (("quality", quality), ("qtables", qtables), ("rgb_to_ycbcr", rgb_to_ycbcr)):
+            _hold(self, name, value)
+        self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
+
+    def forward(self, image: Tensor, quality: float | Tensor | None = None, qtables: Tensor | None = None) -> Coefficients:
+        quality, qtables = _per_call(self, quality, qtables)
+        return encode(
+            image, self.quality if quality is None else quality, qtables=self.qtables if qtables is None else qtables,
+            subsampling=self.subsampling, mode=self.mode, rounding=self.rounding, rgb_to_ycbcr=self.rgb_to_ycbcr,
+        )
+
+    def extra_repr(self) -> str:
+        return f"subsampling={self.subsampling!r}, mode={self.mode!r}, rounding={self.rounding!r}"
+
+
+class JPEGDecoder(nn.Module):
+    """Module form of :func:`decode`.
+
+    Example:
+        >>> JPEGDecoder()(encode(torch.rand(1, 3, 8, 8))).shape
+        torch.Size([1, 3, 8, 8])
+    """
+
+
+    def __init__(self, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None):
+        super().__init__()
+        check_choice("mode", mode, MODES)
+        self.mode = mode
+        _hold(self, "ycbcr_to_rgb", ycbcr_to_rgb)
+
+    def forward(self, coefficients: Coefficients) -> Tensor:
+        return decode(coefficients, mode=self.mode, ycbcr_to_rgb=self.ycbcr_to_rgb)
+
+    def extra_repr(self) -> str:
+        return f"mode={self.mode!r}"

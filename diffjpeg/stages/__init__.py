@@ -1,0 +1,10 @@
+"""The stages: one module per libjpeg-turbo stage, its exact integer form
+beside its differentiable form, each opening with the facts it relies on.
+
+Encoder order: ``color`` (jccolor.c), ``sampling`` (jcsample.c),
+``blocks`` (jcprepct.c), ``dct`` (jfdctint.c), ``quality`` (jcparam.c),
+``quantize`` (jcdctmgr.c) with ``rounding``'s surrogate gradients; the
+decoder runs them back (jidctint.c, jdsample.c, jdcolor.c), with
+``smoothing`` (jdcoefct.c) for progressive files that stop early. Stages
+import only :mod:`diffjpeg.core` and each other.
+"""

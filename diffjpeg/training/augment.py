@@ -1,0 +1,595 @@
+"""Random JPEG compression as a data augmentation: :class:`RandomJPEG`, :func:`random_jpeg`.
+
+Each sample of a batch is compressed, with probability ``p``, at a quality
+drawn uniformly from ``[low, high]`` and a chroma subsampling drawn from the
+given choices; the others pass through unchanged. The compression is
+:func:`diffjpeg.jpeg`, so ``mode="exact"`` gives what saving and loading
+the image with Pillow at the drawn quality gives, and gradients flow to the
+image.
+
+Choices made here, and why:
+
+* Qualities are whole numbers by default, each of ``low..high`` equally likely,
+  as in Pillow-based augmentations (torchvision's ``v2.JPEG``, albumentations):
+  libjpeg takes an int, and drawing reals that the exact codec rounds would
+  make ``low`` and ``high`` half as likely as the rest. ``fractional=True``
+  draws reals in ``[low, high]`` for the real-valued forward passes, whose
+  tables change continuously with quality.
+* Subsampling is drawn per sample. The samples drawn for each subsampling are
+  compressed together, one :func:`~diffjpeg.jpeg` call per subsampling, so a
+  varied batch costs no more than a uniform one.
+* The random draws run eagerly on the CPU (``torch.compiler.disable``, applied by :func:`diffjpeg.core.check.eager`), from
+  torch's global generator or the one given: ``torch.manual_seed`` makes them
+  reproducible, DataLoader workers (which PyTorch seeds one by one) get
+  distinct streams, and the same seed gives the same draws on every device and
+  under ``torch.compile``.
+* A draw is a :class:`RandomJPEGParams`: ``return_params=True`` returns it and
+  ``params=`` replays it exactly (kornia's ``params=``); ``same_on_batch``
+  makes one draw for the whole batch.
+* Where torchvision is installed, ``RandomJPEG(...)`` makes a
+  ``diffjpeg.training.augment.TorchvisionRandomJPEG``, a subclass of both :class:`RandomJPEG` and
+  ``torchvision.transforms.v2.Transform``, so that v2 pipelines hand it whole
+  samples (``(image, boxes)``, dicts, PIL images) as they do to their own
+  transforms. The class is made by the first construction, which imports
+  torchvision: ``import diffjpeg`` does not (it costs a second or more). It is
+  one class for the whole process, found under its name by ``pickle``, so
+  transforms travel to DataLoader workers. ``return_params`` and ``params``
+  are keyword-only, so that a sample's second element is never taken for them.
+"""
+from __future__ import annotations
+
+import inspect
+import math
+import threading
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from ..codec.pipeline import jpeg
+from ..core.check import MODES, Mode, check_choice, check_image, check_subsampling, eager, is_number
+from ..core.geometry import SUBSAMPLINGS, PillowSubsampling, Subsampling
+from ..stages.rounding import Rounding, RoundingName, as_rounding
+
+
+@dataclass(frozen=True)
+class RandomJPEGParams:
+    """What one call of :class:`RandomJPEG` drew, per sample.
+
+    Attributes:
+        applied: bool tensor of the image's batch shape (``()`` for one image):
+            whether the sample was compressed.
+        quality: float32 tensor of the batch shape, the drawn quality. Drawn for
+            every sample; used where ``applied``.
+        subsampling_index: int64 tensor of the batch shape, an index into
+            ``subsamplings``.
+        subsamplings: the subsampling choices the draw picked from.
+
+    The tensors lie on the device of the generator that drew them (the CPU
+    for torch's global generator).
+
+    Example:
+        >>> params = RandomJPEGParams(torch.tensor([True]), torch.tensor([50.0]), torch.tensor([0]), ("4:2:0",))
+        >>> params.subsampling
+        ['4:2:0']
+    """
+
+    applied: Tensor
+    quality: Tensor
+    subsampling_index: Tensor
+    subsamplings: tuple[str, ...]
+
+    @property
+    def subsampling(self) -> list[str]:
+        """The drawn subsampling of each sample, in row-major order of the batch."""
+        return [self.subsamplings[i] for i in self.subsampling_index.reshape(-1).tolist()]
+
+
+# ---------------------------------------------------------------- validation
+def _plain(value):
+    """A 0-d real tensor as its Python number (the codec's quality takes tensors too); anything else as it is."""
+    if isinstance(value, Tensor) and value.dim() == 0 and not value.dtype.is_complex and value.dtype != torch.bool:
+        return value.item()
+    return value
+
+
+def _check_quality_range(quality, fractional: bool) -> tuple[float, float]:
+    values = [_plain(q) for q in quality] if isinstance(quality, (tuple, list)) else _plain(quality)
+    if is_number(values):
+        low = high = values
+    elif isinstance(values, list) and len(values) == 2 and all(is_number(q) for q in values):
+        low, high = values
+    else:
+        raise TypeError(f"quality must be a number or a (low, high) pair of numbers in [0, 100], got {quality!r}")
+    low, high = float(low), float(high)
+    if not (math.isfinite(low) and math.isfinite(high) and 0 <= low <= high <= 100):
+        raise ValueError(f"quality must satisfy 0 <= low <= high <= 100, got {quality!r}")
+    if not fractional and not (low.is_integer() and high.is_integer()):
+        raise ValueError(f"quality bounds must be whole numbers unless fractional=True, got {quality!r}")
+    return low, high
+
+
+def _check_subsamplings(subsampling) -> tuple[str, ...]:
+    if not isinstance(subsampling, Sequence) or isinstance(subsampling, str):
+        return (check_subsampling(subsampling),)
+    if len(subsampling) == 0:
+        raise ValueError(f"subsampling must be one of {tuple(SUBSAMPLINGS)} or a non-empty sequence of them, got {subsampling!r}")
+    return tuple(check_subsampling(s) for s in subsampling)
+
+
+def _check_options(quality, p, subsampling, mode, rounding, fractional, generator):
+    if not isinstance(fractional, bool):
+        raise TypeError(f"fractional must be a bool, got {type(fractional).__name__}")
+    low, high = _check_quality_range(quality, fractional)
+    if not is_number(p):
+        raise TypeError(f"p must be a number in [0, 1], got {type(p).__name__}")
+    if not (0.0 <= float(p) <= 1.0):  # also rejects NaN
+        raise ValueError(f"p must be in [0, 1], got {p}")
+    subsamplings = _check_subsamplings(subsampling)
+    check_choice("mode", mode, MODES)
+    rounding = as_rounding(rounding, mode=mode)
+    if fractional and mode == "exact":
+        raise ValueError(
+            "fractional=True needs mode='float' or 'soft': the exact codec, like libjpeg, takes whole-number qualities"
+        )
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {type(generator).__name__}")
+    return low, high, float(p), subsamplings, rounding
+
+
+# ---------------------------------------------------------------- drawing
+@eager
+def _draw(batch: torch.Size, low, high, p, fractional, subsamplings, generator, same_on_batch=False) -> RandomJPEGParams:
+    """Always the same three draws of ``prod(batch)`` values (one each with
+    ``same_on_batch``), whatever ``p`` and the image, so one seed gives the
+    same qualities for any ``p``."""
+    count = 1 if same_on_batch else math.prod(batch)
+    device = generator.device if generator is not None else torch.device("cpu")
+    applied = torch.rand(count, generator=generator, device=device) < p  # in [0, 1): p = 1 always, p = 0 never
+    if fractional:
+        quality = (low + (high - low) * torch.rand(count, generator=generator, device=device)).clamp_(low, high)
+    else:
+        quality = torch.randint(int(low), int(high) + 1, (count,), generator=generator, device=device).float()
+    index = torch.randint(0, len(subsamplings), (count,), generator=generator, device=device)
+    if same_on_batch:
+        return RandomJPEGParams(*(t.reshape(()).expand(batch) for t in (applied, quality, index)), subsamplings)
+    return RandomJPEGParams(applied.reshape(batch), quality.reshape(batch), index.reshape(batch), subsamplings)
+
+
+def _check_params(params, batch: torch.Size, values: bool = True) -> None:
+    """A draw to apply must be a :class:`RandomJPEGParams` of the image's batch
+    shape; ``values``: also check what it holds (a replayed draw)."""
+    if not isinstance(params, RandomJPEGParams):
+        raise TypeError(
+            f"params must be a RandomJPEGParams (what return_params=True returned), got {type(params).__name__}"
+        )
+    for name in ("applied", "quality", "subsampling_index"):
+        value = getattr(params, name)
+        if not isinstance(value, Tensor):
+            raise TypeError(f"params.{name} must be a tensor, got {type(value).__name__}")
+        if value.shape != batch:
+            raise ValueError(
+                f"params.{name} has shape {tuple(value.shape)} but the image's batch shape is {tuple(batch)}: "
+                "a draw applies to images of the batch shape it was drawn for (every image of a sample shares it)"
+            )
+    if not values:
+        return
+    subsamplings = params.subsamplings
+    if not isinstance(subsamplings, tuple) or not subsamplings or not all(s in SUBSAMPLINGS for s in subsamplings):
+        raise ValueError(f"params.subsamplings must be a non-empty tuple of {tuple(SUBSAMPLINGS)}, got {subsamplings!r}")
+    if params.applied.dtype != torch.bool:
+        raise TypeError(f"params.applied must be a bool tensor, got {params.applied.dtype}")
+    quality = params.quality
+    if not quality.is_floating_point() or not bool(((quality >= 0) & (quality <= 100)).all()):
+        raise ValueError("params.quality must be a float tensor with values in [0, 100]")
+    index = params.subsampling_index
+    if index.dtype != torch.int64 or not bool(((index >= 0) & (index < len(subsamplings))).all()):
+        raise ValueError(
+            f"params.subsampling_index must be an int64 tensor of indices into params.subsamplings (0..{len(subsamplings) - 1})"
+        )
+
+
+def _apply(image: Tensor, params: RandomJPEGParams, p: float | None, options: dict) -> Tensor:
+    """Compress the samples ``params`` selects; the others are the input itself.
+    ``p`` (``None`` for a replayed draw) only allows the shortcuts it decides."""
+    *batch, channels, height, width = image.shape
+    count = math.prod(batch)
+    x = image.reshape(count, channels, height, width)
+    applied = params.applied.reshape(count)
+    index = params.subsampling_index.reshape(count)
+    quality = params.quality.reshape(count)
+    names = list(dict.fromkeys(params.subsamplings))  # distinct, in order
+    if p == 0.0:
+        return image
+    if p == 1.0 and len(names) == 1:  # decided by the arguments alone: no data-dependent branch
+        return jpeg(x, quality.to(x.device), subsampling=names[0], **options).reshape(image.shape)
+
+    def chose(name: str) -> Tensor:
+        positions = [i for i, s in enumerate(params.subsamplings) if s == name]
+        return applied & torch.isin(index, torch.tensor(positions, device=index.device))
+
+    if torch.compiler.is_compiling():
+        # Static shapes for the compiler: every choice on the whole batch, then select.
+        out = x
+        for name in names:
+            mask = chose(name).to(x.device).reshape(count, 1, 1, 1)
+            out = torch.where(mask, jpeg(x, quality.to(x.device), subsampling=name, **options), out)
+        return out.reshape(image.shape)
+
+    applied, index, quality = applied.cpu(), index.cpu(), quality.cpu()  # index on the host: no device sync
+    if not bool(applied.any()):
+        return image
+    out = x
+    for name in names:
+        rows = chose(name).nonzero().squeeze(1)
+        if rows.numel() == count:
+            out = jpeg(x, quality.to(x.device), subsampling=name, **options)
+        elif rows.numel():
+            rows = rows.to(x.device)
+            compressed = jpeg(x.index_select(0, rows), quality.to(x.device)[rows], subsampling=name, **options)
+            out = out.index_copy(0, rows, compressed)
+    return out.reshape(image.shape)
+
+
+def _compress(image, params, draw, p, options, replayed=True):
+    """``image`` (any tensor subclass) compressed with ``params`` if given, else with
+    ``draw(batch)``; returns ``(out, params)``. Given params are checked against
+    the image's batch shape, and what they hold when ``replayed``."""
+    if not isinstance(image, Tensor):
+        check_image(image)  # raises the TypeError naming image
+    subclass = type(image) if type(image) is not Tensor and not isinstance(image, nn.Parameter) else None
+    plain = image.as_subclass(Tensor) if subclass is not None else image
+    batch, *_ = check_image(plain)
+    if params is None:
+        params = draw(batch)
+    else:
+        _check_params(params, batch, values=replayed)
+        p = None if replayed else p  # a replayed draw need not follow this p
+    out = _apply(plain, params, p, options)
+    if subclass is not None:
+        out = image if out is plain else out.as_subclass(subclass)  # keep e.g. torchvision's tv_tensors.Image
+    return out, params
+
+
+def _check_flag(name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, got {type(value).__name__}")
+
+
+def _refuse_flag_by_position(rest: tuple) -> None:
+    """``augment(x, True)``: return_params is keyword-only; a lone bool after
+    the image would otherwise pass through as part of the sample, unnoticed."""
+    if len(rest) == 1 and isinstance(rest[0], bool):
+        raise TypeError("RandomJPEG: return_params is keyword-only; pass return_params=True")
+
+
+# ---------------------------------------------------------------- public API
+def random_jpeg(
+    image: Tensor,
+    quality: float | tuple[float, float],
+    *,
+    p: float = 1.0,
+    subsampling: Subsampling | PillowSubsampling | Sequence[Subsampling | PillowSubsampling] = "4:2:0",
+    mode: Mode = "exact",
+    rounding: RoundingName | Rounding | None = None,
+    fractional: bool = False,
+    same_on_batch: bool = False,
+    generator: torch.Generator | None = None,
+    params: RandomJPEGParams | None = None,
+    return_params: bool = False,
+):
+    """Compress each sample with probability ``p`` at a random quality; functional :class:`RandomJPEG`.
+
+    Arguments as in :class:`RandomJPEG`, plus ``image`` (a tensor), ``params``
+    (replay a :class:`RandomJPEGParams` drawn before instead of drawing) and
+    ``return_params`` (also return the :class:`RandomJPEGParams` used).
+
+    Example:
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> y, params = random_jpeg(x, (30, 90), return_params=True)
+        >>> y.shape, params.quality.shape
+        (torch.Size([2, 3, 8, 8]), torch.Size([2]))
+        >>> torch.equal(random_jpeg(x, (30, 90), params=params), y)  # replayed
+        True
+    """
+    low, high, p, subsamplings, rounding = _check_options(quality, p, subsampling, mode, rounding, fractional, generator)
+    _check_flag("same_on_batch", same_on_batch)
+    _check_flag("return_params", return_params)
+    options = dict(mode=mode, rounding=rounding)
+
+    def draw(batch):
+        return _draw(batch, low, high, p, fractional, subsamplings, generator, same_on_batch)
+
+    out, params = _compress(image, params, draw, p, options)
+    return (out, params) if return_params else out
+
+
+class RandomJPEG(nn.Module):
+    """Random JPEG compression of each sample, differentiable, as a layer or a transform.
+
+    Args:
+        quality: ``(low, high)`` in [0, 100] with ``low <= high``, or one number
+            (always that quality). Qualities are drawn uniformly: whole numbers
+            ``low..high``, each equally likely, by default (bounds must then be
+            whole numbers); reals in ``[low, high]`` with ``fractional=True``.
+            libjpeg's scaling: 0 acts as 1. Like torchvision's
+            ``v2.JPEG(quality)`` (a number or a ``(min, max)`` range, drawn as
+            whole numbers); unlike kornia's ``RandomJPEG(jpeg_quality=q)``,
+            where one number ``q`` means the range ``(50 - q, 50 + q)``:
+            kornia's ``jpeg_quality=20`` is ``quality=(30, 70)`` here, and
+            ``quality=20`` here is always 20.
+        p: probability in [0, 1] that a sample is compressed; the others are
+            returned unchanged (gradient: identity).
+        subsampling: ``"4:4:4"``, ``"4:2:2"``, ``"4:2:0"``, or a sequence of
+            them to draw from uniformly per sample (repeat an entry to weight
+            it). Ignored for grayscale. Keyword-only, as is every parameter
+            after ``quality``.
+        mode, rounding: as in :func:`diffjpeg.jpeg`.
+        fractional: draw real qualities (``mode="float"`` or ``"soft"`` only).
+        same_on_batch: one draw (whether, quality, subsampling) for the whole
+            batch instead of one per sample, as kornia's ``same_on_batch``.
+        generator: a ``torch.Generator`` to draw from (draws happen on its
+            device); ``None`` draws from torch's global CPU generator.
+
+    Input ``(..., C, H, W)``, C = 3 or 1, float in [0, 1] or uint8; a single
+    image ``(C, H, W)`` is one sample. Output: same shape, dtype, device and
+    tensor subclass; uint8 in, uint8 out. ``forward(image,
+    return_params=True)`` also returns the :class:`RandomJPEGParams` drawn, and
+    ``forward(image, params=params)`` replays them exactly (as kornia's
+    ``params=``) on images of the same batch shape, with this module's
+    ``mode`` and ``rounding``.
+
+    torchvision v2: where torchvision is installed, ``RandomJPEG(...)`` is a
+    ``torchvision.transforms.v2.Transform`` (an instance of
+    ``diffjpeg.training.augment.TorchvisionRandomJPEG``, a subclass of both; torchvision is imported
+    by the first construction, never by ``import diffjpeg``). It then takes
+    whole samples as every v2 transform does, ``augment(image, boxes)``,
+    ``augment({"image": ..., "label": ...})``, nested: ``tv_tensors.Image``,
+    ``tv_tensors.Video`` (one draw per clip), PIL images (``"RGB"`` or
+    ``"L"``, returned as PIL images, as ``v2.JPEG`` does) and plain tensors
+    (the first one, when the sample has no explicit image, by v2's rule) are
+    compressed with one draw per sample; boxes, masks, labels and everything
+    else pass through untouched. ``make_params`` and ``transform`` follow v2's
+    protocol. Without torchvision it is a plain ``nn.Module`` that takes one
+    tensor, with the same results.
+
+    Randomness: every call draws, per sample, whether to compress, a quality
+    and a subsampling index (always all three, so the stream consumed depends
+    only on the batch size). With ``generator=None`` these come from torch's
+    global RNG: ``torch.manual_seed`` reproduces them, and DataLoader workers,
+    which PyTorch seeds with distinct seeds, draw distinct streams. A generator
+    passed in is copied into each worker with the same state, so workers would
+    repeat each other's draws: prefer the global RNG there.
+
+    Gradients: with respect to the image, through :func:`diffjpeg.jpeg`'s
+    surrogates for compressed samples and as the identity for the others. The
+    drawn quality is data, not a parameter (see :class:`diffjpeg.DiffJPEG` for a
+    learnable one).
+
+    ``torch.compile``: the draws stay eager (one graph break per call) and give
+    the same values as without compiling. In a compiled graph every distinct
+    subsampling choice is computed on the whole batch and selected with
+    ``torch.where`` to keep shapes static; eagerly only the selected samples
+    are compressed. Compiling the exact codec with inductor takes minutes on
+    the CPU.
+
+    Example:
+        >>> augment = RandomJPEG(quality=(30, 90), p=0.5, subsampling=("4:2:0", "4:4:4"))
+        >>> x = torch.rand(4, 3, 16, 16, requires_grad=True)
+        >>> y, params = augment(x, return_params=True)
+        >>> y.sum().backward(); x.grad.shape, params.applied.dtype
+        (torch.Size([4, 3, 16, 16]), torch.bool)
+        >>> torch.equal(augment(x, params=params), y)  # the same draws again
+        True
+    """
+
+    def __new__(cls, *args, **kwargs):
+        # RandomJPEG(...) itself is the torchvision v2 transform where torchvision
+        # imports; subclasses of RandomJPEG keep their own class.
+        if cls is RandomJPEG:
+            cls = _torchvision_class() or cls
+        return super().__new__(cls)
+
+    def __init__(
+        self,
+        quality: float | tuple[float, float],
+        *,
+        p: float = 1.0,
+        subsampling: Subsampling | PillowSubsampling | Sequence[Subsampling | PillowSubsampling] = "4:2:0",
+        mode: Mode = "exact",
+        rounding: RoundingName | Rounding | None = None,
+        fractional: bool = False,
+        same_on_batch: bool = False,
+        generator: torch.Generator | None = None,
+    ):
+        super().__init__()
+        self.low, self.high, self.p, self.subsamplings, self.rounding = _check_options(
+            quality, p, subsampling, mode, rounding, fractional, generator
+        )
+        _check_flag("same_on_batch", same_on_batch)
+        self.mode, self.fractional, self.same_on_batch, self.generator = mode, fractional, same_on_batch, generator
+
+    def draw(self, batch: Sequence[int] = ()) -> RandomJPEGParams:
+        """Draw the parameters for images of batch shape ``batch`` (``()``: one image).
+
+        Example:
+            >>> RandomJPEG(50).draw((2,)).quality
+            tensor([50., 50.])
+        """
+        batch = torch.Size(batch)
+        return _draw(batch, self.low, self.high, self.p, self.fractional, self.subsamplings, self.generator, self.same_on_batch)
+
+    def _compress(self, image, params, replayed=True):
+        options = dict(mode=self.mode, rounding=self.rounding)
+        return _compress(image, params, self.draw, self.p, options, replayed)
+
+    def forward(self, image: Tensor, *rest, params: RandomJPEGParams | None = None, return_params: bool = False):
+        _refuse_flag_by_position(rest)
+        if rest:
+            raise TypeError(
+                f"RandomJPEG takes one image tensor, got {1 + len(rest)} positional arguments; samples such as "
+                "(image, boxes) or dicts need torchvision, which makes RandomJPEG a torchvision v2 transform"
+            )
+        _check_flag("return_params", return_params)
+        out, params = self._compress(image, params)
+        return (out, params) if return_params else out
+
+    def extra_repr(self) -> str:
+        number = (lambda v: v) if self.fractional else int
+        quality = (number(self.low), number(self.high))
+        subsampling = self.subsamplings[0] if len(self.subsamplings) == 1 else self.subsamplings
+        same = ", same_on_batch=True" if self.same_on_batch else ""
+        return (
+            f"quality={quality}, p={self.p}, subsampling={subsampling!r}, mode={self.mode!r}, "
+            f"rounding={self.rounding!r}, fractional={self.fractional}{same}"
+        )
+
+
+# The parameter list of RandomJPEG(...) is __init__'s (inspect reads __new__ first).
+RandomJPEG.__new__.__signature__ = inspect.signature(RandomJPEG.__init__)
+
+
+# ---------------------------------------------------------------- torchvision v2
+_torchvision_lock = threading.Lock()
+_torchvision_classes: list = []  # [class or None], filled by the first RandomJPEG(...)
+
+
+def _torchvision_class():
+    """``diffjpeg.training.augment.TorchvisionRandomJPEG`` where torchvision imports, else ``None``;
+    decided once (the class must stay one object for pickling)."""
+    if _torchvision_classes:
+        return _torchvision_classes[0]
+    with _torchvision_lock:
+        if not _torchvision_classes:
+            try:
+                import PIL.Image
+                from torchvision import tv_tensors
+                from torchvision.transforms import v2
+            except ImportError:
+                made = None
+            except Exception as error:  # installed, but does not load (e.g. built for another torch)
+                warnings.warn(
+                    f"torchvision is installed but does not import ({type(error).__name__}: {error}); "
+                    "RandomJPEG is a plain nn.Module that takes tensors",
+                    RuntimeWarning,
+                    stacklevel=4,
+                )
+                made = None
+            else:
+                made = _make_torchvision_class(v2, tv_tensors, PIL.Image)
+            _torchvision_classes.append(made)
+    return _torchvision_classes[0]
+
+
+def __getattr__(name: str):
+    # TorchvisionRandomJPEG exists once torchvision is imported; pickle finds it here.
+    if name == "TorchvisionRandomJPEG":
+        made = _torchvision_class()
+        if made is None:
+            raise AttributeError("diffjpeg.training.augment.TorchvisionRandomJPEG needs torchvision, which is not installed or does not import")
+        return made
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _make_torchvision_class(v2, tv_tensors, pil_image):
+    from torch.utils._pytree import tree_flatten, tree_unflatten
+
+    def plain_tensor(value) -> bool:  # v2's "pure tensor": not a tv_tensor
+        return isinstance(value, Tensor) and not isinstance(value, tv_tensors.TVTensor)
+
+    def check_type(value, kinds) -> bool:  # as v2's: types, or predicates
+        return any(isinstance(value, k) if isinstance(k, type) else k(value) for k in kinds)
+
+    def batch_of(value) -> torch.Size:
+        if isinstance(value, pil_image.Image):
+            return torch.Size(())
+        if isinstance(value, tv_tensors.Video):
+            if value.dim() < 4:
+                raise ValueError(f"a tv_tensors.Video must have shape (..., T, C, H, W), got {tuple(value.shape)}")
+            return value.shape[:-4]
+        batch, *_ = check_image(value.as_subclass(Tensor))
+        return batch
+
+    class TorchvisionRandomJPEG(RandomJPEG, v2.Transform):
+        """:class:`RandomJPEG` as a torchvision v2 transform: what ``RandomJPEG(...)``
+        makes where torchvision is installed (see :class:`RandomJPEG`).
+
+        ``make_params(flat_inputs)`` returns ``{"params": RandomJPEGParams}``,
+        drawn for the batch shape of the first image; ``transform(inpt,
+        params)`` applies them to one input (every image of a sample shares
+        the draw, so they must share a batch shape).
+        """
+
+        _transformed_types = (tv_tensors.Image, tv_tensors.Video, pil_image.Image, plain_tensor)
+
+        def _get_name(self) -> str:
+            return "RandomJPEG"  # its repr
+
+        def forward(self, *inputs, params: RandomJPEGParams | None = None, return_params: bool = False):
+            if not inputs:
+                raise TypeError("RandomJPEG needs a sample: an image, or a tuple, list or dict that holds images")
+            _refuse_flag_by_position(inputs[1:])
+            _check_flag("return_params", return_params)
+            if params is None and not return_params:
+                return v2.Transform.forward(self, *inputs)  # make_params, then transform on each input
+            # v2.Transform.forward, with the draw given or kept
+            flat, spec = tree_flatten(inputs if len(inputs) > 1 else inputs[0])
+            self.check_inputs(flat)
+            needs = self._needs_transform_list(flat)
+            drawn = self.make_params([x for x, n in zip(flat, needs) if n]) if params is None else {"params": params}
+            out = tree_unflatten([self.transform(x, drawn) if n else x for x, n in zip(flat, needs)], spec)
+            return (out, drawn["params"]) if return_params else out
+
+        def check_inputs(self, flat_inputs: list) -> None:
+            if not any(check_type(x, self._transformed_types) for x in flat_inputs):
+                if len(flat_inputs) == 1:
+                    check_image(flat_inputs[0])  # the TypeError naming image
+                kinds = sorted({type(x).__name__ for x in flat_inputs})
+                raise TypeError(
+                    f"RandomJPEG found no image in the sample (it holds {', '.join(kinds)}): it compresses torch tensors, "
+                    "torchvision's tv_tensors.Image and tv_tensors.Video, and PIL images"
+                )
+
+        def make_params(self, flat_inputs: list) -> dict:
+            # "replayed": False marks a fresh draw, whose values need no check
+            return {"params": self.draw(batch_of(flat_inputs[0]) if flat_inputs else ()), "replayed": False}
+
+        def transform(self, inpt, params: dict):
+            drawn, replayed = params["params"], params.get("replayed", True)
+            if isinstance(inpt, pil_image.Image):
+                return self._pil(inpt, drawn, replayed)
+            if isinstance(inpt, tv_tensors.Video):  # one draw per clip, the same for its frames
+                _check_params(drawn, batch_of(inpt), values=replayed)
+                frames = inpt.shape[-4]
+                over_frames = (t.unsqueeze(-1).expand(*t.shape, frames) for t in (drawn.applied, drawn.quality, drawn.subsampling_index))
+                drawn, replayed = RandomJPEGParams(*over_frames, drawn.subsamplings), False
+            return self._compress(inpt, drawn, replayed)[0]
+
+        # torchvision 0.16-0.20 called these by their private names
+        def _check_inputs(self, flat_inputs: list) -> None:
+            self.check_inputs(flat_inputs)
+
+        def _get_params(self, flat_inputs: list) -> dict:
+            return self.make_params(flat_inputs)
+
+        def _transform(self, inpt, params: dict):
+            return self.transform(inpt, params)
+
+        def _pil(self, image, drawn, replayed):
+            if image.mode not in ("RGB", "L"):
+                raise ValueError(
+                    f"RandomJPEG takes PIL images of mode 'RGB' or 'L', got {image.mode!r}: convert it first, e.g. image.convert('RGB')"
+                )
+            # plane by plane: (C, H, W) without a transposing copy either way
+            x = torch.from_numpy(np.stack([np.asarray(plane) for plane in image.split()]))
+            y = self._compress(x, drawn, replayed)[0]
+            if y is x:
+                return image
+            return pil_image.merge(image.mode, [pil_image.fromarray(plane) for plane in y.numpy()])
+
+    TorchvisionRandomJPEG.__module__ = __name__
+    TorchvisionRandomJPEG.__qualname__ = TorchvisionRandomJPEG.__name__
+    return TorchvisionRandomJPEG
