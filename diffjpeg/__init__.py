@@ -19,7 +19,7 @@ layer              modules
                    ``quantize``, ``rounding``, ``smoothing``
 ``bitstream``      ``markers``, ``huffman``, ``sequential``, ``progressive``,
                    ``rate_model``
-``core``           ``geometry``, ``precision``, ``check``, ``colorspace``,
+``core``           ``geometry``, ``precision``, ``check``, ``modes``, ``colorspace``,
                    ``scan``, ``coefficients``, ``dispatch``
 =================  ===========================================================
 

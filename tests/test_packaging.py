@@ -10,7 +10,7 @@ import pytest
 import diffjpeg
 from diffjpeg.bitstream import huffman
 from diffjpeg.codec import pipeline as codec
-from diffjpeg.core import check, colorspace, geometry
+from diffjpeg.core import colorspace, geometry, modes
 from diffjpeg.stages import rounding
 from diffjpeg.training import losses
 
@@ -50,7 +50,7 @@ def test_the_package_is_marked_typed():
 
 # each Literal and the values the checks allow at run time: one fact, said once (the tuples derive from the Literals)
 LITERALS = [
-    (check.Mode, check.MODES),
+    (modes.Mode, modes.MODES),
     (geometry.Subsampling, tuple(geometry.SUBSAMPLINGS)),
     (rounding.RoundingName, rounding.ROUNDINGS),
     (huffman.Huffman, huffman.HUFFMAN),
@@ -66,7 +66,7 @@ def test_each_literal_is_what_the_checks_allow(literal, allowed):
 
 
 CHOICES = {  # parameter name -> the Literal it must be typed with (alone, or in a union)
-    "mode": check.Mode,
+    "mode": modes.Mode,
     "subsampling": geometry.Subsampling,
     "rounding": rounding.RoundingName,
     "huffman": huffman.Huffman,

@@ -33,8 +33,6 @@ from torch import Tensor, nn
 from ..backends import cpu, exact
 from ..core.check import (
     FLOAT_IMAGE_RANGE,
-    MODES,
-    Mode,
     check_choice,
     check_device,
     check_finite,
@@ -46,6 +44,7 @@ from ..core.check import (
 )
 from ..core.coefficients import Coefficients
 from ..core.geometry import PillowSubsampling, Subsampling, component_geometry, subsampling_factors
+from ..core.modes import MODES, Mode
 from ..core.precision import cached_constant, full_precision, levels_to_unit, working_dtype
 from ..stages import color, smoothing
 from ..stages.blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks

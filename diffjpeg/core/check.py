@@ -36,16 +36,14 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from typing import Literal, get_args
 
 import torch
 from torch import Tensor
 
 from .geometry import PILLOW_SUBSAMPLING, SUBSAMPLINGS
+from .modes import MODES, Mode
 from .precision import full_precision
 
-Mode = Literal["exact", "float", "soft"]  # the forward passes, of the codec and of every stage
-MODES: tuple[str, ...] = get_args(Mode)
 # Float image values outside this interval are refused: the image is on another scale (module docstring).
 FLOAT_IMAGE_RANGE = (-1.0, 2.0)
 

@@ -43,8 +43,9 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import Mode, check_mode
+from ..core.check import check_mode
 from ..core.colorspace import COLOR_SPACES, ColorSpace
+from ..core.modes import Mode
 from ..core.precision import full_precision
 from .rounding import clamp_ste, exact_value, needs_grad
 

@@ -53,7 +53,8 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import Mode, check_mode
+from ..core.check import check_mode
+from ..core.modes import Mode
 from ..core.precision import cached_constant
 from .rounding import clamp_ste, exact_value, needs_grad
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from ..core.check import Mode, check_mode
+from ..core.check import check_mode
+from ..core.modes import Mode
 from .dct import fits_int16, wrap_int16
 from .rounding import Rounding, RoundingName, as_rounding, needs_grad, round_with_surrogate, warn_if_no_quantization
 

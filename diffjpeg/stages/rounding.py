@@ -103,7 +103,7 @@ import torch
 from torch import Tensor
 
 from ..core import dispatch
-from ..core.check import Mode
+from ..core.modes import Mode
 
 RoundingName = Literal["linear", "polynomial", "fourier", "sigmoid", "noise"]  # the surrogates by name
 ROUNDINGS: tuple[str, ...] = get_args(RoundingName)
@@ -111,7 +111,6 @@ DEFAULT_ROUNDING: RoundingName = "sigmoid"  # every mode's default (DEFAULT_ROUN
 FOURIER_ORDER = 1  # "fourier"'s order: the best of orders 1, 3, 10 on every task of benchmarks/results/surrogates.md
 FOURIER_DAMPINGS = ("fejer", "lanczos", "none")  # sigma factors; "none": the series before 0.3
 FOURIER_DAMPING = "fejer"
-DEFAULT_FOURIER_ORDER = 10  # the order of "fourier" before 0.3, undamped: Fourier(order=10, damping="none")
 DEFAULT_TEMPERATURE = 0.25
 
 

@@ -35,7 +35,8 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import Mode, check_mode
+from ..core.check import check_mode
+from ..core.modes import Mode
 
 FACTORS = (1, 2)  # what the encoder offers (4:4:4, 4:2:2, 4:2:0)
 UPSAMPLING_FACTORS = (1, 2, 3, 4)  # JPEG sampling factors are 1..4, so are their ratios

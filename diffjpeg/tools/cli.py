@@ -555,7 +555,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _optimize_tables_options(command) -> None:
     from ..bitstream.huffman import HUFFMAN
-    from ..core.check import MODES
+    from ..core.modes import MODES
     from ..stages.rounding import ROUNDINGS
     from ..training.losses import DISTORTIONS
     from .qtables.learn import DEFAULT_LAMBDA, DEFAULT_MODE, DEFAULT_ROUNDING

@@ -50,8 +50,9 @@ import torch
 from torch import Tensor, nn
 
 from ..codec.pipeline import jpeg
-from ..core.check import MODES, Mode, check_choice, check_image, check_subsampling, eager, is_number
+from ..core.check import check_choice, check_image, check_subsampling, eager, is_number
 from ..core.geometry import SUBSAMPLINGS, PillowSubsampling, Subsampling
+from ..core.modes import MODES, Mode
 from ..stages.rounding import Rounding, RoundingName, as_rounding
 
 

@@ -8,7 +8,7 @@ import torch
 
 import diffjpeg
 from diffjpeg.core import geometry, scan
-from diffjpeg.core.check import MODES
+from diffjpeg.core.modes import MODES
 
 PACKAGE = Path(diffjpeg.__file__).parent
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import diffjpeg
-from diffjpeg.core.check import MODES
+from diffjpeg.core.modes import MODES
 from diffjpeg.stages import rounding as R
 from diffjpeg.stages.quantize import Quantize, quantize
 from diffjpeg.tools.bench.methods import uint8_array

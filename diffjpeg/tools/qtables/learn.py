@@ -39,8 +39,8 @@ from torch import Tensor, nn
 
 from ...bitstream.huffman import Huffman
 from ...codec.pipeline import decode, encode
-from ...core.check import MODES, Mode
 from ...core.geometry import SUBSAMPLINGS, Subsampling
+from ...core.modes import MODES, Mode
 from ...stages.quality import quality_tables, standard_tables
 from ...stages.rounding import Rounding, RoundingName, as_rounding
 from ...training.losses import DISTORTIONS, Distortion, RateDistortionLoss
