@@ -26,28 +26,27 @@ Choices made here, and why:
 * A draw is a :class:`RandomJPEGParams`: ``return_params=True`` returns it and
   ``params=`` replays it exactly (kornia's ``params=``); ``same_on_batch``
   makes one draw for the whole batch.
-* Where torchvision is installed, ``RandomJPEG(...)`` makes a
-  ``diffjpeg.training.augment.TorchvisionRandomJPEG``, a subclass of both :class:`RandomJPEG` and
-  ``torchvision.transforms.v2.Transform``, so that v2 pipelines hand it whole
-  samples (``(image, boxes)``, dicts, PIL images) as they do to their own
-  transforms. The class is made by the first construction, which imports
-  torchvision: ``import diffjpeg`` does not (it costs a second or more). It is
-  one class for the whole process, found under its name by ``pickle``, so
-  transforms travel to DataLoader workers. ``return_params`` and ``params``
-  are keyword-only, so that a sample's second element is never taken for them.
+* :class:`RandomJPEG` is one plain ``nn.Module`` that takes samples as
+  torchvision's v2 transforms do (``make_params``, then ``transform`` on each
+  input of a tuple, list or dict, nested): ``v2.Compose`` hands it
+  ``(image, boxes)`` or a dict and gets them back with the images compressed.
+  It recognizes ``tv_tensors`` by the module torchvision itself imported
+  (``sys.modules``), so it never imports torchvision: ``import diffjpeg`` and
+  ``RandomJPEG(...)`` stay cheap, and it pickles by name into DataLoader
+  workers, with or without torchvision. ``return_params`` and ``params`` are
+  keyword-only, so that a sample's second element is never taken for them.
 """
 from __future__ import annotations
 
-import inspect
 import math
-import threading
-import warnings
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..codec.pipeline import jpeg
 from ..core.check import check_choice, check_image, check_subsampling, eager, is_number
@@ -343,19 +342,15 @@ class RandomJPEG(nn.Module):
     ``params=``) on images of the same batch shape, with this module's
     ``mode`` and ``rounding``.
 
-    torchvision v2: where torchvision is installed, ``RandomJPEG(...)`` is a
-    ``torchvision.transforms.v2.Transform`` (an instance of
-    ``diffjpeg.training.augment.TorchvisionRandomJPEG``, a subclass of both; torchvision is imported
-    by the first construction, never by ``import diffjpeg``). It then takes
-    whole samples as every v2 transform does, ``augment(image, boxes)``,
-    ``augment({"image": ..., "label": ...})``, nested: ``tv_tensors.Image``,
-    ``tv_tensors.Video`` (one draw per clip), PIL images (``"RGB"`` or
-    ``"L"``, returned as PIL images, as ``v2.JPEG`` does) and plain tensors
-    (the first one, when the sample has no explicit image, by v2's rule) are
-    compressed with one draw per sample; boxes, masks, labels and everything
-    else pass through untouched. ``make_params`` and ``transform`` follow v2's
-    protocol. Without torchvision it is a plain ``nn.Module`` that takes one
-    tensor, with the same results.
+    Samples, as torchvision v2 transforms take them: ``augment(image, boxes)``,
+    ``augment({"image": ..., "label": ...})``, nested, as ``v2.Compose`` hands
+    them. ``tv_tensors.Image``, ``tv_tensors.Video`` (one draw per clip), PIL
+    images (``"RGB"`` or ``"L"``, returned as PIL images, as ``v2.JPEG`` does)
+    and plain tensors (the first one, when the sample has no explicit image,
+    by v2's rule) are compressed with one draw per sample; boxes, masks,
+    labels and everything else pass through untouched. ``make_params`` and
+    ``transform`` follow v2's protocol. torchvision is never imported here:
+    its tensor types are known by the module it loaded itself.
 
     Randomness: every call draws, per sample, whether to compress, a quality
     and a subsampling index (always all three, so the stream consumed depends
@@ -386,13 +381,6 @@ class RandomJPEG(nn.Module):
         >>> torch.equal(augment(x, params=params), y)  # the same draws again
         True
     """
-
-    def __new__(cls, *args, **kwargs):
-        # RandomJPEG(...) itself is the torchvision v2 transform where torchvision
-        # imports; subclasses of RandomJPEG keep their own class.
-        if cls is RandomJPEG:
-            cls = _torchvision_class() or cls
-        return super().__new__(cls)
 
     def __init__(
         self,
@@ -427,16 +415,60 @@ class RandomJPEG(nn.Module):
         options = dict(mode=self.mode, rounding=self.rounding)
         return _compress(image, params, self.draw, self.p, options, replayed)
 
-    def forward(self, image: Tensor, *rest, params: RandomJPEGParams | None = None, return_params: bool = False):
-        _refuse_flag_by_position(rest)
-        if rest:
-            raise TypeError(
-                f"RandomJPEG takes one image tensor, got {1 + len(rest)} positional arguments; samples such as "
-                "(image, boxes) or dicts need torchvision, which makes RandomJPEG a torchvision v2 transform"
-            )
+    def forward(self, *inputs, params: RandomJPEGParams | None = None, return_params: bool = False):
+        if not inputs:
+            raise TypeError("RandomJPEG needs a sample: an image, or a tuple, list or dict that holds images")
+        _refuse_flag_by_position(inputs[1:])
         _check_flag("return_params", return_params)
-        out, params = self._compress(image, params)
-        return (out, params) if return_params else out
+        if len(inputs) == 1 and type(inputs[0]) is Tensor:  # one plain tensor: the image itself
+            out, params = self._compress(inputs[0], params)
+            return (out, params) if return_params else out
+        # v2.Transform.forward's steps: flatten the sample, draw once, transform each image, rebuild
+        flat, spec = tree_flatten(inputs if len(inputs) > 1 else inputs[0])
+        needs = _images_of(flat)
+        drawn = self.make_params([x for x, n in zip(flat, needs) if n]) if params is None else {"params": params}
+        out = tree_unflatten([self.transform(x, drawn) if n else x for x, n in zip(flat, needs)], spec)
+        return (out, drawn["params"]) if return_params else out
+
+    def make_params(self, flat_inputs: list) -> dict:
+        """v2's protocol: ``{"params": RandomJPEGParams}``, drawn for the batch
+        shape of the first image of ``flat_inputs`` (every image of a sample
+        shares the draw, so they must share a batch shape).
+
+        Example:
+            >>> RandomJPEG(50).make_params([torch.rand(2, 3, 8, 8)])["params"].quality
+            tensor([50., 50.])
+        """
+        # "replayed": False marks a fresh draw, whose values need no check
+        return {"params": self.draw(_batch_of(flat_inputs[0]) if flat_inputs else ()), "replayed": False}
+
+    def transform(self, inpt, params: dict):
+        """v2's protocol: one input (tensor, ``tv_tensors.Image`` or ``Video``,
+        PIL image) compressed with ``params["params"]``, its type kept."""
+        drawn, replayed = params["params"], params.get("replayed", True)
+        if _is_pil(inpt):
+            return self._pil(inpt, drawn, replayed)
+        video = _tv_tensor_class("Video")
+        if video is not None and isinstance(inpt, video):  # one draw per clip, the same for its frames
+            _check_params(drawn, _batch_of(inpt), values=replayed)
+            frames = inpt.shape[-4]
+            over_frames = (t.unsqueeze(-1).expand(*t.shape, frames) for t in (drawn.applied, drawn.quality, drawn.subsampling_index))
+            drawn, replayed = RandomJPEGParams(*over_frames, drawn.subsamplings), False
+        return self._compress(inpt, drawn, replayed)[0]
+
+    def _pil(self, image, drawn, replayed):
+        from PIL import Image
+
+        if image.mode not in ("RGB", "L"):
+            raise ValueError(
+                f"RandomJPEG takes PIL images of mode 'RGB' or 'L', got {image.mode!r}: convert it first, e.g. image.convert('RGB')"
+            )
+        # plane by plane: (C, H, W) without a transposing copy either way
+        x = torch.from_numpy(np.stack([np.asarray(plane) for plane in image.split()]))
+        y = self._compress(x, drawn, replayed)[0]
+        if y is x:
+            return image
+        return Image.merge(image.mode, [Image.fromarray(plane) for plane in y.numpy()])
 
     def extra_repr(self) -> str:
         number = (lambda v: v) if self.fractional else int
@@ -449,148 +481,62 @@ class RandomJPEG(nn.Module):
         )
 
 
-# The parameter list of RandomJPEG(...) is __init__'s (inspect reads __new__ first).
-RandomJPEG.__new__.__signature__ = inspect.signature(RandomJPEG.__init__)
+# ---------------------------------------------------------------- samples, as torchvision v2 takes them
+def _tv_tensor_class(name: str):
+    """torchvision's ``tv_tensors.<name>`` where torchvision is loaded, else
+    ``None``: an input of that type exists only once torchvision is imported,
+    so there is no need to import it here (a second or more)."""
+    module = sys.modules.get("torchvision.tv_tensors")
+    return None if module is None else getattr(module, name, None)
 
 
-# ---------------------------------------------------------------- torchvision v2
-_torchvision_lock = threading.Lock()
-_torchvision_classes: list = []  # [class or None], filled by the first RandomJPEG(...)
+def _is_pil(value) -> bool:
+    module = sys.modules.get("PIL.Image")  # likewise: a PIL image means PIL is loaded
+    return module is not None and isinstance(value, module.Image)
 
 
-def _torchvision_class():
-    """``diffjpeg.training.augment.TorchvisionRandomJPEG`` where torchvision imports, else ``None``;
-    decided once (the class must stay one object for pickling)."""
-    if _torchvision_classes:
-        return _torchvision_classes[0]
-    with _torchvision_lock:
-        if not _torchvision_classes:
-            try:
-                import PIL.Image
-                from torchvision import tv_tensors
-                from torchvision.transforms import v2
-            except ImportError:
-                made = None
-            except Exception as error:  # installed, but does not load (e.g. built for another torch)
-                warnings.warn(
-                    f"torchvision is installed but does not import ({type(error).__name__}: {error}); "
-                    "RandomJPEG is a plain nn.Module that takes tensors",
-                    RuntimeWarning,
-                    stacklevel=4,
-                )
-                made = None
-            else:
-                made = _make_torchvision_class(v2, tv_tensors, PIL.Image)
-            _torchvision_classes.append(made)
-    return _torchvision_classes[0]
+def _images_of(flat: list) -> list[bool]:
+    """Which inputs of a flattened sample to compress, by v2's rule
+    (``Transform._needs_transform_list``): ``tv_tensors.Image`` and ``Video``
+    and PIL images; a plain tensor only if it is the first and the sample
+    holds none of those. A sample with nothing to compress is a ``TypeError``."""
+    image, video, tv_tensor = (_tv_tensor_class(n) for n in ("Image", "Video", "TVTensor"))
+    explicit = tuple(c for c in (image, video) if c is not None)
+
+    def is_explicit(x) -> bool:
+        return (bool(explicit) and isinstance(x, explicit)) or _is_pil(x)
+
+    def is_plain(x) -> bool:  # v2's "pure tensor": a tensor, not a tv_tensor
+        return isinstance(x, Tensor) and not (tv_tensor is not None and isinstance(x, tv_tensor))
+
+    take_plain = not any(is_explicit(x) for x in flat)
+    needs = []
+    for x in flat:
+        if is_explicit(x):
+            needs.append(True)
+        elif is_plain(x) and take_plain:
+            needs.append(True)
+            take_plain = False
+        else:
+            needs.append(False)
+    if not any(needs):
+        if len(flat) == 1:
+            check_image(flat[0])  # the TypeError naming image, with how to convert
+        kinds = sorted({type(x).__name__ for x in flat})
+        raise TypeError(
+            f"RandomJPEG found no image in the sample (it holds {', '.join(kinds)}): it compresses torch tensors, "
+            "torchvision's tv_tensors.Image and tv_tensors.Video, and PIL images"
+        )
+    return needs
 
 
-def __getattr__(name: str):
-    # TorchvisionRandomJPEG exists once torchvision is imported; pickle finds it here.
-    if name == "TorchvisionRandomJPEG":
-        made = _torchvision_class()
-        if made is None:
-            raise AttributeError("diffjpeg.training.augment.TorchvisionRandomJPEG needs torchvision, which is not installed or does not import")
-        return made
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def _make_torchvision_class(v2, tv_tensors, pil_image):
-    from torch.utils._pytree import tree_flatten, tree_unflatten
-
-    def plain_tensor(value) -> bool:  # v2's "pure tensor": not a tv_tensor
-        return isinstance(value, Tensor) and not isinstance(value, tv_tensors.TVTensor)
-
-    def check_type(value, kinds) -> bool:  # as v2's: types, or predicates
-        return any(isinstance(value, k) if isinstance(k, type) else k(value) for k in kinds)
-
-    def batch_of(value) -> torch.Size:
-        if isinstance(value, pil_image.Image):
-            return torch.Size(())
-        if isinstance(value, tv_tensors.Video):
-            if value.dim() < 4:
-                raise ValueError(f"a tv_tensors.Video must have shape (..., T, C, H, W), got {tuple(value.shape)}")
-            return value.shape[:-4]
-        batch, *_ = check_image(value.as_subclass(Tensor))
-        return batch
-
-    class TorchvisionRandomJPEG(RandomJPEG, v2.Transform):
-        """:class:`RandomJPEG` as a torchvision v2 transform: what ``RandomJPEG(...)``
-        makes where torchvision is installed (see :class:`RandomJPEG`).
-
-        ``make_params(flat_inputs)`` returns ``{"params": RandomJPEGParams}``,
-        drawn for the batch shape of the first image; ``transform(inpt,
-        params)`` applies them to one input (every image of a sample shares
-        the draw, so they must share a batch shape).
-        """
-
-        _transformed_types = (tv_tensors.Image, tv_tensors.Video, pil_image.Image, plain_tensor)
-
-        def _get_name(self) -> str:
-            return "RandomJPEG"  # its repr
-
-        def forward(self, *inputs, params: RandomJPEGParams | None = None, return_params: bool = False):
-            if not inputs:
-                raise TypeError("RandomJPEG needs a sample: an image, or a tuple, list or dict that holds images")
-            _refuse_flag_by_position(inputs[1:])
-            _check_flag("return_params", return_params)
-            if params is None and not return_params:
-                return v2.Transform.forward(self, *inputs)  # make_params, then transform on each input
-            # v2.Transform.forward, with the draw given or kept
-            flat, spec = tree_flatten(inputs if len(inputs) > 1 else inputs[0])
-            self.check_inputs(flat)
-            needs = self._needs_transform_list(flat)
-            drawn = self.make_params([x for x, n in zip(flat, needs) if n]) if params is None else {"params": params}
-            out = tree_unflatten([self.transform(x, drawn) if n else x for x, n in zip(flat, needs)], spec)
-            return (out, drawn["params"]) if return_params else out
-
-        def check_inputs(self, flat_inputs: list) -> None:
-            if not any(check_type(x, self._transformed_types) for x in flat_inputs):
-                if len(flat_inputs) == 1:
-                    check_image(flat_inputs[0])  # the TypeError naming image
-                kinds = sorted({type(x).__name__ for x in flat_inputs})
-                raise TypeError(
-                    f"RandomJPEG found no image in the sample (it holds {', '.join(kinds)}): it compresses torch tensors, "
-                    "torchvision's tv_tensors.Image and tv_tensors.Video, and PIL images"
-                )
-
-        def make_params(self, flat_inputs: list) -> dict:
-            # "replayed": False marks a fresh draw, whose values need no check
-            return {"params": self.draw(batch_of(flat_inputs[0]) if flat_inputs else ()), "replayed": False}
-
-        def transform(self, inpt, params: dict):
-            drawn, replayed = params["params"], params.get("replayed", True)
-            if isinstance(inpt, pil_image.Image):
-                return self._pil(inpt, drawn, replayed)
-            if isinstance(inpt, tv_tensors.Video):  # one draw per clip, the same for its frames
-                _check_params(drawn, batch_of(inpt), values=replayed)
-                frames = inpt.shape[-4]
-                over_frames = (t.unsqueeze(-1).expand(*t.shape, frames) for t in (drawn.applied, drawn.quality, drawn.subsampling_index))
-                drawn, replayed = RandomJPEGParams(*over_frames, drawn.subsamplings), False
-            return self._compress(inpt, drawn, replayed)[0]
-
-        # torchvision 0.16-0.20 called these by their private names
-        def _check_inputs(self, flat_inputs: list) -> None:
-            self.check_inputs(flat_inputs)
-
-        def _get_params(self, flat_inputs: list) -> dict:
-            return self.make_params(flat_inputs)
-
-        def _transform(self, inpt, params: dict):
-            return self.transform(inpt, params)
-
-        def _pil(self, image, drawn, replayed):
-            if image.mode not in ("RGB", "L"):
-                raise ValueError(
-                    f"RandomJPEG takes PIL images of mode 'RGB' or 'L', got {image.mode!r}: convert it first, e.g. image.convert('RGB')"
-                )
-            # plane by plane: (C, H, W) without a transposing copy either way
-            x = torch.from_numpy(np.stack([np.asarray(plane) for plane in image.split()]))
-            y = self._compress(x, drawn, replayed)[0]
-            if y is x:
-                return image
-            return pil_image.merge(image.mode, [pil_image.fromarray(plane) for plane in y.numpy()])
-
-    TorchvisionRandomJPEG.__module__ = __name__
-    TorchvisionRandomJPEG.__qualname__ = TorchvisionRandomJPEG.__name__
-    return TorchvisionRandomJPEG
+def _batch_of(value) -> torch.Size:
+    if _is_pil(value):
+        return torch.Size(())
+    video = _tv_tensor_class("Video")
+    if video is not None and isinstance(value, video):
+        if value.dim() < 4:
+            raise ValueError(f"a tv_tensors.Video must have shape (..., T, C, H, W), got {tuple(value.shape)}")
+        return value.shape[:-4]
+    batch, *_ = check_image(value.as_subclass(Tensor))
+    return batch

@@ -244,7 +244,6 @@ def test_every_module_class_is_covered():
         for _, cls in inspect.getmembers(module, inspect.isclass):
             if issubclass(cls, torch.nn.Module) and cls.__module__.startswith("diffjpeg"):
                 defined.add(cls)
-    # by class and its bases: RandomJPEG(...) is a TorchvisionRandomJPEG where torchvision imports
     covered = {c for m in every_module() for c in type(m).__mro__} | {QTableParameters}
     assert defined <= covered, defined - covered
 

@@ -1,6 +1,6 @@
-"""RandomJPEG as a torchvision v2 transform: samples, passthrough, PIL, video,
-replayed draws, same_on_batch, DataLoader workers; and as a plain module
-without torchvision.
+"""RandomJPEG in torchvision v2 pipelines: samples, passthrough, PIL, video,
+replayed draws, same_on_batch, DataLoader workers; and the same class without
+torchvision.
 
 The torchvision tests skip where torchvision is not installed. Beside torch's
 CPU build, PyPI's torchvision imports only through conftest.py's
@@ -31,7 +31,7 @@ from PIL import Image  # noqa: E402
 
 
 class Plain(RandomJPEG):
-    """A subclass keeps its own class: RandomJPEG as it is without torchvision."""
+    """A subclass: the same behaviour, its own class."""
 
 
 def photo(h=48, w=64, y=100, x=180):
@@ -65,20 +65,29 @@ def mask():
 
 
 # ---------------------------------------------------------------- the class
-def test_is_a_v2_transform_and_a_random_jpeg():
+def test_one_plain_class_in_v2_pipelines():
+    """RandomJPEG(...) is RandomJPEG, an nn.Module, whether torchvision is
+    loaded or not; v2.Compose hands it samples as it hands them to its own
+    transforms."""
     augment = RandomJPEG((30, 95), p=0.5)
-    assert isinstance(augment, v2.Transform) and isinstance(augment, RandomJPEG)
-    assert type(augment) is diffjpeg.training.augment.TorchvisionRandomJPEG
+    assert type(augment) is RandomJPEG and isinstance(augment, torch.nn.Module)
     assert repr(augment).startswith("RandomJPEG(quality=(30, 95), p=0.5")
-    assert type(Plain(50)) is Plain and not isinstance(Plain(50), v2.Transform)
+    assert type(Plain(50)) is Plain
+    assert not hasattr(diffjpeg.training.augment, "TorchvisionRandomJPEG")
+    image, b = tv_tensors.Image(chw(photo())), boxes()
+    out_image, out_boxes = v2.Compose([v2.RandomHorizontalFlip(p=1.0), RandomJPEG(50)])(image, b)
+    flipped = chw(photo()).flip(-1)
+    assert isinstance(out_image, tv_tensors.Image) and torch.equal(out_image.as_subclass(torch.Tensor), diffjpeg.jpeg(flipped, 50))
+    assert isinstance(out_boxes, tv_tensors.BoundingBoxes) and out_boxes.tolist() == [[34, 2, 63, 40], [55, 5, 59, 9]]
 
 
 @pytest.mark.parametrize("torchvision", ("missing", "broken"))
-def test_import_does_not_load_torchvision_and_without_it_a_plain_module(torchvision, tmp_path):
-    """`import diffjpeg` leaves torchvision alone; where torchvision is missing,
-    or installed but failing to import (a RuntimeWarning says so), RandomJPEG is
-    a plain nn.Module with the same results, and a second positional argument
-    is refused with a reason (it was taken for return_params)."""
+def test_import_does_not_load_torchvision_and_without_it_the_same_class(torchvision, tmp_path):
+    """`import diffjpeg` and `RandomJPEG(...)` leave torchvision alone; where
+    torchvision is missing, or installed but failing to import, RandomJPEG is
+    the same class with the same results, takes tuple and dict samples of
+    tensors and PIL images, and refuses a positional bool (it was taken for
+    return_params)."""
     broken = tmp_path / "torchvision"
     broken.mkdir()
     (broken / "__init__.py").write_text("raise RuntimeError('operator torchvision::nms does not exist')\n")
@@ -87,31 +96,28 @@ def test_import_does_not_load_torchvision_and_without_it_a_plain_module(torchvis
         import sys, warnings, torch
         if {torchvision == "broken"}:
             sys.path.insert(0, {str(tmp_path)!r})
-        import diffjpeg
-        assert "torchvision" not in sys.modules, "import diffjpeg imported torchvision"
         if {torchvision == "missing"}:
             sys.modules["torchvision"] = None
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
+        import diffjpeg
+        from PIL import Image
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
             augment = diffjpeg.RandomJPEG(50)
+            x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+            assert torch.equal(augment(x), diffjpeg.jpeg(x, quality=50))
+            label = torch.zeros(2, 4)
+            y, same = augment(x, label)
+            assert torch.equal(y, diffjpeg.jpeg(x, quality=50)) and same is label
+            sample = augment({{"image": Image.new("RGB", (16, 8), "tan"), "label": 3}})
+            assert isinstance(sample["image"], Image.Image) and sample["label"] == 3
         assert type(augment) is diffjpeg.RandomJPEG, type(augment)
-        messages = [str(w.message) for w in caught if w.category is RuntimeWarning]
-        if {torchvision == "broken"}:
-            assert len(messages) == 1 and "torchvision::nms" in messages[0], messages
-        else:
-            assert not messages, messages
-        x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-        assert torch.equal(augment(x), diffjpeg.jpeg(x, quality=50))
+        assert "torchvision" not in sys.modules or sys.modules["torchvision"] is None, "torchvision was imported"
         try:
-            augment(x, torch.zeros(2, 4))
+            augment(x, True)
         except TypeError as error:
-            assert "torchvision" in str(error), error
+            assert "return_params" in str(error), error
         else:
-            raise AssertionError("a second positional argument was accepted")
-        try:
-            diffjpeg.training.augment.TorchvisionRandomJPEG
-        except AttributeError as error:
-            assert "torchvision" in str(error)
+            raise AssertionError("a positional bool was accepted")
         print("ok")
         """
     )
@@ -137,8 +143,11 @@ def test_second_element_of_a_sample_is_not_return_params():
     out = v2.Compose([RandomJPEG((30, 95))])(image, b)
     assert isinstance(out, tuple) and len(out) == 2
     assert isinstance(out[0], tv_tensors.Image) and out[1] is b
-    with pytest.raises(TypeError, match="torchvision"):
-        Plain((30, 95))(image, b)
+    torch.manual_seed(3)
+    again = v2.Compose([RandomJPEG((30, 95))])(image, b)
+    torch.manual_seed(3)
+    subclassed = Plain((30, 95))(image, b)  # a subclass takes samples alike
+    assert torch.equal(again[0], subclassed[0]) and subclassed[1] is b
 
 
 def test_structured_samples_pass_everything_but_images_through():
@@ -420,8 +429,8 @@ def test_samples_without_an_image_are_refused():
 @needs_v2_jpeg  # spawned workers import torchvision afresh, without conftest's help
 @pytest.mark.skipif("spawn" not in multiprocessing.get_all_start_methods(), reason="needs spawn")
 def test_spawned_workers_unpickle_the_transform():
-    """Workers started afresh find TorchvisionRandomJPEG by its name (the
-    pipeline runs as the collate_fn of each sample, in the worker)."""
+    """Workers started afresh find RandomJPEG by its name (the pipeline runs
+    as the collate_fn of each sample, in the worker)."""
     images = [Image.fromarray(photo()), Image.fromarray(photo(48, 64, 200, 100))] * 2
     loader = torch.utils.data.DataLoader(
         images, batch_size=None, collate_fn=_pipeline(), num_workers=2, multiprocessing_context="spawn"
