@@ -5,7 +5,7 @@ One thread; each round times every method once after the other (interleaved, so 
 moment of the machine falls on all of them), ``--calls`` calls per timing; the report gives the
 median per-call time over ``--rounds`` rounds and its ratio to Pillow's.
 
-    python benchmarks/overhead.py                 # 40 rounds (about a minute)
+    python benchmarks/overhead.py                 # 200 rounds (about 20 s)
     python benchmarks/overhead.py --rounds 5      # a smoke test
 """
 from __future__ import annotations
@@ -54,7 +54,7 @@ def cases(photo: np.ndarray) -> list[tuple[str, np.ndarray, callable]]:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--calls", type=int, default=5, help="calls per timing")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)

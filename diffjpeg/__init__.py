@@ -11,7 +11,7 @@ layer              modules
                    ``demo``, ``images``, ``qtables``, ``bench``; not imported here
 ``diffjpeg``       this file: the public API
 ``training``       ``augment`` (RandomJPEG), ``losses`` (RateDistortionLoss)
-``codec``          ``pipeline`` (encode, decode, jpeg, DiffJPEG), ``strips``,
+``codec``          ``plan``, ``pipeline`` (encode, decode, jpeg, DiffJPEG), ``strips``,
                    ``files``, ``lossless``, ``rdo``
 ``backends``       ``cpu`` (compiled stage loops, the switch), ``exact``
                    (the exact codec compiled), the C sources

@@ -61,7 +61,7 @@ typedef struct {
 } Constants;
 _Static_assert(sizeof(Constants) == 156 * sizeof(int32_t), "Constants is native._constants() as is");
 
-/* exact._geometry(): one int32 row per component, geometry.ComponentGeometry's
+/* exact.layout(): one int32 geometry row per component, geometry.ComponentGeometry's
  * sizes. Encode and decode read the same rows; check_geometry says what they
  * may hold. */
 enum {
@@ -72,7 +72,7 @@ enum {
     GEO_COLUMNS
 };
 
-/* native._items(): int32 rows, one strip each. */
+/* exact.layout(): int32 rows, one strip each. */
 enum { ITEM_IMAGE, ITEM_FIRST_MCU_ROW, ITEM_END_MCU_ROW, ITEM_COLUMNS };
 
 /* Rows of 8 int32 lanes (GCC and Clang vector extensions; the build needs

@@ -148,19 +148,27 @@ def prefault(t: Tensor) -> None:
         _kernel.prepare(t.detach().numpy())
 
 
-def _geometry(geometries: list[ComponentGeometry]) -> np.ndarray:
-    """The kernel's geometry rows (its ``GEO_*`` columns), one per component;
-    encode and decode read the same."""
-    return _geometry_rows(tuple(geometries))
+def layout(count: int, height: int, geometries: tuple[ComponentGeometry, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """What the kernel needs of a batch's shape, encode and decode alike:
+    its strips (:func:`_strips`) and each component's geometry row (its
+    ``GEO_*`` columns); read-only, cached.
+
+    Example:
+        >>> from diffjpeg.core.geometry import geometries
+        >>> items, rows = layout(2, 16, tuple(geometries((16, 16), ((2, 2), (1, 1), (1, 1)))))
+        >>> items.tolist(), rows.shape
+        ([[0, 0, 1], [1, 0, 1]], (3, 8))
+    """
+    return _layout(count, height, geometries)
+
+
+def _layout(count: int, height: int, geometries: tuple[ComponentGeometry, ...]) -> tuple[np.ndarray, np.ndarray]:
+    return _strips(count, height, geometries), _geometry_rows(geometries)
 
 
 @lru_cache(maxsize=256)
 def _geometry_rows(geometries: tuple[ComponentGeometry, ...]) -> np.ndarray:
     return _frozen(np.array([(*g.scale, *g.downsampled, *g.blocks, *g.padded) for g in geometries], dtype=np.int32))
-
-
-def _items(count: int, height: int, geometries: list[ComponentGeometry]) -> np.ndarray:
-    return _strips(count, height, tuple(geometries))
 
 
 @lru_cache(maxsize=256)
@@ -180,17 +188,21 @@ def _strips(count: int, height: int, geometries: tuple[ComponentGeometry, ...]) 
     return _frozen(np.stack([images, np.tile(starts, count), np.tile(ends, count)], axis=1).astype(np.int32))
 
 
-def encode_applies(image: Tensor, matrix, tables: Tensor) -> bool:
-    """Whether :func:`encode` can take ``image`` (the caller checked the mode)."""
-    if matrix is not None or image.dtype not in _KINDS or not _usable(image, tables):
+def encode_applies(image: Tensor, kind: torch.dtype, matrix, tables: Tensor, tables_checked: bool = False) -> bool:
+    """Whether :func:`encode` can take ``image``, read as ``kind`` (uint8, or
+    the float dtype the codec casts it to; the caller checked the mode);
+    ``tables_checked``: the tables are known whole numbers in [1, 255]."""
+    if matrix is not None or kind not in _KINDS or not _usable(image, tables):
         return False
+    if tables_checked:
+        return True
     t = tables.detach()  # exact tables are whole numbers in [1, 255]; the kernel relies on it
     return bool(torch.equal(t, torch.round(t)) and t.min() >= 1 and t.max() <= 255)
 
 
 def encode(
     image: Tensor, tables: Tensor, geometries: list[ComponentGeometry], out_dtype: torch.dtype, dct: bool = False,
-    within: tuple[float, float] | None = None,
+    within: tuple[float, float] | None = None, table_values: np.ndarray | None = None, layout: tuple | None = None,
 ):
     """Quantized blocks of each component, as the exact tensor stages give them.
 
@@ -205,6 +217,9 @@ def encode(
         within: ``(lo, hi)``: a float image's values are checked against
             ``[lo, hi]`` as the kernel reads them (the codec's range check,
             :func:`diffjpeg.core.check.check_image_values`, without a pass of its own).
+        table_values: :func:`encoder_tables` of ``tables``, made beforehand
+            (a plan's, cached per quality); made here if ``None``.
+        layout: :func:`layout` of the batch, made beforehand; here if ``None``.
 
     Returns:
         ``([(B, rows, cols, 8, 8)] per component, same or None)``, ``out_dtype``.
@@ -215,21 +230,37 @@ def encode(
     samples, plane_stride = _planes(image.detach())
     outputs = [torch.empty(count, *g.blocks, 8, 8, dtype=out_dtype) for g in geometries]
     coefficients = [torch.empty_like(o) for o in outputs] if dct else None
-    luma_chroma = [min(c, 1) for c in range(channels)]  # each component's table
-    items = _items(count, height, geometries)
+    if table_values is None:
+        table_values = encoder_tables(tables, channels)
+    items, rows = layout or _layout(count, height, tuple(geometries))
     call = dict(
         image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride,
         blocks=tuple(o.numpy() for o in outputs), blocks_kind=_KINDS[out_dtype],
         dct=tuple(o.numpy() for o in coefficients) if dct else None,
         count=count, height=height, width=width, constants=_constants(False),
-        tables=np.ascontiguousarray(tables.detach().to(torch.int32).reshape(count, 2, 64).numpy()[:, luma_chroma]),
-        geometry=_geometry(geometries), within=None if within is None else (float(within[0]), float(within[1])),
+        tables=table_values,
+        geometry=rows, within=None if within is None else (float(within[0]), float(within[1])),
     )
 
     def task(start: int, stop: int) -> bool:
         return _kernel.encode(items=items[start:stop], **call)
 
     return (outputs, coefficients) if all(_run(task, len(items))) else None
+
+
+def encoder_tables(tables: Tensor, channels: int) -> np.ndarray:
+    """``(B, 2, 8, 8)`` luma and chroma tables as :func:`encode`'s kernel
+    reads them: each component's, int32 ``(B, C, 64)``."""
+    count = tables.shape[0]
+    each = [min(c, 1) for c in range(channels)]
+    return np.ascontiguousarray(tables.detach().to(torch.int32).reshape(count, 2, 64).numpy()[:, each])
+
+
+def decoder_tables(tables: Tensor) -> np.ndarray:
+    """Each component's ``(B, C, 8, 8)`` table as :func:`decode`'s kernel
+    reads them: float64 ``(B, C * 64)`` (it rounds and checks them)."""
+    count, channels = tables.shape[:2]
+    return tables.detach().to("cpu", torch.float64).reshape(count, channels * 64).contiguous().numpy()
 
 
 def _planes(image: Tensor) -> tuple[np.ndarray, int]:
@@ -264,7 +295,7 @@ def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[Co
 
 def decode(
     components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], size: tuple[int, int], out_dtype=None,
-    color_space: str | None = None, window=None,
+    color_space: str | None = None, window=None, table_values: np.ndarray | None = None, layout: tuple | None = None,
 ) -> Tensor | None:
     """Decoded images ``(B, C, H, W)`` / 255 in the coefficients' dtype, or
     ``None`` when a coefficient is not finite or beyond 2**40, or a table
@@ -283,13 +314,17 @@ def decode(
         window: a :class:`diffjpeg.codec.strips.Window` of a strip of a larger
             image: only the MCU rows of its interior are decoded, straight
             into its ``out``; the result is then a stand-in of the strip's shape.
+        table_values: :func:`decoder_tables` of ``tables``, made beforehand;
+            made here if ``None``.
+        layout: :func:`layout` of the batch, made beforehand; here if ``None``.
     """
     count, channels = tables.shape[0], len(components)
     blocks = tuple(c.detach().contiguous().numpy() for c in components)
-    table_values = tables.detach().to("cpu", torch.float64).reshape(count, channels * 64).contiguous().numpy()
+    if table_values is None:
+        table_values = decoder_tables(tables)
     dtype = out_dtype or components[0].dtype
     geometries = tuple(geometries)
-    items, rows = _strips(count, size[0], geometries), _geometry_rows(geometries)
+    items, rows = layout or _layout(count, size[0], geometries)
     steps = _color_steps(color_space or default_color_space(channels))
     if window is None:
         out = torch.empty(count, channels, *size, dtype=dtype)
@@ -315,6 +350,56 @@ def _color_steps(color_space: str) -> tuple[int, int]:
     """The kernel's ``convert`` and ``invert`` for a color space (color.DECODER_STEPS)."""
     convert, inverted = color.DECODER_STEPS[color_space]
     return int(convert), sum(1 << c for c in inverted)
+
+
+def round_trip(
+    image: Tensor, geometries: tuple[ComponentGeometry, ...], out_dtype: torch.dtype, table_values: tuple, layout: tuple,
+    within: tuple[float, float] | None = None,
+) -> Tensor | None:
+    """:func:`encode` then :func:`decode` of ``image`` ``(B, C, H, W)``: what
+    saving it as a JPEG with libjpeg-turbo and loading it again gives, the
+    quantized blocks kept in the kernel's own float32 buffers between the
+    two passes (no tensor, nothing to check: they are the encoder's).
+
+    ``table_values``: the :func:`encoder_tables` and :func:`decoder_tables`
+    of the image's tables; ``layout``: :func:`layout` of the batch;
+    ``out_dtype``: uint8 for the 8-bit samples, else the float dtype of
+    ``level / 255``; ``within`` as :func:`encode`'s. ``None`` where
+    :func:`encode` would give ``None`` (the caller reports the image).
+
+    Example:
+        >>> from diffjpeg.core.geometry import geometries
+        >>> g = tuple(geometries((8, 8), ((1, 1),)))
+        >>> tables = torch.ones(1, 2, 8, 8)
+        >>> x = torch.full((1, 1, 8, 8), 77, dtype=torch.uint8)
+        >>> out = round_trip(x, g, torch.uint8, (encoder_tables(tables, 1), decoder_tables(tables[:, :1])), layout(1, 8, g))
+        >>> out is None and not available() or out.unique().tolist()
+        [77]
+    """
+    if _kernel is None:
+        return None
+    count, channels, height, width = image.shape
+    samples, plane_stride = _planes(image.detach())
+    items, rows = layout
+    encoder, decoder = table_values
+    blocks = tuple(np.empty((count, *g.blocks, 8, 8), np.float32) for g in geometries)
+    size = dict(count=count, height=height, width=width, geometry=rows, blocks=blocks, blocks_kind=_KINDS[torch.float32])
+    encoding = dict(
+        size, image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride, dct=None,
+        constants=_constants(False), tables=encoder, within=None if within is None else (float(within[0]), float(within[1])),
+    )
+    if not all(_run(lambda start, stop: _kernel.encode(items=items[start:stop], **encoding), len(items))):
+        return None
+    out = torch.empty(count, channels, height, width, dtype=out_dtype)
+    pixels, out_stride = _planes(out)
+    if pixels.nbytes >= PREPARED_BYTES:
+        _kernel.prepare(pixels)
+    convert, invert = _color_steps("YCbCr" if channels == 3 else "grayscale")
+    decoding = dict(
+        size, image=pixels, image_kind=_KINDS[out_dtype], plane_stride=out_stride, constants=_constants(True),
+        tables=decoder, convert=convert, invert=invert,
+    )
+    return out if all(_run(lambda start, stop: _kernel.decode(items=items[start:stop], **decoding), len(items))) else None
 
 
 def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, items: np.ndarray, rows: np.ndarray,

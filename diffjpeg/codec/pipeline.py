@@ -23,7 +23,7 @@ when it applies, with the same results as the tensor stages below.
 """
 from __future__ import annotations
 
-import math
+import contextlib
 from collections.abc import Iterable
 from typing import Literal, get_args
 
@@ -34,136 +34,23 @@ from ..backends import cpu, exact
 from ..core.check import (
     FLOAT_IMAGE_RANGE,
     check_choice,
-    check_device,
-    check_finite,
-    check_image,
     check_image_values,
     check_subsampling,
     checking_values,
-    is_number,
 )
 from ..core.coefficients import Coefficients
-from ..core.geometry import PillowSubsampling, Subsampling, component_geometry, subsampling_factors
+from ..core.geometry import PillowSubsampling, Subsampling, subsampling_factors
 from ..core.modes import MODES, Mode
-from ..core.precision import cached_constant, full_precision, levels_to_unit, working_dtype
+from ..core.precision import full_precision, levels_to_unit, working_dtype
 from ..stages import color, smoothing
 from ..stages.blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
 from ..stages.dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
-from ..stages.quality import quality_tables, standard_tables
+from ..stages.quality import DEFAULT_QUALITY, standard_tables
 from ..stages.quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
 from ..stages.rounding import Rounding, RoundingName, as_rounding, clamp_ste, needs_grad, round_ste, round_with_surrogate, straight_through
 from ..stages.sampling import downsample, downsample_adjoint, downsample_biased, is_filtered, upsample, upsample_adjoint, upsample_fancy
 from . import strips
-
-DEFAULT_QUALITY = 75  # libjpeg's default
-
-
-# ---------------------------------------------------------------- validation
-def _per_image(name: str, value: Tensor, batch: torch.Size | None, tail: tuple[int, ...]) -> Tensor:
-    """Reshape ``value`` (shared, per image over ``batch``, or flat ``(B, ...)``) to ``(B, *tail)``.
-
-    A leading batch of ones (``(1, *tail)``) is shared, as a one-element
-    quality is. ``batch=None`` (a module's held value, before any image) checks
-    only the ``tail``."""
-    shape = tuple(value.shape)
-    if shape[len(shape) - len(tail):] != tail:
-        raise ValueError(f"{name} has shape {shape}; expected {tail}, (B, *{tail}) or the batch shape + {tail}")
-    if batch is None:
-        return value
-    count = math.prod(batch)
-    if shape == tail or math.prod(shape[: len(shape) - len(tail)]) == 1:
-        return value.reshape(tail).expand((count,) + tail)
-    if shape == tuple(batch) + tail or shape == (count,) + tail:
-        return value.reshape((count,) + tail)
-    allowed = [tail, (1,) + tail, tuple(batch) + tail, (count,) + tail]
-    raise ValueError(f"{name} has shape {shape}; expected one of {sorted(set(allowed))} for a batch of shape {tuple(batch)}")
-
-
-def _quality_tensor(quality, batch: torch.Size | None, dtype, device) -> Tensor:
-    if isinstance(quality, Tensor):
-        if quality.dtype == torch.bool or quality.is_complex():
-            raise TypeError(f"quality must be a number or a real tensor, got a tensor of dtype {quality.dtype}")
-    elif not is_number(quality):
-        raise TypeError(f"quality must be a number (int, float, numpy scalar) or a tensor, got {type(quality).__name__}")
-    check_device("quality", quality, device)
-    q = quality if isinstance(quality, Tensor) else torch.tensor(float(quality))
-    if not q.is_floating_point():
-        q = q.to(dtype)
-    check_finite("quality", q)
-    if checking_values() and bool(((q.detach() < 0) | (q.detach() > 100)).any()):
-        raise ValueError(f"quality must be in [0, 100], got {q.detach().flatten()[:8].tolist()}")
-    if q.numel() == 1:
-        q = q.reshape(())
-    return _per_image("quality", q.to(device=device, dtype=dtype), batch, ())
-
-
-def _qtables_tensor(qtables, batch: torch.Size | None, dtype, device, scaled: bool) -> Tensor:
-    """Tables; ``scaled``: base tables that quality scales (entries <= 0 allowed, as libjpeg's)."""
-    if not isinstance(qtables, Tensor):
-        raise TypeError(f"qtables must be a torch.Tensor of shape (2, 8, 8) or (B, 2, 8, 8), got {type(qtables).__name__}")
-    if qtables.dtype == torch.bool or qtables.is_complex():
-        raise TypeError(f"qtables must be a real tensor, got dtype {qtables.dtype}")
-    check_device("qtables", qtables, device)
-    if not qtables.is_floating_point():
-        qtables = qtables.to(dtype)
-    check_finite("qtables", qtables)
-    if qtables.shape[-3:] != (2, 8, 8):
-        raise ValueError(f"qtables must have shape (2, 8, 8) or (B, 2, 8, 8) (luma, chroma), got {tuple(qtables.shape)}")
-    # Base tables that quality scales may hold entries <= 0: libjpeg's
-    # jpeg_add_quant_table (jcparam.c) computes (base * scale + 50) / 100 and
-    # then sets any result <= 0 to 1 (its base table is unsigned, so only 0
-    # reaches it; a negative entry goes the same way here, to 1).
-    if not scaled and checking_values() and bool((qtables.detach() <= 0).any()):
-        raise ValueError(
-            "qtables used as given (no quality) must have entries > 0: they are the quantizer's divisors; "
-            "with quality they are base tables, scaled as libjpeg's (a scaled entry <= 0 becomes 1)"
-        )
-    return _per_image("qtables", qtables.to(device=device, dtype=dtype), batch, (2, 8, 8))
-
-
-def _matrix_tensor(name: str, matrix, batch: torch.Size, dtype, device) -> Tensor | None:
-    if matrix is None:
-        return None
-    if not isinstance(matrix, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor of shape (3, 3) or (B, 3, 3), got {type(matrix).__name__}")
-    check_device(name, matrix, device)
-    check_finite(name, matrix)
-    m = matrix.to(device=device, dtype=dtype)
-    if m.shape == (3, 3):
-        return m
-    return _per_image(name, m, batch, (3, 3))
-
-
-def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, device) -> Tensor:
-    """The ``(B, 2, 8, 8)`` tables a call quantizes with (see :func:`encode`)."""
-    if quality is None and qtables is None:
-        quality = DEFAULT_QUALITY
-    if qtables is None and is_number(quality) and quality in _WHOLE_QUALITIES:
-        # the common call, jpeg(x, 75): the tables of a whole-number quality,
-        # built once (a third of a small image's call went into building them)
-        # and copied, so that nothing the caller does to them reaches the cache
-        tables = _whole_quality_tables(int(quality), exact, dtype, device)
-        return tables.expand((math.prod(batch),) + tables.shape).clone()
-    base = None if qtables is None else _qtables_tensor(qtables, batch, dtype, device, scaled=quality is not None)
-    if exact and base is not None:
-        base = round_ste(base)
-    if quality is None:
-        return clamp_ste(base, 1.0, 255.0)
-    q = _quality_tensor(quality, batch, dtype, device)
-    if base is None:
-        base = standard_tables(dtype, device)
-    return quality_tables(q, base, exact)
-
-
-_WHOLE_QUALITIES = frozenset(range(101))  # a bounded cache: 101 qualities per mode kind, dtype and device
-
-
-@cached_constant
-def _whole_quality_tables(quality: int, exact: bool, dtype, device) -> Tensor:
-    """``(2, 8, 8)`` tables of a whole-number quality given as a number, as
-    the general path builds them (its elementwise steps give each image
-    these very values; a whole number is exact in every float dtype)."""
-    return quality_tables(_quality_tensor(quality, None, dtype, device), standard_tables(dtype, device), exact)
+from .plan import DecodePlan, EncodePlan, decode_plan, encode_plan, qtables_tensor, quality_tensor
 
 
 # ---------------------------------------------------------------- pipeline
@@ -224,49 +111,41 @@ def encode(
 
 
 def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, window=None):
-    """:func:`encode`: the arguments checked, then :func:`_encode` under full
-    precision; ``window``: a strip's (:class:`diffjpeg.codec.strips.Window`), whose
-    input gradient rows the backward writes itself. The image's values are
-    checked in :func:`_encode`."""
-    check_image(image, values=False)
-    check_choice("mode", mode, MODES)
-    subsampling = check_subsampling(subsampling)
-    rounding = as_rounding(rounding, mode=mode)
+    """:func:`encode`: its plan (every argument checked and resolved), then
+    :func:`_encode` under full precision; ``window``: a strip's
+    (:class:`diffjpeg.codec.strips.Window`), whose input gradient rows the
+    backward writes itself."""
+    plan = encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr)
     with full_precision(image.device):
-        return _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, working_dtype(image.dtype), window)
+        return _encode(image, plan, window)
 
 
-def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, work, window=None):
-    """:func:`encode` of an image whose shape and dtype are checked, in
-    ``work``, under full precision (``window`` as in :func:`_checked_encode`).
-    Its values are checked by the first compiled pass that reads them (the
-    exact kernel, float's and soft's scaling loop), one pass over the image
-    instead of two, or first (:func:`check_image_values`) where none runs."""
-    *batch, channels, height, width = image.shape
-    batch, device = torch.Size(batch), image.device
-    count = math.prod(batch)
-    tables = resolve_tables(quality, qtables, batch, mode == "exact", work, device)
-    matrix = _matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, work, device)
-    x = image.reshape(count, channels, height, width)
+def _encode(image, plan: EncodePlan, window=None):
+    """:func:`encode` as ``plan`` decided it, under full precision
+    (``window`` as in :func:`_checked_encode`). The image's values are
+    checked by the first compiled pass that reads them (the exact kernel,
+    float's and soft's scaling loop), one pass over the image instead of
+    two, or first (:func:`check_image_values`) where none runs."""
+    batch, count, work, mode, rounding = plan.batch, plan.count, plan.work, plan.mode, plan.rounding
+    tables, matrix, geometries = plan.tables, plan.matrix, list(plan.geometries)
+    x = image.reshape(count, plan.channels, *plan.size)
     if x.is_floating_point() and x.dtype != work:
         x = x.to(work)  # 8-bit levels first, in float32: round(x * 255) is then the level
-    factors = subsampling_factors(subsampling, channels)
-    geometries = [component_geometry((height, width), f, factors[0]) for f in factors]
     # the image's values are checked by the first pass that reads them (the
     # kernel, or the float stages' scaling loop) where one can, else here first
     unchecked = image if x.is_floating_point() and checking_values() else None
     if mode == "exact":
-        grad = needs_grad(image, tables, matrix)
+        grad = plan.grad
         values = None
-        if exact.encode_applies(x, matrix, tables):
+        if plan.kernel:
             within = None if unchecked is None else FLOAT_IMAGE_RANGE
-            values = exact.encode(x, tables, geometries, work, dct=grad, within=within)
+            values = exact.encode(x, tables, geometries, work, dct=grad, within=within, table_values=plan.kernel_tables and plan.kernel_tables[0], layout=plan.kernel_layout)
         if values is None:  # reports what the kernel met outside the range, or checks for the tensor stages
             check_image_values(image)
             values = _encode_integers(x, tables, geometries, matrix, work)
         if not grad:
             blocks = [b.reshape(batch + b.shape[1:]) for b in values[0]]
-            return _coefficients(blocks, tables, batch, factors, (height, width))
+            return _coefficients(blocks, tables, batch, plan.factors, plan.size)
         # Values from the integer forms, the gradient the real stages': after
         # the 8-bit samples (exact in both) every stage up to the quantizer is
         # linear, so its derivative at the exact input is its derivative
@@ -294,7 +173,7 @@ def _encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, 
         else:
             quantized = quantize(coefficients, table, mode, rounding)
         blocks.append(quantized.reshape(batch + quantized.shape[1:]))
-    return _coefficients(blocks, tables, batch, factors, (height, width))
+    return _coefficients(blocks, tables, batch, plan.factors, plan.size)
 
 
 def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: torch.dtype, unchecked: Tensor | None = None) -> list[Tensor]:
@@ -499,49 +378,29 @@ def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, 
     gradient); ``finite``: the coefficients are known finite (not scanned);
     ``window``: a strip's (:class:`diffjpeg.codec.strips.Window`), whose interior
     rows are written into its ``out`` (the result then stands in for the pixels)."""
-    if not isinstance(coefficients, Coefficients):
-        raise TypeError(f"coefficients must be diffjpeg.Coefficients, got {type(coefficients).__name__}")
-    check_choice("mode", mode, MODES)
-    if mode == "exact" and ycbcr_to_rgb is None and window is None:  # the kernel alone, where it applies; it checks the values
-        samples = exact.decode_coefficients(coefficients, as_uint8)
+    if mode == "exact" and ycbcr_to_rgb is None and window is None and isinstance(coefficients, Coefficients):
+        samples = exact.decode_coefficients(coefficients, as_uint8)  # the kernel alone, where it applies; it checks the values
         if samples is not None:
             return samples
-    c = coefficients
-    device = c.y.device
-    for name, t in zip(("y", "cb", "cr", "k")[: len(c.components)] + ("qtables",), c.components + [c.qtables]):
-        check_device(f"coefficients.{name}", t, device)
-        if not finite:
-            check_finite(f"coefficients.{name}", t)
-    color.check_decoder_matrix(c.color_space, ycbcr_to_rgb)
-    batch = c.batch_shape
-    for ci, (blocks, geo) in enumerate(zip(c.components, c.geometries())):
-        expected = batch + geo.blocks + (8, 8)
-        if blocks.shape != expected:
-            raise ValueError(f"component {ci} has shape {tuple(blocks.shape)}, expected {tuple(expected)}")
-    with full_precision(device):
-        return _decode_stages(c, mode, ycbcr_to_rgb, as_uint8, window)
+    plan = decode_plan(coefficients, mode, ycbcr_to_rgb, finite)
+    with full_precision(coefficients.y.device):
+        return _decode_stages(plan, as_uint8, window)
 
 
-def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, window=None) -> Tensor:
-    batch = c.batch_shape
-    count = math.prod(batch)
-    work = working_dtype(c.y.dtype)
-    tables = c.component_qtables().reshape(count, -1, 8, 8).to(work)
-    components = [b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components]
-    matrix = None
-    if c.color_space in color.TAKES_MATRIX:
-        matrix = _matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, c.y.device)
-    geometries = c.geometries()
+def _decode_stages(plan: DecodePlan, as_uint8: bool, window=None) -> Tensor:
+    """:func:`decode` as ``plan`` decided it, under full precision."""
+    batch, count, work, mode, size = plan.batch, plan.count, plan.work, plan.mode, plan.size
+    tables, matrix, geometries, color_space = plan.tables, plan.matrix, list(plan.geometries), plan.color_space
     # libjpeg estimates what an incomplete progressive file left out (block smoothing)
-    components = smoothing.smooth(components, tables, c.progression, geometries, c.size, mode)
+    components = smoothing.smooth(list(plan.components), tables, plan.progression, geometries, size, mode)
     exact_ycc = None
     if mode == "exact":
         grad = not as_uint8 and needs_grad(*components, tables, matrix)
         samples = None
-        if exact.decode_applies(components, tables, geometries, matrix, c.color_space):
-            samples = exact.decode(components, tables, geometries, c.size, torch.uint8 if as_uint8 else work, c.color_space, window)
+        if plan.kernel:
+            samples = exact.decode(components, tables, geometries, size, torch.uint8 if as_uint8 else work, color_space, window)
         if samples is None:
-            samples, exact_ycc = _decode_integers(components, tables, geometries, c.size, matrix, c.color_space)
+            samples, exact_ycc = _decode_integers(components, tables, geometries, size, matrix, color_space)
             if as_uint8:
                 samples = samples.to(torch.uint8)
             else:  # k / 255 correctly rounded, as the kernel's
@@ -554,25 +413,25 @@ def _decode_stages(c: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_u
         # the dequantized coefficients on, every stage is linear (its clamps
         # straight-through), so its derivative does not depend on where it is
         # taken
-        adjoints = _DecoderGraph.applies(c.color_space, matrix, geometries)
+        adjoints = _DecoderGraph.applies(color_space, matrix, geometries)
         if adjoints and not needs_grad(tables):
             # the dequantization's transpose (a product with the tables) in
             # the backward: no pass over the coefficients for a graph alone
-            out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, tables, *components)
+            out = _DecoderGraph.apply(samples, geometries, color_space, matrix, tables, *components)
             return out.reshape(batch + out.shape[1:])
         dequantized = [dequantize(round_ste(b), tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
         if adjoints:
-            out = _DecoderGraph.apply(samples, geometries, c.color_space, matrix, None, *dequantized)
+            out = _DecoderGraph.apply(samples, geometries, color_space, matrix, None, *dequantized)
         else:  # the real stages' graph (soft forms); a learned matrix's gradient at the exact YCbCr samples
-            out = straight_through(_pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, "soft", exact_ycc), samples)
+            out = straight_through(_pixel_stages(dequantized, geometries, size, color_space, matrix, "soft", exact_ycc), samples)
         return out.reshape(batch + out.shape[1:])
     dequantized = [dequantize(b, tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, b in enumerate(components)]
-    if not as_uint8 and needs_grad(*dequantized) and _DecoderGraph.applies(c.color_space, matrix, geometries):
+    if not as_uint8 and needs_grad(*dequantized) and _DecoderGraph.applies(color_space, matrix, geometries):
         with torch.no_grad():  # the values; the backward is the adjoints'
-            out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode, window=window)
-        out = _DecoderGraph.apply(out, geometries, c.color_space, matrix, None, *dequantized)
+            out = _pixel_stages(dequantized, geometries, size, color_space, matrix, mode, window=window)
+        out = _DecoderGraph.apply(out, geometries, color_space, matrix, None, *dequantized)
     else:
-        out = _pixel_stages(dequantized, geometries, c.size, c.color_space, matrix, mode, window=window)
+        out = _pixel_stages(dequantized, geometries, size, color_space, matrix, mode, window=window)
     return out.reshape(batch + out.shape[1:])
 
 
@@ -742,15 +601,40 @@ def jpeg(
         torch.Size([4, 3, 32, 32])
     """
     options = dict(qtables=qtables, subsampling=subsampling, mode=mode, rounding=rounding, rgb_to_ycbcr=rgb_to_ycbcr)
-    if isinstance(image, Tensor) and image.dtype == torch.uint8:  # uint8 out carries no gradient: build none
-        with torch.no_grad():
-            return decode(encode(image, quality, **options), mode=mode, ycbcr_to_rgb=ycbcr_to_rgb, dtype=torch.uint8)
     out = _in_strips(image, quality, options, ycbcr_to_rgb)
-    if out is None:
+    if out is not None:
+        return out.to(image.dtype)
+    plan = encode_plan(image, quality, **options)
+    as_uint8 = image.dtype == torch.uint8  # uint8 out carries no gradient: build none
+    with full_precision(image.device), torch.no_grad() if as_uint8 else contextlib.nullcontext():
+        if plan.kernel and not plan.grad and ycbcr_to_rgb is None:
+            out = _compiled_jpeg(image, plan, as_uint8)
+            if out is not None:
+                return out
+        coefficients = _encode(image, plan)
+        if as_uint8:
+            return decode(coefficients, mode=mode, ycbcr_to_rgb=ycbcr_to_rgb, dtype=torch.uint8)
         # encode's coefficients are finite (finite image, tables >= 1) unless a
         # custom matrix overflows: decode need not scan them again
-        out = _decode(encode(image, quality, **options), mode, ycbcr_to_rgb, as_uint8=False, finite=rgb_to_ycbcr is None)
+        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False, finite=rgb_to_ycbcr is None)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
+
+
+def _compiled_jpeg(image: Tensor, plan: EncodePlan, as_uint8: bool) -> Tensor | None:
+    """:func:`jpeg` by the compiled exact codec alone, as ``plan`` chose it
+    (no gradient, libjpeg's matrices): its encoder's blocks straight into its
+    decoder, with nothing to check between them (finite, the geometry's
+    shapes, the plan's tables); ``None`` if the encoder declines the image's
+    values (NaN, outside the range: the general path reports them)."""
+    x = image.reshape(plan.count, plan.channels, *plan.size)
+    if x.is_floating_point() and x.dtype != plan.work:
+        x = x.to(plan.work)
+    table_values = plan.kernel_tables
+    if table_values is None:  # tables other than a whole-number quality's: made for this call
+        table_values = (exact.encoder_tables(plan.tables, plan.channels), exact.decoder_tables(plan.tables[:, [min(c, 1) for c in range(plan.channels)]]))
+    within = FLOAT_IMAGE_RANGE if x.is_floating_point() else None
+    out = exact.round_trip(x, plan.geometries, torch.uint8 if as_uint8 else plan.work, table_values, plan.kernel_layout, within)
+    return None if out is None else out.reshape(image.shape).to(image.dtype)
 
 
 def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
@@ -850,7 +734,7 @@ class DiffJPEG(nn.Module):
             raise ValueError("give quality, qtables or both")
         if quality is not None:
             device = quality.device if isinstance(quality, Tensor) else torch.device("cpu")
-            quality = _quality_tensor(quality, None, torch.float32, device)
+            quality = quality_tensor(quality, None, torch.float32, device)
         self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
 
         group = {"quality": "quality", "qtables": "qtables", "rgb_to_ycbcr": "color", "ycbcr_to_rgb": "color"}
@@ -863,7 +747,7 @@ class DiffJPEG(nn.Module):
 
         hold("quality", quality)
         if qtables is not None:
-            _qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
+            qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
         elif "qtables" in names:
             qtables = standard_tables()
         hold("qtables", qtables)
@@ -945,11 +829,11 @@ class JPEGEncoder(nn.Module):
         subsampling = check_subsampling(subsampling)
         rounding = as_rounding(rounding, mode=mode)
         if quality is not None:
-            _quality_tensor(quality, None, torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
+            quality_tensor(quality, None, torch.float32, quality.device if isinstance(quality, Tensor) else torch.device("cpu"))
             if not isinstance(quality, Tensor):
                 quality = float(quality)  # a numpy scalar would not survive state_dict
         if qtables is not None:
-            _qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
+            qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
         for name, value in (("quality", quality), ("qtables", qtables), ("rgb_to_ycbcr", rgb_to_ycbcr)):
             _hold(self, name, value)
         self.subsampling, self.mode, self.rounding = subsampling, mode, rounding

@@ -79,8 +79,9 @@ from ..core.scan import ZIGZAG, coding_order
 from ..stages.blocks import replicate_edges, split_blocks
 from ..stages.color import rgb_to_ycbcr_fixed
 from ..stages.dct import fdct
+from ..stages.quality import DEFAULT_QUALITY
 from ..stages.sampling import downsample_biased, upsample
-from .pipeline import resolve_tables
+from .plan import resolve_tables
 
 try:
     from ..backends import _trellis as _kernel
@@ -111,7 +112,6 @@ LAMBDA_SCALE = 8.7
 PASSES = {1: 1, 2: 2, 3: 3}  # effort -> passes of value choice and table rebuilding
 EFFORTS = tuple(PASSES)
 DEFAULT_EFFORT = 2
-DEFAULT_QUALITY = 75  # as diffjpeg.encode's
 # color weights: the squared RGB error of a unit error in Y, Cb, Cr (libjpeg's
 # jdcolor.c matrix), / 3 so that a Y error weighs 1
 COLOR_WEIGHTS = (1.0, (0.34414**2 + 1.772**2) / 3, (1.402**2 + 0.71414**2) / 3)

@@ -77,9 +77,16 @@ def working_dtype(dtype: torch.dtype) -> torch.dtype:
 
 def full_precision(device: torch.device):
     """A context in which autocast is off on ``device`` (the stages choose their dtypes)."""
-    if device.type not in _AUTOCAST_DEVICES:
-        return contextlib.nullcontext()
+    if device.type not in _AUTOCAST_DEVICES or not _autocast_enabled(device.type):
+        return contextlib.nullcontext()  # already off: entering autocast's context would cost a call's worth of microseconds
     return torch.autocast(device.type, enabled=False)
+
+
+def _autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: one query per device type
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
 def cached_constant(build: Callable[..., Tensor]) -> Callable[..., Tensor]:

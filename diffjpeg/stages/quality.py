@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from .rounding import clamp_ste, floor_ste, straight_through
 
 # JPEG standard, Annex K.1 (luminance) and K.2 (chrominance), natural order.
+DEFAULT_QUALITY = 75  # libjpeg's: jpeg_set_defaults() calls jpeg_set_quality(cinfo, 75, TRUE) (jcparam.c)
 STANDARD_LUMA_TABLE = (
     (16, 11, 10, 16, 24, 40, 51, 61),
     (12, 12, 14, 19, 26, 58, 60, 55),

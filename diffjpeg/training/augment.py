@@ -146,17 +146,17 @@ def _draw(batch: torch.Size, low, high, p, fractional, subsamplings, generator, 
     """Always the same three draws of ``prod(batch)`` values (one each with
     ``same_on_batch``), whatever ``p`` and the image, so one seed gives the
     same qualities for any ``p``."""
-    count = 1 if same_on_batch else math.prod(batch)
+    shape = torch.Size(()) if same_on_batch else batch  # drawn in this shape: a generator's values depend on their number only
     device = generator.device if generator is not None else torch.device("cpu")
-    applied = torch.rand(count, generator=generator, device=device) < p  # in [0, 1): p = 1 always, p = 0 never
+    applied = torch.rand(shape, generator=generator, device=device) < p  # in [0, 1): p = 1 always, p = 0 never
     if fractional:
-        quality = (low + (high - low) * torch.rand(count, generator=generator, device=device)).clamp_(low, high)
+        quality = (low + (high - low) * torch.rand(shape, generator=generator, device=device)).clamp_(low, high)
     else:
-        quality = torch.randint(int(low), int(high) + 1, (count,), generator=generator, device=device).float()
-    index = torch.randint(0, len(subsamplings), (count,), generator=generator, device=device)
+        quality = torch.randint(int(low), int(high) + 1, shape, generator=generator, device=device).float()
+    index = torch.randint(0, len(subsamplings), shape, generator=generator, device=device)
     if same_on_batch:
-        return RandomJPEGParams(*(t.reshape(()).expand(batch) for t in (applied, quality, index)), subsamplings)
-    return RandomJPEGParams(applied.reshape(batch), quality.reshape(batch), index.reshape(batch), subsamplings)
+        return RandomJPEGParams(applied.expand(batch), quality.expand(batch), index.expand(batch), subsamplings)
+    return RandomJPEGParams(applied, quality, index, subsamplings)
 
 
 def _check_params(params, batch: torch.Size, values: bool = True) -> None:
@@ -197,6 +197,11 @@ def _apply(image: Tensor, params: RandomJPEGParams, p: float | None, options: di
     ``p`` (``None`` for a replayed draw) only allows the shortcuts it decides."""
     *batch, channels, height, width = image.shape
     count = math.prod(batch)
+    if count == 1 and p != 0.0 and not torch.compiler.is_compiling():  # one image: its draw as Python values
+        if not bool(params.applied.reshape(())):
+            return image
+        name = params.subsamplings[int(params.subsampling_index.reshape(()))]
+        return jpeg(image, float(params.quality.reshape(())), subsampling=name, **options)
     x = image.reshape(count, channels, height, width)
     applied = params.applied.reshape(count)
     index = params.subsampling_index.reshape(count)
@@ -205,7 +210,8 @@ def _apply(image: Tensor, params: RandomJPEGParams, p: float | None, options: di
     if p == 0.0:
         return image
     if p == 1.0 and len(names) == 1:  # decided by the arguments alone: no data-dependent branch
-        return jpeg(x, quality.to(x.device), subsampling=names[0], **options).reshape(image.shape)
+        shared = quality.to(x.device) if torch.compiler.is_compiling() else _shared(quality.cpu(), x.device)
+        return jpeg(x, shared, subsampling=names[0], **options).reshape(image.shape)
 
     def chose(name: str) -> Tensor:
         positions = [i for i, s in enumerate(params.subsamplings) if s == name]
@@ -226,12 +232,22 @@ def _apply(image: Tensor, params: RandomJPEGParams, p: float | None, options: di
     for name in names:
         rows = chose(name).nonzero().squeeze(1)
         if rows.numel() == count:
-            out = jpeg(x, quality.to(x.device), subsampling=name, **options)
+            out = jpeg(x, _shared(quality, x.device), subsampling=name, **options)
         elif rows.numel():
+            shared = _shared(quality[rows], x.device)
             rows = rows.to(x.device)
-            compressed = jpeg(x.index_select(0, rows), quality.to(x.device)[rows], subsampling=name, **options)
-            out = out.index_copy(0, rows, compressed)
+            out = out.index_copy(0, rows, jpeg(x.index_select(0, rows), shared, subsampling=name, **options))
     return out.reshape(image.shape)
+
+
+def _shared(quality: Tensor, device: torch.device) -> float | Tensor:
+    """The drawn qualities (on the CPU) as :func:`diffjpeg.jpeg` takes them
+    fastest: one Python number where every sample has the same (always for
+    one image), whose tables jpeg caches, else the tensor on ``device``."""
+    first = quality[0]
+    if quality.numel() == 1 or bool((quality == first).all()):
+        return float(first)
+    return quality.to(device)
 
 
 def _compress(image, params, draw, p, options, replayed=True):

@@ -527,7 +527,7 @@ def _good_calls():
     """Keyword arguments of a valid encode and decode of one 8 x 8 RGB image."""
     from diffjpeg.core.geometry import component_geometry
 
-    geometry = exact._geometry([component_geometry((8, 8), (1, 1), (1, 1))] * 3)
+    _, geometry = exact.layout(1, 8, (component_geometry((8, 8), (1, 1), (1, 1)),) * 3)
     blocks = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
     common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32),
                   plane_stride=64)
@@ -604,7 +604,7 @@ def test_kernel_rejects_bad_calls():
     # decode's color steps: YCbCr to RGB needs three channels; invert names existing channels; encode takes 1 or 3
     for changes in ({"convert": 2}, {"convert": -1}, {"invert": 8}, {"invert": -1}):
         refuses(_native.decode, decode, ValueError, "bad arguments", **changes)
-    four = dict(geometry=exact._geometry([component_geometry((8, 8), (1, 1), (1, 1))] * 4), tables=np.ones((1, 4 * 64)),
+    four = dict(geometry=exact.layout(1, 8, (component_geometry((8, 8), (1, 1), (1, 1)),) * 4)[1], tables=np.ones((1, 4 * 64)),
                 blocks=outs + outs[:1])
     assert _native.decode(**{**decode, **four, "image": np.zeros((1, 4, 8, 8), np.float32), "invert": 15}) is True
     refuses(_native.encode, encode, ValueError, "bad arguments", **four, image=np.zeros((1, 4, 8, 8), np.uint8))

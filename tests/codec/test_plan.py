@@ -1,0 +1,87 @@
+"""One plan per call (diffjpeg.codec.plan): every argument resolved once,
+the backend chosen once, and what the plan's compiled path gives equal to
+the general pipeline's."""
+import numpy as np
+import pytest
+import torch
+
+import diffjpeg
+from diffjpeg.backends import cpu, exact
+from diffjpeg.codec.plan import encode_plan, resolve_tables
+from diffjpeg.stages.quality import quality_tables, standard_tables
+from tests.helpers import skimage_crop
+
+
+def photo(h=37, w=53):
+    return torch.from_numpy(np.ascontiguousarray(skimage_crop("astronaut", h, w, 100, 180))).permute(2, 0, 1).contiguous()
+
+
+def plan_of(image, quality=75, mode="exact", **options):
+    defaults = dict(qtables=None, subsampling="4:2:0", rounding=None, rgb_to_ycbcr=None)
+    defaults.update(options)
+    return encode_plan(image, quality, defaults["qtables"], defaults["subsampling"], mode, defaults["rounding"], defaults["rgb_to_ycbcr"])
+
+
+def test_the_plan_resolves_every_argument_once():
+    x = photo().expand(2, 3, 37, 53)
+    plan = plan_of(x, 60, subsampling=1)  # Pillow's number for 4:2:2
+    assert plan.batch == (2,) and plan.count == 2 and plan.size == (37, 53) and plan.channels == 3
+    assert plan.factors == ((2, 1), (1, 1), (1, 1)) and [g.blocks for g in plan.geometries] == [(5, 7), (5, 4), (5, 4)]
+    assert torch.equal(plan.tables[1], quality_tables(torch.tensor(60.0), standard_tables(torch.float32, x.device), True))
+    assert plan.rounding.name == "sigmoid" and plan.work == torch.float32 and plan.matrix is None
+    with pytest.raises(AttributeError):
+        plan.mode = "float"  # immutable: the pipeline runs what was decided
+
+
+def test_the_backend_is_chosen_once_by_the_plan():
+    x = photo()
+    assert plan_of(x).kernel == exact.available()
+    assert not plan_of(x, mode="float").kernel
+    assert not plan_of(x, rgb_to_ycbcr=torch.eye(3)).kernel  # a custom matrix: the tensor stages
+    given = plan_of(x, qtables=torch.full((2, 8, 8), 300.0), quality=None)  # exact mode clamps them to 255
+    assert given.kernel == exact.available() and given.kernel_tables is None and bool((given.tables == 255).all())
+    with cpu.enabled(False):
+        assert not plan_of(x).kernel
+    grad = plan_of(x.float().div(255).requires_grad_())
+    assert grad.grad and grad.kernel == exact.available()  # the values still from the kernel
+
+
+@pytest.mark.skipif(not exact.available(), reason="the compiled codec is not built")
+def test_cached_kernel_tables_are_the_plans_tables_and_read_only():
+    plan = plan_of(photo().expand(3, 3, 37, 53), 33)
+    encoder, decoder = plan.kernel_tables
+    assert np.array_equal(encoder, exact.encoder_tables(plan.tables, 3))
+    assert np.array_equal(decoder, exact.decoder_tables(plan.tables[:, [0, 1, 1]]))
+    assert not encoder.flags.writeable and not decoder.flags.writeable
+    assert plan_of(photo(), 33.5).kernel_tables is None  # a fractional quality: tables made per call
+    tables, whole = resolve_tables(33, None, torch.Size([3]), True, torch.float32, torch.device("cpu"), known=True)
+    assert whole and torch.equal(tables, plan.tables)
+    tables[0, 0, 0, 0] = 99  # the caller's copy: the cache keeps its values
+    assert torch.equal(plan_of(photo().expand(3, 3, 37, 53), 33).tables, plan.tables)
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("dtype", (torch.uint8, torch.float32, torch.float16, torch.float64), ids=str)
+@pytest.mark.parametrize("quality", (5, 75, 97.5))
+def test_the_compiled_plan_equals_the_general_pipeline(dtype, quality):
+    """jpeg() straight through the compiled codec (no Coefficients between
+    encoder and decoder) against encode then decode, and the tensor stages."""
+    x = photo().expand(2, 3, 37, 53)
+    x = x.clone() if dtype == torch.uint8 else (x.double() / 255).to(dtype)
+    y = diffjpeg.jpeg(x, quality)
+    decoded = diffjpeg.decode(diffjpeg.encode(x, quality), dtype=torch.uint8 if dtype == torch.uint8 else None)
+    assert y.dtype == dtype and torch.equal(y, decoded.to(dtype))
+    with cpu.enabled(False):
+        assert torch.equal(diffjpeg.jpeg(x, quality), y)
+
+
+def test_bad_arguments_are_refused_before_anything_runs():
+    x = photo()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        diffjpeg.jpeg(x, 50, mode="fast")
+    with pytest.raises(ValueError, match="subsampling"):
+        diffjpeg.jpeg(x, 50, subsampling="4:1:1")
+    with pytest.raises(TypeError, match="quality must be a number"):
+        diffjpeg.jpeg(x, "50")
+    with pytest.raises(ValueError, match="NaN"):
+        diffjpeg.jpeg(torch.full((3, 8, 8), float("nan")), 50)  # the kernel declines: the general path reports
