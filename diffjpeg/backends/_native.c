@@ -250,6 +250,39 @@ HOT static int samples_from_image(const void *image, int kind, size_t offset, si
     return inside;
 }
 
+/* An interleaved (channels-last) image's `count` pixels from `offset`, each
+ * channel into its own plane of `out` (planes `count` apart), in one pass
+ * over the image: samples_from_image's values, without a deinterleaving copy. */
+#define INTERLEAVED_LOOP(T, RINT)                                                          \
+    {                                                                                      \
+        const T *restrict x = (const T *)image + offset;                                   \
+        const T low = (T)lo, high = (T)hi;                                                 \
+        for (size_t i = 0; i < count; i++)                                                 \
+            for (int c = 0; c < channels; c++) {                                           \
+                T u = x[i * channels + c], v = RINT(u * (T)255);                           \
+                inside &= (u >= low) & (u <= high);                                        \
+                out[c * count + i] = (uint8_t)(int32_t)(v >= (T)0 ? (v <= (T)255 ? v : (T)255) : (T)0); \
+            }                                                                              \
+    }
+HOT static int samples_from_interleaved(const void *image, int kind, size_t offset, int channels, size_t count,
+                                        uint8_t *restrict out, double lo, double hi)
+{
+    int inside = 1;
+    if (kind == KIND_U8 && channels == 3) {
+        const uint8_t *restrict x = (const uint8_t *)image + offset;
+        for (size_t i = 0; i < count; i++)
+            out[i] = x[3 * i], out[count + i] = x[3 * i + 1], out[2 * count + i] = x[3 * i + 2];
+    } else if (kind == KIND_U8) {
+        const uint8_t *restrict x = (const uint8_t *)image + offset;
+        for (size_t i = 0; i < count; i++)
+            for (int c = 0; c < channels; c++) out[c * count + i] = x[i * channels + c];
+    } else if (kind == KIND_F32)
+        INTERLEAVED_LOOP(float, rintf)
+    else
+        INTERLEAVED_LOOP(double, rint)
+    return inside;
+}
+
 /* ------------------------------------------------------------ sampling.py, blocks.py */
 /* Work goes in strips of MCU rows (v_max * 8 full-resolution rows), so that
  * one image can be shared among threads; a strip's buffers hold only its
@@ -742,6 +775,29 @@ HOT static void to_unit_range(const uint8_t *restrict samples, size_t count, voi
     }
 }
 
+/* to_unit_range for an interleaved (channels-last) output: pixel i's channel
+ * c from plane c, in one pass over the output. */
+HOT static void interleave_to_unit_range(const uint8_t *const *planes, int channels, size_t count, void *out, int kind, size_t at)
+{
+    if (kind == KIND_U8 && channels == 3) {
+        uint8_t *restrict o = (uint8_t *)out + at;
+        const uint8_t *r = planes[0], *g = planes[1], *b = planes[2];
+        for (size_t i = 0; i < count; i++) o[3 * i] = r[i], o[3 * i + 1] = g[i], o[3 * i + 2] = b[i];
+    } else if (kind == KIND_U8) {
+        uint8_t *restrict o = (uint8_t *)out + at;
+        for (size_t i = 0; i < count; i++)
+            for (int c = 0; c < channels; c++) o[i * channels + c] = planes[c][i];
+    } else if (kind == KIND_F32) {
+        float *restrict o = (float *)out + at;
+        for (size_t i = 0; i < count; i++)
+            for (int c = 0; c < channels; c++) o[i * channels + c] = (float)planes[c][i] / 255.0f;
+    } else {
+        double *restrict o = (double *)out + at;
+        for (size_t i = 0; i < count; i++)
+            for (int c = 0; c < channels; c++) o[i * channels + c] = (double)planes[c][i] / 255.0;
+    }
+}
+
 static inline void store(void *out, int kind, size_t index, double value)
 {
     if (kind == KIND_F32) ((float *)out)[index] = (float)value;
@@ -769,7 +825,7 @@ typedef struct {
 typedef struct {
     PyObject *image, *blocks, *dct, *constants, *tables, *geometry, *items, *within;
     int image_kind, blocks_kind, n, h, w;
-    Py_ssize_t plane_stride;
+    Py_ssize_t plane_stride, sample_stride;
     int convert, invert;  /* decode only */
 } Arguments;
 
@@ -777,7 +833,10 @@ typedef struct {
 typedef struct {
     int direction;                /* ENCODE or DECODE */
     int n, channels, h, w;        /* the images: (n, channels, h, w) */
-    Py_ssize_t plane_stride;      /* samples from one plane's first to the next's: h * w, or more for rows of a taller image */
+    Py_ssize_t plane_stride;      /* samples from one plane's first to the next's: h * w, or more for rows of a taller image;
+                                     1 where the channels are interleaved */
+    Py_ssize_t sample_stride;     /* samples from one pixel of a plane to the next: 1, or the channels where interleaved */
+    Py_ssize_t image_stride;      /* samples from one image's first to the next's */
     int image_kind, blocks_kind;  /* KIND_* */
     Constants k;                  /* copied: a few hundred bytes */
     int32_t pairs[12];            /* decode: M's entries as idct_islow_avx2 takes them */
@@ -855,9 +914,10 @@ static void release_job(Job *job)
 static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Arguments *a, Job *job)
 {
     static char *encode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "dct", "count", "height", "width",
-                                      "constants", "tables", "geometry", "items", "plane_stride", "within", NULL};
+                                      "constants", "tables", "geometry", "items", "plane_stride", "sample_stride", "within", NULL};
     static char *decode_keywords[] = {"image", "image_kind", "blocks", "blocks_kind", "count", "height", "width",
-                                      "constants", "tables", "geometry", "items", "convert", "invert", "plane_stride", NULL};
+                                      "constants", "tables", "geometry", "items", "convert", "invert", "plane_stride",
+                                      "sample_stride", NULL};
     const char *name = direction == ENCODE ? "encode" : "decode";
     char **keywords = direction == ENCODE ? encode_keywords : decode_keywords;
     Py_ssize_t expected = 0;
@@ -865,12 +925,12 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
     memset(a, 0, sizeof *a);
     a->dct = Py_None, a->within = Py_None;
     int parsed = direction == ENCODE
-        ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOOnO:encode", keywords, &a->image, &a->image_kind,
+        ? PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiOiiiOOOOnnO:encode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->dct, &a->n, &a->h, &a->w, &a->constants,
-                                      &a->tables, &a->geometry, &a->items, &a->plane_stride, &a->within)
-        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOOiin:decode", keywords, &a->image, &a->image_kind,
+                                      &a->tables, &a->geometry, &a->items, &a->plane_stride, &a->sample_stride, &a->within)
+        : PyArg_ParseTupleAndKeywords(args, kwargs, "|$OiOiiiiOOOOiinn:decode", keywords, &a->image, &a->image_kind,
                                       &a->blocks, &a->blocks_kind, &a->n, &a->h, &a->w, &a->constants, &a->tables,
-                                      &a->geometry, &a->items, &a->convert, &a->invert, &a->plane_stride);
+                                      &a->geometry, &a->items, &a->convert, &a->invert, &a->plane_stride, &a->sample_stride);
     if (!parsed) return -1;
     if (!kwargs || PyDict_GET_SIZE(kwargs) != expected) {  /* the parser takes none as optional */
         PyErr_Format(PyExc_TypeError, "%s: every argument is required", name);
@@ -885,14 +945,16 @@ static int parse_arguments(PyObject *args, PyObject *kwargs, int direction, Argu
         a->convert < 0 || a->convert > 1 || (a->convert && channels < 3) || a->invert < 0 || a->invert >= (1 << channels) ||
         a->n < 0 || a->h < 1 || a->w < 1 || a->h > MAX_SIDE || a->w > MAX_SIDE || a->image_kind < KIND_U8 ||
         a->image_kind > KIND_F64 || (a->blocks_kind != KIND_F32 && a->blocks_kind != KIND_F64) ||
-        a->plane_stride < (Py_ssize_t)a->h * a->w) {
+        /* planes (rows of samples side by side), or the channels interleaved: nothing overlaps */
+        !(a->sample_stride == 1 ? a->plane_stride >= (Py_ssize_t)a->h * a->w
+                                : channels > 1 && a->sample_stride == channels && a->plane_stride == 1)) {
         PyErr_Format(PyExc_ValueError, "%s: bad arguments", name);
         return -1;
     }
     job->direction = direction, job->channels = channels, job->with_dct = with_dct;
     job->convert = a->convert, job->invert = a->invert;
     job->n = a->n, job->h = a->h, job->w = a->w, job->image_kind = a->image_kind, job->blocks_kind = a->blocks_kind;
-    job->plane_stride = a->plane_stride;
+    job->plane_stride = a->plane_stride, job->sample_stride = a->sample_stride;
     job->check = a->within != Py_None, job->within_lo = -INFINITY, job->within_hi = INFINITY;
     if (job->check) {
         if (!PyTuple_Check(a->within)) {
@@ -949,9 +1011,13 @@ static int acquire_buffers(const Arguments *a, Job *job)
 {
     const char *name = job->direction == ENCODE ? "encode" : "decode";
     int channels = job->channels, blocks_out = job->direction == ENCODE ? WRITE : READ;
-    /* the image's planes, plane_stride apart: the last one ends h * w samples after its start */
+    /* the image's planes, plane_stride apart: the last one ends h * w samples after its start;
+       interleaved, the images are h * w * channels samples each */
     Py_ssize_t planes = mul(job->n, channels), plane = mul(job->h, job->w), span = mul(planes - 1, job->plane_stride);
     Py_ssize_t samples = planes == 0 ? 0 : span < 0 || plane < 0 || span > PY_SSIZE_T_MAX - plane ? -1 : span + plane;
+    job->image_stride = mul(channels, job->plane_stride);
+    if (job->sample_stride > 1)
+        job->image_stride = mul(plane, channels), samples = mul(job->n, job->image_stride);
     Buffer constants = {0}, geometry = {0};
     int failed = get_buffer(a->image, &job->image, job->direction == DECODE ? WRITE : READ, "image",
                             mul(samples, kind_size(job->image_kind))) < 0 ||
@@ -1083,12 +1149,17 @@ static int encode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
 {
     int channels = job->channels, h = job->h, w = job->w, y0 = m0 * job->mcu_h;
     int rows = mini(m1 * job->mcu_h, h) - y0;
-    size_t count = (size_t)rows * w, pixels = (size_t)job->plane_stride;
+    size_t count = (size_t)rows * w, step = (size_t)job->sample_stride;
+    size_t first = (size_t)i * (size_t)job->image_stride + (size_t)y0 * w * step;
     uint8_t *planes = s->planes, *rgb = s->rgb;
     int inside = 1;
-    for (int ch = 0; ch < channels; ch++)
-        inside &= samples_from_image(job->image.view.buf, job->image_kind, ((size_t)i * channels + ch) * pixels + (size_t)y0 * w,
-                                     count, (channels == 3 ? rgb : planes) + ch * count, job->within_lo, job->within_hi);
+    if (step > 1)  /* interleaved: every channel in one pass */
+        inside = samples_from_interleaved(job->image.view.buf, job->image_kind, first, channels, count,
+                                          channels == 3 ? rgb : planes, job->within_lo, job->within_hi);
+    else
+        for (int ch = 0; ch < channels; ch++)
+            inside &= samples_from_image(job->image.view.buf, job->image_kind, first + (size_t)ch * (size_t)job->plane_stride,
+                                         count, (channels == 3 ? rgb : planes) + ch * count, job->within_lo, job->within_hi);
     if (job->check && !inside) return 0;  /* refused by the caller: no use encoding it */
     if (channels == 3)
         rgb_to_ycbcr(rgb, count, job->k.color_fix, job->k.color_add, planes, planes + count, planes + 2 * count);
@@ -1140,7 +1211,8 @@ static int decode_blocks(const Job *job, int c, int i, int b0, int b1, uint8_t *
 static int decode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
 {
     int channels = job->channels, h = job->h, w = job->w, y0 = m0 * job->mcu_h, y1 = mini(m1 * job->mcu_h, h);
-    size_t count = (size_t)(y1 - y0) * w, pixels = (size_t)job->plane_stride;
+    size_t count = (size_t)(y1 - y0) * w, step = (size_t)job->sample_stride;
+    size_t first = (size_t)i * (size_t)job->image_stride + (size_t)y0 * w * step;
     uint8_t *planes = s->planes;
     for (int c = 0; c < channels; c++) {
         const int32_t *g = job->geo[c];
@@ -1160,12 +1232,16 @@ static int decode_strip(const Job *job, int i, int m0, int m1, const Scratch *s)
 #endif
         ycbcr_to_rgb(planes, planes + count, planes + 2 * count, count, job->k.color_fix, job->k.color_add, s->rgb);
     }
+    const uint8_t *outputs[MAX_CHANNELS];
     for (int ch = 0; ch < channels; ch++) {
         uint8_t *samples = (job->convert && ch < 3 ? s->rgb : planes) + ch * count;
         if (job->invert >> ch & 1) invert_samples(samples, count);
-        to_unit_range(samples, count, job->image.view.buf, job->image_kind,
-                      ((size_t)i * channels + ch) * pixels + (size_t)y0 * w);
+        outputs[ch] = samples;
+        if (step == 1)
+            to_unit_range(samples, count, job->image.view.buf, job->image_kind, first + (size_t)ch * (size_t)job->plane_stride);
     }
+    if (step > 1)  /* interleaved: every channel in one pass */
+        interleave_to_unit_range(outputs, channels, count, job->image.view.buf, job->image_kind, first);
     return 1;
 }
 
@@ -1235,10 +1311,12 @@ done:
 }
 
 /* encode(*, image, image_kind, blocks, blocks_kind, dct, count, height, width, constants, tables, geometry, items,
- *        plane_stride, within)
- *   image: (count, channels, height, width), uint8 / float32 / float64 (image_kind);
- *     its planes plane_stride samples apart (height * width, or more: the
- *     rows of a taller image, read in place), from the buffer's start
+ *        plane_stride, sample_stride, within)
+ *   image: (count, channels, height, width), uint8 / float32 / float64 (image_kind),
+ *     from the buffer's start: with sample_stride 1, its planes plane_stride
+ *     samples apart (height * width, or more: the rows of a taller image,
+ *     read in place); with sample_stride = channels and plane_stride 1, its
+ *     channels interleaved (channels last: a PIL image's layout), read in place
  *   blocks: one writable buffer per component, (count, blocks h, blocks w, 8, 8),
  *     float32 / float64 (blocks_kind): receives the quantized blocks
  *   dct: None, or buffers as `blocks` for the DCT coefficients before
@@ -1259,9 +1337,9 @@ static PyObject *native_encode(PyObject *self, PyObject *args, PyObject *kwargs)
 }
 
 /* decode(*, image, image_kind, blocks, blocks_kind, count, height, width, constants, tables, geometry, items,
- *        convert, invert, plane_stride)
+ *        convert, invert, plane_stride, sample_stride)
  *   image: writable (count, channels, height, width): float32 / float64 (image_kind)
- *     samples / 255, or uint8: the samples; planes plane_stride apart, as encode's
+ *     samples / 255, or uint8: the samples; laid out as encode's
  *   blocks: one buffer per component, (count, blocks h, blocks w, 8, 8),
  *     float32 / float64 (blocks_kind): the quantized coefficients
  *   constants: Constants, the inverse forms

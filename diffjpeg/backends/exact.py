@@ -227,14 +227,14 @@ def encode(
         or outside ``within``: the caller reports the image.
     """
     count, channels, height, width = image.shape
-    samples, plane_stride = _planes(image.detach())
+    samples, plane_stride, sample_stride = _planes(image.detach())
     outputs = [torch.empty(count, *g.blocks, 8, 8, dtype=out_dtype) for g in geometries]
     coefficients = [torch.empty_like(o) for o in outputs] if dct else None
     if table_values is None:
         table_values = encoder_tables(tables, channels)
     items, rows = layout or _layout(count, height, tuple(geometries))
     call = dict(
-        image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride,
+        image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride, sample_stride=sample_stride,
         blocks=tuple(o.numpy() for o in outputs), blocks_kind=_KINDS[out_dtype],
         dct=tuple(o.numpy() for o in coefficients) if dct else None,
         count=count, height=height, width=width, constants=_constants(False),
@@ -263,16 +263,21 @@ def decoder_tables(tables: Tensor) -> np.ndarray:
     return tables.detach().to("cpu", torch.float64).reshape(count, channels * 64).contiguous().numpy()
 
 
-def _planes(image: Tensor) -> tuple[np.ndarray, int]:
-    """``image`` ``(B, C, h, W)`` as the kernel reads it: a flat array from
-    its first sample, and the distance between its planes. Rows of a taller
-    contiguous image (a strip, :mod:`diffjpeg.codec.strips`) are read in place;
-    any other layout is copied first.
+def _planes(image: Tensor) -> tuple[np.ndarray, int, int]:
+    """``image`` ``(B, C, h, W)`` as the kernel reads and writes it in place:
+    a flat array from its first sample, the distance between its planes and
+    between a plane's neighbouring samples. Planes of contiguous rows (a
+    contiguous image, or a strip of rows of a taller one,
+    :mod:`diffjpeg.codec.strips`) and channels-last images (a PIL image's
+    layout, what ``v2.ToImage`` gives) are taken as they lie; any other
+    layout is copied first.
 
     Example:
         >>> x = torch.zeros(2, 3, 40, 8)
-        >>> _planes(x[:, :, 8:24])[1], _planes(x[:, :, 8:24].contiguous())[1]
-        (320, 128)
+        >>> _planes(x[:, :, 8:24])[1:], _planes(x[:, :, 8:24].contiguous())[1:]
+        ((320, 1), (128, 1))
+        >>> _planes(torch.zeros(2, 40, 8, 3).permute(0, 3, 1, 2))[1:]
+        (1, 3)
     """
     count, channels, height, width = image.shape
     plane = height * width
@@ -280,8 +285,10 @@ def _planes(image: Tensor) -> tuple[np.ndarray, int]:
         stride = image.stride(1) if channels > 1 else image.stride(0)
         if stride >= plane and (count == 1 or image.stride(0) == channels * stride):
             span = (count * channels - 1) * stride + plane
-            return image.as_strided((span,), (1,)).numpy(), stride
-    return image.contiguous().numpy(), plane
+            return image.as_strided((span,), (1,)).numpy(), stride, 1
+    if channels > 1 and image.stride()[1:] == (1, width * channels, channels) and (count == 1 or image.stride(0) == plane * channels):
+        return image.as_strided((count * plane * channels,), (1,)).numpy(), 1, channels  # channels last
+    return image.contiguous().numpy(), plane, 1
 
 
 def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix, color_space: str = "YCbCr") -> bool:
@@ -379,27 +386,34 @@ def round_trip(
     if _kernel is None:
         return None
     count, channels, height, width = image.shape
-    samples, plane_stride = _planes(image.detach())
+    samples, plane_stride, sample_stride = _planes(image.detach())
     items, rows = layout
     encoder, decoder = table_values
     blocks = tuple(np.empty((count, *g.blocks, 8, 8), np.float32) for g in geometries)
     size = dict(count=count, height=height, width=width, geometry=rows, blocks=blocks, blocks_kind=_KINDS[torch.float32])
     encoding = dict(
-        size, image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride, dct=None,
+        size, image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride, sample_stride=sample_stride, dct=None,
         constants=_constants(False), tables=encoder, within=None if within is None else (float(within[0]), float(within[1])),
     )
     if not all(_run(lambda start, stop: _kernel.encode(items=items[start:stop], **encoding), len(items))):
         return None
-    out = torch.empty(count, channels, height, width, dtype=out_dtype)
-    pixels, out_stride = _planes(out)
+    out = torch.empty(count, channels, height, width, dtype=out_dtype) if sample_stride == 1 else _channels_last(image, out_dtype)
+    pixels, out_plane_stride, out_sample_stride = _planes(out)
     if pixels.nbytes >= PREPARED_BYTES:
         _kernel.prepare(pixels)
     convert, invert = _color_steps("YCbCr" if channels == 3 else "grayscale")
     decoding = dict(
-        size, image=pixels, image_kind=_KINDS[out_dtype], plane_stride=out_stride, constants=_constants(True),
+        size, image=pixels, image_kind=_KINDS[out_dtype], plane_stride=out_plane_stride, sample_stride=out_sample_stride,
+        constants=_constants(True),
         tables=decoder, convert=convert, invert=invert,
     )
     return out if all(_run(lambda start, stop: _kernel.decode(items=items[start:stop], **decoding), len(items))) else None
+
+
+def _channels_last(like: Tensor, dtype: torch.dtype) -> Tensor:
+    """An empty tensor of ``like``'s shape, channels last (as a channels-last image comes in, it goes out)."""
+    count, channels, height, width = like.shape
+    return torch.empty(count, height, width, channels, dtype=dtype).permute(0, 3, 1, 2)
 
 
 def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndarray, items: np.ndarray, rows: np.ndarray,
@@ -409,13 +423,14 @@ def _decode_into(out: Tensor, blocks: tuple, dtype: torch.dtype, tables: np.ndar
     contiguous image, written in place) over the threads, the strips
     ``items`` of geometry ``rows``, the color ``steps``; whether it took them."""
     count, _, height, width = out.shape
-    image, plane_stride = _planes(out)
+    image, plane_stride, sample_stride = _planes(out)
     if image.ctypes.data != out.data_ptr():  # a copy: the kernel's writes would be lost
         raise ValueError("out must be contiguous, or rows of a taller contiguous image")
     if prepare and image.nbytes >= PREPARED_BYTES:
         _kernel.prepare(image)
     call = dict(
-        image=image, image_kind=_KINDS[out.dtype], plane_stride=plane_stride, blocks=blocks, blocks_kind=_KINDS[dtype],
+        image=image, image_kind=_KINDS[out.dtype], plane_stride=plane_stride, sample_stride=sample_stride, blocks=blocks,
+        blocks_kind=_KINDS[dtype],
         count=count, height=height, width=width, constants=_constants(True), tables=tables, geometry=rows,
         convert=steps[0], invert=steps[1],
     )

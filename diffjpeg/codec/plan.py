@@ -28,6 +28,7 @@ import math
 from functools import lru_cache
 from typing import NamedTuple
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -145,12 +146,20 @@ def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, devi
 _WHOLE_QUALITIES = frozenset(range(101))  # a bounded cache: 101 qualities per mode kind, dtype and device
 
 
-@cached_constant
 def _whole_quality_tables(quality: int, exact: bool, dtype, device) -> Tensor:
     """``(2, 8, 8)`` tables of a whole-number quality given as a number, as
     the general path builds them (its elementwise steps give each image
     these very values; a whole number is exact in every float dtype)."""
-    return quality_tables(quality_tensor(quality, None, dtype, device), standard_tables(dtype, device), exact)
+    return _every_whole_quality_tables(exact, dtype, device)[quality]
+
+
+@cached_constant
+def _every_whole_quality_tables(exact: bool, dtype, device) -> Tensor:
+    """``(101, 2, 8, 8)``: the tables of qualities 0..100, built together on
+    first use (one call's worth of work instead of one per quality: an
+    augmentation drawing qualities meets a new one on most of its first calls)."""
+    every = torch.arange(101, dtype=dtype, device=device)
+    return quality_tables(quality_tensor(every, None, dtype, device), standard_tables(dtype, device), exact)
 
 
 @lru_cache(maxsize=512)
@@ -231,11 +240,20 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
 def _whole_quality_kernel_tables(quality: int, count: int, channels: int) -> tuple:
     """The compiled codec's encoder and decoder tables (read-only) for a
     batch of ``count`` images of a whole-number quality, in exact mode."""
-    tables = _whole_quality_tables(quality, True, torch.float32, torch.device("cpu")).expand(count, 2, 8, 8)
+    encoder, decoder = (a[quality : quality + 1] for a in _every_whole_quality_kernel_tables(channels))
+    if count != 1:
+        encoder, decoder = np.repeat(encoder, count, axis=0), np.repeat(decoder, count, axis=0)
+        encoder.flags.writeable = decoder.flags.writeable = False
+    return encoder, decoder
+
+
+@lru_cache(maxsize=None)
+def _every_whole_quality_kernel_tables(channels: int) -> tuple:
+    # qualities 0..100 as the kernel reads them, built together (as _every_whole_quality_tables)
+    tables = _every_whole_quality_tables(True, torch.float32, torch.device("cpu"))
     encoder = exact.encoder_tables(tables, channels)
     decoder = exact.decoder_tables(tables[:, [min(c, 1) for c in range(channels)]])
-    for a in (encoder, decoder):
-        a.flags.writeable = False
+    encoder.flags.writeable = decoder.flags.writeable = False
     return encoder, decoder
 
 

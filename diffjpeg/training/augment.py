@@ -436,7 +436,7 @@ class RandomJPEG(nn.Module):
             raise TypeError("RandomJPEG needs a sample: an image, or a tuple, list or dict that holds images")
         _refuse_flag_by_position(inputs[1:])
         _check_flag("return_params", return_params)
-        if len(inputs) == 1 and type(inputs[0]) is Tensor:  # one plain tensor: the image itself
+        if len(inputs) == 1 and _is_one_image(inputs[0]):  # the image itself: no sample to take apart
             out, params = self._compress(inputs[0], params)
             return (out, params) if return_params else out
         # v2.Transform.forward's steps: flatten the sample, draw once, transform each image, rebuild
@@ -479,12 +479,13 @@ class RandomJPEG(nn.Module):
             raise ValueError(
                 f"RandomJPEG takes PIL images of mode 'RGB' or 'L', got {image.mode!r}: convert it first, e.g. image.convert('RGB')"
             )
-        # plane by plane: (C, H, W) without a transposing copy either way
-        x = torch.from_numpy(np.stack([np.asarray(plane) for plane in image.split()]))
+        # channels last, as PIL holds them: the compiled codec reads and writes them in place
+        a = np.array(image)  # a writable copy (np.asarray's is read-only)
+        x = torch.from_numpy(a).permute(2, 0, 1) if a.ndim == 3 else torch.from_numpy(a).unsqueeze(0)
         y = self._compress(x, drawn, replayed)[0]
         if y is x:
             return image
-        return Image.merge(image.mode, [Image.fromarray(plane) for plane in y.numpy()])
+        return Image.fromarray(np.ascontiguousarray(y.permute(1, 2, 0).numpy() if a.ndim == 3 else y[0].numpy()))
 
     def extra_repr(self) -> str:
         number = (lambda v: v) if self.fractional else int
@@ -504,6 +505,15 @@ def _tv_tensor_class(name: str):
     so there is no need to import it here (a second or more)."""
     module = sys.modules.get("torchvision.tv_tensors")
     return None if module is None else getattr(module, name, None)
+
+
+def _is_one_image(value) -> bool:
+    """A plain tensor or a ``tv_tensors.Image``: an input that is one image
+    (or a batch), which v2's rule compresses when it is the whole sample."""
+    if type(value) is Tensor:
+        return True
+    image = _tv_tensor_class("Image")
+    return image is not None and isinstance(value, image)
 
 
 def _is_pil(value) -> bool:

@@ -79,14 +79,33 @@ def test_rows_of_a_taller_image_are_read_in_place(channels, dtype):
     are copied first."""
     x = image((2, channels, 70, 24), dtype, seed=11)
     rows = x[:, :, 16:48]
-    samples, stride = exact._planes(rows)
-    assert stride == 70 * 24 and samples.ctypes.data == rows.data_ptr()
+    samples, stride, step = exact._planes(rows)
+    assert stride == 70 * 24 and step == 1 and samples.ctypes.data == rows.data_ptr()
     columns = x[:, :, 16:48, 2:20]  # rows not contiguous: copied
     assert exact._planes(columns)[1] == 32 * 18
     for view in (rows, columns):
         c_fast, c_slow = both_paths(lambda: diffjpeg.encode(view, quality=40))
         assert_same(c_fast, c_slow)
         assert_same(c_fast, diffjpeg.encode(view.contiguous(), quality=40))
+
+
+@pytest.mark.parametrize("dtype", (torch.uint8, torch.float32, torch.float64), ids=str)
+@pytest.mark.parametrize("count", (1, 2))
+def test_channels_last_images_are_read_and_written_in_place(count, dtype):
+    """A channels-last image (a PIL image's layout, what v2.ToImage gives)
+    is read where it lies, as its contiguous copy would be; jpeg's output
+    keeps its layout, with the contiguous copy's values."""
+    x = image((count, 3, 37, 29), dtype, seed=5)
+    last = x.permute(0, 2, 3, 1).contiguous().permute(0, 3, 1, 2)
+    samples, stride, step = exact._planes(last)
+    assert (stride, step) == (1, 3) and samples.ctypes.data == last.data_ptr()
+    one = last[0]  # (3, H, W) as v2.ToImage makes it, reshaped to a batch of one inside
+    assert exact._planes(one.reshape(1, 3, 37, 29))[1:] == (1, 3)
+    for view, plain in ((last, x), (one, x[0])):
+        assert_same(diffjpeg.encode(view, quality=40), diffjpeg.encode(plain, quality=40))
+        y = diffjpeg.jpeg(view, 40)
+        assert torch.equal(y, diffjpeg.jpeg(plain, 40)) and y.stride()[-3:] == view.stride()[-3:]  # channels last still
+        assert torch.equal(y, both_paths(lambda v=view: diffjpeg.jpeg(v, 40))[1])
 
 
 def test_per_image_tables():
@@ -530,7 +549,7 @@ def _good_calls():
     _, geometry = exact.layout(1, 8, (component_geometry((8, 8), (1, 1), (1, 1)),) * 3)
     blocks = tuple(np.zeros((1, 1, 1, 8, 8), np.float32) for _ in range(3))
     common = dict(count=1, height=8, width=8, tables=np.ones((1, 3 * 64), np.int32), geometry=geometry, items=np.array([[0, 0, 1]], np.int32),
-                  plane_stride=64)
+                  plane_stride=64, sample_stride=1)
     encode = dict(common, image=np.zeros((1, 3, 8, 8), np.uint8), image_kind=0, blocks=blocks, blocks_kind=1, dct=None, constants=exact._constants(False),
                   within=None)
     decode = dict(common, image=np.zeros((1, 3, 8, 8), np.float32), image_kind=1, blocks=blocks, blocks_kind=1, constants=exact._constants(True),
@@ -563,6 +582,10 @@ def test_kernel_rejects_bad_calls():
         refuses(call, good, ValueError, "image", image=good["image"], count=2, items=np.array([[1, 0, 1]], np.int32))
         refuses(call, good, ValueError, "image", plane_stride=65)  # planes further apart than the buffer holds
         refuses(call, good, ValueError, "bad arguments", plane_stride=63)  # planes overlapping
+        refuses(call, good, ValueError, "bad arguments", plane_stride=1, sample_stride=2)  # interleaved: as many samples apart as channels
+        refuses(call, good, ValueError, "bad arguments", plane_stride=64, sample_stride=3)  # interleaved: the channels 1 apart
+        refuses(call, good, ValueError, "bad arguments", sample_stride=0)
+        assert call(**{**good, "plane_stride": 1, "sample_stride": 3}) is True  # channels last: the same 192 samples
         refuses(call, good, ValueError, "overflows", plane_stride=2**62)
         refuses(call, good, ValueError, "constants", constants=good["constants"][:-1].copy())
         refuses(call, good, ValueError, "constants", constants=np.concatenate([good["constants"], [0]]).astype(np.int32))
