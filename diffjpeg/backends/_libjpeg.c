@@ -440,10 +440,19 @@ static void decode(call *c) {
         c->factors[ci][1] = comp->v_samp_factor;
         c->table_slot[ci] = comp->quant_tbl_no;
     }
+    /* Each slot's table as the decoder used it: the copy libjpeg latched for
+     * a component when its first scan began (jdinput.c, latch_quant_tables),
+     * not the slot's latest definition, which a DQT after that scan may have
+     * replaced. Components that share a slot latch the same table unless a
+     * DQT redefines it between their first scans: the first one's is taken. */
     for (int slot = 0; slot < NUM_QUANT_TABLES; slot++) {
-        if (cinfo->quant_tbl_ptrs[slot] != NULL) {
+        const quant_table *table = cinfo->quant_tbl_ptrs[slot];
+        for (int ci = cinfo->num_components - 1; ci >= 0; ci--)
+            if (cinfo->comp_info[ci].quant_tbl_no == slot && cinfo->comp_info[ci].quant_table != NULL)
+                table = cinfo->comp_info[ci].quant_table;
+        if (table != NULL) {
             for (int k = 0; k < 64; k++) /* a DQT entry has at most 16 bits */
-                c->tables[slot][k] = (unsigned short)cinfo->quant_tbl_ptrs[slot]->quantval[k];
+                c->tables[slot][k] = (unsigned short)table->quantval[k];
             c->has_table[slot] = 1;
         }
     }

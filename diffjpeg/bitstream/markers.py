@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 
 from ..core.colorspace import ADOBE_MIN_LENGTH, JFIF_MIN_LENGTH, MAX_COMPONENTS, file_color_space
 from ..core.geometry import sampling_problem
+from ..core.scan import ZIGZAG
 
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's decompression-bomb limit: 2**28 // 3
 JPEG_MAX_DIMENSION = 65500  # libjpeg's limit on each side
@@ -147,6 +148,8 @@ def next_marker(data: bytes, position: int) -> tuple[int, int, int] | None:
         >>> next_marker(b"\x12\x34\xff\x00\xff\xff\xd9", 0)
         (217, 5, 4)
     """
+    if position + 1 < len(data) and data[position] == 0xFF and data[position + 1] not in (0x00, 0xFF):
+        return data[position + 1], position, 0  # the common case: the marker right where the last segment ended
     skipped = 0
     while True:
         found = data.find(b"\xff", position)
@@ -164,7 +167,7 @@ def next_marker(data: bytes, position: int) -> tuple[int, int, int] | None:
         position += 1
 
 
-def _scan_data_end(data: bytes, start: int) -> int:
+def scan_data_end(data: bytes, start: int) -> int:
     """Offset of the first marker after entropy-coded data starting at ``start``.
 
     Returns ``len(data)`` if there is none (a truncated file).
@@ -176,6 +179,90 @@ def _scan_data_end(data: bytes, start: int) -> int:
 # An FF followed by anything but a stuffed 00, a restart marker or another FF
 # (a fill byte: the marker is at the last FF of a run) ends a scan's data.
 _MARKER_IN_SCAN = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+
+
+def _zigzag(size: int) -> tuple[int, ...]:
+    """The zigzag order of a ``size x size`` block in an 8x8 block's natural
+    indices (libjpeg's ``jpeg_natural_order``, ``jpeg_natural_order2..7``).
+
+    Example:
+        >>> _zigzag(2), _zigzag(8)[:6]
+        ((0, 1, 8, 9), (0, 1, 8, 16, 9, 2))
+    """
+    cells = [(r, c) for r in range(size) for c in range(size)]
+    cells.sort(key=lambda rc: (rc[0] + rc[1], rc[1] if (rc[0] + rc[1]) % 2 == 0 else rc[0]))
+    return tuple(r * 8 + c for r, c in cells)
+
+
+_SHORT_ORDERS = {k * k: _zigzag(k) for k in range(2, 8)}  # a short table's count picks a smaller block's order
+
+
+def whole_tables(data: bytes) -> bytes | None:
+    r"""``data`` with each short quantization table (a DQT segment that ends
+    before its 64 entries) written out in full as libjpeg-turbo 3 (Pillow's)
+    reads it: the entries given, in the zigzag order of the smallest block
+    they fill (4, 9, ..., 49 entries: 2x2 to 7x7, libjpeg's
+    ``jpeg_natural_order2..7``; else 8x8), 1 everywhere else. Older
+    libjpeg-turbo builds (jpeglib's) refuse such a segment ("Bogus marker
+    length"). ``None`` if the file has none, or one that libjpeg-turbo 3
+    refuses too, or the walk over its segments stops at damage first.
+
+    Example:
+        >>> short = b"\xff\xd8\xff\xdb\x00\x05\x00\x07\x09\xff\xd9"
+        >>> fixed = whole_tables(short)
+        >>> len(fixed), fixed[6:9], fixed[9:11]
+        (73, b'\x00\x07\t', b'\x01\x01')
+    """
+    parts, position, changed = [], 2, False
+    while True:
+        found = next_marker(data, position)
+        if found is None:
+            break
+        marker, start, _ = found
+        if marker == EOI:
+            break
+        if marker in RST or marker in (SOI, TEM):
+            parts.append(data[position : start + 2])
+            position = start + 2
+            continue
+        if marker not in SEGMENTS or start + 4 > len(data):
+            return None
+        end = start + 2 + _u16(data, start + 2)
+        if marker == DQT:
+            body = _whole_dqt(data[start + 4 : end])
+            if body is None:
+                return None
+            if body != data[start + 4 : end]:
+                parts += [data[position:start], bytes([0xFF, DQT]), (len(body) + 2).to_bytes(2, "big"), body]
+                position, changed = end, True
+                continue
+        parts.append(data[position:end])
+        position = scan_data_end(data, end) if marker == SOS else end
+        parts.append(data[end:position])  # a scan's data
+    if not changed:
+        return None
+    return data[:2] + b"".join(parts) + data[position:]
+
+
+def _whole_dqt(body: bytes) -> bytes | None:
+    """A DQT segment's body with every table in full (:func:`whole_tables`), or ``None`` where libjpeg-turbo 3 refuses it."""
+    out, at, left = [], 0, len(body)
+    while left > 0:
+        left -= 1
+        header = body[at]
+        at += 1
+        wide = header >> 4
+        if wide > 1 or (header & 0x0F) > 3:
+            return None
+        count = min(64, left >> 1 if wide else left)
+        order = _SHORT_ORDERS.get(count, ZIGZAG) if count < 64 else ZIGZAG
+        values = [1] * 64
+        for k in range(count):
+            values[order[k]] = _u16(body, at + 2 * k) if wide else body[at + k]
+        at += count * (2 if wide else 1)
+        left -= count * (2 if wide else 1)
+        out.append(bytes([header]) + b"".join(values[i].to_bytes(2 if wide else 1, "big") for i in ZIGZAG))
+    return b"".join(out) if left == 0 else None
 
 
 def _parse_frame(marker: int, body: bytes, max_pixels: int | None) -> Structure:
@@ -374,7 +461,7 @@ def parse_structure(data: bytes, max_pixels: int | None = DEFAULT_MAX_PIXELS, st
                 scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, len(data)), *tables))
                 position = len(data)
                 break
-            end = _scan_data_end(data, position)
+            end = scan_data_end(data, position)
             if end >= len(data):
                 raise JPEGError(f"truncated: the data of scan {len(scans) + 1} runs to the end of the file without an EOI marker")
             scans.append(Scan(scan.component_ids, scan.ss, scan.se, scan.ah, scan.al, scan.header, (position, end), *tables))

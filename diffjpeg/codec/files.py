@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from ..bitstream.huffman import check_codable, coded_scans
-from ..bitstream.markers import DEFAULT_MAX_PIXELS, LOSSLESS, JPEGError, parse_structure
+from ..bitstream.markers import DEFAULT_MAX_PIXELS, LOSSLESS, JPEGError, parse_structure, whole_tables
 from ..bitstream.progressive import progressive_file
 from ..bitstream.sequential import MAX_TABLE_SLOT, SOF_BASELINE, file_header, sequential_file
 from ..core.coefficients import Coefficients, Progression
@@ -208,13 +208,14 @@ WORK_PER_BYTE = 4096  # block-scans per byte of file that read accepts (with max
 WORK_FREE = 1 << 24  # and this many whatever the size
 
 
-def _check_work(data: bytes, structure) -> None:
+def _check_work(data: bytes, structure, strict: bool) -> None:
     """Refuse a file whose scans would cost libjpeg far more than its size
     justifies: every scan visits every block of its components, data or not,
     so a few bytes per scan header times a large frame is a decompression
-    bomb of time. ``FF DA`` byte pairs bound the scans libjpeg can find. A
-    10-scan progressive photo needs under 100 block-scans per byte."""
-    scans = max(1, data.count(b"\xff\xda"))
+    bomb of time. A strict walk found every scan libjpeg will read; else
+    ``FF DA`` byte pairs bound them. A 10-scan progressive photo needs under
+    100 block-scans per byte."""
+    scans = len(structure.scans) if strict else max(1, data.count(b"\xff\xda"))
     blocks = block_count((structure.height, structure.width), structure.sampling)
     if scans * blocks > WORK_PER_BYTE * len(data) + WORK_FREE:
         raise JPEGError(
@@ -332,7 +333,7 @@ def read_image(
     _check_options(max_pixels, torch.float32)
     data, structure = _structure(source, max_pixels, strict)
     if structure.process == LOSSLESS:  # no coefficients: its pixels straight from diffjpeg.codec.lossless
-        image = torch.from_numpy(read_lossless(data, max_pixels, strict))
+        image = torch.from_numpy(read_lossless(data, max_pixels, strict, structure if strict else None))
     else:
         image = decode(_read(data, structure, strict, torch.float32, None, max_pixels), dtype=torch.uint8)
     return image if device is None else image.to(device)
@@ -368,7 +369,7 @@ def _read(data: bytes, structure, strict: bool, dtype: torch.dtype, device, max_
     if strict:
         _check_plausible_size(structure)
     if max_pixels is not None:
-        _check_work(data, structure)
+        _check_work(data, structure, strict)
     reader = _reader()
     if reader is not None:  # strict: the file up to its EOI; else all of it, libjpeg stops at EOI
         components, slots, qt, padding, state = _read_in_memory(reader, data[: structure.end] if strict else data, strict, out)
@@ -446,6 +447,10 @@ def _read_in_memory(reader, data: bytes, strict: bool, out=None):
     (or None), and libjpeg's ``coef_bits`` per component (``None`` unless
     progressive)."""
     warned, refused, components, tables, progress = reader(data, out)
+    if refused is not None and not strict:
+        whole = whole_tables(data)  # libjpeg-turbo 3 (Pillow's) reads short tables that jpeglib's refuses
+        if whole is not None:
+            warned, refused, components, tables, progress = reader(whole, out)
     if refused is not None:
         if isinstance(refused, tuple):  # libjpeg's error, and where it had read to
             offset, text = refused

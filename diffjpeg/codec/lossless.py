@@ -76,15 +76,17 @@ def compiled() -> bool:
     return _kernel is not None
 
 
-def read_lossless(data: bytes, max_pixels: int | None, strict: bool) -> np.ndarray:
+def read_lossless(data: bytes, max_pixels: int | None, strict: bool, structure=None) -> np.ndarray:
     """A lossless file's pixels ``(C, H, W)``: its structure checked, then
     :func:`decode_lossless`. Not strict, a file cut before its EOI gets one
     (as Pillow with ``ImageFile.LOAD_TRUNCATED_IMAGES`` gives libjpeg), and
     damaged scan data is decoded as libjpeg does; damage to the markers
     themselves is refused (libjpeg's marker recovery is not reproduced for
-    lossless files)."""
+    lossless files). ``structure``: the file's strict
+    :func:`~diffjpeg.bitstream.markers.parse_structure`, where the caller has
+    it (the markers are then not walked again)."""
     try:
-        structure = parse_structure(data, max_pixels, strict=True)
+        structure = structure or parse_structure(data, max_pixels, strict=True)
     except JPEGError as e:
         if strict:
             raise

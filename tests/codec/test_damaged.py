@@ -180,3 +180,69 @@ def test_a_zero_quantization_entry_decodes_as_pillow_leniently(name, entry):
         diffjpeg.read(data)
     with pytest.raises(ValueError, match=f"table {data[dqt + 4] & 15} holds 0\\.\\."):
         diffjpeg.write(diffjpeg.read(data, strict=False), io.BytesIO())
+
+
+# ---------------------------------------------------------------- what follows the last scan
+AFTER_THE_LAST_SCAN = {  # bytes between the last scan's data and EOI
+    "COM longer than the file": b"\xff\xfe\x40\x00abc",
+    "APP1 cut short": b"\xff\xe1\x00\x20Exif",
+    "DQT shorter than its table": b"\xff\xdb\x00\x05\x00\x01\x02",
+    "bytes where a marker should be": b"\x12\x34\x56\x78",
+    "unknown marker FF 12": b"\xff\x12\x00\x04ab",
+    "DHT shorter than its counts": b"\xff\xc4\x00\x05\x00\x01\x02",
+}
+
+
+def _photo_file(progressive: bool) -> bytes:
+    from PIL import Image
+
+    from tests.helpers import skimage_crop
+
+    buffer = io.BytesIO()
+    Image.fromarray(skimage_crop("astronaut", 64, 80, 100, 180)).save(buffer, "JPEG", quality=80, progressive=progressive)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("progressive", (False, True), ids=("baseline", "progressive"))
+@pytest.mark.parametrize("damage", AFTER_THE_LAST_SCAN, ids=str)
+def test_damage_after_the_last_scan(damage, progressive):
+    """Where Pillow decodes such a file, ``read(strict=False)`` gives its
+    pixels: libjpeg-turbo 3 reads a short DQT after a baseline scan (as a
+    table of the entries given and 1s), jpeglib's 2.1 refuses it, so
+    strict=False writes it out in full first. Whatever strict=False decodes
+    is the undamaged file's image; strict decodes the same (bytes that
+    continue the scan's data) or refuses, saying that strict=False decodes
+    it, or refuses with Pillow."""
+    original = _photo_file(progressive)
+    data = original[:-2] + AFTER_THE_LAST_SCAN[damage] + original[-2:]
+    reference = pillow_outcome(data)
+    try:
+        got = decoded_pixels(data, strict=False)
+    except diffjpeg.JPEGError:
+        assert isinstance(reference, tuple), "Pillow decodes it, strict=False refuses"
+        got = None
+    if got is not None:
+        assert np.array_equal(got, decoded_pixels(original))
+        if not isinstance(reference, tuple):
+            assert np.array_equal(got, reference)
+    try:
+        strict = decoded_pixels(data)
+    except diffjpeg.JPEGError as e:
+        assert got is None or "strict=False" in str(e)
+    else:
+        assert np.array_equal(strict, got)
+    if damage == "DQT shorter than its table" and not progressive:
+        assert got is not None and not isinstance(reference, tuple)  # the case libjpeg returns with a warning
+
+
+def test_a_table_redefined_after_its_scan_is_not_the_one_decoded():
+    """libjpeg latches each component's table when its first scan begins: a
+    (well-formed) DQT after the scan redefining the slot changes nothing, in
+    Pillow and here."""
+    original = _photo_file(False)
+    redefined = b"\xff\xdb\x00\x43\x00" + bytes([99] * 64)
+    data = original[:-2] + redefined + original[-2:]
+    reference = pillow_outcome(data)
+    assert not isinstance(reference, tuple)
+    assert np.array_equal(decoded_pixels(data), reference)
+    assert np.array_equal(reference, decoded_pixels(original))

@@ -578,12 +578,12 @@ def test_read_batch_checks_each_file_against_the_first_before_libjpeg_reads_it()
 
 
 def test_scan_data_ends_at_the_first_marker():
-    """The end of a scan's data (markers._scan_data_end, a regular
+    """The end of a scan's data (markers.scan_data_end, a regular
     expression) is where a plain walk over the bytes finds the first marker:
     past stuffed 00s and restart markers, at the last FF of a run of fill bytes."""
     import random
 
-    from diffjpeg.bitstream.markers import _scan_data_end
+    from diffjpeg.bitstream.markers import scan_data_end
 
     def walk(data, position):
         while True:
@@ -603,4 +603,4 @@ def test_scan_data_ends_at_the_first_marker():
     for _ in range(20000):
         data = bytes(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
         start = rng.randint(0, len(data))
-        assert _scan_data_end(data, start) == walk(data, start), (data, start)
+        assert scan_data_end(data, start) == walk(data, start), (data, start)
