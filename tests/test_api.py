@@ -85,6 +85,21 @@ def test_old_attribute_and_module_names_are_gone():
     assert inspect.ismodule(diffjpeg.bitstream.rate_model)
 
 
+FLAT_MODULES = ("geometry", "precision", "check", "colorspace", "scan", "coefficients", "color", "sampling", "blocks", "dct",
+                "quality", "quantize", "rounding", "smoothing", "markers", "huffman", "sequential", "progressive", "rate_model",
+                "native", "strips", "files", "lossless", "rdo", "augment", "losses", "_native", "_libjpeg", "_sampling",
+                "_rounding", "_dct", "_color", "_lossless", "_trellis")  # fmt: skip
+
+
+@pytest.mark.parametrize("name", FLAT_MODULES)
+def test_the_flat_module_paths_are_gone(name):
+    """The layers (docs/guide/architecture.md) are the only paths: no alias
+    module, no attribute of the package under an old module's name."""
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module(f"diffjpeg.{name}")
+    assert not inspect.ismodule(getattr(diffjpeg, name, None))
+
+
 def test_rounding_names_are_the_default_specs():
     assert [as_rounding(n) for n in ROUNDINGS] == [Linear(), Polynomial(), Fourier(order=FOURIER_ORDER, damping="fejer"), Sigmoid(temperature=0.25), Noise()]
     assert [as_rounding(n).name for n in ROUNDINGS] == list(ROUNDINGS)

@@ -29,11 +29,11 @@ import time
 
 import torch
 
+from ...core.modes import MODES
 from .report import best_time, markdown_table
 
 SIZES = ((16, 256, 256), (1, 1024, 1024), (1, 2048, 2048), (1, 3000, 4000))  # (batch, H, W)
 QUICK_SIZES = ((4, 64, 64), (1, 256, 256))
-MODES = ("exact", "float", "soft")
 FLAT_SIZES = ((1, 1024, 1024), (1, 3000, 4000))  # the flat-cost target: 12 MP against 1 MP
 QUICK_FLAT_SIZES = ((1, 64, 64), (1, 128, 128))
 
