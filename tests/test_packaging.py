@@ -1,8 +1,13 @@
-"""Packaging and typing: one version, the SPDX license, py.typed, and
-``Literal`` types for every choice argument of the public API."""
+"""Packaging and typing: one version, the SPDX license, py.typed, the
+sdist and the wheel built from it, and ``Literal`` types for every choice
+argument of the public API."""
 import importlib.metadata
 import inspect
+import subprocess
+import sys
+import tarfile
 import typing
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -111,3 +116,47 @@ def test_choice_arguments_are_typed_with_their_literal():
                 assert _typed(name, hints[name]), f"{thing.__qualname__}({name}: {hints[name]})"
                 checked += 1
     assert checked >= 40  # jpeg, encode, decode, the modules, the stages, bits, rate, the losses, learn_qtables...
+
+
+def _package_sources() -> set[str]:
+    """Every file of the package's source tree that a build needs, relative to the root."""
+    skip = {".so", ".pyc", ".pyd"}
+    return {
+        str(p.relative_to(ROOT)) for p in (ROOT / "diffjpeg").rglob("*")
+        if p.is_file() and p.suffix not in skip and "__pycache__" not in p.parts
+    }
+
+
+def _sdist(tmp_path: Path) -> Path:
+    run = subprocess.run([sys.executable, "setup.py", "-q", "sdist", "-d", str(tmp_path)], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (archive,) = tmp_path.glob("diffjpeg-*.tar.gz")
+    return archive
+
+
+def test_the_sdist_carries_every_source_and_no_test_data(tmp_path):
+    """After the move into layers: every module, the C sources and the
+    header they share, the package data, and nothing of tests/data (files
+    under their own license)."""
+    with tarfile.open(_sdist(tmp_path)) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    missing = sorted(_package_sources() - names)
+    assert missing == [], missing
+    assert {"setup.py", "pyproject.toml", "README.md", "LICENSE", "diffjpeg/backends/_loops.h"} <= names
+    assert not [n for n in names if n.startswith("tests/data")]
+
+
+@pytest.mark.slow  # compiles the eight extensions: about a minute on 2 cores
+def test_a_wheel_builds_from_the_sdist_with_every_extension(tmp_path):
+    sdist = _sdist(tmp_path / "sdist")
+    run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(sdist), "-w", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    (wheel,) = tmp_path.glob("diffjpeg-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    built = {n.split("/")[-1].split(".")[0] for n in names if n.startswith("diffjpeg/backends/_") and n.endswith(".so")}
+    assert built == {"_native", "_sampling", "_rounding", "_color", "_dct", "_lossless", "_trellis", "_libjpeg"}
+    modules = {p for p in _package_sources() if p.endswith(".py")}
+    assert modules <= names, sorted(modules - names)
+    assert not [n for n in names if n.startswith("tests/")]
