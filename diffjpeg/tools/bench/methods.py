@@ -128,7 +128,11 @@ def kornia_table_codec():
         decoded = jpeg_codec_differentiable(x, quality, luma, chroma)
         padded = torch.nn.functional.pad(x, (0, -w % 16, 0, -h % 16), mode="replicate")
         H, W = padded.shape[-2:]
-        y, cb, cr = _jpeg_encode(padded, quality, luma, chroma)
+        encoded = _jpeg_encode(padded, quality, luma, chroma)
+        if len(encoded) == 3:  # kornia up to 0.9.1: (Y, Cb, Cr)
+            y, cb, cr = encoded
+        else:  # from 0.9.2: (Y, Cb then Cr along the block axis)
+            y, cb, cr = encoded[0], *encoded[1].chunk(2, dim=1)
         c = Coefficients(y.reshape(b, H // 8, W // 8, 8, 8), cb.reshape(b, H // 16, W // 16, 8, 8),
                          cr.reshape(b, H // 16, W // 16, 8, 8), tables.detach().expand(b, 2, 8, 8), sampling="4:2:0", size=(H, W))
         return decoded, c
