@@ -612,11 +612,11 @@ def jpeg(
             if out is not None:
                 return out
         coefficients = _encode(image, plan)
-        if as_uint8:
-            return decode(coefficients, mode=mode, ycbcr_to_rgb=ycbcr_to_rgb, dtype=torch.uint8)
         # encode's coefficients are finite (finite image, tables >= 1) unless a
         # custom matrix overflows: decode need not scan them again
-        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False, finite=rgb_to_ycbcr is None)
+        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=as_uint8, finite=rgb_to_ycbcr is None)
+        if as_uint8 and out.dtype != torch.uint8:  # float and soft give [0, 1]: rounded as decode(dtype=torch.uint8) rounds them
+            out = torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
 
 

@@ -33,7 +33,16 @@ import torch
 from torch import Tensor
 
 from ..backends import exact
-from ..core.check import check_choice, check_device, check_finite, check_image, check_subsampling, checking_values, is_number
+from ..core.check import (
+    check_all_finite,
+    check_choice,
+    check_device,
+    check_finite,
+    check_image,
+    check_subsampling,
+    checking_values,
+    is_number,
+)
 from ..core.coefficients import Coefficients
 from ..core.geometry import ComponentGeometry, component_geometry, subsampling_factors
 from ..core.modes import MODES
@@ -158,8 +167,8 @@ def _every_whole_quality_tables(exact: bool, dtype, device) -> Tensor:
     """``(101, 2, 8, 8)``: the tables of qualities 0..100, built together on
     first use (one call's worth of work instead of one per quality: an
     augmentation drawing qualities meets a new one on most of its first calls)."""
-    every = torch.arange(101, dtype=dtype, device=device)
-    return quality_tables(quality_tensor(every, None, dtype, device), standard_tables(dtype, device), exact)
+    every = torch.arange(101, dtype=dtype, device=device)  # known good: no check (its read-back would wait for a GPU)
+    return quality_tables(every, standard_tables(dtype, device), exact)
 
 
 @lru_cache(maxsize=512)
@@ -291,10 +300,11 @@ def decode_plan(coefficients, mode, ycbcr_to_rgb, finite: bool = False) -> Decod
     check_choice("mode", mode, MODES)
     c = coefficients
     device = c.y.device
-    for name, t in zip(("y", "cb", "cr", "k")[: len(c.components)] + ("qtables",), c.components + [c.qtables]):
-        check_device(f"coefficients.{name}", t, device)
-        if not finite:
-            check_finite(f"coefficients.{name}", t)
+    named = dict(zip([f"coefficients.{n}" for n in ("y", "cb", "cr", "k")[: len(c.components)]] + ["coefficients.qtables"], c.components + [c.qtables]))
+    for name, t in named.items():
+        check_device(name, t, device)
+    if not finite:
+        check_all_finite(named)
     color.check_decoder_matrix(c.color_space, ycbcr_to_rgb)
     batch = c.batch_shape
     geometries_ = tuple(c.geometries())

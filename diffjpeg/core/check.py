@@ -122,6 +122,28 @@ def check_finite(name: str, t: Tensor) -> None:
         raise ValueError(f"{name} contains NaN or Inf")
 
 
+def check_all_finite(named: dict[str, Tensor]) -> None:
+    """:func:`check_finite` of every float tensor of ``named`` (name: tensor,
+    all on one device) with one read-back, not one each: on a GPU each waits
+    for the device.
+
+    Example:
+        >>> check_all_finite({"a": torch.ones(2), "b": torch.tensor([1.0, float("nan")])})
+        Traceback (most recent call last):
+          ...
+        ValueError: b contains NaN or Inf
+    """
+    floats = {n: t.detach() for n, t in named.items() if t.is_floating_point() and t.numel()}
+    if not checking_values() or not floats:
+        return
+    with full_precision(next(iter(floats.values())).device):  # min and max propagate NaN: one pass each
+        flags = [torch.isfinite(torch.stack([lo.float(), hi.float()])).all() for lo, hi in map(extremes, floats.values())]
+        finite = torch.stack(flags).tolist()
+    for name, ok in zip(floats, finite):
+        if not ok:
+            raise ValueError(f"{name} contains NaN or Inf")
+
+
 def is_number(value) -> bool:
     """A real number of Python or numpy, not a bool.
 

@@ -282,9 +282,13 @@ def _islow_pass(x: Tensor, matrix: Tensor, bits: int, along_columns: bool) -> Te
 
 def fits_int16(values: Tensor, bound: int = 32767) -> bool:
     """Whether every value lies within ``[-bound, bound]`` (int16 by
-    default); always ``False`` under ``torch.compile`` (it would read the
-    values back), where callers take their general route."""
-    return not torch.compiler.is_compiling() and (values.numel() == 0 or bool(values.abs().max() <= bound))
+    default); always ``False`` under ``torch.compile`` and off the CPU,
+    where reading the values back would break the graph or wait for the
+    device: callers then take their general route, which gives the same
+    values for every input."""
+    if torch.compiler.is_compiling() or values.device.type != "cpu":
+        return False
+    return values.numel() == 0 or bool(values.abs().max() <= bound)
 
 
 def wrap_int16(values: Tensor) -> Tensor:

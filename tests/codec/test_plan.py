@@ -85,3 +85,55 @@ def test_bad_arguments_are_refused_before_anything_runs():
         diffjpeg.jpeg(x, "50")
     with pytest.raises(ValueError, match="NaN"):
         diffjpeg.jpeg(torch.full((3, 8, 8), float("nan")), 50)  # the kernel declines: the general path reports
+
+
+# ---------------------------------------------------------------- read-backs: none on the hot path
+# The meta device refuses any read-back of a value (Tensor.item, bool, tolist):
+# where the pipeline runs on it, a GPU, which takes the same tensor stages,
+# waits for no value either.
+@pytest.mark.parametrize("mode", ("exact", "float", "soft"))
+def test_uint8_images_read_nothing_back(mode):
+    x = torch.empty(2, 3, 17, 33, dtype=torch.uint8, device="meta")
+    y = diffjpeg.jpeg(x, 75, mode=mode)
+    assert y.shape == x.shape and y.dtype == torch.uint8 and y.device.type == "meta"
+
+
+@pytest.mark.parametrize("mode", ("exact", "float", "soft"))
+def test_float_images_read_back_only_their_range(mode, monkeypatch):
+    """A float image's values are read back once, for the range check (one
+    min/max; it names the problem); forward and backward read nothing else."""
+    x = torch.empty(2, 3, 17, 33, device="meta", requires_grad=True)
+    with pytest.raises(RuntimeError, match="meta"):
+        diffjpeg.jpeg(x, 75, mode=mode)  # the range check's read-back
+    from diffjpeg.codec import pipeline
+
+    checked = []
+    monkeypatch.setattr(pipeline, "check_image_values", lambda image, *args: checked.append(image))
+    y = diffjpeg.jpeg(x, 75, mode=mode)
+    y.sum().backward()
+    assert len(checked) == 1 and x.grad.shape == x.shape
+
+
+def test_a_nan_coefficient_is_named_by_the_combined_check():
+    c = diffjpeg.encode(torch.rand(1, 3, 16, 16), 50)
+    c = diffjpeg.Coefficients(c.y.clone(), c.cb.clone(), c.cr.clone(), c.qtables, sampling=c.sampling, size=c.size)
+    c.cr[0, 0, 0, 0, 0] = float("nan")
+    with pytest.raises(ValueError, match="coefficients.cr contains NaN or Inf"):
+        diffjpeg.decode(c, mode="float")
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("quality", (5, 50, 97))
+def test_the_general_idct_taken_off_the_cpu_gives_the_same_pixels(quality, monkeypatch):
+    """Off the CPU, exact mode's tensor decode takes the SIMD inverse DCT's
+    general form without reading values back to pick the faster one
+    (dct.fits_int16 is False there): the same pixels, here forced on the CPU."""
+    from diffjpeg.stages import dct, quantize
+
+    x = photo().expand(2, 3, 37, 53).clone()
+    with cpu.enabled(False):
+        fast = diffjpeg.jpeg(x, quality)
+        monkeypatch.setattr(dct, "fits_int16", lambda values, bound=32767: False)
+        monkeypatch.setattr(quantize, "fits_int16", lambda values, bound=32767: False)
+        general = diffjpeg.jpeg(x, quality)
+    assert torch.equal(general, fast) and torch.equal(fast, diffjpeg.jpeg(x, quality))
