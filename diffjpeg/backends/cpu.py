@@ -350,7 +350,7 @@ def _channels_of(t: Tensor) -> Tensor | None:
     return t if t.dim() == 3 and t.shape[1] == 3 and t.stride(-1) == 1 else None
 
 
-for _slot in dispatch.SLOTS:  # every slot's kernel is this module's function of that name
-    dispatch.register(_slot, globals()[_slot])
+for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
+    dispatch.register(_slot, globals()[_slot])  # each slot's kernel is this module's function of that name
 
 __all__ = ["available", "enabled", "set_enabled", "usable"]

@@ -9,7 +9,8 @@ function pointer). A backend fills its slots when it is imported
 imports a backend and the layers import one way only.
 
 A kernel returns its result, or ``None`` where it does not apply (not built,
-turned off, a GPU tensor, ``torch.compile`` tracing); the stage then runs its
+turned off, a tensor on another device, ``torch.compile`` tracing); the next
+kernel of the slot is asked, and where none applies the stage runs its
 tensor form. Every kernel gives its tensor form's values bit for bit
 (``tests/backends``), so which one ran changes the speed, never a value.
 """
@@ -25,19 +26,25 @@ SLOTS = (
     "upsample",
     "downsample_adjoint",
     "upsample_adjoint",
+    "idct_islow",  # stages.dct.idct_islow's SIMD form
 )
-_kernels: dict[str, Callable] = {}
+_kernels: dict[str, tuple[Callable, ...]] = {}
 
 
 def register(slot: str, kernel: Callable) -> None:
-    """Fill ``slot`` (one of :data:`SLOTS`) with ``kernel``, replacing any before."""
+    """Add ``kernel`` to ``slot`` (one of :data:`SLOTS`), after those there
+    (each backend's kernel declines the tensors it does not take)."""
     if slot not in SLOTS:
         raise ValueError(f"slot must be one of {SLOTS}, got {slot!r}")
-    _kernels[slot] = kernel
+    if kernel not in _kernels.get(slot, ()):
+        _kernels[slot] = _kernels.get(slot, ()) + (kernel,)
 
 
 def run(slot: str, *args, **kwargs):
-    """The kernel in ``slot`` applied to the arguments, or ``None`` where there
-    is none or it does not apply."""
-    kernel = _kernels.get(slot)
-    return None if kernel is None else kernel(*args, **kwargs)
+    """The first result of ``slot``'s kernels that apply to the arguments, or
+    ``None`` where there is none."""
+    for kernel in _kernels.get(slot, ()):
+        done = kernel(*args, **kwargs)
+        if done is not None:
+            return done
+    return None

@@ -352,6 +352,13 @@ _ODD = ((_F["0_298631336"] - _F["0_899976223"], -_F["0_899976223"]),  # tmp0 = i
         (-_F["0_899976223"], _F["1_501321110"] - _F["0_899976223"]))  # tmp3 = in7 a + in1 b + z4'
 
 
+def simd_idct_constants() -> tuple[tuple, tuple, tuple]:
+    """The pairs of 13-bit constants of jidctint-avx2.asm's multiply-adds,
+    ``(even, z, odd)`` as :func:`_simd_pass` uses them: for a compiled form
+    of the same pass (``diffjpeg/backends``)."""
+    return _EVEN, _Z, _ODD
+
+
 def simd_factors() -> tuple[int, ...]:
     """The 16 factors of jidctint-avx2.asm's pmaddwd pairs, in the order
     tmp3, tmp2 (even part), z3', z4' (odd sums), tmp0, tmp1, tmp2, tmp3 (odd
@@ -431,7 +438,9 @@ def idct_islow(coefficients: Tensor, quantized: Tensor | None = None) -> Tensor:
         if fits_int16(columns, 16383):  # nor does a sum of two pass-1 outputs
             out = _islow_pass(columns, m, CONST_BITS + PASS1_BITS + 3, along_columns=False)
             return out.clamp_(-128, 127).add_(128)  # packsswb, then + CENTERJSAMPLE
-    return _idct_simd16(wrap_int16(x.to(torch.int64)).to(torch.int32), quantized)
+    x = wrap_int16(x.to(torch.int64)).to(torch.int32)
+    done = dispatch.run("idct_islow", x, quantized)  # one kernel on a GPU (diffjpeg.backends.gpu)
+    return _idct_simd16(x, quantized) if done is None else done
 
 
 def fdct(blocks: Tensor, mode: Mode = "float") -> Tensor:

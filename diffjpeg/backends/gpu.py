@@ -1,0 +1,80 @@
+"""The GPU backend: Triton kernels for CUDA tensors, the same values as the
+stages' tensor forms bit for bit (issue 29's first piece; the kernels are in
+:mod:`diffjpeg.backends.gpu_kernels`).
+
+Today: the exact decoder's inverse DCT, libjpeg-turbo's SIMD ISLOW
+(``jidctint-avx2.asm``) with its 16-bit sums and saturations, as
+:func:`diffjpeg.stages.dct.idct_islow` defines it, in one kernel per batch
+of blocks instead of some sixty elementwise operations. It fills the
+``idct_islow`` slot of :mod:`diffjpeg.core.dispatch` for CUDA tensors.
+
+Facts relied on (Triton's language reference): integer ``>>`` on signed
+types is an arithmetic shift; int32 ``+``, ``-``, ``*`` and ``&`` wrap as
+two's complement; ``tl.load``/``tl.store`` with a mask touch nothing outside
+it; ``tl.debug_barrier`` makes a program's stores visible to its own loads.
+With ``TRITON_INTERPRET=1`` set before the first kernel is built, the
+kernels run on CPU tensors through Triton's interpreter: that is how the
+tests check them without a GPU.
+
+Triton is optional and imported only when a tensor the kernels could take
+first shows up (importing it costs as much as a second): without it
+:func:`applies` is ``False`` and the tensor stages run.
+"""
+from __future__ import annotations
+
+import functools
+import os
+
+import torch
+from torch import Tensor
+
+from ..core import dispatch
+from ..stages.dct import CONST_BITS, PASS1_BITS
+
+BLOCKS_PER_PROGRAM = 64
+assert (CONST_BITS - PASS1_BITS, CONST_BITS + PASS1_BITS + 3) == (11, 18)  # the kernel's pass shifts
+
+
+def _device() -> str:
+    """The device the kernels take: CUDA, or the CPU under Triton's interpreter."""
+    return "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
+
+
+def applies(*tensors: Tensor) -> bool:
+    """Whether the kernels take these tensors: every one on the kernels'
+    device, not traced by ``torch.compile``, and Triton importable."""
+    device = _device()
+    if torch.compiler.is_compiling() or not all(t.device.type == device for t in tensors):
+        return False
+    return _kernels() is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _kernels():
+    """The kernels module, imported on first use; ``None`` without Triton."""
+    try:  # CUDA builds of torch ship Triton; the CPU build does not
+        from . import gpu_kernels
+    except ImportError:
+        return None
+    return gpu_kernels
+
+
+def idct_islow(x: Tensor, quantized: Tensor | None = None) -> Tensor | None:
+    """:func:`diffjpeg.stages.dct.idct_islow`'s SIMD form (its ``x`` already
+    taken modulo 2**16 into int32) in one kernel: ``(..., 8, 8)`` int32
+    samples in [0, 255]; ``None`` where the kernel does not apply."""
+    if x.dtype != torch.int32 or not applies(x, *(() if quantized is None else (quantized,))):
+        return None
+    kernels = _kernels()
+    source = x if quantized is None else quantized
+    shortcut = (source[..., 1:, :] == 0).flatten(-2).all(-1).to(torch.uint8).reshape(-1).contiguous()
+    blocks = x.reshape(-1, 64).contiguous()
+    n = blocks.shape[0]
+    columns, out = torch.empty_like(blocks), torch.empty_like(blocks)
+    if n:
+        grid = (kernels.triton.cdiv(n, BLOCKS_PER_PROGRAM),)
+        kernels.idct_kernel[grid](blocks, shortcut, columns, out, n, BLOCKS=BLOCKS_PER_PROGRAM)
+    return out.reshape(x.shape)
+
+
+dispatch.register("idct_islow", idct_islow)

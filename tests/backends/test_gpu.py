@@ -1,0 +1,94 @@
+"""The GPU kernels (diffjpeg/backends/gpu_kernels.py) on the CPU, through
+Triton's interpreter: the same values as the tensor forms they replace, bit
+for bit. The interpreter must be switched on before Triton builds a kernel,
+so each check runs in a fresh process with ``TRITON_INTERPRET=1``. Without
+Triton (the CPU build of torch does not ship it; the test extra installs
+it on Linux) they skip; CI never needs a GPU."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def interpreted(script: str) -> str:
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+def test_the_inverse_dct_kernel_is_the_simd_form():
+    """Ordinary blocks, every int16 value (the 16-bit sums wrap), the
+    shortcut (rows 1-7 zero), and a shortcut decided by the quantized block
+    while the dequantized one differs: equal to dct._simd_pass's model."""
+    out = interpreted(
+        """
+        import torch
+        from diffjpeg.backends import gpu
+        from diffjpeg.stages import dct
+        g = torch.Generator().manual_seed(0)
+        ordinary = torch.randint(-300, 301, (130, 8, 8), generator=g, dtype=torch.int32)
+        wrapping = torch.randint(-32768, 32768, (70, 8, 8), generator=g, dtype=torch.int32)
+        short = torch.zeros(70, 8, 8, dtype=torch.int32)
+        short[:, 0] = torch.randint(-32768, 32768, (70, 8), generator=g, dtype=torch.int32)
+        quantized = short.clone()
+        short[::2, 3, 5] = 7  # dequantized rows 1-7 not zero, the quantized ones are: the shortcut still holds
+        cases = [(ordinary, None), (wrapping, None), (short, None), (short, quantized), (ordinary[:0], None)]
+        for x, q in cases:
+            got = gpu.idct_islow(x, q)
+            assert got is not None and torch.equal(got, dct._idct_simd16(x, q)), (x.shape, q is None)
+        print("ok", len(cases))
+        """
+    )
+    assert out.split() == ["ok", "5"]
+
+
+def test_exact_decode_through_the_kernel_gives_pillows_pixels():
+    """decode's tensor path, forced onto the inverse DCT's general form (as
+    off the CPU), takes the kernel from the idct_islow slot: Pillow's pixels."""
+    out = interpreted(
+        """
+        import io
+        import numpy as np, torch
+        from PIL import Image
+        import diffjpeg
+        from diffjpeg.backends import cpu, gpu
+        from diffjpeg.core import dispatch
+        from diffjpeg.stages import dct, quantize
+        from tests.helpers import skimage_crop
+        taken = []
+        kernel = gpu.idct_islow
+        def counted(x, q=None):
+            out = kernel(x, q)
+            taken.append(out is not None)
+            return out
+        dispatch._kernels["idct_islow"] = (counted,)
+        dct.fits_int16 = quantize.fits_int16 = lambda values, bound=32767: False
+        for subsampling in (0, 1, 2):
+            buffer = io.BytesIO()
+            Image.fromarray(skimage_crop("astronaut", 37, 53, 100, 180)).save(buffer, "JPEG", quality=60, subsampling=subsampling)
+            with cpu.enabled(False):
+                y = diffjpeg.decode(diffjpeg.read(buffer.getvalue()), dtype=torch.uint8)
+            assert np.array_equal(y.permute(1, 2, 0).numpy(), np.asarray(Image.open(buffer)))
+        print("ok", all(taken) and len(taken) == 9)
+        """
+    )
+    assert out.split() == ["ok", "True"]
+
+
+def test_without_the_interpreter_cpu_tensors_stay_on_the_tensor_path():
+    from diffjpeg.backends import gpu
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("run under the interpreter")
+    assert not gpu.applies(torch.zeros(1, 8, 8, dtype=torch.int32))
+    assert gpu.idct_islow(torch.zeros(1, 8, 8, dtype=torch.int32)) is None
