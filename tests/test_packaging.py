@@ -15,7 +15,7 @@ import pytest
 import diffjpeg
 from diffjpeg.bitstream import huffman
 from diffjpeg.codec import pipeline as codec
-from diffjpeg.core import colorspace, geometry, modes
+from diffjpeg.core import colorspace, dispatch, geometry, modes
 from diffjpeg.stages import rounding
 from diffjpeg.training import losses
 
@@ -62,6 +62,7 @@ LITERALS = [
     (losses.Distortion, losses.DISTORTIONS),
     (colorspace.ColorSpace, tuple(colorspace.COLOR_SPACES)),
     (codec.Learnable, codec.LEARNABLE),
+    (dispatch.Backend, dispatch.BACKENDS),
 ]
 
 
@@ -78,6 +79,7 @@ CHOICES = {  # parameter name -> the Literal it must be typed with (alone, or in
     "distortion": losses.Distortion,
     "color_space": colorspace.ColorSpace,
     "learnable": codec.Learnable,
+    "backend": dispatch.Backend,
 }
 
 

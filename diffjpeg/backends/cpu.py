@@ -351,6 +351,6 @@ def _channels_of(t: Tensor) -> Tensor | None:
 
 
 for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
-    dispatch.register(_slot, globals()[_slot])  # each slot's kernel is this module's function of that name
+    dispatch.register(_slot, globals()[_slot], "native")  # each slot's kernel is this module's function of that name
 
 __all__ = ["available", "enabled", "set_enabled", "usable"]

@@ -35,15 +35,20 @@ BLOCKS_PER_PROGRAM = 64
 assert (CONST_BITS - PASS1_BITS, CONST_BITS + PASS1_BITS + 3) == (11, 18)  # the kernel's pass shifts
 
 
-def _device() -> str:
-    """The device the kernels take: CUDA, or the CPU under Triton's interpreter."""
+def available() -> bool:
+    """Whether Triton imports here (it is then imported)."""
+    return _kernels() is not None
+
+
+def device_type() -> str:
+    """The device the kernels take: ``"cuda"``, or ``"cpu"`` under ``TRITON_INTERPRET=1``."""
     return "cpu" if os.environ.get("TRITON_INTERPRET") == "1" else "cuda"
 
 
 def applies(*tensors: Tensor) -> bool:
     """Whether the kernels take these tensors: every one on the kernels'
     device, not traced by ``torch.compile``, and Triton importable."""
-    device = _device()
+    device = device_type()
     if torch.compiler.is_compiling() or not all(t.device.type == device for t in tensors):
         return False
     return _kernels() is not None
@@ -60,9 +65,10 @@ def _kernels():
 
 
 def idct_islow(x: Tensor, quantized: Tensor | None = None) -> Tensor | None:
-    """:func:`diffjpeg.stages.dct.idct_islow`'s SIMD form (its ``x`` already
-    taken modulo 2**16 into int32) in one kernel: ``(..., 8, 8)`` int32
-    samples in [0, 255]; ``None`` where the kernel does not apply."""
+    """:func:`diffjpeg.stages.dct.idct_islow` of int32 ``x`` in one kernel
+    (values beyond int16 taken modulo 2**16 there, as the SIMD
+    dequantization leaves them): ``(..., 8, 8)`` int32 samples in [0, 255];
+    ``None`` where the kernel does not apply."""
     if x.dtype != torch.int32 or not applies(x, *(() if quantized is None else (quantized,))):
         return None
     kernels = _kernels()
@@ -77,4 +83,4 @@ def idct_islow(x: Tensor, quantized: Tensor | None = None) -> Tensor | None:
     return out.reshape(x.shape)
 
 
-dispatch.register("idct_islow", idct_islow)
+dispatch.register("idct_islow", idct_islow, "triton")

@@ -4,8 +4,9 @@ Imported only when a tensor they could take first shows up: this module
 imports Triton, which costs as much as a second.
 
 ``idct_kernel``: :func:`diffjpeg.stages.dct.idct_islow`'s SIMD form
-(``dct._simd_pass`` twice, the shortcut, packsswb, + 128) on int32 blocks of
-int16 values, ``BLOCKS`` blocks per program.
+(``dct._simd_pass`` twice, the shortcut, packsswb, + 128) on int32 blocks,
+each value first taken modulo 2**16 as the SIMD dequantization leaves it,
+``BLOCKS`` blocks per program.
 """
 import triton
 import triton.language as tl
@@ -58,14 +59,14 @@ def idct_kernel(x_ptr, shortcut_ptr, columns_ptr, out_ptr, n, BLOCKS: tl.constex
     lane = tl.arange(0, 8)[None, :]  # (1, 8)
     mask = (block < n) & (lane < 8)
     base = block * 64 + lane
-    r0 = tl.load(x_ptr + base + 0, mask=mask, other=0)
-    r1 = tl.load(x_ptr + base + 8, mask=mask, other=0)
-    r2 = tl.load(x_ptr + base + 16, mask=mask, other=0)
-    r3 = tl.load(x_ptr + base + 24, mask=mask, other=0)
-    r4 = tl.load(x_ptr + base + 32, mask=mask, other=0)
-    r5 = tl.load(x_ptr + base + 40, mask=mask, other=0)
-    r6 = tl.load(x_ptr + base + 48, mask=mask, other=0)
-    r7 = tl.load(x_ptr + base + 56, mask=mask, other=0)
+    r0 = _wrap16(tl.load(x_ptr + base + 0, mask=mask, other=0))
+    r1 = _wrap16(tl.load(x_ptr + base + 8, mask=mask, other=0))
+    r2 = _wrap16(tl.load(x_ptr + base + 16, mask=mask, other=0))
+    r3 = _wrap16(tl.load(x_ptr + base + 24, mask=mask, other=0))
+    r4 = _wrap16(tl.load(x_ptr + base + 32, mask=mask, other=0))
+    r5 = _wrap16(tl.load(x_ptr + base + 40, mask=mask, other=0))
+    r6 = _wrap16(tl.load(x_ptr + base + 48, mask=mask, other=0))
+    r7 = _wrap16(tl.load(x_ptr + base + 56, mask=mask, other=0))
     c0, c1, c2, c3, c4, c5, c6, c7 = _pass(r0, r1, r2, r3, r4, r5, r6, r7, 11)  # CONST_BITS - PASS1_BITS
     # rows 1-7 of the quantized block zero: the SIMD code's shortcut, every row the DC << PASS1_BITS
     short = tl.load(shortcut_ptr + block, mask=block < n, other=0) != 0

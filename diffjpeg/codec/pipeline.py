@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from ..backends import cpu, exact
+from ..core import dispatch
 from ..core.check import (
     FLOAT_IMAGE_RANGE,
     check_choice,
@@ -39,6 +40,7 @@ from ..core.check import (
     checking_values,
 )
 from ..core.coefficients import Coefficients
+from ..core.dispatch import BACKENDS, Backend
 from ..core.geometry import PillowSubsampling, Subsampling, subsampling_factors
 from ..core.modes import MODES, Mode
 from ..core.precision import full_precision, levels_to_unit, working_dtype
@@ -63,6 +65,7 @@ def encode(
     mode: Mode = "exact",
     rounding: RoundingName | Rounding | None = None,
     rgb_to_ycbcr: Tensor | None = None,
+    backend: Backend = "auto",
 ) -> Coefficients:
     """Encode images to quantized DCT coefficients, as a JPEG encoder does.
 
@@ -96,6 +99,10 @@ def encode(
             pass it is, see :mod:`diffjpeg.stages.rounding` on what a sharper one costs).
         rgb_to_ycbcr: ``(3, 3)`` or ``(B, 3, 3)`` color matrix (rows Y, Cb, Cr);
             libjpeg's if ``None``. May require grad.
+        backend: the kernels the call may take, :data:`diffjpeg.core.dispatch.Backend`:
+            ``"auto"`` (default), ``"native"`` (the compiled C loops),
+            ``"triton"`` (the GPU kernels), ``"torch"`` (none). The same
+            values whichever runs.
 
     Returns:
         :class:`Coefficients` with the image's batch shape, float64 for a
@@ -107,17 +114,22 @@ def encode(
         >>> c.y.shape, c.cb.shape
         (torch.Size([3, 5, 8, 8]), torch.Size([3, 3, 8, 8]))
     """
-    return _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr)
+    return _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, backend=backend)
 
 
-def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, window=None):
+def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, window=None, backend="auto"):
     """:func:`encode`: its plan (every argument checked and resolved), then
     :func:`_encode` under full precision; ``window``: a strip's
     (:class:`diffjpeg.codec.strips.Window`), whose input gradient rows the
     backward writes itself."""
-    plan = encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr)
-    with full_precision(image.device):
+    plan = encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, backend)
+    with full_precision(image.device), _kernels_of(plan.backend):
         return _encode(image, plan, window)
+
+
+def _kernels_of(backend: str):
+    """The kernels a call's ``backend`` allows, around its stages (a no-op for ``"auto"``)."""
+    return contextlib.nullcontext() if backend == "auto" else dispatch.using(backend)
 
 
 def _encode(image, plan: EncodePlan, window=None):
@@ -206,6 +218,7 @@ def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: t
     return dct
 
 
+@dispatch.keeps_backends
 class _EncoderGraph(torch.autograd.Function):
     """The DCT coefficients ``dct``, computed without a graph (exact mode's
     integer forms, or float's and soft's stages under no_grad), forward;
@@ -233,6 +246,7 @@ class _EncoderGraph(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: Tensor, geometries, matrix: Tensor | None, window, *dct: Tensor):
+        dispatch.keep(ctx)
         ctx.set_materialize_grads(False)
         ctx.geometries, ctx.matrix, ctx.shape, ctx.device, ctx.window = geometries, matrix, x.shape, x.device, window
         return dct
@@ -329,7 +343,12 @@ def _coefficients(blocks: list[Tensor], tables: Tensor, batch, factors, size) ->
 
 
 def decode(
-    coefficients: Coefficients, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None, dtype: torch.dtype | None = None
+    coefficients: Coefficients,
+    *,
+    mode: Mode = "exact",
+    ycbcr_to_rgb: Tensor | None = None,
+    dtype: torch.dtype | None = None,
+    backend: Backend = "auto",
 ) -> Tensor:
     """Decode quantized DCT coefficients to images, as a JPEG decoder does.
 
@@ -348,6 +367,7 @@ def decode(
             ``torch.uint8`` for the 8-bit samples 0..255 without a gradient
             (exact mode writes them directly: a quarter of float32's memory;
             float and soft round theirs).
+        backend: as :func:`encode`'s.
 
     Returns:
         ``(*batch, C, H, W)`` images: with ``dtype=None`` in [0, 1], float64
@@ -366,24 +386,26 @@ def decode(
     if dtype is not None and dtype != torch.uint8:
         raise ValueError(f"dtype must be None (float images in [0, 1]) or torch.uint8 (8-bit samples), got {dtype!r}")
     if dtype is None:
-        return _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False)
+        return _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=False, backend=backend)
     with torch.no_grad():
-        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=True)
+        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=True, backend=backend)
     # exact mode gives the 8-bit samples themselves; float and soft give [0, 1], rounded here
     return out if out.dtype == torch.uint8 else torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
 
 
-def _decode(coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, finite: bool = False, window=None) -> Tensor:
+def _decode(
+    coefficients: Coefficients, mode: str, ycbcr_to_rgb: Tensor | None, as_uint8: bool, finite: bool = False, window=None, backend: str = "auto"
+) -> Tensor:
     """:func:`decode`; with ``as_uint8`` the 8-bit samples themselves (no
     gradient); ``finite``: the coefficients are known finite (not scanned);
     ``window``: a strip's (:class:`diffjpeg.codec.strips.Window`), whose interior
     rows are written into its ``out`` (the result then stands in for the pixels)."""
-    if mode == "exact" and ycbcr_to_rgb is None and window is None and isinstance(coefficients, Coefficients):
+    if mode == "exact" and ycbcr_to_rgb is None and window is None and backend in ("auto", "native") and isinstance(coefficients, Coefficients):
         samples = exact.decode_coefficients(coefficients, as_uint8)  # the kernel alone, where it applies; it checks the values
         if samples is not None:
             return samples
-    plan = decode_plan(coefficients, mode, ycbcr_to_rgb, finite)
-    with full_precision(coefficients.y.device):
+    plan = decode_plan(coefficients, mode, ycbcr_to_rgb, finite, backend)
+    with full_precision(coefficients.y.device), _kernels_of(plan.backend):
         return _decode_stages(plan, as_uint8, window)
 
 
@@ -485,6 +507,7 @@ def _pixel_stages(
     return out if window is None else window.write(out)
 
 
+@dispatch.keeps_backends
 class _DecoderGraph(torch.autograd.Function):
     """Decoded pixels ``samples`` (``(B, C, H, W)`` in [0, 1], computed
     without a graph: exact mode's integer forms, or float's and soft's stages
@@ -509,6 +532,7 @@ class _DecoderGraph(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, samples: Tensor, geometries, color_space: str, matrix: Tensor | None, tables: Tensor | None, *coefficients: Tensor):
+        dispatch.keep(ctx)
         ctx.set_materialize_grads(False)
         ctx.geometries, ctx.color_space, ctx.matrix, ctx.tables = geometries, color_space, matrix, tables
         return samples
@@ -581,6 +605,7 @@ def jpeg(
     rounding: RoundingName | Rounding | None = None,
     rgb_to_ycbcr: Tensor | None = None,
     ycbcr_to_rgb: Tensor | None = None,
+    backend: Backend = "auto",
 ) -> Tensor:
     """Compress and decompress: ``decode(encode(image))``, differentiably.
 
@@ -600,13 +625,13 @@ def jpeg(
         >>> y.sum().backward(); x.grad.shape
         torch.Size([4, 3, 32, 32])
     """
-    options = dict(qtables=qtables, subsampling=subsampling, mode=mode, rounding=rounding, rgb_to_ycbcr=rgb_to_ycbcr)
+    options = dict(qtables=qtables, subsampling=subsampling, mode=mode, rounding=rounding, rgb_to_ycbcr=rgb_to_ycbcr, backend=backend)
     out = _in_strips(image, quality, options, ycbcr_to_rgb)
     if out is not None:
         return out.to(image.dtype)
     plan = encode_plan(image, quality, **options)
     as_uint8 = image.dtype == torch.uint8  # uint8 out carries no gradient: build none
-    with full_precision(image.device), torch.no_grad() if as_uint8 else contextlib.nullcontext():
+    with full_precision(image.device), torch.no_grad() if as_uint8 else contextlib.nullcontext(), _kernels_of(plan.backend):
         if plan.kernel and not plan.grad and ycbcr_to_rgb is None:
             out = _compiled_jpeg(image, plan, as_uint8)
             if out is not None:
@@ -614,7 +639,7 @@ def jpeg(
         coefficients = _encode(image, plan)
         # encode's coefficients are finite (finite image, tables >= 1) unless a
         # custom matrix overflows: decode need not scan them again
-        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=as_uint8, finite=rgb_to_ycbcr is None)
+        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=as_uint8, finite=rgb_to_ycbcr is None, backend=backend)
         if as_uint8 and out.dtype != torch.uint8:  # float and soft give [0, 1]: rounded as decode(dtype=torch.uint8) rounds them
             out = torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
@@ -660,7 +685,8 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
         # checked strip by strip, as encode() checks: the rows are then in cache for the encoder
         coefficients = _checked_encode(rows, quality, window=window, **options)
         # finite unless a custom matrix overflows, as in jpeg()
-        return _decode(coefficients, options["mode"], ycbcr_to_rgb, as_uint8=False, finite=options["rgb_to_ycbcr"] is None, window=window)
+        return _decode(coefficients, options["mode"], ycbcr_to_rgb, as_uint8=False, finite=options["rgb_to_ycbcr"] is None, window=window,
+                       backend=options["backend"])
 
     # the decoded images have the image's channels (grayscale or RGB) in the working dtype
     return strips.in_strips(run, image, mcu, halo, into=(image.shape[-3], working_dtype(image.dtype)))
@@ -714,9 +740,11 @@ class DiffJPEG(nn.Module):
         mode: Mode = "exact",
         rounding: RoundingName | Rounding | None = None,
         learnable: bool | Learnable | Iterable[Learnable] = False,
+        backend: Backend = "auto",
     ):
         super().__init__()
         check_choice("mode", mode, MODES)
+        check_choice("backend", backend, BACKENDS)
         subsampling = check_subsampling(subsampling)
         rounding = as_rounding(rounding, mode=mode)
         if learnable is True:
@@ -735,7 +763,7 @@ class DiffJPEG(nn.Module):
         if quality is not None:
             device = quality.device if isinstance(quality, Tensor) else torch.device("cpu")
             quality = quality_tensor(quality, None, torch.float32, device)
-        self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
+        self.subsampling, self.mode, self.rounding, self.backend = subsampling, mode, rounding, backend
 
         group = {"quality": "quality", "qtables": "qtables", "rgb_to_ycbcr": "color", "ycbcr_to_rgb": "color"}
 
@@ -772,6 +800,7 @@ class DiffJPEG(nn.Module):
             rounding=self.rounding,
             rgb_to_ycbcr=self.rgb_to_ycbcr,
             ycbcr_to_rgb=self.ycbcr_to_rgb,
+            backend=self.backend,
         )
 
     def extra_repr(self) -> str:
@@ -823,9 +852,11 @@ class JPEGEncoder(nn.Module):
         mode: Mode = "exact",
         rounding: RoundingName | Rounding | None = None,
         rgb_to_ycbcr: Tensor | None = None,
+        backend: Backend = "auto",
     ):
         super().__init__()
         check_choice("mode", mode, MODES)
+        check_choice("backend", backend, BACKENDS)
         subsampling = check_subsampling(subsampling)
         rounding = as_rounding(rounding, mode=mode)
         if quality is not None:
@@ -836,13 +867,13 @@ class JPEGEncoder(nn.Module):
             qtables_tensor(qtables, None, torch.float32, qtables.device, scaled=quality is not None)
         for name, value in (("quality", quality), ("qtables", qtables), ("rgb_to_ycbcr", rgb_to_ycbcr)):
             _hold(self, name, value)
-        self.subsampling, self.mode, self.rounding = subsampling, mode, rounding
+        self.subsampling, self.mode, self.rounding, self.backend = subsampling, mode, rounding, backend
 
     def forward(self, image: Tensor, quality: float | Tensor | None = None, qtables: Tensor | None = None) -> Coefficients:
         quality, qtables = _per_call(self, quality, qtables)
         return encode(
             image, self.quality if quality is None else quality, qtables=self.qtables if qtables is None else qtables,
-            subsampling=self.subsampling, mode=self.mode, rounding=self.rounding, rgb_to_ycbcr=self.rgb_to_ycbcr,
+            subsampling=self.subsampling, mode=self.mode, rounding=self.rounding, rgb_to_ycbcr=self.rgb_to_ycbcr, backend=self.backend,
         )
 
     def extra_repr(self) -> str:
@@ -858,14 +889,15 @@ class JPEGDecoder(nn.Module):
     """
 
 
-    def __init__(self, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None):
+    def __init__(self, *, mode: Mode = "exact", ycbcr_to_rgb: Tensor | None = None, backend: Backend = "auto"):
         super().__init__()
         check_choice("mode", mode, MODES)
-        self.mode = mode
+        check_choice("backend", backend, BACKENDS)
+        self.mode, self.backend = mode, backend
         _hold(self, "ycbcr_to_rgb", ycbcr_to_rgb)
 
     def forward(self, coefficients: Coefficients) -> Tensor:
-        return decode(coefficients, mode=self.mode, ycbcr_to_rgb=self.ycbcr_to_rgb)
+        return decode(coefficients, mode=self.mode, ycbcr_to_rgb=self.ycbcr_to_rgb, backend=self.backend)
 
     def extra_repr(self) -> str:
         return f"mode={self.mode!r}"

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..backends import exact
+from ..backends import exact, gpu
 from ..core.check import (
     check_all_finite,
     check_choice,
@@ -44,6 +44,7 @@ from ..core.check import (
     is_number,
 )
 from ..core.coefficients import Coefficients
+from ..core.dispatch import BACKENDS
 from ..core.geometry import ComponentGeometry, component_geometry, subsampling_factors
 from ..core.modes import MODES
 from ..core.precision import cached_constant, full_precision, working_dtype
@@ -211,13 +212,30 @@ class EncodePlan(NamedTuple):
     grad: bool
     kernel_tables: tuple | None = None
     kernel_layout: tuple | None = None
+    backend: str = "auto"
 
     @property
     def count(self) -> int:
         return math.prod(self.batch)
 
 
-def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr) -> EncodePlan:
+def check_backend(backend, device: torch.device) -> None:
+    """``backend=`` (:data:`diffjpeg.core.dispatch.Backend`) for tensors on
+    ``device``: ``"triton"`` needs Triton and the kernels' device (CUDA, or
+    the CPU under ``TRITON_INTERPRET=1``), and says what is missing."""
+    check_choice("backend", backend, BACKENDS)
+    if backend != "triton":
+        return
+    if not gpu.available():
+        raise ValueError("backend='triton' needs Triton, which does not import here (pip install triton); backend='auto' runs without it")
+    if device.type != gpu.device_type():
+        raise ValueError(
+            f"backend='triton' runs its kernels on {gpu.device_type()} tensors, got tensors on {device} "
+            "(CPU tensors take them under TRITON_INTERPRET=1, set before diffjpeg builds a kernel)"
+        )
+
+
+def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycbcr, backend: str = "auto") -> EncodePlan:
     """:func:`diffjpeg.encode`'s arguments checked and resolved (its
     docstring says what each may be). The image's shape and dtype are
     checked, not its values."""
@@ -225,6 +243,7 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
     check_choice("mode", mode, MODES)
     subsampling = check_subsampling(subsampling)
     rounding = as_rounding(rounding, mode=mode)
+    check_backend(backend, image.device)
     *batch, channels, height, width = image.shape
     batch, device, work = torch.Size(batch), image.device, working_dtype(image.dtype)
     with full_precision(device):
@@ -232,7 +251,7 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
     matrix = matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, work, device)
     factors = subsampling_factors(subsampling, channels)
     kind = torch.uint8 if image.dtype == torch.uint8 else work  # what the stages read: 8-bit levels, or floats in work
-    kernel = mode == "exact" and exact.encode_applies(image, kind, matrix, tables, tables_checked=whole)
+    kernel = mode == "exact" and backend in ("auto", "native") and exact.encode_applies(image, kind, matrix, tables, tables_checked=whole)
     count, geometries_ = math.prod(batch), encoder_geometries((height, width), factors)
     kernel_tables = kernel_layout = None
     if kernel:
@@ -241,7 +260,7 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
             kernel_tables = _whole_quality_kernel_tables(int(DEFAULT_QUALITY if quality is None else quality), count, channels)
     return EncodePlan(
         mode, rounding, batch, channels, (height, width), work, factors, geometries_,
-        tables, matrix, kernel, needs_grad(image, tables, matrix), kernel_tables, kernel_layout,
+        tables, matrix, kernel, needs_grad(image, tables, matrix), kernel_tables, kernel_layout, backend,
     )
 
 
@@ -285,13 +304,14 @@ class DecodePlan(NamedTuple):
     tables: Tensor
     matrix: Tensor | None
     kernel: bool
+    backend: str = "auto"
 
     @property
     def count(self) -> int:
         return math.prod(self.batch)
 
 
-def decode_plan(coefficients, mode, ycbcr_to_rgb, finite: bool = False) -> DecodePlan:
+def decode_plan(coefficients, mode, ycbcr_to_rgb, finite: bool = False, backend: str = "auto") -> DecodePlan:
     """:func:`diffjpeg.decode`'s arguments checked and resolved; ``finite``:
     the coefficients are known finite (encode's, unless a custom matrix
     overflowed), not scanned again."""
@@ -300,6 +320,7 @@ def decode_plan(coefficients, mode, ycbcr_to_rgb, finite: bool = False) -> Decod
     check_choice("mode", mode, MODES)
     c = coefficients
     device = c.y.device
+    check_backend(backend, device)
     named = dict(zip([f"coefficients.{n}" for n in ("y", "cb", "cr", "k")[: len(c.components)]] + ["coefficients.qtables"], c.components + [c.qtables]))
     for name, t in named.items():
         check_device(name, t, device)
@@ -317,5 +338,5 @@ def decode_plan(coefficients, mode, ycbcr_to_rgb, finite: bool = False) -> Decod
     tables = c.component_qtables().reshape(count, -1, 8, 8).to(work)
     components = tuple(b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components)
     matrix = matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, device) if c.color_space in color.TAKES_MATRIX else None
-    kernel = mode == "exact" and exact.decode_applies(list(components), tables, list(geometries_), matrix, c.color_space)
-    return DecodePlan(mode, batch, c.size, work, c.color_space, c.progression, geometries_, components, tables, matrix, kernel)
+    kernel = mode == "exact" and backend in ("auto", "native") and exact.decode_applies(list(components), tables, list(geometries_), matrix, c.color_space)
+    return DecodePlan(mode, batch, c.size, work, c.color_space, c.progression, geometries_, components, tables, matrix, kernel, backend)

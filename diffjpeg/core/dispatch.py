@@ -5,18 +5,37 @@ and the documentation, and asks here, per call, whether a backend's kernel
 applies: libjpeg-turbo's stages do the same with ``jsimd_can_*()``
 (jcdctmgr.c picks ``jsimd_fdct_islow`` or the portable C behind one
 function pointer). A backend fills its slots when it is imported
-(:mod:`diffjpeg.backends.cpu`, which the package imports), so no stage
-imports a backend and the layers import one way only.
+(:mod:`diffjpeg.backends.cpu` and :mod:`diffjpeg.backends.gpu`, which the
+package imports), so no stage imports a backend and the layers import one
+way only.
 
 A kernel returns its result, or ``None`` where it does not apply (not built,
 turned off, a tensor on another device, ``torch.compile`` tracing); the next
 kernel of the slot is asked, and where none applies the stage runs its
 tensor form. Every kernel gives its tensor form's values bit for bit
 (``tests/backends``), so which one ran changes the speed, never a value.
+
+``backend=`` of :func:`diffjpeg.jpeg`, :func:`~diffjpeg.encode`,
+:func:`~diffjpeg.decode` and their modules narrows the kernels a call may
+take (:data:`Backend`): the plan of the call enters :func:`using` around the
+stages.
 """
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Literal, get_args
+
+import torch
+
+Backend = Literal["auto", "native", "triton", "torch"]
+"""``"auto"``: every kernel that applies (the compiled C loops on the CPU,
+Triton on CUDA); ``"native"``: the compiled C loops only; ``"triton"``: the
+Triton kernels only (CUDA tensors, or CPU tensors under
+``TRITON_INTERPRET=1``); ``"torch"``: no kernel, the tensor stages alone."""
+BACKENDS: tuple[str, ...] = get_args(Backend)
+KERNEL_BACKENDS = ("native", "triton")  # what a kernel may be registered as
 
 SLOTS = (
     "color_apply",  # stages.color.color_product
@@ -28,23 +47,81 @@ SLOTS = (
     "upsample_adjoint",
     "idct_islow",  # stages.dct.idct_islow's SIMD form
 )
-_kernels: dict[str, tuple[Callable, ...]] = {}
+_kernels: dict[str, tuple[tuple[str, Callable], ...]] = {}
+_allowed: ContextVar[frozenset | None] = ContextVar("diffjpeg_backends", default=None)  # None: every backend
 
 
-def register(slot: str, kernel: Callable) -> None:
-    """Add ``kernel`` to ``slot`` (one of :data:`SLOTS`), after those there
-    (each backend's kernel declines the tensors it does not take)."""
+def register(slot: str, kernel: Callable, backend: str) -> None:
+    """Add ``kernel`` of ``backend`` (``"native"`` or ``"triton"``) to
+    ``slot`` (one of :data:`SLOTS`), after those there (each kernel declines
+    the tensors it does not take)."""
     if slot not in SLOTS:
         raise ValueError(f"slot must be one of {SLOTS}, got {slot!r}")
-    if kernel not in _kernels.get(slot, ()):
-        _kernels[slot] = _kernels.get(slot, ()) + (kernel,)
+    if backend not in KERNEL_BACKENDS:
+        raise ValueError(f"backend must be one of {KERNEL_BACKENDS}, got {backend!r}")
+    if (backend, kernel) not in _kernels.get(slot, ()):
+        _kernels[slot] = _kernels.get(slot, ()) + ((backend, kernel),)
 
 
 def run(slot: str, *args, **kwargs):
-    """The first result of ``slot``'s kernels that apply to the arguments, or
-    ``None`` where there is none."""
-    for kernel in _kernels.get(slot, ()):
-        done = kernel(*args, **kwargs)
-        if done is not None:
-            return done
+    """The first result of ``slot``'s kernels that the call's backend allows
+    and that apply to the arguments, or ``None`` where there is none."""
+    if torch.compiler.is_compiling():  # no kernel traces: the tensor forms run
+        return None
+    allowed = _allowed.get()
+    for backend, kernel in _kernels.get(slot, ()):
+        if allowed is None or backend in allowed:
+            done = kernel(*args, **kwargs)
+            if done is not None:
+                return done
     return None
+
+
+def allows(backend: str) -> bool:
+    """Whether the call in progress may take ``backend``'s kernels."""
+    allowed = _allowed.get()
+    return allowed is None or backend in allowed
+
+
+@contextlib.contextmanager
+def using(backend: Backend):
+    """The kernels ``backend`` allows (:data:`Backend`), for a ``with`` block.
+
+    Example:
+        >>> with using("torch"):
+        ...     allows("native")
+        False
+    """
+    token = _allowed.set(None if backend == "auto" else frozenset(() if backend == "torch" else (backend,)))
+    try:
+        yield
+    finally:
+        _allowed.reset(token)
+
+
+def keep(ctx) -> None:
+    """In a ``torch.autograd.Function``'s forward: note the kernels its call
+    allows on ``ctx``, for :func:`keeps_backends`'s backward."""
+    if not torch.compiler.is_compiling():  # traced, no kernel runs: nothing to keep
+        ctx.backends = _allowed.get()
+
+
+def keeps_backends(function: type) -> type:
+    """A ``torch.autograd.Function`` whose backward takes the kernels its
+    forward's call allowed (``backend=``, noted by :func:`keep`), not those
+    of whatever call is in progress when autograd runs it. A class
+    decorator; it wraps the backward only (dynamo traces a wrapped forward
+    of a Function wrongly)."""
+    backward = function.backward
+
+    def kept_backward(ctx, *grads):
+        if torch.compiler.is_compiling():
+            return backward(ctx, *grads)
+        token = _allowed.set(getattr(ctx, "backends", None))
+        try:
+            return backward(ctx, *grads)
+        finally:
+            _allowed.reset(token)
+
+    function.backward = staticmethod(kept_backward)
+    return function

@@ -209,6 +209,7 @@ def _fixed_product(matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
     return color_product(matrix.detach(), x.detach(), None if offset is None else offset.detach()) if done is None else done
 
 
+@dispatch.keeps_backends
 class _ColorProduct(torch.autograd.Function):
     """:func:`_fixed_product` forward; backward, ``M^T g`` the same way for
     ``x`` (itself differentiable for a second order), and the sums over
@@ -216,6 +217,7 @@ class _ColorProduct(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
+        dispatch.keep(ctx)
         ctx.save_for_backward(matrix, x if ctx.needs_input_grad[0] else None)
         return _fixed_product(matrix, x, offset)
 

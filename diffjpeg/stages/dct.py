@@ -209,12 +209,14 @@ def _transform(blocks: Tensor, kind: str) -> Tensor:
     return block_transform(blocks.detach(), matrix) if done is None else done
 
 
+@dispatch.keeps_backends
 class _BlockTransform(torch.autograd.Function):
     """:func:`_transform` forward; backward, the adjoint transform the same
     way (``A^T G A``), itself differentiable for a second order."""
 
     @staticmethod
     def forward(ctx, blocks: Tensor, kind: str) -> Tensor:
+        dispatch.keep(ctx)
         ctx.kind = kind
         return _transform(blocks, kind)
 
@@ -432,15 +434,17 @@ def idct_islow(coefficients: Tensor, quantized: Tensor | None = None) -> Tensor:
         [0]
     """
     x = coefficients
+    if x.dtype == torch.int32:
+        done = dispatch.run("idct_islow", x, quantized)  # one kernel on a GPU (diffjpeg.backends.gpu)
+        if done is not None:
+            return done
     if x.dtype == torch.int32 and fits_int16(x, 8191):  # no sum of two inputs, nor the shortcut's << 2, leaves int16
         m = _matrices("islow_inverse", torch.int32, x.device)
         columns = _islow_pass(x, m, CONST_BITS - PASS1_BITS, along_columns=True).clamp_(-32768, 32767)  # packssdw
         if fits_int16(columns, 16383):  # nor does a sum of two pass-1 outputs
             out = _islow_pass(columns, m, CONST_BITS + PASS1_BITS + 3, along_columns=False)
             return out.clamp_(-128, 127).add_(128)  # packsswb, then + CENTERJSAMPLE
-    x = wrap_int16(x.to(torch.int64)).to(torch.int32)
-    done = dispatch.run("idct_islow", x, quantized)  # one kernel on a GPU (diffjpeg.backends.gpu)
-    return _idct_simd16(x, quantized) if done is None else done
+    return _idct_simd16(wrap_int16(x.to(torch.int64)).to(torch.int32), quantized)
 
 
 def fdct(blocks: Tensor, mode: Mode = "float") -> Tensor:

@@ -123,6 +123,7 @@ def _window_sums(x: Tensor, h_factor: int, v_factor: int) -> Tensor:
     return x[..., 0::2, :] + x[..., 1::2, :]
 
 
+@dispatch.keeps_backends
 class _Downsample(torch.autograd.Function):
     """Window mean forward (libjpeg's biased integer average if ``biased``);
     backward spreads the gradient evenly, saving nothing (avg_pool2d's own
@@ -130,6 +131,7 @@ class _Downsample(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, plane, h_factor, v_factor, biased):
+        dispatch.keep(ctx)
         ctx.factors = (h_factor, v_factor)
         done = dispatch.run("downsample", plane, h_factor, v_factor, biased)  # the same values, in one pass
         if done is not None:
@@ -278,12 +280,14 @@ def _fancy_filter(plane: Tensor, factors: tuple[int, int], biased: bool, out: Te
     return y if y is out else out.copy_(y)
 
 
+@dispatch.keeps_backends
 class _FancyUpsample(torch.autograd.Function):
     """The triangle filter forward, rounded with libjpeg's biases if ``biased``;
     the real filter's transpose backward (nothing saved)."""
 
     @staticmethod
     def forward(ctx, plane, factors, biased):
+        dispatch.keep(ctx)
         ctx.factors = factors
         return _fancy_filter(plane, factors, biased)
 

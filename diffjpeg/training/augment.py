@@ -50,6 +50,7 @@ from torch.utils._pytree import tree_flatten, tree_unflatten
 
 from ..codec.pipeline import jpeg
 from ..core.check import check_choice, check_image, check_subsampling, eager, is_number
+from ..core.dispatch import BACKENDS, Backend
 from ..core.geometry import SUBSAMPLINGS, PillowSubsampling, Subsampling
 from ..core.modes import MODES, Mode
 from ..stages.rounding import Rounding, RoundingName, as_rounding
@@ -296,6 +297,7 @@ def random_jpeg(
     generator: torch.Generator | None = None,
     params: RandomJPEGParams | None = None,
     return_params: bool = False,
+    backend: Backend = "auto",
 ):
     """Compress each sample with probability ``p`` at a random quality; functional :class:`RandomJPEG`.
 
@@ -314,7 +316,8 @@ def random_jpeg(
     low, high, p, subsamplings, rounding = _check_options(quality, p, subsampling, mode, rounding, fractional, generator)
     _check_flag("same_on_batch", same_on_batch)
     _check_flag("return_params", return_params)
-    options = dict(mode=mode, rounding=rounding)
+    check_choice("backend", backend, BACKENDS)
+    options = dict(mode=mode, rounding=rounding, backend=backend)
 
     def draw(batch):
         return _draw(batch, low, high, p, fractional, subsamplings, generator, same_on_batch)
@@ -343,7 +346,7 @@ class RandomJPEG(nn.Module):
             them to draw from uniformly per sample (repeat an entry to weight
             it). Ignored for grayscale. Keyword-only, as is every parameter
             after ``quality``.
-        mode, rounding: as in :func:`diffjpeg.jpeg`.
+        mode, rounding, backend: as in :func:`diffjpeg.jpeg`.
         fractional: draw real qualities (``mode="float"`` or ``"soft"`` only).
         same_on_batch: one draw (whether, quality, subsampling) for the whole
             batch instead of one per sample, as kornia's ``same_on_batch``.
@@ -409,8 +412,11 @@ class RandomJPEG(nn.Module):
         fractional: bool = False,
         same_on_batch: bool = False,
         generator: torch.Generator | None = None,
+        backend: Backend = "auto",
     ):
         super().__init__()
+        check_choice("backend", backend, BACKENDS)
+        self.backend = backend
         self.low, self.high, self.p, self.subsamplings, self.rounding = _check_options(
             quality, p, subsampling, mode, rounding, fractional, generator
         )
@@ -428,7 +434,7 @@ class RandomJPEG(nn.Module):
         return _draw(batch, self.low, self.high, self.p, self.fractional, self.subsamplings, self.generator, self.same_on_batch)
 
     def _compress(self, image, params, replayed=True):
-        options = dict(mode=self.mode, rounding=self.rounding)
+        options = dict(mode=self.mode, rounding=self.rounding, backend=self.backend)
         return _compress(image, params, self.draw, self.p, options, replayed)
 
     def forward(self, *inputs, params: RandomJPEGParams | None = None, return_params: bool = False):

@@ -17,9 +17,10 @@ def photo(h=37, w=53):
 
 
 def plan_of(image, quality=75, mode="exact", **options):
-    defaults = dict(qtables=None, subsampling="4:2:0", rounding=None, rgb_to_ycbcr=None)
+    defaults = dict(qtables=None, subsampling="4:2:0", rounding=None, rgb_to_ycbcr=None, backend="auto")
     defaults.update(options)
-    return encode_plan(image, quality, defaults["qtables"], defaults["subsampling"], mode, defaults["rounding"], defaults["rgb_to_ycbcr"])
+    return encode_plan(image, quality, defaults["qtables"], defaults["subsampling"], mode, defaults["rounding"], defaults["rgb_to_ycbcr"],
+                       defaults["backend"])
 
 
 def test_the_plan_resolves_every_argument_once():
@@ -137,3 +138,61 @@ def test_the_general_idct_taken_off_the_cpu_gives_the_same_pixels(quality, monke
         monkeypatch.setattr(quantize, "fits_int16", lambda values, bound=32767: False)
         general = diffjpeg.jpeg(x, quality)
     assert torch.equal(general, fast) and torch.equal(fast, diffjpeg.jpeg(x, quality))
+
+
+# ---------------------------------------------------------------- backend=
+def test_an_unknown_backend_is_refused_naming_the_choices():
+    x = photo()
+    c = diffjpeg.encode(x, 50)
+    calls = [
+        lambda: diffjpeg.jpeg(x, 50, backend="cuda"), lambda: diffjpeg.encode(x, 50, backend="cuda"),
+        lambda: diffjpeg.decode(c, backend="cuda"), lambda: diffjpeg.DiffJPEG(50, backend="cuda"),
+        lambda: diffjpeg.JPEGEncoder(50, backend="cuda"), lambda: diffjpeg.JPEGDecoder(backend="cuda"),
+        lambda: diffjpeg.RandomJPEG(50, backend="cuda"), lambda: diffjpeg.random_jpeg(x, 50, backend="cuda"),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"backend must be one of \('auto', 'native', 'triton', 'torch'\), got 'cuda'"):
+            call()
+
+
+def test_the_triton_backend_says_what_it_needs(monkeypatch):
+    """Triton's kernels take CUDA tensors (CPU tensors only under its interpreter)."""
+    from diffjpeg.backends import gpu
+
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    message = "Triton, which does not import" if not gpu.available() else "runs its kernels on cuda tensors, got tensors on cpu"
+    with pytest.raises(ValueError, match=message):
+        diffjpeg.jpeg(photo(), 50, backend="triton")
+    monkeypatch.setattr(gpu, "available", lambda: False)
+    with pytest.raises(ValueError, match="backend='triton' needs Triton"):
+        diffjpeg.decode(diffjpeg.encode(photo(), 50), backend="triton")
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("mode", ("exact", "float", "soft"))
+def test_every_backend_gives_the_same_values_and_gradients(mode):
+    """Each kernel gives its tensor form's values bit for bit
+    (tests/backends): which backend runs changes the speed, never a value."""
+    x = photo().expand(2, 3, 37, 53).float().div(255)
+    results = {}
+    for backend in ("auto", "native", "torch"):
+        image = x.clone().requires_grad_()
+        y = diffjpeg.jpeg(image, 40, mode=mode, backend=backend)
+        y.square().sum().backward()
+        results[backend] = (y, image.grad)
+    for backend in ("native", "torch"):
+        assert torch.equal(results[backend][0], results["auto"][0]) and torch.equal(results[backend][1], results["auto"][1]), backend
+
+
+def test_the_torch_backend_takes_no_kernel(monkeypatch):
+    from diffjpeg.core import dispatch
+
+    asked = []
+    for slot, kernels in list(dispatch._kernels.items()):
+        monkeypatch.setitem(dispatch._kernels, slot, tuple((b, lambda *a, k=k, b=b, **kw: asked.append(b) or k(*a, **kw)) for b, k in kernels))
+    x = photo().float().div(255).requires_grad_()
+    diffjpeg.jpeg(x, 40, mode="float", backend="torch").sum().backward()
+    assert asked == []
+    diffjpeg.jpeg(x, 40, mode="float", backend="native").sum().backward()
+    assert set(asked) == {"native"} or not cpu.available()
+    assert not plan_of(photo(), backend="torch").kernel and plan_of(photo(), backend="native").kernel == exact.available()
