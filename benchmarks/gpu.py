@@ -66,6 +66,7 @@ DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.
 SUBSAMPLINGS = ("4:4:4", "4:2:2", "4:2:0")
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "camera")  # camera: grayscale
 FORWARDS = ("exact", "float", "soft")
+BACKEND_ROWS = ("auto", "torch")  # diffjpeg's backend= in the eager rows: the kernels where they apply, and none
 SPEED_DTYPES = ("float32", "bfloat16")
 TARGET_MPS = 2000.0  # 2 Gpx/s
 TARGET_KORNIA = 10.0
@@ -380,7 +381,9 @@ def measure(f, dtype: str, batch: int, size: int, warmup: int, repeats: int, dev
 def eager_speed(device: torch.device, settings: dict) -> tuple[list[dict], str | None]:
     rows = []
     kornia = kornia_jpeg()
-    candidates = [(f"diffjpeg {forward}", dtype, ours(forward)) for dtype in SPEED_DTYPES for forward in FORWARDS]
+    # each mode's default surrogate; backend auto (Triton where it applies) and torch (the tensor stages alone) side by side
+    candidates = [(f"diffjpeg {forward}" + ("" if backend == "auto" else f" [{backend}]"), dtype, ours(forward, None, backend=backend))
+                  for dtype in SPEED_DTYPES for forward in FORWARDS for backend in BACKEND_ROWS]
     if kornia is not None:
         candidates += [("kornia", dtype, kornia) for dtype in SPEED_DTYPES]
     for method, dtype, f in candidates:
@@ -388,7 +391,8 @@ def eager_speed(device: torch.device, settings: dict) -> tuple[list[dict], str |
             row = measure(f, dtype, settings["batch"], settings["size"], settings["warmup"], settings["repeats"], device)
         except Exception as e:  # noqa: BLE001 (kornia in bfloat16, say)
             row = {"error": brief(e)}
-        rows.append({"method": method, "dtype": dtype, "mode": "eager", **row})
+        backend = method.split("[")[-1].rstrip("]") if "[" in method else ("auto" if method.startswith("diffjpeg") else None)
+        rows.append({"method": method, "dtype": dtype, "mode": "eager", "backend": backend, "compiled": False, **row})
         log(f"speed: {method} {dtype} eager: " + (row.get("error") or f"fwd {_mps(row['fwd MP/s'])} MP/s, fwd+bwd {_mps(row['fwd+bwd MP/s'])} MP/s"))
     return rows, None if kornia is not None else "kornia is not installed here: no kornia rows, no ratios against it."
 
@@ -398,11 +402,11 @@ def compile_worker(spec: dict) -> None:
     device = torch.device(spec["device"])
     for forward, dtype in spec["rows"]:
         torch._dynamo.reset()  # a fresh cache per row: no recompile limit reached, no row pays for another
-        f = torch.compile(ours(forward))
+        f = torch.compile(ours(forward, None))  # each mode's default surrogate, as the eager rows
         x = torch.rand(spec["batch"], 3, spec["size"], spec["size"], device=device).to(DTYPES[dtype])
         q = torch.tensor(50.0, device=device)
         print(f"[compile worker] compiling diffjpeg {forward} {dtype}", file=sys.stderr, flush=True)
-        row = {"method": f"diffjpeg {forward}", "dtype": dtype, "mode": COMPILED}
+        row = {"method": f"diffjpeg {forward}", "dtype": dtype, "mode": COMPILED, "backend": "auto", "compiled": True}
         try:
             start = time.perf_counter()
             xg = x.clone().requires_grad_()
@@ -475,7 +479,7 @@ def speed_section(rows: list[dict], device: str, settings: dict, note: str | Non
     return "\n".join([
         f"## 3. Speed and memory on {device}, eager\n",
         f"Batch {settings['batch']}x3x{settings['size']}x{settings['size']} (`torch.rand`, cast to the dtype), quality 50, 4:2:0, "
-        f"rounding surrogate polynomial. MP/s: megapixels per second, median (best) of {settings['repeats']} calls after "
+        f"each mode's default rounding surrogate; `[torch]`: `backend=\"torch\"` (the tensor stages alone), else `backend=\"auto\"` (Triton kernels where they apply). MP/s: megapixels per second, median (best) of {settings['repeats']} calls after "
         f"{settings['warmup']} warm-up calls{', each followed by `torch.cuda.synchronize`' if device.startswith('cuda') else ''}; fwd runs under `no_grad`, fwd+bwd is "
         f"`torch.autograd.grad(f(x), x, ones)`; {memory}. Ratios: against kornia float32, medians.\n",
         *([f"{note}\n"] if note else []),

@@ -140,9 +140,10 @@ def kornia_table_codec():
     return codec
 
 
-def ours(mode: str, rounding: str = "polynomial", subsampling: str = "4:2:0"):
-    """diffjpeg's ``jpeg`` with one forward pass and surrogate, as ``f(x, quality)``."""
-    return lambda x, q: jpeg(x, quality=q, subsampling=subsampling, mode=mode, rounding=rounding)
+def ours(mode: str, rounding: str | None = "polynomial", subsampling: str = "4:2:0", backend: str = "auto"):
+    """diffjpeg's ``jpeg`` with one forward pass, surrogate (``None``: the
+    mode's default) and ``backend=``, as ``f(x, quality)``."""
+    return lambda x, q: jpeg(x, quality=q, subsampling=subsampling, mode=mode, rounding=rounding, backend=backend)
 
 
 def tensor_stages(f):
