@@ -2,11 +2,13 @@
 stages' tensor forms bit for bit (issue 29's first piece; the kernels are in
 :mod:`diffjpeg.backends.gpu_kernels`).
 
-Today: the exact decoder's inverse DCT, libjpeg-turbo's SIMD ISLOW
-(``jidctint-avx2.asm``) with its 16-bit sums and saturations, as
-:func:`diffjpeg.stages.dct.idct_islow` defines it, in one kernel per batch
-of blocks instead of some sixty elementwise operations. It fills the
-``idct_islow`` slot of :mod:`diffjpeg.core.dispatch` for CUDA tensors.
+Today, two pieces of the exact decoder: the inverse DCT, libjpeg-turbo's
+SIMD ISLOW (``jidctint-avx2.asm``) with its 16-bit sums and saturations, as
+:func:`diffjpeg.stages.dct.idct_islow` defines it, in one kernel instead of
+some sixty elementwise operations; and jdcolor.c's integer YCbCr to RGB
+conversion (:func:`diffjpeg.stages.color.ycbcr_to_rgb_fixed`). They fill the
+``idct_islow`` and ``ycbcr_to_rgb_fixed`` slots of
+:mod:`diffjpeg.core.dispatch` for CUDA tensors.
 
 Facts relied on (Triton's language reference): integer ``>>`` on signed
 types is an arithmetic shift; int32 ``+``, ``-``, ``*`` and ``&`` wrap as
@@ -32,6 +34,7 @@ from ..core import dispatch
 from ..stages.dct import CONST_BITS, PASS1_BITS
 
 BLOCKS_PER_PROGRAM = 64
+PIXELS_PER_PROGRAM = 1024
 assert (CONST_BITS - PASS1_BITS, CONST_BITS + PASS1_BITS + 3) == (11, 18)  # the kernel's pass shifts
 
 
@@ -83,4 +86,22 @@ def idct_islow(x: Tensor, quantized: Tensor | None = None) -> Tensor | None:
     return out.reshape(x.shape)
 
 
+def ycbcr_to_rgb_fixed(samples: Tensor) -> Tensor | None:
+    """:func:`diffjpeg.stages.color.ycbcr_to_rgb_fixed` with libjpeg's matrix
+    in one kernel: int32 ``(B, 3, H, W)`` samples in, RGB out; ``None`` where
+    the kernel does not apply."""
+    if samples.dtype != torch.int32 or samples.dim() != 4 or samples.shape[1] != 3 or not applies(samples):
+        return None
+    kernels = _kernels()
+    x = samples.contiguous()
+    out = torch.empty_like(x)
+    b, _, h, w = x.shape
+    total = b * h * w
+    if total:
+        grid = (kernels.triton.cdiv(total, PIXELS_PER_PROGRAM),)
+        kernels.ycc_kernel[grid](x, out, h * w, total, BLOCK=PIXELS_PER_PROGRAM)
+    return out
+
+
 dispatch.register("idct_islow", idct_islow, "triton")
+dispatch.register("ycbcr_to_rgb_fixed", ycbcr_to_rgb_fixed, "triton")

@@ -3,6 +3,10 @@
 Imported only when a tensor they could take first shows up: this module
 imports Triton, which costs as much as a second.
 
+``ycc_kernel``: :func:`diffjpeg.stages.color.ycbcr_to_rgb_fixed` with
+libjpeg's matrix (jdcolor.c's integer sums, >> 16, clamped), ``BLOCK``
+pixels per program.
+
 ``idct_kernel``: :func:`diffjpeg.stages.dct.idct_islow`'s SIMD form
 (``dct._simd_pass`` twice, the shortcut, packsswb, + 128) on int32 blocks,
 each value first taken modulo 2**16 as the SIMD dequantization leaves it,
@@ -11,6 +15,7 @@ each value first taken modulo 2**16 as the SIMD dequantization leaves it,
 import triton
 import triton.language as tl
 
+from ..stages.color import fixed_matrix
 from ..stages.dct import simd_idct_constants
 
 # the multiply-adds' constants, as Triton takes globals: constexpr
@@ -101,3 +106,27 @@ def idct_kernel(x_ptr, shortcut_ptr, columns_ptr, out_ptr, n, BLOCKS: tl.constex
     tl.store(out_ptr + across + 5, tl.minimum(tl.maximum(s5, -128), 127) + 128, mask=mask)
     tl.store(out_ptr + across + 6, tl.minimum(tl.maximum(s6, -128), 127) + 128, mask=mask)
     tl.store(out_ptr + across + 7, tl.minimum(tl.maximum(s7, -128), 127) + 128, mask=mask)
+
+
+# jdcolor.c's fixed-point matrix and each channel's rounding with the chroma offset folded in (color.decoder_rounding)
+_YCC = fixed_matrix(inverse=True)
+(R0, R1, R2), (G0, G1, G2), (B0, B1, B2) = [[tl.constexpr(v) for v in row] for row in _YCC]
+RR, RG, RB = [tl.constexpr((1 << 15) - 128 * (row[1] + row[2])) for row in _YCC]
+
+
+@triton.jit
+def ycc_kernel(x_ptr, out_ptr, plane, total, BLOCK: tl.constexpr):
+    """``(B, 3, H, W)`` int32 YCbCr samples to RGB, ``plane = H * W``: pixel
+    ``p`` of image ``b`` at ``b * 3 * plane + c * plane + p``."""
+    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = index < total
+    at = (index // plane) * 3 * plane + index % plane
+    y = tl.load(x_ptr + at, mask=mask, other=0)
+    cb = tl.load(x_ptr + at + plane, mask=mask, other=0)
+    cr = tl.load(x_ptr + at + 2 * plane, mask=mask, other=0)
+    r = (y * R0 + cb * R1 + cr * R2 + RR) >> 16
+    g = (y * G0 + cb * G1 + cr * G2 + RG) >> 16
+    b = (y * B0 + cb * B1 + cr * B2 + RB) >> 16
+    tl.store(out_ptr + at, tl.minimum(tl.maximum(r, 0), 255), mask=mask)
+    tl.store(out_ptr + at + plane, tl.minimum(tl.maximum(g, 0), 255), mask=mask)
+    tl.store(out_ptr + at + 2 * plane, tl.minimum(tl.maximum(b, 0), 255), mask=mask)

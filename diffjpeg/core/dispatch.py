@@ -46,6 +46,7 @@ SLOTS = (
     "downsample_adjoint",
     "upsample_adjoint",
     "idct_islow",  # stages.dct.idct_islow's SIMD form
+    "ycbcr_to_rgb_fixed",  # stages.color.ycbcr_to_rgb_fixed with libjpeg's matrix
 )
 _kernels: dict[str, tuple[tuple[str, Callable], ...]] = {}
 _allowed: ContextVar[frozenset | None] = ContextVar("diffjpeg_backends", default=None)  # None: every backend

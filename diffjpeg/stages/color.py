@@ -169,6 +169,9 @@ def ycbcr_to_rgb_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:
         tensor([255,  37, 128], dtype=torch.int32)
     """
     if matrix is None:
+        done = dispatch.run("ycbcr_to_rgb_fixed", samples) if samples.dtype == torch.int32 else None
+        if done is not None:  # one kernel on a GPU (diffjpeg.backends.gpu)
+            return done
         fixed = torch.tensor(fixed_matrix(inverse=True), dtype=torch.int32, device=samples.device)
     else:
         fixed = _fix_tensor(matrix)

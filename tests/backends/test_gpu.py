@@ -52,9 +52,30 @@ def test_the_inverse_dct_kernel_is_the_simd_form():
     assert out.split() == ["ok", "5"]
 
 
-def test_exact_decode_through_the_kernel_gives_pillows_pixels():
-    """decode(backend="triton") takes the kernel from the idct_islow slot
-    for every component (and nothing of the C backend): Pillow's pixels."""
+def test_the_color_kernel_is_jdcolors_integer_conversion():
+    out = interpreted(
+        """
+        import torch
+        from diffjpeg.backends import gpu
+        from diffjpeg.core import dispatch
+        from diffjpeg.stages import color
+        g = torch.Generator().manual_seed(1)
+        for shape in ((2, 3, 19, 23), (1, 3, 1, 1), (3, 3, 40, 8)):
+            x = torch.randint(0, 256, shape, generator=g, dtype=torch.int32)
+            got = gpu.ycbcr_to_rgb_fixed(x)
+            with dispatch.using("torch"):
+                want = color.ycbcr_to_rgb_fixed(x)
+            assert got is not None and torch.equal(got, want), shape
+        print("ok")
+        """
+    )
+    assert out.split() == ["ok"]
+
+
+def test_exact_decode_through_the_kernels_gives_pillows_pixels():
+    """decode(backend="triton") takes the kernels from the idct_islow slot
+    for every component and the color slot for every image (and nothing of
+    the C backend): Pillow's pixels."""
     out = interpreted(
         """
         import io
@@ -65,21 +86,23 @@ def test_exact_decode_through_the_kernel_gives_pillows_pixels():
         from diffjpeg.core import dispatch
         from tests.helpers import skimage_crop
         taken = []
-        kernel = gpu.idct_islow
-        def counted(x, q=None):
-            out = kernel(x, q)
-            taken.append(out is not None)
-            return out
-        dispatch._kernels["idct_islow"] = (("triton", counted),)
+        def counted(kernel):
+            def run(*args):
+                out = kernel(*args)
+                taken.append((kernel.__name__, out is not None))
+                return out
+            return run
+        dispatch._kernels["idct_islow"] = (("triton", counted(gpu.idct_islow)),)
+        dispatch._kernels["ycbcr_to_rgb_fixed"] = (("triton", counted(gpu.ycbcr_to_rgb_fixed)),)
         for subsampling in (0, 1, 2):
             buffer = io.BytesIO()
             Image.fromarray(skimage_crop("astronaut", 37, 53, 100, 180)).save(buffer, "JPEG", quality=60, subsampling=subsampling)
             y = diffjpeg.decode(diffjpeg.read(buffer.getvalue()), dtype=torch.uint8, backend="triton")
             assert np.array_equal(y.permute(1, 2, 0).numpy(), np.asarray(Image.open(buffer)))
-        print("ok", all(taken) and len(taken) == 9)
+        print("ok", all(t for _, t in taken), sum(n == "idct_islow" for n, _ in taken), sum(n == "ycbcr_to_rgb_fixed" for n, _ in taken))
         """
     )
-    assert out.split() == ["ok", "True"]
+    assert out.split() == ["ok", "True", "9", "3"]
 
 
 def test_without_the_interpreter_cpu_tensors_stay_on_the_tensor_path():
