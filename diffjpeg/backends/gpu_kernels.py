@@ -60,7 +60,7 @@ def idct_kernel(x_ptr, shortcut_ptr, columns_ptr, out_ptr, n, BLOCKS: tl.constex
     row a vector over the block's 8 columns), its results through
     ``columns_ptr`` (the row pass reads them transposed), the row pass,
     packsswb and + 128."""
-    block = tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None]  # (BLOCKS, 1)
+    block = (tl.program_id(0) * BLOCKS + tl.arange(0, BLOCKS)[:, None]).to(tl.int64)  # (BLOCKS, 1); offsets past 2**31 for large batches
     lane = tl.arange(0, 8)[None, :]  # (1, 8)
     mask = (block < n) & (lane < 8)
     base = block * 64 + lane
@@ -118,7 +118,7 @@ RR, RG, RB = [tl.constexpr((1 << 15) - 128 * (row[1] + row[2])) for row in _YCC]
 def ycc_kernel(x_ptr, out_ptr, plane, total, BLOCK: tl.constexpr):
     """``(B, 3, H, W)`` int32 YCbCr samples to RGB, ``plane = H * W``: pixel
     ``p`` of image ``b`` at ``b * 3 * plane + c * plane + p``."""
-    index = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    index = (tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)).to(tl.int64)  # offsets past 2**31 for large batches
     mask = index < total
     at = (index // plane) * 3 * plane + index % plane
     y = tl.load(x_ptr + at, mask=mask, other=0)
