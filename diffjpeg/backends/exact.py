@@ -227,25 +227,37 @@ def encode(
         or outside ``within``: the caller reports the image.
     """
     count, channels, height, width = image.shape
-    samples, plane_stride, sample_stride = _planes(image.detach())
     outputs = [torch.empty(count, *g.blocks, 8, 8, dtype=out_dtype) for g in geometries]
     coefficients = [torch.empty_like(o) for o in outputs] if dct else None
     if table_values is None:
         table_values = encoder_tables(tables, channels)
     items, rows = layout or _layout(count, height, tuple(geometries))
+    blocks = tuple(o.numpy() for o in outputs)
+    dct_blocks = tuple(o.numpy() for o in coefficients) if dct else None
+    done = _encode_into(image, blocks, out_dtype, dct_blocks, table_values, items, rows, within)
+    return (outputs, coefficients) if done else None
+
+
+def _encode_into(image: Tensor, blocks: tuple, dtype: torch.dtype, dct: tuple | None, tables: np.ndarray, items: np.ndarray,
+                 rows: np.ndarray, within: tuple[float, float] | None) -> bool:
+    """The kernel's encode of ``image`` ``(B, C, H, W)`` (read where it lies,
+    :func:`_planes`) into ``blocks`` (numpy arrays of ``dtype``, ``(B, rows,
+    cols, 8, 8)`` each; ``dct``: the same for the DCT, or ``None``) over the
+    threads, the strips ``items`` of geometry ``rows``; whether every value
+    lay ``within``."""
+    count, _, height, width = image.shape
+    samples, plane_stride, sample_stride = _planes(image.detach())
     call = dict(
         image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride, sample_stride=sample_stride,
-        blocks=tuple(o.numpy() for o in outputs), blocks_kind=_KINDS[out_dtype],
-        dct=tuple(o.numpy() for o in coefficients) if dct else None,
-        count=count, height=height, width=width, constants=_constants(False),
-        tables=table_values,
-        geometry=rows, within=None if within is None else (float(within[0]), float(within[1])),
+        blocks=blocks, blocks_kind=_KINDS[dtype], dct=dct, count=count, height=height, width=width,
+        constants=_constants(False), tables=tables, geometry=rows,
+        within=None if within is None else (float(within[0]), float(within[1])),
     )
 
     def task(start: int, stop: int) -> bool:
         return _kernel.encode(items=items[start:stop], **call)
 
-    return (outputs, coefficients) if all(_run(task, len(items))) else None
+    return all(_run(task, len(items)))
 
 
 def encoder_tables(tables: Tensor, channels: int) -> np.ndarray:
@@ -286,9 +298,16 @@ def _planes(image: Tensor) -> tuple[np.ndarray, int, int]:
         if stride >= plane and (count == 1 or image.stride(0) == channels * stride):
             span = (count * channels - 1) * stride + plane
             return image.as_strided((span,), (1,)).numpy(), stride, 1
-    if channels > 1 and image.stride()[1:] == (1, width * channels, channels) and (count == 1 or image.stride(0) == plane * channels):
-        return image.as_strided((count * plane * channels,), (1,)).numpy(), 1, channels  # channels last
+    if _channels_last_layout(image):
+        return image.as_strided((count * plane * channels,), (1,)).numpy(), 1, channels
     return image.contiguous().numpy(), plane, 1
+
+
+def _channels_last_layout(image: Tensor) -> bool:
+    """Whether ``image`` ``(B, C, H, W)`` holds its channels interleaved, each
+    pixel's C samples side by side (a PIL image's layout), densely."""
+    count, channels, height, width = image.shape
+    return channels > 1 and image.stride()[1:] == (1, width * channels, channels) and (count == 1 or image.stride(0) == height * width * channels)
 
 
 def decode_applies(components: list[Tensor], tables: Tensor, geometries: list[ComponentGeometry], matrix, color_space: str = "YCbCr") -> bool:
@@ -386,28 +405,14 @@ def round_trip(
     if _kernel is None:
         return None
     count, channels, height, width = image.shape
-    samples, plane_stride, sample_stride = _planes(image.detach())
     items, rows = layout
     encoder, decoder = table_values
     blocks = tuple(np.empty((count, *g.blocks, 8, 8), np.float32) for g in geometries)
-    size = dict(count=count, height=height, width=width, geometry=rows, blocks=blocks, blocks_kind=_KINDS[torch.float32])
-    encoding = dict(
-        size, image=samples, image_kind=_KINDS[image.dtype], plane_stride=plane_stride, sample_stride=sample_stride, dct=None,
-        constants=_constants(False), tables=encoder, within=None if within is None else (float(within[0]), float(within[1])),
-    )
-    if not all(_run(lambda start, stop: _kernel.encode(items=items[start:stop], **encoding), len(items))):
+    if not _encode_into(image, blocks, torch.float32, None, encoder, items, rows, within):
         return None
-    out = torch.empty(count, channels, height, width, dtype=out_dtype) if sample_stride == 1 else _channels_last(image, out_dtype)
-    pixels, out_plane_stride, out_sample_stride = _planes(out)
-    if pixels.nbytes >= PREPARED_BYTES:
-        _kernel.prepare(pixels)
-    convert, invert = _color_steps("YCbCr" if channels == 3 else "grayscale")
-    decoding = dict(
-        size, image=pixels, image_kind=_KINDS[out_dtype], plane_stride=out_plane_stride, sample_stride=out_sample_stride,
-        constants=_constants(True),
-        tables=decoder, convert=convert, invert=invert,
-    )
-    return out if all(_run(lambda start, stop: _kernel.decode(items=items[start:stop], **decoding), len(items))) else None
+    out = _channels_last(image, out_dtype) if _channels_last_layout(image) else torch.empty(count, channels, height, width, dtype=out_dtype)
+    steps = _color_steps("YCbCr" if channels == 3 else "grayscale")
+    return out if _decode_into(out, blocks, torch.float32, decoder, items, rows, steps) else None
 
 
 def _channels_last(like: Tensor, dtype: torch.dtype) -> Tensor:

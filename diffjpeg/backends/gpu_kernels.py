@@ -43,16 +43,18 @@ def _pass(i0, i1, i2, i3, i4, i5, i6, i7, BITS: tl.constexpr):
     o1 = i5 * O10 + i3 * O11 + z4
     o2 = i5 * O20 + i3 * O21 + z3
     o3 = i7 * O30 + i1 * O31 + z4
-    half = 1 << (BITS - 1)
-    r0 = tl.minimum(tl.maximum((tmp10 + o3 + half) >> BITS, -32768), 32767)
-    r1 = tl.minimum(tl.maximum((tmp11 + o2 + half) >> BITS, -32768), 32767)
-    r2 = tl.minimum(tl.maximum((tmp12 + o1 + half) >> BITS, -32768), 32767)
-    r3 = tl.minimum(tl.maximum((tmp13 + o0 + half) >> BITS, -32768), 32767)
-    r4 = tl.minimum(tl.maximum((tmp13 - o0 + half) >> BITS, -32768), 32767)
-    r5 = tl.minimum(tl.maximum((tmp12 - o1 + half) >> BITS, -32768), 32767)
-    r6 = tl.minimum(tl.maximum((tmp11 - o2 + half) >> BITS, -32768), 32767)
-    r7 = tl.minimum(tl.maximum((tmp10 - o3 + half) >> BITS, -32768), 32767)
-    return r0, r1, r2, r3, r4, r5, r6, r7
+    return (_descale(tmp10 + o3, BITS), _descale(tmp11 + o2, BITS), _descale(tmp12 + o1, BITS), _descale(tmp13 + o0, BITS),
+            _descale(tmp13 - o0, BITS), _descale(tmp12 - o1, BITS), _descale(tmp11 - o2, BITS), _descale(tmp10 - o3, BITS))
+
+
+@triton.jit
+def _sample(v):
+    return tl.minimum(tl.maximum(v, -128), 127) + 128  # packsswb, then + CENTERJSAMPLE
+
+
+@triton.jit
+def _descale(v, BITS: tl.constexpr):
+    return tl.minimum(tl.maximum((v + (1 << (BITS - 1))) >> BITS, -32768), 32767)  # DESCALE, packssdw
 
 @triton.jit
 def idct_kernel(x_ptr, shortcut_ptr, columns_ptr, out_ptr, n, BLOCKS: tl.constexpr):
@@ -98,14 +100,14 @@ def idct_kernel(x_ptr, shortcut_ptr, columns_ptr, out_ptr, n, BLOCKS: tl.constex
     k7 = tl.load(columns_ptr + across + 7, mask=mask, other=0)
     s0, s1, s2, s3, s4, s5, s6, s7 = _pass(k0, k1, k2, k3, k4, k5, k6, k7, 18)  # CONST_BITS + PASS1_BITS + 3
     # out[row, k]: s_k holds column k over the rows (lane = row)
-    tl.store(out_ptr + across + 0, tl.minimum(tl.maximum(s0, -128), 127) + 128, mask=mask)
-    tl.store(out_ptr + across + 1, tl.minimum(tl.maximum(s1, -128), 127) + 128, mask=mask)
-    tl.store(out_ptr + across + 2, tl.minimum(tl.maximum(s2, -128), 127) + 128, mask=mask)
-    tl.store(out_ptr + across + 3, tl.minimum(tl.maximum(s3, -128), 127) + 128, mask=mask)
-    tl.store(out_ptr + across + 4, tl.minimum(tl.maximum(s4, -128), 127) + 128, mask=mask)
-    tl.store(out_ptr + across + 5, tl.minimum(tl.maximum(s5, -128), 127) + 128, mask=mask)
-    tl.store(out_ptr + across + 6, tl.minimum(tl.maximum(s6, -128), 127) + 128, mask=mask)
-    tl.store(out_ptr + across + 7, tl.minimum(tl.maximum(s7, -128), 127) + 128, mask=mask)
+    tl.store(out_ptr + across + 0, _sample(s0), mask=mask)
+    tl.store(out_ptr + across + 1, _sample(s1), mask=mask)
+    tl.store(out_ptr + across + 2, _sample(s2), mask=mask)
+    tl.store(out_ptr + across + 3, _sample(s3), mask=mask)
+    tl.store(out_ptr + across + 4, _sample(s4), mask=mask)
+    tl.store(out_ptr + across + 5, _sample(s5), mask=mask)
+    tl.store(out_ptr + across + 6, _sample(s6), mask=mask)
+    tl.store(out_ptr + across + 7, _sample(s7), mask=mask)
 
 
 # jdcolor.c's fixed-point matrix and each channel's rounding with the chroma offset folded in (color.decoder_rounding)

@@ -128,29 +128,34 @@ def matrix_tensor(name: str, matrix, batch: torch.Size, dtype, device) -> Tensor
     return per_image(name, m, batch, (3, 3))
 
 
-def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, device, known: bool = False):
-    """The ``(B, 2, 8, 8)`` tables a call quantizes with (see
-    :func:`diffjpeg.encode`); with ``known``, also whether they are the
-    cached tables of a whole-number quality (whole numbers in [1, 255] for
-    exact mode, which the compiled encoder need not check)."""
+def whole_quality(quality, qtables) -> int | None:
+    """The whole-number quality whose tables a call's ``quality`` and
+    ``qtables`` give (libjpeg's default where neither is given), or ``None``:
+    those tables are built once and cached, and in exact mode are whole
+    numbers in [1, 255], which the compiled encoder need not check."""
     if quality is None and qtables is None:
-        quality = DEFAULT_QUALITY
+        return DEFAULT_QUALITY
     if qtables is None and is_number(quality) and quality in _WHOLE_QUALITIES:
+        return int(quality)
+    return None
+
+
+def resolve_tables(quality, qtables, batch: torch.Size, exact: bool, dtype, device) -> Tensor:
+    """The ``(B, 2, 8, 8)`` tables a call quantizes with (see :func:`diffjpeg.encode`)."""
+    whole = whole_quality(quality, qtables)
+    if whole is not None:
         # the common call, jpeg(x, 75): the tables of a whole-number quality,
         # built once (a third of a small image's call went into building them)
         # and copied, so that nothing the caller does to them reaches the cache
-        tables = _whole_quality_tables(int(quality), exact, dtype, device)
-        tables = tables.expand((math.prod(batch),) + tables.shape).clone()
-        return (tables, True) if known else tables
+        tables = _whole_quality_tables(whole, exact, dtype, device)
+        return tables.expand((math.prod(batch),) + tables.shape).clone()
     base = None if qtables is None else qtables_tensor(qtables, batch, dtype, device, scaled=quality is not None)
     if exact and base is not None:
         base = round_ste(base)
     if quality is None:
-        tables = clamp_ste(base, 1.0, 255.0)
-    else:
-        q = quality_tensor(quality, batch, dtype, device)
-        tables = quality_tables(q, standard_tables(dtype, device) if base is None else base, exact)
-    return (tables, False) if known else tables
+        return clamp_ste(base, 1.0, 255.0)
+    q = quality_tensor(quality, batch, dtype, device)
+    return quality_tables(q, standard_tables(dtype, device) if base is None else base, exact)
 
 
 _WHOLE_QUALITIES = frozenset(range(101))  # a bounded cache: 101 qualities per mode kind, dtype and device
@@ -247,17 +252,18 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
     *batch, channels, height, width = image.shape
     batch, device, work = torch.Size(batch), image.device, working_dtype(image.dtype)
     with full_precision(device):
-        tables, whole = resolve_tables(quality, qtables, batch, mode == "exact", work, device, known=True)
+        tables = resolve_tables(quality, qtables, batch, mode == "exact", work, device)
+    whole = whole_quality(quality, qtables)
     matrix = matrix_tensor("rgb_to_ycbcr", rgb_to_ycbcr, batch, work, device)
     factors = subsampling_factors(subsampling, channels)
     kind = torch.uint8 if image.dtype == torch.uint8 else work  # what the stages read: 8-bit levels, or floats in work
-    kernel = mode == "exact" and backend in ("auto", "native") and exact.encode_applies(image, kind, matrix, tables, tables_checked=whole)
+    kernel = mode == "exact" and backend in ("auto", "native") and exact.encode_applies(image, kind, matrix, tables, tables_checked=whole is not None)
     count, geometries_ = math.prod(batch), encoder_geometries((height, width), factors)
     kernel_tables = kernel_layout = None
     if kernel:
         kernel_layout = _kernel_layout(count, (height, width), factors)
-        if whole:
-            kernel_tables = _whole_quality_kernel_tables(int(DEFAULT_QUALITY if quality is None else quality), count, channels)
+        if whole is not None:
+            kernel_tables = _whole_quality_kernel_tables(whole, count, channels)
     return EncodePlan(
         mode, rounding, batch, channels, (height, width), work, factors, geometries_,
         tables, matrix, kernel, needs_grad(image, tables, matrix), kernel_tables, kernel_layout, backend,

@@ -108,18 +108,9 @@ def extremes(t: Tensor) -> tuple[Tensor, Tensor]:
     return t.amin(), t.amax()
 
 
-def all_finite(t: Tensor) -> bool:
-    """No NaN or Inf in ``t`` (min and max propagate NaN: one pass instead of isfinite's four)."""
-    if t.numel() == 0:
-        return True
-    lo, hi = extremes(t)
-    return bool(torch.isfinite(lo) & torch.isfinite(hi))
-
-
 def check_finite(name: str, t: Tensor) -> None:
     """``ValueError`` naming ``name`` if float tensor ``t`` holds NaN or Inf."""
-    if checking_values() and t.is_floating_point() and not all_finite(t.detach()):
-        raise ValueError(f"{name} contains NaN or Inf")
+    check_all_finite({name: t})
 
 
 def check_all_finite(named: dict[str, Tensor]) -> None:
@@ -133,8 +124,10 @@ def check_all_finite(named: dict[str, Tensor]) -> None:
           ...
         ValueError: b contains NaN or Inf
     """
+    if not checking_values():
+        return
     floats = {n: t.detach() for n, t in named.items() if t.is_floating_point() and t.numel()}
-    if not checking_values() or not floats:
+    if not floats:
         return
     with full_precision(next(iter(floats.values())).device):  # min and max propagate NaN: one pass each
         flags = [torch.isfinite(torch.stack([lo.float(), hi.float()])).all() for lo, hi in map(extremes, floats.values())]

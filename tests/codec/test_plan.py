@@ -7,7 +7,7 @@ import torch
 
 import diffjpeg
 from diffjpeg.backends import cpu, exact
-from diffjpeg.codec.plan import encode_plan, resolve_tables
+from diffjpeg.codec.plan import encode_plan, resolve_tables, whole_quality
 from diffjpeg.stages.quality import quality_tables, standard_tables
 from tests.helpers import skimage_crop
 
@@ -55,8 +55,8 @@ def test_cached_kernel_tables_are_the_plans_tables_and_read_only():
     assert np.array_equal(decoder, exact.decoder_tables(plan.tables[:, [0, 1, 1]]))
     assert not encoder.flags.writeable and not decoder.flags.writeable
     assert plan_of(photo(), 33.5).kernel_tables is None  # a fractional quality: tables made per call
-    tables, whole = resolve_tables(33, None, torch.Size([3]), True, torch.float32, torch.device("cpu"), known=True)
-    assert whole and torch.equal(tables, plan.tables)
+    tables = resolve_tables(33, None, torch.Size([3]), True, torch.float32, torch.device("cpu"))
+    assert whole_quality(33, None) == 33 and whole_quality(33.5, None) is None and torch.equal(tables, plan.tables)
     tables[0, 0, 0, 0] = 99  # the caller's copy: the cache keeps its values
     assert torch.equal(plan_of(photo().expand(3, 3, 37, 53), 33).tables, plan.tables)
 
