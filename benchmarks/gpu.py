@@ -23,12 +23,21 @@ what it measured; progress lines go to stdout as it goes.
    ``torch.cuda.synchronize``) and peak memory (``torch.cuda.max_memory_allocated``
    above what was allocated before the call) of the exact, float and soft modes
    (batch 64x3x256x256, quality 50, 4:2:0) for float32 and bfloat16 inputs, eager,
-   beside kornia's ``jpeg_codec_differentiable`` when kornia is installed; then
-   the same under ``torch.compile`` in a child process with a time limit, which
-   records the compile time (``--no-compile`` to skip).
-4. Targets (issue 10): float forward+backward >= 2 Gpx/s, exact forward >= 2
-   Gpx/s, float forward+backward >= 10x kornia's: met or not, from this run's
-   numbers only.
+   per backend (``auto``: the Triton kernels where they apply; ``torch``: the
+   tensor stages alone), beside kornia's ``jpeg_codec_differentiable`` when kornia
+   is installed; then the same under ``torch.compile`` in a child process with a
+   time limit, which records the compile time (``--no-compile`` to skip).
+4. First call: each (mode, dtype) variant's first forward+backward in a fresh
+   process with an empty Triton cache, CUDA initialised first and not counted,
+   then again in a second process that finds the first one's cache on disk.
+5. Decoding: ``decode`` of coefficients already on the device, and files (bytes)
+   to pixels on the device, beside ``torchvision.io.decode_jpeg(device=...)``.
+6. Targets (issue 29): met or not, from this run's numbers only.
+
+The JSON beside the report holds, besides each section's raw numbers, the
+device name and date at the top and ``records``: one per speed row, with
+``backend``, ``mode``, ``dtype``, ``compiled``, ``fwd_mps``, ``fwd_bwd_mps`` and
+``peak_mib`` (forward+backward).
 
 Everything in the report is measured by the run; nothing is copied in.
 """
@@ -68,15 +77,19 @@ PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "immunohistochemistry", "c
 FORWARDS = ("exact", "float", "soft")
 BACKEND_ROWS = ("auto", "torch")  # diffjpeg's backend= in the eager rows: the kernels where they apply, and none
 SPEED_DTYPES = ("float32", "bfloat16")
-TARGET_MPS = 2000.0  # 2 Gpx/s
-TARGET_KORNIA = 10.0
+# issue 29's targets: eager, batch 64x3x256², q50, 4:2:0, float32 and bfloat16
+TARGET_EXACT_FWD = 25_000.0  # MP/s
+TARGET_FWD_BWD = 10_000.0  # MP/s, each mode
+TARGET_KORNIA = 20.0  # forward+backward over kornia's
+TARGET_FIRST_FRESH, TARGET_FIRST_WARM = 5.0, 1.0  # seconds
+TARGET_MEMORY = 2.5  # forward+backward peak over the input's bytes
 COMPILED = "torch.compile"
 
 # budget: the whole run's seconds; the compile rows get what is left of it (at least 30 s) unless --compile-timeout says
 FULL = {"photos": PHOTOS, "qualities": tuple(range(1, 101)), "crop": None, "batch": 64, "size": 256, "warmup": 3, "repeats": 20,
-        "budget": 285.0, "test_timeout": 140.0, "exact_timeout": 100.0, "compile_timeout": None}
+        "budget": 330.0, "test_timeout": 140.0, "exact_timeout": 100.0, "first_call_timeout": 90.0, "compile_timeout": None}
 QUICK = {"photos": ("chelsea", "camera"), "qualities": (1, 50, 95, 100), "crop": 96, "batch": 4, "size": 64, "warmup": 1, "repeats": 3,
-         "budget": 60.0, "test_timeout": 40.0, "exact_timeout": 30.0, "compile_timeout": None}
+         "budget": 60.0, "test_timeout": 40.0, "exact_timeout": 30.0, "first_call_timeout": 60.0, "compile_timeout": None}
 QUICK_TESTS = ("tests/core/test_validation.py",)
 DEVICE_TESTS = "tests/codec/test_devices.py"  # the device x dtype matrix (conftest's device and dtype fixtures)
 NOT_DEVICE_TESTS = ("tests/tools/test_benchmark.py",)  # the CPU benchmark suite's smoke tests (and this script's)
@@ -103,7 +116,7 @@ def synchronize(device: torch.device) -> None:
 class Report:
     """The markdown report, rewritten whole each time a section changes."""
 
-    ORDER = ("title", "machine", "settings", "tests", "exactness", "speed", "compiled", "targets", "footer")
+    ORDER = ("title", "machine", "settings", "tests", "exactness", "speed", "compiled", "first call", "decoding", "targets", "footer")
 
     def __init__(self, path: Path, data_path: Path):
         self.path, self.data_path = path, data_path
@@ -392,7 +405,8 @@ def eager_speed(device: torch.device, settings: dict) -> tuple[list[dict], str |
         except Exception as e:  # noqa: BLE001 (kornia in bfloat16, say)
             row = {"error": brief(e)}
         backend = method.split("[")[-1].rstrip("]") if "[" in method else ("auto" if method.startswith("diffjpeg") else None)
-        rows.append({"method": method, "dtype": dtype, "mode": "eager", "backend": backend, "compiled": False, **row})
+        forward = method.split()[1] if method.startswith("diffjpeg") else None
+        rows.append({"method": method, "dtype": dtype, "run": "eager", "mode": forward, "backend": backend, "compiled": False, **row})
         log(f"speed: {method} {dtype} eager: " + (row.get("error") or f"fwd {_mps(row['fwd MP/s'])} MP/s, fwd+bwd {_mps(row['fwd+bwd MP/s'])} MP/s"))
     return rows, None if kornia is not None else "kornia is not installed here: no kornia rows, no ratios against it."
 
@@ -406,7 +420,7 @@ def compile_worker(spec: dict) -> None:
         x = torch.rand(spec["batch"], 3, spec["size"], spec["size"], device=device).to(DTYPES[dtype])
         q = torch.tensor(50.0, device=device)
         print(f"[compile worker] compiling diffjpeg {forward} {dtype}", file=sys.stderr, flush=True)
-        row = {"method": f"diffjpeg {forward}", "dtype": dtype, "mode": COMPILED, "backend": "auto", "compiled": True}
+        row = {"method": f"diffjpeg {forward}", "dtype": dtype, "run": COMPILED, "mode": forward, "backend": "auto", "compiled": True}
         try:
             start = time.perf_counter()
             xg = x.clone().requires_grad_()
@@ -458,7 +472,7 @@ def speed_rows_for_table(rows: list[dict]) -> list[dict]:
     out = []
     for r in rows:
         if "error" in r:
-            out.append({"method": r["method"], "dtype": r["dtype"], "mode": r["mode"], "fwd MP/s": r["error"]})
+            out.append({"method": r["method"], "dtype": r["dtype"], "run": r["run"], "fwd MP/s": r["error"]})
             continue
         out.append({**r, "fwd MP/s": f"{_mps(r['fwd MP/s'])} ({_mps(r['fwd best MP/s'])})",
                     "fwd+bwd MP/s": f"{_mps(r['fwd+bwd MP/s'])} ({_mps(r['fwd+bwd best MP/s'])})",
@@ -468,7 +482,7 @@ def speed_rows_for_table(rows: list[dict]) -> list[dict]:
     return [{c: row.get(c) for c in ["compile s"] + SPEED_COLUMNS} for row in out]
 
 
-SPEED_COLUMNS = ["method", "dtype", "mode", "fwd MP/s", "fwd+bwd MP/s", "fwd peak MiB", "fwd+bwd peak MiB", "x kornia fwd", "x kornia fwd+bwd", "mem / kornia"]
+SPEED_COLUMNS = ["method", "dtype", "run", "fwd MP/s", "fwd+bwd MP/s", "fwd peak MiB", "fwd+bwd peak MiB", "x kornia fwd", "x kornia fwd+bwd", "mem / kornia"]
 SPEED_FORMATS = {"fwd peak MiB": "{:.0f}", "fwd+bwd peak MiB": "{:.0f}", "x kornia fwd": "{:.2f}", "x kornia fwd+bwd": "{:.2f}", "mem / kornia": "{:.2f}", "compile s": "{:.0f}"}
 
 
@@ -501,34 +515,173 @@ def compiled_section(rows: list[dict], missing: list[str], eager: list[dict], ti
     return "\n".join(lines)
 
 
-def targets_section(rows: list[dict], device: str) -> tuple[str, list[dict]]:
-    ok = [r for r in rows if "error" not in r]
+def records(rows: list[dict]) -> list[dict]:
+    """One record per speed row, in the schema issue 29 asks for (and the compile time where there is one)."""
+    out = []
+    for r in rows:
+        record = {"method": r["method"].split()[0], "backend": r.get("backend"), "mode": r.get("mode"), "dtype": r["dtype"],
+                  "compiled": bool(r.get("compiled")), "fwd_mps": r.get("fwd MP/s"), "fwd_bwd_mps": r.get("fwd+bwd MP/s"),
+                  "peak_mib": r.get("fwd+bwd peak MiB"), "fwd_peak_mib": r.get("fwd peak MiB")}
+        if "compile s" in r:
+            record["compile_s"] = r["compile s"]
+        if "error" in r:
+            record["error"] = r["error"]
+        out.append(record)
+    return out
 
-    def best(method, key):
-        candidates = [r for r in ok if r["method"] == method]
-        return max(candidates, key=lambda r: r[key], default=None)
 
-    def where(r):
-        return f"{r['dtype']}, {r['mode']}"
-
-    checks = []
-    floating, exact = best("diffjpeg float", "fwd+bwd MP/s"), best("diffjpeg exact", "fwd MP/s")
+def targets_section(rows: list[dict], first: list[dict], device: str, settings: dict) -> tuple[str, list[dict]]:
+    """Issue 29's targets, eager, float32 and bfloat16, each from this run's rows alone."""
+    ok = [r for r in rows if "error" not in r and not r.get("compiled") and r.get("backend") in ("auto", None)]
     kornia = next((r for r in ok if r["method"] == "kornia" and r["dtype"] == "float32"), None)
-    for name, r, key in (("float forward+backward ≥ 2 Gpx/s", floating, "fwd+bwd MP/s"), ("exact forward ≥ 2 Gpx/s", exact, "fwd MP/s")):
-        checks.append({"target": name, "measured": f"{_mps(r[key])} MP/s ({where(r)})" if r else "not measured",
-                       "result": "—" if not r else "met" if r[key] >= TARGET_MPS else "not met"})
-    if kornia is None:
-        checks.append({"target": "float forward+backward ≥ 10x kornia's", "measured": "kornia not measured (not installed or failed)", "result": "—"})
-    else:
-        ratio = floating["fwd+bwd MP/s"] / kornia["fwd+bwd MP/s"] if floating else None
-        checks.append({"target": "float forward+backward ≥ 10x kornia's",
-                       "measured": f"{ratio:.1f}x ({_mps(floating['fwd+bwd MP/s'])} MP/s, {where(floating)}, over kornia float32 eager "
-                                   f"{_mps(kornia['fwd+bwd MP/s'])} MP/s)" if ratio else "not measured",
-                       "result": "—" if ratio is None else "met" if ratio >= TARGET_KORNIA else "not met"})
-    text = (f"## 4. Targets of issue 10\n\nOn {device}: the best median measured in this run for each mode (any dtype, eager or compiled; "
-            "the row is named).\n\n"
-            + markdown_table(checks, ["target", "measured", "result"]))
+    checks = []
+
+    def check(target: str, value, limit: float, shown: str, at_least: bool = True) -> None:
+        result = "—" if value is None else "met" if (value >= limit if at_least else value <= limit) else "not met"
+        checks.append({"target": target, "measured": shown if value is not None else "not measured", "result": result})
+
+    for dtype in SPEED_DTYPES:
+        row = {r["mode"]: r for r in ok if r["method"].startswith("diffjpeg") and r["dtype"] == dtype}
+        exact = row.get("exact")
+        check(f"exact forward ≥ {TARGET_EXACT_FWD / 1000:.0f} Gpx/s ({dtype})", exact and exact["fwd MP/s"], TARGET_EXACT_FWD,
+              exact and f"{_mps(exact['fwd MP/s'])} MP/s")
+        for forward in FORWARDS:
+            r = row.get(forward)
+            check(f"{forward} forward+backward ≥ {TARGET_FWD_BWD / 1000:.0f} Gpx/s ({dtype})", r and r["fwd+bwd MP/s"], TARGET_FWD_BWD,
+                  r and f"{_mps(r['fwd+bwd MP/s'])} MP/s")
+            ratio = _ratio(r and r["fwd+bwd MP/s"], kornia and kornia["fwd+bwd MP/s"])
+            check(f"{forward} forward+backward ≥ {TARGET_KORNIA:.0f}x kornia's ({dtype})", ratio, TARGET_KORNIA,
+                  ratio and f"{ratio:.1f}x (kornia float32 {_mps(kornia['fwd+bwd MP/s'])} MP/s)")
+            element = torch.empty((), dtype=DTYPES[dtype]).element_size()
+            input_mib = settings["batch"] * 3 * settings["size"] ** 2 * element / 2**20
+            peak = r and r["fwd+bwd peak MiB"]
+            check(f"{forward} forward+backward peak memory ≤ {TARGET_MEMORY}x the input's bytes ({dtype})", peak and peak / input_mib,
+                  TARGET_MEMORY, peak and f"{peak / input_mib:.2f}x ({peak:.0f} MiB over a {input_mib:.0f} MiB input)", at_least=False)
+    for r in first:
+        for key, limit, label in (("fresh s", TARGET_FIRST_FRESH, "fresh process"), ("warm s", TARGET_FIRST_WARM, "cache warm")):
+            value = r.get(key)
+            check(f"first call ≤ {limit:.0f} s, {label} ({r['mode']} {r['dtype']})", value, limit, value and f"{value:.2f} s", at_least=False)
+    text = (f"## 6. Targets of issue 29\n\nOn {device}: eager, `backend=\"auto\"`, batch {settings['batch']}x3x{settings['size']}², "
+            "quality 50, 4:2:0, each mode's default surrogate; medians of this run. Peak memory: section 3's forward+backward peak "
+            "over the input's bytes. First call: section 4.\n\n" + markdown_table(checks, ["target", "measured", "result"]))
     return text, checks
+
+
+# ---------------------------------------------------------------- 4. first call
+def first_call_worker(spec: dict) -> None:
+    """In a fresh child process: CUDA initialised (not counted), then one
+    variant's first forward+backward and first no-grad forward, timed; one JSON line."""
+    device = torch.device(spec["device"])
+    x = torch.rand(spec["batch"], 3, spec["size"], spec["size"], device=device).to(DTYPES[spec["dtype"]])
+    q = torch.tensor(50.0, device=device)
+    synchronize(device)
+    f = ours(spec["mode"], None)
+    start = time.perf_counter()
+    xg = x.clone().requires_grad_()
+    torch.autograd.grad(f(xg, q), xg, torch.ones_like(x))
+    synchronize(device)
+    middle = time.perf_counter()
+    with torch.no_grad():
+        f(x, q)
+    synchronize(device)
+    print(json.dumps({"fwd_bwd_s": middle - start, "then_fwd_s": time.perf_counter() - middle}), flush=True)
+
+
+def first_calls(device: torch.device, variants, settings: dict, deadline: float) -> list[dict]:
+    """Each variant in a fresh process with an empty Triton cache of its own, then in a second process on that cache."""
+    rows = []
+    for mode, dtype in variants:
+        row = {"mode": mode, "dtype": dtype}
+        with tempfile.TemporaryDirectory() as cache:
+            env = {**os.environ, "TRITON_CACHE_DIR": cache}
+            for key in ("fresh s", "warm s"):
+                left = deadline - time.monotonic()
+                if left < 5:
+                    row[key + " error"] = "time limit"
+                    break
+                spec = json.dumps({"device": str(device), "mode": mode, "dtype": dtype, "batch": settings["batch"], "size": settings["size"]})
+                try:
+                    done = subprocess.run([sys.executable, __file__, "--first-call-worker", spec], cwd=ROOT, env=env,
+                                          capture_output=True, text=True, timeout=min(120.0, left))
+                    line = [ln for ln in done.stdout.splitlines() if ln.startswith("{")]
+                    if line:
+                        timing = json.loads(line[-1])
+                        row[key], row[key.replace(" s", " then fwd s")] = timing["fwd_bwd_s"], timing["then_fwd_s"]
+                    else:
+                        row[key + " error"] = (done.stderr.strip().splitlines() or ["no output"])[-1][:200]
+                except subprocess.TimeoutExpired:
+                    row[key + " error"] = "time limit"
+        rows.append(row)
+        log(f"first call: {mode} {dtype}: " + ", ".join(f"{k} {v:.2f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items() if k not in ("mode", "dtype")))
+    return rows
+
+
+def first_call_section(rows: list[dict], device: str) -> str:
+    table = [{**r, "error": "; ".join(str(r[k]) for k in r if k.endswith("error"))} for r in rows]
+    return "\n".join([
+        f"## 4. First call on {device}\n",
+        "Each (mode, dtype) variant's first `jpeg(x, 50, mode=...)` forward+backward (`backend=\"auto\"`, the batch of section 3), "
+        "in a fresh Python process: CUDA initialised and the input made before the clock starts; the import of Triton and the "
+        "compilation of its kernels counted. Fresh: an empty Triton cache (`TRITON_CACHE_DIR`); warm: a second process on the "
+        "cache the first one wrote. Then fwd: the first no-grad forward right after.\n",
+        markdown_table(table, ["mode", "dtype", "fresh s", "fresh then fwd s", "warm s", "warm then fwd s", "error"],
+                       {k: "{:.2f}" for k in ("fresh s", "fresh then fwd s", "warm s", "warm then fwd s")}),
+    ])
+
+
+# ---------------------------------------------------------------- 5. decoding
+def decoding(device: torch.device, settings: dict) -> list[dict]:
+    """decode of coefficients on the device, and files to pixels on the device beside torchvision's decode_jpeg."""
+    from diffjpeg.tools.reference import pillow_jpeg
+
+    size, batch = settings["size"], settings["batch"]
+    photos = [load_photo(name, None) for name in ("astronaut", "coffee", "chelsea", "rocket")]
+    crops = [np.ascontiguousarray(p[(i * 7) % (p.shape[0] - size):][:size, (i * 13) % (p.shape[1] - size):][:, :size])
+             for i, p in enumerate(photos * (batch // len(photos) + 1))][:batch]
+    files = [pillow_jpeg(c, 50, "4:2:0") for c in crops]
+    megapixels = batch * size * size / 1e6
+    rows = []
+
+    def timed(label: str, fn) -> None:
+        try:
+            for _ in range(settings["warmup"]):
+                fn()
+            synchronize(device)
+            times = []
+            for _ in range(settings["repeats"]):
+                start = time.perf_counter()
+                fn()
+                synchronize(device)
+                times.append(time.perf_counter() - start)
+            rows.append({"what": label, "MP/s": megapixels / statistics.median(times), "best MP/s": megapixels / min(times)})
+        except Exception as e:  # noqa: BLE001 (reported)
+            rows.append({"what": label, "error": brief(e)})
+        log(f"decoding: {label}: " + (rows[-1].get("error") or f"{_mps(rows[-1]['MP/s'])} MP/s"))
+
+    x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).contiguous().to(device)
+    coefficients = diffjpeg.encode(x, 50)
+    timed("decode(coefficients) to uint8", lambda: diffjpeg.decode(coefficients, dtype=torch.uint8))
+    timed("decode(coefficients) to float32", lambda: diffjpeg.decode(coefficients))
+    timed("files: diffjpeg.read on the CPU, decode on the device", lambda: [diffjpeg.decode(diffjpeg.read(f, device=device), dtype=torch.uint8) for f in files])
+    try:
+        from torchvision.io import decode_jpeg
+    except Exception as e:  # noqa: BLE001 (not installed, or built for another torch)
+        rows.append({"what": "files: torchvision.io.decode_jpeg", "error": f"torchvision's decode_jpeg does not import here: {brief(e)}"})
+    else:
+        data = [torch.frombuffer(bytearray(f), dtype=torch.uint8) for f in files]
+        timed(f"files: torchvision.io.decode_jpeg(device={device.type!r})", lambda: decode_jpeg(data, device=device))
+    return rows
+
+
+def decoding_section(rows: list[dict], device: str, settings: dict) -> str:
+    return "\n".join([
+        f"## 5. Decoding on {device}\n",
+        f"{settings['batch']} crops of {settings['size']}x{settings['size']} from four scikit-image photos, quality 50, 4:2:0. "
+        "Coefficients: `diffjpeg.encode` of the batch on the device, then `decode` of them. Files: Pillow's bytes of each crop, "
+        "one call per file (diffjpeg: `read(data, device=...)` parses the file on the CPU and moves the coefficients, then `decode`); "
+        f"torchvision: one batched `decode_jpeg` call. Median (best) of {settings['repeats']} runs.\n",
+        markdown_table([{**r, "MP/s": r.get("error") or f"{_mps(r['MP/s'])} ({_mps(r['best MP/s'])})"} for r in rows], ["what", "MP/s"]),
+    ])
 
 
 # ---------------------------------------------------------------- main
@@ -541,7 +694,7 @@ def parse(argv):
     parser.add_argument("--tests", nargs="+", help="test files or node ids (default: every tests/**/test_*.py but the benchmark's)")
     parser.add_argument("--test-jobs", type=int, help="test files run at a time (default: half the cores, at most the files)")
     parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="the torch.compile rows (default: on, off with --quick)")
-    for key in ("budget", "test_timeout", "exact_timeout"):
+    for key in ("budget", "test_timeout", "exact_timeout", "first_call_timeout"):
         parser.add_argument("--" + key.replace("_", "-"), type=float, help=f"seconds (default {FULL[key]:.0f}, quick {QUICK[key]:.0f})")
     parser.add_argument("--compile-timeout", type=float, help="seconds (default: what is left of --budget, at least 30)")
     parser.add_argument("--photos", nargs="+", help=f"scikit-image photos (default {' '.join(PHOTOS)})")
@@ -550,6 +703,7 @@ def parse(argv):
     for key in ("batch", "size", "warmup", "repeats"):
         parser.add_argument("--" + key, type=int, help=f"speed: default {FULL[key]}, quick {QUICK[key]}")
     parser.add_argument("--compile-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--first-call-worker", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
 
@@ -559,6 +713,9 @@ def main(argv=None) -> int:
     args = parse(argv)
     if args.compile_worker:
         compile_worker(json.loads(args.compile_worker))
+        return 0
+    if args.first_call_worker:
+        first_call_worker(json.loads(args.first_call_worker))
         return 0
     device = torch.device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
@@ -579,6 +736,8 @@ def main(argv=None) -> int:
                f"{' (quick: numbers not meaningful)' if args.quick else ''}. Every number below was measured in this run.")
     log(f"writing {args.out}")
     info = machine_info(device)
+    # the report's device and date at the top of the JSON, before each section's numbers
+    report.data.update({"device": info["gpu"] if device.type == "cuda" else f"{info.get('cpu')} (cpu)", "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     report.set("machine", "## Machine and versions\n\n" + "\n".join(f"- {k}: {v}" for k, v in info.items()), info)
     shown = {**settings, "compile": compile_on, "tests": tests or "skipped", "test files at a time": jobs}
     report.set("settings", "## Settings\n\n" + "\n".join(f"- {k}: {v}" for k, v in shown.items()), shown)
@@ -610,8 +769,19 @@ def main(argv=None) -> int:
         log("speed: eager")
         eager, note = eager_speed(device, settings)
         report.set("speed", speed_section(eager, str(device), settings, note), eager)
-        targets, checks = targets_section(eager, str(device))
+        report.data["records"] = records(eager)
+        targets, checks = targets_section(eager, [], str(device), settings)
         report.set("targets", targets, checks)
+
+        variants = [("exact", "float32")] if args.quick else [(m, d) for d in SPEED_DTYPES for m in FORWARDS]
+        log(f"first call: {len(variants)} variant(s), two processes each")
+        first = first_calls(device, variants, settings, time.monotonic() + settings["first_call_timeout"])
+        report.set("first call", first_call_section(first, str(device)), first)
+        targets, checks = targets_section(eager, first, str(device), settings)
+        report.set("targets", targets, checks)
+
+        log("decoding")
+        report.set("decoding", decoding_section(decoding(device, settings), str(device), settings), None)
 
         compiled, missing, skipped = [], [], None if compile_on else ("--quick" if args.quick else "--no-compile")
         compile_timeout = settings["compile_timeout"] or max(30.0, settings["budget"] - (time.monotonic() - _started) - 5)
@@ -620,8 +790,9 @@ def main(argv=None) -> int:
             if device.type == "cuda":
                 torch.cuda.empty_cache()  # the child process gets the memory this one cached
             compiled, missing = compiled_speed(device, settings, compile_timeout)
+        report.data["records"] = records(eager + compiled)
         report.set("compiled", compiled_section(compiled, missing, eager, compile_timeout, skipped), compiled)
-        targets, checks = targets_section(eager + compiled, str(device))
+        targets, checks = targets_section(eager + compiled, first, str(device), settings)
         report.set("targets", targets, checks)
         report.set("footer", f"_Total run time: {time.monotonic() - _started:.0f} s._")
         for line in targets.splitlines()[-3:]:
