@@ -5,11 +5,12 @@ loops, which fill :mod:`diffjpeg.core.dispatch`'s slots), ``exact`` (the
 exact codec's encode and decode in one compiled pass per strip), and the C
 sources: ``_native.c``, ``_sampling.c``, ``_rounding.c``, ``_dct.c``,
 ``_color.c`` (sharing ``_loops.h``), ``_lossless.c``, ``_trellis.c`` and
-``_libjpeg.c``; ``gpu`` (Triton kernels for CUDA tensors, the kernels
-themselves in ``gpu_kernels``, imported with Triton on first use). Each is
+``_libjpeg.c``; ``gpu`` (Triton kernels for CUDA tensors: the exact codec
+in ``gpu_encoder`` and ``gpu_decoder``, the real-valued stages' slots in
+``gpu_stages``, the kernel modules imported with Triton on first use). Each is
 optional: without a C compiler or Triton the tensor forms run. Imports the
 stages and the core.
 """
-from . import cpu, exact, gpu  # cpu and gpu fill the stages' kernel slots (core.dispatch) as they are imported
+from . import cpu, exact, gpu, gpu_stages  # cpu, gpu and gpu_stages fill the stages' kernel slots (core.dispatch) as they are imported
 
-__all__ = ["cpu", "exact", "gpu"]
+__all__ = ["cpu", "exact", "gpu", "gpu_stages"]

@@ -1,30 +1,38 @@
 """The GPU backend: Triton kernels for CUDA tensors, the same values as the
-stages' tensor forms bit for bit (issue 29's first piece; the kernels are in
-:mod:`diffjpeg.backends.gpu_kernels`).
+stages' tensor forms bit for bit (issue 29). Each kernel module imports
+Triton, so this module imports them on first use only:
 
-Today, two pieces of the exact decoder: the inverse DCT, libjpeg-turbo's
-SIMD ISLOW (``jidctint-avx2.asm``) with its 16-bit sums and saturations, as
-:func:`diffjpeg.stages.dct.idct_islow` defines it, in one kernel instead of
-some sixty elementwise operations; and jdcolor.c's integer YCbCr to RGB
-conversion (:func:`diffjpeg.stages.color.ycbcr_to_rgb_fixed`). They fill the
-``idct_islow`` and ``ycbcr_to_rgb_fixed`` slots of
-:mod:`diffjpeg.core.dispatch` for CUDA tensors.
+* :mod:`~diffjpeg.backends.gpu_encoder` and :mod:`~diffjpeg.backends.gpu_decoder`:
+  exact mode's codec, libjpeg-turbo's integer encoder (jccolor, jcsample,
+  jfdctint, jcdctmgr) in one kernel per group of components and its decoder
+  (dequantization and jidctint's SIMD ISLOW into the planes; jdsample's fancy
+  upsampling, jdcolor and the output dtype) in two. :func:`encode` and
+  :func:`decode` here are what :mod:`diffjpeg.codec.plan` chooses, as it
+  chooses :mod:`diffjpeg.backends.exact` on the CPU.
+* :mod:`~diffjpeg.backends.gpu_stages` (kernels in ``gpu_stage_kernels``):
+  the real-valued stages' slots of :mod:`diffjpeg.core.dispatch` (float and
+  soft modes, and every mode's backward).
+* :mod:`~diffjpeg.backends.gpu_kernels`: the ``idct_islow`` and
+  ``ycbcr_to_rgb_fixed`` slots (the exact decoder's stages one by one, where
+  the fused decoder declines: a learned matrix, say), and the helpers the
+  other kernel modules share.
 
 Facts relied on (Triton's language reference): integer ``>>`` on signed
 types is an arithmetic shift; int32 ``+``, ``-``, ``*`` and ``&`` wrap as
 two's complement; ``tl.load``/``tl.store`` with a mask touch nothing outside
-it; ``tl.debug_barrier`` makes a program's stores visible to its own loads.
-With ``TRITON_INTERPRET=1`` set before the first kernel is built, the
-kernels run on CPU tensors through Triton's interpreter: that is how the
-tests check them without a GPU.
+it; ``tl.debug_barrier`` makes a program's stores visible to its own loads;
+``enable_fp_fusion=False`` at launch keeps each float product and sum one
+IEEE operation (no FMA), as the tensor forms compute them. With
+``TRITON_INTERPRET=1`` set before the first kernel is built, the kernels
+run on CPU tensors through Triton's interpreter: that is how the tests check
+them without a GPU.
 
-Triton is optional and imported only when a tensor the kernels could take
-first shows up (importing it costs as much as a second): without it
-:func:`applies` is ``False`` and the tensor stages run.
+Without Triton :func:`applies` is ``False`` and the tensor stages run.
 """
 from __future__ import annotations
 
 import functools
+import importlib
 import os
 
 import torch
@@ -58,13 +66,41 @@ def applies(*tensors: Tensor) -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def _kernels():
-    """The kernels module, imported on first use; ``None`` without Triton."""
+def _kernels(name: str = "gpu_kernels"):
+    """The kernel module ``name`` of this package, imported on first use;
+    ``None`` without Triton."""
     try:  # CUDA builds of torch ship Triton; the CPU build does not
-        from . import gpu_kernels
+        return importlib.import_module(f"{__package__}.{name}")
     except ImportError:
         return None
-    return gpu_kernels
+
+
+CODEC_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def codec_applies(image: Tensor, matrix: Tensor | None) -> bool:
+    """Whether the exact codec's kernels take ``image`` ``(..., C, H, W)``
+    (C = 1 or 3) with libjpeg's color matrix (``matrix is None``)."""
+    return matrix is None and image.dtype in CODEC_DTYPES and image.dim() >= 3 and image.shape[-3] in (1, 3) and applies(image)
+
+
+def encode(x: Tensor, tables: Tensor, geometries, work: torch.dtype, with_dct: bool):
+    """Exact mode's quantized blocks (and DCT, ``with_dct``) of ``(B, C, H,
+    W)`` images in the fused encoder kernel, the values of the codec's
+    integer stages; ``None`` where it declines. The caller checks the
+    values first (NaN, the range): the kernel reads them as they are."""
+    if not applies(x, tables):
+        return None
+    return _kernels("gpu_encoder").encode(x, tables, geometries, work, with_dct)
+
+
+def decode(components, tables: Tensor, geometries, size: tuple[int, int], out_dtype: torch.dtype, color_space: str):
+    """Exact mode's pixels ``(B, C, H, W)`` in ``out_dtype`` from quantized
+    blocks and each component's table ``(B, C, 8, 8)``, in the fused decoder
+    kernels; ``None`` where they decline."""
+    if not applies(tables, *components):
+        return None
+    return _kernels("gpu_decoder").decode(list(components), tables, geometries, size, out_dtype, color_space)
 
 
 def idct_islow(x: Tensor, quantized: Tensor | None = None) -> Tensor | None:

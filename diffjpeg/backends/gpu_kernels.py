@@ -28,6 +28,26 @@ def _wrap16(v):
     return ((v + 32768) & 65535) - 32768  # a 16-bit register's value (paddw, psllw)
 
 @triton.jit
+def _stack8(a0, a1, a2, a3, a4, a5, a6, a7, N: tl.constexpr):
+    """Eight ``(N, 8)`` tensors as one ``(N, 8, 8)``, ``a_k`` at ``[:, :, k]``."""
+    x = tl.join(tl.join(tl.join(a0, a4), tl.join(a2, a6)), tl.join(tl.join(a1, a5), tl.join(a3, a7)))
+    return tl.reshape(x, (N, 8, 8))  # index 4t + 2u + w of the nested joins' [t, u, w]
+
+
+@triton.jit
+def _unstack8(x, N: tl.constexpr):
+    """``(N, 8, 8)`` to its eight ``[:, :, k]`` (the inverse of ``_stack8``): register moves, no memory."""
+    even, odd = tl.split(tl.reshape(x, (N, 8, 2, 2, 2)))
+    e0, e1 = tl.split(even)
+    o0, o1 = tl.split(odd)
+    a0, a4 = tl.split(e0)
+    a2, a6 = tl.split(e1)
+    a1, a5 = tl.split(o0)
+    a3, a7 = tl.split(o1)
+    return a0, a1, a2, a3, a4, a5, a6, a7
+
+
+@triton.jit
 def _pass(i0, i1, i2, i3, i4, i5, i6, i7, BITS: tl.constexpr):
     """One DODCT pass on eight int32 vectors of int16 values: the even and
     odd parts with their 16-bit sums, DESCALE, packssdw (dct._simd_pass)."""

@@ -1,0 +1,265 @@
+"""The real-valued stages' slots on the GPU: Triton kernels (in
+:mod:`diffjpeg.backends.gpu_stage_kernels`) with the signatures and the
+values of :mod:`diffjpeg.backends.cpu`'s compiled loops of the same names,
+bit for bit the stage modules' tensor forms (``tests/backends/test_gpu_stages.py``):
+float and soft mode's sampling, rounding, DCT and color forward, and every
+mode's backward through them.
+
+Each function returns ``None`` (nothing written) where its kernel does not
+apply: a tensor not on the kernels' device (:func:`diffjpeg.backends.gpu.applies`:
+CUDA, or the CPU under ``TRITON_INTERPRET=1``), not float32 or float64 (the
+tensor forms compute float16 and bfloat16 in float32 and round back: not
+taken), a gradient to record, an ``out`` that cannot be written through a
+view, or sizes the tensor form does not take (it then raises its own
+error). Inputs are read at their strides; an ``out`` is written at its own.
+
+Every launch passes ``enable_fp_fusion=False``: a fused multiply-add would
+round once where the tensor operations round twice.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..core import dispatch
+from . import gpu
+from .cpu import mark_written
+
+FLOATS = (torch.float32, torch.float64)
+FACTOR_PAIRS = ((2, 1), (1, 2), (2, 2))  # what the compiled loops and these kernels take (h_factor, v_factor)
+BLOCKS_PER_PROGRAM = 64  # 8x8 blocks
+PIXELS_PER_PROGRAM = 1024
+TILE = 1024  # elements per program of the sampling and rounding kernels
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _kernels():
+    """The kernels module, imported with Triton on first use (by :func:`diffjpeg.backends.gpu.applies`' caller first)."""
+    return gpu._kernels("gpu_stage_kernels")
+
+
+def _takes(*tensors: Tensor) -> bool:
+    """Float32 or float64 of one dtype, nothing autograd records, on the kernels' device."""
+    dtype = tensors[0].dtype
+    if dtype not in FLOATS or any(t.dtype != dtype for t in tensors):
+        return False
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return False
+    return gpu.applies(*tensors)
+
+
+def _planes(t: Tensor, writable: bool = False) -> Tensor | None:
+    """``t`` ``(..., h, w)`` as ``(N, h, w)``: a view, or (not ``writable``) a copy where none is possible."""
+    try:
+        return t.view(-1, *t.shape[-2:])
+    except RuntimeError:  # lead dimensions not viewable as one
+        return None if writable else t.reshape(-1, *t.shape[-2:])
+
+
+def _power_of_two(n: int, low: int, high: int) -> int:
+    return max(low, min(high, 1 << max(0, n - 1).bit_length()))
+
+
+def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, factors: tuple[int, int], biased: bool | None) -> Tensor | None:
+    """``name``'s kernel from ``src`` into ``out`` (``shape``; a new tensor if
+    ``None``), one program per tile of at most ``TILE`` outputs of a plane;
+    ``None`` where it does not apply."""
+    if factors not in FACTOR_PAIRS or src.dim() < 2 or not _takes(src):
+        return None
+    if out is not None and (out.dtype != src.dtype or out.device != src.device or out.shape != shape or out.requires_grad):
+        return None
+    result = src.new_empty(shape) if out is None else out
+    if result.numel() == 0 or src.numel() == 0:
+        return result
+    source, target = _planes(src), _planes(result, writable=True)
+    if target is None:
+        return None
+    small = target if name in ("downsample", "upsample_adjoint") else source  # the kernels take the smaller plane's sides
+    rows, columns = target.shape[1:]
+    bw = _power_of_two(columns, 16, 128)
+    bh = _power_of_two(rows, 1, TILE // bw)
+    tiles_w = -(-columns // bw)
+    tiles = tiles_w * -(-rows // bh)
+    flags = {} if biased is None else {"BIASED": bool(biased)}
+    getattr(_kernels(), name + "_kernel")[(source.shape[0] * tiles,)](
+        source, target, small.shape[1], small.shape[2], *source.stride(), *target.stride(), tiles_w, tiles,
+        FH=factors[0], FV=factors[1], **flags, BH=bh, BW=bw, enable_fp_fusion=False,
+    )
+    if out is not None:
+        mark_written(out)
+    return result
+
+
+def _fits(plane: Tensor, h_factor: int, v_factor: int) -> bool:
+    """Whether the larger plane's sides are multiples of the factors (the tensor forms' windows)."""
+    return plane.dim() >= 2 and plane.shape[-2] % v_factor == 0 and plane.shape[-1] % h_factor == 0
+
+
+def downsample(plane: Tensor, h_factor: int, v_factor: int, biased: bool) -> Tensor | None:
+    """The window means of :func:`diffjpeg.stages.sampling.downsample`
+    (libjpeg's biased average if ``biased``) of ``plane`` ``(..., H, W)``,
+    a new ``(..., H / v_factor, W / h_factor)`` tensor; ``None`` where the
+    kernel does not apply (also ``H``, ``W`` not multiples of the factors)."""
+    if not _fits(plane, h_factor, v_factor):
+        return None
+    shape = plane.shape[:-2] + (plane.shape[-2] // v_factor, plane.shape[-1] // h_factor)
+    return _sampling_call("downsample", plane, shape, None, (h_factor, v_factor), biased)
+
+
+def upsample(plane: Tensor, h_factor: int, v_factor: int, biased: bool, out: Tensor | None = None) -> Tensor | None:
+    """The triangle filter of :func:`diffjpeg.stages.sampling.upsample`
+    (libjpeg's rounding if ``biased``) of ``plane`` ``(..., h, w)``, in
+    ``out`` ``(..., v_factor h, h_factor w)`` (any strides it can be viewed
+    at as planes) or a new tensor; ``None`` where the kernel does not apply."""
+    if plane.dim() < 2:
+        return None
+    shape = plane.shape[:-2] + (plane.shape[-2] * v_factor, plane.shape[-1] * h_factor)
+    return _sampling_call("upsample", plane, shape, out, (h_factor, v_factor), biased)
+
+
+def upsample_adjoint(grad: Tensor, h_factor: int, v_factor: int) -> Tensor | None:
+    """:func:`diffjpeg.stages.sampling.upsample_adjoint` of ``grad``
+    ``(..., v_factor h, h_factor w)``, a new ``(..., h, w)`` tensor; ``None``
+    where the kernel does not apply."""
+    if not _fits(grad, h_factor, v_factor):
+        return None
+    shape = grad.shape[:-2] + (grad.shape[-2] // v_factor, grad.shape[-1] // h_factor)
+    return _sampling_call("upsample_adjoint", grad, shape, None, (h_factor, v_factor), None)
+
+
+def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, out: Tensor | None = None) -> Tensor | None:
+    """:func:`diffjpeg.stages.sampling.downsample_adjoint` of ``grad``
+    ``(..., h, w)``, in ``out`` ``(..., v_factor h, h_factor w)`` or a new
+    tensor; ``None`` where the kernel does not apply."""
+    if grad.dim() < 2:
+        return None
+    shape = grad.shape[:-2] + (grad.shape[-2] * v_factor, grad.shape[-1] * h_factor)
+    return _sampling_call("downsample_adjoint", grad, shape, out, (h_factor, v_factor), None)
+
+
+def _scalars_fit(dtype: torch.dtype, *values) -> bool:
+    """Whether the kernel, which takes scalars as float32, has each value
+    (or ``None``) as the tensor form does: exactly for float64; for float32
+    (torch rounds them to float32 itself) any value float32 holds without
+    overflow (torch refuses the others: its own error, from the tensor form)."""
+    for v in values:
+        if v is None:
+            continue
+        v = float(v)
+        if not math.isfinite(v):
+            continue  # inf, NaN: float32 holds them
+        if abs(v) > FLOAT32_MAX or dtype == torch.float64 and float(np.float32(v)) != v:
+            return False
+    return True
+
+
+def _lines(x: Tensor, out: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``x`` and ``out`` as ``(N, h, n)`` views, each line of ``n``
+    contiguous values, at the same places: the whole tensor as one line
+    where both are dense in one memory order (contiguous, channels_last),
+    each plane as one where both planes' rows are contiguous, else each
+    row; ``None`` where lead dimensions cannot be viewed as one."""
+    for layout in (torch.contiguous_format, torch.channels_last):
+        if (layout is torch.contiguous_format or x.dim() == 4) and x.is_contiguous(memory_format=layout) and out.stride() == x.stride():
+            return x.as_strided((1, 1, x.numel()), (0, 0, 1)), out.as_strided((1, 1, out.numel()), (0, 0, 1))
+    planes = [_planes(t.unsqueeze(0) if t.dim() == 1 else t, writable=True) for t in (x, out)]
+    if any(p is None or p.shape[-1] > 1 and p.stride(-1) != 1 for p in planes):
+        return None
+    if all(p.shape[-2] == 1 or p.stride(-2) == p.shape[-1] for p in planes):
+        return planes[0].flatten(1).unsqueeze(1), planes[1].flatten(1).unsqueeze(1)
+    return planes[0], planes[1]
+
+
+def round_clamp(
+    x: Tensor, lo: float, hi: float, rounded: bool, scale: float | None = None, shift: float | None = None, out: Tensor | None = None,
+    within: tuple[float, float] | None = None,
+) -> Tensor | None:
+    """``clamp(round(x * scale + shift), lo, hi)`` (each step only where
+    given) as :func:`diffjpeg.stages.rounding.clamp_ste`'s tensor operations
+    give it, in one kernel, into ``out`` (``x`` itself for in place, or a new
+    tensor); ``None`` (nothing written) where the kernel does not apply
+    (also a 0-d ``x``, a last dimension not contiguous, or, for float64, a
+    scalar that float32 does not hold, as the kernel takes them).
+
+    ``within``: ``(low, high)``: also checks that every value of ``x`` lies
+    in ``[low, high]``, and returns ``None`` (the new tensor dropped) if one
+    does not or is NaN; this waits for the kernel."""
+    if within is not None and out is not None:
+        raise ValueError("round_clamp: within checks a new tensor's input; out must be None with it")
+    if x.dim() == 0 or not _takes(x):
+        return None
+    if not _scalars_fit(x.dtype, lo, hi, scale, shift, *(within or ())):
+        return None
+    if out is not None and (out.dtype != x.dtype or out.device != x.device or out.shape != x.shape or out.requires_grad):
+        return None
+    result = torch.empty_like(x) if out is None else out
+    lines = _lines(x.detach(), result.detach())
+    if lines is None:
+        return None
+    source, target = lines
+    if x.numel():
+        planes, h, n = source.shape
+        block = _power_of_two(n, 128, TILE)  # short lines (rows of a strided plane) need no 1024 lanes
+        tiles = -(-n // block)
+        grid = planes * h * tiles
+        flags = target if within is None else torch.empty(grid, dtype=torch.int32, device=x.device)  # (unread without within)
+        low, high = (0.0, 0.0) if within is None else within
+        _kernels().round_clamp_kernel[(grid,)](
+            source, target, flags, n, h, source.stride(0), source.stride(1), target.stride(0), target.stride(1), tiles,
+            1.0 if scale is None else float(scale), 0.0 if shift is None else float(shift), float(lo), float(hi), float(low), float(high),
+            HAS_SCALE=scale is not None, HAS_SHIFT=shift is not None, ROUNDED=bool(rounded), CHECK=within is not None, BLOCK=block,
+            enable_fp_fusion=False,
+        )
+        if out is not None:
+            mark_written(out)
+        if within is not None and bool(flags.any()):
+            return None
+    return result
+
+
+def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor | None:
+    """``A X A^T`` for every 8x8 block ``X`` of ``blocks`` (``(N, 8, 8)``, any
+    strides), ``A`` the 8x8 ``matrix`` of its dtype, summed in
+    :func:`diffjpeg.stages.dct.block_transform`'s fixed order, a new
+    contiguous ``(N, 8, 8)`` tensor; ``None`` where the kernel does not apply."""
+    if blocks.dim() != 3 or blocks.shape[1:] != (8, 8) or matrix.shape != (8, 8) or not _takes(blocks, matrix):
+        return None
+    out = torch.empty(blocks.shape, dtype=blocks.dtype, device=blocks.device)
+    n = blocks.shape[0]
+    if n:
+        grid = (-(-n // BLOCKS_PER_PROGRAM),)
+        _kernels().block_transform_kernel[grid](
+            blocks, matrix, out, n, *blocks.stride(), *matrix.stride(), BLOCKS=BLOCKS_PER_PROGRAM, enable_fp_fusion=False,
+        )
+    return out
+
+
+def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None) -> Tensor | None:
+    """``matrix @ x (+ offset)`` over the channels of ``x`` (``(B, 3, P)``;
+    ``matrix`` ``(B, 3, 3)``, ``offset`` ``(B, 3)`` or ``None``, of ``x``'s
+    dtype, all at any strides), summed in
+    :func:`diffjpeg.stages.color.color_product`'s fixed order, a new
+    contiguous ``(B, 3, P)`` tensor; ``None`` where the kernel does not apply."""
+    if x.dim() != 3 or x.shape[1] != 3 or matrix.shape != (x.shape[0], 3, 3):
+        return None
+    if offset is not None and offset.shape != (x.shape[0], 3):
+        return None
+    if not _takes(x, matrix, *(() if offset is None else (offset,))):
+        return None
+    out = torch.empty(x.shape, dtype=x.dtype, device=x.device)
+    b, _, pixels = x.shape
+    if b and pixels:
+        tiles = -(-pixels // PIXELS_PER_PROGRAM)
+        o = x if offset is None else offset  # (unread without an offset)
+        _kernels().color_kernel[(b * tiles,)](
+            x, matrix, o, out, pixels, tiles, *x.stride(), *matrix.stride(), *(o.stride()[:2] if offset is not None else (0, 0)),
+            HAS_OFFSET=offset is not None, BLOCK=PIXELS_PER_PROGRAM, enable_fp_fusion=False,
+        )
+    return out
+
+
+for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
+    dispatch.register(_slot, globals()[_slot], "triton")  # each slot's kernel is this module's function of that name

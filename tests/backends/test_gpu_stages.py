@@ -1,0 +1,257 @@
+"""The real-valued stages' Triton kernels (diffjpeg/backends/gpu_stages.py,
+gpu_stage_kernels.py) on the CPU, through Triton's interpreter: each slot's
+values equal its tensor form's (``torch.equal``, under
+``dispatch.using("torch")``), float32 and float64, odd sizes, batches,
+strided inputs and ``out=``; and ``diffjpeg.jpeg`` with ``backend="triton"``
+equals ``backend="torch"`` forward and backward. The interpreter must be on
+before Triton builds a kernel, so each check runs in a fresh process with
+``TRITON_INTERPRET=1`` (test_gpu.py's ``interpreted``)."""
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def interpreted(script: str) -> str:
+    """``script``'s output, run in a fresh process under Triton's interpreter (as test_gpu.py's)."""
+    run = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)},
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    return run.stdout
+
+
+def checked(body: str) -> str:
+    """``body`` after the helpers of ``COMMON``, interpreted."""
+    return interpreted(COMMON + textwrap.dedent(body))
+
+
+COMMON = """
+import torch
+from diffjpeg.backends import gpu_stages as G
+from diffjpeg.core import dispatch
+from diffjpeg.stages import color, dct, rounding, sampling
+g = torch.Generator().manual_seed(0)
+
+def samples(*shape, dtype):
+    # integers (float mode's samples) and fractions (soft mode's), some beyond [0, 255]
+    x = torch.randint(-20, 280, shape, generator=g).to(dtype)
+    return torch.where(torch.rand(shape, generator=g) < 0.5, x, x + torch.rand(shape, generator=g, dtype=dtype))
+
+def same(got, want, *what):
+    assert got is not None, ("declined",) + what
+    assert got.dtype == want.dtype and torch.equal(got, want), what
+"""
+
+
+def test_the_sampling_kernels_are_the_tensor_forms():
+    """downsample, upsample (biased and soft), their adjoints: every factor
+    pair, 1x1 to 17x33, batches, a plane viewed in stacked planes, a
+    transposed plane, an expanded gradient, and out= into a stacked view."""
+    out = checked(
+        """
+        checks = 0
+        for dtype in (torch.float32, torch.float64):
+            for fh, fv in ((2, 1), (1, 2), (2, 2)):
+                for shape in ((1, 1), (7, 9), (2, 17, 33), (2, 3, 2, 5)):
+                    x = samples(*shape, dtype=dtype)
+                    big = samples(*shape[:-2], shape[-2] * fv, shape[-1] * fh, dtype=dtype)
+                    with dispatch.using("torch"):
+                        want = {
+                            "up": [sampling._fancy_filter(x, (fh, fv), b) for b in (True, False)],
+                            "down": [sampling.downsample(big, fh, fv, m) for m in ("float", "soft")],
+                            "up_adjoint": sampling.upsample_adjoint(big.clone(), fh, fv),
+                            "down_adjoint": sampling.downsample_adjoint(x, fh, fv),
+                        }
+                    for b, w in zip((True, False), want["up"]):
+                        same(G.upsample(x, fh, fv, b), w, "up", dtype, fh, fv, shape, b)
+                    for b, w in zip((True, False), want["down"]):
+                        same(G.downsample(big, fh, fv, b), w, "down", dtype, fh, fv, shape, b)
+                    same(G.upsample_adjoint(big, fh, fv), want["up_adjoint"], "up_adjoint", dtype, fh, fv, shape)
+                    same(G.downsample_adjoint(x, fh, fv), want["down_adjoint"], "down_adjoint", dtype, fh, fv, shape)
+                    checks += 6
+        # tiles across both sides of a plane (128 columns, 8 rows a tile at this width)
+        x, big = samples(1, 19, 75, dtype=torch.float32), samples(1, 38, 150, dtype=torch.float32)
+        with dispatch.using("torch"):
+            want = [sampling._fancy_filter(x, (2, 2), True), sampling.downsample(big, 2, 2, "soft"),
+                    sampling.upsample_adjoint(big.clone(), 2, 2), sampling.downsample_adjoint(x, 2, 2)]
+        got = [G.upsample(x, 2, 2, True), G.downsample(big, 2, 2, False), G.upsample_adjoint(big, 2, 2), G.downsample_adjoint(x, 2, 2)]
+        for k, (a, b) in enumerate(zip(got, want)):
+            same(a, b, "tiles", k)
+        # strided planes: chroma viewed in stacked YCbCr planes, a transposed plane, an expanded gradient
+        stacked = samples(2, 3, 18, 22, dtype=torch.float32)
+        plane, flipped = stacked[:, 1], stacked[:, 2].transpose(-1, -2)
+        expanded = torch.rand(1, 1, 9, 11, generator=g).expand(2, 3, 9, 11)
+        with dispatch.using("torch"):
+            want = [sampling.downsample(plane, 2, 2, "float"), sampling.downsample(flipped, 2, 2, "soft"),
+                    sampling._fancy_filter(plane, (2, 1), True), sampling.upsample_adjoint(flipped.clone(), 1, 2),
+                    sampling.downsample_adjoint(expanded, 2, 2)]
+        got = [G.downsample(plane, 2, 2, True), G.downsample(flipped, 2, 2, False), G.upsample(plane, 2, 1, True),
+               G.upsample_adjoint(flipped, 1, 2), G.downsample_adjoint(expanded, 2, 2)]
+        for k, (a, b) in enumerate(zip(got, want)):
+            same(a, b, "strided", k)
+        # out=: each plane written into its place among stacked planes (the decoder's use), others untouched
+        small = samples(2, 2, 9, 11, dtype=torch.float32)
+        for fh, fv in ((2, 2), (2, 1)):
+            into = torch.full((2, 3, 9 * fv, 11 * fh), -1.0)
+            with dispatch.using("torch"):
+                want = sampling.upsample(small[:, 0], fh, fv, "float")
+                want_adjoint = sampling.downsample_adjoint(small[:, 1], fh, fv)
+            version = into._version
+            assert G.upsample(small[:, 0], fh, fv, True, out=into[:, 1]) is not None
+            assert G.downsample_adjoint(small[:, 1], fh, fv, out=into[:, 2]) is not None
+            same(into[:, 1], want, "out", fh, fv)
+            same(into[:, 2], want_adjoint, "out adjoint", fh, fv)
+            assert (into[:, 0] == -1).all() and into._version > version
+            checks += 2
+        with dispatch.using("triton"):  # the stage's own out= path takes the kernel
+            into = torch.zeros(2, 18, 22)
+            assert sampling.upsample(small[:, 0], 2, 2, "soft", out=into) is into
+        with dispatch.using("torch"):
+            same(into, sampling.upsample(small[:, 0], 2, 2, "soft"), "stage out")
+        # declined: other dtypes, a gradient to record, windows the tensor form does not take, an out of another dtype
+        half = samples(4, 6, dtype=torch.float16)
+        assert G.downsample(half, 2, 2, True) is None and G.upsample(half, 2, 2, False) is None
+        assert G.downsample(samples(4, 6, dtype=torch.float32).requires_grad_(), 2, 2, True) is None
+        assert G.downsample(samples(5, 6, dtype=torch.float32), 2, 2, True) is None
+        assert G.upsample_adjoint(samples(4, 7, dtype=torch.float32), 2, 1) is None
+        assert G.upsample(small[:, 0], 2, 2, True, out=torch.zeros(2, 18, 22, dtype=torch.float64)) is None
+        assert G.downsample(samples(4, 4, dtype=torch.float32), 3, 1, True) is None
+        print("ok", checks)
+        """
+    )
+    assert out.split() == ["ok", str(2 * 3 * 4 * 6 + 4)]
+
+
+def test_the_rounding_transform_and_color_kernels_are_the_tensor_forms():
+    """round_clamp (ties, -0.0 from small negatives, huge values, scale and
+    shift, contiguous, channels_last and strided, in place, the range
+    check); block_transform with both DCT matrices on contiguous and
+    transposed blocks; color_apply with and without an offset, a matrix
+    shared by the batch (stride 0)."""
+    out = checked(
+        """
+        checks = 0
+        for dtype in (torch.float32, torch.float64):
+            x = torch.randn(2, 3, 9, 13, generator=g, dtype=torch.float64).mul(200).to(dtype)
+            x.view(-1)[:40] = torch.arange(-10, 10, 0.5, dtype=dtype)  # every tie
+            x.view(-1)[40:44] = torch.tensor([-0.0, 1e20, -1e20, float("inf")], dtype=dtype)
+            cases = [dict(lo=0.0, hi=255.0, rounded=True), dict(lo=0.0, hi=255.0, rounded=False),
+                     dict(lo=0.0, hi=255.0, rounded=True, scale=255.0), dict(lo=0.0, hi=255.0, rounded=True, shift=128.0),
+                     dict(lo=-5.0, hi=5.0, rounded=True, scale=0.5, shift=-3.25)]
+            for case in cases:
+                for layout in ("contiguous", "channels_last", "strided"):
+                    if layout == "channels_last":
+                        y = x.to(memory_format=torch.channels_last)
+                    elif layout == "strided":
+                        y = torch.zeros(2, 3, 9, 20, dtype=dtype)[..., 3:16].copy_(x)
+                    else:
+                        y = x.clone()
+                    with dispatch.using("torch"):
+                        want = rounding.clamp_ste(y.clone(), **case)
+                    args = (case["lo"], case["hi"], case["rounded"], case.get("scale"), case.get("shift"))
+                    got = G.round_clamp(y, *args)
+                    same(got, want, "round_clamp", dtype, case, layout)
+                    assert torch.equal(got.signbit(), want.signbit()), ("signs", dtype, case, layout)  # -0.0 where torch has it
+                    assert G.round_clamp(y, *args, out=y) is y
+                    same(y, want, "in place", dtype, case, layout)
+                    checks += 1
+            with dispatch.using("triton"):  # the stage's in-place path takes the kernel
+                y = x.clone()
+                assert rounding.clamp_ste(y, 0.0, 255.0, rounded=True, inplace=True, shift=128.0) is y
+            with dispatch.using("torch"):
+                same(y, rounding.clamp_ste(x.clone(), 0.0, 255.0, rounded=True, shift=128.0), "stage in place")
+            large = torch.randn(3, 40, 50, generator=g, dtype=dtype) * 300  # several programs a line
+            with dispatch.using("torch"):
+                same(G.round_clamp(large, 0.0, 255.0, True, shift=128.0), rounding.clamp_ste(large, 0.0, 255.0, rounded=True, shift=128.0), "large")
+            image = torch.rand(2, 3, 5, 7, generator=g, dtype=dtype)
+            assert G.round_clamp(image, 0.0, 255.0, True, scale=255.0, within=(-1.0, 2.0)) is not None
+            for bad in (2.5, float("nan")):
+                image[1, 2, 3, 4] = bad
+                assert G.round_clamp(image, 0.0, 255.0, True, scale=255.0, within=(-1.0, 2.0)) is None
+
+            for n in (1, 130):
+                blocks = torch.randn(n, 8, 8, generator=g, dtype=dtype) * 100
+                for kind in ("orthonormal", "orthonormal_inverse"):
+                    matrix = dct._matrices(kind, dtype, torch.device("cpu"))
+                    for b in (blocks, blocks.transpose(1, 2)):
+                        same(G.block_transform(b, matrix), dct.block_transform(b, matrix), "dct", dtype, n, kind)
+                        checks += 1
+
+            for shape in ((1, 3, 1), (2, 3, 1500), (3, 3, 77)):
+                pixels = torch.rand(shape, generator=g, dtype=dtype) * 255
+                shared = color.rgb_to_ycbcr_matrix().to(dtype).expand(shape[0], 3, 3)
+                own = torch.randn(shape[0], 3, 3, generator=g, dtype=dtype)
+                for matrix, offset in ((shared, torch.tensor([0.0, 128.0, 128.0], dtype=dtype).expand(shape[0], 3)),
+                                       (own, torch.randn(shape[0], 3, generator=g, dtype=dtype)), (own, None)):
+                    same(G.color_apply(pixels, matrix, offset), color.color_product(matrix, pixels, offset), "color", dtype, shape)
+                    checks += 1
+            strided = (torch.rand(2, 5, 40, generator=g, dtype=dtype) * 255)[:, 1:4, ::2]
+            same(G.color_apply(strided, own[:2], None), color.color_product(own[:2], strided, None), "color strided")
+        # declined: half precision, a float64 clamp with a bound float32 does not hold, another dtype's matrix
+        assert G.round_clamp(torch.rand(4, dtype=torch.float16), 0.0, 1.0, True) is None
+        assert G.round_clamp(torch.rand(4, dtype=torch.float64), 0.1, 1.0, True) is None
+        assert G.block_transform(torch.rand(2, 8, 8), dct._matrices("orthonormal", torch.float64, torch.device("cpu"))) is None
+        print("ok", checks)
+        """
+    )
+    assert out.split() == ["ok", str(2 * (15 + 8 + 9))]
+
+
+def test_jpeg_through_the_triton_slots_equals_the_tensor_stages():
+    """diffjpeg.jpeg, 4:2:0, float32, backend="triton" against "torch": the
+    forward and x.grad bit for bit in float, soft and exact mode, with every
+    real-valued slot taken."""
+    out = interpreted(
+        """
+        import torch
+        import diffjpeg
+        from diffjpeg.backends import gpu_stages
+        from diffjpeg.core import dispatch
+        taken = set()
+        def counted(slot, kernel):
+            def run(*args, **kwargs):
+                out = kernel(*args, **kwargs)
+                if out is not None:
+                    taken.add(slot)
+                return out
+            return run
+        for slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
+            dispatch._kernels[slot] = tuple((b, counted(slot, k) if b == "triton" else k) for b, k in dispatch._kernels[slot])
+        x0 = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(0))
+        weights = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(1))
+        for mode in ("float", "soft", "exact"):
+            results = []
+            for backend in ("torch", "triton"):
+                x = x0.clone().requires_grad_(True)
+                y = diffjpeg.jpeg(x, 50, mode=mode, subsampling="4:2:0", backend=backend)
+                (y * weights).sum().backward()
+                results.append((y.detach(), x.grad))
+            (y0, g0), (y1, g1) = results
+            assert torch.equal(y0, y1) and torch.equal(g0, g1), mode
+            print(mode)
+        print(*sorted(taken))
+        """
+    )
+    lines = out.split("\n")
+    assert lines[:3] == ["float", "soft", "exact"]
+    assert lines[3].split() == sorted(["block_transform", "color_apply", "downsample", "downsample_adjoint", "round_clamp", "upsample", "upsample_adjoint"])
+
+
+def test_without_the_interpreter_cpu_tensors_stay_on_the_tensor_path():
+    from diffjpeg.backends import gpu_stages
+
+    if os.environ.get("TRITON_INTERPRET") == "1":
+        pytest.skip("run under the interpreter")
+    x = torch.rand(1, 4, 4)
+    assert gpu_stages.downsample(x, 2, 2, True) is None
+    assert gpu_stages.round_clamp(x, 0.0, 1.0, True) is None
+    assert gpu_stages.block_transform(torch.rand(1, 8, 8), torch.eye(8)) is None
