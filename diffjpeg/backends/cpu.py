@@ -33,6 +33,7 @@ import torch
 from torch import Tensor
 
 from ..core import dispatch
+from ..core.check import transformed
 
 try:
     from . import _sampling as _sampling_kernel
@@ -89,8 +90,10 @@ def enabled(on: bool):
 
 def usable(*tensors: Tensor) -> bool:
     """Whether a compiled loop may run on ``tensors``: turned on, not traced
-    by ``torch.compile``, every tensor on the CPU."""
-    return _enabled and not torch.compiler.is_compiling() and all(t.device.type == "cpu" for t in tensors)
+    by ``torch.compile`` nor under a ``torch.func`` transform (whose tensors
+    have no data pointer, :func:`diffjpeg.core.check.transformed`), every
+    tensor on the CPU."""
+    return _enabled and not torch.compiler.is_compiling() and not transformed() and all(t.device.type == "cpu" for t in tensors)
 
 
 

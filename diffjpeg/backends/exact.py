@@ -13,8 +13,9 @@ takes this path by itself when it applies:
   4:4:0, grayscale), integer tables (decode rounds its tables as exact mode
   does, and takes any within 65535); decode takes every color space
   (:data:`diffjpeg.stages.color.DECODER_STEPS`), encode RGB and grayscale,
-* not while ``torch.compile`` traces, nor with the compiled loops turned
-  off (:func:`diffjpeg.backends.cpu.set_enabled`).
+* not while ``torch.compile`` traces or a ``torch.func`` transform is
+  active (:func:`diffjpeg.backends.cpu.usable`), nor with the compiled
+  loops turned off (:func:`diffjpeg.backends.cpu.set_enabled`).
 
 A plain exact decode (no gradient wanted, nothing to smooth, CPU tensors)
 goes straight to the kernel from :func:`decode_coefficients`, with no tensor
@@ -469,8 +470,8 @@ def decode_coefficients(coefficients, as_uint8: bool = False) -> Tensor | None:
     (not finite, too large: the general path checks and decodes those).
     Cheap where it applies: files read from disk are decoded here."""
     c = coefficients
-    if not available() or c.progression is not None or torch.compiler.is_compiling() or c.color_space not in color.DECODER_STEPS:
-        return None
+    if not available() or c.progression is not None or not cpu.usable() or c.color_space not in color.DECODER_STEPS:
+        return None  # (cpu.usable: not traced, no torch.func transform)
     components, tables = c.components, c.qtables
     dtype = components[0].dtype
     if dtype not in (torch.float32, torch.float64) or not tables.is_cpu or tables.dim() < 3 or tables.shape[-2:] != (8, 8):

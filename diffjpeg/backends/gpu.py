@@ -39,6 +39,7 @@ import torch
 from torch import Tensor
 
 from ..core import dispatch
+from ..core.check import transformed
 from ..stages.dct import CONST_BITS, PASS1_BITS
 
 BLOCKS_PER_PROGRAM = 64
@@ -58,9 +59,11 @@ def device_type() -> str:
 
 def applies(*tensors: Tensor) -> bool:
     """Whether the kernels take these tensors: every one on the kernels'
-    device, not traced by ``torch.compile``, and Triton importable."""
+    device, not traced by ``torch.compile`` nor under a ``torch.func``
+    transform (its tensors have no data pointer,
+    :func:`diffjpeg.core.check.transformed`), and Triton importable."""
     device = device_type()
-    if torch.compiler.is_compiling() or not all(t.device.type == device for t in tensors):
+    if torch.compiler.is_compiling() or transformed() or not all(t.device.type == device for t in tensors):
         return False
     return _kernels() is not None
 

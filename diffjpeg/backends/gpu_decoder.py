@@ -10,7 +10,7 @@ they run for CUDA tensors. Imported lazily by :mod:`diffjpeg.backends.gpu`
 2**40 and keep them modulo 2**16, their product modulo 2**16 (the SIMD
 dequantization's ``pmullw``, :func:`diffjpeg.stages.quantize.dequantize_integers`),
 then jidctint-avx2.asm's ISLOW (:func:`diffjpeg.stages.dct.idct_islow`'s
-SIMD form, the passes of :func:`diffjpeg.backends.gpu_kernels._pass`) with
+SIMD form, the passes of :func:`diffjpeg.backends.gpu_kernels.idct_pass`) with
 its shortcut where rows 1-7 of the *rounded quantized* block are zero,
 written as uint8 into the component's plane of whole blocks.
 
@@ -36,9 +36,9 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..core.precision import _level_table
+from ..core.precision import level_table
 from ..stages.sampling import is_filtered
-from .gpu_kernels import B0, B1, B2, G0, G1, G2, R0, R1, R2, RB, RG, RR, _pass, _sample, _stack8, _unstack8, _wrap16
+from .gpu_kernels import B0, B1, B2, G0, G1, G2, R0, R1, R2, RB, RG, RR, idct_pass, stack8, to_sample, unstack8, wrap16
 
 BLOCKS_PER_PROGRAM = 32
 PIXELS_PER_PROGRAM = 1024
@@ -83,7 +83,7 @@ def _dequantized_row(x_ptr, t_ptr, at, table_at, mask):
     modulo 2**16 and whether its rounded quantized values are not zero."""
     q, nonzero = _int16(tl.load(x_ptr + at, mask=mask, other=0))
     t, _ = _int16(tl.load(t_ptr + table_at, mask=mask, other=0))
-    return _wrap16(q * t), nonzero  # residues within 2**15: the int32 product is exact
+    return wrap16(q * t), nonzero  # residues within 2**15: the int32 product is exact
 
 
 @triton.jit
@@ -112,18 +112,18 @@ def plane_kernel(
     i5, n5 = _dequantized_row(x_ptr, t_ptr, at + 5 * xs_i, table_at + 5 * ts_i, mask)
     i6, n6 = _dequantized_row(x_ptr, t_ptr, at + 6 * xs_i, table_at + 6 * ts_i, mask)
     i7, n7 = _dequantized_row(x_ptr, t_ptr, at + 7 * xs_i, table_at + 7 * ts_i, mask)
-    c0, c1, c2, c3, c4, c5, c6, c7 = _pass(i0, i1, i2, i3, i4, i5, i6, i7, 11)  # CONST_BITS - PASS1_BITS
+    c0, c1, c2, c3, c4, c5, c6, c7 = idct_pass(i0, i1, i2, i3, i4, i5, i6, i7, 11)  # CONST_BITS - PASS1_BITS
     # rows 1-7 of the quantized block zero: the SIMD code's shortcut, every row the DC << PASS1_BITS
     any_ac = (n1 | n2 | n3 | n4 | n5 | n6 | n7).to(tl.int32)
     short = tl.max(any_ac, axis=1)[:, None] == 0
-    dc = _wrap16(i0 * 4)
+    dc = wrap16(i0 * 4)
     c0, c1, c2, c3 = tl.where(short, dc, c0), tl.where(short, dc, c1), tl.where(short, dc, c2), tl.where(short, dc, c3)
     c4, c5, c6, c7 = tl.where(short, dc, c4), tl.where(short, dc, c5), tl.where(short, dc, c6), tl.where(short, dc, c7)
     # the row pass reads the columns' results transposed: c_k[:, j] is row k, column j
-    columns = tl.permute(_stack8(c0, c1, c2, c3, c4, c5, c6, c7, BLOCKS), (0, 2, 1))  # [block, k, j]
-    k0, k1, k2, k3, k4, k5, k6, k7 = _unstack8(columns, BLOCKS)  # k_j[:, i]: row i, column j
-    s0, s1, s2, s3, s4, s5, s6, s7 = _pass(k0, k1, k2, k3, k4, k5, k6, k7, 18)  # CONST_BITS + PASS1_BITS + 3
-    samples = _stack8(_sample(s0), _sample(s1), _sample(s2), _sample(s3), _sample(s4), _sample(s5), _sample(s6), _sample(s7), BLOCKS)
+    columns = tl.permute(stack8(c0, c1, c2, c3, c4, c5, c6, c7, BLOCKS), (0, 2, 1))  # [block, k, j]
+    k0, k1, k2, k3, k4, k5, k6, k7 = unstack8(columns, BLOCKS)  # k_j[:, i]: row i, column j
+    s0, s1, s2, s3, s4, s5, s6, s7 = idct_pass(k0, k1, k2, k3, k4, k5, k6, k7, 18)  # CONST_BITS + PASS1_BITS + 3
+    samples = stack8(to_sample(s0), to_sample(s1), to_sample(s2), to_sample(s3), to_sample(s4), to_sample(s5), to_sample(s6), to_sample(s7), BLOCKS)
     row = tl.arange(0, 8)[None, :, None]
     col = tl.arange(0, 8)[None, None, :]
     block3 = block[:, :, None]  # (BLOCKS, 1, 1)
@@ -309,7 +309,7 @@ def decode(
         tile_w = min(128, max(16, triton.next_power_of_2(width)))
         tile_h = PIXELS_PER_PROGRAM // tile_w
         tiles_y, tiles_x = triton.cdiv(height, tile_h), triton.cdiv(width, tile_w)
-        levels = _level_table(out_dtype, device) if out_dtype.is_floating_point else out
+        levels = level_table(out_dtype, device) if out_dtype.is_floating_point else out
         pixel_kernel[(count * tiles_y * tiles_x,)](
             *given[0], *given[1], *given[2],
             out, levels, out if ycc is None else ycc, height, width, height * width, tiles_y, tiles_x, *out.stride(),

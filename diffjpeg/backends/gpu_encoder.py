@@ -51,7 +51,7 @@ from torch import Tensor
 from ..stages.color import ENCODER_ROUNDING, fixed_matrix
 from ..stages.dct import CONST_BITS, PASS1_BITS, islow_matrix
 from ..stages.quantize import reciprocal
-from .gpu_kernels import _stack8, _unstack8
+from .gpu_kernels import stack8, unstack8
 
 BLOCKS_PER_PROGRAM = 16
 NUM_WARPS = 8  # 4 samples of a (16, 8, 8) tile per thread: about 80-110 registers on sm_90, no spills
@@ -84,7 +84,7 @@ def _level(v):
 
 
 @triton.jit
-def _sample(x_ptr, at, mask, KIND: tl.constexpr):
+def _load_level(x_ptr, at, mask, KIND: tl.constexpr):
     """The 8-bit sample at ``at``: uint8 (KIND 0), float read as float32 (1) or float64 (2)."""
     v = tl.load(x_ptr + at, mask=mask, other=0)
     if KIND == 0:
@@ -141,11 +141,11 @@ def _islow_pass(x0, x1, x2, x3, x4, x5, x6, x7, BITS: tl.constexpr, HALF: tl.con
 def _fdct(x, N: tl.constexpr):
     """jpeg_fdct_islow of ``(N, 8, 8)`` level-shifted samples: the row pass
     on the columns ``x[:, :, j]`` (lane = row), a transpose, the column pass."""
-    x0, x1, x2, x3, x4, x5, x6, x7 = _unstack8(x, N)
+    x0, x1, x2, x3, x4, x5, x6, x7 = unstack8(x, N)
     t0, t1, t2, t3, t4, t5, t6, t7 = _islow_pass(x0, x1, x2, x3, x4, x5, x6, x7, PASS1, HALF1)  # t_k[:, i]: row i's output k
-    r0, r1, r2, r3, r4, r5, r6, r7 = _unstack8(tl.permute(_stack8(t0, t1, t2, t3, t4, t5, t6, t7, N), (0, 2, 1)), N)  # r_i[:, k]
+    r0, r1, r2, r3, r4, r5, r6, r7 = unstack8(tl.permute(stack8(t0, t1, t2, t3, t4, t5, t6, t7, N), (0, 2, 1)), N)  # r_i[:, k]
     y0, y1, y2, y3, y4, y5, y6, y7 = _islow_pass(r0, r1, r2, r3, r4, r5, r6, r7, PASS2, HALF2)  # y_u[:, k]
-    return tl.permute(_stack8(y0, y1, y2, y3, y4, y5, y6, y7, N), (0, 2, 1))
+    return tl.permute(stack8(y0, y1, y2, y3, y4, y5, y6, y7, N), (0, 2, 1))
 
 
 @triton.jit
@@ -201,11 +201,11 @@ def encode_kernel(
         for dh in tl.static_range(SH):
             at = base + top + tl.minimum(column * SH + dh, width - 1) * stride_w
             if GRAY:
-                acc0 += _sample(x_ptr, at, mask, KIND)
+                acc0 += _load_level(x_ptr, at, mask, KIND)
             else:
-                red = _sample(x_ptr, at, mask, KIND)
-                green = _sample(x_ptr, at + stride_c, mask, KIND)
-                blue = _sample(x_ptr, at + 2 * stride_c, mask, KIND)
+                red = _load_level(x_ptr, at, mask, KIND)
+                green = _load_level(x_ptr, at + stride_c, mask, KIND)
+                blue = _load_level(x_ptr, at + 2 * stride_c, mask, KIND)
                 acc0 += _ycc(red, green, blue, FIRST)
                 if COUNT > 1:
                     acc1 += _ycc(red, green, blue, FIRST + 1)

@@ -24,19 +24,19 @@ from ..stages.dct import simd_idct_constants
 (O00, O01), (O10, O11), (O20, O21), (O30, O31) = [[tl.constexpr(c) for c in pair] for pair in simd_idct_constants()[2]]
 
 @triton.jit
-def _wrap16(v):
+def wrap16(v):
     return ((v + 32768) & 65535) - 32768  # a 16-bit register's value (paddw, psllw)
 
 @triton.jit
-def _stack8(a0, a1, a2, a3, a4, a5, a6, a7, N: tl.constexpr):
+def stack8(a0, a1, a2, a3, a4, a5, a6, a7, N: tl.constexpr):
     """Eight ``(N, 8)`` tensors as one ``(N, 8, 8)``, ``a_k`` at ``[:, :, k]``."""
     x = tl.join(tl.join(tl.join(a0, a4), tl.join(a2, a6)), tl.join(tl.join(a1, a5), tl.join(a3, a7)))
     return tl.reshape(x, (N, 8, 8))  # index 4t + 2u + w of the nested joins' [t, u, w]
 
 
 @triton.jit
-def _unstack8(x, N: tl.constexpr):
-    """``(N, 8, 8)`` to its eight ``[:, :, k]`` (the inverse of ``_stack8``): register moves, no memory."""
+def unstack8(x, N: tl.constexpr):
+    """``(N, 8, 8)`` to its eight ``[:, :, k]`` (the inverse of ``stack8``): register moves, no memory."""
     even, odd = tl.split(tl.reshape(x, (N, 8, 2, 2, 2)))
     e0, e1 = tl.split(even)
     o0, o1 = tl.split(odd)
@@ -48,16 +48,16 @@ def _unstack8(x, N: tl.constexpr):
 
 
 @triton.jit
-def _pass(i0, i1, i2, i3, i4, i5, i6, i7, BITS: tl.constexpr):
+def idct_pass(i0, i1, i2, i3, i4, i5, i6, i7, BITS: tl.constexpr):
     """One DODCT pass on eight int32 vectors of int16 values: the even and
     odd parts with their 16-bit sums, DESCALE, packssdw (dct._simd_pass)."""
     tmp3 = i2 * E00 + i6 * E01
     tmp2 = i2 * E10 + i6 * E11
-    tmp0 = _wrap16(i0 + i4) * (1 << 13)
-    tmp1 = _wrap16(i0 - i4) * (1 << 13)
+    tmp0 = wrap16(i0 + i4) * (1 << 13)
+    tmp1 = wrap16(i0 - i4) * (1 << 13)
     tmp10, tmp13, tmp11, tmp12 = tmp0 + tmp3, tmp0 - tmp3, tmp1 + tmp2, tmp1 - tmp2
-    z3 = _wrap16(i7 + i3)
-    z4 = _wrap16(i5 + i1)
+    z3 = wrap16(i7 + i3)
+    z4 = wrap16(i5 + i1)
     z3, z4 = z3 * Z00 + z4 * Z01, z3 * Z10 + z4 * Z11
     o0 = i7 * O00 + i1 * O01 + z3
     o1 = i5 * O10 + i3 * O11 + z4
@@ -68,7 +68,7 @@ def _pass(i0, i1, i2, i3, i4, i5, i6, i7, BITS: tl.constexpr):
 
 
 @triton.jit
-def _sample(v):
+def to_sample(v):
     return tl.minimum(tl.maximum(v, -128), 127) + 128  # packsswb, then + CENTERJSAMPLE
 
 
@@ -86,18 +86,18 @@ def idct_kernel(x_ptr, shortcut_ptr, columns_ptr, out_ptr, n, BLOCKS: tl.constex
     lane = tl.arange(0, 8)[None, :]  # (1, 8)
     mask = (block < n) & (lane < 8)
     base = block * 64 + lane
-    r0 = _wrap16(tl.load(x_ptr + base + 0, mask=mask, other=0))
-    r1 = _wrap16(tl.load(x_ptr + base + 8, mask=mask, other=0))
-    r2 = _wrap16(tl.load(x_ptr + base + 16, mask=mask, other=0))
-    r3 = _wrap16(tl.load(x_ptr + base + 24, mask=mask, other=0))
-    r4 = _wrap16(tl.load(x_ptr + base + 32, mask=mask, other=0))
-    r5 = _wrap16(tl.load(x_ptr + base + 40, mask=mask, other=0))
-    r6 = _wrap16(tl.load(x_ptr + base + 48, mask=mask, other=0))
-    r7 = _wrap16(tl.load(x_ptr + base + 56, mask=mask, other=0))
-    c0, c1, c2, c3, c4, c5, c6, c7 = _pass(r0, r1, r2, r3, r4, r5, r6, r7, 11)  # CONST_BITS - PASS1_BITS
+    r0 = wrap16(tl.load(x_ptr + base + 0, mask=mask, other=0))
+    r1 = wrap16(tl.load(x_ptr + base + 8, mask=mask, other=0))
+    r2 = wrap16(tl.load(x_ptr + base + 16, mask=mask, other=0))
+    r3 = wrap16(tl.load(x_ptr + base + 24, mask=mask, other=0))
+    r4 = wrap16(tl.load(x_ptr + base + 32, mask=mask, other=0))
+    r5 = wrap16(tl.load(x_ptr + base + 40, mask=mask, other=0))
+    r6 = wrap16(tl.load(x_ptr + base + 48, mask=mask, other=0))
+    r7 = wrap16(tl.load(x_ptr + base + 56, mask=mask, other=0))
+    c0, c1, c2, c3, c4, c5, c6, c7 = idct_pass(r0, r1, r2, r3, r4, r5, r6, r7, 11)  # CONST_BITS - PASS1_BITS
     # rows 1-7 of the quantized block zero: the SIMD code's shortcut, every row the DC << PASS1_BITS
     short = tl.load(shortcut_ptr + block, mask=block < n, other=0) != 0
-    dc = _wrap16(r0 * 4)
+    dc = wrap16(r0 * 4)
     c0, c1, c2, c3 = tl.where(short, dc, c0), tl.where(short, dc, c1), tl.where(short, dc, c2), tl.where(short, dc, c3)
     c4, c5, c6, c7 = tl.where(short, dc, c4), tl.where(short, dc, c5), tl.where(short, dc, c6), tl.where(short, dc, c7)
     tl.store(columns_ptr + base + 0, c0, mask=mask)
@@ -118,16 +118,16 @@ def idct_kernel(x_ptr, shortcut_ptr, columns_ptr, out_ptr, n, BLOCKS: tl.constex
     k5 = tl.load(columns_ptr + across + 5, mask=mask, other=0)
     k6 = tl.load(columns_ptr + across + 6, mask=mask, other=0)
     k7 = tl.load(columns_ptr + across + 7, mask=mask, other=0)
-    s0, s1, s2, s3, s4, s5, s6, s7 = _pass(k0, k1, k2, k3, k4, k5, k6, k7, 18)  # CONST_BITS + PASS1_BITS + 3
+    s0, s1, s2, s3, s4, s5, s6, s7 = idct_pass(k0, k1, k2, k3, k4, k5, k6, k7, 18)  # CONST_BITS + PASS1_BITS + 3
     # out[row, k]: s_k holds column k over the rows (lane = row)
-    tl.store(out_ptr + across + 0, _sample(s0), mask=mask)
-    tl.store(out_ptr + across + 1, _sample(s1), mask=mask)
-    tl.store(out_ptr + across + 2, _sample(s2), mask=mask)
-    tl.store(out_ptr + across + 3, _sample(s3), mask=mask)
-    tl.store(out_ptr + across + 4, _sample(s4), mask=mask)
-    tl.store(out_ptr + across + 5, _sample(s5), mask=mask)
-    tl.store(out_ptr + across + 6, _sample(s6), mask=mask)
-    tl.store(out_ptr + across + 7, _sample(s7), mask=mask)
+    tl.store(out_ptr + across + 0, to_sample(s0), mask=mask)
+    tl.store(out_ptr + across + 1, to_sample(s1), mask=mask)
+    tl.store(out_ptr + across + 2, to_sample(s2), mask=mask)
+    tl.store(out_ptr + across + 3, to_sample(s3), mask=mask)
+    tl.store(out_ptr + across + 4, to_sample(s4), mask=mask)
+    tl.store(out_ptr + across + 5, to_sample(s5), mask=mask)
+    tl.store(out_ptr + across + 6, to_sample(s6), mask=mask)
+    tl.store(out_ptr + across + 7, to_sample(s7), mask=mask)
 
 
 # jdcolor.c's fixed-point matrix and each channel's rounding with the chroma offset folded in (color.decoder_rounding)

@@ -38,6 +38,7 @@ from ..core.check import (
     check_image_values,
     check_subsampling,
     checking_values,
+    transformed,
 )
 from ..core.coefficients import Coefficients
 from ..core.dispatch import BACKENDS, Backend
@@ -244,12 +245,19 @@ class _EncoderGraph(torch.autograd.Function):
     def applies(matrix: Tensor | None) -> bool:
         return not needs_grad(matrix)  # a learned matrix's gradient needs the real stages' values
 
+    generate_vmap_rule = True  # the adjoints are torch operations (no kernel runs under a torch.func transform)
+
     @staticmethod
-    def forward(ctx, x: Tensor, geometries, matrix: Tensor | None, window, *dct: Tensor):
+    def forward(x: Tensor, geometries, matrix: Tensor | None, window, *dct: Tensor):
+        return dct
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
         dispatch.keep(ctx)
         ctx.set_materialize_grads(False)
-        ctx.geometries, ctx.matrix, ctx.shape, ctx.device, ctx.window = geometries, matrix, x.shape, x.device, window
-        return dct
+        x, geometries, matrix, window = inputs[:4]
+        ctx.save_for_backward(matrix)  # a tensor: saved, not an attribute (torch.func transforms require it)
+        ctx.geometries, ctx.shape, ctx.device, ctx.window = geometries, x.shape, x.device, window
 
     @staticmethod
     def backward(ctx, *grads):
@@ -275,7 +283,7 @@ class _EncoderGraph(torch.autograd.Function):
         if target is not None:  # only the interior rows, straight into the image's gradient
             planes = ctx.window.rows(planes)
         if channels == 3:
-            planes = color.rgb_to_ycbcr_adjoint(planes, ctx.matrix)
+            planes = color.rgb_to_ycbcr_adjoint(planes, ctx.saved_tensors[0])
         if target is None:
             return (planes.mul_(255.0),) + none  # planes: this backward's own temporary
         # x 255 into the image's gradient rows: for a half-precision image the
@@ -296,8 +304,10 @@ def _plane_adjoint(blocks: Tensor, geo, size: tuple[int, int], out: Tensor) -> N
     direct = blocks.shape[-4:-2] == (padded[0] // 8, padded[1] // 8) and (padded[0] * v_scale, padded[1] * h_scale) == size
     # not when compiled: with these writes into views of the image gradient,
     # AOT autograd (torch 2.13, aot_eager) traced a backward whose gradient
-    # was wrong (tests/training/test_augment.py's compiled exact case); copies trace right
-    if direct and not torch.compiler.is_compiling():
+    # was wrong (tests/training/test_augment.py's compiled exact case); copies trace right.
+    # Nor under a torch.func transform (out= has no vmap rule, and grad's
+    # backward records a graph) or for a gradient that records one (out= refuses it)
+    if direct and not torch.compiler.is_compiling() and not transformed() and not needs_grad(blocks):
         if geo.scale == (1, 1):
             merge_blocks(blocks, out=out)  # merge_blocks: split_blocks' transpose
         else:
@@ -467,8 +477,9 @@ def _pixel_stages(
     height, width = size
     # without a graph to record (float and soft under _DecoderGraph) the planes
     # are written into the stacked tensor and divided in place: the same
-    # values, fewer image-size temporaries (not when compiled: writes into views)
-    direct = not needs_grad(*dequantized, matrix) and not torch.compiler.is_compiling()
+    # values, fewer image-size temporaries (not when compiled: writes into
+    # views; nor under a torch.func transform: out= has no vmap rule)
+    direct = not needs_grad(*dequantized, matrix) and not torch.compiler.is_compiling() and not transformed()
     planes = []
     ycc = dequantized[0].new_empty((dequantized[0].shape[0], len(geometries), height, width)) if direct else None
     for ci, (coefficients, geo) in enumerate(zip(dequantized, geometries)):
@@ -530,30 +541,37 @@ class _DecoderGraph(torch.autograd.Function):
             return False
         return all(g.scale == (1, 1) or is_filtered(g.downsampled[1], *g.scale) for g in geometries)
 
+    generate_vmap_rule = True  # the adjoints are torch operations (no kernel runs under a torch.func transform)
+
     @staticmethod
-    def forward(ctx, samples: Tensor, geometries, color_space: str, matrix: Tensor | None, tables: Tensor | None, *coefficients: Tensor):
+    def forward(samples: Tensor, geometries, color_space: str, matrix: Tensor | None, tables: Tensor | None, *coefficients: Tensor):
+        return samples
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
         dispatch.keep(ctx)
         ctx.set_materialize_grads(False)
-        ctx.geometries, ctx.color_space, ctx.matrix, ctx.tables = geometries, color_space, matrix, tables
-        return samples
+        _, ctx.geometries, ctx.color_space, matrix, tables = inputs[:5]
+        ctx.save_for_backward(matrix, tables)  # tensors: saved, not attributes (torch.func transforms require it)
 
     @staticmethod
     def backward(ctx, grad):
         if grad is None:
             return (None,) * (5 + len(ctx.geometries))
+        matrix, tables = ctx.saved_tensors
         with full_precision(grad.device):  # as in _EncoderGraph.backward
-            grads = _DecoderGraph._coefficient_grads(ctx, grad)
-            if ctx.tables is not None:
-                count = ctx.tables.shape[0]
+            grads = _DecoderGraph._coefficient_grads(ctx, grad, matrix)
+            if tables is not None:
+                count = tables.shape[0]
                 # in place on idct_adjoint's fresh products: the values of grad * table
-                grads = tuple(g.mul_(ctx.tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, g in enumerate(grads))
+                grads = tuple(g.mul_(tables[:, ci].reshape(count, 1, 1, 8, 8)) for ci, g in enumerate(grads))
             return (None,) * 5 + grads
 
     @staticmethod
-    def _coefficient_grads(ctx, grad) -> tuple[Tensor, ...]:
+    def _coefficient_grads(ctx, grad, matrix: Tensor | None) -> tuple[Tensor, ...]:
         grad = grad / 255.0
         if ctx.color_space == "YCbCr":
-            grad = color.ycbcr_to_rgb_adjoint(grad, ctx.matrix)
+            grad = color.ycbcr_to_rgb_adjoint(grad, matrix)
         grads = []
         for ci, geo in enumerate(ctx.geometries):
             plane = grad[:, ci]

@@ -47,6 +47,7 @@ import torch
 from torch import Tensor
 
 from ..backends import exact
+from ..core.check import transformed
 
 STRIP_PIXELS = 1 << 20  # pixels per strip (the batch's images together): temporaries of a few MiB, reused
 
@@ -119,12 +120,14 @@ class _StripJPEG(torch.autograd.Function):
     """``run(image)`` strip by strip. With ``keep`` (the caller wants a
     gradient) each strip's graph is kept for the backward; without, nothing.
     With ``into`` (a run taking a :class:`Window`) each strip writes its
-    rows into the output, and its backward into the input gradient."""
+    rows into the output, and its backward into the input gradient.
+    ``kept``: an empty dict that the forward fills with what the backward
+    needs (the strips' graphs and windows), for :meth:`setup_context`.
+    Not for ``torch.func`` transforms (it runs autograd itself):
+    :func:`in_strips` is not taken under one."""
 
     @staticmethod
-    def forward(ctx, image: Tensor, run: Callable, strips: list[tuple[int, int]], halo: int, keep: bool, into: tuple | None):
-        ctx.run, ctx.strips, ctx.halo = run, strips, halo
-        ctx.save_for_backward(image)
+    def forward(image: Tensor, run: Callable, strips: list[tuple[int, int]], halo: int, keep: bool, into: tuple | None, kept: dict):
         height = image.shape[-2]
         out, direct = None, into is not None
         if direct:
@@ -152,8 +155,14 @@ class _StripJPEG(torch.autograd.Function):
                 out = result.new_empty(result.shape[:-2] + image.shape[-2:])
                 exact.prefault(out)  # fresh: above glibc's mmap limit, written once
             out[..., rows[0] : rows[1], :] = result[..., rows[0] - lo : rows[1] - lo, :]
-        ctx.graphs, ctx.windows = graphs, windows
+        kept.update(graphs=graphs, windows=windows)
         return out
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        image, ctx.run, ctx.strips, ctx.halo, _, _, kept = inputs
+        ctx.save_for_backward(image)
+        ctx.graphs, ctx.windows = kept.pop("graphs"), kept.pop("windows")
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -164,7 +173,7 @@ class _StripJPEG(torch.autograd.Function):
             # differentiable (the strips' graphs were built without it)
             with torch.enable_grad():
                 (grad_image,) = torch.autograd.grad(ctx.run(image), image, grad, create_graph=True)
-            return grad_image, None, None, None, None, None
+            return grad_image, None, None, None, None, None, None
         grad_image = torch.empty_like(image, memory_format=torch.contiguous_format)
         exact.prefault(grad_image)
         windows = ctx.windows or [None] * len(ctx.strips)
@@ -190,7 +199,7 @@ class _StripJPEG(torch.autograd.Function):
                 target.zero_()  # the strip's rows do not reach the output
             else:
                 target.copy_(interior)
-        return grad_image, None, None, None, None, None
+        return grad_image, None, None, None, None, None, None
 
 
 class _Handle(torch.autograd.Function):
@@ -199,8 +208,12 @@ class _Handle(torch.autograd.Function):
     strip's decoded pixels, which can then be freed."""
 
     @staticmethod
-    def forward(ctx, pixels: Tensor) -> Tensor:
+    def forward(pixels: Tensor) -> Tensor:
         return pixels.new_empty(()).expand(pixels.shape)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> Tensor:
@@ -235,7 +248,7 @@ def in_strips(
     for n in lead:
         count *= n
     strips = strip_rows(height, width, count, mcu, STRIP_PIXELS if pixels is None else pixels)
-    if len(strips) == 1:
+    if len(strips) == 1 or transformed():  # _StripJPEG runs autograd itself: not under a torch.func transform
         return None
     keep = torch.is_grad_enabled() and image.requires_grad
-    return _StripJPEG.apply(image, run, strips, halo, keep, into)
+    return _StripJPEG.apply(image, run, strips, halo, keep, into, {})

@@ -3,7 +3,12 @@
 Bad input gets a ``ValueError`` or ``TypeError`` that names the argument and
 what is allowed, never a NaN, a crash or a silently wrong result. Checks that
 read values back to Python (NaN, ranges) run eagerly and are skipped while
-``torch.compile`` traces; shape, type and device checks always run.
+``torch.compile`` traces; shape, type and device checks always run. Under
+``torch.func.vmap`` (also inside ``vmap(grad(f))``, but not under ``grad``,
+``jacrev``'s forward pass or ``vjp``, whose tensors hold their values) no
+value is checked either: a batched tensor cannot be read back to Python, so
+NaN, an image on another scale or a quality outside [0, 100] go unreported
+there (:func:`vmapped`).
 
 Decisions, and why:
 
@@ -64,8 +69,62 @@ def check_mode(mode: Mode) -> None:
 
 
 def checking_values() -> bool:
-    """Whether value checks run: eagerly yes, while ``torch.compile`` traces no."""
-    return not torch.compiler.is_compiling()
+    """Whether value checks run: eagerly yes, while ``torch.compile`` traces
+    or under ``torch.func.vmap`` (:func:`vmapped`) no."""
+    return not torch.compiler.is_compiling() and not vmapped()
+
+
+# torch 2.13: torch._C._are_functorch_transforms_active() is what
+# torch.autograd.Function.apply asks before it routes a call through
+# functorch; one C call (about 40 ns), no tensor to look at.
+_transforms_active = torch._C._are_functorch_transforms_active
+
+
+def transformed() -> bool:
+    """Whether a ``torch.func`` transform (``grad``, ``vmap``, ``jacrev``,
+    ``vjp``, ``jvp``) is active. Its tensors are then wrappers without storage
+    (no data pointer: a compiled kernel cannot read them), so every compiled
+    kernel declines while one is, and the tensor forms run: the same values.
+
+    Example:
+        >>> transformed(), torch.func.vmap(lambda x: torch.tensor(transformed()))(torch.ones(1)).item()
+        (False, True)
+    """
+    return _transforms_active()
+
+
+def vmapped() -> bool:
+    """Whether a ``torch.func.vmap`` is among the active transforms (alone,
+    or around or inside ``grad``): its batched tensors cannot be read back
+    to Python (``.tolist()``, ``bool()``)."""
+    if not _transforms_active():
+        return False
+    from torch._C._functorch import TransformType, get_interpreter_stack  # only under a transform
+
+    return any(level.key() == TransformType.Vmap for level in get_interpreter_stack() or ())
+
+
+def check_reverse_mode(*tensors: Tensor) -> None:
+    """``NotImplementedError`` under forward-mode differentiation
+    (``torch.func.jvp``, ``jacfwd``; ``tensors`` holding a tangent of
+    ``torch.autograd.forward_ad``): the codec's derivatives are backward
+    rules (its exact and rounded values come from forms without a
+    derivative), so a tangent would silently come out zero. Reverse mode
+    (``grad``, ``vjp``, ``jacrev``, ``backward``) works."""
+    if torch.compiler.is_compiling():  # torch.compile differentiates in reverse mode; nothing to ask
+        return
+    forward = False
+    if torch.autograd.forward_ad._current_level >= 0:  # inside a dual_level: a tangent on one of them?
+        forward = any(torch.autograd.forward_ad.unpack_dual(t).tangent is not None for t in tensors)
+    if not forward and _transforms_active():
+        from torch._C._functorch import TransformType, get_interpreter_stack
+
+        forward = any(level.key() == TransformType.Jvp for level in get_interpreter_stack() or ())
+    if forward:
+        raise NotImplementedError(
+            "diffjpeg has no forward-mode derivative (torch.func.jvp, jacfwd, torch.autograd.forward_ad): "
+            "use reverse mode (torch.func.grad, vjp, jacrev, or .backward())"
+        )
 
 
 def eager(fn):
@@ -124,6 +183,7 @@ def check_all_finite(named: dict[str, Tensor]) -> None:
           ...
         ValueError: b contains NaN or Inf
     """
+    check_reverse_mode(*named.values())  # (decode's one check of every call)
     if not checking_values():
         return
     floats = {n: t.detach() for n, t in named.items() if t.is_floating_point() and t.numel()}
@@ -204,6 +264,7 @@ def check_image(image, name: str = "image", values: bool = True) -> tuple[torch.
         raise ValueError(f"{name} must have 1 (grayscale) or 3 (RGB) channels, got {channels} in shape {tuple(image.shape)}")
     if image.numel() == 0:
         raise ValueError(f"{name} is empty: shape {tuple(image.shape)}")
+    check_reverse_mode(image)
     if image.dtype != torch.uint8 and not image.is_floating_point():
         raise TypeError(f"{name} must be float in [0, 1] or uint8, got dtype {image.dtype}")
     if values:

@@ -101,8 +101,10 @@ def using(backend: Backend):
 
 
 def keep(ctx) -> None:
-    """In a ``torch.autograd.Function``'s forward: note the kernels its call
-    allows on ``ctx``, for :func:`keeps_backends`'s backward."""
+    """In a ``torch.autograd.Function``'s ``setup_context`` (which autograd
+    calls right after its forward, within the same call, also under
+    ``torch.func``'s transforms): note the kernels its call allows on
+    ``ctx``, for :func:`keeps_backends`'s backward."""
     if not torch.compiler.is_compiling():  # traced, no kernel runs: nothing to keep
         ctx.backends = _allowed.get()
 

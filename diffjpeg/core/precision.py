@@ -119,8 +119,11 @@ def cached_constant(build: Callable[..., Tensor]) -> Callable[..., Tensor]:
 
 
 @cached_constant
-def _level_table(dtype: torch.dtype, device: torch.device) -> Tensor:
-    return torch.arange(256, dtype=dtype).div_(255.0).to(device)  # divided on the CPU: IEEE division
+def level_table(dtype: torch.dtype, device: torch.device) -> Tensor:
+    """``k / 255`` for k in 0..255 in ``dtype`` on ``device``, correctly
+    rounded (divided on the CPU: IEEE division; a GPU's may differ), cached:
+    what :func:`levels_to_unit` and the GPU decoder gather from."""
+    return torch.arange(256, dtype=dtype).div_(255.0).to(device)
 
 
 def levels_to_unit(samples: Tensor, dtype: torch.dtype) -> Tensor:
@@ -134,7 +137,7 @@ def levels_to_unit(samples: Tensor, dtype: torch.dtype) -> Tensor:
         >>> torch.equal(levels_to_unit(k, torch.float32), k.float() / 255)
         True
     """
-    table = _level_table(dtype, samples.device)
+    table = level_table(dtype, samples.device)
     return table.index_select(0, samples.reshape(-1)).reshape(samples.shape)
 
 

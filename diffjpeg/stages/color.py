@@ -119,8 +119,9 @@ def _apply_fixed(fixed: Tensor, samples: Tensor, rounding: Tensor) -> Tensor:
     b = samples.shape[0]
     fixed = fixed.expand(b, 3, 3) if fixed.dim() == 2 else fixed
     x = samples.reshape(b, 3, -1).to(fixed.dtype)
-    acc = rounding.reshape(-1, 3, 1).expand(b, 3, x.shape[-1]).clone()
-    for c in range(3):
+    # the first product out of place, into a new tensor (batched under torch.func.vmap, as x is)
+    acc = torch.addcmul(rounding.reshape(-1, 3, 1), fixed[:, :, 0:1], x[:, 0:1])  # (b, 3, P)
+    for c in (1, 2):
         acc.addcmul_(fixed[:, :, c : c + 1], x[:, c : c + 1])
     out = (acc >> _SCALEBITS).clamp_(0, 255)
     return out.to(torch.int32).view(samples.shape)
@@ -218,11 +219,17 @@ class _ColorProduct(torch.autograd.Function):
     ``x`` (itself differentiable for a second order), and the sums over
     pixels for the matrix (``g x^T``) and the offset."""
 
+    generate_vmap_rule = True  # torch operations only (no kernel runs under a torch.func transform)
+
     @staticmethod
-    def forward(ctx, matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
-        dispatch.keep(ctx)
-        ctx.save_for_backward(matrix, x if ctx.needs_input_grad[0] else None)
+    def forward(matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
         return _fixed_product(matrix, x, offset)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        dispatch.keep(ctx)
+        matrix, x, _ = inputs
+        ctx.save_for_backward(matrix, x if ctx.needs_input_grad[0] else None)
 
     @staticmethod
     def backward(ctx, grad: Tensor):

@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import check_mode
+from ..core.check import check_mode, transformed, vmapped
 from ..core.modes import Mode
 from ..core.precision import cached_constant
 from .rounding import clamp_ste, exact_value, needs_grad
@@ -214,11 +214,16 @@ class _BlockTransform(torch.autograd.Function):
     """:func:`_transform` forward; backward, the adjoint transform the same
     way (``A^T G A``), itself differentiable for a second order."""
 
+    generate_vmap_rule = True  # torch operations only (no kernel runs under a torch.func transform)
+
     @staticmethod
-    def forward(ctx, blocks: Tensor, kind: str) -> Tensor:
-        dispatch.keep(ctx)
-        ctx.kind = kind
+    def forward(blocks: Tensor, kind: str) -> Tensor:
         return _transform(blocks, kind)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        dispatch.keep(ctx)
+        ctx.kind = inputs[1]
 
     @staticmethod
     def backward(ctx, grad: Tensor):
@@ -251,9 +256,15 @@ def _shifted_in_block_order(blocks: Tensor) -> Tensor:
 class _LevelShift(torch.autograd.Function):
     """:func:`_shifted_in_block_order` forward; backward, the gradient unchanged."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, blocks):
+    def forward(blocks):
         return _shifted_in_block_order(blocks)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
 
     @staticmethod
     def backward(ctx, grad):
@@ -262,7 +273,7 @@ class _LevelShift(torch.autograd.Function):
 
 def _level_shift(blocks: Tensor) -> Tensor:
     """``blocks - 128``, contiguous (see :class:`_LevelShift`)."""
-    if blocks.is_contiguous() or torch.compiler.is_compiling():
+    if blocks.is_contiguous() or torch.compiler.is_compiling() or transformed():  # (out= has no vmap rule)
         return blocks - 128.0
     if not blocks.requires_grad:
         return _shifted_in_block_order(blocks)
@@ -284,11 +295,12 @@ def _islow_pass(x: Tensor, matrix: Tensor, bits: int, along_columns: bool) -> Te
 
 def fits_int16(values: Tensor, bound: int = 32767) -> bool:
     """Whether every value lies within ``[-bound, bound]`` (int16 by
-    default); always ``False`` under ``torch.compile`` and off the CPU,
-    where reading the values back would break the graph or wait for the
+    default); always ``False`` under ``torch.compile``, under
+    ``torch.func.vmap`` and off the CPU, where reading the values back would
+    break the graph, cannot be done (a batched tensor) or would wait for the
     device: callers then take their general route, which gives the same
     values for every input."""
-    if torch.compiler.is_compiling() or values.device.type != "cpu":
+    if torch.compiler.is_compiling() or values.device.type != "cpu" or vmapped():
         return False
     return values.numel() == 0 or bool(values.abs().max() <= bound)
 

@@ -103,6 +103,7 @@ import torch
 from torch import Tensor
 
 from ..core import dispatch
+from ..core.check import transformed
 from ..core.modes import Mode
 
 RoundingName = Literal["linear", "polynomial", "fourier", "sigmoid", "noise"]  # the surrogates by name
@@ -294,9 +295,10 @@ class Noise(Rounding):
 
 def _records(x: Tensor) -> bool:
     """Whether operations on ``x`` are recorded: by autograd (a double
-    backward, where no step may overwrite a tensor a later one saves) or by
-    ``torch.compile`` (which fuses the steps itself, and refuses ``out=``)."""
-    return torch.compiler.is_compiling() or (torch.is_grad_enabled() and x.requires_grad)
+    backward, where no step may overwrite a tensor a later one saves), by
+    ``torch.compile`` (which fuses the steps itself, and refuses ``out=``)
+    or by a ``torch.func`` transform (``out=`` has no vmap rule)."""
+    return torch.compiler.is_compiling() or (torch.is_grad_enabled() and x.requires_grad) or transformed()
 
 
 _BY_NAME = {cls.name: cls for cls in (Linear, Polynomial, Fourier, Sigmoid, Noise)}
@@ -366,11 +368,16 @@ class _FourierRound(torch.autograd.Function):
     """The fourier surrogate with its closed-form derivative as the backward
     (autograd through the series would keep every term alive)."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, sigma):
-        ctx.save_for_backward(x)
-        ctx.sigma = sigma
+    def forward(x, sigma):
         return _fourier_sums(x, sigma, derivative=False)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, ctx.sigma = inputs
+        ctx.save_for_backward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -443,11 +450,16 @@ def soft_round_derivative(x: Tensor, rounding: RoundingName | Rounding | None = 
 class _RoundWithSurrogateGradient(torch.autograd.Function):
     """A given rounded value forward; the surrogate's derivative at ``x`` backward."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, value, rounding):
-        ctx.save_for_backward(x)
-        ctx.rounding = rounding
+    def forward(x, value, rounding):
         return value
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        x, _, ctx.rounding = inputs
+        ctx.save_for_backward(x)
 
     @staticmethod
     def backward(ctx, grad):
@@ -484,9 +496,15 @@ class _StraightThrough(torch.autograd.Function):
     255.0005 next to an x of 1e5 from a hostile file).
     """
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, value):
+    def forward(x, value):
         return value
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        pass
 
     @staticmethod
     def backward(ctx, grad):
@@ -497,16 +515,22 @@ class _RoundClamp(torch.autograd.Function):
     """``clamp(round(x), lo, hi)`` (either step optional) forward, identity
     backward; with ``inplace``, written into ``x`` (a temporary of the caller's)."""
 
+    generate_vmap_rule = True
+
     @staticmethod
-    def forward(ctx, x, do_round, lo, hi, inplace=False):
+    def forward(x, do_round, lo, hi, inplace=False):
         if inplace:
-            ctx.mark_dirty(x)
             y = x.round_() if do_round else x
             return y.clamp_(lo, hi) if lo is not None else y
         y = torch.round(x) if do_round else x
         if lo is not None:
             y = y.clamp_(lo, hi) if do_round else y.clamp(lo, hi)
         return y
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        if len(inputs) > 4 and inputs[4]:  # inplace
+            ctx.mark_dirty(inputs[0])
 
     @staticmethod
     def backward(ctx, grad):

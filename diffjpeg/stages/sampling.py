@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import check_mode
+from ..core.check import check_mode, transformed
 from ..core.modes import Mode
 
 FACTORS = (1, 2)  # what the encoder offers (4:4:4, 4:2:2, 4:2:0)
@@ -129,10 +129,10 @@ class _Downsample(torch.autograd.Function):
     backward spreads the gradient evenly, saving nothing (avg_pool2d's own
     backward keeps its whole input alive)."""
 
+    generate_vmap_rule = True  # torch operations only (no kernel runs under a torch.func transform)
+
     @staticmethod
-    def forward(ctx, plane, h_factor, v_factor, biased):
-        dispatch.keep(ctx)
-        ctx.factors = (h_factor, v_factor)
+    def forward(plane, h_factor, v_factor, biased):
         done = dispatch.run("downsample", plane, h_factor, v_factor, biased)  # the same values, in one pass
         if done is not None:
             return done
@@ -144,6 +144,11 @@ class _Downsample(torch.autograd.Function):
             return total.div_(h_factor * v_factor).to(plane.dtype)
         # exact and float round alike: libjpeg's biases are its rounding rule
         return _biased_average(total, h_factor, v_factor).to(plane.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        dispatch.keep(ctx)
+        ctx.factors = inputs[1:3]
 
     @staticmethod
     def backward(ctx, grad):
@@ -181,10 +186,11 @@ def _triangle(x: Tensor, dim: int) -> Tensor:
     interleaved (``dim`` doubles), edge samples repeated. Written into one
     preallocated tensor through strided views: no shifted copies, no stack.
     Under ``torch.compile`` (which breaks the graph at every ``out=`` view)
-    from shifted copies instead, which the compiler fuses."""
+    from shifted copies instead, which the compiler fuses, and so under a
+    ``torch.func`` transform (``out=`` has no vmap rule): the same sums."""
     dim = dim % x.dim()
     n = x.shape[dim]
-    if torch.compiler.is_compiling():
+    if torch.compiler.is_compiling() or transformed():
         near = 3 * x
         before = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)], dim)
         after = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
@@ -285,11 +291,16 @@ class _FancyUpsample(torch.autograd.Function):
     """The triangle filter forward, rounded with libjpeg's biases if ``biased``;
     the real filter's transpose backward (nothing saved)."""
 
+    generate_vmap_rule = True  # torch operations only (no kernel runs under a torch.func transform)
+
     @staticmethod
-    def forward(ctx, plane, factors, biased):
-        dispatch.keep(ctx)
-        ctx.factors = factors
+    def forward(plane, factors, biased):
         return _fancy_filter(plane, factors, biased)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        dispatch.keep(ctx)
+        ctx.factors = inputs[1]
 
     @staticmethod
     def backward(ctx, grad):
