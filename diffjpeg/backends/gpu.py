@@ -79,6 +79,7 @@ def _kernels(name: str = "gpu_kernels"):
 
 
 CODEC_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
+DECODER_COLOR_SPACES = ("YCbCr", "grayscale", "RGB")  # the fused decoder's; CMYK and YCCK take the stages
 
 
 def codec_applies(image: Tensor, matrix: Tensor | None) -> bool:

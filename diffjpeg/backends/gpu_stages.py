@@ -261,5 +261,11 @@ def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None) -> Tensor | No
     return out
 
 
+def _takes_floats(x: Tensor) -> bool:
+    """Whether the DCT's and the color product's kernels take ``x``'s device and dtype (the stages then take the fixed order)."""
+    return x.dtype in FLOATS and gpu.applies(x)
+
+
 for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
-    dispatch.register(_slot, globals()[_slot], "triton")  # each slot's kernel is this module's function of that name
+    # each slot's kernel is this module's function of that name
+    dispatch.register(_slot, globals()[_slot], "triton", _takes_floats if _slot in ("color_apply", "block_transform") else None)

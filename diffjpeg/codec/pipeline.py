@@ -18,8 +18,10 @@ Modes (``mode=``): the forward pass, and the gradient each one gives:
 * ``"soft"``: real-valued JPEG with the rounding surrogate in the forward pass
   too and no 8-bit rounding; smooth, and its backward is its true gradient.
 
-On the CPU the exact values come from the compiled kernel (:mod:`diffjpeg.backends.exact`)
-when it applies, with the same results as the tensor stages below.
+The exact values come from the compiled codec on the CPU
+(:mod:`diffjpeg.backends.exact`) and from the fused Triton kernels on CUDA
+(:func:`diffjpeg.backends.gpu.encode`, :func:`~diffjpeg.backends.gpu.decode`)
+where they apply, with the same results as the tensor stages below.
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from ..backends import cpu, exact
+from ..backends import cpu, exact, gpu
 from ..core import dispatch
 from ..core.check import (
     FLOAT_IMAGE_RANGE,
@@ -141,9 +143,9 @@ def _encode(image, plan: EncodePlan, window=None):
     two, or first (:func:`check_image_values`) where none runs."""
     batch, count, work, mode, rounding = plan.batch, plan.count, plan.work, plan.mode, plan.rounding
     tables, matrix, geometries = plan.tables, plan.matrix, list(plan.geometries)
-    x = image.reshape(count, plan.channels, *plan.size)
-    if x.is_floating_point() and x.dtype != work:
-        x = x.to(work)  # 8-bit levels first, in float32: round(x * 255) is then the level
+    raw = image.reshape(count, plan.channels, *plan.size)
+    cast = raw.is_floating_point() and raw.dtype != work  # 8-bit levels first, in float32: round(x * 255) is then the level
+    x = raw.to(work) if cast and not plan.triton else raw  # the fused GPU encoder reads half precision as it is
     # the image's values are checked by the first pass that reads them (the
     # kernel, or the float stages' scaling loop) where one can, else here first
     unchecked = image if x.is_floating_point() and checking_values() else None
@@ -153,8 +155,14 @@ def _encode(image, plan: EncodePlan, window=None):
         if plan.kernel:
             within = None if unchecked is None else FLOAT_IMAGE_RANGE
             values = exact.encode(x, tables, geometries, work, dct=grad, within=within, table_values=plan.kernel_tables and plan.kernel_tables[0], layout=plan.kernel_layout)
+        elif plan.triton:
+            check_image_values(image)  # the GPU kernel reads the values as they are: checked first, one read-back
+            values = gpu.encode(raw, tables, geometries, work, with_dct=grad)
+        if cast and x is raw:  # the stages' input, and the graph's
+            x = raw.to(work)
         if values is None:  # reports what the kernel met outside the range, or checks for the tensor stages
-            check_image_values(image)
+            if not plan.triton:
+                check_image_values(image)
             values = _encode_integers(x, tables, geometries, matrix, work)
         if not grad:
             blocks = [b.reshape(batch + b.shape[1:]) for b in values[0]]
@@ -431,6 +439,8 @@ def _decode_stages(plan: DecodePlan, as_uint8: bool, window=None) -> Tensor:
         samples = None
         if plan.kernel:
             samples = exact.decode(components, tables, geometries, size, torch.uint8 if as_uint8 else work, color_space, window)
+        elif plan.triton and window is None:
+            samples = gpu.decode(components, tables, geometries, size, torch.uint8 if as_uint8 else work, color_space)
         if samples is None:
             samples, exact_ycc = _decode_integers(components, tables, geometries, size, matrix, color_space)
             if as_uint8:
@@ -650,8 +660,8 @@ def jpeg(
     plan = encode_plan(image, quality, **options)
     as_uint8 = image.dtype == torch.uint8  # uint8 out carries no gradient: build none
     with full_precision(image.device), torch.no_grad() if as_uint8 else contextlib.nullcontext(), _kernels_of(plan.backend):
-        if plan.kernel and not plan.grad and ycbcr_to_rgb is None:
-            out = _compiled_jpeg(image, plan, as_uint8)
+        if (plan.kernel or plan.triton) and not plan.grad and ycbcr_to_rgb is None:
+            out = (_compiled_jpeg if plan.kernel else _fused_jpeg)(image, plan, as_uint8)
             if out is not None:
                 return out
         coefficients = _encode(image, plan)
@@ -677,6 +687,21 @@ def _compiled_jpeg(image: Tensor, plan: EncodePlan, as_uint8: bool) -> Tensor | 
         table_values = (exact.encoder_tables(plan.tables, plan.channels), exact.decoder_tables(plan.tables[:, [min(c, 1) for c in range(plan.channels)]]))
     within = FLOAT_IMAGE_RANGE if x.is_floating_point() else None
     out = exact.round_trip(x, plan.geometries, torch.uint8 if as_uint8 else plan.work, table_values, plan.kernel_layout, within)
+    return None if out is None else out.reshape(image.shape).to(image.dtype)
+
+
+def _fused_jpeg(image: Tensor, plan: EncodePlan, as_uint8: bool) -> Tensor | None:
+    """:func:`jpeg` by the GPU's fused exact kernels alone, as ``plan`` chose
+    them (no gradient, libjpeg's matrices): the encoder's quantized blocks
+    straight into the decoder; ``None`` where a kernel declines."""
+    check_image_values(image)  # the kernels read the values as they are
+    x = image.reshape(plan.count, plan.channels, *plan.size)
+    encoded = gpu.encode(x, plan.tables, plan.geometries, plan.work, with_dct=False)
+    if encoded is None:
+        return None
+    tables = plan.tables[:, [min(c, 1) for c in range(plan.channels)]]  # each component's
+    color_space = "YCbCr" if plan.channels == 3 else "grayscale"
+    out = gpu.decode(encoded[0], tables, plan.geometries, plan.size, torch.uint8 if as_uint8 else plan.work, color_space)
     return None if out is None else out.reshape(image.shape).to(image.dtype)
 
 

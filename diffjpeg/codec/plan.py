@@ -201,7 +201,8 @@ class EncodePlan(NamedTuple):
     :func:`~diffjpeg.backends.exact.decoder_tables`) where they are cached
     (a whole-number quality), else ``None`` (made per call);
     ``kernel_layout``: :func:`diffjpeg.backends.exact.layout` of the batch
-    where the kernel runs."""
+    where the kernel runs; ``triton``: the GPU's fused exact encoder takes
+    this image instead (:func:`diffjpeg.backends.gpu.encode`)."""
 
     mode: str
     rounding: Rounding
@@ -218,6 +219,7 @@ class EncodePlan(NamedTuple):
     kernel_tables: tuple | None = None
     kernel_layout: tuple | None = None
     backend: str = "auto"
+    triton: bool = False
 
     @property
     def count(self) -> int:
@@ -258,6 +260,7 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
     factors = subsampling_factors(subsampling, channels)
     kind = torch.uint8 if image.dtype == torch.uint8 else work  # what the stages read: 8-bit levels, or floats in work
     kernel = mode == "exact" and backend in ("auto", "native") and exact.encode_applies(image, kind, matrix, tables, tables_checked=whole is not None)
+    triton = mode == "exact" and not kernel and backend in ("auto", "triton") and gpu.codec_applies(image, matrix)
     count, geometries_ = math.prod(batch), encoder_geometries((height, width), factors)
     kernel_tables = kernel_layout = None
     if kernel:
@@ -266,7 +269,7 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
             kernel_tables = _whole_quality_kernel_tables(whole, count, channels)
     return EncodePlan(
         mode, rounding, batch, channels, (height, width), work, factors, geometries_,
-        tables, matrix, kernel, needs_grad(image, tables, matrix), kernel_tables, kernel_layout, backend,
+        tables, matrix, kernel, needs_grad(image, tables, matrix), kernel_tables, kernel_layout, backend, triton,
     )
 
 
@@ -297,7 +300,8 @@ class DecodePlan(NamedTuple):
     ``components`` ``(count, rows, cols, 8, 8)`` and ``tables`` ``(count, C,
     8, 8)`` (each component's) in ``work``; ``matrix``: the YCbCr to RGB
     matrix where the color space takes one (``None``: libjpeg's); ``kernel``:
-    the compiled exact decoder takes them (:func:`diffjpeg.backends.exact.decode`)."""
+    the compiled exact decoder takes them (:func:`diffjpeg.backends.exact.decode`);
+    ``triton``: the GPU's fused exact decoder does (:func:`diffjpeg.backends.gpu.decode`)."""
 
     mode: str
     batch: torch.Size
@@ -311,6 +315,7 @@ class DecodePlan(NamedTuple):
     matrix: Tensor | None
     kernel: bool
     backend: str = "auto"
+    triton: bool = False
 
     @property
     def count(self) -> int:
@@ -345,4 +350,6 @@ def decode_plan(coefficients, mode, ycbcr_to_rgb, finite: bool = False, backend:
     components = tuple(b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components)
     matrix = matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, device) if c.color_space in color.TAKES_MATRIX else None
     kernel = mode == "exact" and backend in ("auto", "native") and exact.decode_applies(list(components), tables, list(geometries_), matrix, c.color_space)
-    return DecodePlan(mode, batch, c.size, work, c.color_space, c.progression, geometries_, components, tables, matrix, kernel, backend)
+    triton = (mode == "exact" and not kernel and backend in ("auto", "triton") and matrix is None
+              and c.color_space in gpu.DECODER_COLOR_SPACES and gpu.applies(tables, *components))
+    return DecodePlan(mode, batch, c.size, work, c.color_space, c.progression, geometries_, components, tables, matrix, kernel, backend, triton)

@@ -49,19 +49,35 @@ SLOTS = (
     "ycbcr_to_rgb_fixed",  # stages.color.ycbcr_to_rgb_fixed with libjpeg's matrix
 )
 _kernels: dict[str, tuple[tuple[str, Callable], ...]] = {}
+_takes: dict[tuple[str, str], Callable[..., bool]] = {}  # (slot, backend): whether its kernel takes these tensors
 _allowed: ContextVar[frozenset | None] = ContextVar("diffjpeg_backends", default=None)  # None: every backend
 
 
-def register(slot: str, kernel: Callable, backend: str) -> None:
+def register(slot: str, kernel: Callable, backend: str, takes: Callable[..., bool] | None = None) -> None:
     """Add ``kernel`` of ``backend`` (``"native"`` or ``"triton"``) to
     ``slot`` (one of :data:`SLOTS`), after those there (each kernel declines
-    the tensors it does not take)."""
+    the tensors it does not take). ``takes``: whether it would take
+    tensors, asked by :func:`takes` before a stage chooses its form."""
     if slot not in SLOTS:
         raise ValueError(f"slot must be one of {SLOTS}, got {slot!r}")
     if backend not in KERNEL_BACKENDS:
         raise ValueError(f"backend must be one of {KERNEL_BACKENDS}, got {backend!r}")
     if (backend, kernel) not in _kernels.get(slot, ()):
         _kernels[slot] = _kernels.get(slot, ()) + ((backend, kernel),)
+    if takes is not None:
+        _takes[slot, backend] = takes
+
+
+def takes(slot: str, *tensors) -> bool:
+    """Whether a kernel of ``slot`` that the call allows would take
+    ``tensors`` (libjpeg-turbo's ``jsimd_can_*``): for a stage whose tensor
+    form differs off the CPU (a GEMM instead of the fixed order), so that it
+    takes the kernel's form where one computes it."""
+    if torch.compiler.is_compiling():
+        return False
+    allowed = _allowed.get()
+    return any((allowed is None or backend in allowed) and (slot, backend) in _takes and _takes[slot, backend](*tensors)
+               for backend, _ in _kernels.get(slot, ()))
 
 
 def run(slot: str, *args, **kwargs):

@@ -245,9 +245,10 @@ class _ColorProduct(torch.autograd.Function):
 
 def _product(matrix: Tensor, x: Tensor, offset: Tensor | None) -> Tensor:
     """``matrix @ x (+ offset)`` on ``(B, 3, P)``: in the fixed order on the
-    CPU (also under ``torch.compile``, whose C++ keeps each operation), else
-    one batched product (``baddbmm``)."""
-    if x.device.type != "cpu":
+    CPU (also under ``torch.compile``, whose C++ keeps each operation) and
+    where a kernel computes it (the GPU's), else one batched product
+    (``baddbmm``)."""
+    if x.device.type != "cpu" and not dispatch.takes("color_apply", x):
         return torch.bmm(matrix, x) if offset is None else torch.baddbmm(offset.unsqueeze(-1), matrix, x)
     if needs_grad(matrix, x, offset):
         return _ColorProduct.apply(matrix, x, offset)

@@ -198,8 +198,9 @@ def _in_fixed_order(x: Tensor) -> bool:
     """Whether the real-valued transforms of ``x`` run in :func:`block_transform`'s
     order: on the CPU, also under ``torch.compile``, whose C++ keeps each
     product and sum (``-ffp-contract=off`` by default), so that compiled and
-    eager transforms agree bit for bit."""
-    return x.device.type == "cpu"
+    eager transforms agree bit for bit; elsewhere where a kernel computes
+    that order (the GPU's, which gives the CPU's values), else one GEMM."""
+    return x.device.type == "cpu" or dispatch.takes("block_transform", x)
 
 
 def _transform(blocks: Tensor, kind: str) -> Tensor:
@@ -239,7 +240,7 @@ def _fixed_order(x: Tensor, kind: str) -> Tensor:
 
 def _separable(x: Tensor, kind: str) -> Tensor:
     """The 2-D orthonormal (inverse) DCT of ``(..., 8, 8)`` blocks: in the
-    fixed order on the CPU, else as one GEMM."""
+    fixed order where :func:`_in_fixed_order`, else as one GEMM."""
     if _in_fixed_order(x):
         return _fixed_order(x, kind)
     flat = x.reshape(-1, 64)

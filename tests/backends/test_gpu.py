@@ -72,10 +72,13 @@ def test_the_color_kernel_is_jdcolors_integer_conversion():
     assert out.split() == ["ok"]
 
 
-def test_exact_decode_through_the_kernels_gives_pillows_pixels():
-    """decode(backend="triton") takes the kernels from the idct_islow slot
-    for every component and the color slot for every image (and nothing of
-    the C backend): Pillow's pixels."""
+def test_exact_mode_through_the_fused_codec_gives_pillows_pixels():
+    """jpeg(backend="triton") in exact mode: the fused encoder and decoder
+    kernels, once each per call, nothing of the C backend, and Pillow's
+    pixels for uint8 and float inputs at every subsampling; with a gradient,
+    the same values and the same gradient as the tensor stages. decode() of
+    Pillow's file takes the fused decoder, and with a learned matrix (which
+    the fused decoder declines) the inverse DCT's slot kernel."""
     out = interpreted(
         """
         import io
@@ -84,25 +87,45 @@ def test_exact_decode_through_the_kernels_gives_pillows_pixels():
         import diffjpeg
         from diffjpeg.backends import gpu
         from diffjpeg.core import dispatch
+        from diffjpeg.stages.color import ycbcr_to_rgb_matrix
         from tests.helpers import skimage_crop
         taken = []
-        def counted(kernel):
-            def run(*args):
-                out = kernel(*args)
-                taken.append((kernel.__name__, out is not None))
-                return out
+        def counted(name, kernel):
+            def run(*args, **kwargs):
+                result = kernel(*args, **kwargs)
+                taken.append((name, result is not None))
+                return result
             return run
-        dispatch._kernels["idct_islow"] = (("triton", counted(gpu.idct_islow)),)
-        dispatch._kernels["ycbcr_to_rgb_fixed"] = (("triton", counted(gpu.ycbcr_to_rgb_fixed)),)
+        gpu.encode, gpu.decode = counted("encode", gpu.encode), counted("decode", gpu.decode)
+        dispatch._kernels["idct_islow"] = (("triton", counted("idct", gpu.idct_islow)),)
+        array = skimage_crop("astronaut", 37, 53, 100, 180)
+        u8 = torch.from_numpy(array).permute(2, 0, 1).contiguous()
         for subsampling in (0, 1, 2):
             buffer = io.BytesIO()
-            Image.fromarray(skimage_crop("astronaut", 37, 53, 100, 180)).save(buffer, "JPEG", quality=60, subsampling=subsampling)
+            Image.fromarray(array).save(buffer, "JPEG", quality=60, subsampling=subsampling)
+            pillow = torch.from_numpy(np.asarray(Image.open(buffer)).copy()).permute(2, 0, 1)
+            taken.clear()
+            y = diffjpeg.jpeg(u8, 60, subsampling=subsampling, backend="triton")
+            assert torch.equal(y, pillow) and taken == [("encode", True), ("decode", True)], (subsampling, taken)
+            y = diffjpeg.jpeg(u8.float() / 255, 60, subsampling=subsampling, backend="triton")
+            assert torch.equal(torch.round(y * 255), pillow.float()), subsampling
             y = diffjpeg.decode(diffjpeg.read(buffer.getvalue()), dtype=torch.uint8, backend="triton")
-            assert np.array_equal(y.permute(1, 2, 0).numpy(), np.asarray(Image.open(buffer)))
-        print("ok", all(t for _, t in taken), sum(n == "idct_islow" for n, _ in taken), sum(n == "ycbcr_to_rgb_fixed" for n, _ in taken))
+            assert torch.equal(y, pillow), subsampling
+        x = (u8[None].float() / 255).requires_grad_()
+        grads = {}
+        for backend in ("triton", "torch"):
+            taken.clear()
+            y = diffjpeg.jpeg(x, 60, backend=backend)
+            grads[backend] = (y.detach(), torch.autograd.grad((y * torch.linspace(0, 1, y.numel()).reshape(y.shape)).sum(), x)[0])
+        assert torch.equal(grads["triton"][0], grads["torch"][0]) and torch.equal(grads["triton"][1], grads["torch"][1])
+        taken.clear()
+        learned = ycbcr_to_rgb_matrix()
+        y = diffjpeg.decode(diffjpeg.read(buffer.getvalue()), ycbcr_to_rgb=learned, backend="triton")
+        assert all(name != "decode" for name, _ in taken) and ("idct", True) in taken, taken
+        print("ok")
         """
     )
-    assert out.split() == ["ok", "True", "9", "3"]
+    assert out.split() == ["ok"]
 
 
 def test_without_the_interpreter_cpu_tensors_stay_on_the_tensor_path():
@@ -112,3 +135,27 @@ def test_without_the_interpreter_cpu_tensors_stay_on_the_tensor_path():
         pytest.skip("run under the interpreter")
     assert not gpu.applies(torch.zeros(1, 8, 8, dtype=torch.int32))
     assert gpu.idct_islow(torch.zeros(1, 8, 8, dtype=torch.int32)) is None
+
+
+def test_the_dct_takes_the_fixed_order_where_a_kernel_computes_it(monkeypatch):
+    """Off the CPU the DCT is a GEMM unless a kernel of the block_transform
+    slot takes the blocks (dispatch.takes, as the GPU's does): then its
+    fixed-order form, the CPU's values. On the meta device, with a stand-in
+    kernel; backend="torch" allows none, so the GEMM runs."""
+    from diffjpeg.core import dispatch
+    from diffjpeg.stages import dct
+
+    calls = []
+
+    def kernel(blocks, matrix):
+        calls.append(blocks.device.type)
+        return dct.block_transform(blocks, matrix)
+
+    monkeypatch.setitem(dispatch._kernels, "block_transform", (("triton", kernel),))
+    monkeypatch.setitem(dispatch._takes, ("block_transform", "triton"), lambda x: x.device.type == "meta")
+    x = torch.zeros(3, 8, 8, device="meta")
+    assert dct._separable(x, "orthonormal_2d").shape == x.shape and calls == ["meta"]
+    with dispatch.using("torch"):
+        assert not dispatch.takes("block_transform", x)
+        dct._separable(x, "orthonormal_2d")
+    assert calls == ["meta"]
