@@ -1,29 +1,18 @@
 """The GPU kernels (diffjpeg/backends/gpu_kernels.py) on the CPU, through
 Triton's interpreter: the same values as the tensor forms they replace, bit
 for bit. The interpreter must be switched on before Triton builds a kernel,
-so each check runs in a fresh process with ``TRITON_INTERPRET=1``. Without
+so each check runs in a process of its own with ``TRITON_INTERPRET=1``
+(tests/backends/interpreter.py). Without
 Triton (the CPU build of torch does not ship it; the test extra installs
 it on Linux) they skip; CI never needs a GPU."""
 import os
-import subprocess
-import sys
-import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.backends.interpreter import interpreted
+
 pytest.importorskip("triton")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def interpreted(script: str) -> str:
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
 
 
 def test_the_inverse_dct_kernel_is_the_simd_form():

@@ -4,18 +4,16 @@ mode's integer stages (``_decode_integers`` and the conversion to the output
 dtype) as CUDA tensors take them (``fits_int16`` is ``False`` off the CPU:
 the wrapping dequantization and the SIMD butterflies, forced here on the CPU
 reference), and Pillow's pixels for Pillow's and libjpeg's files. Each check
-runs in a fresh process with ``TRITON_INTERPRET=1`` (see test_gpu.py)."""
+runs in a process of its own with ``TRITON_INTERPRET=1`` (tests/backends/interpreter.py)."""
 import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.backends.interpreter import interpreted as run_interpreted
+
 pytest.importorskip("triton")
-ROOT = Path(__file__).resolve().parents[2]
 
 # the reference as CUDA tensors compute it, and coefficients for any sampling
 PRELUDE = """
@@ -87,12 +85,8 @@ def wild(geos, batch, dtype, g):
 
 
 def interpreted(script: str) -> str:
-    run = subprocess.run(
-        [sys.executable, "-c", PRELUDE + textwrap.dedent(script)], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
+    """``script`` after the prelude, under Triton's interpreter."""
+    return run_interpreted(PRELUDE + textwrap.dedent(script))
 
 
 def test_files_decode_to_the_integer_stages_and_pillows_pixels():

@@ -7,7 +7,7 @@ import textwrap
 
 import pytest
 
-from tests.backends.test_gpu import interpreted
+from tests.backends.interpreter import interpreted
 
 pytest.importorskip("triton")
 

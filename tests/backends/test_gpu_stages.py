@@ -4,29 +4,17 @@ values equal its tensor form's (``torch.equal``, under
 ``dispatch.using("torch")``), float32 and float64, odd sizes, batches,
 strided inputs and ``out=``; and ``diffjpeg.jpeg`` with ``backend="triton"``
 equals ``backend="torch"`` forward and backward. The interpreter must be on
-before Triton builds a kernel, so each check runs in a fresh process with
-``TRITON_INTERPRET=1`` (test_gpu.py's ``interpreted``)."""
+before Triton builds a kernel, so each check runs in a process of its own
+with ``TRITON_INTERPRET=1`` (tests/backends/interpreter.py)."""
 import os
-import subprocess
-import sys
 import textwrap
-from pathlib import Path
 
 import pytest
 import torch
 
+from tests.backends.interpreter import interpreted
+
 pytest.importorskip("triton")
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def interpreted(script: str) -> str:
-    """``script``'s output, run in a fresh process under Triton's interpreter (as test_gpu.py's)."""
-    run = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(script)], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env={**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": str(ROOT)},
-    )
-    assert run.returncode == 0, run.stderr[-3000:]
-    return run.stdout
 
 
 def checked(body: str) -> str:
