@@ -8,7 +8,9 @@ Triton, so this module imports them on first use only:
   (dequantization and jidctint's SIMD ISLOW into the planes; jdsample's fancy
   upsampling, jdcolor and the output dtype) in two. :func:`encode` and
   :func:`decode` here are what :mod:`diffjpeg.codec.plan` chooses, as it
-  chooses :mod:`diffjpeg.backends.exact` on the CPU.
+  chooses :mod:`diffjpeg.backends.exact` on the CPU; while ``torch.compile``
+  traces and under ``torch.func`` transforms, where they decline, it
+  chooses the same kernels as custom operators (:mod:`diffjpeg.backends.gpu_ops`).
 * :mod:`~diffjpeg.backends.gpu_stages` (kernels in ``gpu_stage_kernels``):
   the real-valued stages' slots of :mod:`diffjpeg.core.dispatch` (float and
   soft modes, and every mode's backward).
@@ -48,8 +50,17 @@ assert (CONST_BITS - PASS1_BITS, CONST_BITS + PASS1_BITS + 3) == (11, 18)  # the
 
 
 def available() -> bool:
-    """Whether Triton imports here (it is then imported)."""
-    return _kernels() is not None
+    """Whether Triton imports here (it is then imported, and the kernels'
+    custom operators registered: :mod:`diffjpeg.backends.gpu_operators`)."""
+    return _kernels() is not None and _kernels("gpu_operators") is not None
+
+
+# torch.compile calls it while tracing and takes the answer as a constant
+# (dynamo cannot trace the import; the answer cannot change): the mark that
+# torch.compiler.assume_constant_result sets (torch 2.13,
+# torch/_dynamo/decorators.py), set here because calling that imports
+# torch._dynamo, two seconds of every import of diffjpeg
+available._dynamo_marked_constant = True
 
 
 def device_type() -> str:

@@ -32,7 +32,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from ..backends import cpu, exact, gpu
+from ..backends import cpu, exact, gpu, gpu_ops
 from ..core import dispatch
 from ..core.check import (
     FLOAT_IMAGE_RANGE,
@@ -131,8 +131,13 @@ def _checked_encode(image, quality, qtables, subsampling, mode, rounding, rgb_to
 
 
 def _kernels_of(backend: str):
-    """The kernels a call's ``backend`` allows, around its stages (a no-op for ``"auto"``)."""
-    return contextlib.nullcontext() if backend == "auto" else dispatch.using(backend)
+    """The kernels a call's ``backend`` allows, around its stages (a no-op
+    for ``"auto"``, and while ``torch.compile`` traces: no slot's kernel runs
+    then, :func:`diffjpeg.core.dispatch.run`, and dynamo cannot trace the
+    ``ContextVar`` that :func:`~diffjpeg.core.dispatch.using` sets)."""
+    if backend == "auto" or torch.compiler.is_compiling():
+        return contextlib.nullcontext()
+    return dispatch.using(backend)
 
 
 def _encode(image, plan: EncodePlan, window=None):
@@ -157,7 +162,7 @@ def _encode(image, plan: EncodePlan, window=None):
             values = exact.encode(x, tables, geometries, work, dct=grad, within=within, table_values=plan.kernel_tables and plan.kernel_tables[0], layout=plan.kernel_layout)
         elif plan.triton:
             check_image_values(image)  # the GPU kernel reads the values as they are: checked first, one read-back
-            values = gpu.encode(raw, tables, geometries, work, with_dct=grad)
+            values = _fused(plan).encode(raw, tables, geometries, work, with_dct=grad)
         if cast and x is raw:  # the stages' input, and the graph's
             x = raw.to(work)
         if values is None:  # reports what the kernel met outside the range, or checks for the tensor stages
@@ -440,7 +445,7 @@ def _decode_stages(plan: DecodePlan, as_uint8: bool, window=None) -> Tensor:
         if plan.kernel:
             samples = exact.decode(components, tables, geometries, size, torch.uint8 if as_uint8 else work, color_space, window)
         elif plan.triton and window is None:
-            samples = gpu.decode(components, tables, geometries, size, torch.uint8 if as_uint8 else work, color_space)
+            samples = _fused(plan).decode(components, tables, geometries, size, torch.uint8 if as_uint8 else work, color_space)
         if samples is None:
             samples, exact_ycc = _decode_integers(components, tables, geometries, size, matrix, color_space)
             if as_uint8:
@@ -696,13 +701,21 @@ def _fused_jpeg(image: Tensor, plan: EncodePlan, as_uint8: bool) -> Tensor | Non
     straight into the decoder; ``None`` where a kernel declines."""
     check_image_values(image)  # the kernels read the values as they are
     x = image.reshape(plan.count, plan.channels, *plan.size)
-    encoded = gpu.encode(x, plan.tables, plan.geometries, plan.work, with_dct=False)
+    codec = _fused(plan)
+    encoded = codec.encode(x, plan.tables, plan.geometries, plan.work, with_dct=False)
     if encoded is None:
         return None
     tables = plan.tables[:, [min(c, 1) for c in range(plan.channels)]]  # each component's
     color_space = "YCbCr" if plan.channels == 3 else "grayscale"
-    out = gpu.decode(encoded[0], tables, plan.geometries, plan.size, torch.uint8 if as_uint8 else plan.work, color_space)
+    out = codec.decode(encoded[0], tables, plan.geometries, plan.size, torch.uint8 if as_uint8 else plan.work, color_space)
     return None if out is None else out.reshape(image.shape).to(image.dtype)
+
+
+def _fused(plan: EncodePlan | DecodePlan):
+    """The fused GPU codec's entry points a plan with ``triton`` chose: the
+    kernels called directly (eagerly), or their custom operators (traced by
+    ``torch.compile``, under ``torch.func`` transforms)."""
+    return gpu_ops if plan.triton_ops else gpu
 
 
 def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:

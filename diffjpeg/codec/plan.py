@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..backends import exact, gpu
+from ..backends import exact, gpu, gpu_ops
 from ..core.check import (
     check_all_finite,
     check_choice,
@@ -202,7 +202,10 @@ class EncodePlan(NamedTuple):
     (a whole-number quality), else ``None`` (made per call);
     ``kernel_layout``: :func:`diffjpeg.backends.exact.layout` of the batch
     where the kernel runs; ``triton``: the GPU's fused exact encoder takes
-    this image instead (:func:`diffjpeg.backends.gpu.encode`)."""
+    this image instead (:func:`diffjpeg.backends.gpu.encode`);
+    ``triton_ops``: through its custom operator
+    (:func:`diffjpeg.backends.gpu_ops.encode`), where the direct call
+    cannot run (``torch.compile`` tracing, ``torch.func`` transforms)."""
 
     mode: str
     rounding: Rounding
@@ -220,6 +223,7 @@ class EncodePlan(NamedTuple):
     kernel_layout: tuple | None = None
     backend: str = "auto"
     triton: bool = False
+    triton_ops: bool = False
 
     @property
     def count(self) -> int:
@@ -261,6 +265,8 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
     kind = torch.uint8 if image.dtype == torch.uint8 else work  # what the stages read: 8-bit levels, or floats in work
     kernel = mode == "exact" and backend in ("auto", "native") and exact.encode_applies(image, kind, matrix, tables, tables_checked=whole is not None)
     triton = mode == "exact" and not kernel and backend in ("auto", "triton") and gpu.codec_applies(image, matrix)
+    # traced or transformed, the kernels run as custom operators (eagerly a direct call costs less)
+    triton_ops = mode == "exact" and not kernel and not triton and backend in ("auto", "triton") and gpu_ops.codec_applies(image, matrix)
     count, geometries_ = math.prod(batch), encoder_geometries((height, width), factors)
     kernel_tables = kernel_layout = None
     if kernel:
@@ -269,7 +275,7 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
             kernel_tables = _whole_quality_kernel_tables(whole, count, channels)
     return EncodePlan(
         mode, rounding, batch, channels, (height, width), work, factors, geometries_,
-        tables, matrix, kernel, needs_grad(image, tables, matrix), kernel_tables, kernel_layout, backend, triton,
+        tables, matrix, kernel, needs_grad(image, tables, matrix), kernel_tables, kernel_layout, backend, triton or triton_ops, triton_ops,
     )
 
 
@@ -301,7 +307,9 @@ class DecodePlan(NamedTuple):
     8, 8)`` (each component's) in ``work``; ``matrix``: the YCbCr to RGB
     matrix where the color space takes one (``None``: libjpeg's); ``kernel``:
     the compiled exact decoder takes them (:func:`diffjpeg.backends.exact.decode`);
-    ``triton``: the GPU's fused exact decoder does (:func:`diffjpeg.backends.gpu.decode`)."""
+    ``triton``: the GPU's fused exact decoder does (:func:`diffjpeg.backends.gpu.decode`);
+    ``triton_ops``: through its custom operator (:func:`diffjpeg.backends.gpu_ops.decode`),
+    as :class:`EncodePlan`'s."""
 
     mode: str
     batch: torch.Size
@@ -316,6 +324,7 @@ class DecodePlan(NamedTuple):
     kernel: bool
     backend: str = "auto"
     triton: bool = False
+    triton_ops: bool = False
 
     @property
     def count(self) -> int:
@@ -350,6 +359,8 @@ def decode_plan(coefficients, mode, ycbcr_to_rgb, finite: bool = False, backend:
     components = tuple(b.reshape(count, *b.shape[len(batch) :]).to(work) for b in c.components)
     matrix = matrix_tensor("ycbcr_to_rgb", ycbcr_to_rgb, batch, work, device) if c.color_space in color.TAKES_MATRIX else None
     kernel = mode == "exact" and backend in ("auto", "native") and exact.decode_applies(list(components), tables, list(geometries_), matrix, c.color_space)
-    triton = (mode == "exact" and not kernel and backend in ("auto", "triton") and matrix is None
-              and c.color_space in gpu.DECODER_COLOR_SPACES and gpu.applies(tables, *components))
-    return DecodePlan(mode, batch, c.size, work, c.color_space, c.progression, geometries_, components, tables, matrix, kernel, backend, triton)
+    fused = mode == "exact" and not kernel and backend in ("auto", "triton") and matrix is None and c.color_space in gpu.DECODER_COLOR_SPACES
+    triton = fused and gpu.applies(tables, *components)
+    triton_ops = fused and not triton and gpu_ops.applies(tables, *components)  # traced or transformed
+    return DecodePlan(mode, batch, c.size, work, c.color_space, c.progression, geometries_, components, tables, matrix, kernel, backend,
+                      triton or triton_ops, triton_ops)

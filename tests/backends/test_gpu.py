@@ -96,8 +96,9 @@ def test_exact_mode_through_the_fused_codec_gives_pillows_pixels():
             taken.clear()
             y = diffjpeg.jpeg(u8, 60, subsampling=subsampling, backend="triton")
             assert torch.equal(y, pillow) and taken == [("encode", True), ("decode", True)], (subsampling, taken)
-            y = diffjpeg.jpeg(u8.float() / 255, 60, subsampling=subsampling, backend="triton")
-            assert torch.equal(torch.round(y * 255), pillow.float()), subsampling
+            if subsampling == 2:  # a float image reaches the same kernels (the encoder's float read: test_gpu_encoder.py)
+                y = diffjpeg.jpeg(u8.float() / 255, 60, subsampling=subsampling, backend="triton")
+                assert torch.equal(torch.round(y * 255), pillow.float()), subsampling
             y = diffjpeg.decode(diffjpeg.read(buffer.getvalue()), dtype=torch.uint8, backend="triton")
             assert torch.equal(y, pillow), subsampling
         x = (u8[None].float() / 255).requires_grad_()
