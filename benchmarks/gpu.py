@@ -92,7 +92,11 @@ QUICK = {"photos": ("chelsea", "camera"), "qualities": (1, 50, 95, 100), "crop":
          "budget": 60.0, "test_timeout": 40.0, "exact_timeout": 30.0, "first_call_timeout": 60.0, "compile_timeout": None}
 QUICK_TESTS = ("tests/core/test_validation.py",)
 DEVICE_TESTS = "tests/codec/test_devices.py"  # the device x dtype matrix (conftest's device and dtype fixtures)
-NOT_DEVICE_TESTS = ("tests/tools/test_benchmark.py",)  # the CPU benchmark suite's smoke tests (and this script's)
+# the CPU benchmark suite's smoke tests (and this script's), and the Triton interpreter's checks of the kernels on CPU
+# tensors: on a GPU the kernels themselves run (the device x dtype matrix, section 2)
+NOT_DEVICE_TESTS = ("tests/tools/test_benchmark.py", "tests/backends/test_gpu.py", "tests/backends/test_gpu_encoder.py",
+                    "tests/backends/test_gpu_decoder.py", "tests/backends/test_gpu_stages.py", "tests/backends/test_gpu_ops.py",
+                    "tests/backends/test_gpu_compile.py")
 
 _started = time.monotonic()
 
@@ -245,7 +249,7 @@ def tests_section(rows: list[dict], runner: PytestRun, timeout: float) -> tuple[
     lines = [f"## 1. Tests on {device}\n",
              f"`pytest -m \"not slow\" -q` per test file with `DIFFJPEG_TEST_DEVICES={device}`, {jobs} file(s) at a time"
              + (f" (`OMP_NUM_THREADS={env_threads}` each)" if env_threads else "")
-             + f", time limit {timeout:.0f} s in all. Not run: {', '.join(NOT_DEVICE_TESTS)} (CPU benchmark smoke tests) and the doctests.\n",
+             + f", time limit {timeout:.0f} s in all. Not run: {', '.join(NOT_DEVICE_TESTS)} (CPU benchmark smoke tests, the kernels through Triton's interpreter) and the doctests.\n",
              f"**{total['passed']} passed, {total['failed']} failed, {total['error']} errors, {total['skipped']} skipped** "
              f"({total['deselected']} deselected as slow).\n",
              markdown_table(table, ["file", "status", "passed", "failed", "error", "skipped", "s"], {"s": "{:.0f}"})]
