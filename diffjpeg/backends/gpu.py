@@ -90,7 +90,49 @@ def _kernels(name: str = "gpu_kernels"):
 
 
 CODEC_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)
-DECODER_COLOR_SPACES = ("YCbCr", "grayscale", "RGB")  # the fused decoder's; CMYK and YCCK take the stages
+DECODER_COLOR_SPACES = {"YCbCr": 3, "RGB": 3, "grayscale": 1}  # the fused decoder's, and their channels; CMYK and YCCK take the stages
+ENCODER_SCALES = ((1, 1), (2, 1), (1, 2), (2, 2))  # jcsample.c's ratios (h, v) the fused encoder takes
+
+
+def encoder_takes(x: Tensor, tables: Tensor, geometries, work: torch.dtype) -> bool:
+    """Whether the fused encoder computes these arguments (shapes and dtypes
+    only, nothing read): ``(B, C, H, W)`` images of :data:`CODEC_DTYPES`, C =
+    1 or 3, ratios of :data:`ENCODER_SCALES`, ``(B or 1, 2, 8, 8)`` tables on
+    the image's device, float32 or float64 out. The one home of these facts:
+    :func:`encode` and :func:`diffjpeg.backends.gpu_ops.encode` ask it."""
+    if x.dim() != 4 or x.dtype not in CODEC_DTYPES or work not in (torch.float32, torch.float64):
+        return False
+    count, channels = x.shape[:2]
+    if channels not in (1, 3) or len(geometries) != channels or any(tuple(g.scale) not in ENCODER_SCALES for g in geometries):
+        return False
+    return tables.dim() == 4 and tables.shape[1:] == (2, 8, 8) and tables.shape[0] in (1, count) and tables.device == x.device
+
+
+def decoder_takes(components, tables: Tensor, geometries, size: tuple[int, int], out_dtype: torch.dtype, color_space: str) -> bool:
+    """Whether the fused decoder computes these arguments (shapes and dtypes
+    only): a color space of :data:`DECODER_COLOR_SPACES` with its channels,
+    uint8 or float out, real blocks ``(B, rows, cols, 8, 8)`` that cover
+    their geometry, ``(B, C, 8, 8)`` tables, upsampling ratios 1 to 4, all on
+    one device. :func:`decode` and :func:`diffjpeg.backends.gpu_ops.decode` ask it."""
+    channels = len(components)
+    if DECODER_COLOR_SPACES.get(color_space) != channels or len(geometries) != channels:
+        return False
+    if not (out_dtype == torch.uint8 or out_dtype.is_floating_point) or any(c.device != tables.device for c in components):
+        return False
+    count = tables.shape[0]
+    height, width = size
+    if tables.shape != (count, channels, 8, 8) or tables.dtype == torch.bool:
+        return False
+    for blocks, geo in zip(components, geometries):
+        h, v = geo.scale
+        if blocks.dim() != 5 or blocks.shape[0] != count or blocks.shape[3:] != (8, 8) or blocks.dtype == torch.bool or blocks.is_complex():
+            return False
+        rows, cols = blocks.shape[1:3]
+        if rows * 8 < geo.downsampled[0] or cols * 8 < geo.downsampled[1] or not (1 <= h <= 4 and 1 <= v <= 4):
+            return False
+        if geo.downsampled[0] * v < height or geo.downsampled[1] * h < width:
+            return False
+    return True
 
 
 def codec_applies(image: Tensor, matrix: Tensor | None) -> bool:
@@ -104,7 +146,7 @@ def encode(x: Tensor, tables: Tensor, geometries, work: torch.dtype, with_dct: b
     W)`` images in the fused encoder kernel, the values of the codec's
     integer stages; ``None`` where it declines. The caller checks the
     values first (NaN, the range): the kernel reads them as they are."""
-    if not applies(x, tables):
+    if not (applies(x, tables) and encoder_takes(x, tables, geometries, work)):
         return None
     return _kernels("gpu_encoder").encode(x, tables, geometries, work, with_dct)
 
@@ -113,7 +155,7 @@ def decode(components, tables: Tensor, geometries, size: tuple[int, int], out_dt
     """Exact mode's pixels ``(B, C, H, W)`` in ``out_dtype`` from quantized
     blocks and each component's table ``(B, C, 8, 8)``, in the fused decoder
     kernels; ``None`` where they decline."""
-    if not applies(tables, *components):
+    if not (applies(tables, *components) and decoder_takes(components, tables, geometries, size, out_dtype, color_space)):
         return None
     return _kernels("gpu_decoder").decode(list(components), tables, geometries, size, out_dtype, color_space)
 

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from ..core.precision import level_table
 from ..stages.sampling import is_filtered
+from . import gpu
 from .gpu_kernels import B0, B1, B2, G0, G1, G2, R0, R1, R2, RB, RG, RR, idct_pass, stack8, to_sample, unstack8, wrap16
 
 BLOCKS_PER_PROGRAM = 32
@@ -229,11 +230,13 @@ def _plane(blocks: Tensor, table: Tensor) -> Tensor:
     out = torch.empty((count, rows * 8, cols * 8), dtype=torch.uint8, device=blocks.device)
     n = count * rows * cols
     if n:
-        grid = (triton.cdiv(n, BLOCKS_PER_PROGRAM),)
+        # float64 coefficients: half the blocks a program (32 of them took 254 of sm_90's 255 registers a thread)
+        per_program = BLOCKS_PER_PROGRAM // 2 if blocks.dtype == torch.float64 else BLOCKS_PER_PROGRAM
+        grid = (triton.cdiv(n, per_program),)
         # the rounding's floats exact and in their order: no fused multiply-adds
         plane_kernel[grid](
             blocks, table, out, n, rows, cols, *blocks.stride(), *table.stride(), out.stride(0), out.stride(1),
-            BLOCKS=BLOCKS_PER_PROGRAM, enable_fp_fusion=False,
+            BLOCKS=per_program, enable_fp_fusion=False,
         )
     return out
 
@@ -273,25 +276,11 @@ def decode(
     The caller checks that the tensors are on the kernels' device
     (:func:`diffjpeg.backends.gpu.decode` does).
     """
-    channels = len(components)
-    convert = {"YCbCr": True, "RGB": False, "grayscale": False}.get(color_space)
-    if matrix is not None or convert is None or channels != (1 if color_space == "grayscale" else 3) or len(geometries) != channels:
+    if matrix is not None or not gpu.decoder_takes(components, tables, geometries, size, out_dtype, color_space):
         return None
-    if not (out_dtype == torch.uint8 or out_dtype.is_floating_point) or any(c.device != tables.device for c in components):
-        return None
-    count = tables.shape[0]
+    channels, count = len(components), tables.shape[0]
     height, width = size
-    if tables.shape != (count, channels, 8, 8) or tables.dtype == torch.bool:
-        return None
-    for blocks, geo in zip(components, geometries):
-        rows, cols = blocks.shape[1:3] if blocks.dim() == 5 else (0, 0)
-        h, v = geo.scale
-        if blocks.shape != (count, rows, cols, 8, 8) or blocks.dtype == torch.bool or blocks.is_complex():
-            return None
-        if rows * 8 < geo.downsampled[0] or cols * 8 < geo.downsampled[1] or not (1 <= h <= 4 and 1 <= v <= 4):
-            return None
-        if geo.downsampled[0] * v < height or geo.downsampled[1] * h < width:
-            return None
+    convert = color_space == "YCbCr"
     device = tables.device
     shape = (count, channels, height, width)
     if out is None:

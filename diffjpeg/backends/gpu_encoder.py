@@ -51,11 +51,11 @@ from torch import Tensor
 from ..stages.color import ENCODER_ROUNDING, fixed_matrix
 from ..stages.dct import CONST_BITS, PASS1_BITS, islow_matrix
 from ..stages.quantize import reciprocal
+from . import gpu
 from .gpu_kernels import stack8, unstack8
 
 BLOCKS_PER_PROGRAM = 16
 NUM_WARPS = 8  # 4 samples of a (16, 8, 8) tile per thread: about 80-110 registers on sm_90, no spills
-SCALES = ((1, 1), (2, 1), (1, 2), (2, 2))  # jcsample.c's ratios the kernel takes (h, v)
 
 # jccolor.c's fixed-point rows (Y, Cb, Cr over R, G, B) and each row's rounding, as Triton takes globals
 (Y0, Y1, Y2), (U0, U1, U2), (V0, V1, V2) = [[tl.constexpr(v) for v in row] for row in fixed_matrix(inverse=False)]
@@ -261,13 +261,9 @@ def encode(
         The caller checks that the device is the kernels'
         (:func:`diffjpeg.backends.gpu.applies`).
     """
-    if matrix is not None or x.dim() != 4 or x.dtype not in _KINDS or work not in (torch.float32, torch.float64):
+    if matrix is not None or not gpu.encoder_takes(x, tables, geometries, work):
         return None
     count, channels, height, width = x.shape
-    if channels not in (1, 3) or len(geometries) != channels or any(tuple(g.scale) not in SCALES for g in geometries):
-        return None
-    if tables.shape[1:] != (2, 8, 8) or tables.shape[0] not in (1, count) or tables.device != x.device:
-        return None
     device = x.device
     q, c, r = (v.reshape(-1, 2, 64).contiguous() for v in reciprocal(tables.detach().to(torch.int32) * 8))
     quantized = [torch.empty(count, *g.blocks, 8, 8, dtype=work, device=device) for g in geometries]

@@ -28,7 +28,8 @@ builds them (the encoder's with the luma factors as the largest,
 :func:`diffjpeg.codec.plan.encoder_geometries`; the decoder's with
 :func:`diffjpeg.core.geometry.geometries`); :func:`encode` and
 :func:`decode` decline (``None``) where that does not give the caller's
-geometries, and wherever the kernel modules would decline, since an op
+geometries, and wherever the kernels would decline (:func:`diffjpeg.backends.gpu.encoder_takes`,
+:func:`~diffjpeg.backends.gpu.decoder_takes`), since an op
 must return its result: these checks read shapes and dtypes only.
 
 Facts relied on (PyTorch 2.13's ``torch.library`` documentation):
@@ -60,10 +61,6 @@ from ..core.check import transformed
 from ..core.geometry import component_geometry
 from ..core.geometry import geometries as decoder_geometries
 from . import gpu
-
-ENCODER_SCALES = ((1, 1), (2, 1), (1, 2), (2, 2))  # gpu_encoder.SCALES (a test checks they agree)
-ENCODER_DTYPES = (torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.float64)  # gpu_encoder's _KINDS
-DECODER_COLOR_SPACES = {"YCbCr": 3, "RGB": 3, "grayscale": 1}  # and the channels each takes
 
 
 def applies(*tensors: Tensor) -> bool:
@@ -100,12 +97,7 @@ def encode(x: Tensor, tables: Tensor, geometries, work: torch.dtype, with_dct: b
     """:func:`diffjpeg.backends.gpu.encode` through ``diffjpeg::exact_encode``
     (the same arguments and result); ``None`` where the kernel would
     decline. The caller checks the device (:func:`applies`)."""
-    if x.dim() != 4 or x.dtype not in ENCODER_DTYPES or work not in (torch.float32, torch.float64):
-        return None
-    count, channels = x.shape[:2]
-    if channels not in (1, 3) or len(geometries) != channels or any(tuple(g.scale) not in ENCODER_SCALES for g in geometries):
-        return None
-    if tables.dim() != 4 or tables.shape[1:] != (2, 8, 8) or tables.shape[0] not in (1, count) or tables.device != x.device:
+    if not gpu.encoder_takes(x, tables, geometries, work):
         return None
     sampling = [int(v) for g in geometries for v in g.factors]
     if not _same(encoder_geometries(x.shape[-2:], sampling), geometries):
@@ -119,24 +111,9 @@ def decode(components, tables: Tensor, geometries, size: tuple[int, int], out_dt
     """:func:`diffjpeg.backends.gpu.decode` through ``diffjpeg::exact_decode``
     (the same arguments and result); ``None`` where the kernels would
     decline. The caller checks the device (:func:`applies`)."""
-    channels = len(components)
-    if DECODER_COLOR_SPACES.get(color_space) != channels or len(geometries) != channels:
+    if not gpu.decoder_takes(components, tables, geometries, size, out_dtype, color_space):
         return None
-    if not (out_dtype == torch.uint8 or out_dtype.is_floating_point) or any(c.device != tables.device for c in components):
-        return None
-    count = tables.shape[0]
     height, width = size
-    if tables.shape != (count, channels, 8, 8) or tables.dtype == torch.bool:
-        return None
-    for blocks, geo in zip(components, geometries):
-        h, v = geo.scale
-        if blocks.dim() != 5 or blocks.shape[0] != count or blocks.shape[3:] != (8, 8) or blocks.dtype == torch.bool or blocks.is_complex():
-            return None
-        rows, cols = blocks.shape[1:3]
-        if rows * 8 < geo.downsampled[0] or cols * 8 < geo.downsampled[1] or not (1 <= h <= 4 and 1 <= v <= 4):
-            return None
-        if geo.downsampled[0] * v < height or geo.downsampled[1] * h < width:
-            return None
     sampling = [int(v) for g in geometries for v in g.factors]
     if not _same(decoder_geometries(size, factor_pairs(sampling)), geometries):
         return None
