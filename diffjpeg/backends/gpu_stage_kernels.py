@@ -101,6 +101,17 @@ def downsample_kernel(src, dst, h, w, s_p, s_r, s_c, d_p, d_r, d_c, tiles_w, til
 
 
 @triton.jit
+def _near_far(k, n, F: tl.constexpr):
+    """Output index ``k`` along a side of ``n`` inputs upsampled by ``F``:
+    its nearer input and the farther one of the triangle filter (edges
+    repeated); both ``k`` where the side is not upsampled."""
+    if F == 2:
+        near = k >> 1
+        return near, tl.minimum(tl.maximum(near + 2 * (k & 1) - 1, 0), n - 1)
+    return k, k
+
+
+@triton.jit
 def upsample_kernel(src, dst, h, w, s_p, s_r, s_c, d_p, d_r, d_c, tiles_w, tiles,
                     FH: tl.constexpr, FV: tl.constexpr, BIASED: tl.constexpr, BH: tl.constexpr, BW: tl.constexpr):
     """``(N, h, w)`` planes to ``(N, FV h, FH w)``: output ``(r, q)`` from
@@ -108,18 +119,8 @@ def upsample_kernel(src, dst, h, w, s_p, s_r, s_c, d_p, d_r, d_c, tiles_w, tiles
     plane, r, q = _tile(tiles_w, tiles, BH, BW)
     mask = (r < FV * h) & (q < FH * w)
     base = src + plane * s_p
-    if FV == 2:
-        i = r >> 1
-        far_i = tl.minimum(tl.maximum(i + 2 * (r & 1) - 1, 0), h - 1)
-    else:
-        i = r
-        far_i = r
-    if FH == 2:
-        j = q >> 1
-        far_j = tl.minimum(tl.maximum(j + 2 * (q & 1) - 1, 0), w - 1)
-    else:
-        j = q
-        far_j = q
+    i, far_i = _near_far(r, h, FV)
+    j, far_j = _near_far(q, w, FH)
     if FH == 2 and FV == 2:
         # the column pass's sums at this output's column j and its neighbour far_j, then the row pass
         near = 3.0 * tl.load(base + i * s_r + j * s_c, mask=mask, other=0.0) + tl.load(base + far_i * s_r + j * s_c, mask=mask, other=0.0)
