@@ -33,7 +33,7 @@ import torch
 from torch import Tensor
 
 from ..core import dispatch
-from ..core.check import transformed
+from ..core.check import traced
 
 try:
     from . import _sampling as _sampling_kernel
@@ -91,9 +91,9 @@ def enabled(on: bool):
 def usable(*tensors: Tensor) -> bool:
     """Whether a compiled loop may run on ``tensors``: turned on, not traced
     by ``torch.compile`` nor under a ``torch.func`` transform (whose tensors
-    have no data pointer, :func:`diffjpeg.core.check.transformed`), every
+    have no data pointer: :func:`diffjpeg.core.check.traced`), every
     tensor on the CPU."""
-    return _enabled and not torch.compiler.is_compiling() and not transformed() and all(t.device.type == "cpu" for t in tensors)
+    return _enabled and not traced() and all(t.device.type == "cpu" for t in tensors)
 
 
 

@@ -41,7 +41,7 @@ import torch
 from torch import Tensor
 
 from ..core import dispatch
-from ..core.check import transformed
+from ..core.check import traced
 from ..stages.dct import CONST_BITS, PASS1_BITS
 
 BLOCKS_PER_PROGRAM = 64
@@ -72,9 +72,9 @@ def applies(*tensors: Tensor) -> bool:
     """Whether the kernels take these tensors: every one on the kernels'
     device, not traced by ``torch.compile`` nor under a ``torch.func``
     transform (its tensors have no data pointer,
-    :func:`diffjpeg.core.check.transformed`), and Triton importable."""
+    :func:`diffjpeg.core.check.traced`), and Triton importable."""
     device = device_type()
-    if torch.compiler.is_compiling() or transformed() or not all(t.device.type == device for t in tensors):
+    if traced() or not all(t.device.type == device for t in tensors):
         return False
     return _kernels() is not None
 
@@ -135,10 +135,12 @@ def decoder_takes(components, tables: Tensor, geometries, size: tuple[int, int],
     return True
 
 
-def codec_applies(image: Tensor, matrix: Tensor | None) -> bool:
-    """Whether the exact codec's kernels take ``image`` ``(..., C, H, W)``
-    (C = 1 or 3) with libjpeg's color matrix (``matrix is None``)."""
-    return matrix is None and image.dtype in CODEC_DTYPES and image.dim() >= 3 and image.shape[-3] in (1, 3) and applies(image)
+def codec_takes(image: Tensor, matrix: Tensor | None) -> bool:
+    """Whether the exact codec's kernels compute ``image`` ``(..., C, H, W)``
+    (C = 1 or 3, :data:`CODEC_DTYPES`) with libjpeg's color matrix
+    (``matrix is None``); shapes and dtypes only, the device is
+    :func:`applies`' (or :func:`diffjpeg.backends.gpu_ops.applies`')."""
+    return matrix is None and image.dtype in CODEC_DTYPES and image.dim() >= 3 and image.shape[-3] in (1, 3)
 
 
 def encode(x: Tensor, tables: Tensor, geometries, work: torch.dtype, with_dct: bool):

@@ -57,7 +57,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..core.check import transformed
+from ..core.check import traced
 from ..core.geometry import component_geometry
 from ..core.geometry import geometries as decoder_geometries
 from . import gpu
@@ -65,17 +65,13 @@ from . import gpu
 
 def applies(*tensors: Tensor) -> bool:
     """Whether the ops take these tensors where :func:`diffjpeg.backends.gpu.applies`
-    cannot: ``torch.compile`` tracing or a ``torch.func`` transform active,
+    cannot: ``torch.compile`` tracing or a ``torch.func`` transform active
+    (:func:`diffjpeg.core.check.traced`),
     every tensor on the kernels' device, Triton importable."""
-    if not (torch.compiler.is_compiling() or transformed()):
+    if not traced():
         return False
     device = gpu.device_type()
     return all(t.device.type == device for t in tensors) and gpu.available()
-
-
-def codec_applies(image: Tensor, matrix: Tensor | None) -> bool:
-    """:func:`diffjpeg.backends.gpu.codec_applies` for the ops."""
-    return matrix is None and image.dtype in gpu.CODEC_DTYPES and image.dim() >= 3 and image.shape[-3] in (1, 3) and applies(image)
 
 
 def factor_pairs(sampling) -> tuple[tuple[int, int], ...]:

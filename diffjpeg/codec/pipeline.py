@@ -40,7 +40,7 @@ from ..core.check import (
     check_image_values,
     check_subsampling,
     checking_values,
-    transformed,
+    traced,
 )
 from ..core.coefficients import Coefficients
 from ..core.dispatch import BACKENDS, Backend
@@ -320,7 +320,7 @@ def _plane_adjoint(blocks: Tensor, geo, size: tuple[int, int], out: Tensor) -> N
     # was wrong (tests/training/test_augment.py's compiled exact case); copies trace right.
     # Nor under a torch.func transform (out= has no vmap rule, and grad's
     # backward records a graph) or for a gradient that records one (out= refuses it)
-    if direct and not torch.compiler.is_compiling() and not transformed() and not needs_grad(blocks):
+    if direct and not traced() and not needs_grad(blocks):
         if geo.scale == (1, 1):
             merge_blocks(blocks, out=out)  # merge_blocks: split_blocks' transpose
         else:
@@ -494,7 +494,7 @@ def _pixel_stages(
     # are written into the stacked tensor and divided in place: the same
     # values, fewer image-size temporaries (not when compiled: writes into
     # views; nor under a torch.func transform: out= has no vmap rule)
-    direct = not needs_grad(*dequantized, matrix) and not torch.compiler.is_compiling() and not transformed()
+    direct = not needs_grad(*dequantized, matrix) and not traced()
     planes = []
     ycc = dequantized[0].new_empty((dequantized[0].shape[0], len(geometries), height, width)) if direct else None
     for ci, (coefficients, geo) in enumerate(zip(dequantized, geometries)):

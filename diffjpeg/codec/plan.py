@@ -264,9 +264,10 @@ def encode_plan(image, quality, qtables, subsampling, mode, rounding, rgb_to_ycb
     factors = subsampling_factors(subsampling, channels)
     kind = torch.uint8 if image.dtype == torch.uint8 else work  # what the stages read: 8-bit levels, or floats in work
     kernel = mode == "exact" and backend in ("auto", "native") and exact.encode_applies(image, kind, matrix, tables, tables_checked=whole is not None)
-    triton = mode == "exact" and not kernel and backend in ("auto", "triton") and gpu.codec_applies(image, matrix)
+    fused = mode == "exact" and not kernel and backend in ("auto", "triton") and gpu.codec_takes(image, matrix)
+    triton = fused and gpu.applies(image)
     # traced or transformed, the kernels run as custom operators (eagerly a direct call costs less)
-    triton_ops = mode == "exact" and not kernel and not triton and backend in ("auto", "triton") and gpu_ops.codec_applies(image, matrix)
+    triton_ops = fused and not triton and gpu_ops.applies(image)
     count, geometries_ = math.prod(batch), encoder_geometries((height, width), factors)
     kernel_tables = kernel_layout = None
     if kernel:

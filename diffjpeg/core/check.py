@@ -93,6 +93,15 @@ def transformed() -> bool:
     return _transforms_active()
 
 
+def traced() -> bool:
+    """Whether the tensors in hand may hold no data: ``torch.compile``
+    traces (fake tensors) or a ``torch.func`` transform is active (wrappers
+    without storage, :func:`transformed`). Compiled kernels, which read data
+    pointers, decline then, and stages write no ``out=`` into views (neither
+    traces nor vmaps right)."""
+    return torch.compiler.is_compiling() or _transforms_active()
+
+
 def vmapped() -> bool:
     """Whether a ``torch.func.vmap`` is among the active transforms (alone,
     or around or inside ``grad``): its batched tensors cannot be read back

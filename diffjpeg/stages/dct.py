@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import check_mode, transformed, vmapped
+from ..core.check import check_mode, traced, vmapped
 from ..core.modes import Mode
 from ..core.precision import cached_constant
 from .rounding import clamp_ste, exact_value, needs_grad
@@ -274,7 +274,7 @@ class _LevelShift(torch.autograd.Function):
 
 def _level_shift(blocks: Tensor) -> Tensor:
     """``blocks - 128``, contiguous (see :class:`_LevelShift`)."""
-    if blocks.is_contiguous() or torch.compiler.is_compiling() or transformed():  # (out= has no vmap rule)
+    if blocks.is_contiguous() or traced():  # (out= has no vmap rule)
         return blocks - 128.0
     if not blocks.requires_grad:
         return _shifted_in_block_order(blocks)

@@ -103,7 +103,7 @@ import torch
 from torch import Tensor
 
 from ..core import dispatch
-from ..core.check import transformed
+from ..core.check import traced
 from ..core.modes import Mode
 
 RoundingName = Literal["linear", "polynomial", "fourier", "sigmoid", "noise"]  # the surrogates by name
@@ -298,7 +298,7 @@ def _records(x: Tensor) -> bool:
     backward, where no step may overwrite a tensor a later one saves), by
     ``torch.compile`` (which fuses the steps itself, and refuses ``out=``)
     or by a ``torch.func`` transform (``out=`` has no vmap rule)."""
-    return torch.compiler.is_compiling() or (torch.is_grad_enabled() and x.requires_grad) or transformed()
+    return traced() or (torch.is_grad_enabled() and x.requires_grad)
 
 
 _BY_NAME = {cls.name: cls for cls in (Linear, Polynomial, Fourier, Sigmoid, Noise)}

@@ -35,7 +35,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import check_mode, transformed
+from ..core.check import check_mode, traced
 from ..core.modes import Mode
 
 FACTORS = (1, 2)  # what the encoder offers (4:4:4, 4:2:2, 4:2:0)
@@ -190,7 +190,7 @@ def _triangle(x: Tensor, dim: int) -> Tensor:
     ``torch.func`` transform (``out=`` has no vmap rule): the same sums."""
     dim = dim % x.dim()
     n = x.shape[dim]
-    if torch.compiler.is_compiling() or transformed():
+    if traced():
         near = 3 * x
         before = torch.cat([x.narrow(dim, 0, 1), x.narrow(dim, 0, n - 1)], dim)
         after = torch.cat([x.narrow(dim, 1, n - 1), x.narrow(dim, n - 1, 1)], dim)
