@@ -19,6 +19,9 @@ diffjpeg.backends._rounding (diffjpeg/backends/_rounding.c) does the same for th
 (diffjpeg/backends/_color.c) and diffjpeg.backends._dct (diffjpeg/backends/_dct.c) for the real-valued
 color conversion and DCT, each output summed in one fixed order
 (diffjpeg.stages.color.color_product, diffjpeg.stages.dct.block_transform).
+diffjpeg.backends._quantize (diffjpeg/backends/_quantize.c) runs float and soft
+mode's quantizer and every mode's gradient through it, one pass each way;
+its division and rounding must not be fused either.
 
 diffjpeg.backends._lossless (diffjpeg/backends/_lossless.c), plain C, decodes lossless JPEG
 scans; without it diffjpeg.codec.lossless does the same in Python, slowly.
@@ -28,7 +31,7 @@ optimal quantized values for diffjpeg.codec.rdo; without it the same choices com
 from numpy, slowly. Its costs must not be fused into FMAs, so that both
 make the same choices.
 
-diffjpeg/backends/_loops.h holds what _native, _sampling, _rounding, _color and _dct share (which
+diffjpeg/backends/_loops.h holds what _native, _sampling, _rounding, _color, _dct and _quantize share (which
 toolchains also compile their loops for AVX2, a buffer's float kind).
 Everything else is declared in pyproject.toml.
 """
@@ -49,6 +52,7 @@ setup(
         Extension("diffjpeg.backends._rounding", ["diffjpeg/backends/_rounding.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg.backends._color", ["diffjpeg/backends/_color.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg.backends._dct", ["diffjpeg/backends/_dct.c"], depends=loops, extra_compile_args=flags + exact_float, optional=True),
+        Extension("diffjpeg.backends._quantize", ["diffjpeg/backends/_quantize.c"], depends=loops, extra_compile_args=flags + exact_float + no_traps, optional=True),
         Extension("diffjpeg.backends._lossless", ["diffjpeg/backends/_lossless.c"], extra_compile_args=flags, optional=True),
         Extension("diffjpeg.backends._trellis", ["diffjpeg/backends/_trellis.c"], extra_compile_args=flags + exact_float, optional=True),
         Extension("diffjpeg.backends._libjpeg", ["diffjpeg/backends/_libjpeg.c"], extra_compile_args=flags, libraries=dl, optional=True),

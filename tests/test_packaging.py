@@ -148,7 +148,7 @@ def test_the_sdist_carries_every_source_and_no_test_data(tmp_path):
     assert not [n for n in names if n.startswith("tests/data")]
 
 
-@pytest.mark.slow  # compiles the eight extensions: about a minute on 2 cores
+@pytest.mark.slow  # compiles the nine extensions: about a minute on 2 cores
 def test_a_wheel_builds_from_the_sdist_with_every_extension(tmp_path):
     sdist = _sdist(tmp_path / "sdist")
     run = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", str(sdist), "-w", str(tmp_path)],
@@ -158,7 +158,7 @@ def test_a_wheel_builds_from_the_sdist_with_every_extension(tmp_path):
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     built = {n.split("/")[-1].split(".")[0] for n in names if n.startswith("diffjpeg/backends/_") and n.endswith(".so")}
-    assert built == {"_native", "_sampling", "_rounding", "_color", "_dct", "_lossless", "_trellis", "_libjpeg"}
+    assert built == {"_native", "_sampling", "_rounding", "_color", "_dct", "_quantize", "_lossless", "_trellis", "_libjpeg"}
     modules = {p for p in _package_sources() if p.endswith(".py")}
     assert modules <= names, sorted(modules - names)
     assert not [n for n in names if n.startswith("tests/")]

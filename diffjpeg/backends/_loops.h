@@ -1,6 +1,6 @@
 /*
  * What the compiled loops (_native.c, _sampling.c, _rounding.c, _color.c,
- * _dct.c) share, in one place: which toolchains also compile a loop for
+ * _dct.c, _quantize.c) share, in one place: which toolchains also compile a loop for
  * AVX2, and the float kinds of a Python buffer. Include after Python.h.
  */
 #ifndef DIFFJPEG_LOOPS_H

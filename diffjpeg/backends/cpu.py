@@ -18,10 +18,18 @@ operations, spin for a while on the cores that the loops' threads then
 share. The scaling loop also checks the image's range as it reads it
 (``within``).
 
+A fifth, ``diffjpeg/backends/_quantize.c`` (:func:`quantize`,
+:func:`quantize_adjoint`), is float and soft mode's quantizer and every
+mode's gradient through it, each surrogate in one pass each way. Its
+tanh, sine and cosine are its own and it sums a table's gradient in double,
+in one fixed order (chunks of :data:`QUANTIZE_CHUNK` elements, in order):
+the values are the tensor operations' to rounding, not bit for bit
+(float mode's rounded values excepted), and the same for every thread count.
+
 One switch turns every compiled loop off, this module's and the exact
 codec's (:mod:`diffjpeg.backends.exact`): ``DIFFJPEG_NATIVE=0`` at import,
 :func:`set_enabled`, or :func:`enabled` for a ``with`` block. Nothing but
-speed changes.
+speed changes, and the quantizer's values within rounding (above).
 """
 from __future__ import annotations
 
@@ -51,6 +59,10 @@ try:
     from . import _color as _color_kernel
 except ImportError:
     _color_kernel = None
+try:
+    from . import _quantize as _quantize_kernel
+except ImportError:
+    _quantize_kernel = None
 
 _enabled = os.environ.get("DIFFJPEG_NATIVE", "1") != "0"
 
@@ -353,7 +365,107 @@ def _channels_of(t: Tensor) -> Tensor | None:
     return t if t.dim() == 3 and t.shape[1] == 3 and t.stride(-1) == 1 else None
 
 
+# ------------------------------------------------------------ the quantizer (_quantize.c)
+QUANTIZE_CHUNK = 2048 * 64  # elements per partial sum of a table's gradient: fixed, so no split among threads changes a sum
+
+
+def _quantizer_views(coefficients: Tensor, table: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``coefficients`` ``(N, ..., 8, 8)`` as ``(N, M)`` rows and ``table``
+    (``(N or 1, 1, ..., 1, 8, 8)``) as ``(N, 64)``, without a copy, or
+    ``None`` where the loop does not take them."""
+    if _quantize_kernel is None or not usable(coefficients, table):
+        return None
+    if coefficients.dtype not in (torch.float32, torch.float64) or table.dtype != coefficients.dtype or coefficients.dim() < 3:
+        return None
+    n, dims = coefficients.shape[0], coefficients.dim()
+    if coefficients.shape[-2:] != (8, 8) or table.dim() != dims or table.shape[0] not in (1, n) or table.shape[-2:] != (8, 8):
+        return None
+    if any(size != 1 for size in table.shape[1:-2]) or n == 0:
+        return None
+    try:
+        rows = coefficients.detach().view(n, -1)
+        tables = table.detach().expand(n, *table.shape[1:]).view(n, 64)
+    except RuntimeError:  # not viewable as rows
+        return None
+    return (rows, tables) if rows.stride(-1) == 1 and tables.stride(-1) == 1 else None
+
+
+def quantizer_takes(coefficients: Tensor, table: Tensor) -> bool:
+    """Whether :func:`quantize` and :func:`quantize_adjoint` take these tensors."""
+    return _quantizer_views(coefficients, table) is not None
+
+
+def _split(task, rows: int, elements: int) -> None:
+    """``task(r0, r1, e0, e1)`` over ``rows`` x ``elements``, shared among
+    the threads by rows, or, with fewer rows than threads, by chunks of
+    :data:`QUANTIZE_CHUNK` elements (the table gradient's partial sums)."""
+    threads = torch.get_num_threads()
+    if rows * elements < 1 << 16 or threads == 1:
+        task(0, rows, 0, elements)
+    elif rows >= threads:
+        run_parallel(lambda r0, r1: task(r0, r1, 0, elements), rows)
+    else:
+        chunks = -(-elements // QUANTIZE_CHUNK)
+        run_parallel(lambda c0, c1: task(0, rows, c0 * QUANTIZE_CHUNK, min(c1 * QUANTIZE_CHUNK, elements)), chunks)
+
+
+def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, parameters: tuple, noise: Tensor | None = None) -> Tensor | None:
+    """``round(F / Q)`` (``soft``: the surrogate's value ``r(F / Q)``, with
+    ``noise``, uniform draws in [0, 1) shaped as ``coefficients``, for the
+    noise surrogate), in one pass (``diffjpeg/backends/_quantize.c``), a new
+    tensor; ``None`` where the loop does not take the tensors (:func:`quantizer_takes`)
+    or a gradient is to be recorded. ``surrogate``, ``parameters``: the
+    :class:`~diffjpeg.stages.rounding.Rounding`'s ``name`` and ``parameters()``.
+
+    Example:
+        >>> out = quantize(torch.full((1, 1, 8, 8), 20.0), torch.full((1, 1, 8, 8), 8.0), False, "linear", ())
+        >>> out is None and _quantize_kernel is None or out[0, 0, 0, 0].item()  # 2.5: half to even
+        2.0
+    """
+    views = _quantizer_views(coefficients, table)
+    if views is None or torch.is_grad_enabled() and (coefficients.requires_grad or table.requires_grad):
+        return None
+    rows, tables = views
+    out = coefficients.new_empty(coefficients.shape)
+    target = out.view(rows.shape)
+    drawn = None if noise is None else noise.detach().contiguous().view(rows.shape).numpy()
+    a, q, b = rows.numpy(), tables.numpy(), target.numpy()
+    _split(lambda r0, r1, e0, e1: _quantize_kernel.forward(a, q, b, drawn, bool(soft), surrogate, parameters, r0, r1, e0, e1), *rows.shape)
+    return out
+
+
+def quantize_adjoint(grad: Tensor, coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple, table_grad: bool) -> tuple[Tensor, Tensor | None] | None:
+    """The gradients of :func:`quantize`'s ``F`` and (``table_grad``) ``Q``
+    from ``grad``, the surrogate's derivative ``r'(F / Q)`` in every mode:
+    ``grad r' / Q`` and the sums of ``-grad r' (F / Q) / Q`` over each
+    image's blocks (over all images for a table shared by them), in one
+    fixed order whatever the threads (``diffjpeg/backends/_quantize.c``);
+    ``None`` where the loop does not take the tensors."""
+    views = _quantizer_views(coefficients, table)
+    if views is None or grad.shape != coefficients.shape or grad.dtype != coefficients.dtype or not usable(grad):
+        return None
+    rows, tables = views
+    g = grad.detach().contiguous().view(rows.shape)
+    out = coefficients.new_empty(coefficients.shape)
+    n, elements = rows.shape
+    partials = torch.empty(n, -(-elements // QUANTIZE_CHUNK), 64, dtype=torch.float64) if table_grad else None
+    a, f, q, b = g.numpy(), rows.numpy(), tables.numpy(), out.view(rows.shape).numpy()
+    p = None if partials is None else partials.numpy()
+    _split(lambda r0, r1, e0, e1: _quantize_kernel.backward(a, f, q, b, p, surrogate, parameters, QUANTIZE_CHUNK, r0, r1, e0, e1), n, elements)
+    table_gradient = None
+    if partials is not None:
+        shared = table.shape[0] == 1 and n > 1
+        if shared:  # one table for all: every image's chunks, in order
+            partials = partials.view(1, -1, 64)
+        table_gradient = table.new_empty((partials.shape[0], 64))
+        _quantize_kernel.fold(partials.numpy(), table_gradient.numpy())
+        table_gradient = table_gradient.view(table.shape)
+    return out, table_gradient
+
+
 for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
     dispatch.register(_slot, globals()[_slot], "native")  # each slot's kernel is this module's function of that name
+dispatch.register("quantize", quantize, "native", takes=quantizer_takes)
+dispatch.register("quantize_adjoint", quantize_adjoint, "native", takes=quantizer_takes)
 
 __all__ = ["available", "enabled", "set_enabled", "usable"]

@@ -51,8 +51,8 @@ from ..stages import color, smoothing
 from ..stages.blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
 from ..stages.dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
 from ..stages.quality import DEFAULT_QUALITY, standard_tables
-from ..stages.quantize import dequantize, dequantize_integers, quantize, reciprocal_divide
-from ..stages.rounding import Rounding, RoundingName, as_rounding, clamp_ste, needs_grad, round_ste, round_with_surrogate, straight_through
+from ..stages.quantize import dequantize, dequantize_integers, quantize, quantize_with_surrogate, reciprocal_divide
+from ..stages.rounding import Rounding, RoundingName, as_rounding, clamp_ste, needs_grad, round_ste, straight_through
 from ..stages.sampling import downsample, downsample_adjoint, downsample_biased, is_filtered, upsample, upsample_adjoint, upsample_fancy
 from . import strips
 from .plan import DecodePlan, EncodePlan, decode_plan, encode_plan, qtables_tensor, quality_tensor
@@ -195,7 +195,7 @@ def _encode(image, plan: EncodePlan, window=None):
     for ci, coefficients in enumerate(dct):
         table = tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)
         if mode == "exact":  # as quantize(..., "exact") does with the exact DCT
-            quantized = round_with_surrogate(coefficients / table, rounding, values[0][ci])
+            quantized = quantize_with_surrogate(coefficients, table, mode, rounding, values[0][ci])
         else:
             quantized = quantize(coefficients, table, mode, rounding)
         blocks.append(quantized.reshape(batch + quantized.shape[1:]))

@@ -13,7 +13,11 @@ A kernel returns its result, or ``None`` where it does not apply (not built,
 turned off, a tensor on another device, ``torch.compile`` tracing); the next
 kernel of the slot is asked, and where none applies the stage runs its
 tensor form. Every kernel gives its tensor form's values bit for bit
-(``tests/backends``), so which one ran changes the speed, never a value.
+(``tests/backends``), so which one ran changes the speed, never a value;
+the one exception is the quantizer's surrogates (``"quantize"``,
+``"quantize_adjoint"``), whose transcendental functions and table-gradient
+sums the compiled loop computes its own way, within the float/soft
+contract (:func:`diffjpeg.core.precision.rounding_tolerance`).
 
 ``backend=`` of :func:`diffjpeg.jpeg`, :func:`~diffjpeg.encode`,
 :func:`~diffjpeg.decode` and their modules narrows the kernels a call may
@@ -45,6 +49,8 @@ SLOTS = (
     "upsample",
     "downsample_adjoint",
     "upsample_adjoint",
+    "quantize",  # stages.quantize.quantize_with_surrogate, forward
+    "quantize_adjoint",  # and its backward
     "idct_islow",  # stages.dct.idct_islow's SIMD form
     "ycbcr_to_rgb_fixed",  # stages.color.ycbcr_to_rgb_fixed with libjpeg's matrix
 )

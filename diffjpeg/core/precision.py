@@ -46,7 +46,12 @@ What is bit for bit, and what is to float rounding (the contract; docs/modes.rst
   and the color conversion sum each output in one fixed order
   (:func:`diffjpeg.stages.dct.block_transform`, :func:`diffjpeg.stages.color.color_product`),
   so strips and whole images, batches and single images, one thread and
-  many, compiled loops and tensor stages give the same bits.
+  many, compiled loops and tensor stages give the same bits. The
+  quantizer's compiled loop (diffjpeg/backends/_quantize.c) sums a table's
+  gradient in one fixed order too (the same bits for any thread count,
+  strip or batch), but computes the surrogates' tanh, sine and cosine its
+  own way: soft mode's values and the gradients equal the tensor stages'
+  to :func:`rounding_tolerance`, not bit for bit.
 * Float mode rounds (coefficients, 8-bit samples): where a value lies within
   rounding error of a half-integer, two paths that differ by float rounding
   may round it apart, by one quantization step or one 8-bit level. The

@@ -13,16 +13,33 @@ Facts from libjpeg-turbo that the exact form relies on:
   half away from zero (tests/stages/test_quantize.py checks every divisor
   and value); the reciprocal form is kept because it is libjpeg's.
 * Decoding multiplies each quantized value by its table entry.
+
+Float and soft mode's quantizer, ``round(F / Q)`` or the surrogate's
+``r(F / Q)``, and every mode's gradient through it have a compiled loop on
+the CPU (the ``"quantize"`` slot, :func:`quantize_with_surrogate`).
 """
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from ..core import dispatch
 from ..core.check import check_mode
 from ..core.modes import Mode
 from .dct import fits_int16, wrap_int16
-from .rounding import Rounding, RoundingName, as_rounding, needs_grad, round_with_surrogate, warn_if_no_quantization
+from .rounding import (
+    Fourier,
+    Linear,
+    Noise,
+    Polynomial,
+    Rounding,
+    RoundingName,
+    Sigmoid,
+    as_rounding,
+    needs_grad,
+    round_with_surrogate,
+    warn_if_no_quantization,
+)
 
 _DCTELEM_BITS = 16
 _TABLE_LIMIT = 2047  # exact mode's tables saturate here (8 Q stays below 2**14)
@@ -114,7 +131,6 @@ def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding
     rounding = as_rounding(rounding, mode=mode)
     if mode == "soft":
         warn_if_no_quantization(mode, rounding)
-        return rounding(coefficients / table)
     value = None
     if mode == "exact":
         # 8 F and 8 Q: multiples of 1/8 and integers, exact in float32
@@ -123,7 +139,87 @@ def quantize(coefficients: Tensor, table: Tensor, mode: Mode = "float", rounding
         value = reciprocal_divide(dct_out, divisors).to(coefficients.dtype)
         if not needs_grad(coefficients, table):
             return value
+    return quantize_with_surrogate(coefficients, table, mode, rounding, value)
+
+
+_COMPILED_SURROGATES = (Linear, Polynomial, Fourier, Sigmoid, Noise)  # exactly these: a subclass may compute otherwise
+_MAX_TERMS = 64  # the compiled loop's largest fourier order (_quantize.c)
+
+
+def quantize_with_surrogate(coefficients: Tensor, table: Tensor, mode: Mode, rounding: Rounding, value: Tensor | None = None) -> Tensor:
+    """:func:`quantize` past its checks, ``rounding`` resolved: ``F / Q``
+    rounded (float), given as ``value`` (exact: libjpeg's quotients) or
+    the surrogate's value (soft) forward; ``r'(F / Q)`` backward.
+
+    Where a kernel of the ``"quantize"`` slot takes the tensors (the
+    compiled loop on the CPU, :func:`diffjpeg.backends.cpu.quantize`), the
+    forward is one pass and the backward another, with the table's gradient
+    summed in a fixed order; the surrogates' values and derivatives there
+    come from its own transcendental functions, within
+    :func:`~diffjpeg.core.precision.rounding_tolerance` of the tensor form
+    (float mode's rounded values are the same bits). Elsewhere the tensor
+    operations below run.
+    """
+    form = _kernel_form(rounding)
+    if form is not None and dispatch.takes("quantize", coefficients, table):
+        if not needs_grad(coefficients, table):
+            done = value if value is not None else _kernel_forward(coefficients, table, mode, rounding, form)
+            if done is not None:
+                return done
+        else:
+            return _Quantizer.apply(coefficients, table, value, mode, rounding)
+    if mode == "soft":
+        return rounding(coefficients / table)
     return round_with_surrogate(coefficients / table, rounding, value)
+
+
+def _kernel_form(rounding: Rounding) -> tuple[str, tuple[float, ...]] | None:
+    """The surrogate as the compiled quantizer takes it, or ``None``."""
+    if type(rounding) not in _COMPILED_SURROGATES or isinstance(rounding, Fourier) and rounding.order > _MAX_TERMS:
+        return None
+    return rounding.name, rounding.parameters()
+
+
+def _kernel_forward(coefficients: Tensor, table: Tensor, mode: Mode, rounding: Rounding, form) -> Tensor | None:
+    soft = mode == "soft"
+    noise = rounding.draw(coefficients) if soft and isinstance(rounding, Noise) else None
+    return dispatch.run("quantize", coefficients, table, soft, *form, noise)
+
+
+@dispatch.keeps_backends
+class _Quantizer(torch.autograd.Function):
+    """:func:`quantize_with_surrogate` through the ``"quantize"`` slot's
+    kernels, forward and backward; the tensor form where none applies then
+    (a backward that records a graph, for a second derivative)."""
+
+    @staticmethod
+    def forward(coefficients, table, value, mode, rounding):
+        if value is not None:
+            return value.to(coefficients.dtype)
+        done = _kernel_forward(coefficients, table, mode, rounding, _kernel_form(rounding))
+        if done is not None:
+            return done
+        u = coefficients / table
+        return rounding(u) if mode == "soft" else torch.round(u)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        dispatch.keep(ctx)
+        coefficients, table, _, _, ctx.rounding = inputs
+        ctx.save_for_backward(coefficients, table)
+
+    @staticmethod
+    def backward(ctx, grad):
+        coefficients, table = ctx.saved_tensors
+        want_coefficients, want_table = ctx.needs_input_grad[:2]
+        done = None
+        if not torch.is_grad_enabled():  # (a graph of the backward needs the tensor form)
+            done = dispatch.run("quantize_adjoint", grad, coefficients, table, *_kernel_form(ctx.rounding), want_table)
+        if done is None:
+            u = coefficients / table
+            g = grad * ctx.rounding.derivative(u)
+            done = (g / table, (-g * (u / table)).sum_to_size(table.shape) if want_table else None)
+        return done[0] if want_coefficients else None, done[1] if want_table else None, None, None, None
 
 
 def dequantize(quantized: Tensor, table: Tensor) -> Tensor:

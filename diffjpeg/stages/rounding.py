@@ -142,6 +142,11 @@ class Rounding:
     def derivative(self, x: Tensor) -> Tensor:
         raise NotImplementedError
 
+    def parameters(self) -> tuple[float, ...]:
+        """What a compiled quantizer needs besides :attr:`name`
+        (:func:`diffjpeg.stages.quantize.quantize_with_surrogate`)."""
+        return ()
+
 
 @dataclass(frozen=True)
 class Linear(Rounding):
@@ -218,6 +223,9 @@ class Fourier(Rounding):
     def __call__(self, x: Tensor) -> Tensor:
         return _FourierRound.apply(x, self.sigma())
 
+    def parameters(self) -> tuple[float, ...]:
+        return tuple(self.sigma())
+
     def derivative(self, x: Tensor) -> Tensor:
         return _fourier_sums(x, self.sigma(), derivative=True)
 
@@ -236,6 +244,10 @@ class Sigmoid(Rounding):
         if not (math.isfinite(t) and t > 0):
             raise ValueError(f"temperature of the sigmoid rounding must be a finite number > 0, got {t}")
         object.__setattr__(self, "temperature", float(t))
+
+    def parameters(self) -> tuple[float, ...]:
+        a = 1.0 / self.temperature
+        return (a, 2.0 * math.tanh(a / 2.0))
 
     def __call__(self, x: Tensor) -> Tensor:
         a = 1.0 / self.temperature
@@ -283,11 +295,14 @@ class Noise(Rounding):
             raise TypeError(f"generator of the noise rounding must be a torch.Generator or None, got {type(self.generator).__name__}")
 
     def __call__(self, x: Tensor) -> Tensor:
+        return x + (self.draw(x) - 0.5)
+
+    def draw(self, x: Tensor) -> Tensor:
+        """Uniform draws in [0, 1) shaped as ``x``, from the generator (``u + 1/2``)."""
         g = self.generator
         if g is not None and g.device != x.device:
             raise ValueError(f"generator of the noise rounding is on {g.device}, the tensor on {x.device}")
-        u = torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
-        return x + (u - 0.5)
+        return torch.rand(x.shape, generator=g, device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
 
     def derivative(self, x: Tensor) -> Tensor:
         return torch.ones_like(x)

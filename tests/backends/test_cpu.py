@@ -19,7 +19,7 @@ import diffjpeg
 from diffjpeg.backends import cpu
 from diffjpeg.stages.rounding import clamp_ste
 from diffjpeg.stages.sampling import downsample, downsample_adjoint, upsample, upsample_adjoint
-from tests.helpers import both_paths
+from tests.helpers import assert_close_to_rounding, both_paths
 
 BUILT = cpu.upsample(torch.zeros(1, 2, 2), 2, 2, False) is not None and cpu.round_clamp(torch.zeros(1, 1), 0.0, 1.0, True) is not None
 pytestmark = [
@@ -127,7 +127,13 @@ def test_codec_values_and_gradients_equal_tensor_operations(mode, subsampling):
         return y.detach(), x.grad
 
     (y_fast, g_fast), (y_slow, g_slow) = both_paths(run)
-    assert bits(y_fast).equal(bits(y_slow)) and bits(g_fast).equal(bits(g_slow))
+    # the quantizer's loop (_quantize.c) takes the surrogate's tanh from its own exp: soft
+    # mode's values and every gradient to rounding; exact and float round F / Q alike
+    if mode == "soft":
+        assert_close_to_rounding(y_fast, y_slow)
+    else:
+        assert bits(y_fast).equal(bits(y_slow))
+    assert_close_to_rounding(g_fast, g_slow)
 
 
 def test_the_loops_decline_what_they_cannot_take():

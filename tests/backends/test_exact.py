@@ -18,7 +18,7 @@ import diffjpeg
 from diffjpeg import Coefficients
 from diffjpeg.backends import cpu, exact
 from diffjpeg.core.geometry import component_geometry
-from tests.helpers import both_paths
+from tests.helpers import assert_close_to_rounding, both_paths
 
 pytestmark = [
     pytest.mark.paths,  # every test here holds two computation paths equal
@@ -395,8 +395,10 @@ def test_mixed_component_dtypes():
 @pytest.mark.parametrize("rounding", diffjpeg.ROUNDINGS)
 def test_gradients_equal_tensor_stages(dtype, subsampling, rounding):
     """With gradients the kernel gives the values and the real stages the
-    graph; values and gradients (image, quality, tables) are the tensor
-    stages' bit for bit."""
+    graph; the values are the tensor stages' bit for bit, the gradients
+    (image, quality, tables) theirs to rounding (the quantizer's loop
+    computes the surrogate's derivative and sums the tables' gradient its
+    own way, diffjpeg/backends/_quantize.c)."""
     g = torch.Generator().manual_seed(len(subsampling) + len(rounding))
     x0 = torch.rand(2, 3, 21, 30, generator=g, dtype=dtype)
     t0 = torch.rand(2, 8, 8, generator=g, dtype=dtype) * 40 + 1
@@ -409,9 +411,12 @@ def test_gradients_equal_tensor_stages(dtype, subsampling, rounding):
         y = diffjpeg.jpeg(x, quality=q, qtables=t, subsampling=subsampling, rounding=rounding)
         assert y.requires_grad
         (y * weights).sum().backward()
-        return torch.cat([y.detach().flatten(), x.grad.flatten(), q.grad, t.grad.flatten()])
+        return y.detach(), x.grad, q.grad, t.grad
 
-    assert_same(*both_paths(run))
+    fast, slow = both_paths(run)
+    assert_same(fast[0], slow[0])
+    for a, b in zip(fast[1:], slow[1:]):
+        assert_close_to_rounding(a, b)
 
 
 def test_coefficient_gradients_equal_tensor_stages():
@@ -510,7 +515,11 @@ def test_range_check_read_by_the_kernel_equals_the_tensor_check(dtype, mode, set
                 assert errors[0] == errors[1], (value, spot, grad)
     x = base.clone()
     x[0, 0, 0, 0], x[2, 2, 82, 28] = low, high
-    assert_same(*both_paths(lambda: diffjpeg.encode(x, quality=50, mode=mode).y))
+    fast, slow = both_paths(lambda: diffjpeg.encode(x, quality=50, mode=mode).y)
+    if mode == "soft":  # the surrogate's values from the quantizer's loop (_quantize.c): to rounding
+        assert_close_to_rounding(fast, slow)
+    else:
+        assert_same(fast, slow)
 
 
 def _child(queue):

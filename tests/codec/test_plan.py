@@ -9,7 +9,7 @@ import diffjpeg
 from diffjpeg.backends import cpu, exact
 from diffjpeg.codec.plan import encode_plan, resolve_tables, whole_quality
 from diffjpeg.stages.quality import quality_tables, standard_tables
-from tests.helpers import skimage_crop
+from tests.helpers import assert_close_to_rounding, skimage_crop
 
 
 def photo(h=37, w=53):
@@ -171,8 +171,10 @@ def test_the_triton_backend_says_what_it_needs(monkeypatch):
 @pytest.mark.paths
 @pytest.mark.parametrize("mode", ("exact", "float", "soft"))
 def test_every_backend_gives_the_same_values_and_gradients(mode):
-    """Each kernel gives its tensor form's values bit for bit
-    (tests/backends): which backend runs changes the speed, never a value."""
+    """Which backend runs changes the speed, not the result: the kernels
+    give their tensor forms' values bit for bit (tests/backends) but for the
+    quantizer's surrogates, whose compiled loop computes tanh its own way:
+    soft mode's values and the gradients agree to rounding there."""
     x = photo().expand(2, 3, 37, 53).float().div(255)
     results = {}
     for backend in ("auto", "native", "torch"):
@@ -180,8 +182,13 @@ def test_every_backend_gives_the_same_values_and_gradients(mode):
         y = diffjpeg.jpeg(image, 40, mode=mode, backend=backend)
         y.square().sum().backward()
         results[backend] = (y, image.grad)
-    for backend in ("native", "torch"):
-        assert torch.equal(results[backend][0], results["auto"][0]) and torch.equal(results[backend][1], results["auto"][1]), backend
+    assert torch.equal(results["native"][0], results["auto"][0]) and torch.equal(results["native"][1], results["auto"][1])
+    (y, grad), (y_torch, grad_torch) = results["auto"], results["torch"]
+    if mode == "soft":
+        assert_close_to_rounding(y, y_torch)
+    else:
+        assert torch.equal(y, y_torch)
+    assert_close_to_rounding(grad, grad_torch)
 
 
 def test_the_torch_backend_takes_no_kernel(monkeypatch):

@@ -1,0 +1,458 @@
+/*
+ * The quantizer of float and soft mode, and every mode's gradient through
+ * it, in one compiled pass each way (quantize.py, rounding.py).
+ *
+ * Forward, per coefficient F with its table entry Q: u = F / Q, then
+ * rint(u) (float mode: round half to even, as torch.round) or the
+ * surrogate's value r(u) (soft mode). Backward, from the gradient g of the
+ * quantized value: g r'(u) / Q for F, and for the table, where it learns,
+ * the sum over the image's blocks of -g r'(u) (u / Q): the steps of
+ * autograd's backward of F / Q and of the surrogate, in one pass instead of
+ * a dozen tensor operations (sigmoid's derivative alone took ten).
+ *
+ * Facts relied on:
+ * - The division and the rounding are IEEE operations (-ffp-contract=off),
+ *   so float mode's forward values are the tensor form's bit for bit.
+ * - The surrogates' transcendental functions are not torch's (libm, and for
+ *   float32 tanh the exp below): their values differ from the tensor form's
+ *   by a few units in the last place, inside the float/soft contract
+ *   (precision.rounding_tolerance; tests/backends/test_cpu.py holds them to it).
+ * - The table's gradient is summed in one fixed order that depends on the
+ *   image alone: blocks in order within chunks of CHUNK elements, each chunk
+ *   in double, then the chunks in order (fold). The Python side splits work
+ *   at chunk boundaries only, so thread counts, strips and batch shapes give
+ *   the same bits by construction.
+ *
+ * Buffers: coefficients, gradients and outputs (N, M) of one float kind,
+ * rows contiguous, M a multiple of 64 (the image's blocks one after the
+ * other); tables (N, 64) of that kind, rows at any distance (0: one table
+ * for all); noise (N, M) uniform draws in [0, 1) (soft mode's noise);
+ * partials (N, C, 64) float64, C chunks. Each call takes rows [r0, r1) and
+ * elements [e0, e1) of each, and releases the GIL.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+/* HOT: AVX2 gives the loops vector rounding, floor and the exp below */
+#include "_loops.h"
+
+/* rounding.py's surrogates, by their name (quantize.py passes the name) */
+enum { LINEAR, POLYNOMIAL, FOURIER, SIGMOID, NOISE, SURROGATES, FOURIER1 = SURROGATES /* fourier of order 1: the loops' own case */ };
+static const char *const names[SURROGATES] = {"linear", "polynomial", "fourier", "sigmoid", "noise"};
+#define MAX_TERMS 64 /* fourier's order; rounding.py allows any, larger ones take the tensor form */
+
+typedef struct {
+    int kind;          /* the surrogate */
+    int terms;         /* fourier: order K */
+    double a, scale;   /* sigmoid: 1/temperature, 2 tanh(a/2) */
+    double sigma[MAX_TERMS];
+} Surrogate;
+
+/* exp(x) for x <= 0 in float32, vectorizable: x = n ln2 + r with |r| <= ln2/2
+ * (ln2 in two parts, so n ln2 is exact to float32's 24 bits plus 12), e^r by
+ * its Taylor polynomial of degree 7 (remainder below 2e-9 relative), times
+ * 2^n built in the exponent bits. Below -87, 0 (e^-87 is float32's smallest
+ * normal). */
+static inline float exp_nonpositive(float x)
+{
+    x = x < -87.0f ? -87.0f : x;
+    float n = nearbyintf(x * 1.44269504088896341f);
+    float r = (x - n * 0.693145751953125f) - n * 1.42860682030941723e-6f;
+    float p = 1.0f / 5040.0f;
+    p = p * r + 1.0f / 720.0f;
+    p = p * r + 1.0f / 120.0f;
+    p = p * r + 1.0f / 24.0f;
+    p = p * r + 1.0f / 6.0f;
+    p = p * r + 0.5f;
+    p = p * r + 1.0f;
+    p = p * r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float two_n;
+    memcpy(&two_n, &bits, sizeof two_n);
+    return x <= -87.0f ? 0.0f : p * two_n;
+}
+
+/* tanh(x) = (1 - e) / (1 + e) with e = exp(-2|x|), the sign restored: its
+ * error is a few units of float32 at 1 (absolute, not relative, near 0) */
+static inline float tanh_f32(float x)
+{
+    float e = exp_nonpositive(-2.0f * fabsf(x));
+    float t = (1.0f - e) / (1.0f + e);
+    return x < 0.0f ? -t : t;
+}
+static inline double tanh_f64(double x) { return tanh(x); }
+
+/* cos and sin of a float32 angle t, vectorizable: computed in double (so
+ * the results are float32's correctly rounded values but for a rare last
+ * bit), t = k pi/2 + r with |r| <= pi/4 (pi/2 in double: k pi/2 is off by
+ * under 1e-12 for any angle the quantizer meets, |k| < 2**13), then Taylor
+ * polynomials in r (remainders below 2e-9) and k's quadrant. rounding.py
+ * takes cos and sin of the float32 product u 2 pi as this does. */
+static inline void cos_sin_f32(float angle, float *c, float *s)
+{
+    double t = angle, k = nearbyint(t * 0.63661977236758134);
+    double r = t - k * 1.5707963267948966, r2 = r * r;
+    double sr = r * (1.0 + r2 * (-1.0 / 6 + r2 * (1.0 / 120 + r2 * (-1.0 / 5040 + r2 * (1.0 / 362880)))));
+    double cr = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24 + r2 * (-1.0 / 720 + r2 * (1.0 / 40320 + r2 * (-1.0 / 3628800)))));
+    double quadrant = k - 4.0 * floor(k * 0.25); /* 0 .. 3 */
+    double cq = quadrant == 0.0 ? cr : quadrant == 1.0 ? -sr : quadrant == 2.0 ? -cr : sr;
+    double sq = quadrant == 0.0 ? sr : quadrant == 1.0 ? cr : quadrant == 2.0 ? -sr : -cr;
+    *c = (float)cq;
+    *s = (float)sq;
+}
+static inline void cos_sin_f64(double angle, double *c, double *s)
+{
+    *c = cos(angle);
+    *s = sin(angle);
+}
+
+/* The surrogate's value r(u) and derivative r'(u), in rounding.py's steps;
+ * T float or double. */
+#define DEFINE_SURROGATE(T, SUFFIX, RINT, FLOOR, TANH, COS_SIN)                                              \
+    static inline T value_##SUFFIX(const Surrogate *s, T u, T noise)                                         \
+    {                                                                                                        \
+        switch (s->kind) {                                                                                   \
+        case POLYNOMIAL: {                                                                                   \
+            T r = RINT(u), d = u - r;                                                                        \
+            return r + d * d * d;                                                                            \
+        }                                                                                                    \
+        case SIGMOID: {                                                                                      \
+            T f = FLOOR(u);                                                                                  \
+            return (f + (T)0.5) + TANH((T)s->a * ((u - f) - (T)0.5)) / (T)s->scale;                         \
+        }                                                                                                    \
+        case FOURIER1:                                                                                       \
+        case FOURIER: { /* p = 2 pi u + pi: cos p = -cos(2 pi u); sin(k p) by rotation, as rounding.py */    \
+            T cos_t, sin_t;                                                                                  \
+            COS_SIN(u * (T)(2.0 * M_PI), &cos_t, &sin_t);                                                    \
+            T c1 = -cos_t, s1 = -sin_t, c = c1, sn = s1;                                                     \
+            T total = s1 * (T)(s->sigma[0] / M_PI);                                                          \
+            for (int k = 2; k <= (s->kind == FOURIER1 ? 1 : s->terms); k++) {                                                            \
+                T c_next = c * c1 - sn * s1;                                                                 \
+                sn = sn * c1 + c * s1;                                                                       \
+                c = c_next;                                                                                  \
+                total = total + sn * (T)(s->sigma[k - 1] / (M_PI * k));                                      \
+            }                                                                                                \
+            return total + u;                                                                                \
+        }                                                                                                    \
+        case NOISE:                                                                                          \
+            return u + (noise - (T)0.5);                                                                     \
+        default:                                                                                             \
+            return u;                                                                                        \
+        }                                                                                                    \
+    }                                                                                                        \
+    static inline T derivative_##SUFFIX(const Surrogate *s, T u)                                             \
+    {                                                                                                        \
+        switch (s->kind) {                                                                                   \
+        case POLYNOMIAL: {                                                                                   \
+            T d = u - RINT(u);                                                                               \
+            return d * d * (T)3.0;                                                                           \
+        }                                                                                                    \
+        case SIGMOID: {                                                                                      \
+            T t = TANH(((u - FLOOR(u)) - (T)0.5) * (T)s->a);                                                 \
+            return ((-(t * t) + (T)1.0) * (T)s->a) / (T)s->scale;                                           \
+        }                                                                                                    \
+        case FOURIER1:                                                                                       \
+        case FOURIER: {                                                                                      \
+            T cos_t, sin_t;                                                                                  \
+            COS_SIN(u * (T)(2.0 * M_PI), &cos_t, &sin_t);                                                    \
+            T c1 = -cos_t, s1 = -sin_t, c = c1, sn = s1;                                                     \
+            T total = c1 * (T)s->sigma[0];                                                                   \
+            for (int k = 2; k <= (s->kind == FOURIER1 ? 1 : s->terms); k++) {                                                            \
+                T c_next = c * c1 - sn * s1;                                                                 \
+                sn = sn * c1 + c * s1;                                                                       \
+                c = c_next;                                                                                  \
+                total = total + c * (T)s->sigma[k - 1];                                                      \
+            }                                                                                                \
+            return total * (T)2.0 + (T)1.0;                                                                  \
+        }                                                                                                    \
+        default:                                                                                             \
+            return (T)1.0;                                                                                   \
+        }                                                                                                    \
+    }
+DEFINE_SURROGATE(float, f32, nearbyintf, floorf, tanh_f32, cos_sin_f32)
+DEFINE_SURROGATE(double, f64, nearbyint, floor, tanh_f64, cos_sin_f64)
+
+/* One row's elements [e0, e1) (multiples of 64, or e1 = M), a block at a
+ * time. Each (surrogate, output) case is its own loop, the surrogate a
+ * constant in it, which the compiler vectorizes where it can (not
+ * fourier's sin and cos). */
+#define INLINE static inline __attribute__((always_inline))
+#define DEFINE_LOOPS(T, SUFFIX, RINT)                                                                         \
+    INLINE void forward_kind_##SUFFIX(const T *f, const T *q, T *v, const T *noise, int soft, const Surrogate *s, \
+                                      const int kind, Py_ssize_t e0, Py_ssize_t e1)                           \
+    {                                                                                                        \
+        Surrogate local = *s;                                                                                \
+        local.kind = kind;                                                                                   \
+        for (Py_ssize_t b = e0; b < e1; b += 64)                                                             \
+            for (int k = 0; k < 64; k++) {                                                                   \
+                T u = f[b + k] / q[k];                                                                       \
+                v[b + k] = !soft ? RINT(u) : value_##SUFFIX(&local, u, kind == NOISE ? noise[b + k] : (T)0);  \
+            }                                                                                                \
+    }                                                                                                        \
+    HOT static void forward_##SUFFIX(const T *f, const T *q, T *v, const T *noise, int soft, const Surrogate *s, \
+                                     Py_ssize_t e0, Py_ssize_t e1)                                            \
+    {                                                                                                        \
+        if (!soft) forward_kind_##SUFFIX(f, q, v, noise, 0, s, LINEAR, e0, e1);                              \
+        else switch (s->kind) {                                                                              \
+        case POLYNOMIAL: forward_kind_##SUFFIX(f, q, v, noise, 1, s, POLYNOMIAL, e0, e1); break;            \
+        case SIGMOID: forward_kind_##SUFFIX(f, q, v, noise, 1, s, SIGMOID, e0, e1); break;                  \
+        case FOURIER: /* order 1, the default, its own loop: a constant trip count vectorizes */ \
+            if (s->terms == 1) forward_kind_##SUFFIX(f, q, v, noise, 1, s, FOURIER1, e0, e1); \
+            else forward_kind_##SUFFIX(f, q, v, noise, 1, s, FOURIER, e0, e1); \
+            break; \
+        case NOISE: forward_kind_##SUFFIX(f, q, v, noise, 1, s, NOISE, e0, e1); break;                      \
+        default: forward_kind_##SUFFIX(f, q, v, noise, 1, s, LINEAR, e0, e1);                               \
+        }                                                                                                    \
+    }                                                                                                        \
+    /* gf = (g r'(u)) / Q as autograd's division backward has it; with partials, per chunk of `chunk`      \
+     * elements the sums of -(g r'(u)) (u / Q) over its blocks, in double */                                \
+    INLINE void backward_kind_##SUFFIX(const T *g, const T *f, const T *q, T *gf, double *partials, Py_ssize_t chunk, \
+                                       const Surrogate *s, const int kind, const int sums, Py_ssize_t e0, Py_ssize_t e1) \
+    {                                                                                                        \
+        Surrogate local = *s;                                                                                \
+        local.kind = kind;                                                                                   \
+        for (Py_ssize_t c0 = e0; c0 < e1; c0 += chunk) {                                                     \
+            Py_ssize_t c1 = c0 + chunk < e1 ? c0 + chunk : e1;                                               \
+            double acc[64] = {0};                                                                            \
+            for (Py_ssize_t b = c0; b < c1; b += 64)                                                         \
+                for (int k = 0; k < 64; k++) {                                                               \
+                    T u = f[b + k] / q[k];                                                                   \
+                    T gu = kind == LINEAR ? g[b + k] : g[b + k] * derivative_##SUFFIX(&local, u);            \
+                    gf[b + k] = gu / q[k];                                                                   \
+                    if (sums) acc[k] += (double)(-gu * (u / q[k]));                                          \
+                }                                                                                            \
+            if (sums) memcpy(partials + (c0 / chunk) * 64, acc, sizeof acc);                                 \
+        }                                                                                                    \
+    }                                                                                                        \
+    HOT static void backward_##SUFFIX(const T *g, const T *f, const T *q, T *gf, double *partials, Py_ssize_t chunk, \
+                                      const Surrogate *s, Py_ssize_t e0, Py_ssize_t e1)                       \
+    {                                                                                                        \
+        int sums = partials != NULL;                                                                         \
+        switch (s->kind * 2 + sums) {                                                                        \
+        case POLYNOMIAL * 2: backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, POLYNOMIAL, 0, e0, e1); break; \
+        case POLYNOMIAL * 2 + 1: backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, POLYNOMIAL, 1, e0, e1); break; \
+        case SIGMOID * 2: backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, SIGMOID, 0, e0, e1); break; \
+        case SIGMOID * 2 + 1: backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, SIGMOID, 1, e0, e1); break; \
+        case FOURIER * 2:                                                                                    \
+            if (s->terms == 1) backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, FOURIER1, 0, e0, e1); \
+            else backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, FOURIER, 0, e0, e1);                \
+            break;                                                                                           \
+        case FOURIER * 2 + 1:                                                                                \
+            if (s->terms == 1) backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, FOURIER1, 1, e0, e1); \
+            else backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, FOURIER, 1, e0, e1);                \
+            break;                                                                                           \
+        default: /* linear and noise: r' = 1 */                                                              \
+            if (sums) backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, LINEAR, 1, e0, e1);            \
+            else backward_kind_##SUFFIX(g, f, q, gf, partials, chunk, s, LINEAR, 0, e0, e1);                 \
+        }                                                                                                    \
+    }
+DEFINE_LOOPS(float, f32, nearbyintf)
+DEFINE_LOOPS(double, f64, nearbyint)
+
+/* ------------------------------------------------------------ argument checks */
+static int rows_of(const Py_buffer *b, int kind, Py_ssize_t rows, Py_ssize_t cols)
+{
+    return float_kind(b) == kind && b->ndim == 2 && b->shape[0] == rows && b->shape[1] == cols && b->strides[1] == b->itemsize &&
+           b->strides[0] >= 0 && b->strides[0] % b->itemsize == 0;
+}
+
+static int parse_surrogate(const char *name, PyObject *params, Surrogate *s)
+{
+    memset(s, 0, sizeof *s);
+    s->kind = -1;
+    for (int k = 0; k < SURROGATES; k++)
+        if (strcmp(name, names[k]) == 0) s->kind = k;
+    PyObject *seq = PySequence_Fast(params, "_quantize: params must be a sequence of floats");
+    if (!seq) return 0;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    int ok = s->kind >= 0;
+    if (ok && s->kind == SIGMOID) ok = n == 2;
+    if (ok && s->kind == FOURIER) ok = n >= 1 && n <= MAX_TERMS;
+    if (ok && (s->kind == SIGMOID || s->kind == FOURIER)) {
+        double values[MAX_TERMS];
+        for (Py_ssize_t i = 0; ok && i < n; i++) {
+            values[i] = PyFloat_AsDouble(PySequence_Fast_GET_ITEM(seq, i));
+            ok = !PyErr_Occurred() && isfinite(values[i]);
+        }
+        if (ok && s->kind == SIGMOID) {
+            s->a = values[0], s->scale = values[1];
+            ok = s->a > 0 && s->scale > 0;
+        } else if (ok) {
+            s->terms = (int)n;
+            memcpy(s->sigma, values, n * sizeof(double));
+        }
+    }
+    Py_DECREF(seq);
+    if (!ok && !PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "_quantize: unknown surrogate or bad parameters");
+    return ok;
+}
+
+typedef struct {
+    Py_buffer b[6];
+    int held[6];
+} Buffers;
+
+static int get(Buffers *bs, int i, PyObject *obj, int writable)
+{
+    if (obj == Py_None) return 1;
+    if (PyObject_GetBuffer(obj, &bs->b[i], writable ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) return 0;
+    bs->held[i] = 1;
+    return 1;
+}
+
+static void release_all(Buffers *bs)
+{
+    for (int i = 0; i < 6; i++)
+        if (bs->held[i]) PyBuffer_Release(&bs->b[i]);
+}
+
+/* rows [r0, r1) and elements [e0, e1) inside (rows, cols), e0 on a block */
+static int range_ok(Py_ssize_t r0, Py_ssize_t r1, Py_ssize_t e0, Py_ssize_t e1, Py_ssize_t rows, Py_ssize_t cols)
+{
+    return r0 >= 0 && r0 <= r1 && r1 <= rows && e0 >= 0 && e0 <= e1 && e1 <= cols && e0 % 64 == 0 && cols % 64 == 0;
+}
+
+#define ROW(view, r) ((char *)(view).buf + (r) * (view).strides[0])
+
+static PyObject *quantize_forward(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *src, *tables, *dst, *noise, *params;
+    const char *name;
+    int soft;
+    Py_ssize_t r0, r1, e0, e1;
+    if (!PyArg_ParseTuple(args, "OOOOpsOnnnn:forward", &src, &tables, &dst, &noise, &soft, &name, &params, &r0, &r1, &e0, &e1)) return NULL;
+    Surrogate s;
+    if (!parse_surrogate(name, params, &s)) return NULL;
+    Buffers bs = {0};
+    if (!get(&bs, 0, src, 0) || !get(&bs, 1, tables, 0) || !get(&bs, 2, dst, 1) || !get(&bs, 3, noise, 0)) {
+        release_all(&bs);
+        return NULL;
+    }
+    int kind = float_kind(&bs.b[0]);
+    Py_ssize_t rows = kind && bs.b[0].ndim == 2 ? bs.b[0].shape[0] : 0, cols = kind && bs.b[0].ndim == 2 ? bs.b[0].shape[1] : 0;
+    int needs_noise = soft && s.kind == NOISE;
+    int ok = kind && rows_of(&bs.b[0], kind, rows, cols) && rows_of(&bs.b[1], kind, rows, 64) && rows_of(&bs.b[2], kind, rows, cols) &&
+             (needs_noise ? bs.held[3] && rows_of(&bs.b[3], kind, rows, cols) : !bs.held[3]) && range_ok(r0, r1, e0, e1, rows, cols);
+    if (!ok) {
+        release_all(&bs);
+        PyErr_SetString(PyExc_ValueError, "_quantize.forward: bad arguments");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = r0; r < r1; r++) {
+        const char *n = needs_noise ? ROW(bs.b[3], r) : NULL;
+        if (kind == 2)
+            forward_f64((const double *)ROW(bs.b[0], r), (const double *)ROW(bs.b[1], r), (double *)ROW(bs.b[2], r), (const double *)n, soft,
+                        &s, e0, e1);
+        else
+            forward_f32((const float *)ROW(bs.b[0], r), (const float *)ROW(bs.b[1], r), (float *)ROW(bs.b[2], r), (const float *)n, soft, &s,
+                        e0, e1);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
+static PyObject *quantize_backward(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *grad, *src, *tables, *dst, *partials, *params;
+    const char *name;
+    Py_ssize_t chunk, r0, r1, e0, e1;
+    if (!PyArg_ParseTuple(args, "OOOOOsOnnnnn:backward", &grad, &src, &tables, &dst, &partials, &name, &params, &chunk, &r0, &r1, &e0, &e1))
+        return NULL;
+    Surrogate s;
+    if (!parse_surrogate(name, params, &s)) return NULL;
+    Buffers bs = {0};
+    if (!get(&bs, 0, grad, 0) || !get(&bs, 1, src, 0) || !get(&bs, 2, tables, 0) || !get(&bs, 3, dst, 1) || !get(&bs, 4, partials, 1)) {
+        release_all(&bs);
+        return NULL;
+    }
+    int kind = float_kind(&bs.b[0]);
+    Py_ssize_t rows = kind && bs.b[0].ndim == 2 ? bs.b[0].shape[0] : 0, cols = kind && bs.b[0].ndim == 2 ? bs.b[0].shape[1] : 0;
+    int ok = kind && rows_of(&bs.b[0], kind, rows, cols) && rows_of(&bs.b[1], kind, rows, cols) && rows_of(&bs.b[2], kind, rows, 64) &&
+             bs.held[3] && rows_of(&bs.b[3], kind, rows, cols) && chunk > 0 && chunk % 64 == 0 && range_ok(r0, r1, e0, e1, rows, cols) &&
+             e0 % chunk == 0 && (e1 % chunk == 0 || e1 == cols);
+    Py_ssize_t chunks = ok ? (cols + chunk - 1) / chunk : 0;
+    if (ok && bs.held[4]) { /* (rows, chunks, 64) float64, contiguous */
+        const Py_buffer *p = &bs.b[4];
+        ok = p->ndim == 3 && p->format && strcmp(p->format, "d") == 0 && p->shape[0] == rows && p->shape[1] == chunks && p->shape[2] == 64 &&
+             PyBuffer_IsContiguous(p, 'C');
+    }
+    if (!ok) {
+        release_all(&bs);
+        PyErr_SetString(PyExc_ValueError, "_quantize.backward: bad arguments");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = r0; r < r1; r++) {
+        double *p = bs.held[4] ? (double *)bs.b[4].buf + r * chunks * 64 : NULL;
+        char *out = ROW(bs.b[3], r);
+        if (kind == 2)
+            backward_f64((const double *)ROW(bs.b[0], r), (const double *)ROW(bs.b[1], r), (const double *)ROW(bs.b[2], r), (double *)out, p,
+                         chunk, &s, e0, e1);
+        else
+            backward_f32((const float *)ROW(bs.b[0], r), (const float *)ROW(bs.b[1], r), (const float *)ROW(bs.b[2], r), (float *)out, p,
+                         chunk, &s, e0, e1);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
+/* out[n][k] = the chunks' partial sums of row n, added in chunk order, in
+ * double, then rounded once to out's kind */
+static PyObject *fold(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *partials, *out;
+    if (!PyArg_ParseTuple(args, "OO:fold", &partials, &out)) return NULL;
+    Buffers bs = {0};
+    if (!get(&bs, 0, partials, 0) || !get(&bs, 1, out, 1)) {
+        release_all(&bs);
+        return NULL;
+    }
+    const Py_buffer *p = &bs.b[0];
+    int kind = float_kind(&bs.b[1]);
+    int ok = p->ndim == 3 && p->format && strcmp(p->format, "d") == 0 && p->shape[2] == 64 && PyBuffer_IsContiguous(p, 'C') && kind &&
+             rows_of(&bs.b[1], kind, p->shape[0], 64);
+    if (!ok) {
+        release_all(&bs);
+        PyErr_SetString(PyExc_ValueError, "_quantize.fold: bad arguments");
+        return NULL;
+    }
+    for (Py_ssize_t n = 0; n < p->shape[0]; n++) {
+        const double *row = (const double *)p->buf + n * p->shape[1] * 64;
+        for (int k = 0; k < 64; k++) {
+            double total = 0.0;
+            for (Py_ssize_t c = 0; c < p->shape[1]; c++) total += row[c * 64 + k];
+            if (kind == 2)
+                ((double *)ROW(bs.b[1], n))[k] = total;
+            else
+                ((float *)ROW(bs.b[1], n))[k] = (float)total;
+        }
+    }
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef methods[] = {
+    {"forward", quantize_forward, METH_VARARGS,
+     "forward(src, tables, dst, noise, soft, surrogate, params, r0, r1, e0, e1): dst = rint(src / Q), or the surrogate's value "
+     "with soft, for rows [r0, r1) and elements [e0, e1)."},
+    {"backward", quantize_backward, METH_VARARGS,
+     "backward(grad, src, tables, dst, partials, surrogate, params, chunk, r0, r1, e0, e1): dst = grad r'(u) / Q and, with "
+     "partials, the table gradient's sums per chunk of chunk elements."},
+    {"fold", fold, METH_VARARGS, "fold(partials, out): out = the partial sums of each row added in chunk order."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "_quantize", "Compiled loops of float and soft mode's quantizer and its gradient.", -1, methods, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__quantize(void) { return PyModule_Create(&module); }
