@@ -299,12 +299,15 @@ def round_clamp(
     return result
 
 
-def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor | None:
-    """``A X A^T`` for every 8x8 block ``X`` of ``blocks`` (``(N, 8, 8)``, each
-    block contiguous), ``A`` the 8x8 ``matrix``, summed in
-    :func:`diffjpeg.stages.dct.block_transform`'s fixed order (``diffjpeg/backends/_dct.c``),
-    a new ``(N, 8, 8)`` tensor; ``None`` where the loop does not apply: not
-    built or turned off, not on the CPU, not float32 or float64, a block not
+def block_transform(blocks: Tensor, matrix: Tensor, shift: float | None = None, out: Tensor | None = None) -> Tensor | None:
+    """``A (X - shift) A^T`` for every 8x8 block ``X`` of ``blocks``
+    (``(..., 8, 8)``, each row of a block contiguous, at any strides: the
+    blocks of a plane as :func:`diffjpeg.stages.blocks.split_blocks` views
+    them), ``A`` the 8x8 ``matrix``, summed in
+    :func:`diffjpeg.stages.dct.block_transform`'s fixed order
+    (``diffjpeg/backends/_dct.c``), into ``out`` (the blocks of a plane, say)
+    or a new contiguous tensor; ``None`` where the loop does not apply: not
+    built or turned off, not on the CPU, not float32 or float64, rows not
     contiguous, or a gradient to record.
 
     Example:
@@ -313,23 +316,37 @@ def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor | None:
         >>> out is None and _dct_kernel is None or out.equal(x)
         True
     """
-    views = _loop_views(_dct_kernel, blocks, blocks.shape, None, _blocks_of)
+    if out is not None and (out.shape != blocks.shape or out.dtype != blocks.dtype or out.device != blocks.device or out.requires_grad):
+        return None
+    views = _loop_views(_dct_kernel, blocks, blocks.shape, out, _blocks_of)
     if views is None or matrix.dtype != blocks.dtype or matrix.device != blocks.device:
         return None
     source, target, result = views
     a, b, m = source.numpy(), target.numpy(), matrix.detach().contiguous().numpy()
-    if a.shape[0] < 1 << 11:  # not worth a thread
-        _dct_kernel.block_transform(a, b, m, 0, a.shape[0])
+    s = None if shift is None else float(shift)
+    count = a.shape[0] * a.shape[1] * a.shape[2]
+    if count < 1 << 11:  # not worth a thread
+        _dct_kernel.block_transform(a, b, m, 0, count, s)
     else:
-        run_parallel(lambda start, stop: _dct_kernel.block_transform(a, b, m, start, stop), a.shape[0])
+        run_parallel(lambda start, stop: _dct_kernel.block_transform(a, b, m, start, stop, s), count)
+    if out is not None:
+        mark_written(out)
     return result
 
 
 def _blocks_of(t: Tensor) -> Tensor | None:
-    """``(N, 8, 8)`` blocks as ``(N, 64)`` rows without a copy; ``None`` if a block is not contiguous."""
-    if t.dim() != 3 or t.shape[1:] != (8, 8) or t.stride(-1) != 1 or t.stride(-2) != 8:
+    """``(..., 8, 8)`` blocks as the ``(P, BY, BX, 8, 8)`` view the loop takes
+    (rows of a block contiguous); ``None`` if there is none."""
+    if t.dim() < 3 or t.shape[-2:] != (8, 8) or t.stride(-1) != 1:
         return None
-    return t.view(-1, 64)
+    while t.dim() < 5:
+        t = t.unsqueeze(0)
+    if t.dim() > 5:
+        try:
+            t = t.view(-1, *t.shape[-4:])
+        except RuntimeError:  # lead dimensions not viewable as one
+            return None
+    return t
 
 
 def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None) -> Tensor | None:

@@ -220,21 +220,27 @@ def round_clamp(
     return result
 
 
-def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor | None:
-    """``A X A^T`` for every 8x8 block ``X`` of ``blocks`` (``(N, 8, 8)``, any
-    strides), ``A`` the 8x8 ``matrix`` of its dtype, summed in
-    :func:`diffjpeg.stages.dct.block_transform`'s fixed order, a new
-    contiguous ``(N, 8, 8)`` tensor; ``None`` where the kernel does not apply."""
-    if blocks.dim() != 3 or blocks.shape[1:] != (8, 8) or matrix.shape != (8, 8) or not _takes(blocks, matrix):
+def block_transform(blocks: Tensor, matrix: Tensor, shift: float | None = None, out: Tensor | None = None) -> Tensor | None:
+    """``A (X - shift) A^T`` for every 8x8 block ``X`` of ``blocks``
+    (``(..., 8, 8)``; the kernel reads ``(N, 8, 8)`` at any strides, other
+    shapes are reshaped to it), ``A`` the 8x8 ``matrix`` of its dtype,
+    summed in :func:`diffjpeg.stages.dct.block_transform`'s fixed order, into
+    ``out`` or a new contiguous tensor; ``None`` where the kernel does not
+    apply. The shift is the tensor subtraction, before the kernel."""
+    if blocks.dim() < 3 or blocks.shape[-2:] != (8, 8) or matrix.shape != (8, 8) or not _takes(blocks, matrix):
         return None
-    out = torch.empty(blocks.shape, dtype=blocks.dtype, device=blocks.device)
-    n = blocks.shape[0]
+    flat = blocks.reshape(-1, 8, 8)
+    if shift is not None:
+        flat = flat - shift
+    result = torch.empty(flat.shape, dtype=blocks.dtype, device=blocks.device)
+    n = flat.shape[0]
     if n:
         grid = (-(-n // BLOCKS_PER_PROGRAM),)
         _kernels().block_transform_kernel[grid](
-            blocks, matrix, out, n, *blocks.stride(), *matrix.stride(), BLOCKS=BLOCKS_PER_PROGRAM, enable_fp_fusion=False,
+            flat, matrix, result, n, *flat.stride(), *matrix.stride(), BLOCKS=BLOCKS_PER_PROGRAM, enable_fp_fusion=False,
         )
-    return out
+    result = result.view(blocks.shape)
+    return result if out is None else out.copy_(result)
 
 
 def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None) -> Tensor | None:

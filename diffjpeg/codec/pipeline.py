@@ -46,10 +46,10 @@ from ..core.coefficients import Coefficients
 from ..core.dispatch import BACKENDS, Backend
 from ..core.geometry import PillowSubsampling, Subsampling, subsampling_factors
 from ..core.modes import MODES, Mode
-from ..core.precision import full_precision, levels_to_unit, working_dtype
+from ..core.precision import cached_constant, full_precision, levels_to_unit, working_dtype
 from ..stages import color, smoothing
 from ..stages.blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
-from ..stages.dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow
+from ..stages.dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow, idct_to_plane
 from ..stages.quality import DEFAULT_QUALITY, standard_tables
 from ..stages.quantize import dequantize, dequantize_integers, quantize, quantize_with_surrogate, reciprocal_divide
 from ..stages.rounding import Rounding, RoundingName, as_rounding, clamp_ste, needs_grad, round_ste, straight_through
@@ -288,46 +288,73 @@ class _EncoderGraph(torch.autograd.Function):
                 continue
             if planes is None:  # zeros only where a component has no gradient
                 planes = grad.new_empty(ctx.shape) if all(g is not None for g in grads) else grad.new_zeros(ctx.shape)
-            _plane_adjoint(fdct_adjoint(grad), geo, (height, width), planes[:, ci])
+            _plane_adjoint(grad, geo, (height, width), planes[:, ci])
         none = (None,) * (3 + len(grads))
         if planes is None:
             return (None,) + none
         target = None if ctx.window is None else ctx.window.take_grad()
         if target is not None:  # only the interior rows, straight into the image's gradient
             planes = ctx.window.rows(planes)
-        if channels == 3:
-            planes = color.rgb_to_ycbcr_adjoint(planes, ctx.saved_tensors[0])
+        if channels == 3:  # x 255 folded into the matrix: one pass over the gradient fewer
+            planes = color.rgb_to_ycbcr_adjoint(planes, _scaled_matrix(ctx.saved_tensors[0], color.rgb_to_ycbcr_matrix, planes, 255.0))
+            if target is None:
+                return (planes,) + none
+            target.view(planes.shape).copy_(planes)  # for a half-precision image rounded once, as x.to(work)'s backward rounds it
+            return (None,) + none
         if target is None:
             return (planes.mul_(255.0),) + none  # planes: this backward's own temporary
-        # x 255 into the image's gradient rows: for a half-precision image the
-        # product is rounded once to its dtype, as x.to(work)'s backward rounds it
         torch.mul(planes, 255.0, out=target.view(planes.shape))
         return (None,) + none
 
 
-def _plane_adjoint(blocks: Tensor, geo, size: tuple[int, int], out: Tensor) -> None:
+def _scaled_matrix(matrix: Tensor | None, default, like: Tensor, factor: float) -> Tensor:
+    """``factor`` times ``matrix`` (``default(dtype, device)`` if ``None``):
+    a color adjoint's matrix with the scaling to or from [0, 1] folded in
+    (float rounding apart, the same gradient, and one pass over it fewer)."""
+    if matrix is None:
+        return _default_scaled(default, like.dtype, like.device, factor)
+    return matrix.to(like.dtype) * factor
+
+
+@cached_constant
+def _default_scaled(default, dtype: torch.dtype, device: torch.device, factor: float) -> Tensor:
+    return default(dtype, device) * factor
+
+
+def _plane_adjoint(grad: Tensor, geo, size: tuple[int, int], out: Tensor) -> None:
     """The transpose of one component's path from the image plane to its
-    blocks (edges replicated to the padded size, downsampled, edges
-    replicated to whole blocks, cut into blocks), written into ``out``
-    (``(B, H, W)``, a view of the image gradient). Where an edge adjoint is
-    the identity (the usual sizes), the last real step writes into ``out``
-    itself: one pass over the plane fewer, the same values."""
+    DCT (edges replicated to the padded size, downsampled, edges replicated
+    to whole blocks, cut into blocks, transformed), from ``grad``, the DCT's
+    gradient, written into ``out`` (``(B, H, W)``, a view of the image
+    gradient). Where an edge adjoint is the identity (the usual sizes), the
+    DCT's adjoint writes its blocks straight into the plane they belong to
+    (``out`` itself, or the plane that the downsampling's adjoint reads): no
+    pass that merges blocks into a plane, the same values."""
     h_scale, v_scale = geo.scale
     padded = (geo.padded[0] // v_scale, geo.padded[1] // h_scale)
-    direct = blocks.shape[-4:-2] == (padded[0] // 8, padded[1] // 8) and (padded[0] * v_scale, padded[1] * h_scale) == size
+    direct = grad.shape[-4:-2] == (padded[0] // 8, padded[1] // 8) and (padded[0] * v_scale, padded[1] * h_scale) == size
     # not when compiled: with these writes into views of the image gradient,
     # AOT autograd (torch 2.13, aot_eager) traced a backward whose gradient
     # was wrong (tests/training/test_augment.py's compiled exact case); copies trace right.
     # Nor under a torch.func transform (out= has no vmap rule, and grad's
     # backward records a graph) or for a gradient that records one (out= refuses it)
-    if direct and not traced() and not needs_grad(blocks):
+    if direct and not traced() and not needs_grad(grad):
         if geo.scale == (1, 1):
-            merge_blocks(blocks, out=out)  # merge_blocks: split_blocks' transpose
+            fdct_adjoint(grad, out=_blocks_of_plane(out))
         else:
-            downsample_adjoint(merge_blocks(blocks), h_scale, v_scale, out=out)
+            plane = grad.new_empty(grad.shape[:-4] + padded)
+            fdct_adjoint(grad, out=_blocks_of_plane(plane))
+            downsample_adjoint(plane, h_scale, v_scale, out=out)
         return
-    plane = replicate_edges_adjoint(merge_blocks(blocks), *padded)
+    plane = replicate_edges_adjoint(merge_blocks(fdct_adjoint(grad)), *padded)
     out.copy_(replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), *size))
+
+
+def _blocks_of_plane(plane: Tensor) -> Tensor:
+    """The ``(..., H/8, W/8, 8, 8)`` blocks of ``plane`` as a view, which
+    writes go through (:func:`split_blocks` may copy; this raises instead)."""
+    *lead, h, w = plane.shape
+    return plane.view(*lead, h // 8, 8, w // 8, 8).transpose(-3, -2)
 
 
 def _encode_integers(x: Tensor, tables: Tensor, geometries, matrix: Tensor | None, work: torch.dtype):
@@ -498,13 +525,17 @@ def _pixel_stages(
     planes = []
     ycc = dequantized[0].new_empty((dequantized[0].shape[0], len(geometries), height, width)) if direct else None
     for ci, (coefficients, geo) in enumerate(zip(dequantized, geometries)):
-        blocks = idct(coefficients, stages)
         h_scale, v_scale = geo.scale
-        if direct and geo.scale == (1, 1) and (blocks.shape[-4] * 8, blocks.shape[-3] * 8) == (height, width):
-            merge_blocks(blocks, out=ycc[:, ci])
+        whole = (coefficients.shape[-4] * 8, coefficients.shape[-3] * 8)
+        if direct and geo.scale == (1, 1) and whole == (height, width):
+            idct_to_plane(coefficients, stages, ycc[:, ci])  # the blocks straight into the stack
             planes.append(None)
             continue
-        plane = merge_blocks(blocks)[..., : geo.downsampled[0], : geo.downsampled[1]]
+        if direct:
+            plane = idct_to_plane(coefficients, stages, coefficients.new_empty(coefficients.shape[:-4] + whole))
+        else:
+            plane = merge_blocks(idct(coefficients, stages))
+        plane = plane[..., : geo.downsampled[0], : geo.downsampled[1]]
         if direct and (plane.shape[-2] * v_scale, plane.shape[-1] * h_scale) == (height, width):
             upsample(plane, h_scale, v_scale, stages, out=ycc[:, ci])  # the last step writes into the stack
             planes.append(None)
@@ -584,9 +615,11 @@ class _DecoderGraph(torch.autograd.Function):
 
     @staticmethod
     def _coefficient_grads(ctx, grad, matrix: Tensor | None) -> tuple[Tensor, ...]:
-        grad = grad / 255.0
-        if ctx.color_space == "YCbCr":
-            grad = color.ycbcr_to_rgb_adjoint(grad, matrix)
+        if ctx.color_space == "YCbCr":  # / 255 folded into the matrix, as _EncoderGraph folds x 255
+            # (contiguous: the gradient of a sum comes expanded, which the compiled loop does not read)
+            grad = color.ycbcr_to_rgb_adjoint(grad.contiguous(), _scaled_matrix(matrix, color.ycbcr_to_rgb_matrix, grad, 1 / 255))
+        else:
+            grad = grad / 255.0
         grads = []
         for ci, geo in enumerate(ctx.geometries):
             plane = grad[:, ci]

@@ -63,6 +63,21 @@ def check_choice(name: str, value, allowed) -> None:
         raise ValueError(f"{name} must be one of {tuple(allowed)}, got {value!r}")
 
 
+def check_blocks(name: str, blocks) -> None:
+    """``blocks`` must be a tensor of ``(..., 8, 8)`` blocks.
+
+    Example:
+        >>> check_blocks("blocks", torch.zeros(2, 8, 9))
+        Traceback (most recent call last):
+        ...
+        ValueError: blocks must be a tensor of shape (..., 8, 8), got (2, 8, 9)
+    """
+    if not isinstance(blocks, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of shape (..., 8, 8), got {type(blocks).__name__}")
+    if blocks.dim() < 2 or blocks.shape[-2:] != (8, 8):
+        raise ValueError(f"{name} must be a tensor of shape (..., 8, 8), got {tuple(blocks.shape)}")
+
+
 def check_mode(mode: Mode) -> None:
     """A stage's ``mode``: one of :data:`MODES`."""
     check_choice("mode", mode, MODES)

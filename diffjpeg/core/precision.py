@@ -50,7 +50,8 @@ What is bit for bit, and what is to float rounding (the contract; docs/modes.rst
   quantizer's compiled loop (diffjpeg/backends/_quantize.c) sums a table's
   gradient in one fixed order too (the same bits for any thread count,
   strip or batch), but computes the surrogates' tanh, sine and cosine its
-  own way: soft mode's values and the gradients equal the tensor stages'
+  own way, and the adjoints fold the scaling by 255 into the color
+  matrices: soft mode's values and the gradients equal the tensor stages'
   to :func:`rounding_tolerance`, not bit for bit.
 * Float mode rounds (coefficients, 8-bit samples): where a value lies within
   rounding error of a half-integer, two paths that differ by float rounding

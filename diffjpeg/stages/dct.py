@@ -53,7 +53,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import check_mode, traced, vmapped
+from ..core.check import check_blocks, check_mode, traced, vmapped
 from ..core.modes import Mode
 from ..core.precision import cached_constant
 from .rounding import clamp_ste, exact_value, needs_grad
@@ -203,23 +203,33 @@ def _in_fixed_order(x: Tensor) -> bool:
     return x.device.type == "cpu" or dispatch.takes("block_transform", x)
 
 
-def _transform(blocks: Tensor, kind: str) -> Tensor:
-    """The 2-D transform ``kind`` of ``(N, 8, 8)`` blocks in the fixed order, a new tensor, no graph."""
+def _transform(blocks: Tensor, kind: str, shift: float | None = None, out: Tensor | None = None) -> Tensor:
+    """The 2-D transform ``kind`` of ``(..., 8, 8)`` blocks (of ``blocks -
+    shift``, the level shift) in the fixed order, no graph: into ``out``
+    (blocks of ``blocks``' shape at any strides) or a new tensor. The CPU's
+    loop reads and writes blocks at their strides (a plane's, as
+    :func:`~diffjpeg.stages.blocks.split_blocks` views it): no copy between
+    a plane and its blocks."""
     matrix = _matrices(_FACTOR[kind], blocks.dtype, blocks.device)
-    done = dispatch.run("block_transform", blocks.detach(), matrix)
-    return block_transform(blocks.detach(), matrix) if done is None else done
+    x = blocks.detach()
+    done = dispatch.run("block_transform", x, matrix, shift, out)
+    if done is not None:
+        return done
+    result = block_transform(x if shift is None else x - shift, matrix)
+    return result if out is None else out.copy_(result)
 
 
 @dispatch.keeps_backends
 class _BlockTransform(torch.autograd.Function):
     """:func:`_transform` forward; backward, the adjoint transform the same
-    way (``A^T G A``), itself differentiable for a second order."""
+    way (``A^T G A``; the shift is a constant), itself differentiable for a
+    second order."""
 
     generate_vmap_rule = True  # torch operations only (no kernel runs under a torch.func transform)
 
     @staticmethod
-    def forward(blocks: Tensor, kind: str) -> Tensor:
-        return _transform(blocks, kind)
+    def forward(blocks: Tensor, kind: str, shift: float | None = None) -> Tensor:
+        return _transform(blocks, kind, shift)
 
     @staticmethod
     def setup_context(ctx, inputs, output):
@@ -228,23 +238,30 @@ class _BlockTransform(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: Tensor):
-        return _fixed_order(grad, _ADJOINT[ctx.kind]), None
+        return _fixed_order(grad, _ADJOINT[ctx.kind]), None, None
 
 
-def _fixed_order(x: Tensor, kind: str) -> Tensor:
-    """The transform ``kind`` of ``(..., 8, 8)`` blocks in the fixed order, with its graph if ``x`` needs one."""
-    blocks = x.reshape(-1, 8, 8)
-    out = _BlockTransform.apply(blocks, kind) if needs_grad(x) else _transform(blocks, kind)
-    return out.view(x.shape)  # outside the Function: a view autograd tracks, which callers may change in place
+def _fixed_order(x: Tensor, kind: str, shift: float | None = None, out: Tensor | None = None) -> Tensor:
+    """The transform ``kind`` of ``(..., 8, 8)`` blocks (``x - shift``) in the
+    fixed order, with its graph if ``x`` needs one; into ``out`` where given
+    (no graph to record then)."""
+    if needs_grad(x):
+        y = _BlockTransform.apply(x, kind, shift)
+        return y if out is None else out.copy_(y)
+    return _transform(x, kind, shift, out)
 
 
-def _separable(x: Tensor, kind: str) -> Tensor:
-    """The 2-D orthonormal (inverse) DCT of ``(..., 8, 8)`` blocks: in the
-    fixed order where :func:`_in_fixed_order`, else as one GEMM."""
+def _separable(x: Tensor, kind: str, shift: float | None = None, out: Tensor | None = None) -> Tensor:
+    """The 2-D orthonormal (inverse) DCT of ``(..., 8, 8)`` blocks (``x -
+    shift``): in the fixed order where :func:`_in_fixed_order`, else as one
+    GEMM; into ``out`` where given."""
     if _in_fixed_order(x):
-        return _fixed_order(x, kind)
+        return _fixed_order(x, kind, shift, out)
+    if shift is not None:
+        x = _level_shift(x) if shift == 128.0 else x - shift
     flat = x.reshape(-1, 64)
-    return (flat @ _matrices(kind, x.dtype, x.device)).reshape(x.shape)
+    y = (flat @ _matrices(kind, x.dtype, x.device)).reshape(x.shape)
+    return y if out is None else out.copy_(y)
 
 
 def _shifted_in_block_order(blocks: Tensor) -> Tensor:
@@ -478,17 +495,19 @@ def fdct(blocks: Tensor, mode: Mode = "float") -> Tensor:
         >>> fdct(torch.full((8, 8), 255.0), "exact")[0, 0].item()
         1016.0
     """
+    check_blocks("blocks", blocks)
     check_mode(mode)
     if mode != "exact":
-        return _separable(_level_shift(blocks), "orthonormal_2d")
+        return _separable(blocks, "orthonormal_2d", shift=128.0)
     samples = torch.round(blocks.detach()).clamp_(0, 255) if blocks.is_floating_point() else blocks
     value = fdct_islow(samples.to(torch.int32) - 128).to(blocks.dtype).mul_(0.125)
-    return exact_value(value, blocks, lambda: _separable(_level_shift(blocks), "orthonormal_2d"))
+    return exact_value(value, blocks, lambda: _separable(blocks, "orthonormal_2d", shift=128.0))
 
 
-def fdct_adjoint(grad: Tensor) -> Tensor:
+def fdct_adjoint(grad: Tensor, out: Tensor | None = None) -> Tensor:
     """The transpose of :func:`fdct` (its gradient in every mode): the
-    gradient of its sample blocks from that of its coefficients, ``(..., 8, 8)``.
+    gradient of its sample blocks from that of its coefficients, ``(..., 8, 8)``,
+    into ``out`` (blocks of that shape at any strides: a plane's) or a new tensor.
 
     The operations of autograd's backward of the float form, so the result
     is the same bit for bit.
@@ -498,17 +517,18 @@ def fdct_adjoint(grad: Tensor) -> Tensor:
         >>> round(fdct_adjoint(g)[3, 5].item(), 6)
         1.0
     """
-    return _separable_transpose(grad, "orthonormal_2d")
+    return _separable_transpose(grad, "orthonormal_2d", out)
 
 
-def _separable_transpose(grad: Tensor, kind: str) -> Tensor:
+def _separable_transpose(grad: Tensor, kind: str, out: Tensor | None = None) -> Tensor:
     """The transpose of :func:`_separable` in ``x``, as autograd's backward
     of it computes it: the adjoint transform in the fixed order on the CPU,
-    else ``grad @ M^T`` on the ``(N, 64)`` view."""
+    else ``grad @ M^T`` on the ``(N, 64)`` view; into ``out`` where given."""
     if _in_fixed_order(grad):
-        return _fixed_order(grad, _ADJOINT[kind])
+        return _fixed_order(grad, _ADJOINT[kind], out=out)
     flat = grad.reshape(-1, 64)
-    return flat.mm(_matrices(kind, grad.dtype, grad.device).t()).view(grad.shape)
+    y = flat.mm(_matrices(kind, grad.dtype, grad.device).t()).view(grad.shape)
+    return y if out is None else out.copy_(y)
 
 
 def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
@@ -528,6 +548,7 @@ def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
         >>> idct(torch.zeros(8, 8), "exact")[0, 0].item()
         128.0
     """
+    check_blocks("coefficients", coefficients)
     check_mode(mode)
     if mode != "exact":
         # level shift, rounding and clamp in place on the product (a
@@ -537,6 +558,19 @@ def idct(coefficients: Tensor, mode: Mode = "float") -> Tensor:
         return real.view(coefficients.shape)
     value = idct_islow(dequantized_integers(coefficients.detach()))
     return exact_value(value, coefficients, lambda: _separable(coefficients, "orthonormal_2d_inverse") + 128.0)
+
+
+def idct_to_plane(coefficients: Tensor, mode: Mode, plane: Tensor) -> Tensor:
+    """:func:`idct` (``"float"`` or ``"soft"``, no gradient) of
+    ``(..., BY, BX, 8, 8)`` coefficients written into ``plane``
+    (``(..., 8 BY, 8 BX)``, rows contiguous: a view of the decoder's stack,
+    say), its blocks in place: the values of ``merge_blocks(idct(...))``
+    without the pass that merges. Returns ``plane``."""
+    if mode == "exact":
+        raise ValueError('idct_to_plane: mode must be "float" or "soft", got "exact"')
+    *lead, h, w = plane.shape
+    _separable(coefficients.detach(), "orthonormal_2d_inverse", out=plane.view(*lead, h // 8, 8, w // 8, 8).transpose(-3, -2))
+    return clamp_ste(plane, 0.0, 255.0, rounded=mode == "float", inplace=True, shift=128.0)
 
 
 def idct_adjoint(grad: Tensor) -> Tensor:

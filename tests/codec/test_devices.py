@@ -359,6 +359,7 @@ AFTER_INFERENCE = """
 import torch, diffjpeg
 from diffjpeg.stages.color import RGBToYCbCr
 from diffjpeg.stages.dct import FDCT, IDCT
+from diffjpeg.stages.blocks import split_blocks
 x = torch.rand(2, 3, 24, 40, generator=torch.Generator().manual_seed(0))
 layers = {m: diffjpeg.DiffJPEG(quality=60, mode=m, learnable=True) for m in ("exact", "float", "soft")}
 losses = diffjpeg.training.losses.RateDistortionLoss()
@@ -371,7 +372,7 @@ def run(mode):
     yield diffjpeg.rate(diffjpeg.encode(x.clone().requires_grad_(), 50, mode=mode))
     c = diffjpeg.encode(x.clone().requires_grad_(), 50, mode=mode)
     yield losses(diffjpeg.decode(c, mode=mode), x, c).loss
-    yield IDCT()(FDCT()(RGBToYCbCr()(x * 255).requires_grad_()))
+    yield IDCT()(FDCT()(split_blocks(RGBToYCbCr()(x * 255)).requires_grad_()))
 with torch.inference_mode():  # the first calls of the process: every cache filled here
     for mode in layers:
         for out in run(mode):

@@ -1,8 +1,9 @@
 """The linear stages' backward as their adjoints (codec's _EncoderGraph and
 _DecoderGraph): exact mode without the real-valued forward, float and soft
-with their forward under no_grad. The gradients equal, bit for bit, those
-of the real stages' graph, which the same calls build when the adjoints are
-switched off."""
+with their forward under no_grad. The values are the real stages' bit for
+bit; the gradients are those of the real stages' graph, which the same calls
+build when the adjoints are switched off, to rounding: the adjoints fold the
+scaling by 255 into the color matrices (one pass over the gradient fewer)."""
 import pytest
 import torch
 
@@ -10,6 +11,7 @@ import diffjpeg
 from diffjpeg.backends import cpu
 from diffjpeg.codec import pipeline as codec
 from diffjpeg.stages.color import rgb_to_ycbcr_matrix, ycbcr_to_rgb_matrix
+from tests.helpers import assert_close_to_rounding
 
 pytestmark = pytest.mark.paths  # every test here holds two computation paths equal
 
@@ -35,8 +37,9 @@ def assert_same(f, leaves, weights, real_stages):
     fast = grads(f, leaves, weights)
     real_stages()
     real = grads(f, leaves, weights)
-    for a, b in zip(fast, real):
-        assert a.dtype == b.dtype and torch.equal(a, b)
+    assert fast[0].dtype == real[0].dtype and torch.equal(fast[0], real[0])
+    for a, b in zip(fast[1:], real[1:]):
+        assert_close_to_rounding(a, b)
 
 
 CASES = [  # shape, subsampling, dtype
@@ -123,8 +126,8 @@ def test_component_without_gradient(real_stages, mode):
 @pytest.mark.parametrize("mode", ["exact", "float", "soft"])
 def test_backward_under_autocast(real_stages, mode):
     """A backward called inside autocast (bfloat16 on the CPU) gives the
-    gradient of a backward outside it, bit for bit: the adjoints run with
-    autocast off, as the stages' forward does. (The real stages' graph does
+    gradient of a backward outside it, bit for bit, and the real stages'
+    to rounding: the adjoints run with autocast off, as the stages' forward does. (The real stages' graph does
     not: its built-in nodes run their products in bfloat16 then, up to 0.02
     apart on this image; that was the gradient before the adjoints.)"""
     x = torch.rand(2, 3, 40, 24, generator=torch.Generator().manual_seed(11))
@@ -143,4 +146,4 @@ def test_backward_under_autocast(real_stages, mode):
     inside = run(True)
     assert torch.equal(inside, run(False))
     real_stages()
-    assert torch.equal(inside, run(False))
+    assert_close_to_rounding(inside, run(False))

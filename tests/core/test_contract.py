@@ -141,16 +141,44 @@ def test_second_order_goes_through_the_transforms():
     assert_close_to_rounding(gg, torch.full_like(gg, 2.0))
 
 
+@pytest.mark.paths
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_blocks_are_read_and_written_in_their_plane(dtype, set_threads):
+    """The loop reads a plane's blocks at their strides, level shift
+    included, and writes into another plane's: the tensor form's values
+    (shift, transform, merge into the plane), bit for bit."""
+    if not exact.available():
+        pytest.skip("the compiled loops are not built")
+    g = torch.Generator().manual_seed(12)
+    planes = (torch.rand(2, 3, 48, 72, generator=g, dtype=torch.float64) * 255).round().to(dtype)
+    source = blocks_of(planes[:, 1])  # the middle plane of three: strided blocks
+    for kind in dct._FACTOR:
+        matrix = dct._matrices(dct._FACTOR[kind], dtype, torch.device("cpu"))
+        reference = dct.block_transform(source - 128.0, matrix)
+        for threads in (1, 3):
+            set_threads(threads)
+            target = torch.full((2, 3, 48, 72), float("nan"), dtype=dtype)
+            assert cpu.block_transform(source, matrix, 128.0, out=blocks_of(target[:, 2])) is not None
+            assert torch.equal(blocks_of(target[:, 2]), reference) and target[:, :2].isnan().all()
+            assert torch.equal(cpu.block_transform(source, matrix, 128.0), reference)
+
+
+def blocks_of(plane: torch.Tensor) -> torch.Tensor:
+    *lead, h, w = plane.shape
+    return plane.view(*lead, h // 8, 8, w // 8, 8).transpose(-3, -2)
+
+
 @pytest.mark.parametrize("bad", ["shape", "dtype", "matrix", "range", "overlap"])
 def test_compiled_loop_refuses_bad_arguments(bad):
     if not exact.available():
         pytest.skip("the compiled loops are not built")
-    src = blocks(4, torch.float32).reshape(4, 64).numpy()
+    src = blocks(4, torch.float32).reshape(1, 1, 4, 8, 8).numpy()
     dst = src.copy()
     matrix = dct._matrices("orthonormal", torch.float32, torch.device("cpu")).numpy()
     args = [src, dst, matrix, 0, 4]
+    assert cpu._dct_kernel.block_transform(*args) is None
     if bad == "shape":
-        args[0] = src.reshape(8, 32)
+        args[0] = src.reshape(1, 1, 8, 8, 4)
     elif bad == "dtype":
         args[1] = dst.astype("float64")
     elif bad == "matrix":

@@ -421,3 +421,12 @@ def test_dct_matrix_is_the_callers_own():
     m.zero_()
     again = dct_matrix()
     assert again is not m and torch.equal(again, kept) and torch.allclose(again @ again.T, torch.eye(8), atol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 24, 40), (8,), (8, 9), (1, 9, 8)])
+def test_transforms_refuse_what_are_not_blocks(shape):
+    """A tensor whose last two dimensions are not 8x8 is refused by name, not cut into blocks of 64 as it comes."""
+    with pytest.raises(ValueError, match=r"blocks must be a tensor of shape \(\.\.\., 8, 8\)"):
+        fdct(torch.zeros(shape))
+    with pytest.raises(ValueError, match=r"coefficients must be a tensor of shape \(\.\.\., 8, 8\)"):
+        idct(torch.zeros(shape), "exact")
