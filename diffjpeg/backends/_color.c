@@ -14,6 +14,12 @@
  * those of color.py's tensor form of the same steps, bit for bit, whatever
  * the vector width (tests/core/test_contract.py).
  *
+ * With `post` the same pass goes on as the decoder does after the product:
+ * rounding (float mode), the clamp to [0, 255] and the division by 255 to
+ * the output's [0, 1] (two passes over the image fewer), each the tensor
+ * operation's IEEE step in the tensor operations' order, so the values are
+ * theirs, bit for bit.
+ *
  * Buffers: src and dst (B, 3, P), float32 or float64, of one kind, each
  * channel's P pixels contiguous, images and channels at any distance; dst
  * must not overlap src (each output reads all three inputs). matrix (B, 3, 3) and
@@ -23,20 +29,46 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 
 /* HOT: AVX2 gives the loop eight pixels per instruction (the values are the same) */
 #include "_loops.h"
 
-#define DEFINE_LOOP(T, SUFFIX)                                                                                   \
+/* What may follow the product in the same pass (the decoder's last steps,
+ * color.py and codec/pipeline.py): round half to even (float mode), clamp
+ * to [lo, hi], then divide by `divisor` (to [0, 1]); each the tensor
+ * operation's IEEE step, in that order. */
+typedef struct {
+    int on, rounded, divided;
+    double lo, hi, divisor;
+} Post;
+
+#define DEFINE_LOOP(T, SUFFIX, RINT)                                                                             \
+    static inline __attribute__((always_inline)) T post_##SUFFIX(T v, int rounded, T lo, T hi, int divided, T divisor) \
+    {                                                                                                            \
+        if (rounded) v = RINT(v);                                                                                \
+        v = v < lo ? lo : v; /* a NaN stays NaN, as torch's clamp keeps it */                                   \
+        v = v > hi ? hi : v;                                                                                     \
+        return divided ? v / divisor : v;                                                                        \
+    }                                                                                                            \
     HOT static void apply_##SUFFIX(const T *x0, const T *x1, const T *x2, T *y0, T *y1, T *y2, const T m[9],     \
-                                   const T *offset, Py_ssize_t start, Py_ssize_t stop)                           \
+                                   const T *offset, const Post *post, Py_ssize_t start, Py_ssize_t stop)         \
     {                                                                                                            \
         T *y[3] = {y0, y1, y2};                                                                                  \
         for (int c = 0; c < 3; c++) {                                                                            \
             T a = m[3 * c], b = m[3 * c + 1], d = m[3 * c + 2];                                                  \
             T *out = y[c];                                                                                       \
-            if (offset) {                                                                                        \
-                T o = offset[c];                                                                                 \
+            T o = offset ? offset[c] : (T)0;                                                                     \
+            if (post->on) {                                                                                      \
+                T lo = (T)post->lo, hi = (T)post->hi, divisor = (T)post->divisor;                                \
+                int rounded = post->rounded, divided = post->divided;                                            \
+                if (offset)                                                                                      \
+                    for (Py_ssize_t p = start; p < stop; p++)                                                    \
+                        out[p] = post_##SUFFIX(((a * x0[p] + b * x1[p]) + d * x2[p]) + o, rounded, lo, hi, divided, divisor); \
+                else                                                                                             \
+                    for (Py_ssize_t p = start; p < stop; p++)                                                    \
+                        out[p] = post_##SUFFIX((a * x0[p] + b * x1[p]) + d * x2[p], rounded, lo, hi, divided, divisor); \
+            } else if (offset) {                                                                                 \
                 for (Py_ssize_t p = start; p < stop; p++) out[p] = ((a * x0[p] + b * x1[p]) + d * x2[p]) + o;     \
             } else {                                                                                             \
                 for (Py_ssize_t p = start; p < stop; p++) out[p] = (a * x0[p] + b * x1[p]) + d * x2[p];           \
@@ -44,8 +76,8 @@
         }                                                                                                        \
     }
 
-DEFINE_LOOP(float, f32)
-DEFINE_LOOP(double, f64)
+DEFINE_LOOP(float, f32, nearbyintf)
+DEFINE_LOOP(double, f64, nearbyint)
 
 /* (B, 3, P) with contiguous pixels and non-negative strides */
 static int planes_ok(const Py_buffer *b)
@@ -59,9 +91,25 @@ static const char *at(const Py_buffer *b, Py_ssize_t i, Py_ssize_t j) { return (
 static PyObject *apply(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *src, *dst, *matrix, *offset_arg;
+    PyObject *src, *dst, *matrix, *offset_arg, *post_arg = Py_None;
     Py_ssize_t start, stop;
-    if (!PyArg_ParseTuple(args, "OOOOnn:apply", &src, &dst, &matrix, &offset_arg, &start, &stop)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOnn|O:apply", &src, &dst, &matrix, &offset_arg, &start, &stop, &post_arg)) return NULL;
+    Post post = {0};
+    if (post_arg != Py_None) { /* (rounded, lo, hi, divisor or None) */
+        PyObject *divisor_arg;
+        if (!PyTuple_Check(post_arg) || !PyArg_ParseTuple(post_arg, "pddO", &post.rounded, &post.lo, &post.hi, &divisor_arg)) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "_color: post must be (rounded, lo, hi, divisor or None)");
+            return NULL;
+        }
+        post.on = 1;
+        post.divided = divisor_arg != Py_None;
+        post.divisor = post.divided ? PyFloat_AsDouble(divisor_arg) : 1.0;
+        if (PyErr_Occurred()) return NULL;
+        if (!(post.lo <= post.hi) || (post.divided && !(post.divisor != 0.0))) {
+            PyErr_SetString(PyExc_ValueError, "_color: post needs lo <= hi and a divisor other than 0");
+            return NULL;
+        }
+    }
     Py_buffer s, d, m, o;
     int has_offset = offset_arg != Py_None, got = 0;
     if (PyObject_GetBuffer(src, &s, PyBUF_RECORDS_RO) < 0) return NULL;
@@ -103,13 +151,13 @@ static PyObject *apply(PyObject *self, PyObject *args)
         }
         if (kind == 2) {
             apply_f64((const double *)at(&s, i, 0), (const double *)at(&s, i, 1), (const double *)at(&s, i, 2), (double *)at(&d, i, 0),
-                      (double *)at(&d, i, 1), (double *)at(&d, i, 2), mm, has_offset ? oo : NULL, start, stop);
+                      (double *)at(&d, i, 1), (double *)at(&d, i, 2), mm, has_offset ? oo : NULL, &post, start, stop);
         } else { /* the float32 values, widened and narrowed again exactly */
             float mf[9], of[3];
             for (int k = 0; k < 9; k++) mf[k] = (float)mm[k];
             for (int k = 0; k < 3; k++) of[k] = (float)oo[k];
             apply_f32((const float *)at(&s, i, 0), (const float *)at(&s, i, 1), (const float *)at(&s, i, 2), (float *)at(&d, i, 0),
-                      (float *)at(&d, i, 1), (float *)at(&d, i, 2), mf, has_offset ? of : NULL, start, stop);
+                      (float *)at(&d, i, 1), (float *)at(&d, i, 2), mf, has_offset ? of : NULL, &post, start, stop);
         }
     }
     Py_END_ALLOW_THREADS
@@ -128,8 +176,9 @@ fail:
 
 static PyMethodDef methods[] = {
     {"apply", apply, METH_VARARGS,
-     "apply(src, dst, matrix, offset, start, stop): dst[b, c] = M[b, c, 0] src[b, 0] + M[b, c, 1] src[b, 1] + M[b, c, 2] src[b, 2] "
-     "(+ offset[b, c]) for pixels [start, stop), in that order of IEEE operations."},
+     "apply(src, dst, matrix, offset, start, stop, post=None): dst[b, c] = M[b, c, 0] src[b, 0] + M[b, c, 1] src[b, 1] + M[b, c, 2] src[b, 2] "
+     "(+ offset[b, c]) for pixels [start, stop), in that order of IEEE operations; post=(rounded, lo, hi, divisor): then rounded "
+     "half to even, clamped to [lo, hi] and divided by divisor (None: not divided)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -349,13 +349,16 @@ def _blocks_of(t: Tensor) -> Tensor | None:
     return t
 
 
-def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None) -> Tensor | None:
+def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | None = None) -> Tensor | None:
     """``matrix @ x (+ offset)`` over the channels of ``x`` (``(B, 3, P)``,
     pixels contiguous; ``matrix`` ``(B, 3, 3)``, ``offset`` ``(B, 3)`` or
     ``None``, of ``x``'s dtype, any strides), summed in
     :func:`diffjpeg.stages.color.color_product`'s fixed order (``diffjpeg/backends/_color.c``),
     a new ``(B, 3, P)`` tensor; ``None`` where the loop does not apply (as
-    :func:`block_transform` says).
+    :func:`block_transform` says). ``post``: ``(rounded, lo, hi, divisor)``,
+    the steps that follow in the same pass: rounded half to even if
+    ``rounded``, clamped to ``[lo, hi]``, divided by ``divisor`` (``None``:
+    not), the tensor operations' values.
 
     Example:
         >>> x = torch.rand(1, 3, 5)
@@ -371,9 +374,9 @@ def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None) -> Tensor | No
     m = matrix.detach().numpy()
     o = None if offset is None else offset.detach().numpy()
     if a.size < 1 << 16:  # not worth a thread
-        _color_kernel.apply(a, b, m, o, 0, a.shape[2])
+        _color_kernel.apply(a, b, m, o, 0, a.shape[2], post)
     else:
-        run_parallel(lambda start, stop: _color_kernel.apply(a, b, m, o, start, stop), a.shape[2])
+        run_parallel(lambda start, stop: _color_kernel.apply(a, b, m, o, start, stop, post), a.shape[2])
     return result
 
 

@@ -554,6 +554,8 @@ def _pixel_stages(
             rows = color.decoded_pixels(rows, color_space, matrix, stages)
         torch.div(rows, 255.0, out=window.out.view(rows.shape))
         return window.stand_in(ycc, ycc.shape)
+    if direct and color_space == "YCbCr":  # (no window here) the conversion's own pass clamps and divides by 255: the same values
+        return color.ycbcr_to_rgb(ycc, matrix, stages, divisor=255.0)
     if len(planes) > 1:
         if exact_ycc is not None and needs_grad(matrix):
             # with a custom matrix the integer forms ran (the kernel takes libjpeg's only)

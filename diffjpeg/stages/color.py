@@ -269,11 +269,23 @@ def _apply(matrix: Tensor, x: Tensor, offset: Tensor, flat: bool = False) -> Ten
     return out if flat else out.view(x.shape)
 
 
-def _apply_clamped(matrix: Tensor, x: Tensor, offset: Tensor, mode: Mode) -> Tensor:
+def _apply_clamped(matrix: Tensor, x: Tensor, offset: Tensor, mode: Mode, divisor: float | None = None) -> Tensor:
     """:func:`_apply`, clamped to [0, 255] (rounded first in float mode),
-    straight-through; the clamp in place on the product."""
-    out = clamp_ste(_apply(matrix, x, offset, flat=True), 0.0, 255.0, rounded=mode == "float", inplace=True)
-    return out.view(x.shape)
+    straight-through; the clamp in place on the product; then divided by
+    ``divisor`` where given. Without a graph to record, a kernel of the
+    ``color_apply`` slot may take the clamp and the division into the
+    product's own pass (the CPU's loop does: the same values)."""
+    rounded = mode == "float"
+    if not needs_grad(matrix, x, offset):
+        b = x.shape[0]
+        done = dispatch.run("color_apply", x.detach().reshape(b, 3, -1), matrix.detach().to(x.dtype).expand(b, 3, 3),
+                            offset.detach().to(x.dtype).expand(b, 3), (rounded, 0.0, 255.0, divisor))
+        if done is not None:
+            return done.view(x.shape)
+    out = clamp_ste(_apply(matrix, x, offset, flat=True), 0.0, 255.0, rounded=rounded, inplace=True).view(x.shape)
+    if divisor is None:
+        return out
+    return out / divisor if out.requires_grad else out.div_(divisor)
 
 
 def _apply_transpose(matrix: Tensor, grad: Tensor) -> Tensor:
@@ -329,7 +341,7 @@ def rgb_to_ycbcr_adjoint(grad: Tensor, matrix: Tensor | None = None) -> Tensor:
     return _apply_transpose(rgb_to_ycbcr_matrix(grad.dtype, grad.device) if matrix is None else matrix, grad)
 
 
-def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
+def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float", *, divisor: float | None = None) -> Tensor:
     """Convert JFIF YCbCr samples to RGB samples.
 
     Args:
@@ -338,9 +350,12 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
             ``(Y, Cb - 128, Cr - 128)``; libjpeg's decoder constants if ``None``.
         mode: as in :func:`rgb_to_ycbcr`; the result is clamped to [0, 255]
             (straight-through gradient).
+        divisor: float and soft mode: the result divided by it (255: the
+            decoder's [0, 1] pixels), in the conversion's own pass where a
+            kernel takes it.
 
     Returns:
-        ``(B, 3, H, W)`` RGB samples in [0, 255], dtype of ``image``.
+        ``(B, 3, H, W)`` RGB samples in [0, 255] (over ``divisor``), dtype of ``image``.
 
     Example:
         >>> ycbcr_to_rgb(torch.tensor([[[[128.0]], [[128.0]], [[255.0]]]]), mode="exact").flatten()
@@ -354,7 +369,9 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
     # matrix @ (x - offset) as one product: matrix @ x - matrix @ offset
     shift = -(matrix.to(image.dtype) @ offset)
     if mode != "exact":
-        return _apply_clamped(matrix, image, shift, mode)
+        return _apply_clamped(matrix, image, shift, mode, divisor)
+    if divisor is not None:
+        raise ValueError("divisor: float and soft mode only (exact mode's samples are integers)")
     value = ycbcr_to_rgb_fixed(_integer_samples(image), custom)
     return exact_value(value, image, lambda: _apply(matrix, image, shift), matrix)
 

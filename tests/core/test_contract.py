@@ -221,6 +221,31 @@ def test_compiled_color_loop_is_the_tensor_form(dtype, offset, set_threads):
 
 @pytest.mark.paths
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rounded", [True, False])
+@pytest.mark.parametrize("divisor", [255.0, None])
+def test_compiled_color_loop_takes_the_decoders_last_steps(dtype, rounded, divisor, set_threads):
+    """post: the product, then rounding, the clamp and the division by 255
+    in the same pass, the tensor operations' values bit for bit (ties, values
+    beyond the range, NaN)."""
+    if not exact.available():
+        pytest.skip("the compiled loops are not built")
+    x = pixels(3, 70001, dtype, seed=5) - 40.0
+    x[:, 0, :600] = torch.arange(600, dtype=dtype).reshape(1, -1) / 2 - 20  # products on ties
+    x[1, 2, 5], x[0, 0, 9] = float("nan"), float("inf")
+    m, o = torch.eye(3, dtype=dtype).expand(3, 3, 3), torch.tensor([[0.0, 128.0, -128.0]], dtype=dtype).expand(3, 3)
+    product = color.color_product(m, x, o)
+    expected = (product.round() if rounded else product).clamp(0.0, 255.0)
+    expected = expected if divisor is None else expected / divisor
+    for threads in (1, 3):
+        set_threads(threads)
+        out = cpu.color_apply(x, m, o, (rounded, 0.0, 255.0, divisor))
+        assert torch.equal(out.isnan(), expected.isnan()) and torch.equal(out.nan_to_num(), expected.nan_to_num())
+    with pytest.raises(ValueError, match="divisor other than 0"):
+        cpu.color_apply(x, m, o, (rounded, 0.0, 255.0, 0.0))
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_a_pixels_color_depends_on_the_pixel_only(dtype, set_threads):
     x = pixels(2, 5000, dtype, seed=1).reshape(2, 3, 50, 100)
     m, o = color.rgb_to_ycbcr_matrix(dtype), torch.tensor([0.0, 128.0, 128.0], dtype=dtype)
