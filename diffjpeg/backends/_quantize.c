@@ -8,14 +8,18 @@
  * quantized value: g r'(u) / Q for F, and for the table, where it learns,
  * the sum over the image's blocks of -g r'(u) (u / Q): the steps of
  * autograd's backward of F / Q and of the surrogate, in one pass instead of
- * a dozen tensor operations (sigmoid's derivative alone took ten).
+ * a dozen tensor operations (sigmoid's derivative alone took ten), with
+ * 1 / Q's products for the backward's divisions but u's own (each within a
+ * unit in the last place of its quotient; u is the tensor form's quotient,
+ * where r' can be steep and float mode rounds it).
  *
  * Facts relied on:
  * - The division and the rounding are IEEE operations (-ffp-contract=off),
  *   so float mode's forward values are the tensor form's bit for bit.
- * - The surrogates' transcendental functions are not torch's (libm, and for
- *   float32 tanh the exp below): their values differ from the tensor form's
- *   by a few units in the last place, inside the float/soft contract
+ * - The surrogates' transcendental functions are not torch's (the sigmoid's
+ *   tanh from exp, float32's exp, sine and cosine below, libm's for
+ *   float64): their values differ from the tensor form's by a few units in
+ *   the last place, inside the float/soft contract
  *   (precision.rounding_tolerance; tests/backends/test_cpu.py holds them to it).
  * - The table's gradient is summed in one fixed order that depends on the
  *   image alone: blocks in order within chunks of CHUNK elements, each chunk
@@ -48,6 +52,7 @@ typedef struct {
     int kind;          /* the surrogate */
     int terms;         /* fourier: order K */
     double a, scale;   /* sigmoid: 1/temperature, 2 tanh(a/2) */
+    double slope, inverse_scale; /* sigmoid: 4 a / scale, its derivative's factor; 1 / scale */
     double sigma[MAX_TERMS];
 } Surrogate;
 
@@ -75,15 +80,6 @@ static inline float exp_nonpositive(float x)
     return x <= -87.0f ? 0.0f : p * two_n;
 }
 
-/* tanh(x) = (1 - e) / (1 + e) with e = exp(-2|x|), the sign restored: its
- * error is a few units of float32 at 1 (absolute, not relative, near 0) */
-static inline float tanh_f32(float x)
-{
-    float e = exp_nonpositive(-2.0f * fabsf(x));
-    float t = (1.0f - e) / (1.0f + e);
-    return x < 0.0f ? -t : t;
-}
-static inline double tanh_f64(double x) { return tanh(x); }
 
 /* cos and sin of a float32 angle t, vectorizable: computed in double (so
  * the results are float32's correctly rounded values but for a rare last
@@ -111,7 +107,7 @@ static inline void cos_sin_f64(double angle, double *c, double *s)
 
 /* The surrogate's value r(u) and derivative r'(u), in rounding.py's steps;
  * T float or double. */
-#define DEFINE_SURROGATE(T, SUFFIX, RINT, FLOOR, TANH, COS_SIN)                                              \
+#define DEFINE_SURROGATE(T, SUFFIX, RINT, FLOOR, EXP_NONPOSITIVE, COS_SIN)                                              \
     static inline T value_##SUFFIX(const Surrogate *s, T u, T noise)                                         \
     {                                                                                                        \
         switch (s->kind) {                                                                                   \
@@ -119,9 +115,12 @@ static inline void cos_sin_f64(double angle, double *c, double *s)
             T r = RINT(u), d = u - r;                                                                        \
             return r + d * d * d;                                                                            \
         }                                                                                                    \
-        case SIGMOID: {                                                                                      \
-            T f = FLOOR(u);                                                                                  \
-            return (f + (T)0.5) + TANH((T)s->a * ((u - f) - (T)0.5)) / (T)s->scale;                         \
+        case SIGMOID: { /* tanh(z) / scale = sign(z) ((1 - e) / scale) / (1 + e), e = exp(-2|z|): one      \
+                         * division where tanh and the scale took two */                                     \
+            T f = FLOOR(u), z = (T)s->a * ((u - f) - (T)0.5);                                                \
+            T e = EXP_NONPOSITIVE((T)-2.0 * (z < (T)0 ? -z : z));                                            \
+            T t = (((T)1.0 - e) * (T)s->inverse_scale) / ((T)1.0 + e);                                       \
+            return (f + (T)0.5) + (z < (T)0 ? -t : t);                                                       \
         }                                                                                                    \
         case FOURIER1:                                                                                       \
         case FOURIER: { /* p = 2 pi u + pi: cos p = -cos(2 pi u); sin(k p) by rotation, as rounding.py */    \
@@ -150,9 +149,11 @@ static inline void cos_sin_f64(double angle, double *c, double *s)
             T d = u - RINT(u);                                                                               \
             return d * d * (T)3.0;                                                                           \
         }                                                                                                    \
-        case SIGMOID: {                                                                                      \
-            T t = TANH(((u - FLOOR(u)) - (T)0.5) * (T)s->a);                                                 \
-            return ((-(t * t) + (T)1.0) * (T)s->a) / (T)s->scale;                                           \
+        case SIGMOID: { /* a (1 - tanh(z)**2) / scale = (4a / scale) e / (1 + e)**2, e = exp(-2|z|): one    \
+                         * division, and no cancellation where tanh(z) nears 1 */                           \
+            T z = ((u - FLOOR(u)) - (T)0.5) * (T)s->a;                                                       \
+            T e = EXP_NONPOSITIVE((T)-2.0 * (z < (T)0 ? -z : z)), d = (T)1.0 + e;                            \
+            return ((T)s->slope * e) / (d * d);                                                              \
         }                                                                                                    \
         case FOURIER1:                                                                                       \
         case FOURIER: {                                                                                      \
@@ -172,8 +173,8 @@ static inline void cos_sin_f64(double angle, double *c, double *s)
             return (T)1.0;                                                                                   \
         }                                                                                                    \
     }
-DEFINE_SURROGATE(float, f32, nearbyintf, floorf, tanh_f32, cos_sin_f32)
-DEFINE_SURROGATE(double, f64, nearbyint, floor, tanh_f64, cos_sin_f64)
+DEFINE_SURROGATE(float, f32, nearbyintf, floorf, exp_nonpositive, cos_sin_f32)
+DEFINE_SURROGATE(double, f64, nearbyint, floor, exp, cos_sin_f64)
 
 /* One row's elements [e0, e1) (multiples of 64, or e1 = M), a block at a
  * time. Each (surrogate, output) case is its own loop, the surrogate a
@@ -214,6 +215,9 @@ DEFINE_SURROGATE(double, f64, nearbyint, floor, tanh_f64, cos_sin_f64)
     {                                                                                                        \
         Surrogate local = *s;                                                                                \
         local.kind = kind;                                                                                   \
+        T rq[64]; /* 1 / Q: products for two of the divisions (each within a unit of its quotient); u      \
+                   * itself divides, as the tensor form: r' is steep where u is large */                   \
+        for (int k = 0; k < 64; k++) rq[k] = (T)1.0 / q[k];                                                  \
         for (Py_ssize_t c0 = e0; c0 < e1; c0 += chunk) {                                                     \
             Py_ssize_t c1 = c0 + chunk < e1 ? c0 + chunk : e1;                                               \
             double acc[64] = {0};                                                                            \
@@ -221,8 +225,8 @@ DEFINE_SURROGATE(double, f64, nearbyint, floor, tanh_f64, cos_sin_f64)
                 for (int k = 0; k < 64; k++) {                                                               \
                     T u = f[b + k] / q[k];                                                                   \
                     T gu = kind == LINEAR ? g[b + k] : g[b + k] * derivative_##SUFFIX(&local, u);            \
-                    gf[b + k] = gu / q[k];                                                                   \
-                    if (sums) acc[k] += (double)(-gu * (u / q[k]));                                          \
+                    gf[b + k] = gu * rq[k];                                                                  \
+                    if (sums) acc[k] += (double)(-gu * (u * rq[k]));                                         \
                 }                                                                                            \
             if (sums) memcpy(partials + (c0 / chunk) * 64, acc, sizeof acc);                                 \
         }                                                                                                    \
@@ -280,6 +284,8 @@ static int parse_surrogate(const char *name, PyObject *params, Surrogate *s)
         if (ok && s->kind == SIGMOID) {
             s->a = values[0], s->scale = values[1];
             ok = s->a > 0 && s->scale > 0;
+            s->slope = 4.0 * s->a / s->scale;
+            s->inverse_scale = 1.0 / s->scale;
         } else if (ok) {
             s->terms = (int)n;
             memcpy(s->sigma, values, n * sizeof(double));
