@@ -22,7 +22,8 @@
  *
  * Buffers: src and dst (B, 3, P), float32 or float64, of one kind, each
  * channel's P pixels contiguous, images and channels at any distance; dst
- * must not overlap src (each output reads all three inputs). matrix (B, 3, 3) and
+ * is src itself (in place: a chunk of pixels is computed into a buffer
+ * before it is written) or apart from it. matrix (B, 3, 3) and
  * offset (B, 3) or None, of the same kind, any strides (a matrix shared by
  * the batch has stride 0). Each call takes pixels [start, stop) of every
  * image (native.py shares them among threads) and releases the GIL.
@@ -30,6 +31,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <math.h>
+#include <string.h>
 
 /* HOT: AVX2 gives the loop eight pixels per instruction (the values are the same) */
 #include "_loops.h"
@@ -43,6 +45,9 @@ typedef struct {
     double lo, hi, divisor;
 } Post;
 
+/* The chunk a pass computes into a buffer on the stack before it writes
+ * dst: all of a chunk's inputs are read first, so dst may be src */
+#define CHUNK 512
 #define DEFINE_LOOP(T, SUFFIX, RINT)                                                                             \
     static inline __attribute__((always_inline)) T post_##SUFFIX(T v, int rounded, T lo, T hi, int divided, T divisor) \
     {                                                                                                            \
@@ -51,28 +56,35 @@ typedef struct {
         v = v > hi ? hi : v;                                                                                     \
         return divided ? v / divisor : v;                                                                        \
     }                                                                                                            \
+    /* one chunk of pixels [p0, p0 + n), n <= CHUNK: each channel's outputs into buf, then to dst */       \
     HOT static void apply_##SUFFIX(const T *x0, const T *x1, const T *x2, T *y0, T *y1, T *y2, const T m[9],     \
                                    const T *offset, const Post *post, Py_ssize_t start, Py_ssize_t stop)         \
     {                                                                                                            \
         T *y[3] = {y0, y1, y2};                                                                                  \
-        for (int c = 0; c < 3; c++) {                                                                            \
-            T a = m[3 * c], b = m[3 * c + 1], d = m[3 * c + 2];                                                  \
-            T *out = y[c];                                                                                       \
-            T o = offset ? offset[c] : (T)0;                                                                     \
-            if (post->on) {                                                                                      \
-                T lo = (T)post->lo, hi = (T)post->hi, divisor = (T)post->divisor;                                \
-                int rounded = post->rounded, divided = post->divided;                                            \
-                if (offset)                                                                                      \
-                    for (Py_ssize_t p = start; p < stop; p++)                                                    \
-                        out[p] = post_##SUFFIX(((a * x0[p] + b * x1[p]) + d * x2[p]) + o, rounded, lo, hi, divided, divisor); \
-                else                                                                                             \
-                    for (Py_ssize_t p = start; p < stop; p++)                                                    \
-                        out[p] = post_##SUFFIX((a * x0[p] + b * x1[p]) + d * x2[p], rounded, lo, hi, divided, divisor); \
-            } else if (offset) {                                                                                 \
-                for (Py_ssize_t p = start; p < stop; p++) out[p] = ((a * x0[p] + b * x1[p]) + d * x2[p]) + o;     \
-            } else {                                                                                             \
-                for (Py_ssize_t p = start; p < stop; p++) out[p] = (a * x0[p] + b * x1[p]) + d * x2[p];           \
+        T buf[3][CHUNK];                                                                                         \
+        for (Py_ssize_t p0 = start; p0 < stop; p0 += CHUNK) {                                                    \
+            Py_ssize_t n = stop - p0 < CHUNK ? stop - p0 : CHUNK;                                                \
+            const T *u = x0 + p0, *v = x1 + p0, *w = x2 + p0;                                                    \
+            for (int c = 0; c < 3; c++) {                                                                        \
+                T a = m[3 * c], b = m[3 * c + 1], d = m[3 * c + 2];                                              \
+                T *out = buf[c];                                                                                 \
+                T o = offset ? offset[c] : (T)0;                                                                 \
+                if (post->on) {                                                                                  \
+                    T lo = (T)post->lo, hi = (T)post->hi, divisor = (T)post->divisor;                            \
+                    int rounded = post->rounded, divided = post->divided;                                        \
+                    if (offset)                                                                                  \
+                        for (Py_ssize_t p = 0; p < n; p++)                                                       \
+                            out[p] = post_##SUFFIX(((a * u[p] + b * v[p]) + d * w[p]) + o, rounded, lo, hi, divided, divisor); \
+                    else                                                                                         \
+                        for (Py_ssize_t p = 0; p < n; p++)                                                       \
+                            out[p] = post_##SUFFIX((a * u[p] + b * v[p]) + d * w[p], rounded, lo, hi, divided, divisor); \
+                } else if (offset) {                                                                             \
+                    for (Py_ssize_t p = 0; p < n; p++) out[p] = ((a * u[p] + b * v[p]) + d * w[p]) + o;            \
+                } else {                                                                                         \
+                    for (Py_ssize_t p = 0; p < n; p++) out[p] = (a * u[p] + b * v[p]) + d * w[p];                  \
+                }                                                                                                \
             }                                                                                                    \
+            for (int c = 0; c < 3; c++) memcpy(y[c] + p0, buf[c], n * sizeof(T));                                \
         }                                                                                                        \
     }
 
@@ -127,10 +139,13 @@ static PyObject *apply(PyObject *self, PyObject *args)
              s.shape[2] == d.shape[2] && m.ndim == 3 && m.shape[0] == s.shape[0] && m.shape[1] == 3 && m.shape[2] == 3 &&
              start >= 0 && stop >= start && stop <= s.shape[2];
     if (ok && has_offset) ok = float_kind(&o) == kind && o.ndim == 2 && o.shape[0] == s.shape[0] && o.shape[1] == 3;
-    if (ok && s.shape[0] > 0 && s.shape[2] > 0) { /* the spans of src and dst are apart (strides are >= 0) */
+    int same = s.buf == d.buf && s.strides[0] == d.strides[0] && s.strides[1] == d.strides[1]; /* in place: a chunk read before written */
+    if (ok && !same && s.shape[0] > 0 && s.shape[2] > 0) { /* else the spans of src and dst are apart (strides are >= 0) */
         const char *s_hi = at(&s, s.shape[0] - 1, 2) + s.shape[2] * s.itemsize, *d_hi = at(&d, d.shape[0] - 1, 2) + d.shape[2] * d.itemsize;
         ok = d_hi <= (const char *)s.buf || s_hi <= (const char *)d.buf;
     }
+    if (ok && same && s.shape[0] > 0) /* in place, the channels apart from one another: a plane or more between them */
+        ok = s.strides[1] >= s.shape[2] * s.itemsize && (s.shape[0] == 1 || s.strides[0] >= 3 * s.strides[1]);
     if (!ok) {
         PyErr_SetString(PyExc_ValueError, "_color: bad arguments");
         goto fail;

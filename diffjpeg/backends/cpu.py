@@ -349,7 +349,7 @@ def _blocks_of(t: Tensor) -> Tensor | None:
     return t
 
 
-def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | None = None) -> Tensor | None:
+def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | None = None, out: Tensor | None = None) -> Tensor | None:
     """``matrix @ x (+ offset)`` over the channels of ``x`` (``(B, 3, P)``,
     pixels contiguous; ``matrix`` ``(B, 3, 3)``, ``offset`` ``(B, 3)`` or
     ``None``, of ``x``'s dtype, any strides), summed in
@@ -358,7 +358,8 @@ def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | 
     :func:`block_transform` says). ``post``: ``(rounded, lo, hi, divisor)``,
     the steps that follow in the same pass: rounded half to even if
     ``rounded``, clamped to ``[lo, hi]``, divided by ``divisor`` (``None``:
-    not), the tensor operations' values.
+    not), the tensor operations' values. ``out``: where to write, ``x``
+    itself (in place) or a tensor of its shape apart from it.
 
     Example:
         >>> x = torch.rand(1, 3, 5)
@@ -366,7 +367,7 @@ def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | 
         >>> out is None and _color_kernel is None or out.equal(x)
         True
     """
-    views = _loop_views(_color_kernel, x, x.shape, None, _channels_of)
+    views = _loop_views(_color_kernel, x, x.shape, out, _channels_of)
     if views is None or any(t is not None and (t.dtype != x.dtype or t.device != x.device) for t in (matrix, offset)):
         return None
     source, target, result = views
@@ -377,6 +378,8 @@ def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | 
         _color_kernel.apply(a, b, m, o, 0, a.shape[2], post)
     else:
         run_parallel(lambda start, stop: _color_kernel.apply(a, b, m, o, start, stop, post), a.shape[2])
+    if out is not None:
+        mark_written(out)
     return result
 
 

@@ -243,15 +243,16 @@ def block_transform(blocks: Tensor, matrix: Tensor, shift: float | None = None, 
     return result if out is None else out.copy_(result)
 
 
-def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | None = None) -> Tensor | None:
+def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | None = None, out: Tensor | None = None) -> Tensor | None:
     """``matrix @ x (+ offset)`` over the channels of ``x`` (``(B, 3, P)``;
     ``matrix`` ``(B, 3, 3)``, ``offset`` ``(B, 3)`` or ``None``, of ``x``'s
     dtype, all at any strides), summed in
     :func:`diffjpeg.stages.color.color_product`'s fixed order, a new
     contiguous ``(B, 3, P)`` tensor; ``None`` where the kernel does not apply
-    (``post``, the CPU loop's fused last steps, is not taken: the stage then
-    runs them one by one, each through its own kernel)."""
-    if post is not None or x.dim() != 3 or x.shape[1] != 3 or matrix.shape != (x.shape[0], 3, 3):
+    (``post``, the CPU loop's fused last steps, and ``out``, its in-place
+    form, are not taken: the stage then runs its steps one by one, each
+    through its own kernel)."""
+    if post is not None or out is not None or x.dim() != 3 or x.shape[1] != 3 or matrix.shape != (x.shape[0], 3, 3):
         return None
     if offset is not None and offset.shape != (x.shape[0], 3):
         return None

@@ -221,7 +221,7 @@ def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: t
                 check_image_values(unchecked)
         if samples is None:
             samples = clamp_ste(x, 0.0, 255.0, rounded=rounded, scale=255.0)
-    planes = color.rgb_to_ycbcr(samples, matrix, stages) if x.shape[1] == 3 else samples
+    planes = color.rgb_to_ycbcr(samples, matrix, stages, inplace=True) if x.shape[1] == 3 else samples  # samples: our own
     dct = []
     # unbind, not planes[:, ci]: one backward stack instead of three zero-filled full-size gradients summed
     for geo, plane in zip(geometries, planes.unbind(1)):
@@ -296,7 +296,7 @@ class _EncoderGraph(torch.autograd.Function):
         if target is not None:  # only the interior rows, straight into the image's gradient
             planes = ctx.window.rows(planes)
         if channels == 3:  # x 255 folded into the matrix: one pass over the gradient fewer
-            planes = color.rgb_to_ycbcr_adjoint(planes, _scaled_matrix(ctx.saved_tensors[0], color.rgb_to_ycbcr_matrix, planes, 255.0))
+            planes = color.rgb_to_ycbcr_adjoint(planes, _scaled_matrix(ctx.saved_tensors[0], color.rgb_to_ycbcr_matrix, planes, 255.0), inplace=True)
             if target is None:
                 return (planes,) + none
             target.view(planes.shape).copy_(planes)  # for a half-precision image rounded once, as x.to(work)'s backward rounds it
@@ -555,7 +555,7 @@ def _pixel_stages(
         torch.div(rows, 255.0, out=window.out.view(rows.shape))
         return window.stand_in(ycc, ycc.shape)
     if direct and color_space == "YCbCr":  # (no window here) the conversion's own pass clamps and divides by 255: the same values
-        return color.ycbcr_to_rgb(ycc, matrix, stages, divisor=255.0)
+        return color.ycbcr_to_rgb(ycc, matrix, stages, divisor=255.0, inplace=True)
     if len(planes) > 1:
         if exact_ycc is not None and needs_grad(matrix):
             # with a custom matrix the integer forms ran (the kernel takes libjpeg's only)
@@ -618,8 +618,10 @@ class _DecoderGraph(torch.autograd.Function):
     @staticmethod
     def _coefficient_grads(ctx, grad, matrix: Tensor | None) -> tuple[Tensor, ...]:
         if ctx.color_space == "YCbCr":  # / 255 folded into the matrix, as _EncoderGraph folds x 255
-            # (contiguous: the gradient of a sum comes expanded, which the compiled loop does not read)
-            grad = color.ycbcr_to_rgb_adjoint(grad.contiguous(), _scaled_matrix(matrix, color.ycbcr_to_rgb_matrix, grad, 1 / 255))
+            # (contiguous: the gradient of a sum comes expanded, which the compiled loop does not read;
+            # a copy made here is ours to overwrite, autograd's own gradient is not)
+            own = grad.contiguous()
+            grad = color.ycbcr_to_rgb_adjoint(own, _scaled_matrix(matrix, color.ycbcr_to_rgb_matrix, grad, 1 / 255), inplace=own is not grad)
         else:
             grad = grad / 255.0
         grads = []

@@ -43,7 +43,7 @@ import torch
 from torch import Tensor, nn
 
 from ..core import dispatch
-from ..core.check import check_mode
+from ..core.check import check_mode, traced
 from ..core.colorspace import COLOR_SPACES, ColorSpace
 from ..core.modes import Mode
 from ..core.precision import full_precision
@@ -269,17 +269,19 @@ def _apply(matrix: Tensor, x: Tensor, offset: Tensor, flat: bool = False) -> Ten
     return out if flat else out.view(x.shape)
 
 
-def _apply_clamped(matrix: Tensor, x: Tensor, offset: Tensor, mode: Mode, divisor: float | None = None) -> Tensor:
+def _apply_clamped(matrix: Tensor, x: Tensor, offset: Tensor, mode: Mode, divisor: float | None = None, inplace: bool = False) -> Tensor:
     """:func:`_apply`, clamped to [0, 255] (rounded first in float mode),
     straight-through; the clamp in place on the product; then divided by
     ``divisor`` where given. Without a graph to record, a kernel of the
     ``color_apply`` slot may take the clamp and the division into the
-    product's own pass (the CPU's loop does: the same values)."""
+    product's own pass (the CPU's loop does: the same values), and with
+    ``inplace`` (``x`` the caller's own temporary) write into ``x``."""
     rounded = mode == "float"
-    if not needs_grad(matrix, x, offset):
+    if not needs_grad(matrix, x, offset) and not traced():  # (traced: no kernel runs, and no tensor has storage)
         b = x.shape[0]
-        done = dispatch.run("color_apply", x.detach().reshape(b, 3, -1), matrix.detach().to(x.dtype).expand(b, 3, 3),
-                            offset.detach().to(x.dtype).expand(b, 3), (rounded, 0.0, 255.0, divisor))
+        flat = x.detach().reshape(b, 3, -1)
+        done = dispatch.run("color_apply", flat, matrix.detach().to(x.dtype).expand(b, 3, 3), offset.detach().to(x.dtype).expand(b, 3),
+                            (rounded, 0.0, 255.0, divisor), flat if inplace and flat.data_ptr() == x.data_ptr() else None)
         if done is not None:
             return done.view(x.shape)
     out = clamp_ste(_apply(matrix, x, offset, flat=True), 0.0, 255.0, rounded=rounded, inplace=True).view(x.shape)
@@ -288,16 +290,23 @@ def _apply_clamped(matrix: Tensor, x: Tensor, offset: Tensor, mode: Mode, diviso
     return out / divisor if out.requires_grad else out.div_(divisor)
 
 
-def _apply_transpose(matrix: Tensor, grad: Tensor) -> Tensor:
+def _apply_transpose(matrix: Tensor, grad: Tensor, inplace: bool = False) -> Tensor:
     """The transpose of :func:`_apply` in ``x``: ``matrix^T @ grad`` over the
     channel axis, as autograd's backward of :func:`_apply` computes it, so
-    bit for bit the same gradient (``tests/codec/test_stage_graph.py``)."""
+    bit for bit the same gradient (``tests/codec/test_stage_graph.py``);
+    with ``inplace`` (``grad`` the caller's own temporary, no graph to
+    record) written into ``grad`` where a kernel can."""
     b = grad.shape[0]
     m = matrix.to(grad.dtype).expand(b, 3, 3).transpose(1, 2)
-    return _product(m, grad.reshape(b, 3, -1), None).reshape(grad.shape)
+    flat = grad.reshape(b, 3, -1)
+    if inplace and not needs_grad(matrix, grad) and not traced() and flat.data_ptr() == grad.data_ptr():
+        done = dispatch.run("color_apply", flat, m.detach(), None, None, flat)
+        if done is not None:
+            return grad
+    return _product(m, flat, None).reshape(grad.shape)
 
 
-def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float") -> Tensor:
+def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float", *, inplace: bool = False) -> Tensor:
     """Convert RGB samples to JFIF YCbCr samples.
 
     Args:
@@ -308,6 +317,9 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
         mode: ``"exact"`` (libjpeg's fixed point forward), ``"float"`` (real
             arithmetic, samples rounded to integers) or ``"soft"`` (no rounding).
             Gradients are those of the real-valued conversion in every mode.
+        inplace: ``image`` is the caller's own temporary, which nothing else
+            reads: the result may be written into it (float and soft mode,
+            no gradient to record, where a kernel can).
 
     Returns:
         ``(B, 3, H, W)`` YCbCr samples in [0, 255], dtype of ``image``.
@@ -322,26 +334,27 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
         matrix = rgb_to_ycbcr_matrix(image.dtype, image.device)
     offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
     if mode != "exact":
-        return _apply_clamped(matrix, image, offset, mode)
+        return _apply_clamped(matrix, image, offset, mode, inplace=inplace)
     value = rgb_to_ycbcr_fixed(_integer_samples(image), custom)
     return exact_value(value, image, lambda: _apply(matrix, image, offset), matrix)
 
 
-def rgb_to_ycbcr_adjoint(grad: Tensor, matrix: Tensor | None = None) -> Tensor:
+def rgb_to_ycbcr_adjoint(grad: Tensor, matrix: Tensor | None = None, *, inplace: bool = False) -> Tensor:
     """The transpose of :func:`rgb_to_ycbcr` (its gradient with respect to the
     image in every mode): ``matrix^T @ grad`` over the channel axis, ``(B, 3, H, W)``.
 
     The operations of autograd's backward of the batched product in the
-    real-valued form, so the result is the same bit for bit.
+    real-valued form, so the result is the same bit for bit. ``inplace``:
+    ``grad`` is the caller's own temporary; the result may be written into it.
 
     Example:
         >>> rgb_to_ycbcr_adjoint(torch.tensor([1.0, 0.0, 0.0]).reshape(1, 3, 1, 1)).flatten()
         tensor([0.2990, 0.5870, 0.1140])
     """
-    return _apply_transpose(rgb_to_ycbcr_matrix(grad.dtype, grad.device) if matrix is None else matrix, grad)
+    return _apply_transpose(rgb_to_ycbcr_matrix(grad.dtype, grad.device) if matrix is None else matrix, grad, inplace)
 
 
-def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float", *, divisor: float | None = None) -> Tensor:
+def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "float", *, divisor: float | None = None, inplace: bool = False) -> Tensor:
     """Convert JFIF YCbCr samples to RGB samples.
 
     Args:
@@ -353,6 +366,7 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
         divisor: float and soft mode: the result divided by it (255: the
             decoder's [0, 1] pixels), in the conversion's own pass where a
             kernel takes it.
+        inplace: as in :func:`rgb_to_ycbcr`.
 
     Returns:
         ``(B, 3, H, W)`` RGB samples in [0, 255] (over ``divisor``), dtype of ``image``.
@@ -369,23 +383,24 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
     # matrix @ (x - offset) as one product: matrix @ x - matrix @ offset
     shift = -(matrix.to(image.dtype) @ offset)
     if mode != "exact":
-        return _apply_clamped(matrix, image, shift, mode, divisor)
+        return _apply_clamped(matrix, image, shift, mode, divisor, inplace)
     if divisor is not None:
         raise ValueError("divisor: float and soft mode only (exact mode's samples are integers)")
     value = ycbcr_to_rgb_fixed(_integer_samples(image), custom)
     return exact_value(value, image, lambda: _apply(matrix, image, shift), matrix)
 
 
-def ycbcr_to_rgb_adjoint(grad: Tensor, matrix: Tensor | None = None) -> Tensor:
+def ycbcr_to_rgb_adjoint(grad: Tensor, matrix: Tensor | None = None, *, inplace: bool = False) -> Tensor:
     """The transpose of :func:`ycbcr_to_rgb` (its gradient with respect to
     the YCbCr samples in every mode, its clamp straight-through), ``(B, 3, H, W)``;
-    autograd's operations for the real-valued form, bit for bit.
+    autograd's operations for the real-valued form, bit for bit. ``inplace``:
+    as in :func:`rgb_to_ycbcr_adjoint`.
 
     Example:
         >>> ycbcr_to_rgb_adjoint(torch.tensor([0.0, 0.0, 1.0]).reshape(1, 3, 1, 1)).flatten()
         tensor([1.0000, 1.7720, 0.0000])
     """
-    return _apply_transpose(ycbcr_to_rgb_matrix(grad.dtype, grad.device) if matrix is None else matrix, grad)
+    return _apply_transpose(ycbcr_to_rgb_matrix(grad.dtype, grad.device) if matrix is None else matrix, grad, inplace)
 
 
 def ycck_to_cmyk_fixed(samples: Tensor, matrix: Tensor | None = None) -> Tensor:

@@ -2,6 +2,7 @@
 float rounding may set apart, and the fixed-order DCT (diffjpeg.stages.dct.block_transform,
 diffjpeg/backends/_dct.c) and color conversion (diffjpeg.stages.color.color_product, diffjpeg/backends/_color.c) that make
 the CPU's paths equal by construction."""
+import numpy as np
 import pytest
 import torch
 
@@ -290,10 +291,32 @@ def test_compiled_color_loop_refuses_bad_arguments(bad):
         args[3] = o[:1]
     elif bad == "range":
         args[5] = 11
-    else:
-        args[1] = src
+    else:  # dst overlapping src, not src itself (in place is allowed)
+        both = np.zeros((2, 3, 11), np.float32)
+        args[0], args[1] = both[:, :, :10], both[:, :, 1:]
     with pytest.raises(ValueError, match="_color: bad arguments"):
         cpu._color_kernel.apply(*args)
+
+
+@pytest.mark.paths
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_compiled_color_loop_in_place(dtype, set_threads):
+    """out=x: the values written into x are those of a separate output, bit
+    for bit, with and without the decoder's last steps, on any threads."""
+    if not exact.available():
+        pytest.skip("the compiled loops are not built")
+    x0 = pixels(3, 70001, dtype, seed=7)
+    m, o = some_matrices(3, dtype), torch.tensor([[0.0, 128.0, 128.0]], dtype=dtype).expand(3, 3)
+    for post in (None, (True, 0.0, 255.0, 255.0)):
+        expected = cpu.color_apply(x0, m, o, post)
+        for threads in (1, 3):
+            set_threads(threads)
+            x = x0.clone()
+            assert cpu.color_apply(x, m, o, post, out=x) is x and torch.equal(x, expected)
+    planes = torch.zeros(2, 3, 4, 5, dtype=dtype)  # channels of a plane each: rows of one view
+    with pytest.raises(ValueError, match="_color: bad arguments"):  # channels overlapping one another, in place
+        flat = planes.view(2, 60).as_strided((2, 3, 20), (60, 10, 1))
+        cpu.color_apply(flat, m[:2], None, out=flat)
 
 
 def test_a_learned_color_matrix_gets_a_full_precision_gradient_under_autocast():
