@@ -22,7 +22,14 @@ the tensor form's bit for bit:
 * ``block_transform_kernel``: :func:`diffjpeg.stages.dct.block_transform`'s
   ``A X A^T`` summed left to right;
 * ``color_kernel``: :func:`diffjpeg.stages.color.color_product`'s
-  ``((M0 x0 + M1 x1) + M2 x2) + offset``.
+  ``((M0 x0 + M1 x1) + M2 x2) + offset``;
+* ``quantize_kernel``, ``quantize_adjoint_kernel``, ``fold_kernel``: the
+  quantizer of float and soft mode and every mode's gradient through it,
+  as ``diffjpeg/backends/_quantize.c`` computes them: the exception to
+  "bit for bit" above, as there (the surrogates' exp, sine and cosine are
+  not torch's; float mode's ``rint(F / Q)`` is the same bits, ``F / Q``
+  correctly rounded), and the table's gradient summed per program and
+  folded in order, in float64, without atomics.
 
 Facts relied on: the wrappers launch every kernel with
 ``enable_fp_fusion=False`` (no FMA fuses a product and a sum that the tensor
@@ -296,3 +303,174 @@ def color_kernel(x_ptr, m_ptr, o_ptr, out_ptr, pixels, tiles, xs0, xs1, xs2, ms0
         if HAS_OFFSET:
             y = y + tl.load(o_ptr + b * os0 + c * os1)
         tl.store(out_ptr + (b * 3 + c) * pixels + p, y, mask=mask)
+
+
+# ---------------------------------------------------------------- the quantizer (_quantize.c's counterpart)
+# surrogates as _quantize.c numbers them (the wrapper maps rounding.py's names); constexpr,
+# the only globals a kernel may read
+LINEAR, POLYNOMIAL, FOURIER, SIGMOID, NOISE = (tl.constexpr(k) for k in range(5))
+
+
+@triton.jit
+def _divide(a, b):
+    """``a / b`` correctly rounded: float32's ``div_rn`` (Triton's ``/`` is
+    approximate in float32 on NVIDIA GPUs), float64's ``/`` (IEEE there)."""
+    if a.dtype == tl.float64:
+        out = a / b
+    else:
+        out = tl.math.div_rn(a, b)
+    return out
+
+
+@triton.jit
+def _exp_nonpositive(x):
+    """``exp(x)`` for ``x <= 0`` (``tl.exp``; below -87, where float32 ends, 0)."""
+    return tl.where(x < -87.0, 0.0, tl.exp(tl.maximum(x, -87.0))).to(x.dtype)
+
+
+@triton.jit
+def _cos_sin(u, constants):
+    """cos and sin of ``u 2 pi``'s value in ``u``'s dtype, as the tensor form
+    takes them (the angle rounded to its dtype first): float64's from
+    ``tl.cos`` and ``tl.sin``; float32's computed in float64, ``k pi/2 + r``,
+    ``|r| <= pi/4``, Taylor polynomials good to float32 (as _quantize.c),
+    where float32's own would lose the angle's reduction. ``constants``:
+    float64 2 pi, 2 / pi, pi / 2 (a Python float in a kernel is a float32
+    constant, and these are not exact in float32; float32's angle takes
+    2 pi in float32, as the tensor form's product does)."""
+    if u.dtype == tl.float64:
+        angle = u * tl.load(constants)
+        c = tl.cos(angle)
+        s = tl.sin(angle)
+    else:
+        t = (u * 6.283185307179586).to(tl.float64)
+        k = _round_half_even(t * tl.load(constants + 1))
+        r = t - k * tl.load(constants + 2)
+        r2 = r * r
+        sr = r * (1.0 + r2 * (-1.0 / 6 + r2 * (1.0 / 120 + r2 * (-1.0 / 5040 + r2 * (1.0 / 362880)))))
+        cr = 1.0 + r2 * (-0.5 + r2 * (1.0 / 24 + r2 * (-1.0 / 720 + r2 * (1.0 / 40320 + r2 * (-1.0 / 3628800)))))
+        quadrant = k - 4.0 * tl.floor(k * 0.25)
+        c = tl.where(quadrant == 0.0, cr, tl.where(quadrant == 1.0, -sr, tl.where(quadrant == 2.0, -cr, sr))).to(u.dtype)
+        s = tl.where(quadrant == 0.0, sr, tl.where(quadrant == 1.0, cr, tl.where(quadrant == 2.0, -sr, -cr))).to(u.dtype)
+    return c, s
+
+
+@triton.jit
+def _surrogate(u, noise, sigma, constants, KIND: tl.constexpr, TERMS: tl.constexpr, SLOPE: tl.constexpr):
+    """The surrogate's value ``r(u)`` (``SLOPE`` false) or derivative
+    ``r'(u)`` at ``u``, in rounding.py's steps, as _quantize.c computes them
+    (the sigmoid's tanh from one exp; fourier's sines by rotation).
+    ``sigma``, in ``u``'s dtype: fourier's ``s_k``, then ``s_k / (pi k)``;
+    the sigmoid's ``a``, ``1 / scale``, ``4 a / scale`` (a Python float
+    argument would come as float32)."""
+    if KIND == POLYNOMIAL:
+        r = _round_half_even(u)
+        d = u - r
+        if SLOPE:
+            out = d * d * 3.0
+        else:
+            out = r + d * d * d
+    elif KIND == SIGMOID:
+        f = tl.floor(u)
+        z = ((u - f) - 0.5) * tl.load(sigma)
+        e = _exp_nonpositive(tl.abs(z) * -2.0)
+        if SLOPE:
+            out = (tl.load(sigma + 2) * e) / ((1.0 + e) * (1.0 + e))
+        else:
+            t = ((1.0 - e) * tl.load(sigma + 1)) / (1.0 + e)
+            out = (f + 0.5) + tl.where(z < 0, t * -1.0, t)
+    elif KIND == FOURIER:
+        cos_t, sin_t = _cos_sin(u, constants)
+        c1 = cos_t * -1.0
+        s1 = sin_t * -1.0
+        c = c1
+        s = s1
+        if SLOPE:
+            total = c1 * tl.load(sigma)
+        else:
+            total = s1 * tl.load(sigma + TERMS)
+        for k in tl.static_range(2, TERMS + 1):
+            c_next = c * c1 - s * s1
+            s = s * c1 + c * s1
+            c = c_next
+            if SLOPE:
+                total = total + c * tl.load(sigma + k - 1)
+            else:
+                total = total + s * tl.load(sigma + TERMS + k - 1)
+        if SLOPE:
+            out = total * 2.0 + 1.0
+        else:
+            out = total + u
+    elif KIND == NOISE:
+        if SLOPE:
+            out = u * 0.0 + 1.0
+        else:
+            out = u + (noise - 0.5)
+    else:
+        if SLOPE:
+            out = u * 0.0 + 1.0
+        else:
+            out = u
+    return out.to(u.dtype)
+
+
+@triton.jit
+def quantize_kernel(f, q, v, noise, sigma, constants, m, s_f, s_q, s_v, s_n, chunks,
+                    SOFT: tl.constexpr, KIND: tl.constexpr, TERMS: tl.constexpr, BLOCKS: tl.constexpr):
+    """Rows of ``m`` coefficients (``BLOCKS`` 8x8 blocks a program, row
+    ``chunks`` programs long): ``u = F / Q`` (correctly rounded,
+    :func:`_divide`), then ``rint(u)`` or, ``SOFT``, the surrogate's value;
+    ``Q`` is the row's 64 table entries."""
+    pid = tl.program_id(0)
+    row = (pid // chunks).to(tl.int64)
+    e = ((pid % chunks) * (BLOCKS * 64) + tl.arange(0, BLOCKS)[:, None] * 64 + tl.arange(0, 64)[None, :]).to(tl.int64)
+    mask = e < m
+    x = tl.load(f + row * s_f + e, mask=mask, other=0.0)
+    table = tl.load(q + row * s_q + tl.arange(0, 64))[None, :]
+    u = _divide(x, table)
+    if SOFT:
+        drawn = u
+        if KIND == NOISE:
+            drawn = tl.load(noise + row * s_n + e, mask=mask, other=0.0)
+        out = _surrogate(u, drawn, sigma, constants, KIND, TERMS, False)
+    else:
+        out = _round_half_even(u)
+    tl.store(v + row * s_v + e, out, mask=mask)
+
+
+@triton.jit
+def quantize_adjoint_kernel(g, f, q, gf, partials, sigma, constants, m, s_g, s_f, s_q, s_o, chunks,
+                            KIND: tl.constexpr, TERMS: tl.constexpr, SUMS: tl.constexpr, BLOCKS: tl.constexpr):
+    """:func:`quantize_kernel`'s gradients: ``gf = (g r'(u)) (1 / Q)`` and,
+    with ``SUMS``, each program's sums over its blocks of
+    ``-(g r'(u)) (u (1 / Q))`` into ``partials[program]`` (64 float64
+    values): no atomics, one order whatever the launch."""
+    pid = tl.program_id(0)
+    row = (pid // chunks).to(tl.int64)
+    e = ((pid % chunks) * (BLOCKS * 64) + tl.arange(0, BLOCKS)[:, None] * 64 + tl.arange(0, 64)[None, :]).to(tl.int64)
+    mask = e < m
+    x = tl.load(f + row * s_f + e, mask=mask, other=0.0)
+    grad = tl.load(g + row * s_g + e, mask=mask, other=0.0)
+    table = tl.load(q + row * s_q + tl.arange(0, 64))[None, :]
+    reciprocal = _divide(table * 0.0 + 1.0, table)
+    u = _divide(x, table)
+    if KIND == LINEAR or KIND == NOISE:
+        gu = grad
+    else:
+        gu = grad * _surrogate(u, u, sigma, constants, KIND, TERMS, True)
+    tl.store(gf + row * s_o + e, (gu * reciprocal).to(x.dtype), mask=mask)
+    if SUMS:
+        term = tl.where(mask, (gu * -1.0) * (u * reciprocal), 0.0).to(tl.float64)
+        tl.store(partials + pid.to(tl.int64) * 64 + tl.arange(0, 64), tl.sum(term, axis=0))
+
+
+@triton.jit
+def fold_kernel(partials, out, count, s_out):
+    """``out[row]`` = the ``count`` partial sums of ``row`` (64 each) added
+    in order, in float64, then rounded once to ``out``'s dtype."""
+    row = tl.program_id(0).to(tl.int64)
+    k = tl.arange(0, 64)
+    total = tl.zeros((64,), dtype=tl.float64)
+    for c in range(count):
+        total += tl.load(partials + (row * count + c) * 64 + k)
+    tl.store(out + row * s_out + k, total.to(out.dtype.element_ty))

@@ -3,7 +3,8 @@
 values of :mod:`diffjpeg.backends.cpu`'s compiled loops of the same names,
 bit for bit the stage modules' tensor forms (``tests/backends/test_gpu_stages.py``):
 float and soft mode's sampling, rounding, DCT and color forward, and every
-mode's backward through them.
+mode's backward through them; and the quantizer's two slots, whose values
+are the CPU loop's kind: within the float/soft contract of the tensor form.
 
 Each function returns ``None`` (nothing written) where its kernel does not
 apply: a tensor not on the kernels' device (:func:`diffjpeg.backends.gpu.applies`:
@@ -270,6 +271,105 @@ def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | 
     return out
 
 
+# ---------------------------------------------------------------- the quantizer (cpu.quantize's counterpart)
+QUANTIZER_BLOCKS = 16  # 8x8 blocks a program: a table's partial sums per 16 blocks, then folded in order
+_SURROGATE_KINDS = {"linear": 0, "polynomial": 1, "fourier": 2, "sigmoid": 3, "noise": 4}  # gpu_stage_kernels' numbers
+_MAX_TERMS = 64  # fourier's largest order here, as the CPU loop's
+
+
+def _quantizer_rows(coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple) -> tuple[Tensor, Tensor] | None:
+    """``coefficients`` ``(N, ..., 8, 8)`` as ``(N, M)`` rows and ``table``
+    (``(N or 1, 1, ..., 1, 8, 8)``) as ``(N, 64)`` rows, without a copy; ``None``
+    where the kernels do not take them (as :func:`diffjpeg.backends.cpu.quantizer_takes`)."""
+    if surrogate not in _SURROGATE_KINDS or surrogate == "fourier" and not 1 <= len(parameters) <= _MAX_TERMS:
+        return None
+    if coefficients.dim() < 3 or coefficients.shape[-2:] != (8, 8) or coefficients.shape[0] == 0 or not _takes_floats(coefficients):
+        return None
+    n = coefficients.shape[0]
+    if table.dtype != coefficients.dtype or table.dim() != coefficients.dim() or table.shape[0] not in (1, n) or table.shape[-2:] != (8, 8):
+        return None
+    if any(size != 1 for size in table.shape[1:-2]) or not gpu.applies(table):
+        return None
+    try:
+        rows = coefficients.detach().view(n, -1)
+        tables = table.detach().expand(n, *table.shape[1:]).view(n, 64)
+    except RuntimeError:
+        return None
+    return (rows, tables) if rows.stride(-1) == 1 and tables.stride(-1) == 1 else None
+
+
+def quantizer_takes(coefficients: Tensor, table: Tensor) -> bool:
+    """Whether :func:`quantize` and :func:`quantize_adjoint` take these tensors (with a surrogate they know)."""
+    return _quantizer_rows(coefficients, table, "linear", ()) is not None
+
+
+def _surrogate_arguments(rows: Tensor, surrogate: str, parameters: tuple) -> dict:
+    """The kernels' surrogate arguments: its number, and as tensors (a
+    Python float would enter a kernel as float32) fourier's sigma factors or
+    the sigmoid's ``a``, ``1 / scale`` and ``4 a / scale`` in the rows'
+    dtype, as _quantize.c derives them, and float64 2 pi, 2 / pi, pi / 2."""
+    terms = list(parameters) if surrogate == "fourier" else [0.0]
+    if surrogate == "sigmoid":
+        a, scale = parameters
+        weights = [a, 1.0 / scale, 4.0 * a / scale]
+    else:  # s_k, then s_k / (pi k), as _quantize.c's (T)(...)
+        weights = terms + [s / (math.pi * k) for k, s in enumerate(terms, 1)]
+    sigma = torch.tensor(weights, dtype=torch.float64).to(device=rows.device, dtype=rows.dtype)
+    constants = torch.tensor([2 * math.pi, 2 / math.pi, math.pi / 2], dtype=torch.float64, device=rows.device)
+    return {"sigma": sigma, "constants": constants, "KIND": _SURROGATE_KINDS[surrogate], "TERMS": len(terms)}
+
+
+def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, parameters: tuple, noise: Tensor | None = None) -> Tensor | None:
+    """:func:`diffjpeg.backends.cpu.quantize` on the GPU: ``round(F / Q)``
+    (``F / Q`` correctly rounded, so float mode rounds the tensor form's
+    quotients), or ``soft``, the surrogate's value; the surrogates' exp,
+    sine and cosine within the float/soft contract of the tensor form."""
+    views = _quantizer_rows(coefficients, table, surrogate, parameters)
+    if views is None or torch.is_grad_enabled() and (coefficients.requires_grad or table.requires_grad):
+        return None
+    rows, tables = views
+    out = torch.empty(coefficients.shape, dtype=coefficients.dtype, device=coefficients.device)
+    target = out.view(rows.shape)
+    drawn = target if noise is None else noise.detach().to(rows.dtype).contiguous().view(rows.shape)
+    n, m = rows.shape
+    chunks = -(-m // (QUANTIZER_BLOCKS * 64))
+    args = _surrogate_arguments(rows, surrogate, parameters)
+    _kernels().quantize_kernel[(n * chunks,)](
+        rows, tables, target, drawn, args["sigma"], args["constants"], m, rows.stride(0), tables.stride(0), target.stride(0),
+        drawn.stride(0), chunks, SOFT=bool(soft), KIND=args["KIND"], TERMS=args["TERMS"], BLOCKS=QUANTIZER_BLOCKS,
+    )  # fusion allowed: values to the contract, not bit for bit (exp, sin, cos, and div_rn itself, use FMAs within)
+    return out
+
+
+def quantize_adjoint(grad: Tensor, coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple, table_grad: bool) -> tuple[Tensor, Tensor | None] | None:
+    """:func:`diffjpeg.backends.cpu.quantize_adjoint` on the GPU: ``grad r'
+    / Q`` and the table's gradient, summed per program of
+    :data:`QUANTIZER_BLOCKS` blocks and then folded in order, in float64 (no
+    atomics: the same bits at every launch)."""
+    views = _quantizer_rows(coefficients, table, surrogate, parameters)
+    if views is None or grad.shape != coefficients.shape or grad.dtype != coefficients.dtype or not gpu.applies(grad):
+        return None
+    rows, tables = views
+    g = grad.detach().contiguous().view(rows.shape)
+    out = torch.empty(coefficients.shape, dtype=coefficients.dtype, device=coefficients.device)
+    target = out.view(rows.shape)
+    n, m = rows.shape
+    chunks = -(-m // (QUANTIZER_BLOCKS * 64))
+    partials = torch.empty((n * chunks if table_grad else 1, 64), dtype=torch.float64, device=rows.device)
+    args = _surrogate_arguments(rows, surrogate, parameters)
+    _kernels().quantize_adjoint_kernel[(n * chunks,)](
+        g, rows, tables, target, partials, args["sigma"], args["constants"], m, g.stride(0), rows.stride(0), tables.stride(0),
+        target.stride(0), chunks, KIND=args["KIND"], TERMS=args["TERMS"], SUMS=bool(table_grad), BLOCKS=QUANTIZER_BLOCKS,
+    )  # (fusion allowed, as in quantize)
+    table_gradient = None
+    if table_grad:
+        shared = table.shape[0] == 1 and n > 1  # one table for all: every image's partial sums, in order
+        folded = torch.empty((1 if shared else n, 64), dtype=table.dtype, device=table.device)
+        _kernels().fold_kernel[(folded.shape[0],)](partials, folded, n * chunks if shared else chunks, folded.stride(0))
+        table_gradient = folded.view(table.shape)
+    return out, table_gradient
+
+
 def _takes_floats(x: Tensor) -> bool:
     """Whether the DCT's and the color product's kernels take ``x``'s device and dtype (the stages then take the fixed order)."""
     return x.dtype in FLOATS and gpu.applies(x)
@@ -278,3 +378,5 @@ def _takes_floats(x: Tensor) -> bool:
 for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
     # each slot's kernel is this module's function of that name
     dispatch.register(_slot, globals()[_slot], "triton", _takes_floats if _slot in ("color_apply", "block_transform") else None)
+dispatch.register("quantize", quantize, "triton", quantizer_takes)
+dispatch.register("quantize_adjoint", quantize_adjoint, "triton", quantizer_takes)

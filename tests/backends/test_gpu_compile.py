@@ -7,7 +7,8 @@ shapes). Here the library runs under the interpreter on small CPU tensors
 (exact mode's ``jpeg`` for every input dtype and subsampling, with and
 without a gradient; float and soft mode with a gradient; the fused decoder
 of coefficients; every ``gpu_stages`` slot in float32 and float64 with each
-flag combination and tile shape; ``idct_islow`` and ``ycbcr_to_rgb_fixed``)
+flag combination and tile shape, the quantizer with every surrogate;
+``idct_islow`` and ``ycbcr_to_rgb_fixed``)
 while every launch is recorded: the kernel, each argument's type (a
 tensor's dtype and whether its address is 16-byte aligned, a scalar's
 value) and the launch's keywords (constexprs, ``num_warps``,
@@ -163,6 +164,15 @@ for dtype in FLOATS:
     own = torch.randn(2, 3, 3, generator=g, dtype=dtype)
     assert G.color_apply(pixels, own, None) is not None and G.color_apply(pixels, own, torch.randn(2, 3, generator=g, dtype=dtype)) is not None
     assert G.color_apply(pixels, own[:1].expand(2, 3, 3), torch.zeros(3, dtype=dtype).expand(2, 3)) is not None
+    # the quantizer: every surrogate (fourier of orders 1 and 3), rounded and soft, per-image and shared tables' gradients
+    f = torch.randn(2, 3, 7, 8, 8, generator=g, dtype=dtype) * 100
+    q = torch.rand(2, 1, 1, 8, 8, generator=g, dtype=dtype) * 50 + 1
+    for name, parameters in (("linear", ()), ("polynomial", ()), ("sigmoid", (4.0, 1.93)), ("fourier", (0.5,)),
+                             ("fourier", (1.0, 1.0, 1.0)), ("noise", ())):
+        for soft in (False, True):
+            assert G.quantize(f, q, soft, name, parameters, torch.rand(f.shape, dtype=dtype) if name == "noise" else None) is not None
+        for table in (q, q[:1], None):
+            assert G.quantize_adjoint(f, f, q if table is None else table, name, parameters, table is not None) is not None
 
 # the exact decoder's slots one by one
 blocks = torch.randint(-300, 301, (130, 8, 8), generator=g, dtype=torch.int32)
@@ -293,12 +303,13 @@ if __name__ == "__main__":
     main()
 '''
 
+QUANTIZER_KERNELS = {"quantize_kernel", "quantize_adjoint_kernel", "fold_kernel"}  # values to the float/soft contract: fusion allowed
 KERNELS = {
     "encode_kernel", "plane_kernel", "pixel_kernel", "idct_kernel", "ycc_kernel",
     "downsample_kernel", "upsample_kernel", "upsample_adjoint_kernel", "downsample_adjoint_kernel",
     "round_clamp_kernel", "block_transform_kernel", "color_kernel",
-}
-STAGE_KERNELS = KERNELS - {"encode_kernel", "plane_kernel", "pixel_kernel", "idct_kernel", "ycc_kernel"}
+} | QUANTIZER_KERNELS
+STAGE_KERNELS = KERNELS - {"encode_kernel", "plane_kernel", "pixel_kernel", "idct_kernel", "ycc_kernel"} - QUANTIZER_KERNELS
 
 
 def _table(variants: list[dict]) -> str:

@@ -243,3 +243,53 @@ def test_without_the_interpreter_cpu_tensors_stay_on_the_tensor_path():
     assert gpu_stages.downsample(x, 2, 2, True) is None
     assert gpu_stages.round_clamp(x, 0.0, 1.0, True) is None
     assert gpu_stages.block_transform(torch.rand(1, 8, 8), torch.eye(8)) is None
+
+
+def test_the_quantizer_kernels_agree_with_the_tensor_form():
+    """quantize and quantize_adjoint (the surrogate's value and derivative,
+    the table's gradient summed per program and folded in order): float
+    mode's rounding bit for bit, the rest within the shared bound, for every
+    surrogate, both float dtypes, per-image and shared tables; the table's
+    gradient the same bits at every call; the noise added as drawn."""
+    out = checked(
+        """
+        from tests.helpers import assert_close_to_rounding
+        from diffjpeg.stages.quantize import quantize
+        from diffjpeg.stages.rounding import Fourier, Noise
+        checks = 0
+        for dtype, shared in ((torch.float32, False), (torch.float64, True)):
+                f0 = (torch.rand(2, 3, 7, 8, 8, generator=g, dtype=torch.float64) - 0.5).mul(400).to(dtype)
+                q0 = torch.randint(1, 256, (1 if shared else 2, 1, 1, 8, 8), generator=g).to(dtype)
+                f0[:, 0, 0] = ((torch.arange(64, dtype=dtype).reshape(8, 8) - 32 + 0.5) * q0[0, 0, 0])  # F / Q on ties
+                for mode, rounding in (("float", "sigmoid"), ("float", "polynomial"), ("soft", "sigmoid"), ("soft", "polynomial"),
+                                       ("soft", "fourier"), ("soft", Fourier(order=3, damping="none")), ("float", "linear")):
+                    results = {}
+                    for backend in ("triton", "torch", "triton"):
+                        f, q = f0.clone().requires_grad_(), q0.clone().requires_grad_()
+                        with dispatch.using(backend):
+                            y = quantize(f, q, mode, rounding)
+                            (y * torch.sin(torch.arange(y.numel(), dtype=dtype)).reshape(y.shape)).sum().backward()
+                        run = (y.detach(), f.grad, q.grad)
+                        if backend in results:
+                            assert all(torch.equal(a, b) for a, b in zip(run, results[backend]))  # the same bits again
+                        results[backend] = run
+                    (y, gf, gq), (y_ref, gf_ref, gq_ref) = results["triton"], results["torch"]
+                    if mode == "float":
+                        assert torch.equal(y, y_ref), (dtype, rounding)
+                    else:
+                        assert_close_to_rounding(y, y_ref)
+                    assert_close_to_rounding(gf, gf_ref)
+                    assert_close_to_rounding(gq, gq_ref)
+                    checks += 1
+        f0 = torch.rand(1, 2, 3, 8, 8, generator=g) * 100
+        q0 = torch.full((1, 1, 1, 8, 8), 7.0)
+        drawn = []
+        for backend in ("triton", "torch"):
+            with dispatch.using(backend):
+                drawn.append(quantize(f0, q0, "soft", Noise(generator=torch.Generator().manual_seed(4))))
+        assert torch.equal(drawn[0], drawn[1])
+        assert G.quantize(f0, q0, False, "round", ()) is None and G.quantize(f0.half(), q0.half(), False, "linear", ()) is None
+        print(checks)
+        """
+    )
+    assert out.split() == ["14"]
