@@ -5,15 +5,16 @@ Batch 16x3x256x256 float32, quality 50, 4:2:0, each mode with its default
 surrogate (and the linear one, to compare the sigmoid's cost); torch's
 threads as the machine has cores. Each round times every method once after
 the other (interleaved, so that a slow moment of the shared machine falls on
-all of them); the report gives the median over the rounds and the ratios of
-those medians. Peers in the same process: Reich et al.'s straight-through
+all of them), each round starting one method later (so that each takes each
+place as often); the report gives the median over the rounds and the ratios
+of those medians. Peers in the same process: Reich et al.'s straight-through
 layer (their package ``diff_jpeg``) and kornia; a peer that is not installed
 is named as missing. Memory: the rise of the peak resident set of a fresh
 process over its second forward+backward of one 12-megapixel image
 (3456x3456), in bytes per pixel, the input allocated before (the benchmark
 suite's probe, ``diffjpeg.tools.bench.suite.peak_memory_cpu``).
 
-    python benchmarks/cpu.py                # 7 rounds and the memory probes (about 3 minutes on 2 cores)
+    python benchmarks/cpu.py                # 14 rounds and the memory probes (about 4 minutes on 2 cores)
     python benchmarks/cpu.py --rounds 2 --no-memory    # a smoke test; its numbers mean nothing
 """
 from __future__ import annotations
@@ -50,7 +51,7 @@ MEMORY_TARGET = 24.0  # bytes per pixel over the caller's input, forward+backwar
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=14)  # twice the methods: each in each place twice
     parser.add_argument("--no-memory", action="store_true", help="skip the memory probes")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args()
@@ -79,10 +80,13 @@ def main() -> None:
         forward_backward(f)
         forward(f)
     times = {name: {"fwd": [], "fwd_bwd": []} for name in methods}
-    for _ in range(args.rounds):
-        for name, f in methods.items():
-            times[name]["fwd"].append(forward(f))
-            times[name]["fwd_bwd"].append(forward_backward(f))
+    order = list(methods)
+    for r in range(args.rounds):
+        # each round starts one method later: every method takes every place in a round as often (the
+        # first after the peers' large frees pays the page faults of a trimmed heap, say)
+        for name in order[r % len(order):] + order[: r % len(order)]:
+            times[name]["fwd"].append(forward(methods[name]))
+            times[name]["fwd_bwd"].append(forward_backward(methods[name]))
     megapixels = BATCH * SIZE * SIZE / 1e6
     medians = {name: {k: statistics.median(v) for k, v in t.items()} for name, t in times.items()}
     memory = {}
@@ -119,7 +123,7 @@ def main() -> None:
         *[f"- {k}: {v}" for k, v in facts.items()],
         "",
         f"Batch {BATCH}x3x{SIZE}x{SIZE} float32, quality {QUALITY}, 4:2:0; each mode with its default surrogate; "
-        f"median of {args.rounds} interleaved rounds after a warm-up; torch threads: {torch.get_num_threads()}. "
+        f"median of {args.rounds} interleaved rounds after a warm-up, each round starting one method later; torch threads: {torch.get_num_threads()}. "
         f"Memory: rise of the peak resident set of a fresh process over its second forward+backward of one "
         f"{MEMORY_SIDE}x{MEMORY_SIDE} image, per pixel (the input allocated before).",
         "",
