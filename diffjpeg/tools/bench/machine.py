@@ -37,10 +37,14 @@ def machine() -> dict:
         except ImportError:
             versions[name] = "not installed"
     try:  # Reich et al.'s package has no __version__; it imports kornia
-        __import__("diff_jpeg")
-        versions["diff_jpeg (Reich et al.)"] = importlib.metadata.version("diff_jpeg")
-    except (ImportError, importlib.metadata.PackageNotFoundError):
+        module = __import__("diff_jpeg")
+    except ImportError:
         versions["diff_jpeg (Reich et al.)"] = "not installed"
+    else:
+        try:
+            versions["diff_jpeg (Reich et al.)"] = importlib.metadata.version("diff_jpeg")
+        except importlib.metadata.PackageNotFoundError:  # on the path without pip's metadata (a checkout)
+            versions["diff_jpeg (Reich et al.)"] = f"imported from {os.path.dirname(module.__file__)} (no package metadata)"
     return {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
