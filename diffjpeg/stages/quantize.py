@@ -15,8 +15,9 @@ Facts from libjpeg-turbo that the exact form relies on:
 * Decoding multiplies each quantized value by its table entry.
 
 Float and soft mode's quantizer, ``round(F / Q)`` or the surrogate's
-``r(F / Q)``, and every mode's gradient through it have a compiled loop on
-the CPU (the ``"quantize"`` slot, :func:`quantize_with_surrogate`).
+``r(F / Q)``, and every mode's gradient through it have kernels: a
+compiled loop on the CPU, a Triton kernel on CUDA (the ``"quantize"``
+slots, :func:`quantize_with_surrogate`).
 """
 from __future__ import annotations
 
@@ -152,7 +153,8 @@ def quantize_with_surrogate(coefficients: Tensor, table: Tensor, mode: Mode, rou
     the surrogate's value (soft) forward; ``r'(F / Q)`` backward.
 
     Where a kernel of the ``"quantize"`` slot takes the tensors (the
-    compiled loop on the CPU, :func:`diffjpeg.backends.cpu.quantize`), the
+    compiled loop on the CPU, :func:`diffjpeg.backends.cpu.quantize`; the
+    Triton kernel on CUDA, :func:`diffjpeg.backends.gpu_stages.quantize`), the
     forward is one pass and the backward another, with the table's gradient
     summed in a fixed order; the surrogates' values and derivatives there
     come from its own transcendental functions, within

@@ -131,7 +131,7 @@ def test_vmap_and_grad_take_the_ops():
 
 @pytest.mark.slow
 def test_vmap_and_grad_take_the_ops_everywhere():
-    """vmap of a float batch against the batched eager call, grad alone."""
+    """vmap of a float batch against the batched eager call, grad alone (to rounding)."""
     out = interpreted(
         COUNTING
         + textwrap.dedent(
@@ -145,7 +145,11 @@ def test_vmap_and_grad_take_the_ops_everywhere():
             leaf = x[0].clone().requires_grad_()
             want = torch.autograd.grad(loss(leaf), leaf)[0]
             calls.clear()
-            assert torch.equal(torch.func.grad(loss)(x[0]), want) and calls == KERNELS, calls
+            got = torch.func.grad(loss)(x[0])
+            assert calls == KERNELS, calls
+            # to rounding: eager takes the quantizer's Triton kernels, a torch.func transform its tensor form
+            from tests.helpers import assert_close_to_rounding
+            assert_close_to_rounding(got, want)
             print("ok")
             """
         )
