@@ -392,12 +392,12 @@ def _channels_of(t: Tensor) -> Tensor | None:
 QUANTIZE_CHUNK = 2048 * 64  # elements per partial sum of a table's gradient: fixed, so no split among threads changes a sum
 
 
-def _quantizer_views(coefficients: Tensor, table: Tensor) -> tuple[Tensor, Tensor] | None:
-    """``coefficients`` ``(N, ..., 8, 8)`` as ``(N, M)`` rows and ``table``
-    (``(N or 1, 1, ..., 1, 8, 8)``) as ``(N, 64)``, without a copy, or
-    ``None`` where the loop does not take them."""
-    if _quantize_kernel is None or not usable(coefficients, table):
-        return None
+def quantizer_rows(coefficients: Tensor, table: Tensor) -> tuple[Tensor, Tensor] | None:
+    """``coefficients`` ``(N, ..., 8, 8)``, float32 or float64, as ``(N, M)``
+    rows and ``table`` (``(N or 1, 1, ..., 1, 8, 8)``, the same dtype) as
+    ``(N, 64)``, without a copy; ``None`` where they cannot be. The layout
+    the quantizer's kernels take on every device (this loop's and the
+    GPU's, :func:`diffjpeg.backends.gpu_stages.quantize`)."""
     if coefficients.dtype not in (torch.float32, torch.float64) or table.dtype != coefficients.dtype or coefficients.dim() < 3:
         return None
     n, dims = coefficients.shape[0], coefficients.dim()
@@ -411,6 +411,13 @@ def _quantizer_views(coefficients: Tensor, table: Tensor) -> tuple[Tensor, Tenso
     except RuntimeError:  # not viewable as rows
         return None
     return (rows, tables) if rows.stride(-1) == 1 and tables.stride(-1) == 1 else None
+
+
+def _quantizer_views(coefficients: Tensor, table: Tensor) -> tuple[Tensor, Tensor] | None:
+    """:func:`quantizer_rows` where this loop takes the tensors (built, turned on, the CPU, not traced)."""
+    if _quantize_kernel is None or not usable(coefficients, table):
+        return None
+    return quantizer_rows(coefficients, table)
 
 
 def quantizer_takes(coefficients: Tensor, table: Tensor) -> bool:

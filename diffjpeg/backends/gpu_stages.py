@@ -19,6 +19,7 @@ round once where the tensor operations round twice.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -27,7 +28,7 @@ from torch import Tensor
 
 from ..core import dispatch
 from . import gpu
-from .cpu import mark_written
+from .cpu import mark_written, quantizer_rows
 
 FLOATS = (torch.float32, torch.float64)
 FACTOR_PAIRS = ((2, 1), (1, 2), (2, 2))  # what the compiled loops and these kernels take (h_factor, v_factor)
@@ -274,49 +275,46 @@ def color_apply(x: Tensor, matrix: Tensor, offset: Tensor | None, post: tuple | 
 # ---------------------------------------------------------------- the quantizer (cpu.quantize's counterpart)
 QUANTIZER_BLOCKS = 16  # 8x8 blocks a program: a table's partial sums per 16 blocks, then folded in order
 _SURROGATE_KINDS = {"linear": 0, "polynomial": 1, "fourier": 2, "sigmoid": 3, "noise": 4}  # gpu_stage_kernels' numbers
-_MAX_TERMS = 64  # fourier's largest order here, as the CPU loop's
 
 
-def _quantizer_rows(coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple) -> tuple[Tensor, Tensor] | None:
-    """``coefficients`` ``(N, ..., 8, 8)`` as ``(N, M)`` rows and ``table``
-    (``(N or 1, 1, ..., 1, 8, 8)``) as ``(N, 64)`` rows, without a copy; ``None``
-    where the kernels do not take them (as :func:`diffjpeg.backends.cpu.quantizer_takes`)."""
-    if surrogate not in _SURROGATE_KINDS or surrogate == "fourier" and not 1 <= len(parameters) <= _MAX_TERMS:
+def _quantizer_rows(coefficients: Tensor, table: Tensor, surrogate: str) -> tuple[Tensor, Tensor] | None:
+    """:func:`diffjpeg.backends.cpu.quantizer_rows` where these kernels take
+    the tensors (their device) and know the surrogate; ``None`` otherwise."""
+    if surrogate not in _SURROGATE_KINDS or not _takes_floats(coefficients) or not gpu.applies(table):
         return None
-    if coefficients.dim() < 3 or coefficients.shape[-2:] != (8, 8) or coefficients.shape[0] == 0 or not _takes_floats(coefficients):
-        return None
-    n = coefficients.shape[0]
-    if table.dtype != coefficients.dtype or table.dim() != coefficients.dim() or table.shape[0] not in (1, n) or table.shape[-2:] != (8, 8):
-        return None
-    if any(size != 1 for size in table.shape[1:-2]) or not gpu.applies(table):
-        return None
-    try:
-        rows = coefficients.detach().view(n, -1)
-        tables = table.detach().expand(n, *table.shape[1:]).view(n, 64)
-    except RuntimeError:
-        return None
-    return (rows, tables) if rows.stride(-1) == 1 and tables.stride(-1) == 1 else None
+    return quantizer_rows(coefficients, table)
 
 
 def quantizer_takes(coefficients: Tensor, table: Tensor) -> bool:
     """Whether :func:`quantize` and :func:`quantize_adjoint` take these tensors (with a surrogate they know)."""
-    return _quantizer_rows(coefficients, table, "linear", ()) is not None
+    return _quantizer_rows(coefficients, table, "linear") is not None
 
 
 def _surrogate_arguments(rows: Tensor, surrogate: str, parameters: tuple) -> dict:
-    """The kernels' surrogate arguments: its number, and as tensors (a
-    Python float would enter a kernel as float32) fourier's sigma factors or
-    the sigmoid's ``a``, ``1 / scale`` and ``4 a / scale`` in the rows'
-    dtype, as _quantize.c derives them, and float64 2 pi, 2 / pi, pi / 2."""
+    """The kernels' surrogate arguments: its number, its number of terms, and
+    :func:`_surrogate_tensors` on the rows' dtype and device."""
+    sigma, constants = _surrogate_tensors(surrogate, tuple(parameters), rows.dtype, rows.device)
+    return {"sigma": sigma, "constants": constants, "KIND": _SURROGATE_KINDS[surrogate],
+            "TERMS": len(parameters) if surrogate == "fourier" else 1}
+
+
+@functools.lru_cache(maxsize=32)  # bounded: a temperature annealed per step makes a new key each time
+def _surrogate_tensors(surrogate: str, parameters: tuple, dtype: torch.dtype, device: torch.device) -> tuple[Tensor, Tensor]:
+    """As tensors (a Python float would enter a kernel as float32), built
+    once per surrogate, dtype and device (no copy to the device per call;
+    only the kernels read them):
+    fourier's sigma factors, or the sigmoid's ``a``, ``1 / scale`` and
+    ``4 a / scale``, in ``dtype``, as _quantize.c derives them; and float64
+    2 pi, 2 / pi, pi / 2."""
     terms = list(parameters) if surrogate == "fourier" else [0.0]
     if surrogate == "sigmoid":
         a, scale = parameters
         weights = [a, 1.0 / scale, 4.0 * a / scale]
     else:  # s_k, then s_k / (pi k), as _quantize.c's (T)(...)
         weights = terms + [s / (math.pi * k) for k, s in enumerate(terms, 1)]
-    sigma = torch.tensor(weights, dtype=torch.float64).to(device=rows.device, dtype=rows.dtype)
-    constants = torch.tensor([2 * math.pi, 2 / math.pi, math.pi / 2], dtype=torch.float64, device=rows.device)
-    return {"sigma": sigma, "constants": constants, "KIND": _SURROGATE_KINDS[surrogate], "TERMS": len(terms)}
+    sigma = torch.tensor(weights, dtype=torch.float64).to(device=device, dtype=dtype)
+    constants = torch.tensor([2 * math.pi, 2 / math.pi, math.pi / 2], dtype=torch.float64, device=device)
+    return sigma, constants
 
 
 def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, parameters: tuple, noise: Tensor | None = None) -> Tensor | None:
@@ -324,7 +322,7 @@ def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, pa
     (``F / Q`` correctly rounded, so float mode rounds the tensor form's
     quotients), or ``soft``, the surrogate's value; the surrogates' exp,
     sine and cosine within the float/soft contract of the tensor form."""
-    views = _quantizer_rows(coefficients, table, surrogate, parameters)
+    views = _quantizer_rows(coefficients, table, surrogate)
     if views is None or torch.is_grad_enabled() and (coefficients.requires_grad or table.requires_grad):
         return None
     rows, tables = views
@@ -346,7 +344,7 @@ def quantize_adjoint(grad: Tensor, coefficients: Tensor, table: Tensor, surrogat
     / Q`` and the table's gradient, summed per program of
     :data:`QUANTIZER_BLOCKS` blocks and then folded in order, in float64 (no
     atomics: the same bits at every launch)."""
-    views = _quantizer_rows(coefficients, table, surrogate, parameters)
+    views = _quantizer_rows(coefficients, table, surrogate)
     if views is None or grad.shape != coefficients.shape or grad.dtype != coefficients.dtype or not gpu.applies(grad):
         return None
     rows, tables = views
