@@ -169,7 +169,7 @@ def quantize_with_surrogate(coefficients: Tensor, table: Tensor, mode: Mode, rou
             if done is not None:
                 return done
         else:
-            return _Quantizer.apply(coefficients, table, value, mode, rounding)
+            return _Quantizer.apply(coefficients, table, value, mode, rounding, form)
     if mode == "soft":
         return rounding(coefficients / table)
     return round_with_surrogate(coefficients / table, rounding, value)
@@ -195,10 +195,10 @@ class _Quantizer(torch.autograd.Function):
     (a backward that records a graph, for a second derivative)."""
 
     @staticmethod
-    def forward(coefficients, table, value, mode, rounding):
+    def forward(coefficients, table, value, mode, rounding, form):
         if value is not None:
             return value.to(coefficients.dtype)
-        done = _kernel_forward(coefficients, table, mode, rounding, _kernel_form(rounding))
+        done = _kernel_forward(coefficients, table, mode, rounding, form)
         if done is not None:
             return done
         u = coefficients / table
@@ -207,7 +207,7 @@ class _Quantizer(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         dispatch.keep(ctx)
-        coefficients, table, _, _, ctx.rounding = inputs
+        coefficients, table, _, _, ctx.rounding, ctx.form = inputs
         ctx.save_for_backward(coefficients, table)
 
     @staticmethod
@@ -216,12 +216,12 @@ class _Quantizer(torch.autograd.Function):
         want_coefficients, want_table = ctx.needs_input_grad[:2]
         done = None
         if not torch.is_grad_enabled():  # (a graph of the backward needs the tensor form)
-            done = dispatch.run("quantize_adjoint", grad, coefficients, table, *_kernel_form(ctx.rounding), want_table)
+            done = dispatch.run("quantize_adjoint", grad, coefficients, table, *ctx.form, want_table)
         if done is None:
             u = coefficients / table
             g = grad * ctx.rounding.derivative(u)
             done = (g / table, (-g * (u / table)).sum_to_size(table.shape) if want_table else None)
-        return done[0] if want_coefficients else None, done[1] if want_table else None, None, None, None
+        return done[0] if want_coefficients else None, done[1] if want_table else None, None, None, None, None
 
 
 def dequantize(quantized: Tensor, table: Tensor) -> Tensor:

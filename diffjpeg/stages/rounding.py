@@ -246,23 +246,25 @@ class Sigmoid(Rounding):
         object.__setattr__(self, "temperature", float(t))
 
     def parameters(self) -> tuple[float, ...]:
+        """``a = 1 / temperature`` and ``2 tanh(a / 2)``, the scale that makes
+        ``r(k) = k`` at every integer ``k``."""
         a = 1.0 / self.temperature
         return (a, 2.0 * math.tanh(a / 2.0))
 
     def __call__(self, x: Tensor) -> Tensor:
-        a = 1.0 / self.temperature
+        a, scale = self.parameters()
         f = torch.floor(x).detach()
-        return f + 0.5 + torch.tanh(a * (x - f - 0.5)) / (2.0 * math.tanh(a / 2.0))
+        return f + 0.5 + torch.tanh(a * (x - f - 0.5)) / scale
 
     def derivative(self, x: Tensor) -> Tensor:
-        a = 1.0 / self.temperature
+        a, scale = self.parameters()
         if _records(x):
             s = x - torch.floor(x) - 0.5
-            return a * (1.0 - torch.tanh(a * s) ** 2) / (2.0 * math.tanh(a / 2.0))
+            return a * (1.0 - torch.tanh(a * s) ** 2) / scale
         # the same steps in place on one temporary (1 - t as -t + 1: the same rounding)
         d = torch.floor(x)
         d = torch.sub(x, d, out=d).sub_(0.5).mul_(a).tanh_().pow_(2).neg_().add_(1.0)
-        return d.mul_(a).div_(2.0 * math.tanh(a / 2.0))
+        return d.mul_(a).div_(scale)
 
 
 @dataclass(frozen=True)
