@@ -263,10 +263,15 @@ def _apply(matrix: Tensor, x: Tensor, offset: Tensor, flat: bool = False) -> Ten
     itself, not a view of it (an in-place step on a view would cost
     autograd a copy of the whole gradient).
     """
-    b = x.shape[0]
-    m = matrix.to(x.dtype).expand(b, 3, 3)
-    out = _product(m, x.reshape(b, 3, -1), offset.to(x.dtype).expand(b, 3))
+    out = _product(*_batched(matrix, x, offset))
     return out if flat else out.view(x.shape)
+
+
+def _batched(matrix: Tensor, x: Tensor, offset: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``matrix`` ``(B, 3, 3)``, ``x`` ``(B, 3, P)`` and ``offset`` ``(B, 3)``
+    in ``x``'s dtype, as :func:`_product` and the ``color_apply`` slot take them."""
+    b = x.shape[0]
+    return matrix.to(x.dtype).expand(b, 3, 3), x.reshape(b, 3, -1), offset.to(x.dtype).expand(b, 3)
 
 
 def _apply_clamped(matrix: Tensor, x: Tensor, offset: Tensor, mode: Mode, divisor: float | None = None, inplace: bool = False) -> Tensor:
@@ -278,10 +283,8 @@ def _apply_clamped(matrix: Tensor, x: Tensor, offset: Tensor, mode: Mode, diviso
     ``inplace`` (``x`` the caller's own temporary) write into ``x``."""
     rounded = mode == "float"
     if not needs_grad(matrix, x, offset) and not traced():  # (traced: no kernel runs, and no tensor has storage)
-        b = x.shape[0]
-        flat = x.detach().reshape(b, 3, -1)
-        done = dispatch.run("color_apply", flat, matrix.detach().to(x.dtype).expand(b, 3, 3), offset.detach().to(x.dtype).expand(b, 3),
-                            (rounded, 0.0, 255.0, divisor), flat if inplace and flat.data_ptr() == x.data_ptr() else None)
+        m, flat, o = _batched(matrix.detach(), x.detach(), offset.detach())
+        done = dispatch.run("color_apply", flat, m, o, (rounded, 0.0, 255.0, divisor), flat if inplace and flat.data_ptr() == x.data_ptr() else None)
         if done is not None:
             return done.view(x.shape)
     out = clamp_ste(_apply(matrix, x, offset, flat=True), 0.0, 255.0, rounded=rounded, inplace=True).view(x.shape)
