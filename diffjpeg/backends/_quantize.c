@@ -42,6 +42,8 @@
 
 /* HOT: AVX2 gives the loops vector rounding, floor and the exp below */
 #include "_loops.h"
+/* the block pass's blocks and transform, in _dct.c's order */
+#include "_dct.h"
 
 /* rounding.py's surrogates, by their name (quantize.py passes the name) */
 enum { LINEAR, POLYNOMIAL, FOURIER, SIGMOID, NOISE, SURROGATES, FOURIER1 = SURROGATES /* fourier of order 1: the loops' own case */ };
@@ -256,6 +258,110 @@ DEFINE_SURROGATE(double, f64, nearbyint, floor, exp, cos_sin_f64)
 DEFINE_LOOPS(float, f32, nearbyintf)
 DEFINE_LOOPS(double, f64, nearbyint)
 
+/* ------------------------------------------------------------ the block pass
+ * jpeg()'s float and soft mode between the sampled planes, a block at a
+ * time (dctmgr.py): forward, X - 128 -> F = C X C^T (saved for the
+ * backward) -> v = rint(F / Q) or r(F / Q) -> D = v Q -> Y = C^T D C ->
+ * clamp(Y + 128, 0, 255), rounded first in float mode; backward, from the
+ * gradient G of the output block: C G C^T -> x Q -> x r'(F / Q), x 1 / Q ->
+ * C^T (.) C. The steps, their operations and order are those of the
+ * separate loops (_dct.h's transform, the quantizer's loops above, torch's
+ * q * Q, _rounding.c's clamp), so the values are theirs bit for bit; one
+ * pass instead of eight, and the coefficients never leave the cache. */
+#define DEFINE_BLOCK_PASS(T, SUFFIX, RINT)                                                                   \
+    typedef struct {                                                                                         \
+        Blocks src, dst;                                                                                     \
+        const T *tables, *c, *ct; /* tables: rows of 64 at table_row elements (0: one for all); C, C^T */    \
+        Py_ssize_t table_row, per_plane;                                                                     \
+        T *saved;                 /* F, or NULL; (P, per_plane * 64) contiguous */                          \
+        const T *noise;           /* soft mode's noise draws, laid out as saved */                           \
+    } Pass_##SUFFIX;                                                                                         \
+    INLINE void pass_forward_kind_##SUFFIX(const Pass_##SUFFIX *p, int soft, const Surrogate *s, const int kind, \
+                                           Py_ssize_t start, Py_ssize_t stop)                                \
+    {                                                                                                        \
+        Surrogate local = *s;                                                                                \
+        local.kind = kind;                                                                                   \
+        const T *ac = p->ct, *act = p->c; /* A^T of C and of C^T */                                         \
+        Cursor at = cursor_at(&p->src, start);                                                               \
+        for (Py_ssize_t n = start; n < stop; n++, cursor_next(&p->src, &at)) {                               \
+            const T *q = p->tables + at.p * p->table_row;                                                    \
+            T x[64], f[64], d[64];                                                                           \
+            load_##SUFFIX(&p->src, &at, x, 1, (T)128.0);                                                     \
+            block_2d_##SUFFIX(x, ac, p->c, (char *)f, sizeof f / 8);                                                               \
+            if (p->saved) memcpy(p->saved + n * 64, f, sizeof f);                                            \
+            for (int k = 0; k < 64; k++) {                                                                   \
+                T u = f[k] / q[k];                                                                           \
+                T v = !soft ? RINT(u) : value_##SUFFIX(&local, u, kind == NOISE ? p->noise[n * 64 + k] : (T)0); \
+                d[k] = v * q[k];                                                                             \
+            }                                                                                                \
+            block_2d_##SUFFIX(d, act, p->ct, (char *)x, sizeof x / 8);                                                             \
+            for (int k = 0; k < 64; k++) {                                                                   \
+                T v = x[k] + (T)128.0;                                                                       \
+                if (!soft) v = RINT(v);                                                                      \
+                v = v < (T)0.0 ? (T)0.0 : v;                                                                 \
+                x[k] = v > (T)255.0 ? (T)255.0 : v;                                                          \
+            }                                                                                                \
+            store_##SUFFIX(&p->dst, &at, x);                                                                 \
+        }                                                                                                    \
+    }                                                                                                        \
+    HOT static void pass_forward_##SUFFIX(const Pass_##SUFFIX *p, int soft, const Surrogate *s, Py_ssize_t start, \
+                                          Py_ssize_t stop)                                                   \
+    {                                                                                                        \
+        if (!soft) pass_forward_kind_##SUFFIX(p, 0, s, LINEAR, start, stop);                                 \
+        else switch (s->kind) {                                                                              \
+        case POLYNOMIAL: pass_forward_kind_##SUFFIX(p, 1, s, POLYNOMIAL, start, stop); break;               \
+        case SIGMOID: pass_forward_kind_##SUFFIX(p, 1, s, SIGMOID, start, stop); break;                     \
+        case FOURIER:                                                                                        \
+            if (s->terms == 1) pass_forward_kind_##SUFFIX(p, 1, s, FOURIER1, start, stop);                   \
+            else pass_forward_kind_##SUFFIX(p, 1, s, FOURIER, start, stop);                                  \
+            break;                                                                                           \
+        case NOISE: pass_forward_kind_##SUFFIX(p, 1, s, NOISE, start, stop); break;                         \
+        default: pass_forward_kind_##SUFFIX(p, 1, s, LINEAR, start, stop);                                   \
+        }                                                                                                    \
+    }                                                                                                        \
+    /* src: the output's gradient, dst: the input's; saved: F */                                             \
+    INLINE void pass_backward_kind_##SUFFIX(const Pass_##SUFFIX *p, const Surrogate *s, const int kind,      \
+                                            Py_ssize_t start, Py_ssize_t stop)                               \
+    {                                                                                                        \
+        Surrogate local = *s;                                                                                \
+        local.kind = kind;                                                                                   \
+        const T *ac = p->ct, *act = p->c; /* A^T of C and of C^T */                                         \
+        T rq[64];                                                                                            \
+        const T *last = NULL;                                                                                \
+        Cursor at = cursor_at(&p->src, start);                                                               \
+        for (Py_ssize_t n = start; n < stop; n++, cursor_next(&p->src, &at)) {                               \
+            const T *q = p->tables + at.p * p->table_row;                                                    \
+            if (q != last) { /* 1 / Q, as the quantizer's backward */                                        \
+                for (int k = 0; k < 64; k++) rq[k] = (T)1.0 / q[k];                                          \
+                last = q;                                                                                    \
+            }                                                                                                \
+            const T *f = p->saved + n * 64;                                                                  \
+            T g[64], d[64];                                                                                  \
+            load_##SUFFIX(&p->src, &at, g, 0, (T)0.0);                                                       \
+            block_2d_##SUFFIX(g, ac, p->c, (char *)d, sizeof d / 8);                                                               \
+            for (int k = 0; k < 64; k++) {                                                                   \
+                T gq = d[k] * q[k], u = f[k] / q[k];                                                         \
+                T gu = kind == LINEAR ? gq : gq * derivative_##SUFFIX(&local, u);                            \
+                d[k] = gu * rq[k];                                                                           \
+            }                                                                                                \
+            block_2d_##SUFFIX(d, act, p->ct, (char *)block_at(&p->dst, &at), p->dst.row);                      \
+        }                                                                                                    \
+    }                                                                                                        \
+    HOT static void pass_backward_##SUFFIX(const Pass_##SUFFIX *p, const Surrogate *s, Py_ssize_t start, Py_ssize_t stop) \
+    {                                                                                                        \
+        switch (s->kind) {                                                                                   \
+        case POLYNOMIAL: pass_backward_kind_##SUFFIX(p, s, POLYNOMIAL, start, stop); break;                  \
+        case SIGMOID: pass_backward_kind_##SUFFIX(p, s, SIGMOID, start, stop); break;                        \
+        case FOURIER:                                                                                        \
+            if (s->terms == 1) pass_backward_kind_##SUFFIX(p, s, FOURIER1, start, stop);                     \
+            else pass_backward_kind_##SUFFIX(p, s, FOURIER, start, stop);                                    \
+            break;                                                                                           \
+        default: pass_backward_kind_##SUFFIX(p, s, LINEAR, start, stop); /* linear and noise: r' = 1 */      \
+        }                                                                                                    \
+    }
+DEFINE_BLOCK_PASS(float, f32, nearbyintf)
+DEFINE_BLOCK_PASS(double, f64, nearbyint)
+
 /* ------------------------------------------------------------ argument checks */
 static int rows_of(const Py_buffer *b, int kind, Py_ssize_t rows, Py_ssize_t cols)
 {
@@ -297,8 +403,8 @@ static int parse_surrogate(const char *name, PyObject *params, Surrogate *s)
 }
 
 typedef struct {
-    Py_buffer b[6];
-    int held[6];
+    Py_buffer b[8];
+    int held[8];
 } Buffers;
 
 static int get(Buffers *bs, int i, PyObject *obj, int writable)
@@ -311,7 +417,7 @@ static int get(Buffers *bs, int i, PyObject *obj, int writable)
 
 static void release_all(Buffers *bs)
 {
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 8; i++)
         if (bs->held[i]) PyBuffer_Release(&bs->b[i]);
 }
 
@@ -446,6 +552,116 @@ static PyObject *fold(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* ------------------------------------------------------------ the block pass's entry points */
+/* A matrix of 64 values of the kind */
+static int matrix_ok(const Py_buffer *m, int kind) { return float_kind(m) == kind && PyBuffer_IsContiguous(m, 'C') && m->len == 64 * m->itemsize; }
+
+/* dst is src itself (each block is read whole before it is written) or lies apart from it */
+static int apart_or_same(const Py_buffer *a, const Py_buffer *b, const char *a_lo, const char *a_hi, const char *b_lo, const char *b_hi)
+{
+    if (a->buf == b->buf && memcmp(a->strides, b->strides, 5 * sizeof(Py_ssize_t)) == 0) return 1;
+    return b_hi <= a_lo || a_hi <= b_lo;
+}
+
+/* (src, dst, tables, saved, noise, c, ct) as the pass reads them; 0 and an exception where they do not fit */
+static int pass_views(Buffers *bs, int *kind, Blocks *src, Blocks *dst, Py_ssize_t *count, Py_ssize_t *per_plane, int saved_required,
+                      int noise_required, Py_ssize_t start, Py_ssize_t stop, const char *who)
+{
+    const char *s_lo, *s_hi, *d_lo, *d_hi;
+    *kind = float_kind(&bs->b[0]);
+    int ok = *kind && blocks_view(&bs->b[0], *kind, src, &s_lo, &s_hi) && blocks_view(&bs->b[1], *kind, dst, &d_lo, &d_hi);
+    Py_ssize_t planes = ok ? bs->b[0].shape[0] : 0;
+    *per_plane = ok ? bs->b[0].shape[1] * bs->b[0].shape[2] : 0;
+    *count = planes * *per_plane;
+    for (int d = 0; ok && d < 3; d++) ok = bs->b[0].shape[d] == bs->b[1].shape[d];
+    ok = ok && rows_of(&bs->b[2], *kind, planes, 64) && matrix_ok(&bs->b[5], *kind) && matrix_ok(&bs->b[6], *kind);
+    ok = ok && (*count == 0 || apart_or_same(&bs->b[0], &bs->b[1], s_lo, s_hi, d_lo, d_hi));
+    for (int i = 3; ok && i <= 4; i++) { /* saved, noise: (P, per_plane * 64), contiguous */
+        int required = i == 3 ? saved_required : noise_required;
+        if (required < 0) continue; /* optional */
+        ok = required ? bs->held[i] && rows_of(&bs->b[i], *kind, planes, *per_plane * 64) && PyBuffer_IsContiguous(&bs->b[i], 'C') : !bs->held[i];
+    }
+    ok = ok && start >= 0 && start <= stop && stop <= *count;
+    if (!ok) PyErr_Format(PyExc_ValueError, "_quantize.%s: bad arguments", who);
+    return ok;
+}
+
+static PyObject *block_forward(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *src, *dst, *tables, *saved, *noise, *c, *ct, *params;
+    const char *name;
+    int soft;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "OOOOOOOpsOnn:block_forward", &src, &dst, &tables, &saved, &noise, &c, &ct, &soft, &name, &params, &start, &stop))
+        return NULL;
+    Surrogate s;
+    if (!parse_surrogate(name, params, &s)) return NULL;
+    Buffers bs = {0};
+    PyObject *objects[7] = {src, dst, tables, saved, noise, c, ct};
+    for (int i = 0; i < 7; i++)
+        if (!get(&bs, i, objects[i], i == 1 || i == 3)) {
+            release_all(&bs);
+            return NULL;
+        }
+    int kind;
+    Py_ssize_t count, per_plane;
+    Blocks in, out;
+    if (!pass_views(&bs, &kind, &in, &out, &count, &per_plane, bs.held[3] ? 1 : 0, soft && s.kind == NOISE, start, stop, "block_forward")) {
+        release_all(&bs);
+        return NULL;
+    }
+    Py_ssize_t table_row = bs.b[2].strides[0] / bs.b[2].itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 2) {
+        Pass_f64 p = {in, out, bs.b[2].buf, bs.b[5].buf, bs.b[6].buf, table_row, per_plane, bs.held[3] ? bs.b[3].buf : NULL, bs.held[4] ? bs.b[4].buf : NULL};
+        pass_forward_f64(&p, soft, &s, start, stop);
+    } else {
+        Pass_f32 p = {in, out, bs.b[2].buf, bs.b[5].buf, bs.b[6].buf, table_row, per_plane, bs.held[3] ? bs.b[3].buf : NULL, bs.held[4] ? bs.b[4].buf : NULL};
+        pass_forward_f32(&p, soft, &s, start, stop);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
+static PyObject *block_backward(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *grad, *dst, *tables, *saved, *c, *ct, *params;
+    const char *name;
+    Py_ssize_t start, stop;
+    if (!PyArg_ParseTuple(args, "OOOOOOsOnn:block_backward", &grad, &dst, &tables, &saved, &c, &ct, &name, &params, &start, &stop)) return NULL;
+    Surrogate s;
+    if (!parse_surrogate(name, params, &s)) return NULL;
+    Buffers bs = {0};
+    PyObject *objects[7] = {grad, dst, tables, saved, Py_None, c, ct};
+    for (int i = 0; i < 7; i++)
+        if (!get(&bs, i, objects[i], i == 1)) {
+            release_all(&bs);
+            return NULL;
+        }
+    int kind;
+    Py_ssize_t count, per_plane;
+    Blocks in, out;
+    if (!pass_views(&bs, &kind, &in, &out, &count, &per_plane, 1, 0, start, stop, "block_backward")) {
+        release_all(&bs);
+        return NULL;
+    }
+    Py_ssize_t table_row = bs.b[2].strides[0] / bs.b[2].itemsize;
+    Py_BEGIN_ALLOW_THREADS
+    if (kind == 2) {
+        Pass_f64 p = {in, out, bs.b[2].buf, bs.b[5].buf, bs.b[6].buf, table_row, per_plane, bs.b[3].buf, NULL};
+        pass_backward_f64(&p, &s, start, stop);
+    } else {
+        Pass_f32 p = {in, out, bs.b[2].buf, bs.b[5].buf, bs.b[6].buf, table_row, per_plane, bs.b[3].buf, NULL};
+        pass_backward_f32(&p, &s, start, stop);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"forward", quantize_forward, METH_VARARGS,
      "forward(src, tables, dst, noise, soft, surrogate, params, r0, r1, e0, e1): dst = rint(src / Q), or the surrogate's value "
@@ -454,6 +670,13 @@ static PyMethodDef methods[] = {
      "backward(grad, src, tables, dst, partials, surrogate, params, chunk, r0, r1, e0, e1): dst = grad r'(u) / Q and, with "
      "partials, the table gradient's sums per chunk of chunk elements."},
     {"fold", fold, METH_VARARGS, "fold(partials, out): out = the partial sums of each row added in chunk order."},
+    {"block_forward", block_forward, METH_VARARGS,
+     "block_forward(src, dst, tables, saved, noise, c, ct, soft, surrogate, params, start, stop): for blocks [start, stop) of "
+     "src ((P, BY, BX, 8, 8) samples), dst = clamp(C^T (v Q) C + 128) with v = rint(F / Q) or r(F / Q), F = C (X - 128) C^T "
+     "(saved into saved where given)."},
+    {"block_backward", block_backward, METH_VARARGS,
+     "block_backward(grad, dst, tables, saved, c, ct, surrogate, params, start, stop): dst = the gradient of block_forward's "
+     "src from grad, its dst's, with F from saved."},
     {NULL, NULL, 0, NULL},
 };
 

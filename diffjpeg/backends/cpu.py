@@ -493,9 +493,90 @@ def quantize_adjoint(grad: Tensor, coefficients: Tensor, table: Tensor, surrogat
     return out, table_gradient
 
 
+# ------------------------------------------------------------ the block pass (_quantize.c)
+def block_pass_takes(plane: Tensor, table: Tensor) -> bool:
+    """Whether :func:`block_pass` and :func:`block_pass_adjoint` take planes
+    and tables like these: built and on, the CPU, float32 or float64, not
+    traced (what a plan can know before the planes exist; their shapes are
+    checked by the calls)."""
+    return _quantize_kernel is not None and usable(plane, table) and plane.dtype in (torch.float32, torch.float64) and table.dtype == plane.dtype
+
+
+def _pass_shapes(plane: Tensor, table: Tensor, out: Tensor) -> bool:
+    """A ``(P, 8 BY, 8 BX)`` plane with rows contiguous, its ``(P or 1, 8, 8)`` table, and an ``out`` like it."""
+    return (
+        block_pass_takes(plane, table) and plane.dim() == 3 and plane.shape[-2] % 8 == 0 and plane.shape[-1] % 8 == 0
+        and plane.stride(-1) == 1 and table.dim() == 3 and table.shape[-2:] == (8, 8) and table.shape[0] in (1, plane.shape[0])
+        and out.shape == plane.shape and out.dtype == plane.dtype and out.stride(-1) == 1 and usable(out) and not out.requires_grad
+    )
+
+
+def _plane_blocks(plane: Tensor) -> Tensor:
+    """A ``(P, 8 BY, 8 BX)`` plane's ``(P, BY, BX, 8, 8)`` blocks as a view (what the pass reads and writes)."""
+    p, h, w = plane.shape
+    return plane.detach().unflatten(1, (h // 8, 8)).unflatten(3, (w // 8, 8)).transpose(2, 3)
+
+
+def _table_rows(table: Tensor, count: int) -> Tensor:
+    return table.detach().reshape(-1, 64).expand(count, 64)
+
+
+def _blockwise(task, count: int) -> None:
+    """``task(start, stop)`` over ``count`` blocks, shared among the threads
+    (each block's work stands alone: no split changes a value)."""
+    if count < 1 << 11:  # not worth a thread
+        task(0, count)
+    else:
+        run_parallel(task, count)
+
+
+def block_pass(
+    plane: Tensor, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor], soft: bool, surrogate: str, parameters: tuple,
+    saved: Tensor | None = None, noise: Tensor | None = None,
+) -> Tensor | None:
+    """One component's block pass (:mod:`diffjpeg.stages.dctmgr`) in one
+    compiled pass over ``plane``'s blocks, into ``out`` (the plane's shape;
+    ``plane`` itself allowed); ``matrices``: the DCT's ``C`` and ``C^T``
+    (64 values each, of the plane's dtype); ``saved``: where the DCT
+    coefficients go (``(P, BY, BX, 8, 8)``, contiguous); ``noise``: the noise
+    surrogate's draws, shaped as ``saved``. ``None`` where the loop does not
+    take the tensors (:func:`block_pass_takes`)."""
+    if not _pass_shapes(plane, table, out):
+        return None
+    count = plane.shape[0] * (plane.shape[1] // 8) * (plane.shape[2] // 8)
+    c, ct = (m.detach().contiguous().numpy() for m in matrices)
+    rows = plane.shape[0], count // plane.shape[0] * 64 if plane.shape[0] else 0
+    a, b, q = _plane_blocks(plane).numpy(), _plane_blocks(out).numpy(), _table_rows(table, plane.shape[0]).numpy()
+    f = None if saved is None else saved.detach().view(rows).numpy()
+    r = None if noise is None else noise.detach().contiguous().view(rows).numpy()
+    _blockwise(lambda start, stop: _quantize_kernel.block_forward(a, b, q, f, r, c, ct, bool(soft), surrogate, parameters, start, stop), count)
+    mark_written(out)
+    return out
+
+
+def block_pass_adjoint(
+    grad: Tensor, saved: Tensor, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor], surrogate: str, parameters: tuple
+) -> Tensor | None:
+    """The gradient of :func:`block_pass`'s ``plane`` from ``grad``, its
+    output's (the surrogate's derivative at the ``saved`` coefficients),
+    into ``out`` (``grad`` itself allowed); ``None`` where the loop does not take the tensors."""
+    if not _pass_shapes(grad, table, out) or not usable(saved) or saved.dtype != grad.dtype:
+        return None
+    count = grad.shape[0] * (grad.shape[1] // 8) * (grad.shape[2] // 8)
+    c, ct = (m.detach().contiguous().numpy() for m in matrices)
+    rows = grad.shape[0], count // grad.shape[0] * 64 if grad.shape[0] else 0
+    a, b, q = _plane_blocks(grad).numpy(), _plane_blocks(out).numpy(), _table_rows(table, grad.shape[0]).numpy()
+    f = saved.detach().view(rows).numpy()
+    _blockwise(lambda start, stop: _quantize_kernel.block_backward(a, b, q, f, c, ct, surrogate, parameters, start, stop), count)
+    mark_written(out)
+    return out
+
+
 for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
     dispatch.register(_slot, globals()[_slot], "native")  # each slot's kernel is this module's function of that name
 dispatch.register("quantize", quantize, "native", takes=quantizer_takes)
 dispatch.register("quantize_adjoint", quantize_adjoint, "native", takes=quantizer_takes)
+dispatch.register("block_pass", block_pass, "native", takes=block_pass_takes)
+dispatch.register("block_pass_adjoint", block_pass_adjoint, "native", takes=block_pass_takes)
 
 __all__ = ["available", "enabled", "set_enabled", "usable"]

@@ -47,7 +47,7 @@ from ..core.dispatch import BACKENDS, Backend
 from ..core.geometry import PillowSubsampling, Subsampling, subsampling_factors
 from ..core.modes import MODES, Mode
 from ..core.precision import cached_constant, full_precision, levels_to_unit, working_dtype
-from ..stages import color, smoothing
+from ..stages import color, dctmgr, smoothing
 from ..stages.blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
 from ..stages.dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow, idct_to_plane
 from ..stages.quality import DEFAULT_QUALITY, standard_tables
@@ -206,9 +206,17 @@ def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: t
     """The real stages from ``x`` (``(B, C, H, W)``, uint8 or float in [0, 1])
     to each component's DCT blocks: float's or soft's; for exact, the 8-bit
     samples, then the soft forms (the graph at the exact samples).
-    ``unchecked``: the caller's image (``x`` before reshaping and casting),
-    whose values the first stage's compiled pass checks as it reads ``x``,
-    or :func:`check_image_values` before it."""
+    ``unchecked``: as :func:`_sampled_planes`."""
+    stages = "soft" if mode == "exact" else mode
+    return [fdct(split_blocks(plane), stages) for plane in _sampled_planes(x, geometries, matrix, mode, work, unchecked)]
+
+
+def _sampled_planes(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: torch.dtype, unchecked: Tensor | None = None) -> list[Tensor]:
+    """The real stages from ``x`` to each component's sampled plane, edges
+    replicated to whole blocks (``(B, 8 BY, 8 BX)``, what the DCT reads), as
+    :func:`_dct_stages` has them. ``unchecked``: the caller's image (``x``
+    before reshaping and casting), whose values the first stage's compiled
+    pass checks as it reads ``x``, or :func:`check_image_values` before it."""
     stages = "soft" if mode == "exact" else mode
     if x.dtype == torch.uint8:
         samples = x.to(work)
@@ -222,14 +230,13 @@ def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: t
         if samples is None:
             samples = clamp_ste(x, 0.0, 255.0, rounded=rounded, scale=255.0)
     planes = color.rgb_to_ycbcr(samples, matrix, stages, inplace=True) if x.shape[1] == 3 else samples  # samples: our own
-    dct = []
+    sampled = []
     # unbind, not planes[:, ci]: one backward stack instead of three zero-filled full-size gradients summed
     for geo, plane in zip(geometries, planes.unbind(1)):
         plane = replicate_edges(plane, *geo.padded)
         plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
-        plane = replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
-        dct.append(fdct(split_blocks(plane), stages))
-    return dct
+        sampled.append(replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8))
+    return sampled
 
 
 @dispatch.keeps_backends
@@ -292,19 +299,28 @@ class _EncoderGraph(torch.autograd.Function):
         none = (None,) * (3 + len(grads))
         if planes is None:
             return (None,) + none
-        target = None if ctx.window is None else ctx.window.take_grad()
-        if target is not None:  # only the interior rows, straight into the image's gradient
-            planes = ctx.window.rows(planes)
-        if channels == 3:  # x 255 folded into the matrix: one pass over the gradient fewer
-            planes = color.rgb_to_ycbcr_adjoint(planes, _scaled_matrix(ctx.saved_tensors[0], color.rgb_to_ycbcr_matrix, planes, 255.0), inplace=True)
-            if target is None:
-                return (planes,) + none
-            target.view(planes.shape).copy_(planes)  # for a half-precision image rounded once, as x.to(work)'s backward rounds it
-            return (None,) + none
+        return (_image_grad(planes, ctx.saved_tensors[0], ctx.window),) + none
+
+
+def _image_grad(planes: Tensor, matrix: Tensor | None, window) -> Tensor | None:
+    """The image's gradient from its color planes' (``(B, C, H, W)``, this
+    backward's own temporary, overwritten): the transpose of the scaling by
+    255 and of the RGB to YCbCr conversion (``matrix``, libjpeg's if
+    ``None``). With a strip's ``window`` that takes it, only the interior
+    rows, written straight into the image's gradient; ``None`` then."""
+    target = None if window is None else window.take_grad()
+    if target is not None:  # only the interior rows, straight into the image's gradient
+        planes = window.rows(planes)
+    if planes.shape[1] == 3:  # x 255 folded into the matrix: one pass over the gradient fewer
+        planes = color.rgb_to_ycbcr_adjoint(planes, _scaled_matrix(matrix, color.rgb_to_ycbcr_matrix, planes, 255.0), inplace=True)
         if target is None:
-            return (planes.mul_(255.0),) + none  # planes: this backward's own temporary
-        torch.mul(planes, 255.0, out=target.view(planes.shape))
-        return (None,) + none
+            return planes
+        target.view(planes.shape).copy_(planes)  # for a half-precision image rounded once, as x.to(work)'s backward rounds it
+        return None
+    if target is None:
+        return planes.mul_(255.0)
+    torch.mul(planes, 255.0, out=target.view(planes.shape))
+    return None
 
 
 def _scaled_matrix(matrix: Tensor | None, default, like: Tensor, factor: float) -> Tensor:
@@ -328,25 +344,41 @@ def _plane_adjoint(grad: Tensor, geo, size: tuple[int, int], out: Tensor) -> Non
     gradient, written into ``out`` (``(B, H, W)``, a view of the image
     gradient). Where an edge adjoint is the identity (the usual sizes), the
     DCT's adjoint writes its blocks straight into the plane they belong to
-    (``out`` itself, or the plane that the downsampling's adjoint reads): no
-    pass that merges blocks into a plane, the same values."""
-    h_scale, v_scale = geo.scale
-    padded = (geo.padded[0] // v_scale, geo.padded[1] // h_scale)
-    direct = grad.shape[-4:-2] == (padded[0] // 8, padded[1] // 8) and (padded[0] * v_scale, padded[1] * h_scale) == size
+    (:func:`_sampling_adjoint`): no pass that merges blocks into a plane,
+    the same values."""
     # not when compiled: with these writes into views of the image gradient,
     # AOT autograd (torch 2.13, aot_eager) traced a backward whose gradient
     # was wrong (tests/training/test_augment.py's compiled exact case); copies trace right.
     # Nor under a torch.func transform (out= has no vmap rule, and grad's
     # backward records a graph) or for a gradient that records one (out= refuses it)
-    if direct and not traced() and not needs_grad(grad):
-        if geo.scale == (1, 1):
-            fdct_adjoint(grad, out=_blocks_of_plane(out))
-        else:
-            plane = grad.new_empty(grad.shape[:-4] + padded)
-            fdct_adjoint(grad, out=_blocks_of_plane(plane))
-            downsample_adjoint(plane, h_scale, v_scale, out=out)
+    if not traced() and not needs_grad(grad):
+        _sampling_adjoint(lambda plane: fdct_adjoint(grad, out=_blocks_of_plane(plane)), geo, size, out)
         return
-    plane = replicate_edges_adjoint(merge_blocks(fdct_adjoint(grad)), *padded)
+    h_scale, v_scale = geo.scale
+    plane = replicate_edges_adjoint(merge_blocks(fdct_adjoint(grad)), geo.padded[0] // v_scale, geo.padded[1] // h_scale)
+    out.copy_(replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), *size))
+
+
+def _sampling_adjoint(transpose, geo, size: tuple[int, int], out: Tensor, plane: Tensor | None = None) -> None:
+    """The transpose of one component's sampling (edges replicated to the
+    padded size, downsampled, edges replicated to whole blocks), without a
+    graph, into ``out`` (``(B, H, W)``, rows contiguous), from the gradient
+    of its sampled plane (``(B, 8 BY, 8 BX)``), which ``transpose(p)`` writes
+    into the plane ``p`` it is given: ``out`` itself where nothing else is
+    to be done, else ``plane`` where given (free to overwrite), else a new one."""
+    h_scale, v_scale = geo.scale
+    padded = (geo.padded[0] // v_scale, geo.padded[1] // h_scale)
+    whole = (geo.blocks[0] * 8, geo.blocks[1] * 8)
+    if whole == padded and (padded[0] * v_scale, padded[1] * h_scale) == size and geo.scale == (1, 1):
+        transpose(out)
+        return
+    if plane is None:
+        plane = out.new_empty(out.shape[:1] + whole)
+    transpose(plane)
+    if whole == padded and (padded[0] * v_scale, padded[1] * h_scale) == size:
+        downsample_adjoint(plane, h_scale, v_scale, out=out)
+        return
+    plane = replicate_edges_adjoint(plane, *padded)
     out.copy_(replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), *size))
 
 
@@ -516,54 +548,71 @@ def _pixel_stages(
     the pixels ``(B, C, H, W)`` in [0, 1]; with ``exact_ycc``, a learned
     matrix's gradient is taken at those (exact) YCbCr samples; with a strip's
     ``window``, its interior rows also go into the window's ``out``."""
+    # without a graph to record (float and soft under _DecoderGraph): the
+    # passes that write into planes, :func:`_pixels` (not when compiled:
+    # writes into views; nor under a torch.func transform: out= has no vmap rule)
+    if not needs_grad(*dequantized, matrix) and not traced():
+        def inverse(ci: int, plane: Tensor) -> None:
+            idct_to_plane(dequantized[ci], stages, plane)
+
+        return _pixels(inverse, dequantized[0], geometries, size, color_space, matrix, stages, window)
     height, width = size
-    # without a graph to record (float and soft under _DecoderGraph) the planes
-    # are written into the stacked tensor and divided in place: the same
-    # values, fewer image-size temporaries (not when compiled: writes into
-    # views; nor under a torch.func transform: out= has no vmap rule)
-    direct = not needs_grad(*dequantized, matrix) and not traced()
     planes = []
-    ycc = dequantized[0].new_empty((dequantized[0].shape[0], len(geometries), height, width)) if direct else None
-    for ci, (coefficients, geo) in enumerate(zip(dequantized, geometries)):
-        h_scale, v_scale = geo.scale
-        whole = (coefficients.shape[-4] * 8, coefficients.shape[-3] * 8)
-        if direct and geo.scale == (1, 1) and whole == (height, width):
-            idct_to_plane(coefficients, stages, ycc[:, ci])  # the blocks straight into the stack
-            planes.append(None)
-            continue
-        if direct:
-            plane = idct_to_plane(coefficients, stages, coefficients.new_empty(coefficients.shape[:-4] + whole))
-        else:
-            plane = merge_blocks(idct(coefficients, stages))
-        plane = plane[..., : geo.downsampled[0], : geo.downsampled[1]]
-        if direct and (plane.shape[-2] * v_scale, plane.shape[-1] * h_scale) == (height, width):
-            upsample(plane, h_scale, v_scale, stages, out=ycc[:, ci])  # the last step writes into the stack
-            planes.append(None)
-            continue
-        plane = upsample(plane, h_scale, v_scale, stages)
+    for coefficients, geo in zip(dequantized, geometries):
+        plane = merge_blocks(idct(coefficients, stages))[..., : geo.downsampled[0], : geo.downsampled[1]]
+        plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
         planes.append(plane[..., :height, :width])
-    if ycc is None:
-        ycc = torch.stack(planes, dim=1)
-    else:
-        for ci, plane in enumerate(planes):
-            if plane is not None:
-                ycc[:, ci] = plane
-    if window is not None and direct:  # only the interior rows, converted straight into the image's output
-        rows = window.rows(ycc)
-        if len(planes) > 1:
-            rows = color.decoded_pixels(rows, color_space, matrix, stages)
-        torch.div(rows, 255.0, out=window.out.view(rows.shape))
-        return window.stand_in(ycc, ycc.shape)
-    if direct and color_space == "YCbCr":  # (no window here) the conversion's own pass clamps and divides by 255: the same values
-        return color.ycbcr_to_rgb(ycc, matrix, stages, divisor=255.0, inplace=True)
+    ycc = torch.stack(planes, dim=1)
     if len(planes) > 1:
         if exact_ycc is not None and needs_grad(matrix):
             # with a custom matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
         ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
-    # ycc: this function's own temporary in every case
-    out = ycc.div_(255.0) if direct and not ycc.requires_grad else ycc / 255.0
+    out = ycc / 255.0
     return out if window is None else window.write(out)
+
+
+def _pixels(inverse, like: Tensor, geometries, size, color_space: str, matrix: Tensor | None, stages: str, window=None) -> Tensor:
+    """:func:`_pixel_stages` without a graph, from each component's samples
+    (whole blocks, ``(B, 8 BY, 8 BX)``), which ``inverse(ci, plane)`` writes
+    into ``plane``: the inverse DCT's, or the block pass's
+    (:mod:`diffjpeg.stages.dctmgr`). Each pass writes into the stacked
+    planes where it can and the conversion divides in place: the values of
+    the stages one by one, with fewer image-size temporaries. ``like``: a
+    tensor of the dtype and device; ``window`` as in :func:`_pixel_stages`."""
+    height, width = size
+    ycc = like.new_empty((like.shape[0], len(geometries), height, width))
+    planes = []
+    for ci, geo in enumerate(geometries):
+        h_scale, v_scale = geo.scale
+        whole = (geo.blocks[0] * 8, geo.blocks[1] * 8)
+        if geo.scale == (1, 1) and whole == (height, width):
+            inverse(ci, ycc[:, ci])  # the blocks straight into the stack
+            planes.append(None)
+            continue
+        plane = like.new_empty(like.shape[:1] + whole)
+        inverse(ci, plane)
+        plane = plane[..., : geo.downsampled[0], : geo.downsampled[1]]
+        if (plane.shape[-2] * v_scale, plane.shape[-1] * h_scale) == (height, width):
+            upsample(plane, h_scale, v_scale, stages, out=ycc[:, ci])  # the last step writes into the stack
+            planes.append(None)
+            continue
+        plane = upsample(plane, h_scale, v_scale, stages)
+        planes.append(plane[..., :height, :width])
+    for ci, plane in enumerate(planes):
+        if plane is not None:
+            ycc[:, ci] = plane
+    if window is not None:  # only the interior rows, converted straight into the image's output
+        rows = window.rows(ycc)
+        if len(planes) > 1:
+            rows = color.decoded_pixels(rows, color_space, matrix, stages)
+        torch.div(rows, 255.0, out=window.out.view(rows.shape))
+        return window.stand_in(ycc, ycc.shape)
+    if color_space == "YCbCr":  # the conversion's own pass clamps and divides by 255: the same values
+        return color.ycbcr_to_rgb(ycc, matrix, stages, divisor=255.0, inplace=True)
+    if len(planes) > 1:
+        ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
+    return ycc.div_(255.0) if not ycc.requires_grad else ycc / 255.0  # ycc: this function's own temporary
 
 
 @dispatch.keeps_backends
@@ -617,22 +666,32 @@ class _DecoderGraph(torch.autograd.Function):
 
     @staticmethod
     def _coefficient_grads(ctx, grad, matrix: Tensor | None) -> tuple[Tensor, ...]:
-        if ctx.color_space == "YCbCr":  # / 255 folded into the matrix, as _EncoderGraph folds x 255
-            # (contiguous: the gradient of a sum comes expanded, which the compiled loop does not read;
-            # a copy made here is ours to overwrite, autograd's own gradient is not)
-            own = grad.contiguous()
-            grad = color.ycbcr_to_rgb_adjoint(own, _scaled_matrix(matrix, color.ycbcr_to_rgb_matrix, grad, 1 / 255), inplace=own is not grad)
-        else:
-            grad = grad / 255.0
-        grads = []
-        for ci, geo in enumerate(ctx.geometries):
-            plane = grad[:, ci]
-            h_scale, v_scale = geo.scale
-            if geo.scale != (1, 1):
-                plane = upsample_adjoint(_uncrop(plane, geo.downsampled[0] * v_scale, geo.downsampled[1] * h_scale), h_scale, v_scale)
-            plane = _uncrop(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
-            grads.append(idct_adjoint(split_blocks(plane)))
-        return tuple(grads)
+        ycc = _ycc_grad(grad, ctx.color_space, matrix)
+        return tuple(idct_adjoint(split_blocks(_sampled_grad(ycc[:, ci], geo))) for ci, geo in enumerate(ctx.geometries))
+
+
+def _ycc_grad(grad: Tensor, color_space: str, matrix: Tensor | None) -> Tensor:
+    """The gradient of the decoder's color planes (``(B, C, H, W)``, a new
+    tensor, the caller's to overwrite) from its pixels' ``grad``: the
+    transpose of the YCbCr to RGB conversion (``matrix``, libjpeg's if
+    ``None``) and of the division by 255."""
+    if color_space != "YCbCr":
+        return grad / 255.0
+    # / 255 folded into the matrix, as _EncoderGraph folds x 255 (contiguous:
+    # the gradient of a sum comes expanded, which the compiled loop does not
+    # read; a copy made here is ours to overwrite, autograd's own gradient is not)
+    own = grad.contiguous()
+    return color.ycbcr_to_rgb_adjoint(own, _scaled_matrix(matrix, color.ycbcr_to_rgb_matrix, grad, 1 / 255), inplace=own is not grad)
+
+
+def _sampled_grad(plane: Tensor, geo) -> Tensor:
+    """The gradient of a component's decoded samples (``(B, 8 BY, 8 BX)``,
+    whole blocks) from its color plane's (``(B, H, W)``): the transpose of
+    the upsampling and of the crops."""
+    h_scale, v_scale = geo.scale
+    if geo.scale != (1, 1):
+        plane = upsample_adjoint(_uncrop(plane, geo.downsampled[0] * v_scale, geo.downsampled[1] * h_scale), h_scale, v_scale)
+    return _uncrop(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
 
 
 def _uncrop(grad: Tensor, height: int, width: int) -> Tensor:
@@ -706,13 +765,111 @@ def jpeg(
             out = (_compiled_jpeg if plan.kernel else _fused_jpeg)(image, plan, as_uint8)
             if out is not None:
                 return out
-        coefficients = _encode(image, plan)
-        # encode's coefficients are finite (finite image, tables >= 1) unless a
-        # custom matrix overflows: decode need not scan them again
-        out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=as_uint8, finite=rgb_to_ycbcr is None, backend=backend)
+        if _round_trip_applies(plan, ycbcr_to_rgb):
+            out = _round_trip(image, plan)
+        else:
+            coefficients = _encode(image, plan)
+            # encode's coefficients are finite (finite image, tables >= 1) unless a
+            # custom matrix overflows: decode need not scan them again
+            out = _decode(coefficients, mode, ycbcr_to_rgb, as_uint8=as_uint8, finite=rgb_to_ycbcr is None, backend=backend)
         if as_uint8 and out.dtype != torch.uint8:  # float and soft give [0, 1]: rounded as decode(dtype=torch.uint8) rounds them
             out = torch.round(out * 255.0).clamp_(0, 255).to(torch.uint8)
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
+
+
+def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb) -> bool:
+    """Whether :func:`jpeg` runs as :func:`_round_trip`: float and soft mode
+    with libjpeg's color matrices and tables without a gradient, where the
+    decoder's adjoints apply (:class:`_DecoderGraph`) and a kernel of the
+    call's backend runs the block pass (:func:`diffjpeg.stages.dctmgr.takes`;
+    asked within :func:`_kernels_of` the plan's backend)."""
+    if plan.mode == "exact" or plan.matrix is not None or ycbcr_to_rgb is not None or needs_grad(plan.tables):
+        return False
+    color_space = "YCbCr" if plan.channels == 3 else "grayscale"
+    return _DecoderGraph.applies(color_space, None, plan.geometries) and dctmgr.takes(plan.tables, plan.rounding)
+
+
+def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor:
+    """:func:`jpeg` in float or soft mode as :func:`_round_trip_applies`
+    chose it: the encoder's stages to each component's sampled plane, the
+    block pass (:mod:`diffjpeg.stages.dctmgr`: DCT, quantizer and inverse
+    DCT together), the decoder's stages, all without a graph; the gradient
+    is :class:`_RoundTripGraph`'s. The values of :func:`encode` then
+    :func:`decode` (float mode's the same bits; soft mode's within the
+    quantizer loop's rounding, as there). ``window``: a strip's, as in
+    :func:`_pixel_stages` and :class:`_EncoderGraph`."""
+    count, work, mode, rounding, geometries = plan.count, plan.work, plan.mode, plan.rounding, plan.geometries
+    raw = image.reshape(count, plan.channels, *plan.size)
+    x = raw.to(work) if raw.is_floating_point() and raw.dtype != work else raw
+    unchecked = image if x.is_floating_point() and checking_values() else None
+    grad = needs_grad(x)
+    tables = [plan.tables[:, min(ci, 1)] for ci in range(len(geometries))]
+    with torch.no_grad():
+        planes = _sampled_planes(x, geometries, None, mode, work, unchecked)
+        # the DCT coefficients, which the quantizer's derivative is taken at
+        saved = [plane.new_empty((count, *geo.blocks, 8, 8)) for plane, geo in zip(planes, geometries)] if grad else [None] * len(planes)
+
+        def inverse(ci: int, target: Tensor) -> None:
+            dctmgr.block_pass(planes[ci], tables[ci], mode, rounding, out=target, saved=saved[ci])
+
+        out = _pixels(inverse, planes[0], geometries, plan.size, "YCbCr" if plan.channels == 3 else "grayscale", None, mode, window)
+    if grad:
+        out = _RoundTripGraph.apply(x, out, plan, window, *saved)
+    return out.reshape(plan.batch + out.shape[1:])
+
+
+@dispatch.keeps_backends
+class _RoundTripGraph(torch.autograd.Function):
+    """:func:`_round_trip`'s pixels (computed without a graph) forward;
+    backward, the stages' gradient from the pixels to ``x`` (``(B, C, H, W)``
+    in the working dtype) without a graph either: the decoder's adjoints to
+    each component's decoded samples (:func:`_ycc_grad`, :func:`_sampled_grad`),
+    the block pass's adjoint (:func:`diffjpeg.stages.dctmgr.block_pass_adjoint`,
+    at the DCT coefficients ``saved``), the encoder's adjoints to the image
+    (:func:`_sampling_adjoint`, :func:`_image_grad`). Each component's planes
+    go through one buffer, the color planes' gradient, in place. A
+    differentiable gradient (``create_graph=True``) comes from the stages'
+    own graph instead, run again from ``x``."""
+
+    @staticmethod
+    def forward(x: Tensor, pixels: Tensor, plan: EncodePlan, window, *saved: Tensor):
+        return pixels
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        dispatch.keep(ctx)
+        ctx.set_materialize_grads(False)
+        x, _, ctx.plan, ctx.window, *saved = inputs
+        ctx.save_for_backward(x, *saved)
+
+    @staticmethod
+    def backward(ctx, grad):
+        plan = ctx.plan
+        nones = (None,) * (3 + len(plan.geometries))
+        if grad is None:
+            return (None,) + nones
+        x, *saved = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph: through the stages' own graph, from x itself (a second derivative reaches it)
+            with full_precision(grad.device):
+                out = _decode(_encode(x, plan), plan.mode, None, as_uint8=False, finite=True)
+                (x_grad,) = torch.autograd.grad(out.reshape(grad.shape), x, grad, create_graph=True)
+            return (x_grad,) + nones
+        with full_precision(grad.device):  # as in _EncoderGraph.backward
+            ycc = _ycc_grad(grad, "YCbCr" if plan.channels == 3 else "grayscale", None)
+            for ci, geo in enumerate(plan.geometries):
+                sampled = _sampled_grad(ycc[:, ci], geo)  # a view of ycc, or a new plane
+                table = plan.tables[:, min(ci, 1)]
+
+                def transpose(target: Tensor, sampled=sampled, table=table, f=saved[ci]) -> None:
+                    dctmgr.block_pass_adjoint(sampled, f, table, plan.rounding, out=target)
+
+                # into ycc's plane: the upsampler's adjoint read it already
+                _sampling_adjoint(transpose, geo, plan.size, ycc[:, ci], plane=None if _shares_memory(sampled, ycc) else sampled)
+            return (_image_grad(ycc, None, ctx.window),) + nones
+
+
+def _shares_memory(a: Tensor, b: Tensor) -> bool:
+    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
 
 
 def _compiled_jpeg(image: Tensor, plan: EncodePlan, as_uint8: bool) -> Tensor | None:
@@ -776,7 +933,11 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
 
     def run(rows: Tensor, window: strips.Window | None = None) -> Tensor:
         # checked strip by strip, as encode() checks: the rows are then in cache for the encoder
-        coefficients = _checked_encode(rows, quality, window=window, **options)
+        plan = encode_plan(rows, quality, **options)
+        with full_precision(rows.device), _kernels_of(plan.backend):
+            if _round_trip_applies(plan, ycbcr_to_rgb):
+                return _round_trip(rows, plan, window)
+            coefficients = _encode(rows, plan, window)
         # finite unless a custom matrix overflows, as in jpeg()
         return _decode(coefficients, options["mode"], ycbcr_to_rgb, as_uint8=False, finite=options["rgb_to_ycbcr"] is None, window=window,
                        backend=options["backend"])

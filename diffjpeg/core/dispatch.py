@@ -51,6 +51,8 @@ SLOTS = (
     "upsample_adjoint",
     "quantize",  # stages.quantize.quantize_with_surrogate, forward
     "quantize_adjoint",  # and its backward
+    "block_pass",  # stages.dctmgr: a block's DCT, quantizer and inverse DCT together, forward
+    "block_pass_adjoint",  # and its backward
     "idct_islow",  # stages.dct.idct_islow's SIMD form
     "ycbcr_to_rgb_fixed",  # stages.color.ycbcr_to_rgb_fixed with libjpeg's matrix
 )

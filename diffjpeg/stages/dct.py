@@ -162,6 +162,13 @@ def dct_matrix(dtype=torch.float32, device=None) -> Tensor:
     return _matrices("orthonormal", dtype, torch.device(device or "cpu")).clone()
 
 
+def dct_matrices(dtype: torch.dtype = torch.float32, device=None) -> tuple[Tensor, Tensor]:
+    """``C`` and ``C^T``, the matrices of the fixed-order forward and
+    inverse transforms (the codec's own, shared: not to be changed)."""
+    device = torch.device(device or "cpu")
+    return _matrices("orthonormal", dtype, device), _matrices("orthonormal_inverse", dtype, device)
+
+
 def block_transform(blocks: Tensor, matrix: Tensor) -> Tensor:
     """``A X A^T`` for every 8x8 block ``X`` of ``blocks`` ``(..., 8, 8)``
     (``A``: ``matrix``, 8x8), each output summed in one fixed order:

@@ -162,7 +162,7 @@ def quantize_with_surrogate(coefficients: Tensor, table: Tensor, mode: Mode, rou
     (float mode's rounded values are the same bits). Elsewhere the tensor
     operations below run.
     """
-    form = _kernel_form(rounding)
+    form = kernel_form(rounding)
     if form is not None and dispatch.takes("quantize", coefficients, table):
         if not needs_grad(coefficients, table):
             done = value if value is not None else _kernel_forward(coefficients, table, mode, rounding, form)
@@ -175,7 +175,7 @@ def quantize_with_surrogate(coefficients: Tensor, table: Tensor, mode: Mode, rou
     return round_with_surrogate(coefficients / table, rounding, value)
 
 
-def _kernel_form(rounding: Rounding) -> tuple[str, tuple[float, ...]] | None:
+def kernel_form(rounding: Rounding) -> tuple[str, tuple[float, ...]] | None:
     """The surrogate as the compiled quantizer takes it, or ``None``."""
     if type(rounding) not in _COMPILED_SURROGATES or isinstance(rounding, Fourier) and rounding.order > _MAX_TERMS:
         return None
