@@ -29,12 +29,12 @@ typedef struct {
     Py_ssize_t p, i, j;
 } Cursor;
 
-static inline Cursor cursor_at(const Blocks *b, Py_ssize_t n)
+static inline __attribute__((always_inline)) Cursor cursor_at(const Blocks *b, Py_ssize_t n)
 {
     return (Cursor){n / (b->bx * b->by), (n / b->bx) % b->by, n % b->bx};
 }
 
-static inline void cursor_next(const Blocks *b, Cursor *c)
+static inline __attribute__((always_inline)) void cursor_next(const Blocks *b, Cursor *c)
 {
     if (++c->j == b->bx) {
         c->j = 0;
@@ -46,7 +46,7 @@ static inline void cursor_next(const Blocks *b, Cursor *c)
 }
 
 /* Where the block at c starts in b (a buffer of the same P, BY, BX) */
-static inline const char *block_at(const Blocks *b, const Cursor *c) { return b->base + c->p * b->s0 + c->i * b->s1 + c->j * b->s2; }
+static inline __attribute__((always_inline)) const char *block_at(const Blocks *b, const Cursor *c) { return b->base + c->p * b->s0 + c->i * b->s1 + c->j * b->s2; }
 
 /* A (P, BY, BX, 8, 8) buffer of the kind, each row of 8 contiguous, strides
  * non-negative multiples of the item; its byte range [lo, hi) */

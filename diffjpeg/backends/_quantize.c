@@ -110,18 +110,26 @@ static inline void cos_sin_f64(double angle, double *c, double *s)
 /* The surrogate's value r(u) and derivative r'(u), in rounding.py's steps;
  * T float or double. */
 #define DEFINE_SURROGATE(T, SUFFIX, RINT, FLOOR, EXP_NONPOSITIVE, COS_SIN)                                              \
-    static inline T value_##SUFFIX(const Surrogate *s, T u, T noise)                                         \
+    /* The sigmoid's f = floor(u), z = a (u - f - 1/2), e = exp(-2|z|) and r = 1 / (1 + e), which its value \
+     * and its derivative share: one exp and one division for both */                                    \
+    static inline __attribute__((always_inline)) void sigmoid_parts_##SUFFIX(const Surrogate *s, T u, T *f, T *z, T *e, T *r) \
+    {                                                                                                        \
+        *f = FLOOR(u);                                                                                       \
+        *z = (T)s->a * ((u - *f) - (T)0.5);                                                                  \
+        *e = EXP_NONPOSITIVE((T)-2.0 * (*z < (T)0 ? -*z : *z));                                              \
+        *r = (T)1.0 / ((T)1.0 + *e);                                                                         \
+    }                                                                                                        \
+    static inline __attribute__((always_inline)) T value_##SUFFIX(const Surrogate *s, T u, T noise)                                         \
     {                                                                                                        \
         switch (s->kind) {                                                                                   \
         case POLYNOMIAL: {                                                                                   \
             T r = RINT(u), d = u - r;                                                                        \
             return r + d * d * d;                                                                            \
         }                                                                                                    \
-        case SIGMOID: { /* tanh(z) / scale = sign(z) ((1 - e) / scale) / (1 + e), e = exp(-2|z|): one      \
-                         * division where tanh and the scale took two */                                     \
-            T f = FLOOR(u), z = (T)s->a * ((u - f) - (T)0.5);                                                \
-            T e = EXP_NONPOSITIVE((T)-2.0 * (z < (T)0 ? -z : z));                                            \
-            T t = (((T)1.0 - e) * (T)s->inverse_scale) / ((T)1.0 + e);                                       \
+        case SIGMOID: { /* tanh(z) / scale = sign(z) ((1 - e) / scale) / (1 + e), e = exp(-2|z|) */        \
+            T f, z, e, r;                                                                                    \
+            sigmoid_parts_##SUFFIX(s, u, &f, &z, &e, &r);                                                    \
+            T t = (((T)1.0 - e) * (T)s->inverse_scale) * r;                                                  \
             return (f + (T)0.5) + (z < (T)0 ? -t : t);                                                       \
         }                                                                                                    \
         case FOURIER1:                                                                                       \
@@ -144,18 +152,18 @@ static inline void cos_sin_f64(double angle, double *c, double *s)
             return u;                                                                                        \
         }                                                                                                    \
     }                                                                                                        \
-    static inline T derivative_##SUFFIX(const Surrogate *s, T u)                                             \
+    static inline __attribute__((always_inline)) T derivative_##SUFFIX(const Surrogate *s, T u)                                             \
     {                                                                                                        \
         switch (s->kind) {                                                                                   \
         case POLYNOMIAL: {                                                                                   \
             T d = u - RINT(u);                                                                               \
             return d * d * (T)3.0;                                                                           \
         }                                                                                                    \
-        case SIGMOID: { /* a (1 - tanh(z)**2) / scale = (4a / scale) e / (1 + e)**2, e = exp(-2|z|): one    \
-                         * division, and no cancellation where tanh(z) nears 1 */                           \
-            T z = ((u - FLOOR(u)) - (T)0.5) * (T)s->a;                                                       \
-            T e = EXP_NONPOSITIVE((T)-2.0 * (z < (T)0 ? -z : z)), d = (T)1.0 + e;                            \
-            return ((T)s->slope * e) / (d * d);                                                              \
+        case SIGMOID: { /* a (1 - tanh(z)**2) / scale = (4a / scale) e / (1 + e)**2: no cancellation     \
+                         * where tanh(z) nears 1 */                                                          \
+            T f, z, e, r;                                                                                    \
+            sigmoid_parts_##SUFFIX(s, u, &f, &z, &e, &r);                                                    \
+            return (((T)s->slope * e) * r) * r;                                                              \
         }                                                                                                    \
         case FOURIER1:                                                                                       \
         case FOURIER: {                                                                                      \
@@ -174,6 +182,20 @@ static inline void cos_sin_f64(double angle, double *c, double *s)
         default:                                                                                             \
             return (T)1.0;                                                                                   \
         }                                                                                                    \
+    }                                                                                                        \
+    /* The value (soft) or rint(u) and the derivative r'(u) together: the sigmoid's exp once for both       \
+     * (the same operations as value_ and derivative_, so the same bits) */                                  \
+    static inline __attribute__((always_inline)) T value_and_slope_##SUFFIX(const Surrogate *s, T u, T noise, int soft, T *slope)          \
+    {                                                                                                        \
+        if (s->kind == SIGMOID && soft) {                                                                    \
+            T f, z, e, r;                                                                                    \
+            sigmoid_parts_##SUFFIX(s, u, &f, &z, &e, &r);                                                    \
+            *slope = (((T)s->slope * e) * r) * r;                                                            \
+            T t = (((T)1.0 - e) * (T)s->inverse_scale) * r;                                                  \
+            return (f + (T)0.5) + (z < (T)0 ? -t : t);                                                       \
+        }                                                                                                    \
+        *slope = derivative_##SUFFIX(s, u);                                                                  \
+        return soft ? value_##SUFFIX(s, u, noise) : RINT(u);                                                 \
     }
 DEFINE_SURROGATE(float, f32, nearbyintf, floorf, exp_nonpositive, cos_sin_f32)
 DEFINE_SURROGATE(double, f64, nearbyint, floor, exp, cos_sin_f64)
@@ -260,41 +282,47 @@ DEFINE_LOOPS(double, f64, nearbyint)
 
 /* ------------------------------------------------------------ the block pass
  * jpeg()'s float and soft mode between the sampled planes, a block at a
- * time (dctmgr.py): forward, X - 128 -> F = C X C^T (saved for the
- * backward) -> v = rint(F / Q) or r(F / Q) -> D = v Q -> Y = C^T D C ->
- * clamp(Y + 128, 0, 255), rounded first in float mode; backward, from the
- * gradient G of the output block: C G C^T -> x Q -> x r'(F / Q), x 1 / Q ->
- * C^T (.) C. The steps, their operations and order are those of the
- * separate loops (_dct.h's transform, the quantizer's loops above, torch's
- * q * Q, _rounding.c's clamp), so the values are theirs bit for bit; one
- * pass instead of eight, and the coefficients never leave the cache. */
+ * time (dctmgr.py): forward, X - 128 -> F = C X C^T -> v = rint(F / Q) or
+ * r(F / Q), and r'(F / Q) saved for the backward -> D = v Q -> Y = C^T D C
+ * -> clamp(Y + 128, 0, 255), rounded first in float mode; backward, from
+ * the gradient G of the output block: C G C^T -> x Q -> x r' (where saved;
+ * linear and noise: r' = 1), x 1 / Q -> C^T (.) C. The steps, their
+ * operations and order are those of the separate loops (_dct.h's
+ * transform, the quantizer's loops above, torch's q * Q, _rounding.c's
+ * clamp), so the values are theirs bit for bit; one pass instead of eight,
+ * the coefficients never leave the cache, and the sigmoid's exp serves its
+ * value and its derivative at once. */
 #define DEFINE_BLOCK_PASS(T, SUFFIX, RINT)                                                                   \
     typedef struct {                                                                                         \
         Blocks src, dst;                                                                                     \
         const T *tables, *c, *ct; /* tables: rows of 64 at table_row elements (0: one for all); C, C^T */    \
-        Py_ssize_t table_row, per_plane;                                                                     \
-        T *saved;                 /* F, or NULL; (P, per_plane * 64) contiguous */                          \
-        const T *noise;           /* soft mode's noise draws, laid out as saved */                           \
+        Py_ssize_t table_row;                                                                                \
+        T *slopes;                /* r'(F / Q), or NULL; (P, BY BX 64) contiguous */                        \
+        const T *noise;           /* soft mode's noise draws, laid out as slopes */                          \
     } Pass_##SUFFIX;                                                                                         \
-    INLINE void pass_forward_kind_##SUFFIX(const Pass_##SUFFIX *p, int soft, const Surrogate *s, const int kind, \
-                                           Py_ssize_t start, Py_ssize_t stop)                                \
+    INLINE void pass_forward_kind_##SUFFIX(const Pass_##SUFFIX *p, const int soft, const Surrogate *s, const int kind, \
+                                           const int sloped, Py_ssize_t start, Py_ssize_t stop)              \
     {                                                                                                        \
         Surrogate local = *s;                                                                                \
         local.kind = kind;                                                                                   \
-        const T *ac = p->ct, *act = p->c; /* A^T of C and of C^T */                                         \
+        const T *ac = p->ct, *act = p->c; /* A^T of C and of C^T */                                          \
         Cursor at = cursor_at(&p->src, start);                                                               \
         for (Py_ssize_t n = start; n < stop; n++, cursor_next(&p->src, &at)) {                               \
             const T *q = p->tables + at.p * p->table_row;                                                    \
             T x[64], f[64], d[64];                                                                           \
             load_##SUFFIX(&p->src, &at, x, 1, (T)128.0);                                                     \
-            block_2d_##SUFFIX(x, ac, p->c, (char *)f, sizeof f / 8);                                                               \
-            if (p->saved) memcpy(p->saved + n * 64, f, sizeof f);                                            \
+            block_2d_##SUFFIX(x, ac, p->c, (char *)f, sizeof f / 8);                                         \
             for (int k = 0; k < 64; k++) {                                                                   \
-                T u = f[k] / q[k];                                                                           \
-                T v = !soft ? RINT(u) : value_##SUFFIX(&local, u, kind == NOISE ? p->noise[n * 64 + k] : (T)0); \
+                T u = f[k] / q[k], v, slope;                                                                 \
+                T noise = kind == NOISE && soft ? p->noise[n * 64 + k] : (T)0;                               \
+                if (sloped) {                                                                                \
+                    v = value_and_slope_##SUFFIX(&local, u, noise, soft, &slope);                            \
+                    p->slopes[n * 64 + k] = slope;                                                           \
+                } else                                                                                       \
+                    v = !soft ? RINT(u) : value_##SUFFIX(&local, u, noise);                                  \
                 d[k] = v * q[k];                                                                             \
             }                                                                                                \
-            block_2d_##SUFFIX(d, act, p->ct, (char *)x, sizeof x / 8);                                                             \
+            block_2d_##SUFFIX(d, act, p->ct, (char *)x, sizeof x / 8);                                       \
             for (int k = 0; k < 64; k++) {                                                                   \
                 T v = x[k] + (T)128.0;                                                                       \
                 if (!soft) v = RINT(v);                                                                      \
@@ -304,28 +332,36 @@ DEFINE_LOOPS(double, f64, nearbyint)
             store_##SUFFIX(&p->dst, &at, x);                                                                 \
         }                                                                                                    \
     }                                                                                                        \
+    /* each (mode, surrogate, slopes) its own loop, as the quantizer's */                                    \
+    INLINE void pass_forward_mode_##SUFFIX(const Pass_##SUFFIX *p, const int soft, const Surrogate *s, const int sloped, \
+                                           Py_ssize_t start, Py_ssize_t stop)                                \
+    {                                                                                                        \
+        switch (s->kind) {                                                                                   \
+        case POLYNOMIAL: pass_forward_kind_##SUFFIX(p, soft, s, POLYNOMIAL, sloped, start, stop); break;    \
+        case SIGMOID: pass_forward_kind_##SUFFIX(p, soft, s, SIGMOID, sloped, start, stop); break;          \
+        case FOURIER:                                                                                        \
+            if (s->terms == 1) pass_forward_kind_##SUFFIX(p, soft, s, FOURIER1, sloped, start, stop);        \
+            else pass_forward_kind_##SUFFIX(p, soft, s, FOURIER, sloped, start, stop);                       \
+            break;                                                                                           \
+        case NOISE: pass_forward_kind_##SUFFIX(p, soft, s, NOISE, sloped, start, stop); break;              \
+        default: pass_forward_kind_##SUFFIX(p, soft, s, LINEAR, sloped, start, stop);                        \
+        }                                                                                                    \
+    }                                                                                                        \
     HOT static void pass_forward_##SUFFIX(const Pass_##SUFFIX *p, int soft, const Surrogate *s, Py_ssize_t start, \
                                           Py_ssize_t stop)                                                   \
     {                                                                                                        \
-        if (!soft) pass_forward_kind_##SUFFIX(p, 0, s, LINEAR, start, stop);                                 \
-        else switch (s->kind) {                                                                              \
-        case POLYNOMIAL: pass_forward_kind_##SUFFIX(p, 1, s, POLYNOMIAL, start, stop); break;               \
-        case SIGMOID: pass_forward_kind_##SUFFIX(p, 1, s, SIGMOID, start, stop); break;                     \
-        case FOURIER:                                                                                        \
-            if (s->terms == 1) pass_forward_kind_##SUFFIX(p, 1, s, FOURIER1, start, stop);                   \
-            else pass_forward_kind_##SUFFIX(p, 1, s, FOURIER, start, stop);                                  \
-            break;                                                                                           \
-        case NOISE: pass_forward_kind_##SUFFIX(p, 1, s, NOISE, start, stop); break;                         \
-        default: pass_forward_kind_##SUFFIX(p, 1, s, LINEAR, start, stop);                                   \
-        }                                                                                                    \
+        if (!p->slopes) {                                                                                    \
+            if (!soft) pass_forward_kind_##SUFFIX(p, 0, s, LINEAR, 0, start, stop); /* rint alone */        \
+            else pass_forward_mode_##SUFFIX(p, 1, s, 0, start, stop);                                        \
+        } else if (!soft)                                                                                    \
+            pass_forward_mode_##SUFFIX(p, 0, s, 1, start, stop);                                             \
+        else                                                                                                 \
+            pass_forward_mode_##SUFFIX(p, 1, s, 1, start, stop);                                             \
     }                                                                                                        \
-    /* src: the output's gradient, dst: the input's; saved: F */                                             \
-    INLINE void pass_backward_kind_##SUFFIX(const Pass_##SUFFIX *p, const Surrogate *s, const int kind,      \
-                                            Py_ssize_t start, Py_ssize_t stop)                               \
+    /* src: the output's gradient, dst: the input's */                                                       \
+    INLINE void pass_backward_kind_##SUFFIX(const Pass_##SUFFIX *p, const int sloped, Py_ssize_t start, Py_ssize_t stop) \
     {                                                                                                        \
-        Surrogate local = *s;                                                                                \
-        local.kind = kind;                                                                                   \
-        const T *ac = p->ct, *act = p->c; /* A^T of C and of C^T */                                         \
+        const T *ac = p->ct, *act = p->c; /* A^T of C and of C^T */                                          \
         T rq[64];                                                                                            \
         const T *last = NULL;                                                                                \
         Cursor at = cursor_at(&p->src, start);                                                               \
@@ -335,29 +371,21 @@ DEFINE_LOOPS(double, f64, nearbyint)
                 for (int k = 0; k < 64; k++) rq[k] = (T)1.0 / q[k];                                          \
                 last = q;                                                                                    \
             }                                                                                                \
-            const T *f = p->saved + n * 64;                                                                  \
             T g[64], d[64];                                                                                  \
             load_##SUFFIX(&p->src, &at, g, 0, (T)0.0);                                                       \
-            block_2d_##SUFFIX(g, ac, p->c, (char *)d, sizeof d / 8);                                                               \
+            block_2d_##SUFFIX(g, ac, p->c, (char *)d, sizeof d / 8);                                         \
             for (int k = 0; k < 64; k++) {                                                                   \
-                T gq = d[k] * q[k], u = f[k] / q[k];                                                         \
-                T gu = kind == LINEAR ? gq : gq * derivative_##SUFFIX(&local, u);                            \
+                T gq = d[k] * q[k];                                                                          \
+                T gu = sloped ? gq * p->slopes[n * 64 + k] : gq;                                             \
                 d[k] = gu * rq[k];                                                                           \
             }                                                                                                \
-            block_2d_##SUFFIX(d, act, p->ct, (char *)block_at(&p->dst, &at), p->dst.row);                      \
+            block_2d_##SUFFIX(d, act, p->ct, (char *)block_at(&p->dst, &at), p->dst.row);                    \
         }                                                                                                    \
     }                                                                                                        \
-    HOT static void pass_backward_##SUFFIX(const Pass_##SUFFIX *p, const Surrogate *s, Py_ssize_t start, Py_ssize_t stop) \
+    HOT static void pass_backward_##SUFFIX(const Pass_##SUFFIX *p, Py_ssize_t start, Py_ssize_t stop)        \
     {                                                                                                        \
-        switch (s->kind) {                                                                                   \
-        case POLYNOMIAL: pass_backward_kind_##SUFFIX(p, s, POLYNOMIAL, start, stop); break;                  \
-        case SIGMOID: pass_backward_kind_##SUFFIX(p, s, SIGMOID, start, stop); break;                        \
-        case FOURIER:                                                                                        \
-            if (s->terms == 1) pass_backward_kind_##SUFFIX(p, s, FOURIER1, start, stop);                     \
-            else pass_backward_kind_##SUFFIX(p, s, FOURIER, start, stop);                                    \
-            break;                                                                                           \
-        default: pass_backward_kind_##SUFFIX(p, s, LINEAR, start, stop); /* linear and noise: r' = 1 */      \
-        }                                                                                                    \
+        if (p->slopes) pass_backward_kind_##SUFFIX(p, 1, start, stop);                                       \
+        else pass_backward_kind_##SUFFIX(p, 0, start, stop);                                                 \
     }
 DEFINE_BLOCK_PASS(float, f32, nearbyintf)
 DEFINE_BLOCK_PASS(double, f64, nearbyint)
@@ -563,61 +591,65 @@ static int apart_or_same(const Py_buffer *a, const Py_buffer *b, const char *a_l
     return b_hi <= a_lo || a_hi <= b_lo;
 }
 
-/* (src, dst, tables, saved, noise, c, ct) as the pass reads them; 0 and an exception where they do not fit */
-static int pass_views(Buffers *bs, int *kind, Blocks *src, Blocks *dst, Py_ssize_t *count, Py_ssize_t *per_plane, int saved_required,
-                      int noise_required, Py_ssize_t start, Py_ssize_t stop, const char *who)
+/* (src, dst, tables, slopes, noise, c, ct) as the pass reads them; 0 and an exception where they do not fit */
+static int pass_views(Buffers *bs, int *kind, Blocks *src, Blocks *dst, int noise_required, Py_ssize_t start, Py_ssize_t stop, const char *who)
 {
     const char *s_lo, *s_hi, *d_lo, *d_hi;
     *kind = float_kind(&bs->b[0]);
     int ok = *kind && blocks_view(&bs->b[0], *kind, src, &s_lo, &s_hi) && blocks_view(&bs->b[1], *kind, dst, &d_lo, &d_hi);
-    Py_ssize_t planes = ok ? bs->b[0].shape[0] : 0;
-    *per_plane = ok ? bs->b[0].shape[1] * bs->b[0].shape[2] : 0;
-    *count = planes * *per_plane;
+    Py_ssize_t planes = ok ? bs->b[0].shape[0] : 0, per_plane = ok ? bs->b[0].shape[1] * bs->b[0].shape[2] : 0, count = planes * per_plane;
     for (int d = 0; ok && d < 3; d++) ok = bs->b[0].shape[d] == bs->b[1].shape[d];
     ok = ok && rows_of(&bs->b[2], *kind, planes, 64) && matrix_ok(&bs->b[5], *kind) && matrix_ok(&bs->b[6], *kind);
-    ok = ok && (*count == 0 || apart_or_same(&bs->b[0], &bs->b[1], s_lo, s_hi, d_lo, d_hi));
-    for (int i = 3; ok && i <= 4; i++) { /* saved, noise: (P, per_plane * 64), contiguous */
-        int required = i == 3 ? saved_required : noise_required;
-        if (required < 0) continue; /* optional */
-        ok = required ? bs->held[i] && rows_of(&bs->b[i], *kind, planes, *per_plane * 64) && PyBuffer_IsContiguous(&bs->b[i], 'C') : !bs->held[i];
-    }
-    ok = ok && start >= 0 && start <= stop && stop <= *count;
+    ok = ok && (count == 0 || apart_or_same(&bs->b[0], &bs->b[1], s_lo, s_hi, d_lo, d_hi));
+    for (int i = 3; ok && i <= 4; i++) /* slopes (where given), noise (where required): (P, BY BX 64), contiguous */
+        if (i == 3 ? bs->held[3] : noise_required)
+            ok = bs->held[i] && rows_of(&bs->b[i], *kind, planes, per_plane * 64) && PyBuffer_IsContiguous(&bs->b[i], 'C');
+    ok = ok && (noise_required || !bs->held[4]) && start >= 0 && start <= stop && stop <= count;
     if (!ok) PyErr_Format(PyExc_ValueError, "_quantize.%s: bad arguments", who);
     return ok;
 }
 
+/* the buffers of objects[0..6], slopes (3) written by the forward */
+static int get_pass_buffers(Buffers *bs, PyObject *const objects[7], int slopes_writable)
+{
+    for (int i = 0; i < 7; i++)
+        if (!get(bs, i, objects[i], i == 1 || (i == 3 && slopes_writable))) {
+            release_all(bs);
+            return 0;
+        }
+    return 1;
+}
+
+#define PASS(T, bs, in, out) \
+    {in, out, (const T *)(bs).b[2].buf, (const T *)(bs).b[5].buf, (const T *)(bs).b[6].buf, (bs).b[2].strides[0] / (bs).b[2].itemsize, \
+     (bs).held[3] ? (T *)(bs).b[3].buf : NULL, (bs).held[4] ? (const T *)(bs).b[4].buf : NULL}
+
 static PyObject *block_forward(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *src, *dst, *tables, *saved, *noise, *c, *ct, *params;
+    PyObject *src, *dst, *tables, *slopes, *noise, *c, *ct, *params;
     const char *name;
     int soft;
     Py_ssize_t start, stop;
-    if (!PyArg_ParseTuple(args, "OOOOOOOpsOnn:block_forward", &src, &dst, &tables, &saved, &noise, &c, &ct, &soft, &name, &params, &start, &stop))
+    if (!PyArg_ParseTuple(args, "OOOOOOOpsOnn:block_forward", &src, &dst, &tables, &slopes, &noise, &c, &ct, &soft, &name, &params, &start, &stop))
         return NULL;
     Surrogate s;
     if (!parse_surrogate(name, params, &s)) return NULL;
     Buffers bs = {0};
-    PyObject *objects[7] = {src, dst, tables, saved, noise, c, ct};
-    for (int i = 0; i < 7; i++)
-        if (!get(&bs, i, objects[i], i == 1 || i == 3)) {
-            release_all(&bs);
-            return NULL;
-        }
+    PyObject *const objects[7] = {src, dst, tables, slopes, noise, c, ct};
+    if (!get_pass_buffers(&bs, objects, 1)) return NULL;
     int kind;
-    Py_ssize_t count, per_plane;
     Blocks in, out;
-    if (!pass_views(&bs, &kind, &in, &out, &count, &per_plane, bs.held[3] ? 1 : 0, soft && s.kind == NOISE, start, stop, "block_forward")) {
+    if (!pass_views(&bs, &kind, &in, &out, soft && s.kind == NOISE, start, stop, "block_forward")) {
         release_all(&bs);
         return NULL;
     }
-    Py_ssize_t table_row = bs.b[2].strides[0] / bs.b[2].itemsize;
     Py_BEGIN_ALLOW_THREADS
     if (kind == 2) {
-        Pass_f64 p = {in, out, bs.b[2].buf, bs.b[5].buf, bs.b[6].buf, table_row, per_plane, bs.held[3] ? bs.b[3].buf : NULL, bs.held[4] ? bs.b[4].buf : NULL};
+        Pass_f64 p = PASS(double, bs, in, out);
         pass_forward_f64(&p, soft, &s, start, stop);
     } else {
-        Pass_f32 p = {in, out, bs.b[2].buf, bs.b[5].buf, bs.b[6].buf, table_row, per_plane, bs.held[3] ? bs.b[3].buf : NULL, bs.held[4] ? bs.b[4].buf : NULL};
+        Pass_f32 p = PASS(float, bs, in, out);
         pass_forward_f32(&p, soft, &s, start, stop);
     }
     Py_END_ALLOW_THREADS
@@ -628,34 +660,25 @@ static PyObject *block_forward(PyObject *self, PyObject *args)
 static PyObject *block_backward(PyObject *self, PyObject *args)
 {
     (void)self;
-    PyObject *grad, *dst, *tables, *saved, *c, *ct, *params;
-    const char *name;
+    PyObject *grad, *dst, *tables, *slopes, *c, *ct;
     Py_ssize_t start, stop;
-    if (!PyArg_ParseTuple(args, "OOOOOOsOnn:block_backward", &grad, &dst, &tables, &saved, &c, &ct, &name, &params, &start, &stop)) return NULL;
-    Surrogate s;
-    if (!parse_surrogate(name, params, &s)) return NULL;
+    if (!PyArg_ParseTuple(args, "OOOOOOnn:block_backward", &grad, &dst, &tables, &slopes, &c, &ct, &start, &stop)) return NULL;
     Buffers bs = {0};
-    PyObject *objects[7] = {grad, dst, tables, saved, Py_None, c, ct};
-    for (int i = 0; i < 7; i++)
-        if (!get(&bs, i, objects[i], i == 1)) {
-            release_all(&bs);
-            return NULL;
-        }
+    PyObject *const objects[7] = {grad, dst, tables, slopes, Py_None, c, ct};
+    if (!get_pass_buffers(&bs, objects, 0)) return NULL;
     int kind;
-    Py_ssize_t count, per_plane;
     Blocks in, out;
-    if (!pass_views(&bs, &kind, &in, &out, &count, &per_plane, 1, 0, start, stop, "block_backward")) {
+    if (!pass_views(&bs, &kind, &in, &out, 0, start, stop, "block_backward")) {
         release_all(&bs);
         return NULL;
     }
-    Py_ssize_t table_row = bs.b[2].strides[0] / bs.b[2].itemsize;
     Py_BEGIN_ALLOW_THREADS
     if (kind == 2) {
-        Pass_f64 p = {in, out, bs.b[2].buf, bs.b[5].buf, bs.b[6].buf, table_row, per_plane, bs.b[3].buf, NULL};
-        pass_backward_f64(&p, &s, start, stop);
+        Pass_f64 p = PASS(double, bs, in, out);
+        pass_backward_f64(&p, start, stop);
     } else {
-        Pass_f32 p = {in, out, bs.b[2].buf, bs.b[5].buf, bs.b[6].buf, table_row, per_plane, bs.b[3].buf, NULL};
-        pass_backward_f32(&p, &s, start, stop);
+        Pass_f32 p = PASS(float, bs, in, out);
+        pass_backward_f32(&p, start, stop);
     }
     Py_END_ALLOW_THREADS
     release_all(&bs);
@@ -671,12 +694,12 @@ static PyMethodDef methods[] = {
      "partials, the table gradient's sums per chunk of chunk elements."},
     {"fold", fold, METH_VARARGS, "fold(partials, out): out = the partial sums of each row added in chunk order."},
     {"block_forward", block_forward, METH_VARARGS,
-     "block_forward(src, dst, tables, saved, noise, c, ct, soft, surrogate, params, start, stop): for blocks [start, stop) of "
-     "src ((P, BY, BX, 8, 8) samples), dst = clamp(C^T (v Q) C + 128) with v = rint(F / Q) or r(F / Q), F = C (X - 128) C^T "
-     "(saved into saved where given)."},
+     "block_forward(src, dst, tables, slopes, noise, c, ct, soft, surrogate, params, start, stop): for blocks [start, stop) of "
+     "src ((P, BY, BX, 8, 8) samples), dst = clamp(C^T (v Q) C + 128) with v = rint(F / Q) or r(F / Q), F = C (X - 128) C^T, "
+     "and r'(F / Q) into slopes where given."},
     {"block_backward", block_backward, METH_VARARGS,
-     "block_backward(grad, dst, tables, saved, c, ct, surrogate, params, start, stop): dst = the gradient of block_forward's "
-     "src from grad, its dst's, with F from saved."},
+     "block_backward(grad, dst, tables, slopes, c, ct, start, stop): dst = the gradient of block_forward's src from grad, its "
+     "dst's, with the slopes it saved (None: r' = 1)."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -532,44 +532,47 @@ def _blockwise(task, count: int) -> None:
 
 def block_pass(
     plane: Tensor, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor], soft: bool, surrogate: str, parameters: tuple,
-    saved: Tensor | None = None, noise: Tensor | None = None,
+    slopes: Tensor | None = None, noise: Tensor | None = None,
 ) -> Tensor | None:
     """One component's block pass (:mod:`diffjpeg.stages.dctmgr`) in one
     compiled pass over ``plane``'s blocks, into ``out`` (the plane's shape;
     ``plane`` itself allowed); ``matrices``: the DCT's ``C`` and ``C^T``
-    (64 values each, of the plane's dtype); ``saved``: where the DCT
-    coefficients go (``(P, BY, BX, 8, 8)``, contiguous); ``noise``: the noise
-    surrogate's draws, shaped as ``saved``. ``None`` where the loop does not
-    take the tensors (:func:`block_pass_takes`)."""
-    if not _pass_shapes(plane, table, out):
+    (64 values each, of the plane's dtype); ``slopes``: where the
+    surrogate's derivative ``r'(F / Q)`` goes (``(P, BY, BX, 8, 8)``,
+    contiguous); ``noise``: the noise surrogate's draws, shaped as ``slopes``.
+    ``None`` where the loop does not take the tensors (:func:`block_pass_takes`)."""
+    if not _pass_shapes(plane, table, out) or any(t is not None and not _pass_rows(t, plane) for t in (slopes, noise)):
         return None
     count = plane.shape[0] * (plane.shape[1] // 8) * (plane.shape[2] // 8)
     c, ct = (m.detach().contiguous().numpy() for m in matrices)
-    rows = plane.shape[0], count // plane.shape[0] * 64 if plane.shape[0] else 0
     a, b, q = _plane_blocks(plane).numpy(), _plane_blocks(out).numpy(), _table_rows(table, plane.shape[0]).numpy()
-    f = None if saved is None else saved.detach().view(rows).numpy()
-    r = None if noise is None else noise.detach().contiguous().view(rows).numpy()
-    _blockwise(lambda start, stop: _quantize_kernel.block_forward(a, b, q, f, r, c, ct, bool(soft), surrogate, parameters, start, stop), count)
+    r, z = (None if t is None else t.detach().view(plane.shape[0], -1).numpy() for t in (slopes, noise))
+    _blockwise(lambda start, stop: _quantize_kernel.block_forward(a, b, q, r, z, c, ct, bool(soft), surrogate, parameters, start, stop), count)
     mark_written(out)
+    if slopes is not None:
+        mark_written(slopes)
     return out
 
 
-def block_pass_adjoint(
-    grad: Tensor, saved: Tensor, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor], surrogate: str, parameters: tuple
-) -> Tensor | None:
+def block_pass_adjoint(grad: Tensor, slopes: Tensor | None, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor]) -> Tensor | None:
     """The gradient of :func:`block_pass`'s ``plane`` from ``grad``, its
-    output's (the surrogate's derivative at the ``saved`` coefficients),
-    into ``out`` (``grad`` itself allowed); ``None`` where the loop does not take the tensors."""
-    if not _pass_shapes(grad, table, out) or not usable(saved) or saved.dtype != grad.dtype:
+    output's, with the ``slopes`` it saved (``None``: ``r' = 1``, linear and
+    noise), into ``out`` (``grad`` itself allowed); ``None`` where the loop
+    does not take the tensors."""
+    if not _pass_shapes(grad, table, out) or slopes is not None and not _pass_rows(slopes, grad):
         return None
     count = grad.shape[0] * (grad.shape[1] // 8) * (grad.shape[2] // 8)
     c, ct = (m.detach().contiguous().numpy() for m in matrices)
-    rows = grad.shape[0], count // grad.shape[0] * 64 if grad.shape[0] else 0
     a, b, q = _plane_blocks(grad).numpy(), _plane_blocks(out).numpy(), _table_rows(table, grad.shape[0]).numpy()
-    f = saved.detach().view(rows).numpy()
-    _blockwise(lambda start, stop: _quantize_kernel.block_backward(a, b, q, f, c, ct, surrogate, parameters, start, stop), count)
+    r = None if slopes is None else slopes.detach().view(grad.shape[0], -1).numpy()
+    _blockwise(lambda start, stop: _quantize_kernel.block_backward(a, b, q, r, c, ct, start, stop), count)
     mark_written(out)
     return out
+
+
+def _pass_rows(t: Tensor, plane: Tensor) -> bool:
+    """``t`` holds one value per coefficient of ``plane``'s blocks, contiguous, as the pass reads and writes them."""
+    return usable(t) and t.dtype == plane.dtype and t.is_contiguous() and t.numel() == plane.numel() and not (t.requires_grad and torch.is_grad_enabled())
 
 
 for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):

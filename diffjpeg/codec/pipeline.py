@@ -806,15 +806,16 @@ def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor:
     tables = [plan.tables[:, min(ci, 1)] for ci in range(len(geometries))]
     with torch.no_grad():
         planes = _sampled_planes(x, geometries, None, mode, work, unchecked)
-        # the DCT coefficients, which the quantizer's derivative is taken at
-        saved = [plane.new_empty((count, *geo.blocks, 8, 8)) for plane, geo in zip(planes, geometries)] if grad else [None] * len(planes)
+        # the quantizer's derivative r'(F / Q), where the backward needs it
+        sloped = grad and dctmgr.sloped(rounding)
+        slopes = [plane.new_empty((count, *geo.blocks, 8, 8)) if sloped else None for plane, geo in zip(planes, geometries)]
 
         def inverse(ci: int, target: Tensor) -> None:
-            dctmgr.block_pass(planes[ci], tables[ci], mode, rounding, out=target, saved=saved[ci])
+            dctmgr.block_pass(planes[ci], tables[ci], mode, rounding, out=target, slopes=slopes[ci])
 
         out = _pixels(inverse, planes[0], geometries, plan.size, "YCbCr" if plan.channels == 3 else "grayscale", None, mode, window)
     if grad:
-        out = _RoundTripGraph.apply(x, out, plan, window, *saved)
+        out = _RoundTripGraph.apply(x, out, plan, window, *slopes)
     return out.reshape(plan.batch + out.shape[1:])
 
 
@@ -825,22 +826,22 @@ class _RoundTripGraph(torch.autograd.Function):
     in the working dtype) without a graph either: the decoder's adjoints to
     each component's decoded samples (:func:`_ycc_grad`, :func:`_sampled_grad`),
     the block pass's adjoint (:func:`diffjpeg.stages.dctmgr.block_pass_adjoint`,
-    at the DCT coefficients ``saved``), the encoder's adjoints to the image
+    with the quantizer's derivatives ``slopes``), the encoder's adjoints to the image
     (:func:`_sampling_adjoint`, :func:`_image_grad`). Each component's planes
     go through one buffer, the color planes' gradient, in place. A
     differentiable gradient (``create_graph=True``) comes from the stages'
     own graph instead, run again from ``x``."""
 
     @staticmethod
-    def forward(x: Tensor, pixels: Tensor, plan: EncodePlan, window, *saved: Tensor):
+    def forward(x: Tensor, pixels: Tensor, plan: EncodePlan, window, *slopes: Tensor | None):
         return pixels
 
     @staticmethod
     def setup_context(ctx, inputs, output):
         dispatch.keep(ctx)
         ctx.set_materialize_grads(False)
-        x, _, ctx.plan, ctx.window, *saved = inputs
-        ctx.save_for_backward(x, *saved)
+        x, _, ctx.plan, ctx.window, *slopes = inputs
+        ctx.save_for_backward(x, *slopes)
 
     @staticmethod
     def backward(ctx, grad):
@@ -848,7 +849,7 @@ class _RoundTripGraph(torch.autograd.Function):
         nones = (None,) * (3 + len(plan.geometries))
         if grad is None:
             return (None,) + nones
-        x, *saved = ctx.saved_tensors
+        x, *slopes = ctx.saved_tensors
         if torch.is_grad_enabled():  # create_graph: through the stages' own graph, from x itself (a second derivative reaches it)
             with full_precision(grad.device):
                 out = _decode(_encode(x, plan), plan.mode, None, as_uint8=False, finite=True)
@@ -860,8 +861,8 @@ class _RoundTripGraph(torch.autograd.Function):
                 sampled = _sampled_grad(ycc[:, ci], geo)  # a view of ycc, or a new plane
                 table = plan.tables[:, min(ci, 1)]
 
-                def transpose(target: Tensor, sampled=sampled, table=table, f=saved[ci]) -> None:
-                    dctmgr.block_pass_adjoint(sampled, f, table, plan.rounding, out=target)
+                def transpose(target: Tensor, sampled=sampled, table=table, slope=slopes[ci]) -> None:
+                    dctmgr.block_pass_adjoint(sampled, slope, table, out=target)
 
                 # into ycc's plane: the upsampler's adjoint read it already
                 _sampling_adjoint(transpose, geo, plan.size, ycc[:, ci], plane=None if _shares_memory(sampled, ycc) else sampled)

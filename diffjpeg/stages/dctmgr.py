@@ -12,7 +12,11 @@ samples in one step::
 
 :func:`block_pass` does this, and :func:`block_pass_adjoint` its
 transpose (``idct``'s adjoint, ``x Q``, the surrogate's derivative at
-``F / Q`` and ``/ Q``, ``fdct``'s adjoint), per plane of a component.
+``F / Q`` and ``/ Q``, ``fdct``'s adjoint), per plane of a component. The
+forward saves the derivative ``r'(F / Q)`` itself, not ``F``: it has
+``F / Q`` at hand (the backward would divide again), the sigmoid's
+exponential serves its value and its derivative at once, and linear and
+noise (``r' = 1``) save nothing.
 
 Facts relied on:
 
@@ -39,7 +43,7 @@ from ..core.check import check_choice
 from .blocks import merge_blocks, split_blocks
 from .dct import dct_matrices, fdct, fdct_adjoint, idct, idct_adjoint
 from .quantize import dequantize, kernel_form, quantize_with_surrogate
-from .rounding import Noise, Rounding, warn_if_no_quantization
+from .rounding import Linear, Noise, Rounding, warn_if_no_quantization
 
 
 def takes(tables: Tensor, rounding: Rounding) -> bool:
@@ -49,8 +53,14 @@ def takes(tables: Tensor, rounding: Rounding) -> bool:
     return kernel_form(rounding) is not None and dispatch.takes("block_pass", tables, tables)
 
 
+def sloped(rounding: Rounding) -> bool:
+    """Whether the backward needs ``rounding``'s derivative saved: not for
+    linear and noise, whose derivative is 1."""
+    return not isinstance(rounding, (Linear, Noise))
+
+
 def block_pass(
-    plane: Tensor, table: Tensor, mode: str, rounding: Rounding, out: Tensor | None = None, saved: Tensor | None = None
+    plane: Tensor, table: Tensor, mode: str, rounding: Rounding, out: Tensor | None = None, slopes: Tensor | None = None
 ) -> Tensor:
     """A component's samples quantized and back, block by block:
     ``idct(dequantize(quantize(fdct(X), Q), Q), mode)``. No graph: the
@@ -67,8 +77,9 @@ def block_pass(
             surrogate draws from its generator as :func:`~diffjpeg.stages.quantize.quantize` does.
         out: where the result goes (the plane's shape, ``plane`` itself
             allowed); a new tensor if ``None``.
-        saved: ``(P, BY, BX, 8, 8)`` contiguous, to receive the DCT
-            coefficients ``F`` (what :func:`block_pass_adjoint` needs), or ``None``.
+        slopes: ``(P, BY, BX, 8, 8)`` contiguous, to receive the
+            surrogate's derivative ``r'(F / Q)`` (what
+            :func:`block_pass_adjoint` needs where :func:`sloped`), or ``None``.
 
     Returns:
         ``out``: samples in [0, 255].
@@ -87,44 +98,43 @@ def block_pass(
         form = kernel_form(rounding)
         if form is not None and dispatch.takes("block_pass", plane, table):
             c = dct_matrices(plane.dtype, plane.device)
-            blocks = split_blocks(plane)
-            noise = rounding.draw(blocks) if mode == "soft" and isinstance(rounding, Noise) else None
-            if dispatch.run("block_pass", plane, table, out, c, mode == "soft", *form, saved, noise) is not None:
+            noise = rounding.draw(split_blocks(plane)) if mode == "soft" and isinstance(rounding, Noise) else None
+            if dispatch.run("block_pass", plane, table, out, c, mode == "soft", *form, slopes, noise) is not None:
                 return out
         coefficients = fdct(split_blocks(plane), mode)
-        if saved is not None:
-            saved.copy_(coefficients)
         per_block = table.reshape(table.shape[0], 1, 1, 8, 8)
+        if slopes is not None:
+            slopes.copy_(rounding.derivative(coefficients / per_block))
         quantized = quantize_with_surrogate(coefficients, per_block, mode, rounding)
         return merge_blocks(idct(dequantize(quantized, per_block), mode), out=out)
 
 
-def block_pass_adjoint(grad: Tensor, saved: Tensor, table: Tensor, rounding: Rounding, out: Tensor | None = None) -> Tensor:
+def block_pass_adjoint(grad: Tensor, slopes: Tensor | None, table: Tensor, out: Tensor | None = None) -> Tensor:
     """The transpose of :func:`block_pass`'s derivative (its clamps and
     roundings straight-through, the quantizer's the surrogate's
     ``r'(F / Q)``): the gradient of its plane from ``grad``, its output's.
 
     Args:
         grad: ``(P, 8 BY, 8 BX)``, rows contiguous.
-        saved: the coefficients :func:`block_pass` saved.
-        table, rounding: as given to :func:`block_pass`.
+        slopes: the derivatives :func:`block_pass` saved; ``None`` for a
+            surrogate whose derivative is 1 (not :func:`sloped`).
+        table: as given to :func:`block_pass`.
         out: where the gradient goes (``grad``'s shape; ``grad`` itself
             allowed); a new tensor if ``None``.
 
     Example:
-        >>> from diffjpeg.stages.rounding import as_rounding
-        >>> g = block_pass_adjoint(torch.ones(1, 8, 8), torch.zeros(1, 1, 1, 8, 8), torch.ones(1, 8, 8), as_rounding("linear"))
+        >>> g = block_pass_adjoint(torch.ones(1, 8, 8), None, torch.full((1, 8, 8), 4.0))
         >>> torch.allclose(g, torch.ones(1, 8, 8), atol=1e-5)
         True
     """
     out = torch.empty_like(grad, memory_format=torch.contiguous_format) if out is None else out
     with torch.no_grad():
-        form = kernel_form(rounding)
-        if form is not None and dispatch.takes("block_pass_adjoint", grad, table):
+        if dispatch.takes("block_pass_adjoint", grad, table):
             c = dct_matrices(grad.dtype, grad.device)
-            if dispatch.run("block_pass_adjoint", grad, saved, table, out, c, *form) is not None:
+            if dispatch.run("block_pass_adjoint", grad, slopes, table, out, c) is not None:
                 return out
         per_block = table.reshape(table.shape[0], 1, 1, 8, 8)
         g = idct_adjoint(split_blocks(grad)) * per_block
-        g = g * rounding.derivative(saved / per_block) / per_block
-        return merge_blocks(fdct_adjoint(g), out=out)
+        if slopes is not None:
+            g = g * slopes
+        return merge_blocks(fdct_adjoint(g / per_block), out=out)
