@@ -502,6 +502,13 @@ def block_pass_takes(plane: Tensor, table: Tensor) -> bool:
     return _quantize_kernel is not None and usable(plane, table) and plane.dtype in (torch.float32, torch.float64) and table.dtype == plane.dtype
 
 
+def block_pass_built(tables: Tensor) -> bool:
+    """Whether the block pass's loop is built and on for planes of the dtype
+    and device of ``tables``, whatever transform is active (a custom
+    operator's implementation runs below them, on plain tensors)."""
+    return _quantize_kernel is not None and _enabled and tables.device.type == "cpu" and tables.dtype in (torch.float32, torch.float64)
+
+
 def _pass_shapes(plane: Tensor, table: Tensor, out: Tensor) -> bool:
     """A ``(P, 8 BY, 8 BX)`` plane with rows contiguous, its ``(P or 1, 8, 8)`` table, and an ``out`` like it."""
     return (

@@ -32,7 +32,7 @@ from typing import Literal, get_args
 import torch
 from torch import Tensor, nn
 
-from ..backends import cpu, exact, gpu, gpu_ops
+from ..backends import exact, gpu, gpu_ops
 from ..core import dispatch
 from ..core.check import (
     FLOAT_IMAGE_RANGE,
@@ -41,20 +41,21 @@ from ..core.check import (
     check_subsampling,
     checking_values,
     traced,
+    transformed,
 )
 from ..core.coefficients import Coefficients
 from ..core.dispatch import BACKENDS, Backend
 from ..core.geometry import PillowSubsampling, Subsampling, subsampling_factors
 from ..core.modes import MODES, Mode
-from ..core.precision import cached_constant, full_precision, levels_to_unit, working_dtype
+from ..core.precision import full_precision, levels_to_unit, working_dtype
 from ..stages import color, dctmgr, smoothing
 from ..stages.blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
 from ..stages.dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow, idct_to_plane
 from ..stages.quality import DEFAULT_QUALITY, standard_tables
 from ..stages.quantize import dequantize, dequantize_integers, quantize, quantize_with_surrogate, reciprocal_divide
 from ..stages.rounding import Rounding, RoundingName, as_rounding, clamp_ste, needs_grad, round_ste, straight_through
-from ..stages.sampling import downsample, downsample_adjoint, downsample_biased, is_filtered, upsample, upsample_adjoint, upsample_fancy
-from . import strips
+from ..stages.sampling import downsample_adjoint, downsample_biased, is_filtered, upsample, upsample_fancy
+from . import planes, strips
 from .plan import DecodePlan, EncodePlan, decode_plan, encode_plan, qtables_tensor, quality_tensor
 
 
@@ -206,37 +207,9 @@ def _dct_stages(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: t
     """The real stages from ``x`` (``(B, C, H, W)``, uint8 or float in [0, 1])
     to each component's DCT blocks: float's or soft's; for exact, the 8-bit
     samples, then the soft forms (the graph at the exact samples).
-    ``unchecked``: as :func:`_sampled_planes`."""
+    ``unchecked``: as :func:`~diffjpeg.codec.planes.sampled_planes`."""
     stages = "soft" if mode == "exact" else mode
-    return [fdct(split_blocks(plane), stages) for plane in _sampled_planes(x, geometries, matrix, mode, work, unchecked)]
-
-
-def _sampled_planes(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: torch.dtype, unchecked: Tensor | None = None) -> list[Tensor]:
-    """The real stages from ``x`` to each component's sampled plane, edges
-    replicated to whole blocks (``(B, 8 BY, 8 BX)``, what the DCT reads), as
-    :func:`_dct_stages` has them. ``unchecked``: the caller's image (``x``
-    before reshaping and casting), whose values the first stage's compiled
-    pass checks as it reads ``x``, or :func:`check_image_values` before it."""
-    stages = "soft" if mode == "exact" else mode
-    if x.dtype == torch.uint8:
-        samples = x.to(work)
-    else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
-        rounded = mode != "soft"
-        samples = None
-        if unchecked is not None:  # clamp_ste's own loop where it applies (no graph to record), checking as it reads
-            samples = cpu.round_clamp(x, 0.0, 255.0, rounded, scale=255.0, within=FLOAT_IMAGE_RANGE)
-            if samples is None:
-                check_image_values(unchecked)
-        if samples is None:
-            samples = clamp_ste(x, 0.0, 255.0, rounded=rounded, scale=255.0)
-    planes = color.rgb_to_ycbcr(samples, matrix, stages, inplace=True) if x.shape[1] == 3 else samples  # samples: our own
-    sampled = []
-    # unbind, not planes[:, ci]: one backward stack instead of three zero-filled full-size gradients summed
-    for geo, plane in zip(geometries, planes.unbind(1)):
-        plane = replicate_edges(plane, *geo.padded)
-        plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
-        sampled.append(replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8))
-    return sampled
+    return [fdct(split_blocks(plane), stages) for plane in planes.sampled_planes(x, geometries, matrix, mode, work, unchecked)]
 
 
 @dispatch.keeps_backends
@@ -289,52 +262,17 @@ class _EncoderGraph(torch.autograd.Function):
     @staticmethod
     def _backward(ctx, grads):
         _, channels, height, width = ctx.shape
-        planes = None
+        color_planes = None
         for ci, (grad, geo) in enumerate(zip(grads, ctx.geometries)):
             if grad is None:
                 continue
-            if planes is None:  # zeros only where a component has no gradient
-                planes = grad.new_empty(ctx.shape) if all(g is not None for g in grads) else grad.new_zeros(ctx.shape)
-            _plane_adjoint(grad, geo, (height, width), planes[:, ci])
+            if color_planes is None:  # zeros only where a component has no gradient
+                color_planes = grad.new_empty(ctx.shape) if all(g is not None for g in grads) else grad.new_zeros(ctx.shape)
+            _plane_adjoint(grad, geo, (height, width), color_planes[:, ci])
         none = (None,) * (3 + len(grads))
-        if planes is None:
+        if color_planes is None:
             return (None,) + none
-        return (_image_grad(planes, ctx.saved_tensors[0], ctx.window),) + none
-
-
-def _image_grad(planes: Tensor, matrix: Tensor | None, window) -> Tensor | None:
-    """The image's gradient from its color planes' (``(B, C, H, W)``, this
-    backward's own temporary, overwritten): the transpose of the scaling by
-    255 and of the RGB to YCbCr conversion (``matrix``, libjpeg's if
-    ``None``). With a strip's ``window`` that takes it, only the interior
-    rows, written straight into the image's gradient; ``None`` then."""
-    target = None if window is None else window.take_grad()
-    if target is not None:  # only the interior rows, straight into the image's gradient
-        planes = window.rows(planes)
-    if planes.shape[1] == 3:  # x 255 folded into the matrix: one pass over the gradient fewer
-        planes = color.rgb_to_ycbcr_adjoint(planes, _scaled_matrix(matrix, color.rgb_to_ycbcr_matrix, planes, 255.0), inplace=True)
-        if target is None:
-            return planes
-        target.view(planes.shape).copy_(planes)  # for a half-precision image rounded once, as x.to(work)'s backward rounds it
-        return None
-    if target is None:
-        return planes.mul_(255.0)
-    torch.mul(planes, 255.0, out=target.view(planes.shape))
-    return None
-
-
-def _scaled_matrix(matrix: Tensor | None, default, like: Tensor, factor: float) -> Tensor:
-    """``factor`` times ``matrix`` (``default(dtype, device)`` if ``None``):
-    a color adjoint's matrix with the scaling to or from [0, 1] folded in
-    (float rounding apart, the same gradient, and one pass over it fewer)."""
-    if matrix is None:
-        return _default_scaled(default, like.dtype, like.device, factor)
-    return matrix.to(like.dtype) * factor
-
-
-@cached_constant
-def _default_scaled(default, dtype: torch.dtype, device: torch.device, factor: float) -> Tensor:
-    return default(dtype, device) * factor
+        return (planes.image_grad(color_planes, ctx.saved_tensors[0], ctx.window),) + none
 
 
 def _plane_adjoint(grad: Tensor, geo, size: tuple[int, int], out: Tensor) -> None:
@@ -344,7 +282,7 @@ def _plane_adjoint(grad: Tensor, geo, size: tuple[int, int], out: Tensor) -> Non
     gradient, written into ``out`` (``(B, H, W)``, a view of the image
     gradient). Where an edge adjoint is the identity (the usual sizes), the
     DCT's adjoint writes its blocks straight into the plane they belong to
-    (:func:`_sampling_adjoint`): no pass that merges blocks into a plane,
+    (:func:`~diffjpeg.codec.planes.sampling_adjoint`): no pass that merges blocks into a plane,
     the same values."""
     # not when compiled: with these writes into views of the image gradient,
     # AOT autograd (torch 2.13, aot_eager) traced a backward whose gradient
@@ -352,33 +290,10 @@ def _plane_adjoint(grad: Tensor, geo, size: tuple[int, int], out: Tensor) -> Non
     # Nor under a torch.func transform (out= has no vmap rule, and grad's
     # backward records a graph) or for a gradient that records one (out= refuses it)
     if not traced() and not needs_grad(grad):
-        _sampling_adjoint(lambda plane: fdct_adjoint(grad, out=_blocks_of_plane(plane)), geo, size, out)
+        planes.sampling_adjoint(lambda plane: fdct_adjoint(grad, out=_blocks_of_plane(plane)), geo, size, out)
         return
     h_scale, v_scale = geo.scale
     plane = replicate_edges_adjoint(merge_blocks(fdct_adjoint(grad)), geo.padded[0] // v_scale, geo.padded[1] // h_scale)
-    out.copy_(replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), *size))
-
-
-def _sampling_adjoint(transpose, geo, size: tuple[int, int], out: Tensor, plane: Tensor | None = None) -> None:
-    """The transpose of one component's sampling (edges replicated to the
-    padded size, downsampled, edges replicated to whole blocks), without a
-    graph, into ``out`` (``(B, H, W)``, rows contiguous), from the gradient
-    of its sampled plane (``(B, 8 BY, 8 BX)``), which ``transpose(p)`` writes
-    into the plane ``p`` it is given: ``out`` itself where nothing else is
-    to be done, else ``plane`` where given (free to overwrite), else a new one."""
-    h_scale, v_scale = geo.scale
-    padded = (geo.padded[0] // v_scale, geo.padded[1] // h_scale)
-    whole = (geo.blocks[0] * 8, geo.blocks[1] * 8)
-    if whole == padded and (padded[0] * v_scale, padded[1] * h_scale) == size and geo.scale == (1, 1):
-        transpose(out)
-        return
-    if plane is None:
-        plane = out.new_empty(out.shape[:1] + whole)
-    transpose(plane)
-    if whole == padded and (padded[0] * v_scale, padded[1] * h_scale) == size:
-        downsample_adjoint(plane, h_scale, v_scale, out=out)
-        return
-    plane = replicate_edges_adjoint(plane, *padded)
     out.copy_(replicate_edges_adjoint(downsample_adjoint(plane, h_scale, v_scale), *size))
 
 
@@ -549,70 +464,27 @@ def _pixel_stages(
     matrix's gradient is taken at those (exact) YCbCr samples; with a strip's
     ``window``, its interior rows also go into the window's ``out``."""
     # without a graph to record (float and soft under _DecoderGraph): the
-    # passes that write into planes, :func:`_pixels` (not when compiled:
+    # passes that write into planes, :func:`~diffjpeg.codec.planes.pixels` (not when compiled:
     # writes into views; nor under a torch.func transform: out= has no vmap rule)
     if not needs_grad(*dequantized, matrix) and not traced():
         def inverse(ci: int, plane: Tensor) -> None:
             idct_to_plane(dequantized[ci], stages, plane)
 
-        return _pixels(inverse, dequantized[0], geometries, size, color_space, matrix, stages, window)
+        return planes.pixels(inverse, dequantized[0], geometries, size, color_space, matrix, stages, window)
     height, width = size
-    planes = []
+    components = []
     for coefficients, geo in zip(dequantized, geometries):
         plane = merge_blocks(idct(coefficients, stages))[..., : geo.downsampled[0], : geo.downsampled[1]]
         plane = upsample(plane, geo.scale[0], geo.scale[1], stages)
-        planes.append(plane[..., :height, :width])
-    ycc = torch.stack(planes, dim=1)
-    if len(planes) > 1:
+        components.append(plane[..., :height, :width])
+    ycc = torch.stack(components, dim=1)
+    if len(components) > 1:
         if exact_ycc is not None and needs_grad(matrix):
             # with a custom matrix the integer forms ran (the kernel takes libjpeg's only)
             ycc = straight_through(ycc, exact_ycc)
         ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
     out = ycc / 255.0
     return out if window is None else window.write(out)
-
-
-def _pixels(inverse, like: Tensor, geometries, size, color_space: str, matrix: Tensor | None, stages: str, window=None) -> Tensor:
-    """:func:`_pixel_stages` without a graph, from each component's samples
-    (whole blocks, ``(B, 8 BY, 8 BX)``), which ``inverse(ci, plane)`` writes
-    into ``plane``: the inverse DCT's, or the block pass's
-    (:mod:`diffjpeg.stages.dctmgr`). Each pass writes into the stacked
-    planes where it can and the conversion divides in place: the values of
-    the stages one by one, with fewer image-size temporaries. ``like``: a
-    tensor of the dtype and device; ``window`` as in :func:`_pixel_stages`."""
-    height, width = size
-    ycc = like.new_empty((like.shape[0], len(geometries), height, width))
-    planes = []
-    for ci, geo in enumerate(geometries):
-        h_scale, v_scale = geo.scale
-        whole = (geo.blocks[0] * 8, geo.blocks[1] * 8)
-        if geo.scale == (1, 1) and whole == (height, width):
-            inverse(ci, ycc[:, ci])  # the blocks straight into the stack
-            planes.append(None)
-            continue
-        plane = like.new_empty(like.shape[:1] + whole)
-        inverse(ci, plane)
-        plane = plane[..., : geo.downsampled[0], : geo.downsampled[1]]
-        if (plane.shape[-2] * v_scale, plane.shape[-1] * h_scale) == (height, width):
-            upsample(plane, h_scale, v_scale, stages, out=ycc[:, ci])  # the last step writes into the stack
-            planes.append(None)
-            continue
-        plane = upsample(plane, h_scale, v_scale, stages)
-        planes.append(plane[..., :height, :width])
-    for ci, plane in enumerate(planes):
-        if plane is not None:
-            ycc[:, ci] = plane
-    if window is not None:  # only the interior rows, converted straight into the image's output
-        rows = window.rows(ycc)
-        if len(planes) > 1:
-            rows = color.decoded_pixels(rows, color_space, matrix, stages)
-        torch.div(rows, 255.0, out=window.out.view(rows.shape))
-        return window.stand_in(ycc, ycc.shape)
-    if color_space == "YCbCr":  # the conversion's own pass clamps and divides by 255: the same values
-        return color.ycbcr_to_rgb(ycc, matrix, stages, divisor=255.0, inplace=True)
-    if len(planes) > 1:
-        ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
-    return ycc.div_(255.0) if not ycc.requires_grad else ycc / 255.0  # ycc: this function's own temporary
 
 
 @dispatch.keeps_backends
@@ -666,41 +538,8 @@ class _DecoderGraph(torch.autograd.Function):
 
     @staticmethod
     def _coefficient_grads(ctx, grad, matrix: Tensor | None) -> tuple[Tensor, ...]:
-        ycc = _ycc_grad(grad, ctx.color_space, matrix)
-        return tuple(idct_adjoint(split_blocks(_sampled_grad(ycc[:, ci], geo))) for ci, geo in enumerate(ctx.geometries))
-
-
-def _ycc_grad(grad: Tensor, color_space: str, matrix: Tensor | None) -> Tensor:
-    """The gradient of the decoder's color planes (``(B, C, H, W)``, a new
-    tensor, the caller's to overwrite) from its pixels' ``grad``: the
-    transpose of the YCbCr to RGB conversion (``matrix``, libjpeg's if
-    ``None``) and of the division by 255."""
-    if color_space != "YCbCr":
-        return grad / 255.0
-    # / 255 folded into the matrix, as _EncoderGraph folds x 255 (contiguous:
-    # the gradient of a sum comes expanded, which the compiled loop does not
-    # read; a copy made here is ours to overwrite, autograd's own gradient is not)
-    own = grad.contiguous()
-    return color.ycbcr_to_rgb_adjoint(own, _scaled_matrix(matrix, color.ycbcr_to_rgb_matrix, grad, 1 / 255), inplace=own is not grad)
-
-
-def _sampled_grad(plane: Tensor, geo) -> Tensor:
-    """The gradient of a component's decoded samples (``(B, 8 BY, 8 BX)``,
-    whole blocks) from its color plane's (``(B, H, W)``): the transpose of
-    the upsampling and of the crops."""
-    h_scale, v_scale = geo.scale
-    if geo.scale != (1, 1):
-        plane = upsample_adjoint(_uncrop(plane, geo.downsampled[0] * v_scale, geo.downsampled[1] * h_scale), h_scale, v_scale)
-    return _uncrop(plane, geo.blocks[0] * 8, geo.blocks[1] * 8)
-
-
-def _uncrop(grad: Tensor, height: int, width: int) -> Tensor:
-    """The transpose of cropping ``(..., height, width)`` to the top-left of ``grad``'s size: zeros around."""
-    if grad.shape[-2:] == (height, width):
-        return grad
-    out = grad.new_zeros(grad.shape[:-2] + (height, width))
-    out[..., : grad.shape[-2], : grad.shape[-1]] = grad
-    return out
+        ycc = planes.ycc_grad(grad, ctx.color_space, matrix)
+        return tuple(idct_adjoint(split_blocks(planes.sampled_grad(ycc[:, ci], geo))) for ci, geo in enumerate(ctx.geometries))
 
 
 def _decode_integers(components: list[Tensor], tables: Tensor, geometries, size, matrix: Tensor | None, color_space: str):
@@ -786,34 +625,43 @@ def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb) -> bool:
     if plan.mode == "exact" or plan.matrix is not None or ycbcr_to_rgb is not None or needs_grad(plan.tables):
         return False
     color_space = "YCbCr" if plan.channels == 3 else "grayscale"
-    return _DecoderGraph.applies(color_space, None, plan.geometries) and dctmgr.takes(plan.tables, plan.rounding)
+    if not _DecoderGraph.applies(color_space, None, plan.geometries):
+        return False
+    if transformed() and not torch.compiler.is_compiling():  # torch.func: through the operators, where they apply
+        from . import operators
+
+        return operators.applies(plan)
+    return dctmgr.takes(plan.tables, plan.rounding)
 
 
 def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor:
     """:func:`jpeg` in float or soft mode as :func:`_round_trip_applies`
     chose it: the encoder's stages to each component's sampled plane, the
     block pass (:mod:`diffjpeg.stages.dctmgr`: DCT, quantizer and inverse
-    DCT together), the decoder's stages, all without a graph; the gradient
-    is :class:`_RoundTripGraph`'s. The values of :func:`encode` then
-    :func:`decode` (float mode's the same bits; soft mode's within the
-    quantizer loop's rounding, as there). ``window``: a strip's, as in
-    :func:`_pixel_stages` and :class:`_EncoderGraph`."""
-    count, work, mode, rounding, geometries = plan.count, plan.work, plan.mode, plan.rounding, plan.geometries
+    DCT together), the decoder's stages, all without a graph
+    (:func:`~diffjpeg.codec.planes.round_trip_values`); the gradient is :class:`_RoundTripGraph`'s.
+    The values of :func:`encode` then :func:`decode` (float mode's the same
+    bits; soft mode's within the quantizer loop's rounding, as there).
+    ``window``: a strip's, as in :func:`_pixel_stages` and
+    :class:`_EncoderGraph`. Under a ``torch.func`` transform, the same
+    through custom operators (:mod:`diffjpeg.codec.operators`)."""
+    count, work, mode, rounding = plan.count, plan.work, plan.mode, plan.rounding
     raw = image.reshape(count, plan.channels, *plan.size)
     x = raw.to(work) if raw.is_floating_point() and raw.dtype != work else raw
+    if transformed():  # the wrappers hold no data for the loops: the operators unwrap them
+        from . import operators  # (registered on first use: an import of diffjpeg does not pay for them)
+
+        check_image_values(image)
+        out = operators.apply(x, plan)
+        return out.reshape(plan.batch + out.shape[1:])
     unchecked = image if x.is_floating_point() and checking_values() else None
     grad = needs_grad(x)
-    tables = [plan.tables[:, min(ci, 1)] for ci in range(len(geometries))]
+
+    def block_pass(plane: Tensor, table: Tensor, target: Tensor, slopes: Tensor | None) -> None:
+        dctmgr.block_pass(plane, table, mode, rounding, out=target, slopes=slopes)
+
     with torch.no_grad():
-        planes = _sampled_planes(x, geometries, None, mode, work, unchecked)
-        # the quantizer's derivative r'(F / Q), where the backward needs it
-        sloped = grad and dctmgr.sloped(rounding)
-        slopes = [plane.new_empty((count, *geo.blocks, 8, 8)) if sloped else None for plane, geo in zip(planes, geometries)]
-
-        def inverse(ci: int, target: Tensor) -> None:
-            dctmgr.block_pass(planes[ci], tables[ci], mode, rounding, out=target, slopes=slopes[ci])
-
-        out = _pixels(inverse, planes[0], geometries, plan.size, "YCbCr" if plan.channels == 3 else "grayscale", None, mode, window)
+        out, slopes = planes.round_trip_values(x, plan.tables, plan.geometries, mode, block_pass, grad and dctmgr.sloped(rounding), unchecked, window)
     if grad:
         out = _RoundTripGraph.apply(x, out, plan, window, *slopes)
     return out.reshape(plan.batch + out.shape[1:])
@@ -823,13 +671,8 @@ def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor:
 class _RoundTripGraph(torch.autograd.Function):
     """:func:`_round_trip`'s pixels (computed without a graph) forward;
     backward, the stages' gradient from the pixels to ``x`` (``(B, C, H, W)``
-    in the working dtype) without a graph either: the decoder's adjoints to
-    each component's decoded samples (:func:`_ycc_grad`, :func:`_sampled_grad`),
-    the block pass's adjoint (:func:`diffjpeg.stages.dctmgr.block_pass_adjoint`,
-    with the quantizer's derivatives ``slopes``), the encoder's adjoints to the image
-    (:func:`_sampling_adjoint`, :func:`_image_grad`). Each component's planes
-    go through one buffer, the color planes' gradient, in place. A
-    differentiable gradient (``create_graph=True``) comes from the stages'
+    in the working dtype) without a graph either (:func:`~diffjpeg.codec.planes.round_trip_adjoint`).
+    A differentiable gradient (``create_graph=True``) comes from the stages'
     own graph instead, run again from ``x``."""
 
     @staticmethod
@@ -850,27 +693,12 @@ class _RoundTripGraph(torch.autograd.Function):
         if grad is None:
             return (None,) + nones
         x, *slopes = ctx.saved_tensors
-        if torch.is_grad_enabled():  # create_graph: through the stages' own graph, from x itself (a second derivative reaches it)
-            with full_precision(grad.device):
+        with full_precision(grad.device):  # as in _EncoderGraph.backward
+            if torch.is_grad_enabled():  # create_graph: through the stages' own graph, from x itself (a second derivative reaches it)
                 out = _decode(_encode(x, plan), plan.mode, None, as_uint8=False, finite=True)
                 (x_grad,) = torch.autograd.grad(out.reshape(grad.shape), x, grad, create_graph=True)
-            return (x_grad,) + nones
-        with full_precision(grad.device):  # as in _EncoderGraph.backward
-            ycc = _ycc_grad(grad, "YCbCr" if plan.channels == 3 else "grayscale", None)
-            for ci, geo in enumerate(plan.geometries):
-                sampled = _sampled_grad(ycc[:, ci], geo)  # a view of ycc, or a new plane
-                table = plan.tables[:, min(ci, 1)]
-
-                def transpose(target: Tensor, sampled=sampled, table=table, slope=slopes[ci]) -> None:
-                    dctmgr.block_pass_adjoint(sampled, slope, table, out=target)
-
-                # into ycc's plane: the upsampler's adjoint read it already
-                _sampling_adjoint(transpose, geo, plan.size, ycc[:, ci], plane=None if _shares_memory(sampled, ycc) else sampled)
-            return (_image_grad(ycc, None, ctx.window),) + nones
-
-
-def _shares_memory(a: Tensor, b: Tensor) -> bool:
-    return a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+                return (x_grad,) + nones
+            return (planes.round_trip_adjoint(grad, slopes, plan.tables, plan.geometries, ctx.window),) + nones
 
 
 def _compiled_jpeg(image: Tensor, plan: EncodePlan, as_uint8: bool) -> Tensor | None:

@@ -109,6 +109,21 @@ def block_pass(
         return merge_blocks(idct(dequantize(quantized, per_block), mode), out=out)
 
 
+def block_pass_kernel(plane: Tensor, table: Tensor, mode: str, form: tuple[str, tuple[float, ...]], out: Tensor, slopes: Tensor | None = None) -> Tensor:
+    """:func:`block_pass` by a kernel alone, the surrogate given by its
+    kernel form (``(name, parameters)``, :func:`~diffjpeg.stages.quantize.kernel_form`;
+    not the noise surrogate, whose draws need its generator): for a caller
+    that holds no :class:`~diffjpeg.stages.rounding.Rounding` (a custom
+    operator's arguments). ``RuntimeError`` where no kernel takes the
+    tensors (the caller asked :func:`takes` first)."""
+    if form[0] == "noise" and mode == "soft":
+        raise ValueError("block_pass_kernel: the noise surrogate's soft forward needs its generator; use block_pass")
+    done = dispatch.run("block_pass", plane, table, out, dct_matrices(plane.dtype, plane.device), mode == "soft", form[0], tuple(form[1]), slopes, None)
+    if done is None:
+        raise RuntimeError("block_pass_kernel: no kernel took the tensors")
+    return out
+
+
 def block_pass_adjoint(grad: Tensor, slopes: Tensor | None, table: Tensor, out: Tensor | None = None) -> Tensor:
     """The transpose of :func:`block_pass`'s derivative (its clamps and
     roundings straight-through, the quantizer's the surrogate's

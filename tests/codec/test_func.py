@@ -198,3 +198,50 @@ def test_forward_mode_refused_not_zero():
         assert torch.equal(diffjpeg.jpeg(x, 50), diffjpeg.jpeg(x.clone(), 50))  # no tangent: runs
         with pytest.raises(NotImplementedError, match="forward-mode"):
             diffjpeg.jpeg(forward_ad.make_dual(x, torch.ones_like(x)), 50)
+
+
+@pytest.mark.parametrize("mode", ["float", "soft"])
+def test_transforms_take_the_compiled_round_trip(mode, monkeypatch):
+    """Under grad, vmap, vmap(grad) and jacrev, float and soft mode run the
+    block pass's loops through the custom operators (diffjpeg.codec.operators),
+    whose implementations get plain tensors; the results are the eager
+    calls' bit for bit: the same loops, the images independent."""
+    from diffjpeg.backends import cpu
+    from diffjpeg.stages import dctmgr
+
+    if not cpu.block_pass_built(torch.ones(1)):
+        pytest.skip("the compiled loops were not built, or turned off")
+    calls = []
+    real = dctmgr.block_pass_kernel
+    monkeypatch.setattr(dctmgr, "block_pass_kernel", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x, w = image((2, 3, 16, 24)), weights((2, 3, 16, 24))
+
+    def loss(t, wt):
+        return (diffjpeg.jpeg(t, 40, mode=mode) * wt).sum()
+
+    leaf = x.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(loss(leaf, w), leaf)
+    assert not calls  # eager calls take the direct path
+    assert torch.equal(grad(loss)(x, w), expected)
+    assert torch.equal(vmap(grad(loss))(x, w), expected)
+    assert torch.equal(vmap(lambda t: diffjpeg.jpeg(t, 40, mode=mode))(x), diffjpeg.jpeg(x, 40, mode=mode))
+    rows = torch.tensor([0, 300, 700, 1100])
+    jac = jacrev(lambda t: diffjpeg.jpeg(t, 40, mode=mode).flatten()[rows])(x[:1])
+    one = x[:1].clone().requires_grad_()
+    y = diffjpeg.jpeg(one, 40, mode=mode).flatten()[rows]
+    assert torch.equal(jac, torch.stack([torch.autograd.grad(y[i], one, retain_graph=True)[0] for i in range(len(rows))]))
+    assert len(calls) == 3 * 4  # three components, four transformed forwards
+
+
+def test_second_order_takes_the_tensor_stages():
+    """grad of grad: the operators' backward has no derivative, so two reverse
+    levels take the tensor stages (as with backend="torch"), whose second
+    order is the same within rounding."""
+    x = image((1, 3, 8, 8))
+
+    def second(backend):
+        return grad(lambda t: grad(lambda u: diffjpeg.jpeg(u, 50, mode="soft", backend=backend).square().sum())(t).sum())(x)
+
+    actual, expected = second("auto"), second("torch")
+    assert expected.abs().sum() > 0
+    assert_close_to_rounding(actual, expected)
