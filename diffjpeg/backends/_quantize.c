@@ -232,6 +232,27 @@ DEFINE_SURROGATE(double, f64, nearbyint, floor, exp, cos_sin_f64)
         default: forward_kind_##SUFFIX(f, q, v, noise, 1, s, LINEAR, e0, e1);                               \
         }                                                                                                    \
     }                                                                                                        \
+    /* r'(F / Q) alone: the derivative the backward multiplies by (exact mode's round trip saves it) */    \
+    INLINE void slope_kind_##SUFFIX(const T *f, const T *q, T *v, const Surrogate *s, const int kind, Py_ssize_t e0, \
+                                    Py_ssize_t e1)                                                           \
+    {                                                                                                        \
+        Surrogate local = *s;                                                                                \
+        local.kind = kind;                                                                                   \
+        for (Py_ssize_t b = e0; b < e1; b += 64)                                                             \
+            for (int k = 0; k < 64; k++) v[b + k] = derivative_##SUFFIX(&local, f[b + k] / q[k]);            \
+    }                                                                                                        \
+    HOT static void slope_##SUFFIX(const T *f, const T *q, T *v, const Surrogate *s, Py_ssize_t e0, Py_ssize_t e1) \
+    {                                                                                                        \
+        switch (s->kind) {                                                                                   \
+        case POLYNOMIAL: slope_kind_##SUFFIX(f, q, v, s, POLYNOMIAL, e0, e1); break;                        \
+        case SIGMOID: slope_kind_##SUFFIX(f, q, v, s, SIGMOID, e0, e1); break;                              \
+        case FOURIER:                                                                                        \
+            if (s->terms == 1) slope_kind_##SUFFIX(f, q, v, s, FOURIER1, e0, e1);                            \
+            else slope_kind_##SUFFIX(f, q, v, s, FOURIER, e0, e1);                                           \
+            break;                                                                                           \
+        default: slope_kind_##SUFFIX(f, q, v, s, LINEAR, e0, e1);                                            \
+        }                                                                                                    \
+    }                                                                                                        \
     /* gf = (g r'(u)) / Q as autograd's division backward has it; with partials, per chunk of `chunk`      \
      * elements the sums of -(g r'(u)) (u / Q) over its blocks, in double */                                \
     INLINE void backward_kind_##SUFFIX(const T *g, const T *f, const T *q, T *gf, double *partials, Py_ssize_t chunk, \
@@ -497,6 +518,41 @@ static PyObject *quantize_forward(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+static PyObject *quantize_slope(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *src, *tables, *dst, *params;
+    const char *name;
+    Py_ssize_t r0, r1, e0, e1;
+    if (!PyArg_ParseTuple(args, "OOOsOnnnn:slope", &src, &tables, &dst, &name, &params, &r0, &r1, &e0, &e1)) return NULL;
+    Surrogate s;
+    if (!parse_surrogate(name, params, &s)) return NULL;
+    Buffers bs = {0};
+    if (!get(&bs, 0, src, 0) || !get(&bs, 1, tables, 0) || !get(&bs, 2, dst, 1)) {
+        release_all(&bs);
+        return NULL;
+    }
+    int kind = float_kind(&bs.b[0]);
+    Py_ssize_t rows = kind && bs.b[0].ndim == 2 ? bs.b[0].shape[0] : 0, cols = kind && bs.b[0].ndim == 2 ? bs.b[0].shape[1] : 0;
+    int ok = kind && rows_of(&bs.b[0], kind, rows, cols) && rows_of(&bs.b[1], kind, rows, 64) && rows_of(&bs.b[2], kind, rows, cols) &&
+             range_ok(r0, r1, e0, e1, rows, cols);
+    if (!ok) {
+        release_all(&bs);
+        PyErr_SetString(PyExc_ValueError, "_quantize.slope: bad arguments");
+        return NULL;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    for (Py_ssize_t r = r0; r < r1; r++) {
+        if (kind == 2)
+            slope_f64((const double *)ROW(bs.b[0], r), (const double *)ROW(bs.b[1], r), (double *)ROW(bs.b[2], r), &s, e0, e1);
+        else
+            slope_f32((const float *)ROW(bs.b[0], r), (const float *)ROW(bs.b[1], r), (float *)ROW(bs.b[2], r), &s, e0, e1);
+    }
+    Py_END_ALLOW_THREADS
+    release_all(&bs);
+    Py_RETURN_NONE;
+}
+
 static PyObject *quantize_backward(PyObject *self, PyObject *args)
 {
     (void)self;
@@ -692,6 +748,9 @@ static PyMethodDef methods[] = {
     {"backward", quantize_backward, METH_VARARGS,
      "backward(grad, src, tables, dst, partials, surrogate, params, chunk, r0, r1, e0, e1): dst = grad r'(u) / Q and, with "
      "partials, the table gradient's sums per chunk of chunk elements."},
+    {"slope", quantize_slope, METH_VARARGS,
+     "slope(src, tables, dst, surrogate, params, r0, r1, e0, e1): dst = r'(src / Q), the surrogate's derivative, for rows [r0, r1) "
+     "and elements [e0, e1)."},
     {"fold", fold, METH_VARARGS, "fold(partials, out): out = the partial sums of each row added in chunk order."},
     {"block_forward", block_forward, METH_VARARGS,
      "block_forward(src, dst, tables, slopes, noise, c, ct, soft, surrogate, params, start, stop): for blocks [start, stop) of "

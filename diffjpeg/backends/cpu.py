@@ -464,6 +464,20 @@ def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, pa
     return out
 
 
+def quantize_slope(coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple) -> Tensor | None:
+    """The surrogate's derivative ``r'(F / Q)`` of each coefficient, in one
+    pass (``diffjpeg/backends/_quantize.c``), a new tensor; ``None`` where
+    the loop does not take the tensors."""
+    views = _quantizer_views(coefficients, table)
+    if views is None:
+        return None
+    rows, tables = views
+    out = coefficients.new_empty(coefficients.shape)
+    a, q, b = rows.numpy(), tables.numpy(), out.view(rows.shape).numpy()
+    _split(lambda r0, r1, e0, e1: _quantize_kernel.slope(a, q, b, surrogate, parameters, r0, r1, e0, e1), *rows.shape)
+    return out
+
+
 def quantize_adjoint(grad: Tensor, coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple, table_grad: bool) -> tuple[Tensor, Tensor | None] | None:
     """The gradients of :func:`quantize`'s ``F`` and (``table_grad``) ``Q``
     from ``grad``, the surrogate's derivative ``r'(F / Q)`` in every mode:
@@ -586,6 +600,7 @@ for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "up
     dispatch.register(_slot, globals()[_slot], "native")  # each slot's kernel is this module's function of that name
 dispatch.register("quantize", quantize, "native", takes=quantizer_takes)
 dispatch.register("quantize_adjoint", quantize_adjoint, "native", takes=quantizer_takes)
+dispatch.register("quantize_slope", quantize_slope, "native", takes=quantizer_takes)
 dispatch.register("block_pass", block_pass, "native", takes=block_pass_takes)
 dispatch.register("block_pass_adjoint", block_pass_adjoint, "native", takes=block_pass_takes)
 

@@ -1,16 +1,17 @@
-"""jpeg()'s float and soft round trip as PyTorch custom operators, for
+"""jpeg()'s round trip (every mode) as PyTorch custom operators, for
 ``torch.func``: ``grad``, ``vmap``, ``jacrev`` and ``vjp`` run the compiled
 loops (the block pass and its neighbours) as eager calls do, where the
 transforms' wrapper tensors, which hold no data, kept them out.
 
-* ``diffjpeg::round_trip(Tensor x, Tensor tables, int[] sampling, bool soft,
+* ``diffjpeg::round_trip(Tensor x, Tensor tables, int[] sampling, str mode,
   str surrogate, float[] parameters, bool sloped) -> Tensor[]``: ``x``
   ``(B, C, H, W)`` (C = 1 or 3, uint8 or float in [0, 1]), ``tables``
   ``(B, 2, 8, 8)`` in the working dtype, ``sampling`` each component's
   ``(h, v)`` flattened; the surrogate by its kernel form
   (:func:`diffjpeg.stages.quantize.kernel_form`). Returns the pixels, then
   with ``sloped`` each component's quantizer derivatives
-  (:func:`diffjpeg.codec.planes.round_trip_values`).
+  (:func:`diffjpeg.codec.planes.round_trip_values`; in exact mode
+  :func:`~diffjpeg.codec.planes.exact_round_trip_values`, the compiled exact codec).
 * ``diffjpeg::round_trip_adjoint(Tensor grad, Tensor[] slopes, Tensor
   tables, int[] sampling) -> Tensor``: the gradient of ``x``
   (:func:`diffjpeg.codec.planes.round_trip_adjoint`).
@@ -49,7 +50,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..backends import cpu
+from ..backends import cpu, exact
 from ..core import dispatch
 from ..stages import dctmgr
 from ..stages.quantize import kernel_form
@@ -60,12 +61,16 @@ from .plan import EncodePlan, encoder_geometries
 
 def applies(plan: EncodePlan) -> bool:
     """Whether the operators run ``plan``'s round trip (the pipeline has
-    checked the rest): the loops built and on for its tables, allowed by
-    the call's backend, a surrogate with a kernel form other than noise,
-    and at most one reverse-mode level (``grad``, ``vjp``, ``jacrev``)
-    among the transforms: :class:`_RoundTrip`'s backward has no derivative,
-    so a second order (``grad(grad(...))``) takes the tensor stages."""
-    if isinstance(plan.rounding, Noise) or kernel_form(plan.rounding) is None or not dispatch.allows("native") or not cpu.block_pass_built(plan.tables):
+    checked the rest): the loops built and on for its tables (in exact mode
+    the compiled exact codec), allowed by the call's backend, a surrogate
+    with a kernel form and, in float and soft mode, other than noise
+    (whose draws need its generator), and at most one reverse-mode level
+    (``grad``, ``vjp``, ``jacrev``) among the transforms: :class:`_RoundTrip`'s
+    backward has no derivative, so a second order (``grad(grad(...))``)
+    takes the tensor stages."""
+    if kernel_form(plan.rounding) is None or not dispatch.allows("native") or not cpu.block_pass_built(plan.tables):
+        return False
+    if plan.mode == "exact" and not exact.compiled() or plan.mode != "exact" and isinstance(plan.rounding, Noise):
         return False
     from torch._C._functorch import TransformType, get_interpreter_stack  # (only asked under a transform)
 
@@ -79,7 +84,7 @@ def apply(x: Tensor, plan: EncodePlan) -> Tensor:
     name, parameters = kernel_form(plan.rounding)
     sampling = [f for pair in plan.factors for f in pair]
     sloped = dctmgr.sloped(plan.rounding) and x.is_floating_point()
-    return _RoundTrip.apply(x, plan.tables, sampling, plan.mode == "soft", name, list(parameters), sloped)[0]
+    return _RoundTrip.apply(x, plan.tables, sampling, plan.mode, name, list(parameters), sloped)[0]
 
 
 def _geometries(size, sampling: list[int]):
@@ -87,20 +92,33 @@ def _geometries(size, sampling: list[int]):
 
 
 @torch.library.custom_op("diffjpeg::round_trip", mutates_args=())
-def round_trip(x: Tensor, tables: Tensor, sampling: list[int], soft: bool, surrogate: str, parameters: list[float], sloped: bool) -> list[Tensor]:
-    """:func:`diffjpeg.codec.planes.round_trip_values` by the compiled loops."""
-    mode, form = ("soft" if soft else "float"), (surrogate, tuple(parameters))
-
-    def block_pass(plane: Tensor, table: Tensor, target: Tensor, slopes: Tensor | None) -> None:
-        dctmgr.block_pass_kernel(plane, table, mode, form, target, slopes)
-
+def round_trip(x: Tensor, tables: Tensor, sampling: list[int], mode: str, surrogate: str, parameters: list[float], sloped: bool) -> list[Tensor]:
+    """:func:`diffjpeg.codec.planes.round_trip_values` (exact mode:
+    :func:`~diffjpeg.codec.planes.exact_round_trip_values`) by the compiled loops."""
+    form = (surrogate, tuple(parameters))
+    geos = _geometries(x.shape[-2:], sampling)
     with torch.no_grad():
-        out, slopes = planes.round_trip_values(x, tables, _geometries(x.shape[-2:], sampling), mode, block_pass, sloped)
+        if mode == "exact":
+            def slope(coefficients: Tensor, table: Tensor) -> Tensor:
+                done = dispatch.run("quantize_slope", coefficients, table, *form)
+                if done is None:
+                    raise RuntimeError("diffjpeg::round_trip: the quantizer's loop declined its arguments")
+                return done
+
+            done = planes.exact_round_trip_values(x, tables, geos, slope, sloped)
+            if done is None:  # NaN or Inf: the encoder declines them; not checked under vmap (check.py)
+                raise ValueError("image contains NaN or Inf")
+            out, slopes = done
+        else:
+            def block_pass(plane: Tensor, table: Tensor, target: Tensor, slopes: Tensor | None) -> None:
+                dctmgr.block_pass_kernel(plane, table, mode, form, target, slopes)
+
+            out, slopes = planes.round_trip_values(x, tables, geos, mode, block_pass, sloped)
     return [out] + ([s for s in slopes] if sloped else [])
 
 
 @round_trip.register_fake
-def _round_trip_fake(x, tables, sampling, soft, surrogate, parameters, sloped):
+def _round_trip_fake(x, tables, sampling, mode, surrogate, parameters, sloped):
     geos = _geometries(x.shape[-2:], sampling)
     out = tables.new_empty(x.shape)
     return [out] + ([tables.new_empty((x.shape[0], *g.blocks, 8, 8)) for g in geos] if sloped else [])
@@ -119,9 +137,9 @@ def _count(t: Tensor, dim: int | None) -> int:
 
 
 @round_trip.register_vmap
-def _round_trip_vmap(info, in_dims, x, tables, sampling, soft, surrogate, parameters, sloped):
+def _round_trip_vmap(info, in_dims, x, tables, sampling, mode, surrogate, parameters, sloped):
     n, count = info.batch_size, _count(x, in_dims[0])
-    out = round_trip(_fold(x, in_dims[0], n, count), _fold(tables, in_dims[1], n, count), sampling, soft, surrogate, parameters, sloped)
+    out = round_trip(_fold(x, in_dims[0], n, count), _fold(tables, in_dims[1], n, count), sampling, mode, surrogate, parameters, sloped)
     return [o.reshape(n, count, *o.shape[1:]) for o in out], [0] * len(out)
 
 
@@ -156,8 +174,8 @@ class _RoundTrip(torch.autograd.Function):
     generate_vmap_rule = True  # torch.func runs forward and backward under vmap: the operators' own rules batch them
 
     @staticmethod
-    def forward(x, tables, sampling, soft, surrogate, parameters, sloped):
-        return tuple(round_trip(x, tables, sampling, soft, surrogate, parameters, sloped))
+    def forward(x, tables, sampling, mode, surrogate, parameters, sloped):
+        return tuple(round_trip(x, tables, sampling, mode, surrogate, parameters, sloped))
 
     @staticmethod
     def setup_context(ctx, inputs, output):

@@ -52,7 +52,7 @@ from ..stages import color, dctmgr, smoothing
 from ..stages.blocks import merge_blocks, replicate_edges, replicate_edges_adjoint, split_blocks
 from ..stages.dct import fdct, fdct_adjoint, fdct_islow, idct, idct_adjoint, idct_islow, idct_to_plane
 from ..stages.quality import DEFAULT_QUALITY, standard_tables
-from ..stages.quantize import dequantize, dequantize_integers, quantize, quantize_with_surrogate, reciprocal_divide
+from ..stages.quantize import dequantize, dequantize_integers, quantize, quantize_with_surrogate, quantizer_slope, reciprocal_divide
 from ..stages.rounding import Rounding, RoundingName, as_rounding, clamp_ste, needs_grad, round_ste, straight_through
 from ..stages.sampling import downsample_adjoint, downsample_biased, is_filtered, upsample, upsample_fancy
 from . import planes, strips
@@ -604,9 +604,8 @@ def jpeg(
             out = (_compiled_jpeg if plan.kernel else _fused_jpeg)(image, plan, as_uint8)
             if out is not None:
                 return out
-        if _round_trip_applies(plan, ycbcr_to_rgb):
-            out = _round_trip(image, plan)
-        else:
+        out = _round_trip(image, plan) if _round_trip_applies(plan, ycbcr_to_rgb) else None
+        if out is None:
             coefficients = _encode(image, plan)
             # encode's coefficients are finite (finite image, tables >= 1) unless a
             # custom matrix overflows: decode need not scan them again
@@ -617,12 +616,16 @@ def jpeg(
 
 
 def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb) -> bool:
-    """Whether :func:`jpeg` runs as :func:`_round_trip`: float and soft mode
-    with libjpeg's color matrices and tables without a gradient, where the
-    decoder's adjoints apply (:class:`_DecoderGraph`) and a kernel of the
-    call's backend runs the block pass (:func:`diffjpeg.stages.dctmgr.takes`;
-    asked within :func:`_kernels_of` the plan's backend)."""
-    if plan.mode == "exact" or plan.matrix is not None or ycbcr_to_rgb is not None or needs_grad(plan.tables):
+    """Whether :func:`jpeg` runs as :func:`_round_trip`: libjpeg's color
+    matrices and tables without a gradient, where the decoder's adjoints
+    apply (:class:`_DecoderGraph`), and in float and soft mode where a
+    kernel of the call's backend runs the block pass
+    (:func:`diffjpeg.stages.dctmgr.takes`; asked within :func:`_kernels_of`
+    the plan's backend), in exact mode where the compiled exact codec takes
+    the image and a gradient is wanted (without one, :func:`_compiled_jpeg`)."""
+    if plan.matrix is not None or ycbcr_to_rgb is not None or needs_grad(plan.tables):
+        return False
+    if plan.mode == "exact" and not (plan.kernel and plan.grad) and not transformed():
         return False
     color_space = "YCbCr" if plan.channels == 3 else "grayscale"
     if not _DecoderGraph.applies(color_space, None, plan.geometries):
@@ -634,14 +637,19 @@ def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb) -> bool:
     return dctmgr.takes(plan.tables, plan.rounding)
 
 
-def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor:
+def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor | None:
     """:func:`jpeg` in float or soft mode as :func:`_round_trip_applies`
     chose it: the encoder's stages to each component's sampled plane, the
     block pass (:mod:`diffjpeg.stages.dctmgr`: DCT, quantizer and inverse
     DCT together), the decoder's stages, all without a graph
-    (:func:`~diffjpeg.codec.planes.round_trip_values`); the gradient is :class:`_RoundTripGraph`'s.
-    The values of :func:`encode` then :func:`decode` (float mode's the same
-    bits; soft mode's within the quantizer loop's rounding, as there).
+    (:func:`~diffjpeg.codec.planes.round_trip_values`); in exact mode the
+    compiled exact codec, with the DCT it computes on the way
+    (:func:`~diffjpeg.codec.planes.exact_round_trip_values`). The gradient
+    is :class:`_RoundTripGraph`'s. The values of :func:`encode` then
+    :func:`decode` (float and exact mode's the same bits; soft mode's within
+    the quantizer loop's rounding, as there); ``None`` where the exact
+    encoder declines the image's values and they pass the range check
+    (the stages run then).
     ``window``: a strip's, as in :func:`_pixel_stages` and
     :class:`_EncoderGraph`. Under a ``torch.func`` transform, the same
     through custom operators (:mod:`diffjpeg.codec.operators`)."""
@@ -656,12 +664,23 @@ def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor:
         return out.reshape(plan.batch + out.shape[1:])
     unchecked = image if x.is_floating_point() and checking_values() else None
     grad = needs_grad(x)
-
-    def block_pass(plane: Tensor, table: Tensor, target: Tensor, slopes: Tensor | None) -> None:
-        dctmgr.block_pass(plane, table, mode, rounding, out=target, slopes=slopes)
-
+    sloped = grad and dctmgr.sloped(rounding)
     with torch.no_grad():
-        out, slopes = planes.round_trip_values(x, plan.tables, plan.geometries, mode, block_pass, grad and dctmgr.sloped(rounding), unchecked, window)
+        if mode == "exact":
+            def slope(coefficients: Tensor, table: Tensor) -> Tensor:
+                return quantizer_slope(coefficients, table, rounding)
+
+            within = None if unchecked is None else FLOAT_IMAGE_RANGE
+            done = planes.exact_round_trip_values(x, plan.tables, plan.geometries, slope, sloped, within, plan.kernel_tables, plan.kernel_layout, window)
+            if done is None:  # the encoder met a value outside the range: named here, or the stages run
+                check_image_values(image)
+                return None
+            out, slopes = done
+        else:
+            def block_pass(plane: Tensor, table: Tensor, target: Tensor, slopes: Tensor | None) -> None:
+                dctmgr.block_pass(plane, table, mode, rounding, out=target, slopes=slopes)
+
+            out, slopes = planes.round_trip_values(x, plan.tables, plan.geometries, mode, block_pass, sloped, unchecked, window)
     if grad:
         out = _RoundTripGraph.apply(x, out, plan, window, *slopes)
     return out.reshape(plan.batch + out.shape[1:])
@@ -764,8 +783,9 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
         # checked strip by strip, as encode() checks: the rows are then in cache for the encoder
         plan = encode_plan(rows, quality, **options)
         with full_precision(rows.device), _kernels_of(plan.backend):
-            if _round_trip_applies(plan, ycbcr_to_rgb):
-                return _round_trip(rows, plan, window)
+            out = _round_trip(rows, plan, window) if _round_trip_applies(plan, ycbcr_to_rgb) else None
+            if out is not None:
+                return out
             coefficients = _encode(rows, plan, window)
         # finite unless a custom matrix overflows, as in jpeg()
         return _decode(coefficients, options["mode"], ycbcr_to_rgb, as_uint8=False, finite=options["rgb_to_ycbcr"] is None, window=window,

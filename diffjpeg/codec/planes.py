@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..backends import cpu
+from ..backends import cpu, exact
 from ..core.check import FLOAT_IMAGE_RANGE, check_image_values
 from ..core.precision import cached_constant
 from ..stages import color, dctmgr
@@ -115,6 +115,34 @@ def round_trip_values(x: Tensor, tables: Tensor, geometries, mode: str, block_pa
 
     out = pixels(inverse, planes[0], geometries, tuple(size), "YCbCr" if x.shape[1] == 3 else "grayscale", None, mode, window)
     return out, slopes
+
+
+def exact_round_trip_values(x: Tensor, tables: Tensor, geometries, slope, sloped: bool, within=None, table_values=None, layout=None, window=None):
+    """Exact mode's round trip by the compiled codec (:mod:`diffjpeg.backends.exact`):
+    the pixels ``(B, C, H, W)`` (levels / 255 in the tables' dtype; the
+    file's, bit for bit) from ``x`` (``(B, C, H, W)``, float in [0, 1]) and
+    the tables ``(B, 2, 8, 8)``, and each component's slopes, the
+    quantizer's derivatives ``slope(F, Q)`` at the exact DCT ``F`` (what
+    exact mode's gradient takes them at; ``None`` each without ``sloped``),
+    as :func:`round_trip_values` gives them. ``within``: the range the
+    encoder checks ``x`` against as it reads it; ``table_values``: the
+    kernel's (encoder, decoder) tables, or ``None``; ``layout``: the
+    encoder's batch layout, or ``None``. ``None`` where the kernel declines
+    (a value outside ``within``: the caller's check names it)."""
+    count, channels = x.shape[:2]
+    size = (int(x.shape[-2]), int(x.shape[-1]))
+    encoded = exact.encode(x, tables, geometries, tables.dtype, dct=sloped, within=within, table_values=table_values and table_values[0], layout=layout)
+    if encoded is None:
+        return None
+    quantized, dct = encoded
+    component_tables = tables[:, [min(c, 1) for c in range(channels)]]
+    out = exact.decode(list(quantized), component_tables, list(geometries), size, tables.dtype, "YCbCr" if channels == 3 else "grayscale",
+                       window, table_values=table_values and table_values[1])
+    if out is None:
+        return None
+    if not sloped:
+        return out, [None] * len(geometries)
+    return out, [slope(f, tables[:, min(ci, 1)].reshape(count, 1, 1, 8, 8)) for ci, f in enumerate(dct)]
 
 
 def ycc_grad(grad: Tensor, color_space: str, matrix: Tensor | None) -> Tensor:

@@ -51,6 +51,7 @@ SLOTS = (
     "upsample_adjoint",
     "quantize",  # stages.quantize.quantize_with_surrogate, forward
     "quantize_adjoint",  # and its backward
+    "quantize_slope",  # stages.quantize.quantizer_slope: the surrogate's derivative alone
     "block_pass",  # stages.dctmgr: a block's DCT, quantizer and inverse DCT together, forward
     "block_pass_adjoint",  # and its backward
     "idct_islow",  # stages.dct.idct_islow's SIMD form

@@ -188,6 +188,27 @@ def _kernel_forward(coefficients: Tensor, table: Tensor, mode: Mode, rounding: R
     return dispatch.run("quantize", coefficients, table, soft, *form, noise)
 
 
+def quantizer_slope(coefficients: Tensor, table: Tensor, rounding: Rounding) -> Tensor:
+    """``r'(F / Q)``, the surrogate's derivative at each coefficient: what
+    the quantizer's backward multiplies the gradient by, before ``/ Q``.
+    The ``"quantize_slope"`` slot's kernel where one takes the tensors
+    (the same values as the quantizer's backward uses there), else the
+    tensor form. No graph.
+
+    Example:
+        >>> from diffjpeg.stages.rounding import as_rounding
+        >>> quantizer_slope(torch.full((1, 1, 1, 8, 8), 20.0), torch.full((1, 1, 1, 8, 8), 8.0), as_rounding("linear"))[0, 0, 0, 0, 0].item()
+        1.0
+    """
+    with torch.no_grad():
+        form = kernel_form(rounding)
+        if form is not None:
+            done = dispatch.run("quantize_slope", coefficients, table, *form)
+            if done is not None:
+                return done
+        return rounding.derivative(coefficients / table)
+
+
 @dispatch.keeps_backends
 class _Quantizer(torch.autograd.Function):
     """:func:`quantize_with_surrogate` through the ``"quantize"`` slot's

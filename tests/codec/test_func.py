@@ -200,20 +200,23 @@ def test_forward_mode_refused_not_zero():
             diffjpeg.jpeg(forward_ad.make_dual(x, torch.ones_like(x)), 50)
 
 
-@pytest.mark.parametrize("mode", ["float", "soft"])
+@pytest.mark.parametrize("mode", ["float", "soft", "exact"])
 def test_transforms_take_the_compiled_round_trip(mode, monkeypatch):
-    """Under grad, vmap, vmap(grad) and jacrev, float and soft mode run the
-    block pass's loops through the custom operators (diffjpeg.codec.operators),
-    whose implementations get plain tensors; the results are the eager
-    calls' bit for bit: the same loops, the images independent."""
-    from diffjpeg.backends import cpu
+    """Under grad, vmap, vmap(grad) and jacrev, every mode runs the compiled
+    loops (the block pass; exact mode's compiled codec) through the custom
+    operators (diffjpeg.codec.operators), whose implementations get plain
+    tensors; the results are the eager calls' bit for bit: the same loops,
+    the images independent."""
+    from diffjpeg.backends import cpu, exact
+    from diffjpeg.codec import planes
     from diffjpeg.stages import dctmgr
 
-    if not cpu.block_pass_built(torch.ones(1)):
+    if not cpu.block_pass_built(torch.ones(1)) or not exact.compiled():
         pytest.skip("the compiled loops were not built, or turned off")
     calls = []
-    real = dctmgr.block_pass_kernel
-    monkeypatch.setattr(dctmgr, "block_pass_kernel", lambda *a, **k: calls.append(1) or real(*a, **k))
+    module, name = (planes, "exact_round_trip_values") if mode == "exact" else (dctmgr, "block_pass_kernel")
+    real = getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *a, **k: calls.append(1) or real(*a, **k))
     x, w = image((2, 3, 16, 24)), weights((2, 3, 16, 24))
 
     def loss(t, wt):
@@ -221,7 +224,7 @@ def test_transforms_take_the_compiled_round_trip(mode, monkeypatch):
 
     leaf = x.clone().requires_grad_()
     (expected,) = torch.autograd.grad(loss(leaf, w), leaf)
-    assert not calls  # eager calls take the direct path
+    calls.clear()  # eager calls take the direct path (exact mode's the same round trip)
     assert torch.equal(grad(loss)(x, w), expected)
     assert torch.equal(vmap(grad(loss))(x, w), expected)
     assert torch.equal(vmap(lambda t: diffjpeg.jpeg(t, 40, mode=mode))(x), diffjpeg.jpeg(x, 40, mode=mode))
@@ -230,7 +233,8 @@ def test_transforms_take_the_compiled_round_trip(mode, monkeypatch):
     one = x[:1].clone().requires_grad_()
     y = diffjpeg.jpeg(one, 40, mode=mode).flatten()[rows]
     assert torch.equal(jac, torch.stack([torch.autograd.grad(y[i], one, retain_graph=True)[0] for i in range(len(rows))]))
-    assert len(calls) == 3 * 4  # three components, four transformed forwards
+    # four transformed forwards (each component's block pass), and exact mode's eager reference for jacrev
+    assert len(calls) == (5 if mode == "exact" else 3 * 4)
 
 
 def test_second_order_takes_the_tensor_stages():

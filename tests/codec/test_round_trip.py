@@ -6,7 +6,9 @@ backward) against the stages one by one:
   for bit (the same IEEE operations in the same order); soft mode's
   samples, the saved derivatives and the gradients within the float/soft
   contract (the tensor form's tanh, sine and cosine are torch's);
-* jpeg() against decode(encode()), which runs the separate compiled loops:
+* jpeg() against decode(encode()), which runs the separate compiled loops
+  (exact mode: the compiled exact codec's values, the quantizer's
+  derivative at its DCT, the same adjoints):
   the same operations in the same order, so values and input gradients are
   the same bits by construction, for every surrogate, sampling, odd sizes,
   grayscale, per-image tables and both float dtypes; a second derivative
@@ -114,7 +116,7 @@ CASES = [  # (shape, subsampling)
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize("rounding", SURROGATES, ids=str)
-@pytest.mark.parametrize("mode", ["float", "soft"])
+@pytest.mark.parametrize("mode", ["float", "soft", "exact"])
 @pytest.mark.parametrize("shape, subsampling", CASES, ids=str)
 def test_jpeg_is_encode_then_decode(shape, subsampling, mode, rounding, dtype):
     if mode == "soft" and rounding == "linear":
@@ -170,6 +172,18 @@ def test_when_jpeg_takes_the_block_pass():
     assert not applies(plan(x, rounding=Fourier(order=65)))  # longer than the loop's series
     with cpu.enabled(False):
         assert not applies(plan(x))
+
+
+def test_exact_mode_with_a_gradient_takes_the_round_trip(monkeypatch):
+    from diffjpeg.codec import planes
+
+    calls = []
+    real = planes.exact_round_trip_values
+    monkeypatch.setattr(planes, "exact_round_trip_values", lambda *a, **k: calls.append(1) or real(*a, **k))
+    x = torch.rand(1, 3, 16, 16, requires_grad=True)
+    jpeg(x, 50).sum().backward()
+    jpeg(x.detach(), 50)  # without a gradient: the compiled round trip alone
+    assert len(calls) == 1
 
 
 def test_the_block_pass_runs(monkeypatch):
