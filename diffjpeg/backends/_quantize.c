@@ -11,7 +11,10 @@
  * a dozen tensor operations (sigmoid's derivative alone took ten), with
  * 1 / Q's products for the backward's divisions but u's own (each within a
  * unit in the last place of its quotient; u is the tensor form's quotient,
- * where r' can be steep and float mode rounds it).
+ * where r' can be steep and float mode rounds it). `slope` gives r'(u)
+ * alone (exact mode's round trip saves it). The block pass (below, with
+ * its own comment) runs a block's DCT, this quantizer and the inverse DCT
+ * together for jpeg().
  *
  * Facts relied on:
  * - The division and the rounding are IEEE operations (-ffp-contract=off),

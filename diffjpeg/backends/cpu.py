@@ -26,6 +26,13 @@ in one fixed order (chunks of :data:`QUANTIZE_CHUNK` elements, in order):
 the values are the tensor operations' to rounding, not bit for bit
 (float mode's rounded values excepted), and the same for every thread count.
 
+The same file holds :func:`block_pass` and :func:`block_pass_adjoint`
+(``"block_pass"`` slots, :mod:`diffjpeg.stages.dctmgr`): a block's DCT,
+quantizer, dequantization and inverse DCT in one pass for
+:func:`diffjpeg.jpeg`, with the separate loops' operations in their
+order (``_dct.h`` is the one home of a block's transform), and
+:func:`quantize_slope`, the surrogate's derivative alone.
+
 One switch turns every compiled loop off, this module's and the exact
 codec's (:mod:`diffjpeg.backends.exact`): ``DIFFJPEG_NATIVE=0`` at import,
 :func:`set_enabled`, or :func:`enabled` for a ``with`` block. Nothing but
