@@ -59,22 +59,33 @@ from . import planes
 from .plan import EncodePlan, encoder_geometries
 
 
-def applies(plan: EncodePlan) -> bool:
+def applies(plan: EncodePlan, image: Tensor) -> bool:
     """Whether the operators run ``plan``'s round trip (the pipeline has
     checked the rest): the loops built and on for its tables (in exact mode
     the compiled exact codec), allowed by the call's backend, a surrogate
     with a kernel form and, in float and soft mode, other than noise
     (whose draws need its generator), and at most one reverse-mode level
-    (``grad``, ``vjp``, ``jacrev``) among the transforms: :class:`_RoundTrip`'s
-    backward has no derivative, so a second order (``grad(grad(...))``)
-    takes the tensor stages."""
+    (``grad``, ``vjp``, ``jacrev``) among the transforms, and none outside
+    them (``image`` beneath its wrappers does not require grad):
+    :class:`_RoundTrip`'s backward has no derivative, so a second order
+    (``grad(grad(...))``, or autograd through ``grad``'s result) takes the
+    tensor stages."""
     if kernel_form(plan.rounding) is None or not dispatch.allows("native") or not cpu.block_pass_built(plan.tables):
         return False
     if plan.mode == "exact" and not exact.compiled() or plan.mode != "exact" and isinstance(plan.rounding, Noise):
         return False
-    from torch._C._functorch import TransformType, get_interpreter_stack  # (only asked under a transform)
+    from torch._C._functorch import (  # (only under a transform)
+        TransformType,
+        get_interpreter_stack,
+        get_unwrapped,
+        is_functorch_wrapped_tensor,
+    )
 
-    return sum(level.key() == TransformType.Grad for level in get_interpreter_stack() or ()) <= 1
+    if sum(level.key() == TransformType.Grad for level in get_interpreter_stack() or ()) > 1:
+        return False
+    while is_functorch_wrapped_tensor(image):
+        image = get_unwrapped(image)
+    return not image.requires_grad
 
 
 def apply(x: Tensor, plan: EncodePlan) -> Tensor:
@@ -189,4 +200,7 @@ class _RoundTrip(torch.autograd.Function):
         none = (None,) * 6
         if grad is None:
             return (None,) + none
-        return (round_trip_adjoint(grad, slopes, tables, ctx.sampling),) + none
+        # detached: torch.func runs a backward as one to be differentiated (the gradient of y**2
+        # carries y's graph), and the operator has no derivative of its own; one reverse level
+        # (applies()) never asks for it
+        return (round_trip_adjoint(grad.detach(), slopes, tables, ctx.sampling),) + none

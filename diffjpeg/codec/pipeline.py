@@ -604,7 +604,7 @@ def jpeg(
             out = (_compiled_jpeg if plan.kernel else _fused_jpeg)(image, plan, as_uint8)
             if out is not None:
                 return out
-        out = _round_trip(image, plan) if _round_trip_applies(plan, ycbcr_to_rgb) else None
+        out = _round_trip(image, plan) if _round_trip_applies(plan, ycbcr_to_rgb, image) else None
         if out is None:
             coefficients = _encode(image, plan)
             # encode's coefficients are finite (finite image, tables >= 1) unless a
@@ -615,7 +615,7 @@ def jpeg(
     return out.to(image.dtype)  # float32's values, rounded once to a half-precision image's dtype
 
 
-def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb) -> bool:
+def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb, image: Tensor) -> bool:
     """Whether :func:`jpeg` runs as :func:`_round_trip`: libjpeg's color
     matrices and tables without a gradient, where the decoder's adjoints
     apply (:class:`_DecoderGraph`), and in float and soft mode where a
@@ -633,7 +633,7 @@ def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb) -> bool:
     if transformed() and not torch.compiler.is_compiling():  # torch.func: through the operators, where they apply
         from . import operators
 
-        return operators.applies(plan)
+        return operators.applies(plan, image)
     return dctmgr.takes(plan.tables, plan.rounding)
 
 
@@ -783,7 +783,7 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
         # checked strip by strip, as encode() checks: the rows are then in cache for the encoder
         plan = encode_plan(rows, quality, **options)
         with full_precision(rows.device), _kernels_of(plan.backend):
-            out = _round_trip(rows, plan, window) if _round_trip_applies(plan, ycbcr_to_rgb) else None
+            out = _round_trip(rows, plan, window) if _round_trip_applies(plan, ycbcr_to_rgb, rows) else None
             if out is not None:
                 return out
             coefficients = _encode(rows, plan, window)

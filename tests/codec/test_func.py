@@ -249,3 +249,24 @@ def test_second_order_takes_the_tensor_stages():
     actual, expected = second("auto"), second("torch")
     assert expected.abs().sum() > 0
     assert_close_to_rounding(actual, expected)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_loss_of_the_output_and_autograd_around_grad(mode):
+    """A loss that is not linear in the pixels (the gradient then carries their
+    graph) under vmap(grad); and autograd differentiating grad's result (a second
+    reverse level outside the transforms, which the operators leave to the tensor
+    stages): the eager results, and the tensor stages' second order."""
+    layer = diffjpeg.DiffJPEG(quality=60, mode=mode)
+    x = image((3, 3, 16, 16))
+    per_sample = vmap(grad(lambda t: layer(t.unsqueeze(0)).square().sum()))(x)
+    leaf = x.clone().requires_grad_()
+    (expected,) = torch.autograd.grad(layer(leaf).square().sum(), leaf)
+    assert torch.equal(per_sample, expected)
+    second = []
+    for backend in BACKENDS:
+        outer = x[:1].clone().requires_grad_()
+        g = grad(lambda t: diffjpeg.jpeg(t, 50, mode=mode, backend=backend).square().sum())(outer)
+        second.append(torch.autograd.grad(g.square().sum(), outer)[0])
+    assert second[1].abs().sum() > 0
+    assert_close_to_rounding(second[0], second[1])

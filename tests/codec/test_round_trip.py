@@ -157,7 +157,7 @@ def plan(x, mode="float", **options):
 
 def applies(plan, ycbcr_to_rgb=None) -> bool:
     with pipeline._kernels_of(plan.backend):  # as jpeg() asks
-        return pipeline._round_trip_applies(plan, ycbcr_to_rgb)
+        return pipeline._round_trip_applies(plan, ycbcr_to_rgb, None)
 
 
 def test_when_jpeg_takes_the_block_pass():
