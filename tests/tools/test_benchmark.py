@@ -31,6 +31,7 @@ def test_cli_rejects_unknown_command(capsys):
     assert e.value.code != 0
 
 
+@pytest.mark.slow  # 12 s of the 3-minute default run: run it (-m slow) before each GPU session's device script
 def test_gpu_script_runs_on_the_cpu_and_writes_every_section(tmp_path):
     """benchmarks/gpu.py end to end on the CPU, tiny: one test, two photos, two qualities, no compile."""
     import importlib.util
