@@ -42,8 +42,9 @@ notes on extending, checked in ``tests/codec/test_func.py``):
 
 Registered on first use (:func:`diffjpeg.codec.pipeline._round_trip`
 imports this module under a transform), so that importing diffjpeg does
-not pay for it. Not for the noise surrogate, whose draws need its
-generator (not an operator argument): under a transform it takes the tensor stages.
+not pay for it. Not for soft mode's noise surrogate, whose draws need its
+generator (not an operator argument): under a transform it takes the
+tensor stages (float and exact mode only take its derivative, 1).
 """
 from __future__ import annotations
 
