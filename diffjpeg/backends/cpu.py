@@ -569,12 +569,10 @@ def block_pass(
     surrogate's derivative ``r'(F / Q)`` goes (``(P, BY, BX, 8, 8)``,
     contiguous); ``noise``: the noise surrogate's draws, shaped as ``slopes``.
     ``None`` where the loop does not take the tensors (:func:`block_pass_takes`)."""
-    if not _pass_shapes(plane, table, out) or any(t is not None and not _pass_rows(t, plane) for t in (slopes, noise)):
+    arrays = _pass_arrays(plane, table, out, matrices, slopes, noise)
+    if arrays is None:
         return None
-    count = plane.shape[0] * (plane.shape[1] // 8) * (plane.shape[2] // 8)
-    c, ct = (m.detach().contiguous().numpy() for m in matrices)
-    a, b, q = _plane_blocks(plane).numpy(), _plane_blocks(out).numpy(), _table_rows(table, plane.shape[0]).numpy()
-    r, z = (None if t is None else t.detach().view(plane.shape[0], -1).numpy() for t in (slopes, noise))
+    count, a, b, q, c, ct, r, z = arrays
     _blockwise(lambda start, stop: _quantize_kernel.block_forward(a, b, q, r, z, c, ct, bool(soft), surrogate, parameters, start, stop), count)
     mark_written(out)
     if slopes is not None:
@@ -587,15 +585,29 @@ def block_pass_adjoint(grad: Tensor, slopes: Tensor | None, table: Tensor, out: 
     output's, with the ``slopes`` it saved (``None``: ``r' = 1``, linear and
     noise), into ``out`` (``grad`` itself allowed); ``None`` where the loop
     does not take the tensors."""
-    if not _pass_shapes(grad, table, out) or slopes is not None and not _pass_rows(slopes, grad):
+    arrays = _pass_arrays(grad, table, out, matrices, slopes)
+    if arrays is None:
         return None
-    count = grad.shape[0] * (grad.shape[1] // 8) * (grad.shape[2] // 8)
-    c, ct = (m.detach().contiguous().numpy() for m in matrices)
-    a, b, q = _plane_blocks(grad).numpy(), _plane_blocks(out).numpy(), _table_rows(table, grad.shape[0]).numpy()
-    r = None if slopes is None else slopes.detach().view(grad.shape[0], -1).numpy()
+    count, a, b, q, c, ct, r, _ = arrays
     _blockwise(lambda start, stop: _quantize_kernel.block_backward(a, b, q, r, c, ct, start, stop), count)
     mark_written(out)
     return out
+
+
+def _pass_arrays(
+    plane: Tensor, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor], slopes: Tensor | None, noise: Tensor | None = None
+) -> tuple | None:
+    """What the pass's two entry points read, as numpy arrays: the number of
+    blocks, ``plane``'s and ``out``'s blocks, the table rows, ``C`` and
+    ``C^T``, ``slopes`` and ``noise`` (one value per coefficient,
+    contiguous, or ``None``); ``None`` where the loop does not take them."""
+    if not _pass_shapes(plane, table, out) or any(t is not None and not _pass_rows(t, plane) for t in (slopes, noise)):
+        return None
+    count = plane.shape[0] * (plane.shape[1] // 8) * (plane.shape[2] // 8)
+    c, ct = (m.detach().contiguous().numpy() for m in matrices)
+    a, b, q = _plane_blocks(plane).numpy(), _plane_blocks(out).numpy(), _table_rows(table, plane.shape[0]).numpy()
+    r, z = (None if t is None else t.detach().view(plane.shape[0], -1).numpy() for t in (slopes, noise))
+    return count, a, b, q, c, ct, r, z
 
 
 def _pass_rows(t: Tensor, plane: Tensor) -> bool:

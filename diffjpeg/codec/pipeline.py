@@ -44,6 +44,7 @@ from ..core.check import (
     transformed,
 )
 from ..core.coefficients import Coefficients
+from ..core.colorspace import default_color_space
 from ..core.dispatch import BACKENDS, Backend
 from ..core.geometry import PillowSubsampling, Subsampling, subsampling_factors
 from ..core.modes import MODES, Mode
@@ -604,7 +605,7 @@ def jpeg(
             out = (_compiled_jpeg if plan.kernel else _fused_jpeg)(image, plan, as_uint8)
             if out is not None:
                 return out
-        out = _round_trip(image, plan) if _round_trip_applies(plan, ycbcr_to_rgb, image) else None
+        out = _round_trip(image, plan, ycbcr_to_rgb)
         if out is None:
             coefficients = _encode(image, plan)
             # encode's coefficients are finite (finite image, tables >= 1) unless a
@@ -627,8 +628,7 @@ def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb, image: Tensor) -> bool:
         return False
     if plan.mode == "exact" and not (plan.kernel and plan.grad) and not transformed():
         return False
-    color_space = "YCbCr" if plan.channels == 3 else "grayscale"
-    if not _DecoderGraph.applies(color_space, None, plan.geometries):
+    if not _DecoderGraph.applies(default_color_space(plan.channels), None, plan.geometries):
         return False
     if transformed() and not torch.compiler.is_compiling():  # torch.func: through the operators, where they apply
         from . import operators
@@ -637,7 +637,7 @@ def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb, image: Tensor) -> bool:
     return dctmgr.takes(plan.tables, plan.rounding)
 
 
-def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor | None:
+def _round_trip(image: Tensor, plan: EncodePlan, ycbcr_to_rgb, window=None) -> Tensor | None:
     """:func:`jpeg` in float or soft mode as :func:`_round_trip_applies`
     chose it: the encoder's stages to each component's sampled plane, the
     block pass (:mod:`diffjpeg.stages.dctmgr`: DCT, quantizer and inverse
@@ -647,12 +647,14 @@ def _round_trip(image: Tensor, plan: EncodePlan, window=None) -> Tensor | None:
     (:func:`~diffjpeg.codec.planes.exact_round_trip_values`). The gradient
     is :class:`_RoundTripGraph`'s. The values of :func:`encode` then
     :func:`decode` (float and exact mode's the same bits; soft mode's within
-    the quantizer loop's rounding, as there); ``None`` where the exact
-    encoder declines the image's values and they pass the range check
-    (the stages run then).
+    the quantizer loop's rounding, as there); ``None`` where it does not
+    apply, or where the exact encoder declines the image's values and they
+    pass the range check: the stages run then.
     ``window``: a strip's, as in :func:`_pixel_stages` and
     :class:`_EncoderGraph`. Under a ``torch.func`` transform, the same
     through custom operators (:mod:`diffjpeg.codec.operators`)."""
+    if not _round_trip_applies(plan, ycbcr_to_rgb, image):
+        return None
     count, work, mode, rounding = plan.count, plan.work, plan.mode, plan.rounding
     raw = image.reshape(count, plan.channels, *plan.size)
     x = raw.to(work) if raw.is_floating_point() and raw.dtype != work else raw
@@ -783,7 +785,7 @@ def _in_strips(image, quality, options: dict, ycbcr_to_rgb) -> Tensor | None:
         # checked strip by strip, as encode() checks: the rows are then in cache for the encoder
         plan = encode_plan(rows, quality, **options)
         with full_precision(rows.device), _kernels_of(plan.backend):
-            out = _round_trip(rows, plan, window) if _round_trip_applies(plan, ycbcr_to_rgb, rows) else None
+            out = _round_trip(rows, plan, ycbcr_to_rgb, window)
             if out is not None:
                 return out
             coefficients = _encode(rows, plan, window)

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..backends import cpu, exact
 from ..core.check import FLOAT_IMAGE_RANGE, check_image_values
+from ..core.colorspace import default_color_space
 from ..core.precision import cached_constant
 from ..stages import color, dctmgr
 from ..stages.blocks import replicate_edges, replicate_edges_adjoint
@@ -113,7 +114,7 @@ def round_trip_values(x: Tensor, tables: Tensor, geometries, mode: str, block_pa
     def inverse(ci: int, target: Tensor) -> None:
         block_pass(planes[ci], tables[:, min(ci, 1)], target, slopes[ci])
 
-    out = pixels(inverse, planes[0], geometries, tuple(size), "YCbCr" if x.shape[1] == 3 else "grayscale", None, mode, window)
+    out = pixels(inverse, planes[0], geometries, tuple(size), default_color_space(x.shape[1]), None, mode, window)
     return out, slopes
 
 
@@ -136,7 +137,7 @@ def exact_round_trip_values(x: Tensor, tables: Tensor, geometries, slope, sloped
         return None
     quantized, dct = encoded
     component_tables = tables[:, [min(c, 1) for c in range(channels)]]
-    out = exact.decode(list(quantized), component_tables, list(geometries), size, tables.dtype, "YCbCr" if channels == 3 else "grayscale",
+    out = exact.decode(list(quantized), component_tables, list(geometries), size, tables.dtype, default_color_space(channels),
                        window, table_values=table_values and table_values[1])
     if out is None:
         return None
@@ -188,13 +189,14 @@ def sampling_adjoint(transpose, geo, size: tuple[int, int], out: Tensor, plane: 
     h_scale, v_scale = geo.scale
     padded = (geo.padded[0] // v_scale, geo.padded[1] // h_scale)
     whole = (geo.blocks[0] * 8, geo.blocks[1] * 8)
-    if whole == padded and (padded[0] * v_scale, padded[1] * h_scale) == size and geo.scale == (1, 1):
+    no_edges = whole == padded and (padded[0] * v_scale, padded[1] * h_scale) == size  # both edge adjoints the identity
+    if no_edges and geo.scale == (1, 1):
         transpose(out)
         return
     if plane is None:
         plane = out.new_empty(out.shape[:1] + whole)
     transpose(plane)
-    if whole == padded and (padded[0] * v_scale, padded[1] * h_scale) == size:
+    if no_edges:
         downsample_adjoint(plane, h_scale, v_scale, out=out)
         return
     plane = replicate_edges_adjoint(plane, *padded)
@@ -232,7 +234,7 @@ def round_trip_adjoint(grad: Tensor, slopes, tables: Tensor, geometries, window=
     go through one buffer, the color planes' gradient, in place. With a
     strip's ``window``, as :func:`image_grad`."""
     size = tuple(grad.shape[-2:])
-    ycc = ycc_grad(grad, "YCbCr" if grad.shape[1] == 3 else "grayscale", None)
+    ycc = ycc_grad(grad, default_color_space(grad.shape[1]), None)
     for ci, geo in enumerate(geometries):
         sampled = sampled_grad(ycc[:, ci], geo)  # a view of ycc, or a new plane
         table = tables[:, min(ci, 1)]
