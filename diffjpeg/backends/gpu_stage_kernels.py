@@ -29,7 +29,12 @@ the tensor form's bit for bit:
   "bit for bit" above, as there (the surrogates' exp, sine and cosine are
   not torch's; float mode's ``rint(F / Q)`` is the same bits, ``F / Q``
   correctly rounded), and the table's gradient summed per program and
-  folded in order, in float64, without atomics.
+  folded in order, in float64, without atomics;
+* ``block_pass_kernel``, ``block_pass_adjoint_kernel``: the block pass of
+  :mod:`diffjpeg.stages.dctmgr` (a block's DCT, quantizer and inverse DCT
+  together, and its transpose), the transforms' and the clamp's operations
+  as above and the quantizer's as ``quantize_kernel``'s, so float mode's
+  pixels are the same bits as the stages one by one.
 
 Facts relied on: the wrappers launch every kernel with
 ``enable_fp_fusion=False`` (no FMA fuses a product and a sum that the tensor
@@ -415,12 +420,32 @@ def _surrogate(u, noise, sigma, constants, KIND: tl.constexpr, TERMS: tl.constex
 
 
 @triton.jit
+def _fourier_both(u, sigma, constants, TERMS: tl.constexpr):
+    """:func:`_surrogate`'s fourier value and derivative at ``u`` together,
+    each by the same operations as there (one angle, one rotation)."""
+    cos_t, sin_t = _cos_sin(u, constants)
+    c1 = cos_t * -1.0
+    s1 = sin_t * -1.0
+    c = c1
+    s = s1
+    slope = c1 * tl.load(sigma)
+    value = s1 * tl.load(sigma + TERMS)
+    for k in tl.static_range(2, TERMS + 1):
+        c_next = c * c1 - s * s1
+        s = s * c1 + c * s1
+        c = c_next
+        slope = slope + c * tl.load(sigma + k - 1)
+        value = value + s * tl.load(sigma + TERMS + k - 1)
+    return (value + u).to(u.dtype), (slope * 2.0 + 1.0).to(u.dtype)
+
+
+@triton.jit
 def quantize_kernel(f, q, v, noise, sigma, constants, m, s_f, s_q, s_v, s_n, chunks,
-                    SOFT: tl.constexpr, KIND: tl.constexpr, TERMS: tl.constexpr, BLOCKS: tl.constexpr):
+                    SOFT: tl.constexpr, KIND: tl.constexpr, TERMS: tl.constexpr, SLOPE: tl.constexpr, BLOCKS: tl.constexpr):
     """Rows of ``m`` coefficients (``BLOCKS`` 8x8 blocks a program, row
     ``chunks`` programs long): ``u = F / Q`` (correctly rounded,
-    :func:`_divide`), then ``rint(u)`` or, ``SOFT``, the surrogate's value;
-    ``Q`` is the row's 64 table entries."""
+    :func:`_divide`), then ``rint(u)`` or, ``SOFT``, the surrogate's value,
+    or, ``SLOPE``, its derivative ``r'(u)``; ``Q`` is the row's 64 table entries."""
     pid = tl.program_id(0)
     row = (pid // chunks).to(tl.int64)
     e = ((pid % chunks) * (BLOCKS * 64) + tl.arange(0, BLOCKS)[:, None] * 64 + tl.arange(0, 64)[None, :]).to(tl.int64)
@@ -428,7 +453,9 @@ def quantize_kernel(f, q, v, noise, sigma, constants, m, s_f, s_q, s_v, s_n, chu
     x = tl.load(f + row * s_f + e, mask=mask, other=0.0)
     table = tl.load(q + row * s_q + tl.arange(0, 64))[None, :]
     u = _divide(x, table)
-    if SOFT:
+    if SLOPE:
+        out = _surrogate(u, u, sigma, constants, KIND, TERMS, True)
+    elif SOFT:
         drawn = u
         if KIND == NOISE:
             drawn = tl.load(noise + row * s_n + e, mask=mask, other=0.0)
@@ -474,3 +501,193 @@ def fold_kernel(partials, out, count, s_out):
     for c in range(count):
         total += tl.load(partials + (row * count + c) * 64 + k)
     tl.store(out + row * s_out + k, total.to(out.dtype.element_ty))
+
+
+# ---------------------------------------------------------------- the block pass (_quantize.c's block_forward and block_backward)
+@triton.jit
+def _pass_rows(x, m, i, s_r, lane, inside, SHIFT: tl.constexpr):
+    """Row ``i`` of ``X A^T`` for the blocks at ``x`` (rows ``s_r`` apart,
+    columns contiguous), ``A`` at ``m`` (row-major): ``T[i, v] = X[i, 0]
+    A[v, 0] + ... + X[i, 7] A[v, 7]`` left to right, each ``X`` less 128
+    first where ``SHIFT`` (the level shift). ``(BLOCKS, 8)`` over ``v``."""
+    value = tl.load(x + i * s_r, mask=inside, other=0.0)
+    if SHIFT:
+        value = value - 128.0
+    t = value * tl.load(m + lane * 8)
+    for j in tl.static_range(1, 8):
+        value = tl.load(x + i * s_r + j, mask=inside, other=0.0)
+        if SHIFT:
+            value = value - 128.0
+        t = t + value * tl.load(m + lane * 8 + j)
+    return t
+
+
+@triton.jit
+def _columns(a, t0, t1, t2, t3, t4, t5, t6, t7, u):
+    """Row ``u`` of ``A T``: ``A[u, 0] T[0, v] + ... + A[u, 7] T[7, v]``,
+    left to right (``A`` at ``a``, row-major)."""
+    y = tl.load(a + u * 8) * t0
+    y = y + tl.load(a + u * 8 + 1) * t1
+    y = y + tl.load(a + u * 8 + 2) * t2
+    y = y + tl.load(a + u * 8 + 3) * t3
+    y = y + tl.load(a + u * 8 + 4) * t4
+    y = y + tl.load(a + u * 8 + 5) * t5
+    y = y + tl.load(a + u * 8 + 6) * t6
+    y = y + tl.load(a + u * 8 + 7) * t7
+    return y
+
+
+@triton.jit
+def _lane(row, lane, j):
+    """Lane ``j`` of each block's row ``(BLOCKS, 8)``, as ``(BLOCKS, 1)``:
+    the sum of it and seven +0.0s, which is that value (a -0.0 comes back
+    +0.0, which no later sum, product or clamp of the pass tells apart)."""
+    return tl.sum(tl.where(lane == j, row, 0.0), axis=1, keep_dims=True)
+
+
+@triton.jit
+def _held_rows(d, lane, i, a):
+    """Row ``i`` of ``D A^T`` for a block held in registers as its rows
+    ``d`` (``(BLOCKS, 8)``): ``D[i, 0] A[v, 0] + ... + D[i, 7] A[v, 7]``, left to right."""
+    t = _lane(d, lane, 0) * tl.load(a + lane * 8)
+    for j in tl.static_range(1, 8):
+        t = t + _lane(d, lane, j) * tl.load(a + lane * 8 + j)
+    return t
+
+
+@triton.jit
+def _block_of(pid, n, bx, per_plane, BLOCKS: tl.constexpr):
+    """This program's blocks (``(BLOCKS, 1)``, int64): their number, plane,
+    block row and column, and which exist."""
+    block = (pid * BLOCKS + tl.arange(0, BLOCKS)[:, None]).to(tl.int64)
+    plane = block // per_plane
+    rest = block % per_plane
+    return block, plane, rest // bx, rest % bx, block < n
+
+
+@triton.jit
+def _inverse_store(d0, d1, d2, d3, d4, d5, d6, d7, lane, ct, out, rounded_clamp: tl.constexpr, ROUNDED: tl.constexpr,
+                   s_r, mask):
+    """``C^T D C`` of the blocks held as rows ``d0``..``d7``, into the
+    blocks at ``out`` (rows ``s_r`` apart): with ``rounded_clamp``, + 128,
+    rounded where ``ROUNDED``, clamped to [0, 255] (the inverse DCT's
+    output, :func:`diffjpeg.stages.dct.idct`)."""
+    t0 = _held_rows(d0, lane, 0, ct)
+    t1 = _held_rows(d1, lane, 1, ct)
+    t2 = _held_rows(d2, lane, 2, ct)
+    t3 = _held_rows(d3, lane, 3, ct)
+    t4 = _held_rows(d4, lane, 4, ct)
+    t5 = _held_rows(d5, lane, 5, ct)
+    t6 = _held_rows(d6, lane, 6, ct)
+    t7 = _held_rows(d7, lane, 7, ct)
+    for u in tl.static_range(8):
+        y = _columns(ct, t0, t1, t2, t3, t4, t5, t6, t7, u)
+        if rounded_clamp:
+            y = y + 128.0
+            if ROUNDED:
+                y = _round_half_even(y)
+            y = tl.where(y < 0.0, 0.0, y).to(y.dtype)
+            y = tl.where(y > 255.0, 255.0, y).to(y.dtype)
+        tl.store(out + u * s_r + lane, y, mask=mask)
+
+
+@triton.jit
+def _quantized_row(f, u, table, slopes, noise, block, lane, mask, sigma, constants,
+                   SOFT: tl.constexpr, KIND: tl.constexpr, TERMS: tl.constexpr, SLOPED: tl.constexpr):
+    """Row ``u`` of ``v Q``, ``v`` the quantizer's value at ``F / Q`` (row
+    ``f``), saving ``r'(F / Q)`` where ``SLOPED``; ``table``: the blocks'
+    tables (``(BLOCKS, 1)`` pointers)."""
+    q = tl.load(table + u * 8 + lane, mask=mask, other=1.0)
+    x = _divide(f, q)
+    at = block * 64 + u * 8 + lane
+    if SOFT and SLOPED and KIND == FOURIER:  # value and slope from one rotation (float64's two spilled on sm_90)
+        v, slope = _fourier_both(x, sigma, constants, TERMS)
+        tl.store(slopes + at, slope, mask=mask)
+    else:
+        if SLOPED:
+            tl.store(slopes + at, _surrogate(x, x, sigma, constants, KIND, TERMS, True), mask=mask)
+        if SOFT:
+            drawn = x
+            if KIND == NOISE:
+                drawn = tl.load(noise + at, mask=mask, other=0.0)
+            v = _surrogate(x, drawn, sigma, constants, KIND, TERMS, False)
+        else:
+            v = _round_half_even(x)
+    return v * q
+
+
+@triton.jit
+def block_pass_kernel(src, dst, q, slopes, noise, c, ct, sigma, constants, n, bx, per_plane, s_p, s_r, d_p, d_r, s_q,
+                      SOFT: tl.constexpr, KIND: tl.constexpr, TERMS: tl.constexpr, SLOPED: tl.constexpr, BLOCKS: tl.constexpr):
+    """``BLOCKS`` 8x8 blocks of ``(P, 8 BY, 8 BX)`` planes a program (rows
+    ``s_r`` apart, columns contiguous), samples to samples: ``F = C (X -
+    128) C^T``, ``v = rint(F / Q)`` or (``SOFT``) ``r(F / Q)``, ``r'(F / Q)``
+    into ``slopes`` where ``SLOPED`` (``(P, BY, BX, 64)`` contiguous, as
+    ``noise``), ``clamp(C^T (v Q) C + 128)``, rounded first in float mode.
+    ``dst`` may be ``src``: every program reads its blocks whole before the
+    barrier and writes them after it."""
+    block, plane, i, j, inside = _block_of(tl.program_id(0), n, bx, per_plane, BLOCKS)
+    lane = tl.arange(0, 8)[None, :]
+    mask = inside & (lane < 8)
+    x = src + plane * s_p + (8 * i) * s_r + 8 * j
+    t0 = _pass_rows(x, c, 0, s_r, lane, inside, True)
+    t1 = _pass_rows(x, c, 1, s_r, lane, inside, True)
+    t2 = _pass_rows(x, c, 2, s_r, lane, inside, True)
+    t3 = _pass_rows(x, c, 3, s_r, lane, inside, True)
+    t4 = _pass_rows(x, c, 4, s_r, lane, inside, True)
+    t5 = _pass_rows(x, c, 5, s_r, lane, inside, True)
+    t6 = _pass_rows(x, c, 6, s_r, lane, inside, True)
+    t7 = _pass_rows(x, c, 7, s_r, lane, inside, True)
+    tl.debug_barrier()  # the blocks are read: dst may be src
+    table = q + plane * s_q
+    d0 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 0), 0, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
+    d1 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 1), 1, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
+    d2 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 2), 2, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
+    d3 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 3), 3, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
+    d4 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 4), 4, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
+    d5 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 5), 5, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
+    d6 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 6), 6, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
+    d7 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 7), 7, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
+    _inverse_store(d0, d1, d2, d3, d4, d5, d6, d7, lane, ct, dst + plane * d_p + (8 * i) * d_r + 8 * j, True, not SOFT, d_r, mask)
+
+
+@triton.jit
+def _gradient_row(d, u, table, slopes, block, lane, mask, SLOPED: tl.constexpr):
+    """Row ``u`` of ``((D Q) r') (1 / Q)``: the quantizer's transpose, as ``quantize_adjoint_kernel``'s."""
+    q = tl.load(table + u * 8 + lane, mask=mask, other=1.0)
+    g = d * q
+    if SLOPED:
+        g = g * tl.load(slopes + block * 64 + u * 8 + lane, mask=mask, other=0.0)
+    return g * _divide(q * 0.0 + 1.0, q)
+
+
+@triton.jit
+def block_pass_adjoint_kernel(src, dst, q, slopes, c, ct, n, bx, per_plane, s_p, s_r, d_p, d_r, s_q,
+                              SLOPED: tl.constexpr, BLOCKS: tl.constexpr):
+    """:func:`block_pass_kernel`'s transpose from the gradient of its
+    output (``src``) to that of its input (``dst``, which may be ``src``):
+    ``C G C^T``, x Q, x the saved ``r'`` where ``SLOPED``, x 1 / Q, then
+    ``C^T (.) C``."""
+    block, plane, i, j, inside = _block_of(tl.program_id(0), n, bx, per_plane, BLOCKS)
+    lane = tl.arange(0, 8)[None, :]
+    mask = inside & (lane < 8)
+    x = src + plane * s_p + (8 * i) * s_r + 8 * j
+    t0 = _pass_rows(x, c, 0, s_r, lane, inside, False)
+    t1 = _pass_rows(x, c, 1, s_r, lane, inside, False)
+    t2 = _pass_rows(x, c, 2, s_r, lane, inside, False)
+    t3 = _pass_rows(x, c, 3, s_r, lane, inside, False)
+    t4 = _pass_rows(x, c, 4, s_r, lane, inside, False)
+    t5 = _pass_rows(x, c, 5, s_r, lane, inside, False)
+    t6 = _pass_rows(x, c, 6, s_r, lane, inside, False)
+    t7 = _pass_rows(x, c, 7, s_r, lane, inside, False)
+    tl.debug_barrier()  # the blocks are read: dst may be src
+    table = q + plane * s_q
+    d0 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 0), 0, table, slopes, block, lane, mask, SLOPED)
+    d1 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 1), 1, table, slopes, block, lane, mask, SLOPED)
+    d2 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 2), 2, table, slopes, block, lane, mask, SLOPED)
+    d3 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 3), 3, table, slopes, block, lane, mask, SLOPED)
+    d4 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 4), 4, table, slopes, block, lane, mask, SLOPED)
+    d5 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 5), 5, table, slopes, block, lane, mask, SLOPED)
+    d6 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 6), 6, table, slopes, block, lane, mask, SLOPED)
+    d7 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 7), 7, table, slopes, block, lane, mask, SLOPED)
+    _inverse_store(d0, d1, d2, d3, d4, d5, d6, d7, lane, ct, dst + plane * d_p + (8 * i) * d_r + 8 * j, False, False, d_r, mask)

@@ -3,8 +3,10 @@
 values of :mod:`diffjpeg.backends.cpu`'s compiled loops of the same names,
 bit for bit the stage modules' tensor forms (``tests/backends/test_gpu_stages.py``):
 float and soft mode's sampling, rounding, DCT and color forward, and every
-mode's backward through them; and the quantizer's two slots, whose values
-are the CPU loop's kind: within the float/soft contract of the tensor form.
+mode's backward through them; and the quantizer's two slots and the block
+pass's (a block's DCT, quantizer and inverse DCT in one kernel), whose
+values are the CPU loops' kind: float mode's rounding the same bits, the
+surrogates within the float/soft contract of the tensor form.
 
 Each function returns ``None`` (nothing written) where its kernel does not
 apply: a tensor not on the kernels' device (:func:`diffjpeg.backends.gpu.applies`:
@@ -334,8 +336,28 @@ def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, pa
     args = _surrogate_arguments(rows, surrogate, parameters)
     _kernels().quantize_kernel[(n * chunks,)](
         rows, tables, target, drawn, args["sigma"], args["constants"], m, rows.stride(0), tables.stride(0), target.stride(0),
-        drawn.stride(0), chunks, SOFT=bool(soft), KIND=args["KIND"], TERMS=args["TERMS"], BLOCKS=QUANTIZER_BLOCKS,
+        drawn.stride(0), chunks, SOFT=bool(soft), KIND=args["KIND"], TERMS=args["TERMS"], SLOPE=False, BLOCKS=QUANTIZER_BLOCKS,
     )  # fusion allowed: values to the contract, not bit for bit (exp, sin, cos, and div_rn itself, use FMAs within)
+    return out
+
+
+def quantize_slope(coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple) -> Tensor | None:
+    """:func:`diffjpeg.backends.cpu.quantize_slope` on the GPU: the
+    surrogate's derivative ``r'(F / Q)`` of each coefficient, a new tensor,
+    as :func:`quantize_adjoint` computes it."""
+    views = _quantizer_rows(coefficients, table, surrogate)
+    if views is None or torch.is_grad_enabled() and (coefficients.requires_grad or table.requires_grad):
+        return None
+    rows, tables = views
+    out = torch.empty(coefficients.shape, dtype=coefficients.dtype, device=coefficients.device)
+    target = out.view(rows.shape)
+    n, m = rows.shape
+    chunks = -(-m // (QUANTIZER_BLOCKS * 64))
+    args = _surrogate_arguments(rows, surrogate, parameters)
+    _kernels().quantize_kernel[(n * chunks,)](
+        rows, tables, target, target, args["sigma"], args["constants"], m, rows.stride(0), tables.stride(0), target.stride(0),
+        target.stride(0), chunks, SOFT=False, KIND=args["KIND"], TERMS=args["TERMS"], SLOPE=True, BLOCKS=QUANTIZER_BLOCKS,
+    )  # (fusion allowed, as in quantize)
     return out
 
 
@@ -368,6 +390,82 @@ def quantize_adjoint(grad: Tensor, coefficients: Tensor, table: Tensor, surrogat
     return out, table_gradient
 
 
+# ---------------------------------------------------------------- the block pass (cpu.block_pass's counterpart)
+PASS_BLOCKS = {torch.float32: 32, torch.float64: 16}  # 8x8 blocks a program (float64's fourier spilled at 32 on sm_90)
+
+
+def block_pass_takes(plane: Tensor, table: Tensor) -> bool:
+    """Whether :func:`block_pass` and :func:`block_pass_adjoint` take planes
+    and tables like these (dtype and device; the calls check the shapes)."""
+    return _takes_floats(plane) and table.dtype == plane.dtype and gpu.applies(table)
+
+
+def _pass_launch(plane: Tensor, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor], *per_coefficient: Tensor | None) -> tuple | None:
+    """What both kernels are launched with: the grid, the number of blocks,
+    ``BX``, ``BY BX``, ``plane``'s and ``out``'s strides, the tables as rows
+    of 64 and their stride (0: one for all), ``C`` and ``C^T``; ``None``
+    where they do not take the tensors: a ``(P, 8 BY, 8 BX)`` plane with
+    rows contiguous, its ``(P or 1, 8, 8)`` table, an ``out`` like it, and
+    ``per_coefficient`` tensors (slopes, noise: ``None`` or one value per
+    coefficient, contiguous) of the plane's dtype and device."""
+    if not (block_pass_takes(plane, table) and plane.dim() == 3 and plane.shape[1] % 8 == 0 and plane.shape[2] % 8 == 0 and plane.stride(2) == 1):
+        return None
+    if table.dim() != 3 or table.shape[1:] != (8, 8) or table.shape[0] not in (1, plane.shape[0]):
+        return None
+    if out.shape != plane.shape or out.dtype != plane.dtype or out.stride(2) != 1 or out.device != plane.device or out.requires_grad:
+        return None
+    for t in per_coefficient:
+        if t is not None and not (t.dtype == plane.dtype and t.device == plane.device and t.is_contiguous() and t.numel() == plane.numel()):
+            return None
+    p, h, w = plane.shape
+    n = p * (h // 8) * (w // 8)
+    rows = table.detach().reshape(-1, 64).contiguous()
+    c, ct = (m.to(plane.dtype).contiguous() for m in matrices)
+    grid = (-(-n // PASS_BLOCKS[plane.dtype]),)
+    return grid, n, w // 8, (h // 8) * (w // 8), plane.stride(0), plane.stride(1), out.stride(0), out.stride(1), rows, (rows.stride(0) if rows.shape[0] > 1 else 0), c, ct
+
+
+def block_pass(
+    plane: Tensor, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor], soft: bool, surrogate: str, parameters: tuple,
+    slopes: Tensor | None = None, noise: Tensor | None = None,
+) -> Tensor | None:
+    """:func:`diffjpeg.backends.cpu.block_pass` on the GPU: each 8x8 block of
+    ``plane`` from samples to samples in one kernel (DCT, quantizer, inverse
+    DCT and clamp, :mod:`diffjpeg.stages.dctmgr`), into ``out`` (``plane``
+    itself allowed), the surrogate's derivative into ``slopes`` where
+    given; float mode's pixels are the stages' bits, soft mode's and the
+    slopes within the quantizer kernel's contract."""
+    launch = None if surrogate not in _SURROGATE_KINDS else _pass_launch(plane, table, out, matrices, slopes, noise)
+    if launch is None or (soft and surrogate == "noise") != (noise is not None):
+        return None
+    grid, n, bx, per_plane, s_p, s_r, d_p, d_r, rows, s_q, c, ct = launch
+    if n:
+        args = _surrogate_arguments(rows, surrogate, parameters)
+        _kernels().block_pass_kernel[grid](
+            plane.detach(), out, rows, out if slopes is None else slopes, out if noise is None else noise.detach(), c, ct,
+            args["sigma"], args["constants"], n, bx, per_plane, s_p, s_r, d_p, d_r, s_q, SOFT=bool(soft), KIND=args["KIND"],
+            TERMS=args["TERMS"], SLOPED=slopes is not None, BLOCKS=PASS_BLOCKS[plane.dtype], enable_fp_fusion=False,
+        )
+    return out
+
+
+def block_pass_adjoint(grad: Tensor, slopes: Tensor | None, table: Tensor, out: Tensor, matrices: tuple[Tensor, Tensor]) -> Tensor | None:
+    """:func:`diffjpeg.backends.cpu.block_pass_adjoint` on the GPU: the
+    gradient of :func:`block_pass`'s plane from its output's, with the
+    ``slopes`` it saved (``None``: ``r' = 1``), into ``out`` (``grad``
+    itself allowed), in one kernel."""
+    launch = _pass_launch(grad, table, out, matrices, slopes)
+    if launch is None:
+        return None
+    grid, n, bx, per_plane, s_p, s_r, d_p, d_r, rows, s_q, c, ct = launch
+    if n:
+        _kernels().block_pass_adjoint_kernel[grid](
+            grad.detach(), out, rows, out if slopes is None else slopes, c, ct, n, bx, per_plane, s_p, s_r, d_p, d_r, s_q,
+            SLOPED=slopes is not None, BLOCKS=PASS_BLOCKS[grad.dtype], enable_fp_fusion=False,
+        )
+    return out
+
+
 def _takes_floats(x: Tensor) -> bool:
     """Whether the DCT's and the color product's kernels take ``x``'s device and dtype (the stages then take the fixed order)."""
     return x.dtype in FLOATS and gpu.applies(x)
@@ -378,3 +476,6 @@ for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "up
     dispatch.register(_slot, globals()[_slot], "triton", _takes_floats if _slot in ("color_apply", "block_transform") else None)
 dispatch.register("quantize", quantize, "triton", quantizer_takes)
 dispatch.register("quantize_adjoint", quantize_adjoint, "triton", quantizer_takes)
+dispatch.register("quantize_slope", quantize_slope, "triton", quantizer_takes)
+dispatch.register("block_pass", block_pass, "triton", block_pass_takes)
+dispatch.register("block_pass_adjoint", block_pass_adjoint, "triton", block_pass_takes)

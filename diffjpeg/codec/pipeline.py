@@ -622,11 +622,12 @@ def _round_trip_applies(plan: EncodePlan, ycbcr_to_rgb, image: Tensor) -> bool:
     apply (:class:`_DecoderGraph`), and in float and soft mode where a
     kernel of the call's backend runs the block pass
     (:func:`diffjpeg.stages.dctmgr.takes`; asked within :func:`_kernels_of`
-    the plan's backend), in exact mode where the compiled exact codec takes
-    the image and a gradient is wanted (without one, :func:`_compiled_jpeg`)."""
+    the plan's backend), in exact mode where the compiled exact codec or
+    the GPU's fused one (called directly) takes the image and a gradient is
+    wanted (without one, :func:`_compiled_jpeg` or :func:`_fused_jpeg`)."""
     if plan.matrix is not None or ycbcr_to_rgb is not None or needs_grad(plan.tables):
         return False
-    if plan.mode == "exact" and not (plan.kernel and plan.grad) and not transformed():
+    if plan.mode == "exact" and not ((plan.kernel or _fused_direct(plan)) and plan.grad) and not transformed():
         return False
     if not _DecoderGraph.applies(default_color_space(plan.channels), None, plan.geometries):
         return False
@@ -643,7 +644,7 @@ def _round_trip(image: Tensor, plan: EncodePlan, ycbcr_to_rgb, window=None) -> T
     block pass (:mod:`diffjpeg.stages.dctmgr`: DCT, quantizer and inverse
     DCT together), the decoder's stages, all without a graph
     (:func:`~diffjpeg.codec.planes.round_trip_values`); in exact mode the
-    compiled exact codec, with the DCT it computes on the way
+    compiled exact codec (or the GPU's fused one), with the DCT it computes on the way
     (:func:`~diffjpeg.codec.planes.exact_round_trip_values`). The gradient
     is :class:`_RoundTripGraph`'s. The values of :func:`encode` then
     :func:`decode` (float and exact mode's the same bits; soft mode's within
@@ -672,8 +673,12 @@ def _round_trip(image: Tensor, plan: EncodePlan, ycbcr_to_rgb, window=None) -> T
             def slope(coefficients: Tensor, table: Tensor) -> Tensor:
                 return quantizer_slope(coefficients, table, rounding)
 
-            within = None if unchecked is None else FLOAT_IMAGE_RANGE
-            done = planes.exact_round_trip_values(x, plan.tables, plan.geometries, slope, sloped, within, plan.kernel_tables, plan.kernel_layout, window)
+            fused = _fused_direct(plan)
+            if fused:  # the GPU's kernels read the values as they are: checked first
+                check_image_values(image)
+            within = None if unchecked is None or fused else FLOAT_IMAGE_RANGE
+            done = planes.exact_round_trip_values(x, plan.tables, plan.geometries, slope, sloped, within, plan.kernel_tables, plan.kernel_layout,
+                                                  window, fused)
             if done is None:  # the encoder met a value outside the range: named here, or the stages run
                 check_image_values(image)
                 return None
@@ -753,6 +758,11 @@ def _fused_jpeg(image: Tensor, plan: EncodePlan, as_uint8: bool) -> Tensor | Non
     color_space = "YCbCr" if plan.channels == 3 else "grayscale"
     out = codec.decode(encoded[0], tables, plan.geometries, plan.size, torch.uint8 if as_uint8 else plan.work, color_space)
     return None if out is None else out.reshape(image.shape).to(image.dtype)
+
+
+def _fused_direct(plan: EncodePlan) -> bool:
+    """Whether ``plan`` calls the fused GPU codec's kernels directly (eagerly, not through their custom operators)."""
+    return plan.triton and not plan.triton_ops
 
 
 def _fused(plan: EncodePlan | DecodePlan):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..backends import cpu, exact
+from ..backends import cpu, exact, gpu
 from ..core.check import FLOAT_IMAGE_RANGE, check_image_values
 from ..core.colorspace import default_color_space
 from ..core.precision import cached_constant
@@ -118,8 +118,13 @@ def round_trip_values(x: Tensor, tables: Tensor, geometries, mode: str, block_pa
     return out, slopes
 
 
-def exact_round_trip_values(x: Tensor, tables: Tensor, geometries, slope, sloped: bool, within=None, table_values=None, layout=None, window=None):
-    """Exact mode's round trip by the compiled codec (:mod:`diffjpeg.backends.exact`):
+def exact_round_trip_values(x: Tensor, tables: Tensor, geometries, slope, sloped: bool, within=None, table_values=None, layout=None, window=None,
+                            fused: bool = False):
+    """Exact mode's round trip by the compiled codec (:mod:`diffjpeg.backends.exact`;
+    with ``fused``, the GPU's fused kernels, :func:`diffjpeg.backends.gpu.encode`
+    and :func:`~diffjpeg.backends.gpu.decode`, which read the values as they
+    are: the caller checks them first, and ``within``, ``table_values``,
+    ``layout`` and ``window`` are for the compiled codec only):
     the pixels ``(B, C, H, W)`` (levels / 255 in the tables' dtype; the
     file's, bit for bit) from ``x`` (``(B, C, H, W)``, float in [0, 1]) and
     the tables ``(B, 2, 8, 8)``, and each component's slopes, the
@@ -132,13 +137,20 @@ def exact_round_trip_values(x: Tensor, tables: Tensor, geometries, slope, sloped
     (a value outside ``within``: the caller's check names it)."""
     count, channels = x.shape[:2]
     size = (int(x.shape[-2]), int(x.shape[-1]))
-    encoded = exact.encode(x, tables, geometries, tables.dtype, dct=sloped, within=within, table_values=table_values and table_values[0], layout=layout)
+    if fused:
+        encoded = gpu.encode(x, tables, geometries, tables.dtype, sloped)
+    else:
+        encoded = exact.encode(x, tables, geometries, tables.dtype, dct=sloped, within=within, table_values=table_values and table_values[0], layout=layout)
     if encoded is None:
         return None
     quantized, dct = encoded
     component_tables = tables[:, [min(c, 1) for c in range(channels)]]
-    out = exact.decode(list(quantized), component_tables, list(geometries), size, tables.dtype, default_color_space(channels),
-                       window, table_values=table_values and table_values[1])
+    color_space = default_color_space(channels)
+    if fused:
+        out = gpu.decode(list(quantized), component_tables, list(geometries), size, tables.dtype, color_space)
+    else:
+        out = exact.decode(list(quantized), component_tables, list(geometries), size, tables.dtype, color_space, window,
+                           table_values=table_values and table_values[1])
     if out is None:
         return None
     if not sloped:

@@ -20,14 +20,15 @@ noise (``r' = 1``) save nothing.
 
 Facts relied on:
 
-* The compiled pass (``diffjpeg/backends/_quantize.c``, the ``"block_pass"``
-  slots) performs the separate stages' operations in their order (the DCT's
-  fixed order, :mod:`diffjpeg.stages.dct`; the quantizer's loop,
+* The compiled pass (``diffjpeg/backends/_quantize.c``) and the Triton
+  kernels (``diffjpeg/backends/gpu_stage_kernels.py``), the ``"block_pass"``
+  slots' kernels, perform the separate stages' operations in their order
+  (the DCT's fixed order, :mod:`diffjpeg.stages.dct`; the quantizer's loop,
   :mod:`diffjpeg.stages.quantize`; ``q * Q``; the clamp of
-  :func:`diffjpeg.stages.dct.idct`), so its values are the compiled stages'
-  bit for bit: float mode's forward is the same bits, soft mode's and every
-  gradient within :func:`~diffjpeg.core.precision.rounding_tolerance` of
-  the tensor forms, as the quantizer's loop is.
+  :func:`diffjpeg.stages.dct.idct`), so float mode's forward is the
+  stages' bits, soft mode's and every gradient within
+  :func:`~diffjpeg.core.precision.rounding_tolerance` of the tensor forms,
+  as the quantizer's kernels are.
 * A block's work depends on nothing but the block and its table: any split
   among threads gives the same bits.
 

@@ -71,6 +71,7 @@ InterpretedFunction.run = recorded
 import diffjpeg
 from diffjpeg.backends import gpu, gpu_decoder, gpu_stages as G
 from diffjpeg.core.geometry import geometries
+from diffjpeg.stages.dct import dct_matrices
 g = torch.Generator().manual_seed(0)
 FLOATS = (torch.float32, torch.float64)
 
@@ -171,8 +172,21 @@ for dtype in FLOATS:
                              ("fourier", (1.0, 1.0, 1.0)), ("noise", ())):
         for soft in (False, True):
             assert G.quantize(f, q, soft, name, parameters, torch.rand(f.shape, dtype=dtype) if name == "noise" else None) is not None
+        assert G.quantize_slope(f, q, name, parameters) is not None
         for table in (q, q[:1], None):
             assert G.quantize_adjoint(f, f, q if table is None else table, name, parameters, table is not None) is not None
+    # the block pass: every surrogate, rounded and soft, with and without its slopes saved, per-plane and shared tables, in place
+    plane = torch.rand(2, 16, 24, generator=g, dtype=dtype) * 255
+    c = dct_matrices(dtype)
+    for name, parameters in (("linear", ()), ("polynomial", ()), ("sigmoid", (4.0, 1.93)), ("fourier", (0.5,)),
+                             ("fourier", (1.0, 1.0, 1.0)), ("noise", ())):
+        for soft in (False, True):
+            for slopes in (None, torch.empty(2, 2, 3, 8, 8, dtype=dtype)):
+                noise = torch.rand(2, 2, 3, 8, 8, dtype=dtype) if soft and name == "noise" else None
+                assert G.block_pass(plane, q[:, 0, 0], torch.empty_like(plane), c, soft, name, parameters, slopes, noise) is not None
+    for slopes in (None, torch.rand(2, 2, 3, 8, 8, dtype=dtype)):
+        assert G.block_pass_adjoint(plane, slopes, q[:1, 0, 0], plane.clone(), c) is not None
+    assert G.block_pass(plane, q[:1, 0, 0], plane, c, False, "linear", (), None, None) is plane
 
 # the exact decoder's slots one by one
 blocks = torch.randint(-300, 301, (130, 8, 8), generator=g, dtype=torch.int32)
@@ -304,11 +318,14 @@ if __name__ == "__main__":
 '''
 
 QUANTIZER_KERNELS = {"quantize_kernel", "quantize_adjoint_kernel", "fold_kernel"}  # values to the float/soft contract: fusion allowed
+# no fusion (float mode's pixels are the stages' bits), but they divide by Q correctly rounded: PTX's div.rn, whose SASS
+# expansion multiplies and adds with FFMA/DFMA by design (an IEEE division, not a fused product of the kernel's)
+DIVIDING_KERNELS = {"block_pass_kernel", "block_pass_adjoint_kernel"}
 KERNELS = {
     "encode_kernel", "plane_kernel", "pixel_kernel", "idct_kernel", "ycc_kernel",
     "downsample_kernel", "upsample_kernel", "upsample_adjoint_kernel", "downsample_adjoint_kernel",
     "round_clamp_kernel", "block_transform_kernel", "color_kernel",
-} | QUANTIZER_KERNELS
+} | QUANTIZER_KERNELS | DIVIDING_KERNELS
 STAGE_KERNELS = KERNELS - {"encode_kernel", "plane_kernel", "pixel_kernel", "idct_kernel", "ycc_kernel"} - QUANTIZER_KERNELS
 
 
@@ -329,6 +346,17 @@ def _table(variants: list[dict]) -> str:
             f"| {v['spill_stores']}/{v['spill_loads']} | {v['stack']} | {v['float_ops']} | {v['ptx_fma']}/{v['sass_fma']} | {v['seconds']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def _libdevice(variant: dict) -> bool:
+    """Whether a block pass variant evaluates float64's exp, sin or cos
+    (the sigmoid's and fourier's value or slope): libdevice's functions,
+    whose PTX multiplies and adds with fma by design; the float32 variants
+    (exp2 and the kernels' own polynomials) show the pass's own arithmetic
+    unfused."""
+    c = variant["constexprs"]
+    return (variant["name"] == "block_pass_kernel" and c.get("KIND") in (2, 3) and (c.get("SOFT") or c.get("SLOPED"))
+            and variant["pointers"].get("src") == "*fp64")
 
 
 def _values(variants, name, *keys, pointer=None):
@@ -364,7 +392,8 @@ def test_every_launched_kernel_variant_compiles_for_sm90_without_spills(tmp_path
     spilled = [(v["name"], v["constexprs"], v["spill_stores"], v["spill_loads"]) for v in variants if v["spill_stores"] or v["spill_loads"]]
     assert not spilled, spilled
     # no fused multiply-add where the launch asks for none (the tensor forms' roundings)
-    fused = [(v["name"], v["constexprs"], v["ptx_fma"], v["sass_fma"]) for v in variants if not v["enable_fp_fusion"] and (v["ptx_fma"] or v["sass_fma"])]
+    fused = [(v["name"], v["constexprs"], v["ptx_fma"], v["sass_fma"]) for v in variants
+             if not v["enable_fp_fusion"] and (v["ptx_fma"] and not _libdevice(v) or v["sass_fma"] and v["name"] not in DIVIDING_KERNELS)]
     assert not fused, fused
     assert all(v["sass_lines"] > 0 for v in variants)
     # the kernels whose floats must round as the tensor forms' operations are all launched so
@@ -396,3 +425,8 @@ def test_every_launched_kernel_variant_compiles_for_sm90_without_spills(tmp_path
         assert {b for b, p in _values(variants, "round_clamp_kernel", "BLOCK", pointer="src") if p == dtype} == {128, 256, 512, 1024}
         assert {o for o, p in _values(variants, "color_kernel", "HAS_OFFSET", pointer="x_ptr") if p == dtype} == {True, False}
         assert any(p == dtype for p, in _values(variants, "block_transform_kernel", pointer="x_ptr"))
+        assert {f[0] for f in _values(variants, "quantize_kernel", "SLOPE", pointer="f") if f[1] == dtype} == {True, False}
+        passes = {f[:4] for f in _values(variants, "block_pass_kernel", "SOFT", "KIND", "TERMS", "SLOPED", pointer="src") if f[4] == dtype}
+        assert passes >= {(soft, kind, terms, sloped) for soft in (True, False) for kind, terms in ((0, 1), (1, 1), (2, 1), (2, 3), (3, 1))
+                          for sloped in (True, False)} | {(True, 4, 1, False)}
+        assert {f[0] for f in _values(variants, "block_pass_adjoint_kernel", "SLOPED", pointer="src") if f[1] == dtype} == {True, False}

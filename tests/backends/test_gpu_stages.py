@@ -197,50 +197,65 @@ def test_the_rounding_transform_and_color_kernels_are_the_tensor_forms():
 
 def test_jpeg_through_the_triton_slots_equals_the_tensor_stages():
     """diffjpeg.jpeg, 4:2:0, float32, backend="triton" against "torch", with
-    every real-valued slot taken: float and exact mode's forward bit for bit,
-    soft mode's and every x.grad within the shared bound (the quantizer's
-    kernels compute the surrogate and the division by Q their own way)."""
+    every real-valued slot taken: the round trip (float and soft mode through
+    the block pass, exact mode's values from the fused codec and its
+    gradient through the block pass's adjoint), and the stages one by one
+    where tables are learned (their gradient too): float and exact mode's
+    forward bit for bit, soft mode's and every gradient within the shared
+    bound (the quantizer's kernels compute the surrogate and the division by
+    Q their own way)."""
     out = interpreted(
         """
         import torch
         import diffjpeg
         from diffjpeg.backends import gpu_stages
         from diffjpeg.core import dispatch
-        taken = set()
+        from diffjpeg.stages.quality import quality_tables
+        taken = {}
         def counted(slot, kernel):
             def run(*args, **kwargs):
                 out = kernel(*args, **kwargs)
                 if out is not None:
-                    taken.add(slot)
+                    taken[case].add(slot)
                 return out
             return run
         from tests.helpers import assert_close_to_rounding
         for slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint",
-                     "quantize", "quantize_adjoint"):
+                     "quantize", "quantize_adjoint", "quantize_slope", "block_pass", "block_pass_adjoint"):
             dispatch._kernels[slot] = tuple((b, counted(slot, k) if b == "triton" else k) for b, k in dispatch._kernels[slot])
         x0 = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(0))
         weights = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(1))
-        for mode in ("float", "soft", "exact"):
+        for case in (("float", False), ("soft", False), ("exact", False), ("float", True), ("exact", True)):
+            mode, learned = case
+            taken[case] = set()
             results = []
             for backend in ("torch", "triton"):
                 x = x0.clone().requires_grad_(True)
-                y = diffjpeg.jpeg(x, 50, mode=mode, subsampling="4:2:0", backend=backend)
+                tables = quality_tables(torch.tensor(50.0)).requires_grad_(learned)
+                y = diffjpeg.jpeg(x, qtables=tables, mode=mode, subsampling="4:2:0", backend=backend)
                 (y * weights).sum().backward()
-                results.append((y.detach(), x.grad))
-            (y0, g0), (y1, g1) = results
+                results.append((y.detach(), x.grad, tables.grad))
+            (y0, g0, t0), (y1, g1, t1) = results
             if mode == "soft":
                 assert_close_to_rounding(y1, y0)
             else:
-                assert torch.equal(y0, y1), mode
+                assert torch.equal(y0, y1), case
             assert_close_to_rounding(g1, g0)
-            print(mode)
-        print(*sorted(taken))
+            if learned:
+                assert_close_to_rounding(t1, t0)
+            print(mode, learned, *sorted(taken[case]))
         """
     )
-    lines = out.split("\n")
-    assert lines[:3] == ["float", "soft", "exact"]
-    assert lines[3].split() == sorted(["block_transform", "color_apply", "downsample", "downsample_adjoint", "round_clamp", "upsample",
-                                       "upsample_adjoint", "quantize", "quantize_adjoint"])
+    lines = [line.split() for line in out.strip().split("\n")]
+    pixels = ["color_apply", "round_clamp", "downsample", "upsample"]  # the stages' forward around the planes
+    adjoints = ["color_apply", "downsample_adjoint", "upsample_adjoint"]  # and their transposes
+    assert lines == [
+        ["float", "False", *sorted(set(pixels + adjoints) | {"block_pass", "block_pass_adjoint"})],
+        ["soft", "False", *sorted(set(pixels + adjoints) | {"block_pass", "block_pass_adjoint"})],
+        ["exact", "False", *sorted(adjoints + ["quantize_slope", "block_pass_adjoint"])],  # the values: the fused codec
+        ["float", "True", *sorted(set(pixels + adjoints) | {"block_transform", "quantize", "quantize_adjoint"})],
+        ["exact", "True", *sorted(adjoints + ["block_transform", "quantize_adjoint"])],
+    ]
 
 
 def test_without_the_interpreter_cpu_tensors_stay_on_the_tensor_path():
@@ -264,7 +279,7 @@ def test_the_quantizer_kernels_agree_with_the_tensor_form():
         """
         from tests.helpers import assert_close_to_rounding
         from diffjpeg.stages.quantize import quantize
-        from diffjpeg.stages.rounding import Fourier, Noise
+        from diffjpeg.stages.rounding import Fourier, Noise, as_rounding
         checks = 0
         for dtype, shared in ((torch.float32, False), (torch.float64, True)):
                 f0 = (torch.rand(2, 3, 7, 8, 8, generator=g, dtype=torch.float64) - 0.5).mul(400).to(dtype)
@@ -289,6 +304,8 @@ def test_the_quantizer_kernels_agree_with_the_tensor_form():
                         assert_close_to_rounding(y, y_ref)
                     assert_close_to_rounding(gf, gf_ref)
                     assert_close_to_rounding(gq, gq_ref)
+                    r = as_rounding(rounding)
+                    assert_close_to_rounding(G.quantize_slope(f0, q0, r.name, r.parameters()), r.derivative(f0 / q0))
                     checks += 1
         f0 = torch.rand(1, 2, 3, 8, 8, generator=g) * 100
         q0 = torch.full((1, 1, 1, 8, 8), 7.0)
@@ -302,3 +319,62 @@ def test_the_quantizer_kernels_agree_with_the_tensor_form():
         """
     )
     assert out.split() == ["14"]
+
+
+def test_the_block_pass_kernels_agree_with_the_stages():
+    """block_pass and block_pass_adjoint (a block's DCT, quantizer and
+    inverse DCT in one kernel, and its transpose) against the tensor form of
+    diffjpeg.stages.dctmgr: float mode's pixels bit for bit, soft mode's,
+    the saved slopes and the gradients within the shared bound, for the
+    surrogates, both float dtypes, per-plane and shared tables; a plane read
+    at its row stride, in place, and the noise surrogate's draws as drawn."""
+    out = checked(
+        """
+        from tests.helpers import assert_close_to_rounding
+        from diffjpeg.stages import dctmgr
+        from diffjpeg.stages.rounding import Fourier, Noise, as_rounding
+        checks = 0
+        for dtype, shared, mode, rounding in ((torch.float32, False, "float", "sigmoid"), (torch.float32, True, "soft", "sigmoid"),
+                                              (torch.float32, False, "soft", Fourier(order=3, damping="none")),
+                                              (torch.float64, True, "float", "polynomial"), (torch.float64, False, "soft", "polynomial"),
+                                              (torch.float32, True, "float", "linear")):
+            r = as_rounding(rounding)
+            wide = samples(2, 16, 40, dtype=dtype).clamp(0, 255)
+            plane = wide[..., 8:32]  # rows 40 apart
+            table = torch.randint(1, 60, (1 if shared else 2, 8, 8), generator=g).to(dtype)
+            slopes = {b: torch.empty(2, 2, 3, 8, 8, dtype=dtype) if dctmgr.sloped(r) else None for b in ("triton", "torch")}
+            grad = samples(2, 16, 24, dtype=dtype)
+            c = dct.dct_matrices(dtype)
+            y, gx = torch.empty_like(plane), torch.empty_like(grad)
+            assert G.block_pass(plane, table, y, c, mode == "soft", r.name, r.parameters(), slopes["triton"]) is y
+            assert G.block_pass_adjoint(grad, slopes["triton"], table, gx, c) is gx
+            with dispatch.using("torch"):
+                y_ref = dctmgr.block_pass(plane, table, mode, r, slopes=slopes["torch"])
+                gx_ref = dctmgr.block_pass_adjoint(grad, slopes["torch"], table)
+            if mode == "float":
+                same(y, y_ref, dtype, rounding)
+            else:
+                assert_close_to_rounding(y, y_ref)
+            if slopes["triton"] is not None:
+                assert_close_to_rounding(slopes["triton"], slopes["torch"])
+            assert_close_to_rounding(gx, gx_ref)
+            checks += 1
+        # in place (each program reads its blocks before it writes them), and the noise surrogate's draws
+        plane, table = samples(1, 16, 16, dtype=torch.float32).clamp(0, 255), torch.full((1, 8, 8), 9.0)
+        with dispatch.using("triton"):
+            y = dctmgr.block_pass(plane, table, "float", as_rounding("sigmoid"))
+            inplace = plane.clone()
+            same(dctmgr.block_pass(inplace, table, "float", as_rounding("sigmoid"), out=inplace), y, "in place")
+            g0 = dctmgr.block_pass_adjoint(plane, None, table)
+            h = plane.clone()
+            same(dctmgr.block_pass_adjoint(h, None, table, out=h), g0, "adjoint in place")
+        assert G.block_pass(plane, table, plane.clone(), dct.dct_matrices(), True, "noise", (), None, None) is None  # its draws required
+        drawn = []
+        for backend in ("triton", "torch"):
+            with dispatch.using(backend):
+                drawn.append(dctmgr.block_pass(plane, table, "soft", Noise(generator=torch.Generator().manual_seed(4))))
+        assert_close_to_rounding(drawn[0], drawn[1])
+        print(checks)
+        """
+    )
+    assert out.split() == ["6"]
