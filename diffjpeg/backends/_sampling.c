@@ -21,6 +21,9 @@
  *                       then down the columns, then 1/scale
  *   downsample_adjoint  the window mean's transpose: each gradient divided
  *                       by the window's size, spread over the window
+ *   merged              upsample for each output row, then the decoder's
+ *                       color conversion with its rounding, clamp and
+ *                       division by 255 (_color.c's steps), in one pass
  *
  * Planes are (N, rows, columns) buffers of float32 or float64 whose rows
  * are contiguous; any plane and row strides (views of stacked planes).
@@ -84,17 +87,26 @@ bad:
 /* ------------------------------------------------------------ the loops, per element type */
 #define DEFINE_LOOPS(T, SUFFIX, FLOOR)                                                                                      \
     /* _triangle along one row: out[2j] = 3 x[j] + x[j-1], out[2j+1] = 3 x[j] + x[j+1], edges repeated */                \
-    static void triangle_row_##SUFFIX(const T *x, T *out, Py_ssize_t n)                                                     \
+    static inline __attribute__((always_inline)) void triangle_row_##SUFFIX(const T *x, T *out, Py_ssize_t n)                                                     \
     {                                                                                                                       \
-        for (Py_ssize_t j = 0; j < n; j++) {                                                                                \
-            T near = (T)3 * x[j];                                                                                           \
-            out[2 * j] = near + x[j > 0 ? j - 1 : 0];                                                                       \
-            out[2 * j + 1] = near + x[j + 1 < n ? j + 1 : n - 1];                                                           \
+        /* the edges apart, so that the loop between them has no branch and vectorizes */                              \
+        T near = (T)3 * x[0];                                                                                               \
+        out[0] = near + x[0];                                                                                               \
+        out[1] = near + x[n > 1 ? 1 : 0];                                                                                   \
+        for (Py_ssize_t j = 1; j < n - 1; j++) {                                                                            \
+            T mid = (T)3 * x[j];                                                                                            \
+            out[2 * j] = mid + x[j - 1];                                                                                    \
+            out[2 * j + 1] = mid + x[j + 1];                                                                                \
+        }                                                                                                                   \
+        if (n > 1) {                                                                                                        \
+            near = (T)3 * x[n - 1];                                                                                         \
+            out[2 * n - 2] = near + x[n - 2];                                                                               \
+            out[2 * n - 1] = near + x[n - 1];                                                                               \
         }                                                                                                                   \
     }                                                                                                                       \
     /* the last step along a row of 2n: + libjpeg's biases (by column), x 1/scale, floor (biased), or x 1/scale (soft);   \
        a second pass over a row still in cache, by pairs of columns: no branch in the loop, which vectorizes */             \
-    static void finish_row_##SUFFIX(T *row, Py_ssize_t n, int biased, T even_bias, T odd_bias, T inverse)                   \
+    static inline __attribute__((always_inline)) void finish_row_##SUFFIX(T *row, Py_ssize_t n, int biased, T even_bias, T odd_bias, T inverse)                   \
     {                                                                                                                       \
         if (!biased) {                                                                                                      \
             for (Py_ssize_t j = 0; j < 2 * n; j++) row[j] = row[j] * inverse;                                               \
@@ -300,6 +312,86 @@ bad:
 DEFINE_LOOPS(float, f32, floorf)
 DEFINE_LOOPS(double, f64, floor)
 
+/* ------------------------------------------------------------ merged: upsampling and color conversion in one pass
+ * jdmerge.c's idea for the real-valued decoder (planes.py's pixels): each output row's chroma is upsampled
+ * into a row buffer (the upsample loop's operations above, for that row only) and converted with the luma
+ * row at once, rounded (float mode), clamped and divided by 255, as _color.c's pass with its post steps:
+ *   out[c] = post(((M[c][0] Y + M[c][1] Cb) + M[c][2] Cr) + shift[c])
+ * so the pixels are those of the upsample pass and then the color pass, bit for bit, without the
+ * full-size chroma planes between them. */
+#define DEFINE_MERGED(T, SUFFIX, RINT, FLOOR)                                                                               \
+    /* row r of the plane x (h rows of w, rows xr apart) upsampled by (rx, ry) into out (rx w values), through col */    \
+    static inline __attribute__((always_inline)) const T *chroma_row_##SUFFIX(const T *x, Py_ssize_t xr, Py_ssize_t h, Py_ssize_t w, Py_ssize_t r, int rx, int ry, \
+                                        int biased, T *col, T *out)                                                         \
+    {                                                                                                                       \
+        const T *row = x + r * xr;                                                                                          \
+        if (ry == 2) { /* _triangle down the columns: 3 x[i] + x[i -+ 1] for the even (odd) output row */                \
+            const Py_ssize_t i = r >> 1, k = (r & 1) ? (i + 1 < h ? i + 1 : h - 1) : (i > 0 ? i - 1 : 0);                   \
+            const T *here = x + i * xr, *other = x + k * xr;                                                                \
+            for (Py_ssize_t j = 0; j < w; j++) col[j] = (T)3 * here[j] + other[j];                                          \
+            row = col;                                                                                                      \
+        }                                                                                                                   \
+        if (rx == 2) {                                                                                                      \
+            triangle_row_##SUFFIX(row, out, w);                                                                             \
+            if (ry == 2)                                                                                                    \
+                finish_row_##SUFFIX(out, w, biased, (T)8, (T)7, (T)(1.0 / 16.0));                                           \
+            else                                                                                                            \
+                finish_row_##SUFFIX(out, w, biased, (T)1, (T)2, (T)0.25);                                                   \
+            return out;                                                                                                     \
+        }                                                                                                                   \
+        if (ry == 2) { /* h1v2's biases go by row: 1 for the even row, 2 for the odd */                                    \
+            const T bias = (r & 1) ? (T)2 : (T)1;                                                                          \
+            if (biased)                                                                                                     \
+                for (Py_ssize_t j = 0; j < w; j++) out[j] = FLOOR((col[j] + bias) * (T)0.25);                              \
+            else                                                                                                            \
+                for (Py_ssize_t j = 0; j < w; j++) out[j] = col[j] * (T)0.25;                                              \
+            return out;                                                                                                     \
+        }                                                                                                                   \
+        return row; /* not upsampled */                                                                                     \
+    }                                                                                                                       \
+    HOT static int merged_##SUFFIX(const Py_buffer *b, const T m[9], const T shift[3], int rx, int ry, int rounded,          \
+                                   Py_ssize_t start, Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)                    \
+    {                                                                                                                       \
+        const Py_buffer *Y = &b[0], *cb = &b[1], *cr = &b[2], *d = &b[3];                                                   \
+        const Py_ssize_t h = cb->shape[1], w = cb->shape[2], W = d->shape[3];                                               \
+        T *buffer = (T *)malloc((size_t)(6 * w + 2) * sizeof(T));                                                          \
+        if (!buffer) return -1;                                                                                             \
+        T *col = buffer, *up[2] = {buffer + w, buffer + 3 * w + 1};                                                         \
+        for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
+            const T *planes[2] = {(const T *)((const char *)cb->buf + p * cb->strides[0]),                                \
+                                  (const T *)((const char *)cr->buf + p * cr->strides[0])};                               \
+            const Py_ssize_t xr[2] = {cb->strides[1] / (Py_ssize_t)sizeof(T), cr->strides[1] / (Py_ssize_t)sizeof(T)};     \
+            for (Py_ssize_t r = first; r < last; r++) {                                                                     \
+                const T *luma = (const T *)((const char *)Y->buf + p * Y->strides[0] + r * Y->strides[1]);                 \
+                const T *u = chroma_row_##SUFFIX(planes[0], xr[0], h, w, r, rx, ry, !!rounded, col, up[0]);              \
+                const T *v = chroma_row_##SUFFIX(planes[1], xr[1], h, w, r, rx, ry, !!rounded, col, up[1]);              \
+                const T *restrict yy = luma, *restrict uu = u, *restrict vv = v; /* out lies apart (checked) */          \
+                for (int c = 0; c < 3; c++) {                                                                               \
+                    T *restrict out = (T *)((char *)d->buf + p * d->strides[0] + c * d->strides[1] + r * d->strides[2]);   \
+                    const T a = m[3 * c], bb = m[3 * c + 1], e = m[3 * c + 2], o = shift[c];                                \
+                    if (rounded)                                                                                            \
+                        for (Py_ssize_t j = 0; j < W; j++) {                                                                \
+                            T t = RINT(((a * yy[j] + bb * uu[j]) + e * vv[j]) + o);                                        \
+                            t = t < (T)0 ? (T)0 : t;                                                                        \
+                            t = t > (T)255 ? (T)255 : t;                                                                    \
+                            out[j] = t / (T)255;                                                                            \
+                        }                                                                                                   \
+                    else                                                                                                    \
+                        for (Py_ssize_t j = 0; j < W; j++) {                                                                \
+                            T t = ((a * yy[j] + bb * uu[j]) + e * vv[j]) + o;                                              \
+                            t = t < (T)0 ? (T)0 : t;                                                                        \
+                            t = t > (T)255 ? (T)255 : t;                                                                    \
+                            out[j] = t / (T)255;                                                                            \
+                        }                                                                                                   \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+        free(buffer);                                                                                                       \
+        return 0;                                                                                                           \
+    }
+DEFINE_MERGED(float, f32, nearbyintf, floorf)
+DEFINE_MERGED(double, f64, nearbyint, floor)
+
 /* ------------------------------------------------------------ Python entry points */
 enum { DOWNSAMPLE, UPSAMPLE, UPSAMPLE_ADJOINT, DOWNSAMPLE_ADJOINT };
 
@@ -339,6 +431,67 @@ static PyObject *call(PyObject *args, int which)
     Py_RETURN_NONE;
 }
 
+/* merged(y, cb, cr, out, matrix, shift, rx, ry, rounded, start, stop, first, last): y (N, >= H, >= W) luma, cb and
+ * cr (N, h, w) chroma (the real downsampled size: edges repeated there), out (N, 3, H, W), rows contiguous in all,
+ * h ry >= H and w rx >= W; matrix (9) and shift (3) contiguous; one float kind throughout; out apart from the rest */
+static PyObject *sampling_merged(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objects[6];
+    int rx, ry, rounded;
+    Py_ssize_t start, stop, first, last;
+    if (!PyArg_ParseTuple(args, "OOOOOOiipnnnn:merged", &objects[0], &objects[1], &objects[2], &objects[3], &objects[4], &objects[5], &rx,
+                          &ry, &rounded, &start, &stop, &first, &last))
+        return NULL;
+    Py_buffer b[6];
+    int got = 0, ok = 1;
+    for (; got < 6; got++)
+        if (PyObject_GetBuffer(objects[got], &b[got], got == 3 ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) {
+            ok = 0;
+            break;
+        }
+    if (ok) {
+        int kind = float_kind(&b[0]);
+        for (int i = 1; i < 6; i++) ok = ok && float_kind(&b[i]) == kind;
+        ok = ok && kind && b[0].ndim == 3 && b[1].ndim == 3 && b[2].ndim == 3 && b[3].ndim == 4 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
+        Py_ssize_t n = ok ? b[3].shape[0] : 0, H = ok ? b[3].shape[2] : 0, W = ok ? b[3].shape[3] : 0;
+        ok = ok && b[3].shape[1] == 3 && b[0].shape[0] == n && b[1].shape[0] == n && b[2].shape[0] == n && b[0].shape[1] >= H &&
+             b[0].shape[2] >= W && b[1].shape[1] == b[2].shape[1] && b[1].shape[2] == b[2].shape[2] && b[1].shape[1] >= 1 &&
+             b[1].shape[2] >= 1 && b[1].shape[1] * ry >= H && b[1].shape[2] * rx >= W && b[4].len == 9 * b[4].itemsize &&
+             b[5].len == 3 * b[5].itemsize && PyBuffer_IsContiguous(&b[4], 'C') && PyBuffer_IsContiguous(&b[5], 'C');
+        for (int i = 0; i < 4 && ok; i++) {
+            ok = b[i].strides[b[i].ndim - 1] == b[i].itemsize;
+            for (int k = 0; k < b[i].ndim && ok; k++) ok = b[i].strides[k] >= 0 && b[i].strides[k] % b[i].itemsize == 0;
+        }
+        ok = ok && start >= 0 && start <= stop && stop <= n && first >= 0 && first <= last && last <= H;
+        if (ok && n > 0 && H > 0 && W > 0) { /* out lies apart from the inputs (each read row is still needed) */
+            const char *lo = (const char *)b[3].buf, *hi = lo + (n - 1) * b[3].strides[0] + 2 * b[3].strides[1] + (H - 1) * b[3].strides[2] + W * b[3].itemsize;
+            for (int i = 0; i < 3 && ok; i++) {
+                const char *a = (const char *)b[i].buf;
+                const char *z = a + (b[i].shape[0] - 1) * b[i].strides[0] + (b[i].shape[1] - 1) * b[i].strides[1] + b[i].shape[2] * b[i].itemsize;
+                ok = z <= lo || hi <= a;
+            }
+        }
+        if (!ok) PyErr_SetString(PyExc_ValueError, "_sampling.merged: bad arguments");
+        else {
+            int failed;
+            Py_BEGIN_ALLOW_THREADS
+            if (kind == 2)
+                failed = merged_f64(b, (const double *)b[4].buf, (const double *)b[5].buf, rx, ry, rounded, start, stop, first, last);
+            else
+                failed = merged_f32(b, (const float *)b[4].buf, (const float *)b[5].buf, rx, ry, rounded, start, stop, first, last);
+            Py_END_ALLOW_THREADS
+            if (failed) {
+                PyErr_NoMemory();
+                ok = 0;
+            }
+        }
+    }
+    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *sampling_downsample(PyObject *self, PyObject *args) { (void)self; return call(args, DOWNSAMPLE); }
 static PyObject *sampling_upsample(PyObject *self, PyObject *args) { (void)self; return call(args, UPSAMPLE); }
 static PyObject *sampling_upsample_adjoint(PyObject *self, PyObject *args) { (void)self; return call(args, UPSAMPLE_ADJOINT); }
@@ -349,6 +502,9 @@ static PyMethodDef methods[] = {
     {"upsample", sampling_upsample, METH_VARARGS, "upsample(src, dst, h_factor, v_factor, biased, start, stop, first, last): the triangle filter."},
     {"upsample_adjoint", sampling_upsample_adjoint, METH_VARARGS, "upsample_adjoint(src, dst, h_factor, v_factor, start, stop, first, last)."},
     {"downsample_adjoint", sampling_downsample_adjoint, METH_VARARGS, "downsample_adjoint(src, dst, h_factor, v_factor, start, stop, first, last)."},
+    {"merged", sampling_merged, METH_VARARGS,
+     "merged(y, cb, cr, out, matrix, shift, h_factor, v_factor, rounded, start, stop, first, last): the decoder's chroma upsampling "
+     "and color conversion (rounded, clamped, / 255) in one pass, for planes [start, stop) and output rows [first, last)."},
     {NULL, NULL, 0, NULL},
 };
 

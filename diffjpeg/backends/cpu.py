@@ -261,6 +261,46 @@ def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, out: Tensor |
     return _sampling_call("downsample_adjoint", grad, shape, out, h_factor, v_factor)
 
 
+def merged_upsample(
+    luma: Tensor, cb: Tensor, cr: Tensor, out: Tensor, matrix: Tensor, shift: Tensor, h_factor: int, v_factor: int, rounded: bool
+) -> Tensor | None:
+    """The real-valued decoder's last steps in one pass (libjpeg's merged
+    upsampler, jdmerge.c, does the same for its integer forms): ``cb`` and
+    ``cr`` (``(N, h, w)``, their real downsampled size) upsampled by the
+    factors as :func:`upsample` (libjpeg's rounding if ``rounded``), with
+    ``luma`` (``(N, >= H, >= W)``) converted by ``matrix`` (9 values) and
+    ``shift`` (3: :func:`diffjpeg.stages.color.ycbcr_to_rgb`'s), rounded if
+    ``rounded``, clamped to [0, 255] and divided by 255, into ``out`` (``(N,
+    3, H, W)``, apart from the inputs): the values of :func:`upsample` and
+    then :func:`color_apply` with its post steps, bit for bit, without the
+    full-size chroma planes between them. ``None`` where the loop does not
+    take the tensors (as :func:`upsample` says)."""
+    tensors = (luma, cb, cr, out, matrix, shift)
+    dtype = luma.dtype
+    if _sampling_kernel is None or not usable(*tensors) or dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) or any(t.stride(-1) != 1 for t in (luma, cb, cr, out)):
+        return None
+    n, height = out.shape[0], out.shape[2]
+    y, u, v, o = (t.detach().numpy() for t in (luma, cb, cr, out))
+    m, c = (t.detach().contiguous().numpy() for t in (matrix, shift))
+
+    def task(start: int, stop: int, first: int, last: int) -> None:
+        _sampling_kernel.merged(y, u, v, o, m, c, h_factor, v_factor, bool(rounded), start, stop, first, last)
+
+    if n >= torch.get_num_threads() or height < 64:
+        run_parallel(lambda start, stop: task(start, stop, 0, height), n)
+    else:
+        run_parallel(lambda first, last: task(0, n, first, last), height)
+    mark_written(out)
+    return out
+
+
+def merged_takes(like: Tensor) -> bool:
+    """Whether :func:`merged_upsample` takes planes of ``like``'s dtype and device (the calls check the shapes)."""
+    return _sampling_kernel is not None and usable(like) and like.dtype in (torch.float32, torch.float64)
+
+
 def round_clamp(
     x: Tensor, lo: float, hi: float, rounded: bool, scale: float | None = None, shift: float | None = None, out: Tensor | None = None,
     within: tuple[float, float] | None = None,
@@ -617,6 +657,7 @@ def _pass_rows(t: Tensor, plane: Tensor) -> bool:
 
 for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
     dispatch.register(_slot, globals()[_slot], "native")  # each slot's kernel is this module's function of that name
+dispatch.register("merged_upsample", merged_upsample, "native", takes=merged_takes)
 dispatch.register("quantize", quantize, "native", takes=quantizer_takes)
 dispatch.register("quantize_adjoint", quantize_adjoint, "native", takes=quantizer_takes)
 dispatch.register("quantize_slope", quantize_slope, "native", takes=quantizer_takes)

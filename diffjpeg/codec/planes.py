@@ -20,13 +20,14 @@ import torch
 from torch import Tensor
 
 from ..backends import cpu, exact, gpu
+from ..core import dispatch
 from ..core.check import FLOAT_IMAGE_RANGE, check_image_values
 from ..core.colorspace import default_color_space
 from ..core.precision import cached_constant
 from ..stages import color, dctmgr
 from ..stages.blocks import replicate_edges, replicate_edges_adjoint
 from ..stages.rounding import clamp_ste
-from ..stages.sampling import downsample, downsample_adjoint, upsample, upsample_adjoint
+from ..stages.sampling import downsample, downsample_adjoint, is_filtered, upsample, upsample_adjoint
 
 
 def sampled_planes(x: Tensor, geometries, matrix: Tensor | None, mode: str, work: torch.dtype, unchecked: Tensor | None = None) -> list[Tensor]:
@@ -65,6 +66,9 @@ def pixels(inverse, like: Tensor, geometries, size, color_space: str, matrix: Te
     planes where it can and the conversion divides in place: the values of
     the stages one by one, with fewer image-size temporaries. ``like``: a
     tensor of the dtype and device; ``window``: a strip's (:class:`diffjpeg.codec.strips.Window`), whose interior rows go into its ``out``."""
+    merged = _merged_pixels(inverse, like, geometries, size, color_space, matrix, stages, window)
+    if merged is not None:
+        return merged
     height, width = size
     ycc = like.new_empty((like.shape[0], len(geometries), height, width))
     planes = []
@@ -98,6 +102,37 @@ def pixels(inverse, like: Tensor, geometries, size, color_space: str, matrix: Te
     if len(planes) > 1:
         ycc = color.decoded_pixels(ycc, color_space, matrix, stages)
     return ycc.div_(255.0) if not ycc.requires_grad else ycc / 255.0  # ycc: this function's own temporary
+
+
+def _merged_pixels(inverse, like: Tensor, geometries, size, color_space: str, matrix: Tensor | None, stages: str, window) -> Tensor | None:
+    """:func:`pixels` where the ``"merged_upsample"`` slot's kernel takes it
+    (libjpeg's YCbCr with its matrix, full-size luma, both chroma planes
+    sampled alike by 1 or 2 each way and filtered, no strip): each
+    component's samples into a plane of its own, then the chroma upsampled
+    and the color converted, rounded, clamped and divided by 255 in one
+    pass into the pixels (the same values); ``None`` where it does not apply."""
+    if color_space != "YCbCr" or matrix is not None or window is not None or len(geometries) != 3:
+        return None
+    luma, cb, cr = geometries
+    h_scale, v_scale = cb.scale
+    if luma.scale != (1, 1) or cr.scale != cb.scale or cb.downsampled != cr.downsampled or not (1 <= h_scale <= 2 and 1 <= v_scale <= 2):
+        return None
+    if cb.scale != (1, 1) and not is_filtered(cb.downsampled[1], h_scale, v_scale):
+        return None
+    if not dispatch.takes("merged_upsample", like):
+        return None
+    decoded = []
+    for ci, geo in enumerate(geometries):
+        plane = like.new_empty(like.shape[:1] + (geo.blocks[0] * 8, geo.blocks[1] * 8))
+        inverse(ci, plane)
+        decoded.append(plane[..., : geo.downsampled[0], : geo.downsampled[1]])
+    rgb = color.ycbcr_to_rgb_matrix(like.dtype, like.device)
+    out = like.new_empty((like.shape[0], 3, *size))
+    done = dispatch.run("merged_upsample", *decoded, out, rgb, color.ycbcr_to_rgb_shift(rgb, like.dtype), h_scale, v_scale, stages == "float")
+    if done is None:  # (takes said it would): the stages one by one, from the decoded planes
+        ycc = torch.stack([upsample(p, h_scale, v_scale, stages)[..., : size[0], : size[1]] if ci else p for ci, p in enumerate(decoded)], 1)
+        return color.ycbcr_to_rgb(ycc, None, stages, divisor=255.0, inplace=True)
+    return out
 
 
 def round_trip_values(x: Tensor, tables: Tensor, geometries, mode: str, block_pass, sloped: bool, unchecked: Tensor | None = None, window=None):

@@ -49,6 +49,7 @@ SLOTS = (
     "upsample",
     "downsample_adjoint",
     "upsample_adjoint",
+    "merged_upsample",  # codec.planes: the decoder's chroma upsampling and color conversion in one pass (jdmerge.c)
     "quantize",  # stages.quantize.quantize_with_surrogate, forward
     "quantize_adjoint",  # and its backward
     "quantize_slope",  # stages.quantize.quantizer_slope: the surrogate's derivative alone

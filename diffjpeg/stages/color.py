@@ -382,15 +382,20 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
     custom = matrix
     if matrix is None:
         matrix = ycbcr_to_rgb_matrix(image.dtype, image.device)
-    offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
-    # matrix @ (x - offset) as one product: matrix @ x - matrix @ offset
-    shift = -(matrix.to(image.dtype) @ offset)
+    shift = ycbcr_to_rgb_shift(matrix, image.dtype)
     if mode != "exact":
         return _apply_clamped(matrix, image, shift, mode, divisor, inplace)
     if divisor is not None:
         raise ValueError("divisor: float and soft mode only (exact mode's samples are integers)")
     value = ycbcr_to_rgb_fixed(_integer_samples(image), custom)
     return exact_value(value, image, lambda: _apply(matrix, image, shift), matrix)
+
+
+def ycbcr_to_rgb_shift(matrix: Tensor, dtype: torch.dtype) -> Tensor:
+    """The offset of :func:`ycbcr_to_rgb`'s ``matrix @ (Y, Cb - 128, Cr -
+    128)`` as one product and a sum: ``-(matrix @ (0, 128, 128))``, in ``dtype``."""
+    offset = torch.tensor([0.0, 128.0, 128.0], dtype=dtype, device=matrix.device)
+    return -(matrix.to(dtype) @ offset)
 
 
 def ycbcr_to_rgb_adjoint(grad: Tensor, matrix: Tensor | None = None, *, inplace: bool = False) -> Tensor:

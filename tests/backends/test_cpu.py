@@ -93,6 +93,35 @@ def test_transposes_equal_tensor_operations(factors, dtype):
         assert bits(fast).equal(bits(slow)), (factors, dtype, h, w)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_merged_upsampling_and_color_equal_the_stages(dtype, threads, set_threads):
+    """_sampling.c's merged pass (the decoder's chroma upsampling and color
+    conversion, rounded, clamped and divided by 255, in one pass) against
+    the tensor stages one by one: every factor pair, odd sizes, chroma read
+    at their real downsampled size within whole-block planes, luma larger
+    than the image, samples beyond [0, 255], threads sharing planes or rows."""
+    from diffjpeg.core import dispatch
+    from diffjpeg.stages import color
+
+    set_threads(threads)
+    rgb = color.ycbcr_to_rgb_matrix(dtype)
+    shift = color.ycbcr_to_rgb_shift(rgb, dtype)
+    for (h_factor, v_factor), (height, width), count in itertools.product([(1, 1)] + FACTORS, [(13, 21), (70, 9), (1, 6), (16, 16)], (1, 2)):
+        g = torch.Generator().manual_seed(height * 100 + width)
+        small = (-(-height // v_factor), -(-width // h_factor))
+        luma = (torch.rand(count, height + 3, width + 5, generator=g, dtype=torch.float64) * 300 - 20).to(dtype)
+        blocks = (torch.rand(count, 2, small[0] + 7, small[1] + 7, generator=g, dtype=torch.float64) * 255).to(dtype)
+        cb, cr = blocks[:, 0, : small[0], : small[1]], blocks[:, 1, 2 : small[0] + 2, 3 : small[1] + 3]
+        for mode in ("float", "soft"):
+            out = torch.full((count, 3, height, width), float("nan"), dtype=dtype)
+            assert cpu.merged_upsample(luma, cb, cr, out, rgb, shift, h_factor, v_factor, mode == "float") is out
+            with dispatch.using("torch"):
+                up = [upsample(c, h_factor, v_factor, mode)[..., :height, :width] for c in (cb, cr)]
+                want = color.ycbcr_to_rgb(torch.stack([luma[..., :height, :width], *up], 1), None, mode) / 255.0
+            assert bits(out).equal(bits(want)), (h_factor, v_factor, height, width, count, mode, dtype)
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_threads_sharing_the_rows_of_one_plane_give_the_same_values(threads, set_threads):
     """Fewer planes than threads (a strip of a large image): each thread
@@ -176,6 +205,15 @@ def test_the_loops_check_their_buffers():
         _sampling.downsample_adjoint(src, dst.copy()[:, :, :6], 2, 2, 0, 2, 0, 3)
     with pytest.raises(TypeError):
         _sampling.downsample_adjoint(src, "dst", 2, 2, 0, 2, 0, 3)
+    # the merged pass: kinds, chroma too small for the image, out not (N, 3, H, W), rows past the end, out over an input
+    luma, chroma, out, m, c = np.zeros((2, 6, 8), np.float32), np.zeros((2, 3, 4), np.float32), np.zeros((2, 3, 6, 8), np.float32), np.eye(3, dtype=np.float32), np.zeros(3, np.float32)
+    assert _sampling.merged(luma, chroma, chroma, out, m, c, 2, 2, True, 0, 2, 0, 6) is None
+    for args in ((luma.astype(np.float64), chroma, chroma, out), (luma, chroma[:, :2], chroma[:, :2], out), (luma, chroma, chroma, out[:, :2]),
+                 (luma, chroma, chroma[:, :, :3], out), (out[:, 0], chroma, chroma, out)):
+        with pytest.raises(ValueError, match="merged: bad arguments"):
+            _sampling.merged(*args, m, c, 2, 2, True, 0, 2, 0, 6)
+    with pytest.raises(ValueError, match="merged: bad arguments"):
+        _sampling.merged(luma, chroma, chroma, out, m, c, 2, 2, True, 0, 2, 0, 7)
 
 
 def hard_samples(dtype):
