@@ -200,7 +200,8 @@ def test_jpeg_through_the_triton_slots_equals_the_tensor_stages():
     every real-valued slot taken: the round trip (float and soft mode through
     the block pass, exact mode's values from the fused codec and its
     gradient through the block pass's adjoint), and the stages one by one
-    where tables are learned (their gradient too): float and exact mode's
+    where tables are learned (their gradient too; the quantizer's forward
+    kernel has its own test): float and exact mode's
     forward bit for bit, soft mode's and every gradient within the shared
     bound (the quantizer's kernels compute the surrogate and the division by
     Q their own way)."""
@@ -225,7 +226,7 @@ def test_jpeg_through_the_triton_slots_equals_the_tensor_stages():
             dispatch._kernels[slot] = tuple((b, counted(slot, k) if b == "triton" else k) for b, k in dispatch._kernels[slot])
         x0 = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(0))
         weights = torch.rand(2, 3, 17, 23, generator=torch.Generator().manual_seed(1))
-        for case in (("float", False), ("soft", False), ("exact", False), ("float", True), ("exact", True)):
+        for case in (("float", False), ("soft", False), ("exact", False), ("exact", True)):
             mode, learned = case
             taken[case] = set()
             results = []
@@ -253,7 +254,6 @@ def test_jpeg_through_the_triton_slots_equals_the_tensor_stages():
         ["float", "False", *sorted(set(pixels + adjoints) | {"block_pass", "block_pass_adjoint"})],
         ["soft", "False", *sorted(set(pixels + adjoints) | {"block_pass", "block_pass_adjoint"})],
         ["exact", "False", *sorted(adjoints + ["quantize_slope", "block_pass_adjoint"])],  # the values: the fused codec
-        ["float", "True", *sorted(set(pixels + adjoints) | {"block_transform", "quantize", "quantize_adjoint"})],
         ["exact", "True", *sorted(adjoints + ["block_transform", "quantize_adjoint"])],
     ]
 
@@ -336,8 +336,7 @@ def test_the_block_pass_kernels_agree_with_the_stages():
         checks = 0
         for dtype, shared, mode, rounding in ((torch.float32, False, "float", "sigmoid"), (torch.float32, True, "soft", "sigmoid"),
                                               (torch.float32, False, "soft", Fourier(order=3, damping="none")),
-                                              (torch.float64, True, "float", "polynomial"), (torch.float64, False, "soft", "polynomial"),
-                                              (torch.float32, True, "float", "linear")):
+                                              (torch.float64, True, "float", "polynomial"), (torch.float64, False, "soft", "polynomial")):
             r = as_rounding(rounding)
             wide = samples(2, 16, 40, dtype=dtype).clamp(0, 255)
             plane = wide[..., 8:32]  # rows 40 apart
@@ -377,4 +376,4 @@ def test_the_block_pass_kernels_agree_with_the_stages():
         print(checks)
         """
     )
-    assert out.split() == ["6"]
+    assert out.split() == ["5"]
