@@ -24,6 +24,10 @@
  *   merged              upsample for each output row, then the decoder's
  *                       color conversion with its rounding, clamp and
  *                       division by 255 (_color.c's steps), in one pass
+ *   merged_adjoint      its transpose (the color conversion's, then the
+ *                       upsampler's and the crops'), in one pass
+ *   encoder             the encoder's samples (x 255, rounded, clamped),
+ *                       color conversion and downsampling, in one pass
  *
  * Planes are (N, rows, columns) buffers of float32 or float64 whose rows
  * are contiguous; any plane and row strides (views of stacked planes).
@@ -392,6 +396,205 @@ DEFINE_LOOPS(double, f64, floor)
 DEFINE_MERGED(float, f32, nearbyintf, floorf)
 DEFINE_MERGED(double, f64, nearbyint, floor)
 
+/* ------------------------------------------------------------ the encoder's side merged: samples, color and downsampling
+ * planes.py's sampled_planes in one pass: each needed image row scaled by 255, rounded (float mode) and clamped
+ * (_rounding.c's steps, its range check from the same read), converted to YCbCr, rounded and clamped (_color.c's),
+ * kept in row buffers with its last column repeated; luma written to its whole-block plane, each downsampled chroma
+ * row from its v rows (the downsample loop's sums, biases and division above), edges repeated as blocks.py's
+ * replicate_edges does around it. Output row ranges [first, last) of the downsampled rows d (< the padded height
+ * / v) are one call's: luma rows v d .. v d + v - 1 and chroma row d; the edge rows below, with the last range. */
+#define DEFINE_ENCODER(T, SUFFIX, RINT, FLOOR)                                                                              \
+    static inline __attribute__((always_inline)) T clamped_##SUFFIX(T v, int rounded)                                      \
+    {                                                                                                                       \
+        if (rounded) v = RINT(v);                                                                                           \
+        v = v < (T)0 ? (T)0 : v;                                                                                            \
+        return v > (T)255 ? (T)255 : v;                                                                                     \
+    }                                                                                                                       \
+    /* image row `src` of plane p into buf[0..2] (wide values each; columns from W on repeat the last); 0 where an input \
+       lies outside [low, high] or is NaN */                                                                                \
+    static inline __attribute__((always_inline)) int color_row_##SUFFIX(const Py_buffer *x, Py_ssize_t p, Py_ssize_t src,  \
+        T *restrict buf0, T *restrict buf1, T *restrict buf2, Py_ssize_t wide, const T m[9], const T o[3], int rounded,    \
+        T low, T high)                                                                                                      \
+    {                                                                                                                       \
+        const Py_ssize_t W = x->shape[3];                                                                                   \
+        const char *row = (const char *)x->buf + p * x->strides[0] + src * x->strides[2];                                  \
+        const T *restrict r = (const T *)row, *restrict g = (const T *)(row + x->strides[1]),                              \
+                *restrict b = (const T *)(row + 2 * x->strides[1]);                                                         \
+        int inside = 1;                                                                                                     \
+        for (Py_ssize_t j = 0; j < W; j++) {                                                                                \
+            T u = r[j], v = g[j], w = b[j];                                                                                 \
+            inside &= (u >= low) & (u <= high) & (v >= low) & (v <= high) & (w >= low) & (w <= high);                      \
+            u = clamped_##SUFFIX(u * (T)255, rounded);                                                                      \
+            v = clamped_##SUFFIX(v * (T)255, rounded);                                                                      \
+            w = clamped_##SUFFIX(w * (T)255, rounded);                                                                      \
+            buf0[j] = clamped_##SUFFIX(((m[0] * u + m[1] * v) + m[2] * w) + o[0], rounded);                                \
+            buf1[j] = clamped_##SUFFIX(((m[3] * u + m[4] * v) + m[5] * w) + o[1], rounded);                                \
+            buf2[j] = clamped_##SUFFIX(((m[6] * u + m[7] * v) + m[8] * w) + o[2], rounded);                                \
+        }                                                                                                                   \
+        for (Py_ssize_t j = W; j < wide; j++) {                                                                             \
+            buf0[j] = buf0[W - 1];                                                                                          \
+            buf1[j] = buf1[W - 1];                                                                                          \
+            buf2[j] = buf2[W - 1];                                                                                          \
+        }                                                                                                                   \
+        return inside;                                                                                                      \
+    }                                                                                                                       \
+    static inline __attribute__((always_inline)) T *plane_row_##SUFFIX(const Py_buffer *b, Py_ssize_t p, Py_ssize_t i)    \
+    {                                                                                                                       \
+        return (T *)((char *)b->buf + p * b->strides[0] + i * b->strides[1]);                                              \
+    }                                                                                                                       \
+    /* the downsampled row from rows top (and bottom, ry = 2) into out[0 .. n), then its last value repeated to `wide` */ \
+    static inline __attribute__((always_inline)) void down_row_##SUFFIX(const T *restrict top, const T *restrict bottom,   \
+        T *restrict out, Py_ssize_t n, Py_ssize_t wide, int rx, int ry, int biased)                                        \
+    {                                                                                                                       \
+        const T count = (T)(rx * ry);                                                                                       \
+        const T even_bias = (rx == 2 && ry == 2) ? (T)1 : (rx == 2 ? (T)0 : (T)1);                                          \
+        const T odd_bias = (rx == 2 && ry == 2) ? (T)2 : (T)1;                                                              \
+        if (rx == 1 && ry == 1)                                                                                             \
+            memcpy(out, top, (size_t)n * sizeof(T));                                                                        \
+        else {                                                                                                              \
+            for (Py_ssize_t j = 0; j < n; j++) {                                                                            \
+                T sum;                                                                                                      \
+                if (rx == 2 && ry == 2) {                                                                                   \
+                    sum = top[2 * j] + top[2 * j + 1];                                                                      \
+                    sum = sum + bottom[2 * j];                                                                              \
+                    sum = sum + bottom[2 * j + 1];                                                                          \
+                } else if (rx == 2) {                                                                                       \
+                    sum = top[2 * j] + top[2 * j + 1];                                                                      \
+                } else {                                                                                                    \
+                    sum = top[j] + bottom[j];                                                                               \
+                }                                                                                                           \
+                out[j] = sum;                                                                                               \
+            }                                                                                                               \
+            if (biased) {                                                                                                   \
+                Py_ssize_t j = 0;                                                                                           \
+                for (; j + 1 < n; j += 2) {                                                                                 \
+                    out[j] = FLOOR((out[j] + even_bias) / count);                                                           \
+                    out[j + 1] = FLOOR((out[j + 1] + odd_bias) / count);                                                    \
+                }                                                                                                           \
+                if (j < n) out[j] = FLOOR((out[j] + even_bias) / count);                                                    \
+            } else {                                                                                                        \
+                for (Py_ssize_t j = 0; j < n; j++) out[j] = out[j] / count;                                                 \
+            }                                                                                                               \
+        }                                                                                                                   \
+        for (Py_ssize_t j = n; j < wide; j++) out[j] = out[n - 1];                                                          \
+    }                                                                                                                       \
+    /* b: x (N, 3, H, W), luma (N, LH, LW), cb and cr (N, CH, CW); padded (ph, pw): the image's size with its edges \
+       repeated before downsampling; returns 1, 0 where an input lies outside [low, high], -1 without memory */        \
+    HOT static int encoder_##SUFFIX(const Py_buffer *b, const T m[9], const T o[3], int rx, int ry, Py_ssize_t ph,          \
+        Py_ssize_t pw, int rounded, T low, T high, Py_ssize_t start, Py_ssize_t stop, Py_ssize_t first, Py_ssize_t last)   \
+    {                                                                                                                       \
+        const Py_buffer *x = &b[0], *luma = &b[1], *cb = &b[2], *cr = &b[3];                                                \
+        const Py_ssize_t H = x->shape[2], LH = luma->shape[1], LW = luma->shape[2], CH = cb->shape[1], CW = cb->shape[2];  \
+        const Py_ssize_t dh = ph / ry, dw = pw / rx, wide = pw > LW ? pw : LW;                                             \
+        T *buffer = (T *)malloc((size_t)(6 * wide + 1) * sizeof(T));                                                       \
+        if (!buffer) return -1;                                                                                             \
+        T *rows[2][3] = {{buffer, buffer + wide, buffer + 2 * wide}, {buffer + 3 * wide, buffer + 4 * wide, buffer + 5 * wide}}; \
+        int inside = 1;                                                                                                     \
+        for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
+            for (Py_ssize_t d = first; d < last; d++) {                                                                     \
+                for (int k = 0; k < ry; k++) {                                                                              \
+                    const Py_ssize_t r = ry * d + k, src = r < H ? r : H - 1;                                               \
+                    inside &= color_row_##SUFFIX(x, p, src, rows[k][0], rows[k][1], rows[k][2], wide, m, o, rounded, low, high); \
+                    if (r < LH) memcpy(plane_row_##SUFFIX(luma, p, r), rows[k][0], (size_t)LW * sizeof(T));                 \
+                }                                                                                                           \
+                const int bottom = ry == 2 ? 1 : 0;                                                                         \
+                down_row_##SUFFIX(rows[0][1], rows[bottom][1], plane_row_##SUFFIX(cb, p, d), dw, CW, rx, ry, rounded);      \
+                down_row_##SUFFIX(rows[0][2], rows[bottom][2], plane_row_##SUFFIX(cr, p, d), dw, CW, rx, ry, rounded);      \
+            }                                                                                                               \
+            if (last == dh) { /* the edge rows below: the last row again */                                                 \
+                for (Py_ssize_t r = ph; r < LH; r++)                                                                        \
+                    memcpy(plane_row_##SUFFIX(luma, p, r), plane_row_##SUFFIX(luma, p, ph - 1), (size_t)LW * sizeof(T));   \
+                for (Py_ssize_t d = dh; d < CH; d++) {                                                                      \
+                    memcpy(plane_row_##SUFFIX(cb, p, d), plane_row_##SUFFIX(cb, p, dh - 1), (size_t)CW * sizeof(T));       \
+                    memcpy(plane_row_##SUFFIX(cr, p, d), plane_row_##SUFFIX(cr, p, dh - 1), (size_t)CW * sizeof(T));       \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+        free(buffer);                                                                                                       \
+        return inside;                                                                                                      \
+    }
+DEFINE_ENCODER(float, f32, nearbyintf, floorf)
+DEFINE_ENCODER(double, f64, nearbyint, floor)
+
+/* ------------------------------------------------------------ the merged pass's transpose
+ * planes.py's ycc_grad and sampled_grad in one pass: each image row's gradient through the color conversion's
+ * transpose (m: the transposed matrix, / 255 folded in, as _color.c computes it), luma's straight into its
+ * whole-block plane, the chroma's along the rows (the upsampler's transpose, above) into a buffer of the image's
+ * rows, then down the columns and x 1/scale into their planes; zeros where the image's crops put none (rows and
+ * columns beyond it). */
+#define DEFINE_MERGED_ADJOINT(T, SUFFIX)                                                                                    \
+    HOT static int merged_adjoint_##SUFFIX(const Py_buffer *b, const T m[9], int rx, int ry, Py_ssize_t dh, Py_ssize_t dw,  \
+                                           Py_ssize_t start, Py_ssize_t stop)                                               \
+    {                                                                                                                       \
+        const Py_buffer *g = &b[0], *luma = &b[1], *cb = &b[2], *cr = &b[3];                                                \
+        const Py_ssize_t H = g->shape[2], W = g->shape[3], LH = luma->shape[1], LW = luma->shape[2], CH = cb->shape[1],     \
+                         CW = cb->shape[2], rows = ry * dh, wide = rx * dw;                                                 \
+        const T inverse = (rx == 2 && ry == 2) ? (T)(1.0 / 16.0) : (T)0.25;                                                 \
+        T *line = (T *)malloc((size_t)(3 * wide) * sizeof(T));                                                              \
+        T *along = (T *)malloc((size_t)(2 * rows * dw + 1) * sizeof(T));                                                    \
+        if (!line || !along) {                                                                                              \
+            free(line);                                                                                                     \
+            free(along);                                                                                                    \
+            return -1;                                                                                                      \
+        }                                                                                                                   \
+        const Py_buffer *chroma[2] = {cb, cr};                                                                              \
+        for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
+            for (Py_ssize_t r = 0; r < rows || r < LH; r++) {                                                               \
+                T *y = r < LH ? plane_row_##SUFFIX(luma, p, r) : NULL;                                                      \
+                if (r >= H) { /* below the image: nothing comes back */                                                    \
+                    if (y) memset(y, 0, (size_t)LW * sizeof(T));                                                            \
+                    if (r < rows) memset(along + r * dw, 0, (size_t)dw * sizeof(T)), memset(along + (rows + r) * dw, 0, (size_t)dw * sizeof(T)); \
+                    continue;                                                                                               \
+                }                                                                                                           \
+                const char *row = (const char *)g->buf + p * g->strides[0] + r * g->strides[2];                            \
+                const T *restrict g0 = (const T *)row, *restrict g1 = (const T *)(row + g->strides[1]),                    \
+                        *restrict g2 = (const T *)(row + 2 * g->strides[1]);                                                \
+                T *restrict u = line + wide, *restrict v = line + 2 * wide;                                                 \
+                T *restrict l = y ? y : line;                                                                               \
+                for (Py_ssize_t j = 0; j < W; j++) {                                                                        \
+                    const T a = g0[j], bb = g1[j], c = g2[j];                                                               \
+                    l[j] = (m[0] * a + m[1] * bb) + m[2] * c;                                                               \
+                    u[j] = (m[3] * a + m[4] * bb) + m[5] * c;                                                               \
+                    v[j] = (m[6] * a + m[7] * bb) + m[8] * c;                                                               \
+                }                                                                                                           \
+                if (y)                                                                                                      \
+                    for (Py_ssize_t j = W; j < LW; j++) y[j] = (T)0;                                                        \
+                for (Py_ssize_t j = W; j < wide; j++) u[j] = v[j] = (T)0;                                                   \
+                if (r >= rows) continue;                                                                                    \
+                for (int k = 0; k < 2; k++) {                                                                               \
+                    const T *src = k ? v : u;                                                                               \
+                    T *out = along + (k * rows + r) * dw;                                                                   \
+                    if (rx == 2)                                                                                            \
+                        triangle_adjoint_##SUFFIX(src, 1, out, dw);                                                         \
+                    else                                                                                                    \
+                        memcpy(out, src, (size_t)dw * sizeof(T));                                                           \
+                }                                                                                                           \
+            }                                                                                                               \
+            for (int k = 0; k < 2; k++) {                                                                                   \
+                const T *a = along + k * rows * dw;                                                                         \
+                for (Py_ssize_t i = 0; i < CH; i++) {                                                                       \
+                    T *out = plane_row_##SUFFIX(chroma[k], p, i);                                                           \
+                    if (i >= dh) {                                                                                          \
+                        memset(out, 0, (size_t)CW * sizeof(T));                                                             \
+                        continue;                                                                                           \
+                    }                                                                                                       \
+                    if (ry == 2)                                                                                            \
+                        adjoint_row_##SUFFIX(a, 0, dw, out, i, dh, dw);                                                     \
+                    else                                                                                                    \
+                        memcpy(out, a + i * dw, (size_t)dw * sizeof(T));                                                    \
+                    if (rx * ry > 1)                                                                                        \
+                        for (Py_ssize_t j = 0; j < dw; j++) out[j] = out[j] * inverse;                                      \
+                    for (Py_ssize_t j = dw; j < CW; j++) out[j] = (T)0;                                                     \
+                }                                                                                                           \
+            }                                                                                                               \
+        }                                                                                                                   \
+        free(line);                                                                                                         \
+        free(along);                                                                                                        \
+        return 0;                                                                                                           \
+    }
+DEFINE_MERGED_ADJOINT(float, f32)
+DEFINE_MERGED_ADJOINT(double, f64)
+
 /* ------------------------------------------------------------ Python entry points */
 enum { DOWNSAMPLE, UPSAMPLE, UPSAMPLE_ADJOINT, DOWNSAMPLE_ADJOINT };
 
@@ -492,6 +695,139 @@ static PyObject *sampling_merged(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The byte range [lo, hi) of a buffer with non-negative strides */
+static void span(const Py_buffer *b, const char **lo, const char **hi)
+{
+    Py_ssize_t last = 0;
+    for (int k = 0; k < b->ndim; k++) last += (b->shape[k] - 1) * b->strides[k];
+    *lo = (const char *)b->buf;
+    *hi = *lo + last + b->itemsize;
+}
+
+/* encoder(x, luma, cb, cr, matrix, offset, rx, ry, ph, pw, rounded, low, high, start, stop, first, last) -> whether
+ * every input read lay in [low, high]: x (N, 3, H, W) in [0, 1], luma (N, >= H, >= W), cb and cr (N, CH, CW) with
+ * CH >= ph / ry and CW >= pw / rx, ph >= H and pw >= W multiples of ry and rx; rows contiguous, one float kind, the
+ * outputs apart from x and one another; planes [start, stop), downsampled rows [first, last) of ph / ry */
+static PyObject *sampling_encoder(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objects[6];
+    int rx, ry, rounded;
+    Py_ssize_t ph, pw, start, stop, first, last;
+    double low, high;
+    if (!PyArg_ParseTuple(args, "OOOOOOiinnpddnnnn:encoder", &objects[0], &objects[1], &objects[2], &objects[3], &objects[4], &objects[5],
+                          &rx, &ry, &ph, &pw, &rounded, &low, &high, &start, &stop, &first, &last))
+        return NULL;
+    Py_buffer b[6];
+    int got = 0, ok = 1, result = 0;
+    for (; got < 6; got++)
+        if (PyObject_GetBuffer(objects[got], &b[got], got >= 1 && got <= 3 ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) {
+            ok = 0;
+            break;
+        }
+    if (ok) {
+        int kind = float_kind(&b[0]);
+        for (int i = 1; i < 6; i++) ok = ok && float_kind(&b[i]) == kind;
+        ok = ok && kind && b[0].ndim == 4 && b[1].ndim == 3 && b[2].ndim == 3 && b[3].ndim == 3 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
+        Py_ssize_t n = ok ? b[0].shape[0] : 0, H = ok ? b[0].shape[2] : 0, W = ok ? b[0].shape[3] : 0;
+        ok = ok && b[0].shape[1] == 3 && H >= 1 && W >= 1 && b[1].shape[0] == n && b[2].shape[0] == n && b[3].shape[0] == n &&
+             b[1].shape[1] >= H && b[1].shape[2] >= W && b[2].shape[1] == b[3].shape[1] && b[2].shape[2] == b[3].shape[2] && ph >= H &&
+             pw >= W && ph % ry == 0 && pw % rx == 0 && b[2].shape[1] >= ph / ry && b[2].shape[2] >= pw / rx && b[4].len == 9 * b[4].itemsize &&
+             b[5].len == 3 * b[5].itemsize && PyBuffer_IsContiguous(&b[4], 'C') && PyBuffer_IsContiguous(&b[5], 'C') && low <= high;
+        for (int i = 0; i < 4 && ok; i++) {
+            ok = b[i].strides[b[i].ndim - 1] == b[i].itemsize;
+            for (int k = 0; k < b[i].ndim && ok; k++) ok = b[i].strides[k] >= 0 && b[i].strides[k] % b[i].itemsize == 0;
+        }
+        ok = ok && start >= 0 && start <= stop && stop <= n && first >= 0 && first <= last && last <= ph / ry;
+        for (int i = 0; i < 4 && ok && n > 0; i++)
+            for (int k = i + 1; k < 4 && ok; k++) {
+                const char *a0, *a1, *c0, *c1;
+                span(&b[i], &a0, &a1);
+                span(&b[k], &c0, &c1);
+                ok = a1 <= c0 || c1 <= a0;
+            }
+        if (!ok) PyErr_SetString(PyExc_ValueError, "_sampling.encoder: bad arguments");
+        else {
+            Py_BEGIN_ALLOW_THREADS
+            if (kind == 2)
+                result = encoder_f64(b, (const double *)b[4].buf, (const double *)b[5].buf, rx, ry, ph, pw, rounded, low, high, start, stop, first, last);
+            else
+                result = encoder_f32(b, (const float *)b[4].buf, (const float *)b[5].buf, rx, ry, ph, pw, rounded, (float)low, (float)high, start, stop,
+                                     first, last);
+            Py_END_ALLOW_THREADS
+            if (result < 0) {
+                PyErr_NoMemory();
+                ok = 0;
+            }
+        }
+    }
+    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+    if (!ok) return NULL;
+    return PyBool_FromLong(result);
+}
+
+/* merged_adjoint(grad, m, luma, cb, cr, rx, ry, dh, dw, start, stop): grad (N, 3, H, W), m (9) the transposed matrix;
+ * luma (N, >= H, >= W), cb and cr (N, >= dh, >= dw) with dh ry >= H and dw rx >= W; rows contiguous, one float
+ * kind, the outputs apart from grad and one another; planes [start, stop) */
+static PyObject *sampling_merged_adjoint(PyObject *self, PyObject *args)
+{
+    (void)self;
+    PyObject *objects[5];
+    int rx, ry;
+    Py_ssize_t dh, dw, start, stop;
+    if (!PyArg_ParseTuple(args, "OOOOOiinnnn:merged_adjoint", &objects[0], &objects[1], &objects[2], &objects[3], &objects[4], &rx, &ry, &dh,
+                          &dw, &start, &stop))
+        return NULL;
+    Py_buffer b[5];
+    int got = 0, ok = 1;
+    for (; got < 5; got++)
+        if (PyObject_GetBuffer(objects[got], &b[got], got >= 2 ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) {
+            ok = 0;
+            break;
+        }
+    if (ok) {
+        /* b[1] is m: the planes are b[0], b[2..4] */
+        const Py_buffer planes[4] = {b[0], b[2], b[3], b[4]};
+        int kind = float_kind(&b[0]);
+        for (int i = 1; i < 5; i++) ok = ok && float_kind(&b[i]) == kind;
+        ok = ok && kind && b[0].ndim == 4 && b[2].ndim == 3 && b[3].ndim == 3 && b[4].ndim == 3 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
+        Py_ssize_t n = ok ? b[0].shape[0] : 0, H = ok ? b[0].shape[2] : 0, W = ok ? b[0].shape[3] : 0;
+        ok = ok && b[0].shape[1] == 3 && H >= 1 && W >= 1 && b[2].shape[0] == n && b[3].shape[0] == n && b[4].shape[0] == n &&
+             b[2].shape[1] >= H && b[2].shape[2] >= W && b[3].shape[1] == b[4].shape[1] && b[3].shape[2] == b[4].shape[2] && dh >= 1 && dw >= 1 &&
+             dh * ry >= H && dw * rx >= W && b[3].shape[1] >= dh && b[3].shape[2] >= dw && b[1].len == 9 * b[1].itemsize &&
+             PyBuffer_IsContiguous(&b[1], 'C');
+        for (int i = 0; i < 4 && ok; i++) {
+            ok = planes[i].strides[planes[i].ndim - 1] == planes[i].itemsize;
+            for (int k = 0; k < planes[i].ndim && ok; k++) ok = planes[i].strides[k] >= 0 && planes[i].strides[k] % planes[i].itemsize == 0;
+        }
+        ok = ok && start >= 0 && start <= stop && stop <= n;
+        for (int i = 0; i < 4 && ok && n > 0; i++)
+            for (int k = i + 1; k < 4 && ok; k++) {
+                const char *a0, *a1, *c0, *c1;
+                span(&planes[i], &a0, &a1);
+                span(&planes[k], &c0, &c1);
+                ok = a1 <= c0 || c1 <= a0;
+            }
+        if (!ok) PyErr_SetString(PyExc_ValueError, "_sampling.merged_adjoint: bad arguments");
+        else {
+            int failed;
+            Py_BEGIN_ALLOW_THREADS
+            if (kind == 2)
+                failed = merged_adjoint_f64(planes, (const double *)b[1].buf, rx, ry, dh, dw, start, stop);
+            else
+                failed = merged_adjoint_f32(planes, (const float *)b[1].buf, rx, ry, dh, dw, start, stop);
+            Py_END_ALLOW_THREADS
+            if (failed) {
+                PyErr_NoMemory();
+                ok = 0;
+            }
+        }
+    }
+    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyObject *sampling_downsample(PyObject *self, PyObject *args) { (void)self; return call(args, DOWNSAMPLE); }
 static PyObject *sampling_upsample(PyObject *self, PyObject *args) { (void)self; return call(args, UPSAMPLE); }
 static PyObject *sampling_upsample_adjoint(PyObject *self, PyObject *args) { (void)self; return call(args, UPSAMPLE_ADJOINT); }
@@ -502,6 +838,12 @@ static PyMethodDef methods[] = {
     {"upsample", sampling_upsample, METH_VARARGS, "upsample(src, dst, h_factor, v_factor, biased, start, stop, first, last): the triangle filter."},
     {"upsample_adjoint", sampling_upsample_adjoint, METH_VARARGS, "upsample_adjoint(src, dst, h_factor, v_factor, start, stop, first, last)."},
     {"downsample_adjoint", sampling_downsample_adjoint, METH_VARARGS, "downsample_adjoint(src, dst, h_factor, v_factor, start, stop, first, last)."},
+    {"encoder", sampling_encoder, METH_VARARGS,
+     "encoder(x, luma, cb, cr, matrix, offset, h_factor, v_factor, padded_h, padded_w, rounded, low, high, start, stop, first, last): "
+     "the encoder's samples, color conversion and downsampling in one pass; whether every input read lay in [low, high]."},
+    {"merged_adjoint", sampling_merged_adjoint, METH_VARARGS,
+     "merged_adjoint(grad, m, luma, cb, cr, h_factor, v_factor, down_h, down_w, start, stop): merged's transpose (the color "
+     "conversion's, then the upsampler's and the crops'), into each component's whole-block plane."},
     {"merged", sampling_merged, METH_VARARGS,
      "merged(y, cb, cr, out, matrix, shift, h_factor, v_factor, rounded, start, stop, first, last): the decoder's chroma upsampling "
      "and color conversion (rounded, clamped, / 255) in one pass, for planes [start, stop) and output rows [first, last)."},

@@ -40,6 +40,7 @@ speed changes, and the quantizer's values within rounding (above).
 """
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -294,6 +295,70 @@ def merged_upsample(
         run_parallel(lambda first, last: task(0, n, first, last), height)
     mark_written(out)
     return out
+
+
+def preprocess(
+    x: Tensor, luma: Tensor, cb: Tensor, cr: Tensor, matrix: Tensor, offset: Tensor, h_factor: int, v_factor: int,
+    padded: tuple[int, int], rounded: bool, within: tuple[float, float] | None,
+) -> bool | None:
+    """The encoder's first steps in one pass (libjpeg's preprocessing
+    controller, jcprepct.c, drives its color conversion and downsampling
+    row by row the same way): ``x`` (``(N, 3, H, W)`` in [0, 1]) scaled by
+    255, rounded if ``rounded``, clamped; converted by ``matrix`` (9 values)
+    and ``offset`` (3), rounded if ``rounded``, clamped; luma into ``luma``
+    (``(N, >= H, >= W)``), the chroma edges repeated to ``padded`` (a
+    multiple of the factors), downsampled (libjpeg's biased average if
+    ``rounded``) into ``cb`` and ``cr`` (``(N, >= padded / factors)``), the
+    edges of all three repeated to their size: the values of
+    :func:`round_clamp`, :func:`color_apply` with its clamp,
+    ``replicate_edges`` and :func:`downsample`, bit for bit. Returns whether
+    every value of ``x`` lay in ``within`` (``True`` without it); ``None``
+    where the loop does not take the tensors."""
+    tensors = (x, luma, cb, cr, matrix, offset)
+    dtype = x.dtype
+    if _sampling_kernel is None or not usable(*tensors) or dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) or any(t.stride(-1) != 1 for t in (x, luma, cb, cr)):
+        return None
+    low, high = (-math.inf, math.inf) if within is None else within
+    n, rows = x.shape[0], padded[0] // v_factor
+    a, y, u, v = (t.detach().numpy() for t in (x, luma, cb, cr))
+    m, o = (t.detach().contiguous().numpy() for t in (matrix, offset))
+
+    def task(start: int, stop: int, first: int, last: int) -> bool:
+        return _sampling_kernel.encoder(a, y, u, v, m, o, h_factor, v_factor, padded[0], padded[1], bool(rounded), low, high, start, stop, first, last)
+
+    if n >= torch.get_num_threads() or rows < 32:
+        inside = run_parallel(lambda start, stop: task(start, stop, 0, rows), n)
+    else:
+        inside = run_parallel(lambda first, last: task(0, n, first, last), rows)
+    return within is None or all(inside)  # (without bounds a NaN still reads as outside)
+
+
+def merged_upsample_adjoint(
+    grad: Tensor, luma: Tensor, cb: Tensor, cr: Tensor, transposed: Tensor, h_factor: int, v_factor: int, downsampled: tuple[int, int]
+) -> bool | None:
+    """The transpose of :func:`merged_upsample` without its clamp (straight
+    through) in one pass, from ``grad`` (``(N, 3, H, W)``, the pixels'):
+    the color conversion's (``transposed``: the matrix's transpose, / 255
+    folded in, 9 values), then, for the chroma, the upsampler's
+    (:func:`upsample_adjoint` of the image's crop, ``downsampled`` its
+    size), each component into its whole-block plane (``luma`` ``(N, >= H,
+    >= W)``, ``cb`` and ``cr`` ``(N, >= downsampled)``), zeros beyond the
+    image: the values of the color pass, :func:`upsample_adjoint` and the
+    crops' transposes, bit for bit. ``True``, or ``None`` where the loop does not take them."""
+    tensors = (grad, luma, cb, cr, transposed)
+    dtype = grad.dtype
+    if _sampling_kernel is None or not usable(*tensors) or dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
+        return None
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) or any(t.stride(-1) != 1 for t in (grad, luma, cb, cr)):
+        return None
+    g, y, u, v = (t.detach().numpy() for t in (grad, luma, cb, cr))
+    m = transposed.detach().contiguous().numpy()
+    run_parallel(lambda start, stop: _sampling_kernel.merged_adjoint(g, m, y, u, v, h_factor, v_factor, *downsampled, start, stop), grad.shape[0])
+    for t in (luma, cb, cr):
+        mark_written(t)
+    return True
 
 
 def merged_takes(like: Tensor) -> bool:
@@ -657,7 +722,9 @@ def _pass_rows(t: Tensor, plane: Tensor) -> bool:
 
 for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "upsample", "downsample_adjoint", "upsample_adjoint"):
     dispatch.register(_slot, globals()[_slot], "native")  # each slot's kernel is this module's function of that name
+dispatch.register("preprocess", preprocess, "native", takes=merged_takes)
 dispatch.register("merged_upsample", merged_upsample, "native", takes=merged_takes)
+dispatch.register("merged_upsample_adjoint", merged_upsample_adjoint, "native", takes=merged_takes)
 dispatch.register("quantize", quantize, "native", takes=quantizer_takes)
 dispatch.register("quantize_adjoint", quantize_adjoint, "native", takes=quantizer_takes)
 dispatch.register("quantize_slope", quantize_slope, "native", takes=quantizer_takes)

@@ -37,6 +37,9 @@ def sampled_planes(x: Tensor, geometries, matrix: Tensor | None, mode: str, work
     before reshaping and casting), whose values the first stage's compiled
     pass checks as it reads ``x``, or :func:`check_image_values` before it."""
     stages = "soft" if mode == "exact" else mode
+    done = _preprocessed(x, geometries, matrix, stages, unchecked)
+    if done is not None:
+        return done
     if x.dtype == torch.uint8:
         samples = x.to(work)
     else:  # the same as round(clamp(x, 0, 1) * 255): scaling by 255 maps the bounds exactly
@@ -56,6 +59,41 @@ def sampled_planes(x: Tensor, geometries, matrix: Tensor | None, mode: str, work
         plane = downsample(plane, geo.scale[0], geo.scale[1], stages)
         sampled.append(replicate_edges(plane, geo.blocks[0] * 8, geo.blocks[1] * 8))
     return sampled
+
+
+def _merged_factors(geometries) -> tuple[int, int] | None:
+    """The chroma factors where the merged passes take these components:
+    three, full-size luma, both chroma planes sampled alike by 1 or 2 each
+    way (each pass checks the rest); ``None`` otherwise."""
+    if len(geometries) != 3:
+        return None
+    luma, cb, cr = geometries
+    h_scale, v_scale = cb.scale
+    if luma.scale != (1, 1) or cr.scale != cb.scale or cr.padded != cb.padded or cr.blocks != cb.blocks:
+        return None
+    return (h_scale, v_scale) if 1 <= h_scale <= 2 and 1 <= v_scale <= 2 else None
+
+
+def _preprocessed(x: Tensor, geometries, matrix: Tensor | None, stages: str, unchecked: Tensor | None) -> list[Tensor] | None:
+    """:func:`sampled_planes` of a float RGB image with libjpeg's matrix by
+    the ``"preprocess"`` slot's kernel (samples, color conversion and
+    downsampling in one pass, the same values), its range check from the
+    same read where ``unchecked`` asks for one; ``None`` where it does not apply."""
+    factors = _merged_factors(geometries)
+    if factors is None or matrix is not None or not x.is_floating_point() or x.shape[1] != 3 or not dispatch.takes("preprocess", x):
+        return None
+    count, luma, chroma = x.shape[0], geometries[0], geometries[1]
+    planes = [x.new_empty((count, geo.blocks[0] * 8, geo.blocks[1] * 8)) for geo in (luma, chroma, chroma)]
+    rgb = color.rgb_to_ycbcr_matrix(x.dtype, x.device)
+    offset = torch.tensor([0.0, 128.0, 128.0], dtype=x.dtype)
+    within = None if unchecked is None else FLOAT_IMAGE_RANGE
+    inside = dispatch.run("preprocess", x, *planes, rgb, offset, *factors, chroma.padded, stages == "float", within)
+    if inside is None:
+        return None
+    if not inside:  # named here; else (a value the kernel's check alone refuses) the stages run
+        check_image_values(unchecked)
+        return None
+    return planes
 
 
 def pixels(inverse, like: Tensor, geometries, size, color_space: str, matrix: Tensor | None, stages: str, window=None) -> Tensor:
@@ -111,12 +149,11 @@ def _merged_pixels(inverse, like: Tensor, geometries, size, color_space: str, ma
     component's samples into a plane of its own, then the chroma upsampled
     and the color converted, rounded, clamped and divided by 255 in one
     pass into the pixels (the same values); ``None`` where it does not apply."""
-    if color_space != "YCbCr" or matrix is not None or window is not None or len(geometries) != 3:
+    factors = _merged_factors(geometries)
+    if factors is None or color_space != "YCbCr" or matrix is not None or window is not None:
         return None
-    luma, cb, cr = geometries
-    h_scale, v_scale = cb.scale
-    if luma.scale != (1, 1) or cr.scale != cb.scale or cb.downsampled != cr.downsampled or not (1 <= h_scale <= 2 and 1 <= v_scale <= 2):
-        return None
+    cb = geometries[1]
+    h_scale, v_scale = factors
     if cb.scale != (1, 1) and not is_filtered(cb.downsampled[1], h_scale, v_scale):
         return None
     if not dispatch.takes("merged_upsample", like):
@@ -281,9 +318,10 @@ def round_trip_adjoint(grad: Tensor, slopes, tables: Tensor, geometries, window=
     go through one buffer, the color planes' gradient, in place. With a
     strip's ``window``, as :func:`image_grad`."""
     size = tuple(grad.shape[-2:])
-    ycc = ycc_grad(grad, default_color_space(grad.shape[1]), None)
+    merged = _merged_grads(grad, geometries)
+    ycc = ycc_grad(grad, default_color_space(grad.shape[1]), None) if merged is None else merged[0]
     for ci, geo in enumerate(geometries):
-        sampled = sampled_grad(ycc[:, ci], geo)  # a view of ycc, or a new plane
+        sampled = sampled_grad(ycc[:, ci], geo) if merged is None else merged[1][ci]  # a view of ycc, or a new plane
         table = tables[:, min(ci, 1)]
 
         def transpose(target: Tensor, sampled=sampled, table=table, slope=slopes[ci]) -> None:
@@ -292,6 +330,30 @@ def round_trip_adjoint(grad: Tensor, slopes, tables: Tensor, geometries, window=
         # into ycc's plane: the upsampler's adjoint read it already
         sampling_adjoint(transpose, geo, size, ycc[:, ci], plane=None if shares_memory(sampled, ycc) else sampled)
     return image_grad(ycc, None, window)
+
+
+def _merged_grads(grad: Tensor, geometries) -> tuple[Tensor, list[Tensor]] | None:
+    """:func:`ycc_grad` and :func:`sampled_grad` of each component by the
+    ``"merged_upsample_adjoint"`` slot's kernel in one pass (the same
+    values): the color planes' buffer the rest of the backward writes into
+    (``(B, C, H, W)``, luma's plane a view of it where its blocks cover the
+    image alone) and each component's sampled gradient; ``None`` where it
+    does not apply (as :func:`_merged_pixels`)."""
+    factors = _merged_factors(geometries)
+    if factors is None or not dispatch.takes("merged_upsample_adjoint", grad):
+        return None
+    cb = geometries[1]
+    if cb.scale != (1, 1) and not is_filtered(cb.downsampled[1], *factors):
+        return None
+    count, size = grad.shape[0], tuple(grad.shape[-2:])
+    ycc = grad.new_empty((count, 3, *size))
+    whole = [(geo.blocks[0] * 8, geo.blocks[1] * 8) for geo in geometries]
+    sampled = [ycc[:, 0] if whole[0] == size else grad.new_empty((count, *whole[0]))]
+    sampled += [grad.new_empty((count, *whole[ci])) for ci in (1, 2)]
+    transposed = default_scaled(color.ycbcr_to_rgb_matrix, grad.dtype, grad.device, 1 / 255).transpose(0, 1)
+    if dispatch.run("merged_upsample_adjoint", grad, *sampled, transposed, *factors, cb.downsampled) is None:
+        return None
+    return ycc, sampled
 
 
 def scaled_matrix(matrix: Tensor | None, default, like: Tensor, factor: float) -> Tensor:

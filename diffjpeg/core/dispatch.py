@@ -49,7 +49,9 @@ SLOTS = (
     "upsample",
     "downsample_adjoint",
     "upsample_adjoint",
+    "preprocess",  # codec.planes: the encoder's samples, color conversion and downsampling in one pass (jcprepct.c)
     "merged_upsample",  # codec.planes: the decoder's chroma upsampling and color conversion in one pass (jdmerge.c)
+    "merged_upsample_adjoint",  # and its transpose, into each component's whole-block plane
     "quantize",  # stages.quantize.quantize_with_surrogate, forward
     "quantize_adjoint",  # and its backward
     "quantize_slope",  # stages.quantize.quantizer_slope: the surrogate's derivative alone

@@ -122,6 +122,67 @@ def test_merged_upsampling_and_color_equal_the_stages(dtype, threads, set_thread
             assert bits(out).equal(bits(want)), (h_factor, v_factor, height, width, count, mode, dtype)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threads", [1, 3])
+def test_preprocessing_equals_the_stages(dtype, threads, set_threads):
+    """_sampling.c's encoder pass (samples, color conversion and
+    downsampling in one pass, edges repeated) against the tensor stages of
+    codec.planes.sampled_planes: every factor pair, odd sizes and their
+    padded edges, a strided image, threads sharing images or rows; and its
+    range check, from the same read, naming what it meets."""
+    from diffjpeg.codec import planes
+    from diffjpeg.core import dispatch
+    from diffjpeg.core.geometry import geometries
+
+    set_threads(threads)
+    for (h_factor, v_factor), (height, width), count in itertools.product([(1, 1)] + FACTORS, [(17, 23), (70, 9), (1, 6), (16, 16), (9, 5)], (1, 2)):
+        g = torch.Generator().manual_seed(height * 100 + width)
+        wide = torch.rand(count, 3, height, width + 4, generator=g, dtype=torch.float64).to(dtype)
+        x = wide[..., 2 : width + 2]  # rows strided
+        x[0, 0, 0, 0], x[-1, 2, -1, -1] = 1.0, 0.0
+        geos = geometries((height, width), ((h_factor, v_factor), (1, 1), (1, 1)))
+        for mode in ("float", "soft"):
+            got = planes._preprocessed(x, geos, None, mode, x)
+            assert got is not None, (h_factor, v_factor, height, width)
+            with dispatch.using("torch"):
+                want = planes.sampled_planes(x, geos, None, mode, dtype, x)
+            for ci, (a, b) in enumerate(zip(got, want)):
+                assert bits(a).equal(bits(b)), (h_factor, v_factor, height, width, count, mode, dtype, ci)
+    x = torch.rand(2, 3, 16, 16, dtype=dtype)
+    x[1, 2, 5, 7] = float("nan")
+    geos = geometries((16, 16), ((2, 2), (1, 1), (1, 1)))
+    with pytest.raises(ValueError, match="NaN"):
+        planes._preprocessed(x, geos, None, "float", x)
+    assert planes._preprocessed(x, geos, None, "float", None) is not None  # unchecked: the caller's to check
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_the_merged_transpose_equals_the_stages(dtype):
+    """_sampling.c's merged_adjoint (the color conversion's transpose, then
+    the upsampler's and the crops', into each component's whole-block
+    plane) against codec.planes' ycc_grad and sampled_grad in tensor form:
+    every factor pair, odd sizes (zeros beyond the image), a strided
+    gradient, luma written into a view of a larger buffer."""
+    from diffjpeg.codec import planes
+    from diffjpeg.core import dispatch
+    from diffjpeg.core.geometry import geometries
+
+    for (h_factor, v_factor), (height, width) in itertools.product([(1, 1)] + FACTORS, [(17, 23), (70, 9), (16, 16), (9, 5), (8, 6)]):
+        geos = geometries((height, width), ((h_factor, v_factor), (1, 1), (1, 1)))
+        g = torch.Generator().manual_seed(height * 100 + width)
+        grad = torch.randn(2, 3, height, width + 3, generator=g, dtype=torch.float64).to(dtype)[..., 1 : width + 1]
+        grad[0, 1, 0, 0] = -0.0
+        if h_factor * v_factor > 1 and not planes.is_filtered(geos[1].downsampled[1], h_factor, v_factor):
+            continue
+        got = planes._merged_grads(grad, geos)
+        assert got is not None, (h_factor, v_factor, height, width)
+        with dispatch.using("torch"):
+            ycc = planes.ycc_grad(grad, "YCbCr", None)
+            want = [planes.sampled_grad(ycc[:, ci], geo) for ci, geo in enumerate(geos)]
+        for ci, (a, b) in enumerate(zip(got[1], want)):
+            assert bits(a).equal(bits(b)), (h_factor, v_factor, height, width, dtype, ci)
+
+
 @pytest.mark.parametrize("threads", [2, 3])
 def test_threads_sharing_the_rows_of_one_plane_give_the_same_values(threads, set_threads):
     """Fewer planes than threads (a strip of a large image): each thread
@@ -214,6 +275,23 @@ def test_the_loops_check_their_buffers():
             _sampling.merged(*args, m, c, 2, 2, True, 0, 2, 0, 6)
     with pytest.raises(ValueError, match="merged: bad arguments"):
         _sampling.merged(luma, chroma, chroma, out, m, c, 2, 2, True, 0, 2, 0, 7)
+    # the encoder's pass: chroma too small for the padded size, padded not a multiple of the factors, rows past the end,
+    # an output over the image
+    image = np.zeros((2, 3, 6, 8), np.float32)
+    assert _sampling.encoder(image, luma, chroma, chroma.copy(), m, c, 2, 2, 6, 8, True, -1.0, 2.0, 0, 2, 0, 3) is True
+    for args in ((image, luma, chroma[:, :2], chroma[:, :2].copy(), 6, 8), (image, luma, chroma, chroma.copy(), 7, 8),
+                 (image, luma, chroma, chroma.copy(), 6, 10), (image, image[:, 0], chroma, chroma.copy(), 6, 8)):
+        with pytest.raises(ValueError, match="encoder: bad arguments"):
+            _sampling.encoder(*args[:4], m, c, 2, 2, *args[4:], True, -1.0, 2.0, 0, 2, 0, 3)
+    with pytest.raises(ValueError, match="encoder: bad arguments"):
+        _sampling.encoder(image, luma, chroma, chroma.copy(), m, c, 2, 2, 6, 8, True, -1.0, 2.0, 0, 2, 0, 4)
+    # the merged pass's transpose: chroma smaller than the downsampled size, an output over another, planes past the end
+    assert _sampling.merged_adjoint(out, m, luma, chroma, chroma.copy(), 2, 2, 3, 4, 0, 2) is None
+    for args in ((out, m, luma, chroma[:, :2], chroma[:, :2].copy()), (out, m, luma, chroma, chroma), (out, m, out[:, 0], chroma, chroma.copy())):
+        with pytest.raises(ValueError, match="merged_adjoint: bad arguments"):
+            _sampling.merged_adjoint(*args, 2, 2, 3, 4, 0, 2)
+    with pytest.raises(ValueError, match="merged_adjoint: bad arguments"):
+        _sampling.merged_adjoint(out, m, luma, chroma, chroma.copy(), 2, 2, 3, 4, 0, 3)
 
 
 def hard_samples(dtype):
