@@ -130,6 +130,42 @@ bad:
             odd[j] = near + below[j];                                                                                       \
         }                                                                                                                   \
     }                                                                                                                       \
+    /* the downsampled row from rows top (and bottom, ry = 2) into out[0 .. n), then its last value repeated to `wide` */ \
+    static inline __attribute__((always_inline)) void down_row_##SUFFIX(const T *restrict top, const T *restrict bottom,   \
+        T *restrict out, Py_ssize_t n, Py_ssize_t wide, int rx, int ry, int biased)                                        \
+    {                                                                                                                       \
+        const T count = (T)(rx * ry);                                                                                       \
+        const T even_bias = (rx == 2 && ry == 2) ? (T)1 : (rx == 2 ? (T)0 : (T)1);                                          \
+        const T odd_bias = (rx == 2 && ry == 2) ? (T)2 : (T)1;                                                              \
+        if (rx == 1 && ry == 1)                                                                                             \
+            memcpy(out, top, (size_t)n * sizeof(T));                                                                        \
+        else {                                                                                                              \
+            for (Py_ssize_t j = 0; j < n; j++) {                                                                            \
+                T sum;                                                                                                      \
+                if (rx == 2 && ry == 2) {                                                                                   \
+                    sum = top[2 * j] + top[2 * j + 1];                                                                      \
+                    sum = sum + bottom[2 * j];                                                                              \
+                    sum = sum + bottom[2 * j + 1];                                                                          \
+                } else if (rx == 2) {                                                                                       \
+                    sum = top[2 * j] + top[2 * j + 1];                                                                      \
+                } else {                                                                                                    \
+                    sum = top[j] + bottom[j];                                                                               \
+                }                                                                                                           \
+                out[j] = sum;                                                                                               \
+            }                                                                                                               \
+            if (biased) {                                                                                                   \
+                Py_ssize_t j = 0;                                                                                           \
+                for (; j + 1 < n; j += 2) {                                                                                 \
+                    out[j] = FLOOR((out[j] + even_bias) / count);                                                           \
+                    out[j + 1] = FLOOR((out[j + 1] + odd_bias) / count);                                                    \
+                }                                                                                                           \
+                if (j < n) out[j] = FLOOR((out[j] + even_bias) / count);                                                    \
+            } else {                                                                                                        \
+                for (Py_ssize_t j = 0; j < n; j++) out[j] = out[j] / count;                                                 \
+            }                                                                                                               \
+        }                                                                                                                   \
+        for (Py_ssize_t j = n; j < wide; j++) out[j] = out[n - 1];                                                          \
+    }                                                                                                                       \
     /* the window sums ((a + b) + c) + d, rows of the window in turn, then (sum + bias) / count, floored (libjpeg's      \
        biases: 1, 2 by column for h2v2, 0, 1 for h2v1, 1 for h1v2), or sum / count */                                      \
     HOT static int downsample_##SUFFIX(const Py_buffer *s, const Py_buffer *d, int rx, int ry, int biased, Py_ssize_t start,   \
@@ -138,36 +174,10 @@ bad:
         const Py_ssize_t w = d->shape[2];                                                                                   \
         const Py_ssize_t sp = s->strides[0] / (Py_ssize_t)sizeof(T), sr = s->strides[1] / (Py_ssize_t)sizeof(T);           \
         const Py_ssize_t dp = d->strides[0] / (Py_ssize_t)sizeof(T), dr = d->strides[1] / (Py_ssize_t)sizeof(T);           \
-        const T count = (T)(rx * ry);                                                                                       \
-        const T even_bias = (rx == 2 && ry == 2) ? (T)1 : (rx == 2 ? (T)0 : (T)1);                                          \
-        const T odd_bias = (rx == 2 && ry == 2) ? (T)2 : (T)1;                                                              \
         for (Py_ssize_t p = start; p < stop; p++) {                                                                         \
             for (Py_ssize_t i = first; i < last; i++) {                                                                     \
                 const T *top = (const T *)s->buf + p * sp + ry * i * sr, *bottom = top + sr;                               \
-                T *out = (T *)d->buf + p * dp + i * dr;                                                                     \
-                for (Py_ssize_t j = 0; j < w; j++) {                                                                        \
-                    T sum;                                                                                                  \
-                    if (rx == 2 && ry == 2) {                                                                               \
-                        sum = top[2 * j] + top[2 * j + 1];                                                                  \
-                        sum = sum + bottom[2 * j];                                                                          \
-                        sum = sum + bottom[2 * j + 1];                                                                      \
-                    } else if (rx == 2) {                                                                                   \
-                        sum = top[2 * j] + top[2 * j + 1];                                                                  \
-                    } else {                                                                                                \
-                        sum = top[j] + bottom[j];                                                                           \
-                    }                                                                                                       \
-                    out[j] = sum;                                                                                           \
-                }                                                                                                           \
-                if (biased) { /* by pairs of columns: the biases alternate, no branch in the loop */                         \
-                    Py_ssize_t j = 0;                                                                                       \
-                    for (; j + 1 < w; j += 2) {                                                                             \
-                        out[j] = FLOOR((out[j] + even_bias) / count);                                                       \
-                        out[j + 1] = FLOOR((out[j + 1] + odd_bias) / count);                                                \
-                    }                                                                                                       \
-                    if (j < w) out[j] = FLOOR((out[j] + even_bias) / count);                                                \
-                } else {                                                                                                    \
-                    for (Py_ssize_t j = 0; j < w; j++) out[j] = out[j] / count;                                             \
-                }                                                                                                           \
+                down_row_##SUFFIX(top, bottom, (T *)d->buf + p * dp + i * dr, w, w, rx, ry, biased);                        \
             }                                                                                                               \
         }                                                                                                                   \
         return 0;                                                                                                           \
@@ -442,42 +452,6 @@ DEFINE_MERGED(double, f64, nearbyint, floor)
     {                                                                                                                       \
         return (T *)((char *)b->buf + p * b->strides[0] + i * b->strides[1]);                                              \
     }                                                                                                                       \
-    /* the downsampled row from rows top (and bottom, ry = 2) into out[0 .. n), then its last value repeated to `wide` */ \
-    static inline __attribute__((always_inline)) void down_row_##SUFFIX(const T *restrict top, const T *restrict bottom,   \
-        T *restrict out, Py_ssize_t n, Py_ssize_t wide, int rx, int ry, int biased)                                        \
-    {                                                                                                                       \
-        const T count = (T)(rx * ry);                                                                                       \
-        const T even_bias = (rx == 2 && ry == 2) ? (T)1 : (rx == 2 ? (T)0 : (T)1);                                          \
-        const T odd_bias = (rx == 2 && ry == 2) ? (T)2 : (T)1;                                                              \
-        if (rx == 1 && ry == 1)                                                                                             \
-            memcpy(out, top, (size_t)n * sizeof(T));                                                                        \
-        else {                                                                                                              \
-            for (Py_ssize_t j = 0; j < n; j++) {                                                                            \
-                T sum;                                                                                                      \
-                if (rx == 2 && ry == 2) {                                                                                   \
-                    sum = top[2 * j] + top[2 * j + 1];                                                                      \
-                    sum = sum + bottom[2 * j];                                                                              \
-                    sum = sum + bottom[2 * j + 1];                                                                          \
-                } else if (rx == 2) {                                                                                       \
-                    sum = top[2 * j] + top[2 * j + 1];                                                                      \
-                } else {                                                                                                    \
-                    sum = top[j] + bottom[j];                                                                               \
-                }                                                                                                           \
-                out[j] = sum;                                                                                               \
-            }                                                                                                               \
-            if (biased) {                                                                                                   \
-                Py_ssize_t j = 0;                                                                                           \
-                for (; j + 1 < n; j += 2) {                                                                                 \
-                    out[j] = FLOOR((out[j] + even_bias) / count);                                                           \
-                    out[j + 1] = FLOOR((out[j + 1] + odd_bias) / count);                                                    \
-                }                                                                                                           \
-                if (j < n) out[j] = FLOOR((out[j] + even_bias) / count);                                                    \
-            } else {                                                                                                        \
-                for (Py_ssize_t j = 0; j < n; j++) out[j] = out[j] / count;                                                 \
-            }                                                                                                               \
-        }                                                                                                                   \
-        for (Py_ssize_t j = n; j < wide; j++) out[j] = out[n - 1];                                                          \
-    }                                                                                                                       \
     /* b: x (N, 3, H, W), luma (N, LH, LW), cb and cr (N, CH, CW); padded (ph, pw): the image's size with its edges \
        repeated before downsampling; returns 1, 0 where an input lies outside [low, high], -1 without memory */        \
     HOT static int encoder_##SUFFIX(const Py_buffer *b, const T m[9], const T o[3], int rx, int ry, Py_ssize_t ph,          \
@@ -634,6 +608,56 @@ static PyObject *call(PyObject *args, int which)
     Py_RETURN_NONE;
 }
 
+/* The byte range [lo, hi) of a buffer with non-negative strides */
+static void span(const Py_buffer *b, const char **lo, const char **hi)
+{
+    Py_ssize_t last = 0;
+    for (int k = 0; k < b->ndim; k++) last += (b->shape[k] - 1) * b->strides[k];
+    *lo = (const char *)b->buf;
+    *hi = *lo + last + b->itemsize;
+}
+
+/* The merged passes' buffers: objects[0 .. n) into b (writable where bit i of `writable` is set); how many it got
+ * (n, or fewer with an exception set) */
+static int get_all(PyObject *const *objects, int n, unsigned writable, Py_buffer *b)
+{
+    int got = 0;
+    for (; got < n; got++)
+        if (PyObject_GetBuffer(objects[got], &b[got], (writable >> got) & 1 ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) break;
+    return got;
+}
+
+/* One float kind for all of b[0 .. n); its kind, or 0 */
+static int one_kind(const Py_buffer *b, int n)
+{
+    int kind = float_kind(&b[0]);
+    for (int i = 1; i < n; i++)
+        if (float_kind(&b[i]) != kind) return 0;
+    return kind;
+}
+
+/* Rows contiguous and every stride a non-negative multiple of the item */
+static int rows_ok(const Py_buffer *b)
+{
+    if (b->ndim < 1 || b->strides[b->ndim - 1] != b->itemsize) return 0;
+    for (int k = 0; k < b->ndim; k++)
+        if (b->strides[k] < 0 || b->strides[k] % b->itemsize) return 0;
+    return 1;
+}
+
+/* The byte ranges of the n buffers at `bufs` pairwise apart */
+static int apart(const Py_buffer *const *bufs, int n)
+{
+    for (int i = 0; i < n; i++)
+        for (int k = i + 1; k < n; k++) {
+            const char *a0, *a1, *c0, *c1;
+            span(bufs[i], &a0, &a1);
+            span(bufs[k], &c0, &c1);
+            if (!(a1 <= c0 || c1 <= a0)) return 0;
+        }
+    return 1;
+}
+
 /* merged(y, cb, cr, out, matrix, shift, rx, ry, rounded, start, stop, first, last): y (N, >= H, >= W) luma, cb and
  * cr (N, h, w) chroma (the real downsampled size: edges repeated there), out (N, 3, H, W), rows contiguous in all,
  * h ry >= H and w rx >= W; matrix (9) and shift (3) contiguous; one float kind throughout; out apart from the rest */
@@ -647,33 +671,21 @@ static PyObject *sampling_merged(PyObject *self, PyObject *args)
                           &ry, &rounded, &start, &stop, &first, &last))
         return NULL;
     Py_buffer b[6];
-    int got = 0, ok = 1;
-    for (; got < 6; got++)
-        if (PyObject_GetBuffer(objects[got], &b[got], got == 3 ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) {
-            ok = 0;
-            break;
-        }
+    int got = get_all(objects, 6, 1u << 3, b), ok = got == 6;
     if (ok) {
-        int kind = float_kind(&b[0]);
-        for (int i = 1; i < 6; i++) ok = ok && float_kind(&b[i]) == kind;
-        ok = ok && kind && b[0].ndim == 3 && b[1].ndim == 3 && b[2].ndim == 3 && b[3].ndim == 4 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
+        int kind = one_kind(b, 6);
+        ok = kind && b[0].ndim == 3 && b[1].ndim == 3 && b[2].ndim == 3 && b[3].ndim == 4 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
         Py_ssize_t n = ok ? b[3].shape[0] : 0, H = ok ? b[3].shape[2] : 0, W = ok ? b[3].shape[3] : 0;
         ok = ok && b[3].shape[1] == 3 && b[0].shape[0] == n && b[1].shape[0] == n && b[2].shape[0] == n && b[0].shape[1] >= H &&
              b[0].shape[2] >= W && b[1].shape[1] == b[2].shape[1] && b[1].shape[2] == b[2].shape[2] && b[1].shape[1] >= 1 &&
              b[1].shape[2] >= 1 && b[1].shape[1] * ry >= H && b[1].shape[2] * rx >= W && b[4].len == 9 * b[4].itemsize &&
              b[5].len == 3 * b[5].itemsize && PyBuffer_IsContiguous(&b[4], 'C') && PyBuffer_IsContiguous(&b[5], 'C');
-        for (int i = 0; i < 4 && ok; i++) {
-            ok = b[i].strides[b[i].ndim - 1] == b[i].itemsize;
-            for (int k = 0; k < b[i].ndim && ok; k++) ok = b[i].strides[k] >= 0 && b[i].strides[k] % b[i].itemsize == 0;
-        }
+        for (int i = 0; i < 4 && ok; i++) ok = rows_ok(&b[i]);
         ok = ok && start >= 0 && start <= stop && stop <= n && first >= 0 && first <= last && last <= H;
-        if (ok && n > 0 && H > 0 && W > 0) { /* out lies apart from the inputs (each read row is still needed) */
-            const char *lo = (const char *)b[3].buf, *hi = lo + (n - 1) * b[3].strides[0] + 2 * b[3].strides[1] + (H - 1) * b[3].strides[2] + W * b[3].itemsize;
-            for (int i = 0; i < 3 && ok; i++) {
-                const char *a = (const char *)b[i].buf;
-                const char *z = a + (b[i].shape[0] - 1) * b[i].strides[0] + (b[i].shape[1] - 1) * b[i].strides[1] + b[i].shape[2] * b[i].itemsize;
-                ok = z <= lo || hi <= a;
-            }
+        const Py_buffer *written[2] = {&b[3], NULL};
+        for (int i = 0; i < 3 && ok && n > 0 && H > 0 && W > 0; i++) { /* out lies apart from the inputs (each read row is still needed) */
+            written[1] = &b[i];
+            ok = apart(written, 2);
         }
         if (!ok) PyErr_SetString(PyExc_ValueError, "_sampling.merged: bad arguments");
         else {
@@ -695,15 +707,6 @@ static PyObject *sampling_merged(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* The byte range [lo, hi) of a buffer with non-negative strides */
-static void span(const Py_buffer *b, const char **lo, const char **hi)
-{
-    Py_ssize_t last = 0;
-    for (int k = 0; k < b->ndim; k++) last += (b->shape[k] - 1) * b->strides[k];
-    *lo = (const char *)b->buf;
-    *hi = *lo + last + b->itemsize;
-}
-
 /* encoder(x, luma, cb, cr, matrix, offset, rx, ry, ph, pw, rounded, low, high, start, stop, first, last) -> whether
  * every input read lay in [low, high]: x (N, 3, H, W) in [0, 1], luma (N, >= H, >= W), cb and cr (N, CH, CW) with
  * CH >= ph / ry and CW >= pw / rx, ph >= H and pw >= W multiples of ry and rx; rows contiguous, one float kind, the
@@ -719,33 +722,19 @@ static PyObject *sampling_encoder(PyObject *self, PyObject *args)
                           &rx, &ry, &ph, &pw, &rounded, &low, &high, &start, &stop, &first, &last))
         return NULL;
     Py_buffer b[6];
-    int got = 0, ok = 1, result = 0;
-    for (; got < 6; got++)
-        if (PyObject_GetBuffer(objects[got], &b[got], got >= 1 && got <= 3 ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) {
-            ok = 0;
-            break;
-        }
+    int got = get_all(objects, 6, 0xEu, b), ok = got == 6, result = 0;
     if (ok) {
-        int kind = float_kind(&b[0]);
-        for (int i = 1; i < 6; i++) ok = ok && float_kind(&b[i]) == kind;
-        ok = ok && kind && b[0].ndim == 4 && b[1].ndim == 3 && b[2].ndim == 3 && b[3].ndim == 3 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
+        int kind = one_kind(b, 6);
+        ok = kind && b[0].ndim == 4 && b[1].ndim == 3 && b[2].ndim == 3 && b[3].ndim == 3 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
         Py_ssize_t n = ok ? b[0].shape[0] : 0, H = ok ? b[0].shape[2] : 0, W = ok ? b[0].shape[3] : 0;
         ok = ok && b[0].shape[1] == 3 && H >= 1 && W >= 1 && b[1].shape[0] == n && b[2].shape[0] == n && b[3].shape[0] == n &&
              b[1].shape[1] >= H && b[1].shape[2] >= W && b[2].shape[1] == b[3].shape[1] && b[2].shape[2] == b[3].shape[2] && ph >= H &&
              pw >= W && ph % ry == 0 && pw % rx == 0 && b[2].shape[1] >= ph / ry && b[2].shape[2] >= pw / rx && b[4].len == 9 * b[4].itemsize &&
              b[5].len == 3 * b[5].itemsize && PyBuffer_IsContiguous(&b[4], 'C') && PyBuffer_IsContiguous(&b[5], 'C') && low <= high;
-        for (int i = 0; i < 4 && ok; i++) {
-            ok = b[i].strides[b[i].ndim - 1] == b[i].itemsize;
-            for (int k = 0; k < b[i].ndim && ok; k++) ok = b[i].strides[k] >= 0 && b[i].strides[k] % b[i].itemsize == 0;
-        }
+        for (int i = 0; i < 4 && ok; i++) ok = rows_ok(&b[i]);
         ok = ok && start >= 0 && start <= stop && stop <= n && first >= 0 && first <= last && last <= ph / ry;
-        for (int i = 0; i < 4 && ok && n > 0; i++)
-            for (int k = i + 1; k < 4 && ok; k++) {
-                const char *a0, *a1, *c0, *c1;
-                span(&b[i], &a0, &a1);
-                span(&b[k], &c0, &c1);
-                ok = a1 <= c0 || c1 <= a0;
-            }
+        const Py_buffer *planes[4] = {&b[0], &b[1], &b[2], &b[3]};
+        ok = ok && (n == 0 || apart(planes, 4));
         if (!ok) PyErr_SetString(PyExc_ValueError, "_sampling.encoder: bad arguments");
         else {
             Py_BEGIN_ALLOW_THREADS
@@ -779,35 +768,21 @@ static PyObject *sampling_merged_adjoint(PyObject *self, PyObject *args)
                           &dw, &start, &stop))
         return NULL;
     Py_buffer b[5];
-    int got = 0, ok = 1;
-    for (; got < 5; got++)
-        if (PyObject_GetBuffer(objects[got], &b[got], got >= 2 ? PyBUF_RECORDS : PyBUF_RECORDS_RO) < 0) {
-            ok = 0;
-            break;
-        }
+    int got = get_all(objects, 5, 0x1Cu, b), ok = got == 5;
     if (ok) {
         /* b[1] is m: the planes are b[0], b[2..4] */
         const Py_buffer planes[4] = {b[0], b[2], b[3], b[4]};
-        int kind = float_kind(&b[0]);
-        for (int i = 1; i < 5; i++) ok = ok && float_kind(&b[i]) == kind;
-        ok = ok && kind && b[0].ndim == 4 && b[2].ndim == 3 && b[3].ndim == 3 && b[4].ndim == 3 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
+        int kind = one_kind(b, 5);
+        ok = kind && b[0].ndim == 4 && b[2].ndim == 3 && b[3].ndim == 3 && b[4].ndim == 3 && rx >= 1 && rx <= 2 && ry >= 1 && ry <= 2;
         Py_ssize_t n = ok ? b[0].shape[0] : 0, H = ok ? b[0].shape[2] : 0, W = ok ? b[0].shape[3] : 0;
         ok = ok && b[0].shape[1] == 3 && H >= 1 && W >= 1 && b[2].shape[0] == n && b[3].shape[0] == n && b[4].shape[0] == n &&
              b[2].shape[1] >= H && b[2].shape[2] >= W && b[3].shape[1] == b[4].shape[1] && b[3].shape[2] == b[4].shape[2] && dh >= 1 && dw >= 1 &&
              dh * ry >= H && dw * rx >= W && b[3].shape[1] >= dh && b[3].shape[2] >= dw && b[1].len == 9 * b[1].itemsize &&
              PyBuffer_IsContiguous(&b[1], 'C');
-        for (int i = 0; i < 4 && ok; i++) {
-            ok = planes[i].strides[planes[i].ndim - 1] == planes[i].itemsize;
-            for (int k = 0; k < planes[i].ndim && ok; k++) ok = planes[i].strides[k] >= 0 && planes[i].strides[k] % planes[i].itemsize == 0;
-        }
+        for (int i = 0; i < 4 && ok; i++) ok = rows_ok(&planes[i]);
         ok = ok && start >= 0 && start <= stop && stop <= n;
-        for (int i = 0; i < 4 && ok && n > 0; i++)
-            for (int k = i + 1; k < 4 && ok; k++) {
-                const char *a0, *a1, *c0, *c1;
-                span(&planes[i], &a0, &a1);
-                span(&planes[k], &c0, &c1);
-                ok = a1 <= c0 || c1 <= a0;
-            }
+        const Py_buffer *spans[4] = {&planes[0], &planes[1], &planes[2], &planes[3]};
+        ok = ok && (n == 0 || apart(spans, 4));
         if (!ok) PyErr_SetString(PyExc_ValueError, "_sampling.merged_adjoint: bad arguments");
         else {
             int failed;

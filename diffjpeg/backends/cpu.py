@@ -262,6 +262,17 @@ def downsample_adjoint(grad: Tensor, h_factor: int, v_factor: int, out: Tensor |
     return _sampling_call("downsample_adjoint", grad, shape, out, h_factor, v_factor)
 
 
+def _merged_usable(planes: tuple[Tensor, ...], constants: tuple[Tensor, ...]) -> bool:
+    """Whether the merged loops (_sampling.c) may run on these planes (rows
+    contiguous) and constants: built and on, the CPU, one float dtype,
+    nothing autograd records."""
+    tensors = planes + constants
+    dtype = tensors[0].dtype
+    if _sampling_kernel is None or not usable(*tensors) or dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
+        return False
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) and all(t.stride(-1) == 1 for t in planes)
+
+
 def merged_upsample(
     luma: Tensor, cb: Tensor, cr: Tensor, out: Tensor, matrix: Tensor, shift: Tensor, h_factor: int, v_factor: int, rounded: bool
 ) -> Tensor | None:
@@ -276,11 +287,7 @@ def merged_upsample(
     then :func:`color_apply` with its post steps, bit for bit, without the
     full-size chroma planes between them. ``None`` where the loop does not
     take the tensors (as :func:`upsample` says)."""
-    tensors = (luma, cb, cr, out, matrix, shift)
-    dtype = luma.dtype
-    if _sampling_kernel is None or not usable(*tensors) or dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
-        return None
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) or any(t.stride(-1) != 1 for t in (luma, cb, cr, out)):
+    if not _merged_usable((luma, cb, cr, out), (matrix, shift)):
         return None
     n, height = out.shape[0], out.shape[2]
     y, u, v, o = (t.detach().numpy() for t in (luma, cb, cr, out))
@@ -314,11 +321,7 @@ def preprocess(
     ``replicate_edges`` and :func:`downsample`, bit for bit. Returns whether
     every value of ``x`` lay in ``within`` (``True`` without it); ``None``
     where the loop does not take the tensors."""
-    tensors = (x, luma, cb, cr, matrix, offset)
-    dtype = x.dtype
-    if _sampling_kernel is None or not usable(*tensors) or dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
-        return None
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) or any(t.stride(-1) != 1 for t in (x, luma, cb, cr)):
+    if not _merged_usable((x, luma, cb, cr), (matrix, offset)):
         return None
     low, high = (-math.inf, math.inf) if within is None else within
     n, rows = x.shape[0], padded[0] // v_factor
@@ -347,11 +350,7 @@ def merged_upsample_adjoint(
     >= W)``, ``cb`` and ``cr`` ``(N, >= downsampled)``), zeros beyond the
     image: the values of the color pass, :func:`upsample_adjoint` and the
     crops' transposes, bit for bit. ``True``, or ``None`` where the loop does not take them."""
-    tensors = (grad, luma, cb, cr, transposed)
-    dtype = grad.dtype
-    if _sampling_kernel is None or not usable(*tensors) or dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
-        return None
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors) or any(t.stride(-1) != 1 for t in (grad, luma, cb, cr)):
+    if not _merged_usable((grad, luma, cb, cr), (transposed,)) or not merged_adjoint_takes(grad):
         return None
     g, y, u, v = (t.detach().numpy() for t in (grad, luma, cb, cr))
     m = transposed.detach().contiguous().numpy()
@@ -364,6 +363,14 @@ def merged_upsample_adjoint(
 def merged_takes(like: Tensor) -> bool:
     """Whether :func:`merged_upsample` takes planes of ``like``'s dtype and device (the calls check the shapes)."""
     return _sampling_kernel is not None and usable(like) and like.dtype in (torch.float32, torch.float64)
+
+
+def merged_adjoint_takes(grad: Tensor) -> bool:
+    """Whether :func:`merged_upsample_adjoint` takes the gradient ``grad``
+    ``(N, 3, H, W)``: as :func:`merged_takes`, with an image for each thread
+    at least (its threads share images, not rows: a strip of one large
+    image keeps the separate passes, whose threads share its rows)."""
+    return merged_takes(grad) and grad.shape[0] >= torch.get_num_threads()
 
 
 def round_clamp(
@@ -724,7 +731,7 @@ for _slot in ("color_apply", "block_transform", "round_clamp", "downsample", "up
     dispatch.register(_slot, globals()[_slot], "native")  # each slot's kernel is this module's function of that name
 dispatch.register("preprocess", preprocess, "native", takes=merged_takes)
 dispatch.register("merged_upsample", merged_upsample, "native", takes=merged_takes)
-dispatch.register("merged_upsample_adjoint", merged_upsample_adjoint, "native", takes=merged_takes)
+dispatch.register("merged_upsample_adjoint", merged_upsample_adjoint, "native", takes=merged_adjoint_takes)
 dispatch.register("quantize", quantize, "native", takes=quantizer_takes)
 dispatch.register("quantize_adjoint", quantize_adjoint, "native", takes=quantizer_takes)
 dispatch.register("quantize_slope", quantize_slope, "native", takes=quantizer_takes)

@@ -319,11 +319,11 @@ def _surrogate_tensors(surrogate: str, parameters: tuple, dtype: torch.dtype, de
     return sigma, constants
 
 
-def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, parameters: tuple, noise: Tensor | None = None) -> Tensor | None:
-    """:func:`diffjpeg.backends.cpu.quantize` on the GPU: ``round(F / Q)``
-    (``F / Q`` correctly rounded, so float mode rounds the tensor form's
-    quotients), or ``soft``, the surrogate's value; the surrogates' exp,
-    sine and cosine within the float/soft contract of the tensor form."""
+def _quantize_launch(coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple, soft: bool, slope: bool,
+                     noise: Tensor | None = None) -> Tensor | None:
+    """``quantize_kernel`` into a new tensor: ``round(F / Q)``, or ``soft``
+    the surrogate's value, or ``slope`` its derivative; ``None`` where it
+    does not take the tensors."""
     views = _quantizer_rows(coefficients, table, surrogate)
     if views is None or torch.is_grad_enabled() and (coefficients.requires_grad or table.requires_grad):
         return None
@@ -336,29 +336,24 @@ def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, pa
     args = _surrogate_arguments(rows, surrogate, parameters)
     _kernels().quantize_kernel[(n * chunks,)](
         rows, tables, target, drawn, args["sigma"], args["constants"], m, rows.stride(0), tables.stride(0), target.stride(0),
-        drawn.stride(0), chunks, SOFT=bool(soft), KIND=args["KIND"], TERMS=args["TERMS"], SLOPE=False, BLOCKS=QUANTIZER_BLOCKS,
+        drawn.stride(0), chunks, SOFT=bool(soft), KIND=args["KIND"], TERMS=args["TERMS"], SLOPE=bool(slope), BLOCKS=QUANTIZER_BLOCKS,
     )  # fusion allowed: values to the contract, not bit for bit (exp, sin, cos, and div_rn itself, use FMAs within)
     return out
+
+
+def quantize(coefficients: Tensor, table: Tensor, soft: bool, surrogate: str, parameters: tuple, noise: Tensor | None = None) -> Tensor | None:
+    """:func:`diffjpeg.backends.cpu.quantize` on the GPU: ``round(F / Q)``
+    (``F / Q`` correctly rounded, so float mode rounds the tensor form's
+    quotients), or ``soft``, the surrogate's value; the surrogates' exp,
+    sine and cosine within the float/soft contract of the tensor form."""
+    return _quantize_launch(coefficients, table, surrogate, parameters, soft, False, noise)
 
 
 def quantize_slope(coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple) -> Tensor | None:
     """:func:`diffjpeg.backends.cpu.quantize_slope` on the GPU: the
     surrogate's derivative ``r'(F / Q)`` of each coefficient, a new tensor,
     as :func:`quantize_adjoint` computes it."""
-    views = _quantizer_rows(coefficients, table, surrogate)
-    if views is None or torch.is_grad_enabled() and (coefficients.requires_grad or table.requires_grad):
-        return None
-    rows, tables = views
-    out = torch.empty(coefficients.shape, dtype=coefficients.dtype, device=coefficients.device)
-    target = out.view(rows.shape)
-    n, m = rows.shape
-    chunks = -(-m // (QUANTIZER_BLOCKS * 64))
-    args = _surrogate_arguments(rows, surrogate, parameters)
-    _kernels().quantize_kernel[(n * chunks,)](
-        rows, tables, target, target, args["sigma"], args["constants"], m, rows.stride(0), tables.stride(0), target.stride(0),
-        target.stride(0), chunks, SOFT=False, KIND=args["KIND"], TERMS=args["TERMS"], SLOPE=True, BLOCKS=QUANTIZER_BLOCKS,
-    )  # (fusion allowed, as in quantize)
-    return out
+    return _quantize_launch(coefficients, table, surrogate, parameters, False, True)
 
 
 def quantize_adjoint(grad: Tensor, coefficients: Tensor, table: Tensor, surrogate: str, parameters: tuple, table_grad: bool) -> tuple[Tensor, Tensor | None] | None:

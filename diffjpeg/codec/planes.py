@@ -61,17 +61,22 @@ def sampled_planes(x: Tensor, geometries, matrix: Tensor | None, mode: str, work
     return sampled
 
 
-def _merged_factors(geometries) -> tuple[int, int] | None:
+def _merged_factors(geometries, upsampled: bool = False) -> tuple[int, int] | None:
     """The chroma factors where the merged passes take these components:
     three, full-size luma, both chroma planes sampled alike by 1 or 2 each
-    way (each pass checks the rest); ``None`` otherwise."""
+    way, and with ``upsampled`` (the decoder's passes) filtered by libjpeg's
+    fancy upsampler, not replicated (each pass checks the rest); ``None`` otherwise."""
     if len(geometries) != 3:
         return None
     luma, cb, cr = geometries
     h_scale, v_scale = cb.scale
     if luma.scale != (1, 1) or cr.scale != cb.scale or cr.padded != cb.padded or cr.blocks != cb.blocks:
         return None
-    return (h_scale, v_scale) if 1 <= h_scale <= 2 and 1 <= v_scale <= 2 else None
+    if not (1 <= h_scale <= 2 and 1 <= v_scale <= 2):
+        return None
+    if upsampled and cb.scale != (1, 1) and not is_filtered(cb.downsampled[1], h_scale, v_scale):
+        return None
+    return h_scale, v_scale
 
 
 def _preprocessed(x: Tensor, geometries, matrix: Tensor | None, stages: str, unchecked: Tensor | None) -> list[Tensor] | None:
@@ -85,7 +90,7 @@ def _preprocessed(x: Tensor, geometries, matrix: Tensor | None, stages: str, unc
     count, luma, chroma = x.shape[0], geometries[0], geometries[1]
     planes = [x.new_empty((count, geo.blocks[0] * 8, geo.blocks[1] * 8)) for geo in (luma, chroma, chroma)]
     rgb = color.rgb_to_ycbcr_matrix(x.dtype, x.device)
-    offset = torch.tensor([0.0, 128.0, 128.0], dtype=x.dtype)
+    offset = torch.tensor([0.0, 128.0, 128.0], dtype=x.dtype, device=x.device)
     within = None if unchecked is None else FLOAT_IMAGE_RANGE
     inside = dispatch.run("preprocess", x, *planes, rgb, offset, *factors, chroma.padded, stages == "float", within)
     if inside is None:
@@ -149,15 +154,10 @@ def _merged_pixels(inverse, like: Tensor, geometries, size, color_space: str, ma
     component's samples into a plane of its own, then the chroma upsampled
     and the color converted, rounded, clamped and divided by 255 in one
     pass into the pixels (the same values); ``None`` where it does not apply."""
-    factors = _merged_factors(geometries)
-    if factors is None or color_space != "YCbCr" or matrix is not None or window is not None:
+    factors = _merged_factors(geometries, upsampled=True)
+    if factors is None or color_space != "YCbCr" or matrix is not None or window is not None or not dispatch.takes("merged_upsample", like):
         return None
-    cb = geometries[1]
     h_scale, v_scale = factors
-    if cb.scale != (1, 1) and not is_filtered(cb.downsampled[1], h_scale, v_scale):
-        return None
-    if not dispatch.takes("merged_upsample", like):
-        return None
     decoded = []
     for ci, geo in enumerate(geometries):
         plane = like.new_empty(like.shape[:1] + (geo.blocks[0] * 8, geo.blocks[1] * 8))
@@ -339,12 +339,10 @@ def _merged_grads(grad: Tensor, geometries) -> tuple[Tensor, list[Tensor]] | Non
     (``(B, C, H, W)``, luma's plane a view of it where its blocks cover the
     image alone) and each component's sampled gradient; ``None`` where it
     does not apply (as :func:`_merged_pixels`)."""
-    factors = _merged_factors(geometries)
+    factors = _merged_factors(geometries, upsampled=True)
     if factors is None or not dispatch.takes("merged_upsample_adjoint", grad):
         return None
     cb = geometries[1]
-    if cb.scale != (1, 1) and not is_filtered(cb.downsampled[1], *factors):
-        return None
     count, size = grad.shape[0], tuple(grad.shape[-2:])
     ycc = grad.new_empty((count, 3, *size))
     whole = [(geo.blocks[0] * 8, geo.blocks[1] * 8) for geo in geometries]

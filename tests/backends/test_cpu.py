@@ -157,7 +157,8 @@ def test_preprocessing_equals_the_stages(dtype, threads, set_threads):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_the_merged_transpose_equals_the_stages(dtype):
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_merged_transpose_equals_the_stages(dtype, threads, set_threads):
     """_sampling.c's merged_adjoint (the color conversion's transpose, then
     the upsampler's and the crops', into each component's whole-block
     plane) against codec.planes' ycc_grad and sampled_grad in tensor form:
@@ -167,12 +168,13 @@ def test_the_merged_transpose_equals_the_stages(dtype):
     from diffjpeg.core import dispatch
     from diffjpeg.core.geometry import geometries
 
+    set_threads(threads)  # (its threads share images: two here)
     for (h_factor, v_factor), (height, width) in itertools.product([(1, 1)] + FACTORS, [(17, 23), (70, 9), (16, 16), (9, 5), (8, 6)]):
         geos = geometries((height, width), ((h_factor, v_factor), (1, 1), (1, 1)))
         g = torch.Generator().manual_seed(height * 100 + width)
         grad = torch.randn(2, 3, height, width + 3, generator=g, dtype=torch.float64).to(dtype)[..., 1 : width + 1]
         grad[0, 1, 0, 0] = -0.0
-        if h_factor * v_factor > 1 and not planes.is_filtered(geos[1].downsampled[1], h_factor, v_factor):
+        if planes._merged_factors(geos, upsampled=True) is None:  # replicated, not filtered: the stages' own path
             continue
         got = planes._merged_grads(grad, geos)
         assert got is not None, (h_factor, v_factor, height, width)
@@ -181,6 +183,8 @@ def test_the_merged_transpose_equals_the_stages(dtype):
             want = [planes.sampled_grad(ycc[:, ci], geo) for ci, geo in enumerate(geos)]
         for ci, (a, b) in enumerate(zip(got[1], want)):
             assert bits(a).equal(bits(b)), (h_factor, v_factor, height, width, dtype, ci)
+    set_threads(3)
+    assert planes._merged_grads(torch.zeros(2, 3, 16, 16, dtype=dtype), geometries((16, 16), ((2, 2), (1, 1), (1, 1)))) is None  # fewer images than threads
 
 
 @pytest.mark.parametrize("threads", [2, 3])
