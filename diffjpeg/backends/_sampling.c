@@ -334,6 +334,13 @@ DEFINE_LOOPS(double, f64, floor)
  * so the pixels are those of the upsample pass and then the color pass, bit for bit, without the
  * full-size chroma planes between them. */
 #define DEFINE_MERGED(T, SUFFIX, RINT, FLOOR)                                                                               \
+    /* a sample rounded (float mode) and clamped to [0, 255]: _rounding.c's and _color.c's steps */                     \
+    static inline __attribute__((always_inline)) T clamped_##SUFFIX(T v, int rounded)                                      \
+    {                                                                                                                       \
+        if (rounded) v = RINT(v);                                                                                           \
+        v = v < (T)0 ? (T)0 : v;                                                                                            \
+        return v > (T)255 ? (T)255 : v;                                                                                     \
+    }                                                                                                                       \
     /* row r of the plane x (h rows of w, rows xr apart) upsampled by (rx, ry) into out (rx w values), through col */    \
     static inline __attribute__((always_inline)) const T *chroma_row_##SUFFIX(const T *x, Py_ssize_t xr, Py_ssize_t h, Py_ssize_t w, Py_ssize_t r, int rx, int ry, \
                                         int biased, T *col, T *out)                                                         \
@@ -383,20 +390,8 @@ DEFINE_LOOPS(double, f64, floor)
                 for (int c = 0; c < 3; c++) {                                                                               \
                     T *restrict out = (T *)((char *)d->buf + p * d->strides[0] + c * d->strides[1] + r * d->strides[2]);   \
                     const T a = m[3 * c], bb = m[3 * c + 1], e = m[3 * c + 2], o = shift[c];                                \
-                    if (rounded)                                                                                            \
-                        for (Py_ssize_t j = 0; j < W; j++) {                                                                \
-                            T t = RINT(((a * yy[j] + bb * uu[j]) + e * vv[j]) + o);                                        \
-                            t = t < (T)0 ? (T)0 : t;                                                                        \
-                            t = t > (T)255 ? (T)255 : t;                                                                    \
-                            out[j] = t / (T)255;                                                                            \
-                        }                                                                                                   \
-                    else                                                                                                    \
-                        for (Py_ssize_t j = 0; j < W; j++) {                                                                \
-                            T t = ((a * yy[j] + bb * uu[j]) + e * vv[j]) + o;                                              \
-                            t = t < (T)0 ? (T)0 : t;                                                                        \
-                            t = t > (T)255 ? (T)255 : t;                                                                    \
-                            out[j] = t / (T)255;                                                                            \
-                        }                                                                                                   \
+                    for (Py_ssize_t j = 0; j < W; j++)                                                                      \
+                        out[j] = clamped_##SUFFIX(((a * yy[j] + bb * uu[j]) + e * vv[j]) + o, rounded) / (T)255;           \
                 }                                                                                                           \
             }                                                                                                               \
         }                                                                                                                   \
@@ -414,12 +409,6 @@ DEFINE_MERGED(double, f64, nearbyint, floor)
  * replicate_edges does around it. Output row ranges [first, last) of the downsampled rows d (< the padded height
  * / v) are one call's: luma rows v d .. v d + v - 1 and chroma row d; the edge rows below, with the last range. */
 #define DEFINE_ENCODER(T, SUFFIX, RINT, FLOOR)                                                                              \
-    static inline __attribute__((always_inline)) T clamped_##SUFFIX(T v, int rounded)                                      \
-    {                                                                                                                       \
-        if (rounded) v = RINT(v);                                                                                           \
-        v = v < (T)0 ? (T)0 : v;                                                                                            \
-        return v > (T)255 ? (T)255 : v;                                                                                     \
-    }                                                                                                                       \
     /* image row `src` of plane p into buf[0..2] (wide values each; columns from W on repeat the last); 0 where an input \
        lies outside [low, high] or is NaN */                                                                                \
     static inline __attribute__((always_inline)) int color_row_##SUFFIX(const Py_buffer *x, Py_ssize_t p, Py_ssize_t src,  \

@@ -196,6 +196,16 @@ def mark_written(t: Tensor) -> None:
         increment(t)
 
 
+def _planes_or_rows(task, planes: int, rows: int, fewest_rows: int) -> list:
+    """``task(start, stop, first, last)`` for planes ``[start, stop)`` and
+    their rows ``[first, last)``, shared among the threads: by planes, or,
+    where there are fewer planes than threads (a strip of a large image) and
+    at least ``fewest_rows`` rows, by the rows of each. Its results, in order."""
+    if planes >= torch.get_num_threads() or rows < fewest_rows:
+        return run_parallel(lambda start, stop: task(start, stop, 0, rows), planes)
+    return run_parallel(lambda first, last: task(0, planes, first, last), rows)
+
+
 def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_factor: int, v_factor: int, *flags) -> Tensor | None:
     """The kernel's ``name`` from ``src`` into ``out`` (a new ``shape`` tensor
     if ``None``), or ``None`` where it does not apply. The threads share the
@@ -209,10 +219,7 @@ def _sampling_call(name: str, src: Tensor, shape: tuple, out: Tensor | None, h_f
         a, b = source.numpy(), target.numpy()
         function = getattr(_sampling_kernel, name)
         planes, rows = a.shape[0], min(a.shape[1], b.shape[1])  # the rows of the smaller plane
-        if planes >= torch.get_num_threads() or rows < 64:
-            run_parallel(lambda start, stop: function(a, b, h_factor, v_factor, *flags, start, stop, 0, rows), planes)
-        else:
-            run_parallel(lambda first, last: function(a, b, h_factor, v_factor, *flags, 0, planes, first, last), rows)
+        _planes_or_rows(lambda start, stop, first, last: function(a, b, h_factor, v_factor, *flags, start, stop, first, last), planes, rows, 64)
         if out is not None:
             mark_written(out)
     return result
@@ -267,8 +274,7 @@ def _merged_usable(planes: tuple[Tensor, ...], constants: tuple[Tensor, ...]) ->
     contiguous) and constants: built and on, the CPU, one float dtype,
     nothing autograd records."""
     tensors = planes + constants
-    dtype = tensors[0].dtype
-    if _sampling_kernel is None or not usable(*tensors) or dtype not in (torch.float32, torch.float64) or any(t.dtype != dtype for t in tensors):
+    if not merged_takes(planes[0]) or not usable(*tensors) or any(t.dtype != planes[0].dtype for t in tensors):
         return False
     return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors)) and all(t.stride(-1) == 1 for t in planes)
 
@@ -296,10 +302,7 @@ def merged_upsample(
     def task(start: int, stop: int, first: int, last: int) -> None:
         _sampling_kernel.merged(y, u, v, o, m, c, h_factor, v_factor, bool(rounded), start, stop, first, last)
 
-    if n >= torch.get_num_threads() or height < 64:
-        run_parallel(lambda start, stop: task(start, stop, 0, height), n)
-    else:
-        run_parallel(lambda first, last: task(0, n, first, last), height)
+    _planes_or_rows(task, n, height, 64)
     mark_written(out)
     return out
 
@@ -331,10 +334,7 @@ def preprocess(
     def task(start: int, stop: int, first: int, last: int) -> bool:
         return _sampling_kernel.encoder(a, y, u, v, m, o, h_factor, v_factor, padded[0], padded[1], bool(rounded), low, high, start, stop, first, last)
 
-    if n >= torch.get_num_threads() or rows < 32:
-        inside = run_parallel(lambda start, stop: task(start, stop, 0, rows), n)
-    else:
-        inside = run_parallel(lambda first, last: task(0, n, first, last), rows)
+    inside = _planes_or_rows(task, n, rows, 32)  # (downsampled rows: 64 of the image's at 2 each)
     return within is None or all(inside)  # (without bounds a NaN still reads as outside)
 
 
@@ -361,7 +361,8 @@ def merged_upsample_adjoint(
 
 
 def merged_takes(like: Tensor) -> bool:
-    """Whether :func:`merged_upsample` takes planes of ``like``'s dtype and device (the calls check the shapes)."""
+    """Whether the merged loops (:func:`preprocess`, :func:`merged_upsample`)
+    take planes of ``like``'s dtype and device (the calls check the shapes)."""
     return _sampling_kernel is not None and usable(like) and like.dtype in (torch.float32, torch.float64)
 
 

@@ -90,9 +90,8 @@ def _preprocessed(x: Tensor, geometries, matrix: Tensor | None, stages: str, unc
     count, luma, chroma = x.shape[0], geometries[0], geometries[1]
     planes = [x.new_empty((count, geo.blocks[0] * 8, geo.blocks[1] * 8)) for geo in (luma, chroma, chroma)]
     rgb = color.rgb_to_ycbcr_matrix(x.dtype, x.device)
-    offset = torch.tensor([0.0, 128.0, 128.0], dtype=x.dtype, device=x.device)
     within = None if unchecked is None else FLOAT_IMAGE_RANGE
-    inside = dispatch.run("preprocess", x, *planes, rgb, offset, *factors, chroma.padded, stages == "float", within)
+    inside = dispatch.run("preprocess", x, *planes, rgb, color.chroma_offset(x.dtype, x.device), *factors, chroma.padded, stages == "float", within)
     if inside is None:
         return None
     if not inside:  # named here; else (a value the kernel's check alone refuses) the stages run

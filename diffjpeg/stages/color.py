@@ -335,7 +335,7 @@ def rgb_to_ycbcr(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
     custom = matrix
     if matrix is None:
         matrix = rgb_to_ycbcr_matrix(image.dtype, image.device)
-    offset = torch.tensor([0.0, 128.0, 128.0], dtype=image.dtype, device=image.device)
+    offset = chroma_offset(image.dtype, image.device)
     if mode != "exact":
         return _apply_clamped(matrix, image, offset, mode, inplace=inplace)
     value = rgb_to_ycbcr_fixed(_integer_samples(image), custom)
@@ -391,11 +391,15 @@ def ycbcr_to_rgb(image: Tensor, matrix: Tensor | None = None, mode: Mode = "floa
     return exact_value(value, image, lambda: _apply(matrix, image, shift), matrix)
 
 
+def chroma_offset(dtype: torch.dtype, device=None) -> Tensor:
+    """``(0, 128, 128)``: what JFIF's YCbCr adds to the chroma (the encoder's offset, the decoder's ``- 128``)."""
+    return torch.tensor([0.0, 128.0, 128.0], dtype=dtype, device=device)
+
+
 def ycbcr_to_rgb_shift(matrix: Tensor, dtype: torch.dtype) -> Tensor:
     """The offset of :func:`ycbcr_to_rgb`'s ``matrix @ (Y, Cb - 128, Cr -
     128)`` as one product and a sum: ``-(matrix @ (0, 128, 128))``, in ``dtype``."""
-    offset = torch.tensor([0.0, 128.0, 128.0], dtype=dtype, device=matrix.device)
-    return -(matrix.to(dtype) @ offset)
+    return -(matrix.to(dtype) @ chroma_offset(dtype, matrix.device))
 
 
 def ycbcr_to_rgb_adjoint(grad: Tensor, matrix: Tensor | None = None, *, inplace: bool = False) -> Tensor:
