@@ -523,6 +523,15 @@ def _pass_rows(x, m, i, s_r, lane, inside, SHIFT: tl.constexpr):
 
 
 @triton.jit
+def _row_pass(x, m, s_r, lane, inside, SHIFT: tl.constexpr):
+    """The transform's first pass for the blocks at ``x``: its eight rows, :func:`_pass_rows` each."""
+    return (_pass_rows(x, m, 0, s_r, lane, inside, SHIFT), _pass_rows(x, m, 1, s_r, lane, inside, SHIFT),
+            _pass_rows(x, m, 2, s_r, lane, inside, SHIFT), _pass_rows(x, m, 3, s_r, lane, inside, SHIFT),
+            _pass_rows(x, m, 4, s_r, lane, inside, SHIFT), _pass_rows(x, m, 5, s_r, lane, inside, SHIFT),
+            _pass_rows(x, m, 6, s_r, lane, inside, SHIFT), _pass_rows(x, m, 7, s_r, lane, inside, SHIFT))
+
+
+@triton.jit
 def _columns(a, t0, t1, t2, t3, t4, t5, t6, t7, u):
     """Row ``u`` of ``A T``: ``A[u, 0] T[0, v] + ... + A[u, 7] T[7, v]``,
     left to right (``A`` at ``a``, row-major)."""
@@ -630,14 +639,7 @@ def block_pass_kernel(src, dst, q, slopes, noise, c, ct, sigma, constants, n, bx
     lane = tl.arange(0, 8)[None, :]
     mask = inside & (lane < 8)
     x = src + plane * s_p + (8 * i) * s_r + 8 * j
-    t0 = _pass_rows(x, c, 0, s_r, lane, inside, True)
-    t1 = _pass_rows(x, c, 1, s_r, lane, inside, True)
-    t2 = _pass_rows(x, c, 2, s_r, lane, inside, True)
-    t3 = _pass_rows(x, c, 3, s_r, lane, inside, True)
-    t4 = _pass_rows(x, c, 4, s_r, lane, inside, True)
-    t5 = _pass_rows(x, c, 5, s_r, lane, inside, True)
-    t6 = _pass_rows(x, c, 6, s_r, lane, inside, True)
-    t7 = _pass_rows(x, c, 7, s_r, lane, inside, True)
+    t0, t1, t2, t3, t4, t5, t6, t7 = _row_pass(x, c, s_r, lane, inside, True)
     tl.debug_barrier()  # the blocks are read: dst may be src
     table = q + plane * s_q
     d0 = _quantized_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 0), 0, table, slopes, noise, block, lane, mask, sigma, constants, SOFT, KIND, TERMS, SLOPED)
@@ -672,14 +674,7 @@ def block_pass_adjoint_kernel(src, dst, q, slopes, c, ct, n, bx, per_plane, s_p,
     lane = tl.arange(0, 8)[None, :]
     mask = inside & (lane < 8)
     x = src + plane * s_p + (8 * i) * s_r + 8 * j
-    t0 = _pass_rows(x, c, 0, s_r, lane, inside, False)
-    t1 = _pass_rows(x, c, 1, s_r, lane, inside, False)
-    t2 = _pass_rows(x, c, 2, s_r, lane, inside, False)
-    t3 = _pass_rows(x, c, 3, s_r, lane, inside, False)
-    t4 = _pass_rows(x, c, 4, s_r, lane, inside, False)
-    t5 = _pass_rows(x, c, 5, s_r, lane, inside, False)
-    t6 = _pass_rows(x, c, 6, s_r, lane, inside, False)
-    t7 = _pass_rows(x, c, 7, s_r, lane, inside, False)
+    t0, t1, t2, t3, t4, t5, t6, t7 = _row_pass(x, c, s_r, lane, inside, False)
     tl.debug_barrier()  # the blocks are read: dst may be src
     table = q + plane * s_q
     d0 = _gradient_row(_columns(c, t0, t1, t2, t3, t4, t5, t6, t7, 0), 0, table, slopes, block, lane, mask, SLOPED)
